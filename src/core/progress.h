@@ -1,0 +1,29 @@
+// Progress: a one-line progress bar on stderr with rate and ETA, and a closing summary.
+// Owns: timing and rendering. Does not own: what "a unit" is (the caller names it).
+// Redraws at most ~10 times a second and only on a terminal, so it is cheap in loops and
+// quiet in logs and CI.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace tern {
+
+class Progress {
+ public:
+  Progress(std::string label, int64_t total, std::string unit);
+  ~Progress();
+  void advance(int64_t n = 1);
+  // Prints the final line: count, elapsed time and mean rate.
+  void finish();
+
+ private:
+  void draw(bool final_line);
+  std::string label_, unit_;
+  int64_t total_, done_ = 0;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+  bool tty_, finished_ = false;
+};
+
+}  // namespace tern

@@ -1,0 +1,44 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <vector>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+
+using namespace tern;
+
+TEST(ThreadPool, CoversEveryIndexExactlyOnce) {
+  ThreadPool pool(4);
+  for (int64_t n : {0, 1, 3, 7, 64, 1001}) {
+    std::vector<std::atomic<int>> hits(size_t(n) + 1);
+    pool.parallel_for(n, 4, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+    });
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[size_t(i)].load(), 1) << n << " " << i;
+  }
+}
+
+TEST(ThreadPool, PropagatesExceptionsAndStaysUsable) {
+  ThreadPool pool(3);
+  EXPECT_THROW(pool.parallel_for(100, 1,
+                                 [](int64_t b, int64_t, int) {
+                                   if (b > 0) fail(ErrorKind::internal, "boom");
+                                 }),
+               Error);
+  std::atomic<int64_t> sum{0};
+  pool.parallel_for(10, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) sum += i;
+  });
+  EXPECT_EQ(sum.load(), 45);
+}
+
+TEST(ThreadPool, NestedLoopsRunInline) {
+  ThreadPool pool(2);
+  std::atomic<int> count{0};
+  pool.parallel_for(4, 1, [&](int64_t ob, int64_t oe, int) {
+    for (int64_t i = ob; i < oe; ++i)
+      pool.parallel_for(3, 1, [&](int64_t b, int64_t e, int) { count += int(e - b); });
+  });
+  EXPECT_EQ(count.load(), 12);
+}
