@@ -18,7 +18,9 @@ bool register_command(const char* name, const char* help, CommandSetup setup) {
   return true;
 }
 
-const std::vector<Command>& registered_commands() { return command_list(); }
+const std::vector<Command>& registered_commands() {
+  return command_list();
+}
 
 }  // namespace tern::app
 
@@ -26,7 +28,8 @@ int main(int argc, char** argv) {
   CLI::App app{"tern: train, compress and run DeepSeek-style models on ordinary hardware"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "tern 0.1.0");
-  for (const auto& cmd : tern::app::registered_commands()) cmd.setup(*app.add_subcommand(cmd.name, cmd.help));
+  for (const auto& cmd : tern::app::registered_commands())
+    cmd.setup(*app.add_subcommand(cmd.name, cmd.help));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

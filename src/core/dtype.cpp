@@ -18,13 +18,13 @@ struct DTypeInfo {
 };
 
 constexpr DTypeInfo kInfos[] = {
-    {DType::f32, "f32", 1, 4, true},          {DType::f16, "f16", 1, 2, true},
-    {DType::bf16, "bf16", 1, 2, true},        {DType::f8_e4m3, "f8_e4m3", 1, 1, true},
-    {DType::f8_e5m2, "f8_e5m2", 1, 1, true},  {DType::i8, "i8", 1, 1, false},
-    {DType::i16, "i16", 1, 2, false},         {DType::i32, "i32", 1, 4, false},
-    {DType::i64, "i64", 1, 8, false},         {DType::u8, "u8", 1, 1, false},
-    {DType::boolean, "bool", 1, 1, false},    {DType::f64, "f64", 1, 8, true},
-    {DType::q8_0, "q8_0", 32, 34, true},      {DType::q4_0, "q4_0", 32, 18, true},
+    {DType::f32, "f32", 1, 4, true},         {DType::f16, "f16", 1, 2, true},
+    {DType::bf16, "bf16", 1, 2, true},       {DType::f8_e4m3, "f8_e4m3", 1, 1, true},
+    {DType::f8_e5m2, "f8_e5m2", 1, 1, true}, {DType::i8, "i8", 1, 1, false},
+    {DType::i16, "i16", 1, 2, false},        {DType::i32, "i32", 1, 4, false},
+    {DType::i64, "i64", 1, 8, false},        {DType::u8, "u8", 1, 1, false},
+    {DType::boolean, "bool", 1, 1, false},   {DType::f64, "f64", 1, 8, true},
+    {DType::q8_0, "q8_0", 32, 34, true},     {DType::q4_0, "q4_0", 32, 18, true},
 };
 
 const DTypeInfo& info(DType t) {
@@ -59,7 +59,9 @@ float decode_magnitude(uint32_t code, int man, int bias) {
 
 }  // namespace
 
-std::string_view dtype_name(DType t) { return info(t).name; }
+std::string_view dtype_name(DType t) {
+  return info(t).name;
+}
 
 bool dtype_from_name(std::string_view name, DType* out) {
   for (const auto& i : kInfos) {
@@ -71,9 +73,15 @@ bool dtype_from_name(std::string_view name, DType* out) {
   return false;
 }
 
-int64_t dtype_block_elems(DType t) { return info(t).block_elems; }
-int64_t dtype_block_bytes(DType t) { return info(t).block_bytes; }
-bool dtype_is_float(DType t) { return info(t).is_float; }
+int64_t dtype_block_elems(DType t) {
+  return info(t).block_elems;
+}
+int64_t dtype_block_bytes(DType t) {
+  return info(t).block_bytes;
+}
+bool dtype_is_float(DType t) {
+  return info(t).is_float;
+}
 
 int64_t dtype_bytes_for(DType t, int64_t n_elems) {
   const auto& i = info(t);
@@ -113,7 +121,8 @@ uint16_t f32_to_f16(float f) {
 
 float fp8_e4m3_to_f32(uint8_t b) {
   const uint32_t code = b & 0x7F;
-  const float v = code == 0x7F ? std::numeric_limits<float>::quiet_NaN() : decode_magnitude(code, 3, 7);
+  const float v =
+      code == 0x7F ? std::numeric_limits<float>::quiet_NaN() : decode_magnitude(code, 3, 7);
   return (b & 0x80) ? -v : v;
 }
 

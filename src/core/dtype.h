@@ -12,7 +12,20 @@ namespace tern {
 
 // Block-quantized types (q8_0, q4_0) store 32 elements per block with an f16 scale, as in GGUF.
 enum class DType : uint8_t {
-  f32, f16, bf16, f8_e4m3, f8_e5m2, i8, i16, i32, i64, u8, boolean, f64, q8_0, q4_0,
+  f32,
+  f16,
+  bf16,
+  f8_e4m3,
+  f8_e5m2,
+  i8,
+  i16,
+  i32,
+  i64,
+  u8,
+  boolean,
+  f64,
+  q8_0,
+  q4_0,
 };
 
 std::string_view dtype_name(DType t);

@@ -4,12 +4,18 @@ namespace tern {
 
 const char* error_kind_name(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::io: return "io";
-    case ErrorKind::format: return "format";
-    case ErrorKind::config: return "config";
-    case ErrorKind::request: return "request";
-    case ErrorKind::resource: return "resource";
-    case ErrorKind::internal: return "internal";
+    case ErrorKind::io:
+      return "io";
+    case ErrorKind::format:
+      return "format";
+    case ErrorKind::config:
+      return "config";
+    case ErrorKind::request:
+      return "request";
+    case ErrorKind::resource:
+      return "resource";
+    case ErrorKind::internal:
+      return "internal";
   }
   return "unknown";
 }
@@ -17,6 +23,8 @@ const char* error_kind_name(ErrorKind kind) {
 Error::Error(ErrorKind kind, const std::string& message)
     : std::runtime_error(std::string(error_kind_name(kind)) + " error: " + message), kind_(kind) {}
 
-void fail(ErrorKind kind, const std::string& message) { throw Error(kind, message); }
+void fail(ErrorKind kind, const std::string& message) {
+  throw Error(kind, message);
+}
 
 }  // namespace tern

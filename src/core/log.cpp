@@ -21,8 +21,12 @@ std::atomic<int> g_level{int(level_from_env())};
 
 }  // namespace
 
-void set_log_level(LogLevel level) { g_level = int(level); }
-bool log_enabled(LogLevel level) { return int(level) <= g_level.load(); }
+void set_log_level(LogLevel level) {
+  g_level = int(level);
+}
+bool log_enabled(LogLevel level) {
+  return int(level) <= g_level.load();
+}
 
 void log_message(LogLevel level, const std::string& message) {
   if (!log_enabled(level)) return;

@@ -45,8 +45,8 @@ void Progress::draw(bool final_line) {
   bar.resize(width, '.');
   const double eta = rate > 0 && total_ > done_ ? double(total_ - done_) / rate : 0.0;
   std::fprintf(stderr, "\r\033[K%s [%s] %lld/%lld %s %.1f %s/s ETA %.0fs", label_.c_str(),
-               bar.c_str(), (long long)done_, (long long)total_, unit_.c_str(), rate,
-               unit_.c_str(), eta);
+               bar.c_str(), (long long)done_, (long long)total_, unit_.c_str(), rate, unit_.c_str(),
+               eta);
   std::fflush(stderr);
 }
 

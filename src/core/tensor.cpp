@@ -17,7 +17,8 @@ int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) {
     if (d < 0) fail(ErrorKind::format, "negative dimension in shape " + shape_str(shape));
-    if (d != 0 && n > INT64_MAX / d) fail(ErrorKind::format, "shape " + shape_str(shape) + " overflows");
+    if (d != 0 && n > INT64_MAX / d)
+      fail(ErrorKind::format, "shape " + shape_str(shape) + " overflows");
     n *= d;
   }
   return n;
@@ -48,7 +49,9 @@ Tensor Tensor::zeros(DType dtype, Shape shape) {
   return Tensor(dtype, std::move(shape), p, std::move(owner));
 }
 
-bool Tensor::is_contiguous() const { return strides_ == contiguous_strides(shape_); }
+bool Tensor::is_contiguous() const {
+  return strides_ == contiguous_strides(shape_);
+}
 
 Tensor Tensor::reshape(Shape shape) const {
   TERN_CHECK(is_contiguous());

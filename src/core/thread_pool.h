@@ -24,8 +24,7 @@ class ThreadPool {
   int size() const { return int(workers_.size()) + 1; }
   // Calls fn(begin, end, thread_index) over disjoint chunks covering [0, n), in parallel.
   // Chunks are multiples of `grain` (except the last). Exceptions from fn are rethrown here.
-  void parallel_for(int64_t n, int64_t grain,
-                    const std::function<void(int64_t, int64_t, int)>& fn);
+  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
 
   // The process-wide pool (sized by TERN_THREADS or the hardware).
   static ThreadPool& global();

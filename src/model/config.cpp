@@ -1,0 +1,324 @@
+#include "model/config.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace tern::model {
+namespace {
+
+using nlohmann::json;
+
+// Field readers: every error names the field and the file it came from.
+struct Reader {
+  const json& j;
+  const std::string& source;
+
+  [[noreturn]] void bad(const std::string& field, const std::string& why) const {
+    fail(ErrorKind::config, source + ": field '" + field + "' " + why);
+  }
+  bool has(const char* f) const { return j.contains(f) && !j.at(f).is_null(); }
+  int64_t req_int(const char* f) const {
+    if (!has(f)) bad(f, "is missing");
+    return as_int(f, j.at(f));
+  }
+  int64_t opt_int(const char* f, int64_t def) const { return has(f) ? as_int(f, j.at(f)) : def; }
+  int64_t as_int(const char* f, const json& v) const {
+    if (v.is_number_integer()) return v.get<int64_t>();
+    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>())
+      return int64_t(v.get<double>());
+    bad(f, "must be an integer, got " + v.dump());
+  }
+  double req_num(const char* f) const {
+    if (!has(f)) bad(f, "is missing");
+    return as_num(f, j.at(f));
+  }
+  double opt_num(const char* f, double def) const { return has(f) ? as_num(f, j.at(f)) : def; }
+  double as_num(const char* f, const json& v) const {
+    if (!v.is_number()) bad(f, "must be a number, got " + v.dump());
+    return v.get<double>();
+  }
+  bool opt_bool(const char* f, bool def) const {
+    if (!has(f)) return def;
+    if (!j.at(f).is_boolean()) bad(f, "must be true or false, got " + j.at(f).dump());
+    return j.at(f).get<bool>();
+  }
+  std::string req_str(const char* f) const {
+    if (!has(f)) bad(f, "is missing");
+    if (!j.at(f).is_string()) bad(f, "must be a string, got " + j.at(f).dump());
+    return j.at(f).get<std::string>();
+  }
+  int64_t first_token_id(const char* f) const {  // eos may be an int or a list of ints
+    if (!has(f)) return -1;
+    const json& v = j.at(f);
+    if (v.is_array()) return v.empty() ? -1 : as_int(f, v.at(0));
+    return as_int(f, v);
+  }
+};
+
+void parse_rope(const Reader& r, ModelConfig& c) {
+  c.rope.theta = r.opt_num("rope_theta", 10000.0);
+  if (!r.has("rope_scaling")) return;
+  const json& rs = r.j.at("rope_scaling");
+  if (!rs.is_object()) r.bad("rope_scaling", "must be an object or null");
+  const Reader s{rs, r.source};
+  std::string type = s.has("rope_type") ? s.req_str("rope_type")
+                     : s.has("type")    ? s.req_str("type")
+                                        : "";
+  if (type == "yarn") {
+    c.rope.type = RopeType::yarn;
+    c.rope.factor = s.req_num("factor");
+    c.rope.original_max_position_embeddings = s.req_int("original_max_position_embeddings");
+    c.rope.beta_fast = s.opt_num("beta_fast", 32.0);
+    c.rope.beta_slow = s.opt_num("beta_slow", 1.0);
+    c.rope.mscale = s.opt_num("mscale", 1.0);
+    c.rope.mscale_all_dim = s.opt_num("mscale_all_dim", 0.0);
+  } else if (type == "llama3") {
+    c.rope.type = RopeType::llama3;
+    c.rope.factor = s.req_num("factor");
+    c.rope.original_max_position_embeddings = s.req_int("original_max_position_embeddings");
+    c.rope.low_freq_factor = s.req_num("low_freq_factor");
+    c.rope.high_freq_factor = s.req_num("high_freq_factor");
+  } else if (type == "default" || type.empty()) {
+    c.rope.type = RopeType::none;
+  } else {
+    r.bad("rope_scaling.type", "'" + type + "' is not supported (supported: yarn, llama3)");
+  }
+}
+
+void parse_deepseek(const Reader& r, ModelConfig& c) {
+  c.q_lora_rank = r.opt_int("q_lora_rank", 0);  // null in V2-Lite
+  c.kv_lora_rank = r.req_int("kv_lora_rank");
+  c.qk_nope_head_dim = r.req_int("qk_nope_head_dim");
+  c.qk_rope_head_dim = r.req_int("qk_rope_head_dim");
+  c.v_head_dim = r.req_int("v_head_dim");
+  c.n_routed_experts = r.opt_int("n_routed_experts", 0);
+  if (c.n_routed_experts > 0) {
+    c.n_shared_experts = r.opt_int("n_shared_experts", 0);
+    c.num_experts_per_tok = r.req_int("num_experts_per_tok");
+    c.moe_intermediate_size = r.req_int("moe_intermediate_size");
+    c.first_k_dense_replace = r.opt_int("first_k_dense_replace", 0);
+    c.moe_layer_freq = r.opt_int("moe_layer_freq", 1);
+    c.n_group = r.opt_int("n_group", 1);
+    c.topk_group = r.opt_int("topk_group", 1);
+    c.norm_topk_prob = r.opt_bool("norm_topk_prob", false);
+    c.routed_scaling_factor = r.opt_num("routed_scaling_factor", 1.0);
+    const std::string method = r.req_str("topk_method");
+    if (method == "greedy")
+      c.topk_method = TopkMethod::greedy;
+    else if (method == "group_limited_greedy")
+      c.topk_method = TopkMethod::group_limited_greedy;
+    else if (method == "noaux_tc")
+      c.topk_method = TopkMethod::noaux_tc;
+    else
+      r.bad("topk_method",
+            "'" + method + "' is not supported (greedy, group_limited_greedy, noaux_tc)");
+    const std::string scoring = r.has("scoring_func") ? r.req_str("scoring_func") : "softmax";
+    if (scoring == "softmax")
+      c.scoring_func = ScoringFunc::softmax;
+    else if (scoring == "sigmoid")
+      c.scoring_func = ScoringFunc::sigmoid;
+    else
+      r.bad("scoring_func", "'" + scoring + "' is not supported (softmax, sigmoid)");
+    c.has_correction_bias = c.topk_method == TopkMethod::noaux_tc;
+  } else {
+    c.first_k_dense_replace = c.num_hidden_layers;  // all layers dense
+  }
+  c.num_nextn_predict_layers = r.opt_int("num_nextn_predict_layers", 0);
+  c.rope.layout = RopeLayout::interleaved;  // spec §5.4: raw DeepSeek weights rotate adjacent pairs
+  if (r.has("quantization_config")) {
+    const json& q = r.j.at("quantization_config");
+    const Reader qr{q, r.source};
+    const std::string method = qr.has("quant_method") ? qr.req_str("quant_method") : "";
+    if (method != "fp8")
+      r.bad("quantization_config.quant_method", "'" + method + "' is not supported (fp8)");
+    if (qr.has("fmt") && qr.req_str("fmt") != "e4m3")
+      r.bad("quantization_config.fmt", "'" + qr.req_str("fmt") + "' is not supported (e4m3)");
+    if (qr.has("weight_block_size")) {
+      const json& b = q.at("weight_block_size");
+      if (!b.is_array() || b.size() != 2)
+        r.bad("quantization_config.weight_block_size", "must be [rows, cols]");
+      c.weight_block_rows = qr.as_int("weight_block_size", b[0]);
+      c.weight_block_cols = qr.as_int("weight_block_size", b[1]);
+    }
+    c.fp8_weights = true;
+  }
+}
+
+}  // namespace
+
+const char* arch_name(Arch a) {
+  switch (a) {
+    case Arch::deepseek_v3:
+      return "deepseek_v3";
+    case Arch::deepseek_v2:
+      return "deepseek_v2";
+    case Arch::qwen2:
+      return "qwen2";
+    case Arch::llama:
+      return "llama";
+  }
+  return "?";
+}
+
+const char* topk_method_name(TopkMethod m) {
+  switch (m) {
+    case TopkMethod::greedy:
+      return "greedy";
+    case TopkMethod::group_limited_greedy:
+      return "group_limited_greedy";
+    case TopkMethod::noaux_tc:
+      return "noaux_tc";
+  }
+  return "?";
+}
+
+double yarn_get_mscale(double s, double m) {
+  return s <= 1.0 ? 1.0 : 0.1 * m * std::log(s) + 1.0;
+}
+
+bool ModelConfig::is_moe_layer(int64_t layer) const {
+  return n_routed_experts > 0 && layer >= first_k_dense_replace &&
+         (moe_layer_freq <= 1 || layer % moe_layer_freq == 0);
+}
+
+double ModelConfig::softmax_scale() const {
+  const double d = is_mla() ? double(qk_head_dim()) : double(head_dim);
+  double scale = 1.0 / std::sqrt(d);
+  if (rope.type == RopeType::yarn) {
+    const double m = yarn_get_mscale(rope.factor, rope.mscale_all_dim);
+    scale *= m * m;
+  }
+  return scale;
+}
+
+double ModelConfig::rope_cos_sin_scale() const {
+  if (rope.type != RopeType::yarn) return 1.0;
+  return yarn_get_mscale(rope.factor, rope.mscale) /
+         yarn_get_mscale(rope.factor, rope.mscale_all_dim);
+}
+
+ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
+  if (!j.is_object()) fail(ErrorKind::config, source + ": config must be a JSON object");
+  const Reader r{j, source};
+  ModelConfig c;
+  c.source = source;
+  const std::string type = r.req_str("model_type");
+  if (type == "deepseek_v3")
+    c.arch = Arch::deepseek_v3;
+  else if (type == "deepseek_v2")
+    c.arch = Arch::deepseek_v2;
+  else if (type == "qwen2")
+    c.arch = Arch::qwen2;
+  else if (type == "llama")
+    c.arch = Arch::llama;
+  else
+    r.bad("model_type", "'" + type + "' is not supported (deepseek_v3, deepseek_v2, qwen2, llama)");
+
+  c.vocab_size = r.req_int("vocab_size");
+  c.hidden_size = r.req_int("hidden_size");
+  c.intermediate_size = r.req_int("intermediate_size");
+  c.num_hidden_layers = r.req_int("num_hidden_layers");
+  c.num_attention_heads = r.req_int("num_attention_heads");
+  c.num_key_value_heads = r.opt_int("num_key_value_heads", c.num_attention_heads);
+  c.max_position_embeddings = r.opt_int("max_position_embeddings", 0);
+  c.rms_norm_eps = r.opt_num("rms_norm_eps", 1e-6);
+  c.tie_word_embeddings = r.opt_bool("tie_word_embeddings", false);
+  c.bos_token_id = r.first_token_id("bos_token_id");
+  c.eos_token_id = r.first_token_id("eos_token_id");
+  if (r.has("hidden_act") && r.req_str("hidden_act") != "silu")
+    r.bad("hidden_act", "'" + r.req_str("hidden_act") + "' is not supported (silu)");
+  parse_rope(r, c);
+
+  if (c.is_mla()) {
+    parse_deepseek(r, c);
+    if (r.opt_bool("attention_bias", false))
+      r.bad("attention_bias", "must be false for MLA models");
+  } else {
+    c.head_dim = r.opt_int("head_dim",
+                           c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0);
+    c.attention_bias = c.arch == Arch::qwen2 ? true : r.opt_bool("attention_bias", false);
+    c.rope.layout = RopeLayout::half;  // HF Qwen2 / Llama checkpoints (spec §5.4, §11)
+    c.first_k_dense_replace = c.num_hidden_layers;
+    if (c.arch == Arch::qwen2 && r.opt_bool("use_sliding_window", false))
+      r.bad("use_sliding_window", "true is not supported (sliding-window attention)");
+  }
+  c.validate();
+  return c;
+}
+
+ModelConfig ModelConfig::from_file(const std::string& path) {
+  std::filesystem::path p(path);
+  if (std::filesystem::is_directory(p)) p /= "config.json";
+  std::ifstream in(p);
+  if (!in) fail(ErrorKind::io, "cannot open config file " + p.string());
+  json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) fail(ErrorKind::config, p.string() + ": not valid JSON");
+  return from_json(j, p.string());
+}
+
+void ModelConfig::validate() const {
+  auto bad = [&](const std::string& field, const std::string& why) {
+    fail(ErrorKind::config, source + ": field '" + field + "' " + why);
+  };
+  auto positive = [&](const char* f, int64_t v) {
+    if (v <= 0) bad(f, "must be positive, got " + std::to_string(v));
+  };
+  positive("vocab_size", vocab_size);
+  positive("hidden_size", hidden_size);
+  positive("num_hidden_layers", num_hidden_layers);
+  positive("num_attention_heads", num_attention_heads);
+  if (rms_norm_eps <= 0) bad("rms_norm_eps", "must be positive");
+  if (rope.theta <= 0) bad("rope_theta", "must be positive");
+  if (rope.type != RopeType::none && rope.factor <= 0)
+    bad("rope_scaling.factor", "must be positive");
+  if (rope.type == RopeType::llama3 && rope.high_freq_factor <= rope.low_freq_factor)
+    bad("rope_scaling.high_freq_factor", "must exceed low_freq_factor");
+  if (is_mla()) {
+    if (q_lora_rank < 0) bad("q_lora_rank", "must be null or positive");
+    positive("kv_lora_rank", kv_lora_rank);
+    positive("qk_nope_head_dim", qk_nope_head_dim);
+    positive("v_head_dim", v_head_dim);
+    positive("qk_rope_head_dim", qk_rope_head_dim);
+    if (qk_rope_head_dim % 2) bad("qk_rope_head_dim", "must be even");
+    if (first_k_dense_replace > 0 || n_routed_experts == 0)
+      positive("intermediate_size", intermediate_size);
+    if (n_routed_experts > 0) {
+      positive("moe_intermediate_size", moe_intermediate_size);
+      positive("num_experts_per_tok", num_experts_per_tok);
+      if (num_experts_per_tok > n_routed_experts)
+        bad("num_experts_per_tok",
+            "exceeds n_routed_experts (" + std::to_string(n_routed_experts) + ")");
+      if (n_shared_experts < 0) bad("n_shared_experts", "must be >= 0");
+      if (first_k_dense_replace < 0) bad("first_k_dense_replace", "must be >= 0");
+      positive("n_group", n_group);
+      if (n_routed_experts % n_group)
+        bad("n_group", "must divide n_routed_experts (" + std::to_string(n_routed_experts) + ")");
+      if (topk_group < 1 || topk_group > n_group) bad("topk_group", "must be in [1, n_group]");
+      const int64_t per_group = n_routed_experts / n_group;
+      if (topk_method == TopkMethod::noaux_tc && n_group > 1 && per_group < 2)
+        bad("n_group",
+            "noaux_tc scores groups by their top-2 experts, so groups need >= 2 experts");
+      if (topk_method != TopkMethod::greedy && topk_group * per_group < num_experts_per_tok)
+        bad("topk_group", "kept groups hold fewer experts than num_experts_per_tok");
+      if (topk_method == TopkMethod::noaux_tc && scoring_func != ScoringFunc::sigmoid)
+        bad("scoring_func", "noaux_tc requires sigmoid scoring");
+    }
+    if (num_nextn_predict_layers < 0) bad("num_nextn_predict_layers", "must be >= 0");
+    if (rope.type == RopeType::llama3)
+      bad("rope_scaling", "llama3 scaling is not valid for MLA models");
+  } else {
+    positive("intermediate_size", intermediate_size);
+    positive("num_key_value_heads", num_key_value_heads);
+    positive("head_dim", head_dim);
+    if (head_dim % 2) bad("head_dim", "must be even for RoPE");
+    if (num_attention_heads % num_key_value_heads)
+      bad("num_key_value_heads",
+          "must divide num_attention_heads (" + std::to_string(num_attention_heads) + ")");
+  }
+}
+
+}  // namespace tern::model
