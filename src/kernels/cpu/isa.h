@@ -1,0 +1,36 @@
+// Per-ISA primitive kernels (dequantise a row chunk, dot products, axpy) and run-time selection.
+// Owns: the table of primitives for scalar / AVX2 / AVX-512 and picking one from CPUID.
+// Does not own: loops over matrices (matmul.cpp) or model math. Each ISA lives in its own
+// translation unit compiled with its own -m flags, so the binary runs on any x86-64.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/weight.h"
+
+namespace tern::kernels {
+
+struct IsaKernels {
+  const char* name;
+  // f32 values of W[row, col0 : col0+n] (block scales applied): a pointer into the weight
+  // itself for f32, else into `buf` (n floats). Alignment rules as ref::dequant_row.
+  const float* (*dequant)(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* buf);
+  // out[i] = dot(w[i], x) for the 4 rows i = 0..3, each of length n.
+  void (*dot4)(const float* const* w, const float* x, int64_t n, float* out);
+  float (*dot)(const float* a, const float* b, int64_t n);
+  // y += a * x
+  void (*axpy)(float a, const float* x, float* y, int64_t n);
+};
+
+const IsaKernels& isa_scalar();
+const IsaKernels* isa_avx2();    // null when the build has no AVX2 unit
+const IsaKernels* isa_avx512();  // null when the build has no AVX-512 unit
+
+// ISAs this CPU can run, best first (scalar always last).
+std::vector<const IsaKernels*> supported_isas();
+// The ISA kernels use: the best supported one, or the one named by TERN_ISA (scalar, avx2,
+// avx512) when set and supported.
+const IsaKernels& active_isa();
+
+}  // namespace tern::kernels

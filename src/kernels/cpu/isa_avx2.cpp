@@ -1,0 +1,159 @@
+// AVX2 + FMA + F16C primitives. Compiled with -mavx2 -mfma -mf16c; only called after CPUID
+// says the machine has them (isa_select.cpp).
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/cpu/isa.h"
+#include "kernels/ref/ref_ops.h"
+
+namespace tern::kernels {
+namespace {
+
+inline float hsum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+// e4m3 -> f32 exactly (see isa_avx512.cpp for the bit trick).
+inline __m256 fp8_e4m3_8(const uint8_t* p) {
+  const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  const __m256i mag = _mm256_and_si256(v, _mm256_set1_epi32(0x7F));
+  const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x80)), 24);
+  __m256 f =
+      _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(mag, 20)), _mm256_set1_ps(0x1p120f));
+  const __m256 nan_mask = _mm256_castsi256_ps(_mm256_cmpeq_epi32(mag, _mm256_set1_epi32(0x7F)));
+  f = _mm256_blendv_ps(f, _mm256_set1_ps(__builtin_nanf("")), nan_mask);
+  return _mm256_castsi256_ps(_mm256_or_si256(_mm256_castps_si256(f), sign));
+}
+
+inline float f16_scale(const uint8_t* block) {
+  return _cvtsh_ss(uint16_t(block[0] | (block[1] << 8)));
+}
+
+void dequant_fp8(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out) {
+  const uint8_t* src = w.row_ptr(row) + col0;
+  const float* scale_row = w.scales ? w.scales + (row / w.block_rows) * w.n_block_cols() : nullptr;
+  int64_t i = 0;
+  while (i < n) {
+    const int64_t c = col0 + i;
+    const int64_t seg_end = std::min(n, i + (w.block_cols - c % w.block_cols));
+    const __m256 s = _mm256_set1_ps(scale_row ? scale_row[c / w.block_cols] : 1.0f);
+    for (; i + 8 <= seg_end; i += 8)
+      _mm256_storeu_ps(out + i, _mm256_mul_ps(fp8_e4m3_8(src + i), s));
+    if (i < seg_end) ref::dequant_row(w, row, col0 + i, seg_end - i, out + i), i = seg_end;
+  }
+}
+
+const float* dequant(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out) {
+  switch (w.dtype) {
+    case DType::f32:
+      return reinterpret_cast<const float*>(w.row_ptr(row)) + col0;
+    case DType::bf16: {
+      const uint16_t* src = reinterpret_cast<const uint16_t*>(w.row_ptr(row)) + col0;
+      int64_t i = 0;
+      for (; i + 8 <= n; i += 8) {
+        const __m256i v =
+            _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
+        _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+      }
+      for (; i < n; ++i) out[i] = bf16_to_f32(src[i]);
+      return out;
+    }
+    case DType::f16: {
+      const uint16_t* src = reinterpret_cast<const uint16_t*>(w.row_ptr(row)) + col0;
+      int64_t i = 0;
+      for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(
+            out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+      for (; i < n; ++i) out[i] = f16_to_f32(src[i]);
+      return out;
+    }
+    case DType::f8_e4m3:
+      dequant_fp8(w, row, col0, n, out);
+      return out;
+    case DType::q8_0: {
+      const uint8_t* blocks = w.row_ptr(row) + (col0 / 32) * 34;
+      int64_t i = 0;
+      for (; i + 32 <= n; i += 32, blocks += 34) {
+        const __m256 d = _mm256_set1_ps(f16_scale(blocks));
+        for (int j = 0; j < 4; ++j) {
+          const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blocks + 2 + 8 * j));
+          _mm256_storeu_ps(out + i + 8 * j,
+                           _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d));
+        }
+      }
+      if (i < n) ref::dequant_row(w, row, col0 + i, n - i, out + i);
+      return out;
+    }
+    case DType::q4_0: {
+      const uint8_t* blocks = w.row_ptr(row) + (col0 / 32) * 18;
+      int64_t i = 0;
+      for (; i + 32 <= n; i += 32, blocks += 18) {
+        const __m256 d = _mm256_set1_ps(f16_scale(blocks));
+        for (int j = 0; j < 2; ++j) {
+          const __m256i b = _mm256_cvtepu8_epi32(
+              _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blocks + 2 + 8 * j)));
+          const __m256i lo =
+              _mm256_sub_epi32(_mm256_and_si256(b, _mm256_set1_epi32(15)), _mm256_set1_epi32(8));
+          const __m256i hi = _mm256_sub_epi32(_mm256_srli_epi32(b, 4), _mm256_set1_epi32(8));
+          _mm256_storeu_ps(out + i + 8 * j, _mm256_mul_ps(_mm256_cvtepi32_ps(lo), d));
+          _mm256_storeu_ps(out + i + 16 + 8 * j, _mm256_mul_ps(_mm256_cvtepi32_ps(hi), d));
+        }
+      }
+      if (i < n) ref::dequant_row(w, row, col0 + i, n - i, out + i);
+      return out;
+    }
+    default:
+      ref::dequant_row(w, row, col0, n, out);
+      return out;
+  }
+}
+
+void dot4(const float* const* w, const float* x, int64_t n, float* out) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 xv = _mm256_loadu_ps(x + i);
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w[0] + i), xv, a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w[1] + i), xv, a1);
+    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w[2] + i), xv, a2);
+    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w[3] + i), xv, a3);
+  }
+  float r[4] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3)};
+  for (; i < n; ++i)
+    for (int j = 0; j < 4; ++j) r[j] += w[j][i] * x[i];
+  for (int j = 0; j < 4; ++j) out[j] = r[j];
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  for (; i + 8 <= n; i += 8)
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+  float s = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  const __m256 av = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+}  // namespace
+
+const IsaKernels* isa_avx2() {
+  static const IsaKernels k{"avx2", dequant, dot4, dot, axpy};
+  return &k;
+}
+
+}  // namespace tern::kernels

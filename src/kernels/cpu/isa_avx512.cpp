@@ -1,0 +1,177 @@
+// AVX-512 (F/BW/VL/DQ) primitives. Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq
+// -mfma; only called after CPUID says the machine has them (isa_select.cpp).
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/cpu/isa.h"
+#include "kernels/ref/ref_ops.h"
+
+namespace tern::kernels {
+namespace {
+
+// e4m3 -> f32 exactly: the 7 magnitude bits placed at f32 bit 20 form a float that is the
+// e4m3 value times 2^-120 (normal and subnormal alike); S.1111.111 is NaN.
+inline __m512 fp8_e4m3_16(const uint8_t* p) {
+  const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m512i mag = _mm512_and_si512(v, _mm512_set1_epi32(0x7F));
+  const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0x80)), 24);
+  __m512 f =
+      _mm512_mul_ps(_mm512_castsi512_ps(_mm512_slli_epi32(mag, 20)), _mm512_set1_ps(0x1p120f));
+  const __mmask16 nan = _mm512_cmpeq_epi32_mask(mag, _mm512_set1_epi32(0x7F));
+  f = _mm512_mask_mov_ps(f, nan, _mm512_set1_ps(__builtin_nanf("")));
+  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(f), sign));
+}
+
+// Horizontal sum; _mm512_reduce_add_ps trips a GCC 12 -Wuninitialized false positive.
+inline float hsum(__m512 v) {
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+inline __m512 bf16_16(const uint16_t* p) {
+  const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+}
+
+inline float f16_scale(const uint8_t* block) {
+  return _cvtsh_ss(uint16_t(block[0] | (block[1] << 8)));
+}
+
+void dequant_fp8(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out) {
+  const uint8_t* src = w.row_ptr(row) + col0;
+  const float* scale_row = w.scales ? w.scales + (row / w.block_rows) * w.n_block_cols() : nullptr;
+  int64_t i = 0;
+  while (i < n) {
+    const int64_t c = col0 + i;
+    const int64_t seg_end = std::min(n, i + (w.block_cols - c % w.block_cols));
+    const __m512 s = _mm512_set1_ps(scale_row ? scale_row[c / w.block_cols] : 1.0f);
+    for (; i + 16 <= seg_end; i += 16)
+      _mm512_storeu_ps(out + i, _mm512_mul_ps(fp8_e4m3_16(src + i), s));
+    if (i < seg_end) ref::dequant_row(w, row, col0 + i, seg_end - i, out + i), i = seg_end;
+  }
+}
+
+const float* dequant(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out) {
+  switch (w.dtype) {
+    case DType::f32:
+      return reinterpret_cast<const float*>(w.row_ptr(row)) + col0;
+    case DType::bf16: {
+      const uint16_t* src = reinterpret_cast<const uint16_t*>(w.row_ptr(row)) + col0;
+      int64_t i = 0;
+      for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, bf16_16(src + i));
+      for (; i < n; ++i) out[i] = bf16_to_f32(src[i]);
+      return out;
+    }
+    case DType::f16: {
+      const uint16_t* src = reinterpret_cast<const uint16_t*>(w.row_ptr(row)) + col0;
+      int64_t i = 0;
+      for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(
+            out + i,
+            _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
+      for (; i < n; ++i) out[i] = f16_to_f32(src[i]);
+      return out;
+    }
+    case DType::f8_e4m3:
+      dequant_fp8(w, row, col0, n, out);
+      return out;
+    case DType::q8_0: {
+      const uint8_t* blocks = w.row_ptr(row) + (col0 / 32) * 34;
+      int64_t i = 0;
+      for (; i + 32 <= n; i += 32, blocks += 34) {
+        const __m512 d = _mm512_set1_ps(f16_scale(blocks));
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks + 2));
+        const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)));
+        const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)));
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(lo, d));
+        _mm512_storeu_ps(out + i + 16, _mm512_mul_ps(hi, d));
+      }
+      if (i < n) ref::dequant_row(w, row, col0 + i, n - i, out + i);
+      return out;
+    }
+    case DType::q4_0: {
+      const uint8_t* blocks = w.row_ptr(row) + (col0 / 32) * 18;
+      int64_t i = 0;
+      for (; i + 32 <= n; i += 32, blocks += 18) {
+        const __m512 d = _mm512_set1_ps(f16_scale(blocks));
+        const __m512i bytes =
+            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + 2)));
+        const __m512i eight = _mm512_set1_epi32(8);
+        const __m512i lo = _mm512_sub_epi32(_mm512_and_si512(bytes, _mm512_set1_epi32(15)), eight);
+        const __m512i hi = _mm512_sub_epi32(_mm512_srli_epi32(bytes, 4), eight);
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_cvtepi32_ps(lo), d));
+        _mm512_storeu_ps(out + i + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(hi), d));
+      }
+      if (i < n) ref::dequant_row(w, row, col0 + i, n - i, out + i);
+      return out;
+    }
+    default:
+      ref::dequant_row(w, row, col0, n, out);
+      return out;
+  }
+}
+
+void dot4(const float* const* w, const float* x, int64_t n, float* out) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 xv = _mm512_loadu_ps(x + i);
+    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w[0] + i), xv, a0);
+    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w[1] + i), xv, a1);
+    a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w[2] + i), xv, a2);
+    a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w[3] + i), xv, a3);
+  }
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+    const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
+    a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w[0] + i), xv, a0);
+    a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w[1] + i), xv, a1);
+    a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w[2] + i), xv, a2);
+    a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w[3] + i), xv, a3);
+  }
+  out[0] = hsum(a0);
+  out[1] = hsum(a1);
+  out[2] = hsum(a2);
+  out[3] = hsum(a3);
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+  }
+  for (; i + 16 <= n; i += 16)
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+    acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc1);
+  }
+  return hsum(_mm512_add_ps(acc0, acc1));
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  const __m512 av = _mm512_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(
+        y + i, m,
+        _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
+}  // namespace
+
+const IsaKernels* isa_avx512() {
+  static const IsaKernels k{"avx512", dequant, dot4, dot, axpy};
+  return &k;
+}
+
+}  // namespace tern::kernels

@@ -1,0 +1,42 @@
+// Portable fallback primitives (plain C++, auto-vectorised at the baseline ISA).
+#include "kernels/cpu/isa.h"
+#include "kernels/ref/ref_ops.h"
+
+namespace tern::kernels {
+namespace {
+
+const float* dequant(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* buf) {
+  if (w.dtype == DType::f32) return reinterpret_cast<const float*>(w.row_ptr(row)) + col0;
+  ref::dequant_row(w, row, col0, n, buf);
+  return buf;
+}
+
+void dot4(const float* const* w, const float* x, int64_t n, float* out) {
+  float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    a0 += w[0][i] * x[i];
+    a1 += w[1][i] * x[i];
+    a2 += w[2][i] * x[i];
+    a3 += w[3][i] * x[i];
+  }
+  out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  float acc = 0;
+  for (int64_t i = 0; i < n; ++i) acc += a[i] * b[i];
+  return acc;
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+}  // namespace
+
+const IsaKernels& isa_scalar() {
+  static const IsaKernels k{"scalar", dequant, dot4, dot, axpy};
+  return k;
+}
+
+}  // namespace tern::kernels

@@ -1,0 +1,37 @@
+#include <cstdlib>
+#include <cstring>
+
+#include "core/log.h"
+#include "kernels/cpu/isa.h"
+
+namespace tern::kernels {
+
+std::vector<const IsaKernels*> supported_isas() {
+  std::vector<const IsaKernels*> out;
+  __builtin_cpu_init();
+  if (isa_avx512() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("f16c"))
+    out.push_back(isa_avx512());
+  if (isa_avx2() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+      __builtin_cpu_supports("f16c"))
+    out.push_back(isa_avx2());
+  out.push_back(&isa_scalar());
+  return out;
+}
+
+const IsaKernels& active_isa() {
+  static const IsaKernels* chosen = [] {
+    const auto isas = supported_isas();
+    if (const char* want = std::getenv("TERN_ISA")) {
+      for (const IsaKernels* k : isas)
+        if (!std::strcmp(k->name, want)) return k;
+      log_warn(std::string("TERN_ISA=") + want + " is not supported here; using " +
+               isas.front()->name);
+    }
+    return isas.front();
+  }();
+  return *chosen;
+}
+
+}  // namespace tern::kernels

@@ -1,0 +1,46 @@
+#include "kernels/matmul.h"
+
+#include <algorithm>
+
+namespace tern::kernels {
+
+namespace {
+constexpr int64_t kRowTile = 4;
+constexpr int64_t kColChunk = 512;  // multiple of 128 (fp8 blocks) and 32 (q8_0 / q4_0 blocks)
+
+void row_tile(const MatmulParams& p, const IsaKernels& isa, int64_t r0) {
+  const WeightView& w = p.w;
+  const int64_t nr = std::min(kRowTile, w.rows - r0);
+  alignas(64) float buf[kRowTile][kColChunk];
+  const float* rows[kRowTile];
+  for (int64_t c0 = 0; c0 < w.cols; c0 += kColChunk) {
+    const int64_t n = std::min(kColChunk, w.cols - c0);
+    for (int64_t j = 0; j < kRowTile; ++j)  // a short tile repeats its last row; results dropped
+      rows[j] = j < nr ? isa.dequant(w, r0 + j, c0, n, buf[j]) : rows[nr - 1];
+    for (int64_t t = 0; t < p.T; ++t) {
+      float out[kRowTile];
+      isa.dot4(rows, p.x + t * p.ldx + c0, n, out);
+      float* y = p.y + t * p.ldy + r0;
+      for (int64_t j = 0; j < nr; ++j) y[j] = c0 == 0 ? out[j] : y[j] + out[j];
+    }
+  }
+  if (w.cols == 0)
+    for (int64_t t = 0; t < p.T; ++t) std::fill_n(p.y + t * p.ldy + r0, nr, 0.0f);
+}
+}  // namespace
+
+void matmul(const MatmulParams& p, ThreadPool* pool, const IsaKernels* isa) {
+  if (p.T <= 0 || p.w.rows <= 0) return;
+  const IsaKernels& k = isa ? *isa : active_isa();
+  ThreadPool& tp = pool ? *pool : ThreadPool::global();
+  const int64_t n_tiles = (p.w.rows + kRowTile - 1) / kRowTile;
+  // Small problems run on one thread: waking the pool costs more than the work.
+  const int64_t work = p.T * p.w.rows * p.w.cols;
+  const int64_t grain =
+      work < (1 << 16) ? n_tiles : std::max<int64_t>(1, n_tiles / (8 * tp.size()));
+  tp.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e, int) {
+    for (int64_t tile = b; tile < e; ++tile) row_tile(p, k, tile * kRowTile);
+  });
+}
+
+}  // namespace tern::kernels

@@ -1,0 +1,32 @@
+// matmul: y = x · Wᵀ for activations in f32 and weights in any WeightView dtype.
+// Owns: tiling and threading over output rows. Does not own: dequantisation or dot products
+// (cpu/isa.h primitives). Weights are dequantised a 4-row x 512-column tile at a time into a
+// stack buffer, so quantised weights are read once per call and nothing is allocated.
+#pragma once
+
+#include <cstdint>
+
+#include "core/thread_pool.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/weight.h"
+
+namespace tern::kernels {
+
+struct MatmulParams {
+  const float* x = nullptr;  // [T, w.cols], row stride ldx
+  int64_t ldx = 0;
+  float* y = nullptr;  // [T, w.rows], row stride ldy (overwritten)
+  int64_t ldy = 0;
+  int64_t T = 0;
+  WeightView w;
+};
+
+// Runs on `pool` (the global pool when null) with the given ISA (active_isa() when null).
+void matmul(const MatmulParams& p, ThreadPool* pool = nullptr, const IsaKernels* isa = nullptr);
+
+// Convenience for contiguous x [T, cols] and y [T, rows].
+inline void matmul(const float* x, const WeightView& w, float* y, int64_t T) {
+  matmul(MatmulParams{x, w.cols, y, w.rows, T, w});
+}
+
+}  // namespace tern::kernels

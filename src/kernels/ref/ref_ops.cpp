@@ -1,0 +1,66 @@
+#include "kernels/ref/ref_ops.h"
+
+#include "core/dtype.h"
+
+namespace tern::kernels::ref {
+
+namespace {
+
+float q8_0_elem(const uint8_t* block, int i) {
+  const uint16_t d = uint16_t(block[0] | (block[1] << 8));
+  return f16_to_f32(d) * float(int8_t(block[2 + i]));
+}
+
+float q4_0_elem(const uint8_t* block, int i) {
+  const uint16_t d = uint16_t(block[0] | (block[1] << 8));
+  const uint8_t byte = block[2 + (i & 15)];
+  const int nib = i < 16 ? (byte & 0x0F) : (byte >> 4);
+  return f16_to_f32(d) * float(nib - 8);
+}
+
+float elem(const WeightView& w, int64_t r, int64_t c) {
+  const uint8_t* row = w.row_ptr(r);
+  switch (w.dtype) {
+    case DType::f32:
+      return reinterpret_cast<const float*>(row)[c];
+    case DType::bf16:
+      return bf16_to_f32(reinterpret_cast<const uint16_t*>(row)[c]);
+    case DType::f16:
+      return f16_to_f32(reinterpret_cast<const uint16_t*>(row)[c]);
+    case DType::f8_e4m3: {
+      const float s =
+          w.scales ? w.scales[(r / w.block_rows) * w.n_block_cols() + c / w.block_cols] : 1.0f;
+      return fp8_e4m3_to_f32(row[c]) * s;
+    }
+    case DType::q8_0:
+      return q8_0_elem(row + (c / 32) * 34, int(c % 32));
+    case DType::q4_0:
+      return q4_0_elem(row + (c / 32) * 18, int(c % 32));
+    default:
+      return 0.0f;  // callers validate dtypes at load (model/weights.cpp)
+  }
+}
+
+}  // namespace
+
+void dequant_row(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = elem(w, row, col0 + i);
+}
+
+void matmul(const float* x, int64_t ldx, const WeightView& w, float* y, int64_t ldy, int64_t T) {
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t r = 0; r < w.rows; ++r) {
+      double acc = 0;
+      for (int64_t k = 0; k < w.cols; ++k) acc += double(x[t * ldx + k]) * double(elem(w, r, k));
+      y[t * ldy + r] = float(acc);
+    }
+  }
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  double acc = 0;
+  for (int64_t i = 0; i < n; ++i) acc += double(a[i]) * double(b[i]);
+  return float(acc);
+}
+
+}  // namespace tern::kernels::ref

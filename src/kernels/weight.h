@@ -1,0 +1,35 @@
+// WeightView: a read-only [rows, cols] matrix in any storage dtype, with its dequantisation
+// metadata (FP8 block scales). Owns nothing. Kernels take these so one matmul serves
+// f32 / bf16 / f16 / fp8+scales / q8_0 / q4_0 weights without converting them at load.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace tern::kernels {
+
+struct WeightView {
+  DType dtype = DType::f32;
+  int64_t rows = 0;  // out_features
+  int64_t cols = 0;  // in_features
+  const void* data = nullptr;
+  // fp8 only: scale_inv [ceil(rows/block_rows), ceil(cols/block_cols)] (f32, row-major);
+  // W[r, c] = float(w8[r, c]) * scales[(r / block_rows) * n_block_cols + c / block_cols].
+  const float* scales = nullptr;
+  int64_t block_rows = 128, block_cols = 128;
+
+  int64_t n_block_cols() const { return (cols + block_cols - 1) / block_cols; }
+  // Bytes of one stored row (block types pack cols/32 blocks per row).
+  int64_t row_bytes() const { return dtype_bytes_for(dtype, cols); }
+  const uint8_t* row_ptr(int64_t r) const {
+    return static_cast<const uint8_t*>(data) + r * row_bytes();
+  }
+};
+
+// Column granularity a dequantisation chunk must start on (32 for q8_0/q4_0, else 1).
+inline int64_t weight_col_align(DType t) {
+  return dtype_block_elems(t);
+}
+
+}  // namespace tern::kernels

@@ -1,0 +1,213 @@
+// Every ISA's dequantisation and matmul against the scalar reference (kernels/ref), over all
+// weight dtypes and awkward sizes (0, 1, lanes±1, partial FP8 blocks), with NaN-poisoned
+// padding in x and y to catch reads/writes outside the views.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/dtype.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/matmul.h"
+#include "kernels/ref/ref_ops.h"
+
+using namespace tern;
+using namespace tern::kernels;
+
+namespace {
+
+// A random weight of the given dtype, with its storage and scales kept alive.
+struct TestWeight {
+  std::vector<uint8_t> bytes;
+  std::vector<float> scales;
+  WeightView view;
+};
+
+uint16_t f16_bits(float f) {
+  return f32_to_f16(f);
+}
+
+TestWeight make_weight(DType dt, int64_t rows, int64_t cols, std::mt19937& rng, int64_t br = 128,
+                       int64_t bc = 128) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  TestWeight w;
+  w.view.dtype = dt;
+  w.view.rows = rows;
+  w.view.cols = cols;
+  w.bytes.resize(size_t(dtype_bytes_for(dt, rows * cols)) + 1);
+  uint8_t* b = w.bytes.data();
+  const int64_t n = rows * cols;
+  switch (dt) {
+    case DType::f32:
+      for (int64_t i = 0; i < n; ++i) {
+        float v = nd(rng);
+        std::memcpy(b + 4 * i, &v, 4);
+      }
+      break;
+    case DType::bf16:
+    case DType::f16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = dt == DType::bf16 ? f32_to_bf16(nd(rng)) : f16_bits(nd(rng));
+        std::memcpy(b + 2 * i, &h, 2);
+      }
+      break;
+    case DType::f8_e4m3: {
+      std::uniform_int_distribution<int> byte(0, 255);
+      for (int64_t i = 0; i < n; ++i) {
+        int v = byte(rng);
+        if ((v & 0x7F) == 0x7F) v ^= 1;  // keep NaN out of matmul inputs (dequant test covers it)
+        b[i] = uint8_t(v);
+      }
+      w.view.block_rows = br;
+      w.view.block_cols = bc;
+      const int64_t sr = (rows + br - 1) / br, sc = (cols + bc - 1) / bc;
+      std::uniform_real_distribution<float> us(0.001f, 0.01f);
+      w.scales.resize(size_t(sr * sc));
+      for (auto& s : w.scales) s = us(rng);
+      w.view.scales = w.scales.data();
+      break;
+    }
+    case DType::q8_0:
+    case DType::q4_0: {
+      const int64_t bb = dtype_block_bytes(dt);
+      std::uniform_int_distribution<int> byte(0, 255);
+      for (int64_t blk = 0; blk < n / 32; ++blk) {
+        uint8_t* p = b + blk * bb;
+        const uint16_t d = f16_bits(std::uniform_real_distribution<float>(0.01f, 0.1f)(rng));
+        std::memcpy(p, &d, 2);
+        for (int64_t j = 2; j < bb; ++j) p[j] = uint8_t(byte(rng));
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  w.view.data = w.bytes.data();
+  return w;
+}
+
+std::vector<const IsaKernels*> isas() {
+  return supported_isas();
+}
+
+}  // namespace
+
+TEST(Kernels, ReportsIsas) {
+  std::string names;
+  for (auto* k : isas()) names += std::string(k->name) + " ";
+  std::printf("supported ISAs: %s(active: %s)\n", names.c_str(), active_isa().name);
+  EXPECT_STREQ(isas().back()->name, "scalar");
+}
+
+TEST(Kernels, Fp8DequantAllBytePatternsMatchReference) {
+  std::vector<uint8_t> row(256 + 7);
+  for (size_t i = 0; i < row.size(); ++i) row[i] = uint8_t(i);
+  float scales[3] = {0.5f, 2.0f, 0.25f};
+  WeightView w{DType::f8_e4m3, 1, int64_t(row.size()), row.data(), scales, 1, 128};
+  std::vector<float> want(row.size()), buf(row.size());
+  ref::dequant_row(w, 0, 0, w.cols, want.data());
+  for (auto* k : isas()) {
+    const float* got = k->dequant(w, 0, 0, w.cols, buf.data());
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (std::isnan(want[i])) {
+        EXPECT_TRUE(std::isnan(got[i])) << k->name << " byte " << i;
+      } else {
+        EXPECT_EQ(got[i], want[i]) << k->name << " byte " << i;
+      }
+    }
+  }
+}
+
+TEST(Kernels, DequantMatchesReferenceExactly) {
+  std::mt19937 rng(1);
+  for (DType dt : {DType::f32, DType::bf16, DType::f16, DType::f8_e4m3, DType::q8_0, DType::q4_0}) {
+    const bool blocked = dtype_block_elems(dt) > 1;
+    for (int64_t cols : blocked ? std::vector<int64_t>{32, 64, 96, 544}
+                                : std::vector<int64_t>{1, 7, 15, 16, 17, 129, 300}) {
+      TestWeight w = make_weight(dt, 3, cols, rng, 2, 5);
+      std::vector<float> want(static_cast<size_t>(cols)), buf(static_cast<size_t>(cols));
+      for (int64_t r = 0; r < 3; ++r) {
+        ref::dequant_row(w.view, r, 0, cols, want.data());
+        for (auto* k : isas()) {
+          const float* got = k->dequant(w.view, r, 0, cols, buf.data());
+          for (int64_t i = 0; i < cols; ++i)
+            ASSERT_EQ(got[i], want[size_t(i)])
+                << k->name << " " << dtype_name(dt) << " cols " << cols << " r " << r << " i " << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(Kernels, MatmulMatchesReferenceAllDtypesAndAwkwardSizes) {
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const float kNaN = std::numeric_limits<float>::quiet_NaN();
+  for (DType dt : {DType::f32, DType::bf16, DType::f16, DType::f8_e4m3, DType::q8_0, DType::q4_0}) {
+    const bool blocked = dtype_block_elems(dt) > 1;
+    const std::vector<int64_t> col_sizes =
+        blocked ? std::vector<int64_t>{32, 96, 544, 1056}
+                : std::vector<int64_t>{1, 15, 16, 17, 33, 128, 129, 513, 700};
+    for (int64_t rows : {0, 1, 3, 4, 5, 17}) {
+      for (int64_t cols : col_sizes) {
+        for (int64_t T : {1, 2, 5}) {
+          TestWeight w = make_weight(dt, rows, cols, rng);
+          const int64_t ldx = cols + 3, ldy = rows + 2;
+          std::vector<float> x(size_t(T * ldx), kNaN), want(size_t(T * ldy), kNaN);
+          for (int64_t t = 0; t < T; ++t)
+            for (int64_t k = 0; k < cols; ++k) x[size_t(t * ldx + k)] = nd(rng);
+          ref::matmul(x.data(), ldx, w.view, want.data(), ldy, T);
+          // Tolerance: f32 accumulation over `cols` terms, error <= cols * eps * sum|x*w|.
+          std::vector<float> mag(static_cast<size_t>(T * rows), 0.0f),
+              row(static_cast<size_t>(cols));
+          for (int64_t r = 0; r < rows; ++r) {
+            ref::dequant_row(w.view, r, 0, cols, row.data());
+            for (int64_t t = 0; t < T; ++t)
+              for (int64_t k = 0; k < cols; ++k)
+                mag[size_t(t * rows + r)] += std::fabs(x[size_t(t * ldx + k)] * row[size_t(k)]);
+          }
+          for (auto* k : isas()) {
+            std::vector<float> got(size_t(T * ldy), kNaN);
+            matmul(MatmulParams{x.data(), ldx, got.data(), ldy, T, w.view}, nullptr, k);
+            for (int64_t t = 0; t < T; ++t) {
+              for (int64_t r = 0; r < ldy; ++r) {
+                const float g = got[size_t(t * ldy + r)];
+                if (r >= rows) {
+                  ASSERT_TRUE(std::isnan(g)) << "padding written at r=" << r;
+                  continue;
+                }
+                const float tol = 1e-6f + float(cols) * 1.2e-7f * mag[size_t(t * rows + r)];
+                ASSERT_NEAR(g, want[size_t(t * ldy + r)], tol)
+                    << k->name << " " << dtype_name(dt) << " rows " << rows << " cols " << cols
+                    << " T " << T;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Kernels, DotAndAxpyMatchReference) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int64_t n : {0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100}) {
+    std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n));
+    for (auto& v : a) v = nd(rng);
+    for (auto& v : b) v = nd(rng);
+    float mag = 0;
+    for (int64_t i = 0; i < n; ++i) mag += std::fabs(a[size_t(i)] * b[size_t(i)]);
+    for (auto* k : isas()) {
+      EXPECT_NEAR(k->dot(a.data(), b.data(), n), ref::dot(a.data(), b.data(), n),
+                  1e-6f + float(n) * 1.2e-7f * mag)
+          << k->name;
+      std::vector<float> y = b;
+      k->axpy(0.5f, a.data(), y.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        EXPECT_FLOAT_EQ(y[size_t(i)], b[size_t(i)] + 0.5f * a[size_t(i)]) << k->name;
+    }
+  }
+}
