@@ -1,0 +1,48 @@
+#include "formats/mapped_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace tern::formats {
+namespace {
+
+[[noreturn]] void fail_errno(const std::string& what, const std::string& path, int err) {
+  fail(ErrorKind::io, "cannot " + what + " '" + path + "': " + std::strerror(err));
+}
+
+// Closes the descriptor on every path out of open(); the mapping outlives it by design.
+struct FdGuard {
+  int fd;
+  ~FdGuard() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
+  FdGuard fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (fd.fd < 0) fail_errno("open", path, errno);
+  struct stat st {};
+  if (::fstat(fd.fd, &st) != 0) fail_errno("stat", path, errno);
+  if (S_ISDIR(st.st_mode)) fail(ErrorKind::io, "cannot map '" + path + "': it is a directory");
+  if (!S_ISREG(st.st_mode)) fail(ErrorKind::io, "cannot map '" + path + "': not a regular file");
+  const size_t size = size_t(st.st_size);
+  if (size == 0) return std::shared_ptr<MappedFile>(new MappedFile(path, nullptr, 0));
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.fd, 0);
+  if (p == MAP_FAILED) fail_errno("mmap", path, errno);
+  return std::shared_ptr<MappedFile>(new MappedFile(path, static_cast<const uint8_t*>(p), size));
+}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+}  // namespace tern::formats

@@ -1,0 +1,37 @@
+// MappedFile: a read-only memory mapping of a whole file, shared by every tensor viewing it.
+// Owns: the fd-less mapping and its lifetime. Does not own: parsing (safetensors.h, gguf.h).
+// Read-only (PROT_READ, MAP_SHARED) so a 700 GB checkpoint costs page cache, not RAM or swap.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace tern::formats {
+
+class MappedFile {
+ public:
+  // Maps `path` read-only; fails (ErrorKind::io) naming the path when it is missing, a
+  // directory, unreadable or unmappable. An empty file maps to size() == 0, data() == nullptr.
+  static std::shared_ptr<MappedFile> open(const std::string& path);
+
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  size_t size() const { return size_; }
+  // Valid while this object lives; never write through it (the pages are read-only).
+  const uint8_t* data() const { return data_; }
+
+ private:
+  MappedFile(std::string path, const uint8_t* data, size_t size)
+      : path_(std::move(path)), data_(data), size_(size) {}
+
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace tern::formats

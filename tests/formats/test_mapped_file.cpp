@@ -1,0 +1,50 @@
+#include <gtest/gtest.h>
+
+#include "formats/mapped_file.h"
+#include "test_util.h"
+
+namespace tern::formats {
+namespace {
+
+using testing::expect_error;
+using testing::TempDir;
+
+TEST(MappedFile, MapsContents) {
+  TempDir dir;
+  testing::write_bytes(dir.file("a.bin"), "hello");
+  auto f = MappedFile::open(dir.file("a.bin"));
+  ASSERT_EQ(f->size(), 5u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(f->data()), f->size()), "hello");
+  EXPECT_EQ(f->path(), dir.file("a.bin"));
+
+  const std::string bytes("ab\0cd", 5);
+  testing::write_bytes(dir.file("b.bin"), bytes);
+  auto g = MappedFile::open(dir.file("b.bin"));
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(g->data()), g->size()), bytes);
+}
+
+TEST(MappedFile, EmptyFileIsSizeZero) {
+  TempDir dir;
+  testing::write_bytes(dir.file("empty"), "");
+  auto f = MappedFile::open(dir.file("empty"));
+  EXPECT_EQ(f->size(), 0u);
+  EXPECT_EQ(f->data(), nullptr);
+}
+
+TEST(MappedFile, MissingFileIsIoErrorNamingPath) {
+  TempDir dir;
+  const std::string p = dir.file("nope.safetensors");
+  expect_error([&] { MappedFile::open(p); }, ErrorKind::io, {p, "No such file"});
+}
+
+TEST(MappedFile, DirectoryIsIoErrorNamingPath) {
+  TempDir dir;
+  expect_error([&] { MappedFile::open(dir.path()); }, ErrorKind::io, {dir.path(), "directory"});
+}
+
+TEST(MappedFile, NonRegularFileIsIoError) {
+  expect_error([] { MappedFile::open("/dev/null"); }, ErrorKind::io, {"/dev/null", "regular"});
+}
+
+}  // namespace
+}  // namespace tern::formats
