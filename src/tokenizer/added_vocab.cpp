@@ -85,16 +85,18 @@ std::pair<int32_t, size_t> AddedVocab::Trie::longest_at(std::string_view text, s
   return best;
 }
 
-AddedVocab AddedVocab::from_json(const nlohmann::json& list, const std::string& where) {
+AddedVocab AddedVocab::from_json(const nlohmann::json& list, const std::string& where,
+                                 const std::function<int32_t(const std::string&)>& model_id,
+                                 size_t model_vocab_size) {
   AddedVocab v;
   if (list.is_null()) return v;
   if (!list.is_array()) fail(ErrorKind::format, where + ": expected an array");
+  int64_t max_added = -1;
   for (size_t i = 0; i < list.size(); ++i) {
     const auto& t = list[i];
     std::string w = where + "[" + std::to_string(i) + "]";
     AddedToken a;
-    if (!t.contains("id") || !t.contains("content")) fail(ErrorKind::format, w + ": needs \"id\" and \"content\"");
-    a.id = t["id"].get<int32_t>();
+    if (!t.contains("content")) fail(ErrorKind::format, w + ": needs \"content\"");
     a.content = t["content"].get<std::string>();
     a.special = t.value("special", false);
     a.lstrip = t.value("lstrip", false);
@@ -102,11 +104,31 @@ AddedVocab AddedVocab::from_json(const nlohmann::json& list, const std::string& 
     a.single_word = t.value("single_word", false);
     a.normalized = t.value("normalized", !a.special);
     if (!utf8_is_valid(a.content)) fail(ErrorKind::format, w + ".content is not valid UTF-8");
-    int32_t index = int32_t(v.tokens_.size());
-    v.by_id_[a.id] = size_t(index);
-    v.by_content_.emplace(a.content, a.id);
-    if (!a.content.empty()) (a.normalized ? v.normalized_ : v.raw_).insert(a.content, index);
-    v.tokens_.push_back(std::move(a));
+    if (a.content.empty()) continue;
+    int32_t id;
+    if (auto it = v.by_content_.find(a.content); it != v.by_content_.end()) {
+      id = it->second;
+    } else if (int32_t m = model_id(a.content); m >= 0) {
+      id = m;
+    } else {
+      id = max_added < 0 ? int32_t(model_vocab_size)
+           : (max_added >= int64_t(model_vocab_size) || model_vocab_size == 0) ? int32_t(max_added + 1)
+                                                                                : int32_t(model_vocab_size);
+    }
+    max_added = std::max<int64_t>(max_added, id);
+    a.id = id;
+    v.by_content_[a.content] = id;
+    if (auto it = v.by_id_.find(id); it != v.by_id_.end()) {
+      v.tokens_[it->second] = a;  // a later definition of the same id replaces the earlier one
+    } else {
+      v.by_id_[id] = v.tokens_.size();
+      v.tokens_.push_back(a);
+    }
+  }
+  // Tries are built after ids settle, in definition order; the first token with a given content wins.
+  for (size_t i = 0; i < v.tokens_.size(); ++i) {
+    const AddedToken& a = v.tokens_[i];
+    (a.normalized ? v.normalized_ : v.raw_).insert(a.content, int32_t(i));
   }
   return v;
 }

@@ -34,7 +34,12 @@ struct Segment {
 
 class AddedVocab {
  public:
-  static AddedVocab from_json(const nlohmann::json& list, const std::string& where);
+  // Ids are assigned as the reference library does when it loads a file: a token already in the
+  // model vocabulary keeps the model's id, any other gets the next id after the model vocabulary
+  // and earlier added tokens. (The "id" written in the file is not authoritative there either.)
+  static AddedVocab from_json(const nlohmann::json& list, const std::string& where,
+                              const std::function<int32_t(const std::string&)>& model_id,
+                              size_t model_vocab_size);
 
   // Splits `text` into added tokens and plain segments. Plain segments are passed through
   // `normalize` (which may return its input) before the normalized-token pass; strings it creates
@@ -60,7 +65,7 @@ class AddedVocab {
   };
   void find_matches(std::string_view text, const Trie& trie, std::vector<Segment>& out) const;
 
-  std::vector<AddedToken> tokens_;
+  std::vector<AddedToken> tokens_;  // one per distinct id, in order of definition
   std::unordered_map<int32_t, size_t> by_id_;
   std::unordered_map<std::string, int32_t> by_content_;
   Trie raw_, normalized_;

@@ -26,6 +26,7 @@ class Bpe {
   const std::vector<std::string>& id_to_token() const { return id_to_token_; }
   int32_t lookup_token(std::string_view token) const;  // -1 if absent (file alphabet)
   bool byte_level() const { return byte_level_; }
+  size_t vocab_entries() const { return file_vocab_.size(); }
   size_t merge_count() const { return merges_.size(); }
 
  private:

@@ -89,7 +89,10 @@ Tokenizer Tokenizer::from_json_text(std::string_view tokenizer_json, std::string
   impl->normalizer = Normalizer::from_json(field("normalizer"), name + ": normalizer");
   impl->pre_tokenizer = PreTokenizer::from_json(field("pre_tokenizer"), name + ": pre_tokenizer");
   impl->model = Bpe::from_json(j["model"], impl->pre_tokenizer.byte_level(), name + ": model");
-  impl->added = AddedVocab::from_json(field("added_tokens"), name + ": added_tokens");
+  const Bpe& model = impl->model;
+  impl->added = AddedVocab::from_json(
+      field("added_tokens"), name + ": added_tokens",
+      [&](const std::string& s) { return model.lookup_token(s); }, model.vocab_entries());
   impl->post = PostProcessor::from_json(field("post_processor"), name + ": post_processor");
   impl->byte_level_decoder = parse_decoder(field("decoder"), name + ": decoder");
   std::string cfg_name = name.substr(0, name.rfind('/') + 1) + "tokenizer_config.json";

@@ -15,7 +15,7 @@ TEST_P(Golden, IdsAndDecodeMatchReference) {
   // The reference encodes with tokenizer.json alone (no transformers BOS rule).
   const Tokenizer& tok = model(name, /*follow_config=*/false);
   auto lines = read_jsonl(std::string(TERN_TOK_DATA) + "/ids/" + name + ".jsonl");
-  ASSERT_GT(lines.size(), 3000u);
+  ASSERT_GT(lines.size(), 2000u);
   size_t mismatches = 0;
   for (size_t i = 0; i < lines.size(); ++i) {
     const auto& rec = lines[i];
@@ -34,7 +34,8 @@ TEST_P(Golden, IdsAndDecodeMatchReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Golden,
-                         ::testing::Values("deepseek_v3", "llama3", "qwen3", "r1_distill_qwen"));
+                         ::testing::Values("deepseek_v3", "llama3", "qwen3", "r1_distill_qwen",
+                                           "synth_a", "synth_b"));
 
 }  // namespace
 }  // namespace tern::tokenizer::test

@@ -65,6 +65,19 @@ std::pair<std::string, std::string> distill_qwen_json() {
   return {tok.dump(), cfg.dump()};
 }
 
+// synth_* tokenizers: a committed model with fields replaced from data/derived.json.
+std::pair<std::string, std::string> derived_json(const std::string& name) {
+  auto all = nlohmann::json::parse(read_text(std::string(TERN_TEST_DATA) + "/tokenizer/data/derived.json"));
+  const auto& d = all.at(name);
+  std::string base = d.at("base").get<std::string>();
+  auto tok = nlohmann::json::parse(read_text(model_dir(base) + "/tokenizer.json"));
+  tok["normalizer"] = d.at("normalizer");
+  tok["pre_tokenizer"] = d.at("pre_tokenizer");
+  tok["post_processor"] = d.at("post_processor");
+  for (const auto& a : d.at("added")) tok["added_tokens"].push_back(a);
+  return {tok.dump(), read_text(model_dir(base) + "/tokenizer_config.json")};
+}
+
 }  // namespace
 
 const Tokenizer& model(const std::string& name, bool follow_config) {
@@ -75,12 +88,14 @@ const Tokenizer& model(const std::string& name, bool follow_config) {
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   LoadOptions opts{follow_config};
-  Tokenizer t = name == "r1_distill_qwen"
-                    ? [&] {
-                        auto [tok, cfg] = distill_qwen_json();
-                        return Tokenizer::from_json_text(tok, cfg, opts, "r1_distill_qwen/tokenizer.json");
-                      }()
-                    : Tokenizer::load(model_dir(name), opts);
+  auto build = [&]() {
+    if (name == "r1_distill_qwen" || name.rfind("synth_", 0) == 0) {
+      auto [tok, cfg] = name == "r1_distill_qwen" ? distill_qwen_json() : derived_json(name);
+      return Tokenizer::from_json_text(tok, cfg, opts, name + "/tokenizer.json");
+    }
+    return Tokenizer::load(model_dir(name), opts);
+  };
+  Tokenizer t = build();
   return cache.emplace(key, std::move(t)).first->second;
 }
 

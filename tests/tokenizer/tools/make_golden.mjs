@@ -92,6 +92,14 @@ function derive(name, tok) {
   // R1-Distill-Qwen: the Qwen2 vocabulary with DeepSeek's re-purposed ids (spec §13.3) and the
   // TemplateProcessing post-processor that prepends BOS 151646. Built from the Qwen3 file; the
   // C++ test applies the same patch (tokenizer_test_util.cpp).
+  const derived = JSON.parse(fs.readFileSync(path.join(here, "..", "data", "derived.json"), "utf8"));
+  if (derived[name]) {
+    const d = derived[name];
+    const t = JSON.parse(JSON.stringify(tok));
+    t.normalizer = d.normalizer; t.pre_tokenizer = d.pre_tokenizer; t.post_processor = d.post_processor;
+    t.added_tokens.push(...d.added);
+    return t;
+  }
   if (name !== "r1_distill_qwen") return tok;
   const t = JSON.parse(JSON.stringify(tok));
   const names = {151643: "<｜end▁of▁sentence｜>", 151644: "<｜User｜>", 151645: "<｜Assistant｜>", 151646: "<｜begin▁of▁sentence｜>",
@@ -108,7 +116,9 @@ async function tokenizerGolden(name, dirName) {
   const tokJson = derive(name, JSON.parse(fs.readFileSync(path.join(modelsDir, dirName, "tokenizer.json"), "utf8")));
   const tok = Tokenizer.fromString(JSON.stringify(tokJson));
   const added = tokJson.added_tokens.map((a) => a.content);
-  const inputs = [...handwritten, ...fileLines, ...randomLines(added.slice(0, 40).concat(added.slice(-20)), 1800)];
+  const synth = name.startsWith("synth");
+  const extra = synth ? ["[L]", " [L] ", "a [L]b", "[R]  x", "x[R]\n\ny", "word words sword word_ word.", "ﬁ fi ｆｉ", "  [LR]  ", "ab-cd-ef", "aab abab ab", "A-B C"] : [];
+  const inputs = [...handwritten, ...extra, ...fileLines, ...randomLines(added.slice(0, 40).concat(added.slice(-20)), synth ? 600 : 1800)];
   const lines = [];
   for (const text of inputs) {
     const enc = await tok.encode(text, null, { addSpecialTokens: true });
@@ -190,6 +200,8 @@ await tokenizerGolden("deepseek_v3", "deepseek_v3");
 await tokenizerGolden("llama3", "llama3");
 await tokenizerGolden("qwen3", "qwen3");
 await tokenizerGolden("r1_distill_qwen", "qwen3");
+await tokenizerGolden("synth_a", "llama3");
+await tokenizerGolden("synth_b", "llama3");
 chatGolden();
 // The id goldens are large and repetitive: commit them as one archive (CMake extracts it).
 const { execSync } = require("node:child_process");
