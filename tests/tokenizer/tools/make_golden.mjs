@@ -180,6 +180,8 @@ function chatGolden() {
       for (const add_generation_prompt of [true, false]) {
         for (const tools of t.tools && i >= 3 ? [null, t.tools] : [null]) {
           const ctx = { messages, add_generation_prompt, bos_token: t.bos, eos_token: t.eos };
+          // A fixed date keeps renders reproducible (the reference defines strftime_now).
+          if (name === "llama3_2") ctx.date_string = "26 Jul 2024";
           if (tools) ctx.tools = tools;
           let rendered;
           try { rendered = tpl.render(ctx); } catch (e) { rendered = null; ctx.error = String(e.message ?? e); }
