@@ -24,6 +24,8 @@ class Arena {
   // A contiguous f32/bf16/... tensor carved from the arena (valid until reset()).
   Tensor tensor(DType dtype, Shape shape, const char* what);
   void reset() { used_ = 0; }
+  // Frees everything allocated after `mark` (a value of used()).
+  void reset_to(size_t mark) { used_ = mark < used_ ? mark : used_; }
 
   size_t capacity() const { return capacity_; }
   size_t used() const { return used_; }

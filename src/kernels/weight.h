@@ -18,8 +18,23 @@ struct WeightView {
   // W[r, c] = float(w8[r, c]) * scales[(r / block_rows) * n_block_cols + c / block_cols].
   const float* scales = nullptr;
   int64_t block_rows = 128, block_cols = 128;
+  // Row of the parent matrix that this view's row 0 is (views of row ranges, e.g. one head of
+  // kv_b_proj or one expert of a stacked tensor); only scale lookups use it, since `data`
+  // already points at that row.
+  int64_t row0 = 0;
 
   int64_t n_block_cols() const { return (cols + block_cols - 1) / block_cols; }
+  const float* scale_row(int64_t r) const {
+    return scales ? scales + ((row0 + r) / block_rows) * n_block_cols() : nullptr;
+  }
+  // Rows [begin, begin + n) as their own view (zero-copy).
+  WeightView row_range(int64_t begin, int64_t n) const {
+    WeightView v = *this;
+    v.data = row_ptr(begin);
+    v.rows = n;
+    v.row0 = row0 + begin;
+    return v;
+  }
   // Bytes of one stored row (block types pack cols/32 blocks per row).
   int64_t row_bytes() const { return dtype_bytes_for(dtype, cols); }
   const uint8_t* row_ptr(int64_t r) const {

@@ -284,6 +284,7 @@ void ModelConfig::validate() const {
     positive("v_head_dim", v_head_dim);
     positive("qk_rope_head_dim", qk_rope_head_dim);
     if (qk_rope_head_dim % 2) bad("qk_rope_head_dim", "must be even");
+    if (qk_rope_head_dim > 512) bad("qk_rope_head_dim", "above 512 is not supported");
     if (first_k_dense_replace > 0 || n_routed_experts == 0)
       positive("intermediate_size", intermediate_size);
     if (n_routed_experts > 0) {
@@ -295,6 +296,7 @@ void ModelConfig::validate() const {
       if (n_shared_experts < 0) bad("n_shared_experts", "must be >= 0");
       if (first_k_dense_replace < 0) bad("first_k_dense_replace", "must be >= 0");
       positive("n_group", n_group);
+      if (n_group > 1024) bad("n_group", "above 1024 is not supported");
       if (n_routed_experts % n_group)
         bad("n_group", "must divide n_routed_experts (" + std::to_string(n_routed_experts) + ")");
       if (topk_group < 1 || topk_group > n_group) bad("topk_group", "must be in [1, n_group]");
@@ -315,6 +317,7 @@ void ModelConfig::validate() const {
     positive("num_key_value_heads", num_key_value_heads);
     positive("head_dim", head_dim);
     if (head_dim % 2) bad("head_dim", "must be even for RoPE");
+    if (head_dim > 512) bad("head_dim", "above 512 is not supported");
     if (num_attention_heads % num_key_value_heads)
       bad("num_key_value_heads",
           "must divide num_attention_heads (" + std::to_string(num_attention_heads) + ")");

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -31,6 +32,8 @@ struct RopeConfig {
   double beta_fast = 32.0, beta_slow = 1.0;              // yarn
   double mscale = 1.0, mscale_all_dim = 0.0;             // yarn (HF defaults)
   double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
+  // Explicit per-frequency divisors (GGUF `rope_freqs.weight`, llama3 scaling as converted).
+  std::vector<double> freq_factors;
 };
 
 struct ModelConfig {

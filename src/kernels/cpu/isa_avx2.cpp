@@ -34,7 +34,7 @@ inline float f16_scale(const uint8_t* block) {
 
 void dequant_fp8(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out) {
   const uint8_t* src = w.row_ptr(row) + col0;
-  const float* scale_row = w.scales ? w.scales + (row / w.block_rows) * w.n_block_cols() : nullptr;
+  const float* scale_row = w.scale_row(row);
   int64_t i = 0;
   while (i < n) {
     const int64_t c = col0 + i;

@@ -28,8 +28,8 @@ float elem(const WeightView& w, int64_t r, int64_t c) {
     case DType::f16:
       return f16_to_f32(reinterpret_cast<const uint16_t*>(row)[c]);
     case DType::f8_e4m3: {
-      const float s =
-          w.scales ? w.scales[(r / w.block_rows) * w.n_block_cols() + c / w.block_cols] : 1.0f;
+      const float* scale_row = w.scale_row(r);
+      const float s = scale_row ? scale_row[c / w.block_cols] : 1.0f;
       return fp8_e4m3_to_f32(row[c]) * s;
     }
     case DType::q8_0:

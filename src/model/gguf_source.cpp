@@ -1,0 +1,269 @@
+#include "model/gguf_source.h"
+
+#include <map>
+#include <mutex>
+#include <regex>
+
+#include "core/error.h"
+#include "model/load_weights.h"
+
+namespace tern::model {
+namespace {
+
+[[noreturn]] void bad_key(const formats::GgufFile& f, const std::string& key,
+                          const std::string& why) {
+  fail(ErrorKind::config, f.path() + ": metadata key '" + key + "' " + why);
+}
+
+int64_t req_int(const formats::GgufFile& f, const std::string& key) {
+  if (!f.metadata().has(key)) bad_key(f, key, "is missing");
+  return int64_t(f.metadata().get_u64(key));
+}
+
+int64_t opt_int(const formats::GgufFile& f, const std::string& key, int64_t def) {
+  return f.metadata().has(key) ? int64_t(f.metadata().get_u64(key)) : def;
+}
+
+double opt_num(const formats::GgufFile& f, const std::string& key, double def) {
+  return f.metadata().has(key) ? f.metadata().get_f64(key) : def;
+}
+
+// Translates a Hugging Face tensor name to its GGUF name (spec §12.2); expert tensors also get
+// the expert index within the stacked tensor. Returns false for names GGUF does not carry.
+bool translate(const std::string& hf, std::string* gguf, int64_t* expert) {
+  static const std::map<std::string, std::string> kGlobal = {
+      {"model.embed_tokens.weight", "token_embd.weight"},
+      {"model.norm.weight", "output_norm.weight"},
+      {"lm_head.weight", "output.weight"},
+  };
+  static const std::map<std::string, std::string> kLayer = {
+      {"input_layernorm.weight", "attn_norm.weight"},
+      {"post_attention_layernorm.weight", "ffn_norm.weight"},
+      {"self_attn.q_a_proj.weight", "attn_q_a.weight"},
+      {"self_attn.q_a_layernorm.weight", "attn_q_a_norm.weight"},
+      {"self_attn.q_b_proj.weight", "attn_q_b.weight"},
+      {"self_attn.q_proj.weight", "attn_q.weight"},
+      {"self_attn.q_proj.bias", "attn_q.bias"},
+      {"self_attn.k_proj.weight", "attn_k.weight"},
+      {"self_attn.k_proj.bias", "attn_k.bias"},
+      {"self_attn.v_proj.weight", "attn_v.weight"},
+      {"self_attn.v_proj.bias", "attn_v.bias"},
+      {"self_attn.kv_a_proj_with_mqa.weight", "attn_kv_a_mqa.weight"},
+      {"self_attn.kv_a_layernorm.weight", "attn_kv_a_norm.weight"},
+      {"self_attn.kv_b_proj.weight", "attn_kv_b.weight"},
+      {"self_attn.o_proj.weight", "attn_output.weight"},
+      {"mlp.gate_proj.weight", "ffn_gate.weight"},
+      {"mlp.up_proj.weight", "ffn_up.weight"},
+      {"mlp.down_proj.weight", "ffn_down.weight"},
+      {"mlp.gate.weight", "ffn_gate_inp.weight"},
+      {"mlp.gate.e_score_correction_bias", "exp_probs_b.bias"},
+      {"mlp.shared_experts.gate_proj.weight", "ffn_gate_shexp.weight"},
+      {"mlp.shared_experts.up_proj.weight", "ffn_up_shexp.weight"},
+      {"mlp.shared_experts.down_proj.weight", "ffn_down_shexp.weight"},
+  };
+  *expert = -1;
+  if (auto it = kGlobal.find(hf); it != kGlobal.end()) return *gguf = it->second, true;
+  static const std::regex kLayerRe(R"(model\.layers\.(\d+)\.(.+))");
+  static const std::regex kExpertRe(R"(mlp\.experts\.(\d+)\.(gate|up|down)_proj\.weight)");
+  std::smatch m;
+  if (!std::regex_match(hf, m, kLayerRe)) return false;
+  const std::string blk = "blk." + m[1].str() + ".", rest = m[2].str();
+  if (auto it = kLayer.find(rest); it != kLayer.end()) return *gguf = blk + it->second, true;
+  std::smatch e;
+  if (std::regex_match(rest, e, kExpertRe)) {
+    *expert = std::stoll(e[1].str());
+    *gguf = blk + "ffn_" + e[2].str() + "_exps.weight";
+    return true;
+  }
+  return false;
+}
+
+class GgufSourceImpl : public GgufSource {
+ public:
+  explicit GgufSourceImpl(const std::string& path)
+      : file_(formats::GgufFile::open(path)), config_(config_from_gguf(file_)) {}
+
+  const ModelConfig& config() const override { return config_; }
+  const formats::GgufFile& file() const override { return file_; }
+  std::string path() const override { return file_.path(); }
+  std::vector<std::string> names() const override { return {}; }
+
+  bool has(const std::string& hf) const override {
+    std::string g;
+    int64_t e;
+    if (!translate(hf, &g, &e)) return false;
+    if (file_.has_tensor(g)) return true;
+    return g.ends_with("attn_kv_b.weight") && file_.has_tensor(split_name(g, "attn_k_b"));
+  }
+
+  Tensor get(const std::string& hf) const override {
+    std::string g;
+    int64_t expert;
+    if (!translate(hf, &g, &expert))
+      fail(ErrorKind::format, file_.path() + ": tensor '" + hf + "' has no GGUF equivalent");
+    if (g.ends_with("attn_kv_b.weight") && !file_.has_tensor(g) &&
+        file_.has_tensor(split_name(g, "attn_k_b")))
+      return rebuild_kv_b(g);
+    Tensor t = file_.tensor(g);
+    if (expert < 0) return t;
+    if (t.dim() != 3 || expert >= t.size(0))
+      fail(ErrorKind::format, file_.path() + ": stacked expert tensor '" + g + "' has shape " +
+                                  shape_str(t.shape()) + ", which has no expert " +
+                                  std::to_string(expert));
+    const int64_t bytes = t.nbytes() / t.size(0);
+    return Tensor(t.dtype(), {t.size(1), t.size(2)},
+                  static_cast<uint8_t*>(t.data()) + expert * bytes, t.owner());
+  }
+
+ private:
+  static std::string split_name(const std::string& kv_b_name, const char* part) {
+    return kv_b_name.substr(0, kv_b_name.size() - std::string("attn_kv_b.weight").size()) + part +
+           ".weight";
+  }
+
+  // kv_b_proj [H*(dn+dv), rkv] from attn_k_b = W_UKᵀ per head [H, rkv, dn] and
+  // attn_v_b = W_UV [H, dv, rkv] (spec §12.2), dequantised to f32.
+  Tensor rebuild_kv_b(const std::string& g) const {
+    const Tensor kb = file_.tensor(split_name(g, "attn_k_b")),
+                 vb = file_.tensor(split_name(g, "attn_v_b"));
+    const ModelConfig& c = config_;
+    const int64_t H = c.num_attention_heads, dn = c.qk_nope_head_dim, dv = c.v_head_dim,
+                  rkv = c.kv_lora_rank;
+    if (kb.shape() != Shape{H, rkv, dn} || vb.shape() != Shape{H, dv, rkv})
+      fail(ErrorKind::format, file_.path() + ": attn_k_b/attn_v_b of '" + g + "' have shapes " +
+                                  shape_str(kb.shape()) + " / " + shape_str(vb.shape()) +
+                                  ", expected " + shape_str({H, rkv, dn}) + " / " +
+                                  shape_str({H, dv, rkv}));
+    const Tensor k = dequantize(kernels::WeightView{kb.dtype(), H * rkv, dn, kb.data()});
+    const Tensor v = dequantize(kernels::WeightView{vb.dtype(), H * dv, rkv, vb.data()});
+    Tensor out = Tensor::zeros(DType::f32, {H * (dn + dv), rkv});
+    float* o = out.data_as<float>();
+    for (int64_t h = 0; h < H; ++h) {
+      for (int64_t j = 0; j < dn; ++j)
+        for (int64_t r = 0; r < rkv; ++r)
+          o[(h * (dn + dv) + j) * rkv + r] = k.data_as<float>()[(h * rkv + r) * dn + j];
+      std::copy_n(v.data_as<float>() + h * dv * rkv, dv * rkv, o + (h * (dn + dv) + dn) * rkv);
+    }
+    return out;
+  }
+
+  formats::GgufFile file_;
+  ModelConfig config_;
+};
+
+void config_deepseek2(const formats::GgufFile& f, const std::string& a, ModelConfig& c) {
+  c.q_lora_rank = opt_int(f, a + ".attention.q_lora_rank", 0);
+  c.kv_lora_rank = req_int(f, a + ".attention.kv_lora_rank");
+  c.qk_rope_head_dim = req_int(f, a + ".rope.dimension_count");
+  const int64_t key_len = f.metadata().has(a + ".attention.key_length_mla")
+                              ? req_int(f, a + ".attention.key_length_mla")
+                              : req_int(f, a + ".attention.key_length");
+  c.qk_nope_head_dim = key_len - c.qk_rope_head_dim;
+  c.v_head_dim = f.metadata().has(a + ".attention.value_length_mla")
+                     ? req_int(f, a + ".attention.value_length_mla")
+                     : req_int(f, a + ".attention.value_length");
+  c.n_routed_experts = opt_int(f, a + ".expert_count", 0);
+  c.first_k_dense_replace =
+      c.n_routed_experts ? opt_int(f, a + ".leading_dense_block_count", 0) : c.num_hidden_layers;
+  if (c.n_routed_experts) {
+    c.num_experts_per_tok = req_int(f, a + ".expert_used_count");
+    c.n_shared_experts = opt_int(f, a + ".expert_shared_count", 0);
+    c.moe_intermediate_size = req_int(f, a + ".expert_feed_forward_length");
+    c.routed_scaling_factor = opt_num(f, a + ".expert_weights_scale", 1.0);
+    c.norm_topk_prob = f.metadata().get_bool_or(a + ".expert_weights_norm", false);
+    c.n_group = opt_int(f, a + ".expert_group_count", 1);
+    c.topk_group = opt_int(f, a + ".expert_group_used_count", c.n_group);
+    const int64_t gating = opt_int(f, a + ".expert_gating_func", 1);
+    // GGUF has no topk_method: sigmoid gating is V3's noaux_tc; softmax is V2's greedy or,
+    // with groups, group_limited_greedy (spec §15 item 12).
+    if (gating == 2) {
+      c.arch = Arch::deepseek_v3;
+      c.scoring_func = ScoringFunc::sigmoid;
+      c.topk_method = TopkMethod::noaux_tc;
+      c.has_correction_bias =
+          f.has_tensor("blk." + std::to_string(c.first_k_dense_replace) + ".exp_probs_b.bias");
+    } else if (gating == 1) {
+      c.arch = Arch::deepseek_v2;
+      c.scoring_func = ScoringFunc::softmax;
+      c.topk_method = c.n_group > 1 ? TopkMethod::group_limited_greedy : TopkMethod::greedy;
+    } else {
+      bad_key(f, a + ".expert_gating_func",
+              "has unsupported value " + std::to_string(gating) + " (1 softmax, 2 sigmoid)");
+    }
+  }
+  c.num_nextn_predict_layers = 0;  // MTP tensors are not mapped from GGUF (converters drop them)
+  c.rope.layout = RopeLayout::interleaved;
+  const std::string stype = f.metadata().get_string_or(a + ".rope.scaling.type", "none");
+  if (stype == "yarn") {
+    c.rope.type = RopeType::yarn;
+    c.rope.factor = opt_num(f, a + ".rope.scaling.factor", 1.0);
+    c.rope.original_max_position_embeddings =
+        req_int(f, a + ".rope.scaling.original_context_length");
+    // yarn_log_multiplier = 0.1 * mscale_all_dim; GGUF cannot express mscale != mscale_all_dim.
+    c.rope.mscale_all_dim = opt_num(f, a + ".rope.scaling.yarn_log_multiplier", 0.0) / 0.1;
+    c.rope.mscale = c.rope.mscale_all_dim;
+    c.rope.beta_fast = opt_num(f, a + ".rope.scaling.yarn_beta_fast", 32.0);
+    c.rope.beta_slow = opt_num(f, a + ".rope.scaling.yarn_beta_slow", 1.0);
+  } else if (stype != "none") {
+    bad_key(f, a + ".rope.scaling.type", "'" + stype + "' is not supported (yarn)");
+  }
+}
+
+}  // namespace
+
+ModelConfig config_from_gguf(const formats::GgufFile& f) {
+  const auto& md = f.metadata();
+  if (!md.has("general.architecture")) bad_key(f, "general.architecture", "is missing");
+  const std::string a = md.get_string("general.architecture");
+  ModelConfig c;
+  c.source = f.path();
+  if (a == "deepseek2")
+    c.arch = Arch::deepseek_v2;
+  else if (a == "qwen2")
+    c.arch = Arch::qwen2;
+  else if (a == "llama")
+    c.arch = Arch::llama;
+  else
+    bad_key(f, "general.architecture", "'" + a + "' is not supported (deepseek2, qwen2, llama)");
+  const formats::GgufTensorInfo* embd = f.find("token_embd.weight");
+  if (!embd) fail(ErrorKind::format, f.path() + ": tensor 'token_embd.weight' is missing");
+  c.vocab_size = embd->shape.at(0);
+  c.hidden_size = req_int(f, a + ".embedding_length");
+  c.intermediate_size = opt_int(f, a + ".feed_forward_length", 0);
+  c.num_hidden_layers = req_int(f, a + ".block_count");
+  c.num_attention_heads = req_int(f, a + ".attention.head_count");
+  c.num_key_value_heads = opt_int(f, a + ".attention.head_count_kv", c.num_attention_heads);
+  c.max_position_embeddings = opt_int(f, a + ".context_length", 0);
+  c.rms_norm_eps = opt_num(f, a + ".attention.layer_norm_rms_epsilon", 1e-6);
+  c.rope.theta = opt_num(f, a + ".rope.freq_base", 10000.0);
+  c.tie_word_embeddings = !f.has_tensor("output.weight");
+  c.bos_token_id = md.has("tokenizer.ggml.bos_token_id")
+                       ? int64_t(md.get_u64("tokenizer.ggml.bos_token_id"))
+                       : -1;
+  c.eos_token_id = md.has("tokenizer.ggml.eos_token_id")
+                       ? int64_t(md.get_u64("tokenizer.ggml.eos_token_id"))
+                       : -1;
+  if (a == "deepseek2") {
+    config_deepseek2(f, a, c);
+  } else {
+    c.head_dim = opt_int(f, a + ".attention.key_length", c.hidden_size / c.num_attention_heads);
+    c.first_k_dense_replace = c.num_hidden_layers;
+    c.attention_bias = a == "qwen2";
+    // qwen2 GGUFs keep HF's half-split layout (NEOX); llama converters un-permute q/k to
+    // adjacent pairs (NORM) and store llama3 scaling as per-frequency divisors.
+    c.rope.layout = a == "qwen2" ? RopeLayout::half : RopeLayout::interleaved;
+    if (const formats::GgufTensorInfo* rf = f.find("rope_freqs.weight")) {
+      const Tensor t = f.tensor(*rf);
+      const Tensor f32 = dequantize(kernels::WeightView{t.dtype(), 1, t.numel(), t.data()});
+      c.rope.freq_factors.assign(f32.data_as<float>(), f32.data_as<float>() + f32.numel());
+    }
+  }
+  c.validate();
+  return c;
+}
+
+std::unique_ptr<GgufSource> open_gguf_source(const std::string& path) {
+  return std::make_unique<GgufSourceImpl>(path);
+}
+
+}  // namespace tern::model

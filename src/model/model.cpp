@@ -1,0 +1,150 @@
+#include "model/model.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernels/ops.h"
+#include "model/gguf_source.h"
+#include "model/gqa.h"
+#include "model/layer_ops.h"
+#include "model/load_weights.h"
+#include "model/moe.h"
+
+namespace tern::model {
+
+namespace {
+bool is_gguf_path(const std::string& path) {
+  return std::filesystem::path(path).extension() == ".gguf";
+}
+}  // namespace
+
+Model Model::load(const std::string& path, const LoadOptions& opts) {
+  if (!std::filesystem::exists(path)) fail(ErrorKind::io, "model path does not exist: " + path);
+  if (is_gguf_path(path)) {
+    auto src = open_gguf_source(path);
+    ModelConfig cfg = src->config();
+    if (opts.include_mtp && cfg.num_nextn_predict_layers == 0)
+      fail(ErrorKind::request, path + ": this GGUF file carries no MTP module");
+    ModelWeights w = load_weights(cfg, *src, opts.include_mtp);
+    return Model(std::move(cfg), std::move(w));
+  }
+  const std::filesystem::path p(path);
+  const std::string dir = std::filesystem::is_directory(p) ? path : p.parent_path().string();
+  ModelConfig cfg = ModelConfig::from_file(dir);
+  if (opts.include_mtp && cfg.num_nextn_predict_layers == 0)
+    fail(ErrorKind::request,
+         cfg.source + ": num_nextn_predict_layers is 0, so there is no MTP module");
+  auto src = open_safetensors_source(path);
+  ModelWeights w = load_weights(cfg, *src, opts.include_mtp);
+  return Model(std::move(cfg), std::move(w));
+}
+
+Model::Model(ModelConfig config, ModelWeights weights)
+    : config_(std::move(config)),
+      weights_(std::move(weights)),
+      rope_(config_, config_.is_mla() ? config_.qk_rope_head_dim : config_.head_dim) {}
+
+KvCache Model::make_cache(int64_t capacity) const {
+  return KvCache(config_, config_.num_hidden_layers, capacity);
+}
+
+void Model::check_ids(std::span<const int32_t> ids) const {
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] < 0 || ids[i] >= config_.vocab_size)
+      fail(ErrorKind::request, "token id " + std::to_string(ids[i]) + " at position " +
+                                   std::to_string(i) + " is outside the vocabulary [0, " +
+                                   std::to_string(config_.vocab_size) + ")");
+}
+
+void Model::ensure_scratch(int64_t T, int64_t S, MlaMode mode) {
+  const ModelConfig& c = config_;
+  const int threads = ThreadPool::global().size();
+  const int64_t attn = c.is_mla() ? mla_scratch_floats(c, T, S, mode, threads)
+                                  : gqa_scratch_floats(c, T, S, threads);
+  int64_t ffn = mlp_scratch_floats(T, c.intermediate_size);
+  if (c.n_routed_experts > 0) ffn = std::max(ffn, moe_scratch_floats(c, T));
+  // The layer's own buffers: normed input and sub-layer output, [T, d] each.
+  const int64_t floats = 2 * T * c.hidden_size + std::max(attn, ffn) + 64;
+  const size_t bytes = size_t(floats) * 4;
+  if (scratch_.capacity() < bytes) scratch_ = Arena(bytes);
+}
+
+void Model::run_layer(const LayerWeights& L, const LayerCache& cache, float* h, int64_t T,
+                      int64_t pos0, const ForwardOptions& opts, int32_t* routed_out) {
+  const ModelConfig& c = config_;
+  const int64_t d = c.hidden_size;
+  const float eps = float(c.rms_norm_eps);
+  scratch_.reset();
+  float* xn = static_cast<float*>(scratch_.allocate(size_t(T * d) * 4, "normed input"));
+  float* y = static_cast<float*>(scratch_.allocate(size_t(T * d) * 4, "sub-layer output"));
+  const size_t mark = scratch_.used();
+  kernels::rmsnorm(h, L.input_layernorm.ptr(), xn, T, d, eps);
+  const AttentionArgs args{xn, T, pos0, y};
+  if (c.is_mla())
+    mla_forward(c, L.mla, rope_, cache, args, opts.mla_mode, scratch_);
+  else
+    gqa_forward(c, L.gqa, rope_, cache, args, scratch_);
+  for (int64_t i = 0; i < T * d; ++i) h[i] += y[i];
+  scratch_.reset_to(mark);
+  kernels::rmsnorm(h, L.post_attention_layernorm.ptr(), xn, T, d, eps);
+  if (L.is_moe)
+    moe_forward(c, L.moe, xn, T, y, scratch_, routed_out);
+  else
+    mlp_forward(L.mlp, xn, T, y, scratch_);
+  for (int64_t i = 0; i < T * d; ++i) h[i] += y[i];
+}
+
+void Model::forward(std::span<const int32_t> ids, KvCache& cache, float* logits,
+                    const ForwardOptions& opts) {
+  const ModelConfig& c = config_;
+  const int64_t T = int64_t(ids.size()), d = c.hidden_size, pos0 = cache.length();
+  if (T == 0) return;
+  check_ids(ids);
+  cache.check_room(T);
+  ensure_scratch(T, pos0 + T, opts.mla_mode);
+  Tensor hidden = Tensor::zeros(DType::f32, {T, d});  // residual stream [T, d]
+  float* h = hidden.data_as<float>();
+  embed_rows(weights_.embed_tokens, ids.data(), T, h);
+  bool first_moe = true;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const LayerWeights& L = weights_.layers[size_t(l)];
+    int32_t* routed = (L.is_moe && first_moe) ? opts.routed_out : nullptr;
+    if (L.is_moe) first_moe = false;
+    run_layer(L, cache.layer(l), h, T, pos0, opts, routed);
+  }
+  kernels::rmsnorm(h, weights_.norm.ptr(), h, T, d, float(c.rms_norm_eps));
+  if (opts.hidden_out) std::copy_n(h, T * d, opts.hidden_out);
+  linear_forward(weights_.lm_head, h, T, logits);
+  cache.advance(T);
+}
+
+void Model::forward_mtp(std::span<const int32_t> ids, const float* hidden, float* logits) {
+  const ModelConfig& c = config_;
+  if (weights_.mtp.empty()) fail(ErrorKind::request, "the model was loaded without its MTP module");
+  check_ids(ids);
+  const int64_t T = int64_t(ids.size()) - 1, d = c.hidden_size;
+  if (T <= 0) return;
+  const MtpWeights& m = weights_.mtp[0];
+  const float eps = float(c.rms_norm_eps);
+  // z_i = eh_proj([enorm(Emb(t_{i+1})) ; hnorm(h_i)])  (embedding first, spec §8.1)
+  Tensor cat = Tensor::zeros(DType::f32, {T, 2 * d});
+  Tensor emb = Tensor::zeros(DType::f32, {T, d});
+  embed_rows(m.embed_tokens, ids.data() + 1, T, emb.data_as<float>());
+  float* cp = cat.data_as<float>();
+  for (int64_t i = 0; i < T; ++i) {
+    kernels::rmsnorm(emb.data_as<float>() + i * d, m.enorm.ptr(), cp + i * 2 * d, 1, d, eps);
+    kernels::rmsnorm(hidden + i * d, m.hnorm.ptr(), cp + i * 2 * d + d, 1, d, eps);
+  }
+  Tensor z = Tensor::zeros(DType::f32, {T, d});
+  float* h = z.data_as<float>();
+  linear_forward(m.eh_proj, cp, T, h);
+  KvCache cache(c, 1, T);
+  ensure_scratch(T, T, MlaMode::absorbed);
+  run_layer(m.block, cache.layer(0), h, T, 0, ForwardOptions{}, nullptr);
+  kernels::rmsnorm(h, m.shared_head_norm.ptr(), h, T, d, eps);
+  linear_forward(m.shared_head_head, h, T, logits);
+}
+
+}  // namespace tern::model

@@ -1,0 +1,20 @@
+// DeepSeekMoE layer (spec §7): route every token, run each selected expert once over the
+// tokens routed to it (gathered contiguously), scatter-add the weighted outputs, add the
+// shared experts. Also records which experts each token used (for tests and load statistics).
+#pragma once
+
+#include <cstdint>
+
+#include "core/arena.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace tern::model {
+
+// x: [T, d] (post_attention_layernorm'd); out: [T, d]. routed_idx (optional): [T, K] expert ids.
+void moe_forward(const ModelConfig& c, const MoeWeights& w, const float* x, int64_t T, float* out,
+                 Arena& scratch, int32_t* routed_idx = nullptr);
+
+int64_t moe_scratch_floats(const ModelConfig& c, int64_t T);
+
+}  // namespace tern::model

@@ -1,0 +1,107 @@
+// ModelWeights: every tensor of a model, as typed views that stay in their stored dtype
+// (bf16, fp8 + block scales, q8_0, ...) except small vectors (norms, biases), which are
+// converted to f32 once at load. One visitor (visit_weights) enumerates every slot with its
+// Hugging Face name and expected shape; loading, saving, init and optimizers all use it.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "kernels/weight.h"
+#include "model/config.h"
+
+namespace tern::model {
+
+// A linear layer y = x·Wᵀ (+ b). `data` / `scale` keep the storage alive; `view` is what
+// kernels read. `bias` is f32 [rows] or empty.
+struct Linear {
+  kernels::WeightView view;
+  Tensor data;
+  Tensor scale;  // fp8 only: f32 [ceil(rows/128), ceil(cols/128)]
+  Tensor bias;
+  bool present() const { return !data.empty(); }
+};
+
+// An f32 vector (RMSNorm weight, router correction bias).
+struct Vector {
+  Tensor data;  // f32 [n]
+  const float* ptr() const { return data.data_as<const float>(); }
+  bool present() const { return !data.empty(); }
+};
+
+struct MlaWeights {
+  Linear q_a_proj, q_b_proj, q_proj;  // q_a/q_b when q_lora_rank > 0, else q_proj
+  Vector q_a_layernorm;
+  Linear kv_a_proj_with_mqa;  // [kv_lora_rank + qk_rope_head_dim, d]
+  Vector kv_a_layernorm;
+  Linear kv_b_proj;  // [H * (dn + dv), kv_lora_rank]
+  Linear o_proj;     // [d, H * dv]
+  // Derived once at load for the absorbed form (spec §6.3): W_UKᵀ per head,
+  // [H, kv_lora_rank, qk_nope_head_dim], so q_abs = W_UKᵀ_h · q_nope is a plain matmul.
+  // W_UV is read in place as row ranges of kv_b_proj.
+  Tensor w_uk_t;
+};
+
+struct GqaWeights {
+  Linear q_proj, k_proj, v_proj, o_proj;  // q/k/v may carry biases (Qwen2)
+};
+
+struct MlpWeights {
+  Linear gate_proj, up_proj, down_proj;
+};
+
+struct MoeWeights {
+  Linear gate;                     // router [n_routed_experts, d]
+  Vector e_score_correction_bias;  // [n_routed_experts] (noaux_tc only)
+  std::vector<MlpWeights> experts;
+  MlpWeights shared_experts;  // one MLP of width n_shared_experts * moe_intermediate_size
+};
+
+struct LayerWeights {
+  Vector input_layernorm, post_attention_layernorm;
+  MlaWeights mla;
+  GqaWeights gqa;
+  bool is_moe = false;
+  MlpWeights mlp;  // dense layers
+  MoeWeights moe;
+};
+
+// A multi-token-prediction module (spec §8), stored as layer num_hidden_layers + k.
+struct MtpWeights {
+  Linear embed_tokens;  // [V, d]
+  Vector enorm, hnorm;
+  Linear eh_proj;  // [d, 2d]: columns 0..d-1 take enorm(emb), d..2d-1 take hnorm(h)
+  LayerWeights block;
+  Vector shared_head_norm;
+  Linear shared_head_head;  // [V, d]
+};
+
+struct ModelWeights {
+  Linear embed_tokens;  // [V, d]
+  std::vector<LayerWeights> layers;
+  Vector norm;
+  Linear lm_head;  // [V, d]; aliases embed_tokens when tie_word_embeddings
+  std::vector<MtpWeights> mtp;
+};
+
+enum class SlotKind { linear, vector };
+
+// One tensor slot as the visitor sees it.
+struct WeightSlot {
+  std::string name;  // Hugging Face name, e.g. "model.layers.3.self_attn.kv_b_proj.weight"
+  Shape shape;       // expected shape, torch order
+  SlotKind kind;
+  Linear* linear = nullptr;  // kind == linear
+  Vector* vector = nullptr;  // kind == vector
+  bool has_bias = false;     // linear with a "<prefix>.bias" tensor (Qwen2 q/k/v)
+  bool optional = false;     // may be absent (e.g. MTP modules when not loading them)
+};
+
+// Sizes `w` for `c` (layers, experts, MTP modules when include_mtp) and calls fn for every slot,
+// in checkpoint order.
+void visit_weights(const ModelConfig& c, ModelWeights& w, bool include_mtp,
+                   const std::function<void(WeightSlot&)>& fn);
+
+}  // namespace tern::model
