@@ -1,0 +1,177 @@
+#include "apps/tern/model_summary.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <regex>
+
+#include "formats/checkpoint.h"
+#include "formats/gguf.h"
+#include "model/gguf_source.h"
+#include "model/param_count.h"
+
+namespace tern::app {
+namespace {
+
+std::string grouped(int64_t v) {
+  std::string s = std::to_string(v < 0 ? -v : v), out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i && (s.size() - i) % 3 == 0) out += ',';
+    out += s[i];
+  }
+  return v < 0 ? "-" + out : out;
+}
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) b /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.2f %s" : "%.0f %s", b, units[u]);
+  return buf;
+}
+
+std::string billions(int64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2fB", double(v) / 1e9);
+  return buf;
+}
+
+// Layer index of a HF or GGUF tensor name, or -1.
+int64_t layer_of(const std::string& name) {
+  static const std::regex re(R"((?:model\.layers|blk)\.(\d+)\.)");
+  std::smatch m;
+  return std::regex_search(name, m, re) ? std::stoll(m[1].str()) : -1;
+}
+
+void add(ModelSummary& s, const std::string& name, const std::string& dtype, int64_t elems, int64_t bytes) {
+  auto& t = s.dtype_mix[dtype];
+  t.tensors++, t.elements += elems, t.bytes += bytes;
+  s.file_tensors++, s.file_bytes += bytes;
+  if (name.ends_with("_scale_inv")) return;
+  if (layer_of(name) >= s.config.num_hidden_layers) s.mtp_file_params += elems;
+  else s.file_params += elems;
+}
+
+}  // namespace
+
+ModelSummary summarize_config(const std::string& config_path) {
+  ModelSummary s;
+  s.config = model::ModelConfig::from_file(config_path);
+  s.source = s.config.source;
+  s.format = "config";
+  return s;
+}
+
+ModelSummary summarize_model(const std::string& path) {
+  ModelSummary s;
+  s.source = path;
+  s.has_files = true;
+  if (std::filesystem::path(path).extension() == ".gguf") {
+    const formats::GgufFile f = formats::GgufFile::open(path);
+    s.config = model::config_from_gguf(f);
+    s.format = "gguf";
+    for (const auto& t : f.tensors()) add(s, t.name, t.type_name(), shape_numel(t.shape), int64_t(t.nbytes));
+    return s;
+  }
+  const std::filesystem::path p(path);
+  s.config = model::ModelConfig::from_file(std::filesystem::is_directory(p) ? path : p.parent_path().string());
+  s.format = "safetensors";
+  const formats::Checkpoint ck = formats::Checkpoint::open(path);
+  for (const auto& name : ck.names()) {
+    const formats::TensorInfo& i = ck.info(name);
+    add(s, name, std::string(dtype_name(i.dtype)), shape_numel(i.shape), int64_t(i.nbytes));
+  }
+  return s;
+}
+
+nlohmann::json summary_json(const ModelSummary& s) {
+  const model::ModelConfig& c = s.config;
+  const model::ParamCounts p = model::count_parameters(c);
+  nlohmann::json j;
+  j["source"] = s.source;
+  j["format"] = s.format;
+  j["model_type"] = model::arch_name(c.arch);
+  j["attention"] = c.is_mla() ? "mla" : "gqa";
+  j["num_hidden_layers"] = c.num_hidden_layers;
+  j["hidden_size"] = c.hidden_size;
+  j["num_attention_heads"] = c.num_attention_heads;
+  j["vocab_size"] = c.vocab_size;
+  if (c.is_mla()) {
+    j["q_lora_rank"] = c.q_lora_rank;
+    j["kv_lora_rank"] = c.kv_lora_rank;
+    j["qk_nope_head_dim"] = c.qk_nope_head_dim;
+    j["qk_rope_head_dim"] = c.qk_rope_head_dim;
+    j["v_head_dim"] = c.v_head_dim;
+  } else {
+    j["num_key_value_heads"] = c.num_key_value_heads;
+    j["head_dim"] = c.head_dim;
+  }
+  if (c.n_routed_experts > 0) {
+    j["moe"] = {{"n_routed_experts", c.n_routed_experts}, {"n_shared_experts", c.n_shared_experts},
+                {"num_experts_per_tok", c.num_experts_per_tok}, {"moe_intermediate_size", c.moe_intermediate_size},
+                {"first_k_dense_replace", c.first_k_dense_replace}, {"topk_method", model::topk_method_name(c.topk_method)},
+                {"n_group", c.n_group}, {"topk_group", c.topk_group}, {"routed_scaling_factor", c.routed_scaling_factor},
+                {"norm_topk_prob", c.norm_topk_prob}};
+  }
+  j["num_nextn_predict_layers"] = c.num_nextn_predict_layers;
+  j["parameters"] = {{"total", p.total}, {"activated_per_token", p.activated}, {"embedding", p.embedding},
+                     {"mtp_total", p.mtp_total}, {"mtp_activated", p.mtp_activated}};
+  j["kv_cache_bytes_per_token"] = {{"bf16", model::kv_cache_bytes_per_token(c, 2)},
+                                   {"fp8", model::kv_cache_bytes_per_token(c, 1)},
+                                   {"mha_equivalent_bf16", model::mha_equivalent_kv_bytes_per_token(c, 2)}};
+  j["softmax_scale"] = c.softmax_scale();
+  if (s.has_files) {
+    nlohmann::json mix = nlohmann::json::object();
+    for (const auto& [dt, t] : s.dtype_mix) mix[dt] = {{"tensors", t.tensors}, {"elements", t.elements}, {"bytes", t.bytes}};
+    j["files"] = {{"tensors", s.file_tensors}, {"bytes", s.file_bytes}, {"parameters_main", s.file_params},
+                  {"parameters_mtp", s.mtp_file_params}, {"dtype_mix", mix}};
+  } else {
+    j["weights_bytes_estimate"] = {{"bf16", 2 * p.total}, {"fp8", p.total}};
+  }
+  return j;
+}
+
+std::string summary_table(const ModelSummary& s) {
+  const model::ModelConfig& c = s.config;
+  const model::ParamCounts p = model::count_parameters(c);
+  std::string out;
+  auto row = [&](const std::string& k, const std::string& v) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf, "  %-28s %s\n", k.c_str(), v.c_str());
+    out += buf;
+  };
+  out += "model  " + s.source + " (" + s.format + ")\n";
+  row("architecture", std::string(model::arch_name(c.arch)) + (c.is_mla() ? ", MLA" : ", GQA") +
+                          (c.n_routed_experts ? " + DeepSeekMoE" : ", dense SwiGLU"));
+  row("layers / hidden / heads", std::to_string(c.num_hidden_layers) + " / " + std::to_string(c.hidden_size) + " / " +
+                                     std::to_string(c.num_attention_heads));
+  if (c.is_mla())
+    row("MLA ranks (q / kv / rope)", (c.q_lora_rank ? std::to_string(c.q_lora_rank) : "none") + " / " +
+                                         std::to_string(c.kv_lora_rank) + " / " + std::to_string(c.qk_rope_head_dim));
+  else
+    row("KV heads / head dim", std::to_string(c.num_key_value_heads) + " / " + std::to_string(c.head_dim));
+  if (c.n_routed_experts)
+    row("experts", std::to_string(c.n_routed_experts) + " routed (top-" + std::to_string(c.num_experts_per_tok) + ", " +
+                       model::topk_method_name(c.topk_method) + "), " + std::to_string(c.n_shared_experts) + " shared, " +
+                       std::to_string(c.first_k_dense_replace) + " dense leading layers");
+  if (c.num_nextn_predict_layers) row("MTP modules", std::to_string(c.num_nextn_predict_layers));
+  row("parameters (total)", grouped(p.total) + " (" + billions(p.total) + ")");
+  row("activated per token", grouped(p.activated) + " (" + billions(p.activated) + ", excl. embedding)");
+  if (p.mtp_total) row("MTP parameters", grouped(p.mtp_total) + " (excl. shared embedding/head)");
+  const int64_t kv = model::kv_cache_bytes_per_token(c, 2);
+  row("KV cache per token (bf16)", grouped(kv) + " B" +
+                                       (c.is_mla() ? " (latent; full K/V would be " +
+                                                         grouped(model::mha_equivalent_kv_bytes_per_token(c, 2)) + " B)"
+                                                   : ""));
+  if (s.has_files) {
+    row("tensors in files", grouped(s.file_tensors) + ", " + human_bytes(double(s.file_bytes)));
+    row("parameters in files", grouped(s.file_params) + (s.mtp_file_params ? " + " + grouped(s.mtp_file_params) + " MTP" : ""));
+    for (const auto& [dt, t] : s.dtype_mix)
+      row("  " + dt, grouped(t.tensors) + " tensors, " + grouped(t.elements) + " values, " + human_bytes(double(t.bytes)));
+  } else {
+    row("weights memory (bf16 / fp8)", human_bytes(2.0 * double(p.total)) + " / " + human_bytes(double(p.total)));
+  }
+  return out;
+}
+
+}  // namespace tern::app
