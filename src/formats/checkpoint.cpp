@@ -96,7 +96,8 @@ Checkpoint Checkpoint::open(const std::string& dir_or_file) {
 
   for (size_t s = 0; s < ck.shards_.size(); ++s) {
     const SafetensorsFile& shard = ck.shards_[s];
-    for (const TensorInfo& info : shard.tensors()) {
+    for (size_t k = 0; k < shard.tensors().size(); ++k) {
+      const TensorInfo& info = shard.tensors()[k];
       if (indexed) {
         auto it = weight_map.find(info.name);
         if (it == weight_map.end())
@@ -106,7 +107,7 @@ Checkpoint Checkpoint::open(const std::string& dir_or_file) {
           fail_ckpt(dir_or_file, "tensor '" + info.name + "' is in shard '" + shard.path() +
                                      "' but the index maps it to '" + it->second + "'");
       }
-      auto [pos, inserted] = ck.entries_.emplace(info.name, Entry{s, &info, shard.tensor(info)});
+      auto [pos, inserted] = ck.entries_.emplace(info.name, Entry{s, k, shard.tensor(info)});
       if (!inserted)
         fail_ckpt(dir_or_file, "tensor '" + info.name + "' is in two shards: '" +
                                    ck.shards_[pos->second.shard].path() + "' and '" + shard.path() +
@@ -132,7 +133,8 @@ const Tensor& Checkpoint::get(const std::string& name) const {
   return entry(name).tensor;
 }
 const TensorInfo& Checkpoint::info(const std::string& name) const {
-  return *entry(name).info;
+  const Entry& e = entry(name);
+  return shards_[e.shard].tensors()[e.index];
 }
 const std::string& Checkpoint::file_of(const std::string& name) const {
   return shards_[entry(name).shard].path();

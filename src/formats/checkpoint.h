@@ -44,7 +44,7 @@ class Checkpoint {
  private:
   struct Entry {
     size_t shard;
-    const TensorInfo* info;  // points into shards_[shard].tensors(), stable after open()
+    size_t index;  // into shards_[shard].tensors(); an index, not a pointer, so copies stay valid
     Tensor tensor;
   };
   const Entry& entry(const std::string& name) const;

@@ -1,6 +1,7 @@
 #include "formats/gguf_value.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <utility>
 
@@ -116,18 +117,26 @@ std::string quote(const std::string& s, size_t max_bytes) {
   return out;
 }
 
+// The shortest %g rendering that reads back to the same value: 1e-06, not 9.99999997e-07.
+std::string shortest_float(double x, bool is_f32) {
+  char buf[64];
+  for (int precision = 6; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, x);
+    const double back = std::strtod(buf, nullptr);
+    if (is_f32 ? float(back) == float(x) : back == x) break;
+  }
+  return buf;
+}
+
 std::string render(const GgufValue& v, size_t max_items, bool with_type) {
   const std::string prefix = with_type ? gguf_value_type_name(v.type) + " " : "";
-  char buf[64];
   switch (v.type) {
     case VT::boolean:
       return prefix + (v.u ? "true" : "false");
     case VT::float32:
-      std::snprintf(buf, sizeof buf, "%.9g", v.f);
-      return prefix + buf;
+      return prefix + shortest_float(v.f, true);
     case VT::float64:
-      std::snprintf(buf, sizeof buf, "%.17g", v.f);
-      return prefix + buf;
+      return prefix + shortest_float(v.f, false);
     case VT::string:
       return prefix + quote(v.s, 80);
     case VT::array: {

@@ -2,6 +2,8 @@
 // cross-shard inconsistency the loader must refuse.
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include <nlohmann/json.hpp>
 
 #include "formats/checkpoint.h"
@@ -87,6 +89,13 @@ TEST(Checkpoint, DirectoryWithoutIndexAndSingleFile) {
 
   Checkpoint one = Checkpoint::open(dir.file("a.safetensors"));
   EXPECT_EQ(one.names(), std::vector<std::string>{"x"});
+
+  // A copy stays valid after the original is gone (ASan would flag dangling lookups).
+  std::optional<Checkpoint> original = Checkpoint::open(dir.path());
+  const Checkpoint copy = *original;
+  original.reset();
+  EXPECT_EQ(copy.info("y").shape, (Shape{2}));
+  EXPECT_EQ(copy.get("y").data_as<float>()[0], 5.0f);
 }
 
 TEST(Checkpoint, DuplicateNameAcrossFilesWithoutIndex) {

@@ -175,6 +175,13 @@ TEST_F(GgufRead, SummaryIsPrintable) {
   v.type = GgufValueType::string;
   v.s = std::string("q\"\n\x01", 4);
   EXPECT_EQ(v.summary(), "str \"q\\\"\\n\\x01\"");
+  GgufValue f;
+  f.type = GgufValueType::float32;
+  f.f = double(1e-6f);  // shortest text that reads back to the same f32
+  EXPECT_EQ(f.summary(), "f32 1e-06");
+  f.type = GgufValueType::float64;
+  f.f = 0.1;
+  EXPECT_EQ(f.summary(), "f64 0.1");
 }
 
 TEST_F(GgufRead, TensorsHaveTorchShapesOffsetsAndBytes) {
