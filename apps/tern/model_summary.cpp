@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "core/error.h"
 #include "formats/checkpoint.h"
 #include "formats/gguf.h"
 #include "model/gguf_source.h"
@@ -32,7 +33,10 @@ std::string human_bytes(double b) {
 
 std::string billions(int64_t v) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2fB", double(v) / 1e9);
+  if (v >= 1000000000)
+    std::snprintf(buf, sizeof buf, "%.2fB", double(v) / 1e9);
+  else
+    std::snprintf(buf, sizeof buf, "%.2fM", double(v) / 1e6);
   return buf;
 }
 
@@ -43,13 +47,16 @@ int64_t layer_of(const std::string& name) {
   return std::regex_search(name, m, re) ? std::stoll(m[1].str()) : -1;
 }
 
-void add(ModelSummary& s, const std::string& name, const std::string& dtype, int64_t elems, int64_t bytes) {
+void add(ModelSummary& s, const std::string& name, const std::string& dtype, int64_t elems,
+         int64_t bytes) {
   auto& t = s.dtype_mix[dtype];
   t.tensors++, t.elements += elems, t.bytes += bytes;
   s.file_tensors++, s.file_bytes += bytes;
   if (name.ends_with("_scale_inv")) return;
-  if (layer_of(name) >= s.config.num_hidden_layers) s.mtp_file_params += elems;
-  else s.file_params += elems;
+  if (layer_of(name) >= s.config.num_hidden_layers)
+    s.mtp_file_params += elems;
+  else
+    s.file_params += elems;
 }
 
 }  // namespace
@@ -66,15 +73,18 @@ ModelSummary summarize_model(const std::string& path) {
   ModelSummary s;
   s.source = path;
   s.has_files = true;
+  if (!std::filesystem::exists(path)) fail(ErrorKind::io, "model path does not exist: " + path);
   if (std::filesystem::path(path).extension() == ".gguf") {
     const formats::GgufFile f = formats::GgufFile::open(path);
     s.config = model::config_from_gguf(f);
     s.format = "gguf";
-    for (const auto& t : f.tensors()) add(s, t.name, t.type_name(), shape_numel(t.shape), int64_t(t.nbytes));
+    for (const auto& t : f.tensors())
+      add(s, t.name, t.type_name(), shape_numel(t.shape), int64_t(t.nbytes));
     return s;
   }
   const std::filesystem::path p(path);
-  s.config = model::ModelConfig::from_file(std::filesystem::is_directory(p) ? path : p.parent_path().string());
+  s.config = model::ModelConfig::from_file(
+      std::filesystem::is_directory(p) ? path : p.parent_path().string());
   s.format = "safetensors";
   const formats::Checkpoint ck = formats::Checkpoint::open(path);
   for (const auto& name : ck.names()) {
@@ -107,24 +117,37 @@ nlohmann::json summary_json(const ModelSummary& s) {
     j["head_dim"] = c.head_dim;
   }
   if (c.n_routed_experts > 0) {
-    j["moe"] = {{"n_routed_experts", c.n_routed_experts}, {"n_shared_experts", c.n_shared_experts},
-                {"num_experts_per_tok", c.num_experts_per_tok}, {"moe_intermediate_size", c.moe_intermediate_size},
-                {"first_k_dense_replace", c.first_k_dense_replace}, {"topk_method", model::topk_method_name(c.topk_method)},
-                {"n_group", c.n_group}, {"topk_group", c.topk_group}, {"routed_scaling_factor", c.routed_scaling_factor},
+    j["moe"] = {{"n_routed_experts", c.n_routed_experts},
+                {"n_shared_experts", c.n_shared_experts},
+                {"num_experts_per_tok", c.num_experts_per_tok},
+                {"moe_intermediate_size", c.moe_intermediate_size},
+                {"first_k_dense_replace", c.first_k_dense_replace},
+                {"topk_method", model::topk_method_name(c.topk_method)},
+                {"n_group", c.n_group},
+                {"topk_group", c.topk_group},
+                {"routed_scaling_factor", c.routed_scaling_factor},
                 {"norm_topk_prob", c.norm_topk_prob}};
   }
   j["num_nextn_predict_layers"] = c.num_nextn_predict_layers;
-  j["parameters"] = {{"total", p.total}, {"activated_per_token", p.activated}, {"embedding", p.embedding},
-                     {"mtp_total", p.mtp_total}, {"mtp_activated", p.mtp_activated}};
-  j["kv_cache_bytes_per_token"] = {{"bf16", model::kv_cache_bytes_per_token(c, 2)},
-                                   {"fp8", model::kv_cache_bytes_per_token(c, 1)},
-                                   {"mha_equivalent_bf16", model::mha_equivalent_kv_bytes_per_token(c, 2)}};
+  j["parameters"] = {{"total", p.total},
+                     {"activated_per_token", p.activated},
+                     {"embedding", p.embedding},
+                     {"mtp_total", p.mtp_total},
+                     {"mtp_activated", p.mtp_activated}};
+  j["kv_cache_bytes_per_token"] = {
+      {"bf16", model::kv_cache_bytes_per_token(c, 2)},
+      {"fp8", model::kv_cache_bytes_per_token(c, 1)},
+      {"mha_equivalent_bf16", model::mha_equivalent_kv_bytes_per_token(c, 2)}};
   j["softmax_scale"] = c.softmax_scale();
   if (s.has_files) {
     nlohmann::json mix = nlohmann::json::object();
-    for (const auto& [dt, t] : s.dtype_mix) mix[dt] = {{"tensors", t.tensors}, {"elements", t.elements}, {"bytes", t.bytes}};
-    j["files"] = {{"tensors", s.file_tensors}, {"bytes", s.file_bytes}, {"parameters_main", s.file_params},
-                  {"parameters_mtp", s.mtp_file_params}, {"dtype_mix", mix}};
+    for (const auto& [dt, t] : s.dtype_mix)
+      mix[dt] = {{"tensors", t.tensors}, {"elements", t.elements}, {"bytes", t.bytes}};
+    j["files"] = {{"tensors", s.file_tensors},
+                  {"bytes", s.file_bytes},
+                  {"parameters_main", s.file_params},
+                  {"parameters_mtp", s.mtp_file_params},
+                  {"dtype_mix", mix}};
   } else {
     j["weights_bytes_estimate"] = {{"bf16", 2 * p.total}, {"fp8", p.total}};
   }
@@ -143,33 +166,44 @@ std::string summary_table(const ModelSummary& s) {
   out += "model  " + s.source + " (" + s.format + ")\n";
   row("architecture", std::string(model::arch_name(c.arch)) + (c.is_mla() ? ", MLA" : ", GQA") +
                           (c.n_routed_experts ? " + DeepSeekMoE" : ", dense SwiGLU"));
-  row("layers / hidden / heads", std::to_string(c.num_hidden_layers) + " / " + std::to_string(c.hidden_size) + " / " +
+  row("layers / hidden / heads", std::to_string(c.num_hidden_layers) + " / " +
+                                     std::to_string(c.hidden_size) + " / " +
                                      std::to_string(c.num_attention_heads));
   if (c.is_mla())
-    row("MLA ranks (q / kv / rope)", (c.q_lora_rank ? std::to_string(c.q_lora_rank) : "none") + " / " +
-                                         std::to_string(c.kv_lora_rank) + " / " + std::to_string(c.qk_rope_head_dim));
+    row("MLA ranks (q / kv / rope)", (c.q_lora_rank ? std::to_string(c.q_lora_rank) : "none") +
+                                         " / " + std::to_string(c.kv_lora_rank) + " / " +
+                                         std::to_string(c.qk_rope_head_dim));
   else
-    row("KV heads / head dim", std::to_string(c.num_key_value_heads) + " / " + std::to_string(c.head_dim));
+    row("KV heads / head dim",
+        std::to_string(c.num_key_value_heads) + " / " + std::to_string(c.head_dim));
   if (c.n_routed_experts)
-    row("experts", std::to_string(c.n_routed_experts) + " routed (top-" + std::to_string(c.num_experts_per_tok) + ", " +
-                       model::topk_method_name(c.topk_method) + "), " + std::to_string(c.n_shared_experts) + " shared, " +
+    row("experts", std::to_string(c.n_routed_experts) + " routed (top-" +
+                       std::to_string(c.num_experts_per_tok) + ", " +
+                       model::topk_method_name(c.topk_method) + "), " +
+                       std::to_string(c.n_shared_experts) + " shared, " +
                        std::to_string(c.first_k_dense_replace) + " dense leading layers");
   if (c.num_nextn_predict_layers) row("MTP modules", std::to_string(c.num_nextn_predict_layers));
   row("parameters (total)", grouped(p.total) + " (" + billions(p.total) + ")");
-  row("activated per token", grouped(p.activated) + " (" + billions(p.activated) + ", excl. embedding)");
+  row("activated per token",
+      grouped(p.activated) + " (" + billions(p.activated) + ", excl. embedding)");
   if (p.mtp_total) row("MTP parameters", grouped(p.mtp_total) + " (excl. shared embedding/head)");
   const int64_t kv = model::kv_cache_bytes_per_token(c, 2);
-  row("KV cache per token (bf16)", grouped(kv) + " B" +
-                                       (c.is_mla() ? " (latent; full K/V would be " +
-                                                         grouped(model::mha_equivalent_kv_bytes_per_token(c, 2)) + " B)"
-                                                   : ""));
+  row("KV cache per token (bf16)",
+      grouped(kv) + " B" +
+          (c.is_mla() ? " (latent; full K/V would be " +
+                            grouped(model::mha_equivalent_kv_bytes_per_token(c, 2)) + " B)"
+                      : ""));
   if (s.has_files) {
     row("tensors in files", grouped(s.file_tensors) + ", " + human_bytes(double(s.file_bytes)));
-    row("parameters in files", grouped(s.file_params) + (s.mtp_file_params ? " + " + grouped(s.mtp_file_params) + " MTP" : ""));
+    row("parameters in files",
+        grouped(s.file_params) +
+            (s.mtp_file_params ? " + " + grouped(s.mtp_file_params) + " MTP" : ""));
     for (const auto& [dt, t] : s.dtype_mix)
-      row("  " + dt, grouped(t.tensors) + " tensors, " + grouped(t.elements) + " values, " + human_bytes(double(t.bytes)));
+      row("  " + dt, grouped(t.tensors) + " tensors, " + grouped(t.elements) + " values, " +
+                         human_bytes(double(t.bytes)));
   } else {
-    row("weights memory (bf16 / fp8)", human_bytes(2.0 * double(p.total)) + " / " + human_bytes(double(p.total)));
+    row("weights memory (bf16 / fp8)",
+        human_bytes(2.0 * double(p.total)) + " / " + human_bytes(double(p.total)));
   }
   return out;
 }

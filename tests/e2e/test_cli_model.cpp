@@ -1,0 +1,142 @@
+// The real binary end to end: `tern info`, `tern init`, `tern logits`, and how each reports
+// bad input (clear message, exit code 1, never a crash).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "formats/npy.h"
+#include "tests/e2e/cli_runner.h"
+
+using tern::test::run_tern;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kData = TERN_TEST_DATA;
+
+std::string temp_dir(const std::string& name) {
+  const fs::path p =
+      fs::temp_directory_path() / ("tern_e2e_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+void expect_clean_error(const tern::test::CliResult& r, const std::string& needle) {
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(needle), std::string::npos)
+      << "message should mention '" << needle << "':\n"
+      << r.output;
+}
+
+}  // namespace
+
+TEST(CliInfo, ConfigFiguresForRealModels) {
+  auto r = run_tern("info --config " + kData + "/model/configs/deepseek_v3.json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("671,026,419,200"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("70,272"), std::string::npos) << r.output;
+  r = run_tern("info --json --config " + kData + "/model/configs/deepseek_v2_lite.json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j["parameters"]["total"].get<int64_t>(), 15706484224);
+  EXPECT_EQ(j["kv_cache_bytes_per_token"]["bf16"].get<int64_t>(), 31104);
+  r = run_tern("info --json --config " + kData + "/model/configs/r1_distill_qwen_1_5b.json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(r.output)["parameters"]["total"].get<int64_t>(), 1777088000);
+}
+
+TEST(CliInfo, CheckpointInventoryMatchesFormula) {
+  for (const char* name : {"v3_fp8", "v3_tiny", "qwen2_gguf", "deepseek2_gguf"}) {
+    const std::string dir = kData + "/golden/" + name;
+    const std::string path = fs::exists(dir + "/model.gguf") ? dir + "/model.gguf" : dir;
+    auto r = run_tern("info --json " + path);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto j = nlohmann::json::parse(r.output);
+    EXPECT_EQ(j["files"]["parameters_main"].get<int64_t>(), j["parameters"]["total"].get<int64_t>())
+        << name;
+  }
+}
+
+TEST(CliInfo, BadInputsAreClearErrors) {
+  expect_clean_error(run_tern("info /nonexistent/model"), "/nonexistent/model");
+  expect_clean_error(run_tern("info"), "exactly one");
+  const std::string dir = temp_dir("badcfg");
+  std::ofstream(dir + "/config.json") << R"({"model_type": "deepseek_v3", "vocab_size": 10})";
+  expect_clean_error(run_tern("info --config " + dir + "/config.json"), "hidden_size");
+  std::ofstream(dir + "/config.json") << "{not json";
+  expect_clean_error(run_tern("info --config " + dir + "/config.json"), "not valid JSON");
+}
+
+TEST(CliLogits, MatchesGoldenReferenceAndMtp) {
+  const std::string dir = kData + "/golden/v3_tiny", out = temp_dir("logits");
+  std::ifstream in(dir + "/case.json");
+  const auto cs = nlohmann::json::parse(in);
+  std::string ids;
+  for (int id : cs["ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+  for (const bool mtp : {false, true}) {
+    const std::string file = out + (mtp ? "/mtp.npy" : "/logits.npy");
+    auto r = run_tern("logits " + dir + " --ids " + ids + " --out " + file + (mtp ? " --mtp" : ""));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const tern::Tensor got = tern::formats::read_npy(file);
+    const tern::Tensor want =
+        tern::formats::read_npy(dir + (mtp ? "/mtp_logits.npy" : "/logits.npy"));
+    ASSERT_EQ(got.shape(), want.shape());
+    for (int64_t i = 0; i < want.numel(); ++i)  // tolerance as in tests/model/test_golden.cpp
+      ASSERT_NEAR(got.data_as<float>()[i], want.data_as<float>()[i], 1e-4f) << i;
+  }
+}
+
+TEST(CliLogits, BadInputsAreClearErrors) {
+  const std::string dir = kData + "/golden/qwen2_tiny", out = temp_dir("badlogits") + "/x.npy";
+  expect_clean_error(run_tern("logits " + dir + " --ids 1,x,3 --out " + out), "'x'");
+  expect_clean_error(run_tern("logits " + dir + " --ids 1,999999 --out " + out), "999999");
+  expect_clean_error(run_tern("logits " + dir + " --ids 1,2 --mtp --out " + out), "MTP");
+  EXPECT_FALSE(fs::exists(out)) << "no output may be written on error";
+  // A truncated weight file: a format error naming the file, not a crash.
+  const std::string broken = temp_dir("broken");
+  fs::copy_file(dir + "/config.json", broken + "/config.json");
+  const auto size = fs::file_size(dir + "/model.safetensors");
+  std::ifstream src(dir + "/model.safetensors", std::ios::binary);
+  std::string bytes(size / 2, '\0');
+  src.read(bytes.data(), std::streamsize(bytes.size()));
+  std::ofstream(broken + "/model.safetensors", std::ios::binary) << bytes;
+  expect_clean_error(run_tern("logits " + broken + " --ids 1,2 --out " + out), "model.safetensors");
+  // A config whose shapes disagree with the weights names the tensor.
+  std::ifstream cfg_in(dir + "/config.json");
+  auto cfg = nlohmann::json::parse(cfg_in);
+  cfg["intermediate_size"] = cfg["intermediate_size"].get<int>() + 8;
+  const std::string mismatch = temp_dir("mismatch");
+  fs::copy_file(dir + "/model.safetensors", mismatch + "/model.safetensors");
+  std::ofstream(mismatch + "/config.json") << cfg.dump();
+  expect_clean_error(run_tern("logits " + mismatch + " --ids 1,2 --out " + out), "gate_proj");
+}
+
+TEST(CliInit, RandomCheckpointsLoadInEveryDtype) {
+  const std::string out = temp_dir("init");
+  for (const char* dtype : {"f32", "bf16", "fp8"}) {
+    const std::string dir = out + "/" + dtype;
+    auto r = run_tern("init --config " + kData + "/golden/v3_tiny/config.json --out " + dir +
+                      " --dtype " + dtype + " --shard-mb 0.1");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    r = run_tern("info --json " + dir);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto j = nlohmann::json::parse(r.output);
+    EXPECT_EQ(j["files"]["parameters_main"].get<int64_t>(), j["parameters"]["total"].get<int64_t>())
+        << dtype;
+    if (std::string(dtype) == "fp8") {
+      EXPECT_TRUE(j["files"]["dtype_mix"].contains("f8_e4m3"));
+    }
+    r = run_tern("logits " + dir + " --ids 1,2,3,4 --mtp --out " + dir + "/m.npy");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const tern::Tensor m = tern::formats::read_npy(dir + "/m.npy");
+    EXPECT_EQ(m.shape(), (tern::Shape{3, 256}));
+    for (int64_t i = 0; i < m.numel(); ++i) ASSERT_TRUE(std::isfinite(m.data_as<float>()[i]));
+  }
+  expect_clean_error(run_tern("init --config " + kData + "/golden/v3_tiny/config.json --out " +
+                              out + "/x --dtype int3"),
+                     "--dtype");
+}
