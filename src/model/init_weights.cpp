@@ -1,5 +1,6 @@
 #include "model/init_weights.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -114,7 +115,11 @@ int64_t write_random_checkpoint(const ModelConfig& c, const std::string& config_
   else
     cfg.erase("quantization_config");
   cfg["torch_dtype"] = o.dtype == InitDType::f32 ? "float32" : "bfloat16";
-  const std::vector<Planned> planned = plan(c, o);
+  std::vector<Planned> planned = plan(c, o);
+  // Widest elements first (as the safetensors reference writer does) keeps every tensor aligned.
+  std::stable_sort(planned.begin(), planned.end(), [](const Planned& a, const Planned& b) {
+    return dtype_block_bytes(a.spec.dtype) > dtype_block_bytes(b.spec.dtype);
+  });
   std::vector<formats::TensorSpec> specs;
   for (const auto& p : planned) specs.push_back(p.spec);
   auto producer = [&](size_t i) { return produce(planned[i], c, o); };

@@ -25,20 +25,30 @@ void check_shape(const TensorSource& src, const std::string& name, const Tensor&
     bad_tensor(src, name, "has shape " + shape_str(t.shape()) + ", expected " + shape_str(want));
 }
 
+// Kernels read elements through typed pointers; a file that packs a 4-byte tensor after an
+// odd-sized one leaves it misaligned, so such tensors are copied once into aligned memory.
+Tensor aligned(const Tensor& t) {
+  const size_t elem = t.dtype() == DType::q8_0 || t.dtype() == DType::q4_0
+                          ? 2
+                          : size_t(dtype_block_bytes(t.dtype()));
+  return reinterpret_cast<uintptr_t>(t.data()) % elem ? t.clone() : t;
+}
+
 Tensor to_f32(const TensorSource& src, const std::string& name, const Tensor& t) {
   if (t.dtype() != DType::f32 && t.dtype() != DType::bf16 && t.dtype() != DType::f16)
     bad_tensor(src, name,
                "has dtype " + std::string(dtype_name(t.dtype())) + "; expected f32, bf16 or f16");
-  if (t.dtype() == DType::f32) return t;
-  Tensor out = Tensor::zeros(DType::f32, t.shape());
-  kernels::WeightView v{t.dtype(), 1, t.numel(), t.data()};
+  const Tensor a = aligned(t);
+  if (a.dtype() == DType::f32) return a;
+  Tensor out = Tensor::zeros(DType::f32, a.shape());
+  kernels::WeightView v{a.dtype(), 1, a.numel(), a.data()};
   kernels::ref::dequant_row(v, 0, 0, t.numel(), out.data_as<float>());
   return out;
 }
 
 void load_linear(const ModelConfig& c, const TensorSource& src, WeightSlot& s) {
   Linear& l = *s.linear;
-  const Tensor t = src.get(s.name);
+  const Tensor t = aligned(src.get(s.name));
   if (!linear_dtype_ok(t.dtype()))
     bad_tensor(src, s.name, "has unsupported dtype " + std::string(dtype_name(t.dtype())));
   check_shape(src, s.name, t, s.shape);
