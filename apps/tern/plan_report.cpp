@@ -149,12 +149,10 @@ void print_serve(std::FILE* out, const account::ServePlan& p) {
          human_bytes(p.kv_cache),
          std::string(p.fits ? "fits" : "DOES NOT FIT") + ", max batch at this context " +
              std::to_string(p.max_batch)});
-  if (p.model.mla) {
-    t.row({"  same with full K/V", human_bytes(p.kv_cache_full),
-           human_bytes(p.kv_full_bytes_per_token) + " per token; " +
-               (p.fits_full_kv ? "fits" : "does not fit") + ", max batch " +
-               std::to_string(p.max_batch_full_kv)});
-  }
+  t.row({p.model.mla ? "  same with full K/V" : "  same as full MHA", human_bytes(p.kv_cache_full),
+         human_bytes(p.kv_full_bytes_per_token) + " per token; " +
+             (p.fits_full_kv ? "fits" : "does not fit") + ", max batch " +
+             std::to_string(p.max_batch_full_kv)});
   t.heading("decode at context " + std::to_string(in.context) +
             " (roofline upper bounds: " + fixed(hw.bandwidth_gbs, 0) + " GB/s, " +
             fixed(p.peak_flops / 1e12, 1) + " TFLOP/s per device)");
@@ -165,9 +163,9 @@ void print_serve(std::FILE* out, const account::ServePlan& p) {
   };
   point(p.batch1, p.dollars_per_million_batch1);
   if (in.batch > 1) point(p.at_batch, p.dollars_per_million);
-  t.heading("");
+  t.heading("summary");
   t.row({"compute/bandwidth crossover batch",
-         p.crossover_batch > 0 ? human(p.crossover_batch) : "none (memory-bound at any batch)"});
+         p.crossover_batch > 0 ? grouped(p.crossover_batch) : "none (memory-bound at any batch)"});
   t.row({"energy per M tokens at batch " + std::to_string(in.batch),
          fixed(p.energy_per_million.kwh(), 2) + " kWh",
          "estimate: " + fixed(hw.power_w, 0) + " W x time x PUE " + fixed(in.pue, 2)});

@@ -81,9 +81,13 @@ FmaFn pick_fma() {
 }  // namespace
 
 BandwidthProbe measure_bandwidth(int64_t bytes_per_array, int repeats) {
-  if (bytes_per_array <= 0)
+  if (bytes_per_array <= 0) {
+    // STREAM's rule (4x the last-level cache), but never more than 1/16 of the machine.
+    const int64_t cap = std::clamp<int64_t>(int64_t(system_memory_bytes() / 16), int64_t(16) << 20,
+                                            int64_t(1) << 30);
     bytes_per_array =
-        std::clamp<int64_t>(4 * last_level_cache_bytes(), int64_t(64) << 20, int64_t(1) << 30);
+        std::min(std::max<int64_t>(4 * last_level_cache_bytes(), int64_t(64) << 20), cap);
+  }
   const int64_t n = std::max<int64_t>(bytes_per_array / int64_t(sizeof(double)), 1024);
   std::unique_ptr<double[]> a(new double[n]), b(new double[n]), c(new double[n]);
   ThreadPool& pool = ThreadPool::global();

@@ -16,7 +16,8 @@ struct BandwidthProbe {
 };
 
 // a[i] = b[i] + s * c[i] over three double arrays of `bytes_per_array` each (0 = four times the
-// last-level cache, at least 64 MiB and at most 1 GiB), best of `repeats`, as STREAM reports.
+// last-level cache, at least 64 MiB, at most 1 GiB and 1/16 of system memory), best of
+// `repeats`, as STREAM reports.
 BandwidthProbe measure_bandwidth(int64_t bytes_per_array = 0, int repeats = 5);
 
 // FP32 fused multiply-add throughput of all threads on an L1-resident array, GFLOP/s

@@ -36,12 +36,17 @@ DecodePoint decode_point(const ModelFigures& m, const Hardware& hw, const ServeI
                          double batch) {
   DecodePoint p;
   p.batch = batch;
-  p.flops = batch * decode_flops_per_token(m, in.context).total();
+  const ForwardFlops per_token = decode_flops_per_token(m, in.context);
+  p.flops = batch * per_token.total();
   p.bytes = decode_bytes_per_step(m, batch, in.context, weight_bytes_per_param(in.quant),
                                   kv_bytes_per_value(in.kv_dtype))
                 .total();
   const double g = double(in.gpus);
-  p.compute_s = p.flops / (g * hw.peak_flops(compute_precision(in.quant)));
+  // The attention core runs in BF16 (FlashMLA; the V3 recipe keeps attention out of FP8).
+  p.compute_s = batch *
+                (per_token.matmul / hw.peak_flops(compute_precision(in.quant)) +
+                 per_token.attention / hw.peak_flops("bf16")) /
+                g;
   p.memory_s = p.bytes / (g * hw.bandwidth_bytes_per_s());
   return p;
 }

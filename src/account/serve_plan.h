@@ -32,7 +32,7 @@ struct DecodePoint {
   double batch = 0;
   double flops = 0;      // whole step
   double bytes = 0;      // whole step (weights read once + every sequence's cache)
-  double compute_s = 0;  // flops / (gpus * peak)
+  double compute_s = 0;  // matmuls at the quant's peak + attention core at the BF16 peak
   double memory_s = 0;   // bytes / (gpus * bandwidth)
   double step_s() const { return compute_s > memory_s ? compute_s : memory_s; }
   bool compute_bound() const { return compute_s > memory_s; }
@@ -54,7 +54,7 @@ struct ServePlan {
   bool fits_full_kv = false;
   int64_t max_batch = 0;  // at this context, with this cache (0: weights alone overflow)
   int64_t max_batch_full_kv = 0;
-  double peak_flops = 0;  // per device, at the compute precision of the quant
+  double peak_flops = 0;  // per device, for matmuls at the compute precision of the quant
   DecodePoint batch1;
   DecodePoint at_batch;
   double crossover_batch = 0;  // smallest batch that is compute-bound; 0 = never
