@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -133,5 +134,23 @@ TEST(PlanCli, ConfigMissingFieldNamesIt) {
       run_tern("plan train --config " + path.string() + " --tokens 1T --hardware h800 --mfu 0.4");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("hidden_size"), std::string::npos) << r.out;
+  std::filesystem::remove(path);
+}
+
+TEST(PlanCli, LedgerLinesPerStage) {
+  const auto path = std::filesystem::temp_directory_path() / "tern_plan_ledger_test.jsonl";
+  std::filesystem::remove(path);
+  const CliRun r =
+      run_tern(kV3Train + " --stage post-training:gpu-hours=5K --ledger " + path.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::ifstream in(path);
+  std::string line;
+  std::vector<nlohmann::json> lines;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["stage"], "plan-train:pre-training");
+  EXPECT_TRUE(lines[0]["planned"].get<bool>());
+  EXPECT_NEAR(lines[1]["device_hours"].get<double>(), 5000, 1e-6);
+  EXPECT_NEAR(lines[1]["dollars"].get<double>(), 10000, 1e-6);
   std::filesystem::remove(path);
 }
