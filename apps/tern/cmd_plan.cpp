@@ -1,7 +1,9 @@
 // `tern plan train|serve|hardware`: what a model costs to train and to serve, before anything
 // runs. Owns flag parsing and the choice of hardware; the arithmetic is in account/, the
 // config adapter in plan_model.cpp and the tables in plan_report.cpp.
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,7 +32,8 @@ namespace acc = tern::account;
 struct HardwareFlags {
   std::string name;
   std::string file;
-  double bf16_tflops = 0, fp8_tflops = -1, bandwidth_gbs = 0, memory_gb = 0, power_w = 0;
+  double bf16_tflops = 0, bandwidth_gbs = 0, memory_gb = 0, power_w = 0;
+  double fp8_tflops = std::numeric_limits<double>::quiet_NaN();  // NaN: not given (0 is valid)
 
   void add(CLI::App& app) {
     app.add_option("--hardware", name,
@@ -66,7 +69,7 @@ struct HardwareFlags {
     set(bandwidth_gbs, h.bandwidth_gbs);
     set(memory_gb, h.memory_gb);
     set(power_w, h.power_w);
-    if (fp8_tflops >= 0) h.fp8_tflops = fp8_tflops, changed = true;
+    if (!std::isnan(fp8_tflops)) h.fp8_tflops = fp8_tflops, changed = true;
     if (changed) h.source += " (with overrides from flags)";
     acc::validate(h);
     return h;
