@@ -4,6 +4,7 @@
 #include "tokenizer/bpe.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -36,6 +37,8 @@ Bpe Bpe::from_json(const nlohmann::json& spec, bool byte_level, const std::strin
     fail(ErrorKind::format, where + ".type: only \"BPE\" models are supported, got \"" +
                                 spec["type"].get<std::string>() + "\"");
   Bpe m;
+  static std::atomic<uint64_t> instances{0};
+  m.instance_ = ++instances;
   m.byte_level_ = byte_level;
   auto opt_str = [&](const char* key) {
     return spec.contains(key) && spec[key].is_string() ? spec[key].get<std::string>() : std::string();
@@ -95,7 +98,7 @@ Bpe Bpe::from_json(const nlohmann::json& spec, bool byte_level, const std::strin
 }
 
 int32_t Bpe::lookup_token(std::string_view token) const {
-  auto it = file_vocab_.find(std::string(token));
+  auto it = file_vocab_.find(token);
   return it == file_vocab_.end() ? -1 : it->second;
 }
 
@@ -113,7 +116,7 @@ void Bpe::initial_symbols(std::string_view piece, std::vector<int32_t>& syms) co
     uint32_t cp;
     int n = utf8_decode(piece, i, &cp);
     if (n == 0) n = 1;
-    auto it = vocab_.find(std::string(piece.substr(i, n)));
+    auto it = vocab_.find(piece.substr(i, n));
     if (it != vocab_.end()) {
       syms.push_back(it->second);
     } else if (byte_fallback_ && byte_fallback_ids_[static_cast<unsigned char>(piece[i])] >= 0) {
@@ -179,9 +182,29 @@ void Bpe::merge_all(std::vector<int32_t>& syms) const {
 
 void Bpe::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
   if (ignore_merges_) {
-    auto it = vocab_.find(std::string(piece));
+    auto it = vocab_.find(piece);
     if (it != vocab_.end()) {
       out.push_back(it->second);
+      return;
+    }
+  }
+  // Natural text repeats its words, so short pieces are cached per thread (as the reference
+  // library does). The cache belongs to one Bpe instance at a time.
+  struct Cache {
+    uint64_t owner = 0;
+    std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> words;
+  };
+  thread_local Cache cache;
+  constexpr size_t kMaxCachedPiece = 48, kMaxEntries = 1 << 16;
+  bool cacheable = piece.size() <= kMaxCachedPiece;
+  if (cacheable) {
+    if (cache.owner != instance_) {
+      cache.words.clear();
+      cache.owner = instance_;
+    }
+    auto it = cache.words.find(piece);
+    if (it != cache.words.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
       return;
     }
   }
@@ -189,6 +212,10 @@ void Bpe::encode_piece(std::string_view piece, std::vector<int32_t>& out) const 
   initial_symbols(piece, syms);
   merge_all(syms);
   out.insert(out.end(), syms.begin(), syms.end());
+  if (cacheable) {
+    if (cache.words.size() >= kMaxEntries) cache.words.clear();
+    cache.words.emplace(std::string(piece), syms);
+  }
 }
 
 }  // namespace tern::tokenizer

@@ -14,6 +14,13 @@
 
 namespace tern::tokenizer {
 
+// Hash that lets unordered_map<std::string, ...> be searched with a string_view (no allocation).
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using StringMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
+
 class Bpe {
  public:
   // `spec` is tokenizer.json's "model"; byte_level says whether a ByteLevel pre-tokenizer feeds it.
@@ -39,8 +46,8 @@ class Bpe {
   void merge_all(std::vector<int32_t>& syms) const;
 
   std::vector<std::string> id_to_token_;
-  std::unordered_map<std::string, int32_t> file_vocab_;  // file alphabet
-  std::unordered_map<std::string, int32_t> vocab_;       // raw bytes (byte-level) or text
+  StringMap file_vocab_;  // file alphabet
+  StringMap vocab_;       // raw bytes (byte-level) or text
   std::unordered_map<uint64_t, Merge> merges_;
   int32_t byte_ids_[256];                                 // single-byte tokens, -1 if absent
   int32_t byte_fallback_ids_[256];                        // "<0xAB>" tokens, -1 if absent
@@ -49,6 +56,7 @@ class Bpe {
   bool byte_fallback_ = false;
   bool fuse_unk_ = false;
   bool ignore_merges_ = false;
+  uint64_t instance_ = 0;  // keys the per-thread word cache
 };
 
 }  // namespace tern::tokenizer
