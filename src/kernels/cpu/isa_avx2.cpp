@@ -16,16 +16,16 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
-// e4m3 -> f32 exactly (see isa_avx512.cpp for the bit trick).
-inline __m256 fp8_e4m3_8(const uint8_t* p) {
-  const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-  const __m256i mag = _mm256_and_si256(v, _mm256_set1_epi32(0x7F));
-  const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x80)), 24);
-  __m256 f =
-      _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(mag, 20)), _mm256_set1_ps(0x1p120f));
+// e4m3 -> f32 exactly, via f16 (see isa_avx512.cpp): returns the value times 2^-8.
+inline __m256 fp8_e4m3_8_div256(const uint8_t* p) {
+  const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  const __m128i v = _mm_cvtepu8_epi16(b);
+  const __m128i h = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(v, _mm_set1_epi16(0x7F)), 7),
+                                 _mm_slli_epi16(_mm_and_si128(v, _mm_set1_epi16(0x80)), 8));
+  const __m256 f = _mm256_cvtph_ps(h);
+  const __m256i mag = _mm256_cvtepu8_epi32(_mm_and_si128(b, _mm_set1_epi8(0x7F)));
   const __m256 nan_mask = _mm256_castsi256_ps(_mm256_cmpeq_epi32(mag, _mm256_set1_epi32(0x7F)));
-  f = _mm256_blendv_ps(f, _mm256_set1_ps(__builtin_nanf("")), nan_mask);
-  return _mm256_castsi256_ps(_mm256_or_si256(_mm256_castps_si256(f), sign));
+  return _mm256_blendv_ps(f, _mm256_set1_ps(__builtin_nanf("")), nan_mask);
 }
 
 inline float f16_scale(const uint8_t* block) {
@@ -39,9 +39,9 @@ void dequant_fp8(const WeightView& w, int64_t row, int64_t col0, int64_t n, floa
   while (i < n) {
     const int64_t c = col0 + i;
     const int64_t seg_end = std::min(n, i + (w.block_cols - c % w.block_cols));
-    const __m256 s = _mm256_set1_ps(scale_row ? scale_row[c / w.block_cols] : 1.0f);
+    const __m256 s = _mm256_set1_ps((scale_row ? scale_row[c / w.block_cols] : 1.0f) * 256.0f);
     for (; i + 8 <= seg_end; i += 8)
-      _mm256_storeu_ps(out + i, _mm256_mul_ps(fp8_e4m3_8(src + i), s));
+      _mm256_storeu_ps(out + i, _mm256_mul_ps(fp8_e4m3_8_div256(src + i), s));
     if (i < seg_end) ref::dequant_row(w, row, col0 + i, seg_end - i, out + i), i = seg_end;
   }
 }

@@ -1,0 +1,105 @@
+// Matrix-vector (decode, T=1) and matrix-matrix (prefill, T=32) throughput of kernels::matmul
+// for each weight dtype and each ISA this CPU supports, reported as GFLOP/s and as GB/s of weight
+// bytes streamed, next to the machine's measured memory bandwidth (STREAM triad).
+//
+//   build/release/bench/bench_matmul [--benchmark_filter=...]
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "account/cpu_probe.h"
+#include "core/dtype.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/matmul.h"
+#include "kernels/quantize.h"
+
+using namespace tern;
+using namespace tern::kernels;
+
+namespace {
+
+struct BenchWeight {
+  std::vector<uint8_t> bytes;
+  std::vector<float> scales;
+  WeightView view;
+};
+
+BenchWeight make(DType dt, int64_t rows, int64_t cols) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.0f, 0.02f);
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  for (auto& v : w) v = nd(rng);
+  BenchWeight b;
+  b.view = WeightView{dt, rows, cols, nullptr};
+  b.bytes.resize(size_t(dtype_bytes_for(dt, rows * cols)));
+  switch (dt) {
+    case DType::f32:
+      std::memcpy(b.bytes.data(), w.data(), b.bytes.size());
+      break;
+    case DType::bf16:
+      for (size_t i = 0; i < w.size(); ++i)
+        reinterpret_cast<uint16_t*>(b.bytes.data())[i] = f32_to_bf16(w[i]);
+      break;
+    case DType::f8_e4m3:
+      b.scales.resize(size_t(((rows + 127) / 128) * ((cols + 127) / 128)));
+      quantize_fp8_blocks(w.data(), rows, cols, 128, 128, b.bytes.data(), b.scales.data());
+      b.view.scales = b.scales.data();
+      break;
+    default:  // q8_0 / q4_0: random blocks with a small scale (speed does not depend on values)
+      for (size_t i = 0; i < b.bytes.size(); ++i) b.bytes[i] = uint8_t(rng());
+      for (size_t blk = 0; blk < b.bytes.size() / size_t(dtype_block_bytes(dt)); ++blk) {
+        const uint16_t d = f32_to_f16(0.01f);
+        std::memcpy(b.bytes.data() + blk * size_t(dtype_block_bytes(dt)), &d, 2);
+      }
+  }
+  b.view.data = b.bytes.data();
+  return b;
+}
+
+void BM_matmul(benchmark::State& state, DType dt, const IsaKernels* isa) {
+  const int64_t rows = state.range(0), cols = state.range(1), T = state.range(2);
+  const BenchWeight w = make(dt, rows, cols);
+  std::vector<float> x(static_cast<size_t>(T * cols), 0.5f), y(static_cast<size_t>(T * rows));
+  for (auto _ : state) {
+    matmul(MatmulParams{x.data(), cols, y.data(), rows, T, w.view}, nullptr, isa);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double iters = double(state.iterations());
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * double(rows * cols * T) * iters / 1e9, benchmark::Counter::kIsRate);
+  state.counters["weight_GB/s"] =
+      benchmark::Counter(double(w.bytes.size()) * iters / 1e9, benchmark::Counter::kIsRate);
+}
+
+void BM_memory_bandwidth(benchmark::State& state) {
+  double gbs = 0;
+  for (auto _ : state) gbs = account::measure_bandwidth().gbs;
+  state.counters["triad_GB/s"] = gbs;
+}
+
+int register_all() {
+  benchmark::RegisterBenchmark("memory_bandwidth_triad", BM_memory_bandwidth)
+      ->Iterations(1)
+      ->Unit(benchmark::kMillisecond);
+  for (const IsaKernels* isa : supported_isas()) {
+    for (DType dt : {DType::f32, DType::bf16, DType::f8_e4m3, DType::q8_0, DType::q4_0}) {
+      const std::string name =
+          std::string("matmul/") + isa->name + "/" + std::string(dtype_name(dt));
+      benchmark::RegisterBenchmark(name.c_str(), BM_matmul, dt, isa)
+          ->Args({4096, 4096, 1})   // decode: one token through a 4096x4096 projection
+          ->Args({2048, 7168, 1})   // one DeepSeek-V3 routed expert's gate projection
+          ->Args({4096, 4096, 32})  // a 32-token prefill chunk
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
+  }
+  return 0;
+}
+
+const int registered = register_all();
+
+}  // namespace
+
+BENCHMARK_MAIN();
