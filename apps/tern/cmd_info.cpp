@@ -22,14 +22,18 @@ void setup_info(CLI::App& sub) {
   sub.callback([args] {
     if (args->model.empty() == args->config.empty())
       fail(ErrorKind::request, "give either a MODEL path or --config FILE (exactly one)");
-    const ModelSummary s = args->config.empty() ? summarize_model(args->model) : summarize_config(args->config);
-    if (args->json) std::printf("%s\n", summary_json(s).dump(2).c_str());
-    else std::fputs(summary_table(s).c_str(), stdout);
+    const ModelSummary s =
+        args->config.empty() ? summarize_model(args->model) : summarize_config(args->config);
+    if (args->json)
+      std::printf("%s\n", summary_json(s).dump(2).c_str());
+    else
+      std::fputs(summary_table(s).c_str(), stdout);
   });
 }
 
 }  // namespace
 }  // namespace tern::app
 
-TERN_REGISTER_COMMAND("info", "describe a model: architecture, parameters, dtypes, memory, KV cache",
+TERN_REGISTER_COMMAND("info",
+                      "describe a model: architecture, parameters, dtypes, memory, KV cache",
                       tern::app::setup_info);

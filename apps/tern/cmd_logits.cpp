@@ -22,7 +22,8 @@ std::vector<int32_t> parse_ids(const std::string& text) {
   size_t pos = 0;
   while (pos <= text.size()) {
     const size_t comma = text.find(',', pos);
-    const std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    const std::string item =
+        text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     size_t used = 0;
     long long v = 0;
     try {
@@ -31,7 +32,8 @@ std::vector<int32_t> parse_ids(const std::string& text) {
       used = 0;
     }
     if (item.empty() || used != item.size() || v < 0 || v > INT32_MAX)
-      fail(ErrorKind::request, "--ids: '" + item + "' is not a token id (expected comma-separated integers >= 0)");
+      fail(ErrorKind::request,
+           "--ids: '" + item + "' is not a token id (expected comma-separated integers >= 0)");
     ids.push_back(int32_t(v));
     if (comma == std::string::npos) break;
     pos = comma + 1;
@@ -41,8 +43,10 @@ std::vector<int32_t> parse_ids(const std::string& text) {
 
 void run_logits(const LogitsArgs& a) {
   const std::vector<int32_t> ids = parse_ids(a.ids);
-  if (a.mtp && ids.size() < 2) fail(ErrorKind::request, "--mtp needs at least two ids (it predicts from the next token)");
-  if (a.mla != "absorbed" && a.mla != "naive") fail(ErrorKind::request, "--mla must be 'absorbed' or 'naive'");
+  if (a.mtp && ids.size() < 2)
+    fail(ErrorKind::request, "--mtp needs at least two ids (it predicts from the next token)");
+  if (a.mla != "absorbed" && a.mla != "naive")
+    fail(ErrorKind::request, "--mla must be 'absorbed' or 'naive'");
   const auto t0 = std::chrono::steady_clock::now();
   model::Model m = model::Model::load(a.model, model::LoadOptions{a.mtp});
   const auto t1 = std::chrono::steady_clock::now();
@@ -64,14 +68,16 @@ void run_logits(const LogitsArgs& a) {
   formats::write_npy(a.out, out);
   const double load_s = std::chrono::duration<double>(t1 - t0).count();
   const double fwd_s = std::chrono::duration<double>(t2 - t1).count();
-  std::fprintf(stderr, "tern logits: %s [%lld, %lld] -> %s (load %.2f s, forward %.3f s, %s kernels)\n",
-               a.mtp ? "MTP logits" : "logits", (long long)out.size(0), (long long)out.size(1), a.out.c_str(), load_s, fwd_s,
-               kernels::active_isa().name);
+  std::fprintf(stderr,
+               "tern logits: %s [%lld, %lld] -> %s (load %.2f s, forward %.3f s, %s kernels)\n",
+               a.mtp ? "MTP logits" : "logits", (long long)out.size(0), (long long)out.size(1),
+               a.out.c_str(), load_s, fwd_s, kernels::active_isa().name);
 }
 
 void setup_logits(CLI::App& sub) {
   auto args = std::make_shared<LogitsArgs>();
-  sub.add_option("model", args->model, "HF model directory, .safetensors file or .gguf file")->required();
+  sub.add_option("model", args->model, "HF model directory, .safetensors file or .gguf file")
+      ->required();
   sub.add_option("--ids", args->ids, "comma-separated token ids, e.g. 1,2,3")->required();
   sub.add_option("--out", args->out, "output .npy file (float32 [T, vocab_size])")->required();
   sub.add_flag("--mtp", args->mtp, "write the MTP module's logits [T-1, vocab_size] instead");
@@ -82,4 +88,5 @@ void setup_logits(CLI::App& sub) {
 }  // namespace
 }  // namespace tern::app
 
-TERN_REGISTER_COMMAND("logits", "run the forward pass over token ids and write logits as .npy", tern::app::setup_logits);
+TERN_REGISTER_COMMAND("logits", "run the forward pass over token ids and write logits as .npy",
+                      tern::app::setup_logits);

@@ -28,6 +28,6 @@ const std::vector<Command>& registered_commands();
 
 #define TERN_CONCAT_INNER(a, b) a##b
 #define TERN_CONCAT(a, b) TERN_CONCAT_INNER(a, b)
-#define TERN_REGISTER_COMMAND(name, help, setup_fn)                  \
+#define TERN_REGISTER_COMMAND(name, help, setup_fn)                   \
   static const bool TERN_CONCAT(tern_registered_command_, __LINE__) = \
       ::tern::app::register_command(name, help, setup_fn)

@@ -20,9 +20,9 @@ struct ModelSummary {
   std::string source;  // path of the config, directory or GGUF file
   std::string format;  // "config", "safetensors", "gguf"
   bool has_files = false;
-  std::map<std::string, DTypeTotals> dtype_mix;  // by dtype name (scales included)
+  std::map<std::string, DTypeTotals> dtype_mix;               // by dtype name (scales included)
   int64_t file_tensors = 0, file_bytes = 0, file_params = 0;  // params exclude FP8 scale tensors
-  int64_t mtp_file_params = 0;                                // tensors of layers >= num_hidden_layers
+  int64_t mtp_file_params = 0;  // tensors of layers >= num_hidden_layers
 };
 
 // From a config.json (or a directory holding one); no weights read.

@@ -1,7 +1,6 @@
 #include "formats/npy.h"
 
 #include <cstring>
-#include <regex>
 
 #include "core/error.h"
 #include "formats/atomic_file.h"
@@ -23,6 +22,10 @@ const char* descr_of(DType t) {
   }
 }
 
+[[noreturn]] void npy_fail(const std::string& path, const std::string& why) {
+  fail(ErrorKind::format, path + ": not a supported .npy file: " + why);
+}
+
 }  // namespace
 
 void write_npy(const std::string& path, const Tensor& t) {
@@ -30,10 +33,9 @@ void write_npy(const std::string& path, const Tensor& t) {
   if (!descr)
     fail(ErrorKind::internal, "write_npy: unsupported dtype " + std::string(dtype_name(t.dtype())));
   TERN_CHECK(t.is_contiguous());
-  std::string shape = "(";
-  for (int64_t d : t.shape()) shape += std::to_string(d) + ",";
-  if (t.dim() > 1) shape.pop_back();
-  shape += ")";
+  std::string shape = "(";  // as NumPy prints tuples: (), (5,), (2, 3)
+  for (int64_t i = 0; i < t.dim(); ++i) shape += (i ? ", " : "") + std::to_string(t.size(i));
+  shape += t.dim() == 1 ? ",)" : ")";
   std::string header =
       std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
   // Magic (6) + version (2) + length (2) + header + '\n' is padded to a multiple of 64.
@@ -54,19 +56,25 @@ Tensor read_npy(const std::string& path) {
   auto file = MappedFile::open(path);
   const uint8_t* p = file->data();
   const uint64_t n = file->size();
-  auto bad = [&](const std::string& why) -> void {
-    fail(ErrorKind::format, path + ": not a supported .npy file: " + why);
-  };
+  auto bad = [&path](const std::string& why) { npy_fail(path, why); };
   if (n < 10 || std::memcmp(p, "\x93NUMPY", 6) != 0) bad("missing the \\x93NUMPY magic");
   if (p[6] != 1) bad("format version " + std::to_string(p[6]) + " (only 1.0 is read)");
   const uint64_t hlen = uint64_t(p[8]) | (uint64_t(p[9]) << 8);
   if (10 + hlen > n) bad("header runs past the end of the file");
   const std::string header(reinterpret_cast<const char*>(p + 10), size_t(hlen));
-  std::smatch m;
-  if (!std::regex_search(header, m, std::regex(R"('descr':\s*'([^']*)')")))
-    bad("no 'descr' in the header");
-  const std::string descr = m[1];
-  DType dt;
+  // The header is a Python dict literal; the three keys NumPy writes are read by position.
+  auto value_after = [&](const std::string& key) -> size_t {
+    const size_t k = header.find("'" + key + "'");
+    if (k == std::string::npos) bad("no '" + key + "' in the header");
+    const size_t colon = header.find(':', k);
+    if (colon == std::string::npos) bad("malformed '" + key + "' entry");
+    return header.find_first_not_of(' ', colon + 1);
+  };
+  size_t v = value_after("descr");
+  const size_t q = v < header.size() ? header.find(header[v], v + 1) : std::string::npos;
+  if (q == std::string::npos) bad("malformed 'descr' value");
+  const std::string descr = header.substr(v + 1, q - v - 1);
+  DType dt = DType::f32;
   if (descr == "<f4")
     dt = DType::f32;
   else if (descr == "<f8")
@@ -75,15 +83,28 @@ Tensor read_npy(const std::string& path) {
     dt = DType::i32;
   else
     bad("dtype '" + descr + "' (expected <f4, <f8 or <i4)");
-  if (!std::regex_search(header, std::regex(R"('fortran_order':\s*False)")))
+  if (header.compare(value_after("fortran_order"), 5, "False") != 0)
     bad("Fortran order is not supported");
-  if (!std::regex_search(header, m, std::regex(R"('shape':\s*\(([^)]*)\))")))
-    bad("no 'shape' in the header");
+  v = value_after("shape");
+  const size_t close = header.find(')', v);
+  if (v >= header.size() || header[v] != '(' || close == std::string::npos)
+    bad("malformed 'shape' value");
   Shape shape;
-  const std::string dims = m[1];
-  static const std::regex kDigits(R"(\d+)");
-  for (std::sregex_iterator it(dims.begin(), dims.end(), kDigits), end; it != end; ++it)
-    shape.push_back(std::stoll(it->str()));
+  for (size_t i = v + 1; i < close;) {
+    const size_t j = header.find_first_of(",)", i);
+    const std::string item = header.substr(i, j - i);
+    if (item.find_first_not_of(' ') != std::string::npos) {
+      size_t used = 0;
+      long long d = -1;
+      try {
+        d = std::stoll(item, &used);
+      } catch (const std::exception&) {
+      }
+      if (d < 0) bad("shape entry '" + item + "' is not a dimension");
+      shape.push_back(d);
+    }
+    i = j + 1;
+  }
   const int64_t bytes = dtype_bytes_for(dt, shape_numel(shape));
   if (10 + hlen + uint64_t(bytes) > n)
     bad("data is truncated (" + std::to_string(bytes) + " bytes expected)");
