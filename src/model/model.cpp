@@ -102,6 +102,10 @@ void Model::forward(std::span<const int32_t> ids, KvCache& cache, float* logits,
   const int64_t T = int64_t(ids.size()), d = c.hidden_size, pos0 = cache.length();
   if (T == 0) return;
   check_ids(ids);
+  if (c.max_position_embeddings > 0 && pos0 + T > c.max_position_embeddings)
+    fail(ErrorKind::request, std::to_string(pos0 + T) + " tokens exceed the model's context of " +
+                                 std::to_string(c.max_position_embeddings) +
+                                 " positions (max_position_embeddings)");
   cache.check_room(T);
   ensure_scratch(T, pos0 + T, opts.mla_mode);
   Tensor hidden = Tensor::zeros(DType::f32, {T, d});  // residual stream [T, d]

@@ -95,6 +95,10 @@ TEST(CliLogits, BadInputsAreClearErrors) {
   expect_clean_error(run_tern("logits " + dir + " --ids 1,x,3 --out " + out), "'x'");
   expect_clean_error(run_tern("logits " + dir + " --ids 1,999999 --out " + out), "999999");
   expect_clean_error(run_tern("logits " + dir + " --ids 1,2 --mtp --out " + out), "MTP");
+  std::string long_ids = "1";
+  for (int i = 0; i < 5000; ++i) long_ids += ",1";
+  expect_clean_error(run_tern("logits " + dir + " --ids " + long_ids + " --out " + out),
+                     "max_position_embeddings");
   EXPECT_FALSE(fs::exists(out)) << "no output may be written on error";
   // A truncated weight file: a format error naming the file, not a crash.
   const std::string broken = temp_dir("broken");

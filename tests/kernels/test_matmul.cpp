@@ -211,3 +211,20 @@ TEST(Kernels, DotAndAxpyMatchReference) {
     }
   }
 }
+
+TEST(Kernels, RowRangeViewsKeepFp8BlockScalesAligned) {
+  // A view of rows [3, 8) of an FP8 weight with 2-row scale blocks must use the parent's
+  // block rows (row0 + r) / block_rows, as the absorbed MLA's W_UV head slices do.
+  std::mt19937 rng(5);
+  TestWeight w = make_weight(DType::f8_e4m3, 11, 40, rng, 2, 16);
+  const WeightView sub = w.view.row_range(3, 5);
+  std::vector<float> want(40), got(40);
+  for (int64_t r = 0; r < 5; ++r) {
+    ref::dequant_row(w.view, 3 + r, 0, 40, want.data());
+    for (auto* k : isas()) {
+      const float* g = k->dequant(sub, r, 0, 40, got.data());
+      for (int i = 0; i < 40; ++i)
+        ASSERT_EQ(g[i], want[size_t(i)]) << k->name << " r " << r << " i " << i;
+    }
+  }
+}
