@@ -36,7 +36,8 @@ double best_time(int repeat, F&& fn) {
   for (int r = 0; r < repeat; ++r) {
     auto t0 = std::chrono::steady_clock::now();
     fn();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    best = std::min(best,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return best;
 }
@@ -71,14 +72,19 @@ void run_bench(const BenchArgs& a) {
     for (const auto& ids : tok.encode_batch(lines, false)) tokens_all += ids.size();
   });
   if (tokens != tokens_all) fail(ErrorKind::internal, "batch and sequential encodes differ");
-  std::printf("{\"lines\": %zu, \"bytes\": %zu, \"tokens\": %zu, \"threads\": %d, \"mb_per_s_1\": %.2f, \"mb_per_s_all\": %.2f}\n",
-              lines.size(), bytes, tokens, ThreadPool::global().size(), bytes / 1e6 / one, bytes / 1e6 / all);
+  std::printf(
+      "{\"lines\": %zu, \"bytes\": %zu, \"tokens\": %zu, \"threads\": %d, \"mb_per_s_1\": %.2f, "
+      "\"mb_per_s_all\": %.2f}\n",
+      lines.size(), bytes, tokens, ThreadPool::global().size(), bytes / 1e6 / one,
+      bytes / 1e6 / all);
 }
 
 void setup_bench(CLI::App& sub) {
   auto a = std::make_shared<BenchArgs>();
   sub.add_option("MODEL_DIR", a->model_dir, "folder with tokenizer.json")->required();
-  sub.add_option("--corpus", a->corpus, "text file; each line is encoded separately")->required()->check(CLI::ExistingFile);
+  sub.add_option("--corpus", a->corpus, "text file; each line is encoded separately")
+      ->required()
+      ->check(CLI::ExistingFile);
   sub.add_option("--repeat", a->repeat, "best of N runs")->capture_default_str();
   sub.add_option("--chunk-lines", a->chunk_lines, "encode N lines joined by newlines as one input")
       ->capture_default_str()
@@ -116,7 +122,8 @@ void setup_tokenizer(CLI::App& sub) {
         r.merges, r.corpus_bytes / 1e6, r.unique_words, secs, r.corpus_bytes / 1e6 / secs,
         a->out.c_str());
   });
-  setup_bench(*sub.add_subcommand("bench", "encoding throughput (MB/s) on a corpus, one thread and all threads"));
+  setup_bench(*sub.add_subcommand(
+      "bench", "encoding throughput (MB/s) on a corpus, one thread and all threads"));
 }
 
 }  // namespace

@@ -112,8 +112,9 @@ AddedVocab AddedVocab::from_json(const nlohmann::json& list, const std::string& 
       id = m;
     } else {
       id = max_added < 0 ? int32_t(model_vocab_size)
-           : (max_added >= int64_t(model_vocab_size) || model_vocab_size == 0) ? int32_t(max_added + 1)
-                                                                                : int32_t(model_vocab_size);
+           : (max_added >= int64_t(model_vocab_size) || model_vocab_size == 0)
+               ? int32_t(max_added + 1)
+               : int32_t(model_vocab_size);
     }
     max_added = std::max<int64_t>(max_added, id);
     a.id = id;
@@ -125,7 +126,8 @@ AddedVocab AddedVocab::from_json(const nlohmann::json& list, const std::string& 
       v.tokens_.push_back(a);
     }
   }
-  // Tries are built after ids settle, in definition order; the first token with a given content wins.
+  // Tries are built after ids settle, in definition order; the first token with a given content
+  // wins.
   for (size_t i = 0; i < v.tokens_.size(); ++i) {
     const AddedToken& a = v.tokens_[i];
     (a.normalized ? v.normalized_ : v.raw_).insert(a.content, int32_t(i));
@@ -143,7 +145,8 @@ int32_t AddedVocab::find_content(std::string_view content) const {
   return it == by_content_.end() ? -1 : it->second;
 }
 
-void AddedVocab::find_matches(std::string_view s, const Trie& trie, std::vector<Segment>& out) const {
+void AddedVocab::find_matches(std::string_view s, const Trie& trie,
+                              std::vector<Segment>& out) const {
   size_t start_offset = 0;
   size_t i = 0;
   while (i < s.size()) {
@@ -190,8 +193,10 @@ void AddedVocab::split(std::string_view text,
       storage.push_back(normalize(piece));
       piece = storage.back();
     }
-    if (normalized_.nodes.size() > 1) find_matches(piece, normalized_, out);
-    else if (!piece.empty()) out.push_back({-1, piece});
+    if (normalized_.nodes.size() > 1)
+      find_matches(piece, normalized_, out);
+    else if (!piece.empty())
+      out.push_back({-1, piece});
   }
 }
 

@@ -45,7 +45,8 @@ class AddedVocab {
   // `normalize` (which may return its input) before the normalized-token pass; strings it creates
   // are kept in `storage`.
   void split(std::string_view text, const std::function<std::string(std::string_view)>& normalize,
-             bool has_normalizer, std::deque<std::string>& storage, std::vector<Segment>& out) const;
+             bool has_normalizer, std::deque<std::string>& storage,
+             std::vector<Segment>& out) const;
 
   const AddedToken* find_id(int32_t id) const;
   int32_t find_content(std::string_view content) const;  // -1 if absent

@@ -22,7 +22,8 @@ std::pair<std::string, std::string> parse_merge(const nlohmann::json& m, const s
     const auto& s = m.get_ref<const std::string&>();
     size_t sp = s.find(' ');
     if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
-      fail(ErrorKind::format, where + ": merge \"" + s + "\" is not two tokens separated by a space");
+      fail(ErrorKind::format,
+           where + ": merge \"" + s + "\" is not two tokens separated by a space");
     return {s.substr(0, sp), s.substr(sp + 1)};
   }
   if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string())
@@ -41,10 +42,12 @@ Bpe Bpe::from_json(const nlohmann::json& spec, bool byte_level, const std::strin
   m.instance_ = ++instances;
   m.byte_level_ = byte_level;
   auto opt_str = [&](const char* key) {
-    return spec.contains(key) && spec[key].is_string() ? spec[key].get<std::string>() : std::string();
+    return spec.contains(key) && spec[key].is_string() ? spec[key].get<std::string>()
+                                                       : std::string();
   };
   if (!opt_str("continuing_subword_prefix").empty() || !opt_str("end_of_word_suffix").empty())
-    fail(ErrorKind::format, where + ": continuing_subword_prefix / end_of_word_suffix are not supported");
+    fail(ErrorKind::format,
+         where + ": continuing_subword_prefix / end_of_word_suffix are not supported");
   if (spec.contains("dropout") && !spec["dropout"].is_null() && spec["dropout"].get<double>() > 0)
     fail(ErrorKind::format, where + ".dropout: BPE dropout is not supported for inference");
   m.byte_fallback_ = spec.value("byte_fallback", false);
@@ -53,7 +56,8 @@ Bpe Bpe::from_json(const nlohmann::json& spec, bool byte_level, const std::strin
 
   const auto& vocab = spec.at("vocab");
   int32_t max_id = -1;
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) max_id = std::max(max_id, it.value().get<int32_t>());
+  for (auto it = vocab.begin(); it != vocab.end(); ++it)
+    max_id = std::max(max_id, it.value().get<int32_t>());
   m.id_to_token_.assign(size_t(max_id + 1), std::string());
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     int32_t id = it.value().get<int32_t>();
@@ -78,7 +82,8 @@ Bpe Bpe::from_json(const nlohmann::json& spec, bool byte_level, const std::strin
   std::string unk = opt_str("unk_token");
   if (!unk.empty()) {
     auto it = m.file_vocab_.find(unk);
-    if (it == m.file_vocab_.end()) fail(ErrorKind::format, where + ".unk_token \"" + unk + "\" is not in the vocab");
+    if (it == m.file_vocab_.end())
+      fail(ErrorKind::format, where + ".unk_token \"" + unk + "\" is not in the vocab");
     m.unk_id_ = it->second;
   }
 
@@ -89,7 +94,10 @@ Bpe Bpe::from_json(const nlohmann::json& spec, bool byte_level, const std::strin
     auto [a, b] = parse_merge(merges[r], w);
     auto ia = m.file_vocab_.find(a), ib = m.file_vocab_.find(b), ic = m.file_vocab_.find(a + b);
     if (ia == m.file_vocab_.end() || ib == m.file_vocab_.end() || ic == m.file_vocab_.end())
-      fail(ErrorKind::format, w + ": token \"" + (ia == m.file_vocab_.end() ? a : ib == m.file_vocab_.end() ? b : a + b) +
+      fail(ErrorKind::format, w + ": token \"" +
+                                  (ia == m.file_vocab_.end()   ? a
+                                   : ib == m.file_vocab_.end() ? b
+                                                               : a + b) +
                                   "\" is not in the vocab");
     // The first occurrence of a pair wins, as in the reference loader.
     m.merges_.emplace(pair_key(ia->second, ib->second), Merge{int32_t(r), ic->second});
@@ -102,30 +110,44 @@ int32_t Bpe::lookup_token(std::string_view token) const {
   return it == file_vocab_.end() ? -1 : it->second;
 }
 
+bool Bpe::all_bytes_have_fallback(std::string_view ch) const {
+  // The reference falls back to bytes only if every byte of the character has a <0xXX> token.
+  for (unsigned char c : ch)
+    if (byte_fallback_ids_[c] < 0) return false;
+  return true;
+}
+
 void Bpe::initial_symbols(std::string_view piece, std::vector<int32_t>& syms) const {
   syms.clear();
-  if (byte_level_) {
-    for (unsigned char c : piece) {
-      if (byte_ids_[c] >= 0) syms.push_back(byte_ids_[c]);
-      else if (byte_fallback_ && byte_fallback_ids_[c] >= 0) syms.push_back(byte_fallback_ids_[c]);
-      else if (unk_id_ >= 0 && !(fuse_unk_ && !syms.empty() && syms.back() == unk_id_)) syms.push_back(unk_id_);
-    }
-    return;
-  }
+  // Units are bytes for byte-level models, characters otherwise. An unknown unit's <unk> is held
+  // back and only emitted before the next vocabulary unit (or at the end) — byte-fallback tokens
+  // do not flush it. This mirrors the reference's merge_word.
+  bool pending_unk = false;
   for (size_t i = 0; i < piece.size();) {
-    uint32_t cp;
-    int n = utf8_decode(piece, i, &cp);
-    if (n == 0) n = 1;
-    auto it = vocab_.find(piece.substr(i, n));
-    if (it != vocab_.end()) {
-      syms.push_back(it->second);
-    } else if (byte_fallback_ && byte_fallback_ids_[static_cast<unsigned char>(piece[i])] >= 0) {
-      for (int k = 0; k < n; ++k) syms.push_back(byte_fallback_ids_[static_cast<unsigned char>(piece[i + k])]);
-    } else if (unk_id_ >= 0 && !(fuse_unk_ && !syms.empty() && syms.back() == unk_id_)) {
-      syms.push_back(unk_id_);
+    size_t n = 1;
+    int32_t id = -1;
+    if (byte_level_) {
+      id = byte_ids_[static_cast<unsigned char>(piece[i])];
+    } else {
+      uint32_t cp;
+      int len = utf8_decode(piece, i, &cp);
+      n = len > 0 ? size_t(len) : 1;
+      auto it = vocab_.find(piece.substr(i, n));
+      if (it != vocab_.end()) id = it->second;
+    }
+    if (id >= 0) {
+      if (pending_unk) syms.push_back(unk_id_), pending_unk = false;
+      syms.push_back(id);
+    } else if (byte_fallback_ && all_bytes_have_fallback(piece.substr(i, n))) {
+      for (size_t k = 0; k < n; ++k)
+        syms.push_back(byte_fallback_ids_[static_cast<unsigned char>(piece[i + k])]);
+    } else if (unk_id_ >= 0) {
+      if (pending_unk && !fuse_unk_) syms.push_back(unk_id_);
+      pending_unk = true;
     }
     i += n;
   }
+  if (pending_unk) syms.push_back(unk_id_);
 }
 
 void Bpe::merge_all(std::vector<int32_t>& syms) const {

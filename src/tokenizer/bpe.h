@@ -41,16 +41,19 @@ class Bpe {
     int32_t rank;
     int32_t new_id;
   };
-  static uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
+  static uint64_t pair_key(int32_t a, int32_t b) {
+    return (uint64_t(uint32_t(a)) << 32) | uint32_t(b);
+  }
   void initial_symbols(std::string_view piece, std::vector<int32_t>& syms) const;
+  bool all_bytes_have_fallback(std::string_view ch) const;
   void merge_all(std::vector<int32_t>& syms) const;
 
   std::vector<std::string> id_to_token_;
   StringMap file_vocab_;  // file alphabet
   StringMap vocab_;       // raw bytes (byte-level) or text
   std::unordered_map<uint64_t, Merge> merges_;
-  int32_t byte_ids_[256];                                 // single-byte tokens, -1 if absent
-  int32_t byte_fallback_ids_[256];                        // "<0xAB>" tokens, -1 if absent
+  int32_t byte_ids_[256];           // single-byte tokens, -1 if absent
+  int32_t byte_fallback_ids_[256];  // "<0xAB>" tokens, -1 if absent
   int32_t unk_id_ = -1;
   bool byte_level_ = false;
   bool byte_fallback_ = false;

@@ -21,14 +21,22 @@ namespace tern::tokenizer {
 
 nlohmann::ordered_json deepseek_v3_pre_tokenizer() {
   auto split = [](const std::string& re) {
-    return nlohmann::ordered_json{{"type", "Split"}, {"pattern", {{"Regex", re}}}, {"behavior", "Isolated"}, {"invert", false}};
+    return nlohmann::ordered_json{{"type", "Split"},
+                                  {"pattern", {{"Regex", re}}},
+                                  {"behavior", "Isolated"},
+                                  {"invert", false}};
   };
   return {{"type", "Sequence"},
           {"pretokenizers",
-           {split("\\p{N}{1,3}"), split("[一-龥぀-ゟ゠-ヿ]+"),
-            split("[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| "
+           {split("\\p{N}{1,3}"),
+            split("[一-龥぀-ゟ゠-ヿ]+"),
+            split("[!\"#$%&'()*+,\\-./"
+                  ":;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| "
                   "?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"),
-            {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}};
+            {{"type", "ByteLevel"},
+             {"add_prefix_space", false},
+             {"trim_offsets", true},
+             {"use_regex", false}}}}};
 }
 
 namespace {
@@ -64,7 +72,9 @@ WordCounts count_words(const std::vector<std::string>& texts, const PreTokenizer
   return all;
 }
 
-uint64_t key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
+uint64_t key(int32_t a, int32_t b) {
+  return (uint64_t(uint32_t(a)) << 32) | uint32_t(b);
+}
 
 }  // namespace
 
@@ -77,9 +87,12 @@ BpeTrainResult train_bpe(const std::vector<std::string>& texts, const BpeTrainOp
   if (opts.vocab_size < specials.size() + 256)
     fail(ErrorKind::config, "--vocab-size " + std::to_string(opts.vocab_size) + " is below the " +
                                 std::to_string(specials.size() + 256) + " special and byte tokens");
-  nlohmann::ordered_json pre_json = opts.pre_tokenizer.is_null() ? deepseek_v3_pre_tokenizer() : opts.pre_tokenizer;
-  PreTokenizer pre = PreTokenizer::from_json(nlohmann::json::parse(pre_json.dump()), "pre_tokenizer");
-  if (!pre.byte_level()) fail(ErrorKind::config, "pre_tokenizer: the trainer needs a ByteLevel step");
+  nlohmann::ordered_json pre_json =
+      opts.pre_tokenizer.is_null() ? deepseek_v3_pre_tokenizer() : opts.pre_tokenizer;
+  PreTokenizer pre =
+      PreTokenizer::from_json(nlohmann::json::parse(pre_json.dump()), "pre_tokenizer");
+  if (!pre.byte_level())
+    fail(ErrorKind::config, "pre_tokenizer: the trainer needs a ByteLevel step");
 
   // Words in a fixed order (sorted) so ids and tie-breaks never depend on hashing.
   WordCounts counts = count_words(texts, pre);
@@ -106,7 +119,9 @@ BpeTrainResult train_bpe(const std::vector<std::string>& texts, const BpeTrainOp
   struct Cand {
     int64_t count;
     uint64_t pair;
-    bool operator<(const Cand& o) const { return count != o.count ? count < o.count : pair > o.pair; }
+    bool operator<(const Cand& o) const {
+      return count != o.count ? count < o.count : pair > o.pair;
+    }
   };
   std::vector<Cand> heap;
   for (auto& [k, n] : pair_count) heap.push_back({n, k});
@@ -145,8 +160,10 @@ BpeTrainResult train_bpe(const std::vector<std::string>& texts, const BpeTrainOp
       for (size_t i = 0; i < s.size(); ++i) {
         if (i + 1 < s.size() && s[i] == a && s[i + 1] == b) {
           // Replace (x a)(a b)(b y) by (x n)(n y).
-          if (!out.empty()) delta[key(out.back(), a)] -= freq[w], delta[key(out.back(), nid)] += freq[w];
-          if (i + 2 < s.size()) delta[key(b, s[i + 2])] -= freq[w], delta[key(nid, s[i + 2])] += freq[w];
+          if (!out.empty())
+            delta[key(out.back(), a)] -= freq[w], delta[key(out.back(), nid)] += freq[w];
+          if (i + 2 < s.size())
+            delta[key(b, s[i + 2])] -= freq[w], delta[key(nid, s[i + 2])] += freq[w];
           out.push_back(nid);
           ++i;
         } else {
@@ -182,21 +199,37 @@ BpeTrainResult train_bpe(const std::vector<std::string>& texts, const BpeTrainOp
   const int32_t off = int32_t(specials.size());
   nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
   for (size_t i = 0; i < specials.size(); ++i) vocab[specials[i]] = int32_t(i);
-  for (size_t t = 0; t < tok_bytes.size(); ++t) vocab[bytes_to_chars(tok_bytes[t])] = int32_t(t) + off;
+  for (size_t t = 0; t < tok_bytes.size(); ++t)
+    vocab[bytes_to_chars(tok_bytes[t])] = int32_t(t) + off;
   nlohmann::ordered_json merge_list = nlohmann::ordered_json::array();
   for (auto [a, b] : merges)
-    merge_list.push_back({bytes_to_chars(tok_bytes[size_t(a)]), bytes_to_chars(tok_bytes[size_t(b)])});
+    merge_list.push_back(
+        {bytes_to_chars(tok_bytes[size_t(a)]), bytes_to_chars(tok_bytes[size_t(b)])});
   nlohmann::ordered_json added = nlohmann::ordered_json::array();
   for (size_t i = 0; i < specials.size(); ++i)
-    added.push_back({{"id", int32_t(i)}, {"content", specials[i]}, {"single_word", false}, {"lstrip", false},
-                     {"rstrip", false}, {"normalized", false}, {"special", true}});
-  nlohmann::ordered_json post = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}};
+    added.push_back({{"id", int32_t(i)},
+                     {"content", specials[i]},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", true}});
+  nlohmann::ordered_json post = {{"type", "ByteLevel"},
+                                 {"add_prefix_space", false},
+                                 {"trim_offsets", false},
+                                 {"use_regex", false}};
   if (opts.add_bos) {
     nlohmann::ordered_json bos = {{"SpecialToken", {{"id", opts.bos_token}, {"type_id", 0}}}};
-    post = {{"type", "TemplateProcessing"},
-            {"single", {bos, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-            {"pair", {bos, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, bos, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
-            {"special_tokens", {{opts.bos_token, {{"id", opts.bos_token}, {"ids", {0}}, {"tokens", {opts.bos_token}}}}}}};
+    post = {
+        {"type", "TemplateProcessing"},
+        {"single", {bos, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+        {"pair",
+         {bos,
+          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+          bos,
+          {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+        {"special_tokens",
+         {{opts.bos_token, {{"id", opts.bos_token}, {"ids", {0}}, {"tokens", {opts.bos_token}}}}}}};
   }
   r.tokenizer_json = {{"version", "1.0"},
                       {"truncation", nullptr},
@@ -205,11 +238,22 @@ BpeTrainResult train_bpe(const std::vector<std::string>& texts, const BpeTrainOp
                       {"normalizer", nullptr},
                       {"pre_tokenizer", pre_json},
                       {"post_processor", post},
-                      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+                      {"decoder",
+                       {{"type", "ByteLevel"},
+                        {"add_prefix_space", true},
+                        {"trim_offsets", true},
+                        {"use_regex", true}}},
                       {"model",
-                       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
-                        {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false},
-                        {"ignore_merges", false}, {"vocab", vocab}, {"merges", merge_list}}}};
+                       {{"type", "BPE"},
+                        {"dropout", nullptr},
+                        {"unk_token", nullptr},
+                        {"continuing_subword_prefix", nullptr},
+                        {"end_of_word_suffix", nullptr},
+                        {"fuse_unk", false},
+                        {"byte_fallback", false},
+                        {"ignore_merges", false},
+                        {"vocab", vocab},
+                        {"merges", merge_list}}}};
   // PreTrainedTokenizerFast keeps tokenizer.json's post-processor, so transformers, the Rust
   // library and tern all add BOS the same way.
   r.tokenizer_config = {{"tokenizer_class", "PreTrainedTokenizerFast"},
@@ -237,7 +281,8 @@ void save_trained(const BpeTrainResult& r, const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) fail(ErrorKind::io, dir + ": cannot create directory: " + ec.message());
-  for (auto [name, j] : {std::pair{"tokenizer.json", &r.tokenizer_json}, std::pair{"tokenizer_config.json", &r.tokenizer_config}}) {
+  for (auto [name, j] : {std::pair{"tokenizer.json", &r.tokenizer_json},
+                         std::pair{"tokenizer_config.json", &r.tokenizer_config}}) {
     std::string path = dir + "/" + name, tmp = path + ".tmp";
     {
       std::ofstream f(tmp, std::ios::binary);

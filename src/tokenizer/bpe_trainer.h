@@ -13,13 +13,13 @@
 namespace tern::tokenizer {
 
 struct BpeTrainOptions {
-  size_t vocab_size = 32000;   // total, including special tokens and the 256 byte tokens
-  int64_t min_frequency = 2;   // pairs seen fewer times are never merged
+  size_t vocab_size = 32000;  // total, including special tokens and the 256 byte tokens
+  int64_t min_frequency = 2;  // pairs seen fewer times are never merged
   std::string bos_token = "<｜begin▁of▁sentence｜>";
   std::string eos_token = "<｜end▁of▁sentence｜>";
   std::vector<std::string> special_tokens;  // extra specials, after BOS and EOS
-  bool add_bos = true;         // tokenizer.json post-processor prepends BOS (both libraries agree)
-  nlohmann::ordered_json pre_tokenizer;     // null: DeepSeek-V3's
+  bool add_bos = true;  // tokenizer.json post-processor prepends BOS (both libraries agree)
+  nlohmann::ordered_json pre_tokenizer;  // null: DeepSeek-V3's
   bool progress = false;
 };
 

@@ -35,7 +35,9 @@ const Tables& tables() {
 
 }  // namespace
 
-const std::string& byte_to_char(uint8_t b) { return tables().to_char[b]; }
+const std::string& byte_to_char(uint8_t b) {
+  return tables().to_char[b];
+}
 
 std::optional<std::string> chars_to_bytes(std::string_view token) {
   const auto& t = tables();

@@ -25,7 +25,8 @@ ChatTemplate ChatTemplate::from_tokenizer(const Tokenizer& tok, const std::strin
   const auto& templates = tok.config().chat_templates;
   auto it = templates.find(name);
   if (it == templates.end())
-    fail(ErrorKind::config, "tokenizer_config.json: no chat_template" + (name == "default" ? std::string() : " named \"" + name + "\""));
+    fail(ErrorKind::config, "tokenizer_config.json: no chat_template" +
+                                (name == "default" ? std::string() : " named \"" + name + "\""));
   ChatTemplate t(it->second);
   t.set_special_tokens(tok.config().bos_token, tok.config().eos_token);
   return t;
@@ -36,7 +37,8 @@ void ChatTemplate::set_special_tokens(std::string bos, std::string eos) {
   impl_->eos = std::move(eos);
 }
 
-std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const ChatOptions& opts) const {
+std::string ChatTemplate::render(const nlohmann::ordered_json& messages,
+                                 const ChatOptions& opts) const {
   if (!messages.is_array()) fail(ErrorKind::request, "chat: messages must be a JSON array");
   nlohmann::ordered_json ctx = nlohmann::ordered_json::object();
   ctx["messages"] = messages;

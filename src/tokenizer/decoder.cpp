@@ -1,5 +1,6 @@
 // Streaming decode. A lead byte always starts a new sequence in any parse, so cutting just before
-// an unfinished trailing sequence gives the same U+FFFD substitutions as decoding everything at once.
+// an unfinished trailing sequence gives the same U+FFFD substitutions as decoding everything at
+// once.
 #include "tokenizer/decoder.h"
 
 #include "tokenizer/tokenizer.h"

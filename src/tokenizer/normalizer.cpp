@@ -2,9 +2,9 @@
 // untouched because every normal form leaves it unchanged — the common case costs one scan.
 #include "tokenizer/normalizer.h"
 
-#include <nlohmann/json.hpp>
 #include <unicode/normalizer2.h>
 #include <unicode/unistr.h>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 
@@ -46,7 +46,8 @@ std::string Normalizer::apply(std::string_view text) const {
   bool ascii = true;
   for (unsigned char c : text) ascii &= c < 0x80;
   if (ascii || forms_.empty()) return std::string(text);
-  icu::UnicodeString s = icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), int32_t(text.size())));
+  icu::UnicodeString s =
+      icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), int32_t(text.size())));
   for (Form f : forms_) {
     UErrorCode st = U_ZERO_ERROR;
     const icu::Normalizer2* n = f == Form::nfc    ? icu::Normalizer2::getNFCInstance(st)
@@ -54,7 +55,8 @@ std::string Normalizer::apply(std::string_view text) const {
                                 : f == Form::nfkc ? icu::Normalizer2::getNFKCInstance(st)
                                                   : icu::Normalizer2::getNFKDInstance(st);
     icu::UnicodeString out = n->normalize(s, st);
-    if (U_FAILURE(st)) fail(ErrorKind::internal, std::string("ICU normalization failed: ") + u_errorName(st));
+    if (U_FAILURE(st))
+      fail(ErrorKind::internal, std::string("ICU normalization failed: ") + u_errorName(st));
     s = std::move(out);
   }
   std::string result;

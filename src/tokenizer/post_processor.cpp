@@ -46,7 +46,8 @@ void PostProcessor::add_from_json(const nlohmann::json& spec, const std::string&
         std::string name = item["SpecialToken"].at("id").get<std::string>();
         if (!specials.contains(name))
           fail(ErrorKind::format, w + ": special token \"" + name + "\" is not in special_tokens");
-        for (const auto& id : specials[name].at("ids")) (seen_a ? post : pre).push_back(id.get<int32_t>());
+        for (const auto& id : specials[name].at("ids"))
+          (seen_a ? post : pre).push_back(id.get<int32_t>());
       } else {
         fail(ErrorKind::format, w + ": expected \"Sequence\" or \"SpecialToken\"");
       }

@@ -50,12 +50,18 @@ void PreTokenizer::add_from_json(const nlohmann::json& spec, const std::string& 
     else
       fail(ErrorKind::format, where + ".pattern: expected \"Regex\" or \"String\"");
     std::string b = spec.at("behavior").get<std::string>();
-    if (b == "Removed") s.behavior = Behavior::removed;
-    else if (b == "Isolated") s.behavior = Behavior::isolated;
-    else if (b == "MergedWithPrevious") s.behavior = Behavior::merged_with_previous;
-    else if (b == "MergedWithNext") s.behavior = Behavior::merged_with_next;
-    else if (b == "Contiguous") s.behavior = Behavior::contiguous;
-    else fail(ErrorKind::format, where + ".behavior: unknown value \"" + b + "\"");
+    if (b == "Removed")
+      s.behavior = Behavior::removed;
+    else if (b == "Isolated")
+      s.behavior = Behavior::isolated;
+    else if (b == "MergedWithPrevious")
+      s.behavior = Behavior::merged_with_previous;
+    else if (b == "MergedWithNext")
+      s.behavior = Behavior::merged_with_next;
+    else if (b == "Contiguous")
+      s.behavior = Behavior::contiguous;
+    else
+      fail(ErrorKind::format, where + ".behavior: unknown value \"" + b + "\"");
     s.invert = spec.value("invert", false);
     steps_.push_back(std::move(s));
   } else if (type == "ByteLevel") {
@@ -114,23 +120,29 @@ void PreTokenizer::split_one(const Step& step, std::string_view piece, PieceBuff
       break;
     case Behavior::contiguous:
       for (auto p : parts) {
-        if (p.match == prev_match && !folded.empty()) folded.back().e = p.e;
-        else folded.push_back({p.b, p.e, false});
+        if (p.match == prev_match && !folded.empty())
+          folded.back().e = p.e;
+        else
+          folded.push_back({p.b, p.e, false});
         prev_match = p.match;
       }
       break;
     case Behavior::merged_with_previous:
       for (auto p : parts) {
-        if (p.match && !prev_match && !folded.empty()) folded.back().e = p.e;
-        else folded.push_back({p.b, p.e, false});
+        if (p.match && !prev_match && !folded.empty())
+          folded.back().e = p.e;
+        else
+          folded.push_back({p.b, p.e, false});
         prev_match = p.match;
       }
       break;
     case Behavior::merged_with_next:
       for (size_t i = parts.size(); i-- > 0;) {
         auto p = parts[i];
-        if (p.match && !prev_match && !folded.empty()) folded.back().b = p.b;
-        else folded.push_back({p.b, p.e, false});
+        if (p.match && !prev_match && !folded.empty())
+          folded.back().b = p.b;
+        else
+          folded.push_back({p.b, p.e, false});
         prev_match = p.match;
       }
       std::reverse(folded.begin(), folded.end());

@@ -45,14 +45,16 @@ Regex::Regex(const std::string& pattern, const std::string& what) : pattern_(pat
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof msg);
     fail(ErrorKind::format, what + ": cannot compile regex at offset " + std::to_string(off) +
-                                ": " + reinterpret_cast<const char*>(msg) + " (pattern " +
-                                pattern + ")");
+                                ": " + reinterpret_cast<const char*>(msg) + " (pattern " + pattern +
+                                ")");
   }
   jit_ = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
   code_ = code;
 }
 
-Regex::~Regex() { pcre2_code_free(static_cast<pcre2_code*>(code_)); }
+Regex::~Regex() {
+  pcre2_code_free(static_cast<pcre2_code*>(code_));
+}
 
 Regex::Regex(Regex&& o) noexcept : pattern_(std::move(o.pattern_)), code_(o.code_), jit_(o.jit_) {
   o.code_ = nullptr;
@@ -81,8 +83,8 @@ void Regex::find_all(std::string_view text, std::vector<std::pair<size_t, size_t
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(rc, msg, sizeof msg);
       fail(ErrorKind::resource, "regex " + pattern_ + ": match failed on a " +
-                                    std::to_string(text.size()) + "-byte piece: " +
-                                    reinterpret_cast<const char*>(msg));
+                                    std::to_string(text.size()) +
+                                    "-byte piece: " + reinterpret_cast<const char*>(msg));
     }
     PCRE2_SIZE* ov = pcre2_get_ovector_pointer(s.md);
     size_t b = ov[0], e = ov[1];

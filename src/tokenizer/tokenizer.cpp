@@ -28,8 +28,8 @@ struct Tokenizer::Impl {
   PostProcessor post;
   TokenizerConfig config;
   bool byte_level_decoder = false;
-  std::vector<std::string> id_bytes;   // decoded bytes per id
-  std::vector<uint8_t> id_flags;       // bit 0: known, bit 1: special
+  std::vector<std::string> id_bytes;  // decoded bytes per id
+  std::vector<uint8_t> id_flags;      // bit 0: known, bit 1: special
   int32_t bos = -1, eos = -1;
 };
 
@@ -60,13 +60,15 @@ bool parse_decoder(const nlohmann::json& d, const std::string& where) {
     const auto& list = d.at("decoders");
     if (list.size() == 1) return parse_decoder(list[0], where + ".decoders[0]");
   }
-  fail(ErrorKind::format, where + ": unsupported decoder \"" + type + "\" (ByteLevel is supported)");
+  fail(ErrorKind::format,
+       where + ": unsupported decoder \"" + type + "\" (ByteLevel is supported)");
 }
 
 // transformers rebuilds the post-processor of these classes from add_bos_token/add_eos_token.
 bool llama_style_class(const std::string& cls) {
-  return cls == "LlamaTokenizerFast" || cls == "LlamaTokenizer" || cls == "CodeLlamaTokenizerFast" ||
-         cls == "CodeLlamaTokenizer" || cls == "GemmaTokenizerFast" || cls == "GemmaTokenizer";
+  return cls == "LlamaTokenizerFast" || cls == "LlamaTokenizer" ||
+         cls == "CodeLlamaTokenizerFast" || cls == "CodeLlamaTokenizer" ||
+         cls == "GemmaTokenizerFast" || cls == "GemmaTokenizer";
 }
 
 }  // namespace
@@ -84,7 +86,8 @@ Tokenizer Tokenizer::from_json_text(std::string_view tokenizer_json, std::string
                                     const LoadOptions& opts, const std::string& name) {
   auto impl = std::make_shared<Impl>();
   nlohmann::json j = parse_json(tokenizer_json, name);
-  if (!j.is_object() || !j.contains("model")) fail(ErrorKind::format, name + ": no \"model\" field");
+  if (!j.is_object() || !j.contains("model"))
+    fail(ErrorKind::format, name + ": no \"model\" field");
   auto field = [&](const char* k) { return j.contains(k) ? j[k] : nlohmann::json(); };
   impl->normalizer = Normalizer::from_json(field("normalizer"), name + ": normalizer");
   impl->pre_tokenizer = PreTokenizer::from_json(field("pre_tokenizer"), name + ": pre_tokenizer");
@@ -111,19 +114,23 @@ Tokenizer Tokenizer::from_json_text(std::string_view tokenizer_json, std::string
     impl->id_flags[size_t(id)] = uint8_t(1 | (special ? 2 : 0));
   };
   for (size_t id = 0; id < vocab.size(); ++id)
-    if (!vocab[id].empty() || impl->model.lookup_token("") == int32_t(id)) set(int32_t(id), vocab[id], false);
+    if (!vocab[id].empty() || impl->model.lookup_token("") == int32_t(id))
+      set(int32_t(id), vocab[id], false);
   for (const auto& t : impl->added.tokens()) set(t.id, t.content, t.special);
 
   Tokenizer tok;
   tok.impl_ = impl;
-  auto id_of = [&](const std::string& s) { return s.empty() ? -1 : tok.token_to_id(s).value_or(-1); };
+  auto id_of = [&](const std::string& s) {
+    return s.empty() ? -1 : tok.token_to_id(s).value_or(-1);
+  };
   impl->bos = id_of(impl->config.bos_token);
   impl->eos = id_of(impl->config.eos_token);
   if (opts.follow_tokenizer_config && llama_style_class(impl->config.tokenizer_class)) {
     bool add_bos = impl->config.add_bos_token.value_or(true);
     bool add_eos = impl->config.add_eos_token.value_or(false);
     if ((add_bos && impl->bos < 0) || (add_eos && impl->eos < 0))
-      fail(ErrorKind::config, cfg_name + ": add_bos_token/add_eos_token set but bos_token/eos_token is missing");
+      fail(ErrorKind::config,
+           cfg_name + ": add_bos_token/add_eos_token set but bos_token/eos_token is missing");
     impl->post = PostProcessor::bos_eos(add_bos ? impl->bos : -1, add_eos ? impl->eos : -1);
   }
   return tok;
@@ -195,20 +202,36 @@ std::string Tokenizer::id_to_token(int32_t id) const {
   return {};
 }
 
-size_t Tokenizer::vocab_size() const { return impl_->id_bytes.size(); }
+size_t Tokenizer::vocab_size() const {
+  return impl_->id_bytes.size();
+}
 bool Tokenizer::is_known(int32_t id) const {
   return id >= 0 && size_t(id) < impl_->id_flags.size() && (impl_->id_flags[size_t(id)] & 1);
 }
-bool Tokenizer::is_special(int32_t id) const { return is_known(id) && (impl_->id_flags[size_t(id)] & 2); }
+bool Tokenizer::is_special(int32_t id) const {
+  return is_known(id) && (impl_->id_flags[size_t(id)] & 2);
+}
 const std::string& Tokenizer::token_bytes(int32_t id) const {
   TERN_CHECK(is_known(id));
   return impl_->id_bytes[size_t(id)];
 }
-bool Tokenizer::byte_level_decoder() const { return impl_->byte_level_decoder; }
-const TokenizerConfig& Tokenizer::config() const { return impl_->config; }
-int32_t Tokenizer::bos_id() const { return impl_->bos; }
-int32_t Tokenizer::eos_id() const { return impl_->eos; }
-const std::vector<int32_t>& Tokenizer::special_prefix() const { return impl_->post.prefix(); }
-const std::vector<int32_t>& Tokenizer::special_suffix() const { return impl_->post.suffix(); }
+bool Tokenizer::byte_level_decoder() const {
+  return impl_->byte_level_decoder;
+}
+const TokenizerConfig& Tokenizer::config() const {
+  return impl_->config;
+}
+int32_t Tokenizer::bos_id() const {
+  return impl_->bos;
+}
+int32_t Tokenizer::eos_id() const {
+  return impl_->eos;
+}
+const std::vector<int32_t>& Tokenizer::special_prefix() const {
+  return impl_->post.prefix();
+}
+const std::vector<int32_t>& Tokenizer::special_suffix() const {
+  return impl_->post.suffix();
+}
 
 }  // namespace tern::tokenizer

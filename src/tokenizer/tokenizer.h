@@ -32,7 +32,8 @@ class Tokenizer {
   static Tokenizer load(const std::string& dir, const LoadOptions& opts = {});
   // Same from in-memory JSON texts; `config_json` may be empty. `name` labels errors.
   static Tokenizer from_json_text(std::string_view tokenizer_json, std::string_view config_json,
-                                  const LoadOptions& opts = {}, const std::string& name = "tokenizer.json");
+                                  const LoadOptions& opts = {},
+                                  const std::string& name = "tokenizer.json");
 
   // Text -> ids. Invalid UTF-8 bytes are first replaced by U+FFFD (the reference only accepts
   // valid strings). add_special_tokens applies the post-processor (BOS/EOS).

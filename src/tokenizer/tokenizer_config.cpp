@@ -14,7 +14,8 @@ std::string token_field(const nlohmann::json& j, const char* key, const std::str
   if (!j.contains(key) || j[key].is_null()) return {};
   const auto& v = j[key];
   if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string())
+    return v["content"].get<std::string>();
   fail(ErrorKind::format, where + "." + key + ": expected a string, null or {\"content\": ...}");
 }
 
@@ -37,7 +38,8 @@ TokenizerConfig TokenizerConfig::from_json(const nlohmann::json& j, const std::s
   c.unk_token = token_field(j, "unk_token", where);
   if (j.contains("tokenizer_class") && j["tokenizer_class"].is_string())
     c.tokenizer_class = j["tokenizer_class"].get<std::string>();
-  c.clean_up_tokenization_spaces = bool_field(j, "clean_up_tokenization_spaces", where).value_or(false);
+  c.clean_up_tokenization_spaces =
+      bool_field(j, "clean_up_tokenization_spaces", where).value_or(false);
   if (j.contains("chat_template") && !j["chat_template"].is_null()) {
     const auto& t = j["chat_template"];
     if (t.is_string()) {
@@ -50,7 +52,8 @@ TokenizerConfig TokenizerConfig::from_json(const nlohmann::json& j, const std::s
         c.chat_templates[t[i]["name"].get<std::string>()] = t[i]["template"].get<std::string>();
       }
     } else {
-      fail(ErrorKind::format, where + ".chat_template: expected a string or a list of named templates");
+      fail(ErrorKind::format,
+           where + ".chat_template: expected a string or a list of named templates");
     }
   }
   return c;

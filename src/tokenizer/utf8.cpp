@@ -117,7 +117,9 @@ std::string utf8_lossy(std::string_view s) {
   return out;
 }
 
-bool is_unicode_whitespace(uint32_t cp) { return u_isUWhiteSpace(UChar32(cp)); }
+bool is_unicode_whitespace(uint32_t cp) {
+  return u_isUWhiteSpace(UChar32(cp));
+}
 
 bool is_word_char(uint32_t cp) {
   if (cp == '_') return true;

@@ -26,7 +26,8 @@ int utf8_valid_prefix(std::string_view s, size_t i);
 bool utf8_is_valid(std::string_view s);
 
 // Replaces each maximal invalid subpart with U+FFFD (Unicode's recommended practice, which
-// Rust's from_utf8_lossy and therefore the reference decoder follow). Valid input is returned as is.
+// Rust's from_utf8_lossy and therefore the reference decoder follow). Valid input is returned as
+// is.
 std::string utf8_lossy(std::string_view s);
 
 // Unicode White_Space (Rust char::is_whitespace).

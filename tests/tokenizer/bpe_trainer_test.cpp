@@ -27,7 +27,8 @@ TEST(BpeTrainer, ReproducesCommittedTokenizerExactly) {
   BpeTrainResult r = train_bpe_files({kCorpus}, golden_options());
   EXPECT_EQ(r.merges, 1500u - 3u - 256u);
   auto want = nlohmann::ordered_json::parse(read_text(kGolden + "/tokenizer.json"));
-  EXPECT_TRUE(r.tokenizer_json == want) << "retrained tokenizer.json differs from the committed one";
+  EXPECT_TRUE(r.tokenizer_json == want)
+      << "retrained tokenizer.json differs from the committed one";
   auto want_cfg = nlohmann::ordered_json::parse(read_text(kGolden + "/tokenizer_config.json"));
   EXPECT_TRUE(r.tokenizer_config == want_cfg);
 }

@@ -17,14 +17,18 @@ const ChatTemplate& template_named(const std::string& name) {
   static std::map<std::string, ChatTemplate> cache;
   auto it = cache.find(name);
   if (it == cache.end())
-    it = cache.emplace(name, ChatTemplate(read_text(std::string(TERN_TEST_DATA) + "/tokenizer/data/templates/" + name + ".jinja"))).first;
+    it = cache
+             .emplace(name, ChatTemplate(read_text(std::string(TERN_TEST_DATA) +
+                                                   "/tokenizer/data/templates/" + name + ".jinja")))
+             .first;
   return it->second;
 }
 
 TEST(ChatTemplate, GoldenRendersAreByteIdentical) {
   // Parsed as ordered_json: tojson output depends on the key order of tools and arguments.
   std::vector<nlohmann::ordered_json> lines;
-  std::istringstream in(read_text(std::string(TERN_TEST_DATA) + "/tokenizer/golden/chat_templates.jsonl"));
+  std::istringstream in(
+      read_text(std::string(TERN_TEST_DATA) + "/tokenizer/golden/chat_templates.jsonl"));
   for (std::string line; std::getline(in, line);)
     if (!line.empty()) lines.push_back(nlohmann::ordered_json::parse(line));
   ASSERT_GT(lines.size(), 100u);
@@ -49,7 +53,8 @@ TEST(ChatTemplate, GoldenRendersAreByteIdentical) {
     EXPECT_EQ(got, rec["rendered"].get<std::string>()) << name << " line " << i;
     ++per_template[name];
   }
-  for (const char* n : {"deepseek_v3", "deepseek_r1", "r1_distill_qwen", "qwen2_5", "qwen3", "llama3_2"})
+  for (const char* n :
+       {"deepseek_v3", "deepseek_r1", "r1_distill_qwen", "qwen2_5", "qwen3", "llama3_2"})
     EXPECT_GE(per_template[n], 10) << n;
 }
 
@@ -63,9 +68,10 @@ TEST(ChatTemplate, R1SpecExampleAndBosOnce) {
     {"role": "assistant", "content": "<think>\nEasy.\n</think>\n\n2+2 = 4."},
     {"role": "user", "content": "And 3+3?"}])");
   std::string text = t.render(messages);
-  EXPECT_EQ(text,
-            "<｜begin▁of▁sentence｜>You are helpful.<｜User｜>What is 2+2?<｜Assistant｜>\n\n2+2 = 4."
-            "<｜end▁of▁sentence｜><｜User｜>And 3+3?<｜Assistant｜><think>\n");
+  EXPECT_EQ(
+      text,
+      "<｜begin▁of▁sentence｜>You are helpful.<｜User｜>What is 2+2?<｜Assistant｜>\n\n2+2 = 4."
+      "<｜end▁of▁sentence｜><｜User｜>And 3+3?<｜Assistant｜><think>\n");
   // The rendered prompt already holds BOS: encode without special tokens, as transformers does.
   auto ids = tok.encode(text, false);
   EXPECT_EQ(std::count(ids.begin(), ids.end(), 151646), 1);

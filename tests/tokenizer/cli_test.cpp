@@ -48,8 +48,11 @@ TEST(Cli, DecodeAndChat) {
   r = tern("tokenize " + kDs + " --decode --skip-special --json-in", "[0,67,201,68]\n");
   EXPECT_EQ(r.out, "\"a\\nb\"\n");
   r = tern("tokenize " + kDs + " --chat", "[{\"role\":\"user\",\"content\":\"hi\"}]\n");
-  EXPECT_EQ(r.out, "{\"text\":\"<｜begin▁of▁sentence｜><｜User｜>hi<｜Assistant｜>\",\"ids\":[0,128803,6366,128804]}\n");
-  r = tern("tokenize " + kDs + " --chat --no-generation-prompt", "[{\"role\":\"user\",\"content\":\"hi\"}]\n");
+  EXPECT_EQ(r.out,
+            "{\"text\":\"<｜begin▁of▁sentence｜><｜User｜>hi<｜Assistant｜>\",\"ids\":[0,128803,"
+            "6366,128804]}\n");
+  r = tern("tokenize " + kDs + " --chat --no-generation-prompt",
+           "[{\"role\":\"user\",\"content\":\"hi\"}]\n");
   EXPECT_EQ(r.out, "{\"text\":\"<｜begin▁of▁sentence｜><｜User｜>hi\",\"ids\":[0,128803,6366]}\n");
 }
 

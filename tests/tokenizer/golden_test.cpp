@@ -24,7 +24,8 @@ TEST_P(Golden, IdsAndDecodeMatchReference) {
     auto got = tok.encode(text, true);
     if (got != want && ++mismatches <= 5)
       ADD_FAILURE() << name << " line " << i << ": ids differ for " << nlohmann::json(text).dump()
-                    << "\n want " << nlohmann::json(want).dump() << "\n got  " << nlohmann::json(got).dump();
+                    << "\n want " << nlohmann::json(want).dump() << "\n got  "
+                    << nlohmann::json(got).dump();
     std::string decoded = rec.value("decoded", text);
     std::string skipped = rec.value("skipped", decoded);
     EXPECT_EQ(tok.decode(want, false), decoded) << name << " line " << i;
@@ -35,7 +36,7 @@ TEST_P(Golden, IdsAndDecodeMatchReference) {
 
 INSTANTIATE_TEST_SUITE_P(Models, Golden,
                          ::testing::Values("deepseek_v3", "llama3", "qwen3", "r1_distill_qwen",
-                                           "synth_a", "synth_b"));
+                                           "synth_a", "synth_b", "synth_c"));
 
 }  // namespace
 }  // namespace tern::tokenizer::test

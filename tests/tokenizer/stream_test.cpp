@@ -79,8 +79,11 @@ TEST(Stream, InvalidAndTruncatedBytesBecomeReplacementCharacters) {
 }
 
 TEST(Utf8, LossyFollowsMaximalSubpartRule) {
-  EXPECT_EQ(utf8_lossy("a\xE2\x82" "b"), "a\xEF\xBF\xBD" "b");        // one U+FFFD for E2 82
-  EXPECT_EQ(utf8_lossy("\xF0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD");       // F0 80: two
+  EXPECT_EQ(utf8_lossy("a\xE2\x82"
+                       "b"),
+            "a\xEF\xBF\xBD"
+            "b");                                                 // one U+FFFD for E2 82
+  EXPECT_EQ(utf8_lossy("\xF0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD");  // F0 80: two
   EXPECT_EQ(utf8_lossy("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
   EXPECT_EQ(utf8_lossy("\xFF"), "\xEF\xBF\xBD");
   EXPECT_EQ(utf8_lossy("ok \xC3\xA9"), "ok \xC3\xA9");

@@ -10,7 +10,9 @@
 
 namespace tern::tokenizer::test {
 
-std::string model_dir(const std::string& name) { return std::string(TERN_TOK_DATA) + "/" + name; }
+std::string model_dir(const std::string& name) {
+  return std::string(TERN_TOK_DATA) + "/" + name;
+}
 
 std::string read_text(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -34,9 +36,12 @@ namespace {
 
 std::pair<std::string, std::string> distill_qwen_json() {
   auto tok = nlohmann::json::parse(read_text(model_dir("qwen3") + "/tokenizer.json"));
-  std::map<int, std::string> names = {{151643, "<｜end▁of▁sentence｜>"}, {151644, "<｜User｜>"},
-                                      {151645, "<｜Assistant｜>"},       {151646, "<｜begin▁of▁sentence｜>"},
-                                      {151647, "<|EOT|>"},               {151648, "<think>"},
+  std::map<int, std::string> names = {{151643, "<｜end▁of▁sentence｜>"},
+                                      {151644, "<｜User｜>"},
+                                      {151645, "<｜Assistant｜>"},
+                                      {151646, "<｜begin▁of▁sentence｜>"},
+                                      {151647, "<|EOT|>"},
+                                      {151648, "<think>"},
                                       {151649, "</think>"}};
   for (auto& a : tok["added_tokens"]) {
     int id = a["id"].get<int>();
@@ -46,29 +51,33 @@ std::pair<std::string, std::string> distill_qwen_json() {
     }
   }
   nlohmann::json bos = {{"SpecialToken", {{"id", "<｜begin▁of▁sentence｜>"}, {"type_id", 0}}}};
-  tok["post_processor"] = {
-      {"type", "TemplateProcessing"},
-      {"single", {bos, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-      {"pair", nlohmann::json::array()},
-      {"special_tokens",
-       {{"<｜begin▁of▁sentence｜>",
-         {{"id", "<｜begin▁of▁sentence｜>"}, {"ids", {151646}}, {"tokens", {"<｜begin▁of▁sentence｜>"}}}}}}};
+  tok["post_processor"] = {{"type", "TemplateProcessing"},
+                           {"single", {bos, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+                           {"pair", nlohmann::json::array()},
+                           {"special_tokens",
+                            {{"<｜begin▁of▁sentence｜>",
+                              {{"id", "<｜begin▁of▁sentence｜>"},
+                               {"ids", {151646}},
+                               {"tokens", {"<｜begin▁of▁sentence｜>"}}}}}}};
   // The R1-Distill-Qwen tokenizer_config.json (LlamaTokenizerFast, add_bos_token true).
-  nlohmann::json cfg = {{"add_bos_token", true},
-                        {"add_eos_token", false},
-                        {"bos_token", "<｜begin▁of▁sentence｜>"},
-                        {"eos_token", "<｜end▁of▁sentence｜>"},
-                        {"pad_token", "<｜end▁of▁sentence｜>"},
-                        {"tokenizer_class", "LlamaTokenizerFast"},
-                        {"chat_template", read_text(std::string(TERN_TEST_DATA) +
-                                                    "/tokenizer/data/templates/r1_distill_qwen.jinja")}};
+  nlohmann::json cfg = {
+      {"add_bos_token", true},
+      {"add_eos_token", false},
+      {"bos_token", "<｜begin▁of▁sentence｜>"},
+      {"eos_token", "<｜end▁of▁sentence｜>"},
+      {"pad_token", "<｜end▁of▁sentence｜>"},
+      {"tokenizer_class", "LlamaTokenizerFast"},
+      {"chat_template",
+       read_text(std::string(TERN_TEST_DATA) + "/tokenizer/data/templates/r1_distill_qwen.jinja")}};
   return {tok.dump(), cfg.dump()};
 }
 
 // synth_* tokenizers: a committed model with fields replaced from data/derived.json.
 std::pair<std::string, std::string> derived_json(const std::string& name) {
-  auto all = nlohmann::json::parse(read_text(std::string(TERN_TEST_DATA) + "/tokenizer/data/derived.json"));
+  auto all = nlohmann::json::parse(
+      read_text(std::string(TERN_TEST_DATA) + "/tokenizer/data/derived.json"));
   const auto& d = all.at(name);
+  if (d.contains("full")) return {d["full"].dump(), ""};
   std::string base = d.at("base").get<std::string>();
   auto tok = nlohmann::json::parse(read_text(model_dir(base) + "/tokenizer.json"));
   tok["normalizer"] = d.at("normalizer");

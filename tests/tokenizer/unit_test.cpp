@@ -125,9 +125,10 @@ TEST(Errors, UnsupportedPiecesNameTheField) {
 }
 
 TEST(Config, ChatTemplateStringOrNamedList) {
-  nlohmann::json cfg = {{"chat_template", nlohmann::json::array({{{"name", "default"}, {"template", "A"}},
-                                                                 {{"name", "tool_use"}, {"template", "B"}}})},
-                        {"bos_token", {{"__type", "AddedToken"}, {"content", "<s>"}}}};
+  nlohmann::json cfg = {
+      {"chat_template", nlohmann::json::array({{{"name", "default"}, {"template", "A"}},
+                                               {{"name", "tool_use"}, {"template", "B"}}})},
+      {"bos_token", {{"__type", "AddedToken"}, {"content", "<s>"}}}};
   auto c = TokenizerConfig::from_json(cfg, "cfg");
   EXPECT_EQ(c.chat_templates.at("tool_use"), "B");
   EXPECT_EQ(c.bos_token, "<s>");

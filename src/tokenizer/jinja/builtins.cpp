@@ -34,8 +34,10 @@ std::string from_code_points(const std::vector<uint32_t>& cps, size_t b, size_t 
 
 std::string icu_case(const std::string& s, bool upper) {
   icu::UnicodeString u = icu::UnicodeString::fromUTF8(s);
-  if (upper) u.toUpper();
-  else u.toLower();
+  if (upper)
+    u.toUpper();
+  else
+    u.toLower();
   std::string out;
   u.toUTF8String(out);
   return out;
@@ -88,7 +90,8 @@ std::vector<std::string> py_split(const std::string& s, const Value* sep, int64_
   return out;
 }
 
-std::string py_replace(const std::string& s, const std::string& a, const std::string& b, int64_t count) {
+std::string py_replace(const std::string& s, const std::string& a, const std::string& b,
+                       int64_t count) {
   if (a.empty()) {
     // Python inserts `b` between every character (and at both ends).
     std::string out;
@@ -160,7 +163,8 @@ Value attribute_of(const Value& v, const std::string& path) {
   size_t start = 0;
   while (start <= path.size()) {
     size_t dot = path.find('.', start);
-    std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    std::string key =
+        path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     const Value* next = cur.find(key);
     cur = next ? *next : Value();
     if (dot == std::string::npos) break;
@@ -196,23 +200,27 @@ Value apply_filter(const std::string& name, const Value& v, const Args& args, co
   if (name == "tojson") {
     const Value* indent = args.get(0, "indent");
     const Value* sort = args.get(99, "sort_keys");
-    return Value::from(v.to_json(indent && indent->is_number() ? int(indent->integer()) : -1, sort && sort->truthy()));
+    return Value::from(v.to_json(indent && indent->is_number() ? int(indent->integer()) : -1,
+                                 sort && sort->truthy()));
   }
   if (name == "length" || name == "count") return Value::from(length_of(v, err));
   if (name == "list") return Value::array(as_list(v, err));
   if (name == "string") return Value::from(v.to_string());
   if (name == "safe" || name == "e" || name == "escape") return v;
-  if (name == "lower" || name == "upper") return Value::from(icu_case(need_string(), name == "upper"));
+  if (name == "lower" || name == "upper")
+    return Value::from(icu_case(need_string(), name == "upper"));
   if (name == "title") return Value::from(title_case(need_string()));
   if (name == "capitalize") {
     auto cps = code_points(need_string());
     if (cps.empty()) return v;
-    return Value::from(icu_case(from_code_points(cps, 0, 1), true) + icu_case(from_code_points(cps, 1, cps.size()), false));
+    return Value::from(icu_case(from_code_points(cps, 0, 1), true) +
+                       icu_case(from_code_points(cps, 1, cps.size()), false));
   }
   if (name == "replace") {
     const Value *a = args.get(0, "old"), *b = args.get(1, "new"), *c = args.get(2, "count");
     if (!a || !b || !a->is_string() || !b->is_string()) err("replace() needs two string arguments");
-    return Value::from(py_replace(need_string(), a->str(), b->str(), c && c->is_number() ? c->integer() : -1));
+    return Value::from(
+        py_replace(need_string(), a->str(), b->str(), c && c->is_number() ? c->integer() : -1));
   }
   if (name == "join") {
     const Value* sep = args.get(0, "d");
@@ -220,7 +228,8 @@ Value apply_filter(const std::string& name, const Value& v, const Args& args, co
     std::string out;
     bool first = true;
     for (const Value& e : as_list(v, err)) {
-      out += (first ? "" : (sep ? sep->to_string() : "")) + (attr ? attribute_of(e, attr->str()) : e).to_string();
+      out += (first ? "" : (sep ? sep->to_string() : "")) +
+             (attr ? attribute_of(e, attr->str()) : e).to_string();
       first = false;
     }
     return Value::from(out);
@@ -245,7 +254,8 @@ Value apply_filter(const std::string& name, const Value& v, const Args& args, co
     const Value* rev = args.get(0, "reverse");
     const Value* attr = args.get(2, "attribute");
     std::stable_sort(a.begin(), a.end(), [&](const Value& x, const Value& y) {
-      return attr ? less_than(attribute_of(x, attr->str()), attribute_of(y, attr->str())) : less_than(x, y);
+      return attr ? less_than(attribute_of(x, attr->str()), attribute_of(y, attr->str()))
+                  : less_than(x, y);
     });
     if (rev && rev->truthy()) std::reverse(a.begin(), a.end());
     return Value::array(std::move(a));
@@ -253,7 +263,8 @@ Value apply_filter(const std::string& name, const Value& v, const Args& args, co
   if (name == "unique") {
     Array out;
     for (const Value& e : as_list(v, err))
-      if (std::none_of(out.begin(), out.end(), [&](const Value& o) { return o.equals(e); })) out.push_back(e);
+      if (std::none_of(out.begin(), out.end(), [&](const Value& o) { return o.equals(e); }))
+        out.push_back(e);
     return Value::array(std::move(out));
   }
   if (name == "default" || name == "d") {
@@ -281,16 +292,21 @@ Value apply_filter(const std::string& name, const Value& v, const Args& args, co
     Array a;
     for (const auto& [k, x] : v.obj()) a.push_back(Value::array({Value::from(k), x}));
     if (name == "dictsort")
-      std::stable_sort(a.begin(), a.end(), [](const Value& x, const Value& y) { return x.arr()[0].str() < y.arr()[0].str(); });
+      std::stable_sort(a.begin(), a.end(), [](const Value& x, const Value& y) {
+        return x.arr()[0].str() < y.arr()[0].str();
+      });
     return Value::array(std::move(a));
   }
   if (name == "map") {
     const Value* attr = args.get(99, "attribute");
     Array out;
     for (const Value& e : as_list(v, err)) {
-      if (attr) out.push_back(attribute_of(e, attr->str()));
-      else if (args.pos.size() >= 1 && args.pos[0].is_string()) out.push_back(apply_filter(args.pos[0].str(), e, Args{}, err));
-      else err("map() needs attribute= or a filter name");
+      if (attr)
+        out.push_back(attribute_of(e, attr->str()));
+      else if (args.pos.size() >= 1 && args.pos[0].is_string())
+        out.push_back(apply_filter(args.pos[0].str(), e, Args{}, err));
+      else
+        err("map() needs attribute= or a filter name");
     }
     return Value::array(std::move(out));
   }
@@ -323,7 +339,8 @@ Value apply_filter(const std::string& name, const Value& v, const Args& args, co
     while (true) {
       size_t nl = s.find('\n', start);
       std::string line = s.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
-      bool indent_it = first_line ? (first && first->truthy()) : (!line.empty() || (blank && blank->truthy()));
+      bool indent_it =
+          first_line ? (first && first->truthy()) : (!line.empty() || (blank && blank->truthy()));
       out += (indent_it ? pad : "") + line;
       if (nl == std::string::npos) break;
       out += "\n";
@@ -385,7 +402,9 @@ bool apply_test(const std::string& name, const Value& v, const Args& args, const
 
 Value method(const Value& self, const std::string& name) {
   auto fn = [](Function f) { return Value::function(std::move(f)); };
-  auto bad = [name](const std::string& msg) { fail(ErrorKind::request, "chat template: " + name + "(): " + msg); };
+  auto bad = [name](const std::string& msg) {
+    fail(ErrorKind::request, "chat template: " + name + "(): " + msg);
+  };
   if (self.is_string()) {
     std::string s = self.str();
     if (name == "strip" || name == "lstrip" || name == "rstrip")
@@ -396,7 +415,9 @@ Value method(const Value& self, const std::string& name) {
       return fn([s, name](const Args&) { return Value::from(icu_case(s, name == "upper")); });
     if (name == "title") return fn([s](const Args&) { return Value::from(title_case(s)); });
     if (name == "capitalize")
-      return fn([s](const Args& a) { return apply_filter("capitalize", Value::from(s), a, [](const std::string&) {}); });
+      return fn([s](const Args& a) {
+        return apply_filter("capitalize", Value::from(s), a, [](const std::string&) {});
+      });
     if (name == "startswith" || name == "endswith")
       return fn([s, name, bad](const Args& a) {
         const Value* p = a.get(0, "prefix");
@@ -405,8 +426,9 @@ Value method(const Value& self, const std::string& name) {
         for (const Value& o : options) {
           if (!o.is_string()) bad("argument must be a string or a tuple of strings");
           const std::string& x = o.str();
-          bool hit = name == "startswith" ? s.compare(0, x.size(), x) == 0
-                                          : s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
+          bool hit = name == "startswith"
+                         ? s.compare(0, x.size(), x) == 0
+                         : s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
           if (hit) return Value::from(true);
         }
         return Value::from(false);
@@ -414,26 +436,31 @@ Value method(const Value& self, const std::string& name) {
     if (name == "split" || name == "rsplit")
       return fn([s](const Args& a) {
         const Value* m = a.get(1, "maxsplit");
-        return strings_to_array(py_split(s, a.get(0, "sep"), m && m->is_number() ? m->integer() : -1));
+        return strings_to_array(
+            py_split(s, a.get(0, "sep"), m && m->is_number() ? m->integer() : -1));
       });
     if (name == "replace")
       return fn([s, bad](const Args& a) {
         const Value *x = a.get(0, "old"), *y = a.get(1, "new"), *c = a.get(2, "count");
         if (!x || !y || !x->is_string() || !y->is_string()) bad("needs two string arguments");
-        return Value::from(py_replace(s, x->str(), y->str(), c && c->is_number() ? c->integer() : -1));
+        return Value::from(
+            py_replace(s, x->str(), y->str(), c && c->is_number() ? c->integer() : -1));
       });
     if (name == "find")
       return fn([s](const Args& a) {
         const Value* x = a.get(0, "sub");
         size_t k = x && x->is_string() ? s.find(x->str()) : std::string::npos;
-        return Value::from(k == std::string::npos ? int64_t(-1) : int64_t(code_points(s.substr(0, k)).size()));
+        return Value::from(k == std::string::npos ? int64_t(-1)
+                                                  : int64_t(code_points(s.substr(0, k)).size()));
       });
     if (name == "count")
       return fn([s](const Args& a) {
         const Value* x = a.get(0, "sub");
         if (!x || !x->is_string() || x->str().empty()) return Value::from(int64_t(0));
         int64_t n = 0;
-        for (size_t k = s.find(x->str()); k != std::string::npos; k = s.find(x->str(), k + x->str().size())) ++n;
+        for (size_t k = s.find(x->str()); k != std::string::npos;
+             k = s.find(x->str(), k + x->str().size()))
+          ++n;
         return Value::from(n);
       });
     if (name == "join")
@@ -441,7 +468,8 @@ Value method(const Value& self, const std::string& name) {
         const Value* x = a.get(0, "iterable");
         std::string out;
         if (x && x->is_array())
-          for (size_t i = 0; i < x->arr().size(); ++i) out += (i ? s : "") + x->arr()[i].to_string();
+          for (size_t i = 0; i < x->arr().size(); ++i)
+            out += (i ? s : "") + x->arr()[i].to_string();
         return Value::from(out);
       });
     if (name == "isdigit" || name == "isspace" || name == "isalpha")
@@ -449,15 +477,21 @@ Value method(const Value& self, const std::string& name) {
         auto cps = code_points(s);
         bool ok = !cps.empty();
         for (uint32_t cp : cps) {
-          if (name == "isdigit") ok &= cp >= '0' && cp <= '9';
-          else if (name == "isspace") ok &= is_unicode_whitespace(cp);
-          else ok &= is_word_char(cp) && cp != '_' && !(cp >= '0' && cp <= '9');
+          if (name == "isdigit")
+            ok &= cp >= '0' && cp <= '9';
+          else if (name == "isspace")
+            ok &= is_unicode_whitespace(cp);
+          else
+            ok &= is_word_char(cp) && cp != '_' && !(cp >= '0' && cp <= '9');
         }
         return Value::from(ok);
       });
   }
   if (self.is_object()) {
-    if (name == "items") return fn([self](const Args&) { return apply_filter("items", self, Args{}, [](const std::string&) {}); });
+    if (name == "items")
+      return fn([self](const Args&) {
+        return apply_filter("items", self, Args{}, [](const std::string&) {});
+      });
     if (name == "keys")
       return fn([self](const Args&) {
         Array a;
@@ -506,7 +540,8 @@ Value global_function(const std::string& name) {
     });
   if (name == "raise_exception")
     return Value::function([](const Args& a) -> Value {
-      fail(ErrorKind::request, "chat template raised: " + (a.pos.empty() ? std::string() : a.pos[0].to_string()));
+      fail(ErrorKind::request,
+           "chat template raised: " + (a.pos.empty() ? std::string() : a.pos[0].to_string()));
     });
   if (name == "strftime_now")
     return Value::function([](const Args& a) {

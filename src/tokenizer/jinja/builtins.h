@@ -12,7 +12,8 @@ namespace tern::tokenizer::jinja {
 
 using ErrorFn = std::function<void(const std::string&)>;  // throws, naming the template position
 
-Value apply_filter(const std::string& name, const Value& v, const Args& args, const ErrorFn& fail_at);
+Value apply_filter(const std::string& name, const Value& v, const Args& args,
+                   const ErrorFn& fail_at);
 bool apply_test(const std::string& name, const Value& v, const Args& args, const ErrorFn& fail_at);
 // A bound method such as "a b".split or d.items; undefined if the type has no such method.
 Value method(const Value& self, const std::string& name);

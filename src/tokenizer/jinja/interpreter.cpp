@@ -46,27 +46,39 @@ class Interp {
  private:
   size_t max_output_;
   int depth_ = 0;
+  uint64_t steps_ = 0;
+  static constexpr uint64_t kMaxSteps = 5'000'000;
 
   [[noreturn]] void error(int line, int col, const std::string& msg) const {
-    fail(ErrorKind::request, "chat template line " + std::to_string(line) + ", column " + std::to_string(col) + ": " + msg);
+    fail(ErrorKind::request, "chat template line " + std::to_string(line) + ", column " +
+                                 std::to_string(col) + ": " + msg);
   }
 
   void emit(std::string& out, const std::string& s, const Stmt& st) {
     out += s;
-    if (out.size() > max_output_) error(st.line, st.col, "rendered output exceeds " + std::to_string(max_output_) + " bytes");
+    if (out.size() > max_output_)
+      error(st.line, st.col, "rendered output exceeds " + std::to_string(max_output_) + " bytes");
   }
 
   void exec(const Stmt& s, Scope& scope, std::string& out) {
+    // A step budget stops templates that loop for ever without printing anything.
+    if (++steps_ > kMaxSteps) error(s.line, s.col, "template ran more than 5 million steps");
     switch (s.kind) {
-      case Stmt::Kind::text: emit(out, s.text, s); break;
-      case Stmt::Kind::output: emit(out, eval(*s.exprs[0], scope).to_string(), s); break;
+      case Stmt::Kind::text:
+        emit(out, s.text, s);
+        break;
+      case Stmt::Kind::output:
+        emit(out, eval(*s.exprs[0], scope).to_string(), s);
+        break;
       case Stmt::Kind::if_: {
         for (size_t i = 0; i < s.exprs.size(); ++i)
           if (eval(*s.exprs[i], scope).truthy()) return exec(s.bodies[i], scope, out);
         if (s.has_else) exec(s.bodies.back(), scope, out);
         break;
       }
-      case Stmt::Kind::for_: exec_for(s, scope, out); break;
+      case Stmt::Kind::for_:
+        exec_for(s, scope, out);
+        break;
       case Stmt::Kind::set: {
         Value v = eval(*s.exprs[0], scope);
         if (s.attr.empty()) {
@@ -74,7 +86,8 @@ class Interp {
         } else {
           const Value* ns = scope.lookup(s.text);
           if (!ns || !ns->is_namespace())
-            error(s.line, s.col, "cannot set attribute '" + s.attr + "' of '" + s.text + "': not a namespace");
+            error(s.line, s.col,
+                  "cannot set attribute '" + s.attr + "' of '" + s.text + "': not a namespace");
           ns->set(s.attr, std::move(v));
         }
         break;
@@ -85,27 +98,37 @@ class Interp {
         scope.set(s.text, Value::from(captured));
         break;
       }
-      case Stmt::Kind::macro: define_macro(s, scope); break;
-      case Stmt::Kind::break_: throw LoopSignal{true};
-      case Stmt::Kind::continue_: throw LoopSignal{false};
+      case Stmt::Kind::macro:
+        define_macro(s, scope);
+        break;
+      case Stmt::Kind::break_:
+        throw LoopSignal{true};
+      case Stmt::Kind::continue_:
+        throw LoopSignal{false};
     }
   }
 
   void exec_for(const Stmt& s, Scope& scope, std::string& out) {
     Value iterable = eval(*s.exprs[0], scope);
     Array items;
-    if (iterable.is_array()) items = iterable.arr();
+    if (iterable.is_array())
+      items = iterable.arr();
     else if (iterable.is_object())
       for (const auto& [k, _] : iterable.obj()) items.push_back(Value::from(k));
-    else if (iterable.is_string()) items = apply_filter("list", iterable, Args{}, [&](const std::string& m) { error(s.line, s.col, m); }).arr();
-    else if (!iterable.is_undefined()) error(s.line, s.col, std::string("cannot iterate over a ") + iterable.type_name());
+    else if (iterable.is_string())
+      items = apply_filter("list", iterable, Args{}, [&](const std::string& m) {
+                error(s.line, s.col, m);
+              }).arr();
+    else if (!iterable.is_undefined())
+      error(s.line, s.col, std::string("cannot iterate over a ") + iterable.type_name());
     auto bind = [&](Scope& inner, const Value& item) {
       if (s.targets.size() == 1) {
         inner.set(s.targets[0], item);
         return;
       }
       if (!item.is_array() || item.arr().size() != s.targets.size())
-        error(s.line, s.col, "cannot unpack loop item into " + std::to_string(s.targets.size()) + " names");
+        error(s.line, s.col,
+              "cannot unpack loop item into " + std::to_string(s.targets.size()) + " names");
       for (size_t k = 0; k < s.targets.size(); ++k) inner.set(s.targets[k], item.arr()[k]);
     };
     if (s.exprs.size() > 1) {  // loop filter: {% for x in xs if cond %}
@@ -123,6 +146,7 @@ class Interp {
     }
     const int64_t n = int64_t(items.size());
     for (int64_t i = 0; i < n; ++i) {
+      if (++steps_ > kMaxSteps) error(s.line, s.col, "template ran more than 5 million steps");
       Scope inner{{}, &scope};
       Value loop = Value::object();
       loop.set("index", Value::from(i + 1));
@@ -134,7 +158,9 @@ class Interp {
       loop.set("length", Value::from(n));
       loop.set("previtem", i > 0 ? items[size_t(i - 1)] : Value());
       loop.set("nextitem", i + 1 < n ? items[size_t(i + 1)] : Value());
-      loop.set("cycle", Value::function([i](const Args& a) { return a.pos.empty() ? Value() : a.pos[size_t(i) % a.pos.size()]; }));
+      loop.set("cycle", Value::function([i](const Args& a) {
+                 return a.pos.empty() ? Value() : a.pos[size_t(i) % a.pos.size()];
+               }));
       inner.set("loop", loop);
       bind(inner, items[size_t(i)]);
       try {
@@ -149,19 +175,22 @@ class Interp {
     Scope* defining = &scope;
     const Stmt* stmt = &s;
     scope.set(s.text, Value::function([this, stmt, defining](const Args& args) {
-      Scope inner{{}, defining};
-      for (size_t k = 0; k < stmt->targets.size(); ++k) {
-        const Value* v = args.get(k, stmt->targets[k].c_str());
-        if (v) inner.set(stmt->targets[k], *v);
-        else if (stmt->exprs[k]) inner.set(stmt->targets[k], eval(*stmt->exprs[k], *defining));
-        else inner.set(stmt->targets[k], Value());
-      }
-      if (++depth_ > 100) error(stmt->line, stmt->col, "macro recursion too deep");
-      std::string out;
-      exec(stmt->bodies[0], inner, out);
-      --depth_;
-      return Value::from(out);
-    }));
+                Scope inner{{}, defining};
+                for (size_t k = 0; k < stmt->targets.size(); ++k) {
+                  const Value* v = args.get(k, stmt->targets[k].c_str());
+                  if (v)
+                    inner.set(stmt->targets[k], *v);
+                  else if (stmt->exprs[k])
+                    inner.set(stmt->targets[k], eval(*stmt->exprs[k], *defining));
+                  else
+                    inner.set(stmt->targets[k], Value());
+                }
+                if (++depth_ > 100) error(stmt->line, stmt->col, "macro recursion too deep");
+                std::string out;
+                exec(stmt->bodies[0], inner, out);
+                --depth_;
+                return Value::from(out);
+              }));
   }
 
   Args eval_args(const Expr& e, Scope& scope, size_t skip) {
@@ -176,7 +205,8 @@ class Interp {
   Value eval(const Expr& e, Scope& scope) {
     auto err = [&](const std::string& m) { error(e.line, e.col, m); };
     switch (e.kind) {
-      case Expr::Kind::literal: return e.literal;
+      case Expr::Kind::literal:
+        return e.literal;
       case Expr::Kind::name: {
         if (const Value* v = scope.lookup(e.name)) return *v;
         return global_function(e.name);
@@ -184,7 +214,9 @@ class Interp {
       case Expr::Kind::attr: {
         Value obj = eval(*e.children[0], scope);
         if (obj.is_undefined() || obj.is_none())
-          error(e.line, e.col, "cannot read attribute '" + e.name + "' of " + (obj.is_none() ? "None" : "an undefined value"));
+          error(e.line, e.col,
+                "cannot read attribute '" + e.name + "' of " +
+                    (obj.is_none() ? "None" : "an undefined value"));
         if (const Value* v = obj.find(e.name)) return *v;
         return method(obj, e.name);
       }
@@ -192,7 +224,8 @@ class Interp {
         Value obj = eval(*e.children[0], scope);
         Value key = eval(*e.children[1], scope);
         if (obj.is_undefined() || obj.is_none())
-          error(e.line, e.col, "cannot index " + std::string(obj.is_none() ? "None" : "an undefined value"));
+          error(e.line, e.col,
+                "cannot index " + std::string(obj.is_none() ? "None" : "an undefined value"));
         if (obj.is_object()) {
           if (!key.is_string()) return Value();
           if (const Value* v = obj.find(key.str())) return *v;
@@ -213,10 +246,13 @@ class Interp {
         }
         error(e.line, e.col, std::string("cannot index a ") + obj.type_name());
       }
-      case Expr::Kind::slice: return eval_slice(e, scope);
+      case Expr::Kind::slice:
+        return eval_slice(e, scope);
       case Expr::Kind::call: {
         Value f = eval(*e.children[0], scope);
-        if (!f.is_function()) error(e.line, e.col, "called value is not a function (" + std::string(f.type_name()) + ")");
+        if (!f.is_function())
+          error(e.line, e.col,
+                "called value is not a function (" + std::string(f.type_name()) + ")");
         return f.fn()(eval_args(e, scope, 1));
       }
       case Expr::Kind::filter: {
@@ -232,9 +268,11 @@ class Interp {
         if (e.name == "not") return Value::from(!v.truthy());
         if (!v.is_number()) error(e.line, e.col, "bad operand for unary " + e.name);
         if (e.name == "+") return v;
-        return v.type() == Value::Type::integer ? Value::from(-v.integer()) : Value::from(-v.number());
+        return v.type() == Value::Type::integer ? Value::from(-v.integer())
+                                                : Value::from(-v.number());
       }
-      case Expr::Kind::binary: return eval_binary(e, scope);
+      case Expr::Kind::binary:
+        return eval_binary(e, scope);
       case Expr::Kind::ternary: {
         if (eval(*e.children[0], scope).truthy()) return eval(*e.children[1], scope);
         return e.children.size() > 2 ? eval(*e.children[2], scope) : Value();
@@ -260,9 +298,11 @@ class Interp {
   Value eval_slice(const Expr& e, Scope& scope) {
     Value obj = eval(*e.children[0], scope);
     auto err = [&](const std::string& m) { error(e.line, e.col, m); };
-    Array items = obj.is_string() ? apply_filter("list", obj, Args{}, err).arr()
-                  : obj.is_array() ? obj.arr()
-                                   : (error(e.line, e.col, std::string("cannot slice a ") + obj.type_name()), Array{});
+    Array items =
+        obj.is_string() ? apply_filter("list", obj, Args{}, err).arr()
+        : obj.is_array()
+            ? obj.arr()
+            : (error(e.line, e.col, std::string("cannot slice a ") + obj.type_name()), Array{});
     int64_t n = int64_t(items.size());
     auto part = [&](size_t k) -> std::optional<int64_t> {
       if (!e.children[k]) return std::nullopt;
@@ -283,7 +323,8 @@ class Interp {
     };
     int64_t start = clamp(a, step > 0 ? 0 : n - 1), stop = clamp(b, step > 0 ? n : -1);
     Array out;
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.push_back(items[size_t(i)]);
+    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
+      out.push_back(items[size_t(i)]);
     if (obj.is_string()) {
       std::string s;
       for (const Value& ch : out) s += ch.str();
@@ -317,9 +358,13 @@ class Interp {
     }
     if (op == "<" || op == ">" || op == "<=" || op == ">=") {
       int c;
-      if (l.is_number() && r.is_number()) c = l.number() < r.number() ? -1 : l.number() > r.number() ? 1 : 0;
-      else if (l.is_string() && r.is_string()) c = l.str().compare(r.str());
-      else error(e.line, e.col, std::string("cannot compare ") + l.type_name() + " and " + r.type_name());
+      if (l.is_number() && r.is_number())
+        c = l.number() < r.number() ? -1 : l.number() > r.number() ? 1 : 0;
+      else if (l.is_string() && r.is_string())
+        c = l.str().compare(r.str());
+      else
+        error(e.line, e.col,
+              std::string("cannot compare ") + l.type_name() + " and " + r.type_name());
       return Value::from(op == "<" ? c < 0 : op == ">" ? c > 0 : op == "<=" ? c <= 0 : c >= 0);
     }
     if (op == "+") {
@@ -330,20 +375,26 @@ class Interp {
         return Value::array(std::move(a));
       }
     }
-    if (op == "*" && ((l.is_string() && r.type() == Value::Type::integer) || (r.is_string() && l.type() == Value::Type::integer))) {
+    if (op == "*" && ((l.is_string() && r.type() == Value::Type::integer) ||
+                      (r.is_string() && l.type() == Value::Type::integer))) {
       const Value& s = l.is_string() ? l : r;
       int64_t k = l.is_string() ? r.integer() : l.integer();
-      if (k * int64_t(s.str().size()) > int64_t(max_output_)) error(e.line, e.col, "string repetition too large");
+      if (k * int64_t(s.str().size()) > int64_t(max_output_))
+        error(e.line, e.col, "string repetition too large");
       std::string out;
       for (int64_t i = 0; i < k; ++i) out += s.str();
       return Value::from(out);
     }
     if (!l.is_number() || !r.is_number())
-      error(e.line, e.col, "unsupported operand types for " + op + ": " + l.type_name() + " and " + r.type_name());
+      error(e.line, e.col,
+            "unsupported operand types for " + op + ": " + l.type_name() + " and " + r.type_name());
     bool ints = l.type() == Value::Type::integer && r.type() == Value::Type::integer;
-    if (op == "+") return ints ? Value::from(l.integer() + r.integer()) : Value::from(l.number() + r.number());
-    if (op == "-") return ints ? Value::from(l.integer() - r.integer()) : Value::from(l.number() - r.number());
-    if (op == "*") return ints ? Value::from(l.integer() * r.integer()) : Value::from(l.number() * r.number());
+    if (op == "+")
+      return ints ? Value::from(l.integer() + r.integer()) : Value::from(l.number() + r.number());
+    if (op == "-")
+      return ints ? Value::from(l.integer() - r.integer()) : Value::from(l.number() - r.number());
+    if (op == "*")
+      return ints ? Value::from(l.integer() * r.integer()) : Value::from(l.number() * r.number());
     if (op == "/") {
       if (r.number() == 0) error(e.line, e.col, "division by zero");
       return Value::from(l.number() / r.number());

@@ -36,7 +36,9 @@ Src preprocess(const std::string& t) {
   for (size_t i = 0; i < a.s.size(); ++i) {
     b.s.push_back(a.s[i]);
     b.origin.push_back(a.origin[i]);
-    if (a.s[i] == '}' && i > 0 && std::strchr("#%-", a.s[i - 1]) && i + 1 < a.s.size() && a.s[i + 1] == '\n') ++i;
+    if (a.s[i] == '}' && i > 0 && std::strchr("#%-", a.s[i - 1]) && i + 1 < a.s.size() &&
+        a.s[i + 1] == '\n')
+      ++i;
   }
   // {% generation %} / {% endgeneration %} only mark spans for training masks: remove them.
   Src c;
@@ -56,7 +58,8 @@ Src preprocess(const std::string& t) {
         if (b.s.compare(k, 2, "%}") == 0) {
           k += 2;
           if (lstrip)
-            while (!c.s.empty() && std::isspace(static_cast<unsigned char>(c.s.back()))) c.s.pop_back(), c.origin.pop_back();
+            while (!c.s.empty() && std::isspace(static_cast<unsigned char>(c.s.back())))
+              c.s.pop_back(), c.origin.pop_back();
           if (rstrip)
             while (k < b.s.size() && std::isspace(static_cast<unsigned char>(b.s[k]))) ++k;
           i = k;
@@ -71,15 +74,19 @@ Src preprocess(const std::string& t) {
   return c;
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 }  // namespace
 
 std::string position(const std::string& source, size_t offset) {
   int line = 1, col = 1;
   for (size_t i = 0; i < offset && i < source.size(); ++i) {
-    if (source[i] == '\n') ++line, col = 1;
-    else if ((static_cast<unsigned char>(source[i]) & 0xC0) != 0x80) ++col;
+    if (source[i] == '\n')
+      ++line, col = 1;
+    else if ((static_cast<unsigned char>(source[i]) & 0xC0) != 0x80)
+      ++col;
   }
   return "line " + std::to_string(line) + ", column " + std::to_string(col);
 }
@@ -92,16 +99,19 @@ std::vector<Token> lex(const std::string& source) {
   auto err = [&](size_t i, const std::string& msg) {
     fail(ErrorKind::format, "chat template " + position(source, at(i)) + ": " + msg);
   };
+  // Tokens come in source order, so line/column are advanced incrementally.
+  size_t cursor = 0;
+  int cur_line = 1, cur_col = 1;
   auto make = [&](Token::Kind k, std::string text, size_t i) {
     Token t{k, std::move(text)};
-    size_t o = at(i);
-    int line = 1, col = 1;
-    for (size_t j = 0; j < o; ++j) {
-      if (source[j] == '\n') ++line, col = 1;
-      else if ((static_cast<unsigned char>(source[j]) & 0xC0) != 0x80) ++col;
+    for (size_t o = at(i); cursor < o && cursor < source.size(); ++cursor) {
+      if (source[cursor] == '\n')
+        ++cur_line, cur_col = 1;
+      else if ((static_cast<unsigned char>(source[cursor]) & 0xC0) != 0x80)
+        ++cur_col;
     }
-    t.line = line;
-    t.col = col;
+    t.line = cur_line;
+    t.col = cur_col;
     return t;
   };
   bool strip_next_text = false;
@@ -109,7 +119,8 @@ std::vector<Token> lex(const std::string& source) {
   while (i < s.size()) {
     // Raw text up to the next tag.
     size_t tag = s.find('{', i);
-    while (tag != std::string::npos && tag + 1 < s.size() && !std::strchr("{%#", s[tag + 1])) tag = s.find('{', tag + 1);
+    while (tag != std::string::npos && tag + 1 < s.size() && !std::strchr("{%#", s[tag + 1]))
+      tag = s.find('{', tag + 1);
     if (tag + 1 >= s.size()) tag = std::string::npos;
     std::string text = s.substr(i, tag == std::string::npos ? std::string::npos : tag - i);
     if (strip_next_text) {
@@ -178,7 +189,8 @@ std::vector<Token> lex(const std::string& source) {
       } else if (std::isdigit(static_cast<unsigned char>(c))) {
         size_t e = j;
         while (e < s.size() && (std::isdigit(static_cast<unsigned char>(s[e])) || s[e] == '_')) ++e;
-        bool is_float = e + 1 < s.size() && s[e] == '.' && std::isdigit(static_cast<unsigned char>(s[e + 1]));
+        bool is_float =
+            e + 1 < s.size() && s[e] == '.' && std::isdigit(static_cast<unsigned char>(s[e + 1]));
         if (is_float) {
           ++e;
           while (e < s.size() && std::isdigit(static_cast<unsigned char>(s[e]))) ++e;
@@ -187,8 +199,10 @@ std::vector<Token> lex(const std::string& source) {
         for (size_t q = j; q < e; ++q)
           if (s[q] != '_') num += s[q];
         Token t = make(is_float ? Token::Kind::floating : Token::Kind::integer, num, j);
-        if (is_float) t.fval = std::strtod(num.c_str(), nullptr);
-        else t.ival = std::strtoll(num.c_str(), nullptr, 10);
+        if (is_float)
+          t.fval = std::strtod(num.c_str(), nullptr);
+        else
+          t.ival = std::strtoll(num.c_str(), nullptr, 10);
         out.push_back(t);
         j = e;
       } else if (c == '\'' || c == '"') {
@@ -198,18 +212,40 @@ std::vector<Token> lex(const std::string& source) {
           if (s[e] == '\\' && e + 1 < s.size()) {
             char x = s[++e];
             switch (x) {
-              case 'n': val += '\n'; break;
-              case 't': val += '\t'; break;
-              case 'r': val += '\r'; break;
-              case 'b': val += '\b'; break;
-              case 'f': val += '\f'; break;
-              case 'v': val += '\v'; break;
-              case '0': val += '\0'; break;
-              case '\\': val += '\\'; break;
-              case '\'': val += '\''; break;
-              case '"': val += '"'; break;
-              case '\n': break;
-              default: val += '\\', val += x;
+              case 'n':
+                val += '\n';
+                break;
+              case 't':
+                val += '\t';
+                break;
+              case 'r':
+                val += '\r';
+                break;
+              case 'b':
+                val += '\b';
+                break;
+              case 'f':
+                val += '\f';
+                break;
+              case 'v':
+                val += '\v';
+                break;
+              case '0':
+                val += '\0';
+                break;
+              case '\\':
+                val += '\\';
+                break;
+              case '\'':
+                val += '\'';
+                break;
+              case '"':
+                val += '"';
+                break;
+              case '\n':
+                break;
+              default:
+                val += '\\', val += x;
             }
             ++e;
           } else {
@@ -220,8 +256,9 @@ std::vector<Token> lex(const std::string& source) {
         out.push_back(make(Token::Kind::string, val, j));
         j = e + 1;
       } else {
-        static const char* ops[] = {"==", "!=", "<=", ">=", "//", "**", "<", ">", "+", "-", "*", "/", "%",
-                                    "~", "|", ".", ",", ":", "(", ")", "[", "]", "{", "}", "="};
+        static const char* ops[] = {"==", "!=", "<=", ">=", "//", "**", "<", ">", "+",
+                                    "-",  "*",  "/",  "%",  "~",  "|",  ".", ",", ":",
+                                    "(",  ")",  "[",  "]",  "{",  "}",  "="};
         bool matched = false;
         for (const char* op : ops) {
           size_t len = std::strlen(op);

@@ -11,7 +11,19 @@
 namespace tern::tokenizer::jinja {
 
 struct Token {
-  enum class Kind { text, var_open, var_close, block_open, block_close, name, string, integer, floating, op, end };
+  enum class Kind {
+    text,
+    var_open,
+    var_close,
+    block_open,
+    block_close,
+    name,
+    string,
+    integer,
+    floating,
+    op,
+    end
+  };
   Kind kind;
   std::string text;  // text, name, op or decoded string literal
   int64_t ival = 0;

@@ -24,14 +24,29 @@ class Parser {
   std::vector<Token> toks_;
   size_t p_ = 0;
   std::string stop_word_;
+  int depth_ = 0;
+  static constexpr int kMaxDepth = 200;
+  // Bounded nesting: a hostile template must not overflow the stack.
+  struct DepthGuard {
+    Parser& p;
+    explicit DepthGuard(Parser& x) : p(x) {
+      if (++p.depth_ > kMaxDepth) p.error(p.peek(), "template nested too deeply");
+    }
+    ~DepthGuard() { --p.depth_; }
+  };
 
   const Token& peek(size_t k = 0) const { return toks_[std::min(p_ + k, toks_.size() - 1)]; }
   const Token& next() { return toks_[std::min(p_++, toks_.size() - 1)]; }
   [[noreturn]] void error(const Token& t, const std::string& msg) const {
-    fail(ErrorKind::format, "chat template line " + std::to_string(t.line) + ", column " + std::to_string(t.col) + ": " + msg);
+    fail(ErrorKind::format, "chat template line " + std::to_string(t.line) + ", column " +
+                                std::to_string(t.col) + ": " + msg);
   }
-  bool is_op(const char* op, size_t k = 0) const { return peek(k).kind == Token::Kind::op && peek(k).text == op; }
-  bool is_name(const char* n, size_t k = 0) const { return peek(k).kind == Token::Kind::name && peek(k).text == n; }
+  bool is_op(const char* op, size_t k = 0) const {
+    return peek(k).kind == Token::Kind::op && peek(k).text == op;
+  }
+  bool is_name(const char* n, size_t k = 0) const {
+    return peek(k).kind == Token::Kind::name && peek(k).text == n;
+  }
   void expect_op(const char* op) {
     if (!is_op(op)) error(peek(), std::string("expected '") + op + "'");
     next();
@@ -54,6 +69,7 @@ class Parser {
 
   // Parses statements until a block tag whose first word is in `stops` (left unconsumed).
   Body parse_body(const std::vector<std::string>& stops) {
+    DepthGuard guard(*this);
     Body body;
     while (true) {
       const Token& t = peek();
@@ -209,6 +225,7 @@ class Parser {
  public:
   ExprPtr parse_expr() {
     const Token& t = peek();
+    DepthGuard guard(*this);
     ExprPtr e = parse_or();
     if (is_name("if")) {
       next();
@@ -242,6 +259,7 @@ class Parser {
     return e;
   }
   ExprPtr parse_not() {
+    DepthGuard guard(*this);
     if (is_name("not")) {
       const Token& t = next();
       auto e = node(Expr::Kind::unary, t);
@@ -256,8 +274,8 @@ class Parser {
     while (true) {
       const Token& t = peek();
       std::string op;
-      if (t.kind == Token::Kind::op && (t.text == "==" || t.text == "!=" || t.text == "<" || t.text == ">" ||
-                                        t.text == "<=" || t.text == ">=")) {
+      if (t.kind == Token::Kind::op && (t.text == "==" || t.text == "!=" || t.text == "<" ||
+                                        t.text == ">" || t.text == "<=" || t.text == ">=")) {
         op = next().text;
       } else if (is_name("in")) {
         next();
@@ -305,6 +323,7 @@ class Parser {
     return e;
   }
   ExprPtr parse_unary() {
+    DepthGuard guard(*this);
     if (is_op("-") || is_op("+")) {
       const Token& t = next();
       auto e = node(Expr::Kind::unary, t);
@@ -349,7 +368,8 @@ class Parser {
         // "none", "true" and "false" are tests and also literal names.
         f->name = expect_name();
         f->children.push_back(std::move(e));
-        if (is_op("(")) parse_call_args(*f);
+        if (is_op("("))
+          parse_call_args(*f);
         else if (peek().kind == Token::Kind::integer || peek().kind == Token::Kind::string)
           f->children.push_back(parse_primary());
         e = std::move(f);
@@ -424,9 +444,12 @@ class Parser {
       }
       case Token::Kind::name: {
         auto e = node(Expr::Kind::literal, t);
-        if (t.text == "true" || t.text == "True") e->literal = Value::from(true);
-        else if (t.text == "false" || t.text == "False") e->literal = Value::from(false);
-        else if (t.text == "none" || t.text == "None") e->literal = Value::none();
+        if (t.text == "true" || t.text == "True")
+          e->literal = Value::from(true);
+        else if (t.text == "false" || t.text == "False")
+          e->literal = Value::from(false);
+        else if (t.text == "none" || t.text == "None")
+          e->literal = Value::none();
         else {
           e->kind = Expr::Kind::name;
           e->name = t.text;
@@ -471,14 +494,18 @@ class Parser {
           return dict;
         }
         break;
-      default: break;
+      default:
+        break;
     }
-    error(t, t.kind == Token::Kind::end ? "unexpected end of template" : "unexpected '" + t.text + "'");
+    error(t, t.kind == Token::Kind::end ? "unexpected end of template"
+                                        : "unexpected '" + t.text + "'");
   }
 };
 
 }  // namespace
 
-Body parse(const std::string& source) { return Parser(source).parse_all(); }
+Body parse(const std::string& source) {
+  return Parser(source).parse_all();
+}
 
 }  // namespace tern::tokenizer::jinja

@@ -17,14 +17,28 @@ struct Expr;
 using ExprPtr = std::unique_ptr<Expr>;
 
 struct Expr {
-  enum class Kind { literal, name, attr, index, slice, call, filter, test, unary, binary, ternary, list, dict };
+  enum class Kind {
+    literal,
+    name,
+    attr,
+    index,
+    slice,
+    call,
+    filter,
+    test,
+    unary,
+    binary,
+    ternary,
+    list,
+    dict
+  };
   Kind kind = Kind::literal;
   int line = 0, col = 0;
   Value literal;
-  std::string name;         // name / attribute / filter / test / operator
+  std::string name;               // name / attribute / filter / test / operator
   std::vector<ExprPtr> children;  // operands, call args, list items, dict key/value pairs
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
-  bool negated = false;     // "is not"
+  bool negated = false;  // "is not"
 };
 
 struct Stmt;
@@ -38,8 +52,9 @@ struct Stmt {
   std::string text;                  // text; set target name; macro name
   std::string attr;                  // set ns.attr
   std::vector<std::string> targets;  // for targets; macro parameter names
-  std::vector<ExprPtr> exprs;        // output / set value / if conditions / for iterable+filter / macro defaults
-  std::vector<Body> bodies;          // if branches (+ else); for body (+ else); set block; macro body
+  std::vector<ExprPtr>
+      exprs;  // output / set value / if conditions / for iterable+filter / macro defaults
+  std::vector<Body> bodies;  // if branches (+ else); for body (+ else); set block; macro body
   bool has_else = false;
 };
 

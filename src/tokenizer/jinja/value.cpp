@@ -68,12 +68,17 @@ Value Value::function(Function f) {
 
 Value Value::from_json(const nlohmann::ordered_json& j) {
   switch (j.type()) {
-    case nlohmann::ordered_json::value_t::null: return none();
-    case nlohmann::ordered_json::value_t::boolean: return from(j.get<bool>());
+    case nlohmann::ordered_json::value_t::null:
+      return none();
+    case nlohmann::ordered_json::value_t::boolean:
+      return from(j.get<bool>());
     case nlohmann::ordered_json::value_t::number_integer:
-    case nlohmann::ordered_json::value_t::number_unsigned: return from(j.get<int64_t>());
-    case nlohmann::ordered_json::value_t::number_float: return from(j.get<double>());
-    case nlohmann::ordered_json::value_t::string: return from(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::number_unsigned:
+      return from(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::number_float:
+      return from(j.get<double>());
+    case nlohmann::ordered_json::value_t::string:
+      return from(j.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
       Array a;
       for (const auto& e : j) a.push_back(from_json(e));
@@ -81,10 +86,12 @@ Value Value::from_json(const nlohmann::ordered_json& j) {
     }
     case nlohmann::ordered_json::value_t::object: {
       Object o;
-      for (auto it = j.begin(); it != j.end(); ++it) o.emplace_back(it.key(), from_json(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it)
+        o.emplace_back(it.key(), from_json(it.value()));
       return object(std::move(o));
     }
-    default: return Value();
+    default:
+      return Value();
   }
 }
 
@@ -107,14 +114,22 @@ void Value::set(const std::string& key, Value v) const {
 bool Value::truthy() const {
   switch (type_) {
     case Type::undefined:
-    case Type::none: return false;
-    case Type::boolean: return b_;
-    case Type::integer: return i_ != 0;
-    case Type::floating: return f_ != 0;
-    case Type::string: return !s_->empty();
-    case Type::array: return !a_->empty();
-    case Type::object: return !o_->empty();
-    case Type::function: return true;
+    case Type::none:
+      return false;
+    case Type::boolean:
+      return b_;
+    case Type::integer:
+      return i_ != 0;
+    case Type::floating:
+      return f_ != 0;
+    case Type::string:
+      return !s_->empty();
+    case Type::array:
+      return !a_->empty();
+    case Type::object:
+      return !o_->empty();
+    case Type::function:
+      return true;
   }
   return false;
 }
@@ -124,12 +139,16 @@ bool Value::equals(const Value& o) const {
   if (type_ != o.type_) return false;
   switch (type_) {
     case Type::undefined:
-    case Type::none: return true;
-    case Type::boolean: return b_ == o.b_;
-    case Type::string: return *s_ == *o.s_;
+    case Type::none:
+      return true;
+    case Type::boolean:
+      return b_ == o.b_;
+    case Type::string:
+      return *s_ == *o.s_;
     case Type::array:
       return a_->size() == o.a_->size() &&
-             std::equal(a_->begin(), a_->end(), o.a_->begin(), [](const Value& x, const Value& y) { return x.equals(y); });
+             std::equal(a_->begin(), a_->end(), o.a_->begin(),
+                        [](const Value& x, const Value& y) { return x.equals(y); });
     case Type::object:
       if (o_->size() != o.o_->size()) return false;
       for (const auto& [k, v] : *o_) {
@@ -137,7 +156,8 @@ bool Value::equals(const Value& o) const {
         if (!w || !v.equals(*w)) return false;
       }
       return true;
-    default: return fn_ == o.fn_;
+    default:
+      return fn_ == o.fn_;
   }
 }
 
@@ -162,15 +182,21 @@ std::string format_float(double f) {
 
 std::string py_repr_string(const std::string& s) {
   // Python picks single quotes unless the string contains one and no double quote.
-  bool has_single = s.find('\'') != std::string::npos, has_double = s.find('"') != std::string::npos;
+  bool has_single = s.find('\'') != std::string::npos,
+       has_double = s.find('"') != std::string::npos;
   char q = (has_single && !has_double) ? '"' : '\'';
   std::string out(1, q);
   for (char c : s) {
-    if (c == q || c == '\\') out += '\\', out += c;
-    else if (c == '\n') out += "\\n";
-    else if (c == '\t') out += "\\t";
-    else if (c == '\r') out += "\\r";
-    else out += c;
+    if (c == q || c == '\\')
+      out += '\\', out += c;
+    else if (c == '\n')
+      out += "\\n";
+    else if (c == '\t')
+      out += "\\t";
+    else if (c == '\r')
+      out += "\\r";
+    else
+      out += c;
   }
   return out + q;
 }
@@ -179,13 +205,27 @@ std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -199,18 +239,26 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
-std::string repr(const Value& v) { return v.is_string() ? py_repr_string(v.str()) : v.to_string(); }
+std::string repr(const Value& v) {
+  return v.is_string() ? py_repr_string(v.str()) : v.to_string();
+}
 
 }  // namespace
 
 std::string Value::to_string() const {
   switch (type_) {
-    case Type::undefined: return "";
-    case Type::none: return "None";
-    case Type::boolean: return b_ ? "True" : "False";
-    case Type::integer: return std::to_string(i_);
-    case Type::floating: return format_float(f_);
-    case Type::string: return *s_;
+    case Type::undefined:
+      return "";
+    case Type::none:
+      return "None";
+    case Type::boolean:
+      return b_ ? "True" : "False";
+    case Type::integer:
+      return std::to_string(i_);
+    case Type::floating:
+      return format_float(f_);
+    case Type::string:
+      return *s_;
     case Type::array: {
       std::string out = "[";
       for (size_t i = 0; i < a_->size(); ++i) out += (i ? ", " : "") + repr((*a_)[i]);
@@ -222,7 +270,8 @@ std::string Value::to_string() const {
         out += (i ? ", " : "") + py_repr_string((*o_)[i].first) + ": " + repr((*o_)[i].second);
       return out + "}";
     }
-    case Type::function: return "<function>";
+    case Type::function:
+      return "<function>";
   }
   return "";
 }
@@ -230,14 +279,21 @@ std::string Value::to_string() const {
 std::string Value::to_json(int indent, bool sort_keys, int depth) const {
   switch (type_) {
     case Type::undefined:
-    case Type::none: return "null";
-    case Type::boolean: return b_ ? "true" : "false";
-    case Type::integer: return std::to_string(i_);
-    case Type::floating: return format_float(f_);
-    case Type::string: return json_string(*s_);
-    case Type::function: return "null";
+    case Type::none:
+      return "null";
+    case Type::boolean:
+      return b_ ? "true" : "false";
+    case Type::integer:
+      return std::to_string(i_);
+    case Type::floating:
+      return format_float(f_);
+    case Type::string:
+      return json_string(*s_);
+    case Type::function:
+      return "null";
     case Type::array:
-    case Type::object: break;
+    case Type::object:
+      break;
   }
   std::string item_sep = indent >= 0 ? "," : ", ";
   std::string base = indent >= 0 ? "\n" + std::string(size_t(indent * depth), ' ') : "";
@@ -249,8 +305,11 @@ std::string Value::to_json(int indent, bool sort_keys, int depth) const {
     std::vector<const std::pair<std::string, Value>*> entries;
     for (const auto& e : *o_) entries.push_back(&e);
     if (sort_keys)
-      std::stable_sort(entries.begin(), entries.end(), [](auto* a, auto* b) { return a->first < b->first; });
-    for (auto* e : entries) parts.push_back(json_string(e->first) + ": " + e->second.to_json(indent, sort_keys, depth + 1));
+      std::stable_sort(entries.begin(), entries.end(),
+                       [](auto* a, auto* b) { return a->first < b->first; });
+    for (auto* e : entries)
+      parts.push_back(json_string(e->first) + ": " +
+                      e->second.to_json(indent, sort_keys, depth + 1));
   }
   char open = type_ == Type::array ? '[' : '{', close = type_ == Type::array ? ']' : '}';
   std::string out(1, open);
@@ -261,15 +320,24 @@ std::string Value::to_json(int indent, bool sort_keys, int depth) const {
 
 const char* Value::type_name() const {
   switch (type_) {
-    case Type::undefined: return "undefined";
-    case Type::none: return "none";
-    case Type::boolean: return "boolean";
-    case Type::integer: return "integer";
-    case Type::floating: return "float";
-    case Type::string: return "string";
-    case Type::array: return "list";
-    case Type::object: return "dict";
-    case Type::function: return "function";
+    case Type::undefined:
+      return "undefined";
+    case Type::none:
+      return "none";
+    case Type::boolean:
+      return "boolean";
+    case Type::integer:
+      return "integer";
+    case Type::floating:
+      return "float";
+    case Type::string:
+      return "string";
+    case Type::array:
+      return "list";
+    case Type::object:
+      return "dict";
+    case Type::function:
+      return "function";
   }
   return "?";
 }
