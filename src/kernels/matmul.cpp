@@ -17,7 +17,18 @@ void row_tile(const MatmulParams& p, const IsaKernels& isa, int64_t r0) {
     const int64_t n = std::min(kColChunk, w.cols - c0);
     for (int64_t j = 0; j < kRowTile; ++j)  // a short tile repeats its last row; results dropped
       rows[j] = j < nr ? isa.dequant(w, r0 + j, c0, n, buf[j]) : rows[nr - 1];
-    for (int64_t t = 0; t < p.T; ++t) {
+    int64_t t = 0;
+    for (; t + 4 <= p.T; t += 4) {  // 4 rows x 4 tokens per micro-kernel call
+      float out[16];
+      const float* xs[4] = {p.x + t * p.ldx + c0, p.x + (t + 1) * p.ldx + c0,
+                            p.x + (t + 2) * p.ldx + c0, p.x + (t + 3) * p.ldx + c0};
+      isa.dot4x4(rows, xs, n, out);
+      for (int64_t j = 0; j < 4; ++j) {
+        float* y = p.y + (t + j) * p.ldy + r0;
+        for (int64_t r = 0; r < nr; ++r) y[r] = c0 == 0 ? out[4 * j + r] : y[r] + out[4 * j + r];
+      }
+    }
+    for (; t < p.T; ++t) {
       float out[kRowTile];
       isa.dot4(rows, p.x + t * p.ldx + c0, n, out);
       float* y = p.y + t * p.ldy + r0;

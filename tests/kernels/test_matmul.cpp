@@ -152,7 +152,7 @@ TEST(Kernels, MatmulMatchesReferenceAllDtypesAndAwkwardSizes) {
                 : std::vector<int64_t>{1, 15, 16, 17, 33, 128, 129, 513, 700};
     for (int64_t rows : {0, 1, 3, 4, 5, 17}) {
       for (int64_t cols : col_sizes) {
-        for (int64_t T : {1, 2, 5}) {
+        for (int64_t T : {1, 2, 5, 8}) {
           TestWeight w = make_weight(dt, rows, cols, rng);
           const int64_t ldx = cols + 3, ldy = rows + 2;
           std::vector<float> x(size_t(T * ldx), kNaN), want(size_t(T * ldy), kNaN);

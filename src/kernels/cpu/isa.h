@@ -18,6 +18,9 @@ struct IsaKernels {
   const float* (*dequant)(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* buf);
   // out[i] = dot(w[i], x) for the 4 rows i = 0..3, each of length n.
   void (*dot4)(const float* const* w, const float* x, int64_t n, float* out);
+  // out[4 * j + i] = dot(w[i], x[j]) for 4 rows w and 4 vectors x, each of length n: the
+  // register-blocked micro-kernel for several tokens (each w and x load feeds 4 FMAs).
+  void (*dot4x4)(const float* const* w, const float* const* x, int64_t n, float* out);
   float (*dot)(const float* a, const float* b, int64_t n);
   // y += a * x
   void (*axpy)(float a, const float* x, float* y, int64_t n);

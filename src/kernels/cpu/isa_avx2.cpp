@@ -127,6 +127,31 @@ void dot4(const float* const* w, const float* x, int64_t n, float* out) {
   for (int j = 0; j < 4; ++j) out[j] = r[j];
 }
 
+void dot4x4(const float* const* w, const float* const* x, int64_t n, float* out) {
+  // 16 accumulators + 4 x vectors would exceed 16 ymm registers; two 2-token halves fit.
+  for (int half = 0; half < 2; ++half) {
+    const float* xa = x[2 * half];
+    const float* xb = x[2 * half + 1];
+    __m256 a[4], b[4];
+    for (int r = 0; r < 4; ++r) a[r] = b[r] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256 va = _mm256_loadu_ps(xa + i), vb = _mm256_loadu_ps(xb + i);
+      for (int r = 0; r < 4; ++r) {
+        const __m256 wv = _mm256_loadu_ps(w[r] + i);
+        a[r] = _mm256_fmadd_ps(wv, va, a[r]);
+        b[r] = _mm256_fmadd_ps(wv, vb, b[r]);
+      }
+    }
+    for (int r = 0; r < 4; ++r) {
+      float sa = hsum(a[r]), sb = hsum(b[r]);
+      for (int64_t k = i; k < n; ++k) sa += w[r][k] * xa[k], sb += w[r][k] * xb[k];
+      out[4 * (2 * half) + r] = sa;
+      out[4 * (2 * half + 1) + r] = sb;
+    }
+  }
+}
+
 float dot(const float* a, const float* b, int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
   int64_t i = 0;
@@ -152,7 +177,7 @@ void axpy(float a, const float* x, float* y, int64_t n) {
 }  // namespace
 
 const IsaKernels* isa_avx2() {
-  static const IsaKernels k{"avx2", dequant, dot4, dot, axpy};
+  static const IsaKernels k{"avx2", dequant, dot4, dot4x4, dot, axpy};
   return &k;
 }
 

@@ -141,6 +141,34 @@ void dot4(const float* const* w, const float* x, int64_t n, float* out) {
   out[3] = hsum(a3);
 }
 
+void dot4x4(const float* const* w, const float* const* x, int64_t n, float* out) {
+  __m512 acc[4][4];
+  for (auto& row : acc)
+    for (auto& a : row) a = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 x0 = _mm512_loadu_ps(x[0] + i), x1 = _mm512_loadu_ps(x[1] + i);
+    const __m512 x2 = _mm512_loadu_ps(x[2] + i), x3 = _mm512_loadu_ps(x[3] + i);
+    for (int r = 0; r < 4; ++r) {
+      const __m512 wv = _mm512_loadu_ps(w[r] + i);
+      acc[0][r] = _mm512_fmadd_ps(wv, x0, acc[0][r]);
+      acc[1][r] = _mm512_fmadd_ps(wv, x1, acc[1][r]);
+      acc[2][r] = _mm512_fmadd_ps(wv, x2, acc[2][r]);
+      acc[3][r] = _mm512_fmadd_ps(wv, x3, acc[3][r]);
+    }
+  }
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+    for (int j = 0; j < 4; ++j) {
+      const __m512 xv = _mm512_maskz_loadu_ps(m, x[j] + i);
+      for (int r = 0; r < 4; ++r)
+        acc[j][r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w[r] + i), xv, acc[j][r]);
+    }
+  }
+  for (int j = 0; j < 4; ++j)
+    for (int r = 0; r < 4; ++r) out[4 * j + r] = hsum(acc[j][r]);
+}
+
 float dot(const float* a, const float* b, int64_t n) {
   __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
   int64_t i = 0;
@@ -173,7 +201,7 @@ void axpy(float a, const float* x, float* y, int64_t n) {
 }  // namespace
 
 const IsaKernels* isa_avx512() {
-  static const IsaKernels k{"avx512", dequant, dot4, dot, axpy};
+  static const IsaKernels k{"avx512", dequant, dot4, dot4x4, dot, axpy};
   return &k;
 }
 

@@ -22,6 +22,10 @@ void dot4(const float* const* w, const float* x, int64_t n, float* out) {
   out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
 }
 
+void dot4x4(const float* const* w, const float* const* x, int64_t n, float* out) {
+  for (int j = 0; j < 4; ++j) dot4(w, x[j], n, out + 4 * j);
+}
+
 float dot(const float* a, const float* b, int64_t n) {
   float acc = 0;
   for (int64_t i = 0; i < n; ++i) acc += a[i] * b[i];
@@ -35,7 +39,7 @@ void axpy(float a, const float* x, float* y, int64_t n) {
 }  // namespace
 
 const IsaKernels& isa_scalar() {
-  static const IsaKernels k{"scalar", dequant, dot4, dot, axpy};
+  static const IsaKernels k{"scalar", dequant, dot4, dot4x4, dot, axpy};
   return k;
 }
 
