@@ -99,7 +99,7 @@ void Model::run_layer(const LayerWeights& L, const LayerCache& cache, float* h, 
 void Model::forward(std::span<const int32_t> ids, KvCache& cache, float* logits,
                     const ForwardOptions& opts) {
   const ModelConfig& c = config_;
-  const int64_t T = int64_t(ids.size()), d = c.hidden_size, pos0 = cache.length();
+  const int64_t T = int64_t(ids.size()), pos0 = cache.length();
   if (T == 0) return;
   check_ids(ids);
   if (c.max_position_embeddings > 0 && pos0 + T > c.max_position_embeddings)
@@ -107,6 +107,22 @@ void Model::forward(std::span<const int32_t> ids, KvCache& cache, float* logits,
                                  std::to_string(c.max_position_embeddings) +
                                  " positions (max_position_embeddings)");
   cache.check_room(T);
+  // Long inputs run as consecutive chunks through the cache (chunked prefill): the result is the
+  // same, and scratch stays bounded by the chunk instead of growing with the prompt.
+  const int64_t K = std::max<int64_t>(1, c.num_experts_per_tok);
+  for (int64_t t0 = 0; t0 < T; t0 += kMaxChunkTokens) {
+    const int64_t n = std::min(kMaxChunkTokens, T - t0);
+    ForwardOptions chunk = opts;
+    if (opts.hidden_out) chunk.hidden_out = opts.hidden_out + t0 * c.hidden_size;
+    if (opts.routed_out) chunk.routed_out = opts.routed_out + t0 * K;
+    forward_chunk(ids.subspan(size_t(t0), size_t(n)), cache, logits + t0 * c.vocab_size, chunk);
+  }
+}
+
+void Model::forward_chunk(std::span<const int32_t> ids, KvCache& cache, float* logits,
+                          const ForwardOptions& opts) {
+  const ModelConfig& c = config_;
+  const int64_t T = int64_t(ids.size()), d = c.hidden_size, pos0 = cache.length();
   ensure_scratch(T, pos0 + T, opts.mla_mode);
   Tensor hidden = Tensor::zeros(DType::f32, {T, d});  // residual stream [T, d]
   float* h = hidden.data_as<float>();
@@ -132,23 +148,27 @@ void Model::forward_mtp(std::span<const int32_t> ids, const float* hidden, float
   if (T <= 0) return;
   const MtpWeights& m = weights_.mtp[0];
   const float eps = float(c.rms_norm_eps);
-  // z_i = eh_proj([enorm(Emb(t_{i+1})) ; hnorm(h_i)])  (embedding first, spec §8.1)
-  Tensor cat = Tensor::zeros(DType::f32, {T, 2 * d});
-  Tensor emb = Tensor::zeros(DType::f32, {T, d});
-  embed_rows(m.embed_tokens, ids.data() + 1, T, emb.data_as<float>());
-  float* cp = cat.data_as<float>();
-  for (int64_t i = 0; i < T; ++i) {
-    kernels::rmsnorm(emb.data_as<float>() + i * d, m.enorm.ptr(), cp + i * 2 * d, 1, d, eps);
-    kernels::rmsnorm(hidden + i * d, m.hnorm.ptr(), cp + i * 2 * d + d, 1, d, eps);
+  KvCache cache(c, 1, T);  // the MTP block's own attention state, positions 0..T-1
+  const int64_t chunk_max = std::min(T, kMaxChunkTokens);
+  Tensor cat = Tensor::zeros(DType::f32, {chunk_max, 2 * d});  // [n, 2d]: enorm(emb) ; hnorm(h)
+  Tensor z = Tensor::zeros(DType::f32, {chunk_max, d});        // [n, d] block input / output
+  for (int64_t t0 = 0; t0 < T; t0 += kMaxChunkTokens) {
+    const int64_t n = std::min(kMaxChunkTokens, T - t0);
+    float* cp = cat.data_as<float>();
+    float* h = z.data_as<float>();
+    // z_i = eh_proj([enorm(Emb(t_{i+1})) ; hnorm(h_i)])  (embedding first, spec §8.1)
+    embed_rows(m.embed_tokens, ids.data() + t0 + 1, n, h);
+    for (int64_t i = 0; i < n; ++i) {
+      kernels::rmsnorm(h + i * d, m.enorm.ptr(), cp + i * 2 * d, 1, d, eps);
+      kernels::rmsnorm(hidden + (t0 + i) * d, m.hnorm.ptr(), cp + i * 2 * d + d, 1, d, eps);
+    }
+    linear_forward(m.eh_proj, cp, n, h);
+    ensure_scratch(n, t0 + n, MlaMode::absorbed);
+    run_layer(m.block, cache.layer(0), h, n, t0, ForwardOptions{}, nullptr);
+    cache.advance(n);
+    kernels::rmsnorm(h, m.shared_head_norm.ptr(), h, n, d, eps);
+    linear_forward(m.shared_head_head, h, n, logits + t0 * c.vocab_size);
   }
-  Tensor z = Tensor::zeros(DType::f32, {T, d});
-  float* h = z.data_as<float>();
-  linear_forward(m.eh_proj, cp, T, h);
-  KvCache cache(c, 1, T);
-  ensure_scratch(T, T, MlaMode::absorbed);
-  run_layer(m.block, cache.layer(0), h, T, 0, ForwardOptions{}, nullptr);
-  kernels::rmsnorm(h, m.shared_head_norm.ptr(), h, T, d, eps);
-  linear_forward(m.shared_head_head, h, T, logits);
 }
 
 }  // namespace tern::model

@@ -30,6 +30,9 @@ struct ForwardOptions {
 
 class Model {
  public:
+  // Inputs longer than this run as consecutive chunks through the cache.
+  static constexpr int64_t kMaxChunkTokens = 256;
+
   // A Hugging Face directory (config.json + safetensors, sharded or not) or a .gguf file.
   static Model load(const std::string& path, const LoadOptions& opts = {});
   Model(ModelConfig config, ModelWeights weights);
@@ -53,6 +56,8 @@ class Model {
   void forward_mtp(std::span<const int32_t> ids, const float* hidden, float* logits);
 
  private:
+  void forward_chunk(std::span<const int32_t> ids, KvCache& cache, float* logits,
+                     const ForwardOptions& opts);
   void run_layer(const LayerWeights& L, const LayerCache& cache, float* h, int64_t T, int64_t pos0,
                  const ForwardOptions& opts, int32_t* routed_out);
   void ensure_scratch(int64_t T, int64_t S, MlaMode mode);

@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "formats/npy.h"
+#include "model/load_weights.h"
 #include "model/model.h"
 
 using namespace tern;
@@ -149,6 +150,36 @@ TEST(GoldenDecode, IncrementalDecodeMatchesOneShot) {
     EXPECT_THROW(m.forward(std::span<const int32_t>(ids.data(), 1), cache, step.data()), Error)
         << "cache full";
   }
+}
+
+TEST(GoldenDecode, ChunkedPrefillMatchesTokenByToken) {
+  // 300 tokens cross the internal chunk boundary (Model::kMaxChunkTokens) in one forward call
+  // and in the MTP pass; feeding the same tokens one at a time must agree.
+  ModelConfig cfg = ModelConfig::from_file(golden("v3_tiny"));
+  cfg.max_position_embeddings = 0;  // the fixture declares 32; lift it to reach the chunk size
+  const auto src = open_safetensors_source(golden("v3_tiny"));
+  Model m(cfg, load_weights(cfg, *src, /*include_mtp=*/true));
+  const int64_t V = m.config().vocab_size, d = m.config().hidden_size, T = 300;
+  ASSERT_GT(T, Model::kMaxChunkTokens);
+  std::vector<int32_t> ids(static_cast<size_t>(T));
+  for (int64_t i = 0; i < T; ++i) ids[size_t(i)] = int32_t((i * 37 + 11) % V);
+  std::vector<float> all(static_cast<size_t>(T * V)), hidden(static_cast<size_t>(T * d)),
+      step(static_cast<size_t>(V));
+  KvCache cache = m.make_cache(T);
+  ForwardOptions opts;
+  opts.hidden_out = hidden.data();
+  m.forward(ids, cache, all.data(), opts);
+  for (int64_t t = 0; t < T; t += 23) {  // spot-check positions on both sides of the boundary
+    KvCache c2 = m.make_cache(T);
+    std::vector<float> prefix(static_cast<size_t>((t + 1) * V));
+    m.forward(std::span<const int32_t>(ids.data(), size_t(t + 1)), c2, prefix.data());
+    for (int64_t v = 0; v < V; ++v)
+      ASSERT_NEAR(prefix[size_t(t * V + v)], all[size_t(t * V + v)], 1e-4f) << t;
+  }
+  std::vector<float> mtp(static_cast<size_t>((T - 1) * V)), mtp_short(static_cast<size_t>(9 * V));
+  m.forward_mtp(ids, hidden.data(), mtp.data());
+  m.forward_mtp(std::span<const int32_t>(ids.data(), 10), hidden.data(), mtp_short.data());
+  for (int64_t i = 0; i < 9 * V; ++i) ASSERT_NEAR(mtp[size_t(i)], mtp_short[size_t(i)], 1e-4f);
 }
 
 TEST(GoldenDecode, BadIdsAreRequestErrors) {
