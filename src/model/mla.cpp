@@ -20,16 +20,16 @@ float* project_queries(const ModelConfig& c, const MlaWeights& w, const RopeTabl
                        const AttentionArgs& a, Arena& scratch) {
   const int64_t H = c.num_attention_heads, dq = c.qk_head_dim(), dn = c.qk_nope_head_dim,
                 dr = c.qk_rope_head_dim;
-  float* q = alloc(scratch, a.T * H * dq, "mla q");
+  float* q = alloc(scratch, a.T * H * dq, "mla q");  // [T, H, dq]
   if (c.q_lora_rank > 0) {
-    float* cq = alloc(scratch, a.T * c.q_lora_rank, "mla q latent");
+    float* cq = alloc(scratch, a.T * c.q_lora_rank, "mla q latent");  // [T, q_lora_rank]
     linear_forward(w.q_a_proj, a.x, a.T, cq);
     kernels::rmsnorm(cq, w.q_a_layernorm.ptr(), cq, a.T, c.q_lora_rank, float(c.rms_norm_eps));
     linear_forward(w.q_b_proj, cq, a.T, q);
   } else {
     linear_forward(w.q_proj, a.x, a.T, q);
   }
-  float cs[256], sn[256];
+  float cs[256], sn[256];  // [dr / 2]; config validation caps dr at 512
   for (int64_t t = 0; t < a.T; ++t) {
     rope.angles(a.pos0 + t, cs, sn);
     for (int64_t h = 0; h < H; ++h)
@@ -42,7 +42,7 @@ float* project_queries(const ModelConfig& c, const MlaWeights& w, const RopeTabl
 void write_cache(const ModelConfig& c, const MlaWeights& w, const RopeTable& rope,
                  const LayerCache& cache, const AttentionArgs& a, Arena& scratch) {
   const int64_t rkv = c.kv_lora_rank, dr = c.qk_rope_head_dim;
-  float* kv_a = alloc(scratch, a.T * (rkv + dr), "mla kv_a");
+  float* kv_a = alloc(scratch, a.T * (rkv + dr), "mla kv_a");  // [T, kv_lora_rank + dr]
   linear_forward(w.kv_a_proj_with_mqa, a.x, a.T, kv_a);
   float cs[256], sn[256];
   for (int64_t t = 0; t < a.T; ++t) {
