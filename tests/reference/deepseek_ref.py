@@ -457,3 +457,57 @@ def dense_forward(cfg, W, ids):
         layers.append(h)
     hn = rms_norm(h, W["model.norm.weight"], eps)
     return {"logits": linear(hn, lm_head_weight(cfg, W)), "hidden": hn, "layers": np.stack(layers)}
+
+
+# =============================================================================================
+# Llama as llama.cpp runs a GGUF (§12.2 last paragraph, §11.2): GGUF names, hyperparameters from the
+# metadata, NORM (adjacent-pair) RoPE on the un-permuted q/k weights, llama3 scaling via rope_freqs
+# =============================================================================================
+
+
+def llama_gguf_inv_freq(meta, T):
+    """inv[i] = freq_base^(-2i/n_rot) / rope_freqs[i] (rope_freqs holds per-frequency DIVISORS; absent = 1)."""
+    n_rot = int(meta["llama.rope.dimension_count"])
+    inv = float(meta["llama.rope.freq_base"]) ** (-np.arange(0, n_rot, 2, dtype=np.float64) / n_rot)
+    if "rope_freqs.weight" in T:
+        inv = inv / T["rope_freqs.weight"]
+    return inv
+
+
+def llama_gguf_forward(meta, T, ids, inv_freq=None):
+    """Forward pass of a GGUF of architecture 'llama' on float64 tensors keyed by GGUF names (torch order,
+    i.e. [out, in]). Independent of the HF path: q/k rows are in llama.cpp's un-permuted layout, so RoPE
+    rotates adjacent pairs (x[2i], x[2i+1]) with inv_freq[i]. No output.weight -> tied to token_embd.
+    inv_freq overrides llama_gguf_inv_freq (used by the self-check)."""
+    assert meta["general.architecture"] == "llama"
+
+    def hp(key):
+        return meta["llama." + key]
+
+    ids = np.asarray(ids)
+    L, H, Hkv, d = hp("block_count"), hp("attention.head_count"), hp("attention.head_count_kv"), hp("embedding_length")
+    hd = d // H
+    n_rot = hp("rope.dimension_count")
+    assert n_rot == hd, "partial rotary not modelled"
+    eps = float(hp("attention.layer_norm_rms_epsilon"))
+    inv = llama_gguf_inv_freq(meta, T) if inv_freq is None else inv_freq
+    n = len(ids)
+    pos = np.arange(n)
+    h = T["token_embd.weight"][ids]
+    layers = []
+    for layer in range(L):
+        b = f"blk.{layer}."
+        x = rms_norm(h, T[b + "attn_norm.weight"], eps)
+        q = rope_interleaved(linear(x, T[b + "attn_q.weight"]).reshape(n, H, hd), pos, inv)
+        k = rope_interleaved(linear(x, T[b + "attn_k.weight"]).reshape(n, Hkv, hd), pos, inv)
+        v = linear(x, T[b + "attn_v.weight"]).reshape(n, Hkv, hd)
+        kv_of = np.arange(H) // (H // Hkv)
+        P = causal_softmax(np.einsum("thd,shd->hts", q, k[:, kv_of, :]) / math.sqrt(hd))
+        o = np.einsum("hts,shd->thd", P, v[:, kv_of, :]).reshape(n, H * hd)
+        h = h + linear(o, T[b + "attn_output.weight"])
+        x = rms_norm(h, T[b + "ffn_norm.weight"], eps)
+        h = h + swiglu_mlp(x, T[b + "ffn_gate.weight"], T[b + "ffn_up.weight"], T[b + "ffn_down.weight"])
+        layers.append(h)
+    hn = rms_norm(h, T["output_norm.weight"], eps)
+    head = T["output.weight"] if "output.weight" in T else T["token_embd.weight"]
+    return {"logits": linear(hn, head), "hidden": hn, "layers": np.stack(layers)}

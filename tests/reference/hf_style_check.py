@@ -237,12 +237,13 @@ def llama3_inv_freq(cfg, dim):
     return torch.where(is_medium, smoothed, inv_l)
 
 
-def dense_model(cfg, W, ids):
+def dense_model(cfg, W, ids, inv=None):
     d, H, Hkv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = cfg.get("head_dim") or d // H
     eps = cfg["rms_norm_eps"]
     T = ids.shape[0]
-    inv = llama3_inv_freq(cfg, hd)
+    if inv is None:
+        inv = llama3_inv_freq(cfg, hd)
     freqs = torch.outer(torch.arange(T), inv)
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos()[None, None], emb.sin()[None, None]
@@ -270,17 +271,39 @@ def dense_model(cfg, W, ids):
 # ---------------------------------------------------------------------------------------------
 
 
+def llama_gguf_to_hf_rows(w, n_head):
+    """GGUF (llama.cpp, adjacent-pair) q/k rows -> HF half-rotation rows: per head, row 2i+c -> c*hd/2+i."""
+    w = torch.from_numpy(np.ascontiguousarray(w))
+    out_dim, in_dim = w.shape
+    hd = out_dim // n_head
+    return w.view(n_head, hd // 2, 2, in_dim).permute(0, 2, 1, 3).reshape(out_dim, in_dim).numpy()
+
+
 def load(fixture_dir):
+    """-> cfg, HF-named torch weights, case, inv_freq override (llama GGUF: from rope_freqs) or None."""
     case = json.load(open(os.path.join(fixture_dir, "case.json")))
+    inv = None
     if os.path.exists(os.path.join(fixture_dir, "model.gguf")):
         cfg = case["equivalent_hf_config"]
-        _, T = io.read_gguf(os.path.join(fixture_dir, "model.gguf"))
-        lm = MG._QWEN2_LAYER_MAP if cfg["model_type"] == "qwen2" else MG._DS2_LAYER_MAP
-        W = MG.gguf_to_hf_tensors(cfg, {k: v[2] for k, v in T.items()}, lm)
+        meta, T = io.read_gguf(os.path.join(fixture_dir, "model.gguf"))
+        T = {k: v[2] for k, v in T.items()}
+        arch = meta["general.architecture"]
+        if arch == "llama":
+            # llama.cpp convention: rope_freqs are divisors of the plain inv_freq; q/k rows un-permuted
+            hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+            base = 1.0 / (meta["llama.rope.freq_base"] ** (torch.arange(0, hd, 2) / hd))
+            inv = base / torch.from_numpy(T.pop("rope_freqs.weight"))
+            assert torch.allclose(inv, llama3_inv_freq(cfg, hd), rtol=1e-6, atol=0), "rope_freqs vs config"
+            for name in list(T):
+                if name.endswith(".attn_q.weight"):
+                    T[name] = llama_gguf_to_hf_rows(T[name], meta["llama.attention.head_count"])
+                elif name.endswith(".attn_k.weight"):
+                    T[name] = llama_gguf_to_hf_rows(T[name], meta["llama.attention.head_count_kv"])
+        W = MG.gguf_to_hf_tensors(cfg, T, MG.gguf_layer_map(arch, T))
     else:
         cfg = json.load(open(os.path.join(fixture_dir, "config.json")))
         W = io.load_hf_weights(fixture_dir)
-    return cfg, {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in W.items()}, case
+    return cfg, {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in W.items()}, case, inv
 
 
 def main():
@@ -290,9 +313,9 @@ def main():
         d = os.path.join(root, name)
         if not os.path.exists(os.path.join(d, "case.json")):
             continue
-        cfg, W, case = load(d)
+        cfg, W, case, inv = load(d)
         ids = torch.tensor(case["ids"])
-        out = ds_model(cfg, W, ids) if cfg["model_type"].startswith("deepseek") else dense_model(cfg, W, ids)
+        out = ds_model(cfg, W, ids) if cfg["model_type"].startswith("deepseek") else dense_model(cfg, W, ids, inv)
         for key in ("logits", "mtp_logits"):
             if key not in case:
                 continue

@@ -423,9 +423,10 @@ def run_deepseek(cfg, W, ids):
     return out
 
 
-def pick_ids(cfg, W, T, seed, need_cov=()):
+def pick_ids(cfg, W, T, seed, need_cov=(), extra_cov=None):
     """Draw token ids until every routing decision has a margin >= MARGIN_THRESHOLD (so a correct f32
-    engine cannot route differently) and the requested coverage flags hold."""
+    engine cannot route differently) and the requested coverage flags hold. extra_cov(cfg, routings) ->
+    dict of further flags, merged into the coverage dict (all of them must hold)."""
     V = cfg["vocab_size"]
     for attempt in range(5000):
         ids = np.random.default_rng([seed, attempt]).integers(0, V, T)
@@ -433,7 +434,10 @@ def pick_ids(cfg, W, T, seed, need_cov=()):
         if not res["routings"]:
             return ids, res, attempt, (math.inf, math.inf, {})
         k_m, g_m, cov = routing_stats(cfg, res["routings"])
-        if min(k_m, g_m) >= MARGIN_THRESHOLD and all(cov[c] for c in need_cov):
+        extra = extra_cov(cfg, res["routings"]) if extra_cov else {}
+        cov.update(extra)
+        if (min(k_m, g_m) >= MARGIN_THRESHOLD and all(cov[c] for c in need_cov)
+                and all(extra.values())):
             return ids, res, attempt, (k_m, g_m, cov)
     raise RuntimeError(f"no id sequence met the routing margin after 5000 attempts (seed {seed})")
 
@@ -721,7 +725,8 @@ _GLOBAL_MAP = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.wei
 
 def hf_to_gguf_tensors(cfg, W, layer_map):
     """HF-named float64 tensors -> GGUF-named float64 tensors (torch order). DeepSeek experts are stacked
-    (e outermost) and kv_b_proj is split into attn_k_b [H, rkv, dn] / attn_v_b [H, dv, rkv] (§6.3, §12.2)."""
+    (e outermost) and kv_b_proj is split into attn_k_b [H, rkv, dn] / attn_v_b [H, dv, rkv] (§6.3, §12.2)
+    unless layer_map maps it to the old single attn_kv_b."""
     out = {}
     for hf, gg in _GLOBAL_MAP.items():
         if hf in W:
@@ -732,10 +737,11 @@ def hf_to_gguf_tensors(cfg, W, layer_map):
             if p + hf in W:
                 out[f"blk.{layer}.{gg}"] = W[p + hf]
         if cfg["model_type"].startswith("deepseek"):
-            H, dn, dv = cfg["num_attention_heads"], cfg["qk_nope_head_dim"], cfg["v_head_dim"]
-            kvb = W[p + "self_attn.kv_b_proj.weight"].reshape(H, dn + dv, cfg["kv_lora_rank"])
-            out[f"blk.{layer}.attn_k_b.weight"] = np.ascontiguousarray(kvb[:, :dn, :].transpose(0, 2, 1))
-            out[f"blk.{layer}.attn_v_b.weight"] = np.ascontiguousarray(kvb[:, dn:, :])
+            if "self_attn.kv_b_proj.weight" not in layer_map:  # NEW layout; the OLD one maps attn_kv_b 1:1
+                H, dn, dv = cfg["num_attention_heads"], cfg["qk_nope_head_dim"], cfg["v_head_dim"]
+                kvb = W[p + "self_attn.kv_b_proj.weight"].reshape(H, dn + dv, cfg["kv_lora_rank"])
+                out[f"blk.{layer}.attn_k_b.weight"] = np.ascontiguousarray(kvb[:, :dn, :].transpose(0, 2, 1))
+                out[f"blk.{layer}.attn_v_b.weight"] = np.ascontiguousarray(kvb[:, dn:, :])
             if R.is_moe_layer(cfg, layer):
                 for proj, gg in (("gate_proj", "ffn_gate_exps"), ("up_proj", "ffn_up_exps"),
                                  ("down_proj", "ffn_down_exps")):
@@ -783,6 +789,23 @@ def write_gguf(path, meta, tensors, types, alignment, write_alignment_key):
     w.write(path)
     return {name: io.GGML_NAME[types[name.split(".", 2)[-1] if name.startswith("blk.") else name]]
             for name in tensors}
+
+
+def gguf_rewrite_check(path, meta, alignment, write_alignment_key):
+    """Round trip: re-encode what read_gguf returns (metadata values with the writer's value types, the
+    DEQUANTISED tensors re-quantised with their ggml types) and require the identical bytes. Holds because
+    ggml's Q8_0 / Q4_0 quantisers are idempotent on their own output (the block's extreme value maps back
+    to the same f16 scale) and F16 / BF16 / F32 decode exactly."""
+    rmeta, rt = io.read_gguf(path)
+    w = io.GGUFWriter(alignment=alignment, write_alignment_key=write_alignment_key)
+    assert len(rmeta) == len(meta) + (1 if write_alignment_key else 0)
+    for key, vt, _ in meta:
+        w.add(key, vt, rmeta[key])
+    for name, (gt, _, x) in rt.items():
+        w.add_tensor(name, gt, x)
+    with open(path, "rb") as f:
+        assert w.to_bytes() == f.read(), f"{path}: GGUF read/re-encode round trip differs"
+    return True
 
 
 def ordered_gguf(tensors):
@@ -909,10 +932,321 @@ def fx_deepseek2_gguf(root):
           f"|logits|max={np.abs(res['main']['logits']).max():.3f}")
 
 
+
+# ---------------------------------------------------------------------------------------------
+# llama3_gguf: llama3_tiny as llama.cpp's convert_hf_to_gguf.py converts a HF Llama checkpoint
+# ---------------------------------------------------------------------------------------------
+
+LLAMA_GGUF_TYPES = {
+    "rope_freqs.weight": io.GGML_F32, "token_embd.weight": io.GGML_Q8_0, "output_norm.weight": io.GGML_F32,
+    "attn_norm.weight": io.GGML_F32, "ffn_norm.weight": io.GGML_F32,
+    "attn_q.weight": io.GGML_Q8_0, "attn_k.weight": io.GGML_F16, "attn_v.weight": io.GGML_Q8_0,
+    "attn_output.weight": io.GGML_Q8_0,
+    "ffn_gate.weight": io.GGML_Q8_0, "ffn_up.weight": io.GGML_Q8_0, "ffn_down.weight": io.GGML_Q8_0,
+}
+
+
+def llama_permute(w, n_head):
+    """llama.cpp LlamaModel.permute: HF half-rotation rows -> adjacent-pair (NORM) rows, per head.
+    Row c*(hd/2)+i of a head moves to row 2i+c."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def llama_unpermute(w, n_head):
+    """Inverse of llama_permute (GGUF NORM rows -> HF half-rotation rows)."""
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def llama3_rope_factors(cfg, hd):
+    """convert_hf_to_gguf.py (LlamaModel.generate_extra_tensors): per-frequency DIVISORS for llama3 rope
+    scaling: 1 for wavelen < high_freq_wavelen, factor for wavelen > low_freq_wavelen, else
+    1 / ((1 - smooth) / factor + smooth). Computed in float64 from rope_scaling.original_max_position_embeddings
+    (see README: the converter reads that key from the top level of config.json, default 8192)."""
+    rs = cfg["rope_scaling"]
+    theta = float(cfg["rope_theta"])
+    freqs = theta ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)
+    factor, lo_f, hi_f = float(rs["factor"]), float(rs["low_freq_factor"]), float(rs["high_freq_factor"])
+    old = float(rs["original_max_position_embeddings"])
+    lo_w, hi_w = old / lo_f, old / hi_f
+    out = []
+    for f in freqs:
+        wavelen = 2 * math.pi / f
+        if wavelen < hi_w:
+            out.append(1.0)
+        elif wavelen > lo_w:
+            out.append(factor)
+        else:
+            smooth = (old / wavelen - lo_f) / (hi_f - lo_f)
+            out.append(1.0 / ((1 - smooth) / factor + smooth))
+    return np.array(out)
+
+
+def llama_hf_to_gguf(cfg, W, rope_factors):
+    """HF Llama tensors -> GGUF tensors in convert_hf_to_gguf.py order (rope_freqs first, then the
+    checkpoint's tensors); q/k un-permuted; tied embeddings -> no output.weight."""
+    H, Hkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    G = {"rope_freqs.weight": rope_factors}
+    G.update(hf_to_gguf_tensors(cfg, W, _QWEN2_LAYER_MAP))
+    for layer in range(cfg["num_hidden_layers"]):
+        G[f"blk.{layer}.attn_q.weight"] = llama_permute(G[f"blk.{layer}.attn_q.weight"], H)
+        G[f"blk.{layer}.attn_k.weight"] = llama_permute(G[f"blk.{layer}.attn_k.weight"], Hkv)
+    assert "output.weight" not in G
+    order = ["rope_freqs.weight"] + list(ordered_gguf({k: v for k, v in G.items() if k != "rope_freqs.weight"}))
+    return {k: G[k] for k in order}
+
+
+def llama_gguf_meta(cfg):
+    U32, F32, STR = io.GV_U32, io.GV_F32, io.GV_STR
+    hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    assert hd == cfg["hidden_size"] // cfg["num_attention_heads"]
+    return [
+        ("general.architecture", STR, "llama"), ("general.name", STR, "tern llama3 tiny"),
+        ("llama.block_count", U32, cfg["num_hidden_layers"]),
+        ("llama.context_length", U32, cfg["max_position_embeddings"]),
+        ("llama.embedding_length", U32, cfg["hidden_size"]),
+        ("llama.feed_forward_length", U32, cfg["intermediate_size"]),
+        ("llama.attention.head_count", U32, cfg["num_attention_heads"]),
+        ("llama.attention.head_count_kv", U32, cfg["num_key_value_heads"]),
+        ("llama.rope.freq_base", F32, float(cfg["rope_theta"])),
+        ("llama.attention.layer_norm_rms_epsilon", F32, cfg["rms_norm_eps"]),
+        ("llama.rope.dimension_count", U32, hd),
+        ("llama.vocab_size", U32, cfg["vocab_size"]),
+    ]
+
+
+def fx_llama3_gguf(root):
+    cfg = llama3_config()
+    out_dir = os.path.join(root, "llama3_gguf")
+    fresh_dir(out_dir)
+    H, Hkv, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+    # exactly llama3_tiny's stored (F32) weights and ids
+    W0 = {k: io.decode_storage("F32", io.encode_for_storage("F32", v)) for k, v in dense_weights(cfg, 601).items()}
+    ids = np.random.default_rng([601, 0]).integers(0, cfg["vocab_size"], 16)
+    factors = llama3_rope_factors(cfg, hd)
+    G0 = llama_hf_to_gguf(cfg, W0, factors)
+    meta = llama_gguf_meta(cfg)
+    meta_d = {k: v for k, _, v in meta}
+    # --- self-check: unquantised GGUF path (float64 rope_freqs) == HF path (llama3_tiny's math) to 1e-12
+    hf = R.dense_forward(cfg, W0, ids)["logits"]
+    scale = float(np.max(np.abs(hf)))
+
+    def diff(T, inv=None):
+        return float(np.max(np.abs(R.llama_gguf_forward(meta_d, T, ids, inv)["logits"] - hf)))
+
+    checks = {"f32_gguf_path_vs_llama3_tiny_max_abs_diff": diff(G0)}
+    assert checks["f32_gguf_path_vs_llama3_tiny_max_abs_diff"] <= 1e-12 * max(1.0, scale), checks
+    assert np.allclose(R.llama_gguf_inv_freq(meta_d, G0), R.dense_inv_freq(cfg, hd), rtol=1e-14, atol=0)
+    G32 = dict(G0, **{"rope_freqs.weight": factors.astype(np.float32).astype(np.float64)})
+    checks["f32_gguf_path_f32_rope_freqs_vs_llama3_tiny_max_abs_diff"] = diff(G32)
+    assert checks["f32_gguf_path_f32_rope_freqs_vs_llama3_tiny_max_abs_diff"] <= 1e-5
+    # ... and the checks discriminate: skipping the un-permutation or multiplying by rope_freqs is wrong
+    Gnp = dict(G0)
+    for layer in range(cfg["num_hidden_layers"]):
+        Gnp[f"blk.{layer}.attn_q.weight"] = W0[f"model.layers.{layer}.self_attn.q_proj.weight"]
+        Gnp[f"blk.{layer}.attn_k.weight"] = W0[f"model.layers.{layer}.self_attn.k_proj.weight"]
+    checks["norm_rope_on_hf_rows_max_abs_diff"] = diff(Gnp)
+    base = float(cfg["rope_theta"]) ** (-np.arange(0, hd, 2) / hd)
+    checks["rope_freqs_multiplied_max_abs_diff"] = diff(G0, base * factors)
+    checks["no_rope_freqs_max_abs_diff"] = diff(G0, base)
+    for k in ("norm_rope_on_hf_rows_max_abs_diff", "rope_freqs_multiplied_max_abs_diff", "no_rope_freqs_max_abs_diff"):
+        assert checks[k] > 1e-2, (k, checks[k])
+    # inverse permutation round trip
+    assert all(np.array_equal(llama_unpermute(llama_permute(W0[n], h), h), W0[n])
+               for n, h in (("model.layers.0.self_attn.q_proj.weight", H), ("model.layers.0.self_attn.k_proj.weight", Hkv)))
+    # --- write, read back, reference from the DEQUANTISED file contents
+    types = write_gguf(os.path.join(out_dir, "model.gguf"), meta, G0, LLAMA_GGUF_TYPES, 32, False)
+    assert gguf_rewrite_check(os.path.join(out_dir, "model.gguf"), meta, 32, False)
+    rmeta, rt = io.read_gguf(os.path.join(out_dir, "model.gguf"))
+    assert list(rt) == list(G0) and "output.weight" not in rt
+    for key, _, val in meta:
+        got = rmeta[key]
+        assert (got == val) if not isinstance(val, float) else got == float(np.float32(val)), (key, got, val)
+    for name, (gt, ne, _) in rt.items():
+        assert ne == list(reversed(G0[name].shape)) and io.GGML_NAME[gt] == types[name], name
+    T = {k: v[2] for k, v in rt.items()}
+    assert np.array_equal(T["rope_freqs.weight"], factors.astype(np.float32))
+    for name, x in T.items():  # F32/F16 exact or within quantisation error
+        err = float(np.max(np.abs(x - G0[name])))
+        assert err <= {"F32": 1e-6, "F16": 1e-2, "Q8_0": 0.05}[types[name]] * max(1.0, np.abs(G0[name]).max()), (name, err)
+    main = R.llama_gguf_forward(rmeta, T, ids)
+    res = {"main": main}
+    checks["quantised_vs_llama3_tiny_max_abs_diff"] = float(np.max(np.abs(main["logits"] - hf)))
+    write_outputs(out_dir, res)
+    inv = R.llama_gguf_inv_freq(rmeta, T)
+    write_case(out_dir, {
+        "ids": [int(i) for i in ids], "logits": "logits.npy", "logits_shape": list(main["logits"].shape),
+        "hidden": "hidden.npy", "hidden_note": "[T, hidden_size] hidden state after output_norm",
+        "layer_outputs": "layer_outputs.npy",
+        "layer_outputs_note": "[block_count, T, embedding_length] residual stream after each block",
+        "files": ["model.gguf"], "weights_dtype": "GGUF mixed: see gguf_tensor_types",
+        "gguf_tensor_types": types, "gguf_alignment": 32, "general_alignment_key_present": False,
+        "attention_scale": hd ** -0.5,
+        "rope_freqs": [float(v) for v in T["rope_freqs.weight"]],
+        "rope_inv_freq": [float(v) for v in inv],
+        "rope_inv_freq_note": "freq_base^(-2i/n_rot) / rope_freqs[i] in float64 (rope_freqs are divisors)",
+        "rope_layout": ("adjacent pairs (x[2i], x[2i+1]) on the un-permuted GGUF q/k weights "
+                        "(llama.cpp rope type NORM); NOT half rotation"),
+        "selfcheck": checks,
+        "equivalent_hf_config": cfg,
+        "notes": ("GGUF v3, arch llama: llama3_tiny (same weights, same ids) converted as convert_hf_to_gguf.py "
+                  "does. attn_q / attn_k rows un-permuted from HF half-rotation to adjacent-pair layout "
+                  "(permute(w, n_head, n_head_kv): k uses head_count_kv); llama3 rope scaling stored only as the "
+                  "F32 tensor rope_freqs.weight [head_dim/2] of per-frequency DIVISORS (factor 8 for low "
+                  "frequencies, 1 for high, 1/((1-smooth)/factor+smooth) between) so inv_freq_scaled = "
+                  "inv_freq / rope_freqs; no rope.scaling.* keys. Tied embeddings: no output.weight, the head is "
+                  "token_embd (Q8_0). Tensor order: rope_freqs first. Logits computed in float64 from the "
+                  "DEQUANTISED tensors with NORM RoPE on the GGUF rows, independently of the HF path; with "
+                  "unquantised weights that path equals llama3_tiny to 1e-12 (selfcheck)."),
+    })
+    print(f"llama3_gguf: T={len(ids)} checks={checks} |logits|max={np.abs(main['logits']).max():.3f}")
+
+
+# ---------------------------------------------------------------------------------------------
+# deepseek3_gguf: V3-style (sigmoid, noaux_tc) deepseek2 GGUF in the OLD kv layout (single attn_kv_b)
+# ---------------------------------------------------------------------------------------------
+
+DS3_GGUF_TYPES = {
+    "token_embd.weight": io.GGML_BF16, "output_norm.weight": io.GGML_F32, "output.weight": io.GGML_Q8_0,
+    "attn_norm.weight": io.GGML_F32, "ffn_norm.weight": io.GGML_F32,
+    "attn_q_a.weight": io.GGML_Q8_0, "attn_q_a_norm.weight": io.GGML_F32, "attn_q_b.weight": io.GGML_Q4_0,
+    "attn_kv_a_mqa.weight": io.GGML_Q8_0, "attn_kv_a_norm.weight": io.GGML_F32,
+    "attn_kv_b.weight": io.GGML_Q8_0, "attn_output.weight": io.GGML_Q4_0,
+    "ffn_gate.weight": io.GGML_Q4_0, "ffn_up.weight": io.GGML_Q8_0, "ffn_down.weight": io.GGML_Q4_0,
+    "ffn_gate_inp.weight": io.GGML_F32, "exp_probs_b.bias": io.GGML_F32,
+    "ffn_gate_exps.weight": io.GGML_Q8_0, "ffn_up_exps.weight": io.GGML_Q4_0, "ffn_down_exps.weight": io.GGML_Q4_0,
+    "ffn_gate_shexp.weight": io.GGML_Q4_0, "ffn_up_shexp.weight": io.GGML_BF16, "ffn_down_shexp.weight": io.GGML_Q8_0,
+}
+
+_DS3_OLD_LAYER_MAP = dict(_DS2_LAYER_MAP, **{"self_attn.kv_b_proj.weight": "attn_kv_b.weight"})
+
+
+def gguf_layer_map(arch, names):
+    """The HF<->GGUF per-layer name map for a GGUF's tensor names (qwen2 / llama / both deepseek2 layouts)."""
+    if arch in ("qwen2", "llama"):
+        return _QWEN2_LAYER_MAP
+    return _DS3_OLD_LAYER_MAP if any(n.endswith(".attn_kv_b.weight") for n in names) else _DS2_LAYER_MAP
+
+
+def group_rule_coverage(cfg, routings):
+    """noaux_tc: the top-2-sum group rule selects differently from the max rule and from the sum over the
+    whole group for at least one token (so an engine using either wrong rule fails)."""
+    G, Gk, K = cfg["n_group"], cfg["topk_group"], cfg["num_experts_per_tok"]
+    out = {"top2sum_differs_from_max_rule": False, "top2sum_differs_from_groupsum_rule": False}
+    for r in routings:
+        chosen = [set(row) for row in r["idx"].tolist()]
+        mx = R.select_experts(r["sel"], G, Gk, K, "max")[0]
+        out["top2sum_differs_from_max_rule"] |= any(set(a) != c for a, c in zip(mx.tolist(), chosen))
+        T, E = r["sel"].shape
+        gs = r["sel"].reshape(T, G, E // G).sum(-1)
+        keep = np.zeros((T, G), dtype=bool)
+        np.put_along_axis(keep, np.argsort(-gs, axis=-1, kind="stable")[:, :Gk], True, axis=-1)
+        masked = np.where(np.repeat(keep, E // G, axis=-1), r["sel"], -np.inf)
+        alls = np.argsort(-masked, axis=-1, kind="stable")[:, :K]
+        out["top2sum_differs_from_groupsum_rule"] |= any(set(a) != c for a, c in zip(alls.tolist(), chosen))
+    return out
+
+
+def fx_deepseek3_gguf(root):
+    cfg = v3_config(hidden_size=64, q_lora_rank=32, kv_lora_rank=32, num_attention_heads=4,
+                    num_key_value_heads=4, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=16,
+                    num_hidden_layers=3, first_k_dense_replace=1, intermediate_size=128,
+                    moe_intermediate_size=32, n_routed_experts=16, n_group=4, topk_group=2,
+                    num_experts_per_tok=3, n_shared_experts=1, num_nextn_predict_layers=0,
+                    norm_topk_prob=True, routed_scaling_factor=2.5,
+                    rope_scaling={"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64,
+                                  "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 1.0},
+                    max_position_embeddings=256, vocab_size=128)
+    out_dir = os.path.join(root, "deepseek3_gguf")
+    fresh_dir(out_dir)
+    W0 = deepseek_weights(cfg, seed=703)
+    G0 = ordered_gguf(hf_to_gguf_tensors(cfg, W0, _DS3_OLD_LAYER_MAP))
+    assert not any(n.endswith(("attn_k_b.weight", "attn_v_b.weight")) for n in G0)
+    U32, F32, STR, BOOL = io.GV_U32, io.GV_F32, io.GV_STR, io.GV_BOOL
+    rs = cfg["rope_scaling"]
+    assert rs["mscale"] == rs["mscale_all_dim"]
+    H, dn, dr, dv = cfg["num_attention_heads"], cfg["qk_nope_head_dim"], cfg["qk_rope_head_dim"], cfg["v_head_dim"]
+    meta = [
+        ("general.architecture", STR, "deepseek2"), ("general.name", STR, "tern deepseek3 tiny (V3 style, old kv_b)"),
+        ("deepseek2.block_count", U32, cfg["num_hidden_layers"]),
+        ("deepseek2.context_length", U32, cfg["max_position_embeddings"]),
+        ("deepseek2.embedding_length", U32, cfg["hidden_size"]),
+        ("deepseek2.feed_forward_length", U32, cfg["intermediate_size"]),
+        ("deepseek2.attention.head_count", U32, H),
+        ("deepseek2.attention.head_count_kv", U32, H),
+        ("deepseek2.attention.key_length", U32, dn + dr),
+        ("deepseek2.attention.value_length", U32, dv),
+        ("deepseek2.attention.q_lora_rank", U32, cfg["q_lora_rank"]),
+        ("deepseek2.attention.kv_lora_rank", U32, cfg["kv_lora_rank"]),
+        ("deepseek2.attention.layer_norm_rms_epsilon", F32, cfg["rms_norm_eps"]),
+        ("deepseek2.rope.freq_base", F32, float(cfg["rope_theta"])),
+        ("deepseek2.rope.dimension_count", U32, dr),
+        ("deepseek2.rope.scaling.type", STR, "yarn"),
+        ("deepseek2.rope.scaling.factor", F32, rs["factor"]),
+        ("deepseek2.rope.scaling.original_context_length", U32, rs["original_max_position_embeddings"]),
+        ("deepseek2.rope.scaling.yarn_log_multiplier", F32, 0.1 * rs["mscale_all_dim"]),
+        ("deepseek2.leading_dense_block_count", U32, cfg["first_k_dense_replace"]),
+        ("deepseek2.vocab_size", U32, cfg["vocab_size"]),
+        ("deepseek2.expert_count", U32, cfg["n_routed_experts"]),
+        ("deepseek2.expert_used_count", U32, cfg["num_experts_per_tok"]),
+        ("deepseek2.expert_shared_count", U32, cfg["n_shared_experts"]),
+        ("deepseek2.expert_feed_forward_length", U32, cfg["moe_intermediate_size"]),
+        ("deepseek2.expert_weights_scale", F32, cfg["routed_scaling_factor"]),
+        ("deepseek2.expert_weights_norm", BOOL, cfg["norm_topk_prob"]),
+        ("deepseek2.expert_gating_func", U32, 2),
+        ("deepseek2.expert_group_count", U32, cfg["n_group"]),
+        ("deepseek2.expert_group_used_count", U32, cfg["topk_group"]),
+    ]
+    types = write_gguf(os.path.join(out_dir, "model.gguf"), meta, G0, DS3_GGUF_TYPES, 32, False)
+    assert gguf_rewrite_check(os.path.join(out_dir, "model.gguf"), meta, 32, False)
+    rmeta, rt = io.read_gguf(os.path.join(out_dir, "model.gguf"))
+    assert "general.alignment" not in rmeta and list(rt) == list(G0)
+    for key, _, val in meta:
+        got = rmeta[key]
+        assert (got == val) if not isinstance(val, float) else got == float(np.float32(val)), (key, got, val)
+    for name, (gt, ne, _) in rt.items():
+        assert ne == list(reversed(G0[name].shape)) and io.GGML_NAME[gt] == types[name], name
+    E, fm, d, rkv = cfg["n_routed_experts"], cfg["moe_intermediate_size"], cfg["hidden_size"], cfg["kv_lora_rank"]
+    assert rt["blk.1.ffn_down_exps.weight"][1] == [fm, d, E] and rt["blk.2.ffn_gate_exps.weight"][1] == [d, fm, E]
+    assert rt["blk.0.attn_kv_b.weight"][1] == [rkv, H * (dn + dv)]
+    assert rt["blk.1.exp_probs_b.bias"][1] == [E] and "blk.0.exp_probs_b.bias" not in rt
+    W = gguf_to_hf_tensors(cfg, {k: v[2] for k, v in rt.items()}, gguf_layer_map("deepseek2", rt))
+    assert set(W) == set(W0), set(W) ^ set(W0)
+    ids, res, attempt, stats = pick_ids(cfg, W, 16, 703,
+                                        need_cov=("group_limit_changes_selection", "bias_changes_selection"),
+                                        extra_cov=group_rule_coverage)
+    checks = deepseek_selfchecks(cfg, W, ids, res)
+    write_outputs(out_dir, res)
+    case = deepseek_case(
+        cfg, ids, res, ["model.gguf"], attempt, stats, checks,
+        ("GGUF v3, arch deepseek2, V3 style: q_lora (attn_q_a, attn_q_a_norm, attn_q_b; attention.q_lora_rank), "
+         "OLD kv layout: one attn_kv_b.weight (ne {rkv, H*(dn+dv)}, rows per head [dn K rows ; dv V rows], "
+         "exactly HF kv_b_proj) with head_count_kv = H, key_length = dn+dr, value_length = dv and no "
+         "*_mla keys (an engine must split kv_b itself; dn 32 != dv 16). Sigmoid gating "
+         "(expert_gating_func 2) with exp_probs_b.bias (e_score_correction_bias, F32) added for selection "
+         "only; group limit expert_group_count 4 / expert_group_used_count 2 with group score = sum of the "
+         "top-2 BIASED scores in each group (4 experts per group; ids chosen so that the max rule and the "
+         "whole-group-sum rule each route some token differently, see coverage); top-3; expert_weights_norm "
+         "true then expert_weights_scale 2.5 (V3 rule: always scaled). leading_dense_block_count 1 (layer 0 "
+         "dense ffn_*, layers 1-2 MoE), routed experts stacked in 3-D ffn_*_exps (ne {in, out, E}), 1 shared "
+         "expert ffn_*_shexp. YaRN factor 4, orig 64, mscale == mscale_all_dim == 1.0 stored as "
+         "yarn_log_multiplier 0.1 (cos/sin multiplier 1, softmax_scale (dn+dr)^-0.5 * (1+0.1 ln 4)^2); "
+         "beta_fast/beta_slow not stored, llama.cpp defaults 32/1. No MTP tensors (the deepseek2 converter "
+         "drops them). Logits from the DEQUANTISED GGUF values read back from the file."),
+        "GGUF mixed: see gguf_tensor_types")
+    case["gguf_tensor_types"] = types
+    case["gguf_alignment"] = 32
+    case["general_alignment_key_present"] = False
+    case["equivalent_hf_config"] = cfg
+    write_case(out_dir, case)
+    print(f"deepseek3_gguf: attempt={attempt} margins={stats[0]:.4g}/{stats[1]:.4g} cov={stats[2]} "
+          f"checks={checks} |logits|max={np.abs(res['main']['logits']).max():.3f}")
+
+
 FIXTURES = {
     "v3_tiny": fx_v3_tiny, "v2_lite_tiny": fx_v2_lite_tiny, "v2_tiny": fx_v2_tiny, "v3_fp8": fx_v3_fp8,
     "qwen2_tiny": fx_qwen2_tiny, "llama3_tiny": fx_llama3_tiny,
     "qwen2_gguf": fx_qwen2_gguf, "deepseek2_gguf": fx_deepseek2_gguf,
+    "llama3_gguf": fx_llama3_gguf, "deepseek3_gguf": fx_deepseek3_gguf,
 }
 
 

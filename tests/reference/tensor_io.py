@@ -346,6 +346,10 @@ class GGUFWriter:
         return struct.pack(_GV_FMT[vtype], value)
 
     def write(self, path: str):
+        with open(path, "wb") as f:
+            f.write(self.to_bytes())
+
+    def to_bytes(self) -> bytes:
         out = bytearray()
         out += GGUF_MAGIC + struct.pack("<IQQ", 3, len(self.tensors), len(self.kv))
         for key, vt, val, et in self.kv:
@@ -362,8 +366,7 @@ class GGUFWriter:
         for (name, gt, ne, data), off in zip(self.tensors, offsets):
             out += data
             out += b"\0" * ((-len(data)) % self.alignment)
-        with open(path, "wb") as f:
-            f.write(out)
+        return bytes(out)
 
 
 def read_gguf(path: str):
