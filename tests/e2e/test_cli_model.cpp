@@ -50,7 +50,8 @@ TEST(CliInfo, ConfigFiguresForRealModels) {
 }
 
 TEST(CliInfo, CheckpointInventoryMatchesFormula) {
-  for (const char* name : {"v3_fp8", "v3_tiny", "qwen2_gguf", "deepseek2_gguf"}) {
+  for (const char* name : {"v3_fp8", "v3_tiny", "llama3_tiny", "qwen2_gguf", "deepseek2_gguf",
+                           "llama3_gguf", "deepseek3_gguf"}) {
     const std::string dir = kData + "/golden/" + name;
     const std::string path = fs::exists(dir + "/model.gguf") ? dir + "/model.gguf" : dir;
     auto r = run_tern("info --json " + path);

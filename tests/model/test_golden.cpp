@@ -129,7 +129,7 @@ TEST_P(Golden, LogitsMatchReference) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, Golden,
                          ::testing::Values("v3_tiny", "v2_lite_tiny", "v2_tiny", "v3_fp8",
                                            "qwen2_tiny", "llama3_tiny", "qwen2_gguf",
-                                           "deepseek2_gguf"));
+                                           "deepseek2_gguf", "llama3_gguf", "deepseek3_gguf"));
 
 TEST(GoldenDecode, IncrementalDecodeMatchesOneShot) {
   // Feeding tokens one at a time through the cache must give the same logits as one pass.
