@@ -52,7 +52,8 @@ void add(ModelSummary& s, const std::string& name, const std::string& dtype, int
   auto& t = s.dtype_mix[dtype];
   t.tensors++, t.elements += elems, t.bytes += bytes;
   s.file_tensors++, s.file_bytes += bytes;
-  if (name.ends_with("_scale_inv")) return;
+  // FP8 scales and GGUF's precomputed RoPE frequency factors are not model parameters.
+  if (name.ends_with("_scale_inv") || name == "rope_freqs.weight") return;
   if (layer_of(name) >= s.config.num_hidden_layers)
     s.mtp_file_params += elems;
   else
