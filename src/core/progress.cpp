@@ -35,6 +35,7 @@ void Progress::draw(bool final_line) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double rate = secs > 0 ? double(done_) / secs : 0.0;
   if (final_line) {
+    if (!tty_ && secs < 2.0) return;  // quick work stays quiet in logs; long work gets a summary
     std::fprintf(stderr, "%s%s: %lld %s in %.2f s (%.1f %s/s)\n", tty_ ? "\r\033[K" : "",
                  label_.c_str(), (long long)done_, unit_.c_str(), secs, rate, unit_.c_str());
     return;

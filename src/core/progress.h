@@ -15,7 +15,8 @@ class Progress {
   Progress(std::string label, int64_t total, std::string unit);
   ~Progress();
   void advance(int64_t n = 1);
-  // Prints the final line: count, elapsed time and mean rate.
+  // Prints the final line: count, elapsed time and mean rate (off a terminal: only for work
+  // that took 2 s or more).
   void finish();
 
  private:

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "formats/atomic_file.h"
 #include "formats/safetensors_writer.h"
 #include "kernels/quantize.h"
@@ -122,7 +123,11 @@ int64_t write_random_checkpoint(const ModelConfig& c, const std::string& config_
   });
   std::vector<formats::TensorSpec> specs;
   for (const auto& p : planned) specs.push_back(p.spec);
-  auto producer = [&](size_t i) { return produce(planned[i], c, o); };
+  Progress progress("writing " + dir, int64_t(planned.size()), "tensors");
+  auto producer = [&](size_t i) {
+    progress.advance();
+    return produce(planned[i], c, o);
+  };
   const formats::Metadata meta = {{"format", "pt"}, {"producer", "tern init"}};
   if (o.max_shard_bytes > 0)
     formats::write_safetensors_sharded(dir, specs, producer, o.max_shard_bytes, meta);

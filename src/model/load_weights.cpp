@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/progress.h"
 #include "kernels/ref/ref_ops.h"
 
 namespace tern::model {
@@ -116,7 +117,14 @@ void derive_mla_absorption(const ModelConfig& c, MlaWeights& a) {
 ModelWeights load_weights(const ModelConfig& c, const TensorSource& src, bool include_mtp) {
   ModelWeights w;
   std::set<std::string> used;
+  int64_t n_slots = 0;
+  {
+    ModelWeights dry;  // a first pass only counts, for the progress bar
+    visit_weights(c, dry, include_mtp, [&](WeightSlot&) { ++n_slots; });
+  }
+  Progress progress("loading " + src.path(), n_slots, "tensors");
   visit_weights(c, w, include_mtp, [&](WeightSlot& s) {
+    progress.advance();
     if (s.kind == SlotKind::linear) {
       load_linear(c, src, s);
       used.insert(s.name);
