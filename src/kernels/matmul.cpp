@@ -6,7 +6,7 @@ namespace tern::kernels {
 
 namespace {
 constexpr int64_t kRowTile = 4;
-constexpr int64_t kColChunk = 512;  // multiple of 128 (fp8 blocks) and 32 (q8_0 / q4_0 blocks)
+constexpr int64_t kColChunk = 2048;  // multiple of 128 (fp8 blocks) and 32 (q8_0 / q4_0 blocks)
 
 void row_tile(const MatmulParams& p, const IsaKernels& isa, int64_t r0) {
   const WeightView& w = p.w;
@@ -15,6 +15,13 @@ void row_tile(const MatmulParams& p, const IsaKernels& isa, int64_t r0) {
   const float* rows[kRowTile];
   for (int64_t c0 = 0; c0 < w.cols; c0 += kColChunk) {
     const int64_t n = std::min(kColChunk, w.cols - c0);
+    if (p.T == 1 && nr == kRowTile) {  // decode: dequantise in registers, no tile buffer
+      float out[kRowTile];
+      if (isa.dot4_fused(w, r0, c0, n, p.x + c0, out)) {
+        for (int64_t j = 0; j < nr; ++j) p.y[r0 + j] = c0 == 0 ? out[j] : p.y[r0 + j] + out[j];
+        continue;
+      }
+    }
     for (int64_t j = 0; j < kRowTile; ++j)  // a short tile repeats its last row; results dropped
       rows[j] = j < nr ? isa.dequant(w, r0 + j, c0, n, buf[j]) : rows[nr - 1];
     int64_t t = 0;

@@ -21,6 +21,11 @@ struct IsaKernels {
   // out[4 * j + i] = dot(w[i], x[j]) for 4 rows w and 4 vectors x, each of length n: the
   // register-blocked micro-kernel for several tokens (each w and x load feeds 4 FMAs).
   void (*dot4x4)(const float* const* w, const float* const* x, int64_t n, float* out);
+  // Fused dequantise-and-dot for one token: out[i] = dot(W[r0 + i, col0 : col0+n], x), i < 4,
+  // without the intermediate buffer (the decode path, where each weight is used once). Returns
+  // false when this ISA has no fused path for w.dtype; the caller then uses dequant + dot4.
+  bool (*dot4_fused)(const WeightView& w, int64_t r0, int64_t col0, int64_t n, const float* x,
+                     float* out);
   float (*dot)(const float* a, const float* b, int64_t n);
   // y += a * x
   void (*axpy)(float a, const float* x, float* y, int64_t n);

@@ -152,6 +152,10 @@ void dot4x4(const float* const* w, const float* const* x, int64_t n, float* out)
   }
 }
 
+bool dot4_fused(const WeightView&, int64_t, int64_t, int64_t, const float*, float*) {
+  return false;
+}
+
 float dot(const float* a, const float* b, int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
   int64_t i = 0;
@@ -177,7 +181,7 @@ void axpy(float a, const float* x, float* y, int64_t n) {
 }  // namespace
 
 const IsaKernels* isa_avx2() {
-  static const IsaKernels k{"avx2", dequant, dot4, dot4x4, dot, axpy};
+  static const IsaKernels k{"avx2", dequant, dot4, dot4x4, dot4_fused, dot, axpy};
   return &k;
 }
 

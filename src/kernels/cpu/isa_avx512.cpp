@@ -169,6 +169,66 @@ void dot4x4(const float* const* w, const float* const* x, int64_t n, float* out)
     for (int r = 0; r < 4; ++r) out[4 * j + r] = hsum(acc[j][r]);
 }
 
+// Loads 16 weights of row `row` at column c (c + 16 <= cols) as f32, without the block scale.
+template <DType kType>
+inline __m512 load16(const uint8_t* row, int64_t c) {
+  if constexpr (kType == DType::bf16)
+    return bf16_16(reinterpret_cast<const uint16_t*>(row) + c);
+  else
+    return fp8_e4m3_16_div256(row + c);
+}
+
+// 4 rows x 1 token over [col0, col0 + n), dequantising in registers. FP8 accumulates each
+// 128-column block separately and applies its scale once per block.
+template <DType kType>
+bool dot4_fused_impl(const WeightView& w, int64_t r0, int64_t col0, int64_t n, const float* x,
+                     float* out) {
+  if (n % 16) return false;
+  const uint8_t* rows[4];
+  for (int r = 0; r < 4; ++r) rows[r] = w.row_ptr(r0 + r);
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                   _mm512_setzero_ps()};
+  if constexpr (kType == DType::bf16) {
+    for (int64_t i = 0; i < n; i += 16) {
+      const __m512 xv = _mm512_loadu_ps(x + i);
+      for (int r = 0; r < 4; ++r)
+        acc[r] = _mm512_fmadd_ps(load16<kType>(rows[r], col0 + i), xv, acc[r]);
+    }
+  } else {
+    if (w.block_cols % 16) return false;
+    for (int64_t i = 0; i < n;) {
+      const int64_t c = col0 + i, seg = std::min(n - i, w.block_cols - c % w.block_cols);
+      __m512 part[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                        _mm512_setzero_ps()};
+      for (int64_t j = 0; j < seg; j += 16) {
+        const __m512 xv = _mm512_loadu_ps(x + i + j);
+        for (int r = 0; r < 4; ++r)
+          part[r] = _mm512_fmadd_ps(load16<kType>(rows[r], c + j), xv, part[r]);
+      }
+      for (int r = 0; r < 4; ++r) {
+        const float* sr = w.scale_row(r0 + r);
+        const __m512 s = _mm512_set1_ps((sr ? sr[c / w.block_cols] : 1.0f) * 256.0f);
+        acc[r] = _mm512_fmadd_ps(part[r], s, acc[r]);
+      }
+      i += seg;
+    }
+  }
+  for (int r = 0; r < 4; ++r) out[r] = hsum(acc[r]);
+  return true;
+}
+
+bool dot4_fused(const WeightView& w, int64_t r0, int64_t col0, int64_t n, const float* x,
+                float* out) {
+  switch (w.dtype) {
+    case DType::bf16:
+      return dot4_fused_impl<DType::bf16>(w, r0, col0, n, x, out);
+    case DType::f8_e4m3:
+      return dot4_fused_impl<DType::f8_e4m3>(w, r0, col0, n, x, out);
+    default:
+      return false;
+  }
+}
+
 float dot(const float* a, const float* b, int64_t n) {
   __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
   int64_t i = 0;
@@ -201,7 +261,7 @@ void axpy(float a, const float* x, float* y, int64_t n) {
 }  // namespace
 
 const IsaKernels* isa_avx512() {
-  static const IsaKernels k{"avx512", dequant, dot4, dot4x4, dot, axpy};
+  static const IsaKernels k{"avx512", dequant, dot4, dot4x4, dot4_fused, dot, axpy};
   return &k;
 }
 

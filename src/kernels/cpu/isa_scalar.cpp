@@ -26,6 +26,10 @@ void dot4x4(const float* const* w, const float* const* x, int64_t n, float* out)
   for (int j = 0; j < 4; ++j) dot4(w, x[j], n, out + 4 * j);
 }
 
+bool dot4_fused(const WeightView&, int64_t, int64_t, int64_t, const float*, float*) {
+  return false;
+}
+
 float dot(const float* a, const float* b, int64_t n) {
   float acc = 0;
   for (int64_t i = 0; i < n; ++i) acc += a[i] * b[i];
@@ -39,7 +43,7 @@ void axpy(float a, const float* x, float* y, int64_t n) {
 }  // namespace
 
 const IsaKernels& isa_scalar() {
-  static const IsaKernels k{"scalar", dequant, dot4, dot4x4, dot, axpy};
+  static const IsaKernels k{"scalar", dequant, dot4, dot4x4, dot4_fused, dot, axpy};
   return k;
 }
 
