@@ -162,8 +162,9 @@ void PreTokenizer::apply(PieceBuffer& buf) const {
         if (!piece.empty() && piece[0] == ' ') {
           next.push_back(piece);
         } else {
-          buf.storage.push_back(" " + std::string(piece));
-          next.push_back(buf.storage.back());
+          std::string& spaced = buf.storage.emplace_back(1, ' ');
+          spaced.append(piece);
+          next.push_back(spaced);
         }
         continue;
       }

@@ -296,7 +296,8 @@ std::string Value::to_json(int indent, bool sort_keys, int depth) const {
       break;
   }
   std::string item_sep = indent >= 0 ? "," : ", ";
-  std::string base = indent >= 0 ? "\n" + std::string(size_t(indent * depth), ' ') : "";
+  std::string base;
+  if (indent >= 0) base.append(1, '\n').append(size_t(indent * depth), ' ');
   std::string child = indent >= 0 ? base + std::string(size_t(indent), ' ') : "";
   std::vector<std::string> parts;
   if (type_ == Type::array) {
