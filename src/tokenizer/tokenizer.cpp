@@ -84,11 +84,31 @@ Tokenizer Tokenizer::load(const std::string& dir, const LoadOptions& opts) {
 
 Tokenizer Tokenizer::from_json_text(std::string_view tokenizer_json, std::string_view config_json,
                                     const LoadOptions& opts, const std::string& name) {
+  // A missing key or a value of the wrong JSON type surfaces as nlohmann's exception; report it
+  // as a format error that names the file.
+  try {
+    return build(tokenizer_json, config_json, opts, name);
+  } catch (const nlohmann::json::exception& e) {
+    fail(ErrorKind::format, name + ": unexpected structure: " + e.what());
+  }
+}
+
+Tokenizer Tokenizer::build(std::string_view tokenizer_json, std::string_view config_json,
+                           const LoadOptions& opts, const std::string& name) {
   auto impl = std::make_shared<Impl>();
   nlohmann::json j = parse_json(tokenizer_json, name);
   if (!j.is_object() || !j.contains("model"))
     fail(ErrorKind::format, name + ": no \"model\" field");
   auto field = [&](const char* k) { return j.contains(k) ? j[k] : nlohmann::json(); };
+  // Truncation would shorten encodings and fixed padding would lengthen them: refuse both rather
+  // than return ids that differ from the reference. Batch-longest padding never changes one
+  // sequence.
+  if (!field("truncation").is_null())
+    fail(ErrorKind::format, name + ": truncation: not supported (set it to null)");
+  if (const auto pad = field("padding"); !pad.is_null() && pad.contains("strategy") &&
+                                         pad["strategy"].is_object() &&
+                                         pad["strategy"].contains("Fixed"))
+    fail(ErrorKind::format, name + ": padding: fixed-length padding is not supported");
   impl->normalizer = Normalizer::from_json(field("normalizer"), name + ": normalizer");
   impl->pre_tokenizer = PreTokenizer::from_json(field("pre_tokenizer"), name + ": pre_tokenizer");
   impl->model = Bpe::from_json(j["model"], impl->pre_tokenizer.byte_level(), name + ": model");

@@ -63,6 +63,8 @@ class Tokenizer {
   const std::vector<int32_t>& special_suffix() const;
 
  private:
+  static Tokenizer build(std::string_view tokenizer_json, std::string_view config_json,
+                         const LoadOptions& opts, const std::string& name);
   struct Impl;
   std::shared_ptr<const Impl> impl_;
 };

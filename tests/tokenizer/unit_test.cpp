@@ -120,6 +120,15 @@ TEST(Errors, UnsupportedPiecesNameTheField) {
   j = base;
   j["decoder"] = {{"type", "WordPiece"}};
   expect_error(j, "decoder: unsupported decoder \"WordPiece\"");
+  j = base;
+  j["truncation"] = {{"max_length", 8}};
+  expect_error(j, "truncation: not supported");
+  j = base;
+  j["model"].erase("merges");
+  expect_error(j, "x/tokenizer.json: unexpected structure");
+  j = base;
+  j["added_tokens"][0]["content"] = 5;
+  expect_error(j, "x/tokenizer.json: unexpected structure");
   EXPECT_THROW(Tokenizer::from_json_text("{not json", ""), tern::Error);
   EXPECT_THROW(Tokenizer::load("/nonexistent/dir"), tern::Error);
 }
