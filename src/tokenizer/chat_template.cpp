@@ -40,9 +40,12 @@ void ChatTemplate::set_special_tokens(std::string bos, std::string eos) {
 std::string ChatTemplate::render(const nlohmann::ordered_json& messages,
                                  const ChatOptions& opts) const {
   if (!messages.is_array()) fail(ErrorKind::request, "chat: messages must be a JSON array");
+  // The variables transformers' apply_chat_template passes: tools/documents are always defined
+  // (None when absent), then the special-token strings, then caller extras.
   nlohmann::ordered_json ctx = nlohmann::ordered_json::object();
   ctx["messages"] = messages;
-  if (!opts.tools.is_null()) ctx["tools"] = opts.tools;
+  ctx["tools"] = opts.tools;
+  ctx["documents"] = nullptr;
   ctx["add_generation_prompt"] = opts.add_generation_prompt;
   ctx["bos_token"] = impl_->bos;
   ctx["eos_token"] = impl_->eos;

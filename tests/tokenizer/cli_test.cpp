@@ -82,3 +82,27 @@ TEST(Cli, TrainThenTokenize) {
 
 }  // namespace
 }  // namespace tern::tokenizer::test
+
+namespace tern::tokenizer::test {
+namespace {
+
+TEST(Cli, ChatWithToolsAndTemplateVariables) {
+  std::string qwen = model_dir("qwen3");
+  std::string conv =
+      R"({"messages": [{"role": "user", "content": "Weather?"}], )"
+      R"("tools": [{"type": "function", "function": {"name": "w", "parameters": {}}}], )"
+      R"("enable_thinking": false})";
+  CliRun r = tern("tokenize " + qwen + " --chat", conv + "\n");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto out = nlohmann::json::parse(r.out);
+  std::string text = out["text"].get<std::string>();
+  EXPECT_NE(text.find("<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"w\", "
+                      "\"parameters\": {}}}\n</tools>"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("<|im_start|>assistant\n<think>\n\n</think>\n\n"), std::string::npos) << text;
+  EXPECT_EQ(model("qwen3").decode(out["ids"].get<std::vector<int32_t>>()), text);
+}
+
+}  // namespace
+}  // namespace tern::tokenizer::test
