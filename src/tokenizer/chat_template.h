@@ -15,7 +15,7 @@ class Tokenizer;
 
 struct ChatOptions {
   bool add_generation_prompt = true;
-  nlohmann::ordered_json tools;                                     // null: no tools variable
+  nlohmann::ordered_json tools;  // tool definitions; null renders as None
   nlohmann::ordered_json extra = nlohmann::ordered_json::object();  // e.g. enable_thinking
 };
 
