@@ -2,7 +2,7 @@
 //   tokenizers@0.23.2 (Hugging Face's Rust library) for ids and decoded text,
 //   @huggingface/jinja for chat-template renders.
 // Usage (from the repo root, tools installed outside the repo):
-//   npm install --prefix /tmp/tern-tok tests/tokenizer/tools   # or: cd SCRATCH && npm i tokenizers@0.23.2 @huggingface/jinja@0.5.11
+//   npm install --prefix /tmp/tern-tok tokenizers@0.23.2 @huggingface/jinja@0.5.11  # as tools/package.json pins
 //   NODE_PATH=/tmp/tern-tok/node_modules node tests/tokenizer/tools/make_golden.mjs MODELS_DIR
 // MODELS_DIR holds deepseek_v3/, llama3/, qwen3/ extracted from tests/tokenizer/data/models/*.tar.xz.
 // Inputs are built deterministically (seeded PRNG + text files that every Debian system has), so
