@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "tests/tokenizer/test_util.h"
 
@@ -21,9 +22,12 @@ struct CliRun {
 
 // Runs `tern ARGS < input` and captures stdout/stderr.
 CliRun tern(const std::string& args, const std::string& input) {
+  // ctest runs tests in parallel processes: names carry the pid so runs never share files.
   auto dir = std::filesystem::temp_directory_path();
-  std::string in = (dir / "tern_tok_cli_in").string(), out = (dir / "tern_tok_cli_out").string(),
-              err = (dir / "tern_tok_cli_err").string();
+  const std::string tag = std::to_string(::getpid());
+  std::string in = (dir / ("tern_tok_cli_in_" + tag)).string(),
+              out = (dir / ("tern_tok_cli_out_" + tag)).string(),
+              err = (dir / ("tern_tok_cli_err_" + tag)).string();
   std::ofstream(in, std::ios::binary) << input;
   std::string cmd = std::string(TERN_BINARY) + " " + args + " < " + in + " > " + out + " 2> " + err;
   int status = std::system(cmd.c_str());
