@@ -2,7 +2,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <regex>
 
 #include "core/error.h"
 #include "formats/checkpoint.h"
@@ -40,11 +39,16 @@ std::string billions(int64_t v) {
   return buf;
 }
 
-// Layer index of a HF or GGUF tensor name, or -1.
+// Layer index of a HF ("model.layers.N.") or GGUF ("blk.N.") tensor name, or -1.
 int64_t layer_of(const std::string& name) {
-  static const std::regex re(R"((?:model\.layers|blk)\.(\d+)\.)");
-  std::smatch m;
-  return std::regex_search(name, m, re) ? std::stoll(m[1].str()) : -1;
+  for (const std::string prefix : {"model.layers.", "blk."}) {
+    if (!name.starts_with(prefix)) continue;
+    const size_t end = name.find('.', prefix.size());
+    const std::string digits = name.substr(prefix.size(), end - prefix.size());
+    if (!digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos)
+      return std::stoll(digits);
+  }
+  return -1;
 }
 
 void add(ModelSummary& s, const std::string& name, const std::string& dtype, int64_t elems,

@@ -2,7 +2,6 @@
 
 #include <map>
 #include <mutex>
-#include <regex>
 
 #include "core/error.h"
 #include "model/load_weights.h"
@@ -63,17 +62,31 @@ bool translate(const std::string& hf, std::string* gguf, int64_t* expert) {
   };
   *expert = -1;
   if (auto it = kGlobal.find(hf); it != kGlobal.end()) return *gguf = it->second, true;
-  static const std::regex kLayerRe(R"(model\.layers\.(\d+)\.(.+))");
-  static const std::regex kExpertRe(R"(mlp\.experts\.(\d+)\.(gate|up|down)_proj\.weight)");
-  std::smatch m;
-  if (!std::regex_match(hf, m, kLayerRe)) return false;
-  const std::string blk = "blk." + m[1].str() + ".", rest = m[2].str();
+  // "model.layers.N.REST" -> "blk.N." + translated REST
+  const std::string kLayers = "model.layers.";
+  if (!hf.starts_with(kLayers)) return false;
+  const size_t dot = hf.find('.', kLayers.size());
+  const std::string n = hf.substr(kLayers.size(), dot - kLayers.size());
+  if (dot == std::string::npos || n.empty() ||
+      n.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  const std::string blk = "blk." + n + ".", rest = hf.substr(dot + 1);
   if (auto it = kLayer.find(rest); it != kLayer.end()) return *gguf = blk + it->second, true;
-  std::smatch e;
-  if (std::regex_match(rest, e, kExpertRe)) {
-    *expert = std::stoll(e[1].str());
-    *gguf = blk + "ffn_" + e[2].str() + "_exps.weight";
-    return true;
+  // "mlp.experts.E.{gate,up,down}_proj.weight" -> stacked "ffn_{gate,up,down}_exps.weight", expert
+  // E
+  const std::string kExperts = "mlp.experts.";
+  if (!rest.starts_with(kExperts)) return false;
+  const size_t edot = rest.find('.', kExperts.size());
+  const std::string e = rest.substr(kExperts.size(), edot - kExperts.size());
+  if (edot == std::string::npos || e.empty() ||
+      e.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  for (const char* proj : {"gate", "up", "down"}) {
+    if (rest.substr(edot + 1) == std::string(proj) + "_proj.weight") {
+      *expert = std::stoll(e);
+      *gguf = blk + "ffn_" + proj + "_exps.weight";
+      return true;
+    }
   }
   return false;
 }

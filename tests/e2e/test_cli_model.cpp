@@ -77,7 +77,10 @@ TEST(CliLogits, MatchesGoldenReferenceAndMtp) {
   std::ifstream in(dir + "/case.json");
   const auto cs = nlohmann::json::parse(in);
   std::string ids;
-  for (int id : cs["ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+  for (int id : cs["ids"]) {
+    if (!ids.empty()) ids += ',';
+    ids += std::to_string(id);
+  }
   for (const bool mtp : {false, true}) {
     const std::string file = out + (mtp ? "/mtp.npy" : "/logits.npy");
     auto r = run_tern("logits " + dir + " --ids " + ids + " --out " + file + (mtp ? " --mtp" : ""));
