@@ -234,7 +234,7 @@ TEST(Kernels, FusedDecodePathMatchesReferenceWithSmallFp8Blocks) {
   // put several blocks (and a partial last one) inside one column chunk.
   std::mt19937 rng(9);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (DType dt : {DType::f8_e4m3, DType::bf16}) {
+  for (DType dt : {DType::f8_e4m3, DType::bf16, DType::q8_0, DType::q4_0}) {
     for (int64_t cols : {64, 96, 2048 + 64, 4096}) {
       TestWeight w = make_weight(dt, 8, cols, rng, 3, 32);
       std::vector<float> x(static_cast<size_t>(cols)), want(8);

@@ -217,9 +217,49 @@ bool dot4_fused_impl(const WeightView& w, int64_t r0, int64_t col0, int64_t n, c
   return true;
 }
 
+// Q8_0 / Q4_0: per 32-element block, the 32 quantised values times x, then one multiply by the
+// block's f16 scale per row.
+template <DType kType>
+bool dot4_fused_blocks(const WeightView& w, int64_t r0, int64_t col0, int64_t n, const float* x,
+                       float* out) {
+  if (col0 % 32 || n % 32) return false;
+  constexpr int64_t kBlockBytes = kType == DType::q8_0 ? 34 : 18;
+  const uint8_t* blocks[4];
+  for (int r = 0; r < 4; ++r) blocks[r] = w.row_ptr(r0 + r) + (col0 / 32) * kBlockBytes;
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                   _mm512_setzero_ps()};
+  for (int64_t i = 0; i < n; i += 32) {
+    const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* b = blocks[r] + (i / 32) * kBlockBytes;
+      __m512 lo, hi;
+      if constexpr (kType == DType::q8_0) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
+        lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)));
+        hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)));
+      } else {
+        const __m512i bytes =
+            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2)));
+        const __m512i eight = _mm512_set1_epi32(8);
+        lo = _mm512_cvtepi32_ps(
+            _mm512_sub_epi32(_mm512_and_si512(bytes, _mm512_set1_epi32(15)), eight));
+        hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(bytes, 4), eight));
+      }
+      const __m512 part = _mm512_fmadd_ps(hi, x1, _mm512_mul_ps(lo, x0));
+      acc[r] = _mm512_fmadd_ps(part, _mm512_set1_ps(f16_scale(b)), acc[r]);
+    }
+  }
+  for (int r = 0; r < 4; ++r) out[r] = hsum(acc[r]);
+  return true;
+}
+
 bool dot4_fused(const WeightView& w, int64_t r0, int64_t col0, int64_t n, const float* x,
                 float* out) {
   switch (w.dtype) {
+    case DType::q8_0:
+      return dot4_fused_blocks<DType::q8_0>(w, r0, col0, n, x, out);
+    case DType::q4_0:
+      return dot4_fused_blocks<DType::q4_0>(w, r0, col0, n, x, out);
     case DType::bf16:
       return dot4_fused_impl<DType::bf16>(w, r0, col0, n, x, out);
     case DType::f8_e4m3:
