@@ -48,7 +48,7 @@ void run_logits(const LogitsArgs& a) {
   if (a.mla != "absorbed" && a.mla != "naive")
     fail(ErrorKind::request, "--mla must be 'absorbed' or 'naive'");
   const auto t0 = std::chrono::steady_clock::now();
-  model::Model m = model::Model::load(a.model, model::LoadOptions{a.mtp});
+  model::Model m = model::Model::load(a.model, model::LoadOptions{a.mtp, a.mla == "naive"});
   const auto t1 = std::chrono::steady_clock::now();
   const model::ModelConfig& c = m.config();
   const int64_t T = int64_t(ids.size());
@@ -57,12 +57,12 @@ void run_logits(const LogitsArgs& a) {
   model::KvCache cache = m.make_cache(T);
   model::ForwardOptions opts;
   opts.mla_mode = a.mla == "naive" ? model::MlaMode::naive : model::MlaMode::absorbed;
-  opts.hidden_out = hidden.data_as<float>();
-  m.forward(ids, cache, logits.data_as<float>(), opts);
+  opts.hidden_out = hidden.span_as<float>();
+  m.forward(ids, cache, logits.span_as<float>(), opts);
   Tensor out = logits;
   if (a.mtp) {
     out = Tensor::zeros(DType::f32, {T - 1, c.vocab_size});
-    m.forward_mtp(ids, hidden.data_as<float>(), out.data_as<float>());
+    m.forward_mtp(ids, hidden.span_as<float>(), out.span_as<float>());
   }
   const auto t2 = std::chrono::steady_clock::now();
   formats::write_npy(a.out, out);

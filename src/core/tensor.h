@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,11 @@ class Tensor {
   template <typename T>
   T* data_as() const {
     return static_cast<T*>(data_);
+  }
+  // The elements of a contiguous tensor as a sized span (for entry points that check sizes).
+  template <typename T>
+  std::span<T> span_as() const {
+    return {static_cast<T*>(data_), size_t(nbytes() / int64_t(sizeof(T)))};
   }
   const std::shared_ptr<void>& owner() const { return owner_; }
 

@@ -1,6 +1,9 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <string>
+
+#include "core/error.h"
 
 namespace tern::kernels {
 
@@ -47,8 +50,17 @@ void row_tile(const MatmulParams& p, const IsaKernels& isa, int64_t r0) {
 }
 }  // namespace
 
+void require_weight_dtype(const WeightView& w, const char* who) {
+  if (!weight_dtype_supported(w.dtype))
+    fail(ErrorKind::format, std::string(who) + ": weights of dtype " +
+                                std::string(dtype_name(w.dtype)) +
+                                " cannot be computed with (supported: f32, bf16, f16, "
+                                "f8_e4m3, q8_0, q4_0)");
+}
+
 void matmul(const MatmulParams& p, ThreadPool* pool, const IsaKernels* isa) {
   if (p.T <= 0 || p.w.rows <= 0) return;
+  require_weight_dtype(p.w, "matmul");
   const IsaKernels& k = isa ? *isa : active_isa();
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
   const int64_t n_tiles = (p.w.rows + kRowTile - 1) / kRowTile;

@@ -42,6 +42,16 @@ struct WeightView {
   }
 };
 
+// Storage dtypes the matmul and dequantisation kernels compute with. Kernel entry points check
+// it, so an unsupported dtype is an Error at the boundary, never a silent zero inside.
+inline bool weight_dtype_supported(DType t) {
+  return t == DType::f32 || t == DType::bf16 || t == DType::f16 || t == DType::f8_e4m3 ||
+         t == DType::q8_0 || t == DType::q4_0;
+}
+
+// Throws ErrorKind::format naming `who` and the dtype when kernels cannot compute with it.
+void require_weight_dtype(const WeightView& w, const char* who);
+
 // Column granularity a dequantisation chunk must start on (32 for q8_0/q4_0, else 1).
 inline int64_t weight_col_align(DType t) {
   return dtype_block_elems(t);

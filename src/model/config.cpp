@@ -27,9 +27,18 @@ struct Reader {
   }
   int64_t opt_int(const char* f, int64_t def) const { return has(f) ? as_int(f, j.at(f)) : def; }
   int64_t as_int(const char* f, const json& v) const {
+    // 2^62 is far above every ConfigLimits cap and keeps the conversion from wrapping or
+    // overflowing (a double of 1e19 converted to int64 is undefined behaviour).
+    constexpr double kRange = 4611686018427387904.0;  // 2^62
+    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(kRange))
+      bad(f, "= " + v.dump() + ": is out of range");
     if (v.is_number_integer()) return v.get<int64_t>();
-    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>())
-      return int64_t(v.get<double>());
+    if (v.is_number_float()) {
+      const double d = v.get<double>();
+      if (std::floor(d) != d) bad(f, "= " + v.dump() + ": must be an integer");
+      if (std::fabs(d) > kRange) bad(f, "= " + v.dump() + ": is out of range");
+      return int64_t(d);
+    }
     bad(f, "must be an integer, got " + v.dump());
   }
   double req_num(const char* f) const {
@@ -224,7 +233,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   c.num_hidden_layers = r.req_int("num_hidden_layers");
   c.num_attention_heads = r.req_int("num_attention_heads");
   c.num_key_value_heads = r.opt_int("num_key_value_heads", c.num_attention_heads);
-  c.max_position_embeddings = r.opt_int("max_position_embeddings", 0);
+  c.max_position_embeddings = r.req_int("max_position_embeddings");
   c.rms_norm_eps = r.opt_num("rms_norm_eps", 1e-6);
   c.tie_word_embeddings = r.opt_bool("tie_word_embeddings", false);
   c.bos_token_id = r.first_token_id("bos_token_id");
@@ -258,70 +267,6 @@ ModelConfig ModelConfig::from_file(const std::string& path) {
   json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) fail(ErrorKind::config, p.string() + ": not valid JSON");
   return from_json(j, p.string());
-}
-
-void ModelConfig::validate() const {
-  auto bad = [&](const std::string& field, const std::string& why) {
-    fail(ErrorKind::config, source + ": field '" + field + "' " + why);
-  };
-  auto positive = [&](const char* f, int64_t v) {
-    if (v <= 0) bad(f, "must be positive, got " + std::to_string(v));
-  };
-  positive("vocab_size", vocab_size);
-  positive("hidden_size", hidden_size);
-  positive("num_hidden_layers", num_hidden_layers);
-  positive("num_attention_heads", num_attention_heads);
-  if (rms_norm_eps <= 0) bad("rms_norm_eps", "must be positive");
-  if (rope.theta <= 0) bad("rope_theta", "must be positive");
-  if (rope.type != RopeType::none && rope.factor <= 0)
-    bad("rope_scaling.factor", "must be positive");
-  if (rope.type == RopeType::llama3 && rope.high_freq_factor <= rope.low_freq_factor)
-    bad("rope_scaling.high_freq_factor", "must exceed low_freq_factor");
-  if (is_mla()) {
-    if (q_lora_rank < 0) bad("q_lora_rank", "must be null or positive");
-    positive("kv_lora_rank", kv_lora_rank);
-    positive("qk_nope_head_dim", qk_nope_head_dim);
-    positive("v_head_dim", v_head_dim);
-    positive("qk_rope_head_dim", qk_rope_head_dim);
-    if (qk_rope_head_dim % 2) bad("qk_rope_head_dim", "must be even");
-    if (qk_rope_head_dim > 512) bad("qk_rope_head_dim", "above 512 is not supported");
-    if (first_k_dense_replace > 0 || n_routed_experts == 0)
-      positive("intermediate_size", intermediate_size);
-    if (n_routed_experts > 0) {
-      positive("moe_intermediate_size", moe_intermediate_size);
-      positive("num_experts_per_tok", num_experts_per_tok);
-      if (num_experts_per_tok > n_routed_experts)
-        bad("num_experts_per_tok",
-            "exceeds n_routed_experts (" + std::to_string(n_routed_experts) + ")");
-      if (n_shared_experts < 0) bad("n_shared_experts", "must be >= 0");
-      if (first_k_dense_replace < 0) bad("first_k_dense_replace", "must be >= 0");
-      positive("n_group", n_group);
-      if (n_group > 1024) bad("n_group", "above 1024 is not supported");
-      if (n_routed_experts % n_group)
-        bad("n_group", "must divide n_routed_experts (" + std::to_string(n_routed_experts) + ")");
-      if (topk_group < 1 || topk_group > n_group) bad("topk_group", "must be in [1, n_group]");
-      const int64_t per_group = n_routed_experts / n_group;
-      if (topk_method == TopkMethod::noaux_tc && n_group > 1 && per_group < 2)
-        bad("n_group",
-            "noaux_tc scores groups by their top-2 experts, so groups need >= 2 experts");
-      if (topk_method != TopkMethod::greedy && topk_group * per_group < num_experts_per_tok)
-        bad("topk_group", "kept groups hold fewer experts than num_experts_per_tok");
-      if (topk_method == TopkMethod::noaux_tc && scoring_func != ScoringFunc::sigmoid)
-        bad("scoring_func", "noaux_tc requires sigmoid scoring");
-    }
-    if (num_nextn_predict_layers < 0) bad("num_nextn_predict_layers", "must be >= 0");
-    if (rope.type == RopeType::llama3)
-      bad("rope_scaling", "llama3 scaling is not valid for MLA models");
-  } else {
-    positive("intermediate_size", intermediate_size);
-    positive("num_key_value_heads", num_key_value_heads);
-    positive("head_dim", head_dim);
-    if (head_dim % 2) bad("head_dim", "must be even for RoPE");
-    if (head_dim > 512) bad("head_dim", "above 512 is not supported");
-    if (num_attention_heads % num_key_value_heads)
-      bad("num_key_value_heads",
-          "must divide num_attention_heads (" + std::to_string(num_attention_heads) + ")");
-  }
 }
 
 }  // namespace tern::model

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,9 +37,33 @@ struct RopeConfig {
   std::vector<double> freq_factors;
 };
 
+// Upper bounds validate() enforces. Generous (several times the largest released models) but
+// small enough that every product of dimensions the engine forms stays far inside int64.
+struct ConfigLimits {
+  static constexpr int64_t vocab = int64_t(1) << 24;
+  static constexpr int64_t hidden = int64_t(1) << 17;
+  static constexpr int64_t ffn = int64_t(1) << 20;  // intermediate_size, moe_intermediate_size
+  static constexpr int64_t layers = 1024;
+  static constexpr int64_t heads = 1024;
+  static constexpr int64_t head_dim = 1024;
+  static constexpr int64_t rope_dim = 512;  // RoPE angle tables live on the stack
+  static constexpr int64_t lora_rank = int64_t(1) << 16;
+  static constexpr int64_t experts = int64_t(1) << 14;
+  static constexpr int64_t shared_experts = 256;
+  static constexpr int64_t groups = 1024;
+  static constexpr int64_t context = int64_t(1) << 24;
+  static constexpr int64_t mtp_modules = 16;
+  static constexpr int64_t fp8_block = 4096;
+  static constexpr int64_t attention_width = int64_t(1) << 20;  // heads x head dim
+  static constexpr int64_t parameters = int64_t(1) << 50;       // ~1.1e15, incl. MTP
+};
+
 struct ModelConfig {
   Arch arch = Arch::deepseek_v3;
   std::string source;  // file the config came from, for error messages
+  // Where a field came from when its name there differs (GGUF metadata keys), so errors name
+  // what the user can find in the file.
+  std::map<std::string, std::string> source_keys;
 
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
@@ -95,7 +120,10 @@ struct ModelConfig {
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
   // Reads and parses a config.json file (or a model directory containing one).
   static ModelConfig from_file(const std::string& path);
-  // Checks cross-field consistency; throws ErrorKind::config naming the field.
+  // The one validation step, whatever the config came from, run before any arithmetic uses it:
+  // sizes positive and within ConfigLimits, products overflow-checked, routing satisfiable,
+  // RoPE parameters in their domain. Throws ErrorKind::config as one line
+  // "SOURCE: field 'F' = VALUE: RULE" (config_validate.cpp).
   void validate() const;
 };
 

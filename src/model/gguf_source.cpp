@@ -14,13 +14,15 @@ namespace {
   fail(ErrorKind::config, f.path() + ": metadata key '" + key + "' " + why);
 }
 
+// Signed reads: a negative i32 stays negative, so validate() reports it as such instead of as a
+// wrapped huge value.
 int64_t req_int(const formats::GgufFile& f, const std::string& key) {
   if (!f.metadata().has(key)) bad_key(f, key, "is missing");
-  return int64_t(f.metadata().get_u64(key));
+  return f.metadata().get_i64(key);
 }
 
 int64_t opt_int(const formats::GgufFile& f, const std::string& key, int64_t def) {
-  return f.metadata().has(key) ? int64_t(f.metadata().get_u64(key)) : def;
+  return f.metadata().has(key) ? f.metadata().get_i64(key) : def;
 }
 
 double opt_num(const formats::GgufFile& f, const std::string& key, double def) {
@@ -114,9 +116,9 @@ class GgufSourceImpl : public GgufSource {
     int64_t expert;
     if (!translate(hf, &g, &expert))
       fail(ErrorKind::format, file_.path() + ": tensor '" + hf + "' has no GGUF equivalent");
-    if (g.ends_with("attn_kv_b.weight") && !file_.has_tensor(g) &&
-        file_.has_tensor(split_name(g, "attn_k_b")))
-      return rebuild_kv_b(g);
+    if (!file_.has_tensor(g) && mla_split(hf))
+      fail(ErrorKind::format,
+           file_.path() + ": '" + g + "' is stored split as attn_k_b / attn_v_b (see mla_split)");
     Tensor t = file_.tensor(g);
     if (expert < 0) return t;
     if (t.dim() != 3 || expert >= t.size(0))
@@ -128,36 +130,20 @@ class GgufSourceImpl : public GgufSource {
                   static_cast<uint8_t*>(t.data()) + expert * bytes, t.owner());
   }
 
+  std::optional<std::pair<Tensor, Tensor>> mla_split(const std::string& hf) const override {
+    std::string g;
+    int64_t expert;
+    if (!translate(hf, &g, &expert) || !g.ends_with("attn_kv_b.weight") || file_.has_tensor(g) ||
+        !file_.has_tensor(split_name(g, "attn_k_b")))
+      return std::nullopt;
+    return std::pair{file_.tensor(split_name(g, "attn_k_b")),
+                     file_.tensor(split_name(g, "attn_v_b"))};
+  }
+
  private:
   static std::string split_name(const std::string& kv_b_name, const char* part) {
     return kv_b_name.substr(0, kv_b_name.size() - std::string("attn_kv_b.weight").size()) + part +
            ".weight";
-  }
-
-  // kv_b_proj [H*(dn+dv), rkv] from attn_k_b = W_UKᵀ per head [H, rkv, dn] and
-  // attn_v_b = W_UV [H, dv, rkv] (spec §12.2), dequantised to f32.
-  Tensor rebuild_kv_b(const std::string& g) const {
-    const Tensor kb = file_.tensor(split_name(g, "attn_k_b")),
-                 vb = file_.tensor(split_name(g, "attn_v_b"));
-    const ModelConfig& c = config_;
-    const int64_t H = c.num_attention_heads, dn = c.qk_nope_head_dim, dv = c.v_head_dim,
-                  rkv = c.kv_lora_rank;
-    if (kb.shape() != Shape{H, rkv, dn} || vb.shape() != Shape{H, dv, rkv})
-      fail(ErrorKind::format, file_.path() + ": attn_k_b/attn_v_b of '" + g + "' have shapes " +
-                                  shape_str(kb.shape()) + " / " + shape_str(vb.shape()) +
-                                  ", expected " + shape_str({H, rkv, dn}) + " / " +
-                                  shape_str({H, dv, rkv}));
-    const Tensor k = dequantize(kernels::WeightView{kb.dtype(), H * rkv, dn, kb.data()});
-    const Tensor v = dequantize(kernels::WeightView{vb.dtype(), H * dv, rkv, vb.data()});
-    Tensor out = Tensor::zeros(DType::f32, {H * (dn + dv), rkv});
-    float* o = out.data_as<float>();
-    for (int64_t h = 0; h < H; ++h) {
-      for (int64_t j = 0; j < dn; ++j)
-        for (int64_t r = 0; r < rkv; ++r)
-          o[(h * (dn + dv) + j) * rkv + r] = k.data_as<float>()[(h * rkv + r) * dn + j];
-      std::copy_n(v.data_as<float>() + h * dv * rkv, dv * rkv, o + (h * (dn + dv) + dn) * rkv);
-    }
-    return out;
   }
 
   formats::GgufFile file_;
@@ -171,7 +157,10 @@ void config_deepseek2(const formats::GgufFile& f, const std::string& a, ModelCon
   const int64_t key_len = f.metadata().has(a + ".attention.key_length_mla")
                               ? req_int(f, a + ".attention.key_length_mla")
                               : req_int(f, a + ".attention.key_length");
-  c.qk_nope_head_dim = key_len - c.qk_rope_head_dim;
+  // Subtract only in a range where it cannot overflow; anything else fails validation.
+  const bool sane = key_len > 0 && key_len <= (int64_t(1) << 30) && c.qk_rope_head_dim >= 0 &&
+                    c.qk_rope_head_dim <= (int64_t(1) << 30);
+  c.qk_nope_head_dim = sane ? key_len - c.qk_rope_head_dim : 0;
   c.v_head_dim = f.metadata().has(a + ".attention.value_length_mla")
                      ? req_int(f, a + ".attention.value_length_mla")
                      : req_int(f, a + ".attention.value_length");
@@ -222,6 +211,19 @@ void config_deepseek2(const formats::GgufFile& f, const std::string& a, ModelCon
   }
 }
 
+// rope_freqs.weight: llama3-style per-frequency divisors, f32 (or f16/bf16) [rot_dim / 2].
+std::vector<double> read_rope_freqs(const formats::GgufFile& f, const formats::GgufTensorInfo& t) {
+  if (!t.dtype || (*t.dtype != DType::f32 && *t.dtype != DType::f16 && *t.dtype != DType::bf16))
+    fail(ErrorKind::format, f.path() + ": tensor 'rope_freqs.weight' has type " + t.type_name() +
+                                "; expected f32, f16 or bf16");
+  if (t.shape.size() != 1)
+    fail(ErrorKind::format, f.path() + ": tensor 'rope_freqs.weight' has shape " +
+                                shape_str(t.shape) + "; expected one dimension");
+  const Tensor raw = f.tensor(t);
+  const Tensor f32 = dequantize(kernels::WeightView{raw.dtype(), 1, raw.numel(), raw.data()});
+  return {f32.data_as<float>(), f32.data_as<float>() + f32.numel()};
+}
+
 }  // namespace
 
 ModelConfig config_from_gguf(const formats::GgufFile& f) {
@@ -240,36 +242,70 @@ ModelConfig config_from_gguf(const formats::GgufFile& f) {
     bad_key(f, "general.architecture", "'" + a + "' is not supported (deepseek2, qwen2, llama)");
   const formats::GgufTensorInfo* embd = f.find("token_embd.weight");
   if (!embd) fail(ErrorKind::format, f.path() + ": tensor 'token_embd.weight' is missing");
+  if (embd->shape.size() != 2)
+    fail(ErrorKind::format, f.path() + ": tensor 'token_embd.weight' has shape " +
+                                shape_str(embd->shape) + "; expected [vocab, hidden]");
+  c.source_keys = {
+      {"vocab_size", "token_embd.weight rows"},
+      {"hidden_size", a + ".embedding_length"},
+      {"intermediate_size", a + ".feed_forward_length"},
+      {"num_hidden_layers", a + ".block_count"},
+      {"num_attention_heads", a + ".attention.head_count"},
+      {"num_key_value_heads", a + ".attention.head_count_kv"},
+      {"max_position_embeddings", a + ".context_length"},
+      {"rms_norm_eps", a + ".attention.layer_norm_rms_epsilon"},
+      {"rope_theta", a + ".rope.freq_base"},
+      {"head_dim", a + ".attention.key_length"},
+      {"bos_token_id", "tokenizer.ggml.bos_token_id"},
+      {"eos_token_id", "tokenizer.ggml.eos_token_id"},
+      {"rope_freqs", "rope_freqs.weight"},
+      {"q_lora_rank", a + ".attention.q_lora_rank"},
+      {"kv_lora_rank", a + ".attention.kv_lora_rank"},
+      {"qk_rope_head_dim", a + ".rope.dimension_count"},
+      {"qk_nope_head_dim", a + ".attention.key_length(_mla) - rope.dimension_count"},
+      {"v_head_dim", a + ".attention.value_length(_mla)"},
+      {"n_routed_experts", a + ".expert_count"},
+      {"first_k_dense_replace", a + ".leading_dense_block_count"},
+      {"num_experts_per_tok", a + ".expert_used_count"},
+      {"n_shared_experts", a + ".expert_shared_count"},
+      {"moe_intermediate_size", a + ".expert_feed_forward_length"},
+      {"routed_scaling_factor", a + ".expert_weights_scale"},
+      {"n_group", a + ".expert_group_count"},
+      {"topk_group", a + ".expert_group_used_count"},
+      {"rope_scaling.factor", a + ".rope.scaling.factor"},
+      {"rope_scaling.original_max_position_embeddings",
+       a + ".rope.scaling.original_context_length"},
+      {"rope_scaling.mscale", a + ".rope.scaling.yarn_log_multiplier"},
+      {"rope_scaling.mscale_all_dim", a + ".rope.scaling.yarn_log_multiplier"},
+      {"rope_scaling.beta_fast", a + ".rope.scaling.yarn_beta_fast"},
+      {"rope_scaling.beta_slow", a + ".rope.scaling.yarn_beta_slow"},
+  };
+  // Only reads here: every size is validated (c.validate()) before anything divides by it.
   c.vocab_size = embd->shape.at(0);
   c.hidden_size = req_int(f, a + ".embedding_length");
   c.intermediate_size = opt_int(f, a + ".feed_forward_length", 0);
   c.num_hidden_layers = req_int(f, a + ".block_count");
   c.num_attention_heads = req_int(f, a + ".attention.head_count");
   c.num_key_value_heads = opt_int(f, a + ".attention.head_count_kv", c.num_attention_heads);
-  c.max_position_embeddings = opt_int(f, a + ".context_length", 0);
+  c.max_position_embeddings = req_int(f, a + ".context_length");
   c.rms_norm_eps = opt_num(f, a + ".attention.layer_norm_rms_epsilon", 1e-6);
   c.rope.theta = opt_num(f, a + ".rope.freq_base", 10000.0);
   c.tie_word_embeddings = !f.has_tensor("output.weight");
-  c.bos_token_id = md.has("tokenizer.ggml.bos_token_id")
-                       ? int64_t(md.get_u64("tokenizer.ggml.bos_token_id"))
-                       : -1;
-  c.eos_token_id = md.has("tokenizer.ggml.eos_token_id")
-                       ? int64_t(md.get_u64("tokenizer.ggml.eos_token_id"))
-                       : -1;
+  c.bos_token_id = opt_int(f, "tokenizer.ggml.bos_token_id", -1);
+  c.eos_token_id = opt_int(f, "tokenizer.ggml.eos_token_id", -1);
   if (a == "deepseek2") {
     config_deepseek2(f, a, c);
   } else {
-    c.head_dim = opt_int(f, a + ".attention.key_length", c.hidden_size / c.num_attention_heads);
+    c.head_dim = md.has(a + ".attention.key_length") ? req_int(f, a + ".attention.key_length")
+                 : c.num_attention_heads > 0         ? c.hidden_size / c.num_attention_heads
+                                                     : 0;
     c.first_k_dense_replace = c.num_hidden_layers;
     c.attention_bias = a == "qwen2";
     // qwen2 GGUFs keep HF's half-split layout (NEOX); llama converters un-permute q/k to
     // adjacent pairs (NORM) and store llama3 scaling as per-frequency divisors.
     c.rope.layout = a == "qwen2" ? RopeLayout::half : RopeLayout::interleaved;
-    if (const formats::GgufTensorInfo* rf = f.find("rope_freqs.weight")) {
-      const Tensor t = f.tensor(*rf);
-      const Tensor f32 = dequantize(kernels::WeightView{t.dtype(), 1, t.numel(), t.data()});
-      c.rope.freq_factors.assign(f32.data_as<float>(), f32.data_as<float>() + f32.numel());
-    }
+    if (const formats::GgufTensorInfo* rf = f.find("rope_freqs.weight"))
+      c.rope.freq_factors = read_rope_freqs(f, *rf);
   }
   c.validate();
   return c;

@@ -1,7 +1,7 @@
 // GGUF as a TensorSource: llama.cpp's architectures `deepseek2`, `qwen2` and `llama` read as the
 // equivalent Hugging Face config and tensor names (spec §12.2), so one weight loader serves both.
 // Owns: metadata -> ModelConfig, name translation, expert un-stacking (zero-copy views) and
-// rebuilding kv_b_proj from the split attn_k_b / attn_v_b layout of newer converters.
+// and the split attn_k_b / attn_v_b layout of newer converters, handed over as stored.
 #pragma once
 
 #include <memory>

@@ -30,6 +30,8 @@ class KvCache {
   const LayerCache& layer(int64_t i) const { return layers_[size_t(i)]; }
   // Fails with ErrorKind::request when n more tokens do not fit.
   void check_room(int64_t n) const;
+  // Fails with ErrorKind::request unless this cache was made for `n_layers` layers of `c`.
+  void check_model(const ModelConfig& c, int64_t n_layers) const;
 
  private:
   Tensor storage_;

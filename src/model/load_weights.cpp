@@ -1,11 +1,14 @@
 #include "model/load_weights.h"
 
+#include <map>
 #include <set>
+#include <utility>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "kernels/ref/ref_ops.h"
+#include "model/mla_heads.h"
 
 namespace tern::model {
 namespace {
@@ -92,31 +95,11 @@ Tensor dequantize(const kernels::WeightView& w) {
   return out;
 }
 
-void derive_mla_absorption(const ModelConfig& c, MlaWeights& a) {
-  const int64_t H = c.num_attention_heads, dn = c.qk_nope_head_dim, dv = c.v_head_dim,
-                rkv = c.kv_lora_rank;
-  const kernels::WeightView& kvb = a.kv_b_proj.view;
-  const bool exact_bf16 = kvb.dtype == DType::bf16;
-  Tensor t = Tensor::zeros(exact_bf16 ? DType::bf16 : DType::f32, {H, rkv, dn});
-  std::vector<float> row(static_cast<size_t>(rkv));
-  for (int64_t h = 0; h < H; ++h) {
-    for (int64_t j = 0; j < dn; ++j) {
-      kernels::ref::dequant_row(kvb, h * (dn + dv) + j, 0, rkv, row.data());
-      for (int64_t r = 0; r < rkv; ++r) {
-        const int64_t idx = (h * rkv + r) * dn + j;
-        if (exact_bf16)
-          t.data_as<uint16_t>()[idx] = f32_to_bf16(row[size_t(r)]);
-        else
-          t.data_as<float>()[idx] = row[size_t(r)];
-      }
-    }
-  }
-  a.w_uk_t = t;
-}
-
-ModelWeights load_weights(const ModelConfig& c, const TensorSource& src, bool include_mtp) {
+ModelWeights load_weights(const ModelConfig& c, const TensorSource& src, bool include_mtp,
+                          bool mla_naive) {
   ModelWeights w;
   std::set<std::string> used;
+  std::map<std::string, std::pair<Tensor, Tensor>> split_kv_b;  // by kv_b_proj name
   int64_t n_slots = 0;
   {
     ModelWeights dry;  // a first pass only counts, for the progress bar
@@ -125,6 +108,12 @@ ModelWeights load_weights(const ModelConfig& c, const TensorSource& src, bool in
   Progress progress("loading " + src.path(), n_slots, "tensors");
   visit_weights(c, w, include_mtp, [&](WeightSlot& s) {
     progress.advance();
+    if (s.kind == SlotKind::linear && s.name.ends_with(".self_attn.kv_b_proj.weight")) {
+      if (auto split = src.mla_split(s.name)) {
+        split_kv_b[s.name] = *split;
+        return;
+      }
+    }
     if (s.kind == SlotKind::linear) {
       load_linear(c, src, s);
       used.insert(s.name);
@@ -139,8 +128,18 @@ ModelWeights load_weights(const ModelConfig& c, const TensorSource& src, bool in
   });
   if (c.tie_word_embeddings) w.lm_head = w.embed_tokens;
   if (c.is_mla()) {
-    for (auto& L : w.layers) derive_mla_absorption(c, L.mla);
-    for (auto& m : w.mtp) derive_mla_absorption(c, m.block.mla);
+    auto heads = [&](MlaWeights& a, int64_t layer) {
+      const std::string kv_b =
+          "model.layers." + std::to_string(layer) + ".self_attn.kv_b_proj.weight";
+      if (auto it = split_kv_b.find(kv_b); it != split_kv_b.end()) {
+        a.k_b = aligned(it->second.first);
+        a.v_b = aligned(it->second.second);
+      }
+      build_mla_heads(c, a, mla_naive, src.path() + " (layer " + std::to_string(layer) + ")");
+    };
+    for (size_t l = 0; l < w.layers.size(); ++l) heads(w.layers[l].mla, int64_t(l));
+    for (size_t k = 0; k < w.mtp.size(); ++k)
+      heads(w.mtp[k].block.mla, c.num_hidden_layers + int64_t(k));
   }
   int64_t unused = 0;
   for (const auto& n : src.names())
@@ -148,6 +147,55 @@ ModelWeights load_weights(const ModelConfig& c, const TensorSource& src, bool in
   if (unused)
     log_debug(std::to_string(unused) + " tensors in " + src.path() + " are not used by this model");
   return w;
+}
+
+int64_t resident_weight_bytes(const ModelWeights& w) {
+  std::set<const void*> seen;
+  int64_t total = 0;
+  auto add = [&](const Tensor& t) {
+    if (!t.empty() && seen.insert(t.data()).second) total += t.nbytes();
+  };
+  auto linear = [&](const Linear& l) {
+    add(l.data);
+    add(l.scale);
+    add(l.bias);
+  };
+  auto mlp = [&](const MlpWeights& m) {
+    linear(m.gate_proj);
+    linear(m.up_proj);
+    linear(m.down_proj);
+  };
+  auto layer = [&](const LayerWeights& L) {
+    add(L.input_layernorm.data);
+    add(L.post_attention_layernorm.data);
+    const MlaWeights& a = L.mla;
+    for (const Linear* l :
+         {&a.q_a_proj, &a.q_b_proj, &a.q_proj, &a.kv_a_proj_with_mqa, &a.kv_b_proj, &a.o_proj})
+      linear(*l);
+    for (const Tensor* t : {&a.q_a_layernorm.data, &a.kv_a_layernorm.data, &a.k_b, &a.v_b,
+                            &a.uk_t_data, &a.uk_t_scales, &a.uk_data})
+      add(*t);
+    for (const Linear* l : {&L.gqa.q_proj, &L.gqa.k_proj, &L.gqa.v_proj, &L.gqa.o_proj}) linear(*l);
+    mlp(L.mlp);
+    linear(L.moe.gate);
+    add(L.moe.e_score_correction_bias.data);
+    for (const auto& e : L.moe.experts) mlp(e);
+    mlp(L.moe.shared_experts);
+  };
+  linear(w.embed_tokens);
+  for (const auto& L : w.layers) layer(L);
+  add(w.norm.data);
+  linear(w.lm_head);
+  for (const auto& m : w.mtp) {
+    linear(m.embed_tokens);
+    add(m.enorm.data);
+    add(m.hnorm.data);
+    linear(m.eh_proj);
+    layer(m.block);
+    add(m.shared_head_norm.data);
+    linear(m.shared_head_head);
+  }
+  return total;
 }
 
 }  // namespace tern::model

@@ -9,12 +9,14 @@
 namespace tern::model {
 
 // Loads every slot of `c` from `src`. include_mtp loads the MTP modules too (they are optional
-// in the file only when include_mtp is false). Errors name the tensor and the file.
-ModelWeights load_weights(const ModelConfig& c, const TensorSource& src, bool include_mtp);
+// in the file only when include_mtp is false); mla_naive also builds what the naive MLA form
+// needs where that costs memory (split GGUFs). Errors name the tensor and the file.
+ModelWeights load_weights(const ModelConfig& c, const TensorSource& src, bool include_mtp,
+                          bool mla_naive = false);
 
-// Builds W_UKᵀ per head ([H, kv_lora_rank, qk_nope_head_dim]) from kv_b_proj, for the absorbed
-// MLA form; bf16 when kv_b_proj is bf16 (exact), else f32.
-void derive_mla_absorption(const ModelConfig& c, MlaWeights& a);
+// Bytes of memory the weights occupy, each storage counted once (mapped file pages, converted
+// vectors and derived layouts alike): what `tern info` reports as resident.
+int64_t resident_weight_bytes(const ModelWeights& w);
 
 // Dequantises a whole WeightView to a fresh f32 tensor [rows, cols].
 Tensor dequantize(const kernels::WeightView& w);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/matmul.h"
@@ -66,13 +67,9 @@ void attend_absorbed(const ModelConfig& c, const MlaWeights& w, const LayerCache
   float* o_lat = alloc(scratch, a.T * H * rkv, "mla o_lat");  // [T, H, rkv]
   ThreadPool& pool = ThreadPool::global();
   float* scores = alloc(scratch, int64_t(pool.size()) * S, "mla scores");
-  const DType uk_dtype = w.w_uk_t.dtype();
-  for (int64_t h = 0; h < H; ++h) {  // q_abs[t, h] = W_UKᵀ_h · q_nope[t, h]
-    kernels::WeightView uk{uk_dtype, rkv, dn,
-                           static_cast<const uint8_t*>(w.w_uk_t.data()) +
-                               h * rkv * dn * (uk_dtype == DType::bf16 ? 2 : 4)};
-    kernels::matmul(kernels::MatmulParams{q + h * dq, H * dq, q_abs + h * rkv, H * rkv, a.T, uk});
-  }
+  for (int64_t h = 0; h < H; ++h)  // q_abs[t, h] = W_UKᵀ_h · q_nope[t, h]
+    kernels::matmul(kernels::MatmulParams{q + h * dq, H * dq, q_abs + h * rkv, H * rkv, a.T,
+                                          w.uk_t[size_t(h)]});
   const kernels::IsaKernels& isa = kernels::active_isa();
   pool.parallel_for(H, 1, [&](int64_t hb, int64_t he, int thread) {
     float* s = scores + int64_t(thread) * S;
@@ -89,10 +86,9 @@ void attend_absorbed(const ModelConfig& c, const MlaWeights& w, const LayerCache
       }
     }
   });
-  for (int64_t h = 0; h < H; ++h) {  // o[t, h] = W_UV_h · o_lat[t, h]
-    const kernels::WeightView uv = w.kv_b_proj.view.row_range(h * (dn + dv) + dn, dv);
-    kernels::matmul(kernels::MatmulParams{o_lat + h * rkv, H * rkv, o + h * dv, H * dv, a.T, uv});
-  }
+  for (int64_t h = 0; h < H; ++h)  // o[t, h] = W_UV_h · o_lat[t, h]
+    kernels::matmul(
+        kernels::MatmulParams{o_lat + h * rkv, H * rkv, o + h * dv, H * dv, a.T, w.uv[size_t(h)]});
 }
 
 void attend_naive(const ModelConfig& c, const MlaWeights& w, const LayerCache& cache,
@@ -101,8 +97,18 @@ void attend_naive(const ModelConfig& c, const MlaWeights& w, const LayerCache& c
                 dr = c.qk_rope_head_dim;
   const int64_t dv = c.v_head_dim, S = a.pos0 + a.T;
   const float scale = float(c.softmax_scale());
+  if (w.uk.empty())
+    fail(ErrorKind::request,
+         "the naive MLA form needs W_UK per head, which this model was loaded without "
+         "(LoadOptions::mla_naive)");
+  const int64_t rkv = c.kv_lora_rank;
   float* kv = alloc(scratch, S * H * (dn + dv), "mla naive k/v");  // [S, H, dn + dv]
-  linear_forward(w.kv_b_proj, cache.a, S, kv);
+  for (int64_t h = 0; h < H; ++h) {  // k_nope[s, h] = W_UK_h · c_kv[s]; v[s, h] = W_UV_h · c_kv[s]
+    float* kh = kv + h * (dn + dv);
+    kernels::matmul(kernels::MatmulParams{cache.a, rkv, kh, H * (dn + dv), S, w.uk[size_t(h)]});
+    kernels::matmul(
+        kernels::MatmulParams{cache.a, rkv, kh + dn, H * (dn + dv), S, w.uv[size_t(h)]});
+  }
   ThreadPool& pool = ThreadPool::global();
   float* scores = alloc(scratch, int64_t(pool.size()) * S, "mla scores");
   const kernels::IsaKernels& isa = kernels::active_isa();

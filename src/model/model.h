@@ -20,12 +20,13 @@ namespace tern::model {
 
 struct LoadOptions {
   bool include_mtp = false;  // load the MTP module(s) too (required for forward_mtp)
+  bool mla_naive = false;    // also build what MlaMode::naive needs where it costs memory
 };
 
 struct ForwardOptions {
   MlaMode mla_mode = MlaMode::absorbed;
-  float* hidden_out = nullptr;    // optional [T, d]: final hidden states after model.norm
-  int32_t* routed_out = nullptr;  // optional [T, K]: experts chosen in the first MoE layer
+  std::span<float> hidden_out;    // optional [T, d]: final hidden states after model.norm
+  std::span<int32_t> routed_out;  // optional [T, K]: experts chosen in the first MoE layer
 };
 
 class Model {
@@ -42,24 +43,27 @@ class Model {
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
 
-  // A cache with room for `capacity` tokens, for this model's main layers.
+  // A cache with room for `capacity` tokens (at most max_position_embeddings), for this
+  // model's main layers.
   KvCache make_cache(int64_t capacity) const;
 
   // Runs ids at positions [cache.length(), cache.length() + T), appends them to the cache and
-  // writes logits [T, vocab_size]. Ids outside the vocabulary and overfull caches are
-  // ErrorKind::request errors.
-  void forward(std::span<const int32_t> ids, KvCache& cache, float* logits,
+  // writes logits [T, vocab_size] into the front of `logits`. ErrorKind::request errors: ids
+  // outside the vocabulary, overfull caches, a cache made for another model, and outputs
+  // (logits, opts.hidden_out, opts.routed_out) smaller than T rows.
+  void forward(std::span<const int32_t> ids, KvCache& cache, std::span<float> logits,
                const ForwardOptions& opts = {});
 
-  // MTP module 0 (spec §8.2): for i < T-1, predicts from hidden[i] (after model.norm) and the
-  // token ids[i+1]; writes logits [T-1, vocab_size]. Runs over a fresh sequence.
-  void forward_mtp(std::span<const int32_t> ids, const float* hidden, float* logits);
+  // MTP module 0 (spec §8.2): for i < T-1, predicts from hidden[i] (after model.norm, [T, d])
+  // and the token ids[i+1]; writes logits [T-1, vocab_size]. Runs over a fresh sequence.
+  void forward_mtp(std::span<const int32_t> ids, std::span<const float> hidden,
+                   std::span<float> logits);
 
  private:
-  void forward_chunk(std::span<const int32_t> ids, KvCache& cache, float* logits,
-                     const ForwardOptions& opts);
+  void forward_chunk(std::span<const int32_t> ids, KvCache& cache, float* logits, float* hidden_out,
+                     int32_t* routed_out, MlaMode mode);
   void run_layer(const LayerWeights& L, const LayerCache& cache, float* h, int64_t T, int64_t pos0,
-                 const ForwardOptions& opts, int32_t* routed_out);
+                 MlaMode mode, int32_t* routed_out);
   void ensure_scratch(int64_t T, int64_t S, MlaMode mode);
   void check_ids(std::span<const int32_t> ids) const;
 

@@ -36,12 +36,19 @@ struct MlaWeights {
   Vector q_a_layernorm;
   Linear kv_a_proj_with_mqa;  // [kv_lora_rank + qk_rope_head_dim, d]
   Vector kv_a_layernorm;
-  Linear kv_b_proj;  // [H * (dn + dv), kv_lora_rank]
+  Linear kv_b_proj;  // [H * (dn + dv), kv_lora_rank]; empty when the file splits it (below)
   Linear o_proj;     // [d, H * dv]
-  // Derived once at load for the absorbed form (spec §6.3): W_UKᵀ per head,
-  // [H, kv_lora_rank, qk_nope_head_dim], so q_abs = W_UKᵀ_h · q_nope is a plain matmul.
-  // W_UV is read in place as row ranges of kv_b_proj.
-  Tensor w_uk_t;
+  // GGUFs from newer converters store kv_b_proj split (spec §12.2): attn_k_b = W_UKᵀ
+  // [H, kv_lora_rank, qk_nope_head_dim] and attn_v_b = W_UV [H, v_head_dim, kv_lora_rank].
+  Tensor k_b, v_b;
+
+  // Per-head weights the attention reads, in the checkpoint's dtype (mla_heads.cpp), built once
+  // at load. Absorbed form (spec §6.3): uk_t[h] = W_UKᵀ_h [kv_lora_rank, qk_nope_head_dim], so
+  // q_abs = W_UKᵀ_h · q_nope is a plain matmul, and uv[h] = W_UV_h [v_head_dim, kv_lora_rank].
+  // Naive form: uk[h] = W_UK_h [qk_nope_head_dim, kv_lora_rank] (empty if not loaded).
+  std::vector<kernels::WeightView> uk_t, uv, uk;
+  // Storage of derived transposes (empty where the views point into file tensors).
+  Tensor uk_t_data, uk_t_scales, uk_data;
 };
 
 struct GqaWeights {

@@ -36,18 +36,21 @@ float elem(const WeightView& w, int64_t r, int64_t c) {
       return q8_0_elem(row + (c / 32) * 34, int(c % 32));
     case DType::q4_0:
       return q4_0_elem(row + (c / 32) * 18, int(c % 32));
-    default:
-      return 0.0f;  // callers validate dtypes at load (model/weights.cpp)
+    default:  // unreachable: the entry points below call require_weight_dtype first
+      require_weight_dtype(w, "reference kernel");
+      return 0.0f;
   }
 }
 
 }  // namespace
 
 void dequant_row(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out) {
+  require_weight_dtype(w, "dequant_row");
   for (int64_t i = 0; i < n; ++i) out[i] = elem(w, row, col0 + i);
 }
 
 void matmul(const float* x, int64_t ldx, const WeightView& w, float* y, int64_t ldy, int64_t T) {
+  require_weight_dtype(w, "reference matmul");
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t r = 0; r < w.rows; ++r) {
       double acc = 0;
