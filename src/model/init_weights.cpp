@@ -2,12 +2,12 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <functional>
 #include <nlohmann/json.hpp>
-#include <random>
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/random.h"
+#include "core/thread_pool.h"
 #include "formats/atomic_file.h"
 #include "formats/safetensors_writer.h"
 #include "kernels/quantize.h"
@@ -60,12 +60,16 @@ std::vector<Planned> plan(const ModelConfig& c, const InitOptions& o) {
   return out;
 }
 
+// Each tensor draws from its own Philox stream, keyed by --seed and addressed by a stable hash
+// of its HF name, so its values do not depend on which tensors exist, the order they are
+// written in, or the thread count (chunks fill disjoint index ranges of one stream).
 std::vector<float> normal_values(const std::string& name, const Shape& shape,
                                  const InitOptions& o) {
-  std::mt19937_64 rng(std::hash<std::string>{}(name) ^ (o.seed * 0x9E3779B97F4A7C15ull));
-  std::normal_distribution<float> nd(0.0f, float(o.std));
   std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
-  for (auto& x : v) x = nd(rng);
+  const uint64_t stream = rng::stream_id(name);
+  ThreadPool::global().parallel_for(int64_t(v.size()), 1 << 16, [&](int64_t b, int64_t e, int) {
+    rng::fill_normal(o.seed, stream, uint64_t(b), v.data() + b, size_t(e - b), 0.0, o.std);
+  });
   return v;
 }
 

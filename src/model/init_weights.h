@@ -1,5 +1,5 @@
 // Random initialisation of a model from its config, written as a Hugging Face checkpoint.
-// Owns: the init distribution (normal(0, initializer_range) for matrices, ones for norms,
+// Owns: the init distribution (normal(0, std) from core/random.h for matrices, ones for norms,
 // zeros for biases) and choosing each tensor's stored dtype. Uses visit_weights, so every
 // tensor the loader expects is produced, with the same names and shapes.
 #pragma once
