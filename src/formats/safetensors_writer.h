@@ -1,5 +1,6 @@
 // Safetensors writer: single files and sharded checkpoints with a Hugging Face index.json.
-// Owns: header layout (8-byte aligned, space padded, no holes) and shard planning. Does not own:
+// Owns: header layout (space padded so data starts 64-byte aligned, no holes), the data order
+// that keeps every tensor aligned, and shard planning. Does not own:
 // atomicity (atomic_file.h) or reading (safetensors.h). Tensors can be streamed one at a time
 // through a producer so a quantizer never holds a whole 700 GB model in memory.
 #pragma once
@@ -26,18 +27,20 @@ struct TensorSpec {
   Shape shape;
 };
 
-// Returns the tensor for specs[index]; called once per tensor, in order, right before it is
-// written. Its dtype and shape must match the spec, and it must be contiguous.
+// Returns the tensor for specs[index]; called once per tensor, in data order (see
+// write_safetensors), right before it is written. Its dtype and shape must match the spec, and it
+// must be contiguous.
 using TensorProducer = std::function<Tensor(size_t index)>;
 
 // The name of the index file write_safetensors_sharded() writes and Checkpoint::open() reads.
 inline constexpr const char* kSafetensorsIndexName = "model.safetensors.index.json";
 
-// Writes `tensors` to `path` atomically, data in the GIVEN order (header keys too, metadata
-// first), with no padding between tensors (the format forbids holes): put wide dtypes first if
-// readers need naturally aligned views. Fails (format) on duplicate or reserved names,
-// non-contiguous tensors or dtypes safetensors lacks; (io) on write errors. On failure the
-// previous file at `path` is untouched and no temp file remains.
+// Writes `tensors` to `path` atomically: header keys in the given order (metadata first); data
+// without holes (the format forbids them) in an order that aligns every tensor — 64-byte
+// multiples first, then the rest widest elements first — from a 64-byte aligned start, so
+// mapped readers get naturally aligned views and never copy. Fails (format) on duplicate or
+// reserved names, non-contiguous tensors or dtypes safetensors lacks; (io) on write errors. On
+// failure the previous file at `path` is untouched and no temp file remains.
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                        const Metadata& metadata = {});
 
@@ -47,7 +50,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorSpec>& s
                        const TensorProducer& produce, const Metadata& metadata = {});
 
 // The complete header block (8-byte length + JSON + space padding) for `specs`; its size is a
-// multiple of 8, so tensor data that follows starts 8-byte aligned.
+// multiple of 64, so tensor data that follows starts 64-byte aligned.
 std::string safetensors_header(const std::vector<TensorSpec>& specs, const Metadata& metadata);
 
 // Writes `model-0000i-of-0000n.safetensors` shards into existing directory `dir`, each holding

@@ -60,9 +60,9 @@ int64_t kv_cache_bytes_per_token(const ModelConfig& c, int64_t bytes_per_value) 
 }
 
 int64_t mha_equivalent_kv_bytes_per_token(const ModelConfig& c, int64_t bytes_per_value) {
-  if (!c.is_mla()) return kv_cache_bytes_per_token(c, bytes_per_value);
-  return c.num_hidden_layers * c.num_attention_heads * (c.qk_head_dim() + c.v_head_dim) *
-         bytes_per_value;
+  const int64_t k = c.is_mla() ? c.qk_head_dim() : c.head_dim;
+  const int64_t v = c.is_mla() ? c.v_head_dim : c.head_dim;
+  return c.num_hidden_layers * c.num_attention_heads * (k + v) * bytes_per_value;
 }
 
 }  // namespace tern::model

@@ -27,7 +27,10 @@ ParamCounts count_parameters(const ModelConfig& c);
 // KV-cache bytes per token over all layers: MLA caches the normalised latent + roped k_pe
 // (kv_lora_rank + qk_rope_head_dim values); GQA caches K and V for every KV head.
 int64_t kv_cache_bytes_per_token(const ModelConfig& c, int64_t bytes_per_value = 2);
-// What an MLA model would need with materialised per-head K and V (the comparison in §6.3).
+// "Full K/V": what full multi-head attention would cache, every query head with its own K and
+// V (layers x heads x (qk head dim + v head dim)), the MLA comparison of §6.3 and the GQA
+// saving alike. `tern info` and `tern plan` both show this figure (account::ModelFigures
+// mha_kv_values_per_token_per_layer() is the same formula, checked by a test).
 int64_t mha_equivalent_kv_bytes_per_token(const ModelConfig& c, int64_t bytes_per_value = 2);
 
 }  // namespace tern::model

@@ -2,6 +2,7 @@
 // reader is checked against the format text, not only against our own writer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "formats/safetensors.h"
@@ -69,19 +70,24 @@ TEST(Safetensors, RoundTripEveryDTypeEmptyAndScalar) {
   for (size_t i = 1; i < f.tensors().size(); ++i)
     EXPECT_LT(f.tensors()[i - 1].name, f.tensors()[i].name) << "tensors() is sorted by name";
 
-  uint64_t expected_offset = f.data_start();  // given order, no holes
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;  // data order is the writer's: no holes
   for (const auto& nt : tensors) {
     const TensorInfo* info = f.find(nt.name);
     ASSERT_NE(info, nullptr) << nt.name;
     EXPECT_EQ(info->dtype, nt.tensor.dtype()) << nt.name;
     EXPECT_EQ(info->shape, nt.tensor.shape()) << nt.name;
-    EXPECT_EQ(info->offset, expected_offset) << nt.name;
     EXPECT_EQ(info->nbytes, uint64_t(nt.tensor.nbytes())) << nt.name;
-    expected_offset += info->nbytes;
+    ranges.push_back({info->offset, info->offset + info->nbytes});
     Tensor got = f.tensor(nt.name);
     EXPECT_EQ(got.dtype(), nt.tensor.dtype());
     EXPECT_EQ(got.shape(), nt.tensor.shape());
     EXPECT_EQ(bytes_of(got), bytes_of(nt.tensor)) << nt.name;
+  }
+  std::sort(ranges.begin(), ranges.end());
+  uint64_t expected_offset = f.data_start();
+  for (const auto& [begin, end] : ranges) {
+    EXPECT_EQ(begin, expected_offset) << "no hole";
+    expected_offset = end;
   }
   EXPECT_EQ(expected_offset, f.file()->size()) << "no trailing bytes";
   EXPECT_EQ(f.tensor("scalar").dim(), 0);
@@ -94,13 +100,17 @@ TEST(Safetensors, RoundTripEveryDTypeEmptyAndScalar) {
 TEST(Safetensors, HeaderIsSpacePaddedJsonWithMetadataFirst) {
   const std::string h =
       safetensors_header({{"b", DType::bf16, {2}}, {"a", DType::f32, {1}}}, {{"format", "pt"}});
-  ASSERT_EQ(h.size() % 8, 0u);
+  ASSERT_EQ(h.size() % 64, 0u) << "tensor data starts 64-byte aligned";
   uint64_t len = 0;
   std::memcpy(&len, h.data(), 8);
   ASSERT_EQ(len, h.size() - 8);
   const std::string json = h.substr(8);
   EXPECT_EQ(json.rfind("{\"__metadata__\":{\"format\":\"pt\"},\"b\":", 0), 0u) << json;
-  EXPECT_NE(json.find("\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}"),
+  // Keys keep the given order; data puts the wider f32 first so the bf16 after it stays aligned.
+  EXPECT_NE(json.find("\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find("\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[4,8]}"),
             std::string::npos)
       << json;
   EXPECT_EQ(json.find_last_not_of(' '), json.find_last_of('}'));
@@ -162,6 +172,37 @@ TEST(SafetensorsWriter, RejectsWhatTheFormatCannotHold) {
       },
       ErrorKind::format, {"reserved"});
   EXPECT_TRUE(dir.list().empty()) << "failed writes leave nothing behind";
+}
+
+TEST(SafetensorsWriter, EveryTensorStartsAlignedWithoutHoles) {
+  // Odd sizes in every width, given narrowest first: the writer's data order must still give
+  // each tensor an offset that is a multiple of its element size (mapped loads never copy),
+  // 64-byte offsets for 64-byte multiples, and no holes between tensors.
+  TempDir dir;
+  const std::vector<TensorSpec> specs = {
+      {"u8_odd", DType::u8, {3}},      {"bf16_odd", DType::bf16, {5}},
+      {"f8", DType::f8_e4m3, {64}},    {"f32_odd", DType::f32, {7}},
+      {"i64", DType::i64, {3}},        {"bf16_64", DType::bf16, {32}},
+      {"f32_64", DType::f32, {16, 4}}, {"f16_odd", DType::f16, {9}}};
+  const std::string p = dir.file("aligned.safetensors");
+  write_safetensors(p, specs,
+                    [&](size_t i) { return filled(specs[i].dtype, specs[i].shape, uint32_t(i)); });
+  SafetensorsFile f = SafetensorsFile::open(p);
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const Tensor t = f.tensor(specs[i].name);
+    const auto addr = reinterpret_cast<uintptr_t>(t.data());
+    EXPECT_EQ(addr % uintptr_t(dtype_bytes_for(specs[i].dtype, 1)), 0u) << specs[i].name;
+    if (t.nbytes() % 64 == 0) {
+      EXPECT_EQ(addr % 64, 0u) << specs[i].name;
+    }
+    EXPECT_EQ(bytes_of(t), bytes_of(filled(specs[i].dtype, specs[i].shape, uint32_t(i))))
+        << specs[i].name;
+    ranges.push_back({addr, addr + uint64_t(t.nbytes())});
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i)
+    EXPECT_EQ(ranges[i].first, ranges[i - 1].second) << "no hole before range " << i;
 }
 
 TEST(SafetensorsWriter, StreamingProducerIsCalledInOrder) {
