@@ -1,5 +1,6 @@
 #include "model/gguf_source.h"
 
+#include <cctype>
 #include <map>
 #include <mutex>
 
@@ -213,9 +214,12 @@ void config_deepseek2(const formats::GgufFile& f, const std::string& a, ModelCon
 
 // rope_freqs.weight: llama3-style per-frequency divisors, f32 (or f16/bf16) [rot_dim / 2].
 std::vector<double> read_rope_freqs(const formats::GgufFile& f, const formats::GgufTensorInfo& t) {
-  if (!t.dtype || (*t.dtype != DType::f32 && *t.dtype != DType::f16 && *t.dtype != DType::bf16))
-    fail(ErrorKind::format, f.path() + ": tensor 'rope_freqs.weight' has type " + t.type_name() +
+  if (!t.dtype || (*t.dtype != DType::f32 && *t.dtype != DType::f16 && *t.dtype != DType::bf16)) {
+    std::string type = t.type_name();
+    for (char& ch : type) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    fail(ErrorKind::format, f.path() + ": tensor 'rope_freqs.weight' has type " + type +
                                 "; expected f32, f16 or bf16");
+  }
   if (t.shape.size() != 1)
     fail(ErrorKind::format, f.path() + ": tensor 'rope_freqs.weight' has shape " +
                                 shape_str(t.shape) + "; expected one dimension");

@@ -242,6 +242,44 @@ void expect_gguf_refused(const char* fixture, const std::string& key, uint32_t v
 
 }  // namespace
 
+TEST(ConfigValidate, GgufRopeFreqsMustBeFloat) {
+  // rope_freqs.weight re-typed as i32 (same byte size, so the file stays well-formed): refused
+  // by name instead of being read as divisors.
+  std::ifstream in(std::string(TERN_TEST_DATA) + "/golden/llama3_gguf/model.gguf",
+                   std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string bytes = ss.str();
+  const std::string name = "rope_freqs.weight";
+  std::string needle(8, '\0');
+  const uint64_t n = name.size();
+  std::memcpy(needle.data(), &n, 8);
+  needle += name;
+  const size_t at = bytes.find(needle);
+  ASSERT_NE(at, std::string::npos);
+  uint32_t n_dims;
+  std::memcpy(&n_dims, bytes.data() + at + needle.size(), 4);
+  ASSERT_EQ(n_dims, 1u);
+  const size_t type_at = at + needle.size() + 4 + 8 * n_dims;
+  uint32_t type;
+  std::memcpy(&type, bytes.data() + type_at, 4);
+  ASSERT_EQ(type, 0u) << "fixture stores rope_freqs as f32";
+  const uint32_t ggml_i32 = 26;
+  std::memcpy(bytes.data() + type_at, &ggml_i32, 4);
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("tern_ropefreqs_" + std::to_string(::getpid()) + ".gguf"))
+                               .string();
+  std::ofstream(path, std::ios::binary) << bytes;
+  try {
+    config_from_gguf(formats::GgufFile::open(path));
+    ADD_FAILURE() << "an i32 rope_freqs was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'rope_freqs.weight' has type i32"), std::string::npos)
+        << e.what();
+  }
+  std::filesystem::remove(path);
+}
+
 TEST(ConfigValidate, GgufMetadataBeforeArithmetic) {
   expect_gguf_refused("qwen2_gguf", "qwen2.attention.head_count", 0,
                       {"(num_attention_heads) = 0", "must be positive"});
