@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs the whole test suite (release), then the same suite under
-# AddressSanitizer + UndefinedBehaviorSanitizer. TERN_SKIP_ASAN=1 runs the release pass only.
+# AddressSanitizer + UndefinedBehaviorSanitizer, then every fuzz target briefly over its seed
+# corpus (docs/reliability.md). TERN_SKIP_ASAN=1 / TERN_SKIP_FUZZ=1 leave those passes out;
+# TERN_FUZZ_SECONDS sets the time per fuzz target (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -9,4 +11,7 @@ ctest --preset release -j "$(nproc)"
 if [ "${TERN_SKIP_ASAN:-0}" != "1" ]; then
   scripts/build.sh asan
   ctest --preset asan -j "$(nproc)"
+fi
+if [ "${TERN_SKIP_FUZZ:-0}" != "1" ]; then
+  scripts/fuzz.sh all "${TERN_FUZZ_SECONDS:-10}"
 fi

@@ -41,8 +41,18 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   return std::shared_ptr<MappedFile>(new MappedFile(path, static_cast<const uint8_t*>(p), size));
 }
 
+std::shared_ptr<MappedFile> MappedFile::from_bytes(std::string label, const uint8_t* bytes,
+                                                   size_t size) {
+  // Exactly `size` bytes (no slack), so a sanitizer sees any read past the end.
+  std::unique_ptr<uint8_t[]> copy(size ? new uint8_t[size] : nullptr);
+  if (size) std::memcpy(copy.get(), bytes, size);
+  std::shared_ptr<MappedFile> f(new MappedFile(std::move(label), copy.get(), size));
+  f->heap_ = std::move(copy);
+  return f;
+}
+
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (data_ && !heap_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 }  // namespace tern::formats

@@ -15,6 +15,10 @@ class MappedFile {
   // Maps `path` read-only; fails (ErrorKind::io) naming the path when it is missing, a
   // directory, unreadable or unmappable. An empty file maps to size() == 0, data() == nullptr.
   static std::shared_ptr<MappedFile> open(const std::string& path);
+  // A heap copy of `bytes` behaving like a mapping labelled `label` (used as the path in error
+  // messages): lets parsers run on in-memory input (fuzzers, tests) through the same code path.
+  static std::shared_ptr<MappedFile> from_bytes(std::string label, const uint8_t* bytes,
+                                                size_t size);
 
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
@@ -32,6 +36,7 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  std::unique_ptr<uint8_t[]> heap_;  // set by from_bytes: data_ points here, nothing to unmap
 };
 
 }  // namespace tern::formats

@@ -46,5 +46,18 @@ TEST(MappedFile, NonRegularFileIsIoError) {
   expect_error([] { MappedFile::open("/dev/null"); }, ErrorKind::io, {"/dev/null", "regular"});
 }
 
+// In-memory input (the fuzz targets' path): an owned copy, labelled like a file.
+TEST(MappedFile, FromBytesCopiesAndKeepsLabel) {
+  std::string bytes("ab\0cd", 5);
+  auto f = MappedFile::from_bytes("mem.bin", reinterpret_cast<const uint8_t*>(bytes.data()), 5);
+  bytes[0] = 'z';
+  ASSERT_EQ(f->size(), 5u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(f->data()), 5), std::string("ab\0cd", 5));
+  EXPECT_EQ(f->path(), "mem.bin");
+  auto empty = MappedFile::from_bytes("empty", nullptr, 0);
+  EXPECT_EQ(empty->size(), 0u);
+  EXPECT_EQ(empty->data(), nullptr);
+}
+
 }  // namespace
 }  // namespace tern::formats
