@@ -1,10 +1,18 @@
-// `tern logits MODEL --ids 1,2,3 --out FILE.npy [--mtp]`: the forward pass over token ids,
+// `tern logits MODEL --ids IDS --out FILE.npy [--mtp]`: the forward pass over token ids,
 // every position's logits as a float32 [T, vocab] .npy (the engine's verification door).
+// Owns argument handling only; ids parsing is in input.cpp, model path rules in model_path.cpp.
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 
+#include "account/quantity.h"
 #include "apps/tern/command.h"
+#include "apps/tern/flags.h"
+#include "apps/tern/input.h"
+#include "apps/tern/model_path.h"
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "formats/npy.h"
 #include "kernels/cpu/isa.h"
 #include "model/model.h"
@@ -14,41 +22,21 @@ namespace {
 
 struct LogitsArgs {
   std::string model, ids, out, mla = "absorbed";
-  bool mtp = false;
+  bool mtp = false, force = false;
+  ThreadsFlag threads;
 };
 
-std::vector<int32_t> parse_ids(const std::string& text) {
-  std::vector<int32_t> ids;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    const size_t comma = text.find(',', pos);
-    const std::string item =
-        text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (item.empty() || used != item.size() || v < 0 || v > INT32_MAX)
-      fail(ErrorKind::request,
-           "--ids: '" + item + "' is not a token id (expected comma-separated integers >= 0)");
-    ids.push_back(int32_t(v));
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  return ids;
-}
-
 void run_logits(const LogitsArgs& a) {
-  const std::vector<int32_t> ids = parse_ids(a.ids);
+  apply_threads(a.threads);
+  const std::string model_path = resolve_model_path(a.model);
+  require_new_output(a.out, a.force);
+  if (a.out == "-" && isatty(STDOUT_FILENO))
+    fail(ErrorKind::request, "--out -: stdout is a terminal; redirect it to a file or a pipe");
+  const std::vector<int32_t> ids = read_ids(a.ids);
   if (a.mtp && ids.size() < 2)
     fail(ErrorKind::request, "--mtp needs at least two ids (it predicts from the next token)");
-  if (a.mla != "absorbed" && a.mla != "naive")
-    fail(ErrorKind::request, "--mla must be 'absorbed' or 'naive'");
   const auto t0 = std::chrono::steady_clock::now();
-  model::Model m = model::Model::load(a.model, model::LoadOptions{a.mtp, a.mla == "naive"});
+  model::Model m = model::Model::load(model_path, model::LoadOptions{a.mtp, a.mla == "naive"});
   const auto t1 = std::chrono::steady_clock::now();
   const model::ModelConfig& c = m.config();
   const int64_t T = int64_t(ids.size());
@@ -65,23 +53,39 @@ void run_logits(const LogitsArgs& a) {
     m.forward_mtp(ids, hidden.span_as<float>(), out.span_as<float>());
   }
   const auto t2 = std::chrono::steady_clock::now();
-  formats::write_npy(a.out, out);
+  if (a.out == "-")
+    formats::write_npy(stdout, out, "stdout");
+  else
+    formats::write_npy(a.out, out);
   const double load_s = std::chrono::duration<double>(t1 - t0).count();
   const double fwd_s = std::chrono::duration<double>(t2 - t1).count();
   std::fprintf(stderr,
-               "tern logits: %s [%lld, %lld] -> %s (load %.2f s, forward %.3f s, %s kernels)\n",
+               "tern logits: %s [%lld, %lld] -> %s (%s; load %.2f s, forward %.3f s, %s "
+               "kernels, %d threads)\n",
                a.mtp ? "MTP logits" : "logits", (long long)out.size(0), (long long)out.size(1),
-               a.out.c_str(), load_s, fwd_s, kernels::active_isa().name);
+               a.out == "-" ? "stdout" : a.out.c_str(),
+               account::human_bytes(double(out.nbytes())).c_str(), load_s, fwd_s,
+               kernels::active_isa().name, ThreadPool::global().size());
 }
 
 void setup_logits(CLI::App& sub) {
   auto args = std::make_shared<LogitsArgs>();
-  sub.add_option("model", args->model, "HF model directory, .safetensors file or .gguf file")
+  sub.add_option("model", args->model,
+                 "model directory (or a file in it), .safetensors file or .gguf file")
       ->required();
-  sub.add_option("--ids", args->ids, "comma-separated token ids, e.g. 1,2,3")->required();
-  sub.add_option("--out", args->out, "output .npy file (float32 [T, vocab_size])")->required();
+  sub.add_option("--ids", args->ids,
+                 "token ids: a list (1,2,3 or '1 2 3' or [1,2,3]), @FILE, or - for stdin; files "
+                 "and stdin may hold `tern tokenize` output")
+      ->required();
+  sub.add_option("--out", args->out, "output .npy file (float32 [T, vocab_size]); - for stdout")
+      ->required();
   sub.add_flag("--mtp", args->mtp, "write the MTP module's logits [T-1, vocab_size] instead");
-  sub.add_option("--mla", args->mla, "MLA form: absorbed (reads only the latent cache) or naive");
+  add_choice(sub, "--mla", args->mla,
+             "MLA form: absorbed reads only the latent cache, naive expands K/V",
+             {"absorbed", "naive"});
+  sub.add_flag("--force", args->force, "replace --out if it exists");
+  add_threads(sub, args->threads);
+  example(sub, "tern tokenize MODEL -p 'Hello' | tern logits MODEL --ids - --out logits.npy");
   sub.callback([args] { run_logits(*args); });
 }
 

@@ -18,6 +18,8 @@
 #include "account/train_memory.h"
 #include "account/train_plan.h"
 #include "apps/tern/command.h"
+#include "apps/tern/flags.h"
+#include "apps/tern/model_path.h"
 #include "apps/tern/plan_model.h"
 #include "apps/tern/plan_report.h"
 #include "core/error.h"
@@ -35,20 +37,33 @@ struct HardwareFlags {
   double bf16_tflops = 0, bandwidth_gbs = 0, memory_gb = 0, power_w = 0;
   double fp8_tflops = std::numeric_limits<double>::quiet_NaN();  // NaN: not given (0 is valid)
 
+  ThreadsFlag threads;  // for --hardware cpu, which measures this machine with every thread
+
   void add(CLI::App& app) {
-    app.add_option("--hardware", name,
-                   "device preset: h100, h800, h200, a100, b200, or cpu (measured here)");
+    std::vector<std::string> names;
+    for (const auto& h : acc::hardware_presets()) names.push_back(h.name);
+    names.push_back("cpu");
+    add_choice(app, "--hardware", name, "device preset, or cpu to measure this machine", names);
     app.add_option("--hardware-file", file, "device description as JSON (see data/hardware/)");
-    app.add_option("--peak-bf16-tflops", bf16_tflops, "override the dense BF16 peak, TFLOP/s");
-    app.add_option("--peak-fp8-tflops", fp8_tflops, "override the dense FP8 peak, TFLOP/s");
-    app.add_option("--bandwidth", bandwidth_gbs, "override memory bandwidth, GB/s");
-    app.add_option("--memory-gb", memory_gb, "override device memory, GB");
-    app.add_option("--power-w", power_w, "override board power for energy estimates, W");
+    // Overrides must be positive: 0 would otherwise read as "not given" and be ignored silently.
+    add_number(app, "--peak-bf16-tflops", bf16_tflops, "override the dense BF16 peak, TFLOP/s",
+               0.001, 1e6)
+        ->default_str("");
+    add_number(app, "--peak-fp8-tflops", fp8_tflops,
+               "override the dense FP8 peak, TFLOP/s (0: no FP8)", 0, 1e6)
+        ->default_str("");
+    add_number(app, "--bandwidth", bandwidth_gbs, "override memory bandwidth, GB/s", 0.001, 1e6)
+        ->default_str("");
+    add_number(app, "--memory-gb", memory_gb, "override device memory, GB", 0.001, 1e6)
+        ->default_str("");
+    add_number(app, "--power-w", power_w, "override board power for energy estimates, W", 0.001,
+               1e6)
+        ->default_str("");
+    add_threads(app, threads);
   }
 
   acc::Hardware resolve() const {
-    for (double v : {bf16_tflops, bandwidth_gbs, memory_gb, power_w})
-      if (v < 0) fail(ErrorKind::request, "hardware overrides must not be negative");
+    apply_threads(threads);
     acc::Hardware h;
     if (!file.empty()) {
       if (!name.empty()) fail(ErrorKind::request, "give --hardware or --hardware-file, not both");
@@ -87,11 +102,37 @@ struct TrainFlags {
   bool no_mtp = false, json = false;
 };
 
+// --seq / --context: beyond the model's trained context the figures describe a model that does
+// not exist, so that is an error, not a warning (docs/cli.md).
+void check_context(const model::ModelConfig& c, int64_t tokens, const char* flag) {
+  if (c.max_position_embeddings > 0 && tokens > c.max_position_embeddings)
+    fail(ErrorKind::request, std::string(flag) + " " + std::to_string(tokens) +
+                                 " exceeds the model's max_position_embeddings (" +
+                                 std::to_string(c.max_position_embeddings) + ")");
+}
+
+// A CLI11 check that the text is a count in parse_count's grammar (exit 2 otherwise); its range
+// is checked after parsing (exit 1).
+CLI::Validator count_syntax() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        double v = 0;
+        return acc::parse_count_text(text, v) ? "" : "'" + text + "' is not a count such as 14.8T";
+      },
+      "COUNT");
+}
+
+constexpr double kMaxTokens = 1e18;  // a million times DeepSeek-V3's 14.8T: beyond any plan
+
 void run_train(const TrainFlags& f) {
-  acc::ModelFigures m = model_figures_from_file(f.config);
+  const model::ModelConfig c = load_config(f.config);
+  check_context(c, f.seq, "--seq");
+  acc::ModelFigures m = model_figures(c);
   acc::Hardware hw = f.hw.resolve();
   acc::TrainInputs in;
   in.tokens = acc::parse_count(f.tokens, "--tokens");
+  if (!(in.tokens >= 1) || in.tokens > kMaxTokens)
+    fail(ErrorKind::request, "--tokens must be in [1, 1e18], got " + f.tokens);
   in.seq = f.seq;
   in.gpus = f.gpus;
   in.precision = f.precision;
@@ -104,13 +145,21 @@ void run_train(const TrainFlags& f) {
   TrainReportExtras extras;
   if (!f.target_gpu_hours.empty()) {
     extras.target_gpu_hours = acc::parse_count(f.target_gpu_hours, "--target-gpu-hours");
-    if (!(extras.target_gpu_hours > 0))
-      fail(ErrorKind::request, "--target-gpu-hours must be positive");
+    if (!(extras.target_gpu_hours > 0) || extras.target_gpu_hours > 1e12)
+      fail(ErrorKind::request,
+           "--target-gpu-hours must be in (0, 1e12], got " + f.target_gpu_hours);
     if (!(in.tokens > 0)) fail(ErrorKind::request, "--tokens must be positive");
     const double flops = in.tokens * acc::train_flops_per_token(m, in.seq, in.include_mtp).total();
     extras.implied_mfu = acc::mfu_for(flops, extras.target_gpu_hours, hw);
   }
   if (f.mfu != 0) {
+    // MFU is a fraction of the dense BF16 peak; only FP8 compute can take it past 1.
+    const double most =
+        f.precision == "fp8" && hw.fp8_tflops > 0 ? hw.fp8_tflops / hw.bf16_tflops : 1.0;
+    if (f.mfu > most)
+      fail(ErrorKind::request, "--mfu " + acc::fixed(f.mfu, 2) + " exceeds " + acc::fixed(most, 2) +
+                                   ", the dense " + f.precision + " peak of " + hw.name +
+                                   " (MFU is a fraction of the dense BF16 peak)");
     in.mfu = f.mfu;
   } else if (extras.target_gpu_hours > 0) {
     in.mfu = extras.implied_mfu;
@@ -157,30 +206,41 @@ void run_train(const TrainFlags& f) {
 }
 
 void setup_train(CLI::App& app, const std::shared_ptr<TrainFlags>& f) {
-  app.add_option("--config", f->config, "config.json or a model directory")->required();
-  app.add_option("--tokens", f->tokens, "pre-training tokens, e.g. 14.8T")->required();
+  app.add_option("--config", f->config,
+                 "config.json, a model directory (or a file in it), a .gguf, or - for stdin")
+      ->required();
+  app.add_option("--tokens", f->tokens, "pre-training tokens, e.g. 14.8T")
+      ->required()
+      ->check(count_syntax());
   f->hw.add(app);
-  app.add_option("--gpus", f->gpus, "number of GPUs")->capture_default_str();
-  app.add_option("--mfu", f->mfu, "model FLOPs utilisation, fraction of dense BF16 peak");
+  add_number(app, "--gpus", f->gpus, "number of GPUs", 1, 1e7);
+  add_number(app, "--mfu", f->mfu,
+             "model FLOPs utilisation, fraction of the dense BF16 peak (at most 1 in bf16)", 1e-4,
+             2)
+      ->default_str("");
   app.add_option("--target-gpu-hours", f->target_gpu_hours,
-                 "derive the MFU that spends this many GPU-hours on pre-training, e.g. 2664K");
-  app.add_option("--precision", f->precision, "bf16 or fp8 (V3 recipe)")->capture_default_str();
-  app.add_option("--moments", f->moments, "override AdamW moment dtype: fp32 or bf16");
-  app.add_option("--seq", f->seq, "sequence length")->capture_default_str();
-  app.add_option("--price-per-gpu-hour", f->price, "dollars per GPU-hour")->capture_default_str();
-  app.add_option("--pue", f->pue, "power usage effectiveness")->capture_default_str();
+                 "derive the MFU that spends this many GPU-hours on pre-training, e.g. 2664K")
+      ->check(count_syntax());
+  add_choice(app, "--precision", f->precision, "compute recipe", {"bf16", "fp8"});
+  add_choice(app, "--moments", f->moments, "override the AdamW moment dtype", {"fp32", "bf16"});
+  add_number(app, "--seq", f->seq, "sequence length (at most the model's context)", 1, 16777216);
+  add_number(app, "--price-per-gpu-hour", f->price, "dollars per GPU-hour", 0, 1e6);
+  add_number(app, "--pue", f->pue, "power usage effectiveness", 1, 5);
   app.add_option("--stage", f->stage_texts,
                  "extra stage NAME:TOKENS:SEQ[:MFU] or NAME:gpu-hours=5K (repeatable)");
   app.add_option("--stages", f->stages_file, "extra stages as a JSON file");
   app.add_flag("--no-mtp", f->no_mtp, "leave the multi-token-prediction module out");
-  app.add_option("--tp", f->tp, "tensor-parallel degree")->capture_default_str();
-  app.add_option("--pp", f->pp, "pipeline stages")->capture_default_str();
-  app.add_option("--ep", f->ep, "expert-parallel degree")->capture_default_str();
-  app.add_option("--zero", f->zero, "ZeRO stage 0-3")->capture_default_str();
-  app.add_option("--micro-batch", f->micro_batch, "sequences per micro-batch")
-      ->capture_default_str();
-  app.add_option("--ledger", f->ledger, "append the planned ledger (JSON lines) to this file");
-  app.add_flag("--json", f->json, "print JSON instead of tables");
+  add_number(app, "--tp", f->tp, "tensor-parallel degree", 1, 1e6);
+  add_number(app, "--pp", f->pp, "pipeline stages", 1, 1e6);
+  add_number(app, "--ep", f->ep, "expert-parallel degree", 1, 1e6);
+  add_number(app, "--zero", f->zero, "ZeRO stage", 0, 3);
+  add_number(app, "--micro-batch", f->micro_batch, "sequences per micro-batch", 1, 1e6);
+  app.add_option("--ledger", f->ledger,
+                 "append the planned ledger (JSON lines) to this file (appends, never replaces)");
+  app.add_flag("--json", f->json, "print JSON (exact numbers) instead of tables");
+  example(app,
+          "tern plan train --config deepseek_v3/ --tokens 14.8T --hardware h800 --gpus 2048 "
+          "--mfu 0.39 --precision fp8");
   app.callback([f] { run_train(*f); });
 }
 
@@ -193,7 +253,8 @@ struct ServeFlags {
 };
 
 void run_serve(const ServeFlags& f) {
-  const model::ModelConfig c = model::ModelConfig::from_file(f.config);
+  const model::ModelConfig c = load_config(f.config);
+  check_context(c, f.context, "--context");
   const acc::ModelFigures m = model_figures(c);
   const acc::Hardware hw = f.hw.resolve();
   acc::ServeInputs in;
@@ -214,28 +275,35 @@ void run_serve(const ServeFlags& f) {
 }
 
 void setup_serve(CLI::App& app, const std::shared_ptr<ServeFlags>& f) {
-  app.add_option("--config", f->config, "config.json or a model directory")->required();
+  app.add_option("--config", f->config,
+                 "config.json, a model directory (or a file in it), a .gguf, or - for stdin")
+      ->required();
   f->hw.add(app);
-  app.add_option("--gpus", f->gpus, "number of devices")->capture_default_str();
-  app.add_option("--quant", f->quant, "weights: bf16, fp8, int8, int4 (default: as released)");
-  app.add_option("--kv-dtype", f->kv_dtype, "KV cache: bf16 or fp8")->capture_default_str();
-  app.add_option("--context", f->context, "tokens per sequence")->capture_default_str();
-  app.add_option("--batch", f->batch, "concurrent sequences")->capture_default_str();
-  app.add_option("--price-per-gpu-hour", f->price, "dollars per device-hour")
-      ->capture_default_str();
-  app.add_option("--pue", f->pue, "power usage effectiveness")->capture_default_str();
-  app.add_option("--memory-utilisation", f->utilisation, "usable share of device memory")
-      ->capture_default_str();
+  add_number(app, "--gpus", f->gpus, "number of devices", 1, 1e7);
+  add_choice(app, "--quant", f->quant, "weight storage (default: as released)",
+             {"bf16", "f16", "fp8", "int8", "q8_0", "int4", "q4_0"});
+  add_choice(app, "--kv-dtype", f->kv_dtype, "KV-cache storage", {"bf16", "f16", "fp8"});
+  add_number(app, "--context", f->context, "tokens per sequence (at most the model's context)", 1,
+             16777216);
+  add_number(app, "--batch", f->batch, "concurrent sequences", 1, 1e6);
+  add_number(app, "--price-per-gpu-hour", f->price, "dollars per device-hour", 0, 1e6);
+  add_number(app, "--pue", f->pue, "power usage effectiveness", 1, 5);
+  add_number(app, "--memory-utilisation", f->utilisation, "usable share of device memory", 0.05, 1);
   app.add_flag("--mtp", f->mtp, "keep the MTP module resident (speculative decoding)");
-  app.add_flag("--json", f->json, "print JSON instead of tables");
+  app.add_flag("--json", f->json, "print JSON (exact numbers) instead of tables");
+  example(app, "tern plan serve --config deepseek_v3/ --hardware h100 --gpus 8 --quant fp8");
   app.callback([f] { run_serve(*f); });
 }
 
 void setup_hardware(CLI::App& app, const std::shared_ptr<bool>& json,
                     const std::shared_ptr<bool>& cpu) {
+  auto threads = std::make_shared<ThreadsFlag>();
   app.add_flag("--json", *json, "print JSON instead of a table");
   app.add_flag("--cpu", *cpu, "also measure this machine's CPU (takes a few seconds)");
-  app.callback([json, cpu] {
+  add_threads(app, *threads);
+  example(app, "tern plan hardware --cpu");
+  app.callback([json, cpu, threads] {
+    apply_threads(*threads);
     std::vector<acc::Hardware> list = acc::hardware_presets();
     if (*cpu) list.push_back(acc::measure_cpu_hardware());
     if (*json) {

@@ -1,8 +1,13 @@
+// ModelSummary (see model_summary.h): figures from model/param_count and tensor inventories from
+// formats/, rendered in the units and spellings of docs/cli.md.
 #include "apps/tern/model_summary.h"
 
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 
+#include "account/quantity.h"
+#include "apps/tern/model_path.h"
 #include "core/error.h"
 #include "formats/checkpoint.h"
 #include "formats/gguf.h"
@@ -13,30 +18,21 @@ namespace tern::app {
 namespace {
 
 std::string grouped(int64_t v) {
-  std::string s = std::to_string(v < 0 ? -v : v), out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i && (s.size() - i) % 3 == 0) out += ',';
-    out += s[i];
-  }
-  return v < 0 ? "-" + out : out;
+  return account::grouped(double(v));
 }
 
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) b /= 1024, ++u;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u ? "%.2f %s" : "%.0f %s", b, units[u]);
-  return buf;
+// dtype names in the one spelling every command prints: lower case (bf16, q4_k, f8_e4m3).
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
 }
 
-std::string billions(int64_t v) {
-  char buf[32];
-  if (v >= 1000000000)
-    std::snprintf(buf, sizeof buf, "%.2fB", double(v) / 1e9);
-  else
-    std::snprintf(buf, sizeof buf, "%.2fM", double(v) / 1e6);
-  return buf;
+// The engineering forms of docs/cli.md; exact integers stay in --json.
+std::string human(int64_t v) {
+  return account::human(double(v));
+}
+std::string bytes(int64_t v) {
+  return account::human_bytes(double(v));
 }
 
 // Layer index of a HF ("model.layers.N.") or GGUF ("blk.N.") tensor name, or -1.
@@ -68,33 +64,31 @@ void add(ModelSummary& s, const std::string& name, const std::string& dtype, int
 
 ModelSummary summarize_config(const std::string& config_path) {
   ModelSummary s;
-  s.config = model::ModelConfig::from_file(config_path);
-  s.source = s.config.source;
+  s.config = load_config(config_path);
+  s.source = config_path == "-" ? "<stdin>" : config_path;
   s.format = "config";
   return s;
 }
 
-ModelSummary summarize_model(const std::string& path) {
+ModelSummary summarize_model(const std::string& given) {
+  const std::string path = resolve_model_path(given);
   ModelSummary s;
   s.source = path;
   s.has_files = true;
-  if (!std::filesystem::exists(path)) fail(ErrorKind::io, "model path does not exist: " + path);
   if (std::filesystem::path(path).extension() == ".gguf") {
     const formats::GgufFile f = formats::GgufFile::open(path);
     s.config = model::config_from_gguf(f);
     s.format = "gguf";
     for (const auto& t : f.tensors())
-      add(s, t.name, t.type_name(), shape_numel(t.shape), int64_t(t.nbytes));
+      add(s, t.name, lower(t.type_name()), shape_numel(t.shape), int64_t(t.nbytes));
     return s;
   }
-  const std::filesystem::path p(path);
-  s.config = model::ModelConfig::from_file(
-      std::filesystem::is_directory(p) ? path : p.parent_path().string());
+  s.config = load_config(resolve_model_dir(path));
   s.format = "safetensors";
   const formats::Checkpoint ck = formats::Checkpoint::open(path);
   for (const auto& name : ck.names()) {
     const formats::TensorInfo& i = ck.info(name);
-    add(s, name, std::string(dtype_name(i.dtype)), shape_numel(i.shape), int64_t(i.nbytes));
+    add(s, name, lower(std::string(dtype_name(i.dtype))), shape_numel(i.shape), int64_t(i.nbytes));
   }
   return s;
 }
@@ -188,27 +182,28 @@ std::string summary_table(const ModelSummary& s) {
                        std::to_string(c.n_shared_experts) + " shared, " +
                        std::to_string(c.first_k_dense_replace) + " dense leading layers");
   if (c.num_nextn_predict_layers) row("MTP modules", std::to_string(c.num_nextn_predict_layers));
-  row("parameters (total)", grouped(p.total) + " (" + billions(p.total) + ")");
+  row("parameters (total)", human(p.total) + " (" + grouped(p.total) + ")");
   row("activated per token",
-      grouped(p.activated) + " (" + billions(p.activated) + ", excl. embedding)");
-  if (p.mtp_total) row("MTP parameters", grouped(p.mtp_total) + " (excl. shared embedding/head)");
+      human(p.activated) + " (" + grouped(p.activated) + ", excl. embedding)");
+  if (p.mtp_total)
+    row("MTP parameters",
+        human(p.mtp_total) + " (" + grouped(p.mtp_total) + ", excl. shared embedding/head)");
   const int64_t kv = model::kv_cache_bytes_per_token(c, 2);
   row("KV cache per token (bf16)",
-      grouped(kv) + " B" +
-          (c.is_mla() ? " (latent; full K/V would be " +
-                            grouped(model::mha_equivalent_kv_bytes_per_token(c, 2)) + " B)"
-                      : ""));
+      bytes(kv) + " (" + grouped(kv) + " B" +
+          (c.is_mla() ? "; latent, full K/V would be " +
+                            bytes(model::mha_equivalent_kv_bytes_per_token(c, 2)) + ")"
+                      : ")"));
   if (s.has_files) {
-    row("tensors in files", grouped(s.file_tensors) + ", " + human_bytes(double(s.file_bytes)));
+    row("tensors in files", grouped(s.file_tensors) + ", " + bytes(s.file_bytes));
     row("parameters in files",
         grouped(s.file_params) +
             (s.mtp_file_params ? " + " + grouped(s.mtp_file_params) + " MTP" : ""));
     for (const auto& [dt, t] : s.dtype_mix)
-      row("  " + dt, grouped(t.tensors) + " tensors, " + grouped(t.elements) + " values, " +
-                         human_bytes(double(t.bytes)));
+      row("  " + dt,
+          grouped(t.tensors) + " tensors, " + human(t.elements) + " values, " + bytes(t.bytes));
   } else {
-    row("weights memory (bf16 / fp8)",
-        human_bytes(2.0 * double(p.total)) + " / " + human_bytes(double(p.total)));
+    row("weights memory (bf16 / fp8)", bytes(2 * p.total) + " / " + bytes(p.total));
   }
   return out;
 }

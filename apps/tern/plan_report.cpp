@@ -1,4 +1,5 @@
-// Tables for `tern plan train|serve|hardware` (see plan_report.h).
+// Tables for `tern plan train|serve|hardware` (see plan_report.h). Numbers use the engineering
+// forms of account/quantity.h (docs/cli.md, "numbers and units"); --json keeps exact values.
 #include "apps/tern/plan_report.h"
 
 #include <algorithm>
@@ -11,6 +12,7 @@ using account::fixed;
 using account::grouped;
 using account::human;
 using account::human_bytes;
+using account::si;
 
 void Table::print(std::FILE* out) const {
   // Each heading starts a block whose columns are aligned among themselves only.
@@ -45,27 +47,26 @@ void Table::print(std::FILE* out) const {
 
 namespace {
 
-std::string kgpuh(double gpu_hours) {
-  return gpu_hours < 1e5 ? fixed(gpu_hours / 1e3, 1) + "K" : grouped(gpu_hours / 1e3) + "K";
+std::string gpu_hours(double h) {
+  return human(h);
 }
-// Built with append: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string temporaries.
 std::string dollars(double d) {
-  std::string s = "$";
-  if (d >= 1e6) return s.append(fixed(d / 1e6, 3)).append("M");
-  if (d >= 1e3) return s.append(fixed(d / 1e3, 1)).append("K");
-  return s.append(fixed(d, 2));
+  return account::dollars(d);
 }
-std::string gflop(double f) {
-  return fixed(f / 1e9, 1) + " GFLOP";
+std::string flop(double f) {
+  return si(f, "FLOP");
+}
+std::string energy(const account::EnergyReading& e) {
+  return si(e.kwh() * 1e3, "Wh");
 }
 
 void model_rows(Table& t, const account::ModelFigures& m) {
   t.heading("model  " + m.name);
-  t.row({"parameters (total)", grouped(double(m.params_total)), human(double(m.params_total))});
-  t.row({"activated per token", grouped(double(m.params_activated)),
-         human(double(m.params_activated)) + ", excluding the input embedding"});
+  t.row({"parameters (total)", human(double(m.params_total)), grouped(double(m.params_total))});
+  t.row({"activated per token", human(double(m.params_activated)),
+         grouped(double(m.params_activated)) + ", excluding the input embedding"});
   if (m.mtp_layers > 0)
-    t.row({"MTP modules", grouped(double(m.mtp_params_total)),
+    t.row({"MTP modules", human(double(m.mtp_params_total)),
            human(double(m.mtp_params_activated)) + " activated"});
 }
 
@@ -81,26 +82,26 @@ void print_train(std::FILE* out, const account::TrainPlan& p, const account::Tra
   model_rows(t, p.model);
 
   t.heading("training FLOPs per token at seq " + std::to_string(in.seq));
-  t.row({"matmuls (6 x activated)", gflop(main.flops_per_token.matmul)});
-  t.row({"attention (causal, 3 x fwd)", gflop(main.flops_per_token.attention)});
-  if (main.flops_per_token.mtp > 0) t.row({"MTP module", gflop(main.flops_per_token.mtp)});
-  t.row({"total", gflop(main.flops_per_token.total()),
-         fixed(main.flops / 1e24, 3) + "e24 FLOP for " + human(in.tokens) + " tokens"});
+  t.row({"matmuls (6 x activated)", flop(main.flops_per_token.matmul)});
+  t.row({"attention (causal, 3 x fwd)", flop(main.flops_per_token.attention)});
+  if (main.flops_per_token.mtp > 0) t.row({"MTP module", flop(main.flops_per_token.mtp)});
+  t.row({"total", flop(main.flops_per_token.total()),
+         flop(main.flops) + " for " + human(in.tokens) + " tokens"});
 
   t.heading("throughput on " + std::to_string(in.gpus) + " x " + hw.description);
-  t.row({"MFU (BF16-peak basis)", fixed(in.mfu, 4) + (extras.mfu_from_target ? " (implied)" : ""),
-         fixed(p.achieved_flops_per_gpu / 1e12, 1) + " TFLOP/s per GPU of " +
-             fixed(hw.bf16_tflops, 1) + " BF16 peak"});
+  t.row({"MFU (bf16-peak basis)", fixed(in.mfu, 4) + (extras.mfu_from_target ? " (implied)" : ""),
+         si(p.achieved_flops_per_gpu, "FLOP/s") + " per GPU of " +
+             si(hw.bf16_tflops * 1e12, "FLOP/s") + " bf16 peak"});
   if (in.precision == "fp8" && hw.fp8_tflops > 0)
-    t.row({"  = fraction of FP8 peak", fixed(p.achieved_flops_per_gpu / hw.peak_flops("fp8"), 4),
-           fixed(hw.fp8_tflops, 1) + " TFLOP/s dense FP8"});
+    t.row({"  = fraction of fp8 peak", fixed(p.achieved_flops_per_gpu / hw.peak_flops("fp8"), 4),
+           si(hw.fp8_tflops * 1e12, "FLOP/s") + " dense fp8"});
   if (extras.target_gpu_hours > 0)
-    t.row({"MFU implied by " + kgpuh(extras.target_gpu_hours) + " GPU-h",
+    t.row({"MFU implied by " + gpu_hours(extras.target_gpu_hours) + " GPU-hours",
            fixed(extras.implied_mfu, 4),
-           fixed(extras.implied_mfu * hw.bf16_tflops, 1) + " TFLOP/s per GPU" +
+           si(extras.implied_mfu * hw.bf16_tflops * 1e12, "FLOP/s") + " per GPU" +
                (hw.fp8_tflops > 0
                     ? ", " + fixed(extras.implied_mfu * hw.bf16_tflops / hw.fp8_tflops, 4) +
-                          " of FP8 peak"
+                          " of fp8 peak"
                     : "")});
 
   t.heading("cost (price " + dollars(in.price_per_gpu_hour) + " per GPU-hour; energy " +
@@ -109,11 +110,11 @@ void print_train(std::FILE* out, const account::TrainPlan& p, const account::Tra
   t.row({"stage", "tokens", "seq", "MFU", "GPU-hours", "days", "dollars", "energy"});
   for (const auto& s : p.stages)
     t.row({s.name, s.tokens > 0 ? human(s.tokens) : "-", s.seq > 0 ? std::to_string(s.seq) : "-",
-           s.given ? "given" : fixed(s.mfu, 3), kgpuh(s.gpu_hours), fixed(s.days, 1),
-           dollars(s.dollars), fixed(s.energy.kwh() / 1e3, 1) + " MWh"});
+           s.given ? "given" : fixed(s.mfu, 3), gpu_hours(s.gpu_hours), human(s.days),
+           dollars(s.dollars), energy(s.energy)});
   if (p.stages.size() > 1)
-    t.row({"total", human(p.total.tokens), "", "", kgpuh(p.total.gpu_hours), fixed(p.total.days, 1),
-           dollars(p.total.dollars), fixed(p.total.energy.kwh() / 1e3, 1) + " MWh"});
+    t.row({"total", human(p.total.tokens), "", "", gpu_hours(p.total.gpu_hours),
+           human(p.total.days), dollars(p.total.dollars), energy(p.total.energy)});
 
   t.heading("memory per GPU (" + recipe.precision + " recipe; tp " + std::to_string(par.tp) +
             ", pp " + std::to_string(par.pp) + ", ep " + std::to_string(par.ep) + ", dp " +
@@ -125,7 +126,7 @@ void print_train(std::FILE* out, const account::TrainPlan& p, const account::Tra
   t.row({"weights", human_bytes(mem.weights), fixed(recipe.weight, 0) + " B/param"});
   t.row({"gradients", human_bytes(mem.gradients), fixed(recipe.gradient, 0) + " B/param"});
   t.row({"optimizer state", human_bytes(mem.optimizer),
-         "FP32 master + AdamW moments " + fixed(recipe.moments, 0) + " B/param"});
+         "fp32 master + AdamW moments " + fixed(recipe.moments, 0) + " B/param"});
   t.row({"activations (estimate)", human_bytes(mem.activations),
          human_bytes(mem.activation_bytes_per_token) + " per token, logits " +
              human_bytes(mem.logits)});
@@ -153,12 +154,11 @@ void print_serve(std::FILE* out, const account::ServePlan& p) {
          human_bytes(p.kv_full_bytes_per_token) + " per token; " +
              (p.fits_full_kv ? "fits" : "does not fit") + ", max batch " +
              std::to_string(p.max_batch_full_kv)});
-  t.heading("decode at context " + std::to_string(in.context) +
-            " (roofline upper bounds: " + fixed(hw.bandwidth_gbs, 0) + " GB/s, " +
-            fixed(p.peak_flops / 1e12, 1) + " TFLOP/s per device)");
+  t.heading("decode at context " + std::to_string(in.context) + " (roofline upper bounds: " +
+            si(hw.bandwidth_gbs * 1e9, "B/s") + ", " + si(p.peak_flops, "FLOP/s") + " per device)");
   t.row({"batch", "tokens/s", "per sequence", "bound", "bytes/step", "$ per M tokens"});
   auto point = [&](const account::DecodePoint& d, double dollars_m) {
-    t.row({human(d.batch), fixed(d.tokens_per_s(), 1), fixed(d.tokens_per_s() / d.batch, 1),
+    t.row({human(d.batch), human(d.tokens_per_s()), human(d.tokens_per_s() / d.batch),
            d.compute_bound() ? "compute" : "memory", human_bytes(d.bytes), dollars(dollars_m)});
   };
   point(p.batch1, p.dollars_per_million_batch1);
@@ -166,8 +166,7 @@ void print_serve(std::FILE* out, const account::ServePlan& p) {
   t.heading("summary");
   t.row({"compute/bandwidth crossover batch",
          p.crossover_batch > 0 ? grouped(p.crossover_batch) : "none (memory-bound at any batch)"});
-  t.row({"energy per M tokens at batch " + std::to_string(in.batch),
-         fixed(p.energy_per_million.kwh(), 2) + " kWh",
+  t.row({"energy per M tokens at batch " + std::to_string(in.batch), energy(p.energy_per_million),
          "estimate: " + fixed(hw.power_w, 0) + " W x time x PUE " + fixed(in.pue, 2)});
   t.row({"price", dollars(in.price_per_gpu_hour) + " per device-hour"});
   t.print(out);
@@ -176,7 +175,7 @@ void print_serve(std::FILE* out, const account::ServePlan& p) {
 
 void print_hardware(std::FILE* out, const std::vector<account::Hardware>& list) {
   Table t;
-  t.row({"name", "BF16 TFLOP/s", "FP8 TFLOP/s", "GB/s", "memory GB", "power W", "description"});
+  t.row({"name", "bf16 TFLOP/s", "fp8 TFLOP/s", "GB/s", "memory GB", "power W", "description"});
   for (const auto& h : list)
     t.row({h.name, fixed(h.bf16_tflops, 1), h.fp8_tflops > 0 ? fixed(h.fp8_tflops, 1) : "-",
            fixed(h.bandwidth_gbs, 0), fixed(h.memory_gb, 0), fixed(h.power_w, 0), h.description});

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <vector>
 
 #include "core/error.h"
 
@@ -18,12 +19,13 @@ namespace {
 }
 }  // namespace
 
-double parse_count(const std::string& text, const std::string& what) {
+bool parse_count_text(const std::string& text, double& value) {
   std::string s;
   for (char c : text)
     if (c != '_' && c != ',') s += c;  // allow 14_800_000 and 14,800,000
-  if (s.empty()) bad(what, text, "is empty");
-  if (s[0] == '-') bad(what, text, "is negative");
+  bool negative = false;
+  if (!s.empty() && s[0] == '-') negative = true, s.erase(0, 1);
+  if (s.empty()) return false;
   double scale = 1;
   switch (std::toupper(static_cast<unsigned char>(s.back()))) {
     case 'K':
@@ -44,16 +46,25 @@ double parse_count(const std::string& text, const std::string& what) {
   }
   if (scale != 1) s.pop_back();
   if (s.empty() || !(std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '.' || s[0] == '+'))
-    bad(what, text, "is not a number");
+    return false;
   size_t used = 0;
-  double v = 0;
   try {
-    v = std::stod(s, &used);
+    value = std::stod(s, &used);
+  } catch (const std::out_of_range&) {
+    value = std::numeric_limits<double>::infinity();  // syntactically a number; range says no
+    return true;
   } catch (const std::exception&) {
-    bad(what, text, "is not a number");
+    return false;
   }
-  if (used != s.size()) bad(what, text, "has an unknown suffix or trailing characters");
-  v *= scale;
+  if (used != s.size()) return false;
+  value *= negative ? -scale : scale;
+  return true;
+}
+
+double parse_count(const std::string& text, const std::string& what) {
+  double v = 0;
+  if (text.empty()) bad(what, text, "is empty");
+  if (!parse_count_text(text, v)) bad(what, text, "is not a number");
   if (!std::isfinite(v)) bad(what, text, "is not finite");
   if (v < 0) bad(what, text, "is negative");
   return v;
@@ -79,30 +90,59 @@ std::string fixed(double v, int decimals) {
   return buf;
 }
 
-std::string human(double v) {
+namespace {
+
+// Scientific form a person reads at a glance: "3.30e24" (printf's "3.30e+24", less noise).
+std::string scientific(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2e", v);
+  std::string s = buf;
+  const size_t e = s.find('e');
+  if (e != std::string::npos && e + 1 < s.size() && s[e + 1] == '+') s.erase(e + 1, 1);
+  if (e != std::string::npos && e + 2 < s.size() && s[e + 1] == '0') s.erase(e + 1, 1);
+  return s;
+}
+
+// v scaled by the largest power of 1000 (up to prefixes.size()-1) that leaves it >= 1, printed
+// with three significant digits, then `gap`, then the prefix; "" when even the largest prefix
+// leaves it at 1000 or more.
+std::string engineering(double v, const std::vector<const char*>& prefixes, const char* gap) {
+  if (!std::isfinite(v)) return "";  // scientific() prints nan and inf
   const double a = std::fabs(v);
-  const char* unit = "";
+  size_t i = 0;
   double d = 1;
-  if (a >= 1e12)
-    unit = "T", d = 1e12;
-  else if (a >= 1e9)
-    unit = "B", d = 1e9;
-  else if (a >= 1e6)
-    unit = "M", d = 1e6;
-  else if (a >= 1e3)
-    unit = "K", d = 1e3;
-  if (a >= 1e15) return fixed(v / 1e15, 2) + "e15";
-  if (d == 1) return fixed(v, v == std::floor(v) ? 0 : 2);
-  return fixed(v / d, 2) + unit;
+  while (i + 1 < prefixes.size() && a >= d * 1000) d *= 1000, ++i;
+  for (;; d *= 1000, ++i) {
+    const double m = a / d;
+    // Rounding to three digits can carry into the next prefix (999.96K -> 1.00M).
+    const int decimals = m >= 99.95 ? 0 : m >= 9.995 ? 1 : 2;
+    const std::string digits = fixed(m, (d == 1 && m == std::floor(m)) ? 0 : decimals);
+    if (std::stod(digits) < 1000 || i + 1 >= prefixes.size()) {
+      if (std::stod(digits) >= 1000) return "";
+      return (v < 0 ? "-" : "") + digits + gap + prefixes[i];
+    }
+  }
+}
+
+}  // namespace
+
+std::string human(double v) {
+  const std::string s = engineering(v, {"", "K", "M", "B", "T"}, "");
+  return s.empty() ? scientific(v) : s;
+}
+
+std::string si(double v, const std::string& unit) {
+  const std::string s = engineering(v, {"", "k", "M", "G", "T", "P"}, " ");
+  return s.empty() ? scientific(v) + " " + unit : s + unit;
 }
 
 std::string human_bytes(double bytes) {
-  const double a = std::fabs(bytes);
-  if (a >= 1e12) return fixed(bytes / 1e12, 2) + " TB";
-  if (a >= 1e9) return fixed(bytes / 1e9, 2) + " GB";
-  if (a >= 1e6) return fixed(bytes / 1e6, 2) + " MB";
-  if (a >= 1e3) return fixed(bytes / 1e3, 2) + " KB";
-  return fixed(bytes, 0) + " B";
+  return si(bytes, "B");
+}
+
+std::string dollars(double d) {
+  std::string s = d < 0 ? "-$" : "$";
+  return s.append(human(std::fabs(d)));
 }
 
 std::string grouped(double v) {

@@ -1,3 +1,5 @@
+// Progress (see progress.h): a redrawn bar on a terminal; plain periodic lines elsewhere, since
+// carriage returns turn a log file into one unreadable line.
 #include "core/progress.h"
 
 #include <unistd.h>
@@ -19,10 +21,34 @@ Progress::~Progress() {
 void Progress::advance(int64_t n) {
   done_ += n;
   const auto now = std::chrono::steady_clock::now();
-  if (tty_ && now - last_draw_ > std::chrono::milliseconds(100)) {
-    last_draw_ = now;
-    draw(false);
+  if (tty_) {
+    if (now - last_draw_ > std::chrono::milliseconds(100)) {
+      last_draw_ = now;
+      draw(false);
+    }
+    return;
   }
+  // Off a terminal: a line every 10 s, or at each further 10% once the work has run 2 s.
+  const bool long_enough = now - start_ > std::chrono::seconds(2);
+  const bool tenth = total_ > 0 && done_ * 10 >= next_tenth_ * total_;
+  if (tenth)
+    while (next_tenth_ <= 10 && done_ * 10 >= next_tenth_ * total_) ++next_tenth_;
+  if (now - last_draw_ > std::chrono::seconds(10) || (tenth && long_enough)) {
+    last_draw_ = now;
+    draw_line();
+  }
+}
+
+void Progress::draw_line() {
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  if (total_ > 0)
+    std::fprintf(stderr, "%s: %lld/%lld %s (%.0f%%) after %.0f s\n", label_.c_str(),
+                 (long long)done_, (long long)total_, unit_.c_str(),
+                 100.0 * double(done_) / double(total_), secs);
+  else
+    std::fprintf(stderr, "%s: %lld %s after %.0f s\n", label_.c_str(), (long long)done_,
+                 unit_.c_str(), secs);
 }
 
 void Progress::finish() {

@@ -1,7 +1,7 @@
 // Progress: a one-line progress bar on stderr with rate and ETA, and a closing summary.
 // Owns: timing and rendering. Does not own: what "a unit" is (the caller names it).
-// Redraws at most ~10 times a second and only on a terminal, so it is cheap in loops and
-// quiet in logs and CI.
+// Redraws at most ~10 times a second on a terminal; elsewhere (logs, CI) it prints plain lines,
+// every 10 s or 10% of work that runs longer than 2 s, so it stays cheap in loops and readable.
 #pragma once
 
 #include <chrono>
@@ -21,8 +21,9 @@ class Progress {
 
  private:
   void draw(bool final_line);
+  void draw_line();
   std::string label_, unit_;
-  int64_t total_, done_ = 0;
+  int64_t total_, done_ = 0, next_tenth_ = 1;
   std::chrono::steady_clock::time_point start_, last_draw_;
   bool tty_, finished_ = false;
 };

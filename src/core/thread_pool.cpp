@@ -1,18 +1,76 @@
+// ThreadPool (see thread_pool.h) and the checks on how many threads a process may ask for:
+// every request, from a flag or TERN_THREADS, goes through checked_thread_count before a thread
+// starts, so a typo fails with a message instead of exhausting memory.
 #include "core/thread_pool.h"
 
+#include <sched.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <string>
+#include <system_error>
+
+#include "core/error.h"
 
 namespace tern {
 
 namespace {
 thread_local bool t_inside_pool = false;
+int g_requested_threads = 0;  // set_global_threads; 0: not set
+}  // namespace
+
+int available_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int max_threads() {
+  return 4 * available_cpus();
+}
+
+int checked_thread_count(long long n, const std::string& source) {
+  const int cpus = available_cpus();
+  if (n < 1 || n > max_threads())
+    fail(ErrorKind::request, source + " must be between 1 and " + std::to_string(max_threads()) +
+                                 " (4 x the " + std::to_string(cpus) +
+                                 " CPUs this process may use), got " + std::to_string(n));
+  return int(n);
+}
+
+int thread_count_from_env() {
+  const char* env = std::getenv("TERN_THREADS");
+  if (!env) return 0;
+  const std::string text = env;
+  errno = 0;
+  char* end = nullptr;
+  const long long n = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE)
+    fail(ErrorKind::request, "TERN_THREADS must be a whole number of threads between 1 and " +
+                                 std::to_string(max_threads()) + ", got '" + text + "'");
+  return checked_thread_count(n, "TERN_THREADS");
 }
 
 ThreadPool::ThreadPool(int n_threads) {
-  if (n_threads <= 0) n_threads = int(std::max(1u, std::thread::hardware_concurrency()));
-  for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  if (n_threads <= 0) n_threads = available_cpus();
+  try {
+    for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  } catch (const std::system_error& e) {
+    // Join what did start: leaving joinable threads behind would terminate or hang the process.
+    const size_t started = workers_.size() + 1;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    start_cv_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+    fail(ErrorKind::resource, "cannot start thread " + std::to_string(started + 1) + " of " +
+                                  std::to_string(n_threads) + " (" + e.what() +
+                                  "); ask for fewer with --threads or TERN_THREADS");
+  }
 }
 
 ThreadPool::~ThreadPool() {
@@ -25,11 +83,12 @@ ThreadPool::~ThreadPool() {
 }
 
 ThreadPool& ThreadPool::global() {
-  static ThreadPool pool([] {
-    const char* env = std::getenv("TERN_THREADS");
-    return env ? std::atoi(env) : 0;
-  }());
+  static ThreadPool pool(g_requested_threads > 0 ? g_requested_threads : thread_count_from_env());
   return pool;
+}
+
+void ThreadPool::set_global_threads(int n) {
+  g_requested_threads = n;
 }
 
 void ThreadPool::run_chunk(int index) {

@@ -8,14 +8,27 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 namespace tern {
 
+// CPUs in this process's affinity mask (sched_getaffinity), so taskset and cgroup cpusets count.
+int available_cpus();
+// The most threads any pool may have: 4 x available_cpus(). More only thrashes, and a typo such
+// as 100000 would otherwise try to start that many threads.
+int max_threads();
+// Checks a requested thread count (1..max_threads()); `source` ("--threads", "TERN_THREADS")
+// names it in the ErrorKind::request message.
+int checked_thread_count(long long n, const std::string& source);
+// TERN_THREADS checked as above; 0 when it is not set. Non-numbers are refused too.
+int thread_count_from_env();
+
 class ThreadPool {
  public:
-  // n_threads <= 0 means "all hardware threads".
+  // n_threads <= 0 means "every CPU this process may use". Throws ErrorKind::resource (having
+  // joined the workers it did start) when the system refuses a thread.
   explicit ThreadPool(int n_threads = 0);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -26,8 +39,11 @@ class ThreadPool {
   // Chunks are multiples of `grain` (except the last). Exceptions from fn are rethrown here.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
 
-  // The process-wide pool (sized by TERN_THREADS or the hardware).
+  // The process-wide pool, created on first use: sized by set_global_threads, else by
+  // TERN_THREADS, else by available_cpus(). Throws ErrorKind::request for a bad TERN_THREADS.
   static ThreadPool& global();
+  // Sizes the global pool before its first use (a --threads flag); n must already be checked.
+  static void set_global_threads(int n);
 
  private:
   void worker_loop(int index);

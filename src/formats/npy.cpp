@@ -1,5 +1,6 @@
 #include "formats/npy.h"
 
+#include <cerrno>
 #include <cstring>
 
 #include "core/error.h"
@@ -28,7 +29,10 @@ const char* descr_of(DType t) {
 
 }  // namespace
 
-void write_npy(const std::string& path, const Tensor& t) {
+namespace {
+
+// Magic, version, header length and the padded header dict: everything before the data.
+std::string npy_preamble(const Tensor& t) {
   const char* descr = descr_of(t.dtype());
   if (!descr)
     fail(ErrorKind::internal, "write_npy: unsupported dtype " + std::string(dtype_name(t.dtype())));
@@ -42,14 +46,28 @@ void write_npy(const std::string& path, const Tensor& t) {
   const size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
   header += '\n';
-  AtomicFile f(path);
-  const uint8_t preamble[8] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
-  f.write(preamble, 8);
   const uint16_t len = uint16_t(header.size());
-  f.write(&len, 2);
-  f.write(header.data(), header.size());
+  std::string out = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
+  out.append(reinterpret_cast<const char*>(&len), 2);
+  return out + header;
+}
+
+}  // namespace
+
+void write_npy(const std::string& path, const Tensor& t) {
+  const std::string preamble = npy_preamble(t);
+  AtomicFile f(path);
+  f.write(preamble.data(), preamble.size());
   f.write(t.data(), size_t(t.nbytes()));
   f.commit();
+}
+
+void write_npy(std::FILE* out, const Tensor& t, const std::string& name) {
+  const std::string preamble = npy_preamble(t);
+  if (std::fwrite(preamble.data(), 1, preamble.size(), out) != preamble.size() ||
+      std::fwrite(t.data(), 1, size_t(t.nbytes()), out) != size_t(t.nbytes()) ||
+      std::fflush(out) != 0)
+    fail(ErrorKind::io, "cannot write " + name + ": " + std::strerror(errno));
 }
 
 Tensor read_npy(const std::string& path) {

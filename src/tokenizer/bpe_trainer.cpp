@@ -4,6 +4,7 @@
 #include "tokenizer/bpe_trainer.h"
 
 #include <algorithm>
+#include <climits>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -78,15 +79,39 @@ uint64_t key(int32_t a, int32_t b) {
 
 }  // namespace
 
+void validate(const BpeTrainOptions& opts) {
+  if (opts.bos_token.empty()) fail(ErrorKind::request, "--bos must not be empty");
+  if (opts.eos_token.empty()) fail(ErrorKind::request, "--eos must not be empty");
+  if (opts.bos_token == opts.eos_token)
+    fail(ErrorKind::request, "--bos and --eos must differ, both are '" + opts.bos_token + "'");
+  for (size_t i = 0; i < opts.special_tokens.size(); ++i) {
+    const std::string& t = opts.special_tokens[i];
+    if (t.empty()) fail(ErrorKind::request, "--special: a special token must not be empty");
+    if (t == opts.bos_token || t == opts.eos_token ||
+        std::find(opts.special_tokens.begin(), opts.special_tokens.begin() + long(i), t) !=
+            opts.special_tokens.begin() + long(i))
+      fail(ErrorKind::request, "--special: '" + t + "' is given twice");
+  }
+  if (opts.min_frequency < 1)
+    fail(ErrorKind::request,
+         "--min-frequency must be at least 1, got " + std::to_string(opts.min_frequency));
+  if (opts.vocab_size > size_t(INT32_MAX))
+    fail(ErrorKind::request,
+         "--vocab-size " + std::to_string(opts.vocab_size) + " does not fit 32-bit token ids");
+}
+
 BpeTrainResult train_bpe(const std::vector<std::string>& texts, const BpeTrainOptions& opts) {
+  validate(opts);
   BpeTrainResult r;
   for (const auto& t : texts) r.corpus_bytes += t.size();
+  if (r.corpus_bytes == 0) fail(ErrorKind::request, "the corpus is empty: nothing to train on");
   std::vector<std::string> specials = {opts.bos_token, opts.eos_token};
   for (const auto& s : opts.special_tokens)
     if (std::find(specials.begin(), specials.end(), s) == specials.end()) specials.push_back(s);
   if (opts.vocab_size < specials.size() + 256)
-    fail(ErrorKind::config, "--vocab-size " + std::to_string(opts.vocab_size) + " is below the " +
-                                std::to_string(specials.size() + 256) + " special and byte tokens");
+    fail(ErrorKind::request, "--vocab-size " + std::to_string(opts.vocab_size) + " is below the " +
+                                 std::to_string(specials.size() + 256) +
+                                 " special and byte tokens");
   nlohmann::ordered_json pre_json =
       opts.pre_tokenizer.is_null() ? deepseek_v3_pre_tokenizer() : opts.pre_tokenizer;
   PreTokenizer pre =

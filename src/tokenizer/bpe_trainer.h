@@ -34,7 +34,13 @@ struct BpeTrainResult {
 // The DeepSeek-V3 pre-tokenizer (spec §13.1) as tokenizer.json writes it.
 nlohmann::ordered_json deepseek_v3_pre_tokenizer();
 
-// Trains on the given texts (each a document; the pre-tokenizer decides all splitting).
+// Refuses options that would train something useless or unloadable (ErrorKind::request naming
+// the CLI flag): empty or equal BOS/EOS, empty or repeated specials, min_frequency < 1, a
+// vocabulary beyond 32-bit ids. train_bpe calls it; callers may call it early.
+void validate(const BpeTrainOptions& opts);
+
+// Trains on the given texts (each a document; the pre-tokenizer decides all splitting); an
+// empty corpus is an ErrorKind::request.
 BpeTrainResult train_bpe(const std::vector<std::string>& texts, const BpeTrainOptions& opts);
 // Reads the files and trains; throws tern::Error naming an unreadable file.
 BpeTrainResult train_bpe_files(const std::vector<std::string>& paths, const BpeTrainOptions& opts);

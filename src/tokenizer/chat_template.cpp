@@ -37,13 +37,37 @@ void ChatTemplate::set_special_tokens(std::string bos, std::string eos) {
   impl_->eos = std::move(eos);
 }
 
+nlohmann::ordered_json checked_messages(const nlohmann::ordered_json& messages) {
+  if (!messages.is_array()) fail(ErrorKind::request, "chat: messages must be a JSON array");
+  nlohmann::ordered_json out = messages;
+  for (size_t i = 0; i < out.size(); ++i) {
+    nlohmann::ordered_json& m = out[i];
+    const std::string where = "chat: message " + std::to_string(i + 1);
+    if (!m.is_object()) fail(ErrorKind::request, where + " must be a JSON object, got " + m.dump());
+    if (!m.contains("role") || !m["role"].is_string())
+      fail(ErrorKind::request, where + " needs a string 'role' (system, user, assistant, tool)");
+    if (m.contains("content")) {
+      const auto& c = m["content"];
+      if (!c.is_string() && !c.is_array() && !c.is_null())
+        fail(ErrorKind::request,
+             where + ": 'content' must be a string, a list of parts or null, got " + c.dump());
+    } else if (m.contains("tool_calls")) {
+      m["content"] = nullptr;  // OpenAI's schema: omitted means null; templates test `is none`
+    } else {
+      fail(ErrorKind::request, where + " (" + m["role"].get<std::string>() +
+                                   ") has no 'content' (a string, a list of parts, or null "
+                                   "with tool_calls)");
+    }
+  }
+  return out;
+}
+
 std::string ChatTemplate::render(const nlohmann::ordered_json& messages,
                                  const ChatOptions& opts) const {
-  if (!messages.is_array()) fail(ErrorKind::request, "chat: messages must be a JSON array");
   // The variables transformers' apply_chat_template passes: tools/documents are always defined
   // (None when absent), then the special-token strings, then caller extras.
   nlohmann::ordered_json ctx = nlohmann::ordered_json::object();
-  ctx["messages"] = messages;
+  ctx["messages"] = checked_messages(messages);
   ctx["tools"] = opts.tools;
   ctx["documents"] = nullptr;
   ctx["add_generation_prompt"] = opts.add_generation_prompt;

@@ -19,6 +19,13 @@ struct ChatOptions {
   nlohmann::ordered_json extra = nlohmann::ordered_json::object();  // e.g. enable_thinking
 };
 
+// Checks a conversation before any template sees it, so mistakes are reported in the caller's
+// terms rather than as a template's internal error: an array of objects, each with a string
+// "role" and "content" that is a string, a list of parts or null (transformers' schema). A
+// message with tool_calls may omit content (OpenAI's schema), which is passed on as null.
+// Returns the messages as the template should see them; ErrorKind::request naming the message.
+nlohmann::ordered_json checked_messages(const nlohmann::ordered_json& messages);
+
 class ChatTemplate {
  public:
   // Parses once; throws tern::Error with the template line and column on unsupported syntax.

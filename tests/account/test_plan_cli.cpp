@@ -103,8 +103,8 @@ TEST(PlanCli, BadInputsFailClearly) {
     std::string args, needle;
   };
   const Case cases[] = {
-      {"plan train" + v3 + " --tokens 14.8T --hardware h900 --mfu 0.4", "unknown hardware"},
-      {"plan serve" + v3 + " --hardware tpu", "unknown hardware"},
+      {"plan train" + v3 + " --tokens 14.8T --hardware h900 --mfu 0.4", "'h900'"},
+      {"plan serve" + v3 + " --hardware tpu", "'tpu'"},
       {"plan train" + v3 + " --tokens=-5T --hardware h800 --mfu 0.4", "negative"},
       {"plan train" + v3 + " --tokens 14.8X --hardware h800 --mfu 0.4", "14.8X"},
       {"plan train" + v3 + " --tokens 14.8T --hardware h800", "--mfu"},

@@ -40,12 +40,20 @@ TEST(Quantity, RejectsMalformedAndNegative) {
 }
 
 TEST(Quantity, Printing) {
-  EXPECT_EQ(human(671026419200.0), "671.03B");
+  // Three significant digits, the suffixes parse_count reads, SI bytes (docs/cli.md).
+  EXPECT_EQ(human(671026419200.0), "671B");
   EXPECT_EQ(human(2664000.0), "2.66M");
-  EXPECT_EQ(human(14.8e12), "14.80T");
+  EXPECT_EQ(human(14.8e12), "14.8T");
   EXPECT_EQ(human(12), "12");
-  EXPECT_EQ(human_bytes(70272), "70.27 KB");
+  EXPECT_EQ(human(999960), "1.00M");  // rounding carries into the next suffix
+  EXPECT_EQ(human(1e30), "1.00e30");
+  EXPECT_EQ(human_bytes(70272), "70.3 kB");
   EXPECT_EQ(human_bytes(1.5e12), "1.50 TB");
+  EXPECT_EQ(human_bytes(512), "512 B");
+  EXPECT_EQ(si(3.3e24, "FLOP"), "3.30e24 FLOP");
+  EXPECT_EQ(si(2.51e11, "FLOP"), "251 GFLOP");
+  EXPECT_EQ(dollars(5.328e6), "$5.33M");
+  EXPECT_EQ(dollars(2), "$2");
   EXPECT_EQ(grouped(2664000), "2,664,000");
   EXPECT_EQ(grouped(999), "999");
   EXPECT_EQ(grouped(-1234), "-1,234");

@@ -1,5 +1,6 @@
 // The real binary end to end: `tern info`, `tern init`, `tern logits`, and how each reports
-// bad input (clear message, exit code 1, never a crash).
+// bad input (clear message, exit 1 for a wrong request and 2 for a malformed command line,
+// never a crash; docs/cli.md).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -25,8 +26,8 @@ std::string temp_dir(const std::string& name) {
   return p.string();
 }
 
-void expect_clean_error(const tern::test::CliResult& r, const std::string& needle) {
-  EXPECT_EQ(r.exit_code, 1) << r.output;
+void expect_clean_error(const tern::test::CliResult& r, const std::string& needle, int code = 1) {
+  EXPECT_EQ(r.exit_code, code) << r.output;
   EXPECT_NE(r.output.find(needle), std::string::npos)
       << "message should mention '" << needle << "':\n"
       << r.output;
@@ -64,7 +65,7 @@ TEST(CliInfo, CheckpointInventoryMatchesFormula) {
 
 TEST(CliInfo, BadInputsAreClearErrors) {
   expect_clean_error(run_tern("info /nonexistent/model"), "/nonexistent/model");
-  expect_clean_error(run_tern("info"), "exactly one");
+  expect_clean_error(run_tern("info"), "exactly one", 2);
   const std::string dir = temp_dir("badcfg");
   std::ofstream(dir + "/config.json") << R"({"model_type": "deepseek_v3", "vocab_size": 10})";
   expect_clean_error(run_tern("info --config " + dir + "/config.json"), "hidden_size");
@@ -96,7 +97,7 @@ TEST(CliLogits, MatchesGoldenReferenceAndMtp) {
 
 TEST(CliLogits, BadInputsAreClearErrors) {
   const std::string dir = kData + "/golden/qwen2_tiny", out = temp_dir("badlogits") + "/x.npy";
-  expect_clean_error(run_tern("logits " + dir + " --ids 1,x,3 --out " + out), "'x'");
+  expect_clean_error(run_tern("logits " + dir + " --ids 1,x,3 --out " + out), "'x'", 2);
   expect_clean_error(run_tern("logits " + dir + " --ids 1,999999 --out " + out), "999999");
   expect_clean_error(run_tern("logits " + dir + " --ids 1,2 --mtp --out " + out), "MTP");
   std::string long_ids = "1";
@@ -146,5 +147,5 @@ TEST(CliInit, RandomCheckpointsLoadInEveryDtype) {
   }
   expect_clean_error(run_tern("init --config " + kData + "/golden/v3_tiny/config.json --out " +
                               out + "/x --dtype int3"),
-                     "--dtype");
+                     "--dtype", 2);
 }
