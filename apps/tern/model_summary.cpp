@@ -189,11 +189,12 @@ std::string summary_table(const ModelSummary& s) {
     row("MTP parameters",
         human(p.mtp_total) + " (" + grouped(p.mtp_total) + ", excl. shared embedding/head)");
   const int64_t kv = model::kv_cache_bytes_per_token(c, 2);
-  row("KV cache per token (bf16)",
-      bytes(kv) + " (" + grouped(kv) + " B" +
-          (c.is_mla() ? "; latent, full K/V would be " +
-                            bytes(model::mha_equivalent_kv_bytes_per_token(c, 2)) + ")"
-                      : ")"));
+  // The exact count only where the short form rounded it.
+  std::string notes = kv >= 1000 ? grouped(kv) + " B" : "";
+  if (c.is_mla())
+    notes += (notes.empty() ? "" : "; ") + std::string("latent, full K/V would be ") +
+             bytes(model::mha_equivalent_kv_bytes_per_token(c, 2));
+  row("KV cache per token (bf16)", bytes(kv) + (notes.empty() ? "" : " (" + notes + ")"));
   if (s.has_files) {
     row("tensors in files", grouped(s.file_tensors) + ", " + bytes(s.file_bytes));
     row("parameters in files",

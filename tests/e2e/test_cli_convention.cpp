@@ -3,6 +3,7 @@
 // error is one `tern: ...` line on stderr; --help and --version print to stdout and exit 0.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <string>
 
 #include "tests/e2e/cli_runner.h"
@@ -128,4 +129,16 @@ TEST(CliConvention, ChatMessagesAreCheckedBeforeRendering) {
   const SplitResult r = run_tern_split("tokenize " + ds + " --chat", calls + "\n");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("w"), std::string::npos) << r.out;
+}
+
+TEST(CliConvention, ParserTextIsReworded) {
+  const std::string dir = tern::test::temp_dir("convention_json");
+  std::ofstream(dir + "/hw.json") << "{bad";
+  const SplitResult hw =
+      run_tern_split("plan serve --config " + kV3 + " --hardware-file " + dir + "/hw.json");
+  expect_error(hw, 1, dir + "/hw.json: not valid JSON at line 1 column 2", "--hardware-file");
+  const SplitResult cfg = run_tern_split("info --config -", "{\"a\":\n");
+  expect_error(cfg, 1, "<stdin>: not valid JSON at line 2", "config on stdin");
+  for (const SplitResult* r : {&hw, &cfg})
+    EXPECT_EQ(r->err.find("json.exception"), std::string::npos) << r->err;
 }
