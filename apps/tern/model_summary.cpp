@@ -12,6 +12,8 @@
 #include "formats/checkpoint.h"
 #include "formats/gguf.h"
 #include "model/gguf_source.h"
+#include "model/load_weights.h"
+#include "model/model.h"
 #include "model/param_count.h"
 
 namespace tern::app {
@@ -70,6 +72,15 @@ ModelSummary summarize_config(const std::string& config_path) {
   return s;
 }
 
+namespace {
+// Loads the weights (mapped, so cheap) to report what they occupy in memory. MTP modules are
+// loaded when the files hold them, so the figure compares with the files' bytes.
+int64_t resident_bytes(const std::string& path, const ModelSummary& s) {
+  const bool mtp = s.config.num_nextn_predict_layers > 0 && s.mtp_file_params > 0;
+  return model::resident_weight_bytes(model::Model::load(path, {mtp}).weights());
+}
+}  // namespace
+
 ModelSummary summarize_model(const std::string& given) {
   const std::string path = resolve_model_path(given);
   ModelSummary s;
@@ -81,15 +92,17 @@ ModelSummary summarize_model(const std::string& given) {
     s.format = "gguf";
     for (const auto& t : f.tensors())
       add(s, t.name, lower(t.type_name()), shape_numel(t.shape), int64_t(t.nbytes));
-    return s;
+  } else {
+    s.config = load_config(resolve_model_dir(path));
+    s.format = "safetensors";
+    const formats::Checkpoint ck = formats::Checkpoint::open(path);
+    for (const auto& name : ck.names()) {
+      const formats::TensorInfo& i = ck.info(name);
+      add(s, name, lower(std::string(dtype_name(i.dtype))), shape_numel(i.shape),
+          int64_t(i.nbytes));
+    }
   }
-  s.config = load_config(resolve_model_dir(path));
-  s.format = "safetensors";
-  const formats::Checkpoint ck = formats::Checkpoint::open(path);
-  for (const auto& name : ck.names()) {
-    const formats::TensorInfo& i = ck.info(name);
-    add(s, name, lower(std::string(dtype_name(i.dtype))), shape_numel(i.shape), int64_t(i.nbytes));
-  }
+  s.resident_bytes = resident_bytes(path, s);
   return s;
 }
 
@@ -142,11 +155,9 @@ nlohmann::json summary_json(const ModelSummary& s) {
     nlohmann::json mix = nlohmann::json::object();
     for (const auto& [dt, t] : s.dtype_mix)
       mix[dt] = {{"tensors", t.tensors}, {"elements", t.elements}, {"bytes", t.bytes}};
-    j["files"] = {{"tensors", s.file_tensors},
-                  {"bytes", s.file_bytes},
-                  {"parameters_main", s.file_params},
-                  {"parameters_mtp", s.mtp_file_params},
-                  {"dtype_mix", mix}};
+    j["files"] = {{"tensors", s.file_tensors},           {"bytes", s.file_bytes},
+                  {"resident_bytes", s.resident_bytes},  {"parameters_main", s.file_params},
+                  {"parameters_mtp", s.mtp_file_params}, {"dtype_mix", mix}};
   } else {
     j["weights_bytes_estimate"] = {{"bf16", 2 * p.total}, {"fp8", p.total}};
   }
@@ -197,6 +208,12 @@ std::string summary_table(const ModelSummary& s) {
   row("KV cache per token (bf16)", bytes(kv) + (notes.empty() ? "" : " (" + notes + ")"));
   if (s.has_files) {
     row("tensors in files", grouped(s.file_tensors) + ", " + bytes(s.file_bytes));
+    if (s.resident_bytes >= 0 && s.file_bytes > 0) {
+      char pct[32];
+      std::snprintf(pct, sizeof pct, "%+.1f%%",
+                    100.0 * double(s.resident_bytes - s.file_bytes) / double(s.file_bytes));
+      row("resident when loaded", bytes(s.resident_bytes) + " (" + pct + " vs files)");
+    }
     row("parameters in files",
         grouped(s.file_params) +
             (s.mtp_file_params ? " + " + grouped(s.mtp_file_params) + " MTP" : ""));

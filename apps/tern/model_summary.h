@@ -23,6 +23,9 @@ struct ModelSummary {
   std::map<std::string, DTypeTotals> dtype_mix;               // by dtype name (scales included)
   int64_t file_tensors = 0, file_bytes = 0, file_params = 0;  // params exclude FP8 scale tensors
   int64_t mtp_file_params = 0;  // tensors of layers >= num_hidden_layers
+  // Bytes the loaded weights occupy (model::resident_weight_bytes): file tensors as mapped,
+  // f32 norms and derived layouts such as MLA's W_UKᵀ; -1 when not loaded.
+  int64_t resident_bytes = -1;
 };
 
 // From a config.json (or a directory holding one); no weights read.
