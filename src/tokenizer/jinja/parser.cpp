@@ -11,7 +11,7 @@ namespace {
 
 class Parser {
  public:
-  explicit Parser(const std::string& source) : source_(source), toks_(lex(source)) {}
+  explicit Parser(const std::string& source) : toks_(lex(source)) {}
 
   Body parse_all() {
     Body body = parse_body({});
@@ -20,7 +20,6 @@ class Parser {
   }
 
  private:
-  const std::string& source_;
   std::vector<Token> toks_;
   size_t p_ = 0;
   std::string stop_word_;
