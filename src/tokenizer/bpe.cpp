@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/token_id.h"
 #include "tokenizer/utf8.h"
 
 namespace tern::tokenizer {
@@ -55,13 +56,14 @@ Bpe Bpe::from_json(const nlohmann::json& spec, bool byte_level, const std::strin
   m.ignore_merges_ = spec.value("ignore_merges", false);
 
   const auto& vocab = spec.at("vocab");
+  if (!vocab.is_object()) fail(ErrorKind::format, where + ".vocab is not an object");
   int32_t max_id = -1;
   for (auto it = vocab.begin(); it != vocab.end(); ++it)
-    max_id = std::max(max_id, it.value().get<int32_t>());
+    max_id =
+        std::max(max_id, token_id_from_json(it.value(), where + ".vocab[\"" + it.key() + "\"]"));
   m.id_to_token_.assign(size_t(max_id + 1), std::string());
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    int32_t id = it.value().get<int32_t>();
-    if (id < 0) fail(ErrorKind::format, where + ".vocab: negative id for \"" + it.key() + "\"");
+    const int32_t id = it.value().get<int32_t>();  // checked above
     m.id_to_token_[size_t(id)] = it.key();
     m.file_vocab_.emplace(it.key(), id);
     if (byte_level) {

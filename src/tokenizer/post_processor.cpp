@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "tokenizer/token_id.h"
 
 namespace tern::tokenizer {
 
@@ -47,14 +48,14 @@ void PostProcessor::add_from_json(const nlohmann::json& spec, const std::string&
         if (!specials.contains(name))
           fail(ErrorKind::format, w + ": special token \"" + name + "\" is not in special_tokens");
         for (const auto& id : specials[name].at("ids"))
-          (seen_a ? post : pre).push_back(id.get<int32_t>());
+          (seen_a ? post : pre).push_back(token_id_from_json(id, w + ".ids"));
       } else {
         fail(ErrorKind::format, w + ": expected \"Sequence\" or \"SpecialToken\"");
       }
     }
   } else if (type == "RobertaProcessing" || type == "BertProcessing") {
-    pre.push_back(spec.at("cls").at(1).get<int32_t>());
-    post.push_back(spec.at("sep").at(1).get<int32_t>());
+    pre.push_back(token_id_from_json(spec.at("cls").at(1), where + ".cls"));
+    post.push_back(token_id_from_json(spec.at("sep").at(1), where + ".sep"));
   } else {
     fail(ErrorKind::format, where + ": unsupported post_processor type \"" + type + "\"");
   }

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "tests/tokenizer/test_util.h"
+#include "tokenizer/token_id.h"
 
 namespace tern::tokenizer::test {
 namespace {
@@ -131,6 +132,46 @@ TEST(Errors, UnsupportedPiecesNameTheField) {
   expect_error(j, "x/tokenizer.json: unexpected structure");
   EXPECT_THROW(Tokenizer::from_json_text("{not json", ""), tern::Error);
   EXPECT_THROW(Tokenizer::load("/nonexistent/dir"), tern::Error);
+}
+
+// Found by tests/fuzz/fuzz_tokenizer: a vocab id of 1.18e22 was converted to int (undefined
+// behaviour), and an id near INT32_MAX overflowed max_id + 1 / asked for a 64 GB table. Ids are
+// now checked integers in [0, kMaxTokenId], in the vocab and in post-processor special tokens.
+TEST(Errors, TokenIdsMustBeSmallNonNegativeIntegers) {
+  const auto base = nlohmann::json::parse(
+      read_text(std::string(TERN_TEST_DATA) + "/tokenizer/golden/trained/tokenizer.json"));
+  const std::string first = base["model"]["vocab"].begin().key();
+  auto expect_error = [&](const nlohmann::json& j, const std::string& needle) {
+    try {
+      Tokenizer::from_json_text(j.dump(), "", {}, "x/tokenizer.json");
+      ADD_FAILURE() << "no error for " << needle;
+    } catch (const tern::Error& e) {
+      EXPECT_EQ(e.kind(), tern::ErrorKind::format);
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  for (const nlohmann::json& bad :
+       {nlohmann::json::parse("11844674407370955161598"), nlohmann::json(1.5), nlohmann::json("7"),
+        nlohmann::json(nullptr)}) {
+    auto j = base;
+    j["model"]["vocab"][first] = bad;
+    expect_error(j,
+                 "model.vocab[\"" + first + "\"]: token id " + bad.dump() + " is not an integer");
+  }
+  for (const nlohmann::json& bad :
+       {nlohmann::json(-3), nlohmann::json(2147483647),
+        nlohmann::json(uint64_t(18446744073709551615ull)), nlohmann::json(kMaxTokenId + 1)}) {
+    auto j = base;
+    j["model"]["vocab"][first] = bad;
+    expect_error(j, "token id " + bad.dump() + " is outside [0, 2097151]");
+  }
+  auto j = base;
+  j["post_processor"]["special_tokens"].begin().value()["ids"][0] = 1e30;
+  expect_error(j, "post_processor.single[0].ids: token id 1e+30 is not an integer");
+  // The largest allowed id is accepted (a sparse table, but a bounded one).
+  j = base;
+  j["model"]["vocab"]["zz-high"] = kMaxTokenId;
+  EXPECT_EQ(Tokenizer::from_json_text(j.dump(), "").token_to_id("zz-high"), kMaxTokenId);
 }
 
 TEST(Config, ChatTemplateStringOrNamedList) {
