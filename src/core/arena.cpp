@@ -25,7 +25,6 @@ void* Arena::allocate(size_t bytes, const char* what) {
   uint8_t* p = buffer_.get() + used_;
   used_ += rounded;
   high_water_ = std::max(high_water_, used_);
-  std::memset(p, 0, bytes);
   return p;
 }
 

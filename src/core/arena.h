@@ -19,7 +19,8 @@ class Arena {
   Arena(Arena&&) = default;
   Arena& operator=(Arena&&) = default;
 
-  // A 64-byte aligned, zero-filled block; fails (ErrorKind::resource) naming `what` when full.
+  // A 64-byte aligned block, NOT zero-filled (hot paths write before they read); fails
+  // (ErrorKind::resource) naming `what` when full.
   void* allocate(size_t bytes, const char* what);
   // A contiguous f32/bf16/... tensor carved from the arena (valid until reset()).
   Tensor tensor(DType dtype, Shape shape, const char* what);

@@ -2,56 +2,71 @@
 
 #include <algorithm>
 
-#include "core/thread_pool.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/ops.h"
 #include "model/layer_ops.h"
+#include "model/paged_attention.h"
 
 namespace tern::model {
+namespace {
 
-void gqa_forward(const ModelConfig& c, const GqaWeights& w, const RopeTable& rope,
-                 const LayerCache& cache, const AttentionArgs& a, Arena& scratch) {
-  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads, hd = c.head_dim;
-  const int64_t kvw = Hkv * hd, S = a.pos0 + a.T, group = H / Hkv;
-  float* q = static_cast<float*>(scratch.allocate(size_t(a.T * H * hd) * 4, "gqa q"));
-  float* o = static_cast<float*>(scratch.allocate(size_t(a.T * H * hd) * 4, "gqa o"));
-  ThreadPool& pool = ThreadPool::global();
-  float* scores = static_cast<float*>(scratch.allocate(size_t(pool.size() * S) * 4, "gqa scores"));
-  linear_forward(w.q_proj, a.x, a.T, q);
-  // K and V go straight into the cache rows of the new positions.
-  linear_forward(w.k_proj, a.x, a.T, cache.a + a.pos0 * kvw);
-  linear_forward(w.v_proj, a.x, a.T, cache.b + a.pos0 * kvw);
-  float cs[256], sn[256];
-  for (int64_t t = 0; t < a.T; ++t) {
-    rope.angles(a.pos0 + t, cs, sn);
-    for (int64_t h = 0; h < H; ++h)
-      kernels::rope_rotate(q + (t * H + h) * hd, hd, cs, sn, rope.interleaved());
-    for (int64_t h = 0; h < Hkv; ++h)
-      kernels::rope_rotate(cache.a + (a.pos0 + t) * kvw + h * hd, hd, cs, sn, rope.interleaved());
-  }
-  const float scale = float(c.softmax_scale());
-  const kernels::IsaKernels& isa = kernels::active_isa();
-  pool.parallel_for(H, 1, [&](int64_t hb, int64_t he, int thread) {
-    float* s = scores + int64_t(thread) * S;
-    for (int64_t h = hb; h < he; ++h) {
-      const int64_t kvh = h / group;
-      for (int64_t t = 0; t < a.T; ++t) {
-        const int64_t n = a.pos0 + t + 1;
-        const float* qh = q + (t * H + h) * hd;
-        for (int64_t j = 0; j < n; ++j)
-          s[j] = scale * isa.dot(qh, cache.a + j * kvw + kvh * hd, hd);
-        kernels::softmax(s, n);
-        float* oh = o + (t * H + h) * hd;
-        std::fill_n(oh, hd, 0.0f);
-        for (int64_t j = 0; j < n; ++j) isa.axpy(s[j], cache.b + j * kvw + kvh * hd, oh, hd);
-      }
-    }
-  });
-  linear_forward(w.o_proj, o, a.T, a.out);
+float* alloc(Arena& a, int64_t n, const char* what) {
+  return static_cast<float*>(a.allocate(size_t(n) * 4, what));
 }
 
-int64_t gqa_scratch_floats(const ModelConfig& c, int64_t T, int64_t S, int threads) {
-  return 2 * T * c.num_attention_heads * c.head_dim + int64_t(threads) * S + 16 * 3;
+}  // namespace
+
+void gqa_forward(const ModelConfig& c, const GqaWeights& w, const RopeTable& rope,
+                 const AttentionStep& a, Arena& scratch, ThreadPool& pool) {
+  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads, hd = c.head_dim;
+  const int64_t kvw = Hkv * hd;
+  const KvStore& kv = *a.kv;
+  const int64_t B = kv.layout.block_tokens;
+  float* q = alloc(scratch, a.N * H * hd, "gqa q");      // [N, H, hd]
+  float* o = alloc(scratch, a.N * H * hd, "gqa o");      // [N, H, hd]
+  float* kvr = alloc(scratch, a.N * 2 * kvw, "gqa kv");  // [N, K | V], the rows to cache
+  linear_forward(w.q_proj, a.x, a.N, q, 0, 0, &pool);
+  linear_forward(w.k_proj, a.x, a.N, kvr, 0, 2 * kvw, &pool);
+  linear_forward(w.v_proj, a.x, a.N, kvr + kvw, 0, 2 * kvw, &pool);
+  float cs[256], sn[256];
+  for (const SeqRun& r : a.runs) {
+    for (int64_t t = 0; t < r.n; ++t) {
+      const int64_t i = r.row0 + t, p = r.pos0 + t;
+      rope.angles(p, cs, sn);
+      for (int64_t h = 0; h < H; ++h)
+        kernels::rope_rotate(q + (i * H + h) * hd, hd, cs, sn, rope.interleaved());
+      for (int64_t h = 0; h < Hkv; ++h)
+        kernels::rope_rotate(kvr + i * 2 * kvw + h * hd, hd, cs, sn, rope.interleaved());
+      kv_store_values(kv.layout.dtype, kvr + i * 2 * kvw,
+                      kv.token(a.layer, r.blocks.blocks[size_t(p / B)], p % B), 2 * kvw);
+    }
+  }
+  int32_t* rr = static_cast<int32_t*>(scratch.allocate(size_t(a.N) * 4, "row runs"));
+  for (size_t k = 0; k < a.runs.size(); ++k)
+    std::fill_n(rr + a.runs[k].row0, a.runs[k].n, int32_t(k));
+  // Each head reads its KV head's K slice as key and V slice (after all K) as value. One work
+  // item per (row, KV head) keeps a group's heads on one pass over the cache.
+  const int64_t group = H / Hkv;
+  const PagedAttention p{group, hd, 0, 0, kvw, hd, float(c.softmax_scale())};
+  const int64_t wf = paged_attention_work_floats(p, kv.layout, group);
+  float* work = alloc(scratch, int64_t(pool.size()) * wf, "gqa attention work");
+  const kernels::IsaKernels& isa = kernels::active_isa();
+  pool.parallel_for(a.N * Hkv, 1, [&](int64_t b, int64_t e, int thread) {
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t i = item / Hkv, h0 = (item % Hkv) * group;
+      const AttentionQuery aq{q + i * H * hd, hd, nullptr, 0, o + i * H * hd, hd};
+      paged_attention_row(p, kv, a.layer, a.runs[size_t(rr[i])].blocks, a.positions[size_t(i)] + 1,
+                          h0, h0 + group, aq, work + thread * wf, isa);
+    }
+  });
+  linear_forward(w.o_proj, o, a.N, a.out, 0, 0, &pool);
+}
+
+int64_t gqa_scratch_floats(const ModelConfig& c, const KvLayout& kv, int64_t N, int threads) {
+  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads, hd = c.head_dim;
+  const PagedAttention p{H / Hkv, hd, 0, 0, Hkv * hd, hd, 1.0f};
+  return 2 * N * H * hd + 2 * N * Hkv * hd + N +
+         int64_t(threads) * paged_attention_work_floats(p, kv, H / Hkv) + 16 * 6;
 }
 
 }  // namespace tern::model

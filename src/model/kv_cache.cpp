@@ -1,40 +1,30 @@
 #include "model/kv_cache.h"
 
-#include "core/error.h"
+#include <string>
 
-#include <utility>
+#include "core/error.h"
 
 namespace tern::model {
 
-namespace {
-// Values per token of the two cache parts: MLA latent / rope key, or GQA K / V.
-std::pair<int64_t, int64_t> cache_widths(const ModelConfig& c) {
-  if (c.is_mla()) return {c.kv_lora_rank, c.qk_rope_head_dim};
-  return {c.num_key_value_heads * c.head_dim, c.num_key_value_heads * c.head_dim};
-}
-}  // namespace
-
-KvCache::KvCache(const ModelConfig& c, int64_t n_layers, int64_t capacity) : capacity_(capacity) {
-  const auto [aw, bw] = cache_widths(c);
-  storage_ = Tensor::zeros(DType::f32, {n_layers, capacity, aw + bw});
-  float* base = storage_.data_as<float>();
-  for (int64_t l = 0; l < n_layers; ++l) {
-    float* p = base + l * capacity * (aw + bw);
-    layers_.push_back({p, p + capacity * aw, aw, bw});
-  }
+KvCache::KvCache(const ModelConfig& c, int64_t n_layers, int64_t capacity, DType dtype)
+    : capacity_(capacity) {
+  const KvLayout layout = kv_layout(c, n_layers, kBlockTokens, dtype);
+  const int64_t n_blocks = (capacity + kBlockTokens - 1) / kBlockTokens;
+  storage_ = Tensor::zeros(DType::u8, {KvStore::bytes_for(layout, n_blocks)});
+  store_ = KvStore{layout, storage_.data_as<uint8_t>(), n_blocks};
+  for (int64_t b = 0; b < n_blocks; ++b) table_.push_back(int32_t(b));
 }
 
 void KvCache::check_model(const ModelConfig& c, int64_t n_layers) const {
-  const auto [aw, bw] = cache_widths(c);
-  const bool ok = int64_t(layers_.size()) == n_layers &&
-                  (n_layers == 0 || (layers_[0].a_width == aw && layers_[0].b_width == bw));
-  if (!ok)
-    fail(ErrorKind::request, "the KV cache was made for another model (" +
-                                 std::to_string(layers_.size()) + " layers of " +
-                                 std::to_string(layers_.empty() ? 0 : layers_[0].a_width) + "+" +
-                                 std::to_string(layers_.empty() ? 0 : layers_[0].b_width) +
-                                 " values); this one needs " + std::to_string(n_layers) +
-                                 " layers of " + std::to_string(aw) + "+" + std::to_string(bw));
+  const KvLayout want = kv_layout(c, n_layers, kBlockTokens, store_.layout.dtype);
+  const KvLayout& have = store_.layout;
+  if (have.n_layers != want.n_layers || have.a_width != want.a_width ||
+      have.b_width != want.b_width)
+    fail(ErrorKind::request,
+         "the KV cache was made for another model (" + std::to_string(have.n_layers) +
+             " layers of " + std::to_string(have.a_width) + "+" + std::to_string(have.b_width) +
+             " values); this one needs " + std::to_string(want.n_layers) + " layers of " +
+             std::to_string(want.a_width) + "+" + std::to_string(want.b_width));
 }
 
 void KvCache::check_room(int64_t n) const {
@@ -42,6 +32,12 @@ void KvCache::check_room(int64_t n) const {
     fail(ErrorKind::request, std::to_string(length_ + n) +
                                  " tokens exceed the context capacity of " +
                                  std::to_string(capacity_) + " tokens");
+}
+
+ForwardState& KvCache::state(const ModelConfig& c, int64_t max_tokens, MlaMode mode) {
+  if (!state_ || state_->limits().mla_mode != mode || state_->limits().max_tokens < max_tokens)
+    state_.emplace(c, store_.layout, ForwardLimits{max_tokens, capacity_, mode});
+  return *state_;
 }
 
 }  // namespace tern::model

@@ -1,42 +1,51 @@
-// KvCache: per-layer attention state of one sequence. MLA models keep only the normalised
-// latent c_kv [kv_lora_rank] and the roped k_pe [qk_rope_head_dim] per token (spec §6.3);
-// GQA models keep K and V per KV head. Storage is f32 here; sized once, never reallocated.
+// KvCache: one sequence's KV cache in memory it owns — the simple case of the paged store (its
+// blocks are its own, in order) for callers that run a single sequence: `tern logits`, tests,
+// the MTP module. Many sequences share one pool of blocks in infer/ instead. Also keeps the
+// ForwardState its forwards use, so a Model stays immutable and shareable.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "core/tensor.h"
 #include "model/config.h"
+#include "model/forward_state.h"
+#include "model/kv_store.h"
 
 namespace tern::model {
 
-struct LayerCache {
-  float* a = nullptr;  // MLA: c_kv [capacity, kv_lora_rank]; GQA: K [capacity, Hkv * head_dim]
-  float* b = nullptr;  // MLA: k_pe [capacity, qk_rope_head_dim]; GQA: V [capacity, Hkv * head_dim]
-  int64_t a_width = 0, b_width = 0;
-};
-
 class KvCache {
  public:
+  static constexpr int64_t kBlockTokens = 64;
+
   KvCache() = default;
-  // Room for `capacity` tokens in each of `n_layers` layers.
-  KvCache(const ModelConfig& c, int64_t n_layers, int64_t capacity);
+  // Room for `capacity` tokens in each of `n_layers` layers, values stored as `dtype`.
+  KvCache(const ModelConfig& c, int64_t n_layers, int64_t capacity, DType dtype = DType::f32);
+  KvCache(KvCache&&) = default;
+  KvCache& operator=(KvCache&&) = default;
+
   int64_t capacity() const { return capacity_; }
   int64_t length() const { return length_; }
   // Marks `n` more positions as filled (after a forward wrote them).
   void advance(int64_t n) { length_ += n; }
   void clear() { length_ = 0; }
-  const LayerCache& layer(int64_t i) const { return layers_[size_t(i)]; }
   // Fails with ErrorKind::request when n more tokens do not fit.
   void check_room(int64_t n) const;
   // Fails with ErrorKind::request unless this cache was made for `n_layers` layers of `c`.
   void check_model(const ModelConfig& c, int64_t n_layers) const;
 
+  const KvStore& store() const { return store_; }
+  SeqBlocks blocks() const { return {table_}; }
+  // The forward state for chunks of up to `max_tokens` rows in `mode`, made on first use.
+  ForwardState& state(const ModelConfig& c, int64_t max_tokens, MlaMode mode);
+
  private:
   Tensor storage_;
-  std::vector<LayerCache> layers_;
+  KvStore store_;
+  std::vector<int32_t> table_;
   int64_t capacity_ = 0, length_ = 0;
+  std::optional<ForwardState> state_;
 };
 
 }  // namespace tern::model

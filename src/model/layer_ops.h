@@ -5,16 +5,19 @@
 #include <cstdint>
 
 #include "core/arena.h"
+#include "core/thread_pool.h"
 #include "model/weights.h"
 
 namespace tern::model {
 
-// y[T, rows] = x[T, cols] · Wᵀ + b. x row stride ldx, y row stride ldy (0 = contiguous).
+// y[T, rows] = x[T, cols] · Wᵀ + b. x row stride ldx, y row stride ldy (0 = contiguous). Runs on
+// `pool` (the global pool when null), as every layer function here.
 void linear_forward(const Linear& l, const float* x, int64_t T, float* y, int64_t ldx = 0,
-                    int64_t ldy = 0);
+                    int64_t ldy = 0, ThreadPool* pool = nullptr);
 
 // y[T, d] = down(silu(gate(x)) * up(x)); scratch holds 2 * T * width floats.
-void mlp_forward(const MlpWeights& m, const float* x, int64_t T, float* y, Arena& scratch);
+void mlp_forward(const MlpWeights& m, const float* x, int64_t T, float* y, Arena& scratch,
+                 ThreadPool* pool = nullptr);
 
 // Floats an Arena needs for mlp_forward.
 int64_t mlp_scratch_floats(int64_t T, int64_t width);

@@ -1,13 +1,14 @@
 #include "model/mla.h"
 
 #include <algorithm>
+#include <string>
 
 #include "core/error.h"
-#include "core/thread_pool.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "model/layer_ops.h"
+#include "model/paged_attention.h"
 
 namespace tern::model {
 namespace {
@@ -16,142 +17,173 @@ float* alloc(Arena& a, int64_t n, const char* what) {
   return static_cast<float*>(a.allocate(size_t(n) * 4, what));
 }
 
-// Queries [T, H, dq] with RoPE applied to each head's last dr dims.
+// Queries [N, H, dq] with RoPE applied to each head's last dr dims at the row's position.
 float* project_queries(const ModelConfig& c, const MlaWeights& w, const RopeTable& rope,
-                       const AttentionArgs& a, Arena& scratch) {
+                       const AttentionStep& a, Arena& scratch, ThreadPool& pool) {
   const int64_t H = c.num_attention_heads, dq = c.qk_head_dim(), dn = c.qk_nope_head_dim,
                 dr = c.qk_rope_head_dim;
-  float* q = alloc(scratch, a.T * H * dq, "mla q");  // [T, H, dq]
+  float* q = alloc(scratch, a.N * H * dq, "mla q");  // [N, H, dq]
   if (c.q_lora_rank > 0) {
-    float* cq = alloc(scratch, a.T * c.q_lora_rank, "mla q latent");  // [T, q_lora_rank]
-    linear_forward(w.q_a_proj, a.x, a.T, cq);
-    kernels::rmsnorm(cq, w.q_a_layernorm.ptr(), cq, a.T, c.q_lora_rank, float(c.rms_norm_eps));
-    linear_forward(w.q_b_proj, cq, a.T, q);
+    float* cq = alloc(scratch, a.N * c.q_lora_rank, "mla q latent");  // [N, q_lora_rank]
+    linear_forward(w.q_a_proj, a.x, a.N, cq, 0, 0, &pool);
+    kernels::rmsnorm(cq, w.q_a_layernorm.ptr(), cq, a.N, c.q_lora_rank, float(c.rms_norm_eps));
+    linear_forward(w.q_b_proj, cq, a.N, q, 0, 0, &pool);
   } else {
-    linear_forward(w.q_proj, a.x, a.T, q);
+    linear_forward(w.q_proj, a.x, a.N, q, 0, 0, &pool);
   }
   float cs[256], sn[256];  // [dr / 2]; config validation caps dr at 512
-  for (int64_t t = 0; t < a.T; ++t) {
-    rope.angles(a.pos0 + t, cs, sn);
+  for (int64_t i = 0; i < a.N; ++i) {
+    rope.angles(a.positions[size_t(i)], cs, sn);
     for (int64_t h = 0; h < H; ++h)
-      kernels::rope_rotate(q + (t * H + h) * dq + dn, dr, cs, sn, rope.interleaved());
+      kernels::rope_rotate(q + (i * H + h) * dq + dn, dr, cs, sn, rope.interleaved());
   }
   return q;
 }
 
-// Appends the new tokens' normalised latent and roped k_pe to the cache.
+// Stores each row's normalised latent and roped k_pe at its position in its sequence's blocks.
 void write_cache(const ModelConfig& c, const MlaWeights& w, const RopeTable& rope,
-                 const LayerCache& cache, const AttentionArgs& a, Arena& scratch) {
-  const int64_t rkv = c.kv_lora_rank, dr = c.qk_rope_head_dim;
-  float* kv_a = alloc(scratch, a.T * (rkv + dr), "mla kv_a");  // [T, kv_lora_rank + dr]
-  linear_forward(w.kv_a_proj_with_mqa, a.x, a.T, kv_a);
+                 const AttentionStep& a, Arena& scratch, ThreadPool& pool) {
+  const int64_t rkv = c.kv_lora_rank, dr = c.qk_rope_head_dim, tv = rkv + dr;
+  const KvStore& kv = *a.kv;
+  const int64_t B = kv.layout.block_tokens;
+  float* kv_a = alloc(scratch, a.N * tv, "mla kv_a");  // [N, kv_lora_rank + dr]
+  float* row = alloc(scratch, tv, "mla cache row");    // [kv_lora_rank + dr]
+  linear_forward(w.kv_a_proj_with_mqa, a.x, a.N, kv_a, 0, 0, &pool);
   float cs[256], sn[256];
-  for (int64_t t = 0; t < a.T; ++t) {
-    const int64_t p = a.pos0 + t;
-    kernels::rmsnorm(kv_a + t * (rkv + dr), w.kv_a_layernorm.ptr(), cache.a + p * rkv, 1, rkv,
-                     float(c.rms_norm_eps));
-    float* kpe = cache.b + p * dr;
-    std::copy_n(kv_a + t * (rkv + dr) + rkv, dr, kpe);  // RoPE on the un-normalised slice (§6.2)
-    rope.angles(p, cs, sn);
-    kernels::rope_rotate(kpe, dr, cs, sn, rope.interleaved());
+  for (const SeqRun& r : a.runs) {
+    for (int64_t t = 0; t < r.n; ++t) {
+      const int64_t i = r.row0 + t, p = r.pos0 + t;
+      kernels::rmsnorm(kv_a + i * tv, w.kv_a_layernorm.ptr(), row, 1, rkv, float(c.rms_norm_eps));
+      std::copy_n(kv_a + i * tv + rkv, dr, row + rkv);  // RoPE on the un-normalised slice (§6.2)
+      rope.angles(p, cs, sn);
+      kernels::rope_rotate(row + rkv, dr, cs, sn, rope.interleaved());
+      kv_store_values(kv.layout.dtype, row,
+                      kv.token(a.layer, r.blocks.blocks[size_t(p / B)], p % B), tv);
+    }
   }
 }
 
-void attend_absorbed(const ModelConfig& c, const MlaWeights& w, const LayerCache& cache,
-                     const AttentionArgs& a, const float* q, float* o, Arena& scratch) {
-  const int64_t H = c.num_attention_heads, dq = c.qk_head_dim(), dn = c.qk_nope_head_dim,
-                dr = c.qk_rope_head_dim;
-  const int64_t rkv = c.kv_lora_rank, dv = c.v_head_dim, S = a.pos0 + a.T;
-  const float scale = float(c.softmax_scale());
-  float* q_abs = alloc(scratch, a.T * H * rkv, "mla q_abs");  // [T, H, rkv]
-  float* o_lat = alloc(scratch, a.T * H * rkv, "mla o_lat");  // [T, H, rkv]
-  ThreadPool& pool = ThreadPool::global();
-  float* scores = alloc(scratch, int64_t(pool.size()) * S, "mla scores");
-  for (int64_t h = 0; h < H; ++h)  // q_abs[t, h] = W_UKᵀ_h · q_nope[t, h]
-    kernels::matmul(kernels::MatmulParams{q + h * dq, H * dq, q_abs + h * rkv, H * rkv, a.T,
-                                          w.uk_t[size_t(h)]});
-  const kernels::IsaKernels& isa = kernels::active_isa();
-  pool.parallel_for(H, 1, [&](int64_t hb, int64_t he, int thread) {
-    float* s = scores + int64_t(thread) * S;
-    for (int64_t h = hb; h < he; ++h) {
-      for (int64_t t = 0; t < a.T; ++t) {
-        const int64_t n = a.pos0 + t + 1;  // causal: positions 0..pos0+t
-        const float* qa = q_abs + (t * H + h) * rkv;
-        const float* qp = q + (t * H + h) * dq + dn;
-        for (int64_t j = 0; j < n; ++j)
-          s[j] = scale * (isa.dot(qa, cache.a + j * rkv, rkv) + isa.dot(qp, cache.b + j * dr, dr));
-        kernels::softmax(s, n);
-        float* ol = o_lat + (t * H + h) * rkv;
-        for (int64_t j = 0; j < n; ++j) isa.axpy(s[j], cache.a + j * rkv, ol, rkv);
-      }
-    }
-  });
-  for (int64_t h = 0; h < H; ++h)  // o[t, h] = W_UV_h · o_lat[t, h]
-    kernels::matmul(
-        kernels::MatmulParams{o_lat + h * rkv, H * rkv, o + h * dv, H * dv, a.T, w.uv[size_t(h)]});
+// Heads per work item: enough items (rows x head chunks) to keep every thread busy, as few as
+// that allows, since each item reads its sequence's cache once.
+int64_t heads_per_item(int64_t H, int64_t N, int threads) {
+  const int64_t chunks = std::clamp<int64_t>((2 * int64_t(threads) + N - 1) / N, 1, H);
+  return (H + chunks - 1) / chunks;
 }
 
-void attend_naive(const ModelConfig& c, const MlaWeights& w, const LayerCache& cache,
-                  const AttentionArgs& a, const float* q, float* o, Arena& scratch) {
+// Row i's run index, [N] in scratch.
+int32_t* row_runs(const AttentionStep& a, Arena& scratch) {
+  int32_t* rr = static_cast<int32_t*>(scratch.allocate(size_t(a.N) * 4, "row runs"));
+  for (size_t k = 0; k < a.runs.size(); ++k)
+    std::fill_n(rr + a.runs[k].row0, a.runs[k].n, int32_t(k));
+  return rr;
+}
+
+void attend_absorbed(const ModelConfig& c, const MlaWeights& w, const AttentionStep& a,
+                     const float* q, float* o, Arena& scratch, ThreadPool& pool) {
   const int64_t H = c.num_attention_heads, dq = c.qk_head_dim(), dn = c.qk_nope_head_dim,
-                dr = c.qk_rope_head_dim;
-  const int64_t dv = c.v_head_dim, S = a.pos0 + a.T;
-  const float scale = float(c.softmax_scale());
-  if (w.uk.empty())
-    fail(ErrorKind::request,
-         "the naive MLA form needs W_UK per head, which this model was loaded without "
-         "(LoadOptions::mla_naive)");
-  const int64_t rkv = c.kv_lora_rank;
-  float* kv = alloc(scratch, S * H * (dn + dv), "mla naive k/v");  // [S, H, dn + dv]
+                dr = c.qk_rope_head_dim, rkv = c.kv_lora_rank, dv = c.v_head_dim;
+  float* q_abs = alloc(scratch, a.N * H * rkv, "mla q_abs");  // [N, H, rkv]
+  float* o_lat = alloc(scratch, a.N * H * rkv, "mla o_lat");  // [N, H, rkv]
+  for (int64_t h = 0; h < H; ++h)  // q_abs[i, h] = W_UKᵀ_h · q_nope[i, h]
+    kernels::matmul(
+        kernels::MatmulParams{q + h * dq, H * dq, q_abs + h * rkv, H * rkv, a.N, w.uk_t[size_t(h)]},
+        &pool);
+  // Every head shares the latent as key (plus k_pe) and as value.
+  const PagedAttention p{H, rkv, rkv, dr, 0, rkv, float(c.softmax_scale())};
+  const int64_t hc = heads_per_item(H, a.N, pool.size()), chunks = (H + hc - 1) / hc;
+  const int64_t wf = paged_attention_work_floats(p, a.kv->layout, hc);
+  float* work = alloc(scratch, int64_t(pool.size()) * wf, "mla attention work");
+  const int32_t* rr = row_runs(a, scratch);
+  const kernels::IsaKernels& isa = kernels::active_isa();
+  pool.parallel_for(a.N * chunks, 1, [&](int64_t b, int64_t e, int thread) {
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t i = item / chunks, h0 = (item % chunks) * hc, h1 = std::min(H, h0 + hc);
+      const AttentionQuery aq{q_abs + i * H * rkv, rkv, q + i * H * dq + dn, dq,
+                              o_lat + i * H * rkv, rkv};
+      paged_attention_row(p, *a.kv, a.layer, a.runs[size_t(rr[i])].blocks,
+                          a.positions[size_t(i)] + 1, h0, h1, aq, work + thread * wf, isa);
+    }
+  });
+  for (int64_t h = 0; h < H; ++h)  // o[i, h] = W_UV_h · o_lat[i, h]
+    kernels::matmul(
+        kernels::MatmulParams{o_lat + h * rkv, H * rkv, o + h * dv, H * dv, a.N, w.uv[size_t(h)]},
+        &pool);
+}
+
+// The naive form per sequence run: expand per-head K/V over all its positions from the cached
+// latent, then plain softmax attention. Verification only: scratch grows with the context.
+void attend_naive_run(const ModelConfig& c, const MlaWeights& w, const AttentionStep& a,
+                      const SeqRun& r, const float* q, float* o, Arena& scratch, ThreadPool& pool) {
+  const int64_t H = c.num_attention_heads, dq = c.qk_head_dim(), dn = c.qk_nope_head_dim,
+                dr = c.qk_rope_head_dim, rkv = c.kv_lora_rank, dv = c.v_head_dim;
+  const KvStore& kv = *a.kv;
+  const int64_t B = kv.layout.block_tokens, tv = rkv + dr, S = r.pos0 + r.n;
+  const size_t mark = scratch.used();
+  float* lat = alloc(scratch, S * tv, "mla naive latent");          // [S, rkv + dr]
+  float* kvh = alloc(scratch, S * H * (dn + dv), "mla naive k/v");  // [S, H, dn + dv]
+  float* scores = alloc(scratch, int64_t(pool.size()) * S, "mla naive scores");
+  for (int64_t p = 0; p < S; ++p) {
+    const float* src =
+        kv_load_values(kv.layout.dtype, kv.token(a.layer, r.blocks.blocks[size_t(p / B)], p % B),
+                       lat + p * tv, tv);
+    if (src != lat + p * tv) std::copy_n(src, tv, lat + p * tv);
+  }
   for (int64_t h = 0; h < H; ++h) {  // k_nope[s, h] = W_UK_h · c_kv[s]; v[s, h] = W_UV_h · c_kv[s]
-    float* kh = kv + h * (dn + dv);
-    kernels::matmul(kernels::MatmulParams{cache.a, rkv, kh, H * (dn + dv), S, w.uk[size_t(h)]});
-    kernels::matmul(
-        kernels::MatmulParams{cache.a, rkv, kh + dn, H * (dn + dv), S, w.uv[size_t(h)]});
+    float* kh = kvh + h * (dn + dv);
+    kernels::matmul(kernels::MatmulParams{lat, tv, kh, H * (dn + dv), S, w.uk[size_t(h)]}, &pool);
+    kernels::matmul(kernels::MatmulParams{lat, tv, kh + dn, H * (dn + dv), S, w.uv[size_t(h)]},
+                    &pool);
   }
-  ThreadPool& pool = ThreadPool::global();
-  float* scores = alloc(scratch, int64_t(pool.size()) * S, "mla scores");
+  const float scale = float(c.softmax_scale());
   const kernels::IsaKernels& isa = kernels::active_isa();
   pool.parallel_for(H, 1, [&](int64_t hb, int64_t he, int thread) {
     float* s = scores + int64_t(thread) * S;
     for (int64_t h = hb; h < he; ++h) {
-      for (int64_t t = 0; t < a.T; ++t) {
-        const int64_t n = a.pos0 + t + 1;
-        const float* qh = q + (t * H + h) * dq;
-        for (int64_t j = 0; j < n; ++j) {
-          const float* k_nope = kv + (j * H + h) * (dn + dv);
-          s[j] = scale * (isa.dot(qh, k_nope, dn) + isa.dot(qh + dn, cache.b + j * dr, dr));
-        }
+      for (int64_t t = 0; t < r.n; ++t) {
+        const int64_t i = r.row0 + t, n = r.pos0 + t + 1;
+        const float* qh = q + (i * H + h) * dq;
+        for (int64_t j = 0; j < n; ++j)
+          s[j] = scale * (isa.dot(qh, kvh + (j * H + h) * (dn + dv), dn) +
+                          isa.dot(qh + dn, lat + j * tv + rkv, dr));
         kernels::softmax(s, n);
-        float* oh = o + (t * H + h) * dv;
-        for (int64_t j = 0; j < n; ++j) isa.axpy(s[j], kv + (j * H + h) * (dn + dv) + dn, oh, dv);
+        float* oh = o + (i * H + h) * dv;
+        std::fill_n(oh, dv, 0.0f);
+        for (int64_t j = 0; j < n; ++j) isa.axpy(s[j], kvh + (j * H + h) * (dn + dv) + dn, oh, dv);
       }
     }
   });
+  scratch.reset_to(mark);
 }
 
 }  // namespace
 
 void mla_forward(const ModelConfig& c, const MlaWeights& w, const RopeTable& rope,
-                 const LayerCache& cache, const AttentionArgs& a, MlaMode mode, Arena& scratch) {
+                 const AttentionStep& a, MlaMode mode, Arena& scratch, ThreadPool& pool) {
   const int64_t H = c.num_attention_heads, dv = c.v_head_dim;
-  const float* q = project_queries(c, w, rope, a, scratch);
-  write_cache(c, w, rope, cache, a, scratch);
-  float* o = alloc(scratch, a.T * H * dv, "mla o");  // [T, H * dv]
+  if (mode == MlaMode::naive && w.uk.empty())
+    fail(ErrorKind::request,
+         "the naive MLA form needs W_UK per head, which this model was loaded without "
+         "(LoadOptions::mla_naive)");
+  const float* q = project_queries(c, w, rope, a, scratch, pool);
+  write_cache(c, w, rope, a, scratch, pool);
+  float* o = alloc(scratch, a.N * H * dv, "mla o");  // [N, H * dv]
   if (mode == MlaMode::absorbed)
-    attend_absorbed(c, w, cache, a, q, o, scratch);
+    attend_absorbed(c, w, a, q, o, scratch, pool);
   else
-    attend_naive(c, w, cache, a, q, o, scratch);
-  linear_forward(w.o_proj, o, a.T, a.out);
+    for (const SeqRun& r : a.runs) attend_naive_run(c, w, a, r, q, o, scratch, pool);
+  linear_forward(w.o_proj, o, a.N, a.out, 0, 0, &pool);
 }
 
-int64_t mla_scratch_floats(const ModelConfig& c, int64_t T, int64_t S, MlaMode mode, int threads) {
-  const int64_t H = c.num_attention_heads, dq = c.qk_head_dim(), rkv = c.kv_lora_rank;
-  int64_t n =
-      T * H * dq + T * c.q_lora_rank + T * (rkv + c.qk_rope_head_dim) + T * H * c.v_head_dim;
-  n += int64_t(threads) * S;
-  n += mode == MlaMode::absorbed ? 2 * T * H * rkv : S * H * (c.qk_nope_head_dim + c.v_head_dim);
-  return n + 16 * 8;  // 64-byte rounding of each allocation
+int64_t mla_scratch_floats(const ModelConfig& c, const KvLayout& kv, int64_t N, int64_t S,
+                           MlaMode mode, int threads) {
+  const int64_t H = c.num_attention_heads, dq = c.qk_head_dim(), rkv = c.kv_lora_rank,
+                dr = c.qk_rope_head_dim, dv = c.v_head_dim;
+  int64_t n = N * H * dq + N * c.q_lora_rank + N * (rkv + dr) + (rkv + dr) + N * H * dv + N;
+  const PagedAttention p{H, rkv, rkv, dr, 0, rkv, 1.0f};
+  n += 2 * N * H * rkv + int64_t(threads) * paged_attention_work_floats(p, kv, H);
+  if (mode == MlaMode::naive)
+    n += S * (rkv + dr) + S * H * (c.qk_nope_head_dim + dv) + int64_t(threads) * S;
+  return n + 16 * 12;  // 64-byte rounding of each allocation
 }
 
 }  // namespace tern::model

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -46,15 +48,16 @@ Model::Model(ModelConfig config, ModelWeights weights)
       weights_(std::move(weights)),
       rope_(config_, config_.is_mla() ? config_.qk_rope_head_dim : config_.head_dim) {}
 
-KvCache Model::make_cache(int64_t capacity) const {
+KvCache Model::make_cache(int64_t capacity, DType dtype) const {
   if (capacity < 0 || capacity > config_.max_position_embeddings)
     fail(ErrorKind::request,
          "a KV cache of " + std::to_string(capacity) + " tokens: must be in [0, " +
              std::to_string(config_.max_position_embeddings) + "] (max_position_embeddings)");
-  return KvCache(config_, config_.num_hidden_layers, capacity);
+  return KvCache(config_, config_.num_hidden_layers, capacity, dtype);
 }
 
 namespace {
+
 // Output spans must hold `rows` rows of `width`; an empty optional output is allowed.
 void check_output(const char* what, size_t have, int64_t rows, int64_t width, bool optional) {
   if (optional && have == 0) return;
@@ -63,6 +66,11 @@ void check_output(const char* what, size_t have, int64_t rows, int64_t width, bo
                                  std::to_string(rows) + " rows of " + std::to_string(width) +
                                  " need " + std::to_string(rows * width));
 }
+
+void add_rows(float* h, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) h[i] += y[i];
+}
+
 }  // namespace
 
 void Model::check_ids(std::span<const int32_t> ids) const {
@@ -73,53 +81,91 @@ void Model::check_ids(std::span<const int32_t> ids) const {
                                    std::to_string(config_.vocab_size) + ")");
 }
 
-void Model::ensure_scratch(int64_t T, int64_t S, MlaMode mode) {
+void Model::run_layer(const LayerWeights& L, const AttentionStep& step, float* h, ForwardState& st,
+                      int32_t* routed_out) const {
   const ModelConfig& c = config_;
-  const int threads = ThreadPool::global().size();
-  const int64_t attn = c.is_mla() ? mla_scratch_floats(c, T, S, mode, threads)
-                                  : gqa_scratch_floats(c, T, S, threads);
-  int64_t ffn = mlp_scratch_floats(T, c.intermediate_size);
-  if (c.n_routed_experts > 0) ffn = std::max(ffn, moe_scratch_floats(c, T));
-  // The layer's own buffers: normed input and sub-layer output, [T, d] each.
-  const int64_t floats = 2 * T * c.hidden_size + std::max(attn, ffn) + 64;
-  const size_t bytes = size_t(floats) * 4;
-  if (scratch_.capacity() < bytes) scratch_ = Arena(bytes);
+  const int64_t N = step.N, d = c.hidden_size;
+  const float eps = float(c.rms_norm_eps);
+  Arena& scratch = st.layer_scratch;
+  ThreadPool& pool = st.pool();
+  scratch.reset();
+  kernels::rmsnorm(h, L.input_layernorm.ptr(), st.normed, N, d, eps);
+  if (c.is_mla())
+    mla_forward(c, L.mla, rope_, step, st.limits().mla_mode, scratch, pool);
+  else
+    gqa_forward(c, L.gqa, rope_, step, scratch, pool);
+  add_rows(h, st.sublayer, N * d);
+  scratch.reset();
+  kernels::rmsnorm(h, L.post_attention_layernorm.ptr(), st.normed, N, d, eps);
+  if (L.is_moe)
+    moe_forward(c, L.moe, st.normed, N, st.sublayer, scratch, routed_out, &pool);
+  else
+    mlp_forward(L.mlp, st.normed, N, st.sublayer, scratch, &pool);
+  add_rows(h, st.sublayer, N * d);
 }
 
-void Model::run_layer(const LayerWeights& L, const LayerCache& cache, float* h, int64_t T,
-                      int64_t pos0, MlaMode mode, int32_t* routed_out) {
+void Model::forward(const Batch& b, const KvStore& kv, ForwardState& st, std::span<float> logits,
+                    const ForwardOptions& opts) const {
   const ModelConfig& c = config_;
-  const int64_t d = c.hidden_size;
-  const float eps = float(c.rms_norm_eps);
-  scratch_.reset();
-  float* xn = static_cast<float*>(scratch_.allocate(size_t(T * d) * 4, "normed input"));
-  float* y = static_cast<float*>(scratch_.allocate(size_t(T * d) * 4, "sub-layer output"));
-  const size_t mark = scratch_.used();
-  kernels::rmsnorm(h, L.input_layernorm.ptr(), xn, T, d, eps);
-  const AttentionArgs args{xn, T, pos0, y};
-  if (c.is_mla())
-    mla_forward(c, L.mla, rope_, cache, args, mode, scratch_);
-  else
-    gqa_forward(c, L.gqa, rope_, cache, args, scratch_);
-  for (int64_t i = 0; i < T * d; ++i) h[i] += y[i];
-  scratch_.reset_to(mark);
-  kernels::rmsnorm(h, L.post_attention_layernorm.ptr(), xn, T, d, eps);
-  if (L.is_moe)
-    moe_forward(c, L.moe, xn, T, y, scratch_, routed_out);
-  else
-    mlp_forward(L.mlp, xn, T, y, scratch_);
-  for (int64_t i = 0; i < T * d; ++i) h[i] += y[i];
+  const int64_t N = int64_t(b.tokens.size()), d = c.hidden_size, V = c.vocab_size;
+  const int64_t K = std::max<int64_t>(1, c.num_experts_per_tok);
+  const KvLayout want = kv_layout(c, c.num_hidden_layers, kv.layout.block_tokens, kv.layout.dtype);
+  if (kv.layout.n_layers != want.n_layers || kv.layout.a_width != want.a_width ||
+      kv.layout.b_width != want.b_width)
+    fail(ErrorKind::request,
+         "the KV store was made for another model (" + std::to_string(kv.layout.n_layers) +
+             " layers of " + std::to_string(kv.layout.token_values()) +
+             " values per token); this one needs " + std::to_string(want.n_layers) + " layers of " +
+             std::to_string(want.token_values()));
+  if (N > st.limits().max_tokens)
+    fail(ErrorKind::request, "batch of " + std::to_string(N) +
+                                 " rows exceeds the forward state's " +
+                                 std::to_string(st.limits().max_tokens));
+  plan_batch(b, kv.layout, kv.n_blocks, c.max_position_embeddings, V, st.runs);
+  const int64_t R = int64_t(b.logit_rows.size());
+  check_output("logits", logits.size(), R, V, false);
+  check_output("hidden_out", opts.hidden_out.size(), N, d, true);
+  check_output("routed_out", opts.routed_out.size(), N, K, true);
+  if (st.limits().mla_mode == MlaMode::naive)
+    for (const SeqRun& r : st.runs)
+      if (r.pos0 + r.n > st.limits().max_context)
+        fail(ErrorKind::request,
+             "the naive MLA form was sized for " + std::to_string(st.limits().max_context) +
+                 " positions; a sequence reaches " + std::to_string(r.pos0 + r.n));
+  if (N == 0) return;
+  float* h = st.hidden;  // [N, d] residual stream
+  embed_rows(weights_.embed_tokens, b.tokens.data(), N, h);
+  AttentionStep step{st.normed, st.sublayer, N, b.positions, st.runs, &kv, 0};
+  bool first_moe = true;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const LayerWeights& L = weights_.layers[size_t(l)];
+    int32_t* routed =
+        (L.is_moe && first_moe && !opts.routed_out.empty()) ? opts.routed_out.data() : nullptr;
+    if (L.is_moe) first_moe = false;
+    step.layer = l;
+    run_layer(L, step, h, st, routed);
+  }
+  kernels::rmsnorm(h, weights_.norm.ptr(), h, N, d, float(c.rms_norm_eps));
+  if (!opts.hidden_out.empty()) std::copy_n(h, N * d, opts.hidden_out.data());
+  // The LM head only on the rows that want logits (a prefill chunk needs just its last row).
+  const float* rows = h;
+  if (R < N) {
+    for (int64_t k = 0; k < R; ++k)
+      std::copy_n(h + int64_t(b.logit_rows[size_t(k)]) * d, d, st.normed + k * d);
+    rows = st.normed;
+  }
+  linear_forward(weights_.lm_head, rows, R, logits.data(), 0, 0, &st.pool());
 }
 
 void Model::forward(std::span<const int32_t> ids, KvCache& cache, std::span<float> logits,
-                    const ForwardOptions& opts) {
+                    const ForwardOptions& opts) const {
   const ModelConfig& c = config_;
-  const int64_t T = int64_t(ids.size()), pos0 = cache.length();
+  const int64_t T = int64_t(ids.size()), pos0 = cache.length(), d = c.hidden_size, V = c.vocab_size,
+                K = std::max<int64_t>(1, c.num_experts_per_tok);
   if (T == 0) return;
-  const int64_t K = std::max<int64_t>(1, c.num_experts_per_tok);
   cache.check_model(c, c.num_hidden_layers);
-  check_output("logits", logits.size(), T, c.vocab_size, false);
-  check_output("hidden_out", opts.hidden_out.size(), T, c.hidden_size, true);
+  check_output("logits", logits.size(), T, V, false);
+  check_output("hidden_out", opts.hidden_out.size(), T, d, true);
   check_output("routed_out", opts.routed_out.size(), T, K, true);
   check_ids(ids);
   if (pos0 + T > c.max_position_embeddings)
@@ -129,72 +175,66 @@ void Model::forward(std::span<const int32_t> ids, KvCache& cache, std::span<floa
   cache.check_room(T);
   // Long inputs run as consecutive chunks through the cache (chunked prefill): the result is the
   // same, and scratch stays bounded by the chunk instead of growing with the prompt.
-  for (int64_t t0 = 0; t0 < T; t0 += kMaxChunkTokens) {
-    const int64_t n = std::min(kMaxChunkTokens, T - t0);
-    float* hidden = opts.hidden_out.empty() ? nullptr : opts.hidden_out.data() + t0 * c.hidden_size;
-    int32_t* routed = opts.routed_out.empty() ? nullptr : opts.routed_out.data() + t0 * K;
-    forward_chunk(ids.subspan(size_t(t0), size_t(n)), cache, logits.data() + t0 * c.vocab_size,
-                  hidden, routed, opts.mla_mode);
+  const int64_t chunk = std::min(T, kMaxChunkTokens);
+  ForwardState& st = cache.state(c, chunk, opts.mla_mode);
+  std::vector<int64_t> positions(static_cast<size_t>(chunk));
+  std::vector<int32_t> seq_ids(static_cast<size_t>(chunk), 0), rows(static_cast<size_t>(chunk));
+  const SeqBlocks seqs[1] = {cache.blocks()};
+  for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+    const size_t n = size_t(std::min(chunk, T - t0));
+    for (size_t i = 0; i < n; ++i) {
+      positions[i] = cache.length() + int64_t(i);
+      rows[i] = int32_t(i);
+    }
+    const Batch b{ids.subspan(size_t(t0), n), std::span(positions).first(n),
+                  std::span(seq_ids).first(n), seqs, std::span(rows).first(n)};
+    ForwardOptions o;
+    if (!opts.hidden_out.empty()) o.hidden_out = opts.hidden_out.subspan(size_t(t0 * d), n * d);
+    if (!opts.routed_out.empty()) o.routed_out = opts.routed_out.subspan(size_t(t0 * K), n * K);
+    forward(b, cache.store(), st, logits.subspan(size_t(t0 * V)), o);
+    cache.advance(int64_t(n));
   }
-}
-
-void Model::forward_chunk(std::span<const int32_t> ids, KvCache& cache, float* logits,
-                          float* hidden_out, int32_t* routed_out, MlaMode mode) {
-  const ModelConfig& c = config_;
-  const int64_t T = int64_t(ids.size()), d = c.hidden_size, pos0 = cache.length();
-  ensure_scratch(T, pos0 + T, mode);
-  Tensor hidden = Tensor::zeros(DType::f32, {T, d});  // residual stream [T, d]
-  float* h = hidden.data_as<float>();
-  embed_rows(weights_.embed_tokens, ids.data(), T, h);
-  bool first_moe = true;
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const LayerWeights& L = weights_.layers[size_t(l)];
-    int32_t* routed = (L.is_moe && first_moe) ? routed_out : nullptr;
-    if (L.is_moe) first_moe = false;
-    run_layer(L, cache.layer(l), h, T, pos0, mode, routed);
-  }
-  kernels::rmsnorm(h, weights_.norm.ptr(), h, T, d, float(c.rms_norm_eps));
-  if (hidden_out) std::copy_n(h, T * d, hidden_out);
-  linear_forward(weights_.lm_head, h, T, logits);
-  cache.advance(T);
 }
 
 void Model::forward_mtp(std::span<const int32_t> ids, std::span<const float> hidden_in,
-                        std::span<float> logits_out) {
+                        std::span<float> logits_out) const {
   const ModelConfig& c = config_;
   if (weights_.mtp.empty()) fail(ErrorKind::request, "the model was loaded without its MTP module");
   check_ids(ids);
-  const int64_t T = int64_t(ids.size()) - 1, d = c.hidden_size;
+  const int64_t T = int64_t(ids.size()) - 1, d = c.hidden_size, V = c.vocab_size;
   if (T <= 0) return;
   if (T + 1 > c.max_position_embeddings)
     fail(ErrorKind::request, std::to_string(T + 1) + " tokens exceed the model's context of " +
                                  std::to_string(c.max_position_embeddings) + " positions");
   check_output("hidden", hidden_in.size(), T + 1, d, false);
-  check_output("logits", logits_out.size(), T, c.vocab_size, false);
-  const float* hidden = hidden_in.data();
-  float* logits = logits_out.data();
+  check_output("logits", logits_out.size(), T, V, false);
   const MtpWeights& m = weights_.mtp[0];
   const float eps = float(c.rms_norm_eps);
   KvCache cache(c, 1, T);  // the MTP block's own attention state, positions 0..T-1
-  const int64_t chunk_max = std::min(T, kMaxChunkTokens);
-  Tensor cat = Tensor::zeros(DType::f32, {chunk_max, 2 * d});  // [n, 2d]: enorm(emb) ; hnorm(h)
-  Tensor z = Tensor::zeros(DType::f32, {chunk_max, d});        // [n, d] block input / output
-  for (int64_t t0 = 0; t0 < T; t0 += kMaxChunkTokens) {
-    const int64_t n = std::min(kMaxChunkTokens, T - t0);
+  const int64_t chunk = std::min(T, kMaxChunkTokens);
+  ForwardState& st = cache.state(c, chunk, MlaMode::absorbed);
+  Tensor cat = Tensor::zeros(DType::f32, {chunk, 2 * d});  // [n, 2d]: enorm(emb) ; hnorm(h)
+  std::vector<int64_t> positions(static_cast<size_t>(chunk));
+  for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+    const int64_t n = std::min(chunk, T - t0);
     float* cp = cat.data_as<float>();
-    float* h = z.data_as<float>();
+    float* h = st.hidden;
     // z_i = eh_proj([enorm(Emb(t_{i+1})) ; hnorm(h_i)])  (embedding first, spec §8.1)
     embed_rows(m.embed_tokens, ids.data() + t0 + 1, n, h);
     for (int64_t i = 0; i < n; ++i) {
       kernels::rmsnorm(h + i * d, m.enorm.ptr(), cp + i * 2 * d, 1, d, eps);
-      kernels::rmsnorm(hidden + (t0 + i) * d, m.hnorm.ptr(), cp + i * 2 * d + d, 1, d, eps);
+      kernels::rmsnorm(hidden_in.data() + (t0 + i) * d, m.hnorm.ptr(), cp + i * 2 * d + d, 1, d,
+                       eps);
+      positions[size_t(i)] = t0 + i;
     }
-    linear_forward(m.eh_proj, cp, n, h);
-    ensure_scratch(n, t0 + n, MlaMode::absorbed);
-    run_layer(m.block, cache.layer(0), h, n, t0, MlaMode::absorbed, nullptr);
+    linear_forward(m.eh_proj, cp, n, h, 0, 0, &st.pool());
+    st.runs.assign(1, SeqRun{0, 0, n, t0, cache.blocks()});
+    const AttentionStep step{st.normed, st.sublayer,    n, std::span(positions).first(size_t(n)),
+                             st.runs,   &cache.store(), 0};
+    run_layer(m.block, step, h, st, nullptr);
     cache.advance(n);
     kernels::rmsnorm(h, m.shared_head_norm.ptr(), h, n, d, eps);
-    linear_forward(m.shared_head_head, h, n, logits + t0 * c.vocab_size);
+    linear_forward(m.shared_head_head, h, n, logits_out.data() + t0 * V, 0, 0, &st.pool());
   }
 }
 

@@ -1,7 +1,8 @@
-// Model: a loaded checkpoint (config + weights) and its forward pass, tokens -> logits.
-// Owns: composing embedding, attention (MLA or GQA), dense/MoE FFN, final norm, head and the
-// MTP module, one page per architecture family. Does not own: generation loops or sampling
-// (infer/), or file formats (formats/ via TensorSource).
+// Model: a loaded checkpoint (config + weights), immutable once built, and its forward pass
+// over a batch of sequences: tokens -> logits. Owns: composing embedding, attention (MLA or
+// GQA), dense/MoE FFN, final norm, head and the MTP module, one page per architecture family.
+// Does not own: KV memory or per-call state (the caller's KvStore / ForwardState), generation
+// loops or sampling (infer/), or file formats (formats/ via TensorSource).
 #pragma once
 
 #include <cstdint>
@@ -9,8 +10,9 @@
 #include <span>
 #include <string>
 
-#include "core/arena.h"
+#include "model/batch.h"
 #include "model/config.h"
+#include "model/forward_state.h"
 #include "model/kv_cache.h"
 #include "model/mla.h"
 #include "model/rope.h"
@@ -24,14 +26,16 @@ struct LoadOptions {
 };
 
 struct ForwardOptions {
+  // The single-sequence forward makes its cache's ForwardState in this mode; the batch forward
+  // uses its ForwardState's mode.
   MlaMode mla_mode = MlaMode::absorbed;
-  std::span<float> hidden_out;    // optional [T, d]: final hidden states after model.norm
-  std::span<int32_t> routed_out;  // optional [T, K]: experts chosen in the first MoE layer
+  std::span<float> hidden_out;    // optional [N, d]: final hidden states after model.norm
+  std::span<int32_t> routed_out;  // optional [N, K]: experts chosen in the first MoE layer
 };
 
 class Model {
  public:
-  // Inputs longer than this run as consecutive chunks through the cache.
+  // The single-sequence forward runs longer inputs as consecutive chunks of this many rows.
   static constexpr int64_t kMaxChunkTokens = 256;
 
   // A Hugging Face directory (config.json + safetensors, sharded or not) or a .gguf file.
@@ -43,34 +47,37 @@ class Model {
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
 
-  // A cache with room for `capacity` tokens (at most max_position_embeddings), for this
-  // model's main layers.
-  KvCache make_cache(int64_t capacity) const;
+  // A single-sequence cache with room for `capacity` tokens (at most max_position_embeddings)
+  // for this model's main layers.
+  KvCache make_cache(int64_t capacity, DType dtype = DType::f32) const;
 
-  // Runs ids at positions [cache.length(), cache.length() + T), appends them to the cache and
-  // writes logits [T, vocab_size] into the front of `logits`. ErrorKind::request errors: ids
-  // outside the vocabulary, overfull caches, a cache made for another model, and outputs
-  // (logits, opts.hidden_out, opts.routed_out) smaller than T rows.
+  // One step over a batch (batch.h): writes every row's KV into `kv` (this model's layout), then
+  // logits [b.logit_rows.size(), vocab_size] into the front of `logits`. Linear layers run over
+  // all rows at once, attention per sequence over its blocks, the LM head only on logit_rows.
+  // ErrorKind::request for a malformed batch, a store of another model, more rows than `st`
+  // was sized for, or outputs (logits, opts.hidden_out [N, d], opts.routed_out [N, K]) too small.
+  // Thread-safe for distinct ForwardStates and disjoint KV blocks.
+  void forward(const Batch& b, const KvStore& kv, ForwardState& st, std::span<float> logits,
+               const ForwardOptions& opts = {}) const;
+
+  // One sequence: runs ids at positions [cache.length(), cache.length() + T), appends them to
+  // the cache and writes logits [T, vocab_size]. Same errors as above, plus an overfull cache.
   void forward(std::span<const int32_t> ids, KvCache& cache, std::span<float> logits,
-               const ForwardOptions& opts = {});
+               const ForwardOptions& opts = {}) const;
 
   // MTP module 0 (spec §8.2): for i < T-1, predicts from hidden[i] (after model.norm, [T, d])
   // and the token ids[i+1]; writes logits [T-1, vocab_size]. Runs over a fresh sequence.
   void forward_mtp(std::span<const int32_t> ids, std::span<const float> hidden,
-                   std::span<float> logits);
+                   std::span<float> logits) const;
 
  private:
-  void forward_chunk(std::span<const int32_t> ids, KvCache& cache, float* logits, float* hidden_out,
-                     int32_t* routed_out, MlaMode mode);
-  void run_layer(const LayerWeights& L, const LayerCache& cache, float* h, int64_t T, int64_t pos0,
-                 MlaMode mode, int32_t* routed_out);
-  void ensure_scratch(int64_t T, int64_t S, MlaMode mode);
+  void run_layer(const LayerWeights& L, const AttentionStep& step, float* h, ForwardState& st,
+                 int32_t* routed_out) const;
   void check_ids(std::span<const int32_t> ids) const;
 
   ModelConfig config_;
   ModelWeights weights_;
   RopeTable rope_;
-  Arena scratch_;
 };
 
 }  // namespace tern::model

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "core/arena.h"
+#include "core/thread_pool.h"
 #include "model/config.h"
 #include "model/weights.h"
 
@@ -13,7 +14,7 @@ namespace tern::model {
 
 // x: [T, d] (post_attention_layernorm'd); out: [T, d]. routed_idx (optional): [T, K] expert ids.
 void moe_forward(const ModelConfig& c, const MoeWeights& w, const float* x, int64_t T, float* out,
-                 Arena& scratch, int32_t* routed_idx = nullptr);
+                 Arena& scratch, int32_t* routed_idx = nullptr, ThreadPool* pool = nullptr);
 
 int64_t moe_scratch_floats(const ModelConfig& c, int64_t T);
 

@@ -1,0 +1,68 @@
+#include "model/paged_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace tern::model {
+
+void paged_attention_row(const PagedAttention& p, const KvStore& kv, int64_t layer,
+                         const SeqBlocks& blocks, int64_t n_pos, int64_t h0, int64_t h1,
+                         const AttentionQuery& q, float* work, const kernels::IsaKernels& isa) {
+  const int64_t B = kv.layout.block_tokens, tv = kv.layout.token_values(), nh = h1 - h0;
+  const int64_t dv = p.val_len;
+  float* acc = work;          // [nh, val_len] un-normalised outputs
+  float* mx = acc + nh * dv;  // [nh] running max score
+  float* sum = mx + nh;       // [nh] running sum of exp(score - max)
+  float* s = sum + nh;        // [B] one head's scores over a block
+  float* buf = s + B;         // [B, tv] a bf16 block widened to f32
+  std::fill_n(acc, nh * dv, 0.0f);
+  std::fill_n(mx, nh, -std::numeric_limits<float>::infinity());
+  std::fill_n(sum, nh, 0.0f);
+  for (int64_t b0 = 0, k = 0; b0 < n_pos; b0 += B, ++k) {
+    const int64_t nb = std::min(B, n_pos - b0);
+    const float* rows =
+        kv_load_values(kv.layout.dtype, kv.token(layer, blocks.blocks[size_t(k)], 0), buf,
+                       nb * tv);  // a block's rows are contiguous
+    for (int64_t h = h0; h < h1; ++h) {
+      const int64_t kvh = h / p.group, hi = h - h0;
+      const float* qk = q.qk + h * q.qk_stride;
+      const float* qr = q.qr + h * q.qr_stride;
+      float block_max = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < nb; ++j) {
+        const float* row = rows + j * tv;
+        float sc = isa.dot(qk, row + kvh * p.key_len, p.key_len);
+        if (p.rope_len) sc += isa.dot(qr, row + p.rope_off, p.rope_len);
+        s[j] = sc * p.scale;
+        block_max = std::max(block_max, s[j]);
+      }
+      float* a = acc + hi * dv;
+      if (block_max > mx[hi]) {  // a new maximum: rescale what was summed under the old one
+        const float corr = std::exp(mx[hi] - block_max);
+        if (sum[hi] > 0)
+          for (int64_t v = 0; v < dv; ++v) a[v] *= corr;
+        sum[hi] *= corr;
+        mx[hi] = block_max;
+      }
+      for (int64_t j = 0; j < nb; ++j) {
+        const float w = std::exp(s[j] - mx[hi]);
+        sum[hi] += w;
+        isa.axpy(w, rows + j * tv + p.val_base + kvh * dv, a, dv);
+      }
+    }
+  }
+  for (int64_t h = h0; h < h1; ++h) {
+    const int64_t hi = h - h0;
+    const float inv = sum[hi] > 0 ? 1.0f / sum[hi] : 0.0f;
+    float* o = q.out + h * q.out_stride;
+    for (int64_t v = 0; v < dv; ++v) o[v] = acc[hi * dv + v] * inv;
+  }
+}
+
+int64_t paged_attention_work_floats(const PagedAttention& p, const KvLayout& kv,
+                                    int64_t max_heads) {
+  const int64_t B = kv.block_tokens;
+  return max_heads * p.val_len + 2 * max_heads + B + B * kv.token_values() + 16;
+}
+
+}  // namespace tern::model
