@@ -20,8 +20,9 @@ struct Candidates {
   std::vector<Candidate> items;  // capacity is reused between tokens
   // items[0, sorted) are in canonical order and rank before every item after them.
   size_t sorted = 0;
-  bool weighted = false;  // softmax() has filled weight and total
-  double total = 0.0;     // sum of weights of items, in item order
+  bool weighted = false;           // softmax() has filled weight and total
+  double total = 0.0;              // sum of weights of items, in item order
+  std::vector<Candidate> scratch;  // for transforms that select into a side buffer
 };
 
 // The order every cut uses: larger logit first, lower id on ties. A total order, so results

@@ -227,3 +227,63 @@ TEST(Draw, NeverPicksAZeroWeightToken) {
   renormalise(c);
   EXPECT_EQ(draw(c, std::nextafter(1.0, 0.0)), 1);
 }
+
+namespace {
+
+// The reference's canonical order: logit descending, lower id first on ties.
+std::vector<int32_t> canonical_ids(const std::vector<float>& row) {
+  std::vector<int32_t> ids(row.size());
+  for (size_t i = 0; i < row.size(); ++i) ids[i] = int32_t(i);
+  std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
+    return row[size_t(a)] > row[size_t(b)] || (row[size_t(a)] == row[size_t(b)] && a < b);
+  });
+  return ids;
+}
+
+}  // namespace
+
+TEST(TopK, HeapAndSelectionPathsMatchFullSortWithTies) {
+  // Rounded logits make long runs of ties, so the lowest-id rule decides the cut.
+  std::vector<float> row = random_row(129280, 5, 3.0);
+  for (float& x : row) x = std::round(x * 8.0f) / 8.0f;
+  const std::vector<int32_t> order = canonical_ids(row);
+  // 1 and 40 take the heap path (k <= n/16), the others nth_element.
+  for (int32_t k : {1, 40, 1000, 8080, 20000, 129279}) {
+    Candidates c = make(row);
+    top_k(c, k);
+    EXPECT_EQ(ids_of(c), std::vector<int32_t>(order.begin(), order.begin() + k)) << "k=" << k;
+  }
+}
+
+TEST(TopP, BucketPreselectionKeepsCanonicalPrefixWithTies) {
+  std::vector<float> row = random_row(129280, 9, 2.0);
+  for (float& x : row) x = std::round(x * 4.0f) / 4.0f;
+  const std::vector<int32_t> order = canonical_ids(row);
+  Candidates full = make(row);
+  softmax(full);
+  // Cut inside token `keep`'s mass (by the reference's double sums): the kept ids must be
+  // exactly the canonical prefix, ties at the boundary resolved to lower ids.
+  for (size_t keep : {1u, 2u, 100u, 3000u, 60000u}) {
+    double cum = 0, total = 0;
+    for (float x : row) total += std::exp(double(x) - row[size_t(order[0])]);
+    double last = 0;
+    for (size_t i = 0; i < keep; ++i) {
+      last = std::exp(double(row[size_t(order[i])]) - row[size_t(order[0])]) / total;
+      cum += last;
+    }
+    Candidates c = full;
+    top_p(c, float(cum - last / 2));
+    EXPECT_EQ(ids_of(c), std::vector<int32_t>(order.begin(), order.begin() + long(keep)))
+        << "keep=" << keep;
+  }
+}
+
+TEST(TopP, TinyTemperatureOnFullVocabulary) {
+  // After a tiny temperature most logits are -inf: the buckets must still work.
+  Candidates c = make(random_row(129280, 13, 3.0));
+  apply_temperature(c, 1e-30f);
+  softmax(c);
+  top_p(c, 0.5f);
+  ASSERT_EQ(c.items.size(), 1u);
+  EXPECT_EQ(c.items[0].weight, 1.0f);
+}
