@@ -1,0 +1,98 @@
+// `tern run` end to end on a small random model with a tokenizer trained on the spot: stdout
+// holds only the generated text, greedy runs are identical, the summary goes to stderr, and
+// bad requests (prompt beyond the context, bad flags, a GGUF without a tokenizer) are one-line
+// errors with the convention's exit codes.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "tests/e2e/cli_runner.h"
+
+using tern::test::run_tern_split;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kData = TERN_TEST_DATA;
+
+// A V3-shaped random model (vocab 320) with a byte-level BPE tokenizer of 300 ids beside it.
+std::string make_model() {
+  const std::string dir = tern::test::temp_dir("run");
+  std::ifstream in(kData + "/golden/v3_tiny/config.json");
+  nlohmann::json cfg = nlohmann::json::parse(in);
+  cfg["vocab_size"] = 320;
+  cfg["max_position_embeddings"] = 64;
+  cfg["bos_token_id"] = 0;
+  cfg["eos_token_id"] = 1;
+  std::ofstream(dir + "/config.json") << cfg.dump();
+  {
+    std::ofstream corpus(dir + "/corpus.txt");
+    for (int i = 0; i < 100; ++i)
+      corpus << "the quick brown fox jumps over the lazy dog " << i << "\n";
+  }
+  auto r = run_tern_split("init --config " + dir + "/config.json --out " + dir + "/model --seed 3");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = run_tern_split("tokenizer train --corpus " + dir + "/corpus.txt --vocab-size 300 --out " +
+                     dir + "/tok");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(dir + "/tok/" + f, dir + "/model/" + f, fs::copy_options::overwrite_existing);
+  return dir;
+}
+
+}  // namespace
+
+TEST(CliRun, GreedyIsDeterministicAndStdoutHoldsOnlyText) {
+  const std::string dir = make_model(), model = dir + "/model";
+  const auto a = run_tern_split("run " + model + " -p 'the quick brown' -n 12 --temp 0");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const auto b = run_tern_split("run " + model + " -p 'the quick brown' -n 12 --temp 0");
+  EXPECT_EQ(a.out, b.out) << "greedy output must not change between runs";
+  EXPECT_FALSE(a.out.empty());
+  EXPECT_EQ(a.out.find("tern run:"), std::string::npos) << "the summary belongs on stderr";
+  EXPECT_NE(a.err.find("generated"), std::string::npos) << a.err;
+  EXPECT_NE(a.err.find("stopped: "), std::string::npos) << a.err;
+  // The same prompt from stdin and from a file.
+  const auto c = run_tern_split("run " + model + " -p - -n 12 --temp 0", "the quick brown");
+  EXPECT_EQ(c.out, a.out) << c.err;
+  std::ofstream(dir + "/prompt.txt") << "the quick brown";
+  const auto d = run_tern_split("run " + model + " -f " + dir + "/prompt.txt -n 12 --temp 0");
+  EXPECT_EQ(d.out, a.out) << d.err;
+  // Seeded sampling is reproducible too.
+  const auto s1 = run_tern_split("run " + model + " -p 'the lazy' -n 12 --temp 1 --seed 7");
+  const auto s2 = run_tern_split("run " + model + " -p 'the lazy' -n 12 --temp 1 --seed 7");
+  EXPECT_EQ(s1.out, s2.out);
+  fs::remove_all(dir);
+}
+
+TEST(CliRun, BadRequestsAreOneLineErrors) {
+  const std::string dir = make_model(), model = dir + "/model";
+  auto r = run_tern_split("run " + model + " -p 'the quick brown fox jumps' --ctx 4");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("tokens but the context holds 4"), std::string::npos) << r.err;
+  r = run_tern_split("run " + model + " -n 3");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("a prompt is required"), std::string::npos) << r.err;
+  r = run_tern_split("run " + model + " -p hi --temp -1");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("--temp"), std::string::npos) << r.err;
+  r = run_tern_split("run " + model + " -p hi --kv-dtype int3");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = run_tern_split("run " + model + " -p hi --ctx 100000");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("exceeds the model's context of 64"), std::string::npos) << r.err;
+  r = run_tern_split("run " + kData + "/golden/qwen2_gguf/model.gguf -p hi");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("--tokenizer"), std::string::npos) << r.err;
+  // A tokenizer whose ids exceed the model's vocabulary is named, not run.
+  r = run_tern_split("run " + kData + "/golden/v3_tiny --tokenizer " + model +
+                     " -p 'the lazy dog'");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("beyond the model's vocabulary"), std::string::npos) << r.err;
+  for (const auto& e : {r.err})
+    EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << "one line: " << e;
+  fs::remove_all(dir);
+}
