@@ -1,0 +1,139 @@
+// Flags and setup shared by the generating commands (run, chat): see generation_flags.h.
+// The context default is memory-aware because a real model's max_position_embeddings (128k+)
+// would otherwise ask for a KV pool far beyond a workstation's memory.
+#include "apps/tern/generation_flags.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+
+#include "account/quantity.h"
+#include "apps/tern/model_path.h"
+#include "core/error.h"
+
+namespace tern::app {
+namespace {
+
+constexpr int64_t kBlockTokens = 64;
+
+// MemAvailable from /proc/meminfo in bytes, or 0 when unknown.
+double available_memory() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  double kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024.0;
+  return 0;
+}
+
+// --ctx, else the model's context lowered (with a message) so the KV pool takes at most half of
+// the memory available now.
+int64_t choose_context(const GenerationFlags& g, const model::ModelConfig& c,
+                       int64_t kv_bytes_per_token, const char* command) {
+  if (g.ctx > 0) {
+    if (g.ctx > c.max_position_embeddings)
+      fail(ErrorKind::request, "--ctx " + std::to_string(g.ctx) +
+                                   " exceeds the model's context of " +
+                                   std::to_string(c.max_position_embeddings) + " positions");
+    return g.ctx;
+  }
+  const double budget = available_memory() / 2;
+  int64_t ctx = c.max_position_embeddings;
+  if (budget > 0 && double(ctx) * double(kv_bytes_per_token) > budget) {
+    ctx = std::max<int64_t>(
+        kBlockTokens, int64_t(budget / double(kv_bytes_per_token)) / kBlockTokens * kBlockTokens);
+    std::fprintf(stderr,
+                 "%s: context lowered from %lld to %lld tokens so the KV cache (%s) fits "
+                 "in half the available memory; --ctx N chooses another\n",
+                 command, (long long)c.max_position_embeddings, (long long)ctx,
+                 account::human_bytes(double(ctx) * double(kv_bytes_per_token)).c_str());
+  }
+  return ctx;
+}
+
+}  // namespace
+
+void add_generation_flags(CLI::App& sub, GenerationFlags& g) {
+  add_number(sub, "-n", g.n, "tokens to generate at most", 0, 1e9);
+  add_number(sub, "--temp", g.temp, "sampling temperature; 0 is greedy and deterministic", 0, 100);
+  add_number(sub, "--top-p", g.top_p, "nucleus sampling mass (1 = off)", 1e-6, 1);
+  add_number(sub, "--top-k", g.top_k, "keep the k most likely tokens (0 = off)", 0, 1e9);
+  add_number(sub, "--min-p", g.min_p, "drop tokens below min-p x the top probability", 0, 1);
+  add_number(sub, "--repeat-penalty", g.repeat_penalty,
+             "penalise the last 64 tokens' logits (1 = off)", 0.01, 100);
+  add_number(sub, "--presence-penalty", g.presence_penalty, "OpenAI presence penalty", -2, 2);
+  add_number(sub, "--frequency-penalty", g.frequency_penalty, "OpenAI frequency penalty", -2, 2);
+  add_number(sub, "--seed", g.seed, "random seed (default: a fresh one, printed at the end)", -1,
+             9.2e18);
+  add_number(sub, "--ctx", g.ctx,
+             "context per sequence in tokens (default: the model's, lowered to fit memory)", 0,
+             1e9);
+  add_choice(sub, "--kv-dtype", g.kv_dtype, "KV cache storage", {"bf16", "f32"});
+  add_number(sub, "--prefill-chunk", g.chunk, "prompt tokens per forward step", 1, 4096);
+  sub.add_option("--tokenizer", g.tokenizer,
+                 "folder with tokenizer.json (default: the model's folder; required for .gguf)");
+  add_threads(sub, g.threads);
+}
+
+infer::SamplingParams sampling_params(const GenerationFlags& g) {
+  infer::SamplingParams p;
+  p.temperature = float(g.temp);
+  p.top_k = int32_t(g.top_k);
+  p.top_p = float(g.top_p);
+  p.min_p = float(g.min_p);
+  p.repetition_penalty = float(g.repeat_penalty);
+  p.presence_penalty = float(g.presence_penalty);
+  p.frequency_penalty = float(g.frequency_penalty);
+  p.seed = g.seed >= 0 ? uint64_t(g.seed) : uint64_t(std::random_device{}());
+  p.validate();
+  return p;
+}
+
+tokenizer::Tokenizer load_tokenizer(const GenerationFlags& g, const std::string& model_path) {
+  const bool gguf = model_path.size() > 5 && model_path.ends_with(".gguf");
+  if (gguf && g.tokenizer.empty())
+    fail(ErrorKind::request, model_path +
+                                 ": a GGUF file carries no tokenizer.json; give --tokenizer DIR "
+                                 "(the original model's folder)");
+  return tokenizer::Tokenizer::load(
+      resolve_model_dir(g.tokenizer.empty() ? model_path : g.tokenizer));
+}
+
+void check_ids_in_vocab(const std::vector<int32_t>& ids, const model::ModelConfig& c) {
+  for (int32_t id : ids)
+    if (id >= c.vocab_size)
+      fail(ErrorKind::request,
+           "the tokenizer gives id " + std::to_string(id) + ", beyond the model's vocabulary of " +
+               std::to_string(c.vocab_size) + " (a tokenizer of another model?)");
+}
+
+std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string& model_path,
+                                    int64_t max_rows, const char* command) {
+  const auto t0 = std::chrono::steady_clock::now();
+  model::Model m = model::Model::load(model_path);
+  const double load_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const model::ModelConfig& c = m.config();
+  const DType kv_dtype = g.kv_dtype == "f32" ? DType::f32 : DType::bf16;
+  const model::KvLayout layout = model::kv_layout(c, c.num_hidden_layers, kBlockTokens, kv_dtype);
+  const int64_t ctx = choose_context(g, c, layout.n_layers * layout.token_bytes(), command);
+  infer::KvPool pool(c, (ctx + kBlockTokens - 1) / kBlockTokens, kBlockTokens, kv_dtype);
+  model::ForwardState state(
+      c, pool.store().layout,
+      {std::max<int64_t>(1, std::min(g.chunk, max_rows)), 0, model::MlaMode::absorbed});
+  return std::unique_ptr<Engine>(
+      new Engine{std::move(m), ctx, std::move(pool), std::move(state), load_s});
+}
+
+std::vector<int32_t> stop_ids(const tokenizer::Tokenizer& tok, const model::ModelConfig& c) {
+  std::vector<int32_t> ids;
+  for (int64_t id : {int64_t(tok.eos_id()), c.eos_token_id})
+    if (id >= 0 && id < c.vocab_size && std::find(ids.begin(), ids.end(), int32_t(id)) == ids.end())
+      ids.push_back(int32_t(id));
+  return ids;
+}
+
+}  // namespace tern::app

@@ -1,0 +1,61 @@
+// What `tern run` and `tern chat` share: the sampling, context, KV and tokenizer flags, and the
+// setup they drive (tokenizer resolution, model + KV pool + forward state sized to the context,
+// stop ids). Owns no generation loop: that is infer::generate, called by each command its way.
+// One place so the two commands cannot drift apart in flag names, defaults or ranges.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apps/tern/flags.h"
+#include "infer/kv_pool.h"
+#include "infer/sampler.h"
+#include "model/forward_state.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace tern::app {
+
+struct GenerationFlags {
+  std::string tokenizer, kv_dtype = "bf16";
+  int64_t n = 256, ctx = 0, top_k = 0, seed = -1, chunk = 256;
+  double temp = 0.6, top_p = 0.95, min_p = 0.0, repeat_penalty = 1.0;
+  double presence_penalty = 0.0, frequency_penalty = 0.0;
+  ThreadsFlag threads;
+};
+
+// Declares -n (its default is g.n as set by the caller) and every flag above on `sub`.
+void add_generation_flags(CLI::App& sub, GenerationFlags& g);
+
+// Range-checked SamplingParams; a fresh random seed when --seed is not given.
+infer::SamplingParams sampling_params(const GenerationFlags& g);
+
+// The tokenizer from --tokenizer, else the model's folder; a .gguf needs --tokenizer (exit 1).
+tokenizer::Tokenizer load_tokenizer(const GenerationFlags& g, const std::string& model_path);
+
+// ErrorKind::request naming the first id the model's vocabulary lacks.
+void check_ids_in_vocab(const std::vector<int32_t>& ids, const model::ModelConfig& c);
+
+// Everything one generating sequence needs, built once per command and kept for its lifetime
+// (chat keeps the one pool across turns so earlier turns' blocks are reused).
+struct Engine {
+  model::Model model;
+  int64_t context = 0;  // positions per sequence: --ctx, else the model's, lowered to fit memory
+  infer::KvPool pool;
+  model::ForwardState state;
+  double load_seconds = 0;
+};
+
+// Loads the model and sizes the pool to the context; `max_rows` caps the prefill chunk.
+// `command` labels the message printed when the context is lowered ("tern run").
+std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string& model_path,
+                                    int64_t max_rows, const char* command);
+
+// The tokenizer's EOS and the config's eos_token_id, where the model's vocabulary has them.
+std::vector<int32_t> stop_ids(const tokenizer::Tokenizer& tok, const model::ModelConfig& c);
+
+}  // namespace tern::app
