@@ -237,7 +237,10 @@ void chat(const ChatArgs& a) {
     if (id < engine->model.config().vocab_size) s.stops.push_back(id);
   if (a.verbose) {
     std::string names;
-    for (int32_t id : s.stops) names += (names.empty() ? "" : ", ") + tok.id_to_token(id);
+    for (int32_t id : s.stops) {
+      const std::string name = tok.id_to_token(id);  // empty for ids only the model has
+      names += (names.empty() ? "" : ", ") + (name.empty() ? "id " + std::to_string(id) : name);
+    }
     s.say("answers end at " + (names.empty() ? std::string("the token budget") : names));
   }
   s.terminal_out = isatty(STDOUT_FILENO);
