@@ -57,18 +57,22 @@ run_one() {
     chat_template) dict=(-dict=tests/fuzz/chat_template.dict) ;;
     config | tokenizer) dict=(-dict=tests/fuzz/json.dict) ;;
   esac
-  local rc=0
+  local rc=0 start=$SECONDS
   "$bin" "$work" -max_total_time="$seconds" -max_len="$(max_len "$t")" -timeout=20 \
     -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$findings/" "${dict[@]}" "${extra[@]}" \
     >"$log" 2>&1 || rc=$?
   local runs
   runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
-  echo "fuzz_$t: $runs inputs in ${seconds}s, corpus $(ls "$work" | wc -l) files, exit $rc (log $log)"
+  echo "fuzz_$t: $runs inputs in $((SECONDS - start))s, corpus $(ls "$work" | wc -l) files, exit $rc (log $log)"
   if [ "$rc" -ne 0 ]; then
     grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|.*deadly signal|.*Test unit written)' "$log" | head -8
+    echo "  reproduce: $bin FILE (FILE from $findings/)"
   fi
   return "$rc"
 }
+
+# Stack traces for UBSan reports too; leaks count as findings (ASan's default).
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
 
 failed=0
 if [ "$which" = all ]; then
