@@ -33,6 +33,7 @@ struct GenerateStats {
   int64_t generated = 0;      // tokens passed to on_token
   double prefill_seconds = 0, decode_seconds = 0;
   StopReason stop = StopReason::max_tokens;
+  int64_t drafted = 0, accepted = 0;  // speculative decoding only (speculative.h)
 };
 
 // Called with each generated token; return false to stop.

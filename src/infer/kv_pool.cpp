@@ -8,8 +8,10 @@
 
 namespace tern::infer {
 
-KvPool::KvPool(const model::ModelConfig& c, int64_t n_blocks, int64_t block_tokens, DType dtype) {
-  const model::KvLayout layout = model::kv_layout(c, c.num_hidden_layers, block_tokens, dtype);
+KvPool::KvPool(const model::ModelConfig& c, int64_t n_blocks, int64_t block_tokens, DType dtype,
+               int64_t n_layers) {
+  const model::KvLayout layout =
+      model::kv_layout(c, n_layers < 0 ? c.num_hidden_layers : n_layers, block_tokens, dtype);
   if (n_blocks < 1 || n_blocks > (int64_t(1) << 30))
     fail(ErrorKind::request,
          "KV pool: " + std::to_string(n_blocks) + " blocks is outside [1, 2^30]");

@@ -18,8 +18,10 @@ namespace tern::infer {
 
 class KvPool {
  public:
-  // n_blocks blocks of block_tokens tokens for every main layer of `c`, stored as `dtype`.
-  KvPool(const model::ModelConfig& c, int64_t n_blocks, int64_t block_tokens, DType dtype);
+  // n_blocks blocks of block_tokens tokens for every main layer of `c` (or for `n_layers`
+  // layers, e.g. 1 for the MTP module's own cache), stored as `dtype`.
+  KvPool(const model::ModelConfig& c, int64_t n_blocks, int64_t block_tokens, DType dtype,
+         int64_t n_layers = -1);
   KvPool(KvPool&&) = default;
 
   const model::KvStore& store() const { return store_; }

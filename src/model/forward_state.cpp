@@ -28,10 +28,13 @@ ForwardState::ForwardState(const ModelConfig& c, const KvLayout& kv, const Forwa
   if (c.n_routed_experts > 0) ffn = std::max(ffn, moe_scratch_floats(c, N));
   layer_scratch = Arena(size_t(std::max(attn, ffn) + 64) * 4);
   const int64_t d = c.hidden_size;
-  rows_ = Arena(size_t(3 * N * d + 64) * 4);
+  const bool mtp = c.num_nextn_predict_layers > 0;
+  rows_ = Arena(size_t((mtp ? 5 : 3) * N * d + 64) * 4);
   hidden = static_cast<float*>(rows_.allocate(size_t(N * d) * 4, "residual stream"));
   normed = static_cast<float*>(rows_.allocate(size_t(N * d) * 4, "normed rows"));
   sublayer = static_cast<float*>(rows_.allocate(size_t(N * d) * 4, "sub-layer output"));
+  if (mtp)
+    mtp_concat = static_cast<float*>(rows_.allocate(size_t(2 * N * d) * 4, "MTP concat rows"));
   runs.reserve(size_t(N));
 }
 

@@ -35,10 +35,11 @@ class ForwardState {
   ThreadPool& pool() const { return *pool_; }
 
   // Used by Model::forward only.
-  Arena layer_scratch;        // reset for every layer
-  float* hidden = nullptr;    // [max_tokens, hidden_size] residual stream
-  float* normed = nullptr;    // [max_tokens, hidden_size] sub-layer input
-  float* sublayer = nullptr;  // [max_tokens, hidden_size] sub-layer output
+  Arena layer_scratch;          // reset for every layer
+  float* hidden = nullptr;      // [max_tokens, hidden_size] residual stream
+  float* normed = nullptr;      // [max_tokens, hidden_size] sub-layer input
+  float* sublayer = nullptr;    // [max_tokens, hidden_size] sub-layer output
+  float* mtp_concat = nullptr;  // [max_tokens, 2 * hidden_size]; models with MTP modules only
   std::vector<SeqRun> runs;
 
  private:

@@ -81,6 +81,17 @@ void Model::check_ids(std::span<const int32_t> ids) const {
                                    std::to_string(config_.vocab_size) + ")");
 }
 
+void Model::check_store(const KvStore& kv, int64_t n_layers, const char* what) const {
+  const KvLayout want = kv_layout(config_, n_layers, kv.layout.block_tokens, kv.layout.dtype);
+  if (kv.layout.n_layers != want.n_layers || kv.layout.a_width != want.a_width ||
+      kv.layout.b_width != want.b_width)
+    fail(ErrorKind::request,
+         std::string("the ") + what + " was made for another model (" +
+             std::to_string(kv.layout.n_layers) + " layers of " +
+             std::to_string(kv.layout.token_values()) + " values per token); this one needs " +
+             std::to_string(want.n_layers) + " layers of " + std::to_string(want.token_values()));
+}
+
 void Model::run_layer(const LayerWeights& L, const AttentionStep& step, float* h, ForwardState& st,
                       int32_t* routed_out) const {
   const ModelConfig& c = config_;
@@ -109,14 +120,7 @@ void Model::forward(const Batch& b, const KvStore& kv, ForwardState& st, std::sp
   const ModelConfig& c = config_;
   const int64_t N = int64_t(b.tokens.size()), d = c.hidden_size, V = c.vocab_size;
   const int64_t K = std::max<int64_t>(1, c.num_experts_per_tok);
-  const KvLayout want = kv_layout(c, c.num_hidden_layers, kv.layout.block_tokens, kv.layout.dtype);
-  if (kv.layout.n_layers != want.n_layers || kv.layout.a_width != want.a_width ||
-      kv.layout.b_width != want.b_width)
-    fail(ErrorKind::request,
-         "the KV store was made for another model (" + std::to_string(kv.layout.n_layers) +
-             " layers of " + std::to_string(kv.layout.token_values()) +
-             " values per token); this one needs " + std::to_string(want.n_layers) + " layers of " +
-             std::to_string(want.token_values()));
+  check_store(kv, c.num_hidden_layers, "KV store");
   if (N > st.limits().max_tokens)
     fail(ErrorKind::request, "batch of " + std::to_string(N) +
                                  " rows exceeds the forward state's " +
@@ -196,6 +200,41 @@ void Model::forward(std::span<const int32_t> ids, KvCache& cache, std::span<floa
   }
 }
 
+void Model::forward_mtp(const Batch& b, std::span<const float> hidden, const KvStore& mtp_kv,
+                        ForwardState& st, std::span<float> logits) const {
+  const ModelConfig& c = config_;
+  if (weights_.mtp.empty()) fail(ErrorKind::request, "the model was loaded without its MTP module");
+  const int64_t N = int64_t(b.tokens.size()), d = c.hidden_size, V = c.vocab_size;
+  check_store(mtp_kv, 1, "MTP KV store");
+  if (N > st.limits().max_tokens)
+    fail(ErrorKind::request, "batch of " + std::to_string(N) +
+                                 " rows exceeds the forward state's " +
+                                 std::to_string(st.limits().max_tokens));
+  plan_batch(b, mtp_kv.layout, mtp_kv.n_blocks, c.max_position_embeddings, V, st.runs);
+  const int64_t R = int64_t(b.logit_rows.size());
+  check_output("hidden", hidden.size(), N, d, false);
+  check_output("logits", logits.size(), R, V, false);
+  if (N == 0) return;
+  TERN_CHECK(st.mtp_concat != nullptr);
+  const MtpWeights& m = weights_.mtp[0];
+  const float eps = float(c.rms_norm_eps);
+  float* h = st.hidden;        // [N, d]
+  float* cat = st.mtp_concat;  // [N, 2d]: enorm(emb) ; hnorm(h)
+  // z_i = eh_proj([enorm(Emb(t_{i+1})) ; hnorm(h_i)])  (embedding first, spec §8.1)
+  embed_rows(m.embed_tokens, b.tokens.data(), N, h);
+  for (int64_t i = 0; i < N; ++i) {
+    kernels::rmsnorm(h + i * d, m.enorm.ptr(), cat + i * 2 * d, 1, d, eps);
+    kernels::rmsnorm(hidden.data() + i * d, m.hnorm.ptr(), cat + i * 2 * d + d, 1, d, eps);
+  }
+  linear_forward(m.eh_proj, cat, N, h, 0, 0, &st.pool());
+  const AttentionStep step{st.normed, st.sublayer, N, b.positions, st.runs, &mtp_kv, 0};
+  run_layer(m.block, step, h, st, nullptr);
+  for (int64_t k = 0; k < R; ++k)
+    kernels::rmsnorm(h + int64_t(b.logit_rows[size_t(k)]) * d, m.shared_head_norm.ptr(),
+                     st.normed + k * d, 1, d, eps);
+  linear_forward(m.shared_head_head, st.normed, R, logits.data(), 0, 0, &st.pool());
+}
+
 void Model::forward_mtp(std::span<const int32_t> ids, std::span<const float> hidden_in,
                         std::span<float> logits_out) const {
   const ModelConfig& c = config_;
@@ -208,33 +247,23 @@ void Model::forward_mtp(std::span<const int32_t> ids, std::span<const float> hid
                                  std::to_string(c.max_position_embeddings) + " positions");
   check_output("hidden", hidden_in.size(), T + 1, d, false);
   check_output("logits", logits_out.size(), T, V, false);
-  const MtpWeights& m = weights_.mtp[0];
-  const float eps = float(c.rms_norm_eps);
   KvCache cache(c, 1, T);  // the MTP block's own attention state, positions 0..T-1
   const int64_t chunk = std::min(T, kMaxChunkTokens);
   ForwardState& st = cache.state(c, chunk, MlaMode::absorbed);
-  Tensor cat = Tensor::zeros(DType::f32, {chunk, 2 * d});  // [n, 2d]: enorm(emb) ; hnorm(h)
   std::vector<int64_t> positions(static_cast<size_t>(chunk));
+  std::vector<int32_t> seq_ids(static_cast<size_t>(chunk), 0), rows(static_cast<size_t>(chunk));
+  const SeqBlocks seqs[1] = {cache.blocks()};
   for (int64_t t0 = 0; t0 < T; t0 += chunk) {
-    const int64_t n = std::min(chunk, T - t0);
-    float* cp = cat.data_as<float>();
-    float* h = st.hidden;
-    // z_i = eh_proj([enorm(Emb(t_{i+1})) ; hnorm(h_i)])  (embedding first, spec §8.1)
-    embed_rows(m.embed_tokens, ids.data() + t0 + 1, n, h);
-    for (int64_t i = 0; i < n; ++i) {
-      kernels::rmsnorm(h + i * d, m.enorm.ptr(), cp + i * 2 * d, 1, d, eps);
-      kernels::rmsnorm(hidden_in.data() + (t0 + i) * d, m.hnorm.ptr(), cp + i * 2 * d + d, 1, d,
-                       eps);
-      positions[size_t(i)] = t0 + i;
+    const size_t n = size_t(std::min(chunk, T - t0));
+    for (size_t i = 0; i < n; ++i) {
+      positions[i] = t0 + int64_t(i);
+      rows[i] = int32_t(i);
     }
-    linear_forward(m.eh_proj, cp, n, h, 0, 0, &st.pool());
-    st.runs.assign(1, SeqRun{0, 0, n, t0, cache.blocks()});
-    const AttentionStep step{st.normed, st.sublayer,    n, std::span(positions).first(size_t(n)),
-                             st.runs,   &cache.store(), 0};
-    run_layer(m.block, step, h, st, nullptr);
-    cache.advance(n);
-    kernels::rmsnorm(h, m.shared_head_norm.ptr(), h, n, d, eps);
-    linear_forward(m.shared_head_head, h, n, logits_out.data() + t0 * V, 0, 0, &st.pool());
+    const Batch b{ids.subspan(size_t(t0 + 1), n), std::span(positions).first(n),
+                  std::span(seq_ids).first(n), seqs, std::span(rows).first(n)};
+    forward_mtp(b, hidden_in.subspan(size_t(t0 * d), n * size_t(d)), cache.store(), st,
+                logits_out.subspan(size_t(t0 * V)));
+    cache.advance(int64_t(n));
   }
 }
 

@@ -65,8 +65,17 @@ class Model {
   void forward(std::span<const int32_t> ids, KvCache& cache, std::span<float> logits,
                const ForwardOptions& opts = {}) const;
 
-  // MTP module 0 (spec §8.2): for i < T-1, predicts from hidden[i] (after model.norm, [T, d])
-  // and the token ids[i+1]; writes logits [T-1, vocab_size]. Runs over a fresh sequence.
+  // MTP module 0 (spec §8.2) over a batch, a layer with its own per-sequence cache: row i is
+  // the module's step at position b.positions[i]. It combines hidden[i], the main model's final
+  // hidden state (after model.norm) at that position, with b.tokens[i], the token at the next
+  // position, and predicts the token after that; logits [b.logit_rows.size(), vocab_size].
+  // `mtp_kv` is a one-layer store (kv_layout(c, 1, ...)) with the module's rows of positions
+  // [0, b.positions[i]). Same errors as forward, plus a model loaded without its MTP module.
+  void forward_mtp(const Batch& b, std::span<const float> hidden, const KvStore& mtp_kv,
+                   ForwardState& st, std::span<float> logits) const;
+
+  // The same over one fresh sequence: for i < T-1, predicts from hidden[i] ([T, d]) and ids[i+1];
+  // writes logits [T-1, vocab_size].
   void forward_mtp(std::span<const int32_t> ids, std::span<const float> hidden,
                    std::span<float> logits) const;
 
@@ -74,6 +83,7 @@ class Model {
   void run_layer(const LayerWeights& L, const AttentionStep& step, float* h, ForwardState& st,
                  int32_t* routed_out) const;
   void check_ids(std::span<const int32_t> ids) const;
+  void check_store(const KvStore& kv, int64_t n_layers, const char* what) const;
 
   ModelConfig config_;
   ModelWeights weights_;
