@@ -18,6 +18,7 @@
 #include "core/thread_pool.h"
 #include "infer/generate.h"
 #include "infer/sampler.h"
+#include "infer/speculative.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/decoder.h"
 #include "tokenizer/tokenizer.h"
@@ -27,7 +28,7 @@ namespace {
 
 struct RunArgs {
   std::string model, prompt, file;
-  bool chat = false;
+  bool chat = false, no_mtp = false;
   GenerationFlags gen;
 };
 
@@ -58,20 +59,24 @@ void run(const RunArgs& a) {
   const infer::SamplingParams params = sampling_params(a.gen);
 
   const std::unique_ptr<Engine> e =
-      open_engine(a.gen, model_path, int64_t(prompt.size()), "tern run");
+      open_engine(a.gen, model_path, int64_t(prompt.size()), "tern run", !a.no_mtp);
   const model::ModelConfig& c = e->model.config();
   check_ids_in_vocab(prompt, c);
   infer::Sampler sampler(params, int32_t(c.vocab_size), rng::stream_id("tern run"));
   const infer::GenerateRequest req{prompt, a.gen.n, stop_ids(tok, c), e->context};
 
   tokenizer::StreamDecoder decoder(tok, /*skip_special_tokens=*/true);
+  const infer::TokenCallback emit = [&](int32_t id) {
+    const std::string piece = decoder.push(id);
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  };
+  // Checkpoints that carry the MTP module draft with it (spec §8.3); --no-mtp decodes plainly.
   const infer::GenerateStats st =
-      infer::generate(e->model, e->pool, e->state, sampler, req, [&](int32_t id) {
-        const std::string piece = decoder.push(id);
-        std::fwrite(piece.data(), 1, piece.size(), stdout);
-        std::fflush(stdout);
-        return true;
-      });
+      e->mtp_pool
+          ? infer::generate_mtp(e->model, e->pool, *e->mtp_pool, e->state, sampler, req, emit)
+          : infer::generate(e->model, e->pool, e->state, sampler, req, emit);
   const std::string tail = decoder.finish();
   std::fwrite(tail.data(), 1, tail.size(), stdout);
   if (isatty(STDOUT_FILENO)) std::fputc('\n', stdout);
@@ -87,6 +92,10 @@ void run(const RunArgs& a) {
                account::human(dec > 0 ? double(st.generated) / dec : 0).c_str(),
                infer::stop_reason_name(st.stop), e->load_seconds, (unsigned long long)params.seed,
                ThreadPool::global().size());
+  if (st.drafted > 0)
+    std::fprintf(stderr, "tern run: MTP drafts accepted: %lld of %lld (%.0f%%)\n",
+                 (long long)st.accepted, (long long)st.drafted,
+                 100.0 * double(st.accepted) / double(st.drafted));
 }
 
 void setup_run(CLI::App& sub) {
@@ -95,6 +104,9 @@ void setup_run(CLI::App& sub) {
   sub.add_option("-p,--prompt", a->prompt, "prompt text; - reads it from stdin");
   sub.add_option("-f,--file", a->file, "read the prompt from a file");
   sub.add_flag("--chat", a->chat, "wrap the prompt as a user message in the model's chat template");
+  sub.add_flag("--no-mtp", a->no_mtp,
+               "decode one token per step even when the checkpoint carries an MTP module (by "
+               "default it drafts the next token, spec §8.3)");
   add_generation_flags(sub, a->gen);
   example(sub, "tern run MODEL -p 'The capital of France is' -n 32 --temp 0");
   sub.callback([a] { run(*a); });

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -52,6 +53,26 @@ CLI::Validator range_validator(const std::string& name, double lo, double hi) {
 
 void check_ranges() {
   if (!first_range_error().empty()) fail(ErrorKind::request, first_range_error());
+}
+
+void check_environment() {
+  // A typo in these would otherwise be ignored silently (the library falls back to defaults).
+  const std::pair<const char*, std::vector<std::string>> vars[] = {
+      {"TERN_LOG", {"error", "warn", "info", "debug"}},
+      {"TERN_ISA", {"avx512", "avx2", "scalar"}},
+  };
+  for (const auto& [var, allowed] : vars) {
+    const char* v = std::getenv(var);
+    if (!v) continue;
+    bool ok = false;
+    std::string list;
+    for (const auto& a : allowed) {
+      ok = ok || a == v;
+      list += (list.empty() ? "" : ", ") + a;
+    }
+    if (!ok)
+      fail(ErrorKind::request, std::string(var) + " must be one of " + list + ", got '" + v + "'");
+  }
 }
 
 CLI::Option* add_choice(CLI::App& app, const std::string& name, std::string& var,

@@ -21,6 +21,9 @@ CLI::Option* add_number(CLI::App& app, const std::string& name, T& var, const st
 
 // Throws tern::Error (ErrorKind::request) for the first out-of-range value seen while parsing.
 void check_ranges();
+// Refuses (exit 1) a TERN_LOG or TERN_ISA value that names nothing (TERN_THREADS is checked by
+// apply_threads).
+void check_environment();
 
 // A string option restricted to `choices` (exit 2 naming the value and the choices otherwise).
 CLI::Option* add_choice(CLI::App& app, const std::string& name, std::string& var,

@@ -12,6 +12,7 @@
 #include "account/quantity.h"
 #include "apps/tern/model_path.h"
 #include "core/error.h"
+#include "model/tensor_source.h"
 
 namespace tern::app {
 namespace {
@@ -110,10 +111,23 @@ void check_ids_in_vocab(const std::vector<int32_t>& ids, const model::ModelConfi
                std::to_string(c.vocab_size) + " (a tokenizer of another model?)");
 }
 
+namespace {
+// Whether the checkpoint's files hold MTP module 0 (configs often declare
+// num_nextn_predict_layers while converted files drop the module's tensors).
+bool files_have_mtp(const std::string& model_path) {
+  if (model_path.ends_with(".gguf")) return false;  // converters drop MTP tensors
+  const model::ModelConfig c = model::ModelConfig::from_file(resolve_model_dir(model_path));
+  if (c.num_nextn_predict_layers == 0) return false;
+  const auto src = model::open_safetensors_source(model_path);
+  return src->has("model.layers." + std::to_string(c.num_hidden_layers) + ".eh_proj.weight");
+}
+}  // namespace
+
 std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string& model_path,
-                                    int64_t max_rows, const char* command) {
+                                    int64_t max_rows, const char* command, bool want_mtp) {
   const auto t0 = std::chrono::steady_clock::now();
-  model::Model m = model::Model::load(model_path);
+  const bool mtp = want_mtp && files_have_mtp(model_path);
+  model::Model m = model::Model::load(model_path, {mtp});
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const model::ModelConfig& c = m.config();
@@ -121,11 +135,13 @@ std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string&
   const model::KvLayout layout = model::kv_layout(c, c.num_hidden_layers, kBlockTokens, kv_dtype);
   const int64_t ctx = choose_context(g, c, layout.n_layers * layout.token_bytes(), command);
   infer::KvPool pool(c, (ctx + kBlockTokens - 1) / kBlockTokens, kBlockTokens, kv_dtype);
-  model::ForwardState state(
-      c, pool.store().layout,
-      {std::max<int64_t>(1, std::min(g.chunk, max_rows)), 0, model::MlaMode::absorbed});
-  return std::unique_ptr<Engine>(
-      new Engine{std::move(m), ctx, std::move(pool), std::move(state), load_s});
+  // Speculative steps verify two rows at once.
+  const int64_t rows = std::max<int64_t>(mtp ? 2 : 1, std::min(g.chunk, max_rows));
+  model::ForwardState state(c, pool.store().layout, {rows, 0, model::MlaMode::absorbed});
+  auto e = std::unique_ptr<Engine>(
+      new Engine{std::move(m), ctx, std::move(pool), std::move(state), load_s, std::nullopt});
+  if (mtp) e->mtp_pool.emplace(c, e->pool.n_blocks(), kBlockTokens, kv_dtype, /*n_layers=*/1);
+  return e;
 }
 
 std::vector<int32_t> stop_ids(const tokenizer::Tokenizer& tok, const model::ModelConfig& c) {

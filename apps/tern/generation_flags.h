@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,12 +49,14 @@ struct Engine {
   infer::KvPool pool;
   model::ForwardState state;
   double load_seconds = 0;
+  std::optional<infer::KvPool> mtp_pool;  // the MTP module's own cache, when it drafts
 };
 
 // Loads the model and sizes the pool to the context; `max_rows` caps the prefill chunk.
-// `command` labels the message printed when the context is lowered ("tern run").
+// With `want_mtp`, a checkpoint whose files carry the MTP module loads it and gets an MTP pool
+// (speculative decoding). `command` labels the message printed when the context is lowered.
 std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string& model_path,
-                                    int64_t max_rows, const char* command);
+                                    int64_t max_rows, const char* command, bool want_mtp = false);
 
 // The tokenizer's EOS and the config's eos_token_id, where the model's vocabulary has them.
 std::vector<int32_t> stop_ids(const tokenizer::Tokenizer& tok, const model::ModelConfig& c);

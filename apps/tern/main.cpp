@@ -102,7 +102,10 @@ int main(int argc, char** argv) {
   app.footer("Conventions (exit codes, '-' for stdin/stdout, units, flags): docs/cli.md");
   for (const auto& cmd : registered_commands()) cmd.setup(*app.add_subcommand(cmd.name, cmd.help));
   // Runs after the whole command line is known to be well-formed, before any command's work.
-  app.parse_complete_callback(check_ranges);
+  app.parse_complete_callback([] {
+    check_ranges();
+    check_environment();
+  });
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

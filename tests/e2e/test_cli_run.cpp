@@ -61,6 +61,12 @@ TEST(CliRun, GreedyIsDeterministicAndStdoutHoldsOnlyText) {
   std::ofstream(dir + "/prompt.txt") << "the quick brown";
   const auto d = run_tern_split("run " + model + " -f " + dir + "/prompt.txt -n 12 --temp 0");
   EXPECT_EQ(d.out, a.out) << d.err;
+  // The model carries an MTP module, so it drafts by default; greedy output is the same.
+  EXPECT_NE(a.err.find("MTP drafts accepted"), std::string::npos) << a.err;
+  const auto plain =
+      run_tern_split("run " + model + " -p 'the quick brown' -n 12 --temp 0 --no-mtp");
+  EXPECT_EQ(plain.out, a.out) << plain.err;
+  EXPECT_EQ(plain.err.find("MTP drafts"), std::string::npos) << plain.err;
   // Seeded sampling is reproducible too.
   const auto s1 = run_tern_split("run " + model + " -p 'the lazy' -n 12 --temp 1 --seed 7");
   const auto s2 = run_tern_split("run " + model + " -p 'the lazy' -n 12 --temp 1 --seed 7");

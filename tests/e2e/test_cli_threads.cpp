@@ -77,3 +77,14 @@ TEST(CliThreads, RefusedThreadCreationIsACleanError) {
   if (r.exit_code == 0) GTEST_SKIP() << "the limit left room for every thread on this machine";
   expect_refused(r, "thread", "under ulimit -v");
 }
+
+TEST(CliThreads, NamedEnvironmentValuesAreChecked) {
+  // TERN_LOG and TERN_ISA typos are refused instead of silently falling back to a default.
+  const std::string cmd = "info --config " + std::string(TERN_TEST_DATA) +
+                          "/model/configs/deepseek_v3.json";
+  expect_refused(run_tern_split(cmd, "", "TERN_LOG=verbose"), "TERN_LOG must be one of",
+                 "TERN_LOG=verbose");
+  expect_refused(run_tern_split(cmd, "", "TERN_ISA=avx9"), "TERN_ISA must be one of",
+                 "TERN_ISA=avx9");
+  EXPECT_EQ(run_tern_split(cmd, "", "TERN_LOG=debug TERN_ISA=scalar").exit_code, 0);
+}
