@@ -1,3 +1,5 @@
+#include <cpuid.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -5,16 +7,23 @@
 #include "kernels/cpu/isa.h"
 
 namespace tern::kernels {
+namespace {
+
+// F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c".
+bool has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+
+}  // namespace
 
 std::vector<const IsaKernels*> supported_isas() {
   std::vector<const IsaKernels*> out;
   __builtin_cpu_init();
   if (isa_avx512() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("f16c"))
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && has_f16c())
     out.push_back(isa_avx512());
-  if (isa_avx2() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("f16c"))
+  if (isa_avx2() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
     out.push_back(isa_avx2());
   out.push_back(&isa_scalar());
   return out;
