@@ -8,11 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "core/thread_pool.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/pre_tokenizer.h"
@@ -155,6 +157,9 @@ BpeTrainResult train_bpe(const std::vector<std::string>& texts, const BpeTrainOp
   std::vector<std::pair<int32_t, int32_t>> merges;
   size_t target_merges = opts.vocab_size - specials.size() - 256;
   std::unordered_map<uint64_t, int64_t> delta;
+  // The shared progress display: a bar on a terminal, plain periodic lines in logs.
+  std::optional<Progress> progress;
+  if (opts.progress) progress.emplace("training BPE", int64_t(target_merges), "merges");
   while (merges.size() < target_merges && !heap.empty()) {
     std::pop_heap(heap.begin(), heap.end());
     Cand c = heap.back();
@@ -214,10 +219,9 @@ BpeTrainResult train_bpe(const std::vector<std::string>& texts, const BpeTrainOp
         std::push_heap(heap.begin(), heap.end());
       }
     }
-    if (opts.progress && merges.size() % 1000 == 0)
-      std::fprintf(stderr, "\rtern: %zu / %zu merges", merges.size(), target_merges);
+    if (progress) progress->advance();
   }
-  if (opts.progress) std::fprintf(stderr, "\n");
+  if (progress) progress->finish();
   r.merges = merges.size();
 
   // tokenizer.json: specials take ids 0..k-1, then bytes, then merged tokens.
