@@ -152,7 +152,9 @@ void bench(const BenchArgs& a) {
   const DecodeWeightBytes w = decode_weight_bytes(m);
   BenchParams p;
   p.prompt = a.prompt, p.gen = a.gen, p.ctx = a.ctx, p.chunk = a.chunk;
-  p.kv_dtype = a.kv_dtype == "f32" ? DType::f32 : DType::bf16;
+  p.kv_dtype = a.kv_dtype == "f32"   ? DType::f32
+               : a.kv_dtype == "fp8" ? DType::f8_e4m3
+                                     : DType::bf16;
   {
     // Untimed warm-up: faults in the mapped weights and starts the pool's threads, which would
     // otherwise land on the first batch size's time to first token.
@@ -185,7 +187,9 @@ void setup_bench(CLI::App& sub) {
                      "comma-separated batch sizes, each decoded together in one forward per step "
                      "(gives a JSON list); default one sequence");
   add_number(sub, "--ctx", a->ctx, "positions per sequence (0: -p + -n)", 0, 16777216);
-  add_choice(sub, "--kv-dtype", a->kv_dtype, "KV cache storage", {"bf16", "f32"});
+  add_choice(sub, "--kv-dtype", a->kv_dtype,
+             "KV cache storage (fp8: e4m3 with a scale per token and part)",
+             {"bf16", "fp8", "f32"});
   add_number(sub, "--repeat", a->repeat, "runs per batch size; the median is reported", 1, 1000);
   add_number(sub, "--prefill-chunk", a->chunk, "prompt tokens per forward step", 1, 4096);
   add_number(sub, "--bandwidth", a->bandwidth,

@@ -72,7 +72,9 @@ void add_generation_flags(CLI::App& sub, GenerationFlags& g) {
   add_number(sub, "--ctx", g.ctx,
              "context per sequence in tokens (default: the model's, lowered to fit memory)", 0,
              1e9);
-  add_choice(sub, "--kv-dtype", g.kv_dtype, "KV cache storage", {"bf16", "f32"});
+  add_choice(sub, "--kv-dtype", g.kv_dtype,
+             "KV cache storage (fp8: e4m3 with a scale per token and part)",
+             {"bf16", "fp8", "f32"});
   add_number(sub, "--prefill-chunk", g.chunk, "prompt tokens per forward step", 1, 4096);
   sub.add_option("--tokenizer", g.tokenizer,
                  "folder with tokenizer.json (default: the model's folder; required for .gguf)");
@@ -131,7 +133,9 @@ std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string&
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const model::ModelConfig& c = m.config();
-  const DType kv_dtype = g.kv_dtype == "f32" ? DType::f32 : DType::bf16;
+  const DType kv_dtype = g.kv_dtype == "f32"   ? DType::f32
+                         : g.kv_dtype == "fp8" ? DType::f8_e4m3
+                                               : DType::bf16;
   const model::KvLayout layout = model::kv_layout(c, c.num_hidden_layers, kBlockTokens, kv_dtype);
   const int64_t ctx = choose_context(g, c, layout.n_layers * layout.token_bytes(), command);
   infer::KvPool pool(c, (ctx + kBlockTokens - 1) / kBlockTokens, kBlockTokens, kv_dtype);

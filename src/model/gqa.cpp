@@ -37,8 +37,8 @@ void gqa_forward(const ModelConfig& c, const GqaWeights& w, const RopeTable& rop
         kernels::rope_rotate(q + (i * H + h) * hd, hd, cs, sn, rope.interleaved());
       for (int64_t h = 0; h < Hkv; ++h)
         kernels::rope_rotate(kvr + i * 2 * kvw + h * hd, hd, cs, sn, rope.interleaved());
-      kv_store_values(kv.layout.dtype, kvr + i * 2 * kvw,
-                      kv.token(a.layer, r.blocks.blocks[size_t(p / B)], p % B), 2 * kvw);
+      kv_store_row(kv.layout, kvr + i * 2 * kvw,
+                   kv.token(a.layer, r.blocks.blocks[size_t(p / B)], p % B));
     }
   }
   int32_t* rr = static_cast<int32_t*>(scratch.allocate(size_t(a.N) * 4, "row runs"));

@@ -1,7 +1,8 @@
 // Paged KV memory as the layers see it: fixed-size blocks of tokens, each token one row
 // [a | b] (MLA: normalised latent c_kv and roped k_pe; GQA: roped K and V of every KV head) in
-// f32 or bf16. Owns nothing: infer/'s pool or a single-sequence KvCache owns the memory and
-// hands layers a KvStore plus each sequence's block table, so sequences can share blocks.
+// f32, bf16 or fp8 e4m3 (then with one f32 scale per part after the values). Owns nothing: infer/'s
+// pool or a single-sequence KvCache owns the memory and hands layers a KvStore plus each sequence's
+// block table, so sequences can share blocks.
 #pragma once
 
 #include <cstdint>
@@ -16,10 +17,13 @@ struct KvLayout {
   int64_t n_layers = 0;
   int64_t block_tokens = 0;          // tokens per block
   int64_t a_width = 0, b_width = 0;  // values per token of each part
-  DType dtype = DType::f32;          // f32 or bf16
+  DType dtype = DType::f32;          // f32, bf16 or f8_e4m3
 
   int64_t token_values() const { return a_width + b_width; }
-  int64_t token_bytes() const { return token_values() * dtype_bytes_for(dtype, 1); }
+  // fp8 rows end with the two parts' f32 scales (amax / 448), so each part uses e4m3's range.
+  int64_t token_bytes() const {
+    return token_values() * dtype_bytes_for(dtype, 1) + (dtype == DType::f8_e4m3 ? 8 : 0);
+  }
 };
 
 // The layout `c`'s attention needs: MLA caches kv_lora_rank + qk_rope_head_dim values per token
@@ -48,9 +52,11 @@ struct SeqBlocks {
   std::span<const int32_t> blocks;
 };
 
-// Stores f32 values [n] into a token row of `dtype` (rounding to nearest even for bf16).
-void kv_store_values(DType dtype, const float* src, uint8_t* dst, int64_t n);
-// Reads a token row of `dtype` as f32; returns `src` itself when it already is f32.
-const float* kv_load_values(DType dtype, const uint8_t* src, float* buf, int64_t n);
+// Stores one token row of f32 values [token_values] in the layout's dtype (rounding to nearest
+// even for bf16; fp8 scales each part by its amax / 448).
+void kv_store_row(const KvLayout& l, const float* src, uint8_t* dst);
+// Reads `rows` consecutive token rows as f32 [rows, token_values]; returns `src` itself when the
+// layout already is f32, else fills `buf`.
+const float* kv_load_rows(const KvLayout& l, const uint8_t* src, float* buf, int64_t rows);
 
 }  // namespace tern::model

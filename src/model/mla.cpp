@@ -57,8 +57,7 @@ void write_cache(const ModelConfig& c, const MlaWeights& w, const RopeTable& rop
       std::copy_n(kv_a + i * tv + rkv, dr, row + rkv);  // RoPE on the un-normalised slice (§6.2)
       rope.angles(p, cs, sn);
       kernels::rope_rotate(row + rkv, dr, cs, sn, rope.interleaved());
-      kv_store_values(kv.layout.dtype, row,
-                      kv.token(a.layer, r.blocks.blocks[size_t(p / B)], p % B), tv);
+      kv_store_row(kv.layout, row, kv.token(a.layer, r.blocks.blocks[size_t(p / B)], p % B));
     }
   }
 }
@@ -123,9 +122,8 @@ void attend_naive_run(const ModelConfig& c, const MlaWeights& w, const Attention
   float* kvh = alloc(scratch, S * H * (dn + dv), "mla naive k/v");  // [S, H, dn + dv]
   float* scores = alloc(scratch, int64_t(pool.size()) * S, "mla naive scores");
   for (int64_t p = 0; p < S; ++p) {
-    const float* src =
-        kv_load_values(kv.layout.dtype, kv.token(a.layer, r.blocks.blocks[size_t(p / B)], p % B),
-                       lat + p * tv, tv);
+    const float* src = kv_load_rows(
+        kv.layout, kv.token(a.layer, r.blocks.blocks[size_t(p / B)], p % B), lat + p * tv, 1);
     if (src != lat + p * tv) std::copy_n(src, tv, lat + p * tv);
   }
   for (int64_t h = 0; h < H; ++h) {  // k_nope[s, h] = W_UK_h · c_kv[s]; v[s, h] = W_UV_h · c_kv[s]

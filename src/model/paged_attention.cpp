@@ -21,9 +21,8 @@ void paged_attention_row(const PagedAttention& p, const KvStore& kv, int64_t lay
   std::fill_n(sum, nh, 0.0f);
   for (int64_t b0 = 0, k = 0; b0 < n_pos; b0 += B, ++k) {
     const int64_t nb = std::min(B, n_pos - b0);
-    const float* rows =
-        kv_load_values(kv.layout.dtype, kv.token(layer, blocks.blocks[size_t(k)], 0), buf,
-                       nb * tv);  // a block's rows are contiguous
+    const float* rows = kv_load_rows(kv.layout, kv.token(layer, blocks.blocks[size_t(k)], 0), buf,
+                                     nb);  // a block's rows are contiguous
     for (int64_t h = h0; h < h1; ++h) {
       const int64_t kvh = h / p.group, hi = h - h0;
       const float* qk = q.qk + h * q.qk_stride;

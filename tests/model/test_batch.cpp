@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "core/error.h"
@@ -153,6 +154,59 @@ TEST(Batch, Bf16CacheStaysWithinBf16Rounding) {
     for (size_t i = 0; i < f32.size(); ++i)
       diff = std::max(diff, double(std::fabs(bf16[i] - f32[i])));
     EXPECT_GT(diff, 0.0) << "the bf16 cache must actually round";
+  }
+}
+
+TEST(Batch, Fp8CacheStaysWithinFp8Rounding) {
+  // e4m3 keeps 4 significant bits (relative rounding up to 2^-4) of every cached value, scaled
+  // per token and part; attention mixes them, so a position's logits move by a few percent of
+  // the largest logit (measured: <= 2.4% dense, <= 5% MLA). In an MoE model that noise can flip
+  // a router's top-k choice, which moves a position by far more; so the MLA+MoE check allows
+  // one position in ten to be such a flip, the dense one none.
+  for (const auto& [name, bound, flips] :
+       {std::tuple{"qwen2_tiny", 0.05, 0.0}, std::tuple{"v3_tiny", 0.06, 0.1}}) {
+    const Model m = Model::load(golden(name));
+    const int64_t V = m.config().vocab_size;
+    const std::vector<int32_t> ids = ids_of(name);
+    const std::vector<float> f32 = alone(m, ids);
+    KvCache cache = m.make_cache(int64_t(ids.size()), DType::f8_e4m3);
+    EXPECT_EQ(cache.store().layout.token_bytes(), cache.store().layout.token_values() + 8)
+        << "e4m3 values plus one f32 scale per part";
+    std::vector<float> fp8(f32.size());
+    m.forward(ids, cache, fp8);
+    double max_abs = 0, total = 0;
+    for (float v : f32) max_abs = std::max(max_abs, double(std::fabs(v)));
+    int far = 0;
+    for (size_t t = 0; t < ids.size(); ++t) {
+      double worst = 0;
+      for (int64_t v = 0; v < V; ++v) {
+        const double e = std::fabs(fp8[t * size_t(V) + size_t(v)] - f32[t * size_t(V) + size_t(v)]);
+        worst = std::max(worst, e);
+        total += e;
+      }
+      if (worst > bound * max_abs) ++far;
+    }
+    EXPECT_LE(far, int(flips * double(ids.size()))) << name << ": positions beyond the bound";
+    EXPECT_GT(total, 0.0) << "the fp8 cache must actually round";
+  }
+}
+
+TEST(Batch, Fp8RowsRoundTripWithinE4m3Precision) {
+  const Model m = Model::load(golden("v3_tiny"));
+  const KvLayout l = kv_layout(m.config(), 1, 4, DType::f8_e4m3);
+  std::vector<float> row(size_t(l.token_values()));
+  for (size_t i = 0; i < row.size(); ++i)  // the two parts at very different magnitudes
+    row[i] = (i < size_t(l.a_width) ? 1e-3f : 50.0f) * std::sin(float(i) * 0.7f);
+  std::vector<uint8_t> bytes(size_t(l.token_bytes()));
+  kv_store_row(l, row.data(), bytes.data());
+  std::vector<float> back(row.size());
+  const float* got = kv_load_rows(l, bytes.data(), back.data(), 1);
+  for (size_t i = 0; i < row.size(); ++i) {
+    const float part_max = i < size_t(l.a_width) ? 1e-3f : 50.0f;
+    // e4m3: 3 mantissa bits, so a half-ulp of at most 2^-4 relative; subnormals near 0 are
+    // bounded by the part's scale instead.
+    EXPECT_NEAR(got[i], row[i], std::max(std::fabs(row[i]) / 16.0f, part_max / 448.0f * 0.01f))
+        << i;
   }
 }
 
