@@ -17,6 +17,7 @@
 #include "core/random.h"
 #include "core/thread_pool.h"
 #include "infer/generate.h"
+#include "infer/lookup.h"
 #include "infer/sampler.h"
 #include "infer/speculative.h"
 #include "tokenizer/chat_template.h"
@@ -29,6 +30,7 @@ namespace {
 struct RunArgs {
   std::string model, prompt, file;
   bool chat = false, no_mtp = false;
+  int64_t lookup = 0;
   GenerationFlags gen;
 };
 
@@ -59,7 +61,8 @@ void run(const RunArgs& a) {
   const infer::SamplingParams params = sampling_params(a.gen);
 
   const std::unique_ptr<Engine> e =
-      open_engine(a.gen, model_path, int64_t(prompt.size()), "tern run", !a.no_mtp);
+      open_engine(a.gen, model_path, int64_t(prompt.size()), "tern run", !a.no_mtp && a.lookup == 0,
+                  a.lookup + 1);
   const model::ModelConfig& c = e->model.config();
   check_ids_in_vocab(prompt, c);
   infer::Sampler sampler(params, int32_t(c.vocab_size), rng::stream_id("tern run"));
@@ -74,7 +77,9 @@ void run(const RunArgs& a) {
   };
   // Checkpoints that carry the MTP module draft with it (spec §8.3); --no-mtp decodes plainly.
   const infer::GenerateStats st =
-      e->mtp_pool
+      a.lookup > 0
+          ? infer::generate_lookup(e->model, e->pool, e->state, sampler, req, a.lookup, emit)
+      : e->mtp_pool
           ? infer::generate_mtp(e->model, e->pool, *e->mtp_pool, e->state, sampler, req, emit)
           : infer::generate(e->model, e->pool, e->state, sampler, req, emit);
   const std::string tail = decoder.finish();
@@ -93,9 +98,9 @@ void run(const RunArgs& a) {
                infer::stop_reason_name(st.stop), e->load_seconds, (unsigned long long)params.seed,
                ThreadPool::global().size());
   if (st.drafted > 0)
-    std::fprintf(stderr, "tern run: MTP drafts accepted: %lld of %lld (%.0f%%)\n",
-                 (long long)st.accepted, (long long)st.drafted,
-                 100.0 * double(st.accepted) / double(st.drafted));
+    std::fprintf(stderr, "tern run: %s drafts accepted: %lld of %lld (%.0f%%)\n",
+                 a.lookup > 0 ? "prompt-lookup" : "MTP", (long long)st.accepted,
+                 (long long)st.drafted, 100.0 * double(st.accepted) / double(st.drafted));
 }
 
 void setup_run(CLI::App& sub) {
@@ -107,6 +112,10 @@ void setup_run(CLI::App& sub) {
   sub.add_flag("--no-mtp", a->no_mtp,
                "decode one token per step even when the checkpoint carries an MTP module (by "
                "default it drafts the next token, spec §8.3)");
+  add_number(sub, "--lookup", a->lookup,
+             "draft up to N tokens per step by prompt lookup (the continuation of the latest "
+             "earlier match of the last 1-3 tokens); 0 = off; replaces MTP drafting",
+             0, 64);
   add_generation_flags(sub, a->gen);
   example(sub, "tern run MODEL -p 'The capital of France is' -n 32 --temp 0");
   sub.callback([a] { run(*a); });

@@ -126,7 +126,8 @@ bool files_have_mtp(const std::string& model_path) {
 }  // namespace
 
 std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string& model_path,
-                                    int64_t max_rows, const char* command, bool want_mtp) {
+                                    int64_t max_rows, const char* command, bool want_mtp,
+                                    int64_t min_rows) {
   const auto t0 = std::chrono::steady_clock::now();
   const bool mtp = want_mtp && files_have_mtp(model_path);
   model::Model m = model::Model::load(model_path, {mtp});
@@ -140,7 +141,8 @@ std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string&
   const int64_t ctx = choose_context(g, c, layout.n_layers * layout.token_bytes(), command);
   infer::KvPool pool(c, (ctx + kBlockTokens - 1) / kBlockTokens, kBlockTokens, kv_dtype);
   // Speculative steps verify two rows at once.
-  const int64_t rows = std::max<int64_t>(mtp ? 2 : 1, std::min(g.chunk, max_rows));
+  const int64_t rows =
+      std::max({mtp ? int64_t(2) : int64_t(1), min_rows, std::min(g.chunk, max_rows)});
   model::ForwardState state(c, pool.store().layout, {rows, 0, model::MlaMode::absorbed});
   auto e = std::unique_ptr<Engine>(
       new Engine{std::move(m), ctx, std::move(pool), std::move(state), load_s, std::nullopt});

@@ -55,8 +55,10 @@ struct Engine {
 // Loads the model and sizes the pool to the context; `max_rows` caps the prefill chunk.
 // With `want_mtp`, a checkpoint whose files carry the MTP module loads it and gets an MTP pool
 // (speculative decoding). `command` labels the message printed when the context is lowered.
+// `min_rows`: rows one step must hold (prompt lookup verifies that many at once).
 std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string& model_path,
-                                    int64_t max_rows, const char* command, bool want_mtp = false);
+                                    int64_t max_rows, const char* command, bool want_mtp = false,
+                                    int64_t min_rows = 1);
 
 // The tokenizer's EOS and the config's eos_token_id, where the model's vocabulary has them.
 std::vector<int32_t> stop_ids(const tokenizer::Tokenizer& tok, const model::ModelConfig& c);

@@ -36,6 +36,11 @@ struct GenerateStats {
   int64_t drafted = 0, accepted = 0;  // speculative decoding only (speculative.h)
 };
 
+// The request's context in positions (req.context capped by the model's); ErrorKind::request
+// for an empty prompt, one that leaves no room to generate (naming both numbers), or a
+// negative budget. Every generation loop checks its request with this.
+int64_t request_context(const model::ModelConfig& c, const GenerateRequest& req);
+
 // Called with each generated token; return false to stop.
 using TokenCallback = std::function<bool(int32_t token)>;
 

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/random.h"
+#include "infer/dense_draw.h"
 
 namespace tern::infer {
 namespace {
@@ -16,22 +17,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // Streams of the extra uniforms speculative sampling needs, apart from the sampler's own.
 constexpr uint64_t kDraftStream = 0x6472616674ull, kAcceptStream = 0x616363657074ull,
                    kResidualStream = 0x7265736964ull;
-
-// Inverse CDF over a dense distribution in id order.
-int32_t draw_dense(std::span<const float> p, double u) {
-  double total = 0;
-  for (float x : p) total += x;
-  const double target = u * total;
-  double cum = 0;
-  int32_t last = 0;
-  for (size_t i = 0; i < p.size(); ++i) {
-    if (p[i] <= 0) continue;
-    cum += p[i];
-    last = int32_t(i);
-    if (target < cum) return last;
-  }
-  return last;
-}
 
 // The state of one sequence: the main model's and the MTP module's caches, and the buffers
 // one step needs, sized once.
@@ -146,15 +131,7 @@ GenerateStats generate_mtp(const model::Model& m, KvPool& pool, KvPool& mtp_pool
     fail(ErrorKind::request,
          "speculative decoding with MTP needs the model's MTP module "
          "(load it with LoadOptions::include_mtp)");
-  const int64_t P = int64_t(req.prompt.size());
-  const int64_t ctx = req.context > 0 ? std::min(req.context, c.max_position_embeddings)
-                                      : c.max_position_embeddings;
-  if (P == 0) fail(ErrorKind::request, "the prompt is empty (at least one token is needed)");
-  if (P >= ctx)
-    fail(ErrorKind::request, "the prompt has " + std::to_string(P) +
-                                 " tokens but the context holds " + std::to_string(ctx) +
-                                 ", including at least one to generate");
-  if (req.max_new_tokens < 0) fail(ErrorKind::request, "max_new_tokens must be >= 0");
+  const int64_t P = int64_t(req.prompt.size()), ctx = request_context(c, req);
   if (st.limits().max_tokens < 2)
     fail(ErrorKind::request, "speculative decoding needs a forward state of at least 2 rows");
   GenerateStats stats;

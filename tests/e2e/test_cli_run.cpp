@@ -67,6 +67,10 @@ TEST(CliRun, GreedyIsDeterministicAndStdoutHoldsOnlyText) {
       run_tern_split("run " + model + " -p 'the quick brown' -n 12 --temp 0 --no-mtp");
   EXPECT_EQ(plain.out, a.out) << plain.err;
   EXPECT_EQ(plain.err.find("MTP drafts"), std::string::npos) << plain.err;
+  const auto lookup =
+      run_tern_split("run " + model + " -p 'the quick brown' -n 12 --temp 0 --lookup 4");
+  EXPECT_EQ(lookup.out, a.out) << lookup.err;
+  EXPECT_NE(lookup.err.find("prompt-lookup drafts accepted"), std::string::npos) << lookup.err;
   // Seeded sampling is reproducible too.
   const auto s1 = run_tern_split("run " + model + " -p 'the lazy' -n 12 --temp 1 --seed 7");
   const auto s2 = run_tern_split("run " + model + " -p 'the lazy' -n 12 --temp 1 --seed 7");

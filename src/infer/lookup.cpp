@@ -1,0 +1,147 @@
+#include "infer/lookup.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+#include "core/random.h"
+#include "infer/dense_draw.h"
+#include "infer/sequence_runner.h"
+
+namespace tern::infer {
+namespace {
+
+// Streams of the uniforms the acceptance rule needs, apart from the sampler's own.
+constexpr uint64_t kAcceptStream = 0x6c6f6f6b7570ull, kResidualStream = 0x6c6b7265736964ull;
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The token at `position` given the main model's logits `row` and a deterministic draft `d`:
+// greedy accepts on the same choice; sampling accepts with probability p(d) and otherwise draws
+// from p with d removed, so the token's distribution is exactly p.
+int32_t verify(Sampler& sampler, std::span<const float> row, int32_t d, int64_t position,
+               std::vector<float>& probs, bool* accepted) {
+  const SamplingParams& sp = sampler.params();
+  if (sp.temperature == 0) {
+    const int32_t y = sampler.sample(row);
+    *accepted = y == d;
+    return y;
+  }
+  sampler.probabilities(row, probs);
+  const double u =
+      rng::uniform_double(sp.seed, sampler.stream() ^ kAcceptStream, uint64_t(position));
+  if (u < double(probs[size_t(d)])) {
+    *accepted = true;
+    return d;
+  }
+  *accepted = false;
+  probs[size_t(d)] = 0;
+  return draw_dense(
+      probs, rng::uniform_double(sp.seed, sampler.stream() ^ kResidualStream, uint64_t(position)));
+}
+
+}  // namespace
+
+std::vector<int32_t> lookup_draft(std::span<const int32_t> history, int64_t max_draft) {
+  const int64_t H = int64_t(history.size());
+  for (int64_t n = std::min<int64_t>(3, H - 1); n >= 1; --n) {
+    const auto suffix = history.subspan(size_t(H - n));
+    // The most recent earlier occurrence: its continuation is the likeliest to repeat.
+    for (int64_t start = H - n - 1; start >= 0; --start) {
+      if (!std::equal(suffix.begin(), suffix.end(), history.begin() + start)) continue;
+      const int64_t from = start + n, count = std::min(max_draft, H - from);
+      return {history.begin() + from, history.begin() + from + count};
+    }
+  }
+  return {};
+}
+
+GenerateStats generate_lookup(const model::Model& m, KvPool& pool, model::ForwardState& st,
+                              Sampler& sampler, const GenerateRequest& req, int64_t max_draft,
+                              const TokenCallback& on_token) {
+  const int64_t P = int64_t(req.prompt.size()), ctx = request_context(m.config(), req);
+  if (max_draft < 1) fail(ErrorKind::request, "prompt lookup needs at least 1 draft token");
+  if (st.limits().max_tokens < max_draft + 1)
+    fail(ErrorKind::request, "prompt lookup of " + std::to_string(max_draft) +
+                                 " tokens needs a forward state of " +
+                                 std::to_string(max_draft + 1) + " rows");
+  GenerateStats stats;
+  stats.prompt_tokens = P;
+  SequenceRunner runner(m, pool, st);
+  sampler.accept_prompt(req.prompt);
+  std::vector<int32_t> history(req.prompt.begin(), req.prompt.end());
+  std::vector<float> probs(size_t(m.config().vocab_size));
+  auto emit = [&](int32_t t) {  // false when generation ends with t (stats.stop set)
+    if (std::find(req.stop_ids.begin(), req.stop_ids.end(), t) != req.stop_ids.end()) {
+      stats.stop = StopReason::stop_token;
+      return false;
+    }
+    ++stats.generated;
+    history.push_back(t);
+    if (!on_token(t)) {
+      stats.stop = StopReason::caller;
+      return false;
+    }
+    if (stats.generated >= req.max_new_tokens) {
+      stats.stop = StopReason::max_tokens;
+      return false;
+    }
+    return true;
+  };
+
+  const auto t0 = std::chrono::steady_clock::now();
+  stats.reused_tokens = runner.prefill(req.prompt, /*reuse=*/true);
+  stats.prefill_seconds = seconds_since(t0);
+  const auto t1 = std::chrono::steady_clock::now();
+  if (req.max_new_tokens == 0) return stats;
+  int32_t x = sampler.sample(runner.logits(0));
+  sampler.accept(x);
+  // Invariant: x (emitted, not yet run) sits at position L = runner.length().
+  bool go = emit(x);
+  std::vector<int32_t> rows;
+  while (go) {
+    const int64_t L = runner.length();
+    if (L >= ctx) {
+      stats.stop = StopReason::context;
+      break;
+    }
+    // Drafts must fit the context and are worth no more than the budget left.
+    const int64_t room = std::min(ctx - 1 - L, req.max_new_tokens - stats.generated);
+    const std::vector<int32_t> draft = lookup_draft(history, std::min(max_draft, room));
+    rows.assign(1, x);
+    rows.insert(rows.end(), draft.begin(), draft.end());
+    const int64_t k = int64_t(draft.size());
+    runner.run(rows, k + 1);  // logits row i predicts position L + 1 + i
+    stats.drafted += k;
+    int64_t kept = 1;  // rows whose cache entries stay: x and the accepted drafts
+    int32_t next = -1;
+    for (int64_t i = 0; i <= k && go; ++i) {
+      if (i == k) {  // every draft accepted: the last row gives one more token
+        next = sampler.sample(runner.logits(i));
+        sampler.accept(next);
+        break;
+      }
+      bool accepted = false;
+      const int32_t y =
+          verify(sampler, runner.logits(i), draft[size_t(i)], L + 1 + i, probs, &accepted);
+      sampler.accept(y);
+      if (!accepted) {
+        next = y;
+        break;
+      }
+      ++stats.accepted;
+      ++kept;
+      go = emit(y);
+    }
+    runner.advance(std::span(rows).first(size_t(kept)));
+    if (!go) break;
+    go = emit(next);
+    x = next;
+  }
+  stats.decode_seconds = seconds_since(t1);
+  return stats;
+}
+
+}  // namespace tern::infer

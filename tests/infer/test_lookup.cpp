@@ -1,0 +1,157 @@
+// Prompt-lookup speculative decoding: drafts come from the latest earlier match of the longest
+// suffix; greedy output is plain greedy decoding token for token; sampled output keeps the main
+// model's exact distribution (chi-square over the first two tokens under top-k 4).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "core/error.h"
+#include "infer/lookup.h"
+
+using namespace tern;
+using namespace tern::infer;
+
+namespace {
+
+std::string golden(const char* name) {
+  return std::string(TERN_TEST_DATA) + "/golden/" + name;
+}
+
+std::vector<int32_t> ids_of(const char* name) {
+  std::ifstream in(golden(name) + "/case.json");
+  return nlohmann::json::parse(in).at("ids").get<std::vector<int32_t>>();
+}
+
+struct LookupRun {
+  std::vector<int32_t> tokens;
+  GenerateStats stats;
+};
+
+LookupRun run(const model::Model& m, const std::vector<int32_t>& prompt, int n,
+              const SamplingParams& p, int64_t lookup, int64_t ctx = 0) {
+  KvPool pool(m.config(), 32, 4, DType::f32);
+  model::ForwardState st(m.config(), pool.store().layout, {8, 0, model::MlaMode::absorbed});
+  Sampler sampler(p, int32_t(m.config().vocab_size), 5);
+  LookupRun r;
+  const GenerateRequest req{prompt, n, {}, ctx};
+  auto keep = [&](int32_t t) {
+    r.tokens.push_back(t);
+    return true;
+  };
+  r.stats = lookup > 0 ? generate_lookup(m, pool, st, sampler, req, lookup, keep)
+                       : generate(m, pool, st, sampler, req, keep);
+  return r;
+}
+
+}  // namespace
+
+TEST(Lookup, DraftsFollowTheLatestMatchOfTheLongestSuffix) {
+  const std::vector<int32_t> h = {1, 2, 3, 4, 1, 2};
+  EXPECT_EQ(lookup_draft(h, 3), (std::vector<int32_t>{3, 4, 1}));
+  EXPECT_EQ(lookup_draft(h, 1), (std::vector<int32_t>{3}));
+  // [7, 2] is new, so the single token 2 matches: its latest earlier occurrence wins.
+  const std::vector<int32_t> g = {2, 5, 9, 2, 6, 7, 2};
+  EXPECT_EQ(lookup_draft(g, 2), (std::vector<int32_t>{6, 7}));
+  const std::vector<int32_t> none = {1, 2, 3};
+  EXPECT_TRUE(lookup_draft(none, 4).empty());
+  EXPECT_TRUE(lookup_draft(std::vector<int32_t>{5}, 4).empty());
+  // A continuation that reaches the end is cut there.
+  const std::vector<int32_t> tail = {4, 8, 4};
+  EXPECT_EQ(lookup_draft(tail, 5), (std::vector<int32_t>{8, 4}));
+}
+
+TEST(Lookup, GreedyEqualsPlainGreedy) {
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  // A repetition "penalty" below 1 favours tokens already seen, so these random models repeat
+  // themselves and lookups find drafts (the same rule applies to the plain run).
+  greedy.repetition_penalty = 0.3f;
+  greedy.penalty_last_n = -1;
+  for (const char* name : {"qwen2_tiny", "v3_tiny"}) {
+    const model::Model m = model::Model::load(golden(name));
+    std::vector<int32_t> prompt = ids_of(name);
+    prompt.resize(8);
+    prompt.insert(prompt.end(), prompt.begin(), prompt.begin() + 6);  // repeats, so drafts exist
+    int64_t drafted = 0;
+    for (int64_t k : {1, 3, 7}) {
+      const LookupRun plain = run(m, prompt, 12, greedy, 0);
+      const LookupRun fast = run(m, prompt, 12, greedy, k);
+      EXPECT_EQ(fast.tokens, plain.tokens) << name << " lookup " << k;
+      EXPECT_LE(fast.stats.accepted, fast.stats.drafted);
+      drafted += fast.stats.drafted;
+    }
+    EXPECT_GT(drafted, 0) << name;
+    for (int64_t ctx : {16, 19}) {  // drafts are cut at the context end
+      const LookupRun plain = run(m, prompt, 50, greedy, 0, ctx);
+      const LookupRun fast = run(m, prompt, 50, greedy, 4, ctx);
+      EXPECT_EQ(fast.tokens, plain.tokens) << name << " ctx " << ctx;
+      EXPECT_EQ(fast.stats.stop, StopReason::context);
+    }
+  }
+}
+
+TEST(Lookup, SampledOutputKeepsTheMainModelsDistribution) {
+  const model::Model m = model::Model::load(golden("qwen2_tiny"));
+  const int64_t V = m.config().vocab_size;
+  std::vector<int32_t> prompt = ids_of("qwen2_tiny");
+  SamplingParams p;
+  p.temperature = 1.5f;
+  p.top_k = 4;
+  p.repetition_penalty = 0.3f;  // favours repeats, so drafts exist and get accepted
+  p.penalty_last_n = -1;
+  // The sampler's distribution after the prompt and the generated tokens so far.
+  auto main_probs = [&](const std::vector<int32_t>& seq) {
+    std::vector<float> logits(seq.size() * size_t(V));
+    model::KvCache cache = m.make_cache(int64_t(seq.size()));
+    m.forward(seq, cache, logits);
+    Sampler probe(p, int32_t(V), 1);
+    probe.accept_prompt(prompt);
+    for (size_t i = prompt.size(); i < seq.size(); ++i) probe.accept(seq[i]);
+    return probe.probabilities(std::span(logits).last(size_t(V)));
+  };
+  const std::vector<float> px = main_probs(prompt);
+  std::vector<std::pair<int32_t, int32_t>> cells;
+  std::vector<double> expected;
+  for (int32_t x = 0; x < V; ++x) {
+    if (px[size_t(x)] <= 0) continue;
+    std::vector<int32_t> seq = prompt;
+    seq.push_back(x);
+    const std::vector<float> py = main_probs(seq);
+    for (int32_t y = 0; y < V; ++y)
+      if (py[size_t(y)] > 0) {
+        cells.push_back({x, y});
+        expected.push_back(double(px[size_t(x)]) * double(py[size_t(y)]));
+      }
+  }
+  ASSERT_EQ(cells.size(), 16u);
+  const int draws = 1200;
+  std::vector<double> count(cells.size(), 0);
+  int64_t drafted = 0, accepted = 0;
+  for (int seed = 0; seed < draws; ++seed) {
+    p.seed = uint64_t(seed);
+    const LookupRun r = run(m, prompt, 2, p, 3);
+    ASSERT_EQ(r.tokens.size(), 2u);
+    drafted += r.stats.drafted;
+    accepted += r.stats.accepted;
+    for (size_t k = 0; k < cells.size(); ++k)
+      if (cells[k] == std::pair{r.tokens[0], r.tokens[1]}) count[k] += 1;
+  }
+  double chi2 = 0;
+  for (size_t k = 0; k < cells.size(); ++k) {
+    const double e = expected[k] * draws;
+    chi2 += (count[k] - e) * (count[k] - e) / e;
+  }
+  // 15 degrees of freedom: P(chi2 > 37.7) = 0.001 if the distributions agree.
+  EXPECT_LT(chi2, 37.7) << "accepted " << accepted << " of " << drafted << " drafted tokens";
+  EXPECT_GT(accepted, 0) << "some drafts must be accepted";
+  EXPECT_LT(accepted, drafted) << "and some rejected, so both paths ran";
+}
+
+TEST(Lookup, BadSettingsAreRefused) {
+  const model::Model m = model::Model::load(golden("qwen2_tiny"));
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  EXPECT_THROW(run(m, {1, 2}, 3, greedy, 8), Error) << "8 drafts need 9 rows; the state has 8";
+}
