@@ -42,6 +42,24 @@ int64_t request_context(const model::ModelConfig& c, const GenerateRequest& req)
   return ctx;
 }
 
+bool emit_token(int32_t t, const GenerateRequest& req, GenerateStats& stats,
+                const TokenCallback& on_token) {
+  if (std::find(req.stop_ids.begin(), req.stop_ids.end(), t) != req.stop_ids.end()) {
+    stats.stop = StopReason::stop_token;
+    return false;
+  }
+  ++stats.generated;
+  if (!on_token(t)) {
+    stats.stop = StopReason::caller;
+    return false;
+  }
+  if (stats.generated >= req.max_new_tokens) {
+    stats.stop = StopReason::max_tokens;
+    return false;
+  }
+  return true;
+}
+
 GenerateStats generate(const model::Model& m, KvPool& pool, model::ForwardState& st,
                        Sampler& sampler, const GenerateRequest& req,
                        const TokenCallback& on_token) {
@@ -63,19 +81,7 @@ GenerateStats generate(const model::Model& m, KvPool& pool, model::ForwardState&
     }
     const int32_t tok = sampler.sample(runner.logits(0));
     sampler.accept(tok);
-    if (std::find(req.stop_ids.begin(), req.stop_ids.end(), tok) != req.stop_ids.end()) {
-      stats.stop = StopReason::stop_token;
-      break;
-    }
-    ++stats.generated;
-    if (!on_token(tok)) {
-      stats.stop = StopReason::caller;
-      break;
-    }
-    if (stats.generated >= req.max_new_tokens) {
-      stats.stop = StopReason::max_tokens;
-      break;
-    }
+    if (!emit_token(tok, req, stats, on_token)) break;
     if (runner.length() >= ctx) {
       stats.stop = StopReason::context;
       break;

@@ -44,6 +44,12 @@ int64_t request_context(const model::ModelConfig& c, const GenerateRequest& req)
 // Called with each generated token; return false to stop.
 using TokenCallback = std::function<bool(int32_t token)>;
 
+// Hands a generated token to the caller and says whether generation goes on: false on a stop
+// id (not passed on), when the callback declines, or when the budget is spent, with stats.stop
+// set. The speculative loops emit several tokens per step through it.
+bool emit_token(int32_t token, const GenerateRequest& req, GenerateStats& stats,
+                const TokenCallback& on_token);
+
 // ErrorKind::request when the prompt is empty or does not fit the context (naming both
 // numbers); ErrorKind::resource when the pool runs out of blocks. `state` must allow at least
 // one row; prefill chunks are its max_tokens rows.

@@ -73,22 +73,9 @@ GenerateStats generate_lookup(const model::Model& m, KvPool& pool, model::Forwar
   sampler.accept_prompt(req.prompt);
   std::vector<int32_t> history(req.prompt.begin(), req.prompt.end());
   std::vector<float> probs(size_t(m.config().vocab_size));
-  auto emit = [&](int32_t t) {  // false when generation ends with t (stats.stop set)
-    if (std::find(req.stop_ids.begin(), req.stop_ids.end(), t) != req.stop_ids.end()) {
-      stats.stop = StopReason::stop_token;
-      return false;
-    }
-    ++stats.generated;
-    history.push_back(t);
-    if (!on_token(t)) {
-      stats.stop = StopReason::caller;
-      return false;
-    }
-    if (stats.generated >= req.max_new_tokens) {
-      stats.stop = StopReason::max_tokens;
-      return false;
-    }
-    return true;
+  auto emit = [&](int32_t t) {
+    history.push_back(t);  // drafts may come from generated text too
+    return emit_token(t, req, stats, on_token);
   };
 
   const auto t0 = std::chrono::steady_clock::now();

@@ -138,26 +138,7 @@ GenerateStats generate_mtp(const model::Model& m, KvPool& pool, KvPool& mtp_pool
   stats.prompt_tokens = P;
   Spec s(m, pool, mtp_pool, st, sampler);
   sampler.accept_prompt(req.prompt);
-  auto is_stop = [&](int32_t t) {
-    return std::find(req.stop_ids.begin(), req.stop_ids.end(), t) != req.stop_ids.end();
-  };
-  // Emits a generated token; false when generation ends with it (stats.stop set).
-  auto emit = [&](int32_t t) {
-    if (is_stop(t)) {
-      stats.stop = StopReason::stop_token;
-      return false;
-    }
-    ++stats.generated;
-    if (!on_token(t)) {
-      stats.stop = StopReason::caller;
-      return false;
-    }
-    if (stats.generated >= req.max_new_tokens) {
-      stats.stop = StopReason::max_tokens;
-      return false;
-    }
-    return true;
-  };
+  auto emit = [&](int32_t t) { return emit_token(t, req, stats, on_token); };
 
   // Prefill: the main model over the prompt, and the MTP module over every prompt row whose
   // next token is known (row j pairs h_j with prompt[j + 1]).

@@ -81,6 +81,18 @@ void Model::check_ids(std::span<const int32_t> ids) const {
                                    std::to_string(config_.vocab_size) + ")");
 }
 
+void Model::plan(const Batch& b, const KvStore& kv, int64_t n_layers, const char* what,
+                 ForwardState& st) const {
+  check_store(kv, n_layers, what);
+  const int64_t N = int64_t(b.tokens.size());
+  if (N > st.limits().max_tokens)
+    fail(ErrorKind::request, "batch of " + std::to_string(N) +
+                                 " rows exceeds the forward state's " +
+                                 std::to_string(st.limits().max_tokens));
+  plan_batch(b, kv.layout, kv.n_blocks, config_.max_position_embeddings, config_.vocab_size,
+             st.runs);
+}
+
 void Model::check_store(const KvStore& kv, int64_t n_layers, const char* what) const {
   const KvLayout want = kv_layout(config_, n_layers, kv.layout.block_tokens, kv.layout.dtype);
   if (kv.layout.n_layers != want.n_layers || kv.layout.a_width != want.a_width ||
@@ -120,12 +132,7 @@ void Model::forward(const Batch& b, const KvStore& kv, ForwardState& st, std::sp
   const ModelConfig& c = config_;
   const int64_t N = int64_t(b.tokens.size()), d = c.hidden_size, V = c.vocab_size;
   const int64_t K = std::max<int64_t>(1, c.num_experts_per_tok);
-  check_store(kv, c.num_hidden_layers, "KV store");
-  if (N > st.limits().max_tokens)
-    fail(ErrorKind::request, "batch of " + std::to_string(N) +
-                                 " rows exceeds the forward state's " +
-                                 std::to_string(st.limits().max_tokens));
-  plan_batch(b, kv.layout, kv.n_blocks, c.max_position_embeddings, V, st.runs);
+  plan(b, kv, c.num_hidden_layers, "KV store", st);
   const int64_t R = int64_t(b.logit_rows.size());
   check_output("logits", logits.size(), R, V, false);
   check_output("hidden_out", opts.hidden_out.size(), N, d, true);
@@ -205,12 +212,7 @@ void Model::forward_mtp(const Batch& b, std::span<const float> hidden, const KvS
   const ModelConfig& c = config_;
   if (weights_.mtp.empty()) fail(ErrorKind::request, "the model was loaded without its MTP module");
   const int64_t N = int64_t(b.tokens.size()), d = c.hidden_size, V = c.vocab_size;
-  check_store(mtp_kv, 1, "MTP KV store");
-  if (N > st.limits().max_tokens)
-    fail(ErrorKind::request, "batch of " + std::to_string(N) +
-                                 " rows exceeds the forward state's " +
-                                 std::to_string(st.limits().max_tokens));
-  plan_batch(b, mtp_kv.layout, mtp_kv.n_blocks, c.max_position_embeddings, V, st.runs);
+  plan(b, mtp_kv, 1, "MTP KV store", st);
   const int64_t R = int64_t(b.logit_rows.size());
   check_output("hidden", hidden.size(), N, d, false);
   check_output("logits", logits.size(), R, V, false);

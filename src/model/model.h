@@ -84,6 +84,9 @@ class Model {
                  int32_t* routed_out) const;
   void check_ids(std::span<const int32_t> ids) const;
   void check_store(const KvStore& kv, int64_t n_layers, const char* what) const;
+  // check_store, the state's row limit, then plan_batch into st.runs.
+  void plan(const Batch& b, const KvStore& kv, int64_t n_layers, const char* what,
+            ForwardState& st) const;
 
   ModelConfig config_;
   ModelWeights weights_;

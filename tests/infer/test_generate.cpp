@@ -9,23 +9,15 @@
 #include <vector>
 
 #include "core/error.h"
+#include "fixtures.h"
 #include "infer/generate.h"
 
 using namespace tern;
 using namespace tern::infer;
+using tern::test::case_ids;
+using tern::test::golden;
 
 namespace {
-
-std::string golden(const char* name) {
-  return std::string(TERN_TEST_DATA) + "/golden/" + name;
-}
-
-std::vector<int32_t> prompt_of(const char* name, size_t n) {
-  std::ifstream in(golden(name) + "/case.json");
-  auto ids = nlohmann::json::parse(in).at("ids").get<std::vector<int32_t>>();
-  ids.resize(std::min(n, ids.size()));
-  return ids;
-}
 
 // Greedy continuation by full recompute, with the argmax margin of each step.
 std::vector<int32_t> recompute_greedy(const model::Model& m, std::vector<int32_t> seq, int n,
@@ -69,7 +61,7 @@ std::vector<int32_t> generate_greedy(const model::Model& m, KvPool& pool,
 TEST(Generate, GreedyEqualsFullRecomputeArgmaxChain) {
   for (const char* name : {"v3_tiny", "qwen2_tiny", "v2_lite_tiny"}) {
     const model::Model m = model::Model::load(golden(name));
-    const std::vector<int32_t> prompt = prompt_of(name, 7);
+    const std::vector<int32_t> prompt = case_ids(name, 7);
     std::vector<float> margins;
     const std::vector<int32_t> want = recompute_greedy(m, prompt, 8, margins);
     KvPool pool(m.config(), 8, 4, DType::f32);
@@ -83,7 +75,7 @@ TEST(Generate, GreedyEqualsFullRecomputeArgmaxChain) {
 
 TEST(Generate, PrefixReuseGivesTheSameTokens) {
   const model::Model m = model::Model::load(golden("v3_tiny"));
-  const std::vector<int32_t> prompt = prompt_of("v3_tiny", 11);
+  const std::vector<int32_t> prompt = case_ids("v3_tiny", 11);
   KvPool pool(m.config(), 16, 4, DType::f32);
   GenerateStats first, second;
   const auto a = generate_greedy(m, pool, prompt, 6, 4, &first);
@@ -95,7 +87,7 @@ TEST(Generate, PrefixReuseGivesTheSameTokens) {
 
 TEST(Generate, StopsForEachReason) {
   const model::Model m = model::Model::load(golden("qwen2_tiny"));
-  const std::vector<int32_t> prompt = prompt_of("qwen2_tiny", 5);
+  const std::vector<int32_t> prompt = case_ids("qwen2_tiny", 5);
   KvPool pool(m.config(), 64, 4, DType::bf16);
   model::ForwardState st(m.config(), pool.store().layout, {8, 0, model::MlaMode::absorbed});
   SamplingParams p;

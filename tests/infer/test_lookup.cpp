@@ -8,21 +8,15 @@
 #include <vector>
 
 #include "core/error.h"
+#include "fixtures.h"
 #include "infer/lookup.h"
 
 using namespace tern;
 using namespace tern::infer;
+using tern::test::case_ids;
+using tern::test::golden;
 
 namespace {
-
-std::string golden(const char* name) {
-  return std::string(TERN_TEST_DATA) + "/golden/" + name;
-}
-
-std::vector<int32_t> ids_of(const char* name) {
-  std::ifstream in(golden(name) + "/case.json");
-  return nlohmann::json::parse(in).at("ids").get<std::vector<int32_t>>();
-}
 
 struct LookupRun {
   std::vector<int32_t> tokens;
@@ -71,7 +65,7 @@ TEST(Lookup, GreedyEqualsPlainGreedy) {
   greedy.penalty_last_n = -1;
   for (const char* name : {"qwen2_tiny", "v3_tiny"}) {
     const model::Model m = model::Model::load(golden(name));
-    std::vector<int32_t> prompt = ids_of(name);
+    std::vector<int32_t> prompt = case_ids(name);
     prompt.resize(8);
     prompt.insert(prompt.end(), prompt.begin(), prompt.begin() + 6);  // repeats, so drafts exist
     int64_t drafted = 0;
@@ -95,7 +89,7 @@ TEST(Lookup, GreedyEqualsPlainGreedy) {
 TEST(Lookup, SampledOutputKeepsTheMainModelsDistribution) {
   const model::Model m = model::Model::load(golden("qwen2_tiny"));
   const int64_t V = m.config().vocab_size;
-  std::vector<int32_t> prompt = ids_of("qwen2_tiny");
+  std::vector<int32_t> prompt = case_ids("qwen2_tiny");
   SamplingParams p;
   p.temperature = 1.5f;
   p.top_k = 4;

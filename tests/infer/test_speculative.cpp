@@ -10,23 +10,15 @@
 #include <vector>
 
 #include "core/error.h"
+#include "fixtures.h"
 #include "infer/speculative.h"
 
 using namespace tern;
 using namespace tern::infer;
+using tern::test::case_ids;
+using tern::test::golden;
 
 namespace {
-
-std::string golden(const char* name) {
-  return std::string(TERN_TEST_DATA) + "/golden/" + name;
-}
-
-std::vector<int32_t> prompt_of(const char* name, size_t n) {
-  std::ifstream in(golden(name) + "/case.json");
-  auto ids = nlohmann::json::parse(in).at("ids").get<std::vector<int32_t>>();
-  ids.resize(std::min(n, ids.size()));
-  return ids;
-}
 
 struct GenRun {
   std::vector<int32_t> tokens;
@@ -59,7 +51,7 @@ TEST(Speculative, GreedyEqualsPlainGreedy) {
     const model::Model m = model::Model::load(golden(name), {/*include_mtp=*/true});
     for (size_t plen : {1u, 5u, 9u})
       for (int64_t chunk : {2, 4}) {
-        const auto prompt = prompt_of(name, plen);
+        const auto prompt = case_ids(name, plen);
         const GenRun plain = run(m, prompt, 12, greedy, false, chunk);
         const GenRun spec = run(m, prompt, 12, greedy, true, chunk);
         EXPECT_EQ(spec.tokens, plain.tokens) << name << " prompt " << plen << " chunk " << chunk;
@@ -68,7 +60,7 @@ TEST(Speculative, GreedyEqualsPlainGreedy) {
         EXPECT_EQ(spec.stats.stop, plain.stats.stop);
       }
     // Near the context end both stop after the same tokens, for the same reason.
-    const auto prompt = prompt_of(name, 6);
+    const auto prompt = case_ids(name, 6);
     for (int64_t ctx : {7, 8, 11}) {
       const GenRun plain = run(m, prompt, 50, greedy, false, 4, ctx);
       const GenRun spec = run(m, prompt, 50, greedy, true, 4, ctx);
@@ -82,13 +74,13 @@ TEST(Speculative, RefusesWithoutTheMtpModule) {
   const model::Model m = model::Model::load(golden("v3_tiny"));
   SamplingParams greedy;
   greedy.temperature = 0;
-  EXPECT_THROW(run(m, prompt_of("v3_tiny", 4), 3, greedy, true, 4), Error);
+  EXPECT_THROW(run(m, case_ids("v3_tiny", 4), 3, greedy, true, 4), Error);
 }
 
 TEST(Speculative, SampledOutputKeepsTheMainModelsDistribution) {
   const model::Model m = model::Model::load(golden("v3_tiny"), {/*include_mtp=*/true});
   const int64_t V = m.config().vocab_size;
-  const auto prompt = prompt_of("v3_tiny", 5);
+  const auto prompt = case_ids("v3_tiny", 5);
   SamplingParams p;
   p.temperature = 1.5f;
   p.top_k = 4;
@@ -143,7 +135,7 @@ TEST(Speculative, SampledOutputKeepsTheDistributionWhenDraftsAreAccepted) {
   // token's distribution (binned by id mod 8) must still be the main model's.
   const model::Model m = model::Model::load(golden("v3_tiny"), {/*include_mtp=*/true});
   const int64_t V = m.config().vocab_size;
-  const auto prompt = prompt_of("v3_tiny", 5);
+  const auto prompt = case_ids("v3_tiny", 5);
   SamplingParams p;
   p.temperature = 2.5f;
   Sampler probe(p, int32_t(V), 1);
