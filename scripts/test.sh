@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs the whole test suite (release), then the same suite under
-# AddressSanitizer + UndefinedBehaviorSanitizer, then every fuzz target briefly over its seed
-# corpus (docs/reliability.md). TERN_SKIP_ASAN=1 / TERN_SKIP_FUZZ=1 leave those passes out;
+# Sets up, builds and runs the whole test suite (release), then the unit tests under
+# AddressSanitizer + UndefinedBehaviorSanitizer (the end-to-end CLI tests run in the release
+# pass only, to keep a cold CI run near its time budget), then every fuzz target briefly over
+# its seed corpus (docs/reliability.md). TERN_SKIP_ASAN=1 / TERN_SKIP_FUZZ=1 leave those passes out;
 # TERN_FUZZ_SECONDS sets the time per fuzz target (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
