@@ -67,6 +67,32 @@ void check_output(const char* what, size_t have, int64_t rows, int64_t width, bo
                                  " need " + std::to_string(rows * width));
 }
 
+// Batch descriptions of consecutive chunks of one sequence, for the single-sequence entry
+// points; buffers sized once for the largest chunk.
+class SequenceChunks {
+ public:
+  SequenceChunks(int64_t chunk, SeqBlocks blocks)
+      : positions_(static_cast<size_t>(chunk)),
+        seq_ids_(static_cast<size_t>(chunk), 0),
+        rows_(static_cast<size_t>(chunk)),
+        seqs_{blocks} {}
+  // Tokens at positions [pos0, pos0 + n), every row wanting logits.
+  Batch batch(std::span<const int32_t> tokens, int64_t pos0) {
+    const size_t n = tokens.size();
+    for (size_t i = 0; i < n; ++i) {
+      positions_[i] = pos0 + int64_t(i);
+      rows_[i] = int32_t(i);
+    }
+    return Batch{tokens, std::span(positions_).first(n), std::span(seq_ids_).first(n), seqs_,
+                 std::span(rows_).first(n)};
+  }
+
+ private:
+  std::vector<int64_t> positions_;
+  std::vector<int32_t> seq_ids_, rows_;
+  SeqBlocks seqs_[1];
+};
+
 void add_rows(float* h, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) h[i] += y[i];
 }
@@ -188,17 +214,10 @@ void Model::forward(std::span<const int32_t> ids, KvCache& cache, std::span<floa
   // same, and scratch stays bounded by the chunk instead of growing with the prompt.
   const int64_t chunk = std::min(T, kMaxChunkTokens);
   ForwardState& st = cache.state(c, chunk, opts.mla_mode);
-  std::vector<int64_t> positions(static_cast<size_t>(chunk));
-  std::vector<int32_t> seq_ids(static_cast<size_t>(chunk), 0), rows(static_cast<size_t>(chunk));
-  const SeqBlocks seqs[1] = {cache.blocks()};
+  SequenceChunks chunks(chunk, cache.blocks());
   for (int64_t t0 = 0; t0 < T; t0 += chunk) {
     const size_t n = size_t(std::min(chunk, T - t0));
-    for (size_t i = 0; i < n; ++i) {
-      positions[i] = cache.length() + int64_t(i);
-      rows[i] = int32_t(i);
-    }
-    const Batch b{ids.subspan(size_t(t0), n), std::span(positions).first(n),
-                  std::span(seq_ids).first(n), seqs, std::span(rows).first(n)};
+    const Batch b = chunks.batch(ids.subspan(size_t(t0), n), cache.length());
     ForwardOptions o;
     if (!opts.hidden_out.empty()) o.hidden_out = opts.hidden_out.subspan(size_t(t0 * d), n * d);
     if (!opts.routed_out.empty()) o.routed_out = opts.routed_out.subspan(size_t(t0 * K), n * K);
@@ -252,17 +271,10 @@ void Model::forward_mtp(std::span<const int32_t> ids, std::span<const float> hid
   KvCache cache(c, 1, T);  // the MTP block's own attention state, positions 0..T-1
   const int64_t chunk = std::min(T, kMaxChunkTokens);
   ForwardState& st = cache.state(c, chunk, MlaMode::absorbed);
-  std::vector<int64_t> positions(static_cast<size_t>(chunk));
-  std::vector<int32_t> seq_ids(static_cast<size_t>(chunk), 0), rows(static_cast<size_t>(chunk));
-  const SeqBlocks seqs[1] = {cache.blocks()};
+  SequenceChunks chunks(chunk, cache.blocks());
   for (int64_t t0 = 0; t0 < T; t0 += chunk) {
     const size_t n = size_t(std::min(chunk, T - t0));
-    for (size_t i = 0; i < n; ++i) {
-      positions[i] = t0 + int64_t(i);
-      rows[i] = int32_t(i);
-    }
-    const Batch b{ids.subspan(size_t(t0 + 1), n), std::span(positions).first(n),
-                  std::span(seq_ids).first(n), seqs, std::span(rows).first(n)};
+    const Batch b = chunks.batch(ids.subspan(size_t(t0 + 1), n), t0);
     forward_mtp(b, hidden_in.subspan(size_t(t0 * d), n * size_t(d)), cache.store(), st,
                 logits_out.subspan(size_t(t0 * V)));
     cache.advance(int64_t(n));
