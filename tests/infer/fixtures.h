@@ -25,4 +25,15 @@ inline std::vector<int32_t> case_ids(const char* name,
   return ids;
 }
 
+// Pearson's chi-square of observed counts against expected probabilities over `draws` draws.
+inline double chi_square(const std::vector<double>& counts, const std::vector<double>& probs,
+                         int draws) {
+  double chi2 = 0;
+  for (size_t k = 0; k < counts.size(); ++k) {
+    const double e = probs[k] * draws;
+    chi2 += (counts[k] - e) * (counts[k] - e) / e;
+  }
+  return chi2;
+}
+
 }  // namespace tern::test

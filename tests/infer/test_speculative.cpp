@@ -119,11 +119,7 @@ TEST(Speculative, SampledOutputKeepsTheMainModelsDistribution) {
     for (size_t k = 0; k < cells.size(); ++k)
       if (cells[k] == std::pair{r.tokens[0], r.tokens[1]}) count[k] += 1;
   }
-  double chi2 = 0;
-  for (size_t k = 0; k < cells.size(); ++k) {
-    const double e = expected[k] * draws;
-    chi2 += (count[k] - e) * (count[k] - e) / e;
-  }
+  const double chi2 = tern::test::chi_square(count, expected, draws);
   // 15 degrees of freedom: P(chi2 > 37.7) = 0.001 if the distributions agree.
   EXPECT_LT(chi2, 37.7) << "accepted " << accepted << " of " << drafted << " drafts";
   EXPECT_GT(drafted, 0);
@@ -165,11 +161,7 @@ TEST(Speculative, SampledOutputKeepsTheDistributionWhenDraftsAreAccepted) {
     accepted += r.stats.accepted;
     count[size_t(r.tokens[1] % 8)] += 1;
   }
-  double chi2 = 0;
-  for (size_t k = 0; k < 8; ++k) {
-    const double e = expected[k] * draws;
-    chi2 += (count[k] - e) * (count[k] - e) / e;
-  }
+  const double chi2 = tern::test::chi_square(count, expected, draws);
   // 7 degrees of freedom: P(chi2 > 24.3) = 0.001 if the distributions agree.
   EXPECT_LT(chi2, 24.3) << "accepted " << accepted << " of " << drafted << " drafts";
   EXPECT_GT(accepted, 0) << "some drafts must be accepted";
