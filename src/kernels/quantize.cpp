@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include <cstring>
+
 #include "core/dtype.h"
+#include "core/error.h"
 
 namespace tern::kernels {
 
@@ -22,6 +25,68 @@ void quantize_fp8_blocks(const float* w, int64_t rows, int64_t cols, int64_t br,
         for (int64_t c = bj * bc; c < c1; ++c)
           out[r * cols + c] = f32_to_fp8_e4m3(w[r * cols + c] / s);
     }
+  }
+}
+
+namespace {
+
+constexpr int64_t kBlock = 32;
+
+void put_f16(uint8_t* out, float v) {
+  const uint16_t h = f32_to_f16(v);
+  std::memcpy(out, &h, 2);
+}
+
+void q8_0_block(const float* x, uint8_t* out) {
+  float amax = 0;
+  for (int64_t j = 0; j < kBlock; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+  put_f16(out, d);
+  for (int64_t j = 0; j < kBlock; ++j) out[2 + j] = uint8_t(int8_t(std::roundf(x[j] * id)));
+}
+
+void q4_0_block(const float* x, uint8_t* out) {
+  float amax = 0, max = 0;  // max: the value of largest magnitude, sign kept
+  for (int64_t j = 0; j < kBlock; ++j)
+    if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
+  const float d = max / -8.0f, id = d != 0 ? 1.0f / d : 0.0f;
+  put_f16(out, d);
+  for (int64_t j = 0; j < kBlock / 2; ++j) {
+    const int lo = std::min(15, int(int8_t(x[j] * id + 8.5f)));
+    const int hi = std::min(15, int(int8_t(x[j + kBlock / 2] * id + 8.5f)));
+    out[2 + j] = uint8_t(lo | (hi << 4));
+  }
+}
+
+}  // namespace
+
+void quantize_row(DType t, const float* x, int64_t n, uint8_t* out) {
+  switch (t) {
+    case DType::f32:
+      std::memcpy(out, x, size_t(n) * 4);
+      return;
+    case DType::f16:
+      for (int64_t i = 0; i < n; ++i) put_f16(out + 2 * i, x[i]);
+      return;
+    case DType::bf16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t b = f32_to_bf16(x[i]);
+        std::memcpy(out + 2 * i, &b, 2);
+      }
+      return;
+    case DType::q8_0:
+    case DType::q4_0: {
+      if (n % kBlock != 0)
+        fail(ErrorKind::format, "quantize_row: " + std::to_string(n) + " values are not whole " +
+                                    std::string(dtype_name(t)) + " blocks of 32");
+      const int64_t block_bytes = dtype_block_bytes(t);
+      for (int64_t b = 0; b < n / kBlock; ++b)
+        (t == DType::q8_0 ? q8_0_block : q4_0_block)(x + b * kBlock, out + b * block_bytes);
+      return;
+    }
+    default:
+      fail(ErrorKind::format,
+           "quantize_row: cannot encode " + std::string(dtype_name(t)) + " rows");
   }
 }
 

@@ -1,8 +1,11 @@
-// Weight quantisers: FP8 e4m3 with 2-D block scales (DeepSeek-V3's released format, spec §10.1).
+// Weight quantisers: FP8 e4m3 with 2-D block scales (DeepSeek-V3's released format, spec §10.1),
+// and rows of the GGUF storage types (f16, bf16, ggml's Q8_0 and Q4_0 blocks).
 // Owns: encoding f32 weights. Does not own: choosing what to quantise (train/, apps).
 #pragma once
 
 #include <cstdint>
+
+#include "core/dtype.h"
 
 namespace tern::kernels {
 
@@ -10,5 +13,12 @@ namespace tern::kernels {
 // with scale = amax(block) / 448 (1 for an all-zero block), so W ~= fp8 * scale.
 void quantize_fp8_blocks(const float* w, int64_t rows, int64_t cols, int64_t br, int64_t bc,
                          uint8_t* out, float* scales);
+
+// One row of n values -> dtype_bytes_for(t, n) bytes of `t` (f32, f16, bf16, q8_0 or q4_0;
+// n a multiple of 32 for the block types). Q8_0 and Q4_0 follow ggml's reference quantisers
+// (Q8_0: d = amax/127, q = round(x/d); Q4_0: d = -(value of largest magnitude)/8,
+// q = min(15, trunc(x/d + 8.5)), low nibbles elements 0..15), so files match llama.cpp's.
+// Fails (format) for other dtypes or a partial block.
+void quantize_row(DType t, const float* x, int64_t n, uint8_t* out);
 
 }  // namespace tern::kernels
