@@ -26,23 +26,26 @@ namespace {
 namespace fs = std::filesystem;
 
 struct ConvertArgs {
-  std::string model, out, to = "gguf", type = "auto", name, tokenizer_pre;
+  std::string model, out, to = "gguf", type = "auto", name, tokenizer, tokenizer_pre;
   bool force = false;
   ThreadsFlag threads;
 };
 
-// The tokenizer keys: a GGUF's own, else those of tokenizer.json beside the weights.
+// The tokenizer keys: from --tokenizer DIR, else a GGUF's own, else those of tokenizer.json
+// beside the weights.
 formats::GgufMetadata tokenizer_keys(const std::string& path, const model::Model& m,
                                      const ConvertArgs& a, std::vector<std::string>* notes) {
   formats::GgufMetadata keys;
-  if (path.ends_with(".gguf")) {
+  if (path.ends_with(".gguf") && a.tokenizer.empty()) {
     const formats::GgufFile f = formats::GgufFile::open(path);
     for (const auto& k : f.metadata().keys())
       if (k.starts_with("tokenizer.")) keys.add(k, f.metadata().get(k));
     if (keys.size() == 0) notes->push_back("the source GGUF has no tokenizer keys");
     return keys;
   }
-  const std::string dir = resolve_model_dir(path);
+  const std::string dir = resolve_model_dir(a.tokenizer.empty() ? path : a.tokenizer);
+  if (!a.tokenizer.empty() && !fs::exists(fs::path(dir) / "tokenizer.json"))
+    fail(ErrorKind::io, "--tokenizer " + a.tokenizer + ": no tokenizer.json there");
   if (!fs::exists(fs::path(dir) / "tokenizer.json")) {
     notes->push_back(
         "no tokenizer.json beside the weights: the GGUF has no vocabulary, which "
@@ -110,6 +113,8 @@ void setup_convert(CLI::App& sub) {
              "source's where GGUF has it (FP8 becomes bf16)",
              {"auto", "f32", "f16", "bf16", "q8_0", "q4_0"});
   sub.add_option("--name", args->name, "general.name (default: the model folder's name)");
+  sub.add_option("--tokenizer", args->tokenizer,
+                 "folder with the tokenizer.json to write (default: the model's own)");
   sub.add_option("--tokenizer-pre", args->tokenizer_pre,
                  "llama.cpp pre-tokenizer name to write (default: recognised from tokenizer.json)");
   sub.add_flag("--force", args->force,

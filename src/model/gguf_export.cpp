@@ -140,17 +140,14 @@ class Planner {
     const bool mla_split =
         gguf_name.ends_with("attn_k_b.weight") || gguf_name.ends_with("attn_v_b.weight");
     if ((t == DType::q8_0 || t == DType::q4_0) && cols % 32 != 0) {
-      t = mla_split ? DType::bf16 : DType::f16;
-      ++fallbacks_[std::string("matrices stored as ") + std::string(dtype_name(t)) +
-                   ": their rows are not whole blocks of 32"];
+      t = DType::f16;
+      ++fallbacks_["matrices stored as f16 (or f32, below): their rows are not whole blocks of 32"];
     }
-    // llama.cpp's CPU backend (as in node-llama-cpp 3.22.1) aborts on an f16 attn_k_b/attn_v_b
-    // ("GGML_ASSERT(*cur_backend_id != -1)"); bf16 runs.
+    // llama.cpp's CPU backend (node-llama-cpp 3.22.1) aborts on an f16 attn_k_b or attn_v_b
+    // ("GGML_ASSERT(*cur_backend_id != -1)"); f32 runs and loses nothing.
     if (t == DType::f16 && mla_split) {
-      ++fallbacks_
-          ["MLA attn_k_b/attn_v_b matrices stored as bf16: llama.cpp's CPU backend aborts on f16 "
-           "ones"];
-      t = DType::bf16;
+      ++fallbacks_["MLA attn_k_b/attn_v_b matrices stored as f32: llama.cpp aborts on f16 ones"];
+      t = DType::f32;
     }
     return t;
   }
@@ -237,7 +234,16 @@ class Planner {
     DType k_type, v_type;
     if (a.kv_b_proj.present()) {
       const kernels::WeightView kv = a.kv_b_proj.view;
-      k_type = v_type = kv.dtype;
+      v_type = kv.dtype;
+      // The transpose runs across the blocks of a Q8_0/Q4_0 kv_b, so quantising it again would
+      // add a second rounding; unless a type was asked for, it is kept exact in f32.
+      k_type = kv.dtype;
+      if (!o_.type && (kv.dtype == DType::q8_0 || kv.dtype == DType::q4_0)) {
+        k_type = DType::f32;
+        ++fallbacks_
+            ["attn_k_b matrices stored as f32: they are transposed from quantised "
+             "attn_kv_b blocks, which re-quantising would round twice"];
+      }
       // Row (h, j) of k_b is column j of W_UK_h: transposing needs the head's whole block, so
       // each thread dequantises a head once and keeps it while it walks that head's rows.
       static std::atomic<uint64_t> next_id{0};
@@ -349,7 +355,7 @@ class Planner {
     u32(a + ".attention.key_length_mla", c_.qk_head_dim());
     u32(a + ".attention.value_length_mla", c_.v_head_dim);
     u32(a + ".rope.dimension_count", c_.qk_rope_head_dim);
-    if (c_.q_lora_rank > 0) u32(a + ".attention.q_lora_rank", c_.q_lora_rank);
+    u32(a + ".attention.q_lora_rank", c_.q_lora_rank);
     u32(a + ".attention.kv_lora_rank", c_.kv_lora_rank);
     u32(a + ".leading_dense_block_count", std::min(c_.first_k_dense_replace, c_.num_hidden_layers));
     if (c_.n_routed_experts > 0) {

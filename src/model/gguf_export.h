@@ -30,7 +30,7 @@ struct GgufExportOptions {
   std::optional<DType> type;
   std::string name;  // general.name
   // Keys appended verbatim after the model's own (the tokenizer's `tokenizer.*`).
-  formats::GgufMetadata extra;
+  formats::GgufMetadata extra = formats::GgufMetadata();
 };
 
 struct GgufExport {
