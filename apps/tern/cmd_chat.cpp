@@ -19,6 +19,7 @@
 #include "apps/tern/model_path.h"
 #include "core/error.h"
 #include "core/random.h"
+#include "infer/draft_model.h"
 #include "infer/generate.h"
 #include "infer/think_splitter.h"
 #include "tokenizer/chat_template.h"
@@ -29,7 +30,8 @@ namespace tern::app {
 namespace {
 
 struct ChatArgs {
-  std::string model, system, prompt;
+  std::string model, system, prompt, draft;
+  int64_t draft_max = 4;
   bool verbose = false;
   GenerationFlags gen;
 };
@@ -186,11 +188,16 @@ struct Session {
     tokenizer::StreamDecoder decoder(tok, /*skip_special_tokens=*/true);
     ReplyPrinter printer(terminal_out);
     g_interrupted.store(false);
+    const infer::TokenCallback show = [&](int32_t id) {
+      printer.write(splitter.push(decoder.push(id)));
+      return !g_interrupted.load();
+    };
     const infer::GenerateStats st =
-        infer::generate(engine.model, engine.pool, engine.state, sampler, req, [&](int32_t id) {
-          printer.write(splitter.push(decoder.push(id)));
-          return !g_interrupted.load();
-        });
+        engine.draft
+            ? infer::generate_draft(engine.model, engine.pool, engine.state, sampler,
+                                    {engine.draft->model, engine.draft->pool, engine.draft->state},
+                                    req, args.draft_max, show)
+            : infer::generate(engine.model, engine.pool, engine.state, sampler, req, show);
     printer.write(splitter.push(decoder.finish()));
     printer.write(splitter.finish());
     history.push_back({{"role", "assistant"}, {"content", printer.end()}});
@@ -201,7 +208,10 @@ struct Session {
       say(std::to_string(st.prompt_tokens) + " prompt tokens (" + std::to_string(st.reused_tokens) +
           " reused), " + std::to_string(st.generated) + " generated at " +
           account::human(st.decode_seconds > 0 ? double(st.generated) / st.decode_seconds : 0) +
-          " tok/s; stopped: " + infer::stop_reason_name(st.stop));
+          " tok/s; stopped: " + infer::stop_reason_name(st.stop) +
+          (st.drafted > 0 ? "; drafts accepted " + std::to_string(st.accepted) + " of " +
+                                std::to_string(st.drafted)
+                          : ""));
   }
 
   // Returns false when the session should end.
@@ -230,7 +240,9 @@ void chat(const ChatArgs& a) {
   const tokenizer::Tokenizer tok = load_tokenizer(a.gen, model_path);
   const tokenizer::ChatTemplate tmpl = tokenizer::ChatTemplate::from_tokenizer(tok);
   const infer::SamplingParams params = sampling_params(a.gen);
-  const std::unique_ptr<Engine> engine = open_engine(a.gen, model_path, a.gen.chunk, "tern chat");
+  const std::unique_ptr<Engine> engine = open_engine(a.gen, model_path, a.gen.chunk, "tern chat",
+                                                     false, a.draft.empty() ? 1 : a.draft_max + 1);
+  if (!a.draft.empty()) open_draft(*engine, a.gen, a.draft, tok, a.gen.chunk);
 
   Session s{a, tok, tmpl, *engine, params, stop_ids(tok, engine->model.config())};
   for (int32_t id : end_of_turn_ids(tmpl, tok))
@@ -278,6 +290,9 @@ void setup_chat(CLI::App& sub) {
   sub.add_option("--system", a->system, "a system message that opens every conversation");
   sub.add_option("-p,--prompt", a->prompt, "a first user message, sent before reading stdin");
   sub.add_flag("--verbose", a->verbose, "print each turn's token counts and speed on stderr");
+  sub.add_option("--draft", a->draft,
+                 "speculative decoding with a smaller model of the same tokenizer");
+  add_number(sub, "--draft-max", a->draft_max, "tokens the --draft model proposes per step", 1, 32);
   add_generation_flags(sub, a->gen);
   example(sub, "tern chat MODEL --system 'You are terse.' --temp 0.6");
   sub.callback([a] { chat(*a); });

@@ -16,6 +16,7 @@
 #include "apps/tern/model_path.h"
 #include "core/random.h"
 #include "core/thread_pool.h"
+#include "infer/draft_model.h"
 #include "infer/generate.h"
 #include "infer/lookup.h"
 #include "infer/sampler.h"
@@ -28,9 +29,9 @@ namespace tern::app {
 namespace {
 
 struct RunArgs {
-  std::string model, prompt, file;
+  std::string model, prompt, file, draft;
   bool chat = false, no_mtp = false;
-  int64_t lookup = 0;
+  int64_t lookup = 0, draft_max = 4;
   GenerationFlags gen;
 };
 
@@ -60,9 +61,11 @@ void run(const RunArgs& a) {
   const std::vector<int32_t> prompt = prompt_ids(a, tok, text);
   const infer::SamplingParams params = sampling_params(a.gen);
 
-  const std::unique_ptr<Engine> e =
-      open_engine(a.gen, model_path, int64_t(prompt.size()), "tern run", !a.no_mtp && a.lookup == 0,
-                  a.lookup + 1);
+  if (a.lookup > 0 && !a.draft.empty()) malformed("give --draft MODEL or --lookup N, not both");
+  const int64_t drafts = !a.draft.empty() ? a.draft_max : a.lookup;
+  const std::unique_ptr<Engine> e = open_engine(a.gen, model_path, int64_t(prompt.size()),
+                                                "tern run", !a.no_mtp && drafts == 0, drafts + 1);
+  if (!a.draft.empty()) open_draft(*e, a.gen, a.draft, tok, int64_t(prompt.size()));
   const model::ModelConfig& c = e->model.config();
   check_ids_in_vocab(prompt, c);
   infer::Sampler sampler(params, int32_t(c.vocab_size), rng::stream_id("tern run"));
@@ -77,7 +80,10 @@ void run(const RunArgs& a) {
   };
   // Checkpoints that carry the MTP module draft with it (spec §8.3); --no-mtp decodes plainly.
   const infer::GenerateStats st =
-      a.lookup > 0
+      e->draft ? infer::generate_draft(e->model, e->pool, e->state, sampler,
+                                       {e->draft->model, e->draft->pool, e->draft->state}, req,
+                                       a.draft_max, emit)
+      : a.lookup > 0
           ? infer::generate_lookup(e->model, e->pool, e->state, sampler, req, a.lookup, emit)
       : e->mtp_pool
           ? infer::generate_mtp(e->model, e->pool, *e->mtp_pool, e->state, sampler, req, emit)
@@ -99,8 +105,11 @@ void run(const RunArgs& a) {
                ThreadPool::global().size());
   if (st.drafted > 0)
     std::fprintf(stderr, "tern run: %s drafts accepted: %lld of %lld (%.0f%%)\n",
-                 a.lookup > 0 ? "prompt-lookup" : "MTP", (long long)st.accepted,
-                 (long long)st.drafted, 100.0 * double(st.accepted) / double(st.drafted));
+                 e->draft       ? "draft-model"
+                 : a.lookup > 0 ? "prompt-lookup"
+                                : "MTP",
+                 (long long)st.accepted, (long long)st.drafted,
+                 100.0 * double(st.accepted) / double(st.drafted));
 }
 
 void setup_run(CLI::App& sub) {
@@ -116,6 +125,10 @@ void setup_run(CLI::App& sub) {
              "draft up to N tokens per step by prompt lookup (the continuation of the latest "
              "earlier match of the last 1-3 tokens); 0 = off; replaces MTP drafting",
              0, 64);
+  sub.add_option("--draft", a->draft,
+                 "speculative decoding with a smaller model of the same tokenizer (e.g. an "
+                 "R1-Distill student): it drafts, the model verifies; replaces MTP drafting");
+  add_number(sub, "--draft-max", a->draft_max, "tokens the --draft model proposes per step", 1, 32);
   add_generation_flags(sub, a->gen);
   example(sub, "tern run MODEL -p 'The capital of France is' -n 32 --temp 0");
   sub.callback([a] { run(*a); });

@@ -144,10 +144,43 @@ std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string&
   const int64_t rows =
       std::max({mtp ? int64_t(2) : int64_t(1), min_rows, std::min(g.chunk, max_rows)});
   model::ForwardState state(c, pool.store().layout, {rows, 0, model::MlaMode::absorbed});
-  auto e = std::unique_ptr<Engine>(
-      new Engine{std::move(m), ctx, std::move(pool), std::move(state), load_s, std::nullopt});
+  auto e = std::unique_ptr<Engine>(new Engine{std::move(m), ctx, std::move(pool), std::move(state),
+                                              load_s, std::nullopt, nullptr});
   if (mtp) e->mtp_pool.emplace(c, e->pool.n_blocks(), kBlockTokens, kv_dtype, /*n_layers=*/1);
   return e;
+}
+
+void open_draft(Engine& e, const GenerationFlags& g, const std::string& draft_path,
+                const tokenizer::Tokenizer& tok, int64_t max_rows) {
+  const std::string path = resolve_model_path(draft_path);
+  model::Model d = model::Model::load(path);
+  const model::ModelConfig& c = d.config();
+  const int64_t V = e.model.config().vocab_size;
+  if (c.vocab_size > V)
+    fail(ErrorKind::request, "--draft " + draft_path + ": its vocabulary (" +
+                                 std::to_string(c.vocab_size) + ") is larger than the model's (" +
+                                 std::to_string(V) + "); a draft model must share the tokenizer");
+  if (c.max_position_embeddings < e.context)
+    fail(ErrorKind::request,
+         "--draft " + draft_path + ": its context of " + std::to_string(c.max_position_embeddings) +
+             " positions is shorter than the " + std::to_string(e.context) + " used; lower --ctx");
+  const std::string dir = resolve_model_dir(path);
+  if (std::ifstream(dir + "/tokenizer.json").good()) {
+    const tokenizer::Tokenizer dt = tokenizer::Tokenizer::load(dir);
+    for (int32_t id = 0; id < int32_t(std::min(dt.vocab_size(), tok.vocab_size())); ++id)
+      if (dt.is_known(id) != tok.is_known(id) ||
+          (dt.is_known(id) && dt.id_to_token(id) != tok.id_to_token(id)))
+        fail(ErrorKind::request, "--draft " + draft_path +
+                                     ": its tokenizer differs from the "
+                                     "model's (token " +
+                                     std::to_string(id) + ")");
+  }
+  const DType kv = e.pool.store().layout.dtype;
+  infer::KvPool pool(c, e.pool.n_blocks(), kBlockTokens, kv);
+  const int64_t rows = std::max<int64_t>(2, std::min(g.chunk, max_rows));
+  model::ForwardState state(c, pool.store().layout, {rows, 0, model::MlaMode::absorbed});
+  e.draft =
+      std::make_unique<DraftEngine>(DraftEngine{std::move(d), std::move(pool), std::move(state)});
 }
 
 std::vector<int32_t> stop_ids(const tokenizer::Tokenizer& tok, const model::ModelConfig& c) {

@@ -41,6 +41,13 @@ tokenizer::Tokenizer load_tokenizer(const GenerationFlags& g, const std::string&
 // ErrorKind::request naming the first id the model's vocabulary lacks.
 void check_ids_in_vocab(const std::vector<int32_t>& ids, const model::ModelConfig& c);
 
+// A draft model for speculative decoding (--draft) with its own KV pool and forward state.
+struct DraftEngine {
+  model::Model model;
+  infer::KvPool pool;
+  model::ForwardState state;
+};
+
 // Everything one generating sequence needs, built once per command and kept for its lifetime
 // (chat keeps the one pool across turns so earlier turns' blocks are reused).
 struct Engine {
@@ -50,6 +57,7 @@ struct Engine {
   model::ForwardState state;
   double load_seconds = 0;
   std::optional<infer::KvPool> mtp_pool;  // the MTP module's own cache, when it drafts
+  std::unique_ptr<DraftEngine> draft;     // --draft MODEL
 };
 
 // Loads the model and sizes the pool to the context; `max_rows` caps the prefill chunk.
@@ -59,6 +67,13 @@ struct Engine {
 std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string& model_path,
                                     int64_t max_rows, const char* command, bool want_mtp = false,
                                     int64_t min_rows = 1);
+
+// Loads `draft_path` as e's draft model: a KV pool for e's context in the same storage and a
+// state of at least 2 rows. ErrorKind::request when its vocabulary is larger than the main
+// model's, its context shorter than e's, or (where both folders hold tokenizer.json) its
+// tokenizer differs from `tok`.
+void open_draft(Engine& e, const GenerationFlags& g, const std::string& draft_path,
+                const tokenizer::Tokenizer& tok, int64_t max_rows);
 
 // The tokenizer's EOS and the config's eos_token_id, where the model's vocabulary has them.
 std::vector<int32_t> stop_ids(const tokenizer::Tokenizer& tok, const model::ModelConfig& c);

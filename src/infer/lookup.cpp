@@ -4,42 +4,14 @@
 #include <chrono>
 
 #include "core/error.h"
-#include "core/random.h"
-#include "infer/dense_draw.h"
 #include "infer/sequence_runner.h"
+#include "infer/speculative_rule.h"
 
 namespace tern::infer {
 namespace {
 
-// Streams of the uniforms the acceptance rule needs, apart from the sampler's own.
-constexpr uint64_t kAcceptStream = 0x6c6f6f6b7570ull, kResidualStream = 0x6c6b7265736964ull;
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// The token at `position` given the main model's logits `row` and a deterministic draft `d`:
-// greedy accepts on the same choice; sampling accepts with probability p(d) and otherwise draws
-// from p with d removed, so the token's distribution is exactly p.
-int32_t verify(Sampler& sampler, std::span<const float> row, int32_t d, int64_t position,
-               std::vector<float>& probs, bool* accepted) {
-  const SamplingParams& sp = sampler.params();
-  if (sp.temperature == 0) {
-    const int32_t y = sampler.sample(row);
-    *accepted = y == d;
-    return y;
-  }
-  sampler.probabilities(row, probs);
-  const double u =
-      rng::uniform_double(sp.seed, sampler.stream() ^ kAcceptStream, uint64_t(position));
-  if (u < double(probs[size_t(d)])) {
-    *accepted = true;
-    return d;
-  }
-  *accepted = false;
-  probs[size_t(d)] = 0;
-  return draw_dense(
-      probs, rng::uniform_double(sp.seed, sampler.stream() ^ kResidualStream, uint64_t(position)));
 }
 
 }  // namespace
@@ -72,7 +44,7 @@ GenerateStats generate_lookup(const model::Model& m, KvPool& pool, model::Forwar
   SequenceRunner runner(m, pool, st);
   sampler.accept_prompt(req.prompt);
   std::vector<int32_t> history(req.prompt.begin(), req.prompt.end());
-  std::vector<float> probs(size_t(m.config().vocab_size));
+  SpeculativeRule rule(sampler, m.config().vocab_size);
   auto emit = [&](int32_t t) {
     history.push_back(t);  // drafts may come from generated text too
     return emit_token(t, req, stats, on_token);
@@ -111,8 +83,7 @@ GenerateStats generate_lookup(const model::Model& m, KvPool& pool, model::Forwar
         break;
       }
       bool accepted = false;
-      const int32_t y =
-          verify(sampler, runner.logits(i), draft[size_t(i)], L + 1 + i, probs, &accepted);
+      const int32_t y = rule.verify(runner.logits(i), draft[size_t(i)], {}, L + 1 + i, &accepted);
       sampler.accept(y);
       if (!accepted) {
         next = y;

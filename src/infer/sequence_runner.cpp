@@ -18,11 +18,11 @@ SequenceRunner::SequenceRunner(const model::Model& m, KvPool& pool, model::Forwa
       seq_ids_(size_t(rows_), 0),
       wanted_(size_t(rows_)) {}
 
-void SequenceRunner::run(std::span<const int32_t> tokens, int64_t want) {
+void SequenceRunner::run(std::span<const int32_t> tokens, int64_t want, int64_t ahead) {
   const int64_t n = int64_t(tokens.size());
-  TERN_CHECK(n <= rows_ && want <= n);
-  seq_.reserve(n);
-  for (int64_t i = 0; i < n; ++i) positions_[size_t(i)] = seq_.length() + i;
+  TERN_CHECK(n <= rows_ && want <= n && ahead >= 0);
+  seq_.reserve(ahead + n);
+  for (int64_t i = 0; i < n; ++i) positions_[size_t(i)] = seq_.length() + ahead + i;
   for (int64_t k = 0; k < want; ++k) wanted_[size_t(k)] = int32_t(n - want + k);
   const model::SeqBlocks seqs[1] = {seq_.blocks()};
   const model::Batch b{tokens, std::span(positions_).first(size_t(n)),

@@ -18,9 +18,11 @@ class SequenceRunner {
  public:
   SequenceRunner(const model::Model& m, KvPool& pool, model::ForwardState& st);
 
-  // Runs tokens (at most the state's rows) at positions [length, length + n); keeps the logits
-  // of the last `want` rows (logits(0) is the first of them). Does not advance.
-  void run(std::span<const int32_t> tokens, int64_t want);
+  // Runs tokens (at most the state's rows) at positions [length + ahead, length + ahead + n);
+  // keeps the logits of the last `want` rows (logits(0) is the first of them). Does not
+  // advance. `ahead` > 0 runs past rows written by earlier runs that are not yet advanced over
+  // (a draft model drafting several tokens); they must still be in the cache.
+  void run(std::span<const int32_t> tokens, int64_t want, int64_t ahead = 0);
   // Marks tokens written by the last run() as part of the sequence (a prefix of that run).
   void advance(std::span<const int32_t> tokens) { seq_.advance(tokens); }
   // Reuses cached blocks, then runs the rest in chunks; logits(0) holds the last row's logits.

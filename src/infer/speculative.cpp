@@ -4,8 +4,7 @@
 #include <chrono>
 
 #include "core/error.h"
-#include "core/random.h"
-#include "infer/dense_draw.h"
+#include "infer/speculative_rule.h"
 
 namespace tern::infer {
 namespace {
@@ -13,10 +12,6 @@ namespace {
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
-
-// Streams of the extra uniforms speculative sampling needs, apart from the sampler's own.
-constexpr uint64_t kDraftStream = 0x6472616674ull, kAcceptStream = 0x616363657074ull,
-                   kResidualStream = 0x7265736964ull;
 
 // The state of one sequence: the main model's and the MTP module's caches, and the buffers
 // one step needs, sized once.
@@ -26,9 +21,10 @@ struct Spec {
   KvPool& mtp_pool;
   model::ForwardState& st;
   Sampler& sampler;
+  SpeculativeRule rule;
   PooledSequence seq, mtp;
   int64_t d, V;
-  std::vector<float> logits, hidden, draft_probs, p0, residual;  // [2, V] / [2, d] / [V]...
+  std::vector<float> logits, hidden, draft_probs;  // [2, V] / [rows, d] / [V]
   std::vector<int64_t> positions;
   std::vector<int32_t> seq_ids, rows;
 
@@ -38,6 +34,7 @@ struct Spec {
         mtp_pool(mp),
         st(s),
         sampler(smp),
+        rule(smp, model.config().vocab_size),
         seq(p),
         mtp(mp),
         d(model.config().hidden_size),
@@ -45,9 +42,6 @@ struct Spec {
     const size_t rows_max = size_t(std::max<int64_t>(2, s.limits().max_tokens));
     logits.resize(2 * size_t(V));
     hidden.resize(rows_max * size_t(d));
-    draft_probs.resize(size_t(V));
-    p0.resize(size_t(V));
-    residual.resize(size_t(V));
     positions.resize(rows_max);
     seq_ids.assign(rows_max, 0);
     rows.resize(rows_max);
@@ -84,40 +78,16 @@ struct Spec {
     mtp.advance(next_tokens);
   }
 
-  // A draft from the MTP logits in logits[0, V): the sampler's own choice for greedy, else a
-  // draw from its distribution q (kept in draft_probs) with the draft stream.
+  // A draft from the MTP logits in logits[0, V) (its distribution kept in draft_probs).
   int32_t draft(int64_t position) {
-    const std::span<const float> row(logits.data(), size_t(V));
-    if (sampler.params().temperature == 0) return sampler.sample(row);
-    sampler.probabilities(row, draft_probs);
-    const SamplingParams& sp = sampler.params();
-    return draw_dense(draft_probs, rng::uniform_double(sp.seed, sampler.stream() ^ kDraftStream,
-                                                       uint64_t(position)));
+    return rule.draft(std::span(logits).first(size_t(V)), position, draft_probs);
   }
 
-  // The token at the draft's position given the main model's logits row `row`: the draft when
-  // accepted, else a replacement. Standard speculative sampling for temperature > 0.
+  // The token at the draft's position given the main model's logits row `row`.
   int32_t verify(std::span<const float> row, int32_t draft_token, int64_t position,
                  bool* accepted) {
-    if (sampler.params().temperature == 0) {
-      const int32_t y = sampler.sample(row);
-      *accepted = y == draft_token;
-      return y;
-    }
-    const SamplingParams& sp = sampler.params();
-    sampler.probabilities(row, p0);
-    const float p = p0[size_t(draft_token)], q = draft_probs[size_t(draft_token)];
-    const double u =
-        rng::uniform_double(sp.seed, sampler.stream() ^ kAcceptStream, uint64_t(position));
-    if (q > 0 && u < double(p) / double(q)) {
-      *accepted = true;
-      return draft_token;
-    }
-    *accepted = false;
-    for (int64_t v = 0; v < V; ++v)
-      residual[size_t(v)] = std::max(0.0f, p0[size_t(v)] - draft_probs[size_t(v)]);
-    return draw_dense(residual, rng::uniform_double(sp.seed, sampler.stream() ^ kResidualStream,
-                                                    uint64_t(position)));
+    return rule.verify(row, draft_token, rule.greedy() ? std::span<const float>() : draft_probs,
+                       position, accepted);
   }
 };
 

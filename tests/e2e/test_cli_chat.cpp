@@ -82,6 +82,11 @@ TEST(CliChat, TwoTurnsAreDeterministicAndReuseTheEarlierTurn) {
   EXPECT_EQ(a.out.find('\x1b'), std::string::npos) << "no ANSI escapes off a terminal";
   EXPECT_EQ(a.err.find('\x1b'), std::string::npos);
   EXPECT_EQ(a.out.find("tern chat:"), std::string::npos) << "messages belong on stderr";
+  // The model drafting for itself (--draft) gives the same greedy answers over both turns.
+  const auto c = run_tern_split(cmd + " --draft " + model, "the quick brown\nthe lazy dog\n");
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_EQ(c.out, a.out);
+  EXPECT_NE(c.err.find("drafts accepted"), std::string::npos) << c.err;
   fs::remove_all(dir);
 }
 

@@ -71,6 +71,16 @@ TEST(CliRun, GreedyIsDeterministicAndStdoutHoldsOnlyText) {
       run_tern_split("run " + model + " -p 'the quick brown' -n 12 --temp 0 --lookup 4");
   EXPECT_EQ(lookup.out, a.out) << lookup.err;
   EXPECT_NE(lookup.err.find("prompt-lookup drafts accepted"), std::string::npos) << lookup.err;
+  // A draft model: another checkpoint of the same config and tokenizer, and the model itself.
+  auto r = run_tern_split("init --config " + dir + "/config.json --out " + dir + "/draft --seed 9");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  fs::copy_file(model + "/tokenizer.json", dir + "/draft/tokenizer.json");
+  for (const std::string& d : {dir + "/draft", model}) {
+    const auto drafted = run_tern_split("run " + model + " -p 'the quick brown' -n 12 --temp 0 " +
+                                        "--draft " + d + " --draft-max 3");
+    EXPECT_EQ(drafted.out, a.out) << drafted.err;
+    EXPECT_NE(drafted.err.find("draft-model drafts accepted"), std::string::npos) << drafted.err;
+  }
   // Seeded sampling is reproducible too.
   const auto s1 = run_tern_split("run " + model + " -p 'the lazy' -n 12 --temp 1 --seed 7");
   const auto s2 = run_tern_split("run " + model + " -p 'the lazy' -n 12 --temp 1 --seed 7");
@@ -97,6 +107,11 @@ TEST(CliRun, BadRequestsAreOneLineErrors) {
   r = run_tern_split("run " + kData + "/golden/qwen2_gguf/model.gguf -p hi");
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("--tokenizer"), std::string::npos) << r.err;
+  r = run_tern_split("run " + model + " -p hi --draft " + model + " --lookup 2");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("not both"), std::string::npos) << r.err;
+  r = run_tern_split("run " + model + " -p hi --draft " + dir + "/no-such-model");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
   // A tokenizer whose ids exceed the model's vocabulary is named, not run.
   r = run_tern_split("run " + kData + "/golden/v3_tiny --tokenizer " + model +
                      " -p 'the lazy dog'");
