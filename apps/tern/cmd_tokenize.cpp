@@ -14,6 +14,7 @@
 #include "apps/tern/flags.h"
 #include "apps/tern/input.h"
 #include "apps/tern/model_path.h"
+#include "apps/tern/model_tokenizer.h"
 #include "core/error.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -110,9 +111,7 @@ void tokenize_record(Session& s, const std::string& line, const std::string& whe
 void run_tokenize(const TokenizeArgs& a) {
   using tokenizer::Tokenizer;
   if (!a.prompt.empty() && !a.file.empty()) malformed("give -p TEXT or --file FILE, not both");
-  Session s{a,
-            Tokenizer::load(resolve_model_dir(a.model_dir),
-                            {.follow_tokenizer_config = !a.raw_tokenizer}),
+  Session s{a, load_model_tokenizer(a.model_dir, {.follow_tokenizer_config = !a.raw_tokenizer}),
             std::nullopt};
   if (a.chat) s.chat.emplace(tokenizer::ChatTemplate::from_tokenizer(s.tok, a.template_name));
   std::ios::sync_with_stdio(false);
@@ -141,8 +140,10 @@ void run_tokenize(const TokenizeArgs& a) {
 
 void setup_tokenize(CLI::App& sub) {
   auto a = std::make_shared<TokenizeArgs>();
-  sub.add_option("MODEL", a->model_dir,
-                 "model directory with tokenizer.json (and tokenizer_config.json), or a file in it")
+  sub.add_option(
+         "MODEL", a->model_dir,
+         "model directory with tokenizer.json (and tokenizer_config.json), a file in it, or "
+         "a .gguf file carrying its tokenizer")
       ->required();
   sub.add_option("-p,--prompt", a->prompt,
                  "one input given here instead of lines on stdin (may hold newlines)");

@@ -11,8 +11,11 @@
 
 #include "account/quantity.h"
 #include "apps/tern/model_path.h"
+#include "apps/tern/model_tokenizer.h"
 #include "core/error.h"
+#include "formats/gguf.h"
 #include "model/tensor_source.h"
+#include "tokenizer/gguf_tokenizer.h"
 
 namespace tern::app {
 namespace {
@@ -77,7 +80,7 @@ void add_generation_flags(CLI::App& sub, GenerationFlags& g) {
              {"bf16", "fp8", "f32"});
   add_number(sub, "--prefill-chunk", g.chunk, "prompt tokens per forward step", 1, 4096);
   sub.add_option("--tokenizer", g.tokenizer,
-                 "folder with tokenizer.json (default: the model's folder; required for .gguf)");
+                 "folder with tokenizer.json (default: the model's folder, or a .gguf's own keys)");
   add_threads(sub, g.threads);
 }
 
@@ -96,13 +99,8 @@ infer::SamplingParams sampling_params(const GenerationFlags& g) {
 }
 
 tokenizer::Tokenizer load_tokenizer(const GenerationFlags& g, const std::string& model_path) {
-  const bool gguf = model_path.size() > 5 && model_path.ends_with(".gguf");
-  if (gguf && g.tokenizer.empty())
-    fail(ErrorKind::request, model_path +
-                                 ": a GGUF file carries no tokenizer.json; give --tokenizer DIR "
-                                 "(the original model's folder)");
-  return tokenizer::Tokenizer::load(
-      resolve_model_dir(g.tokenizer.empty() ? model_path : g.tokenizer));
+  return g.tokenizer.empty() ? load_model_tokenizer(model_path)
+                             : tokenizer::Tokenizer::load(resolve_model_dir(g.tokenizer));
 }
 
 void check_ids_in_vocab(const std::vector<int32_t>& ids, const model::ModelConfig& c) {
@@ -164,9 +162,12 @@ void open_draft(Engine& e, const GenerationFlags& g, const std::string& draft_pa
     fail(ErrorKind::request,
          "--draft " + draft_path + ": its context of " + std::to_string(c.max_position_embeddings) +
              " positions is shorter than the " + std::to_string(e.context) + " used; lower --ctx");
-  const std::string dir = resolve_model_dir(path);
-  if (std::ifstream(dir + "/tokenizer.json").good()) {
-    const tokenizer::Tokenizer dt = tokenizer::Tokenizer::load(dir);
+  const bool has_tokenizer =
+      path.ends_with(".gguf")
+          ? tokenizer::gguf_has_tokenizer(formats::GgufFile::open(path).metadata())
+          : std::ifstream(resolve_model_dir(path) + "/tokenizer.json").good();
+  if (has_tokenizer) {
+    const tokenizer::Tokenizer dt = load_model_tokenizer(path);
     for (int32_t id = 0; id < int32_t(std::min(dt.vocab_size(), tok.vocab_size())); ++id)
       if (dt.is_known(id) != tok.is_known(id) ||
           (dt.is_known(id) && dt.id_to_token(id) != tok.id_to_token(id)))

@@ -35,7 +35,7 @@ void add_generation_flags(CLI::App& sub, GenerationFlags& g);
 // Range-checked SamplingParams; a fresh random seed when --seed is not given.
 infer::SamplingParams sampling_params(const GenerationFlags& g);
 
-// The tokenizer from --tokenizer, else the model's folder; a .gguf needs --tokenizer (exit 1).
+// The tokenizer from --tokenizer, else the model's own (load_model_tokenizer).
 tokenizer::Tokenizer load_tokenizer(const GenerationFlags& g, const std::string& model_path);
 
 // ErrorKind::request naming the first id the model's vocabulary lacks.

@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "formats/gguf_writer.h"
 #include "formats/strict_json.h"
-#include "tokenizer/bpe_trainer.h"
+#include "tokenizer/llama_cpp_pre.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tern::tokenizer {
@@ -15,42 +15,6 @@ namespace {
 
 // llama.cpp's token types (llama_token_type).
 enum : int32_t { kNormal = 1, kControl = 3, kUserDefined = 4, kUnused = 5 };
-
-// Regexes as written in tokenizer.json, with CR/LF characters spelled as escapes so that files
-// writing either form compare equal.
-std::string normalised(std::string re) {
-  std::string out;
-  for (char ch : re) {
-    if (ch == '\r')
-      out += "\\r";
-    else if (ch == '\n')
-      out += "\\n";
-    else
-      out += ch;
-  }
-  return out;
-}
-
-// The Split regexes of a pre_tokenizer (a Sequence or a single one), in order, and whether a
-// ByteLevel step applies GPT-2's own regex.
-void split_regexes(const nlohmann::json& p, std::vector<std::string>* out, bool* gpt2_regex) {
-  if (!p.is_object()) return;
-  const std::string type = p.value("type", "");
-  if (type == "Sequence" && p.contains("pretokenizers")) {
-    for (const auto& q : p["pretokenizers"]) split_regexes(q, out, gpt2_regex);
-  } else if (type == "Split" && p.contains("pattern") && p["pattern"].contains("Regex")) {
-    out->push_back(normalised(p["pattern"]["Regex"].get<std::string>()));
-  } else if (type == "ByteLevel") {
-    *gpt2_regex = *gpt2_regex || p.value("use_regex", true);
-  } else {
-    out->push_back("<" + type + ">");
-  }
-}
-
-constexpr const char* kLlama3Regex =
-    R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
-constexpr const char* kQwen2Regex =
-    R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
 
 std::string read_text(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
@@ -71,20 +35,6 @@ std::string merge_text(const nlohmann::json& m, const std::string& where) {
 }
 
 }  // namespace
-
-std::string llama_cpp_pre_name(const nlohmann::json& pre_tokenizer) {
-  std::vector<std::string> res;
-  bool gpt2_regex = false;
-  split_regexes(pre_tokenizer, &res, &gpt2_regex);
-  if (res.empty() && gpt2_regex) return "gpt-2";
-  if (gpt2_regex) return "";
-  if (res == std::vector<std::string>{kLlama3Regex}) return "llama-bpe";
-  if (res == std::vector<std::string>{kQwen2Regex}) return "qwen2";
-  std::vector<std::string> v3;
-  split_regexes(nlohmann::json(deepseek_v3_pre_tokenizer()), &v3, &gpt2_regex);
-  if (res == v3) return "deepseek-v3";
-  return "";
-}
 
 GgufVocab gguf_vocab_from_dir(const std::string& dir, int64_t model_vocab, const std::string& pre) {
   const std::string path = (std::filesystem::path(dir) / "tokenizer.json").string();

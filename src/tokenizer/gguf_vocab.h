@@ -8,8 +8,6 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
 #include "formats/gguf_value.h"
 
 namespace tern::tokenizer {
@@ -25,9 +23,5 @@ struct GgufVocab {
 // Fails (ErrorKind::format) naming the file for a tokenizer GGUF cannot carry (not BPE,
 // byte-fallback BPE) or one with more tokens than the model has rows.
 GgufVocab gguf_vocab_from_dir(const std::string& dir, int64_t model_vocab, const std::string& pre);
-
-// llama.cpp's name for a tokenizer.json pre_tokenizer ("llama-bpe", "qwen2", "deepseek-v3",
-// "gpt-2"), or "" when it is none of those.
-std::string llama_cpp_pre_name(const nlohmann::json& pre_tokenizer);
 
 }  // namespace tern::tokenizer

@@ -76,6 +76,12 @@ TEST(CliConvert, HfFolderToGgufAndBack) {
   ASSERT_EQ(a.nbytes(), b.nbytes());
   EXPECT_EQ(std::memcmp(a.data(), b.data(), size_t(a.nbytes())), 0);  // same f32 weights
 
+  // The GGUF carries its tokenizer: tern run needs no --tokenizer and says the same as the folder.
+  const auto from_dir = tern::test::run_tern_split("run " + src + " -p 'hello' -n 6 --temp 0");
+  const auto from_gguf = tern::test::run_tern_split("run " + out + " -p 'hello' -n 6 --temp 0");
+  ASSERT_EQ(from_gguf.exit_code, 0) << from_gguf.err;
+  EXPECT_EQ(from_gguf.out, from_dir.out);
+  EXPECT_FALSE(from_gguf.out.empty());
   // GGUF -> GGUF keeps the tokenizer keys; an existing output needs --force.
   r = run_tern("convert " + out + " " + tmp + "/q.gguf --type q8_0");
   ASSERT_EQ(r.exit_code, 0) << r.output;

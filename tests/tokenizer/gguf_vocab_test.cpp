@@ -3,16 +3,38 @@
 // tokens, merges are written as "a b", and the vocabulary is padded up to the model's rows.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "formats/gguf_writer.h"
 #include "test_util.h"
+#include "tokenizer/byte_level.h"
+#include "tokenizer/gguf_tokenizer.h"
 #include "tokenizer/gguf_vocab.h"
+#include "tokenizer/llama_cpp_pre.h"
 
 using namespace tern;
 using namespace tern::tokenizer;
 
 namespace {
+
+// Each real tokenizer's GGUF keys, made once per process (the files take seconds to parse),
+// with five rows of padding as checkpoints often have.
+const GgufVocab& vocab_of(const std::string& name) {
+  static std::map<std::string, GgufVocab> cache;
+  auto it = cache.find(name);
+  if (it == cache.end())
+    it = cache
+             .emplace(name, gguf_vocab_from_dir(test::model_dir(name),
+                                                int64_t(test::model(name).vocab_size()) + 5, ""))
+             .first;
+  return it->second;
+}
 
 struct Expect {
   const char* model;
@@ -23,10 +45,9 @@ TEST(GgufVocab, RealTokenizersBecomeLlamaCppKeys) {
   for (const Expect e : {Expect{"deepseek_v3", "deepseek-v3"}, Expect{"llama3", "llama-bpe"},
                          Expect{"qwen3", "qwen2"}}) {
     SCOPED_TRACE(e.model);
-    const std::string dir = test::model_dir(e.model);
     const Tokenizer& tok = test::model(e.model);
     const int64_t rows = int64_t(tok.vocab_size()) + 5;  // checkpoints round their rows up
-    const GgufVocab v = gguf_vocab_from_dir(dir, rows, "");
+    const GgufVocab& v = vocab_of(e.model);
     const auto& k = v.keys;
     EXPECT_EQ(k.get_string("tokenizer.ggml.model"), "gpt2");
     EXPECT_EQ(k.get_string("tokenizer.ggml.pre"), e.pre);
@@ -56,20 +77,38 @@ TEST(GgufVocab, RealTokenizersBecomeLlamaCppKeys) {
   }
 }
 
+// A tiny byte-level tokenizer (256 byte tokens, no merges) in a fresh folder.
+std::string tiny_tokenizer_dir() {
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("tern_gguf_vocab_" + std::to_string(::getpid())))
+          .string();
+  std::filesystem::create_directories(dir);
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int b = 0; b < 256; ++b) vocab[byte_to_char(uint8_t(b))] = b;
+  const nlohmann::json tok = {
+      {"version", "1.0"},
+      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
+      {"decoder", {{"type", "ByteLevel"}}},
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
+  std::ofstream(dir + "/tokenizer.json") << tok.dump();
+  return dir;
+}
+
 TEST(GgufVocab, RefusesMoreTokensThanRowsAndNamesAnOverride) {
-  const std::string dir = test::model_dir("qwen3");
+  const std::string dir = tiny_tokenizer_dir();
   try {
-    gguf_vocab_from_dir(dir, 1000, "");
+    gguf_vocab_from_dir(dir, 100, "");
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::format);
-    EXPECT_NE(std::string(e.what()).find("do not fit the model's 1000 embedding rows"),
+    EXPECT_NE(std::string(e.what()).find("256 tokens do not fit the model's 100 embedding rows"),
               std::string::npos)
         << e.what();
   }
-  const GgufVocab v =
-      gguf_vocab_from_dir(dir, int64_t(test::model("qwen3").vocab_size()), "custom-pre");
+  const GgufVocab v = gguf_vocab_from_dir(dir, 256, "custom-pre");
   EXPECT_EQ(v.keys.get_string("tokenizer.ggml.pre"), "custom-pre");
+  EXPECT_EQ(gguf_vocab_from_dir(dir, 256, "").keys.get_string("tokenizer.ggml.pre"), "gpt-2");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(GgufVocab, UnknownPreTokenizersAreNamedDefault) {
@@ -78,6 +117,54 @@ TEST(GgufVocab, UnknownPreTokenizersAreNamedDefault) {
             "");
   EXPECT_EQ(llama_cpp_pre_name(nlohmann::json::parse(R"({"type":"ByteLevel","use_regex":true})")),
             "gpt-2");
+}
+
+}  // namespace
+
+namespace {
+
+// A real tokenizer written to GGUF keys and read back from them encodes and decodes every
+// golden text exactly as the original (itself checked against HF `tokenizers`), and adds the
+// same BOS as transformers does.
+TEST(GgufTokenizer, RoundTripsRealTokenizersThroughGgufKeys) {
+  for (const char* name : {"deepseek_v3", "llama3", "qwen3"}) {
+    SCOPED_TRACE(name);
+    const Tokenizer& plain = test::model(name, /*follow_config=*/false);
+    const Tokenizer& hf = test::model(name);
+    const Tokenizer back = tokenizer_from_gguf(vocab_of(name).keys, name);
+    EXPECT_EQ(back.special_prefix(), hf.special_prefix());
+    EXPECT_EQ(back.bos_id(), hf.bos_id());
+    EXPECT_EQ(back.eos_id(), hf.eos_id());
+    size_t mismatches = 0, line = 0;
+    // Every third golden text (1,200 per model) keeps the test to seconds under ASan.
+    for (const auto& rec :
+         test::read_jsonl(std::string(TERN_TOK_DATA) + "/ids/" + name + ".jsonl")) {
+      if (line++ % 3 != 0) continue;
+      const std::string text = rec["text"].get<std::string>();
+      const auto want = plain.encode(text, false);
+      if (back.encode(text, false) != want && ++mismatches <= 3)
+        ADD_FAILURE() << "ids differ for " << nlohmann::json(text).dump();
+      EXPECT_EQ(back.decode(want, false), plain.decode(want, false));
+    }
+    EXPECT_EQ(mismatches, 0u);
+  }
+}
+
+TEST(GgufTokenizer, RefusesWhatItCannotRead) {
+  formats::GgufMetadata md;
+  md.add("tokenizer.ggml.model", formats::gguf_string("llama"));
+  md.add("tokenizer.ggml.tokens", formats::gguf_string_array({"a", "b"}));
+  EXPECT_THROW(tokenizer_from_gguf(md, "x.gguf"), Error);
+  formats::GgufMetadata md2;
+  md2.add("tokenizer.ggml.model", formats::gguf_string("gpt2"));
+  md2.add("tokenizer.ggml.pre", formats::gguf_string("chatglm-bpe"));
+  md2.add("tokenizer.ggml.tokens", formats::gguf_string_array({"a", "b"}));
+  try {
+    tokenizer_from_gguf(md2, "x.gguf");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'chatglm-bpe'"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
