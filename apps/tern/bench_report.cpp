@@ -2,6 +2,7 @@
 // in its cell so a reader never takes an assumed board power for a measurement.
 #include "apps/tern/bench_report.h"
 
+#include <cmath>
 #include <cstdio>
 
 #include "account/quantity.h"
@@ -18,6 +19,10 @@ nlohmann::ordered_json to_json(const BenchFigures& f) {
           {"decode_tokens_per_s", f.decode_tokens_per_s},
           {"ttft_s", f.ttft_s},
           {"peak_rss_bytes", f.peak_rss_bytes},
+          {"rss_baseline_bytes", f.rss_baseline_bytes},
+          {"weight_resident_bytes", f.weight_resident_bytes},
+          {"kv_pool_bytes", f.kv_pool_bytes},
+          {"memory_overhead_fraction", f.memory_overhead_fraction},
           {"kv_bytes_per_token", f.kv_bytes_per_token},
           {"weight_bytes_per_token", f.weight_bytes_per_token},
           {"kv_read_bytes_per_token", f.kv_read_bytes_per_token},
@@ -62,6 +67,14 @@ void print_bench_table(const std::string& model, const std::vector<BenchFigures>
                 si(f.bandwidth_gbs * 1e9, "B/s").c_str(),
                 account::fixed(100 * f.roofline_fraction, 1).c_str(), joules.c_str());
   }
+  const BenchFigures& last = rows.back();
+  std::printf(
+      "memory: peak RSS %s = start %s + weights %s + KV pool %s (batch %lld) %s %s%% "
+      "(target: within 10%%)\n",
+      si(last.peak_rss_bytes, "B").c_str(), si(last.rss_baseline_bytes, "B").c_str(),
+      si(last.weight_resident_bytes, "B").c_str(), si(last.kv_pool_bytes, "B").c_str(),
+      (long long)last.batch, last.memory_overhead_fraction >= 0 ? "+" : "-",
+      account::fixed(100 * std::fabs(last.memory_overhead_fraction), 1).c_str());
 }
 
 }  // namespace tern::app

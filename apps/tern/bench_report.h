@@ -16,6 +16,11 @@ struct BenchFigures {
   std::string kv_dtype;
   double prefill_tokens_per_s = 0, decode_tokens_per_s = 0, ttft_s = 0;
   double peak_rss_bytes = 0;
+  // The memory budget (issue: peak RSS within weights + KV pool + 10%): the process's RSS before
+  // the model loaded, the weights' resident bytes and this batch's KV pool; overhead = (peak -
+  // baseline) / (weights + KV) - 1.
+  double rss_baseline_bytes = 0, weight_resident_bytes = 0, kv_pool_bytes = 0;
+  double memory_overhead_fraction = 0;
   double kv_bytes_per_token = 0;       // KV cache stored per token, all layers
   double weight_bytes_per_token = 0;   // weights one decoded token reads (activated bytes)
   double kv_read_bytes_per_token = 0;  // KV read by one decode step at the mean context

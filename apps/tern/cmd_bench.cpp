@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -22,6 +23,7 @@
 #include "apps/tern/model_path.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "model/load_weights.h"
 #include "model/model.h"
 #include "model/param_count.h"
 
@@ -77,9 +79,24 @@ double peak_rss_bytes() {
   return double(u.ru_maxrss) * 1024.0;  // kB on Linux
 }
 
+// The resident set now (VmRSS), or 0 when /proc is not readable.
+double current_rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      double kb = 0;
+      in >> kb;
+      return kb * 1024.0;
+    }
+    in.ignore(1 << 20, '\n');
+  }
+  return 0;
+}
+
 // Medians of --repeat runs of one batch size, and the bytes and roofline that go with them.
 BenchFigures measure(const model::Model& m, const BenchArgs& a, BenchParams p,
-                     const DecodeWeightBytes& w, const std::string& ledger) {
+                     const DecodeWeightBytes& w, const std::string& ledger, double rss_baseline) {
   const model::ModelConfig& c = m.config();
   std::vector<double> pp, tg, ttft, jpt;
   BenchTimes last;
@@ -119,6 +136,15 @@ BenchFigures measure(const model::Model& m, const BenchArgs& a, BenchParams p,
   const model::KvLayout kv =
       model::kv_layout(c, c.num_hidden_layers, kBenchBlockTokens, p.kv_dtype);
   f.kv_bytes_per_token = double(kv.n_layers * kv.token_bytes());
+  // As run_bench sizes its pool: whole blocks of the context for each sequence.
+  const int64_t ctx = p.ctx > 0 ? p.ctx : p.prompt + p.gen;
+  f.kv_pool_bytes =
+      double(p.batch * ((ctx + kBenchBlockTokens - 1) / kBenchBlockTokens) * kBenchBlockTokens) *
+      f.kv_bytes_per_token;
+  f.rss_baseline_bytes = rss_baseline;
+  f.weight_resident_bytes = double(model::resident_weight_bytes(m.weights()));
+  f.memory_overhead_fraction =
+      (f.peak_rss_bytes - rss_baseline) / (f.weight_resident_bytes + f.kv_pool_bytes) - 1.0;
   // Decode step i attends to prompt + i + 1 positions; the mean over the gen steps:
   f.kv_read_bytes_per_token = f.kv_bytes_per_token * (double(p.prompt) + double(p.gen + 1) / 2);
   f.weight_bytes_per_token = w.per_token();
@@ -139,6 +165,7 @@ void bench(const BenchArgs& a) {
   const std::vector<int64_t> batches = listed ? parse_batches(a.batch) : std::vector<int64_t>{1};
   apply_threads(a.threads);
   const std::string path = resolve_model_path(a.model);
+  const double rss_baseline = current_rss_bytes();
   const model::Model m = model::Model::load(path);
   const model::ModelConfig& c = m.config();
   if (a.prompt + a.gen > c.max_position_embeddings || a.ctx > c.max_position_embeddings)
@@ -165,7 +192,7 @@ void bench(const BenchArgs& a) {
   std::vector<BenchFigures> rows;
   for (int64_t b : batches) {
     p.batch = b;
-    rows.push_back(measure(m, a, p, w, a.ledger));
+    rows.push_back(measure(m, a, p, w, a.ledger, rss_baseline));
   }
   // After the runs, so the probe's arrays stay out of the peak RSS reported above.
   const bool probe = a.bandwidth <= 0;
