@@ -12,6 +12,7 @@
 #include "model/gqa.h"
 #include "model/layer_ops.h"
 #include "model/load_weights.h"
+#include "model/mla_heads.h"
 #include "model/moe.h"
 
 namespace tern::model {
@@ -47,6 +48,53 @@ Model::Model(ModelConfig config, ModelWeights weights)
     : config_(std::move(config)),
       weights_(std::move(weights)),
       rope_(config_, config_.is_mla() ? config_.qk_rope_head_dim : config_.head_dim) {}
+
+Model Model::from_weights(ModelConfig config, ModelWeights weights) {
+  config.validate();
+  const bool with_mtp = !weights.mtp.empty();
+  if (with_mtp && int64_t(weights.mtp.size()) != config.num_nextn_predict_layers)
+    fail(ErrorKind::request, "in-memory weights: " + std::to_string(weights.mtp.size()) +
+                                 " MTP modules for a config with " +
+                                 std::to_string(config.num_nextn_predict_layers));
+  if (int64_t(weights.layers.size()) != config.num_hidden_layers)
+    fail(ErrorKind::request, "in-memory weights: " + std::to_string(weights.layers.size()) +
+                                 " layers for a config with " +
+                                 std::to_string(config.num_hidden_layers));
+  visit_weights(config, weights, with_mtp, [&](WeightSlot& s) {
+    auto bad = [&](const std::string& why) {
+      fail(ErrorKind::request, "in-memory weights: '" + s.name + "' " + why);
+    };
+    if (s.kind == SlotKind::vector) {
+      if (!s.vector->present()) bad("is missing");
+      if (s.vector->data.dtype() != DType::f32 || s.vector->data.numel() != s.shape[0])
+        bad("must be f32 of " + std::to_string(s.shape[0]) + " values");
+      return;
+    }
+    const Linear& l = *s.linear;
+    if (!l.present()) bad("is missing");
+    if (!kernels::weight_dtype_supported(l.view.dtype))
+      bad("has dtype " + std::string(dtype_name(l.view.dtype)) + ", which the kernels lack");
+    if (l.view.rows != s.shape[0] || l.view.cols != s.shape[1])
+      bad("is [" + std::to_string(l.view.rows) + ", " + std::to_string(l.view.cols) +
+          "], expected " + shape_str(s.shape));
+    if (l.view.dtype == DType::f8_e4m3 && !l.view.scales) bad("is fp8 without block scales");
+  });
+  if (config.tie_word_embeddings) weights.lm_head = weights.embed_tokens;
+  Model m(std::move(config), std::move(weights));
+  m.refresh_derived();
+  return m;
+}
+
+void Model::refresh_derived() {
+  if (!config_.is_mla()) return;
+  auto heads = [&](MlaWeights& a, size_t layer) {
+    const bool naive = !a.kv_b_proj.present() && !a.uk.empty();
+    build_mla_heads(config_, a, naive, "in-memory weights (layer " + std::to_string(layer) + ")");
+  };
+  for (size_t l = 0; l < weights_.layers.size(); ++l) heads(weights_.layers[l].mla, l);
+  for (size_t k = 0; k < weights_.mtp.size(); ++k)
+    heads(weights_.mtp[k].block.mla, weights_.layers.size() + k);
+}
 
 KvCache Model::make_cache(int64_t capacity, DType dtype) const {
   if (capacity < 0 || capacity > config_.max_position_embeddings)

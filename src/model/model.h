@@ -41,6 +41,15 @@ class Model {
   // A Hugging Face directory (config.json + safetensors, sharded or not) or a .gguf file.
   static Model load(const std::string& path, const LoadOptions& opts = {});
   Model(ModelConfig config, ModelWeights weights);
+  // A model over weights already in memory — a trainer's current parameters, whose tensors the
+  // views share — instead of a file: validates the config, checks every slot (present, a dtype
+  // the kernels compute with, the shape the config calls for; MTP modules when weights.mtp is
+  // filled) and builds the per-head MLA layouts. ErrorKind::request naming the slot otherwise.
+  static Model from_weights(ModelConfig config, ModelWeights weights);
+  // Rebuilds what was derived from the weights (the MLA W_UKᵀ transposes) after their values
+  // changed in place, e.g. after an optimizer step, so the next forward sees the new values
+  // without a file round trip. Not concurrent with forwards.
+  void refresh_derived();
   Model(Model&&) = default;
   Model& operator=(Model&&) = default;
 
