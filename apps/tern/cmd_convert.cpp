@@ -79,12 +79,16 @@ void run_convert(const ConvertArgs& a) {
   notes.insert(notes.end(), plan.notes.begin(), plan.notes.end());
 
   const uint64_t total = plan.data_bytes();
-  Progress progress("writing " + a.out, int64_t(total), "B");
+  // Counted in MB (10^6 bytes) so the progress lines stay readable for 100 GB files.
+  Progress progress("writing " + a.out, int64_t((total + 999999) / 1000000), "MB");
+  uint64_t written = 0;
   formats::write_gguf(a.out, plan.metadata, plan.specs,
                       [&](size_t i, const formats::GgufSink& sink) {
                         plan.writers[i]([&](const void* data, size_t n) {
                           sink(data, n);
-                          progress.advance(int64_t(n));
+                          const uint64_t before = written / 1000000;
+                          written += n;
+                          progress.advance(int64_t(written / 1000000 - before));
                         });
                       });
   progress.finish();

@@ -137,17 +137,18 @@ class Planner {
       ++fallbacks_["output head(s) stored as q8_0: q4_0 costs the head too much accuracy"];
       return DType::q8_0;
     }
-    const bool mla_split =
-        gguf_name.ends_with("attn_k_b.weight") || gguf_name.ends_with("attn_v_b.weight");
     if ((t == DType::q8_0 || t == DType::q4_0) && cols % 32 != 0) {
       t = DType::f16;
-      ++fallbacks_["matrices stored as f16 (or f32, below): their rows are not whole blocks of 32"];
+      ++fallbacks_["matrices stored as f16: their rows are not whole blocks of 32"];
     }
-    // llama.cpp's CPU backend (node-llama-cpp 3.22.1) aborts on an f16 attn_k_b or attn_v_b
-    // ("GGML_ASSERT(*cur_backend_id != -1)"); f32 runs and loses nothing.
-    if (t == DType::f16 && mla_split) {
-      ++fallbacks_["MLA attn_k_b/attn_v_b matrices stored as f32: llama.cpp aborts on f16 ones"];
-      t = DType::f32;
+    // llama.cpp's CPU backend (node-llama-cpp 3.22.1) aborts on an f16 or quantised attn_k_b
+    // ("GGML_ASSERT(*cur_backend_id != -1)": its matmul takes a permuted activation); bf16 and
+    // f32 run. bf16 where the source is bf16 (exact) or FP8, else f32 (exact).
+    if (gguf_name.ends_with("attn_k_b.weight") &&
+        (t == DType::f16 || t == DType::q8_0 || t == DType::q4_0)) {
+      t = source == DType::bf16 || source == DType::f8_e4m3 ? DType::bf16 : DType::f32;
+      ++fallbacks_[std::string("attn_k_b matrices stored as ") + std::string(dtype_name(t)) +
+                   ": llama.cpp aborts on f16 or quantised ones"];
     }
     return t;
   }
