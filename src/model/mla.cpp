@@ -69,6 +69,24 @@ int64_t heads_per_item(int64_t H, int64_t N, int threads) {
   return (H + chunks - 1) / chunks;
 }
 
+// How many ranges to split each row's context into (split-K): with fewer rows than threads, a
+// row per thread would leave threads idle and head chunks would each read the whole latent
+// cache; ranges of at least 4 blocks keep the merge cheap next to the reads.
+int64_t context_parts(const AttentionStep& a, int threads) {
+  if (a.N >= threads) return 1;
+  int64_t longest = 0;
+  for (int64_t i = 0; i < a.N; ++i) longest = std::max(longest, a.positions[size_t(i)] + 1);
+  const int64_t min_range = 4 * a.kv->layout.block_tokens;
+  return std::clamp<int64_t>(longest / min_range, 1, int64_t(threads) / std::max<int64_t>(a.N, 1));
+}
+
+// Block-aligned range k of `parts` over positions [0, n_pos) (empty when n_pos is short).
+std::pair<int64_t, int64_t> context_part(int64_t n_pos, int64_t block, int64_t parts, int64_t k) {
+  const int64_t blocks = (n_pos + block - 1) / block;
+  const int64_t b0 = blocks * k / parts, b1 = blocks * (k + 1) / parts;
+  return {std::min(n_pos, b0 * block), std::min(n_pos, b1 * block)};
+}
+
 // Row i's run index, [N] in scratch.
 int32_t* row_runs(const AttentionStep& a, Arena& scratch) {
   int32_t* rr = static_cast<int32_t*>(scratch.allocate(size_t(a.N) * 4, "row runs"));
@@ -89,20 +107,47 @@ void attend_absorbed(const ModelConfig& c, const MlaWeights& w, const AttentionS
         &pool);
   // Every head shares the latent as key (plus k_pe) and as value.
   const PagedAttention p{H, rkv, rkv, dr, 0, rkv, float(c.softmax_scale())};
-  const int64_t hc = heads_per_item(H, a.N, pool.size()), chunks = (H + hc - 1) / hc;
-  const int64_t wf = paged_attention_work_floats(p, a.kv->layout, hc);
-  float* work = alloc(scratch, int64_t(pool.size()) * wf, "mla attention work");
   const int32_t* rr = row_runs(a, scratch);
   const kernels::IsaKernels& isa = kernels::active_isa();
-  pool.parallel_for(a.N * chunks, 1, [&](int64_t b, int64_t e, int thread) {
-    for (int64_t item = b; item < e; ++item) {
-      const int64_t i = item / chunks, h0 = (item % chunks) * hc, h1 = std::min(H, h0 + hc);
-      const AttentionQuery aq{q_abs + i * H * rkv, rkv, q + i * H * dq + dn, dq,
-                              o_lat + i * H * rkv, rkv};
-      paged_attention_row(p, *a.kv, a.layer, a.runs[size_t(rr[i])].blocks,
-                          a.positions[size_t(i)] + 1, h0, h1, aq, work + thread * wf, isa);
-    }
-  });
+  auto query = [&](int64_t i) {
+    return AttentionQuery{q_abs + i * H * rkv, rkv, q + i * H * dq + dn, dq,
+                          o_lat + i * H * rkv, rkv};
+  };
+  const int64_t parts = context_parts(a, pool.size());
+  if (parts > 1) {
+    // Split-K: each (row, range of its context) item runs every head, so each cached token is
+    // read once per step; the partials then merge per head.
+    const int64_t pf = paged_attention_part_floats(p, H);
+    const int64_t wf = a.kv->layout.block_tokens * (1 + a.kv->layout.token_values());
+    float* partials = alloc(scratch, a.N * parts * pf, "mla attention partials");
+    float* work = alloc(scratch, int64_t(pool.size()) * wf, "mla attention work");
+    pool.parallel_for(a.N * parts, 1, [&](int64_t b, int64_t e, int thread) {
+      for (int64_t item = b; item < e; ++item) {
+        const int64_t i = item / parts, k = item % parts;
+        const auto [p0, p1] =
+            context_part(a.positions[size_t(i)] + 1, a.kv->layout.block_tokens, parts, k);
+        paged_attention_part(p, *a.kv, a.layer, a.runs[size_t(rr[i])].blocks, p0, p1, 0, H,
+                             query(i), partials + item * pf, work + thread * wf, isa);
+      }
+    });
+    pool.parallel_for(a.N * H, 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t item = b; item < e; ++item) {
+        const int64_t i = item / H, h = item % H;
+        paged_attention_merge(p, partials + i * parts * pf, parts, H, h, h + 1, query(i));
+      }
+    });
+  } else {
+    const int64_t hc = heads_per_item(H, a.N, pool.size()), chunks = (H + hc - 1) / hc;
+    const int64_t wf = paged_attention_work_floats(p, a.kv->layout, hc);
+    float* work = alloc(scratch, int64_t(pool.size()) * wf, "mla attention work");
+    pool.parallel_for(a.N * chunks, 1, [&](int64_t b, int64_t e, int thread) {
+      for (int64_t item = b; item < e; ++item) {
+        const int64_t i = item / chunks, h0 = (item % chunks) * hc, h1 = std::min(H, h0 + hc);
+        paged_attention_row(p, *a.kv, a.layer, a.runs[size_t(rr[i])].blocks,
+                            a.positions[size_t(i)] + 1, h0, h1, query(i), work + thread * wf, isa);
+      }
+    });
+  }
   for (int64_t h = 0; h < H; ++h)  // o[i, h] = W_UV_h · o_lat[i, h]
     kernels::matmul(
         kernels::MatmulParams{o_lat + h * rkv, H * rkv, o + h * dv, H * dv, a.N, w.uv[size_t(h)]},
@@ -179,9 +224,11 @@ int64_t mla_scratch_floats(const ModelConfig& c, const KvLayout& kv, int64_t N, 
   int64_t n = N * H * dq + N * c.q_lora_rank + N * (rkv + dr) + (rkv + dr) + N * H * dv + N;
   const PagedAttention p{H, rkv, rkv, dr, 0, rkv, 1.0f};
   n += 2 * N * H * rkv + int64_t(threads) * paged_attention_work_floats(p, kv, H);
+  // Split-K partials: at most `threads` parts over all rows (N < threads), all heads each.
+  n += int64_t(threads) * paged_attention_part_floats(p, H);
   if (mode == MlaMode::naive)
     n += S * (rkv + dr) + S * H * (c.qk_nope_head_dim + dv) + int64_t(threads) * S;
-  return n + 16 * 12;  // 64-byte rounding of each allocation
+  return n + 16 * 14;  // 64-byte rounding of each allocation
 }
 
 }  // namespace tern::model

@@ -4,23 +4,27 @@
 #include <cmath>
 #include <limits>
 
+#include "core/error.h"
+
 namespace tern::model {
 
-void paged_attention_row(const PagedAttention& p, const KvStore& kv, int64_t layer,
-                         const SeqBlocks& blocks, int64_t n_pos, int64_t h0, int64_t h1,
-                         const AttentionQuery& q, float* work, const kernels::IsaKernels& isa) {
+namespace {
+
+// The online softmax over positions [p0, p1) for heads [h0, h1) into acc [nh, val_len], mx [nh],
+// sum [nh] (un-normalised). `scratch` holds B + B * token_values() floats.
+void attend_range(const PagedAttention& p, const KvStore& kv, int64_t layer,
+                  const SeqBlocks& blocks, int64_t p0, int64_t p1, int64_t h0, int64_t h1,
+                  const AttentionQuery& q, float* acc, float* mx, float* sum, float* scratch,
+                  const kernels::IsaKernels& isa) {
   const int64_t B = kv.layout.block_tokens, tv = kv.layout.token_values(), nh = h1 - h0;
   const int64_t dv = p.val_len;
-  float* acc = work;          // [nh, val_len] un-normalised outputs
-  float* mx = acc + nh * dv;  // [nh] running max score
-  float* sum = mx + nh;       // [nh] running sum of exp(score - max)
-  float* s = sum + nh;        // [B] one head's scores over a block
-  float* buf = s + B;         // [B, tv] a bf16 block widened to f32
+  float* s = scratch;  // [B] one head's scores over a block
+  float* buf = s + B;  // [B, tv] a bf16 / fp8 block widened to f32
   std::fill_n(acc, nh * dv, 0.0f);
   std::fill_n(mx, nh, -std::numeric_limits<float>::infinity());
   std::fill_n(sum, nh, 0.0f);
-  for (int64_t b0 = 0, k = 0; b0 < n_pos; b0 += B, ++k) {
-    const int64_t nb = std::min(B, n_pos - b0);
+  for (int64_t b0 = p0; b0 < p1; b0 += B) {
+    const int64_t nb = std::min(B, p1 - b0), k = b0 / B;
     const float* rows = kv_load_rows(kv.layout, kv.token(layer, blocks.blocks[size_t(k)], 0), buf,
                                      nb);  // a block's rows are contiguous
     for (int64_t h = h0; h < h1; ++h) {
@@ -50,11 +54,60 @@ void paged_attention_row(const PagedAttention& p, const KvStore& kv, int64_t lay
       }
     }
   }
+}
+
+}  // namespace
+
+void paged_attention_row(const PagedAttention& p, const KvStore& kv, int64_t layer,
+                         const SeqBlocks& blocks, int64_t n_pos, int64_t h0, int64_t h1,
+                         const AttentionQuery& q, float* work, const kernels::IsaKernels& isa) {
+  const int64_t nh = h1 - h0, dv = p.val_len;
+  float* acc = work;          // [nh, val_len] un-normalised outputs
+  float* mx = acc + nh * dv;  // [nh] running max score
+  float* sum = mx + nh;       // [nh] running sum of exp(score - max)
+  attend_range(p, kv, layer, blocks, 0, n_pos, h0, h1, q, acc, mx, sum, sum + nh, isa);
   for (int64_t h = h0; h < h1; ++h) {
     const int64_t hi = h - h0;
     const float inv = sum[hi] > 0 ? 1.0f / sum[hi] : 0.0f;
     float* o = q.out + h * q.out_stride;
     for (int64_t v = 0; v < dv; ++v) o[v] = acc[hi * dv + v] * inv;
+  }
+}
+
+void paged_attention_part(const PagedAttention& p, const KvStore& kv, int64_t layer,
+                          const SeqBlocks& blocks, int64_t p0, int64_t p1, int64_t h0, int64_t h1,
+                          const AttentionQuery& q, float* part, float* work,
+                          const kernels::IsaKernels& isa) {
+  const int64_t nh = h1 - h0;
+  TERN_CHECK(p0 % kv.layout.block_tokens == 0 && p0 <= p1);
+  float* acc = part;
+  float* mx = acc + nh * p.val_len;
+  attend_range(p, kv, layer, blocks, p0, p1, h0, h1, q, acc, mx, mx + nh, work, isa);
+}
+
+int64_t paged_attention_part_floats(const PagedAttention& p, int64_t heads) {
+  return heads * (p.val_len + 2);
+}
+
+void paged_attention_merge(const PagedAttention& p, const float* parts, int64_t n_parts,
+                           int64_t heads, int64_t h0, int64_t h1, const AttentionQuery& q) {
+  const int64_t dv = p.val_len, stride = paged_attention_part_floats(p, heads);
+  for (int64_t h = h0; h < h1; ++h) {
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t k = 0; k < n_parts; ++k) m = std::max(m, parts[k * stride + heads * dv + h]);
+    float* o = q.out + h * q.out_stride;
+    std::fill_n(o, dv, 0.0f);
+    float total = 0;
+    for (int64_t k = 0; k < n_parts; ++k) {
+      const float* part = parts + k * stride;
+      const float sum = part[heads * dv + heads + h];
+      if (!(sum > 0)) continue;  // an empty range
+      const float w = std::exp(part[heads * dv + h] - m);
+      total += sum * w;
+      for (int64_t v = 0; v < dv; ++v) o[v] += w * part[h * dv + v];
+    }
+    const float inv = total > 0 ? 1.0f / total : 0.0f;
+    for (int64_t v = 0; v < dv; ++v) o[v] *= inv;
   }
 }
 

@@ -40,4 +40,18 @@ void paged_attention_row(const PagedAttention& p, const KvStore& kv, int64_t lay
 
 int64_t paged_attention_work_floats(const PagedAttention& p, const KvLayout& kv, int64_t max_heads);
 
+// Split-K (FlashDecoding): positions [p0, p1) only (p0 a multiple of the block size), leaving
+// the un-normalised partial — per head the value sum [val_len], then the running max and the
+// sum of weights — in `part` (paged_attention_part_floats(p, h1 - h0)). Partials of disjoint
+// ranges combine exactly with paged_attention_merge, so one decode row's context can be split
+// across threads and every cached token is read once per step for all heads.
+void paged_attention_part(const PagedAttention& p, const KvStore& kv, int64_t layer,
+                          const SeqBlocks& blocks, int64_t p0, int64_t p1, int64_t h0, int64_t h1,
+                          const AttentionQuery& q, float* part, float* work,
+                          const kernels::IsaKernels& isa);
+int64_t paged_attention_part_floats(const PagedAttention& p, int64_t heads);
+// Heads [h0, h1) of q.out from n_parts partials of heads [0, heads) laid out one after another.
+void paged_attention_merge(const PagedAttention& p, const float* parts, int64_t n_parts,
+                           int64_t heads, int64_t h0, int64_t h1, const AttentionQuery& q);
+
 }  // namespace tern::model
