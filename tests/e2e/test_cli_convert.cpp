@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "formats/gguf.h"
+#include "formats/gguf_writer.h"
 #include "formats/npy.h"
 #include "tests/e2e/cli_runner.h"
 
@@ -110,5 +111,35 @@ TEST(CliConvert, BadRequestsAreOneClearLine) {
       run_tern("convert " + kData + "/golden/qwen2_tiny " + tmp + "/o.gguf --tokenizer " + tmp),
       "no tokenizer.json");
   EXPECT_FALSE(fs::exists(tmp + "/o.gguf"));
+  fs::remove_all(tmp);
+}
+
+// A GGUF whose head is stored in a type tern has no kernel for (Q4_1 here): `tern run` and
+// `tern logits` name the tensor and the type in one line, exit 1, no crash.
+TEST(CliConvert, AGgufTypeTernCannotComputeIsNamed) {
+  const std::string tmp = temp_dir("convert_type");
+  const std::string src = qwen2_with_tokenizer(tmp + "/src"), good = tmp + "/good.gguf";
+  ASSERT_EQ(run_tern("convert " + src + " " + good + " --type f32").exit_code, 0);
+  const auto g = tern::formats::GgufFile::open(good);
+  std::vector<tern::formats::GgufTensorSpec> specs;
+  for (const auto& t : g.tensors())
+    specs.push_back({t.name, t.name == "output.weight" ? 3u : t.ggml_type, t.ne});  // 3 = Q4_1
+  tern::formats::write_gguf(
+      tmp + "/q4_1.gguf", g.metadata(), specs, [&](size_t i, const tern::formats::GgufSink& sink) {
+        const auto& t = g.tensors()[i];
+        if (specs[i].ggml_type == t.ggml_type)
+          return sink(g.file()->data() + t.file_offset, size_t(t.nbytes));
+        const std::string zeros(size_t(tern::formats::gguf_tensor_bytes(specs[i])), '\0');
+        sink(zeros.data(), zeros.size());
+      });
+  for (const std::string& cmd :
+       {"run " + tmp + "/q4_1.gguf -p hello -n 2",
+        "logits " + tmp + "/q4_1.gguf --ids 1,2 --out " + tmp + "/o.npy"}) {
+    const auto r = tern::test::run_tern_split(cmd);
+    EXPECT_EQ(r.exit_code, 1) << cmd << "\n" << r.err;
+    EXPECT_NE(r.err.find("output.weight"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("Q4_1"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+  }
   fs::remove_all(tmp);
 }
