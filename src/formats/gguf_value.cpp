@@ -15,8 +15,9 @@ using VT = GgufValueType;
 // Deep nesting would recurse on the stack for no real-world benefit.
 constexpr int kMaxArrayDepth = 8;
 
-// Bytes of one scalar element; 0 for string/array (variable) and unknown codes.
-uint64_t scalar_size(VT t) {
+}  // namespace
+
+uint64_t gguf_scalar_bytes(VT t) {
   switch (t) {
     case VT::uint8:
     case VT::int8:
@@ -37,6 +38,8 @@ uint64_t scalar_size(VT t) {
       return 0;
   }
 }
+
+namespace {
 
 bool known_type(VT t) {
   return uint32_t(t) <= uint32_t(VT::float64);
@@ -183,7 +186,7 @@ GgufValue GgufArray::element(uint64_t k) const {
     return v;
   }
   if (elem_type == VT::array) return arrays[size_t(k)];
-  return decode_scalar(elem_type, raw.data() + k * scalar_size(elem_type));
+  return decode_scalar(elem_type, raw.data() + k * gguf_scalar_bytes(elem_type));
 }
 
 GgufValue read_gguf_value(ByteCursor& in, GgufValueType type, int depth) {
@@ -197,7 +200,7 @@ GgufValue read_gguf_value(ByteCursor& in, GgufValueType type, int depth) {
   }
   if (type != VT::array) {
     uint8_t bytes[8];
-    in.read_bytes(bytes, scalar_size(type), "scalar value");
+    in.read_bytes(bytes, gguf_scalar_bytes(type), "scalar value");
     GgufValue v = decode_scalar(type, bytes);
     if (type == VT::boolean && v.u > 1)
       in.fail_here("bool value " + std::to_string(v.u) + " is neither 0 nor 1");
@@ -213,7 +216,7 @@ GgufValue read_gguf_value(ByteCursor& in, GgufValueType type, int depth) {
   // Smallest encoding of one element: a string is a u64 length, a nested array type + count.
   const uint64_t min_elem = a->elem_type == VT::string  ? 8
                             : a->elem_type == VT::array ? 12
-                                                        : scalar_size(a->elem_type);
+                                                        : gguf_scalar_bytes(a->elem_type);
   if (a->count > in.remaining() / min_elem)
     in.fail_here("array of " + std::to_string(a->count) + " " + gguf_value_type_name(a->elem_type) +
                  " cannot fit in the " + std::to_string(in.remaining()) +

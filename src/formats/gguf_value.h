@@ -31,6 +31,9 @@ enum class GgufValueType : uint32_t {
   float64 = 12,
 };
 
+// Bytes of one scalar element; 0 for string/array (variable) and unknown codes.
+uint64_t gguf_scalar_bytes(GgufValueType t);
+
 // "u8", "i32", "f32", "bool", "str", "arr", ...; "type(N)" for unknown codes.
 std::string gguf_value_type_name(GgufValueType t);
 

@@ -28,28 +28,6 @@ void put_string(std::string& out, const std::string& s) {
   out += s;
 }
 
-size_t scalar_bytes(VT t) {
-  switch (t) {
-    case VT::uint8:
-    case VT::int8:
-    case VT::boolean:
-      return 1;
-    case VT::uint16:
-    case VT::int16:
-      return 2;
-    case VT::uint32:
-    case VT::int32:
-    case VT::float32:
-      return 4;
-    case VT::uint64:
-    case VT::int64:
-    case VT::float64:
-      return 8;
-    default:
-      return 0;
-  }
-}
-
 void put_scalar(std::string& out, const GgufValue& v) {
   switch (v.type) {
     case VT::uint8:
@@ -94,7 +72,7 @@ void encode_into(std::string& out, const GgufValue& v) {
       out += inner;
     }
   } else {
-    if (a.raw.size() != a.count * scalar_bytes(a.elem_type))
+    if (a.raw.size() != a.count * gguf_scalar_bytes(a.elem_type))
       fail(ErrorKind::internal, "gguf array raw size does not match its count");
     out.append(reinterpret_cast<const char*>(a.raw.data()), a.raw.size());
   }

@@ -101,39 +101,24 @@ GenerateStats generate_draft(const model::Model& m, KvPool& pool, model::Forward
     rows.insert(rows.end(), drafts.begin(), drafts.end());
     main.run(rows, k + 1);  // logits row i predicts position L + 1 + i
     stats.drafted += k;
-    int64_t kept = 1;
-    int32_t next = -1;
-    for (int64_t i = 0; i <= k && go; ++i) {
-      if (i == k) {  // every draft accepted: the last row gives one more token
-        next = sampler.sample(main.logits(i));
-        sampler.accept(next);
-        break;
-      }
-      bool accepted = false;
-      const int32_t y = rule.verify(main.logits(i), drafts[size_t(i)],
-                                    rule.greedy() ? std::span<const float>() : q[size_t(i)],
-                                    L + 1 + i, &accepted);
-      sampler.accept(y);
-      if (!accepted) {
-        next = y;
-        break;
-      }
-      ++stats.accepted;
-      ++kept;
-      go = emit(y);
-    }
-    main.advance(std::span(rows).first(size_t(kept)));
+    const DraftVerdict v = verify_drafts(
+        rule, sampler, drafts, [&](int64_t i) { return main.logits(i); },
+        [&](int64_t i) {
+          return rule.greedy() ? std::span<const float>() : std::span(q[size_t(i)]);
+        },
+        L + 1, emit);
+    stats.accepted += v.accepted;
+    main.advance(std::span(rows).first(size_t(1 + v.accepted)));
     // The drafter ran drafts d_1..d_{k-1}; keep those that were accepted, and queue the rest
     // of the accepted tokens (d_k when every draft was kept) for the next step.
     // (With k = 0 the drafter did not run and `pending` still ends with x.)
-    const int64_t accepted = kept - 1;
-    const int64_t ran = std::min<int64_t>(accepted, std::max<int64_t>(k - 1, 0));
+    const int64_t ran = std::min<int64_t>(v.accepted, std::max<int64_t>(k - 1, 0));
     drafter.advance(std::span(drafts).first(size_t(ran)));
-    for (int64_t i = ran; i < accepted; ++i) pending.push_back(drafts[size_t(i)]);
-    if (!go) break;
-    go = emit(next);
-    pending.push_back(next);
-    x = next;
+    for (int64_t i = ran; i < v.accepted; ++i) pending.push_back(drafts[size_t(i)]);
+    if (v.next < 0) break;
+    go = emit(v.next);
+    pending.push_back(v.next);
+    x = v.next;
   }
   stats.decode_seconds = seconds_since(t1);
   return stats;

@@ -74,29 +74,15 @@ GenerateStats generate_lookup(const model::Model& m, KvPool& pool, model::Forwar
     const int64_t k = int64_t(draft.size());
     runner.run(rows, k + 1);  // logits row i predicts position L + 1 + i
     stats.drafted += k;
-    int64_t kept = 1;  // rows whose cache entries stay: x and the accepted drafts
-    int32_t next = -1;
-    for (int64_t i = 0; i <= k && go; ++i) {
-      if (i == k) {  // every draft accepted: the last row gives one more token
-        next = sampler.sample(runner.logits(i));
-        sampler.accept(next);
-        break;
-      }
-      bool accepted = false;
-      const int32_t y = rule.verify(runner.logits(i), draft[size_t(i)], {}, L + 1 + i, &accepted);
-      sampler.accept(y);
-      if (!accepted) {
-        next = y;
-        break;
-      }
-      ++stats.accepted;
-      ++kept;
-      go = emit(y);
-    }
-    runner.advance(std::span(rows).first(size_t(kept)));
-    if (!go) break;
-    go = emit(next);
-    x = next;
+    const DraftVerdict v = verify_drafts(
+        rule, sampler, draft, [&](int64_t i) { return runner.logits(i); },
+        [](int64_t) { return std::span<const float>(); }, L + 1, emit);
+    // x and the accepted drafts keep their cache rows.
+    runner.advance(std::span(rows).first(size_t(1 + v.accepted)));
+    stats.accepted += v.accepted;
+    if (v.next < 0) break;
+    go = emit(v.next);
+    x = v.next;
   }
   stats.decode_seconds = seconds_since(t1);
   return stats;

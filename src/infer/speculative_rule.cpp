@@ -60,4 +60,26 @@ int32_t SpeculativeRule::verify(std::span<const float> row, int32_t d, std::span
                                                    uint64_t(position)));
 }
 
+DraftVerdict verify_drafts(SpeculativeRule& rule, Sampler& sampler, std::span<const int32_t> drafts,
+                           const std::function<std::span<const float>(int64_t)>& row,
+                           const std::function<std::span<const float>(int64_t)>& q, int64_t first,
+                           const std::function<bool(int32_t)>& emit) {
+  DraftVerdict v;
+  const int64_t k = int64_t(drafts.size());
+  for (int64_t i = 0; i < k; ++i) {
+    bool accepted = false;
+    const int32_t y = rule.verify(row(i), drafts[size_t(i)], q(i), first + i, &accepted);
+    sampler.accept(y);
+    if (!accepted) {
+      v.next = y;
+      return v;
+    }
+    ++v.accepted;
+    if (!emit(y)) return v;  // next stays -1: generation ends here
+  }
+  v.next = sampler.sample(row(k));  // every draft kept: the last row gives one more token
+  sampler.accept(v.next);
+  return v;
+}
+
 }  // namespace tern::infer

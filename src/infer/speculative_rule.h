@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -38,5 +39,20 @@ class SpeculativeRule {
   int64_t V_;
   std::vector<float> p_, residual_, padded_;
 };
+
+// One verification step over k drafts (the prompt-lookup and draft-model loops): row(i) is the
+// main model's logits row for the token at position `first + i` (row(k) follows the last
+// draft), q(i) the distribution draft i was drawn from (empty: deterministic). Accepted drafts
+// go to `emit`, in order, until it returns false; the token after them (a replacement, or a
+// fresh draw from row(k) when every draft was kept) is returned in `next`, not emitted. Every
+// returned token is accept()ed into the sampler.
+struct DraftVerdict {
+  int64_t accepted = 0;  // drafts kept (and emitted)
+  int32_t next = -1;     // the token after them; -1 when emit stopped generation
+};
+DraftVerdict verify_drafts(SpeculativeRule& rule, Sampler& sampler, std::span<const int32_t> drafts,
+                           const std::function<std::span<const float>(int64_t)>& row,
+                           const std::function<std::span<const float>(int64_t)>& q, int64_t first,
+                           const std::function<bool(int32_t)>& emit);
 
 }  // namespace tern::infer

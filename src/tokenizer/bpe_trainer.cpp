@@ -18,6 +18,7 @@
 #include "core/thread_pool.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/pre_tokenizer.h"
+#include "tokenizer/tokenizer_json.h"
 #include "tokenizer/utf8.h"
 
 namespace tern::tokenizer {
@@ -236,53 +237,14 @@ BpeTrainResult train_bpe(const std::vector<std::string>& texts, const BpeTrainOp
         {bytes_to_chars(tok_bytes[size_t(a)]), bytes_to_chars(tok_bytes[size_t(b)])});
   nlohmann::ordered_json added = nlohmann::ordered_json::array();
   for (size_t i = 0; i < specials.size(); ++i)
-    added.push_back({{"id", int32_t(i)},
-                     {"content", specials[i]},
-                     {"single_word", false},
-                     {"lstrip", false},
-                     {"rstrip", false},
-                     {"normalized", false},
-                     {"special", true}});
+    added.push_back(added_token_json<nlohmann::ordered_json>(int64_t(i), specials[i], true));
   nlohmann::ordered_json post = {{"type", "ByteLevel"},
                                  {"add_prefix_space", false},
                                  {"trim_offsets", false},
                                  {"use_regex", false}};
-  if (opts.add_bos) {
-    nlohmann::ordered_json bos = {{"SpecialToken", {{"id", opts.bos_token}, {"type_id", 0}}}};
-    post = {
-        {"type", "TemplateProcessing"},
-        {"single", {bos, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-        {"pair",
-         {bos,
-          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-          bos,
-          {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
-        {"special_tokens",
-         {{opts.bos_token, {{"id", opts.bos_token}, {"ids", {0}}, {"tokens", {opts.bos_token}}}}}}};
-  }
-  r.tokenizer_json = {{"version", "1.0"},
-                      {"truncation", nullptr},
-                      {"padding", nullptr},
-                      {"added_tokens", added},
-                      {"normalizer", nullptr},
-                      {"pre_tokenizer", pre_json},
-                      {"post_processor", post},
-                      {"decoder",
-                       {{"type", "ByteLevel"},
-                        {"add_prefix_space", true},
-                        {"trim_offsets", true},
-                        {"use_regex", true}}},
-                      {"model",
-                       {{"type", "BPE"},
-                        {"dropout", nullptr},
-                        {"unk_token", nullptr},
-                        {"continuing_subword_prefix", nullptr},
-                        {"end_of_word_suffix", nullptr},
-                        {"fuse_unk", false},
-                        {"byte_fallback", false},
-                        {"ignore_merges", false},
-                        {"vocab", vocab},
-                        {"merges", merge_list}}}};
+  if (opts.add_bos) post = bos_template_json<nlohmann::ordered_json>(opts.bos_token, 0);
+  r.tokenizer_json = byte_level_bpe_json<nlohmann::ordered_json>(vocab, merge_list, added, nullptr,
+                                                                 pre_json, post);
   // PreTrainedTokenizerFast keeps tokenizer.json's post-processor, so transformers, the Rust
   // library and tern all add BOS the same way.
   r.tokenizer_config = {{"tokenizer_class", "PreTrainedTokenizerFast"},

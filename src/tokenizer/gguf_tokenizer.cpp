@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "tokenizer/llama_cpp_pre.h"
+#include "tokenizer/tokenizer_json.h"
 
 namespace tern::tokenizer {
 namespace {
@@ -47,44 +48,22 @@ Tokenizer tokenizer_from_gguf(const formats::GgufMetadata& md, const std::string
   nlohmann::json vocab = nlohmann::json::object(), added = nlohmann::json::array();
   for (size_t id = 0; id < tokens.size(); ++id) {
     const int64_t type = types.empty() ? 1 : types[id];
+    // Matched on the raw text ("normalized": false), as the Qwen and Llama-3 files have them.
     if (type == kControl || type == kUserDefined)
-      added.push_back({{"id", id},
-                       {"content", tokens[id]},
-                       {"single_word", false},
-                       {"lstrip", false},
-                       {"rstrip", false},
-                       {"normalized", false},  // as Qwen and Llama-3 files have them
-                       {"special", type == kControl}});
+      added.push_back(added_token_json<nlohmann::json>(int64_t(id), tokens[id], type == kControl));
     if (!vocab.contains(tokens[id])) vocab[tokens[id]] = id;  // the first id of a repeated string
   }
   nlohmann::json merges = nlohmann::json::array();
   if (md.has("tokenizer.ggml.merges"))
     for (const auto& m : md.get_string_array("tokenizer.ggml.merges")) merges.push_back(m);
 
-  nlohmann::json tok = {
-      {"version", "1.0"},
-      {"added_tokens", added},
-      // GGUF has no key for the normalizer; Qwen2-family tokenizer.json files (Qwen2.5, Qwen3,
-      // R1-Distill-Qwen) all apply NFC, so their pre-tokenizer names bring it back.
-      {"normalizer", pre == "qwen2" || pre == "deepseek-r1-qwen" ? nlohmann::json{{"type", "NFC"}}
-                                                                 : nlohmann::json(nullptr)},
-      {"pre_tokenizer", pre_tokenizer},
-      {"post_processor", nullptr},
-      {"decoder",
-       {{"type", "ByteLevel"},
-        {"add_prefix_space", true},
-        {"trim_offsets", true},
-        {"use_regex", true}}},
-      {"model",
-       {{"type", "BPE"},
-        {"dropout", nullptr},
-        {"unk_token", nullptr},
-        {"continuing_subword_prefix", nullptr},
-        {"end_of_word_suffix", nullptr},
-        {"fuse_unk", false},
-        {"byte_fallback", false},
-        {"vocab", vocab},
-        {"merges", merges}}}};
+  // GGUF has no key for the normalizer; Qwen2-family tokenizer.json files (Qwen2.5, Qwen3,
+  // R1-Distill-Qwen) all apply NFC, so their pre-tokenizer names bring it back.
+  const nlohmann::json normalizer = pre == "qwen2" || pre == "deepseek-r1-qwen"
+                                        ? nlohmann::json{{"type", "NFC"}}
+                                        : nlohmann::json(nullptr);
+  nlohmann::json tok =
+      byte_level_bpe_json<nlohmann::json>(vocab, merges, added, normalizer, pre_tokenizer, nullptr);
   nlohmann::json config = {{"add_bos_token", false}, {"add_eos_token", false}};
   auto token_name = [&](const char* key) -> std::string {
     if (!md.has(key)) return "";
@@ -99,13 +78,7 @@ Tokenizer tokenizer_from_gguf(const formats::GgufMetadata& md, const std::string
   if (!eos.empty()) config["eos_token"] = eos;
   if (md.get_bool_or("tokenizer.ggml.add_bos_token", false) && !bos.empty()) {
     const int64_t id = md.get_i64("tokenizer.ggml.bos_token_id");
-    tok["post_processor"] = {
-        {"type", "TemplateProcessing"},
-        {"single",
-         {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
-          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-        {"pair", nlohmann::json::array()},
-        {"special_tokens", {{bos, {{"id", bos}, {"ids", {id}}, {"tokens", {bos}}}}}}};
+    tok["post_processor"] = bos_template_json<nlohmann::json>(bos, id);
   }
   if (md.has("tokenizer.chat_template"))
     config["chat_template"] = md.get_string("tokenizer.chat_template");

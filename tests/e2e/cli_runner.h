@@ -75,4 +75,15 @@ inline std::string temp_dir(const std::string& name) {
   return p.string();
 }
 
+// An error the CLI convention calls clean: exit `code` (1: a wrong request, 2: a malformed
+// command line) and a message mentioning `needle`. Needs gtest included before this header.
+#ifdef GTEST_API_
+inline void expect_clean_error(const CliResult& r, const std::string& needle, int code = 1) {
+  EXPECT_EQ(r.exit_code, code) << r.output;
+  EXPECT_NE(r.output.find(needle), std::string::npos)
+      << "message should mention '" << needle << "':\n"
+      << r.output;
+}
+#endif
+
 }  // namespace tern::test

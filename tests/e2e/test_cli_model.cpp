@@ -11,27 +11,14 @@
 #include "formats/npy.h"
 #include "tests/e2e/cli_runner.h"
 
+using tern::test::expect_clean_error;
 using tern::test::run_tern;
+using tern::test::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
 
 const std::string kData = TERN_TEST_DATA;
-
-std::string temp_dir(const std::string& name) {
-  const fs::path p =
-      fs::temp_directory_path() / ("tern_e2e_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
-
-void expect_clean_error(const tern::test::CliResult& r, const std::string& needle, int code = 1) {
-  EXPECT_EQ(r.exit_code, code) << r.output;
-  EXPECT_NE(r.output.find(needle), std::string::npos)
-      << "message should mention '" << needle << "':\n"
-      << r.output;
-}
 
 }  // namespace
 

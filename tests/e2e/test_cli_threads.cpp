@@ -80,8 +80,8 @@ TEST(CliThreads, RefusedThreadCreationIsACleanError) {
 
 TEST(CliThreads, NamedEnvironmentValuesAreChecked) {
   // TERN_LOG and TERN_ISA typos are refused instead of silently falling back to a default.
-  const std::string cmd = "info --config " + std::string(TERN_TEST_DATA) +
-                          "/model/configs/deepseek_v3.json";
+  const std::string cmd =
+      "info --config " + std::string(TERN_TEST_DATA) + "/model/configs/deepseek_v3.json";
   expect_refused(run_tern_split(cmd, "", "TERN_LOG=verbose"), "TERN_LOG must be one of",
                  "TERN_LOG=verbose");
   expect_refused(run_tern_split(cmd, "", "TERN_ISA=avx9"), "TERN_ISA must be one of",

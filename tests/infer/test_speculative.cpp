@@ -79,47 +79,18 @@ TEST(Speculative, RefusesWithoutTheMtpModule) {
 
 TEST(Speculative, SampledOutputKeepsTheMainModelsDistribution) {
   const model::Model m = model::Model::load(golden("v3_tiny"), {/*include_mtp=*/true});
-  const int64_t V = m.config().vocab_size;
   const auto prompt = case_ids("v3_tiny", 5);
   SamplingParams p;
   p.temperature = 1.5f;
   p.top_k = 4;
-  // Exact joint distribution of (x, y) from the main model: p(x) * p(y | x).
-  Sampler probe(p, int32_t(V), 1);
-  auto main_probs = [&](const std::vector<int32_t>& seq) {
-    std::vector<float> logits(seq.size() * size_t(V));
-    model::KvCache cache = m.make_cache(int64_t(seq.size()));
-    m.forward(seq, cache, logits);
-    return probe.probabilities(std::span(logits).last(size_t(V)));
-  };
-  const std::vector<float> px = main_probs(prompt);
-  std::vector<std::pair<int32_t, int32_t>> cells;
-  std::vector<double> expected;
-  for (int32_t x = 0; x < V; ++x) {
-    if (px[size_t(x)] <= 0) continue;
-    std::vector<int32_t> seq = prompt;
-    seq.push_back(x);
-    const std::vector<float> py = main_probs(seq);
-    for (int32_t y = 0; y < V; ++y)
-      if (py[size_t(y)] > 0) {
-        cells.push_back({x, y});
-        expected.push_back(double(px[size_t(x)]) * double(py[size_t(y)]));
-      }
-  }
-  ASSERT_EQ(cells.size(), 16u) << "top-k 4 at both steps";
-  const int draws = 1200;
-  std::vector<double> count(cells.size(), 0);
-  int64_t drafted = 0, accepted = 0;
-  for (int seed = 0; seed < draws; ++seed) {
-    p.seed = uint64_t(seed);
-    const GenRun r = run(m, prompt, 2, p, true, 8);
-    ASSERT_EQ(r.tokens.size(), 2u);
-    drafted += r.stats.drafted;
-    accepted += r.stats.accepted;
-    for (size_t k = 0; k < cells.size(); ++k)
-      if (cells[k] == std::pair{r.tokens[0], r.tokens[1]}) count[k] += 1;
-  }
-  const double chi2 = tern::test::chi_square(count, expected, draws);
+  const tern::test::TwoTokenCells d = tern::test::two_token_distribution(m, prompt, p);
+  ASSERT_EQ(d.cells.size(), 16u) << "top-k 4 at both steps";
+  const auto [chi2, drafted, accepted] = tern::test::two_token_chi_square(
+      d, 1200, p, [&](const SamplingParams& sp, GenerateStats* stats) {
+        const GenRun r = run(m, prompt, 2, sp, true, 8);
+        *stats = r.stats;
+        return r.tokens;
+      });
   // 15 degrees of freedom: P(chi2 > 37.7) = 0.001 if the distributions agree.
   EXPECT_LT(chi2, 37.7) << "accepted " << accepted << " of " << drafted << " drafts";
   EXPECT_GT(drafted, 0);

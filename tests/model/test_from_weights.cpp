@@ -7,16 +7,14 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "fixtures.h"
 #include "model/model.h"
 
 using namespace tern;
 using namespace tern::model;
+using tern::test::golden;
 
 namespace {
-
-std::string golden(const std::string& name) {
-  return std::string(TERN_TEST_DATA) + "/golden/" + name;
-}
 
 // A deep copy of every slot into fresh heap tensors, as a trainer would hold them. The returned
 // weights share those tensors with `owned` (Tensor is a view on shared storage), so a test can

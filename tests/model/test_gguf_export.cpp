@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "fixtures.h"
 #include "formats/ggml_types.h"
 #include "formats/gguf.h"
 #include "formats/gguf_writer.h"
@@ -25,17 +26,10 @@
 
 using namespace tern;
 using namespace tern::model;
+using tern::test::golden;
+using tern::test::read_case;
 
 namespace {
-
-std::string golden(const std::string& name) {
-  return std::string(TERN_TEST_DATA) + "/golden/" + name;
-}
-
-nlohmann::json read_case(const std::string& dir) {
-  std::ifstream in(dir + "/case.json");
-  return nlohmann::json::parse(in);
-}
 
 class TempDir {
  public:

@@ -15,23 +15,17 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "fixtures.h"
 #include "formats/npy.h"
 #include "model/load_weights.h"
 #include "model/model.h"
 
 using namespace tern;
 using namespace tern::model;
+using tern::test::golden;
+using tern::test::read_case;
 
 namespace {
-
-std::string golden(const std::string& name) {
-  return std::string(TERN_TEST_DATA) + "/golden/" + name;
-}
-
-nlohmann::json read_case(const std::string& dir) {
-  std::ifstream in(dir + "/case.json");
-  return nlohmann::json::parse(in);
-}
 
 std::string model_path(const std::string& dir) {
   return std::filesystem::exists(dir + "/model.gguf") ? dir + "/model.gguf" : dir;
