@@ -15,6 +15,7 @@ nlohmann::ordered_json to_json(const BenchFigures& f) {
           {"gen_tokens", f.gen},
           {"threads", f.threads},
           {"kv_dtype", f.kv_dtype},
+          {"kernels", f.kernels},
           {"prefill_tokens_per_s", f.prefill_tokens_per_s},
           {"decode_tokens_per_s", f.decode_tokens_per_s},
           {"ttft_s", f.ttft_s},
@@ -51,10 +52,10 @@ void print_bench_table(const std::string& model, const std::vector<BenchFigures>
   if (rows.empty()) return;
   const BenchFigures& r0 = rows.front();
   std::printf(
-      "%s: prompt %lld tokens, %lld decoded per sequence, kv %s, %lld threads, read "
+      "%s: prompt %lld tokens, %lld decoded per sequence, kv %s, kernels %s, %lld threads, read "
       "bandwidth %s (%s), energy %s\n",
       model.c_str(), (long long)r0.prompt, (long long)r0.gen, r0.kv_dtype.c_str(),
-      (long long)r0.threads, si(r0.bandwidth_gbs * 1e9, "B/s").c_str(),
+      r0.kernels.c_str(), (long long)r0.threads, si(r0.bandwidth_gbs * 1e9, "B/s").c_str(),
       r0.bandwidth_measured ? "measured now" : "given", r0.energy_source.c_str());
   std::printf("%5s %10s %10s %9s %10s %10s %10s %11s %10s %11s\n", "batch", "pp tok/s", "tg tok/s",
               "ttft", "peak RSS", "KV B/tok", "wt B/tok", "bandwidth", "roofline", "J/token");

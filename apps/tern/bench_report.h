@@ -13,7 +13,7 @@ namespace tern::app {
 
 struct BenchFigures {
   int64_t batch = 1, prompt = 0, gen = 0, threads = 0;
-  std::string kv_dtype;
+  std::string kv_dtype, kernels;
   double prefill_tokens_per_s = 0, decode_tokens_per_s = 0, ttft_s = 0;
   double peak_rss_bytes = 0;
   // The memory budget (issue: peak RSS within weights + KV pool + 10%): the process's RSS before

@@ -75,7 +75,7 @@ BenchTimes run_bench(const model::Model& m, const BenchParams& p) {
   const int64_t blocks_per_seq = (ctx + kBenchBlockTokens - 1) / kBenchBlockTokens;
   infer::KvPool pool(c, B * blocks_per_seq, kBenchBlockTokens, p.kv_dtype);
   const int64_t rows = std::max(std::min(p.chunk, p.prompt), B);
-  model::ForwardState st(c, pool.store().layout, {rows, 0, model::MlaMode::absorbed});
+  model::ForwardState st(c, pool.store().layout, {rows, 0, model::MlaMode::absorbed, !p.exact});
 
   std::vector<float> logits(static_cast<size_t>(B * V));
   std::vector<int64_t> positions(static_cast<size_t>(rows));

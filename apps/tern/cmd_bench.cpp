@@ -36,7 +36,7 @@ struct BenchArgs {
   std::string model, batch, kv_dtype = "bf16", ledger;
   int64_t prompt = 512, gen = 128, ctx = 0, repeat = 1, chunk = 256;
   double bandwidth = 0;  // GB/s; 0: measure it
-  bool json = false;
+  bool json = false, exact = false;
   ThreadsFlag threads;
   CLI::Option* batch_option = nullptr;  // given at all (even empty): JSON becomes a list
 };
@@ -125,6 +125,7 @@ BenchFigures measure(const model::Model& m, const BenchArgs& a, BenchParams p,
   f.batch = p.batch, f.prompt = p.prompt, f.gen = p.gen;
   f.threads = ThreadPool::global().size();
   f.kv_dtype = a.kv_dtype;
+  f.kernels = a.exact ? "exact" : "int8 activations";
   f.prefill_tokens_per_s = median(pp);
   f.decode_tokens_per_s = median(tg);
   f.ttft_s = median(ttft);
@@ -178,7 +179,7 @@ void bench(const BenchArgs& a) {
                                  " is smaller than -p + -n = " + std::to_string(a.prompt + a.gen));
   const DecodeWeightBytes w = decode_weight_bytes(m);
   BenchParams p;
-  p.prompt = a.prompt, p.gen = a.gen, p.ctx = a.ctx, p.chunk = a.chunk;
+  p.prompt = a.prompt, p.gen = a.gen, p.ctx = a.ctx, p.chunk = a.chunk, p.exact = a.exact;
   p.kv_dtype = a.kv_dtype == "f32"   ? DType::f32
                : a.kv_dtype == "fp8" ? DType::f8_e4m3
                                      : DType::bf16;
@@ -222,6 +223,8 @@ void setup_bench(CLI::App& sub) {
   add_number(sub, "--bandwidth", a->bandwidth,
              "read bandwidth in GB/s for the roofline instead of measuring it (0: measure)", 0,
              1e6);
+  sub.add_flag("--exact", a->exact,
+               "exact f32 kernels for Q8_0/Q4_0 weights (default: int8 activations in decode)");
   sub.add_flag("--json", a->json, "one JSON object (a list with --batch), exact numbers");
   sub.add_option("--ledger", a->ledger,
                  "append one ledger line per run (JSON lines) to this file (appends, never "

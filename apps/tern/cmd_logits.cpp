@@ -15,6 +15,7 @@
 #include "core/thread_pool.h"
 #include "formats/npy.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/int8_decode.h"
 #include "model/model.h"
 
 namespace tern::app {
@@ -22,7 +23,7 @@ namespace {
 
 struct LogitsArgs {
   std::string model, ids, out, mla = "absorbed";
-  bool mtp = false, force = false;
+  bool mtp = false, force = false, fast = false;
   ThreadsFlag threads;
 };
 
@@ -46,7 +47,19 @@ void run_logits(const LogitsArgs& a) {
   model::ForwardOptions opts;
   opts.mla_mode = a.mla == "naive" ? model::MlaMode::naive : model::MlaMode::absorbed;
   opts.hidden_out = hidden.span_as<float>();
-  m.forward(ids, cache, logits.span_as<float>(), opts);
+  if (a.fast) {
+    // What generation computes: one decode step per token, on the int8-activation kernels.
+    const kernels::ScopedInt8Activations int8(true);
+    const int64_t V = c.vocab_size, d = c.hidden_size;
+    for (int64_t t = 0; t < T; ++t) {
+      model::ForwardOptions step = opts;
+      step.hidden_out = hidden.span_as<float>().subspan(size_t(t * d), size_t(d));
+      m.forward(std::span(ids).subspan(size_t(t), 1), cache,
+                logits.span_as<float>().subspan(size_t(t * V), size_t(V)), step);
+    }
+  } else {
+    m.forward(ids, cache, logits.span_as<float>(), opts);
+  }
   Tensor out = logits;
   if (a.mtp) {
     out = Tensor::zeros(DType::f32, {T - 1, c.vocab_size});
@@ -83,6 +96,9 @@ void setup_logits(CLI::App& sub) {
   add_choice(sub, "--mla", args->mla,
              "MLA form: absorbed reads only the latent cache, naive expands K/V",
              {"absorbed", "naive"});
+  sub.add_flag("--fast", args->fast,
+               "run token by token on the serving kernels (int8 activations on Q8_0/Q4_0 "
+               "weights), as tern run does; default: exact");
   sub.add_flag("--force", args->force, "replace --out if it exists");
   add_threads(sub, args->threads);
   example(sub, "tern tokenize MODEL -p 'Hello' | tern logits MODEL --ids - --out logits.npy");

@@ -79,6 +79,9 @@ void add_generation_flags(CLI::App& sub, GenerationFlags& g) {
              "KV cache storage (fp8: e4m3 with a scale per token and part)",
              {"bf16", "fp8", "f32"});
   add_number(sub, "--prefill-chunk", g.chunk, "prompt tokens per forward step", 1, 4096);
+  sub.add_flag("--exact", g.exact,
+               "exact f32 kernels for Q8_0/Q4_0 weights (default: decode on int8-quantised "
+               "activations, faster, within a documented error)");
   sub.add_option("--tokenizer", g.tokenizer,
                  "folder with tokenizer.json (default: the model's folder, or a .gguf's own keys)");
   add_threads(sub, g.threads);
@@ -141,7 +144,7 @@ std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string&
   // Speculative steps verify two rows at once.
   const int64_t rows =
       std::max({mtp ? int64_t(2) : int64_t(1), min_rows, std::min(g.chunk, max_rows)});
-  model::ForwardState state(c, pool.store().layout, {rows, 0, model::MlaMode::absorbed});
+  model::ForwardState state(c, pool.store().layout, {rows, 0, model::MlaMode::absorbed, !g.exact});
   auto e = std::unique_ptr<Engine>(new Engine{std::move(m), ctx, std::move(pool), std::move(state),
                                               load_s, std::nullopt, nullptr});
   if (mtp) e->mtp_pool.emplace(c, e->pool.n_blocks(), kBlockTokens, kv_dtype, /*n_layers=*/1);
@@ -179,7 +182,7 @@ void open_draft(Engine& e, const GenerationFlags& g, const std::string& draft_pa
   const DType kv = e.pool.store().layout.dtype;
   infer::KvPool pool(c, e.pool.n_blocks(), kBlockTokens, kv);
   const int64_t rows = std::max<int64_t>(2, std::min(g.chunk, max_rows));
-  model::ForwardState state(c, pool.store().layout, {rows, 0, model::MlaMode::absorbed});
+  model::ForwardState state(c, pool.store().layout, {rows, 0, model::MlaMode::absorbed, !g.exact});
   e.draft =
       std::make_unique<DraftEngine>(DraftEngine{std::move(d), std::move(pool), std::move(state)});
 }

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "kernels/int8_decode.h"
 
 namespace tern::kernels {
 
@@ -48,6 +49,32 @@ void row_tile(const MatmulParams& p, const IsaKernels& isa, int64_t r0) {
   if (w.cols == 0)
     for (int64_t t = 0; t < p.T; ++t) std::fill_n(p.y + t * p.ldy + r0, nr, 0.0f);
 }
+// Decode (one row of x) on Q8_0 / Q4_0 weights with integer dot products: x is quantised once
+// here, then every 4-row tile runs over all its blocks. A short last tile repeats its last row.
+bool int8_decode(const MatmulParams& p, ThreadPool& tp) {
+  const WeightView& w = p.w;
+  if (p.T != 1 || (w.dtype != DType::q8_0 && w.dtype != DType::q4_0) || w.cols % 32 != 0)
+    return false;
+  const Int8Dot4 kernel = int8_dot4_kernel();
+  if (!kernel) return false;
+  thread_local ActQ8 xq;
+  quantize_act_q8(p.x, w.cols, xq);
+  const int64_t n_tiles = (w.rows + kRowTile - 1) / kRowTile, n_blocks = w.cols / 32;
+  const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * tp.size()));
+  const ActQ8& x = xq;  // workers read the calling thread's buffer
+  tp.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e, int) {
+    for (int64_t tile = b; tile < e; ++tile) {
+      const int64_t r0 = tile * kRowTile, nr = std::min(kRowTile, w.rows - r0);
+      const uint8_t* rows[kRowTile];
+      for (int64_t j = 0; j < kRowTile; ++j) rows[j] = w.row_ptr(r0 + std::min(j, nr - 1));
+      float out[kRowTile];
+      kernel(w.dtype, rows, x.q.data(), x.d.data(), x.sum.data(), n_blocks, out);
+      std::copy_n(out, nr, p.y + r0);
+    }
+  });
+  return true;
+}
+
 }  // namespace
 
 void require_weight_dtype(const WeightView& w, const char* who) {
@@ -63,6 +90,7 @@ void matmul(const MatmulParams& p, ThreadPool* pool, const IsaKernels* isa) {
   require_weight_dtype(p.w, "matmul");
   const IsaKernels& k = isa ? *isa : active_isa();
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
+  if (int8_activations() && !isa && int8_decode(p, tp)) return;
   const int64_t n_tiles = (p.w.rows + kRowTile - 1) / kRowTile;
   // Small problems run on one thread: waking the pool costs more than the work.
   const int64_t work = p.T * p.w.rows * p.w.cols;

@@ -1,0 +1,103 @@
+#include "kernels/int8_decode.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/cpu/isa.h"
+
+namespace tern::kernels {
+
+void int8_dot4_vnni(DType t, const uint8_t* const* rows, const int8_t* xq, const float* xd,
+                    const int32_t* xsum, int64_t n_blocks, float* out);  // cpu/int8_vnni.cpp
+bool int8_vnni_built();
+
+namespace {
+
+thread_local bool t_int8 = false;
+
+float f16_scale(const uint8_t* block) {
+  uint16_t h;
+  std::memcpy(&h, block, 2);
+  return f16_to_f32(h);
+}
+
+bool cpu_has_vnni() {
+  __builtin_cpu_init();
+  return int8_vnni_built() && __builtin_cpu_supports("avx512vnni") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+}
+
+}  // namespace
+
+void quantize_act_q8(const float* x, int64_t n, ActQ8& out) {
+  TERN_CHECK(n % 32 == 0);
+  out.q.resize(size_t(n));
+  out.d.resize(size_t(n / 32));
+  out.sum.resize(size_t(n / 32));
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* xb = x + b * 32;
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+    int32_t s = 0;
+    for (int j = 0; j < 32; ++j) {
+      const int8_t q = int8_t(std::lrintf(xb[j] * id));
+      out.q[size_t(b * 32 + j)] = q;
+      s += q;
+    }
+    out.d[size_t(b)] = d;
+    out.sum[size_t(b)] = s;
+  }
+}
+
+void int8_dot4_ref(DType t, const uint8_t* const* rows, const int8_t* xq, const float* xd,
+                   const int32_t* xsum, int64_t n_blocks, float* out) {
+  const int64_t bytes = t == DType::q8_0 ? 34 : 18;
+  for (int r = 0; r < 4; ++r) {
+    float acc = 0;
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const uint8_t* blk = rows[r] + b * bytes;
+      const int8_t* x = xq + b * 32;
+      int32_t dot = 0;
+      if (t == DType::q8_0) {
+        for (int j = 0; j < 32; ++j) dot += int32_t(int8_t(blk[2 + j])) * x[j];
+      } else {  // low nibbles are elements 0..15, high nibbles 16..31, both offset by 8
+        for (int j = 0; j < 16; ++j)
+          dot += int32_t(blk[2 + j] & 15) * x[j] + int32_t(blk[2 + j] >> 4) * x[j + 16];
+        dot -= 8 * xsum[b];
+      }
+      acc += f16_scale(blk) * xd[b] * float(dot);
+    }
+    out[r] = acc;
+  }
+}
+
+Int8Dot4 int8_dot4_vnni_if_supported() {
+  static const bool ok = cpu_has_vnni();
+  return ok ? int8_dot4_vnni : nullptr;
+}
+
+Int8Dot4 int8_dot4_kernel() {
+  static const Int8Dot4 chosen = []() -> Int8Dot4 {
+    const std::string isa = active_isa().name;
+    if (isa == "avx512" && int8_dot4_vnni_if_supported()) return int8_dot4_vnni;
+    if (isa == "scalar") return int8_dot4_ref;
+    return nullptr;
+  }();
+  return chosen;
+}
+
+bool int8_activations() {
+  return t_int8;
+}
+
+ScopedInt8Activations::ScopedInt8Activations(bool on) : previous_(t_int8) {
+  t_int8 = on;
+}
+ScopedInt8Activations::~ScopedInt8Activations() {
+  t_int8 = previous_;
+}
+
+}  // namespace tern::kernels

@@ -1,0 +1,56 @@
+// Integer decode for Q8_0 / Q4_0 weights (the "fast" kernels; the exact path dequantises to f32):
+// the activation row is quantised once per matmul to int8 blocks of 32 — scale d = amax/127,
+// q = round(x/d), and each block's sum of q for Q4_0's offset of 8 — and each weight block is
+// dotted in integers, then scaled by the weight's f16 scale and d. Rounding x costs at most
+// d/2 = amax/254 per value, so a block's dot moves by at most (amax/254) * sum|w| (0.4% of the
+// block's largest activation times the weights' L1 norm); the fixtures' logits stay within
+// 0.1 of the exact path (tests/kernels/test_int8_decode.cpp).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace tern::kernels {
+
+struct ActQ8 {
+  std::vector<int8_t> q;     // [n]
+  std::vector<float> d;      // [n / 32] block scales
+  std::vector<int32_t> sum;  // [n / 32] sum of each block's q
+};
+
+// n must be a multiple of 32.
+void quantize_act_q8(const float* x, int64_t n, ActQ8& out);
+
+// out[i] = sum over n_blocks blocks b of d_w(rows[i], b) * x.d[b] * sum_j w(rows[i], b, j) * x.q,
+// for the 4 rows whose Q8_0 (34-byte) or Q4_0 (18-byte) blocks start at rows[i].
+using Int8Dot4 = void (*)(DType t, const uint8_t* const* rows, const int8_t* xq, const float* xd,
+                          const int32_t* xsum, int64_t n_blocks, float* out);
+
+// The scalar reference (exact integer sums per block, blocks accumulated in order in float).
+void int8_dot4_ref(DType t, const uint8_t* const* rows, const int8_t* xq, const float* xd,
+                   const int32_t* xsum, int64_t n_blocks, float* out);
+
+// The kernel for the active ISA: AVX-512 VNNI where the CPU has it, the reference on the scalar
+// ISA, null where no integer kernel exists yet (AVX2: matmul keeps its exact f32 path).
+Int8Dot4 int8_dot4_kernel();
+
+// The AVX-512 VNNI kernel when this CPU runs it, else null (tests compare it with the reference).
+Int8Dot4 int8_dot4_vnni_if_supported();
+
+// Whether matmuls on this thread use the integer decode path (Model::forward sets it from its
+// ForwardState for the duration of a step; off by default, so kernels are exact unless asked).
+bool int8_activations();
+class ScopedInt8Activations {
+ public:
+  explicit ScopedInt8Activations(bool on);
+  ~ScopedInt8Activations();
+  ScopedInt8Activations(const ScopedInt8Activations&) = delete;
+  ScopedInt8Activations& operator=(const ScopedInt8Activations&) = delete;
+
+ private:
+  bool previous_;
+};
+
+}  // namespace tern::kernels

@@ -1,0 +1,114 @@
+// Integer decode kernels (int8 activations on Q8_0 / Q4_0 weights): the activation quantiser
+// against its definition, the VNNI kernel against the scalar reference at awkward block counts,
+// and a decode matmul against the exact f32 path within the analytic bound of int8 rounding.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/int8_decode.h"
+#include "kernels/matmul.h"
+#include "kernels/quantize.h"
+#include "kernels/ref/ref_ops.h"
+
+using namespace tern;
+using namespace tern::kernels;
+
+namespace {
+
+std::vector<float> random_values(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = nd(rng);
+  return v;
+}
+
+// rows x cols weights quantised as `t`.
+std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+  const std::vector<float> w = random_values(rows * cols, seed);
+  std::vector<uint8_t> out(static_cast<size_t>(rows * dtype_bytes_for(t, cols)));
+  for (int64_t r = 0; r < rows; ++r)
+    quantize_row(t, w.data() + r * cols, cols, out.data() + r * dtype_bytes_for(t, cols));
+  return out;
+}
+
+}  // namespace
+
+TEST(Int8Decode, ActivationQuantiserFollowsItsDefinition) {
+  std::vector<float> x = random_values(96, 1);
+  for (int j = 32; j < 64; ++j) x[size_t(j)] = 0;  // an all-zero block: scale 0, codes 0
+  ActQ8 q;
+  quantize_act_q8(x.data(), 96, q);
+  for (int b = 0; b < 3; ++b) {
+    float amax = 0;
+    int32_t sum = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[size_t(b * 32 + j)]));
+    EXPECT_FLOAT_EQ(q.d[size_t(b)], amax / 127.0f);
+    for (int j = 0; j < 32; ++j) {
+      const float back = float(q.q[size_t(b * 32 + j)]) * q.d[size_t(b)];
+      EXPECT_LE(std::fabs(back - x[size_t(b * 32 + j)]), q.d[size_t(b)] * 0.5f + 1e-7f);
+      sum += q.q[size_t(b * 32 + j)];
+    }
+    EXPECT_EQ(q.sum[size_t(b)], sum);
+  }
+}
+
+TEST(Int8Decode, VnniKernelEqualsTheReference) {
+  const Int8Dot4 vnni = int8_dot4_vnni_if_supported();
+  if (!vnni) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  for (DType t : {DType::q8_0, DType::q4_0}) {
+    for (int64_t blocks : {1, 3, 7, 64}) {
+      const int64_t cols = blocks * 32;
+      const std::vector<uint8_t> w = random_weights(t, 4, cols, uint32_t(blocks));
+      ActQ8 x;
+      const std::vector<float> xf = random_values(cols, 99, 3.0f);
+      quantize_act_q8(xf.data(), cols, x);
+      const int64_t rb = dtype_bytes_for(t, cols);
+      const uint8_t* rows[4] = {w.data(), w.data() + rb, w.data() + 2 * rb, w.data() + 3 * rb};
+      float want[4], got[4];
+      int8_dot4_ref(t, rows, x.q.data(), x.d.data(), x.sum.data(), blocks, want);
+      vnni(t, rows, x.q.data(), x.d.data(), x.sum.data(), blocks, got);
+      // Same integer block sums; only the float accumulation order differs.
+      for (int r = 0; r < 4; ++r)
+        EXPECT_NEAR(got[r], want[r], 1e-5f * (1.0f + std::fabs(want[r])))
+            << dtype_name(t) << " blocks " << blocks << " row " << r;
+    }
+  }
+}
+
+// y_int8 - y_exact is bounded by the activation rounding: per block, d_x/2 times the weight
+// block's L1 norm (exact in the reference's integer sums, plus f32 accumulation).
+TEST(Int8Decode, DecodeMatmulStaysWithinTheRoundingBound) {
+  for (DType t : {DType::q8_0, DType::q4_0}) {
+    const int64_t rows = 37, cols = 320;  // a short last tile of 1 row
+    const std::vector<uint8_t> w = random_weights(t, rows, cols, 5);
+    const WeightView v{t, rows, cols, w.data()};
+    const std::vector<float> x = random_values(cols, 8, 2.0f);
+    std::vector<float> exact(static_cast<size_t>(rows)), fast(static_cast<size_t>(rows));
+    matmul(MatmulParams{x.data(), cols, exact.data(), rows, 1, v});
+    {
+      const ScopedInt8Activations on(true);
+      matmul(MatmulParams{x.data(), cols, fast.data(), rows, 1, v});
+    }
+    if (!int8_dot4_kernel()) {
+      EXPECT_EQ(fast, exact) << "without an integer kernel the exact path runs";
+      continue;
+    }
+    ActQ8 q;
+    quantize_act_q8(x.data(), cols, q);
+    std::vector<float> wrow(static_cast<size_t>(cols));
+    int64_t changed = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      ref::dequant_row(v, r, 0, cols, wrow.data());
+      double bound = 0;
+      for (int64_t c = 0; c < cols; ++c)
+        bound += 0.5 * double(q.d[size_t(c / 32)]) * std::fabs(wrow[size_t(c)]);
+      EXPECT_LE(std::fabs(fast[size_t(r)] - exact[size_t(r)]), bound * 1.001 + 1e-5)
+          << dtype_name(t) << " row " << r;
+      changed += fast[size_t(r)] != exact[size_t(r)];
+    }
+    EXPECT_GT(changed, 0) << "the integer path must actually have run";
+  }
+}
