@@ -1,13 +1,12 @@
-// Tokenizer -> llama.cpp GGUF keys on the real DeepSeek-V3, Llama-3 and Qwen3 files: the
-// pre-tokenizer is recognised by name, tokens keep their ids, special tokens are control
-// tokens, merges are written as "a b", and the vocabulary is padded up to the model's rows.
+// Tokenizers to llama.cpp's GGUF keys and back (gguf_vocab.h, gguf_tokenizer.h), on the real
+// DeepSeek-V3, Llama-3 and Qwen3 files and on a tiny byte-level one; what cannot be written
+// or read is refused by name.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -23,31 +22,31 @@ using namespace tern::tokenizer;
 
 namespace {
 
-// Each real tokenizer's GGUF keys, made once per process (the files take seconds to parse),
-// with five rows of padding as checkpoints often have.
-const GgufVocab& vocab_of(const std::string& name) {
-  static std::map<std::string, GgufVocab> cache;
-  auto it = cache.find(name);
-  if (it == cache.end())
-    it = cache
-             .emplace(name, gguf_vocab_from_dir(test::model_dir(name),
-                                                int64_t(test::model(name).vocab_size()) + 5, ""))
-             .first;
-  return it->second;
-}
-
 struct Expect {
   const char* model;
   const char* pre;
 };
 
-TEST(GgufVocab, RealTokenizersBecomeLlamaCppKeys) {
-  for (const Expect e : {Expect{"deepseek_v3", "deepseek-v3"}, Expect{"llama3", "llama-bpe"},
-                         Expect{"qwen3", "qwen2"}}) {
-    SCOPED_TRACE(e.model);
+// Golden texts checked per model: every third in release builds (1,200), every twelfth under
+// the sanitizers, where tokenizing is ~10x slower.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr size_t kLineStride = 12;
+#else
+constexpr size_t kLineStride = 3;
+#endif
+
+class RealTokenizer : public ::testing::TestWithParam<Expect> {};
+
+// Tokenizer -> GGUF keys: the pre-tokenizer is recognised by name, tokens keep their ids,
+// special tokens are control tokens, merges are "a b", the vocabulary is padded to the rows.
+// Keys -> tokenizer: every golden text checked encodes and decodes as the original (itself
+// checked against HF `tokenizers`), with the BOS transformers adds.
+TEST_P(RealTokenizer, BecomesLlamaCppKeysAndComesBack) {
+  const Expect e = GetParam();
+  {
     const Tokenizer& tok = test::model(e.model);
     const int64_t rows = int64_t(tok.vocab_size()) + 5;  // checkpoints round their rows up
-    const GgufVocab& v = vocab_of(e.model);
+    const GgufVocab v = gguf_vocab_from_dir(test::model_dir(e.model), rows, "");
     const auto& k = v.keys;
     EXPECT_EQ(k.get_string("tokenizer.ggml.model"), "gpt2");
     EXPECT_EQ(k.get_string("tokenizer.ggml.pre"), e.pre);
@@ -74,8 +73,30 @@ TEST(GgufVocab, RealTokenizersBecomeLlamaCppKeys) {
     EXPECT_EQ(k.get_bool("tokenizer.ggml.add_bos_token"), !tok.special_prefix().empty());
     EXPECT_TRUE(k.has("tokenizer.chat_template"));
     EXPECT_TRUE(v.notes.size() == 1) << "only the padding note expected";
+
+    const Tokenizer& plain = test::model(e.model, /*follow_config=*/false);
+    const Tokenizer back = tokenizer_from_gguf(k, e.model);
+    EXPECT_EQ(back.special_prefix(), tok.special_prefix());
+    EXPECT_EQ(back.bos_id(), tok.bos_id());
+    EXPECT_EQ(back.eos_id(), tok.eos_id());
+    size_t mismatches = 0, line = 0;
+    for (const auto& rec :
+         test::read_jsonl(std::string(TERN_TOK_DATA) + "/ids/" + e.model + ".jsonl")) {
+      if (line++ % kLineStride != 0) continue;
+      const std::string text = rec["text"].get<std::string>();
+      const auto want = plain.encode(text, false);
+      if (back.encode(text, false) != want && ++mismatches <= 3)
+        ADD_FAILURE() << "ids differ for " << nlohmann::json(text).dump();
+      EXPECT_EQ(back.decode(want, false), plain.decode(want, false));
+    }
+    EXPECT_EQ(mismatches, 0u);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Models, RealTokenizer,
+                         ::testing::Values(Expect{"deepseek_v3", "deepseek-v3"},
+                                           Expect{"llama3", "llama-bpe"}, Expect{"qwen3", "qwen2"}),
+                         [](const auto& info) { return std::string(info.param.model); });
 
 // A tiny byte-level tokenizer (256 byte tokens, no merges) in a fresh folder.
 std::string tiny_tokenizer_dir() {
@@ -117,37 +138,6 @@ TEST(GgufVocab, UnknownPreTokenizersAreNamedDefault) {
             "");
   EXPECT_EQ(llama_cpp_pre_name(nlohmann::json::parse(R"({"type":"ByteLevel","use_regex":true})")),
             "gpt-2");
-}
-
-}  // namespace
-
-namespace {
-
-// A real tokenizer written to GGUF keys and read back from them encodes and decodes every
-// golden text exactly as the original (itself checked against HF `tokenizers`), and adds the
-// same BOS as transformers does.
-TEST(GgufTokenizer, RoundTripsRealTokenizersThroughGgufKeys) {
-  for (const char* name : {"deepseek_v3", "llama3", "qwen3"}) {
-    SCOPED_TRACE(name);
-    const Tokenizer& plain = test::model(name, /*follow_config=*/false);
-    const Tokenizer& hf = test::model(name);
-    const Tokenizer back = tokenizer_from_gguf(vocab_of(name).keys, name);
-    EXPECT_EQ(back.special_prefix(), hf.special_prefix());
-    EXPECT_EQ(back.bos_id(), hf.bos_id());
-    EXPECT_EQ(back.eos_id(), hf.eos_id());
-    size_t mismatches = 0, line = 0;
-    // Every third golden text (1,200 per model) keeps the test to seconds under ASan.
-    for (const auto& rec :
-         test::read_jsonl(std::string(TERN_TOK_DATA) + "/ids/" + name + ".jsonl")) {
-      if (line++ % 3 != 0) continue;
-      const std::string text = rec["text"].get<std::string>();
-      const auto want = plain.encode(text, false);
-      if (back.encode(text, false) != want && ++mismatches <= 3)
-        ADD_FAILURE() << "ids differ for " << nlohmann::json(text).dump();
-      EXPECT_EQ(back.decode(want, false), plain.decode(want, false));
-    }
-    EXPECT_EQ(mismatches, 0u);
-  }
 }
 
 TEST(GgufTokenizer, RefusesWhatItCannotRead) {
