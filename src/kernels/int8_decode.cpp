@@ -26,7 +26,8 @@ float f16_scale(const uint8_t* block) {
 bool cpu_has_vnni() {
   __builtin_cpu_init();
   return int8_vnni_built() && __builtin_cpu_supports("avx512vnni") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl");
 }
 
 }  // namespace

@@ -38,7 +38,45 @@ void int8_dot4_vnni(DType t, const uint8_t* const* rows, const int8_t* xq, const
                    _mm256_setzero_ps()};
   const __m128i low4 = _mm_set1_epi8(15);
   if (t == DType::q8_0) {
-    for (int64_t b = 0; b < n_blocks; ++b) {
+    // Two blocks per 512-bit step: 64 activations, each row's two weight blocks side by side,
+    // and the 4 rows x 2 blocks of scales converted and multiplied in one go.
+    __m512 acc2[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                      _mm512_setzero_ps()};
+    int64_t b = 0;
+    for (; b + 2 <= n_blocks; b += 2) {
+      const __m512i x = _mm512_loadu_si512(xq + b * 32);
+      uint16_t h[8];
+      for (int r = 0; r < 4; ++r) {
+        std::memcpy(&h[2 * r], rows[r] + b * 34, 2);
+        std::memcpy(&h[2 * r + 1], rows[r] + (b + 1) * 34, 2);
+      }
+      // scales[2r + k] = d_w(row r, block b + k) * d_x(block b + k)
+      const __m256 xd2 =
+          _mm256_setr_ps(xd[b], xd[b + 1], xd[b], xd[b + 1], xd[b], xd[b + 1], xd[b], xd[b + 1]);
+      const __m512 scales = _mm512_castps256_ps512(_mm256_mul_ps(
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h))), xd2));
+      for (int r = 0; r < 4; ++r) {
+        const uint8_t* blk = rows[r] + b * 34;
+        const __m512i w = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2))),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 36)), 1);
+        // |w| x (x negated where w < 0): vpdpbusd wants its first operand unsigned.
+        const __m512i sx =
+            _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w), _mm512_setzero_si512(), x);
+        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), sx);
+        // Lanes 0-7 take scale 2r (block b), lanes 8-15 scale 2r + 1 (block b + 1).
+        const __m512i pick = _mm512_set_epi32(2 * r + 1, 2 * r + 1, 2 * r + 1, 2 * r + 1, 2 * r + 1,
+                                              2 * r + 1, 2 * r + 1, 2 * r + 1, 2 * r, 2 * r, 2 * r,
+                                              2 * r, 2 * r, 2 * r, 2 * r, 2 * r);
+        acc2[r] =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pick, scales), acc2[r]);
+      }
+    }
+    for (int r = 0; r < 4; ++r)
+      acc[r] =
+          _mm256_add_ps(_mm512_castps512_ps256(acc2[r]),
+                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc2[r]), 1)));
+    for (; b < n_blocks; ++b) {  // an odd last block
       const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
       for (int r = 0; r < 4; ++r) {
         const uint8_t* blk = rows[r] + b * 34;
