@@ -125,7 +125,7 @@ BenchFigures measure(const model::Model& m, const BenchArgs& a, BenchParams p,
   f.batch = p.batch, f.prompt = p.prompt, f.gen = p.gen;
   f.threads = ThreadPool::global().size();
   f.kv_dtype = a.kv_dtype;
-  f.kernels = a.exact ? "exact" : "int8 activations";
+  f.kernels = a.exact ? "exact" : "int8 activations for Q8_0/Q4_0 decode";
   f.prefill_tokens_per_s = median(pp);
   f.decode_tokens_per_s = median(tg);
   f.ttft_s = median(ttft);
