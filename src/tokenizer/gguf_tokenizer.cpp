@@ -9,8 +9,6 @@
 namespace tern::tokenizer {
 namespace {
 
-enum : int64_t { kControl = 3, kUserDefined = 4 };
-
 [[noreturn]] void bad(const std::string& source, const std::string& key, const std::string& why) {
   fail(ErrorKind::format, source + ": metadata key '" + key + "' " + why);
 }
@@ -49,8 +47,9 @@ Tokenizer tokenizer_from_gguf(const formats::GgufMetadata& md, const std::string
   for (size_t id = 0; id < tokens.size(); ++id) {
     const int64_t type = types.empty() ? 1 : types[id];
     // Matched on the raw text ("normalized": false), as the Qwen and Llama-3 files have them.
-    if (type == kControl || type == kUserDefined)
-      added.push_back(added_token_json<nlohmann::json>(int64_t(id), tokens[id], type == kControl));
+    if (type == kTokenControl || type == kTokenUserDefined)
+      added.push_back(
+          added_token_json<nlohmann::json>(int64_t(id), tokens[id], type == kTokenControl));
     if (!vocab.contains(tokens[id])) vocab[tokens[id]] = id;  // the first id of a repeated string
   }
   nlohmann::json merges = nlohmann::json::array();

@@ -13,20 +13,6 @@
 namespace tern::tokenizer {
 namespace {
 
-// llama.cpp's token types (llama_token_type).
-enum : int32_t { kNormal = 1, kControl = 3, kUserDefined = 4, kUnused = 5 };
-
-std::string read_text(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) fail(ErrorKind::io, "cannot read '" + path + "'");
-  std::string s;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
-  std::fclose(f);
-  return s;
-}
-
 std::string merge_text(const nlohmann::json& m, const std::string& where) {
   if (m.is_string()) return m.get<std::string>();
   if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string())
@@ -38,7 +24,7 @@ std::string merge_text(const nlohmann::json& m, const std::string& where) {
 
 GgufVocab gguf_vocab_from_dir(const std::string& dir, int64_t model_vocab, const std::string& pre) {
   const std::string path = (std::filesystem::path(dir) / "tokenizer.json").string();
-  const nlohmann::json j = formats::parse_json_strict(read_text(path), path);
+  const nlohmann::json j = formats::read_json_file_strict(path);
   const Tokenizer tok = Tokenizer::load(dir);  // validates the file as tern reads it
   const nlohmann::json& model = j.at("model");
   if (model.value("type", "BPE") != "BPE")
@@ -55,7 +41,7 @@ GgufVocab gguf_vocab_from_dir(const std::string& dir, int64_t model_vocab, const
                                 " tokens do not fit the model's " + std::to_string(model_vocab) +
                                 " embedding rows");
   std::vector<std::string> tokens(static_cast<size_t>(model_vocab));
-  std::vector<int32_t> types(size_t(model_vocab), kNormal);
+  std::vector<int32_t> types(size_t(model_vocab), kTokenNormal);
   GgufVocab out;
   int64_t padded = 0;
   for (int64_t id = 0; id < model_vocab; ++id) {
@@ -63,7 +49,7 @@ GgufVocab gguf_vocab_from_dir(const std::string& dir, int64_t model_vocab, const
       tokens[size_t(id)] = tok.id_to_token(int32_t(id));
     } else {
       tokens[size_t(id)] = "[PAD" + std::to_string(id) + "]";
-      types[size_t(id)] = kUnused;
+      types[size_t(id)] = kTokenUnused;
       ++padded;
     }
   }
@@ -71,7 +57,7 @@ GgufVocab gguf_vocab_from_dir(const std::string& dir, int64_t model_vocab, const
     for (const auto& t : j["added_tokens"]) {
       const int64_t id = t.value("id", int64_t(-1));
       if (id >= 0 && id < model_vocab)
-        types[size_t(id)] = t.value("special", false) ? kControl : kUserDefined;
+        types[size_t(id)] = t.value("special", false) ? kTokenControl : kTokenUserDefined;
     }
   std::vector<std::string> merges;
   if (model.contains("merges"))
