@@ -1,0 +1,76 @@
+#include "model/grad/attention_grad.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/gemm.h"
+
+namespace tern::model::grad {
+namespace {
+
+std::vector<float>& task_scratch(size_t n) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf;
+}
+
+}  // namespace
+
+void attention_fwd(const AttentionShape& s, const float* q, const float* k, const float* v,
+                   float* P, float* o, ThreadPool& pool) {
+  const int64_t T = s.T, H = s.H, ldq = H * s.dq, ldv = H * s.dv;
+  pool.parallel_for(s.B * H, 1, [&](int64_t b0, int64_t e0, int) {
+    for (int64_t task = b0; task < e0; ++task) {
+      const int64_t b = task / H, h = task % H;
+      const float* qh = q + b * T * ldq + h * s.dq;  // [T, dq] stride ldq
+      const float* kh = k + b * T * ldq + h * s.dq;
+      const float* vh = v + b * T * ldv + h * s.dv;
+      float* p = P + task * T * T;  // [T, T]
+      kernels::gemm({T, T, s.dq, qh, ldq, false, kh, ldq, true, p, T, false}, &pool);
+      for (int64_t t = 0; t < T; ++t) {
+        float* row = p + t * T;
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int64_t j = 0; j <= t; ++j) mx = std::max(mx, row[j] * s.scale);
+        double sum = 0;
+        for (int64_t j = 0; j <= t; ++j) sum += (row[j] = std::exp(row[j] * s.scale - mx));
+        const float inv = float(1.0 / sum);
+        for (int64_t j = 0; j <= t; ++j) row[j] *= inv;
+        std::fill(row + t + 1, row + T, 0.0f);
+      }
+      kernels::gemm(
+          {T, s.dv, T, p, T, false, vh, ldv, false, o + b * T * ldv + h * s.dv, ldv, false}, &pool);
+    }
+  });
+}
+
+void attention_bwd(const AttentionShape& s, const float* q, const float* k, const float* v,
+                   const float* P, const float* dO, float* dq, float* dk, float* dv,
+                   ThreadPool& pool) {
+  const int64_t T = s.T, H = s.H, ldq = H * s.dq, ldv = H * s.dv;
+  pool.parallel_for(s.B * H, 1, [&](int64_t b0, int64_t e0, int) {
+    for (int64_t task = b0; task < e0; ++task) {
+      const int64_t b = task / H, h = task % H;
+      const int64_t oq = b * T * ldq + h * s.dq, ov = b * T * ldv + h * s.dv;
+      const float* p = P + task * T * T;
+      float* ds = task_scratch(size_t(T * T)).data();  // dP, then dS in place
+      // dP = dO · Vᵀ
+      kernels::gemm({T, T, s.dv, dO + ov, ldv, false, v + ov, ldv, true, ds, T, false}, &pool);
+      // dS = P ⊙ (dP − Σ_j P dP) · scale (zero above the diagonal, where P is zero)
+      for (int64_t t = 0; t < T; ++t) {
+        float* row = ds + t * T;
+        const float* pr = p + t * T;
+        double dot = 0;
+        for (int64_t j = 0; j <= t; ++j) dot += double(pr[j]) * row[j];
+        for (int64_t j = 0; j <= t; ++j) row[j] = pr[j] * (row[j] - float(dot)) * s.scale;
+        std::fill(row + t + 1, row + T, 0.0f);
+      }
+      kernels::gemm({T, s.dq, T, ds, T, false, k + oq, ldq, false, dq + oq, ldq, false}, &pool);
+      kernels::gemm({T, s.dq, T, ds, T, true, q + oq, ldq, false, dk + oq, ldq, false}, &pool);
+      kernels::gemm({T, s.dv, T, p, T, true, dO + ov, ldv, false, dv + ov, ldv, false}, &pool);
+    }
+  });
+}
+
+}  // namespace tern::model::grad

@@ -1,0 +1,67 @@
+#include "model/grad/f32_weights.h"
+
+#include "core/error.h"
+
+namespace tern::model::grad {
+namespace {
+
+bool is_correction_bias(const std::string& name) {
+  const std::string suffix = "e_score_correction_bias";
+  return name.size() >= suffix.size() &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+ModelWeights make_f32_weights(const ModelConfig& c) {
+  ModelWeights w;
+  const bool mtp = c.num_nextn_predict_layers > 0;
+  visit_weights(c, w, mtp, [](WeightSlot& s) {
+    Tensor t = Tensor::zeros(DType::f32, s.shape);
+    if (s.kind == SlotKind::vector) {
+      s.vector->data = t;
+      return;
+    }
+    TERN_CHECK(!s.has_bias);
+    Linear& l = *s.linear;
+    l.data = t;
+    l.view = kernels::WeightView{};
+    l.view.dtype = DType::f32;
+    l.view.rows = s.shape[0];
+    l.view.cols = s.shape[1];
+    l.view.data = t.data();
+  });
+  if (c.tie_word_embeddings) w.lm_head = w.embed_tokens;
+  for (MtpWeights& m : w.mtp) {
+    m.embed_tokens = w.embed_tokens;
+    m.shared_head_head = c.tie_word_embeddings ? w.embed_tokens : w.lm_head;
+  }
+  return w;
+}
+
+std::vector<ParamSlot> param_slots(const ModelConfig& c, ModelWeights& w) {
+  std::vector<ParamSlot> out;
+  const void* embed = w.embed_tokens.data.data();
+  const void* head = (c.tie_word_embeddings ? w.embed_tokens : w.lm_head).data.data();
+  visit_weights(c, w, c.num_nextn_predict_layers > 0, [&](WeightSlot& s) {
+    const Tensor& t = s.kind == SlotKind::vector ? s.vector->data : s.linear->data;
+    TERN_CHECK(t.dtype() == DType::f32);
+    ParamSlot p;
+    p.name = s.name;
+    p.shape = s.shape;
+    p.data = const_cast<float*>(t.data_as<const float>());
+    p.size = t.numel();
+    const bool mtp_copy = s.kind == SlotKind::linear &&
+                          (s.name.find(".embed_tokens.") != std::string::npos ||
+                           s.name.find(".shared_head.head.") != std::string::npos) &&
+                          s.name.rfind("model.embed_tokens", 0) != 0 &&
+                          (t.data() == embed || t.data() == head);
+    p.alias = mtp_copy;
+    p.trainable = !mtp_copy && !is_correction_bias(s.name);
+    p.decay = p.trainable && s.shape.size() == 2;
+    out.push_back(std::move(p));
+  });
+  return out;
+}
+
+}  // namespace tern::model::grad

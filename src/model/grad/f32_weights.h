@@ -1,0 +1,36 @@
+// Trainable weights: every tensor of a model as zero-filled f32 (parameters, their gradients
+// and optimizer moments all take this one layout), enumerated through visit_weights so the
+// slots, names and shapes are the loader's. MTP modules share the main embedding and LM head
+// (spec §8.2), so their embed_tokens / shared_head.head slots alias the main tensors.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace tern::model::grad {
+
+// Zero-filled f32 ModelWeights for c (MTP modules included when c has them).
+ModelWeights make_f32_weights(const ModelConfig& c);
+
+// One tensor slot of f32 ModelWeights, as the optimizer and checkpoints see it.
+struct ParamSlot {
+  std::string name;  // Hugging Face name
+  Shape shape;
+  float* data = nullptr;
+  int64_t size = 0;
+  // Trained by the optimizer: false for e_score_correction_bias (moved by the balancing rule)
+  // and the MTP slots that alias the main embedding / head.
+  bool trainable = true;
+  bool alias = false;  // the MTP embedding / head copies
+  bool decay = false;  // weight decay applies (matrices)
+};
+
+// The slots of w in checkpoint order (w made by make_f32_weights for the same c).
+std::vector<ParamSlot> param_slots(const ModelConfig& c, ModelWeights& w);
+
+}  // namespace tern::model::grad

@@ -1,0 +1,42 @@
+#include "model/grad/linear_grad.h"
+
+#include "core/error.h"
+#include "kernels/gemm.h"
+
+namespace tern::model::grad {
+
+const float* f32(const Linear& l) {
+  TERN_CHECK(l.data.dtype() == DType::f32);
+  return l.data.data_as<const float>();
+}
+
+float* f32(Linear& l) {
+  TERN_CHECK(l.data.dtype() == DType::f32);
+  return l.data.data_as<float>();
+}
+
+void linear_fwd(const Linear& w, const float* x, int64_t N, float* y, ThreadPool& pool, int64_t ldx,
+                int64_t ldy) {
+  const int64_t rows = w.view.rows, cols = w.view.cols;
+  kernels::gemm(
+      {N, rows, cols, x, ldx ? ldx : cols, false, f32(w), cols, true, y, ldy ? ldy : rows, false},
+      &pool);
+}
+
+void linear_bwd_input(const Linear& w, const float* dy, int64_t N, float* dx, bool accumulate,
+                      ThreadPool& pool, int64_t lddy, int64_t lddx) {
+  const int64_t rows = w.view.rows, cols = w.view.cols;
+  kernels::gemm({N, cols, rows, dy, lddy ? lddy : rows, false, f32(w), cols, false, dx,
+                 lddx ? lddx : cols, accumulate},
+                &pool);
+}
+
+void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, ThreadPool& pool,
+                       int64_t lddy, int64_t ldx) {
+  const int64_t rows = dw.view.rows, cols = dw.view.cols;
+  kernels::gemm({rows, cols, N, dy, lddy ? lddy : rows, true, x, ldx ? ldx : cols, false, f32(dw),
+                 cols, true},
+                &pool);
+}
+
+}  // namespace tern::model::grad

@@ -1,0 +1,46 @@
+#include "model/grad/loss_grad.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "model/grad/linear_grad.h"
+
+namespace tern::model::grad {
+
+double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int32_t* target,
+                  int64_t N, float weight, float* dhn, bool accumulate, Buffer& scratch,
+                  ThreadPool& pool) {
+  const int64_t V = head.view.rows, d = head.view.cols;
+  constexpr int64_t kChunk = 128;
+  float* logits = take(scratch, std::min(N, kChunk) * V);
+  double total = 0;
+  for (int64_t r0 = 0; r0 < N; r0 += kChunk) {
+    const int64_t n = std::min(kChunk, N - r0);
+    linear_fwd(head, hn + r0 * d, n, logits, pool);
+    std::vector<double> row_loss(size_t(n), 0.0);
+    pool.parallel_for(n, 4, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) {
+        float* l = logits + i * V;
+        const int32_t t = target[r0 + i];
+        if (t < 0) {
+          std::fill_n(l, V, 0.0f);
+          continue;
+        }
+        const float mx = *std::max_element(l, l + V);
+        double sum = 0;
+        for (int64_t v = 0; v < V; ++v) sum += std::exp(double(l[v] - mx));
+        const double lse = double(mx) + std::log(sum);
+        row_loss[size_t(i)] = lse - double(l[t]);
+        for (int64_t v = 0; v < V; ++v) l[v] = float(std::exp(double(l[v]) - lse)) * weight;
+        l[t] -= weight;
+      }
+    });
+    for (double x : row_loss) total += x;
+    if (!dhead) continue;
+    linear_bwd_weight(*dhead, logits, hn + r0 * d, n, pool);
+    linear_bwd_input(head, logits, n, dhn + r0 * d, accumulate, pool);
+  }
+  return total;
+}
+
+}  // namespace tern::model::grad

@@ -1,0 +1,21 @@
+// The LM head with cross-entropy, forward and backward fused: logits are formed a chunk of
+// rows at a time, turned into the loss and their own gradient at once, and pushed back through
+// the head, so the [N, vocab] logits never exist whole.
+#pragma once
+
+#include <cstdint>
+
+#include "core/thread_pool.h"
+#include "model/grad/saved.h"
+#include "model/weights.h"
+
+namespace tern::model::grad {
+
+// Σ over rows with target >= 0 of CE(head(hn[n]), target[n]) (f64 sum, rows in order).
+// The objective's weight on that sum is `weight`: dhn[N, d] (+)= weight · ∂/∂hn and
+// dhead += weight · ∂/∂W, unless dhead is null (loss only). `scratch` holds a chunk of logits.
+double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int32_t* target,
+                  int64_t N, float weight, float* dhn, bool accumulate, Buffer& scratch,
+                  ThreadPool& pool);
+
+}  // namespace tern::model::grad

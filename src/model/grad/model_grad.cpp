@@ -1,0 +1,160 @@
+#include "model/grad/model_grad.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "model/grad/linear_grad.h"
+#include "model/grad/loss_grad.h"
+#include "model/grad/norm_grad.h"
+
+namespace tern::model::grad {
+namespace {
+
+const Linear& head_of(const ModelConfig& c, const ModelWeights& w) {
+  return c.tie_word_embeddings ? w.embed_tokens : w.lm_head;
+}
+Linear& head_of(const ModelConfig& c, ModelWeights& w) {
+  return c.tie_word_embeddings ? w.embed_tokens : w.lm_head;
+}
+
+}  // namespace
+
+ModelGrad::ModelGrad(const ModelConfig& c, int64_t B, int64_t T)
+    : c_(c), B_(B), T_(T), D_(c.num_nextn_predict_layers) {
+  if (!c.is_mla())
+    fail(ErrorKind::config, c.source +
+                                ": training supports the DeepSeek-V2/V3 architecture "
+                                "(MLA); '" +
+                                arch_name(c.arch) + "' is not covered yet");
+  if (B <= 0 || T <= 0) fail(ErrorKind::request, "training needs --batch and --seq of at least 1");
+  if (T > c.max_position_embeddings)
+    fail(ErrorKind::request, "--seq " + std::to_string(T) + " exceeds the model's context of " +
+                                 std::to_string(c.max_position_embeddings) + " positions");
+  rope_ = RopeAngles(c, c.qk_rope_head_dim, T);
+  blocks_.resize(size_t(c.num_hidden_layers));
+  mtp_.resize(size_t(D_));
+}
+
+void ModelGrad::make_targets(const TrainBatch& bt) {
+  const int64_t S = T_ + D_, N = B_ * T_;
+  ids_.resize(size_t(N));
+  target_.resize(size_t(N));
+  for (int64_t b = 0; b < B_; ++b)
+    for (int64_t i = 0; i < T_; ++i) {
+      const int32_t* tok = bt.tokens + b * S;
+      const int32_t* doc = bt.docs + b * S;
+      ids_[size_t(b * T_ + i)] = tok[i];
+      target_[size_t(b * T_ + i)] = doc[i + 1] == doc[i] ? tok[i + 1] : -1;
+      for (int64_t k = 1; k <= D_; ++k) {
+        MtpSaved& m = mtp_[size_t(k - 1)];
+        m.ids.resize(size_t(N));
+        m.target.resize(size_t(N));
+        m.ids[size_t(b * T_ + i)] = tok[i + k];
+        const bool ok = i + k + 1 < S && doc[i + k + 1] == doc[i];
+        m.target[size_t(b * T_ + i)] = ok ? tok[i + k + 1] : -1;
+      }
+    }
+}
+
+StepResult ModelGrad::step(const ModelWeights& w, ModelWeights& g, const TrainBatch& batch,
+                           const LossWeights& lw, ThreadPool& pool) {
+  return run(w, &g, batch, lw, pool);
+}
+
+StepResult ModelGrad::evaluate(const ModelWeights& w, const TrainBatch& batch,
+                               const LossWeights& lw, ThreadPool& pool) {
+  return run(w, nullptr, batch, lw, pool);
+}
+
+StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBatch& batch,
+                          const LossWeights& lw, ThreadPool& pool) {
+  TERN_CHECK(batch.B == B_ && batch.T == T_);
+  const int64_t N = B_ * T_, d = c_.hidden_size;
+  const float eps = float(c_.rms_norm_eps);
+  make_targets(batch);
+  StepResult r;
+  for (int32_t t : target_) r.main_targets += t >= 0;
+  const double n_main = double(std::max<int64_t>(r.main_targets, 1));
+  const float per_target = float(double(lw.scale) / n_main);
+  const BlockContext bctx{&c_, B_, T_, &rope_, lw.scale * lw.balance_alpha, &pool};
+  const Linear& head = head_of(c_, w);
+  Linear* dhead = g ? &head_of(c_, *g) : nullptr;
+
+  // Main model.
+  float* h = take(h_, N * d);
+  embedding_fwd(f32(w.embed_tokens), ids_.data(), N, d, h);
+  for (int64_t l = 0; l < c_.num_hidden_layers; ++l)
+    block_fwd(bctx, w.layers[size_t(l)], h, blocks_[size_t(l)]);
+  std::copy_n(h, N * d, take(h_final_, N * d));
+  float* hn = take(hn_, N * d);
+  rmsnorm_fwd(h, w.norm.ptr(), hn, take(final_rstd_, N), N, d, eps, pool);
+  float* dhn = take(dhn_, N * d);
+  r.main =
+      lm_head_ce(head, dhead, hn, target_.data(), N, per_target, dhn, false, head_scratch_, pool) /
+      n_main;
+
+  // MTP modules, forward; each CE's gradient lands in the module's dhk as it goes.
+  const float mtp_w = D_ > 0 ? per_target * lw.mtp_lambda / float(D_) : 0.0f;
+  for (int64_t k = 0; k < D_; ++k) {
+    const MtpWeights& m = w.mtp[size_t(k)];
+    MtpSaved& s = mtp_[size_t(k)];
+    const float* hprev = k == 0 ? hn : mtp_[size_t(k - 1)].hk.data();
+    float* e = take(s.e, N * d);
+    embedding_fwd(f32(w.embed_tokens), s.ids.data(), N, d, e);
+    float* cat = take(s.cat, N * 2 * d);  // [enorm(Emb) | hnorm(h)], embedding first (§8.1)
+    rmsnorm_fwd(e, m.enorm.ptr(), cat, take(s.e_rstd, N), N, d, eps, pool, d, 2 * d);
+    rmsnorm_fwd(hprev, m.hnorm.ptr(), cat + d, take(s.h_rstd, N), N, d, eps, pool, d, 2 * d);
+    float* z = take(s.z, N * d);
+    linear_fwd(m.eh_proj, cat, N, z, pool);
+    block_fwd(bctx, m.block, z, s.block);
+    std::copy_n(z, N * d, take(s.z_out, N * d));
+    float* hk = take(s.hk, N * d);
+    rmsnorm_fwd(z, m.shared_head_norm.ptr(), hk, take(s.hk_rstd, N), N, d, eps, pool);
+    r.mtp += lm_head_ce(head, dhead, hk, s.target.data(), N, mtp_w, take(s.dhk, N * d), false,
+                        head_scratch_, pool) /
+             n_main;
+  }
+  auto collect = [&](const LayerWeights& L, const BlockSaved& b) {
+    if (!L.is_moe) return;
+    r.balance += b.moe.balance;
+    r.expert_counts.push_back(b.moe.counts);
+  };
+  for (int64_t l = 0; l < c_.num_hidden_layers; ++l)
+    collect(w.layers[size_t(l)], blocks_[size_t(l)]);
+  for (int64_t k = 0; k < D_; ++k) collect(w.mtp[size_t(k)].block, mtp_[size_t(k)].block);
+  r.loss = r.main + (D_ > 0 ? double(lw.mtp_lambda) * r.mtp / double(D_) : 0.0) +
+           double(lw.balance_alpha) * r.balance;
+  if (!g) return r;
+
+  // MTP modules, backward, last first: each passes dL/dh^{k-1} to the one before.
+  for (int64_t k = D_ - 1; k >= 0; --k) {
+    const MtpWeights& m = w.mtp[size_t(k)];
+    MtpWeights& gm = g->mtp[size_t(k)];
+    MtpSaved& s = mtp_[size_t(k)];
+    float* dz = take(dh_, N * d);
+    rmsnorm_bwd(s.dhk.data(), s.z_out.data(), m.shared_head_norm.ptr(), s.hk_rstd.data(), dz, false,
+                gm.shared_head_norm.data.data_as<float>(), N, d, pool);
+    block_bwd(bctx, m.block, gm.block, dz, s.block);
+    linear_bwd_weight(gm.eh_proj, dz, s.cat.data(), N, pool);
+    float* dcat = s.cat.data();  // consumed: its buffer takes the gradient
+    linear_bwd_input(m.eh_proj, dz, N, dcat, false, pool);
+    float* de = s.z.data();  // free since the block ran: the embedding half's gradient
+    rmsnorm_bwd(dcat, s.e.data(), m.enorm.ptr(), s.e_rstd.data(), de, false,
+                gm.enorm.data.data_as<float>(), N, d, pool, d, d, 2 * d);
+    embedding_bwd(de, s.ids.data(), N, d, f32(g->embed_tokens));
+    const float* hprev = k == 0 ? hn : mtp_[size_t(k - 1)].hk.data();
+    float* dprev = k == 0 ? dhn : mtp_[size_t(k - 1)].dhk.data();
+    rmsnorm_bwd(dcat + d, hprev, m.hnorm.ptr(), s.h_rstd.data(), dprev, true,
+                gm.hnorm.data.data_as<float>(), N, d, pool, d, d, 2 * d);
+  }
+  // Final norm, the blocks last to first, the embedding.
+  float* dh = take(dh_, N * d);
+  rmsnorm_bwd(dhn, h_final_.data(), w.norm.ptr(), final_rstd_.data(), dh, false,
+              g->norm.data.data_as<float>(), N, d, pool);
+  for (int64_t l = c_.num_hidden_layers - 1; l >= 0; --l)
+    block_bwd(bctx, w.layers[size_t(l)], g->layers[size_t(l)], dh, blocks_[size_t(l)]);
+  embedding_bwd(dh, ids_.data(), N, d, f32(g->embed_tokens));
+  return r;
+}
+
+}  // namespace tern::model::grad

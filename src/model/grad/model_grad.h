@@ -1,0 +1,75 @@
+// The whole DeepSeek-V3-style model for training: embedding, the blocks, final norm, LM head
+// with cross-entropy, the MTP modules (spec §8.2) and the balance loss, with one call that
+// runs the forward and the backward of a micro-batch (docs/training.md is the contract).
+// Owns the saved activations, sized on the first step and reused after. Does not own weights,
+// gradients (the caller's ModelWeights of f32 tensors) or the optimizer.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/config.h"
+#include "model/grad/block_grad.h"
+#include "model/grad/rope_grad.h"
+#include "model/weights.h"
+
+namespace tern::model::grad {
+
+// B windows of S = T + D tokens (D = num_nextn_predict_layers) with their document ids.
+struct TrainBatch {
+  int64_t B = 0, T = 0;
+  const int32_t* tokens = nullptr;  // [B, T + D]
+  const int32_t* docs = nullptr;    // [B, T + D]
+};
+
+struct LossWeights {
+  float mtp_lambda = 0.3f;      // λ
+  float balance_alpha = 1e-4f;  // α
+  float scale = 1.0f;           // 1 / gradient-accumulation count
+};
+
+struct StepResult {
+  double loss = 0;     // L (docs/training.md), this micro-batch, unscaled by `scale`
+  double main = 0;     // L_main
+  double mtp = 0;      // Σ_k L_mtp_k
+  double balance = 0;  // Σ over MoE layers of the balance value (before α)
+  int64_t main_targets = 0;
+  // Tokens routed to each expert, per MoE layer (main layers in order, then MTP blocks).
+  std::vector<std::vector<int64_t>> expert_counts;
+};
+
+class ModelGrad {
+ public:
+  // For batches of B windows of T tokens. Fails (config) for configs training does not cover.
+  ModelGrad(const ModelConfig& c, int64_t B, int64_t T);
+
+  // Forward and backward of one micro-batch: gradients accumulate into g (same layout as w,
+  // f32); w.mtp's embed_tokens / shared_head_head are ignored (the main ones are shared).
+  StepResult step(const ModelWeights& w, ModelWeights& g, const TrainBatch& batch,
+                  const LossWeights& lw, ThreadPool& pool);
+
+  // Forward only: the loss terms (no gradients), e.g. for validation.
+  StepResult evaluate(const ModelWeights& w, const TrainBatch& batch, const LossWeights& lw,
+                      ThreadPool& pool);
+
+ private:
+  struct MtpSaved {
+    std::vector<int32_t> ids, target;  // [N]
+    Buffer e, e_rstd, h_rstd, cat, z, z_out, hk, hk_rstd, dhk;
+    BlockSaved block;
+  };
+  StepResult run(const ModelWeights& w, ModelWeights* g, const TrainBatch& batch,
+                 const LossWeights& lw, ThreadPool& pool);
+  void make_targets(const TrainBatch& batch);
+
+  ModelConfig c_;
+  int64_t B_, T_, D_;
+  RopeAngles rope_;
+  std::vector<int32_t> ids_, target_;  // [N]
+  Buffer h_, h_final_, final_rstd_, hn_, dhn_, dh_, head_scratch_;
+  std::vector<BlockSaved> blocks_;
+  std::vector<MtpSaved> mtp_;
+};
+
+}  // namespace tern::model::grad

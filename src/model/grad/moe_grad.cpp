@@ -1,0 +1,216 @@
+#include "model/grad/moe_grad.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "model/grad/linear_grad.h"
+#include "model/router.h"
+
+namespace tern::model::grad {
+namespace {
+
+bool sigmoid_scores(const ModelConfig& c) {
+  return c.scoring_func == ScoringFunc::sigmoid;
+}
+
+// s[E] from router logits, as route_token scores them.
+void score_row(const ModelConfig& c, const float* logits, float* s, int64_t E) {
+  if (sigmoid_scores(c)) {
+    for (int64_t e = 0; e < E; ++e) s[e] = 1.0f / (1.0f + std::exp(-logits[e]));
+    return;
+  }
+  float mx = logits[0];
+  for (int64_t e = 1; e < E; ++e) mx = std::max(mx, logits[e]);
+  double sum = 0;
+  for (int64_t e = 0; e < E; ++e) sum += (s[e] = std::exp(logits[e] - mx));
+  for (int64_t e = 0; e < E; ++e) s[e] = float(s[e] / sum);
+}
+
+// The balance value of each window and the counts behind it (§9.2, actual routed set).
+double balance_value(const ModelConfig& c, const MoeSaved& s, int64_t B, int64_t T,
+                     std::vector<double>& f) {
+  const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
+  double total = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    std::fill(f.begin(), f.end(), 0.0);
+    std::vector<double> P(size_t(E), 0.0);
+    for (int64_t t = b * T; t < (b + 1) * T; ++t) {
+      for (int64_t k = 0; k < K; ++k) f[size_t(s.idx[size_t(t * K + k)])] += 1.0;
+      const float* sr = s.scores.data() + t * E;
+      double z = 0;
+      for (int64_t e = 0; e < E; ++e) z += sr[e];
+      if (!sigmoid_scores(c)) z = 1.0;
+      for (int64_t e = 0; e < E; ++e) P[size_t(e)] += sr[e] / z;
+    }
+    for (int64_t e = 0; e < E; ++e)
+      total += (double(E) / double(K * T) * f[size_t(e)]) * (P[size_t(e)] / double(T));
+  }
+  return total / double(B);
+}
+
+}  // namespace
+
+void moe_fwd(const MoeContext& ctx, const MoeWeights& w, const float* x, float* y, MoeSaved& s) {
+  const ModelConfig& c = *ctx.c;
+  ThreadPool& pool = *ctx.pool;
+  const int64_t N = ctx.B * ctx.T, d = c.hidden_size, E = c.n_routed_experts;
+  const int64_t K = c.num_experts_per_tok;
+  // Router: logits in dlogits' buffer (free until the backward), then scores and selection.
+  float* logits = take(s.dlogits, N * E);
+  linear_fwd(w.gate, x, N, logits, pool);
+  float* scores = take(s.scores, N * E);
+  s.idx.resize(size_t(N * K));
+  float* weight = take(s.weight, N * K);
+  const float* bias =
+      w.e_score_correction_bias.present() ? w.e_score_correction_bias.ptr() : nullptr;
+  pool.parallel_for(N, 16, [&](int64_t b, int64_t e, int) {
+    std::vector<float> scratch(size_t(3 * E));
+    for (int64_t n = b; n < e; ++n) {
+      score_row(c, logits + n * E, scores + n * E, E);
+      route_token(c, logits + n * E, bias, scratch.data(), s.idx.data() + n * K, weight + n * K);
+    }
+  });
+  // Group assignments by expert, tokens in order within each expert.
+  s.counts.assign(size_t(E), 0);
+  for (int32_t e : s.idx) ++s.counts[size_t(e)];
+  s.offsets.assign(size_t(E + 1), 0);
+  for (int64_t e = 0; e < E; ++e)
+    s.offsets[size_t(e + 1)] = s.offsets[size_t(e)] + s.counts[size_t(e)];
+  s.row_of.resize(size_t(N * K));
+  s.token_of.resize(size_t(N * K));
+  std::vector<int64_t> fill(s.offsets.begin(), s.offsets.end() - 1);
+  for (int64_t a = 0; a < N * K; ++a) {
+    const int64_t r = fill[size_t(s.idx[size_t(a)])]++;
+    s.row_of[size_t(a)] = r;
+    s.token_of[size_t(r)] = int32_t(a / K);
+  }
+  float* xe = take(s.xe, N * K * d);
+  float* ye = take(s.ye, N * K * d);
+  for (int64_t r = 0; r < N * K; ++r)
+    std::copy_n(x + int64_t(s.token_of[size_t(r)]) * d, d, xe + r * d);
+  s.experts.resize(size_t(E));
+  pool.parallel_for(E, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t ex = b; ex < e; ++ex) {
+      const int64_t r0 = s.offsets[size_t(ex)], n = s.offsets[size_t(ex + 1)] - r0;
+      if (n > 0)
+        mlp_fwd(w.experts[size_t(ex)], xe + r0 * d, n, ye + r0 * d, s.experts[size_t(ex)], pool);
+    }
+  });
+  float* sy = take(s.shared_y, N * d);
+  if (c.n_shared_experts > 0)
+    mlp_fwd(w.shared_experts, x, N, sy, s.shared, pool);
+  else
+    std::fill_n(sy, N * d, 0.0f);
+  pool.parallel_for(N, 16, [&](int64_t b, int64_t e, int) {
+    for (int64_t n = b; n < e; ++n) {
+      float* yr = y + n * d;
+      std::copy_n(sy + n * d, d, yr);
+      for (int64_t k = 0; k < K; ++k) {
+        const float wk = weight[n * K + k];
+        const float* er = ye + s.row_of[size_t(n * K + k)] * d;
+        for (int64_t i = 0; i < d; ++i) yr[i] += wk * er[i];
+      }
+    }
+  });
+  std::vector<double> f(static_cast<size_t>(E));
+  s.balance = balance_value(c, s, ctx.B, ctx.T, f);
+}
+
+void moe_bwd(const MoeContext& ctx, const MoeWeights& w, MoeWeights& g, const float* x,
+             const float* dy, float* dx, MoeSaved& s) {
+  const ModelConfig& c = *ctx.c;
+  ThreadPool& pool = *ctx.pool;
+  const int64_t N = ctx.B * ctx.T, T = ctx.T, d = c.hidden_size, E = c.n_routed_experts;
+  const int64_t K = c.num_experts_per_tok;
+  if (c.n_shared_experts > 0)
+    mlp_bwd(w.shared_experts, g.shared_experts, x, dy, N, dx, false, s.shared, pool);
+  else
+    std::fill_n(dx, N * d, 0.0f);
+  // dL/dw[n,k] = dy[n]·ye[r]; then ye becomes dye = w[n,k]·dy[n].
+  float* dgate = take(s.dscores, N * E);  // ds per token, gating part first
+  std::fill_n(dgate, N * E, 0.0f);
+  float* ye = s.ye.data();
+  std::vector<float> dw(static_cast<size_t>(N * K));
+  pool.parallel_for(N, 16, [&](int64_t b, int64_t e, int) {
+    for (int64_t n = b; n < e; ++n)
+      for (int64_t k = 0; k < K; ++k) {
+        float* er = ye + s.row_of[size_t(n * K + k)] * d;
+        const float* g_row = dy + n * d;
+        double dot = 0;
+        for (int64_t i = 0; i < d; ++i) dot += double(g_row[i]) * er[i];
+        dw[size_t(n * K + k)] = float(dot);
+        const float wk = s.weight[size_t(n * K + k)];
+        for (int64_t i = 0; i < d; ++i) er[i] = wk * g_row[i];
+      }
+  });
+  float* dxe = take(s.dxe, N * K * d);
+  pool.parallel_for(E, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t ex = b; ex < e; ++ex) {
+      const int64_t r0 = s.offsets[size_t(ex)], n = s.offsets[size_t(ex + 1)] - r0;
+      if (n > 0)
+        mlp_bwd(w.experts[size_t(ex)], g.experts[size_t(ex)], s.xe.data() + r0 * d, ye + r0 * d, n,
+                dxe + r0 * d, false, s.experts[size_t(ex)], pool);
+    }
+  });
+  // Router: gating-weight gradient → ds (selected experts), plus the balance loss's P term.
+  const bool v3 = c.arch == Arch::deepseek_v3;
+  const bool normalise = c.norm_topk_prob && (v3 || K > 1);
+  const double scale = (v3 || !normalise) ? c.routed_scaling_factor : 1.0;
+  std::vector<std::vector<double>> f_win(size_t(ctx.B), std::vector<double>(size_t(E), 0.0));
+  for (int64_t b = 0; b < ctx.B; ++b)
+    for (int64_t t = b * T; t < (b + 1) * T; ++t)
+      for (int64_t k = 0; k < K; ++k)
+        f_win[size_t(b)][size_t(s.idx[size_t(t * K + k)])] += double(E) / double(K * T);
+  const double bal = double(ctx.balance_weight) / double(ctx.B) / double(T);
+  float* dlogits = take(s.dlogits, N * E);
+  pool.parallel_for(N, 16, [&](int64_t b, int64_t e, int) {
+    std::vector<double> ds(static_cast<size_t>(E));
+    for (int64_t n = b; n < e; ++n) {
+      const float* sr = s.scores.data() + n * E;
+      std::fill(ds.begin(), ds.end(), 0.0);
+      const int32_t* id = s.idx.data() + n * K;
+      const float* dwn = dw.data() + n * K;
+      if (normalise) {
+        double S = 0, dot = 0;
+        for (int64_t k = 0; k < K; ++k) S += sr[id[k]], dot += double(dwn[k]) * sr[id[k]];
+        const double Se = S + 1e-20;
+        for (int64_t k = 0; k < K; ++k)
+          ds[size_t(id[k])] += scale * (dwn[k] / Se - dot / (Se * Se));
+      } else {
+        for (int64_t k = 0; k < K; ++k) ds[size_t(id[k])] += scale * dwn[k];
+      }
+      if (bal != 0) {
+        const std::vector<double>& fw = f_win[size_t(n / T)];
+        if (sigmoid_scores(c)) {  // s' = s / Σ s
+          double z = 0, dot = 0;
+          for (int64_t j = 0; j < E; ++j) z += sr[j];
+          for (int64_t j = 0; j < E; ++j) dot += bal * fw[size_t(j)] * (sr[j] / z);
+          for (int64_t j = 0; j < E; ++j) ds[size_t(j)] += (bal * fw[size_t(j)] - dot) / z;
+        } else {
+          for (int64_t j = 0; j < E; ++j) ds[size_t(j)] += bal * fw[size_t(j)];
+        }
+      }
+      float* dl = dlogits + n * E;
+      if (sigmoid_scores(c)) {
+        for (int64_t j = 0; j < E; ++j) dl[j] = float(ds[size_t(j)] * sr[j] * (1.0 - sr[j]));
+      } else {
+        double dot = 0;
+        for (int64_t j = 0; j < E; ++j) dot += ds[size_t(j)] * sr[j];
+        for (int64_t j = 0; j < E; ++j) dl[j] = float(sr[j] * (ds[size_t(j)] - dot));
+      }
+    }
+  });
+  linear_bwd_weight(g.gate, dlogits, x, N, pool);
+  linear_bwd_input(w.gate, dlogits, N, dx, true, pool);
+  // Routed experts' input gradients, each token summing its K rows in order.
+  pool.parallel_for(N, 16, [&](int64_t b, int64_t e, int) {
+    for (int64_t n = b; n < e; ++n)
+      for (int64_t k = 0; k < K; ++k) {
+        const float* src = dxe + s.row_of[size_t(n * K + k)] * d;
+        float* dst = dx + n * d;
+        for (int64_t i = 0; i < d; ++i) dst[i] += src[i];
+      }
+  });
+}
+
+}  // namespace tern::model::grad

@@ -1,0 +1,70 @@
+#include "model/grad/norm_grad.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace tern::model::grad {
+
+void rmsnorm_fwd(const float* x, const float* w, float* y, float* rstd, int64_t N, int64_t d,
+                 float eps, ThreadPool& pool, int64_t ldx, int64_t ldy) {
+  if (!ldx) ldx = d;
+  if (!ldy) ldy = d;
+  pool.parallel_for(N, 16, [&](int64_t b, int64_t e, int) {
+    for (int64_t n = b; n < e; ++n) {
+      const float* xr = x + n * ldx;
+      float* yr = y + n * ldy;
+      double ss = 0;
+      for (int64_t i = 0; i < d; ++i) ss += double(xr[i]) * xr[i];
+      const float r = float(1.0 / std::sqrt(ss / double(d) + double(eps)));
+      rstd[n] = r;
+      for (int64_t i = 0; i < d; ++i) yr[i] = w[i] * (xr[i] * r);
+    }
+  });
+}
+
+void rmsnorm_bwd(const float* dy, const float* x, const float* w, const float* rstd, float* dx,
+                 bool accumulate, float* dw, int64_t N, int64_t d, ThreadPool& pool, int64_t ldx,
+                 int64_t lddx, int64_t lddy) {
+  if (!ldx) ldx = d;
+  if (!lddx) lddx = d;
+  if (!lddy) lddy = d;
+  // dx = r·(w⊙dy − x̂·mean(w⊙dy⊙x̂)), x̂ = r·x.
+  pool.parallel_for(N, 16, [&](int64_t b, int64_t e, int) {
+    for (int64_t n = b; n < e; ++n) {
+      const float* xr = x + n * ldx;
+      const float* g = dy + n * lddy;
+      float* o = dx + n * lddx;
+      const float r = rstd[n];
+      double dot = 0;
+      for (int64_t i = 0; i < d; ++i) dot += double(w[i] * g[i]) * (xr[i] * r);
+      const float m = float(dot / double(d));
+      for (int64_t i = 0; i < d; ++i) {
+        const float v = r * (w[i] * g[i] - xr[i] * r * m);
+        o[i] = accumulate ? o[i] + v : v;
+      }
+    }
+  });
+  // Columns split across threads, rows summed in order within each column.
+  pool.parallel_for(d, 64, [&](int64_t b, int64_t e, int) {
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xr = x + n * ldx;
+      const float* g = dy + n * lddy;
+      const float r = rstd[n];
+      for (int64_t i = b; i < e; ++i) dw[i] += g[i] * (xr[i] * r);
+    }
+  });
+}
+
+void embedding_fwd(const float* table, const int32_t* ids, int64_t N, int64_t d, float* out) {
+  for (int64_t n = 0; n < N; ++n) std::copy_n(table + int64_t(ids[n]) * d, d, out + n * d);
+}
+
+void embedding_bwd(const float* dout, const int32_t* ids, int64_t N, int64_t d, float* dtable) {
+  for (int64_t n = 0; n < N; ++n) {
+    float* row = dtable + int64_t(ids[n]) * d;
+    const float* g = dout + n * d;
+    for (int64_t i = 0; i < d; ++i) row[i] += g[i];
+  }
+}
+
+}  // namespace tern::model::grad
