@@ -43,9 +43,10 @@ void Progress::draw_line() {
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (total_ > 0)
-    std::fprintf(stderr, "%s: %lld/%lld %s (%.0f%%) after %.0f s\n", label_.c_str(),
+    std::fprintf(stderr, "%s: %lld/%lld %s (%.0f%%) after %.0f s%s%s\n", label_.c_str(),
                  (long long)done_, (long long)total_, unit_.c_str(),
-                 100.0 * double(done_) / double(total_), secs);
+                 100.0 * double(done_) / double(total_), secs, detail_.empty() ? "" : " ",
+                 detail_.c_str());
   else
     std::fprintf(stderr, "%s: %lld %s after %.0f s\n", label_.c_str(), (long long)done_,
                  unit_.c_str(), secs);
@@ -71,9 +72,9 @@ void Progress::draw(bool final_line) {
   std::string bar(size_t(width * frac), '#');
   bar.resize(width, '.');
   const double eta = rate > 0 && total_ > done_ ? double(total_ - done_) / rate : 0.0;
-  std::fprintf(stderr, "\r\033[K%s [%s] %lld/%lld %s %.1f %s/s ETA %.0fs", label_.c_str(),
+  std::fprintf(stderr, "\r\033[K%s [%s] %lld/%lld %s %.1f %s/s ETA %.0fs%s%s", label_.c_str(),
                bar.c_str(), (long long)done_, (long long)total_, unit_.c_str(), rate, unit_.c_str(),
-               eta);
+               eta, detail_.empty() ? "" : " ", detail_.c_str());
   std::fflush(stderr);
 }
 

@@ -15,6 +15,8 @@ class Progress {
   Progress(std::string label, int64_t total, std::string unit);
   ~Progress();
   void advance(int64_t n = 1);
+  // Text shown after the counters from the next redraw on (e.g. "loss 3.21 mfu 12%").
+  void set_detail(std::string detail) { detail_ = std::move(detail); }
   // Prints the final line: count, elapsed time and mean rate (off a terminal: only for work
   // that took 2 s or more).
   void finish();
@@ -22,7 +24,7 @@ class Progress {
  private:
   void draw(bool final_line);
   void draw_line();
-  std::string label_, unit_;
+  std::string label_, unit_, detail_;
   int64_t total_, done_ = 0, next_tenth_ = 1;
   std::chrono::steady_clock::time_point start_, last_draw_;
   bool tty_, finished_ = false;

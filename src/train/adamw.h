@@ -1,0 +1,48 @@
+// AdamW with PyTorch's semantics (decoupled decay on matrices, bias correction) over every
+// trainable slot of f32 ModelWeights, plus global-norm clipping. Moments are f32 ModelWeights
+// of the same layout, so checkpoints save them by the same names. Sums are taken in a fixed
+// order, so an update is the same whatever the thread count.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/config.h"
+#include "model/grad/f32_weights.h"
+#include "model/weights.h"
+
+namespace tern::train {
+
+struct AdamWConfig {
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  double weight_decay = 0.1;
+  double clip = 1.0;  // global gradient-norm limit; <= 0: no clipping
+};
+
+class AdamW {
+ public:
+  AdamW(const model::ModelConfig& c, model::ModelWeights& params, model::ModelWeights& grads,
+        AdamWConfig cfg);
+
+  // ||g||₂ over every trainable slot (f64, slots and elements in order).
+  double grad_norm() const;
+  // Clips by `norm` (grad_norm()), applies one update at rate lr, increments the step count.
+  void step(double lr, double norm, ThreadPool& pool);
+  // Sets every gradient to zero (before the next accumulation).
+  void zero_grad();
+
+  int64_t steps() const { return t_; }
+  void set_steps(int64_t t) { t_ = t; }
+  model::ModelWeights& m() { return m_; }
+  model::ModelWeights& v() { return v_; }
+  const AdamWConfig& config() const { return cfg_; }
+
+ private:
+  AdamWConfig cfg_;
+  model::ModelWeights m_, v_;
+  std::vector<model::grad::ParamSlot> p_, g_, ms_, vs_;
+  int64_t t_ = 0;
+};
+
+}  // namespace tern::train

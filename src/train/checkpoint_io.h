@@ -1,0 +1,42 @@
+// Training checkpoints: RUN_DIR/checkpoint-STEP/ is a model directory in the Hugging Face layout
+// (config.json, model.safetensors, tokenizer files) that `tern run` loads, plus
+// optimizer.safetensors (AdamW moments by parameter name, "exp_avg." / "exp_avg_sq." prefixes)
+// and trainer_state.json (step, data position, schedule, options). Written into a temporary
+// directory, fsynced and renamed, so a crash at any moment leaves every earlier checkpoint whole.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace tern::train {
+
+struct CheckpointFiles {
+  std::string config_json;    // the model's config.json text
+  std::string tokenizer_dir;  // copied: tokenizer.json, tokenizer_config.json
+  nlohmann::json trainer_state;
+};
+
+// Writes RUN_DIR/checkpoint-STEP atomically; returns its path. TERN_TEST_PAUSE_IN_SAVE=S
+// (tests) sleeps S seconds after the tensors are written and before the rename.
+std::string save_checkpoint(const std::string& run_dir, int64_t step, const model::ModelConfig& c,
+                            model::ModelWeights& params, model::ModelWeights& m,
+                            model::ModelWeights& v, const CheckpointFiles& files);
+
+// Complete checkpoints of a run (checkpoint-N directories with trainer_state.json), by step.
+std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& run_dir);
+// Deletes all but the newest `keep` checkpoints (keep <= 0: keeps all).
+void prune_checkpoints(const std::string& run_dir, int64_t keep);
+
+// Copies every slot of the model directory (any stored dtype) into f32 params (and, when
+// m/v are given, the moments from its optimizer.safetensors). Errors name the tensor.
+void load_params(const std::string& dir, const model::ModelConfig& c, model::ModelWeights& params);
+void load_moments(const std::string& dir, const model::ModelConfig& c, model::ModelWeights& m,
+                  model::ModelWeights& v);
+
+}  // namespace tern::train

@@ -1,0 +1,289 @@
+#include "train/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "core/random.h"
+#include "core/thread_pool.h"
+#include "formats/atomic_file.h"
+#include "model/config.h"
+#include "model/grad/f32_weights.h"
+#include "model/grad/model_grad.h"
+#include "tokenizer/bpe_trainer.h"
+#include "tokenizer/tokenizer.h"
+#include "train/adamw.h"
+#include "train/balance.h"
+#include "train/checkpoint_io.h"
+#include "train/data.h"
+#include "train/run_files.h"
+#include "train/sample_text.h"
+
+namespace tern::train {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(ErrorKind::io, "cannot read '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void check_options(const TrainOptions& o) {
+  if (o.precision != "fp32" && o.precision != "bf16")
+    fail(ErrorKind::request, "--precision '" + o.precision + "' is not one of: fp32, bf16");
+  if (o.batch < 1 || o.seq < 2 || o.grad_accum < 1)
+    fail(ErrorKind::request, "--batch and --grad-accum must be >= 1 and --seq >= 2");
+  if (!(o.lr > 0) || !std::isfinite(o.lr))
+    fail(ErrorKind::request, "--lr must be a positive number");
+  if (o.steps <= 0 && o.tokens <= 0) fail(ErrorKind::request, "give --steps N or --tokens N");
+  if (o.mtp_weight < 0 || o.balance_alpha < 0 || o.bias_speed < 0)
+    fail(ErrorKind::request,
+         "--mtp-weight, --balance-loss-weight and --bias-update-speed must be >= 0");
+}
+
+// Random init: normal(0, std) matrices, ones for norms, zeros for correction biases; each tensor
+// from its own counter-based stream, so a seed gives the same bits on every machine.
+void init_random(const model::ModelConfig& c, model::ModelWeights& w, uint64_t seed, double std) {
+  for (const auto& p : model::grad::param_slots(c, w)) {
+    if (p.alias) continue;
+    if (p.shape.size() == 1) {
+      const bool bias = p.name.find("correction_bias") != std::string::npos;
+      std::fill_n(p.data, p.size, bias ? 0.0f : 1.0f);
+      continue;
+    }
+    rng::fill_normal(seed, rng::stream_id("init." + p.name), 0, p.data, size_t(p.size), 0.0, std);
+  }
+}
+
+// Rounds every trained matrix to bf16 (the compute copy of --precision bf16).
+void round_to_bf16(const model::ModelConfig& c, model::ModelWeights& master,
+                   model::ModelWeights& compute) {
+  auto src = model::grad::param_slots(c, master), dst = model::grad::param_slots(c, compute);
+  for (size_t i = 0; i < src.size(); ++i) {
+    if (src[i].alias) continue;
+    for (int64_t k = 0; k < src[i].size; ++k)
+      dst[i].data[k] =
+          src[i].shape.size() == 2 ? bf16_to_f32(f32_to_bf16(src[i].data[k])) : src[i].data[k];
+  }
+}
+
+bool finite(double x) {
+  return std::isfinite(x);
+}
+
+}  // namespace
+
+TrainSummary train(TrainOptions o) {
+  const bool resuming = !o.resume.empty();
+  RunFiles run;
+  nlohmann::json state;
+  if (resuming) {
+    run = RunFiles::open(o.resume);
+    state = run.latest_state();
+    apply_saved_options(state.at("options"), o);
+  } else {
+    check_options(o);
+    if (o.config.empty()) fail(ErrorKind::request, "--config FILE is required");
+    if (o.data.empty()) fail(ErrorKind::request, "--data FILE... is required");
+    if (o.out.empty()) fail(ErrorKind::request, "--out RUN_DIR is required");
+    run = RunFiles::create(o.out, o.force);
+  }
+  check_options(o);
+  if (o.threads > 0) ThreadPool::set_global_threads(o.threads);
+  ThreadPool& pool = ThreadPool::global();
+
+  // Model config and tokenizer.
+  std::string config_text = resuming ? read_file(run.config_path()) : read_file(o.config);
+  model::ModelConfig c = model::ModelConfig::from_json(nlohmann::json::parse(config_text),
+                                                       resuming ? run.config_path() : o.config);
+  c.validate();
+  std::vector<CorpusSpec> specs;
+  for (const std::string& d : o.data) specs.push_back(parse_corpus_spec(d));
+  if (!resuming) {
+    for (const CorpusSpec& s : specs)
+      if (!fs::is_regular_file(s.path))
+        fail(ErrorKind::io, "--data: no such file '" + s.path + "'");
+    run.write_tokenizer(o.tokenizer, specs, c);
+  }
+  const tokenizer::Tokenizer tok = tokenizer::Tokenizer::load(run.tokenizer_dir());
+  if (int64_t(tok.vocab_size()) > c.vocab_size)
+    fail(ErrorKind::config, "the tokenizer has " + std::to_string(tok.vocab_size()) +
+                                " tokens but the config's vocab_size is " +
+                                std::to_string(c.vocab_size));
+  config_text = checkpoint_config_text(config_text, tok);
+  if (!resuming) run.write_config(config_text);
+
+  // Data.
+  std::vector<Corpus> corpora;
+  if (resuming) {
+    corpora = open_corpora(state.at("data").at("corpora"), run.data_dir());
+  } else {
+    log_info("tokenizing " + std::to_string(specs.size()) + " corpus file(s)");
+    corpora = prepare_corpora(specs, tok, run.data_dir(), {o.doc_sep, o.val_fraction});
+  }
+  const int64_t D = c.num_nextn_predict_layers, S = o.seq + D;
+  WindowSampler sampler(&corpora, o.seq, S, o.seed);
+  const int64_t tokens_per_step = o.batch * o.seq * o.grad_accum;
+  if (o.steps <= 0)
+    o.steps = std::max<int64_t>(1, (o.tokens + tokens_per_step - 1) / tokens_per_step);
+  if (o.warmup < 0) o.warmup = std::max<int64_t>(1, o.steps / 20);
+  LrSchedule sched{o.schedule, o.lr, o.lr_min < 0 ? o.lr / 10 : o.lr_min, o.warmup, o.steps};
+  run.check_memory(c, o.batch, o.seq);
+
+  // Parameters, gradients, optimizer.
+  model::ModelWeights params = model::grad::make_f32_weights(c);
+  model::ModelWeights grads = model::grad::make_f32_weights(c);
+  model::ModelWeights compute = o.precision == "bf16" ? model::grad::make_f32_weights(c) : params;
+  AdamW adam(c, params, grads, {o.beta1, o.beta2, 1e-8, o.weight_decay, o.clip});
+  int64_t step = 0;
+  if (resuming) {
+    const std::string ck = run.latest_checkpoint();
+    load_params(ck, c, params);
+    load_moments(ck, c, adam.m(), adam.v());
+    step = state.at("step").get<int64_t>();
+    adam.set_steps(state.at("optimizer_steps").get<int64_t>());
+    sampler.restore(state.at("data").at("sampler"));
+    run.truncate_log(step);
+    log_info("resuming " + ck + " at step " + std::to_string(step) + " of " +
+             std::to_string(o.steps));
+  } else if (!o.init.empty()) {
+    load_params(o.init, c, params);
+  } else {
+    init_random(c, params, o.seed, o.init_std);
+  }
+  model::grad::ModelGrad net(c, o.batch, o.seq);
+  const ValWindows val = validation_windows(corpora, S, std::max<int64_t>(o.batch, o.eval_windows));
+  if (val.n == 0)
+    log_warn("the corpora have no validation window of " + std::to_string(S) +
+             " tokens; no validation loss");
+
+  std::vector<int32_t> tokens(size_t(o.batch * S)), docs(size_t(o.batch * S));
+  const model::grad::LossWeights lw{float(o.mtp_weight), float(o.balance_alpha),
+                                    1.0f / float(o.grad_accum)};
+  RunMeter meter(o, c);
+  Progress progress("train", o.steps, "steps");
+  progress.advance(step);
+  TrainSummary sum;
+  sum.run_dir = run.dir();
+  auto state_json = [&] {
+    nlohmann::json j;
+    j["step"] = step;
+    j["optimizer_steps"] = adam.steps();
+    j["data"] = {{"corpora", corpora_manifest(corpora)}, {"sampler", sampler.state()}};
+    j["schedule"] = {{"kind", schedule_name(sched.kind)},
+                     {"lr", sched.lr},
+                     {"lr_min", sched.lr_min},
+                     {"warmup", sched.warmup},
+                     {"total", sched.total}};
+    j["options"] = saved_options(o);
+    j["rng"] = {{"generator", "philox4x32-10"}, {"seed", o.seed}};
+    return j;
+  };
+  auto save = [&] {
+    sum.last_checkpoint = save_checkpoint(run.dir(), step, c, params, adam.m(), adam.v(),
+                                          {config_text, run.tokenizer_dir(), state_json()});
+    prune_checkpoints(run.dir(), o.keep);
+  };
+  auto validate_now = [&]() -> double {
+    if (val.n == 0) return -1;
+    double total = 0;
+    int64_t batches = 0;
+    for (int64_t w0 = 0; w0 + o.batch <= val.n; w0 += o.batch, ++batches) {
+      const model::grad::TrainBatch vb{o.batch, o.seq, val.tokens.data() + w0 * S,
+                                       val.docs.data() + w0 * S};
+      total += net.evaluate(compute, vb, lw, pool).main;
+    }
+    return batches ? total / double(batches) : -1;
+  };
+
+  while (step < o.steps) {
+    const auto t0 = Clock::now();
+    if (o.precision == "bf16") round_to_bf16(c, params, compute);
+    adam.zero_grad();
+    double loss = 0, main = 0, mtp = 0, bal = 0;
+    std::vector<std::vector<int64_t>> counts;
+    for (int64_t micro = 0; micro < o.grad_accum; ++micro) {
+      for (int64_t b = 0; b < o.batch; ++b)
+        sampler.next(tokens.data() + b * S, docs.data() + b * S);
+      const model::grad::TrainBatch tb{o.batch, o.seq, tokens.data(), docs.data()};
+      const model::grad::StepResult r = net.step(compute, grads, tb, lw, pool);
+      loss += r.loss / double(o.grad_accum);
+      main += r.main / double(o.grad_accum);
+      mtp += r.mtp / double(o.grad_accum);
+      bal += r.balance / double(o.grad_accum);
+      if (counts.empty())
+        counts = r.expert_counts;
+      else
+        for (size_t l = 0; l < counts.size(); ++l)
+          for (size_t e = 0; e < counts[l].size(); ++e) counts[l][e] += r.expert_counts[l][e];
+    }
+    const double norm = adam.grad_norm();
+    if (!finite(loss) || !finite(norm)) {
+      progress.finish();
+      const std::string last =
+          list_checkpoints(run.dir()).empty()
+              ? "no checkpoint was saved yet"
+              : "the last good checkpoint is " + list_checkpoints(run.dir()).back().second;
+      fail(ErrorKind::resource,
+           "training diverged at step " + std::to_string(step + 1) + ": loss " +
+               std::to_string(loss) + " (main " + std::to_string(main) + ", mtp " +
+               std::to_string(mtp) + ", balance " + std::to_string(bal) + "), gradient norm " +
+               std::to_string(norm) + "; stopped without updating the weights; " + last +
+               " (try a lower --lr or a longer --warmup)");
+    }
+    const double lr = sched.at(step);
+    adam.step(lr, norm, pool);
+    update_bias(c, params, counts, o.bias_speed);
+    const BalanceStats bs = balance_stats(c, counts);
+    ++step;
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    meter.add_step(double(tokens_per_step), secs);
+    nlohmann::json line = {{"step", step},         {"loss", loss},
+                           {"main_loss", main},    {"lr", lr},
+                           {"grad_norm", norm},    {"tokens_per_s", double(tokens_per_step) / secs},
+                           {"mtp_loss", mtp},      {"balance_loss", bal},
+                           {"maxvio", bs.maxvio},  {"maxvio_global", bs.maxvio_global},
+                           {"expert_load", counts}};
+    run.append_log(line);
+    sum.final_loss = loss;
+    char detail[160];
+    std::snprintf(detail, sizeof detail, "loss %.4f lr %.2e %.0f tok/s mfu %.1f%%", loss, lr,
+                  meter.tokens_per_s(), 100.0 * meter.mfu());
+    progress.set_detail(detail);
+    progress.advance();
+    const bool last = step == o.steps;
+    if ((o.eval_every > 0 && step % o.eval_every == 0) || last) {
+      const double v = validate_now();
+      if (v >= 0) {
+        run.append_log({{"split", "val"}, {"step", step}, {"loss", v}});
+        sum.final_val_loss = v;
+      }
+      const std::string text = sample_text(c, compute, tok, val, o.sample_tokens, pool);
+      log_info("step " + std::to_string(step) + (v >= 0 ? " val loss " + std::to_string(v) : "") +
+               " sample: " + text);
+    }
+    if ((o.save_every > 0 && step % o.save_every == 0) || last) save();
+  }
+  progress.finish();
+  sum.steps = step;
+  sum.tokens = meter.tokens();
+  sum.seconds = meter.seconds();
+  run.write_pictures();
+  run.write_ledger(meter.ledger(o));
+  return sum;
+}
+
+}  // namespace tern::train

@@ -1,0 +1,60 @@
+// The training loop of `tern train` (docs/training.md): run directory, tokenizer and data
+// preparation, parameters (random, --init or a resumed checkpoint), micro-batches with gradient
+// accumulation, clipping, AdamW and the schedule, bias balancing, validation with a generated
+// sample, atomic checkpoints, log.jsonl, and the pictures at the end. Stops cleanly on a
+// non-finite loss, keeping the last good checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "train/schedule.h"
+
+namespace tern::train {
+
+struct TrainOptions {
+  std::string config;             // model config.json (not needed on --resume)
+  std::vector<std::string> data;  // FILE or FILE:WEIGHT
+  std::string out;                // run directory
+  std::string resume;             // run directory to resume
+  std::string init;               // checkpoint to start from (continued pretraining)
+  std::string tokenizer;          // tokenizer directory; empty: train one on the corpus
+  std::string doc_sep;            // empty: blank lines separate documents
+  int64_t steps = 0;              // optimizer updates (0: from --tokens)
+  int64_t tokens = 0;             // train tokens, when steps == 0
+  int64_t batch = 8, seq = 256, grad_accum = 1;
+  double lr = 3e-3, lr_min = -1;  // lr_min < 0: lr / 10
+  Schedule schedule = Schedule::cosine;
+  int64_t warmup = -1;             // < 0: 5% of the steps
+  std::string precision = "fp32";  // fp32 | bf16
+  uint64_t seed = 0;
+  int threads = 0;
+  int64_t eval_every = 0, save_every = 0, keep = 0;  // 0: only at the end / keep all
+  int64_t eval_windows = 16, sample_tokens = 48;
+  double mtp_weight = 0.3, balance_alpha = 1e-4, bias_speed = 1e-3;
+  double init_std = 0.02;
+  double weight_decay = 0.1, clip = 1.0, beta1 = 0.9, beta2 = 0.95;
+  double val_fraction = 0.05;
+  // Filled by the caller (apps/), which knows the FLOP formulas and the machine.
+  double flops_per_token = 0;  // training FLOPs per token (spec §14.3)
+  double peak_flops = 0;       // the machine's measured f32 peak, FLOP/s
+  double watts = 0;            // assumed board power when RAPL is unreadable
+  double price_per_hour = 0;
+  nlohmann::json plan;  // `tern plan train`'s prediction for the ledger, if any
+  bool force = false;   // reuse a non-empty --out
+};
+
+struct TrainSummary {
+  std::string run_dir, last_checkpoint;
+  int64_t steps = 0;
+  double final_loss = 0, final_val_loss = -1;
+  double tokens = 0, seconds = 0;
+};
+
+// Trains; throws tern::Error (request/config/io/resource) with one clear line on bad input.
+TrainSummary train(TrainOptions opts);
+
+}  // namespace tern::train
