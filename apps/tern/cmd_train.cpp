@@ -68,7 +68,7 @@ void setup_train(CLI::App& sub) {
   add_number(sub, "--batch", o.batch, "windows per micro-batch", 1, 1e6);
   add_number(sub, "--seq", o.seq, "tokens per window", 2, 1e7);
   add_number(sub, "--grad-accum", o.grad_accum, "micro-batches per update", 1, 1e6);
-  add_number(sub, "--lr", o.lr, "peak learning rate", 0, 10);
+  add_number(sub, "--lr", o.lr, "peak learning rate", 0, 1e9);
   add_number(sub, "--lr-min", o.lr_min, "final learning rate (default lr/10)", -1, 10);
   add_choice(sub, "--schedule", a->schedule, "learning-rate schedule", {"cosine", "wsd"});
   add_number(sub, "--warmup", o.warmup, "warmup updates (default 5% of the steps)", -1, 1e12);

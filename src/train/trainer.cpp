@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -78,6 +79,13 @@ void round_to_bf16(const model::ModelConfig& c, model::ModelWeights& master,
       dst[i].data[k] =
           src[i].shape.size() == 2 ? bf16_to_f32(f32_to_bf16(src[i].data[k])) : src[i].data[k];
   }
+}
+
+// TERN_TEST_PAUSE_AT_STEP=N: sleeps after step N is logged, so a test can kill -9 the run
+// between two checkpoints at a known place.
+void pause_for_tests(int64_t step) {
+  const char* at = std::getenv("TERN_TEST_PAUSE_AT_STEP");
+  if (at && std::atoll(at) == step) std::this_thread::sleep_for(std::chrono::seconds(30));
 }
 
 bool finite(double x) {
@@ -258,6 +266,7 @@ TrainSummary train(TrainOptions o) {
                            {"maxvio", bs.maxvio},  {"maxvio_global", bs.maxvio_global},
                            {"expert_load", counts}};
     run.append_log(line);
+    pause_for_tests(step);
     sum.final_loss = loss;
     char detail[160];
     std::snprintf(detail, sizeof detail, "loss %.4f lr %.2e %.0f tok/s mfu %.1f%%", loss, lr,

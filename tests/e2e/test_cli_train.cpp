@@ -1,0 +1,164 @@
+// `tern train` end to end: a run that is killed with SIGKILL mid-step and mid-save and resumed
+// gives the same losses, bit for bit, as one that never stopped (and with another thread
+// count); a diverging run stops cleanly naming the step; bad inputs give one clear line.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/e2e/cli_runner.h"
+
+using namespace tern::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string tiny_config() {
+  return std::string(TERN_TEST_DATA) + "/golden/train_tiny_v3/config.json";
+}
+
+std::string corpus(const std::string& dir) {
+  const std::string path = dir + "/corpus.txt";
+  std::ofstream f(path);
+  for (int i = 0; i < 60; ++i)
+    f << "Document " << i << " says that the quick brown fox jumps over the lazy dog " << i % 7
+      << " times.\nAnd then it rests.\n\n";
+  return path;
+}
+
+std::string train_args(const std::string& dir, const std::string& out, int steps) {
+  return "train --config " + tiny_config() + " --data " + corpus(dir) + " --out " + out +
+         " --steps " + std::to_string(steps) +
+         " --batch 2 --seq 16 --save-every 4 --eval-every 6 --sample-tokens 4 --lr 3e-3 --seed 5";
+}
+
+// Train-step losses of a run's log.jsonl, as their exact JSON text.
+std::vector<std::string> losses(const std::string& run) {
+  std::vector<std::string> out;
+  std::ifstream in(run + "/log.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (!j.contains("split")) out.push_back(j["loss"].dump() + "/" + j["grad_norm"].dump());
+  }
+  return out;
+}
+
+// Starts tern in the background; returns its pid.
+pid_t start(const std::string& args, const std::string& env, const std::string& dir) {
+  const std::string pidfile = dir + "/pid";
+  const std::string cmd = "(" + env + " " + std::string(TERN_BINARY) + " " + args + " > " + dir +
+                          "/bg.log 2>&1 & echo $! > " + pidfile + ")";
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  return pid_t(std::stol(slurp(pidfile)));
+}
+
+// Waits (at most 60 s) until pred() holds.
+template <class F>
+bool wait_for(F pred) {
+  for (int i = 0; i < 600; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+bool has_tmp_checkpoint(const std::string& run) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(run, ec))
+    if (e.path().filename().string().rfind(".checkpoint-", 0) == 0) return true;
+  return false;
+}
+
+void kill_and_reap(pid_t pid) {
+  ::kill(pid, SIGKILL);
+  wait_for([&] { return ::kill(pid, 0) != 0; });
+}
+
+}  // namespace
+
+TEST(CliTrain, KilledMidStepAndMidSaveThenResumedEqualsAnUninterruptedRun) {
+  const std::string dir = temp_dir("train_resume");
+  const auto whole = run_tern(train_args(dir, dir + "/a", 12) + " --threads 1");
+  ASSERT_EQ(whole.exit_code, 0) << whole.output;
+  const auto want = losses(dir + "/a");
+  ASSERT_EQ(want.size(), 12u);
+  for (const char* f : {"loss.svg", "expert_load.svg", "ledger.json", "checkpoint-12/model.safetensors"})
+    EXPECT_TRUE(fs::exists(dir + "/a/" + f)) << f;
+
+  // Killed while saving its first checkpoint: nothing to resume yet, and it says so.
+  const std::string run = dir + "/b";
+  pid_t pid = start(train_args(dir, run, 12) + " --threads 1", "TERN_TEST_PAUSE_IN_SAVE=30", dir);
+  ASSERT_TRUE(wait_for([&] { return has_tmp_checkpoint(run); }));
+  kill_and_reap(pid);
+  expect_clean_error(run_tern("train --resume " + run), "no complete checkpoint");
+
+  // Killed mid-run after checkpoint-4 (step 6 logged, step 7 under way).
+  pid = start(train_args(dir, run, 12) + " --threads 1 --force", "TERN_TEST_PAUSE_AT_STEP=6", dir);
+  ASSERT_TRUE(wait_for([&] { return losses(run).size() >= 6; }));
+  kill_and_reap(pid);
+  ASSERT_TRUE(fs::exists(run + "/checkpoint-4/trainer_state.json"));
+
+  // Resumed, then killed in the middle of saving checkpoint-8: checkpoint-4 stays whole.
+  pid = start("train --resume " + run + " --threads 1", "TERN_TEST_PAUSE_IN_SAVE=30", dir);
+  ASSERT_TRUE(wait_for([&] { return has_tmp_checkpoint(run) && fs::exists(run + "/checkpoint-4"); }));
+  ASSERT_TRUE(wait_for([&] {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(run, ec))
+      if (e.path().filename().string().rfind(".checkpoint-8", 0) == 0) return true;
+    return false;
+  }));
+  kill_and_reap(pid);
+  EXPECT_FALSE(fs::exists(run + "/checkpoint-8"));
+  EXPECT_TRUE(fs::exists(run + "/checkpoint-4/model.safetensors"));
+
+  // Resumed to the end with two threads: the same losses, bit for bit.
+  const auto rest = run_tern("train --resume " + run + " --threads 2");
+  ASSERT_EQ(rest.exit_code, 0) << rest.output;
+  EXPECT_EQ(losses(run), want);
+
+  // A longer --steps continues a finished run.
+  const auto more = run_tern("train --resume " + run + " --steps 14");
+  ASSERT_EQ(more.exit_code, 0) << more.output;
+  EXPECT_EQ(losses(run).size(), 14u);
+  fs::remove_all(dir);
+}
+
+TEST(CliTrain, DivergenceStopsCleanlyAndKeepsTheLastCheckpoint) {
+  const std::string dir = temp_dir("train_nan");
+  const auto r = run_tern("train --config " + tiny_config() + " --data " + corpus(dir) + " --out " +
+                          dir + "/run --steps 20 --batch 2 --seq 16 --save-every 1 --lr 1e9 " +
+                          "--warmup 1 --clip 0");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("diverged at step"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("last good checkpoint"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(dir + "/run/checkpoint-1/model.safetensors"));
+  fs::remove_all(dir);
+}
+
+TEST(CliTrain, BadInputsGiveOneClearLine) {
+  const std::string dir = temp_dir("train_bad");
+  const std::string base = "train --config " + tiny_config() + " --out " + dir + "/run --steps 2 --batch 2 --seq 16";
+  expect_clean_error(run_tern(base + " --data " + dir + "/missing.txt"), "missing.txt");
+  std::ofstream(dir + "/empty.txt") << "\n\n  \n";
+  expect_clean_error(run_tern(base + " --data " + dir + "/empty.txt --force"), "empty");
+  expect_clean_error(run_tern(base + " --data " + corpus(dir) + ":abc --force"), "weight");
+  expect_clean_error(run_tern(base + " --data " + corpus(dir) + " --precision fp7 --force"), "fp7", 2);
+  // A config far too large for this machine: says how much it needs.
+  std::ifstream in(tiny_config());
+  auto cfg = nlohmann::json::parse(in);
+  cfg["hidden_size"] = 16384;
+  cfg["intermediate_size"] = 65536;
+  cfg["moe_intermediate_size"] = 8192;
+  cfg["num_hidden_layers"] = 60;
+  cfg["n_routed_experts"] = 64;
+  std::ofstream(dir + "/huge.json") << cfg.dump();
+  expect_clean_error(run_tern("train --config " + dir + "/huge.json --out " + dir +
+                              "/run --steps 2 --batch 2 --seq 16 --force --data " + corpus(dir)),
+                     "needs about");
+  fs::remove_all(dir);
+}
