@@ -6,6 +6,7 @@
 #include "account/cpu_probe.h"
 #include "account/flops.h"
 #include "account/quantity.h"
+#include "account/train_plan.h"
 #include "apps/tern/command.h"
 #include "apps/tern/flags.h"
 #include "apps/tern/plan_model.h"
@@ -42,6 +43,29 @@ void run_train(TrainArgs& a) {
             {"parameters_activated", m.params_activated},
             {"flops_per_token", f.total()},
             {"peak_flops_measured", o.peak_flops}};
+  // What `tern plan train` predicts for this run on this machine (its default MFU assumption
+  // of 20% of the measured peak), kept beside the measured figures in ledger.json.
+  const double tokens =
+      o.steps > 0 ? double(o.steps * o.batch * o.seq * o.grad_accum) : double(o.tokens);
+  if (o.resume.empty() && tokens > 0) {
+    account::CpuOverrides hw_over;
+    hw_over.tflops = o.peak_flops / 1e12;
+    hw_over.bandwidth_gbs = 1;  // not used by a training plan: skips the bandwidth probe
+    account::TrainInputs in;
+    in.tokens = tokens;
+    in.seq = o.seq;
+    in.mfu = 0.2;
+    in.price_per_gpu_hour = o.price_per_hour;
+    in.pue = 1.0;
+    in.include_mtp = c.num_nextn_predict_layers > 0;
+    const account::TrainPlan plan =
+        account::plan_training(m, account::measure_cpu_hardware(hw_over), in);
+    o.plan["predicted"] = {{"assumed_mfu", in.mfu},
+                           {"flops", plan.total.flops},
+                           {"seconds", plan.total.gpu_hours * 3600.0},
+                           {"dollars", plan.total.dollars},
+                           {"joules", plan.total.energy.joules}};
+  }
   const train::TrainSummary s = train::train(o);
   std::printf("trained %lld steps, %s tokens in %.1f s (%s tokens/s); final loss %.4f",
               (long long)s.steps, account::human(s.tokens).c_str(), s.seconds,

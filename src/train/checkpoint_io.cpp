@@ -115,6 +115,7 @@ void load_params(const std::string& dir, const model::ModelConfig& c, model::Mod
   model::visit_weights(c, loaded, c.num_nextn_predict_layers > 0, [&](model::WeightSlot& s) {
     values.push_back(s.kind == model::SlotKind::vector ? s.vector->data
                                                        : model::dequantize(s.linear->view));
+    if (s.kind == model::SlotKind::linear && s.has_bias) values.push_back(s.linear->bias);
   });
   auto slots = model::grad::param_slots(c, params);
   TERN_CHECK(slots.size() == values.size());

@@ -142,7 +142,7 @@ TrainSummary train(TrainOptions o) {
     log_info("tokenizing " + std::to_string(specs.size()) + " corpus file(s)");
     corpora = prepare_corpora(specs, tok, run.data_dir(), {o.doc_sep, o.val_fraction});
   }
-  const int64_t D = c.num_nextn_predict_layers, S = o.seq + D;
+  const int64_t S = model::grad::window_tokens(c, o.seq);
   WindowSampler sampler(&corpora, o.seq, S, o.seed);
   const int64_t tokens_per_step = o.batch * o.seq * o.grad_accum;
   if (o.steps <= 0)

@@ -101,8 +101,8 @@ TEST(CliConvention, HelpAndVersionGoToStdoutWithExit0) {
 
 TEST(CliConvention, EveryHelpShowsDefaultsAndAnExample) {
   const char* commands[] = {
-      "info",       "init",       "logits",       "tokenize", "tokenizer train", "tokenizer bench",
-      "plan train", "plan serve", "plan hardware"};
+      "info",       "init",       "logits",        "tokenize", "tokenizer train", "tokenizer bench",
+      "plan train", "plan serve", "plan hardware", "train"};
   for (const char* c : commands) {
     const SplitResult r = run_tern_split(std::string(c) + " --help");
     ASSERT_EQ(r.exit_code, 0) << c;

@@ -73,6 +73,23 @@ nlohmann::json tiny_v2() {
   return j;
 }
 
+nlohmann::json tiny_qwen2() {
+  return {{"architectures", {"Qwen2ForCausalLM"}},
+          {"model_type", "qwen2"},
+          {"hidden_size", 16},
+          {"intermediate_size", 24},
+          {"num_hidden_layers", 2},
+          {"num_attention_heads", 4},
+          {"num_key_value_heads", 2},
+          {"rms_norm_eps", 1e-6},
+          {"rope_theta", 10000.0},
+          {"max_position_embeddings", 64},
+          {"vocab_size", 40},
+          {"tie_word_embeddings", true},
+          {"bos_token_id", 0},
+          {"eos_token_id", 1}};
+}
+
 void randomise(const ModelConfig& c, ModelWeights& w, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -92,7 +109,7 @@ struct Batch {
 
 Batch make_batch(const ModelConfig& c, int64_t B, int64_t T, uint32_t seed) {
   std::mt19937 rng(seed);
-  const int64_t S = T + c.num_nextn_predict_layers;
+  const int64_t S = window_tokens(c, T);
   Batch b{B, T, std::vector<int32_t>(size_t(B * S)), std::vector<int32_t>(size_t(B * S))};
   for (auto& t : b.tokens) t = int32_t(rng() % uint32_t(c.vocab_size));
   for (int64_t w = 0; w < B; ++w)
@@ -156,6 +173,10 @@ TEST(Grad, V3ModelWithMtpAndBalanceLossMatchesFiniteDifferences) {
 
 TEST(Grad, V2ModelSoftmaxRoutingMatchesFiniteDifferences) {
   check_model_gradients(tiny_v2(), 0.05f);
+}
+
+TEST(Grad, DenseQwen2GqaWithBiasesAndTiedHeadMatchesFiniteDifferences) {
+  check_model_gradients(tiny_qwen2(), 0.0f);
 }
 
 TEST(Grad, AttentionCoreMatchesFiniteDifferencesPerElement) {

@@ -100,10 +100,14 @@ TEST(Jinja, HostileTemplatesFailCleanly) {
   std::string nested;
   for (int i = 0; i < 5000; ++i) nested += "{% if true %}";
   EXPECT_THROW(R(nested), tern::Error);
+#ifndef __SANITIZE_ADDRESS__
+  // Five million interpreted steps before the limit trips: about a minute under ASan, where
+  // they add nothing the release pass does not check (the loop code is the same).
   EXPECT_THROW(
       R("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"),
       tern::Error);
   EXPECT_THROW(R("{% for i in range(10000) %}{{ 'x' * 100000 }}{% endfor %}"), tern::Error);
+#endif
 }
 
 }  // namespace

@@ -41,8 +41,11 @@ struct Fixture {
 };
 
 Fixture load() {
-  Fixture f{model::ModelConfig::from_file(dir() + "/config.json"), {}, {},
-            formats::Checkpoint::open(dir() + "/batch.safetensors"), read_case()};
+  Fixture f{model::ModelConfig::from_file(dir() + "/config.json"),
+            {},
+            {},
+            formats::Checkpoint::open(dir() + "/batch.safetensors"),
+            read_case()};
   f.w = model::grad::make_f32_weights(f.c);
   f.g = model::grad::make_f32_weights(f.c);
   const auto init = formats::Checkpoint::open(dir() + "/init.safetensors");
@@ -90,7 +93,8 @@ TEST(TrainGolden, StepZeroLossAndEveryGradientMatchPyTorch) {
     for (int64_t i = 0; i < p.size; ++i) scale = std::max(scale, double(std::fabs(ref[i])));
     // 2.3e-6 of the tensor's largest entry was the reference's own f32 spread; allow 1e-5.
     double worst = 0;
-    for (int64_t i = 0; i < p.size; ++i) worst = std::max(worst, double(std::fabs(p.data[i] - ref[i])));
+    for (int64_t i = 0; i < p.size; ++i)
+      worst = std::max(worst, double(std::fabs(p.data[i] - ref[i])));
     EXPECT_LE(worst, 1e-5 * scale + 1e-9) << p.name << " (largest entry " << scale << ")";
     ++compared;
   }

@@ -10,6 +10,9 @@ namespace {
 MlaContext mla_ctx(const BlockContext& ctx) {
   return {ctx.c, ctx.B, ctx.T, ctx.rope, ctx.pool};
 }
+GqaContext gqa_ctx(const BlockContext& ctx) {
+  return {ctx.c, ctx.B, ctx.T, ctx.rope, ctx.pool};
+}
 MoeContext moe_ctx(const BlockContext& ctx) {
   return {ctx.c, ctx.B, ctx.T, ctx.balance_weight, ctx.pool};
 }
@@ -25,7 +28,10 @@ void block_fwd(const BlockContext& ctx, const LayerWeights& w, float* h, BlockSa
   float* x1 = take(s.x1, N * d);
   float* tmp = take(s.tmp, N * d);
   rmsnorm_fwd(h, w.input_layernorm.ptr(), x1, take(s.rstd1, N), N, d, eps, pool);
-  mla_fwd(mla_ctx(ctx), w.mla, x1, tmp, s.mla);
+  if (c.is_mla())
+    mla_fwd(mla_ctx(ctx), w.mla, x1, tmp, s.mla);
+  else
+    gqa_fwd(gqa_ctx(ctx), w.gqa, x1, tmp, s.gqa);
   for (int64_t i = 0; i < N * d; ++i) h[i] += tmp[i];
   std::copy_n(h, N * d, take(s.h_mid, N * d));
   float* x2 = take(s.x2, N * d);
@@ -49,7 +55,10 @@ void block_bwd(const BlockContext& ctx, const LayerWeights& w, LayerWeights& g, 
     mlp_bwd(w.mlp, g.mlp, s.x2.data(), dh, N, dx, false, s.mlp, pool);
   rmsnorm_bwd(dx, s.h_mid.data(), w.post_attention_layernorm.ptr(), s.rstd2.data(), dh, true,
               g.post_attention_layernorm.data.data_as<float>(), N, d, pool);
-  mla_bwd(mla_ctx(ctx), w.mla, g.mla, s.x1.data(), dh, dx, s.mla);
+  if (c.is_mla())
+    mla_bwd(mla_ctx(ctx), w.mla, g.mla, s.x1.data(), dh, dx, s.mla);
+  else
+    gqa_bwd(gqa_ctx(ctx), w.gqa, g.gqa, s.x1.data(), dh, dx, s.gqa);
   rmsnorm_bwd(dx, s.h_in.data(), w.input_layernorm.ptr(), s.rstd1.data(), dh, true,
               g.input_layernorm.data.data_as<float>(), N, d, pool);
 }

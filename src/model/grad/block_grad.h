@@ -1,11 +1,13 @@
-// One pre-norm transformer block for training (spec §3): h += MLA(norm(h)); h += FFN(norm(h)),
-// the FFN dense or MoE by the layer's kind. Forward and backward side by side.
+// One pre-norm transformer block for training (spec §3): h += attention(norm(h));
+// h += FFN(norm(h)); attention MLA or GQA by the architecture, the FFN dense or MoE by the layer.
+// Forward and backward side by side.
 #pragma once
 
 #include <cstdint>
 
 #include "core/thread_pool.h"
 #include "model/config.h"
+#include "model/grad/gqa_grad.h"
 #include "model/grad/mla_grad.h"
 #include "model/grad/mlp_grad.h"
 #include "model/grad/moe_grad.h"
@@ -18,6 +20,7 @@ struct BlockSaved {
   Buffer h_in, x1, rstd1, h_mid, x2, rstd2;  // [N, d] each, rstd [N]
   Buffer tmp, dx;                            // [N, d] scratch
   MlaSaved mla;
+  GqaSaved gqa;
   MlpSaved mlp;
   MoeSaved moe;
 };
@@ -25,8 +28,8 @@ struct BlockSaved {
 struct BlockContext {
   const ModelConfig* c = nullptr;
   int64_t B = 0, T = 0;
-  const RopeAngles* rope = nullptr;
-  float balance_weight = 0;  // see MoeContext
+  const RopeAngles* rope = nullptr;  // over qk_rope_head_dim (MLA) or head_dim (GQA)
+  float balance_weight = 0;          // see MoeContext
   ThreadPool* pool = nullptr;
 };
 

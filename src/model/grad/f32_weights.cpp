@@ -22,8 +22,8 @@ ModelWeights make_f32_weights(const ModelConfig& c) {
       s.vector->data = t;
       return;
     }
-    TERN_CHECK(!s.has_bias);
     Linear& l = *s.linear;
+    if (s.has_bias) l.bias = Tensor::zeros(DType::f32, {s.shape[0]});
     l.data = t;
     l.view = kernels::WeightView{};
     l.view.dtype = DType::f32;
@@ -59,7 +59,17 @@ std::vector<ParamSlot> param_slots(const ModelConfig& c, ModelWeights& w) {
     p.alias = mtp_copy;
     p.trainable = !mtp_copy && !is_correction_bias(s.name);
     p.decay = p.trainable && s.shape.size() == 2;
-    out.push_back(std::move(p));
+    out.push_back(p);
+    if (s.kind == SlotKind::linear && s.has_bias) {  // Qwen2's q/k/v biases: their own slot
+      const Tensor& b = s.linear->bias;
+      TERN_CHECK(b.dtype() == DType::f32);
+      ParamSlot q;
+      q.name = s.name.substr(0, s.name.size() - 7) + ".bias";  // "...weight" -> "...bias"
+      q.shape = {s.shape[0]};
+      q.data = const_cast<float*>(b.data_as<const float>());
+      q.size = b.numel();
+      out.push_back(std::move(q));
+    }
   });
   return out;
 }

@@ -18,9 +18,13 @@ float* f32(Linear& l) {
 void linear_fwd(const Linear& w, const float* x, int64_t N, float* y, ThreadPool& pool, int64_t ldx,
                 int64_t ldy) {
   const int64_t rows = w.view.rows, cols = w.view.cols;
-  kernels::gemm(
-      {N, rows, cols, x, ldx ? ldx : cols, false, f32(w), cols, true, y, ldy ? ldy : rows, false},
-      &pool);
+  if (!ldy) ldy = rows;
+  kernels::gemm({N, rows, cols, x, ldx ? ldx : cols, false, f32(w), cols, true, y, ldy, false},
+                &pool);
+  if (w.bias.empty()) return;
+  const float* b = w.bias.data_as<const float>();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t r = 0; r < rows; ++r) y[n * ldy + r] += b[r];
 }
 
 void linear_bwd_input(const Linear& w, const float* dy, int64_t N, float* dx, bool accumulate,
@@ -34,9 +38,13 @@ void linear_bwd_input(const Linear& w, const float* dy, int64_t N, float* dx, bo
 void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, ThreadPool& pool,
                        int64_t lddy, int64_t ldx) {
   const int64_t rows = dw.view.rows, cols = dw.view.cols;
-  kernels::gemm({rows, cols, N, dy, lddy ? lddy : rows, true, x, ldx ? ldx : cols, false, f32(dw),
-                 cols, true},
+  if (!lddy) lddy = rows;
+  kernels::gemm({rows, cols, N, dy, lddy, true, x, ldx ? ldx : cols, false, f32(dw), cols, true},
                 &pool);
+  if (dw.bias.empty()) return;
+  float* db = dw.bias.data_as<float>();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t r = 0; r < rows; ++r) db[r] += dy[n * lddy + r];
 }
 
 }  // namespace tern::model::grad

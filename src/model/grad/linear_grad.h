@@ -14,13 +14,15 @@ namespace tern::model::grad {
 const float* f32(const Linear& l);
 float* f32(Linear& l);
 
-// y[N, rows] = x[N, cols] · Wᵀ. ldx/ldy: row strides (0 = contiguous).
+// y[N, rows] = x[N, cols] · Wᵀ (+ b when the layer has a bias). ldx/ldy: row strides
+// (0 = contiguous).
 void linear_fwd(const Linear& w, const float* x, int64_t N, float* y, ThreadPool& pool,
                 int64_t ldx = 0, int64_t ldy = 0);
 // dx[N, cols] (+)= dy[N, rows] · W.
 void linear_bwd_input(const Linear& w, const float* dy, int64_t N, float* dx, bool accumulate,
                       ThreadPool& pool, int64_t lddy = 0, int64_t lddx = 0);
-// dW[rows, cols] += dyᵀ · x over the N rows.
+// dW[rows, cols] += dyᵀ · x over the N rows; db[rows] += Σ_rows dy when the layer has a bias
+// (rows summed in order).
 void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, ThreadPool& pool,
                        int64_t lddy = 0, int64_t ldx = 0);
 

@@ -19,24 +19,23 @@ Linear& head_of(const ModelConfig& c, ModelWeights& w) {
 
 }  // namespace
 
+int64_t window_tokens(const ModelConfig& c, int64_t T) {
+  return T + std::max<int64_t>(1, c.num_nextn_predict_layers);
+}
+
 ModelGrad::ModelGrad(const ModelConfig& c, int64_t B, int64_t T)
     : c_(c), B_(B), T_(T), D_(c.num_nextn_predict_layers) {
-  if (!c.is_mla())
-    fail(ErrorKind::config, c.source +
-                                ": training supports the DeepSeek-V2/V3 architecture "
-                                "(MLA); '" +
-                                arch_name(c.arch) + "' is not covered yet");
   if (B <= 0 || T <= 0) fail(ErrorKind::request, "training needs --batch and --seq of at least 1");
   if (T > c.max_position_embeddings)
     fail(ErrorKind::request, "--seq " + std::to_string(T) + " exceeds the model's context of " +
                                  std::to_string(c.max_position_embeddings) + " positions");
-  rope_ = RopeAngles(c, c.qk_rope_head_dim, T);
+  rope_ = RopeAngles(c, c.is_mla() ? c.qk_rope_head_dim : c.head_dim, T);
   blocks_.resize(size_t(c.num_hidden_layers));
   mtp_.resize(size_t(D_));
 }
 
 void ModelGrad::make_targets(const TrainBatch& bt) {
-  const int64_t S = T_ + D_, N = B_ * T_;
+  const int64_t S = window_tokens(c_, T_), N = B_ * T_;
   ids_.resize(size_t(N));
   target_.resize(size_t(N));
   for (int64_t b = 0; b < B_; ++b)

@@ -1,8 +1,8 @@
-// The whole DeepSeek-V3-style model for training: embedding, the blocks, final norm, LM head
-// with cross-entropy, the MTP modules (spec §8.2) and the balance loss, with one call that
-// runs the forward and the backward of a micro-batch (docs/training.md is the contract).
-// Owns the saved activations, sized on the first step and reused after. Does not own weights,
-// gradients (the caller's ModelWeights of f32 tensors) or the optimizer.
+// The whole model for training (DeepSeek-V3/V2, and the dense Qwen2/Llama students): embedding, the
+// blocks, final norm, LM head with cross-entropy, the MTP modules (spec §8.2) and the balance loss,
+// with one call that runs the forward and the backward of a micro-batch (docs/training.md is the
+// contract). Owns the saved activations, sized on the first step and reused after. Does not own
+// weights, gradients (the caller's ModelWeights of f32 tensors) or the optimizer.
 #pragma once
 
 #include <cstdint>
@@ -16,11 +16,15 @@
 
 namespace tern::model::grad {
 
-// B windows of S = T + D tokens (D = num_nextn_predict_layers) with their document ids.
+// Tokens in one training window: T inputs plus the targets beyond them, max(1, D) for D MTP
+// modules (docs/training.md, "A batch").
+int64_t window_tokens(const ModelConfig& c, int64_t T);
+
+// B windows of S = window_tokens(c, T) tokens with their document ids.
 struct TrainBatch {
   int64_t B = 0, T = 0;
-  const int32_t* tokens = nullptr;  // [B, T + D]
-  const int32_t* docs = nullptr;    // [B, T + D]
+  const int32_t* tokens = nullptr;  // [B, S]
+  const int32_t* docs = nullptr;    // [B, S]
 };
 
 struct LossWeights {
@@ -41,7 +45,7 @@ struct StepResult {
 
 class ModelGrad {
  public:
-  // For batches of B windows of T tokens. Fails (config) for configs training does not cover.
+  // For batches of B windows of T tokens; fails (request) for a --seq beyond the context.
   ModelGrad(const ModelConfig& c, int64_t B, int64_t T);
 
   // Forward and backward of one micro-batch: gradients accumulate into g (same layout as w,
