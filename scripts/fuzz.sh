@@ -21,8 +21,10 @@ if [ "$which" != all ] && [[ ! " ${all_targets[*]} " =~ " $which " ]]; then
   echo "fuzz.sh: unknown target '$which' (one of: ${all_targets[*]}, all)" >&2
   exit 2
 fi
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-true}"
 if [ ! -f build/fuzz/build.ninja ]; then cmake --preset fuzz -G Ninja >/dev/null; fi
-cmake --build --preset fuzz -j "$(nproc)" >/dev/null
+# Only the fuzz targets and what they link: the rest of the tree is built by the other passes.
+cmake --build --preset fuzz -j "$(nproc)" --target fuzz_targets >/dev/null
 
 # Seeds: the committed corpora (shrunk from the fixtures by tests/fuzz/make_corpus.py), and for
 # configs the fixtures themselves. -max_len sits above the largest seed so seeds are not cut.

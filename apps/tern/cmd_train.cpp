@@ -98,6 +98,8 @@ void setup_train(CLI::App& sub) {
   add_number(sub, "--warmup", o.warmup, "warmup updates (default 5% of the steps)", -1, 1e12);
   add_choice(sub, "--precision", o.precision, "fp32, or bf16 (weights rounded to bf16 for compute)",
              {"fp32", "bf16"});
+  sub.add_flag("--recompute", o.recompute,
+               "keep only each layer's input and recompute its activations in the backward");
   add_number(sub, "--seed", o.seed, "seed of init, data order and everything random", 0, 1.8e19);
   add_number(sub, "--eval-every", o.eval_every, "validation loss and a sample every N steps", 0,
              1e12);

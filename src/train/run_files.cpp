@@ -69,7 +69,16 @@ RunFiles RunFiles::create(const std::string& dir, bool force) {
     if (!force)
       fail(ErrorKind::request, "--out '" + dir + "' is not empty; use --resume " + dir +
                                    " to continue that run, or --force to start over in it");
-    for (const auto& e : fs::directory_iterator(dir)) fs::remove_all(e.path());
+    // Only what a run writes goes: --out pointed at a folder with other files keeps them.
+    std::vector<fs::path> old;
+    for (const auto& e : fs::directory_iterator(dir)) {
+      const std::string n = e.path().filename().string();
+      const bool ours = n == "config.json" || n == "tokenizer" || n == "data" || n == "log.jsonl" ||
+                        n == "loss.svg" || n == "expert_load.svg" || n == "ledger.json" ||
+                        n.rfind("checkpoint-", 0) == 0 || n.rfind(".checkpoint-", 0) == 0;
+      if (ours) old.push_back(e.path());
+    }
+    for (const fs::path& p : old) fs::remove_all(p);
   }
   fs::create_directories(dir);
   return r;
@@ -83,6 +92,12 @@ RunFiles RunFiles::open(const std::string& dir) {
   if (list_checkpoints(dir).empty())
     fail(ErrorKind::request,
          "--resume '" + dir + "': the run has no complete checkpoint to resume from");
+  // Temporary folders of saves that a kill interrupted: never complete, safe to drop.
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().filename().string().rfind(".checkpoint-", 0) == 0) stale.push_back(e.path());
+  for (const fs::path& p : stale) fs::remove_all(p, ec);
   return r;
 }
 
@@ -241,6 +256,7 @@ nlohmann::json saved_options(const TrainOptions& o) {
           {"schedule", schedule_name(o.schedule)},
           {"warmup", o.warmup},
           {"precision", o.precision},
+          {"recompute", o.recompute},
           {"seed", o.seed},
           {"eval_every", o.eval_every},
           {"save_every", o.save_every},
@@ -273,6 +289,7 @@ void apply_saved_options(const nlohmann::json& j, TrainOptions& o) {
     o.schedule = parse_schedule(j.at("schedule").get<std::string>());
     o.warmup = j.at("warmup").get<int64_t>();
     o.precision = j.at("precision").get<std::string>();
+    o.recompute = j.value("recompute", false);
     o.seed = j.at("seed").get<uint64_t>();
     o.eval_every = j.at("eval_every").get<int64_t>();
     o.save_every = j.at("save_every").get<int64_t>();

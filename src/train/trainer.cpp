@@ -107,6 +107,10 @@ TrainSummary train(TrainOptions o) {
     if (o.config.empty()) fail(ErrorKind::request, "--config FILE is required");
     if (o.data.empty()) fail(ErrorKind::request, "--data FILE... is required");
     if (o.out.empty()) fail(ErrorKind::request, "--out RUN_DIR is required");
+    // Every input is checked before the run directory is touched.
+    for (const std::string& d : o.data)
+      if (const CorpusSpec s = parse_corpus_spec(d); !fs::is_regular_file(s.path))
+        fail(ErrorKind::io, "--data: no such file '" + s.path + "'");
     run = RunFiles::create(o.out, o.force);
   }
   check_options(o);
@@ -120,12 +124,7 @@ TrainSummary train(TrainOptions o) {
   c.validate();
   std::vector<CorpusSpec> specs;
   for (const std::string& d : o.data) specs.push_back(parse_corpus_spec(d));
-  if (!resuming) {
-    for (const CorpusSpec& s : specs)
-      if (!fs::is_regular_file(s.path))
-        fail(ErrorKind::io, "--data: no such file '" + s.path + "'");
-    run.write_tokenizer(o.tokenizer, specs, c);
-  }
+  if (!resuming) run.write_tokenizer(o.tokenizer, specs, c);
   const tokenizer::Tokenizer tok = tokenizer::Tokenizer::load(run.tokenizer_dir());
   if (int64_t(tok.vocab_size()) > c.vocab_size)
     fail(ErrorKind::config, "the tokenizer has " + std::to_string(tok.vocab_size()) +
@@ -172,7 +171,7 @@ TrainSummary train(TrainOptions o) {
   } else {
     init_random(c, params, o.seed, o.init_std);
   }
-  model::grad::ModelGrad net(c, o.batch, o.seq);
+  model::grad::ModelGrad net(c, o.batch, o.seq, o.recompute);
   const ValWindows val = validation_windows(corpora, S, std::max<int64_t>(o.batch, o.eval_windows));
   if (val.n == 0)
     log_warn("the corpora have no validation window of " + std::to_string(S) +

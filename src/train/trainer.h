@@ -30,6 +30,7 @@ struct TrainOptions {
   Schedule schedule = Schedule::cosine;
   int64_t warmup = -1;             // < 0: 5% of the steps
   std::string precision = "fp32";  // fp32 | bf16
+  bool recompute = false;          // rerun each layer's forward in the backward (less memory)
   uint64_t seed = 0;
   int threads = 0;
   int64_t eval_every = 0, save_every = 0, keep = 0;  // 0: only at the end / keep all

@@ -87,8 +87,29 @@ TEST(CliTrain, KilledMidStepAndMidSaveThenResumedEqualsAnUninterruptedRun) {
   ASSERT_EQ(whole.exit_code, 0) << whole.output;
   const auto want = losses(dir + "/a");
   ASSERT_EQ(want.size(), 12u);
-  for (const char* f : {"loss.svg", "expert_load.svg", "ledger.json", "checkpoint-12/model.safetensors"})
+  for (const char* f :
+       {"loss.svg", "expert_load.svg", "ledger.json", "checkpoint-12/model.safetensors"})
     EXPECT_TRUE(fs::exists(dir + "/a/" + f)) << f;
+  {
+    std::ifstream log(dir + "/a/log.jsonl");
+    std::string line;
+    std::getline(log, line);
+    const auto first = nlohmann::json::parse(line);
+    for (const char* k : {"step", "loss", "lr", "grad_norm", "tokens_per_s", "mtp_loss",
+                          "balance_loss", "maxvio", "maxvio_global"})
+      EXPECT_TRUE(first.contains(k)) << k << " missing from " << line;
+    EXPECT_EQ(first["maxvio"].size(), 3u);  // train-tiny-v3: two MoE layers and the MTP block
+    EXPECT_NE(slurp(dir + "/a/log.jsonl").find("\"split\":\"val\""), std::string::npos);
+    const auto ledger = nlohmann::json::parse(slurp(dir + "/a/ledger.json"));
+    for (const char* k :
+         {"tokens", "flops", "mfu", "energy_joules", "energy_source", "dollars", "plan"})
+      EXPECT_TRUE(ledger.contains(k)) << k;
+  }
+  // The checkpoint is a model directory the inference commands load, MTP module included.
+  EXPECT_EQ(run_tern("info " + dir + "/a/checkpoint-12").exit_code, 0);
+  const auto gen = run_tern("run " + dir + "/a/checkpoint-12 -p Document -n 8 --temp 0");
+  EXPECT_EQ(gen.exit_code, 0) << gen.output;
+  EXPECT_NE(gen.output.find("MTP drafts accepted"), std::string::npos) << gen.output;
 
   // Killed while saving its first checkpoint: nothing to resume yet, and it says so.
   const std::string run = dir + "/b";
@@ -105,7 +126,8 @@ TEST(CliTrain, KilledMidStepAndMidSaveThenResumedEqualsAnUninterruptedRun) {
 
   // Resumed, then killed in the middle of saving checkpoint-8: checkpoint-4 stays whole.
   pid = start("train --resume " + run + " --threads 1", "TERN_TEST_PAUSE_IN_SAVE=30", dir);
-  ASSERT_TRUE(wait_for([&] { return has_tmp_checkpoint(run) && fs::exists(run + "/checkpoint-4"); }));
+  ASSERT_TRUE(
+      wait_for([&] { return has_tmp_checkpoint(run) && fs::exists(run + "/checkpoint-4"); }));
   ASSERT_TRUE(wait_for([&] {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(run, ec))
@@ -128,6 +150,31 @@ TEST(CliTrain, KilledMidStepAndMidSaveThenResumedEqualsAnUninterruptedRun) {
   fs::remove_all(dir);
 }
 
+TEST(CliTrain, WeightedCorporaAccumulationWsdBf16AndKeep) {
+  const std::string dir = temp_dir("train_mix");
+  {
+    std::ofstream other(dir + "/other.txt");
+    for (int i = 0; i < 40; ++i) other << "lorem ipsum dolor " << i << " sit amet\n\n";
+  }
+  const auto r = run_tern("train --config " + tiny_config() + " --data " + corpus(dir) + ":3 " +
+                          dir + "/other.txt:1 --out " + dir + "/run --steps 6 --batch 2 --seq 16 " +
+                          "--grad-accum 2 --schedule wsd --precision bf16 --save-every 2 --keep 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  int checkpoints = 0;
+  for (const auto& e : fs::directory_iterator(dir + "/run"))
+    checkpoints += e.path().filename().string().rfind("checkpoint-", 0) == 0;
+  EXPECT_EQ(checkpoints, 1);
+  EXPECT_TRUE(fs::exists(dir + "/run/checkpoint-6/optimizer.safetensors"));
+  EXPECT_TRUE(fs::exists(dir + "/run/data/other.train.tokens"));
+  // Continued pretraining from that checkpoint, with its tokenizer, into a new run.
+  const auto cont = run_tern("train --config " + tiny_config() + " --data " + corpus(dir) +
+                             " --out " + dir + "/cont --steps 2 --batch 2 --seq 16 --init " + dir +
+                             "/run/checkpoint-6 --tokenizer " + dir + "/run/checkpoint-6");
+  ASSERT_EQ(cont.exit_code, 0) << cont.output;
+  EXPECT_TRUE(fs::exists(dir + "/cont/checkpoint-2/model.safetensors"));
+  fs::remove_all(dir);
+}
+
 TEST(CliTrain, DivergenceStopsCleanlyAndKeepsTheLastCheckpoint) {
   const std::string dir = temp_dir("train_nan");
   const auto r = run_tern("train --config " + tiny_config() + " --data " + corpus(dir) + " --out " +
@@ -142,12 +189,14 @@ TEST(CliTrain, DivergenceStopsCleanlyAndKeepsTheLastCheckpoint) {
 
 TEST(CliTrain, BadInputsGiveOneClearLine) {
   const std::string dir = temp_dir("train_bad");
-  const std::string base = "train --config " + tiny_config() + " --out " + dir + "/run --steps 2 --batch 2 --seq 16";
+  const std::string base =
+      "train --config " + tiny_config() + " --out " + dir + "/run --steps 2 --batch 2 --seq 16";
   expect_clean_error(run_tern(base + " --data " + dir + "/missing.txt"), "missing.txt");
   std::ofstream(dir + "/empty.txt") << "\n\n  \n";
   expect_clean_error(run_tern(base + " --data " + dir + "/empty.txt --force"), "empty");
   expect_clean_error(run_tern(base + " --data " + corpus(dir) + ":abc --force"), "weight");
-  expect_clean_error(run_tern(base + " --data " + corpus(dir) + " --precision fp7 --force"), "fp7", 2);
+  expect_clean_error(run_tern(base + " --data " + corpus(dir) + " --precision fp7 --force"), "fp7",
+                     2);
   // A config far too large for this machine: says how much it needs.
   std::ifstream in(tiny_config());
   auto cfg = nlohmann::json::parse(in);

@@ -179,6 +179,23 @@ TEST(Grad, DenseQwen2GqaWithBiasesAndTiedHeadMatchesFiniteDifferences) {
   check_model_gradients(tiny_qwen2(), 0.0f);
 }
 
+TEST(Grad, RecomputationGivesTheSameBits) {
+  const ModelConfig c = ModelConfig::from_json(tiny_v3(), "test");
+  ModelWeights w = make_f32_weights(c), g1 = make_f32_weights(c), g2 = make_f32_weights(c);
+  randomise(c, w, 3);
+  const Batch batch = make_batch(c, 2, 6, 9);
+  const TrainBatch tb{batch.B, batch.T, batch.tokens.data(), batch.docs.data()};
+  ThreadPool pool(2);
+  ModelGrad plain(c, 2, 6), recompute(c, 2, 6, true);
+  const StepResult a = plain.step(w, g1, tb, {0.3f, 0.05f, 1.0f}, pool);
+  const StepResult b = recompute.step(w, g2, tb, {0.3f, 0.05f, 1.0f}, pool);
+  EXPECT_EQ(a.loss, b.loss);
+  EXPECT_EQ(a.expert_counts, b.expert_counts);
+  auto s1 = param_slots(c, g1), s2 = param_slots(c, g2);
+  for (size_t i = 0; i < s1.size(); ++i)
+    for (int64_t k = 0; k < s1[i].size; ++k) ASSERT_EQ(s1[i].data[k], s2[i].data[k]) << s1[i].name;
+}
+
 TEST(Grad, AttentionCoreMatchesFiniteDifferencesPerElement) {
   const AttentionShape s{2, 5, 2, 6, 4, 0.4f};
   const int64_t N = s.B * s.T;

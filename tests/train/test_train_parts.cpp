@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "formats/mapped_file.h"
 #include "model/config.h"
 #include "model/grad/f32_weights.h"
 #include "model/grad/model_grad.h"
@@ -108,4 +109,68 @@ TEST(Balance, BiasUpdatesAloneBalanceASkewedRouter) {
   // steps (as V3 lowers it late in training) and the last 50 are averaged.
   EXPECT_GT(first, 1.0) << "late " << late;
   EXPECT_LT(late, 0.35 * first) << "first " << first;
+}
+
+namespace {
+
+// A corpus of `n` tokens (token i = base + i % 100) in documents of 10 tokens, in memory.
+train::Corpus memory_corpus(const std::string& name, double weight, int64_t n, int32_t base) {
+  std::vector<int32_t> tokens(static_cast<size_t>(n));
+  std::vector<int64_t> starts;
+  for (int64_t i = 0; i < n; ++i) {
+    tokens[size_t(i)] = base + int32_t(i % 100);
+    if (i % 10 == 0) starts.push_back(i);
+  }
+  train::Corpus c;
+  c.name = name;
+  c.weight = weight;
+  c.train.tokens_file = formats::MappedFile::from_bytes(
+      name, reinterpret_cast<const uint8_t*>(tokens.data()), tokens.size() * 4);
+  c.train.starts_file = formats::MappedFile::from_bytes(
+      name, reinterpret_cast<const uint8_t*>(starts.data()), starts.size() * 8);
+  c.train.tokens = reinterpret_cast<const int32_t*>(c.train.tokens_file->data());
+  c.train.n_tokens = n;
+  c.train.doc_starts = reinterpret_cast<const int64_t*>(c.train.starts_file->data());
+  c.train.n_docs = int64_t(starts.size());
+  return c;
+}
+
+}  // namespace
+
+TEST(Data, SamplerMixesByWeightVisitsEveryWindowAndResumesExactly) {
+  std::vector<train::Corpus> corpora;
+  corpora.push_back(memory_corpus("a", 3.0, 4000, 0));
+  corpora.push_back(memory_corpus("b", 1.0, 4000, 1000));
+  const int64_t T = 16, S = 17;
+  train::WindowSampler s(&corpora, T, S, 42);
+  std::vector<int32_t> tok(S), doc(S);
+  int64_t from_a = 0;
+  std::vector<std::vector<int32_t>> seen;
+  for (int i = 0; i < 2000; ++i) {
+    s.next(tok.data(), doc.data());
+    seen.push_back(tok);
+    if (tok[0] < 1000) ++from_a;
+    // Document ids follow the corpus's starts: a new document every 10 tokens.
+    for (int64_t k = 1; k < S; ++k)
+      EXPECT_EQ(doc[size_t(k)] != doc[size_t(k - 1)], (tok[size_t(k)] % 10) == 0);
+  }
+  EXPECT_NEAR(double(from_a) / 2000.0, 0.75, 0.04);  // weights 3:1
+  // Windows start every T tokens: (4000 - 17) / 16 + 1 of them.
+  EXPECT_EQ(s.windows(0), 249);
+  // A sampler restored from a state continues with the same windows.
+  train::WindowSampler first(&corpora, T, S, 42), second(&corpora, T, S, 42);
+  for (int i = 0; i < 700; ++i) first.next(tok.data(), doc.data());
+  second.restore(first.state());
+  for (int i = 700; i < 2000; ++i) {
+    second.next(tok.data(), doc.data());
+    ASSERT_EQ(tok, seen[size_t(i)]) << i;
+  }
+  // Another seed gives another order.
+  train::WindowSampler other(&corpora, T, S, 43);
+  int same = 0;
+  for (int i = 0; i < 50; ++i) {
+    other.next(tok.data(), doc.data());
+    same += tok == seen[size_t(i)];
+  }
+  EXPECT_LT(same, 10);
 }

@@ -23,14 +23,15 @@ int64_t window_tokens(const ModelConfig& c, int64_t T) {
   return T + std::max<int64_t>(1, c.num_nextn_predict_layers);
 }
 
-ModelGrad::ModelGrad(const ModelConfig& c, int64_t B, int64_t T)
-    : c_(c), B_(B), T_(T), D_(c.num_nextn_predict_layers) {
+ModelGrad::ModelGrad(const ModelConfig& c, int64_t B, int64_t T, bool recompute)
+    : c_(c), B_(B), T_(T), D_(c.num_nextn_predict_layers), recompute_(recompute) {
   if (B <= 0 || T <= 0) fail(ErrorKind::request, "training needs --batch and --seq of at least 1");
   if (T > c.max_position_embeddings)
     fail(ErrorKind::request, "--seq " + std::to_string(T) + " exceeds the model's context of " +
                                  std::to_string(c.max_position_embeddings) + " positions");
   rope_ = RopeAngles(c, c.is_mla() ? c.qk_rope_head_dim : c.head_dim, T);
-  blocks_.resize(size_t(c.num_hidden_layers));
+  // With recomputation one set of block buffers serves every layer; only inputs are kept.
+  blocks_.resize(recompute ? 1 : size_t(c.num_hidden_layers));
   mtp_.resize(size_t(D_));
 }
 
@@ -53,6 +54,10 @@ void ModelGrad::make_targets(const TrainBatch& bt) {
         m.target[size_t(b * T_ + i)] = ok ? tok[i + k + 1] : -1;
       }
     }
+}
+
+BlockSaved& ModelGrad::block_saved(int64_t layer) {
+  return blocks_[recompute_ ? 0 : size_t(layer)];
 }
 
 StepResult ModelGrad::step(const ModelWeights& w, ModelWeights& g, const TrainBatch& batch,
@@ -82,8 +87,17 @@ StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBat
   // Main model.
   float* h = take(h_, N * d);
   embedding_fwd(f32(w.embed_tokens), ids_.data(), N, d, h);
-  for (int64_t l = 0; l < c_.num_hidden_layers; ++l)
-    block_fwd(bctx, w.layers[size_t(l)], h, blocks_[size_t(l)]);
+  auto collect = [&](const LayerWeights& L, const BlockSaved& b) {
+    if (!L.is_moe) return;
+    r.balance += b.moe.balance;
+    r.expert_counts.push_back(b.moe.counts);
+  };
+  if (recompute_) take(layer_inputs_, c_.num_hidden_layers * N * d);
+  for (int64_t l = 0; l < c_.num_hidden_layers; ++l) {
+    if (recompute_) std::copy_n(h, N * d, layer_inputs_.data() + l * N * d);
+    block_fwd(bctx, w.layers[size_t(l)], h, block_saved(l));
+    collect(w.layers[size_t(l)], block_saved(l));
+  }
   std::copy_n(h, N * d, take(h_final_, N * d));
   float* hn = take(hn_, N * d);
   rmsnorm_fwd(h, w.norm.ptr(), hn, take(final_rstd_, N), N, d, eps, pool);
@@ -113,13 +127,6 @@ StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBat
                         head_scratch_, pool) /
              n_main;
   }
-  auto collect = [&](const LayerWeights& L, const BlockSaved& b) {
-    if (!L.is_moe) return;
-    r.balance += b.moe.balance;
-    r.expert_counts.push_back(b.moe.counts);
-  };
-  for (int64_t l = 0; l < c_.num_hidden_layers; ++l)
-    collect(w.layers[size_t(l)], blocks_[size_t(l)]);
   for (int64_t k = 0; k < D_; ++k) collect(w.mtp[size_t(k)].block, mtp_[size_t(k)].block);
   r.loss = r.main + (D_ > 0 ? double(lw.mtp_lambda) * r.mtp / double(D_) : 0.0) +
            double(lw.balance_alpha) * r.balance;
@@ -150,8 +157,14 @@ StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBat
   float* dh = take(dh_, N * d);
   rmsnorm_bwd(dhn, h_final_.data(), w.norm.ptr(), final_rstd_.data(), dh, false,
               g->norm.data.data_as<float>(), N, d, pool);
-  for (int64_t l = c_.num_hidden_layers - 1; l >= 0; --l)
-    block_bwd(bctx, w.layers[size_t(l)], g->layers[size_t(l)], dh, blocks_[size_t(l)]);
+  for (int64_t l = c_.num_hidden_layers - 1; l >= 0; --l) {
+    if (recompute_) {  // rebuild this layer's saved activations from its input
+      float* x = take(recompute_h_, N * d);
+      std::copy_n(layer_inputs_.data() + l * N * d, N * d, x);
+      block_fwd(bctx, w.layers[size_t(l)], x, block_saved(l));
+    }
+    block_bwd(bctx, w.layers[size_t(l)], g->layers[size_t(l)], dh, block_saved(l));
+  }
   embedding_bwd(dh, ids_.data(), N, d, f32(g->embed_tokens));
   return r;
 }

@@ -46,7 +46,9 @@ struct StepResult {
 class ModelGrad {
  public:
   // For batches of B windows of T tokens; fails (request) for a --seq beyond the context.
-  ModelGrad(const ModelConfig& c, int64_t B, int64_t T);
+  // recompute: keep only each layer's input and rerun its forward during the backward
+  // (activation memory of one layer instead of all, for one more forward per step).
+  ModelGrad(const ModelConfig& c, int64_t B, int64_t T, bool recompute = false);
 
   // Forward and backward of one micro-batch: gradients accumulate into g (same layout as w,
   // f32); w.mtp's embed_tokens / shared_head_head are ignored (the main ones are shared).
@@ -66,9 +68,12 @@ class ModelGrad {
   StepResult run(const ModelWeights& w, ModelWeights* g, const TrainBatch& batch,
                  const LossWeights& lw, ThreadPool& pool);
   void make_targets(const TrainBatch& batch);
+  BlockSaved& block_saved(int64_t layer);
 
   ModelConfig c_;
   int64_t B_, T_, D_;
+  bool recompute_;
+  Buffer layer_inputs_, recompute_h_;  // [L, N, d] and [N, d] (recompute only)
   RopeAngles rope_;
   std::vector<int32_t> ids_, target_;  // [N]
   Buffer h_, h_final_, final_rstd_, hn_, dhn_, dh_, head_scratch_;
