@@ -181,6 +181,7 @@ TrainSummary train(TrainOptions o) {
   const model::grad::LossWeights lw{float(o.mtp_weight), float(o.balance_alpha),
                                     1.0f / float(o.grad_accum)};
   RunMeter meter(o, c);
+  const int64_t first_step = step;
   Progress progress("train", o.steps, "steps");
   progress.advance(step);
   TrainSummary sum;
@@ -290,7 +291,11 @@ TrainSummary train(TrainOptions o) {
   sum.tokens = meter.tokens();
   sum.seconds = meter.seconds();
   run.write_pictures();
-  run.write_ledger(meter.ledger(o));
+  nlohmann::json ledger = meter.ledger(o);
+  // One invocation's account: a resumed run covers the steps after its checkpoint.
+  ledger["first_step"] = first_step + 1;
+  ledger["last_step"] = step;
+  run.write_ledger(ledger);
   return sum;
 }
 
