@@ -7,13 +7,13 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <thread>
 
 #include "core/error.h"
 #include "formats/atomic_file.h"
 #include "formats/checkpoint.h"
 #include "formats/safetensors_writer.h"
+#include "formats/text_file.h"
 #include "model/grad/f32_weights.h"
 #include "model/load_weights.h"
 
@@ -21,12 +21,6 @@ namespace tern::train {
 namespace fs = std::filesystem;
 
 namespace {
-
-void write_text(const std::string& path, const std::string& text) {
-  formats::AtomicFile f(path);
-  f.write(text.data(), text.size());
-  f.commit();
-}
 
 void fsync_dir(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
@@ -59,13 +53,11 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const mode
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   try {
-    write_text(tmp + "/config.json", files.config_json);
+    formats::write_text_file(tmp + "/config.json", files.config_json);
     for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
       const fs::path src = fs::path(files.tokenizer_dir) / name;
-      if (fs::exists(src)) {
-        std::ifstream in(src, std::ios::binary);
-        write_text(tmp + "/" + name, std::string(std::istreambuf_iterator<char>(in), {}));
-      }
+      if (fs::exists(src))
+        formats::write_text_file(tmp + "/" + name, formats::read_text_file(src.string()));
     }
     // The MTP embedding/head copies are written so the directory loads like a released model.
     formats::write_safetensors(tmp + "/model.safetensors", named(c, params, "", true),
@@ -75,7 +67,7 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const mode
     formats::write_safetensors(tmp + "/optimizer.safetensors", moments);
     if (const char* pause = std::getenv("TERN_TEST_PAUSE_IN_SAVE"))
       std::this_thread::sleep_for(std::chrono::duration<double>(std::atof(pause)));
-    write_text(tmp + "/trainer_state.json", files.trainer_state.dump(2) + "\n");
+    formats::write_text_file(tmp + "/trainer_state.json", files.trainer_state.dump(2) + "\n");
     fsync_dir(tmp);
     if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a rerun of the same step
     fs::rename(tmp, final_dir);

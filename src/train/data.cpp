@@ -3,13 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "core/error.h"
 #include "core/random.h"
 #include "formats/atomic_file.h"
+#include "formats/text_file.h"
 
 namespace tern::train {
 namespace fs = std::filesystem;
@@ -74,14 +73,6 @@ int32_t TokenSplit::doc_of(int64_t p) const {
 
 namespace {
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in || fs::is_directory(path)) fail(ErrorKind::io, "cannot read corpus '" + path + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 template <class T>
 void write_array(const std::string& path, const std::vector<T>& v) {
   formats::AtomicFile f(path);
@@ -126,7 +117,7 @@ std::vector<Corpus> prepare_corpora(const std::vector<CorpusSpec>& specs,
   std::vector<Corpus> out;
   std::set<std::string> used;
   for (const CorpusSpec& spec : specs) {
-    const std::string text = read_text(spec.path);
+    const std::string text = formats::read_text_file(spec.path);
     const std::vector<std::string> docs = split_documents(text, opts.doc_sep);
     if (docs.empty())
       fail(ErrorKind::request, "corpus '" + spec.path + "' is empty (no document in it)");

@@ -10,7 +10,7 @@
 #include "account/cpu_probe.h"
 #include "account/ledger.h"
 #include "core/error.h"
-#include "formats/atomic_file.h"
+#include "formats/text_file.h"
 #include "model/param_count.h"
 #include "tokenizer/bpe_trainer.h"
 #include "train/checkpoint_io.h"
@@ -20,19 +20,6 @@ namespace tern::train {
 namespace fs = std::filesystem;
 
 namespace {
-
-void write_text(const std::string& path, const std::string& text) {
-  formats::AtomicFile f(path);
-  f.write(text.data(), text.size());
-  f.commit();
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // DeepSeek-V3's conversation format (spec §13.2): system text first, then user turns after
 // <｜User｜> and assistant turns after <｜Assistant｜>, each assistant turn closed by EOS.
@@ -108,7 +95,7 @@ std::string RunFiles::latest_checkpoint() const {
 nlohmann::json RunFiles::latest_state() const {
   const std::string path = latest_checkpoint() + "/trainer_state.json";
   try {
-    return nlohmann::json::parse(read_text(path));
+    return nlohmann::json::parse(formats::read_text_file(path));
   } catch (const nlohmann::json::exception& e) {
     fail(ErrorKind::format, path + ": " + e.what());
   }
@@ -121,7 +108,8 @@ void RunFiles::write_tokenizer(const std::string& from, const std::vector<Corpus
     for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
       const fs::path src = fs::path(from) / name;
       if (fs::exists(src))
-        write_text(tokenizer_dir() + "/" + name, read_text(src.string()));
+        formats::write_text_file(tokenizer_dir() + "/" + name,
+                                 formats::read_text_file(src.string()));
       else if (std::string(name) == "tokenizer.json")
         fail(ErrorKind::io, "--tokenizer '" + from + "' has no tokenizer.json");
     }
@@ -140,7 +128,7 @@ void RunFiles::write_tokenizer(const std::string& from, const std::vector<Corpus
 }
 
 void RunFiles::write_config(const std::string& text) {
-  write_text(config_path(), text);
+  formats::write_text_file(config_path(), text);
 }
 
 void RunFiles::check_memory(const model::ModelConfig& c, int64_t batch, int64_t seq) const {
@@ -181,7 +169,7 @@ void RunFiles::truncate_log(int64_t step) {
   std::string kept;
   for (const nlohmann::json& j : read_log(path))
     if (j.value("step", int64_t(0)) <= step) kept += j.dump() + "\n";
-  write_text(path, kept);
+  formats::write_text_file(path, kept);
 }
 
 void RunFiles::write_pictures() const {
@@ -203,7 +191,8 @@ void RunFiles::write_pictures() const {
   std::vector<Series> s{train};
   if (!val.x.empty()) s.push_back(val);
   if (!mtp.x.empty()) s.push_back(mtp);
-  write_text(dir_ + "/loss.svg", line_chart_svg("Loss", "step", "cross-entropy (nats/token)", s));
+  formats::write_text_file(dir_ + "/loss.svg",
+                           line_chart_svg("Loss", "step", "cross-entropy (nats/token)", s));
   if (loads.empty() || loads[0].empty()) return;
   // Rows: (layer, expert); columns: steps bucketed to at most 200; value: load / balanced load.
   const size_t layers = loads[0].size(), experts = loads[0][0].size();
@@ -226,14 +215,14 @@ void RunFiles::write_pictures() const {
         cells[l * experts + e][b] = total > 0 ? load * double(experts) / total : 0.0;
       }
   }
-  write_text(
+  formats::write_text_file(
       dir_ + "/expert_load.svg",
       heatmap_svg("Expert load over training (1 = balanced)", "training steps →", labels, cells,
                   0.0, 2.0, "colour: tokens routed / balanced share, white 0 → dark 2+"));
 }
 
 void RunFiles::write_ledger(const nlohmann::json& ledger) const {
-  write_text(dir_ + "/ledger.json", ledger.dump(2) + "\n");
+  formats::write_text_file(dir_ + "/ledger.json", ledger.dump(2) + "\n");
 }
 
 std::string checkpoint_config_text(const std::string& config_text, const tokenizer::Tokenizer& t) {

@@ -5,8 +5,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "core/dtype.h"
@@ -15,7 +13,7 @@
 #include "core/progress.h"
 #include "core/random.h"
 #include "core/thread_pool.h"
-#include "formats/atomic_file.h"
+#include "formats/text_file.h"
 #include "model/config.h"
 #include "model/grad/f32_weights.h"
 #include "model/grad/model_grad.h"
@@ -33,14 +31,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(ErrorKind::io, "cannot read '" + path + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 void check_options(const TrainOptions& o) {
   if (o.precision != "fp32" && o.precision != "bf16")
@@ -70,9 +60,8 @@ void init_random(const model::ModelConfig& c, model::ModelWeights& w, uint64_t s
 }
 
 // Rounds every trained matrix to bf16 (the compute copy of --precision bf16).
-void round_to_bf16(const model::ModelConfig& c, model::ModelWeights& master,
-                   model::ModelWeights& compute) {
-  auto src = model::grad::param_slots(c, master), dst = model::grad::param_slots(c, compute);
+void round_to_bf16(const std::vector<model::grad::ParamSlot>& src,
+                   const std::vector<model::grad::ParamSlot>& dst) {
   for (size_t i = 0; i < src.size(); ++i) {
     if (src[i].alias) continue;
     for (int64_t k = 0; k < src[i].size; ++k)
@@ -118,7 +107,8 @@ TrainSummary train(TrainOptions o) {
   ThreadPool& pool = ThreadPool::global();
 
   // Model config and tokenizer.
-  std::string config_text = resuming ? read_file(run.config_path()) : read_file(o.config);
+  std::string config_text =
+      resuming ? formats::read_text_file(run.config_path()) : formats::read_text_file(o.config);
   model::ModelConfig c = model::ModelConfig::from_json(nlohmann::json::parse(config_text),
                                                        resuming ? run.config_path() : o.config);
   c.validate();
@@ -182,6 +172,9 @@ TrainSummary train(TrainOptions o) {
                                     1.0f / float(o.grad_accum)};
   RunMeter meter(o, c);
   const int64_t first_step = step;
+  // Slot tables of the master and compute copies, listed once (bf16 rounds every step).
+  const auto master_slots = model::grad::param_slots(c, params);
+  const auto compute_slots = model::grad::param_slots(c, compute);
   Progress progress("train", o.steps, "steps");
   progress.advance(step);
   TrainSummary sum;
@@ -219,7 +212,7 @@ TrainSummary train(TrainOptions o) {
 
   while (step < o.steps) {
     const auto t0 = Clock::now();
-    if (o.precision == "bf16") round_to_bf16(c, params, compute);
+    if (o.precision == "bf16") round_to_bf16(master_slots, compute_slots);
     adam.zero_grad();
     double loss = 0, main = 0, mtp = 0, bal = 0;
     std::vector<std::vector<int64_t>> counts;
