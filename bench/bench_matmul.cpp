@@ -12,6 +12,7 @@
 #include "account/cpu_probe.h"
 #include "core/dtype.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/int8_decode.h"
 #include "kernels/matmul.h"
 #include "kernels/quantize.h"
 
@@ -73,6 +74,12 @@ void BM_matmul(benchmark::State& state, DType dt, const IsaKernels* isa) {
       benchmark::Counter(double(w.bytes.size()) * iters / 1e9, benchmark::Counter::kIsRate);
 }
 
+// The serving kernels (int8 activations): one-token decode and the packed int8 GEMM.
+void BM_matmul_int8(benchmark::State& state, DType dt) {
+  const ScopedInt8Activations on(true);
+  BM_matmul(state, dt, nullptr);
+}
+
 void BM_memory_bandwidth(benchmark::State& state) {
   double gbs = 0;
   for (auto _ : state) gbs = account::measure_bandwidth().gbs;
@@ -101,6 +108,21 @@ int register_all() {
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
     }
+  }
+  for (DType dt : {DType::q8_0, DType::q4_0}) {
+    const std::string name = std::string("matmul_int8/") + std::string(dtype_name(dt));
+    benchmark::RegisterBenchmark(name.c_str(), BM_matmul_int8, dt)
+        ->Args({4096, 4096, 1})
+        ->Args({2048, 7168, 1})
+        ->Args({4096, 4096, 32})
+        ->Args({8960, 1536, 16})   // qwen2-1.5b's MLP up projection, batch-16 decode
+        ->Args({1536, 8960, 256})  // its down projection, a 256-token prefill chunk
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark((name + "/dram").c_str(), BM_matmul_int8, dt)
+        ->Args({65536, 8192, 1})
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
   }
   return 0;
 }

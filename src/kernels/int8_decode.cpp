@@ -32,23 +32,24 @@ bool cpu_has_vnni() {
 
 }  // namespace
 
+float quantize_block_q8(const float* x, int8_t* q) {
+  float amax = 0;
+  for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+  for (int j = 0; j < 32; ++j) q[j] = int8_t(std::lrintf(x[j] * id));
+  return d;
+}
+
 void quantize_act_q8(const float* x, int64_t n, ActQ8& out) {
   TERN_CHECK(n % 32 == 0);
   out.q.resize(size_t(n));
   out.d.resize(size_t(n / 32));
   out.sum.resize(size_t(n / 32));
   for (int64_t b = 0; b < n / 32; ++b) {
-    const float* xb = x + b * 32;
-    float amax = 0;
-    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xb[j]));
-    const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+    int8_t* q = out.q.data() + b * 32;
+    out.d[size_t(b)] = quantize_block_q8(x + b * 32, q);
     int32_t s = 0;
-    for (int j = 0; j < 32; ++j) {
-      const int8_t q = int8_t(std::lrintf(xb[j] * id));
-      out.q[size_t(b * 32 + j)] = q;
-      s += q;
-    }
-    out.d[size_t(b)] = d;
+    for (int j = 0; j < 32; ++j) s += q[j];
     out.sum[size_t(b)] = s;
   }
 }

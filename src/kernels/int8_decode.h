@@ -20,6 +20,10 @@ struct ActQ8 {
   std::vector<int32_t> sum;  // [n / 32] sum of each block's q
 };
 
+// One block of 32 activations: q[j] = round(x[j] / d) with d = amax / 127 (0 for an all-zero
+// block, whose codes are 0); returns d. Every int8 kernel quantises activations with this.
+float quantize_block_q8(const float* x, int8_t* q);
+
 // n must be a multiple of 32.
 void quantize_act_q8(const float* x, int64_t n, ActQ8& out);
 

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "kernels/int8_decode.h"
+#include "kernels/int8_gemm.h"
 
 namespace tern::kernels {
 
@@ -90,7 +91,9 @@ void matmul(const MatmulParams& p, ThreadPool* pool, const IsaKernels* isa) {
   require_weight_dtype(p.w, "matmul");
   const IsaKernels& k = isa ? *isa : active_isa();
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
-  if (int8_activations() && !isa && int8_decode(p, tp)) return;
+  if (int8_activations() && !isa &&
+      (int8_decode(p, tp) || (p.T > 1 && int8_gemm(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp))))
+    return;
   const int64_t n_tiles = (p.w.rows + kRowTile - 1) / kRowTile;
   // Small problems run on one thread: waking the pool costs more than the work.
   const int64_t work = p.T * p.w.rows * p.w.cols;

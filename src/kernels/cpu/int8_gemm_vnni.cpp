@@ -1,0 +1,192 @@
+// The packed int8 GEMM tile (int8_gemm.h) on AVX-512 VNNI: two registers hold 4 consecutive
+// weights of all 32 panel rows, each token's group of 4 activation codes is broadcast, and one
+// vpdpbusd per register and token does 64 multiply-adds into 16 row lanes. Integer sums start
+// at the packed -128 * sum(w) and stay exact over a block of 32; the block's scales are applied
+// once per block as a vector of 16 rows. Compiled with its own -m flags; int8_gemm.cpp calls it
+// only when CPUID reports VNNI.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/int8_gemm.h"
+
+namespace tern::kernels {
+namespace {
+
+template <int NT>
+void tile(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd, float* out) {
+  static_assert(kPanelRows == 32 && NT <= kTileTokens);
+  __m512 acc[NT][2];
+  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+  const int8_t* w = p.w.data();
+  for (int64_t b = 0; b < p.n_blocks; ++b, w += 32 * kPanelRows) {
+    const __m512i n0 = _mm512_loadu_si512(p.nws.data() + b * kPanelRows);
+    const __m512i n1 = _mm512_loadu_si512(p.nws.data() + b * kPanelRows + 16);
+    __m512i dot[NT][2];
+    for (int t = 0; t < NT; ++t) dot[t][0] = n0, dot[t][1] = n1;
+    for (int k4 = 0; k4 < 8; ++k4) {
+      const __m512i w0 = _mm512_loadu_si512(w + k4 * 128);
+      const __m512i w1 = _mm512_loadu_si512(w + k4 * 128 + 64);
+      for (int t = 0; t < NT; ++t) {
+        int32_t group;
+        std::memcpy(&group, xq[t] + b * 32 + k4 * 4, 4);
+        const __m512i x = _mm512_set1_epi32(group);
+        dot[t][0] = _mm512_dpbusd_epi32(dot[t][0], x, w0);
+        dot[t][1] = _mm512_dpbusd_epi32(dot[t][1], x, w1);
+      }
+    }
+    const __m512 d0 = _mm512_loadu_ps(p.dw.data() + b * kPanelRows);
+    const __m512 d1 = _mm512_loadu_ps(p.dw.data() + b * kPanelRows + 16);
+    for (int t = 0; t < NT; ++t) {
+      const __m512 s = _mm512_set1_ps(xd[t][b]);
+      acc[t][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t][0]), _mm512_mul_ps(d0, s), acc[t][0]);
+      acc[t][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t][1]), _mm512_mul_ps(d1, s), acc[t][1]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    _mm512_storeu_ps(out + t * kPanelRows, acc[t][0]);
+    _mm512_storeu_ps(out + t * kPanelRows + 16, acc[t][1]);
+  }
+}
+
+inline float hmax(__m512 v) {
+  __m256 m = _mm256_max_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+}
+
+// The 32 signed weights of one Q8_0 / Q4_0 block.
+inline __m256i block_weights(DType t, const uint8_t* blk) {
+  if (t == DType::q8_0) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+  const __m128i low4 = _mm_set1_epi8(15);
+  const __m256i nib =
+      _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4), _mm_and_si128(bytes, low4));
+  return _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
+}
+
+// 16 rows x 8 groups of 4 weights -> 8 registers of 16 rows: z[i] holds rows i (low half) and
+// i + 8 (high half); an 8 x 8 transpose of 32-bit groups runs in both halves at once.
+inline void transpose_16x8(__m512i z[8], __m512i out[8]) {
+  __m512i a[8], b[8];
+  for (int i = 0; i < 4; ++i) {
+    a[2 * i] = _mm512_unpacklo_epi32(z[2 * i], z[2 * i + 1]);
+    a[2 * i + 1] = _mm512_unpackhi_epi32(z[2 * i], z[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {  // rows 0-3 (h = 0) and 4-7 (h = 1) of each half
+    b[4 * h + 0] = _mm512_unpacklo_epi64(a[4 * h + 0], a[4 * h + 2]);  // groups 0 | 4
+    b[4 * h + 1] = _mm512_unpackhi_epi64(a[4 * h + 0], a[4 * h + 2]);  // groups 1 | 5
+    b[4 * h + 2] = _mm512_unpacklo_epi64(a[4 * h + 1], a[4 * h + 3]);  // groups 2 | 6
+    b[4 * h + 3] = _mm512_unpackhi_epi64(a[4 * h + 1], a[4 * h + 3]);  // groups 3 | 7
+  }
+  const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+  const __m512i second = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+  for (int k = 0; k < 4; ++k) {
+    out[k] = _mm512_permutex2var_epi64(b[k], first, b[k + 4]);
+    out[k + 4] = _mm512_permutex2var_epi64(b[k], second, b[k + 4]);
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// Rows past the matrix's end read this block: zero weights under a zero scale.
+template <DType T>
+const uint8_t* zero_block() {
+  static const uint8_t z[34] = {
+      0,    0,    0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88,
+      0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88};  // Q4_0: nibble 8 is 0
+  static const uint8_t z8[34] = {};
+  return T == DType::q8_0 ? z8 : z;
+}
+
+template <DType T>
+void pack_blocks(const WeightView& w, int64_t r0, PackedPanel& out) {
+  const int64_t nb = w.cols / 32, nr = std::min<int64_t>(kPanelRows, w.rows - r0);
+  constexpr int64_t kBlockBytes = T == DType::q8_0 ? 34 : 18;
+  const uint8_t* rows[kPanelRows];
+  int64_t step[kPanelRows];  // a padding row stays on its one zero block
+  for (int64_t r = 0; r < kPanelRows; ++r) {
+    rows[r] = r < nr ? w.row_ptr(r0 + r) : zero_block<T>();
+    step[r] = r < nr ? kBlockBytes : 0;
+  }
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int64_t b = 0; b < nb; ++b) {
+    int8_t* dst = out.w.data() + b * 32 * kPanelRows;
+    for (int64_t half = 0; half < 2; ++half) {
+      const uint8_t* const* hr = rows + half * 16;
+      __m512i z[8], t[8];
+      alignas(32) uint16_t scales[16];
+      for (int i = 0; i < 8; ++i)
+        z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(block_weights(T, hr[i])),
+                                  block_weights(T, hr[i + 8]), 1);
+      for (int i = 0; i < 16; ++i) std::memcpy(&scales[i], hr[i], 2);
+      transpose_16x8(z, t);
+      __m512i sum = _mm512_setzero_si512();
+      for (int k = 0; k < 8; ++k) {
+        _mm512_storeu_si512(dst + k * 128 + half * 64, t[k]);
+        sum = _mm512_dpbusd_epi32(sum, ones, t[k]);
+      }
+      _mm512_storeu_si512(out.nws.data() + b * kPanelRows + half * 16,
+                          _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 7)));
+      _mm512_storeu_ps(
+          out.dw.data() + b * kPanelRows + half * 16,
+          _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(scales))));
+    }
+    for (int64_t r = 0; r < kPanelRows; ++r) rows[r] += step[r];
+  }
+}
+
+}  // namespace
+
+// pack_panel (int8_gemm.h) with AVX-512: each 16-row half of a block is transposed in registers
+// and its row sums come from vpdpbusd against ones. Same bytes as the scalar packer.
+void pack_panel_vnni(const WeightView& w, int64_t r0, PackedPanel& out) {
+  const int64_t nb = w.cols / 32;
+  out.n_blocks = nb;
+  out.w.resize(size_t(nb * 32 * kPanelRows));
+  out.dw.resize(size_t(nb * kPanelRows));
+  out.nws.resize(size_t(nb * kPanelRows));
+  if (w.dtype == DType::q8_0)
+    pack_blocks<DType::q8_0>(w, r0, out);
+  else
+    pack_blocks<DType::q4_0>(w, r0, out);
+}
+
+// quantize_block_q8 for a row of n values (n a multiple of 32), codes stored as q + 128: the
+// same float steps (amax, d = amax / 127, x * (1 / d) rounded to nearest even), so the same
+// bits as the scalar quantiser.
+void quantize_act_row_avx512(const float* x, int64_t n, uint8_t* q, float* d) {
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const __m512 lo = _mm512_loadu_ps(x + b * 32), hi = _mm512_loadu_ps(x + b * 32 + 16);
+    const float amax = hmax(_mm512_max_ps(_mm512_andnot_ps(sign, lo), _mm512_andnot_ps(sign, hi)));
+    const float db = amax / 127.0f, id = db > 0 ? 1.0f / db : 0.0f;
+    d[b] = db;
+    const __m512 vid = _mm512_set1_ps(id);
+    const __m512i bias = _mm512_set1_epi32(128);
+    const __m512i qlo = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(lo, vid)), bias);
+    const __m512i qhi = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(hi, vid)), bias);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 32), _mm512_cvtepi32_epi8(qlo));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 32 + 16), _mm512_cvtepi32_epi8(qhi));
+  }
+}
+
+void int8_gemm_tile_vnni(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
+                         int nt, float* out) {
+  switch (nt) {
+    case 1:
+      return tile<1>(p, xq, xd, out);
+    case 2:
+      return tile<2>(p, xq, xd, out);
+    case 3:
+      return tile<3>(p, xq, xd, out);
+    default:
+      return tile<4>(p, xq, xd, out);
+  }
+}
+
+}  // namespace tern::kernels

@@ -1,0 +1,172 @@
+#include "kernels/int8_gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/int8_decode.h"
+
+namespace tern::kernels {
+
+void int8_gemm_tile_vnni(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
+                         int nt, float* out);  // cpu/int8_gemm_vnni.cpp
+void quantize_act_row_avx512(const float* x, int64_t n, uint8_t* q, float* d);
+void pack_panel_vnni(const WeightView& w, int64_t r0, PackedPanel& out);
+
+namespace {
+
+constexpr int64_t kBlock = 32;
+constexpr int64_t kBlockPanelBytes = kBlock * kPanelRows;  // one block of a packed panel
+
+// The 32 signed weights of one Q8_0 / Q4_0 block and its scale.
+float unpack_block(DType t, const uint8_t* blk, int8_t* w) {
+  uint16_t h;
+  std::memcpy(&h, blk, 2);
+  if (t == DType::q8_0) {
+    std::memcpy(w, blk + 2, kBlock);
+  } else {  // low nibbles are elements 0..15, high nibbles 16..31, both offset by 8
+    for (int j = 0; j < 16; ++j) {
+      w[j] = int8_t((blk[2 + j] & 15) - 8);
+      w[j + 16] = int8_t((blk[2 + j] >> 4) - 8);
+    }
+  }
+  return f16_to_f32(h);
+}
+
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+
+bool cpu_has_vnni() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+
+}  // namespace
+
+namespace {
+void quantize_act_row(const float* x, int64_t cols, uint8_t* q, float* d) {
+  for (int64_t b = 0; b < cols / kBlock; ++b) {
+    int8_t s[kBlock];
+    d[b] = quantize_block_q8(x + b * kBlock, s);
+    for (int64_t j = 0; j < kBlock; ++j) q[b * kBlock + j] = uint8_t(s[j] + 128);
+  }
+}
+}  // namespace
+
+void quantize_act_rows(const float* x, int64_t T, int64_t ldx, int64_t cols, ActQ8Rows& out,
+                       ThreadPool* pool) {
+  TERN_CHECK(cols % kBlock == 0);
+  out.T = T;
+  out.cols = cols;
+  out.q.resize(size_t(T * cols));
+  out.d.resize(size_t(T * (cols / kBlock)));
+  static const bool simd = cpu_has_avx512();
+  const auto rows = [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; ++t)
+      (simd ? quantize_act_row_avx512 : quantize_act_row)(
+          x + t * ldx, cols, out.q.data() + t * cols, out.d.data() + t * (cols / kBlock));
+  };
+  if (pool && T > 1)
+    pool->parallel_for(T, 1, rows);
+  else
+    rows(0, T, 0);
+}
+
+void pack_panel(const WeightView& w, int64_t r0, PackedPanel& out, bool simd) {
+  TERN_CHECK((w.dtype == DType::q8_0 || w.dtype == DType::q4_0) && w.cols % kBlock == 0);
+  if (simd && cpu_has_vnni()) return pack_panel_vnni(w, r0, out);
+  const int64_t nb = w.cols / kBlock, nr = std::min(kPanelRows, w.rows - r0);
+  const int64_t block_bytes = dtype_block_bytes(w.dtype);
+  out.n_blocks = nb;
+  out.w.resize(size_t(nb * kBlockPanelBytes));
+  out.dw.resize(size_t(nb * kPanelRows));
+  out.nws.resize(size_t(nb * kPanelRows));
+  if (nr < kPanelRows) {  // rows past the end contribute zeros
+    std::fill(out.w.begin(), out.w.end(), int8_t(0));
+    std::fill(out.dw.begin(), out.dw.end(), 0.0f);
+    std::fill(out.nws.begin(), out.nws.end(), 0);
+  }
+  for (int64_t r = 0; r < nr; ++r) {
+    const uint8_t* row = w.row_ptr(r0 + r);
+    for (int64_t b = 0; b < nb; ++b) {
+      int8_t v[kBlock];
+      out.dw[size_t(b * kPanelRows + r)] = unpack_block(w.dtype, row + b * block_bytes, v);
+      int32_t sum = 0;
+      for (int64_t j = 0; j < kBlock; ++j) sum += v[j];
+      out.nws[size_t(b * kPanelRows + r)] = -128 * sum;
+      int8_t* dst = out.w.data() + b * kBlockPanelBytes + r * 4;
+      for (int64_t k4 = 0; k4 < kBlock / 4; ++k4)
+        std::memcpy(dst + k4 * kPanelRows * 4, v + 4 * k4, 4);
+    }
+  }
+}
+
+void int8_gemm_tile_ref(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
+                        int nt, float* out) {
+  for (int t = 0; t < nt; ++t) {
+    for (int64_t r = 0; r < kPanelRows; ++r) {
+      float acc = 0;
+      for (int64_t b = 0; b < p.n_blocks; ++b) {
+        const int8_t* wb = p.w.data() + b * kBlockPanelBytes + r * 4;
+        int32_t dot = p.nws[size_t(b * kPanelRows + r)];
+        for (int64_t j = 0; j < kBlock; ++j)
+          dot += int32_t(wb[(j / 4) * kPanelRows * 4 + j % 4]) * int32_t(xq[t][b * kBlock + j]);
+        // Fused multiply-add as the SIMD tiles do, so they agree to the bit.
+        acc = std::fma(float(dot), p.dw[size_t(b * kPanelRows + r)] * xd[t][b], acc);
+      }
+      out[t * kPanelRows + r] = acc;
+    }
+  }
+}
+
+Int8GemmTile int8_gemm_tile_vnni_if_supported() {
+  static const bool ok = cpu_has_vnni();
+  return ok ? int8_gemm_tile_vnni : nullptr;
+}
+
+Int8GemmTile int8_gemm_tile_kernel() {
+  static const Int8GemmTile chosen = []() -> Int8GemmTile {
+    const std::string isa = active_isa().name;
+    if (isa == "avx512") return int8_gemm_tile_vnni_if_supported();
+    if (isa == "scalar") return int8_gemm_tile_ref;
+    return nullptr;
+  }();
+  return chosen;
+}
+
+bool int8_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y, int64_t ldy,
+               ThreadPool& pool, Int8GemmTile tile) {
+  if ((w.dtype != DType::q8_0 && w.dtype != DType::q4_0) || w.cols % kBlock != 0) return false;
+  if (!tile) tile = int8_gemm_tile_kernel();
+  if (!tile) return false;
+  thread_local ActQ8Rows act;
+  quantize_act_rows(x, T, ldx, w.cols, act, &pool);
+  const ActQ8Rows& xr = act;  // workers read the calling thread's buffer
+  const int64_t n_panels = (w.rows + kPanelRows - 1) / kPanelRows;
+  pool.parallel_for(n_panels, 1, [&](int64_t begin, int64_t end, int) {
+    thread_local PackedPanel panel;
+    alignas(64) float out[kTileTokens * kPanelRows];
+    for (int64_t pi = begin; pi < end; ++pi) {
+      const int64_t r0 = pi * kPanelRows, nr = std::min(kPanelRows, w.rows - r0);
+      pack_panel(w, r0, panel, tile != int8_gemm_tile_ref);
+      for (int64_t t0 = 0; t0 < T; t0 += kTileTokens) {
+        const int nt = int(std::min<int64_t>(kTileTokens, T - t0));
+        const uint8_t* xs[kTileTokens];
+        const float* ds[kTileTokens];
+        for (int t = 0; t < nt; ++t) xs[t] = xr.row(t0 + t), ds[t] = xr.scales(t0 + t);
+        tile(panel, xs, ds, nt, out);
+        for (int t = 0; t < nt; ++t) std::copy_n(out + t * kPanelRows, nr, y + (t0 + t) * ldy + r0);
+      }
+    }
+  });
+  return true;
+}
+
+}  // namespace tern::kernels

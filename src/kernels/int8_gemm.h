@@ -1,0 +1,80 @@
+// Integer GEMM for several tokens (prefill, batched decode) on Q8_0 / Q4_0 weights with int8
+// activations: y[t, r] = sum_b d_w(r, b) d_x(t, b) sum_j w(r, b, j) q(t, b, j).
+// Owns: quantising a batch of activation rows, packing weight panels into the layout the
+// integer dot-product instructions want, the scalar reference tile and threading over panels.
+// Does not own: one-token decode (int8_decode.h streams weights as stored, no packing).
+//
+// Why a packed layout: VNNI's vpdpbusd multiplies 4 bytes by 4 bytes into each 32-bit lane, so
+// when a 512-bit register holds 4 consecutive weights of 16 different rows, one instruction
+// with a broadcast group of 4 activations does 64 multiply-adds for 16 rows and needs no
+// horizontal sum; the per-block scales are applied once per block of 32 as a vector of rows.
+// A panel of kPanelRows rows is packed per call into a thread's buffer (never kept), so
+// resident memory stays the file's bytes.
+//
+// Signs: vpdpbusd wants one operand unsigned. Activations are stored as q + 128 (u8) and the
+// weights stay signed; each block's integer sum starts at -128 * sum_j w(r, b, j), which the
+// packer stores, so the integer result is exactly sum_j w q.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/weight.h"
+
+namespace tern::kernels {
+
+constexpr int64_t kPanelRows = 32;
+
+// T activation rows quantised per block of 32: u8 codes q + 128 with q = round(x / d),
+// d = amax / 127 (as quantize_act_q8), and the scales.
+struct ActQ8Rows {
+  int64_t T = 0, cols = 0;
+  std::vector<uint8_t> q;  // [T, cols]
+  std::vector<float> d;    // [T, cols / 32]
+  const uint8_t* row(int64_t t) const { return q.data() + t * cols; }
+  const float* scales(int64_t t) const { return d.data() + t * (cols / 32); }
+};
+// x: [T, cols] with row stride ldx; cols a multiple of 32. Rows are split over `pool` when
+// given. Same bits on every ISA (the AVX-512 quantiser repeats the scalar float steps).
+void quantize_act_rows(const float* x, int64_t T, int64_t ldx, int64_t cols, ActQ8Rows& out,
+                       ThreadPool* pool = nullptr);
+
+// kPanelRows rows of weights in the packed layout, for cols / 32 blocks:
+//   w   [block][k4 = 0..7][row = 0..31][4 bytes]   (signed int8 weights)
+//   dw  [block][row]                               (f32 weight scales)
+//   nws [block][row]                               (-128 * sum of the block's weights)
+// Rows past the matrix's end are zero.
+struct PackedPanel {
+  int64_t n_blocks = 0;
+  std::vector<int8_t> w;
+  std::vector<float> dw;
+  std::vector<int32_t> nws;
+};
+// Packs rows [r0, r0 + kPanelRows) of a Q8_0 or Q4_0 matrix (cols a multiple of 32); with
+// `simd`, by the AVX-512 packer where the CPU has VNNI (the same bytes, transposed in registers).
+void pack_panel(const WeightView& w, int64_t r0, PackedPanel& out, bool simd = false);
+
+// One tile: out[t * kPanelRows + r] = y[t, r] for t < nt (at most kTileTokens) and all panel
+// rows, from a packed panel and nt activation rows (codes and scales per token).
+constexpr int kTileTokens = 4;
+using Int8GemmTile = void (*)(const PackedPanel& p, const uint8_t* const* xq,
+                              const float* const* xd, int nt, float* out);
+
+// The scalar reference: exact integer block sums, then per block acc = fma(dot, d_w * d_x, acc)
+// in order, which is what every SIMD tile computes per row, so they agree to the bit.
+void int8_gemm_tile_ref(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
+                        int nt, float* out);
+// The AVX-512 VNNI tile when this CPU runs it, else null.
+Int8GemmTile int8_gemm_tile_vnni_if_supported();
+// The tile for the active ISA: VNNI on AVX-512 CPUs that have it, the reference on the scalar
+// ISA, null otherwise (the caller keeps its exact f32 path).
+Int8GemmTile int8_gemm_tile_kernel();
+
+// y[t, r] (row stride ldy, overwritten) for x: [T, w.cols] (row stride ldx) and Q8_0 / Q4_0
+// weights. Returns false (and does nothing) when no integer tile exists for this CPU or the
+// weights are not Q8_0 / Q4_0 with whole blocks.
+bool int8_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y, int64_t ldy,
+               ThreadPool& pool, Int8GemmTile tile = nullptr);
+
+}  // namespace tern::kernels

@@ -1,0 +1,180 @@
+// Packed int8 GEMM (several tokens, int8 activations, Q8_0 / Q4_0 weights): the packer against
+// the exact dequantisation, the VNNI tile against the scalar tile at awkward sizes, and the
+// whole matmul against the exact f32 path within the analytic bound of activation rounding.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/int8_decode.h"
+#include "kernels/int8_gemm.h"
+#include "kernels/matmul.h"
+#include "kernels/quantize.h"
+#include "kernels/ref/ref_ops.h"
+
+using namespace tern;
+using namespace tern::kernels;
+
+namespace {
+
+std::vector<float> random_values(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = nd(rng);
+  return v;
+}
+
+std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+  const std::vector<float> w = random_values(rows * cols, seed);
+  std::vector<uint8_t> out(static_cast<size_t>(rows * dtype_bytes_for(t, cols)));
+  for (int64_t r = 0; r < rows; ++r)
+    quantize_row(t, w.data() + r * cols, cols, out.data() + r * dtype_bytes_for(t, cols));
+  return out;
+}
+
+}  // namespace
+
+TEST(Int8Gemm, ActivationRowsQuantiseAsTheBlockQuantiser) {
+  ThreadPool pool(2);
+  const int64_t T = 5, cols = 96, ldx = 101;
+  std::vector<float> x = random_values(T * ldx, 4, 2.5f);
+  for (int64_t j = 32; j < 64; ++j) x[size_t(ldx + j)] = 0;  // an all-zero block
+  x[2] = 0.5f, x[3] = -0.5f;  // exact halves after scaling are rare; ties must still match
+  ActQ8Rows q;
+  quantize_act_rows(x.data(), T, ldx, cols, q, &pool);
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t b = 0; b < cols / 32; ++b) {
+      int8_t want[32];
+      const float d = quantize_block_q8(x.data() + t * ldx + b * 32, want);
+      EXPECT_EQ(q.scales(t)[b], d);
+      for (int j = 0; j < 32; ++j) EXPECT_EQ(int(q.row(t)[b * 32 + j]), want[j] + 128);
+    }
+  }
+}
+
+TEST(Int8Gemm, PackedPanelHoldsTheExactWeights) {
+  for (DType t : {DType::q8_0, DType::q4_0}) {
+    const int64_t rows = 45, cols = 96;  // the second panel is partial (13 rows)
+    const std::vector<uint8_t> bytes = random_weights(t, rows, cols, 3);
+    const WeightView w{t, rows, cols, bytes.data()};
+    PackedPanel p;
+    std::vector<float> exact(static_cast<size_t>(cols));
+    for (int64_t r0 : {int64_t(0), kPanelRows}) {
+      pack_panel(w, r0, p);
+      ASSERT_EQ(p.n_blocks, cols / 32);
+      for (int64_t r = 0; r < kPanelRows; ++r) {
+        const bool real = r0 + r < rows;
+        if (real) ref::dequant_row(w, r0 + r, 0, cols, exact.data());
+        for (int64_t c = 0; c < cols; ++c) {
+          const int64_t b = c / 32, j = c % 32;
+          const int8_t q =
+              p.w[size_t(b * 32 * kPanelRows + (j / 4) * kPanelRows * 4 + r * 4 + j % 4)];
+          const float got = float(q) * p.dw[size_t(b * kPanelRows + r)];
+          EXPECT_EQ(got, real ? exact[size_t(c)] : 0.0f) << dtype_name(t) << " row " << r0 + r;
+        }
+        for (int64_t b = 0; b < p.n_blocks; ++b) {
+          int32_t sum = 0;
+          for (int64_t j = 0; j < 32; ++j)
+            sum += p.w[size_t(b * 32 * kPanelRows + (j / 4) * kPanelRows * 4 + r * 4 + j % 4)];
+          EXPECT_EQ(p.nws[size_t(b * kPanelRows + r)], -128 * sum);
+        }
+      }
+    }
+  }
+}
+
+TEST(Int8Gemm, SimdPackerWritesTheScalarPackersBytes) {
+  if (!int8_gemm_tile_vnni_if_supported()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  for (DType t : {DType::q8_0, DType::q4_0}) {
+    const int64_t rows = 50, cols = 160;  // partial second panel: 18 rows, a partial half
+    const std::vector<uint8_t> bytes = random_weights(t, rows, cols, 9);
+    const WeightView w{t, rows, cols, bytes.data()};
+    for (int64_t r0 : {int64_t(0), kPanelRows}) {
+      PackedPanel a, b;
+      pack_panel(w, r0, a, false);
+      b.w.assign(a.w.size(), 99);  // stale bytes must be overwritten
+      pack_panel(w, r0, b, true);
+      EXPECT_EQ(a.w, b.w) << dtype_name(t) << " panel at " << r0;
+      EXPECT_EQ(a.dw, b.dw);
+      EXPECT_EQ(a.nws, b.nws);
+    }
+  }
+}
+
+TEST(Int8Gemm, VnniTileEqualsTheReference) {
+  const Int8GemmTile vnni = int8_gemm_tile_vnni_if_supported();
+  if (!vnni) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  for (DType t : {DType::q8_0, DType::q4_0}) {
+    for (int64_t blocks : {1, 3, 7, 64}) {
+      const int64_t cols = blocks * 32;
+      const std::vector<uint8_t> bytes = random_weights(t, kPanelRows, cols, uint32_t(blocks));
+      PackedPanel p;
+      pack_panel(WeightView{t, kPanelRows, cols, bytes.data()}, 0, p);
+      const std::vector<float> x = random_values(kTileTokens * cols, 11, 3.0f);
+      ActQ8Rows q;
+      quantize_act_rows(x.data(), kTileTokens, cols, cols, q);
+      const uint8_t* xs[kTileTokens];
+      const float* ds[kTileTokens];
+      for (int i = 0; i < kTileTokens; ++i) xs[i] = q.row(i), ds[i] = q.scales(i);
+      for (int nt = 1; nt <= kTileTokens; ++nt) {
+        std::vector<float> want(size_t(kTileTokens * kPanelRows), -1.0f), got = want;
+        int8_gemm_tile_ref(p, xs, ds, nt, want.data());
+        vnni(p, xs, ds, nt, got.data());
+        // Same integer block sums and the same fused float steps: equal to the bit.
+        for (int64_t i = 0; i < nt * kPanelRows; ++i)
+          EXPECT_EQ(got[size_t(i)], want[size_t(i)])
+              << dtype_name(t) << " blocks " << blocks << " tokens " << nt << " at " << i;
+        for (int64_t i = nt * kPanelRows; i < kTileTokens * kPanelRows; ++i)
+          EXPECT_EQ(got[size_t(i)], -1.0f) << "a tile of " << nt << " tokens wrote past them";
+      }
+    }
+  }
+}
+
+// Each output moves from the exact result by at most the activation rounding: per block,
+// d_x / 2 times the weight block's L1 norm (the integer sums are exact).
+TEST(Int8Gemm, MatmulStaysWithinTheRoundingBoundForEveryTileKernel) {
+  ThreadPool pool(2);
+  std::vector<Int8GemmTile> tiles = {int8_gemm_tile_ref};
+  if (Int8GemmTile v = int8_gemm_tile_vnni_if_supported()) tiles.push_back(v);
+  for (DType t : {DType::q8_0, DType::q4_0}) {
+    for (int64_t T : {2, 5, 9}) {
+      const int64_t rows = 70, cols = 320, ldx = cols + 7, ldy = rows + 3;
+      const std::vector<uint8_t> bytes = random_weights(t, rows, cols, uint32_t(T));
+      const WeightView w{t, rows, cols, bytes.data()};
+      const std::vector<float> x = random_values(T * ldx, 21, 2.0f);
+      std::vector<float> exact(size_t(T * ldy));
+      ref::matmul(x.data(), ldx, w, exact.data(), ldy, T);
+      ActQ8Rows q;
+      quantize_act_rows(x.data(), T, ldx, cols, q);
+      std::vector<float> wrow(static_cast<size_t>(cols));
+      for (Int8GemmTile tile : tiles) {
+        std::vector<float> y(size_t(T * ldy), 7.0f);
+        ASSERT_TRUE(int8_gemm(x.data(), ldx, T, w, y.data(), ldy, pool, tile));
+        for (int64_t r = 0; r < rows; ++r) {
+          ref::dequant_row(w, r, 0, cols, wrow.data());
+          for (int64_t i = 0; i < T; ++i) {
+            double bound = 0;
+            for (int64_t c = 0; c < cols; ++c)
+              bound += 0.5 * double(q.scales(i)[c / 32]) * std::fabs(wrow[size_t(c)]);
+            EXPECT_LE(std::fabs(y[size_t(i * ldy + r)] - exact[size_t(i * ldy + r)]),
+                      bound * 1.001 + 1e-4)
+                << dtype_name(t) << " T " << T << " token " << i << " row " << r;
+          }
+        }
+        for (int64_t i = 0; i < T; ++i)  // padding between rows untouched
+          for (int64_t r = rows; r < ldy; ++r) EXPECT_EQ(y[size_t(i * ldy + r)], 7.0f);
+      }
+    }
+  }
+}
+
+TEST(Int8Gemm, OtherDtypesAreLeftToTheExactPath) {
+  ThreadPool pool(1);
+  std::vector<float> w(64 * 64, 0.5f), x(2 * 64, 1.0f), y(2 * 64);
+  EXPECT_FALSE(int8_gemm(x.data(), 64, 2, WeightView{DType::f32, 64, 64, w.data()}, y.data(), 64,
+                         pool, int8_gemm_tile_ref));
+}
