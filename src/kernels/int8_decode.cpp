@@ -9,8 +9,8 @@
 
 namespace tern::kernels {
 
-void int8_dot4_vnni(DType t, const uint8_t* const* rows, const int8_t* xq, const float* xd,
-                    const int32_t* xsum, int64_t n_blocks, float* out);  // cpu/int8_vnni.cpp
+void int8_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
+                    float* out);  // cpu/int8_vnni.cpp
 bool int8_vnni_built();
 
 namespace {
@@ -52,10 +52,27 @@ void quantize_act_q8(const float* x, int64_t n, ActQ8& out) {
     for (int j = 0; j < 32; ++j) s += q[j];
     out.sum[size_t(b)] = s;
   }
+  const int64_t nb = n / 32;
+  out.init8.resize(size_t(nb * 8));
+  out.init4.resize(size_t(nb * 4));
+  out.q4x = out.q;
+  for (int64_t b = 0; b < nb; ++b) {
+    std::fill_n(out.init8.begin() + b * 8, 8, -16 * out.sum[size_t(b)]);
+    std::fill_n(out.init4.begin() + b * 4, 4, -2 * out.sum[size_t(b)]);
+  }
+  for (int64_t g = 0; g + 4 <= nb; g += 4)
+    for (int64_t i = 0; i < 4; ++i)
+      for (int64_t j = 0; j < 16; ++j) {
+        out.q4x[size_t(g * 32 + i * 16 + j)] = out.q[size_t((g + i) * 32 + j)];
+        out.q4x[size_t(g * 32 + 64 + i * 16 + j)] = out.q[size_t((g + i) * 32 + 16 + j)];
+      }
 }
 
-void int8_dot4_ref(DType t, const uint8_t* const* rows, const int8_t* xq, const float* xd,
-                   const int32_t* xsum, int64_t n_blocks, float* out) {
+void int8_dot4_ref(DType t, const uint8_t* const* rows, const ActQ8& xa, int64_t n_blocks,
+                   float* out) {
+  const int8_t* xq = xa.q.data();
+  const float* xd = xa.d.data();
+  const int32_t* xsum = xa.sum.data();
   const int64_t bytes = t == DType::q8_0 ? 34 : 18;
   for (int r = 0; r < 4; ++r) {
     float acc = 0;

@@ -18,6 +18,14 @@ struct ActQ8 {
   std::vector<int8_t> q;     // [n]
   std::vector<float> d;      // [n / 32] block scales
   std::vector<int32_t> sum;  // [n / 32] sum of each block's q
+  // Layouts the SIMD kernels read (one pass over n bytes, shared by every weight row):
+  // init8 [n / 32 * 8]: -16 * sum per 32-bit lane, 8 lanes per block, so a vpdpbusd over a
+  //   Q8_0 block whose weights are stored + 128 (xor 0x80) starts at -128 * sum and ends exact;
+  // q4x [n]: per group of 4 blocks, the 4 first halves (elements 0..15) then the 4 second halves,
+  //   matching a register of 4 Q4_0 blocks' low and high nibbles (the last n/32 % 4 blocks are
+  //   left in order); init4 [n / 32 * 4]: -2 * sum per lane, 4 lanes per block (the offset 8).
+  std::vector<int32_t> init8, init4;
+  std::vector<int8_t> q4x;
 };
 
 // One block of 32 activations: q[j] = round(x[j] / d) with d = amax / 127 (0 for an all-zero
@@ -29,12 +37,12 @@ void quantize_act_q8(const float* x, int64_t n, ActQ8& out);
 
 // out[i] = sum over n_blocks blocks b of d_w(rows[i], b) * x.d[b] * sum_j w(rows[i], b, j) * x.q,
 // for the 4 rows whose Q8_0 (34-byte) or Q4_0 (18-byte) blocks start at rows[i].
-using Int8Dot4 = void (*)(DType t, const uint8_t* const* rows, const int8_t* xq, const float* xd,
-                          const int32_t* xsum, int64_t n_blocks, float* out);
+using Int8Dot4 = void (*)(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
+                          float* out);
 
 // The scalar reference (exact integer sums per block, blocks accumulated in order in float).
-void int8_dot4_ref(DType t, const uint8_t* const* rows, const int8_t* xq, const float* xd,
-                   const int32_t* xsum, int64_t n_blocks, float* out);
+void int8_dot4_ref(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
+                   float* out);
 
 // The kernel for the active ISA: AVX-512 VNNI where the CPU has it, the reference on the scalar
 // ISA, null where no integer kernel exists yet (AVX2: matmul keeps its exact f32 path).

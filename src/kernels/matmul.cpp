@@ -69,7 +69,7 @@ bool int8_decode(const MatmulParams& p, ThreadPool& tp) {
       const uint8_t* rows[kRowTile];
       for (int64_t j = 0; j < kRowTile; ++j) rows[j] = w.row_ptr(r0 + std::min(j, nr - 1));
       float out[kRowTile];
-      kernel(w.dtype, rows, x.q.data(), x.d.data(), x.sum.data(), n_blocks, out);
+      kernel(w.dtype, rows, x, n_blocks, out);
       std::copy_n(out, nr, p.y + r0);
     }
   });

@@ -59,7 +59,7 @@ TEST(Int8Decode, VnniKernelEqualsTheReference) {
   const Int8Dot4 vnni = int8_dot4_vnni_if_supported();
   if (!vnni) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
   for (DType t : {DType::q8_0, DType::q4_0}) {
-    for (int64_t blocks : {1, 3, 7, 64}) {
+    for (int64_t blocks : {1, 3, 4, 5, 7, 8, 64, 67}) {
       const int64_t cols = blocks * 32;
       const std::vector<uint8_t> w = random_weights(t, 4, cols, uint32_t(blocks));
       ActQ8 x;
@@ -68,8 +68,8 @@ TEST(Int8Decode, VnniKernelEqualsTheReference) {
       const int64_t rb = dtype_bytes_for(t, cols);
       const uint8_t* rows[4] = {w.data(), w.data() + rb, w.data() + 2 * rb, w.data() + 3 * rb};
       float want[4], got[4];
-      int8_dot4_ref(t, rows, x.q.data(), x.d.data(), x.sum.data(), blocks, want);
-      vnni(t, rows, x.q.data(), x.d.data(), x.sum.data(), blocks, got);
+      int8_dot4_ref(t, rows, x, blocks, want);
+      vnni(t, rows, x, blocks, got);
       // Same integer block sums; only the float accumulation order differs.
       for (int r = 0; r < 4; ++r)
         EXPECT_NEAR(got[r], want[r], 1e-5f * (1.0f + std::fabs(want[r])))

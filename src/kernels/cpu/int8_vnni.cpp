@@ -1,13 +1,20 @@
-// The integer decode kernel (int8_decode.h) on AVX-512 VNNI: per 32-value block, one vpdpbusd
-// (u8 x s8 -> s32) over a 256-bit lane. Q8_0 weights are signed, so the weight's sign moves to
-// the activation (|w| x sign(w)*x, as vpdpbusd wants an unsigned operand); Q4_0 nibbles are
-// unsigned already and their offset of 8 comes off via the block's activation sum. Compiled
-// with its own -m flags; int8_decode.cpp calls it only when CPUID reports VNNI.
+// The integer decode kernel (int8_decode.h) on AVX-512 VNNI, reading the weights as stored.
+// Four blocks of the 4 rows per step:
+// - Q8_0: each row's weights are made unsigned by xor 0x80 (w + 128), as vpdpbusd wants, and
+//   each block's sum starts at ActQ8::init8 (-16 * sum(q) per lane), so it ends exact; two
+//   blocks per 512-bit register, lanes 0-7 and 8-15.
+// - Q4_0: four blocks' 16 nibble bytes fill one register; low nibbles meet the activations'
+//   first halves and high nibbles the second halves (ActQ8::q4x), 4 lanes per block, starting at
+//   ActQ8::init4 (-2 * sum(q) per lane: the offset of 8).
+// The 16 f16 scales of 4 rows x 4 blocks come in with one gather, are multiplied by the 4
+// activation scales and spread to each block's lanes by a permute. Blocks past the last whole
+// group of 4 take one 256-bit step each. Compiled with its own -m flags; int8_decode.cpp calls
+// it only when CPUID reports VNNI.
 #include <immintrin.h>
 
 #include <cstring>
 
-#include "core/dtype.h"
+#include "kernels/int8_decode.h"
 
 namespace tern::kernels {
 
@@ -17,92 +24,219 @@ bool int8_vnni_built() {
 
 namespace {
 
+constexpr int64_t kPrefetch = 1024;  // bytes ahead in each row's stream
+
 inline float f16_scale(const uint8_t* block) {
   uint16_t h;
   std::memcpy(&h, block, 2);
   return _cvtsh_ss(h);
 }
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
+inline float hsum(__m512 v) {
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+inline __m256i load256(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+inline __m128i load128(const void* p) {
+  return _mm_loadu_si128(static_cast<const __m128i*>(p));
+}
+
+// d_w(row r, block b + i) * d_x(b + i) in lane 4r + i: one gather of the 16 f16 scales (4 bytes
+// read at each block's start: the scale and the first quant bytes), then the activation scales.
+inline __m512 scales_4x4(const uint8_t* base, __m512i offsets, const float* xd) {
+  const __m512i g = _mm512_i32gather_epi32(offsets, base, 1);
+  const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
+  return _mm512_mul_ps(dw, _mm512_broadcast_f32x4(_mm_loadu_ps(xd)));
+}
+
+// Lane index vectors that spread scale 4r + i over the lanes of block i of row r.
+inline __m512i spread(int a, int b) {  // lanes 0-7: a, lanes 8-15: b
+  return _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b);
+}
+inline __m512i spread4(int r) {  // lanes 4i..4i+3: 4r + i
+  return _mm512_setr_epi32(4 * r, 4 * r, 4 * r, 4 * r, 4 * r + 1, 4 * r + 1, 4 * r + 1, 4 * r + 1,
+                           4 * r + 2, 4 * r + 2, 4 * r + 2, 4 * r + 2, 4 * r + 3, 4 * r + 3,
+                           4 * r + 3, 4 * r + 3);
+}
+
+void dot4_q8_0(const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks, float* out) {
+  constexpr int64_t kBytes = 34;
+  __m512 acc[4][2];
+  for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
+  const __m512i offsets = _mm512_setr_epi32(
+      0, kBytes, 2 * kBytes, 3 * kBytes, int(rows[1] - rows[0]), int(rows[1] - rows[0] + kBytes),
+      int(rows[1] - rows[0] + 2 * kBytes), int(rows[1] - rows[0] + 3 * kBytes),
+      int(rows[2] - rows[0]), int(rows[2] - rows[0] + kBytes), int(rows[2] - rows[0] + 2 * kBytes),
+      int(rows[2] - rows[0] + 3 * kBytes), int(rows[3] - rows[0]), int(rows[3] - rows[0] + kBytes),
+      int(rows[3] - rows[0] + 2 * kBytes), int(rows[3] - rows[0] + 3 * kBytes));
+  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  int64_t b = 0;
+  for (; b + 4 <= n_blocks; b += 4) {
+    const __m512 sc = scales_4x4(rows[0] + b * kBytes, offsets, x.d.data() + b);
+    const __m512i x01 = _mm512_loadu_si512(x.q.data() + b * 32);
+    const __m512i x23 = _mm512_loadu_si512(x.q.data() + b * 32 + 64);
+    const __m512i i01 = _mm512_loadu_si512(x.init8.data() + b * 8);
+    const __m512i i23 = _mm512_loadu_si512(x.init8.data() + b * 8 + 16);
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* blk = rows[r] + b * kBytes + 2;
+      _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetch), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetch + 64), _MM_HINT_T0);
+      const __m512i w01 = _mm512_xor_si512(
+          _mm512_inserti64x4(_mm512_castsi256_si512(load256(blk)), load256(blk + kBytes), 1), flip);
+      const __m512i w23 =
+          _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(load256(blk + 2 * kBytes)),
+                                              load256(blk + 3 * kBytes), 1),
+                           flip);
+      const __m512i d01 = _mm512_dpbusd_epi32(i01, w01, x01);
+      const __m512i d23 = _mm512_dpbusd_epi32(i23, w23, x23);
+      acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d01),
+                                  _mm512_permutexvar_ps(spread(4 * r, 4 * r + 1), sc), acc[r][0]);
+      acc[r][1] =
+          _mm512_fmadd_ps(_mm512_cvtepi32_ps(d23),
+                          _mm512_permutexvar_ps(spread(4 * r + 2, 4 * r + 3), sc), acc[r][1]);
+    }
+  }
+  __m256 tail[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                    _mm256_setzero_ps()};
+  for (; b < n_blocks; ++b) {
+    const __m256i xb = load256(x.q.data() + b * 32);
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* blk = rows[r] + b * kBytes;
+      const __m256i w = load256(blk + 2);
+      const __m256i dot =
+          _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(xb, w));
+      tail[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(f16_scale(blk) * x.d[b]),
+                                tail[r]);
+    }
+  }
+  for (int r = 0; r < 4; ++r)
+    out[r] =
+        hsum(_mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]), _mm512_castps256_ps512(tail[r])));
+}
+
+// Q4_0 blocks [b, n_blocks) one 256-bit step each (what is left after the groups of 4).
+void dot4_q4_0_tail(const uint8_t* const* rows, const ActQ8& x, int64_t b, int64_t n_blocks,
+                    __m256* tail) {
+  constexpr int64_t kBytes = 18;
+  for (int r = 0; r < 4; ++r) tail[r] = _mm256_setzero_ps();
+  const __m128i low4 = _mm_set1_epi8(15);
+  for (; b < n_blocks; ++b) {
+    const __m256i xb = load256(x.q.data() + b * 32);
+    const __m256 offset = _mm256_set1_ps(float(x.sum[b]));  // 8 lanes: 8 * sum in all
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* blk = rows[r] + b * kBytes;
+      const __m128i bytes = load128(blk + 2);
+      const __m256i nib = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4),
+                                           _mm_and_si128(bytes, low4));
+      const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), nib, xb);
+      tail[r] = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(dot), offset),
+                                _mm256_set1_ps(f16_scale(blk) * x.d[b]), tail[r]);
+    }
+  }
+}
+
+void dot4_q4_0(const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks, float* out) {
+  constexpr int64_t kBytes = 18;
+  __m512 acc[4];
+  for (auto& a : acc) a = _mm512_setzero_ps();
+  const __m512i offsets = _mm512_setr_epi32(
+      0, kBytes, 2 * kBytes, 3 * kBytes, int(rows[1] - rows[0]), int(rows[1] - rows[0] + kBytes),
+      int(rows[1] - rows[0] + 2 * kBytes), int(rows[1] - rows[0] + 3 * kBytes),
+      int(rows[2] - rows[0]), int(rows[2] - rows[0] + kBytes), int(rows[2] - rows[0] + 2 * kBytes),
+      int(rows[2] - rows[0] + 3 * kBytes), int(rows[3] - rows[0]), int(rows[3] - rows[0] + kBytes),
+      int(rows[3] - rows[0] + 2 * kBytes), int(rows[3] - rows[0] + 3 * kBytes));
+  const __m512i low4 = _mm512_set1_epi8(15);
+  int64_t b = 0;
+  for (; b + 4 <= n_blocks; b += 4) {
+    const __m512 sc = scales_4x4(rows[0] + b * kBytes, offsets, x.d.data() + b);
+    const __m512i xlo = _mm512_loadu_si512(x.q4x.data() + b * 32);
+    const __m512i xhi = _mm512_loadu_si512(x.q4x.data() + b * 32 + 64);
+    const __m512i init = _mm512_loadu_si512(x.init4.data() + b * 4);
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* blk = rows[r] + b * kBytes + 2;
+      _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetch), _MM_HINT_T0);
+      __m512i raw = _mm512_castsi128_si512(load128(blk));
+      raw = _mm512_inserti32x4(raw, load128(blk + kBytes), 1);
+      raw = _mm512_inserti32x4(raw, load128(blk + 2 * kBytes), 2);
+      raw = _mm512_inserti32x4(raw, load128(blk + 3 * kBytes), 3);
+      const __m512i lo = _mm512_and_si512(raw, low4);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+      const __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, lo, xlo), hi, xhi);
+      acc[r] =
+          _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(spread4(r), sc), acc[r]);
+    }
+  }
+  __m256 tail[4];
+  dot4_q4_0_tail(rows, x, b, n_blocks, tail);
+  for (int r = 0; r < 4; ++r) out[r] = hsum(_mm512_add_ps(acc[r], _mm512_castps256_ps512(tail[r])));
+}
+
+// Q4_0 with AVX-512 VBMI: a group of 4 blocks is 72 contiguous bytes, read as one 64-byte load
+// and a masked 8-byte load (which cannot fault past the row); one two-source byte permute lays
+// the 64 nibble bytes out as 4 x 16 and another spreads the 4 f16 scales over their blocks'
+// lanes, so neither a gather nor per-block inserts are needed.
+__attribute__((target("avx512vbmi"))) void dot4_q4_0_vbmi(const uint8_t* const* rows,
+                                                          const ActQ8& x, int64_t n_blocks,
+                                                          float* out) {
+  constexpr int64_t kBytes = 18;
+  alignas(64) uint8_t quant_idx[64], scale_idx[64] = {};
+  for (int i = 0; i < 4; ++i)
+    for (int k = 0; k < 16; ++k) quant_idx[16 * i + k] = uint8_t(2 + kBytes * i + k);
+  for (int j = 0; j < 16; ++j)
+    scale_idx[2 * j] = uint8_t(kBytes * (j / 4)),
+                  scale_idx[2 * j + 1] = uint8_t(kBytes * (j / 4) + 1);
+  const __m512i qidx = _mm512_load_si512(quant_idx), sidx = _mm512_load_si512(scale_idx);
+  const __m512i spread_x = spread4(0);
+  const __m512i low4 = _mm512_set1_epi8(15);
+  __m512 acc[4];
+  for (auto& a : acc) a = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 4 <= n_blocks; b += 4) {
+    const __m512i xlo = _mm512_loadu_si512(x.q4x.data() + b * 32);
+    const __m512i xhi = _mm512_loadu_si512(x.q4x.data() + b * 32 + 64);
+    const __m512i init = _mm512_loadu_si512(x.init4.data() + b * 4);
+    const __m512 sx =
+        _mm512_permutexvar_ps(spread_x, _mm512_castps128_ps512(_mm_loadu_ps(x.d.data() + b)));
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* grp = rows[r] + b * kBytes;
+      _mm_prefetch(reinterpret_cast<const char*>(grp + kPrefetch), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(grp + kPrefetch + 64), _MM_HINT_T0);
+      const __m512i a = _mm512_loadu_si512(grp);
+      const __m512i raw =
+          _mm512_permutex2var_epi8(a, qidx, _mm512_maskz_loadu_epi8(0xFF, grp + 64));
+      const __m512 sw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(sidx, a)));
+      const __m512i lo = _mm512_and_si512(raw, low4);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+      const __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, lo, xlo), hi, xhi);
+      acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), sx), sw, acc[r]);
+    }
+  }
+  __m256 tail[4];
+  dot4_q4_0_tail(rows, x, b, n_blocks, tail);
+  for (int r = 0; r < 4; ++r) out[r] = hsum(_mm512_add_ps(acc[r], _mm512_castps256_ps512(tail[r])));
+}
+
+bool cpu_has_vbmi() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512vbmi");
 }
 
 }  // namespace
 
-void int8_dot4_vnni(DType t, const uint8_t* const* rows, const int8_t* xq, const float* xd,
-                    const int32_t* xsum, int64_t n_blocks, float* out) {
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
-  const __m128i low4 = _mm_set1_epi8(15);
-  if (t == DType::q8_0) {
-    // Two blocks per 512-bit step: 64 activations, each row's two weight blocks side by side,
-    // and the 4 rows x 2 blocks of scales converted and multiplied in one go.
-    __m512 acc2[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                      _mm512_setzero_ps()};
-    int64_t b = 0;
-    for (; b + 2 <= n_blocks; b += 2) {
-      const __m512i x = _mm512_loadu_si512(xq + b * 32);
-      uint16_t h[8];
-      for (int r = 0; r < 4; ++r) {
-        std::memcpy(&h[2 * r], rows[r] + b * 34, 2);
-        std::memcpy(&h[2 * r + 1], rows[r] + (b + 1) * 34, 2);
-      }
-      // scales[2r + k] = d_w(row r, block b + k) * d_x(block b + k)
-      const __m256 xd2 =
-          _mm256_setr_ps(xd[b], xd[b + 1], xd[b], xd[b + 1], xd[b], xd[b + 1], xd[b], xd[b + 1]);
-      const __m512 scales = _mm512_castps256_ps512(_mm256_mul_ps(
-          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h))), xd2));
-      for (int r = 0; r < 4; ++r) {
-        const uint8_t* blk = rows[r] + b * 34;
-        const __m512i w = _mm512_inserti64x4(
-            _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2))),
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 36)), 1);
-        // |w| x (x negated where w < 0): vpdpbusd wants its first operand unsigned.
-        const __m512i sx =
-            _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w), _mm512_setzero_si512(), x);
-        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), sx);
-        // Lanes 0-7 take scale 2r (block b), lanes 8-15 scale 2r + 1 (block b + 1).
-        const __m512i pick = _mm512_set_epi32(2 * r + 1, 2 * r + 1, 2 * r + 1, 2 * r + 1, 2 * r + 1,
-                                              2 * r + 1, 2 * r + 1, 2 * r + 1, 2 * r, 2 * r, 2 * r,
-                                              2 * r, 2 * r, 2 * r, 2 * r, 2 * r);
-        acc2[r] =
-            _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pick, scales), acc2[r]);
-      }
-    }
-    for (int r = 0; r < 4; ++r)
-      acc[r] =
-          _mm256_add_ps(_mm512_castps512_ps256(acc2[r]),
-                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc2[r]), 1)));
-    for (; b < n_blocks; ++b) {  // an odd last block
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
-      for (int r = 0; r < 4; ++r) {
-        const uint8_t* blk = rows[r] + b * 34;
-        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
-        const __m256i dot =
-            _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(f16_scale(blk) * xd[b]),
-                                 acc[r]);
-      }
-    }
-  } else {
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
-      const __m256 offset = _mm256_set1_ps(float(xsum[b]));  // 8 lanes: 8 * sum in all
-      for (int r = 0; r < 4; ++r) {
-        const uint8_t* blk = rows[r] + b * 18;
-        const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-        const __m256i nib = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4),
-                                             _mm_and_si128(bytes, low4));
-        const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), nib, x);
-        acc[r] = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(dot), offset),
-                                 _mm256_set1_ps(f16_scale(blk) * xd[b]), acc[r]);
-      }
-    }
-  }
-  for (int r = 0; r < 4; ++r) out[r] = hsum(acc[r]);
+void int8_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
+                    float* out) {
+  static const bool vbmi = cpu_has_vbmi();
+  if (t == DType::q8_0)
+    dot4_q8_0(rows, x, n_blocks, out);
+  else if (vbmi)
+    dot4_q4_0_vbmi(rows, x, n_blocks, out);
+  else
+    dot4_q4_0(rows, x, n_blocks, out);
 }
 
 }  // namespace tern::kernels
