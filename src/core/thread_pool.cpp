@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <string>
 #include <system_error>
@@ -18,6 +19,21 @@ namespace tern {
 namespace {
 thread_local bool t_inside_pool = false;
 int g_requested_threads = 0;  // set_global_threads; 0: not set
+constexpr int64_t kPiecesPerThread = 4;
+
+// Polls `done` for up to ~50 us (a decode step's gap between two loops) before the caller
+// sleeps on a condition variable; true when it became true while spinning.
+template <class Done>
+bool spin_until(Done done) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+  for (int i = 1;; ++i) {
+    if (done()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if (i % 64 == 0 && std::chrono::steady_clock::now() > until) return done();
+  }
+}
 }  // namespace
 
 int available_cpus() {
@@ -62,7 +78,7 @@ ThreadPool::ThreadPool(int n_threads) {
     const size_t started = workers_.size() + 1;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
+      stop_.store(true);
     }
     start_cv_.notify_all();
     for (auto& w : workers_) w.join();
@@ -76,7 +92,7 @@ ThreadPool::ThreadPool(int n_threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   start_cv_.notify_all();
   for (auto& w : workers_) w.join();
@@ -91,33 +107,35 @@ void ThreadPool::set_global_threads(int n) {
   g_requested_threads = n;
 }
 
-void ThreadPool::run_chunk(int index) {
-  const int64_t begin = int64_t(index) * job_chunk_;
-  const int64_t end = std::min(job_n_, begin + job_chunk_);
-  if (begin >= end) return;
-  try {
-    (*job_)(begin, end, index);
-  } catch (...) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!error_) error_ = std::current_exception();
+void ThreadPool::run_pieces(int index) {
+  for (;;) {
+    const int64_t piece = next_piece_.fetch_add(1, std::memory_order_relaxed);
+    if (piece >= job_pieces_) return;
+    const int64_t begin = piece * job_piece_, end = std::min(job_n_, begin + job_piece_);
+    try {
+      (*job_)(begin, end, index);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!error_) error_ = std::current_exception();
+    }
   }
 }
 
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    {
+    if (!spin_until([&] { return stop_.load() || generation_.load() != seen; })) {
       std::unique_lock<std::mutex> lock(mu_);
-      start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      start_cv_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
     }
+    if (stop_.load()) return;
+    seen = generation_.load();
     t_inside_pool = true;
-    run_chunk(index);
+    run_pieces(index);
     t_inside_pool = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
+    if (pending_.fetch_sub(1) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);  // the caller may be about to wait
+      done_cv_.notify_one();
     }
   }
 }
@@ -131,22 +149,29 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     fn(0, n, 0);
     return;
   }
-  const int threads = int(std::min<int64_t>(size(), n_grains));
-  const int64_t chunk = (n_grains + threads - 1) / threads * grain;
-  std::unique_lock<std::mutex> lock(mu_);
-  job_ = &fn;
-  job_n_ = n;
-  job_chunk_ = chunk;
-  error_ = nullptr;
-  pending_ = int(workers_.size());
-  ++generation_;
-  lock.unlock();
+  // A few pieces per thread: enough to even out uneven threads, few enough that claiming them
+  // costs nothing next to the work.
+  const int64_t pieces = std::min<int64_t>(n_grains, int64_t(size()) * kPiecesPerThread);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    job_ = &fn;
+    job_n_ = n;
+    job_piece_ = (n_grains + pieces - 1) / pieces * grain;
+    job_pieces_ = (n + job_piece_ - 1) / job_piece_;
+    next_piece_.store(0);
+    error_ = nullptr;
+    pending_.store(int(workers_.size()));
+    generation_.fetch_add(1);
+  }
   start_cv_.notify_all();
   t_inside_pool = true;
-  run_chunk(0);
+  run_pieces(0);
   t_inside_pool = false;
-  lock.lock();
-  done_cv_.wait(lock, [&] { return pending_ == 0; });
+  if (!spin_until([&] { return pending_.load() == 0; })) {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [&] { return pending_.load() == 0; });
+  }
+  std::lock_guard<std::mutex> lock(mu_);
   job_ = nullptr;
   if (error_) std::rethrow_exception(error_);
 }

@@ -1,9 +1,13 @@
 // ThreadPool: a fixed set of workers for data-parallel loops (parallel_for).
 // Owns: worker threads and the fork/join of one loop at a time. Does not own: task queues,
 // futures or nested parallelism (a nested parallel_for runs inline on the calling thread).
-// Shaped for kernels: static chunking, no allocation per call, the caller thread works too.
+// Shaped for kernels: no allocation per call, the caller thread works too, pieces of the range
+// are claimed from an atomic counter (a thread slowed by the host or a longer piece does not
+// hold the others up), and idle workers spin briefly before sleeping, so the hundreds of small
+// loops of one decode step do not each pay a futex wake-up.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -35,7 +39,9 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return int(workers_.size()) + 1; }
-  // Calls fn(begin, end, thread_index) over disjoint chunks covering [0, n), in parallel.
+  // Calls fn(begin, end, thread_index) over disjoint chunks covering [0, n), in parallel; a
+  // thread may be given several chunks, and which thread runs which chunk varies between calls
+  // (thread_index is for per-thread scratch, never for the order of a reduction).
   // Chunks are multiples of `grain` (except the last). Exceptions from fn are rethrown here.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
 
@@ -47,16 +53,17 @@ class ThreadPool {
 
  private:
   void worker_loop(int index);
-  void run_chunk(int index);
+  void run_pieces(int index);
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable start_cv_, done_cv_;
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
-  int64_t job_n_ = 0, job_chunk_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  int64_t job_n_ = 0, job_piece_ = 0, job_pieces_ = 0;
+  std::atomic<int64_t> next_piece_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
   std::exception_ptr error_;
 };
 
