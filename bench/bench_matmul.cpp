@@ -74,8 +74,9 @@ void BM_matmul(benchmark::State& state, DType dt, const IsaKernels* isa) {
       benchmark::Counter(double(w.bytes.size()) * iters / 1e9, benchmark::Counter::kIsRate);
 }
 
-// The serving kernels (int8 activations): one-token decode and the packed int8 GEMM.
-void BM_matmul_int8(benchmark::State& state, DType dt) {
+// The serving kernels (quantised activations): one-token integer decode, and for several tokens
+// AMX BF16 tiles where the CPU has them (TERN_AMX=0 turns them off), else the packed int8 GEMM.
+void BM_matmul_fast(benchmark::State& state, DType dt) {
   const ScopedInt8Activations on(true);
   BM_matmul(state, dt, nullptr);
 }
@@ -109,17 +110,19 @@ int register_all() {
             ->UseRealTime();
     }
   }
-  for (DType dt : {DType::q8_0, DType::q4_0}) {
-    const std::string name = std::string("matmul_int8/") + std::string(dtype_name(dt));
-    benchmark::RegisterBenchmark(name.c_str(), BM_matmul_int8, dt)
+  for (DType dt : {DType::bf16, DType::f8_e4m3, DType::q8_0, DType::q4_0}) {
+    const std::string name = std::string("matmul_fast/") + std::string(dtype_name(dt));
+    benchmark::RegisterBenchmark(name.c_str(), BM_matmul_fast, dt)
         ->Args({4096, 4096, 1})
         ->Args({2048, 7168, 1})
         ->Args({4096, 4096, 32})
         ->Args({8960, 1536, 16})   // qwen2-1.5b's MLP up projection, batch-16 decode
         ->Args({1536, 8960, 256})  // its down projection, a 256-token prefill chunk
+        ->Args({8960, 1536, 512})  // its up projection in pp512
+        ->Args({1536, 1536, 512})  // its q projection in pp512
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
-    benchmark::RegisterBenchmark((name + "/dram").c_str(), BM_matmul_int8, dt)
+    benchmark::RegisterBenchmark((name + "/dram").c_str(), BM_matmul_fast, dt)
         ->Args({65536, 8192, 1})
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();

@@ -12,6 +12,10 @@ namespace tern::kernels {
 void int8_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
                     float* out);  // cpu/int8_vnni.cpp
 bool int8_vnni_built();
+void int8_dot4_avx2(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
+                    float* out);  // cpu/int8_avx2.cpp
+void int8_dot4_avxvnni(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
+                       float* out);  // cpu/int8_avxvnni.cpp
 
 namespace {
 
@@ -98,12 +102,25 @@ Int8Dot4 int8_dot4_vnni_if_supported() {
   return ok ? int8_dot4_vnni : nullptr;
 }
 
+Int8Dot4 int8_dot4_avxvnni_if_supported() {
+  static const bool ok = cpu_has_avx_vnni();
+  return ok ? int8_dot4_avxvnni : nullptr;
+}
+
+Int8Dot4 int8_dot4_avx2_if_supported() {
+  static const bool ok = cpu_has_avx2();
+  return ok ? int8_dot4_avx2 : nullptr;
+}
+
 Int8Dot4 int8_dot4_kernel() {
   static const Int8Dot4 chosen = []() -> Int8Dot4 {
     const std::string isa = active_isa().name;
     if (isa == "avx512" && int8_dot4_vnni_if_supported()) return int8_dot4_vnni;
-    if (isa == "scalar") return int8_dot4_ref;
-    return nullptr;
+    if (isa == "avx512" || isa == "avx2") {
+      if (Int8Dot4 k = int8_dot4_avxvnni_if_supported()) return k;
+      return int8_dot4_avx2_if_supported();
+    }
+    return int8_dot4_ref;
   }();
   return chosen;
 }

@@ -44,12 +44,14 @@ using Int8Dot4 = void (*)(DType t, const uint8_t* const* rows, const ActQ8& x, i
 void int8_dot4_ref(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
                    float* out);
 
-// The kernel for the active ISA: AVX-512 VNNI where the CPU has it, the reference on the scalar
-// ISA, null where no integer kernel exists yet (AVX2: matmul keeps its exact f32 path).
+// The kernel for the active ISA: AVX-512 VNNI where the CPU has it, else AVX-VNNI or AVX2 on
+// the avx512 / avx2 ISAs, the reference on the scalar ISA.
 Int8Dot4 int8_dot4_kernel();
 
-// The AVX-512 VNNI kernel when this CPU runs it, else null (tests compare it with the reference).
-Int8Dot4 int8_dot4_vnni_if_supported();
+// Each SIMD kernel when this CPU runs it, else null (tests compare them with the reference).
+Int8Dot4 int8_dot4_vnni_if_supported();     // AVX-512 VNNI
+Int8Dot4 int8_dot4_avxvnni_if_supported();  // AVX-VNNI (256-bit vpdpbusd)
+Int8Dot4 int8_dot4_avx2_if_supported();     // AVX2 (vpmaddubsw + vpmaddwd)
 
 // Whether matmuls on this thread use the integer decode path (Model::forward sets it from its
 // ForwardState for the duration of a step; off by default, so kernels are exact unless asked).

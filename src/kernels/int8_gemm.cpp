@@ -13,6 +13,10 @@ namespace tern::kernels {
 
 void int8_gemm_tile_vnni(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
                          int nt, float* out);  // cpu/int8_gemm_vnni.cpp
+void int8_gemm_tile_avx2(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
+                         int nt, float* out);  // cpu/int8_avx2.cpp
+void int8_gemm_tile_avxvnni(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
+                            int nt, float* out);  // cpu/int8_avxvnni.cpp
 void quantize_act_row_avx512(const float* x, int64_t n, uint8_t* q, float* d);
 void pack_panel_vnni(const WeightView& w, int64_t r0, PackedPanel& out);
 
@@ -131,12 +135,25 @@ Int8GemmTile int8_gemm_tile_vnni_if_supported() {
   return ok ? int8_gemm_tile_vnni : nullptr;
 }
 
+Int8GemmTile int8_gemm_tile_avxvnni_if_supported() {
+  static const bool ok = cpu_has_avx_vnni();
+  return ok ? int8_gemm_tile_avxvnni : nullptr;
+}
+
+Int8GemmTile int8_gemm_tile_avx2_if_supported() {
+  static const bool ok = cpu_has_avx2();
+  return ok ? int8_gemm_tile_avx2 : nullptr;
+}
+
 Int8GemmTile int8_gemm_tile_kernel() {
   static const Int8GemmTile chosen = []() -> Int8GemmTile {
     const std::string isa = active_isa().name;
-    if (isa == "avx512") return int8_gemm_tile_vnni_if_supported();
-    if (isa == "scalar") return int8_gemm_tile_ref;
-    return nullptr;
+    if (isa == "avx512" && int8_gemm_tile_vnni_if_supported()) return int8_gemm_tile_vnni;
+    if (isa == "avx512" || isa == "avx2") {
+      if (Int8GemmTile k = int8_gemm_tile_avxvnni_if_supported()) return k;
+      return int8_gemm_tile_avx2_if_supported();
+    }
+    return int8_gemm_tile_ref;
   }();
   return chosen;
 }

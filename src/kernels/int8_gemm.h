@@ -65,10 +65,12 @@ using Int8GemmTile = void (*)(const PackedPanel& p, const uint8_t* const* xq,
 // in order, which is what every SIMD tile computes per row, so they agree to the bit.
 void int8_gemm_tile_ref(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
                         int nt, float* out);
-// The AVX-512 VNNI tile when this CPU runs it, else null.
-Int8GemmTile int8_gemm_tile_vnni_if_supported();
-// The tile for the active ISA: VNNI on AVX-512 CPUs that have it, the reference on the scalar
-// ISA, null otherwise (the caller keeps its exact f32 path).
+// Each SIMD tile when this CPU runs it, else null.
+Int8GemmTile int8_gemm_tile_vnni_if_supported();     // AVX-512 VNNI
+Int8GemmTile int8_gemm_tile_avxvnni_if_supported();  // AVX-VNNI
+Int8GemmTile int8_gemm_tile_avx2_if_supported();     // AVX2
+// The tile for the active ISA: AVX-512 VNNI where the CPU has it, else AVX-VNNI or AVX2 on the
+// avx512 / avx2 ISAs, the reference on the scalar ISA.
 Int8GemmTile int8_gemm_tile_kernel();
 
 // y[t, r] (row stride ldy, overwritten) for x: [T, w.cols] (row stride ldx) and Q8_0 / Q4_0

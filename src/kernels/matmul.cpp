@@ -1,9 +1,12 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
+#include "kernels/amx_gemm.h"
 #include "kernels/int8_decode.h"
 #include "kernels/int8_gemm.h"
 
@@ -12,6 +15,8 @@ namespace tern::kernels {
 namespace {
 constexpr int64_t kRowTile = 4;
 constexpr int64_t kColChunk = 2048;  // multiple of 128 (fp8 blocks) and 32 (q8_0 / q4_0 blocks)
+// Below this many tokens the AMX path's per-call packing costs more than its tiles save.
+constexpr int64_t kAmxMinTokens = 16;
 
 void row_tile(const MatmulParams& p, const IsaKernels& isa, int64_t r0) {
   const WeightView& w = p.w;
@@ -50,26 +55,49 @@ void row_tile(const MatmulParams& p, const IsaKernels& isa, int64_t r0) {
   if (w.cols == 0)
     for (int64_t t = 0; t < p.T; ++t) std::fill_n(p.y + t * p.ldy + r0, nr, 0.0f);
 }
-// Decode (one row of x) on Q8_0 / Q4_0 weights with integer dot products: x is quantised once
-// here, then every 4-row tile runs over all its blocks. A short last tile repeats its last row.
-bool int8_decode(const MatmulParams& p, ThreadPool& tp) {
-  const WeightView& w = p.w;
-  if (p.T != 1 || (w.dtype != DType::q8_0 && w.dtype != DType::q4_0) || w.cols % 32 != 0)
-    return false;
+bool int8_decode_eligible(const MatmulParams& p) {
+  return p.T == 1 && (p.w.dtype == DType::q8_0 || p.w.dtype == DType::q4_0) && p.w.cols % 32 == 0;
+}
+
+// Decode (one row of x each) on Q8_0 / Q4_0 weights with integer dot products, for n matmuls in
+// one parallel loop over all their 4-row tiles: each distinct x is quantised once, then every
+// tile runs over all its blocks. A short last tile repeats its last row. All must be eligible.
+bool int8_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
   const Int8Dot4 kernel = int8_dot4_kernel();
   if (!kernel) return false;
-  thread_local ActQ8 xq;
-  quantize_act_q8(p.x, w.cols, xq);
-  const int64_t n_tiles = (w.rows + kRowTile - 1) / kRowTile, n_blocks = w.cols / 32;
+  thread_local std::vector<ActQ8> acts;
+  thread_local std::vector<int64_t> act_of, first_tile;
+  if (int64_t(acts.size()) < n) acts.resize(size_t(n));
+  act_of.assign(size_t(n), 0);
+  first_tile.assign(size_t(n) + 1, 0);
+  int64_t n_acts = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t a = 0;  // an x already quantised (gate and up share theirs)
+    while (a < i && !(ps[a].x == ps[i].x && ps[a].w.cols == ps[i].w.cols)) ++a;
+    if (a == i) {
+      quantize_act_q8(ps[i].x, ps[i].w.cols, acts[size_t(n_acts)]);
+      act_of[size_t(i)] = n_acts++;
+    } else {
+      act_of[size_t(i)] = act_of[size_t(a)];
+    }
+    first_tile[size_t(i) + 1] = first_tile[size_t(i)] + (ps[i].w.rows + kRowTile - 1) / kRowTile;
+  }
+  const int64_t n_tiles = first_tile[size_t(n)];
   const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * tp.size()));
-  const ActQ8& x = xq;  // workers read the calling thread's buffer
+  const ActQ8* act = acts.data();  // workers read the calling thread's buffers
+  const int64_t* owner_act = act_of.data();
+  const int64_t* starts = first_tile.data();
   tp.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e, int) {
+    int64_t i = std::upper_bound(starts, starts + n + 1, b) - starts - 1;
     for (int64_t tile = b; tile < e; ++tile) {
-      const int64_t r0 = tile * kRowTile, nr = std::min(kRowTile, w.rows - r0);
+      while (tile >= starts[i + 1]) ++i;
+      const MatmulParams& p = ps[i];
+      const WeightView& w = p.w;
+      const int64_t r0 = (tile - starts[i]) * kRowTile, nr = std::min(kRowTile, w.rows - r0);
       const uint8_t* rows[kRowTile];
       for (int64_t j = 0; j < kRowTile; ++j) rows[j] = w.row_ptr(r0 + std::min(j, nr - 1));
       float out[kRowTile];
-      kernel(w.dtype, rows, x, n_blocks, out);
+      kernel(w.dtype, rows, act[owner_act[i]], w.cols / 32, out);
       std::copy_n(out, nr, p.y + r0);
     }
   });
@@ -91,8 +119,13 @@ void matmul(const MatmulParams& p, ThreadPool* pool, const IsaKernels* isa) {
   require_weight_dtype(p.w, "matmul");
   const IsaKernels& k = isa ? *isa : active_isa();
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
+  // The serving kernels: AMX tiles for enough tokens to fill them, else integer dot products.
+  if (int8_activations() && !isa && p.T >= kAmxMinTokens && !std::strcmp(k.name, "avx512") &&
+      amx_gemm(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp, k))
+    return;
   if (int8_activations() && !isa &&
-      (int8_decode(p, tp) || (p.T > 1 && int8_gemm(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp))))
+      ((int8_decode_eligible(p) && int8_decode_group(&p, 1, tp)) ||
+       (p.T > 1 && int8_gemm(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp))))
     return;
   const int64_t n_tiles = (p.w.rows + kRowTile - 1) / kRowTile;
   // Small problems run on one thread: waking the pool costs more than the work.
@@ -102,6 +135,23 @@ void matmul(const MatmulParams& p, ThreadPool* pool, const IsaKernels* isa) {
   tp.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e, int) {
     for (int64_t tile = b; tile < e; ++tile) row_tile(p, k, tile * kRowTile);
   });
+}
+
+void matmul_group(const MatmulParams* ps, int64_t n, ThreadPool* pool) {
+  ThreadPool& tp = pool ? *pool : ThreadPool::global();
+  // The integer decode path takes every eligible matmul in one loop; the rest run one by one.
+  thread_local std::vector<MatmulParams> fused;
+  fused.clear();
+  const bool fast = int8_activations() && int8_dot4_kernel();
+  for (int64_t i = 0; i < n; ++i) {
+    if (ps[i].T <= 0 || ps[i].w.rows <= 0) continue;
+    require_weight_dtype(ps[i].w, "matmul");
+    if (fast && int8_decode_eligible(ps[i]))
+      fused.push_back(ps[i]);
+    else
+      matmul(ps[i], &tp);
+  }
+  if (!fused.empty()) int8_decode_group(fused.data(), int64_t(fused.size()), tp);
 }
 
 }  // namespace tern::kernels

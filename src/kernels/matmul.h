@@ -24,6 +24,11 @@ struct MatmulParams {
 // Runs on `pool` (the global pool when null) with the given ISA (active_isa() when null).
 void matmul(const MatmulParams& p, ThreadPool* pool = nullptr, const IsaKernels* isa = nullptr);
 
+// Several independent matmuls (a step's gate and up projections, a token's routed experts) as
+// one parallel loop where they take the one-token integer path, so the pool forks and joins
+// once for all of them; otherwise one after another. Outputs must not overlap any input.
+void matmul_group(const MatmulParams* ps, int64_t n, ThreadPool* pool = nullptr);
+
 // Convenience for contiguous x [T, cols] and y [T, rows].
 inline void matmul(const float* x, const WeightView& w, float* y, int64_t T) {
   matmul(MatmulParams{x, w.cols, y, w.rows, T, w});

@@ -21,8 +21,14 @@ void mlp_forward(const MlpWeights& m, const float* x, int64_t T, float* y, Arena
   const int64_t width = m.gate_proj.view.rows;
   float* g = static_cast<float*>(scratch.allocate(size_t(T * width) * 4, "mlp gate"));
   float* u = static_cast<float*>(scratch.allocate(size_t(T * width) * 4, "mlp up"));
-  linear_forward(m.gate_proj, x, T, g, 0, 0, pool);
-  linear_forward(m.up_proj, x, T, u, 0, 0, pool);
+  if (m.gate_proj.bias.empty() && m.up_proj.bias.empty()) {
+    const kernels::MatmulParams gu[2] = {{x, m.gate_proj.view.cols, g, width, T, m.gate_proj.view},
+                                         {x, m.up_proj.view.cols, u, width, T, m.up_proj.view}};
+    kernels::matmul_group(gu, 2, pool);  // one fork-join for both at decode
+  } else {
+    linear_forward(m.gate_proj, x, T, g, 0, 0, pool);
+    linear_forward(m.up_proj, x, T, u, 0, 0, pool);
+  }
   kernels::swiglu(g, u, g, T * width);
   linear_forward(m.down_proj, g, T, y, 0, 0, pool);
 }

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/int8_decode.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "model/layer_ops.h"
@@ -87,6 +88,22 @@ std::pair<int64_t, int64_t> context_part(int64_t n_pos, int64_t block, int64_t p
   return {std::min(n_pos, b0 * block), std::min(n_pos, b1 * block)};
 }
 
+// One matmul per head, params(h) describing head h's. With at least as many heads as threads,
+// each thread takes whole heads in a single fork-join (the nested matmuls run inline); with
+// fewer, each head's matmul is split across the pool instead.
+template <class Params>
+void per_head_matmuls(int64_t H, ThreadPool& pool, Params params) {
+  if (H < pool.size()) {
+    for (int64_t h = 0; h < H; ++h) kernels::matmul(params(h), &pool);
+    return;
+  }
+  const bool fast = kernels::int8_activations();  // a per-thread setting: carry it over
+  pool.parallel_for(H, 1, [&](int64_t b, int64_t e, int) {
+    const kernels::ScopedInt8Activations same_kernels(fast);
+    for (int64_t h = b; h < e; ++h) kernels::matmul(params(h), &pool);
+  });
+}
+
 // Row i's run index, [N] in scratch.
 int32_t* row_runs(const AttentionStep& a, Arena& scratch) {
   int32_t* rr = static_cast<int32_t*>(scratch.allocate(size_t(a.N) * 4, "row runs"));
@@ -101,10 +118,10 @@ void attend_absorbed(const ModelConfig& c, const MlaWeights& w, const AttentionS
                 dr = c.qk_rope_head_dim, rkv = c.kv_lora_rank, dv = c.v_head_dim;
   float* q_abs = alloc(scratch, a.N * H * rkv, "mla q_abs");  // [N, H, rkv]
   float* o_lat = alloc(scratch, a.N * H * rkv, "mla o_lat");  // [N, H, rkv]
-  for (int64_t h = 0; h < H; ++h)  // q_abs[i, h] = W_UKᵀ_h · q_nope[i, h]
-    kernels::matmul(
-        kernels::MatmulParams{q + h * dq, H * dq, q_abs + h * rkv, H * rkv, a.N, w.uk_t[size_t(h)]},
-        &pool);
+  per_head_matmuls(H, pool, [&](int64_t h) {  // q_abs[i, h] = W_UKᵀ_h · q_nope[i, h]
+    return kernels::MatmulParams{q + h * dq, H * dq, q_abs + h * rkv,
+                                 H * rkv,    a.N,    w.uk_t[size_t(h)]};
+  });
   // Every head shares the latent as key (plus k_pe) and as value.
   const PagedAttention p{H, rkv, rkv, dr, 0, rkv, float(c.softmax_scale())};
   const int32_t* rr = row_runs(a, scratch);
@@ -148,10 +165,10 @@ void attend_absorbed(const ModelConfig& c, const MlaWeights& w, const AttentionS
       }
     });
   }
-  for (int64_t h = 0; h < H; ++h)  // o[i, h] = W_UV_h · o_lat[i, h]
-    kernels::matmul(
-        kernels::MatmulParams{o_lat + h * rkv, H * rkv, o + h * dv, H * dv, a.N, w.uv[size_t(h)]},
-        &pool);
+  per_head_matmuls(H, pool, [&](int64_t h) {  // o[i, h] = W_UV_h · o_lat[i, h]
+    return kernels::MatmulParams{o_lat + h * rkv, H * rkv, o + h * dv,
+                                 H * dv,          a.N,     w.uv[size_t(h)]};
+  });
 }
 
 // The naive form per sequence run: expand per-head K/V over all its positions from the cached

@@ -3,10 +3,58 @@
 #include <algorithm>
 
 #include "kernels/cpu/isa.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
 #include "model/layer_ops.h"
 #include "model/router.h"
 
 namespace tern::model {
+namespace {
+
+constexpr int64_t kMaxExpertsPerToken = 32;  // experts_one_token's stack arrays
+
+bool has_bias(const MlpWeights& m) {
+  return !m.gate_proj.bias.empty() || !m.up_proj.bias.empty() || !m.down_proj.bias.empty();
+}
+
+// One token's experts (the K routed ones, weighted, and the shared ones): every gate and up
+// projection in one parallel loop, then every down projection in another, instead of three
+// small loops per expert, each too short to keep the threads busy. Returns false (having done
+// nothing) where an expert has a bias.
+bool experts_one_token(const MoeWeights& w, const float* x, const int32_t* idx,
+                       const float* weights, int64_t K, float* out, Arena& scratch,
+                       ThreadPool* pool) {
+  if (K > kMaxExpertsPerToken) return false;
+  const MlpWeights* m[kMaxExpertsPerToken + 1];
+  float scale[kMaxExpertsPerToken + 1];
+  int64_t n = 0;
+  for (int64_t k = 0; k < K; ++k) m[n] = &w.experts[size_t(idx[k])], scale[n++] = weights[k];
+  if (w.shared_experts.gate_proj.present()) m[n] = &w.shared_experts, scale[n++] = 1.0f;
+  for (int64_t e = 0; e < n; ++e)
+    if (has_bias(*m[e])) return false;
+  const int64_t d = w.experts[0].down_proj.view.rows;
+  kernels::MatmulParams gu[2 * (kMaxExpertsPerToken + 1)], down[kMaxExpertsPerToken + 1];
+  float* h = static_cast<float*>(scratch.allocate(size_t(n * d) * 4, "expert outputs"));
+  for (int64_t e = 0; e < n; ++e) {
+    const kernels::WeightView &gv = m[e]->gate_proj.view, &uv = m[e]->up_proj.view;
+    float* g = static_cast<float*>(scratch.allocate(size_t(2 * gv.rows) * 4, "expert gate/up"));
+    gu[2 * e] = {x, gv.cols, g, gv.rows, 1, gv};
+    gu[2 * e + 1] = {x, uv.cols, g + gv.rows, uv.rows, 1, uv};
+    down[e] = {g, gv.rows, h + e * d, d, 1, m[e]->down_proj.view};
+  }
+  kernels::matmul_group(gu, 2 * n, pool);
+  for (int64_t e = 0; e < n; ++e) {
+    float* g = gu[2 * e].y;
+    kernels::swiglu(g, gu[2 * e + 1].y, g, gu[2 * e].w.rows);
+  }
+  kernels::matmul_group(down, n, pool);
+  const kernels::IsaKernels& isa = kernels::active_isa();
+  std::fill_n(out, d, 0.0f);
+  for (int64_t e = 0; e < n; ++e) isa.axpy(scale[e], h + e * d, out, d);
+  return true;
+}
+
+}  // namespace
 
 void moe_forward(const ModelConfig& c, const MoeWeights& w, const float* x, int64_t T, float* out,
                  Arena& scratch, int32_t* routed_idx, ThreadPool* pool) {
@@ -24,6 +72,8 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, const float* x, int6
   for (int64_t t = 0; t < T; ++t)
     route_token(c, logits + t * E, bias, route_scratch, idx + t * K, weights + t * K);
   if (routed_idx) std::copy_n(idx, T * K, routed_idx);
+
+  if (T == 1 && experts_one_token(w, x, idx, weights, K, out, scratch, pool)) return;
 
   // Group (token, slot) pairs by expert so each expert's weights are read once.
   int32_t* order = reinterpret_cast<int32_t*>(alloc(T * K, "moe order"));
@@ -61,7 +111,14 @@ int64_t moe_scratch_floats(const ModelConfig& c, int64_t T) {
   const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
   const int64_t width =
       std::max(c.moe_intermediate_size, c.n_shared_experts * c.moe_intermediate_size);
-  return T * E + 3 * E + 3 * T * K + 2 * E + 1 + 2 * T * d + mlp_scratch_floats(T, width) + 16 * 12;
+  // experts_one_token (for a one-token step of any state): outputs, then gate and up per expert
+  // (shared ones included).
+  const int64_t one_token =
+      (K + 1) * d +
+      2 * (K * c.moe_intermediate_size + c.n_shared_experts * c.moe_intermediate_size) +
+      16 * (K + 2);
+  return T * E + 3 * E + 3 * T * K + 2 * E + 1 + 2 * T * d + mlp_scratch_floats(T, width) +
+         one_token + 16 * 12;
 }
 
 }  // namespace tern::model

@@ -55,27 +55,31 @@ TEST(Int8Decode, ActivationQuantiserFollowsItsDefinition) {
   }
 }
 
-TEST(Int8Decode, VnniKernelEqualsTheReference) {
-  const Int8Dot4 vnni = int8_dot4_vnni_if_supported();
-  if (!vnni) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
-  for (DType t : {DType::q8_0, DType::q4_0}) {
-    for (int64_t blocks : {1, 3, 4, 5, 7, 8, 64, 67}) {
-      const int64_t cols = blocks * 32;
-      const std::vector<uint8_t> w = random_weights(t, 4, cols, uint32_t(blocks));
-      ActQ8 x;
-      const std::vector<float> xf = random_values(cols, 99, 3.0f);
-      quantize_act_q8(xf.data(), cols, x);
-      const int64_t rb = dtype_bytes_for(t, cols);
-      const uint8_t* rows[4] = {w.data(), w.data() + rb, w.data() + 2 * rb, w.data() + 3 * rb};
-      float want[4], got[4];
-      int8_dot4_ref(t, rows, x, blocks, want);
-      vnni(t, rows, x, blocks, got);
-      // Same integer block sums; only the float accumulation order differs.
-      for (int r = 0; r < 4; ++r)
-        EXPECT_NEAR(got[r], want[r], 1e-5f * (1.0f + std::fabs(want[r])))
-            << dtype_name(t) << " blocks " << blocks << " row " << r;
+TEST(Int8Decode, EverySimdKernelEqualsTheReference) {
+  std::vector<std::pair<const char*, Int8Dot4>> kernels;
+  if (Int8Dot4 k = int8_dot4_vnni_if_supported()) kernels.push_back({"avx512-vnni", k});
+  if (Int8Dot4 k = int8_dot4_avxvnni_if_supported()) kernels.push_back({"avx-vnni", k});
+  if (Int8Dot4 k = int8_dot4_avx2_if_supported()) kernels.push_back({"avx2", k});
+  if (kernels.empty()) GTEST_SKIP() << "this CPU has no SIMD integer kernel";
+  for (auto [name, kernel] : kernels)
+    for (DType t : {DType::q8_0, DType::q4_0}) {
+      for (int64_t blocks : {1, 3, 4, 5, 7, 8, 64, 67}) {
+        const int64_t cols = blocks * 32;
+        const std::vector<uint8_t> w = random_weights(t, 4, cols, uint32_t(blocks));
+        ActQ8 x;
+        const std::vector<float> xf = random_values(cols, 99, 3.0f);
+        quantize_act_q8(xf.data(), cols, x);
+        const int64_t rb = dtype_bytes_for(t, cols);
+        const uint8_t* rows[4] = {w.data(), w.data() + rb, w.data() + 2 * rb, w.data() + 3 * rb};
+        float want[4], got[4];
+        int8_dot4_ref(t, rows, x, blocks, want);
+        kernel(t, rows, x, blocks, got);
+        // Same integer block sums; only the float accumulation order differs.
+        for (int r = 0; r < 4; ++r)
+          EXPECT_NEAR(got[r], want[r], 1e-5f * (1.0f + std::fabs(want[r])))
+              << name << " " << dtype_name(t) << " blocks " << blocks << " row " << r;
+      }
     }
-  }
 }
 
 // y_int8 - y_exact is bounded by the activation rounding: per block, d_x/2 times the weight

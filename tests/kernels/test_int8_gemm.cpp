@@ -104,34 +104,38 @@ TEST(Int8Gemm, SimdPackerWritesTheScalarPackersBytes) {
   }
 }
 
-TEST(Int8Gemm, VnniTileEqualsTheReference) {
-  const Int8GemmTile vnni = int8_gemm_tile_vnni_if_supported();
-  if (!vnni) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
-  for (DType t : {DType::q8_0, DType::q4_0}) {
-    for (int64_t blocks : {1, 3, 7, 64}) {
-      const int64_t cols = blocks * 32;
-      const std::vector<uint8_t> bytes = random_weights(t, kPanelRows, cols, uint32_t(blocks));
-      PackedPanel p;
-      pack_panel(WeightView{t, kPanelRows, cols, bytes.data()}, 0, p);
-      const std::vector<float> x = random_values(kTileTokens * cols, 11, 3.0f);
-      ActQ8Rows q;
-      quantize_act_rows(x.data(), kTileTokens, cols, cols, q);
-      const uint8_t* xs[kTileTokens];
-      const float* ds[kTileTokens];
-      for (int i = 0; i < kTileTokens; ++i) xs[i] = q.row(i), ds[i] = q.scales(i);
-      for (int nt = 1; nt <= kTileTokens; ++nt) {
-        std::vector<float> want(size_t(kTileTokens * kPanelRows), -1.0f), got = want;
-        int8_gemm_tile_ref(p, xs, ds, nt, want.data());
-        vnni(p, xs, ds, nt, got.data());
-        // Same integer block sums and the same fused float steps: equal to the bit.
-        for (int64_t i = 0; i < nt * kPanelRows; ++i)
-          EXPECT_EQ(got[size_t(i)], want[size_t(i)])
-              << dtype_name(t) << " blocks " << blocks << " tokens " << nt << " at " << i;
-        for (int64_t i = nt * kPanelRows; i < kTileTokens * kPanelRows; ++i)
-          EXPECT_EQ(got[size_t(i)], -1.0f) << "a tile of " << nt << " tokens wrote past them";
+TEST(Int8Gemm, EverySimdTileEqualsTheReference) {
+  std::vector<std::pair<const char*, Int8GemmTile>> tiles;
+  if (Int8GemmTile k = int8_gemm_tile_vnni_if_supported()) tiles.push_back({"avx512-vnni", k});
+  if (Int8GemmTile k = int8_gemm_tile_avxvnni_if_supported()) tiles.push_back({"avx-vnni", k});
+  if (Int8GemmTile k = int8_gemm_tile_avx2_if_supported()) tiles.push_back({"avx2", k});
+  if (tiles.empty()) GTEST_SKIP() << "this CPU has no SIMD integer tile";
+  for (auto [name, tile] : tiles)
+    for (DType t : {DType::q8_0, DType::q4_0}) {
+      for (int64_t blocks : {1, 3, 7, 64}) {
+        const int64_t cols = blocks * 32;
+        const std::vector<uint8_t> bytes = random_weights(t, kPanelRows, cols, uint32_t(blocks));
+        PackedPanel p;
+        pack_panel(WeightView{t, kPanelRows, cols, bytes.data()}, 0, p);
+        const std::vector<float> x = random_values(kTileTokens * cols, 11, 3.0f);
+        ActQ8Rows q;
+        quantize_act_rows(x.data(), kTileTokens, cols, cols, q);
+        const uint8_t* xs[kTileTokens];
+        const float* ds[kTileTokens];
+        for (int i = 0; i < kTileTokens; ++i) xs[i] = q.row(i), ds[i] = q.scales(i);
+        for (int nt = 1; nt <= kTileTokens; ++nt) {
+          std::vector<float> want(size_t(kTileTokens * kPanelRows), -1.0f), got = want;
+          int8_gemm_tile_ref(p, xs, ds, nt, want.data());
+          tile(p, xs, ds, nt, got.data());
+          // Same integer block sums and the same fused float steps: equal to the bit.
+          for (int64_t i = 0; i < nt * kPanelRows; ++i)
+            EXPECT_EQ(got[size_t(i)], want[size_t(i)]) << name << " " << dtype_name(t) << " blocks "
+                                                       << blocks << " tokens " << nt << " at " << i;
+          for (int64_t i = nt * kPanelRows; i < kTileTokens * kPanelRows; ++i)
+            EXPECT_EQ(got[size_t(i)], -1.0f) << "a tile of " << nt << " tokens wrote past them";
+        }
       }
     }
-  }
 }
 
 // Each output moves from the exact result by at most the activation rounding: per block,
@@ -140,6 +144,8 @@ TEST(Int8Gemm, MatmulStaysWithinTheRoundingBoundForEveryTileKernel) {
   ThreadPool pool(2);
   std::vector<Int8GemmTile> tiles = {int8_gemm_tile_ref};
   if (Int8GemmTile v = int8_gemm_tile_vnni_if_supported()) tiles.push_back(v);
+  if (Int8GemmTile v = int8_gemm_tile_avxvnni_if_supported()) tiles.push_back(v);
+  if (Int8GemmTile v = int8_gemm_tile_avx2_if_supported()) tiles.push_back(v);
   for (DType t : {DType::q8_0, DType::q4_0}) {
     for (int64_t T : {2, 5, 9}) {
       const int64_t rows = 70, cols = 320, ldx = cols + 7, ldy = rows + 3;

@@ -35,6 +35,10 @@ const IsaKernels& isa_scalar();
 const IsaKernels* isa_avx2();    // null when the build has no AVX2 unit
 const IsaKernels* isa_avx512();  // null when the build has no AVX-512 unit
 
+// CPUID checks for the integer kernels' 256-bit units (AVX2 with FMA and F16C; AVX-VNNI too).
+bool cpu_has_avx2();
+bool cpu_has_avx_vnni();
+
 // ISAs this CPU can run, best first (scalar always last).
 std::vector<const IsaKernels*> supported_isas();
 // The ISA kernels use: the best supported one, or the one named by TERN_ISA (scalar, avx2,

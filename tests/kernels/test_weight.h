@@ -1,0 +1,84 @@
+// Random test weights of every dtype the kernels compute with (storage and scales kept alive).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/dtype.h"
+#include "kernels/weight.h"
+
+namespace tern::kernels::testing {
+
+// A random weight of the given dtype, with its storage and scales kept alive.
+struct TestWeight {
+  std::vector<uint8_t> bytes;
+  std::vector<float> scales;
+  WeightView view;
+};
+
+inline uint16_t f16_bits(float f) {
+  return f32_to_f16(f);
+}
+
+inline TestWeight make_weight(DType dt, int64_t rows, int64_t cols, std::mt19937& rng,
+                              int64_t br = 128, int64_t bc = 128) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  TestWeight w;
+  w.view.dtype = dt;
+  w.view.rows = rows;
+  w.view.cols = cols;
+  w.bytes.resize(size_t(dtype_bytes_for(dt, rows * cols)) + 1);
+  uint8_t* b = w.bytes.data();
+  const int64_t n = rows * cols;
+  switch (dt) {
+    case DType::f32:
+      for (int64_t i = 0; i < n; ++i) {
+        float v = nd(rng);
+        std::memcpy(b + 4 * i, &v, 4);
+      }
+      break;
+    case DType::bf16:
+    case DType::f16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = dt == DType::bf16 ? f32_to_bf16(nd(rng)) : f16_bits(nd(rng));
+        std::memcpy(b + 2 * i, &h, 2);
+      }
+      break;
+    case DType::f8_e4m3: {
+      std::uniform_int_distribution<int> byte(0, 255);
+      for (int64_t i = 0; i < n; ++i) {
+        int v = byte(rng);
+        if ((v & 0x7F) == 0x7F) v ^= 1;  // keep NaN out of matmul inputs (dequant test covers it)
+        b[i] = uint8_t(v);
+      }
+      w.view.block_rows = br;
+      w.view.block_cols = bc;
+      const int64_t sr = (rows + br - 1) / br, sc = (cols + bc - 1) / bc;
+      std::uniform_real_distribution<float> us(0.001f, 0.01f);
+      w.scales.resize(size_t(sr * sc));
+      for (auto& s : w.scales) s = us(rng);
+      w.view.scales = w.scales.data();
+      break;
+    }
+    case DType::q8_0:
+    case DType::q4_0: {
+      const int64_t bb = dtype_block_bytes(dt);
+      std::uniform_int_distribution<int> byte(0, 255);
+      for (int64_t blk = 0; blk < n / 32; ++blk) {
+        uint8_t* p = b + blk * bb;
+        const uint16_t d = f16_bits(std::uniform_real_distribution<float>(0.01f, 0.1f)(rng));
+        std::memcpy(p, &d, 2);
+        for (int64_t j = 2; j < bb; ++j) p[j] = uint8_t(byte(rng));
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  w.view.data = w.bytes.data();
+  return w;
+}
+
+}  // namespace tern::kernels::testing
