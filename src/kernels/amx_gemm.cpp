@@ -32,6 +32,7 @@ constexpr int64_t kTokenBlock = 32;  // tokens per block (two B tiles)
 // 32 KB, a token block's activations for it 32 KB.
 constexpr int64_t kColBlock = 512;
 constexpr int64_t kMaxBlockPanels = 8;  // a work item's weight block: 256 KB of bf16, L2-sized
+constexpr int64_t kPrefetchRows = 4;    // weight rows read ahead while dequantising
 constexpr int64_t kStepBf16 = 1024;     // bf16 values per 32-column step of a panel
 constexpr int64_t kBlockFloats = 1024;  // the four 16 x 16 accumulator tiles of a block
 
@@ -117,8 +118,16 @@ bool amx_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, float
       const int64_t np = (nrows + kPanel - 1) / kPanel;
       for (int64_t c0 = 0; c0 < K; c0 += kColBlock) {
         const int64_t n = std::min(kColBlock, K - c0), ns = (n + 31) / 32;
+        const int64_t seg0 = dtype_bytes_for(w.dtype, c0), seg = dtype_bytes_for(w.dtype, n);
         for (int64_t r = 0; r < np * kPanel; ++r) {
           uint16_t* slot = block + (r / kPanel) * ns * kStepBf16 + (r % kPanel) * 32;
+          // Each row contributes a few hundred bytes from a different place: ask for the row
+          // kPrefetchRows ahead now, or every row waits on its own memory latency.
+          if (r + kPrefetchRows < nrows) {
+            const char* next =
+                reinterpret_cast<const char*>(w.row_ptr(r0 + r + kPrefetchRows)) + seg0;
+            for (int64_t off = 0; off < seg; off += 64) __builtin_prefetch(next + off);
+          }
           if (r < nrows)
             amx::pack_weight_row(isa.dequant(w, r0 + r, c0, n, row), n, ns, slot);
           else

@@ -1,7 +1,10 @@
 #include "kernels/ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include "kernels/cpu/isa.h"
 
 namespace tern::kernels {
 
@@ -21,7 +24,15 @@ float silu(float z) {
 }
 
 void swiglu(const float* gate, const float* up, float* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = silu(gate[i]) * up[i];
+  // exp(-gate) a chunk at a time by the ISA's vector exp (std::exp does not vectorise).
+  const IsaKernels& isa = active_isa();
+  constexpr int64_t kChunk = 256;
+  float e[kChunk];
+  for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
+    const int64_t m = std::min(kChunk, n - i0);
+    isa.exp_affine(gate + i0, -1.0f, 0.0f, e, m);
+    for (int64_t j = 0; j < m; ++j) out[i0 + j] = gate[i0 + j] / (1.0f + e[j]) * up[i0 + j];
+  }
 }
 
 void softmax(float* x, int64_t n) {

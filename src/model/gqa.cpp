@@ -41,22 +41,30 @@ void gqa_forward(const ModelConfig& c, const GqaWeights& w, const RopeTable& rop
                    kv.token(a.layer, r.blocks.blocks[size_t(p / B)], p % B));
     }
   }
-  int32_t* rr = static_cast<int32_t*>(scratch.allocate(size_t(a.N) * 4, "row runs"));
-  for (size_t k = 0; k < a.runs.size(); ++k)
-    std::fill_n(rr + a.runs[k].row0, a.runs[k].n, int32_t(k));
   // Each head reads its KV head's K slice as key and V slice (after all K) as value. One work
-  // item per (row, KV head) keeps a group's heads on one pass over the cache.
+  // item per (tile of a run's rows, KV head) keeps a group's heads and a tile's rows on one
+  // pass over the cache.
   const int64_t group = H / Hkv;
   const PagedAttention p{group, hd, 0, 0, kvw, hd, float(c.softmax_scale())};
-  const int64_t wf = paged_attention_work_floats(p, kv.layout, group);
+  auto* tiles =
+      static_cast<RowTile*>(scratch.allocate(size_t(a.N) * sizeof(RowTile), "gqa row tiles"));
+  const int64_t n_tiles = split_row_tiles(a.runs, kAttentionTileRows, tiles);
+  const int64_t wf = paged_attention_work_floats(p, kv.layout, group, kAttentionTileRows);
   float* work = alloc(scratch, int64_t(pool.size()) * wf, "gqa attention work");
   const kernels::IsaKernels& isa = kernels::active_isa();
-  pool.parallel_for(a.N * Hkv, 1, [&](int64_t b, int64_t e, int thread) {
+  pool.parallel_for(n_tiles * Hkv, 1, [&](int64_t b, int64_t e, int thread) {
     for (int64_t item = b; item < e; ++item) {
-      const int64_t i = item / Hkv, h0 = (item % Hkv) * group;
-      const AttentionQuery aq{q + i * H * hd, hd, nullptr, 0, o + i * H * hd, hd};
-      paged_attention_row(p, kv, a.layer, a.runs[size_t(rr[i])].blocks, a.positions[size_t(i)] + 1,
-                          h0, h0 + group, aq, work + thread * wf, isa);
+      const RowTile& t = tiles[item / Hkv];
+      const int64_t h0 = (item % Hkv) * group;
+      int64_t n_pos[kAttentionTileRows];
+      AttentionQuery aq[kAttentionTileRows];
+      for (int64_t r = 0; r < t.n; ++r) {
+        const int64_t i = t.row0 + r;
+        n_pos[r] = a.positions[size_t(i)] + 1;
+        aq[r] = AttentionQuery{q + i * H * hd, hd, nullptr, 0, o + i * H * hd, hd};
+      }
+      paged_attention_rows(p, kv, a.layer, a.runs[size_t(t.run)].blocks, n_pos, t.n, h0, h0 + group,
+                           aq, work + thread * wf, isa);
     }
   });
   linear_forward(w.o_proj, o, a.N, a.out, 0, 0, &pool);
@@ -65,8 +73,9 @@ void gqa_forward(const ModelConfig& c, const GqaWeights& w, const RopeTable& rop
 int64_t gqa_scratch_floats(const ModelConfig& c, const KvLayout& kv, int64_t N, int threads) {
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads, hd = c.head_dim;
   const PagedAttention p{H / Hkv, hd, 0, 0, Hkv * hd, hd, 1.0f};
-  return 2 * N * H * hd + 2 * N * Hkv * hd + N +
-         int64_t(threads) * paged_attention_work_floats(p, kv, H / Hkv) + 16 * 6;
+  return 2 * N * H * hd + 2 * N * Hkv * hd + N * int64_t(sizeof(RowTile) / 4) +
+         int64_t(threads) * paged_attention_work_floats(p, kv, H / Hkv, kAttentionTileRows) +
+         16 * 6;
 }
 
 }  // namespace tern::model

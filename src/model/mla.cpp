@@ -154,14 +154,26 @@ void attend_absorbed(const ModelConfig& c, const MlaWeights& w, const AttentionS
       }
     });
   } else {
-    const int64_t hc = heads_per_item(H, a.N, pool.size()), chunks = (H + hc - 1) / hc;
-    const int64_t wf = paged_attention_work_floats(p, a.kv->layout, hc);
+    // Items are (tile of a run's rows, head chunk): a prefill tile's rows share one widening of
+    // each cached block.
+    auto* tiles =
+        static_cast<RowTile*>(scratch.allocate(size_t(a.N) * sizeof(RowTile), "mla row tiles"));
+    const int64_t n_tiles = split_row_tiles(a.runs, kAttentionTileRows, tiles);
+    const int64_t hc = heads_per_item(H, n_tiles, pool.size()), chunks = (H + hc - 1) / hc;
+    const int64_t wf = paged_attention_work_floats(p, a.kv->layout, hc, kAttentionTileRows);
     float* work = alloc(scratch, int64_t(pool.size()) * wf, "mla attention work");
-    pool.parallel_for(a.N * chunks, 1, [&](int64_t b, int64_t e, int thread) {
+    pool.parallel_for(n_tiles * chunks, 1, [&](int64_t b, int64_t e, int thread) {
       for (int64_t item = b; item < e; ++item) {
-        const int64_t i = item / chunks, h0 = (item % chunks) * hc, h1 = std::min(H, h0 + hc);
-        paged_attention_row(p, *a.kv, a.layer, a.runs[size_t(rr[i])].blocks,
-                            a.positions[size_t(i)] + 1, h0, h1, query(i), work + thread * wf, isa);
+        const RowTile& t = tiles[item / chunks];
+        const int64_t h0 = (item % chunks) * hc, h1 = std::min(H, h0 + hc);
+        int64_t n_pos[kAttentionTileRows];
+        AttentionQuery aq[kAttentionTileRows];
+        for (int64_t r = 0; r < t.n; ++r) {
+          n_pos[r] = a.positions[size_t(t.row0 + r)] + 1;
+          aq[r] = query(t.row0 + r);
+        }
+        paged_attention_rows(p, *a.kv, a.layer, a.runs[size_t(t.run)].blocks, n_pos, t.n, h0, h1,
+                             aq, work + thread * wf, isa);
       }
     });
   }
@@ -240,12 +252,13 @@ int64_t mla_scratch_floats(const ModelConfig& c, const KvLayout& kv, int64_t N, 
                 dr = c.qk_rope_head_dim, dv = c.v_head_dim;
   int64_t n = N * H * dq + N * c.q_lora_rank + N * (rkv + dr) + (rkv + dr) + N * H * dv + N;
   const PagedAttention p{H, rkv, rkv, dr, 0, rkv, 1.0f};
-  n += 2 * N * H * rkv + int64_t(threads) * paged_attention_work_floats(p, kv, H);
+  n += 2 * N * H * rkv + N * int64_t(sizeof(RowTile) / 4) +
+       int64_t(threads) * paged_attention_work_floats(p, kv, H, kAttentionTileRows);
   // Split-K partials: at most `threads` parts over all rows (N < threads), all heads each.
   n += int64_t(threads) * paged_attention_part_floats(p, H);
   if (mode == MlaMode::naive)
     n += S * (rkv + dr) + S * H * (c.qk_nope_head_dim + dv) + int64_t(threads) * S;
-  return n + 16 * 14;  // 64-byte rounding of each allocation
+  return n + 16 * 15;  // 64-byte rounding of each allocation
 }
 
 }  // namespace tern::model

@@ -10,47 +10,52 @@ namespace tern::model {
 
 namespace {
 
-// The online softmax over positions [p0, p1) for heads [h0, h1) into acc [nh, val_len], mx [nh],
-// sum [nh] (un-normalised). `scratch` holds B + B * token_values() floats.
+// The online softmax for R query rows of one sequence: row r over positions [p0, p1[r]), heads
+// [h0, h1), into acc [R, nh, val_len], mx [R, nh], sum [R, nh] (un-normalised). Each KV block
+// is widened to f32 once for all rows. `scratch` holds B + B * token_values() floats.
 void attend_range(const PagedAttention& p, const KvStore& kv, int64_t layer,
-                  const SeqBlocks& blocks, int64_t p0, int64_t p1, int64_t h0, int64_t h1,
-                  const AttentionQuery& q, float* acc, float* mx, float* sum, float* scratch,
-                  const kernels::IsaKernels& isa) {
+                  const SeqBlocks& blocks, int64_t p0, const int64_t* p1, int64_t R, int64_t h0,
+                  int64_t h1, const AttentionQuery* q, float* acc, float* mx, float* sum,
+                  float* scratch, const kernels::IsaKernels& isa) {
   const int64_t B = kv.layout.block_tokens, tv = kv.layout.token_values(), nh = h1 - h0;
   const int64_t dv = p.val_len;
   float* s = scratch;  // [B] one head's scores over a block
   float* buf = s + B;  // [B, tv] a bf16 / fp8 block widened to f32
-  std::fill_n(acc, nh * dv, 0.0f);
-  std::fill_n(mx, nh, -std::numeric_limits<float>::infinity());
-  std::fill_n(sum, nh, 0.0f);
-  for (int64_t b0 = p0; b0 < p1; b0 += B) {
-    const int64_t nb = std::min(B, p1 - b0), k = b0 / B;
+  std::fill_n(acc, R * nh * dv, 0.0f);
+  std::fill_n(mx, R * nh, -std::numeric_limits<float>::infinity());
+  std::fill_n(sum, R * nh, 0.0f);
+  const int64_t end = *std::max_element(p1, p1 + R);
+  for (int64_t b0 = p0; b0 < end; b0 += B) {
+    const int64_t k = b0 / B;
     const float* rows = kv_load_rows(kv.layout, kv.token(layer, blocks.blocks[size_t(k)], 0), buf,
-                                     nb);  // a block's rows are contiguous
-    for (int64_t h = h0; h < h1; ++h) {
-      const int64_t kvh = h / p.group, hi = h - h0;
-      const float* qk = q.qk + h * q.qk_stride;
-      const float* qr = q.qr + h * q.qr_stride;
-      float block_max = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < nb; ++j) {
-        const float* row = rows + j * tv;
-        float sc = isa.dot(qk, row + kvh * p.key_len, p.key_len);
-        if (p.rope_len) sc += isa.dot(qr, row + p.rope_off, p.rope_len);
-        s[j] = sc * p.scale;
-        block_max = std::max(block_max, s[j]);
-      }
-      float* a = acc + hi * dv;
-      if (block_max > mx[hi]) {  // a new maximum: rescale what was summed under the old one
-        const float corr = std::exp(mx[hi] - block_max);
-        if (sum[hi] > 0)
-          for (int64_t v = 0; v < dv; ++v) a[v] *= corr;
-        sum[hi] *= corr;
-        mx[hi] = block_max;
-      }
-      for (int64_t j = 0; j < nb; ++j) {
-        const float w = std::exp(s[j] - mx[hi]);
-        sum[hi] += w;
-        isa.axpy(w, rows + j * tv + p.val_base + kvh * dv, a, dv);
+                                     std::min(B, end - b0));  // a block's rows are contiguous
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t nb = std::min(B, p1[r] - b0);
+      for (int64_t h = h0; h < h1 && nb > 0; ++h) {
+        const int64_t kvh = h / p.group, hi = r * nh + h - h0;
+        const float* qk = q[r].qk + h * q[r].qk_stride;
+        const float* qr = q[r].qr + h * q[r].qr_stride;
+        float block_max = -std::numeric_limits<float>::infinity();
+        for (int64_t j = 0; j < nb; ++j) {
+          const float* row = rows + j * tv;
+          float sc = isa.dot(qk, row + kvh * p.key_len, p.key_len);
+          if (p.rope_len) sc += isa.dot(qr, row + p.rope_off, p.rope_len);
+          s[j] = sc * p.scale;
+          block_max = std::max(block_max, s[j]);
+        }
+        float* a = acc + hi * dv;
+        if (block_max > mx[hi]) {  // a new maximum: rescale what was summed under the old one
+          const float corr = std::exp(mx[hi] - block_max);
+          if (sum[hi] > 0)
+            for (int64_t v = 0; v < dv; ++v) a[v] *= corr;
+          sum[hi] *= corr;
+          mx[hi] = block_max;
+        }
+        isa.exp_affine(s, 1.0f, -mx[hi], s, nb);
+        for (int64_t j = 0; j < nb; ++j) {
+          sum[hi] += s[j];
+          isa.axpy(s[j], rows + j * tv + p.val_base + kvh * dv, a, dv);
+        }
       }
     }
   }
@@ -58,20 +63,37 @@ void attend_range(const PagedAttention& p, const KvStore& kv, int64_t layer,
 
 }  // namespace
 
+void paged_attention_rows(const PagedAttention& p, const KvStore& kv, int64_t layer,
+                          const SeqBlocks& blocks, const int64_t* n_pos, int64_t R, int64_t h0,
+                          int64_t h1, const AttentionQuery* q, float* work,
+                          const kernels::IsaKernels& isa) {
+  const int64_t nh = h1 - h0, dv = p.val_len;
+  float* acc = work;              // [R, nh, val_len] un-normalised outputs
+  float* mx = acc + R * nh * dv;  // [R, nh] running max score
+  float* sum = mx + R * nh;       // [R, nh] running sum of exp(score - max)
+  attend_range(p, kv, layer, blocks, 0, n_pos, R, h0, h1, q, acc, mx, sum, sum + R * nh, isa);
+  for (int64_t r = 0; r < R; ++r) {
+    for (int64_t h = h0; h < h1; ++h) {
+      const int64_t hi = r * nh + h - h0;
+      const float inv = sum[hi] > 0 ? 1.0f / sum[hi] : 0.0f;
+      float* o = q[r].out + h * q[r].out_stride;
+      for (int64_t v = 0; v < dv; ++v) o[v] = acc[hi * dv + v] * inv;
+    }
+  }
+}
+
+int64_t split_row_tiles(std::span<const SeqRun> runs, int64_t max_rows, RowTile* out) {
+  int64_t n = 0;
+  for (size_t k = 0; k < runs.size(); ++k)
+    for (int64_t t = 0; t < runs[k].n; t += max_rows)
+      out[n++] = RowTile{int64_t(k), runs[k].row0 + t, std::min(max_rows, runs[k].n - t)};
+  return n;
+}
+
 void paged_attention_row(const PagedAttention& p, const KvStore& kv, int64_t layer,
                          const SeqBlocks& blocks, int64_t n_pos, int64_t h0, int64_t h1,
                          const AttentionQuery& q, float* work, const kernels::IsaKernels& isa) {
-  const int64_t nh = h1 - h0, dv = p.val_len;
-  float* acc = work;          // [nh, val_len] un-normalised outputs
-  float* mx = acc + nh * dv;  // [nh] running max score
-  float* sum = mx + nh;       // [nh] running sum of exp(score - max)
-  attend_range(p, kv, layer, blocks, 0, n_pos, h0, h1, q, acc, mx, sum, sum + nh, isa);
-  for (int64_t h = h0; h < h1; ++h) {
-    const int64_t hi = h - h0;
-    const float inv = sum[hi] > 0 ? 1.0f / sum[hi] : 0.0f;
-    float* o = q.out + h * q.out_stride;
-    for (int64_t v = 0; v < dv; ++v) o[v] = acc[hi * dv + v] * inv;
-  }
+  paged_attention_rows(p, kv, layer, blocks, &n_pos, 1, h0, h1, &q, work, isa);
 }
 
 void paged_attention_part(const PagedAttention& p, const KvStore& kv, int64_t layer,
@@ -82,7 +104,7 @@ void paged_attention_part(const PagedAttention& p, const KvStore& kv, int64_t la
   TERN_CHECK(p0 % kv.layout.block_tokens == 0 && p0 <= p1);
   float* acc = part;
   float* mx = acc + nh * p.val_len;
-  attend_range(p, kv, layer, blocks, p0, p1, h0, h1, q, acc, mx, mx + nh, work, isa);
+  attend_range(p, kv, layer, blocks, p0, &p1, 1, h0, h1, &q, acc, mx, mx + nh, work, isa);
 }
 
 int64_t paged_attention_part_floats(const PagedAttention& p, int64_t heads) {
@@ -111,10 +133,10 @@ void paged_attention_merge(const PagedAttention& p, const float* parts, int64_t 
   }
 }
 
-int64_t paged_attention_work_floats(const PagedAttention& p, const KvLayout& kv,
-                                    int64_t max_heads) {
+int64_t paged_attention_work_floats(const PagedAttention& p, const KvLayout& kv, int64_t max_heads,
+                                    int64_t max_rows) {
   const int64_t B = kv.block_tokens;
-  return max_heads * p.val_len + 2 * max_heads + B + B * kv.token_values() + 16;
+  return max_rows * max_heads * (p.val_len + 2) + B + B * kv.token_values() + 16;
 }
 
 }  // namespace tern::model

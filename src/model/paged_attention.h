@@ -7,7 +7,10 @@
 
 #include <cstdint>
 
+#include <span>
+
 #include "kernels/cpu/isa.h"
+#include "model/batch.h"
 #include "model/kv_store.h"
 
 namespace tern::model {
@@ -38,7 +41,26 @@ void paged_attention_row(const PagedAttention& p, const KvStore& kv, int64_t lay
                          const SeqBlocks& blocks, int64_t n_pos, int64_t h0, int64_t h1,
                          const AttentionQuery& q, float* work, const kernels::IsaKernels& isa);
 
-int64_t paged_attention_work_floats(const PagedAttention& p, const KvLayout& kv, int64_t max_heads);
+// Rows r < R of one sequence at once (a prefill tile): row r's heads attend positions
+// [0, n_pos[r]) with query q[r]; every KV block is widened once for all R rows.
+void paged_attention_rows(const PagedAttention& p, const KvStore& kv, int64_t layer,
+                          const SeqBlocks& blocks, const int64_t* n_pos, int64_t R, int64_t h0,
+                          int64_t h1, const AttentionQuery* q, float* work,
+                          const kernels::IsaKernels& isa);
+
+// Consecutive rows of one sequence run, attended together by paged_attention_rows: in a prefill
+// chunk, a tile of rows shares one widening of each cached block.
+struct RowTile {
+  int64_t run = 0, row0 = 0, n = 0;
+};
+constexpr int64_t kAttentionTileRows = 16;
+// Splits every run into tiles of up to max_rows rows into `out` (room for one per row);
+// returns how many.
+int64_t split_row_tiles(std::span<const SeqRun> runs, int64_t max_rows, RowTile* out);
+
+// Work floats for up to max_heads heads of up to max_rows rows (paged_attention_row: 1 row).
+int64_t paged_attention_work_floats(const PagedAttention& p, const KvLayout& kv, int64_t max_heads,
+                                    int64_t max_rows = 1);
 
 // Split-K (FlashDecoding): positions [p0, p1) only (p0 a multiple of the block size), leaving
 // the un-normalised partial — per head the value sum [val_len], then the running max and the

@@ -5,7 +5,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "core/dtype.h"
@@ -179,6 +181,37 @@ TEST(Kernels, FusedDecodePathMatchesReferenceWithSmallFp8Blocks) {
         for (int r = 0; r < 8; ++r)
           ASSERT_NEAR(got[size_t(r)], want[size_t(r)], 1e-4f * std::sqrt(float(cols)))
               << k->name << " " << dtype_name(dt) << " cols " << cols << " r " << r;
+      }
+    }
+  }
+}
+
+TEST(Kernels, ExpAffineMatchesStdExpOnEveryIsa) {
+  // Within 2 ulp of std::exp over the range softmax and SiLU use, the documented edges (0
+  // below -87.3, +inf above 88.7, -inf -> 0, NaN -> NaN), odd lengths for the vector tails.
+  std::vector<float> x;
+  for (float v = -90.0f; v <= 90.0f; v += 0.0137f) x.push_back(v);
+  for (float v : {0.0f, -0.0f, 1e-8f, -1e-8f, 0.5f, -0.5f, 88.0f, -87.0f}) x.push_back(v);
+  x.push_back(-std::numeric_limits<float>::infinity());
+  x.push_back(std::nanf(""));
+  for (auto* k : isas()) {
+    for (int64_t n : {int64_t(x.size()), int64_t(7), int64_t(17)}) {
+      for (auto [a, b] : {std::pair{1.0f, 0.0f}, std::pair{-1.0f, 0.5f}}) {
+        std::vector<float> out(size_t(n), 123.0f);
+        k->exp_affine(x.data(), a, b, out.data(), n);
+        for (int64_t i = 0; i < n; ++i) {
+          const float z = a * x[size_t(i)] + b, got = out[size_t(i)];
+          if (std::isnan(z)) {
+            EXPECT_TRUE(std::isnan(got)) << k->name;
+          } else if (z < -87.3f) {
+            EXPECT_LE(got, 1.25e-38f) << k->name << " z " << z << " got " << got;
+          } else if (z > 88.7f) {  // +inf, or std::exp's value just below FLT_MAX
+            EXPECT_GE(got, 3.2e38f) << k->name << " z " << z << " got " << got;
+          } else {
+            const float want = std::exp(z);
+            EXPECT_NEAR(got, want, 2.5e-7f * want) << k->name << " z " << z;
+          }
+        }
       }
     }
   }

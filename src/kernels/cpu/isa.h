@@ -29,6 +29,10 @@ struct IsaKernels {
   float (*dot)(const float* a, const float* b, int64_t n);
   // y += a * x
   void (*axpy)(float a, const float* x, float* y, int64_t n);
+  // out[i] = exp(a * x[i] + b) (out may alias x): softmax weights and SiLU. The SIMD versions
+  // use a range reduction to 2^n times a degree-6 polynomial, within 2 ulp of std::exp;
+  // arguments below -87.3 give 0, above 88.7 give +inf, NaN stays NaN.
+  void (*exp_affine)(const float* x, float a, float b, float* out, int64_t n);
 };
 
 const IsaKernels& isa_scalar();

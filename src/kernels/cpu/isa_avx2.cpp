@@ -2,6 +2,9 @@
 // says the machine has them (isa_select.cpp).
 #include <immintrin.h>
 
+#include <cmath>
+#include <limits>
+
 #include <algorithm>
 
 #include "kernels/cpu/isa.h"
@@ -178,10 +181,49 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 (ln 2 split in two so r stays
+// exact), exp(r) = 1 + r + r^2 p(r) with Cephes' expf coefficients.
+inline __m256 exp8(__m256 x) {
+  // min(c, x) / max(c, x) return x when it is NaN, so NaN passes through.
+  x = _mm256_min_ps(_mm256_set1_ps(88.7f), _mm256_max_ps(_mm256_set1_ps(-87.3f), x));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  // 2^n as 2^(n/2) * 2^(n - n/2): n reaches 128, one past the largest exponent field.
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
+}
+
+void exp_affine(const float* x, float a, float b, float* out, int64_t n) {
+  const __m256 av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b);
+  const __m256 lo = _mm256_set1_ps(-87.3f), hi = _mm256_set1_ps(88.7f);
+  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 z = _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), bv);
+    __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(z, lo, _CMP_LT_OQ), exp8(z));  // underflow: 0
+    e = _mm256_blendv_ps(e, inf, _mm256_cmp_ps(z, hi, _CMP_GT_OQ));
+    _mm256_storeu_ps(out + i, e);
+  }
+  for (; i < n; ++i) out[i] = std::exp(a * x[i] + b);
+}
+
 }  // namespace
 
 const IsaKernels* isa_avx2() {
-  static const IsaKernels k{"avx2", dequant, dot4, dot4x4, dot4_fused, dot, axpy};
+  static const IsaKernels k{"avx2", dequant, dot4, dot4x4, dot4_fused, dot, axpy, exp_affine};
   return &k;
 }
 

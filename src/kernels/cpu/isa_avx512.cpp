@@ -2,6 +2,8 @@
 // -mfma; only called after CPUID says the machine has them (isa_select.cpp).
 #include <immintrin.h>
 
+#include <limits>
+
 #include <algorithm>
 
 #include "kernels/cpu/isa.h"
@@ -298,10 +300,47 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   }
 }
 
+// exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 (ln 2 split in two so r stays
+// exact), exp(r) = 1 + r + r^2 p(r) with Cephes' expf coefficients.
+inline __m512 exp16(__m512 x) {
+  // max(c, x) / min(c, x) return x when it is NaN, so NaN passes through.
+  x = _mm512_min_ps(_mm512_set1_ps(88.7f), _mm512_max_ps(_mm512_set1_ps(-87.4f), x));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(y, n);
+}
+
+void exp_affine(const float* x, float a, float b, float* out, int64_t n) {
+  const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b);
+  const __m512 lo = _mm512_set1_ps(-87.3f), hi = _mm512_set1_ps(88.7f);
+  auto one = [&](__m512 v) {
+    const __m512 z = _mm512_fmadd_ps(av, v, bv);
+    __m512 e = exp16(z);
+    e = _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(z, lo, _CMP_LT_OQ), e);  // underflow: 0
+    return _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(z, hi, _CMP_GT_OQ),
+                              _mm512_set1_ps(std::numeric_limits<float>::infinity()));
+  };
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, one(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(out + i, m, one(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
 }  // namespace
 
 const IsaKernels* isa_avx512() {
-  static const IsaKernels k{"avx512", dequant, dot4, dot4x4, dot4_fused, dot, axpy};
+  static const IsaKernels k{"avx512", dequant, dot4, dot4x4, dot4_fused, dot, axpy, exp_affine};
   return &k;
 }
 

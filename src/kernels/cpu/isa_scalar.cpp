@@ -1,4 +1,6 @@
 // Portable fallback primitives (plain C++, auto-vectorised at the baseline ISA).
+#include <cmath>
+
 #include "kernels/cpu/isa.h"
 #include "kernels/ref/ref_ops.h"
 
@@ -40,10 +42,14 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void exp_affine(const float* x, float a, float b, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = std::exp(a * x[i] + b);
+}
+
 }  // namespace
 
 const IsaKernels& isa_scalar() {
-  static const IsaKernels k{"scalar", dequant, dot4, dot4x4, dot4_fused, dot, axpy};
+  static const IsaKernels k{"scalar", dequant, dot4, dot4x4, dot4_fused, dot, axpy, exp_affine};
   return k;
 }
 
