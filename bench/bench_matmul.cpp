@@ -81,6 +81,24 @@ void BM_matmul_fast(benchmark::State& state, DType dt) {
   BM_matmul(state, dt, nullptr);
 }
 
+// Decode through many distinct matrices in turn (more bytes than the last-level cache), as a
+// model's layers are: each one a short stream, so prefetchers restart at every matrix.
+void BM_decode_many(benchmark::State& state, DType dt) {
+  const ScopedInt8Activations on(true);
+  const int64_t rows = state.range(0), cols = state.range(1), count = state.range(2);
+  std::vector<BenchWeight> ws;
+  for (int64_t i = 0; i < count; ++i) ws.push_back(make(dt, rows, cols));
+  std::vector<float> x(static_cast<size_t>(cols), 0.5f), y(static_cast<size_t>(rows));
+  size_t bytes = 0;
+  for (auto& w : ws) bytes += w.bytes.size();
+  for (auto _ : state) {
+    for (auto& w : ws) matmul(MatmulParams{x.data(), cols, y.data(), rows, 1, w.view});
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["weight_GB/s"] = benchmark::Counter(
+      double(bytes) * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+}
+
 void BM_memory_bandwidth(benchmark::State& state) {
   double gbs = 0;
   for (auto _ : state) gbs = account::measure_bandwidth().gbs;
@@ -127,6 +145,14 @@ int register_all() {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
+  for (DType dt : {DType::q8_0, DType::q4_0})
+    benchmark::RegisterBenchmark(
+        (std::string("decode_many/") + std::string(dtype_name(dt))).c_str(), BM_decode_many, dt)
+        ->Args({8960, 1536, 96})  // ~1.3-2.5 GB of qwen2-1.5b-sized MLP matrices
+        ->Args({1536, 1536, 512})
+        ->Args({393216, 1536, 1})  // the same bytes as one matrix
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
   return 0;
 }
 
