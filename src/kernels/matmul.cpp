@@ -15,8 +15,12 @@ namespace tern::kernels {
 namespace {
 constexpr int64_t kRowTile = 4;
 constexpr int64_t kColChunk = 2048;  // multiple of 128 (fp8 blocks) and 32 (q8_0 / q4_0 blocks)
-// Below this many tokens the AMX path's per-call packing costs more than its tiles save.
-constexpr int64_t kAmxMinTokens = 16;
+// Below this many tokens the AMX path's per-call packing costs more than its tiles save: 16
+// against the f32 path, 32 against the integer GEMM on Q8_0 / Q4_0 (measured with
+// bench_matmul's matmul_fast cases, TERN_AMX=0 against 1).
+int64_t amx_min_tokens(DType t) {
+  return (t == DType::q8_0 || t == DType::q4_0) && int8_gemm_tile_kernel() ? 32 : 16;
+}
 
 void row_tile(const MatmulParams& p, const IsaKernels& isa, int64_t r0) {
   const WeightView& w = p.w;
@@ -120,8 +124,8 @@ void matmul(const MatmulParams& p, ThreadPool* pool, const IsaKernels* isa) {
   const IsaKernels& k = isa ? *isa : active_isa();
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
   // The serving kernels: AMX tiles for enough tokens to fill them, else integer dot products.
-  if (int8_activations() && !isa && p.T >= kAmxMinTokens && !std::strcmp(k.name, "avx512") &&
-      amx_gemm(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp, k))
+  if (int8_activations() && !isa && p.T >= amx_min_tokens(p.w.dtype) &&
+      !std::strcmp(k.name, "avx512") && amx_gemm(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp, k))
     return;
   if (int8_activations() && !isa &&
       ((int8_decode_eligible(p) && int8_decode_group(&p, 1, tp)) ||
