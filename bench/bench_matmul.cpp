@@ -11,6 +11,8 @@
 
 #include "account/cpu_probe.h"
 #include "core/dtype.h"
+#include "core/thread_pool.h"
+#include "kernels/amx_gemm.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/int8_decode.h"
 #include "kernels/matmul.h"
@@ -99,6 +101,13 @@ void BM_decode_many(benchmark::State& state, DType dt) {
       double(bytes) * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 
+// The AMX tile unit's BF16 peak on the pool's threads (0 where there is no AMX).
+void BM_amx_bf16_peak(benchmark::State& state) {
+  double gflops = 0;
+  for (auto _ : state) gflops = amx_bf16_peak_gflops(ThreadPool::global());
+  state.counters["peak_GFLOP/s"] = gflops;
+}
+
 void BM_memory_bandwidth(benchmark::State& state) {
   double gbs = 0;
   for (auto _ : state) gbs = account::measure_bandwidth().gbs;
@@ -107,6 +116,9 @@ void BM_memory_bandwidth(benchmark::State& state) {
 
 int register_all() {
   benchmark::RegisterBenchmark("memory_bandwidth_triad", BM_memory_bandwidth)
+      ->Iterations(1)
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("amx_bf16_peak", BM_amx_bf16_peak)
       ->Iterations(1)
       ->Unit(benchmark::kMillisecond);
   for (const IsaKernels* isa : supported_isas()) {

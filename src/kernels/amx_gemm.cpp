@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -22,6 +23,7 @@ void zero_weight_row(int64_t nks, uint16_t* dst);
 void panel_block(const uint16_t* wp, const uint16_t* acts, int64_t nks, int64_t s0, int64_t ns,
                  float* c, bool first);
 void store_block(const float* c, float* y, int64_t ldy, int nt, int nr);
+double peak_flops(int64_t steps);
 }  // namespace amx
 
 namespace {
@@ -75,6 +77,21 @@ bool amx_usable() {
     return true;
   }();
   return usable;
+}
+
+double amx_bf16_peak_gflops(ThreadPool& pool) {
+  if (!amx_usable()) return 0;
+  constexpr int64_t kSteps = 1 << 20;  // ~45 ms per thread at 3 GHz
+  std::vector<double> flops(size_t(pool.size()), 0.0);
+  const auto start = std::chrono::steady_clock::now();
+  pool.parallel_for(pool.size(), 1, [&](int64_t b, int64_t e, int thread) {
+    ensure_tile_config();
+    for (int64_t i = b; i < e; ++i) flops[size_t(thread)] += amx::peak_flops(kSteps);
+  });
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double total = 0;
+  for (double f : flops) total += f;
+  return total / s / 1e9;
 }
 
 bool amx_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y, int64_t ldy,

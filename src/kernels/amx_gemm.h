@@ -36,4 +36,9 @@ bool amx_usable();
 bool amx_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y, int64_t ldy,
               ThreadPool& pool, const IsaKernels& isa);
 
+// The tile unit's BF16 rate on `pool`'s threads, in GFLOP/s (each thread runs products on
+// tiles already loaded, so no memory traffic), or 0 when AMX is not usable: the peak that
+// benchmarks state next to the GEMM's rate.
+double amx_bf16_peak_gflops(ThreadPool& pool);
+
 }  // namespace tern::kernels

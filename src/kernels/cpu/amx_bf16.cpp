@@ -145,4 +145,27 @@ void store_block(const float* c, float* y, int64_t ldy, int nt, int nr) {
   }
 }
 
+// The tile unit's own rate: `steps` rounds of 4 TDPBF16PS on tiles loaded once (no memory
+// traffic), for benchmarks to state the peak the GEMM is measured against. Returns the flops.
+double peak_flops(int64_t steps) {
+  alignas(64) static const uint16_t zeros[512] = {};
+  _tile_loadd(4, zeros, 64);
+  _tile_loadd(5, zeros, 64);
+  _tile_loadd(6, zeros, 64);
+  _tile_loadd(7, zeros, 64);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t s = 0; s < steps; ++s) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  alignas(64) float sink[256];
+  _tile_stored(0, sink, 64);
+  return double(steps) * 4 * 16 * 16 * 32 * 2 + double(sink[0]) * 0;
+}
+
 }  // namespace tern::kernels::amx
