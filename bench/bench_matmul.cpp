@@ -146,7 +146,11 @@ int register_all() {
         ->Args({4096, 4096, 1})
         ->Args({2048, 7168, 1})
         ->Args({4096, 4096, 32})
-        ->Args({8960, 1536, 16})   // qwen2-1.5b's MLP up projection, batch-16 decode
+        ->Args({8960, 1536, 16})  // qwen2-1.5b's MLP up projection, batch-16 decode
+        ->Args({1408, 2048, 2})   // a v3-mini-8l routed expert's gate, 2 of a batch's tokens
+        ->Args({1408, 2048, 4})
+        ->Args({1408, 2048, 8})
+        ->Args({1408, 2048, 16})
         ->Args({1536, 8960, 256})  // its down projection, a 256-token prefill chunk
         ->Args({8960, 1536, 512})  // its up projection in pp512
         ->Args({1536, 1536, 512})  // its q projection in pp512

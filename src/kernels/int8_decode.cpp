@@ -12,6 +12,8 @@ namespace tern::kernels {
 void int8_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
                     float* out);  // cpu/int8_vnni.cpp
 bool int8_vnni_built();
+bool int8_dot4xn_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,
+                      int64_t n_blocks, float* out);  // cpu/int8_vnni.cpp
 void int8_dot4_avx2(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
                     float* out);  // cpu/int8_avx2.cpp
 void int8_dot4_avxvnni(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
@@ -122,6 +124,12 @@ Int8Dot4 int8_dot4_kernel() {
     }
     return int8_dot4_ref;
   }();
+  return chosen;
+}
+
+Int8Dot4xN int8_dot4xn_kernel() {
+  static const Int8Dot4xN chosen =
+      int8_dot4_kernel() == int8_dot4_vnni_if_supported() ? int8_dot4xn_vnni : nullptr;
   return chosen;
 }
 

@@ -48,6 +48,14 @@ void int8_dot4_ref(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t 
 // the avx512 / avx2 ISAs, the reference on the scalar ISA.
 Int8Dot4 int8_dot4_kernel();
 
+// Up to 4 tokens through one 4-row tile, the weights read once: out[4 * t + r] for t < nt.
+// Returns false when the kernel has no multi-token form for `t` (run the one-token kernel per
+// token instead).
+using Int8Dot4xN = bool (*)(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,
+                            int64_t n_blocks, float* out);
+// The active ISA's multi-token kernel (AVX-512 VNNI + VBMI, Q4_0), else null.
+Int8Dot4xN int8_dot4xn_kernel();
+
 // Each SIMD kernel when this CPU runs it, else null (tests compare them with the reference).
 Int8Dot4 int8_dot4_vnni_if_supported();     // AVX-512 VNNI
 Int8Dot4 int8_dot4_avxvnni_if_supported();  // AVX-VNNI (256-bit vpdpbusd)

@@ -59,6 +59,12 @@ void row_tile(const MatmulParams& p, const IsaKernels& isa, int64_t r0) {
   if (w.cols == 0)
     for (int64_t t = 0; t < p.T; ++t) std::fill_n(p.y + t * p.ldy + r0, nr, 0.0f);
 }
+// Up to this many tokens on Q8_0 / Q4_0, tiles read as stored (int8_decode_tokens) beat the
+// packed GEMM: bench_matmul's matmul_fast 1408 x 2048 cases (a routed expert) at 2 and 4 tokens,
+// and v3-mini-8l's batch-16 decode, where most experts get 1 to 4 tokens; from 8 tokens the
+// packed panels pay for themselves.
+constexpr int64_t kFewTokens = 4;
+
 bool int8_decode_eligible(const MatmulParams& p) {
   return p.T == 1 && (p.w.dtype == DType::q8_0 || p.w.dtype == DType::q4_0) && p.w.cols % 32 == 0;
 }
@@ -108,6 +114,40 @@ bool int8_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
   return true;
 }
 
+// A few tokens (batched decode, an expert's share of a batch) on Q8_0 / Q4_0: each token's row
+// quantised once, then every 4-row tile read as stored and dotted with all tokens, up to 4 at a
+// time; no panels are packed, which at this size costs more than the products (int8_gemm.h).
+bool int8_decode_tokens(const MatmulParams& p, ThreadPool& tp) {
+  const Int8Dot4 one = int8_dot4_kernel();
+  if (!one || p.T > kFewTokens) return false;
+  const Int8Dot4xN many = int8_dot4xn_kernel();
+  thread_local std::vector<ActQ8> acts;
+  if (int64_t(acts.size()) < p.T) acts.resize(size_t(p.T));
+  const ActQ8* xs[kFewTokens];
+  for (int64_t t = 0; t < p.T; ++t) {
+    quantize_act_q8(p.x + t * p.ldx, p.w.cols, acts[size_t(t)]);
+    xs[t] = &acts[size_t(t)];  // workers read the calling thread's buffers
+  }
+  const WeightView& w = p.w;
+  const int64_t n_tiles = (w.rows + kRowTile - 1) / kRowTile, nb = w.cols / 32;
+  const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * tp.size()));
+  tp.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e, int) {
+    for (int64_t tile = b; tile < e; ++tile) {
+      const int64_t r0 = tile * kRowTile, nr = std::min(kRowTile, w.rows - r0);
+      const uint8_t* rows[kRowTile];
+      for (int64_t j = 0; j < kRowTile; ++j) rows[j] = w.row_ptr(r0 + std::min(j, nr - 1));
+      for (int64_t t0 = 0; t0 < p.T; t0 += 4) {
+        const int nt = int(std::min<int64_t>(4, p.T - t0));
+        float out[16];
+        if (!(many && many(w.dtype, rows, xs + t0, nt, nb, out)))
+          for (int t = 0; t < nt; ++t) one(w.dtype, rows, *xs[t0 + t], nb, out + 4 * t);
+        for (int t = 0; t < nt; ++t) std::copy_n(out + 4 * t, nr, p.y + (t0 + t) * p.ldy + r0);
+      }
+    }
+  });
+  return true;
+}
+
 }  // namespace
 
 void require_weight_dtype(const WeightView& w, const char* who) {
@@ -126,6 +166,10 @@ void matmul(const MatmulParams& p, ThreadPool* pool, const IsaKernels* isa) {
   // The serving kernels: AMX tiles for enough tokens to fill them, else integer dot products.
   if (int8_activations() && !isa && p.T >= amx_min_tokens(p.w.dtype) &&
       !std::strcmp(k.name, "avx512") && amx_gemm(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp, k))
+    return;
+  if (int8_activations() && !isa && p.T > 1 && p.T <= kFewTokens &&
+      (p.w.dtype == DType::q8_0 || p.w.dtype == DType::q4_0) && p.w.cols % 32 == 0 &&
+      int8_decode_tokens(p, tp))
     return;
   if (int8_activations() && !isa &&
       ((int8_decode_eligible(p) && int8_decode_group(&p, 1, tp)) ||

@@ -116,3 +116,55 @@ TEST(Int8Decode, DecodeMatmulStaysWithinTheRoundingBound) {
     EXPECT_GT(changed, 0) << "the integer path must actually have run";
   }
 }
+
+TEST(Int8Decode, MultiTokenKernelEqualsTheReferencePerToken) {
+  const Int8Dot4xN many = int8_dot4xn_kernel();
+  if (!many) GTEST_SKIP() << "no multi-token integer kernel on this CPU / ISA";
+  for (DType t : {DType::q8_0, DType::q4_0}) {
+    for (int64_t blocks : {1, 3, 4, 5, 8, 67}) {
+      const int64_t cols = blocks * 32, rb = dtype_bytes_for(t, cols);
+      const std::vector<uint8_t> w = random_weights(t, 4, cols, uint32_t(blocks + 7));
+      const uint8_t* rows[4] = {w.data(), w.data() + rb, w.data() + 2 * rb, w.data() + 3 * rb};
+      ActQ8 x[4];
+      const ActQ8* xs[4];
+      for (int i = 0; i < 4; ++i) {
+        const std::vector<float> xf = random_values(cols, uint32_t(40 + i), 3.0f);
+        quantize_act_q8(xf.data(), cols, x[i]);
+        xs[i] = &x[i];
+      }
+      for (int nt = 1; nt <= 4; ++nt) {
+        float got[16];
+        if (!many(t, rows, xs, nt, blocks, got)) continue;  // no multi-token form for t
+        for (int i = 0; i < nt; ++i) {
+          float want[4];
+          int8_dot4_ref(t, rows, x[i], blocks, want);
+          for (int r = 0; r < 4; ++r)
+            EXPECT_NEAR(got[4 * i + r], want[r], 1e-5f * (1.0f + std::fabs(want[r])))
+                << dtype_name(t) << " blocks " << blocks << " tokens " << nt << " token " << i;
+        }
+      }
+    }
+  }
+}
+
+// A token's outputs do not depend on which tokens share its matmul: 2 to 4 tokens (an expert's
+// share of a batch) give each row exactly what it gets decoded alone.
+TEST(Int8Decode, FewTokensEqualEachTokenDecodedAlone) {
+  for (DType t : {DType::q8_0, DType::q4_0}) {
+    const int64_t rows = 37, cols = 320, ldx = cols + 5;
+    const std::vector<uint8_t> w = random_weights(t, rows, cols, 9);
+    const WeightView v{t, rows, cols, w.data()};
+    for (int64_t T : {2, 3, 4}) {
+      const std::vector<float> x = random_values(T * ldx, uint32_t(T), 2.0f);
+      std::vector<float> together(size_t(T * rows)), alone(static_cast<size_t>(rows));
+      const ScopedInt8Activations on(true);
+      matmul(MatmulParams{x.data(), ldx, together.data(), rows, T, v});
+      for (int64_t i = 0; i < T; ++i) {
+        matmul(MatmulParams{x.data() + i * ldx, ldx, alone.data(), rows, 1, v});
+        for (int64_t r = 0; r < rows; ++r)
+          ASSERT_EQ(together[size_t(i * rows + r)], alone[size_t(r)])
+              << dtype_name(t) << " T " << T << " token " << i << " row " << r;
+      }
+    }
+  }
+}

@@ -221,12 +221,86 @@ __attribute__((target("avx512vbmi"))) void dot4_q4_0_vbmi(const uint8_t* const* 
   for (int r = 0; r < 4; ++r) out[r] = hsum(_mm512_add_ps(acc[r], _mm512_castps256_ps512(tail[r])));
 }
 
+// Several tokens through one 4-row tile (batched decode, an expert's few tokens): each group of
+// 4 weight blocks is decoded once and dotted with every token's activations, so the weights are
+// read as stored, once, and no panel is packed. out[4 * t + r]; NT <= 4.
+template <int NT>
+__attribute__((target("avx512vbmi"))) void dot4xn_q4_0_vbmi(const uint8_t* const* rows,
+                                                            const ActQ8* const* xs,
+                                                            int64_t n_blocks, float* out) {
+  constexpr int64_t kBytes = 18;
+  alignas(64) uint8_t quant_idx[64], scale_idx[64] = {};
+  for (int i = 0; i < 4; ++i)
+    for (int k = 0; k < 16; ++k) quant_idx[16 * i + k] = uint8_t(2 + kBytes * i + k);
+  for (int j = 0; j < 16; ++j)
+    scale_idx[2 * j] = uint8_t(kBytes * (j / 4)),
+                  scale_idx[2 * j + 1] = uint8_t(kBytes * (j / 4) + 1);
+  const __m512i qidx = _mm512_load_si512(quant_idx), sidx = _mm512_load_si512(scale_idx);
+  const __m512i spread_x = spread4(0);
+  const __m512i low4 = _mm512_set1_epi8(15);
+  __m512 acc[NT][4];
+  for (auto& a : acc)
+    for (auto& v : a) v = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 4 <= n_blocks; b += 4) {
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* grp = rows[r] + b * kBytes;
+      _mm_prefetch(reinterpret_cast<const char*>(grp + kPrefetch), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(grp + kPrefetch + 64), _MM_HINT_T0);
+      const __m512i a = _mm512_loadu_si512(grp);
+      const __m512i raw =
+          _mm512_permutex2var_epi8(a, qidx, _mm512_maskz_loadu_epi8(0xFF, grp + 64));
+      const __m512 sw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(sidx, a)));
+      const __m512i lo = _mm512_and_si512(raw, low4);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+      for (int t = 0; t < NT; ++t) {
+        const ActQ8& x = *xs[t];
+        const __m512i init = _mm512_loadu_si512(x.init4.data() + b * 4);
+        const __m512i dot = _mm512_dpbusd_epi32(
+            _mm512_dpbusd_epi32(init, lo, _mm512_loadu_si512(x.q4x.data() + b * 32)), hi,
+            _mm512_loadu_si512(x.q4x.data() + b * 32 + 64));
+        const __m512 sx =
+            _mm512_permutexvar_ps(spread_x, _mm512_castps128_ps512(_mm_loadu_ps(x.d.data() + b)));
+        acc[t][r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), sx), sw, acc[t][r]);
+      }
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    __m256 tail[4];
+    dot4_q4_0_tail(rows, *xs[t], b, n_blocks, tail);
+    for (int r = 0; r < 4; ++r)
+      out[4 * t + r] = hsum(_mm512_add_ps(acc[t][r], _mm512_castps256_ps512(tail[r])));
+  }
+}
+
 bool cpu_has_vbmi() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512vbmi");
 }
 
 }  // namespace
+
+// The multi-token Q4_0 kernel where the CPU has VBMI, else null (callers then run the one-token
+// kernel per token).
+bool int8_dot4xn_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,
+                      int64_t n_blocks, float* out) {
+  static const bool vbmi = cpu_has_vbmi();
+  if (t != DType::q4_0 || !vbmi) return false;
+  switch (nt) {
+    case 1:
+      dot4xn_q4_0_vbmi<1>(rows, xs, n_blocks, out);
+      break;
+    case 2:
+      dot4xn_q4_0_vbmi<2>(rows, xs, n_blocks, out);
+      break;
+    case 3:
+      dot4xn_q4_0_vbmi<3>(rows, xs, n_blocks, out);
+      break;
+    default:
+      dot4xn_q4_0_vbmi<4>(rows, xs, n_blocks, out);
+  }
+  return true;
+}
 
 void int8_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
                     float* out) {
