@@ -10,37 +10,70 @@ namespace tern::model {
 
 namespace {
 
+// S[r * ld + j] (+)= dot(query(r), key slice [off, off + len) of block row j) for r < R,
+// j < nb: 4 keys x 4 rows per dot4x4 call, the edges one dot at a time.
+template <class Query>
+void score_block(const kernels::IsaKernels& isa, const float* rows, int64_t tv, int64_t off,
+                 int64_t len, int64_t nb, int64_t R, int64_t ld, float* S, bool add, Query query) {
+  auto put = [&](int64_t r, int64_t j, float v) {
+    float& d = S[r * ld + j];
+    d = add ? d + v : v;
+  };
+  int64_t r = 0;
+  for (; r + 4 <= R; r += 4) {
+    const float* qs[4] = {query(r), query(r + 1), query(r + 2), query(r + 3)};
+    int64_t j = 0;
+    for (; j + 4 <= nb; j += 4) {
+      const float* keys[4] = {rows + j * tv + off, rows + (j + 1) * tv + off,
+                              rows + (j + 2) * tv + off, rows + (j + 3) * tv + off};
+      float out[16];  // out[4 * row + key]
+      isa.dot4x4(keys, qs, len, out);
+      for (int64_t i = 0; i < 4; ++i)
+        for (int64_t kk = 0; kk < 4; ++kk) put(r + i, j + kk, out[4 * i + kk]);
+    }
+    for (; j < nb; ++j)
+      for (int64_t i = 0; i < 4; ++i) put(r + i, j, isa.dot(qs[i], rows + j * tv + off, len));
+  }
+  for (; r < R; ++r)
+    for (int64_t j = 0; j < nb; ++j) put(r, j, isa.dot(query(r), rows + j * tv + off, len));
+}
+
 // The online softmax for R query rows of one sequence: row r over positions [p0, p1[r]), heads
 // [h0, h1), into acc [R, nh, val_len], mx [R, nh], sum [R, nh] (un-normalised). Each KV block
-// is widened to f32 once for all rows. `scratch` holds B + B * token_values() floats.
+// is widened to f32 once for all rows. `scratch` holds R * B + B * token_values() floats.
 void attend_range(const PagedAttention& p, const KvStore& kv, int64_t layer,
                   const SeqBlocks& blocks, int64_t p0, const int64_t* p1, int64_t R, int64_t h0,
                   int64_t h1, const AttentionQuery* q, float* acc, float* mx, float* sum,
                   float* scratch, const kernels::IsaKernels& isa) {
   const int64_t B = kv.layout.block_tokens, tv = kv.layout.token_values(), nh = h1 - h0;
   const int64_t dv = p.val_len;
-  float* s = scratch;  // [B] one head's scores over a block
-  float* buf = s + B;  // [B, tv] a bf16 / fp8 block widened to f32
+  float* S = scratch;      // [R, B] one head's scores over a block, row by row
+  float* buf = S + R * B;  // [B, tv] a bf16 / fp8 block widened to f32
   std::fill_n(acc, R * nh * dv, 0.0f);
   std::fill_n(mx, R * nh, -std::numeric_limits<float>::infinity());
   std::fill_n(sum, R * nh, 0.0f);
   const int64_t end = *std::max_element(p1, p1 + R);
   for (int64_t b0 = p0; b0 < end; b0 += B) {
-    const int64_t k = b0 / B;
+    const int64_t k = b0 / B, nb_max = std::min(B, end - b0);
     const float* rows = kv_load_rows(kv.layout, kv.token(layer, blocks.blocks[size_t(k)], 0), buf,
-                                     std::min(B, end - b0));  // a block's rows are contiguous
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t nb = std::min(B, p1[r] - b0);
-      for (int64_t h = h0; h < h1 && nb > 0; ++h) {
-        const int64_t kvh = h / p.group, hi = r * nh + h - h0;
-        const float* qk = q[r].qk + h * q[r].qk_stride;
-        const float* qr = q[r].qr + h * q[r].qr_stride;
+                                     nb_max);  // a block's rows are contiguous
+    for (int64_t h = h0; h < h1; ++h) {
+      const int64_t kvh = h / p.group;
+      // Scores of every row against every key of the block (a row's keys past its own
+      // position are computed and ignored), 4 rows x 4 keys per register-blocked call.
+      score_block(isa, rows, tv, kvh * p.key_len, p.key_len, nb_max, R, B, S, false,
+                  [&](int64_t r) { return q[r].qk + h * q[r].qk_stride; });
+      if (p.rope_len)
+        score_block(isa, rows, tv, p.rope_off, p.rope_len, nb_max, R, B, S, true,
+                    [&](int64_t r) { return q[r].qr + h * q[r].qr_stride; });
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t nb = std::min(B, p1[r] - b0);
+        if (nb <= 0) continue;
+        const int64_t hi = r * nh + h - h0;
+        float* s = S + r * B;
         float block_max = -std::numeric_limits<float>::infinity();
         for (int64_t j = 0; j < nb; ++j) {
-          const float* row = rows + j * tv;
-          float sc = isa.dot(qk, row + kvh * p.key_len, p.key_len);
-          if (p.rope_len) sc += isa.dot(qr, row + p.rope_off, p.rope_len);
-          s[j] = sc * p.scale;
+          s[j] *= p.scale;
           block_max = std::max(block_max, s[j]);
         }
         float* a = acc + hi * dv;
@@ -136,7 +169,7 @@ void paged_attention_merge(const PagedAttention& p, const float* parts, int64_t 
 int64_t paged_attention_work_floats(const PagedAttention& p, const KvLayout& kv, int64_t max_heads,
                                     int64_t max_rows) {
   const int64_t B = kv.block_tokens;
-  return max_rows * max_heads * (p.val_len + 2) + B + B * kv.token_values() + 16;
+  return max_rows * max_heads * (p.val_len + 2) + max_rows * B + B * kv.token_values() + 16;
 }
 
 }  // namespace tern::model
