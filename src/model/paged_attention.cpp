@@ -66,18 +66,21 @@ void attend_range(const PagedAttention& p, const KvStore& kv, int64_t layer,
       if (p.rope_len)
         score_block(isa, rows, tv, p.rope_off, p.rope_len, nb_max, R, B, S, true,
                     [&](int64_t r) { return q[r].qr + h * q[r].qr_stride; });
+      // Softmax weights per row (online: rescale what was summed under an older maximum); a
+      // row's keys past its own position get weight 0, so rows can share the value pass.
       for (int64_t r = 0; r < R; ++r) {
-        const int64_t nb = std::min(B, p1[r] - b0);
-        if (nb <= 0) continue;
-        const int64_t hi = r * nh + h - h0;
+        const int64_t nb = std::clamp<int64_t>(p1[r] - b0, 0, B);
         float* s = S + r * B;
+        std::fill(s + nb, s + nb_max, 0.0f);
+        if (nb == 0) continue;
+        const int64_t hi = r * nh + h - h0;
         float block_max = -std::numeric_limits<float>::infinity();
         for (int64_t j = 0; j < nb; ++j) {
           s[j] *= p.scale;
           block_max = std::max(block_max, s[j]);
         }
         float* a = acc + hi * dv;
-        if (block_max > mx[hi]) {  // a new maximum: rescale what was summed under the old one
+        if (block_max > mx[hi]) {
           const float corr = std::exp(mx[hi] - block_max);
           if (sum[hi] > 0)
             for (int64_t v = 0; v < dv; ++v) a[v] *= corr;
@@ -85,10 +88,28 @@ void attend_range(const PagedAttention& p, const KvStore& kv, int64_t layer,
           mx[hi] = block_max;
         }
         isa.exp_affine(s, 1.0f, -mx[hi], s, nb);
-        for (int64_t j = 0; j < nb; ++j) {
-          sum[hi] += s[j];
-          isa.axpy(s[j], rows + j * tv + p.val_base + kvh * dv, a, dv);
+        for (int64_t j = 0; j < nb; ++j) sum[hi] += s[j];
+      }
+      // Values: each key's value row read once for 4 rows (axpy4), in key order per row.
+      const float* values = rows + p.val_base + kvh * dv;
+      int64_t r = 0;
+      for (; r + 4 <= R; r += 4) {
+        float* a[4];
+        int64_t nb = 0;
+        for (int64_t i = 0; i < 4; ++i) {
+          a[i] = acc + ((r + i) * nh + h - h0) * dv;
+          nb = std::max(nb, std::clamp<int64_t>(p1[r + i] - b0, 0, B));
         }
+        for (int64_t j = 0; j < nb; ++j) {
+          const float w[4] = {S[r * B + j], S[(r + 1) * B + j], S[(r + 2) * B + j],
+                              S[(r + 3) * B + j]};
+          isa.axpy4(w, values + j * tv, a, dv);
+        }
+      }
+      for (; r < R; ++r) {
+        const int64_t nb = std::clamp<int64_t>(p1[r] - b0, 0, B);
+        float* a = acc + (r * nh + h - h0) * dv;
+        for (int64_t j = 0; j < nb; ++j) isa.axpy(S[r * B + j], values + j * tv, a, dv);
       }
     }
   }

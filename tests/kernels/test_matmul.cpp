@@ -216,3 +216,23 @@ TEST(Kernels, ExpAffineMatchesStdExpOnEveryIsa) {
     }
   }
 }
+
+TEST(Kernels, Axpy4EqualsFourAxpysOnEveryIsa) {
+  // Same FMA per element as axpy (lengths off the vector widths too), so equal to the bit.
+  std::mt19937 rng(12);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (auto* k : isas()) {
+    for (int64_t n : {1, 7, 16, 33, 128}) {
+      std::vector<float> x(static_cast<size_t>(n)), y(static_cast<size_t>(4 * n)), want;
+      for (auto& v : x) v = nd(rng);
+      for (auto& v : y) v = nd(rng);
+      want = y;
+      const float a[4] = {0.5f, -1.25f, 0.0f, 3.0f};
+      for (int r = 0; r < 4; ++r) k->axpy(a[r], x.data(), want.data() + r * n, n);
+      float* ys[4] = {y.data(), y.data() + n, y.data() + 2 * n, y.data() + 3 * n};
+      k->axpy4(a, x.data(), ys, n);
+      for (int64_t i = 0; i < 4 * n; ++i)
+        ASSERT_EQ(y[size_t(i)], want[size_t(i)]) << k->name << " n " << n;
+    }
+  }
+}

@@ -29,6 +29,9 @@ struct IsaKernels {
   float (*dot)(const float* a, const float* b, int64_t n);
   // y += a * x
   void (*axpy)(float a, const float* x, float* y, int64_t n);
+  // y[i] += a[i] * x for the 4 vectors y[0..3], each of length n (x read once for 4 rows: the
+  // value sums of 4 attention rows).
+  void (*axpy4)(const float* a, const float* x, float* const* y, int64_t n);
   // out[i] = exp(a * x[i] + b) (out may alias x): softmax weights and SiLU. The SIMD versions
   // use a range reduction to 2^n times a degree-6 polynomial, within 2 ulp of std::exp;
   // arguments below -87.3 give 0, above 88.7 give +inf, NaN stays NaN.

@@ -178,7 +178,22 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; ++i) y[i] += a * x[i];
+  for (; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);  // as the vector lanes: one rounding
+}
+
+void axpy4(const float* a, const float* x, float* const* y, int64_t n) {
+  const __m256 a0 = _mm256_set1_ps(a[0]), a1 = _mm256_set1_ps(a[1]), a2 = _mm256_set1_ps(a[2]),
+               a3 = _mm256_set1_ps(a[3]);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 xv = _mm256_loadu_ps(x + i);
+    _mm256_storeu_ps(y[0] + i, _mm256_fmadd_ps(a0, xv, _mm256_loadu_ps(y[0] + i)));
+    _mm256_storeu_ps(y[1] + i, _mm256_fmadd_ps(a1, xv, _mm256_loadu_ps(y[1] + i)));
+    _mm256_storeu_ps(y[2] + i, _mm256_fmadd_ps(a2, xv, _mm256_loadu_ps(y[2] + i)));
+    _mm256_storeu_ps(y[3] + i, _mm256_fmadd_ps(a3, xv, _mm256_loadu_ps(y[3] + i)));
+  }
+  for (; i < n; ++i)  // std::fma as axpy's tail: equal to the bit whatever the contraction
+    for (int r = 0; r < 4; ++r) y[r][i] = std::fma(a[r], x[i], y[r][i]);
 }
 
 // exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 (ln 2 split in two so r stays
@@ -223,7 +238,8 @@ void exp_affine(const float* x, float a, float b, float* out, int64_t n) {
 }  // namespace
 
 const IsaKernels* isa_avx2() {
-  static const IsaKernels k{"avx2", dequant, dot4, dot4x4, dot4_fused, dot, axpy, exp_affine};
+  static const IsaKernels k{"avx2", dequant, dot4,  dot4x4,    dot4_fused,
+                            dot,    axpy,    axpy4, exp_affine};
   return &k;
 }
 

@@ -300,6 +300,27 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   }
 }
 
+void axpy4(const float* a, const float* x, float* const* y, int64_t n) {
+  const __m512 a0 = _mm512_set1_ps(a[0]), a1 = _mm512_set1_ps(a[1]), a2 = _mm512_set1_ps(a[2]),
+               a3 = _mm512_set1_ps(a[3]);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 xv = _mm512_loadu_ps(x + i);
+    _mm512_storeu_ps(y[0] + i, _mm512_fmadd_ps(a0, xv, _mm512_loadu_ps(y[0] + i)));
+    _mm512_storeu_ps(y[1] + i, _mm512_fmadd_ps(a1, xv, _mm512_loadu_ps(y[1] + i)));
+    _mm512_storeu_ps(y[2] + i, _mm512_fmadd_ps(a2, xv, _mm512_loadu_ps(y[2] + i)));
+    _mm512_storeu_ps(y[3] + i, _mm512_fmadd_ps(a3, xv, _mm512_loadu_ps(y[3] + i)));
+  }
+  if (i < n) {  // the same masked FMA as axpy's tail, so the two agree to the bit
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+    const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
+    const __m512 av[4] = {a0, a1, a2, a3};
+    for (int r = 0; r < 4; ++r)
+      _mm512_mask_storeu_ps(y[r] + i, m,
+                            _mm512_fmadd_ps(av[r], xv, _mm512_maskz_loadu_ps(m, y[r] + i)));
+  }
+}
+
 // exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 (ln 2 split in two so r stays
 // exact), exp(r) = 1 + r + r^2 p(r) with Cephes' expf coefficients.
 inline __m512 exp16(__m512 x) {
@@ -340,7 +361,8 @@ void exp_affine(const float* x, float a, float b, float* out, int64_t n) {
 }  // namespace
 
 const IsaKernels* isa_avx512() {
-  static const IsaKernels k{"avx512", dequant, dot4, dot4x4, dot4_fused, dot, axpy, exp_affine};
+  static const IsaKernels k{"avx512", dequant, dot4,  dot4x4,    dot4_fused,
+                            dot,      axpy,    axpy4, exp_affine};
   return &k;
 }
 

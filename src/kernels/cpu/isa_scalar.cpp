@@ -42,6 +42,11 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void axpy4(const float* a, const float* x, float* const* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int r = 0; r < 4; ++r) y[r][i] += a[r] * x[i];
+}
+
 void exp_affine(const float* x, float a, float b, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = std::exp(a * x[i] + b);
 }
@@ -49,7 +54,8 @@ void exp_affine(const float* x, float a, float b, float* out, int64_t n) {
 }  // namespace
 
 const IsaKernels& isa_scalar() {
-  static const IsaKernels k{"scalar", dequant, dot4, dot4x4, dot4_fused, dot, axpy, exp_affine};
+  static const IsaKernels k{"scalar", dequant, dot4,  dot4x4,    dot4_fused,
+                            dot,      axpy,    axpy4, exp_affine};
   return k;
 }
 
