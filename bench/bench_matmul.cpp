@@ -79,14 +79,14 @@ void BM_matmul(benchmark::State& state, DType dt, const IsaKernels* isa) {
 // The serving kernels (quantised activations): one-token integer decode, and for several tokens
 // AMX BF16 tiles where the CPU has them (TERN_AMX=0 turns them off), else the packed int8 GEMM.
 void BM_matmul_fast(benchmark::State& state, DType dt) {
-  const ScopedInt8Activations on(true);
+  const ScopedServingKernels on(true);
   BM_matmul(state, dt, nullptr);
 }
 
 // Decode through many distinct matrices in turn (more bytes than the last-level cache), as a
 // model's layers are: each one a short stream, so prefetchers restart at every matrix.
 void BM_decode_many(benchmark::State& state, DType dt) {
-  const ScopedInt8Activations on(true);
+  const ScopedServingKernels on(true);
   const int64_t rows = state.range(0), cols = state.range(1), count = state.range(2);
   std::vector<BenchWeight> ws;
   for (int64_t i = 0; i < count; ++i) ws.push_back(make(dt, rows, cols));

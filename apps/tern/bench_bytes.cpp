@@ -2,6 +2,8 @@
 // given and so needs them mutable; the loaded model is immutable and shared.
 #include "apps/tern/bench_bytes.h"
 
+#include <algorithm>
+
 namespace tern::app {
 namespace {
 
@@ -28,7 +30,30 @@ double attention_bytes(const model::LayerWeights& L) {
          bytes(g.k_proj) + bytes(g.v_proj) + bytes(g.o_proj);
 }
 
+void add_dtype(const model::Linear& l, std::vector<DType>& out) {
+  if (l.present() && std::find(out.begin(), out.end(), l.view.dtype) == out.end())
+    out.push_back(l.view.dtype);
+}
+
 }  // namespace
+
+std::vector<DType> matrix_dtypes(const model::Model& m) {
+  const model::ModelWeights& w = m.weights();
+  std::vector<DType> out;
+  for (const model::LayerWeights& L : w.layers) {
+    const model::MlaWeights& a = L.mla;
+    const model::GqaWeights& g = L.gqa;
+    for (const model::Linear* l :
+         {&a.q_a_proj, &a.q_b_proj, &a.q_proj, &a.kv_a_proj_with_mqa, &a.kv_b_proj, &a.o_proj,
+          &g.q_proj, &g.k_proj, &g.v_proj, &g.o_proj, &L.mlp.gate_proj, &L.mlp.up_proj,
+          &L.mlp.down_proj, &L.moe.shared_experts.gate_proj, &L.moe.shared_experts.down_proj})
+      add_dtype(*l, out);
+    for (const model::MlpWeights& e : L.moe.experts)
+      add_dtype(e.gate_proj, out), add_dtype(e.down_proj, out);
+  }
+  add_dtype(w.lm_head, out);
+  return out;
+}
 
 DecodeWeightBytes decode_weight_bytes(const model::Model& m) {
   const model::ModelConfig& c = m.config();

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "model/model.h"
 
@@ -26,5 +27,9 @@ struct DecodeWeightBytes {
 };
 
 DecodeWeightBytes decode_weight_bytes(const model::Model& m);
+
+// The distinct storage dtypes of the model's matrices (first seen first): what the serving
+// kernels' paths are chosen by.
+std::vector<DType> matrix_dtypes(const model::Model& m);
 
 }  // namespace tern::app

@@ -18,7 +18,7 @@ struct BenchParams {
   int64_t ctx = 0;       // positions per sequence (0: prompt + gen)
   int64_t chunk = 256;   // prompt tokens per prefill forward
   DType kv_dtype = DType::bf16;
-  bool exact = false;  // exact f32 kernels instead of int8 activations (Q8_0/Q4_0 decode)
+  bool exact = false;  // exact f32 kernels instead of the serving kernels
   uint64_t seed = 0;   // prompt ids; distinct seeds give distinct prompts
 };
 

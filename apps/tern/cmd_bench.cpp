@@ -23,6 +23,7 @@
 #include "apps/tern/model_path.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/serving_paths.h"
 #include "model/load_weights.h"
 #include "model/model.h"
 #include "model/param_count.h"
@@ -125,7 +126,7 @@ BenchFigures measure(const model::Model& m, const BenchArgs& a, BenchParams p,
   f.batch = p.batch, f.prompt = p.prompt, f.gen = p.gen;
   f.threads = ThreadPool::global().size();
   f.kv_dtype = a.kv_dtype;
-  f.kernels = a.exact ? "exact" : "int8 activations for Q8_0/Q4_0 decode";
+  f.kernels = a.exact ? "exact" : kernels::describe_serving_paths(matrix_dtypes(m));
   f.prefill_tokens_per_s = median(pp);
   f.decode_tokens_per_s = median(tg);
   f.ttft_s = median(ttft);
@@ -224,7 +225,7 @@ void setup_bench(CLI::App& sub) {
              "read bandwidth in GB/s for the roofline instead of measuring it (0: measure)", 0,
              1e6);
   sub.add_flag("--exact", a->exact,
-               "exact f32 kernels for Q8_0/Q4_0 weights (default: int8 activations in decode)");
+               "exact f32 kernels (default: the serving kernels, kernels/serving_paths.h)");
   sub.add_flag("--json", a->json, "one JSON object (a list with --batch), exact numbers");
   sub.add_option("--ledger", a->ledger,
                  "append one ledger line per run (JSON lines) to this file (appends, never "

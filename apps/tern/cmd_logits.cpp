@@ -15,7 +15,7 @@
 #include "core/thread_pool.h"
 #include "formats/npy.h"
 #include "kernels/cpu/isa.h"
-#include "kernels/int8_decode.h"
+#include "kernels/matmul.h"
 #include "model/model.h"
 
 namespace tern::app {
@@ -49,7 +49,7 @@ void run_logits(const LogitsArgs& a) {
   opts.hidden_out = hidden.span_as<float>();
   if (a.fast) {
     // What generation computes: one decode step per token, on the int8-activation kernels.
-    const kernels::ScopedInt8Activations int8(true);
+    const kernels::ScopedServingKernels int8(true);
     const int64_t V = c.vocab_size, d = c.hidden_size;
     for (int64_t t = 0; t < T; ++t) {
       model::ForwardOptions step = opts;
@@ -97,8 +97,8 @@ void setup_logits(CLI::App& sub) {
              "MLA form: absorbed reads only the latent cache, naive expands K/V",
              {"absorbed", "naive"});
   sub.add_flag("--fast", args->fast,
-               "run token by token on the serving kernels (int8 activations on Q8_0/Q4_0 "
-               "weights), as tern run does; default: exact");
+               "run token by token on the serving kernels (int8 activations on Q8_0/Q4_0, bf16 "
+               "on bf16/FP8 weights), as tern run does; default: exact");
   sub.add_flag("--force", args->force, "replace --out if it exists");
   add_threads(sub, args->threads);
   example(sub, "tern tokenize MODEL -p 'Hello' | tern logits MODEL --ids - --out logits.npy");

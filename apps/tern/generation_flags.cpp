@@ -80,8 +80,9 @@ void add_generation_flags(CLI::App& sub, GenerationFlags& g) {
              {"bf16", "fp8", "f32"});
   add_number(sub, "--prefill-chunk", g.chunk, "prompt tokens per forward step", 1, 4096);
   sub.add_flag("--exact", g.exact,
-               "exact f32 kernels for Q8_0/Q4_0 weights (default: decode on int8-quantised "
-               "activations, faster, within a documented error)");
+               "exact f32 kernels (default: the serving kernels: int8 activations on Q8_0/Q4_0, "
+               "bf16 on bf16/FP8 with AVX-512 BF16, AMX tiles for prompts; faster, within a "
+               "documented error)");
   sub.add_option("--tokenizer", g.tokenizer,
                  "folder with tokenizer.json (default: the model's folder, or a .gguf's own keys)");
   add_threads(sub, g.threads);

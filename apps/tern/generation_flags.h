@@ -26,7 +26,7 @@ struct GenerationFlags {
   int64_t n = 256, ctx = 0, top_k = 0, seed = -1, chunk = 256;
   double temp = 0.6, top_p = 0.95, min_p = 0.0, repeat_penalty = 1.0;
   double presence_penalty = 0.0, frequency_penalty = 0.0;
-  bool exact = false;  // exact f32 kernels instead of int8 activations on Q8_0/Q4_0 decode
+  bool exact = false;  // exact f32 kernels instead of the serving kernels
   ThreadsFlag threads;
 };
 

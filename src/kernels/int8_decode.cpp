@@ -21,8 +21,6 @@ void int8_dot4_avxvnni(DType t, const uint8_t* const* rows, const ActQ8& x, int6
 
 namespace {
 
-thread_local bool t_int8 = false;
-
 float f16_scale(const uint8_t* block) {
   uint16_t h;
   std::memcpy(&h, block, 2);
@@ -131,17 +129,6 @@ Int8Dot4xN int8_dot4xn_kernel() {
   static const Int8Dot4xN chosen =
       int8_dot4_kernel() == int8_dot4_vnni_if_supported() ? int8_dot4xn_vnni : nullptr;
   return chosen;
-}
-
-bool int8_activations() {
-  return t_int8;
-}
-
-ScopedInt8Activations::ScopedInt8Activations(bool on) : previous_(t_int8) {
-  t_int8 = on;
-}
-ScopedInt8Activations::~ScopedInt8Activations() {
-  t_int8 = previous_;
 }
 
 }  // namespace tern::kernels

@@ -61,18 +61,4 @@ Int8Dot4 int8_dot4_vnni_if_supported();     // AVX-512 VNNI
 Int8Dot4 int8_dot4_avxvnni_if_supported();  // AVX-VNNI (256-bit vpdpbusd)
 Int8Dot4 int8_dot4_avx2_if_supported();     // AVX2 (vpmaddubsw + vpmaddwd)
 
-// Whether matmuls on this thread use the integer decode path (Model::forward sets it from its
-// ForwardState for the duration of a step; off by default, so kernels are exact unless asked).
-bool int8_activations();
-class ScopedInt8Activations {
- public:
-  explicit ScopedInt8Activations(bool on);
-  ~ScopedInt8Activations();
-  ScopedInt8Activations(const ScopedInt8Activations&) = delete;
-  ScopedInt8Activations& operator=(const ScopedInt8Activations&) = delete;
-
- private:
-  bool previous_;
-};
-
 }  // namespace tern::kernels

@@ -29,6 +29,22 @@ void matmul(const MatmulParams& p, ThreadPool* pool = nullptr, const IsaKernels*
 // once for all of them; otherwise one after another. Outputs must not overlap any input.
 void matmul_group(const MatmulParams* ps, int64_t n, ThreadPool* pool = nullptr);
 
+// Whether matmuls on this thread take the serving kernels (serving_paths.h: integer and bf16
+// dot products on quantised activations, AMX tiles) instead of the exact f32 path. Model::forward
+// sets it from its ForwardState for the duration of a step; off by default, so kernels are exact
+// unless asked.
+bool serving_kernels();
+class ScopedServingKernels {
+ public:
+  explicit ScopedServingKernels(bool on);
+  ~ScopedServingKernels();
+  ScopedServingKernels(const ScopedServingKernels&) = delete;
+  ScopedServingKernels& operator=(const ScopedServingKernels&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // Convenience for contiguous x [T, cols] and y [T, rows].
 inline void matmul(const float* x, const WeightView& w, float* y, int64_t T) {
   matmul(MatmulParams{x, w.cols, y, w.rows, T, w});

@@ -21,9 +21,9 @@ struct ForwardLimits {
   int64_t max_tokens = 256;  // rows per forward (a prefill chunk, or a batch of decode steps)
   int64_t max_context = 0;   // positions a sequence reaches (sizes only the naive MLA form)
   MlaMode mla_mode = MlaMode::absorbed;
-  // Decode rows on Q8_0 / Q4_0 weights use integer dot products on int8-quantised activations
-  // (kernels/int8_decode.h): faster, within a documented error of the exact f32 path.
-  bool int8_activations = false;
+  // Matmuls take the serving kernels (kernels/serving_paths.h: integer or bf16 dot products on
+  // rounded activations, AMX tiles): faster, within a documented error of the exact f32 path.
+  bool serving_kernels = false;
 };
 
 class ForwardState {

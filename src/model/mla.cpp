@@ -97,9 +97,9 @@ void per_head_matmuls(int64_t H, ThreadPool& pool, Params params) {
     for (int64_t h = 0; h < H; ++h) kernels::matmul(params(h), &pool);
     return;
   }
-  const bool fast = kernels::int8_activations();  // a per-thread setting: carry it over
+  const bool fast = kernels::serving_kernels();  // a per-thread setting: carry it over
   pool.parallel_for(H, 1, [&](int64_t b, int64_t e, int) {
-    const kernels::ScopedInt8Activations same_kernels(fast);
+    const kernels::ScopedServingKernels same_kernels(fast);
     for (int64_t h = b; h < e; ++h) kernels::matmul(params(h), &pool);
   });
 }

@@ -102,7 +102,7 @@ TEST(AmxGemm, ServingMatmulTakesTilesAndStaysNearTheExactPath) {
   std::vector<float> exact(size_t(T * rows)), fast(size_t(T * rows)), tiles(size_t(T * rows));
   matmul(MatmulParams{x.data(), cols, exact.data(), rows, T, w.view});
   {
-    ScopedInt8Activations on(true);
+    ScopedServingKernels on(true);
     matmul(MatmulParams{x.data(), cols, fast.data(), rows, T, w.view});
   }
   ASSERT_TRUE(

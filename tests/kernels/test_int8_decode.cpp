@@ -93,7 +93,7 @@ TEST(Int8Decode, DecodeMatmulStaysWithinTheRoundingBound) {
     std::vector<float> exact(static_cast<size_t>(rows)), fast(static_cast<size_t>(rows));
     matmul(MatmulParams{x.data(), cols, exact.data(), rows, 1, v});
     {
-      const ScopedInt8Activations on(true);
+      const ScopedServingKernels on(true);
       matmul(MatmulParams{x.data(), cols, fast.data(), rows, 1, v});
     }
     if (!int8_dot4_kernel()) {
@@ -157,7 +157,7 @@ TEST(Int8Decode, FewTokensEqualEachTokenDecodedAlone) {
     for (int64_t T : {2, 3, 4}) {
       const std::vector<float> x = random_values(T * ldx, uint32_t(T), 2.0f);
       std::vector<float> together(size_t(T * rows)), alone(static_cast<size_t>(rows));
-      const ScopedInt8Activations on(true);
+      const ScopedServingKernels on(true);
       matmul(MatmulParams{x.data(), ldx, together.data(), rows, T, v});
       for (int64_t i = 0; i < T; ++i) {
         matmul(MatmulParams{x.data() + i * ldx, ldx, alone.data(), rows, 1, v});

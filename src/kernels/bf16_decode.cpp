@@ -1,0 +1,85 @@
+#include "kernels/bf16_decode.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "kernels/cpu/isa.h"
+
+namespace tern::kernels {
+
+void bf16_dot4_avx512bf16(const Bf16Rows& w, const ActBF16& x, float* out);  // cpu/bf16_dot.cpp
+
+void round_act_bf16(const float* x, int64_t n, ActBF16& out) {
+  out.v.resize(size_t(n));
+  for (int64_t i = 0; i < n; ++i) out.v[size_t(i)] = f32_to_bf16(x[i]);
+  out.v64 = out.v;
+  for (int64_t g = 0; g + 64 <= n; g += 64)
+    for (int64_t lane = 0; lane < 4; ++lane)
+      for (int64_t j = 0; j < 8; ++j) {
+        out.v64[size_t(g + 8 * lane + j)] = out.v[size_t(g + 16 * lane + j)];
+        out.v64[size_t(g + 32 + 8 * lane + j)] = out.v[size_t(g + 16 * lane + 8 + j)];
+      }
+}
+
+Bf16Rows bf16_rows(const WeightView& w, int64_t r0) {
+  Bf16Rows b;
+  b.dtype = w.dtype;
+  b.cols = w.cols;
+  b.block_cols = w.block_cols;
+  const int64_t nr = std::min<int64_t>(4, w.rows - r0);
+  for (int64_t j = 0; j < 4; ++j) {
+    const int64_t r = r0 + std::min(j, nr - 1);
+    b.rows[j] = w.row_ptr(r);
+    b.scales[j] = w.dtype == DType::f8_e4m3 ? w.scale_row(r) : nullptr;
+  }
+  return b;
+}
+
+void bf16_dot4_ref(const Bf16Rows& w, const ActBF16& xa, float* out) {
+  const uint16_t* x = xa.v.data();
+  const bool fp8 = w.dtype == DType::f8_e4m3;
+  for (int r = 0; r < 4; ++r) {
+    float acc = 0, part = 0;
+    for (int64_t c = 0; c < w.cols; ++c) {
+      uint16_t h;
+      if (fp8) {
+        h = f32_to_bf16(fp8_e4m3_to_f32(w.rows[r][c]));  // exact: every e4m3 value is a bf16
+      } else {
+        std::memcpy(&h, w.rows[r] + 2 * c, 2);
+      }
+      part += bf16_to_f32(h) * bf16_to_f32(x[c]);
+      const bool block_end = fp8 && ((c + 1) % w.block_cols == 0 || c + 1 == w.cols);
+      if (block_end) {
+        acc += part * (w.scales[r] ? w.scales[r][c / w.block_cols] : 1.0f);
+        part = 0;
+      }
+    }
+    out[r] = fp8 ? acc : part;
+  }
+}
+
+Bf16Dot4 bf16_dot4_avx512bf16_if_supported() {
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  }();
+  return ok ? bf16_dot4_avx512bf16 : nullptr;
+}
+
+Bf16Dot4 bf16_dot4_kernel() {
+  static const Bf16Dot4 chosen = []() -> Bf16Dot4 {
+    if (std::string(active_isa().name) != "avx512") return nullptr;
+    return bf16_dot4_avx512bf16_if_supported();
+  }();
+  return chosen;
+}
+
+bool bf16_decode_eligible(const WeightView& w) {
+  if (w.cols % 32) return false;
+  if (w.dtype == DType::bf16) return true;
+  return w.dtype == DType::f8_e4m3 && w.block_cols % 32 == 0;
+}
+
+}  // namespace tern::kernels

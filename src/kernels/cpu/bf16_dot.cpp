@@ -1,0 +1,172 @@
+// The bf16 decode kernel (bf16_decode.h) on AVX-512 BF16: 32 weights of each of 4 rows per
+// vdpbf16ps against the shared activations. FP8 e4m3 is widened to bf16 in registers:
+// - with AVX-512 VBMI, 64 weights at a time: two 128-entry byte tables indexed by the 7
+//   magnitude bits (vpermt2b) give each value's bf16 high and low bytes (subnormals and NaN
+//   included, so a NaN weight makes its row NaN through the products), the sign is or-ed into
+//   the high byte, and unpacking low/high bytes within 128-bit lanes makes two registers of 32
+//   bf16 each, in the order ActBF16::v64 holds the activations;
+// - otherwise 32 at a time: a normal value's magnitude bits shifted left by 4 plus 120 << 7
+//   are its bf16 bits (exponent bias 7 -> 127), a subnormal one (m * 2^-9) comes from an
+//   8-entry table by vpermw, the sign moves from bit 7 to bit 15, and NaN codes are tracked
+//   per row.
+// Compiled with its own -m flags; bf16_decode.cpp calls it only when CPUID reports AVX-512
+// BF16, and the VBMI form only when CPUID reports VBMI too.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "kernels/bf16_decode.h"
+
+namespace tern::kernels {
+namespace {
+
+constexpr int64_t kPrefetch = 1024;  // bytes ahead in each row's stream
+
+inline float hsum(__m512 v) {
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+// bf16 bits of m * 2^-9 for m = 0..7 (e4m3's subnormals), in words 0..7.
+__m512i subnormal_table() {
+  alignas(64) uint16_t t[32] = {};
+  for (int m = 0; m < 8; ++m) {
+    const float f = float(m) / 512.0f;
+    uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    t[m] = uint16_t(bits >> 16);  // exact: m has at most 3 significant bits
+  }
+  return _mm512_load_si512(t);
+}
+
+inline __m512i fp8x32_to_bf16(const uint8_t* p, __m512i table, __mmask32& nan) {
+  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  nan |= _mm256_cmpeq_epi8_mask(_mm256_and_si256(b, _mm256_set1_epi8(0x7F)),
+                                _mm256_set1_epi8(0x7F));
+  const __m512i v = _mm512_cvtepu8_epi16(b);
+  const __m512i mag = _mm512_and_si512(v, _mm512_set1_epi16(0x7F));
+  const __m512i normal =
+      _mm512_add_epi16(_mm512_slli_epi16(mag, 4), _mm512_set1_epi16(int16_t(120 << 7)));
+  const __mmask32 sub = _mm512_testn_epi16_mask(v, _mm512_set1_epi16(0x78));
+  const __m512i m = _mm512_mask_permutexvar_epi16(normal, sub, mag, table);
+  // m | (v << 8 & 0x8000): the sign bit on top.
+  return _mm512_ternarylogic_epi32(m, _mm512_slli_epi16(v, 8),
+                                   _mm512_set1_epi16(int16_t(0x8000)), 0xF8);
+}
+
+inline __m512bh as_bh(__m512i v) {
+  return reinterpret_cast<__m512bh>(v);
+}
+
+struct Fp8Tables {
+  __m512i lo0, lo1, hi0, hi1;  // low / high bf16 bytes of codes 0-63 and 64-127
+};
+Fp8Tables fp8_tables() {
+  alignas(64) uint8_t lo[128], hi[128];
+  for (int c = 0; c < 128; ++c) {
+    const uint16_t h = f32_to_bf16(fp8_e4m3_to_f32(uint8_t(c)));  // exact; 127 -> quiet NaN
+    lo[c] = uint8_t(h & 0xFF);
+    hi[c] = uint8_t(h >> 8);
+  }
+  return {_mm512_load_si512(lo), _mm512_load_si512(lo + 64), _mm512_load_si512(hi),
+          _mm512_load_si512(hi + 64)};
+}
+
+// 64 e4m3 weights -> bf16 in the v64 order: a = values 0-7, 16-23, 32-39, 48-55; b = the rest.
+inline void fp8x64_to_bf16(const uint8_t* p, const Fp8Tables& t, __m512i& a, __m512i& b) {
+  const __m512i v = _mm512_loadu_si512(p);
+  const __m512i lo = _mm512_permutex2var_epi8(t.lo0, v, t.lo1);
+  const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(t.hi0, v, t.hi1), v,
+                                               _mm512_set1_epi8(char(0x80)), 0xF8);
+  a = _mm512_unpacklo_epi8(lo, hi);
+  b = _mm512_unpackhi_epi8(lo, hi);
+}
+
+void dot4_fp8_vbmi(const Bf16Rows& w, const uint16_t* x, float* out) {
+  static const Fp8Tables tables = fp8_tables();
+  const Fp8Tables t = tables;
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                   _mm512_setzero_ps()};
+  for (int64_t c0 = 0; c0 < w.cols; c0 += w.block_cols) {
+    const int64_t end = std::min(w.cols, c0 + w.block_cols);
+    __m512 part[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                      _mm512_setzero_ps()};
+    for (int64_t c = c0; c < end; c += 64) {
+      const __m512bh xa = as_bh(_mm512_loadu_si512(x + c));
+      const __m512bh xb = as_bh(_mm512_loadu_si512(x + c + 32));
+      for (int r = 0; r < 4; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(w.rows[r] + c + kPrefetch), _MM_HINT_T0);
+        __m512i a, b;
+        fp8x64_to_bf16(w.rows[r] + c, t, a, b);
+        part[r] = _mm512_dpbf16_ps(_mm512_dpbf16_ps(part[r], as_bh(a), xa), as_bh(b), xb);
+      }
+    }
+    const int64_t block = c0 / w.block_cols;
+    for (int r = 0; r < 4; ++r)
+      acc[r] = _mm512_fmadd_ps(part[r], _mm512_set1_ps(w.scales[r] ? w.scales[r][block] : 1.0f),
+                               acc[r]);
+  }
+  for (int r = 0; r < 4; ++r) out[r] = hsum(acc[r]);
+}
+
+void dot4_bf16(const Bf16Rows& w, const uint16_t* x, float* out) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                   _mm512_setzero_ps()};
+  const uint16_t* rows[4];
+  for (int r = 0; r < 4; ++r) rows[r] = reinterpret_cast<const uint16_t*>(w.rows[r]);
+  for (int64_t c = 0; c < w.cols; c += 32) {
+    const __m512bh xv = as_bh(_mm512_loadu_si512(x + c));
+    for (int r = 0; r < 4; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + c) + kPrefetch, _MM_HINT_T0);
+      acc[r] = _mm512_dpbf16_ps(acc[r], as_bh(_mm512_loadu_si512(rows[r] + c)), xv);
+    }
+  }
+  for (int r = 0; r < 4; ++r) out[r] = hsum(acc[r]);
+}
+
+void dot4_fp8(const Bf16Rows& w, const uint16_t* x, float* out) {
+  const __m512i table = subnormal_table();
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                   _mm512_setzero_ps()};
+  __mmask32 nan[4] = {0, 0, 0, 0};
+  for (int64_t c0 = 0; c0 < w.cols; c0 += w.block_cols) {
+    const int64_t end = std::min(w.cols, c0 + w.block_cols);
+    __m512 part[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                      _mm512_setzero_ps()};
+    for (int64_t c = c0; c < end; c += 32) {
+      const __m512bh xv = as_bh(_mm512_loadu_si512(x + c));
+      for (int r = 0; r < 4; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(w.rows[r] + c + kPrefetch), _MM_HINT_T0);
+        part[r] = _mm512_dpbf16_ps(part[r], as_bh(fp8x32_to_bf16(w.rows[r] + c, table, nan[r])),
+                                   xv);
+      }
+    }
+    const int64_t block = c0 / w.block_cols;
+    for (int r = 0; r < 4; ++r)
+      acc[r] = _mm512_fmadd_ps(part[r], _mm512_set1_ps(w.scales[r] ? w.scales[r][block] : 1.0f),
+                               acc[r]);
+  }
+  for (int r = 0; r < 4; ++r)
+    out[r] = nan[r] ? std::numeric_limits<float>::quiet_NaN() : hsum(acc[r]);
+}
+
+}  // namespace
+
+void bf16_dot4_avx512bf16(const Bf16Rows& w, const ActBF16& x, float* out) {
+  static const bool vbmi = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi") != 0;
+  }();
+  if (w.dtype != DType::f8_e4m3)
+    dot4_bf16(w, x.v.data(), out);
+  else if (vbmi && w.block_cols % 64 == 0 && w.cols % 64 == 0)
+    dot4_fp8_vbmi(w, x.v64.data(), out);
+  else
+    dot4_fp8(w, x.v.data(), out);
+}
+
+}  // namespace tern::kernels

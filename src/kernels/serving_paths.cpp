@@ -1,0 +1,248 @@
+#include "kernels/serving_paths.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "core/error.h"
+#include "kernels/amx_gemm.h"
+#include "kernels/bf16_decode.h"
+#include "kernels/int8_decode.h"
+#include "kernels/int8_gemm.h"
+
+namespace tern::kernels {
+
+namespace {
+
+constexpr int64_t kRowTile = 4;
+constexpr int64_t kMany = std::numeric_limits<int64_t>::max();
+// Up to this many tokens on Q8_0 / Q4_0, tiles read as stored (int8-few-tokens) beat the packed
+// GEMM: bench_matmul's matmul_fast 1408 x 2048 cases (a routed expert) at 2 and 4 tokens, and
+// v3-mini-8l's batch-16 decode, where most experts get 1 to 4 tokens; from 8 tokens the packed
+// panels pay for themselves.
+constexpr int64_t kFewTokens = 4;
+
+bool is_int8_format(DType t) {
+  return t == DType::q8_0 || t == DType::q4_0;
+}
+
+const char* int8_variant() {
+  const Int8Dot4 k = int8_dot4_kernel();
+  if (k == int8_dot4_vnni_if_supported())
+    return int8_dot4xn_kernel() ? "avx512-vnni+vbmi" : "avx512-vnni";
+  if (k == int8_dot4_avxvnni_if_supported()) return "avx-vnni";
+  if (k == int8_dot4_avx2_if_supported()) return "avx2";
+  return "scalar";
+}
+
+const char* int8_gemm_variant() {
+  const Int8GemmTile k = int8_gemm_tile_kernel();
+  if (!k) return nullptr;
+  if (k == int8_gemm_tile_vnni_if_supported()) return "avx512-vnni";
+  if (k == int8_gemm_tile_avxvnni_if_supported()) return "avx-vnni";
+  if (k == int8_gemm_tile_avx2_if_supported()) return "avx2";
+  return "scalar";
+}
+
+bool amx_here() {
+  return !std::strcmp(active_isa().name, "avx512") && amx_usable();
+}
+
+// ---- decode: one token, 4-row tiles read as stored ------------------------------------------
+
+bool int8_decode_takes(const WeightView& w) {
+  return is_int8_format(w.dtype) && w.cols % 32 == 0;
+}
+bool bf16_decode_takes(const WeightView& w) {
+  return bf16_dot4_kernel() && bf16_decode_eligible(w);
+}
+
+bool run_decode(const MatmulParams& p, ThreadPool& tp) {
+  if (!decode_eligible(p)) return false;
+  run_decode_group(&p, 1, tp);
+  return true;
+}
+
+// A few tokens (batched decode, an expert's share of a batch) on Q8_0 / Q4_0: each token's row
+// quantised once, then every 4-row tile read as stored and dotted with all tokens, up to 4 at a
+// time; no panels are packed, which at this size costs more than the products (int8_gemm.h).
+bool run_int8_few_tokens(const MatmulParams& p, ThreadPool& tp) {
+  if (!int8_decode_takes(p.w) || p.T > kFewTokens) return false;
+  const Int8Dot4 one = int8_dot4_kernel();
+  const Int8Dot4xN many = int8_dot4xn_kernel();
+  thread_local std::vector<ActQ8> acts;
+  if (int64_t(acts.size()) < p.T) acts.resize(size_t(p.T));
+  const ActQ8* xs[kFewTokens];
+  for (int64_t t = 0; t < p.T; ++t) {
+    quantize_act_q8(p.x + t * p.ldx, p.w.cols, acts[size_t(t)]);
+    xs[t] = &acts[size_t(t)];  // workers read the calling thread's buffers
+  }
+  const WeightView& w = p.w;
+  const int64_t n_tiles = (w.rows + kRowTile - 1) / kRowTile, nb = w.cols / 32;
+  const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * tp.size()));
+  tp.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e, int) {
+    for (int64_t tile = b; tile < e; ++tile) {
+      const int64_t r0 = tile * kRowTile, nr = std::min(kRowTile, w.rows - r0);
+      const uint8_t* rows[kRowTile];
+      for (int64_t j = 0; j < kRowTile; ++j) rows[j] = w.row_ptr(r0 + std::min(j, nr - 1));
+      for (int64_t t0 = 0; t0 < p.T; t0 += 4) {
+        const int nt = int(std::min<int64_t>(4, p.T - t0));
+        float out[16];
+        if (!(many && many(w.dtype, rows, xs + t0, nt, nb, out)))
+          for (int t = 0; t < nt; ++t) one(w.dtype, rows, *xs[t0 + t], nb, out + 4 * t);
+        for (int t = 0; t < nt; ++t) std::copy_n(out + 4 * t, nr, p.y + (t0 + t) * p.ldy + r0);
+      }
+    }
+  });
+  return true;
+}
+
+bool run_int8_gemm(const MatmulParams& p, ThreadPool& tp) {
+  return int8_gemm(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp);
+}
+
+bool run_amx(const MatmulParams& p, ThreadPool& tp) {
+  return amx_gemm(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp, active_isa());
+}
+
+std::vector<MatmulPath> build_paths() {
+  std::vector<MatmulPath> paths;
+  const std::vector<DType> int8_formats = {DType::q8_0, DType::q4_0};
+  if (amx_here()) {
+    // Below these token counts the AMX path's per-call packing costs more than its tiles save:
+    // 16 against the f32 path, 32 against the integer GEMM (bench_matmul's matmul_fast cases,
+    // TERN_AMX=0 against 1).
+    paths.push_back({"amx-bf16", ActFormat::bf16_tile, int8_formats,
+                     int8_gemm_tile_kernel() ? 32 : 16, kMany, "amx-bf16", run_amx});
+    paths.push_back({"amx-bf16", ActFormat::bf16_tile,
+                     {DType::f32, DType::bf16, DType::f16, DType::f8_e4m3}, 16, kMany, "amx-bf16",
+                     run_amx});
+  }
+  paths.push_back({"int8-decode", ActFormat::int8_block32, int8_formats, 1, 1, int8_variant(),
+                   run_decode});
+  if (bf16_dot4_kernel())
+    paths.push_back({"bf16-decode", ActFormat::bf16, {DType::bf16, DType::f8_e4m3}, 1, 1,
+                     "avx512-bf16", run_decode});
+  paths.push_back({"int8-few-tokens", ActFormat::int8_block32, int8_formats, 2, kFewTokens,
+                   int8_variant(), run_int8_few_tokens});
+  if (const char* v = int8_gemm_variant())
+    paths.push_back(
+        {"int8-gemm", ActFormat::int8_block32, int8_formats, 2, kMany, v, run_int8_gemm});
+  return paths;
+}
+
+}  // namespace
+
+const char* act_format_name(ActFormat a) {
+  switch (a) {
+    case ActFormat::int8_block32:
+      return "int8/32";
+    case ActFormat::bf16:
+      return "bf16";
+    case ActFormat::bf16_tile:
+      return "bf16-tile";
+  }
+  return "?";
+}
+
+bool MatmulPath::takes(const WeightView& w, int64_t T) const {
+  return T >= min_tokens && T <= max_tokens &&
+         std::find(weights.begin(), weights.end(), w.dtype) != weights.end();
+}
+
+const std::vector<MatmulPath>& serving_paths() {
+  static const std::vector<MatmulPath> paths = build_paths();
+  return paths;
+}
+
+bool run_serving_path(const MatmulParams& p, ThreadPool& pool) {
+  for (const MatmulPath& path : serving_paths())
+    if (path.takes(p.w, p.T) && path.run(p, pool)) return true;
+  return false;
+}
+
+std::string serving_path_name(const WeightView& w, int64_t T) {
+  for (const MatmulPath& path : serving_paths()) {
+    if (!path.takes(w, T)) continue;
+    // The decode paths also need whole blocks; the others check inside run().
+    if (T == 1 && !decode_eligible(MatmulParams{nullptr, w.cols, nullptr, w.rows, 1, w}))
+      continue;
+    return std::string(path.name) + "[" + path.variant + "]";
+  }
+  return "exact-f32[" + std::string(active_isa().name) + "]";
+}
+
+std::string describe_serving_paths(const std::vector<DType>& dtypes) {
+  std::string out;
+  for (DType t : dtypes) {
+    WeightView w;
+    w.dtype = t;
+    w.rows = w.cols = 4096;
+    if (!out.empty()) out += "; ";
+    out += std::string(dtype_name(t)) + ": decode " + serving_path_name(w, 1) + ", 4 tokens " +
+           serving_path_name(w, 4) + ", 512 tokens " + serving_path_name(w, 512);
+  }
+  return out;
+}
+
+bool decode_eligible(const MatmulParams& p) {
+  return p.T == 1 && (int8_decode_takes(p.w) || bf16_decode_takes(p.w));
+}
+
+void run_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
+  const Int8Dot4 int8_kernel = int8_dot4_kernel();
+  const Bf16Dot4 bf16_kernel = bf16_dot4_kernel();
+  // Each distinct (x, cols, format) rounded once: gate and up share theirs.
+  thread_local std::vector<ActQ8> acts8;
+  thread_local std::vector<ActBF16> acts16;
+  thread_local std::vector<int64_t> act_of, first_tile;
+  if (int64_t(acts8.size()) < n) acts8.resize(size_t(n));
+  if (int64_t(acts16.size()) < n) acts16.resize(size_t(n));
+  act_of.assign(size_t(n), 0);
+  first_tile.assign(size_t(n) + 1, 0);
+  int64_t n8 = 0, n16 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    TERN_CHECK(decode_eligible(ps[i]));
+    const bool int8 = is_int8_format(ps[i].w.dtype);
+    int64_t a = 0;
+    while (a < i && !(ps[a].x == ps[i].x && ps[a].w.cols == ps[i].w.cols &&
+                      is_int8_format(ps[a].w.dtype) == int8))
+      ++a;
+    if (a < i) {
+      act_of[size_t(i)] = act_of[size_t(a)];
+    } else if (int8) {
+      quantize_act_q8(ps[i].x, ps[i].w.cols, acts8[size_t(n8)]);
+      act_of[size_t(i)] = n8++;
+    } else {
+      round_act_bf16(ps[i].x, ps[i].w.cols, acts16[size_t(n16)]);
+      act_of[size_t(i)] = n16++;
+    }
+    first_tile[size_t(i) + 1] = first_tile[size_t(i)] + (ps[i].w.rows + kRowTile - 1) / kRowTile;
+  }
+  const int64_t n_tiles = first_tile[size_t(n)];
+  const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * tp.size()));
+  const ActQ8* a8 = acts8.data();  // workers read the calling thread's buffers
+  const ActBF16* a16 = acts16.data();
+  const int64_t* owner_act = act_of.data();
+  const int64_t* starts = first_tile.data();
+  tp.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e, int) {
+    int64_t i = std::upper_bound(starts, starts + n + 1, b) - starts - 1;
+    for (int64_t tile = b; tile < e; ++tile) {
+      while (tile >= starts[i + 1]) ++i;
+      const MatmulParams& p = ps[i];
+      const WeightView& w = p.w;
+      const int64_t r0 = (tile - starts[i]) * kRowTile, nr = std::min(kRowTile, w.rows - r0);
+      float out[kRowTile];
+      if (is_int8_format(w.dtype)) {
+        const uint8_t* rows[kRowTile];
+        for (int64_t j = 0; j < kRowTile; ++j) rows[j] = w.row_ptr(r0 + std::min(j, nr - 1));
+        int8_kernel(w.dtype, rows, a8[owner_act[i]], w.cols / 32, out);
+      } else {
+        bf16_kernel(bf16_rows(w, r0), a16[owner_act[i]], out);
+      }
+      std::copy_n(out, nr, p.y + r0);
+    }
+  });
+}
+
+}  // namespace tern::kernels
