@@ -15,6 +15,7 @@
 #include "kernels/amx_gemm.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/int8_decode.h"
+#include "kernels/int8_gemm.h"
 #include "kernels/matmul.h"
 #include "kernels/quantize.h"
 
@@ -108,6 +109,13 @@ void BM_amx_bf16_peak(benchmark::State& state) {
   state.counters["peak_GFLOP/s"] = gflops;
 }
 
+// The AVX-512 VNNI int8 peak on the pool's threads (0 without VNNI).
+void BM_vnni_int8_peak(benchmark::State& state) {
+  double gops = 0;
+  for (auto _ : state) gops = vnni_int8_peak_gops(ThreadPool::global());
+  state.counters["peak_GOP/s"] = gops;
+}
+
 void BM_memory_bandwidth(benchmark::State& state) {
   double gbs = 0;
   for (auto _ : state) gbs = account::measure_bandwidth().gbs;
@@ -119,6 +127,9 @@ int register_all() {
       ->Iterations(1)
       ->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("amx_bf16_peak", BM_amx_bf16_peak)
+      ->Iterations(1)
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("vnni_int8_peak", BM_vnni_int8_peak)
       ->Iterations(1)
       ->Unit(benchmark::kMillisecond);
   for (const IsaKernels* isa : supported_isas()) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/thread_pool.h"
 #include "kernels/weight.h"
 
 namespace tern::kernels {
@@ -45,6 +46,23 @@ void bf16_dot4_ref(const Bf16Rows& w, const ActBF16& x, float* out);
 // AVX-512 BF16 when this CPU runs it and the active ISA is avx512, else null (the f32 path).
 Bf16Dot4 bf16_dot4_kernel();
 Bf16Dot4 bf16_dot4_avx512bf16_if_supported();
+
+// Several tokens (prefill, batched decode) on any float weight format with AVX-512 BF16 where
+// there is no AMX: each call rounds x to bf16 once; each thread dequantises a 4-row tile of W
+// (block scales folded in) to bf16 one 2048-column chunk at a time and runs 4 rows x 4 tokens
+// per vdpbf16ps micro-kernel over it. W rounded to bf16 adds at most 2^-9 |w| per weight (none
+// for bf16 and FP8 without scales). y [T, w.rows] (row stride ldy) is overwritten. False when
+// this CPU has no AVX-512 BF16 (or the active ISA is not avx512).
+bool bf16_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y, int64_t ldy,
+               ThreadPool& pool);
+
+// The micro-kernel: out[4 * t + r] = dot(w[r], x[t]) for r < 4, t < nt (<= 4), n % 32 == 0;
+// bf16 values, products summed in f32. The scalar reference, and the AVX-512 BF16 one or null.
+using Bf16Dot4x4 = void (*)(const uint16_t* const* w, const uint16_t* const* x, int nt, int64_t n,
+                            float* out);
+void bf16_dot4x4_ref(const uint16_t* const* w, const uint16_t* const* x, int nt, int64_t n,
+                     float* out);
+Bf16Dot4x4 bf16_dot4x4_avx512bf16_if_supported();
 
 // Whether the kernel above can take w: bf16 or fp8 (block columns a multiple of 32), whole
 // 32-column groups.

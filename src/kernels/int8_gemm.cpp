@@ -1,6 +1,7 @@
 #include "kernels/int8_gemm.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -128,6 +129,22 @@ void int8_gemm_tile_ref(const PackedPanel& p, const uint8_t* const* xq, const fl
       out[t * kPanelRows + r] = acc;
     }
   }
+}
+
+double vnni_peak_ops(int64_t steps);  // cpu/int8_gemm_vnni.cpp
+
+double vnni_int8_peak_gops(ThreadPool& pool) {
+  if (!int8_gemm_tile_vnni_if_supported()) return 0;
+  constexpr int64_t kSteps = 1 << 22;  // ~50 ms per thread at 4 GHz
+  std::vector<double> ops(size_t(pool.size()), 0.0);
+  const auto start = std::chrono::steady_clock::now();
+  pool.parallel_for(pool.size(), 1, [&](int64_t b, int64_t e, int thread) {
+    for (int64_t i = b; i < e; ++i) ops[size_t(thread)] += vnni_peak_ops(kSteps);
+  });
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double total = 0;
+  for (double o : ops) total += o;
+  return total / s / 1e9;
 }
 
 Int8GemmTile int8_gemm_tile_vnni_if_supported() {

@@ -79,4 +79,9 @@ Int8GemmTile int8_gemm_tile_kernel();
 bool int8_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y, int64_t ldy,
                ThreadPool& pool, Int8GemmTile tile = nullptr);
 
+// The AVX-512 VNNI int8 multiply-add rate on `pool`'s threads in GOP/s (a multiply and an add
+// per byte pair; registers only, no memory traffic), or 0 without VNNI: the peak benchmarks
+// state next to the integer GEMM's rate where there is no AMX.
+double vnni_int8_peak_gops(ThreadPool& pool);
+
 }  // namespace tern::kernels

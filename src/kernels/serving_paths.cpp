@@ -101,6 +101,10 @@ bool run_int8_gemm(const MatmulParams& p, ThreadPool& tp) {
   return int8_gemm(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp);
 }
 
+bool run_bf16_gemm(const MatmulParams& p, ThreadPool& tp) {
+  return bf16_gemm(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp);
+}
+
 bool run_amx(const MatmulParams& p, ThreadPool& tp) {
   return amx_gemm(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp, active_isa());
 }
@@ -114,15 +118,21 @@ std::vector<MatmulPath> build_paths() {
     // TERN_AMX=0 against 1).
     paths.push_back({"amx-bf16", ActFormat::bf16_tile, int8_formats,
                      int8_gemm_tile_kernel() ? 32 : 16, kMany, "amx-bf16", run_amx});
-    paths.push_back({"amx-bf16", ActFormat::bf16_tile,
-                     {DType::f32, DType::bf16, DType::f16, DType::f8_e4m3}, 16, kMany, "amx-bf16",
-                     run_amx});
+    // f32 matrices (MoE routers) stay exact, as on the bf16 GEMM below.
+    paths.push_back({"amx-bf16", ActFormat::bf16_tile, {DType::bf16, DType::f16, DType::f8_e4m3},
+                     16, kMany, "amx-bf16", run_amx});
   }
   paths.push_back({"int8-decode", ActFormat::int8_block32, int8_formats, 1, 1, int8_variant(),
                    run_decode});
-  if (bf16_dot4_kernel())
+  if (bf16_dot4_kernel()) {
     paths.push_back({"bf16-decode", ActFormat::bf16, {DType::bf16, DType::f8_e4m3}, 1, 1,
                      "avx512-bf16", run_decode});
+    // Where AMX is missing (or below its token threshold), several tokens on 16- and 8-bit
+    // float weights. f32 matrices (MoE routers, kept in f32 as DeepSeek keeps them precise)
+    // stay exact: rounding a router flips near-tied expert choices.
+    paths.push_back({"bf16-gemm", ActFormat::bf16, {DType::bf16, DType::f16, DType::f8_e4m3}, 2,
+                     kMany, "avx512-bf16", run_bf16_gemm});
+  }
   paths.push_back({"int8-few-tokens", ActFormat::int8_block32, int8_formats, 2, kFewTokens,
                    int8_variant(), run_int8_few_tokens});
   if (const char* v = int8_gemm_variant())

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "kernels/bf16_decode.h"
 #include "kernels/matmul.h"
 #include "kernels/ref/ref_ops.h"
@@ -184,6 +185,60 @@ TEST(Bf16Decode, DecodeMatmulStaysWithinTheRoundingBound) {
   }
 }
 
+TEST(Bf16Gemm, MicroKernelEqualsTheReference) {
+  const Bf16Dot4x4 kernel = bf16_dot4x4_avx512bf16_if_supported();
+  if (!kernel) GTEST_SKIP() << "this CPU has no AVX-512 BF16";
+  for (int64_t n : {32, 96, 2048}) {
+    std::vector<std::vector<uint16_t>> w(4), x(4);
+    const uint16_t *wp[4], *xp[4];
+    for (int i = 0; i < 4; ++i) {
+      ActBF16 a, b;
+      const auto wf = random_values(n, uint32_t(10 + i)), xf = random_values(n, uint32_t(20 + i));
+      round_act_bf16(wf.data(), n, a);
+      round_act_bf16(xf.data(), n, b);
+      w[size_t(i)] = a.v, x[size_t(i)] = b.v;
+      wp[i] = w[size_t(i)].data(), xp[i] = x[size_t(i)].data();
+    }
+    for (int nt = 1; nt <= 4; ++nt) {
+      float want[16], got[16];
+      bf16_dot4x4_ref(wp, xp, nt, n, want);
+      kernel(wp, xp, nt, n, got);
+      for (int i = 0; i < 4 * nt; ++i)
+        EXPECT_NEAR(got[i], want[i], 1e-5f * (1.0f + std::fabs(want[i]))) << n << " " << nt;
+    }
+  }
+}
+
+// y_fast - y_exact: x and the dequantised W each rounded to bf16 move each product by at most
+// about 2^-8 |w x|; columns not a multiple of 32 (zero padding) and of the 2048-column chunk.
+TEST(Bf16Gemm, MatmulStaysWithinTheRoundingBound) {
+  if (!bf16_dot4_kernel()) GTEST_SKIP() << "no bf16 GEMM on this CPU / ISA";
+  std::mt19937 rng(7);
+  ThreadPool pool(2);
+  for (DType t : {DType::f32, DType::bf16, DType::f16, DType::f8_e4m3})
+    for (int64_t cols : {100, 2048 + 96})
+      for (int64_t T : {2, 5, 17}) {
+        const int64_t rows = 37, ldx = cols + 3;
+        const auto tw = make_weight(t, rows, cols, rng);
+        const std::vector<float> x = random_values(T * ldx, uint32_t(T + cols), 2.0f);
+        std::vector<float> exact(size_t(T * rows)), fast(size_t(T * rows), -1.0f);
+        matmul(MatmulParams{x.data(), ldx, exact.data(), rows, T, tw.view}, &pool);
+        ASSERT_TRUE(bf16_gemm(x.data(), ldx, T, tw.view, fast.data(), rows, pool));
+        std::vector<float> wrow(static_cast<size_t>(cols));
+        for (int64_t r = 0; r < rows; ++r) {
+          ref::dequant_row(tw.view, r, 0, cols, wrow.data());
+          for (int64_t i = 0; i < T; ++i) {
+            double bound = 0;
+            for (int64_t c = 0; c < cols; ++c)
+              bound += std::ldexp(std::fabs(wrow[size_t(c)] * x[size_t(i * ldx + c)]), -8);
+            const size_t k = size_t(i * rows + r);
+            ASSERT_LE(std::fabs(fast[k] - exact[k]), bound * 1.01 + 1e-5)
+                << dtype_name(t) << " cols " << cols << " T " << T << " row " << r;
+          }
+        }
+      }
+}
+
 // The registry picks one path per (weight format, token count) as documented in
 // serving_paths.h, and each path it lists is one this CPU runs.
 TEST(ServingPaths, RegistryPicksThePathForEachShape) {
@@ -199,6 +254,9 @@ TEST(ServingPaths, RegistryPicksThePathForEachShape) {
   EXPECT_EQ(serving_path_name(w, 1).rfind(bf16_dot4_kernel() ? "bf16-decode[" : "exact-f32[", 0),
             0u)
       << serving_path_name(w, 1);
+  if (bf16_dot4_kernel()) {
+    EXPECT_EQ(serving_path_name(w, 4).rfind("bf16-gemm[", 0), 0u) << serving_path_name(w, 4);
+  }
   w.dtype = DType::f32;
   EXPECT_EQ(serving_path_name(w, 1).rfind("exact-f32[", 0), 0u);
   w.dtype = DType::q8_0;

@@ -154,7 +154,39 @@ void dot4_fp8(const Bf16Rows& w, const uint16_t* x, float* out) {
     out[r] = nan[r] ? std::numeric_limits<float>::quiet_NaN() : hsum(acc[r]);
 }
 
+// 4 bf16 rows x NT tokens: each weight register feeds NT products, each token's NT.
+template <int NT>
+void dot4xn(const uint16_t* const* w, const uint16_t* const* x, int64_t n, float* out) {
+  __m512 acc[NT][4];
+  for (auto& a : acc)
+    for (auto& v : a) v = _mm512_setzero_ps();
+  for (int64_t c = 0; c < n; c += 32) {
+    __m512bh wv[4];
+    for (int r = 0; r < 4; ++r) wv[r] = as_bh(_mm512_loadu_si512(w[r] + c));
+    for (int t = 0; t < NT; ++t) {
+      const __m512bh xv = as_bh(_mm512_loadu_si512(x[t] + c));
+      for (int r = 0; r < 4; ++r) acc[t][r] = _mm512_dpbf16_ps(acc[t][r], wv[r], xv);
+    }
+  }
+  for (int t = 0; t < NT; ++t)
+    for (int r = 0; r < 4; ++r) out[4 * t + r] = hsum(acc[t][r]);
+}
+
 }  // namespace
+
+void bf16_dot4x4_avx512bf16(const uint16_t* const* w, const uint16_t* const* x, int nt, int64_t n,
+                            float* out) {
+  switch (nt) {
+    case 1:
+      return dot4xn<1>(w, x, n, out);
+    case 2:
+      return dot4xn<2>(w, x, n, out);
+    case 3:
+      return dot4xn<3>(w, x, n, out);
+    default:
+      return dot4xn<4>(w, x, n, out);
+  }
+}
 
 void bf16_dot4_avx512bf16(const Bf16Rows& w, const ActBF16& x, float* out) {
   static const bool vbmi = [] {
