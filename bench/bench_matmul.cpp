@@ -51,6 +51,14 @@ BenchWeight make(DType dt, int64_t rows, int64_t cols) {
       quantize_fp8_blocks(w.data(), rows, cols, 128, 128, b.bytes.data(), b.scales.data());
       b.view.scales = b.scales.data();
       break;
+    case DType::i8:
+    case DType::i4:  // int8 / int4 with a scale per row and 128 columns
+      b.scales.resize(size_t(rows * ((cols + 127) / 128)));
+      quantize_int_groups(w.data(), rows, cols, dt == DType::i8 ? 8 : 4, 128, b.bytes.data(),
+                          b.scales.data());
+      b.view.scales = b.scales.data();
+      b.view.block_rows = 1;
+      break;
     default:  // q8_0 / q4_0: random blocks with a small scale (speed does not depend on values)
       for (size_t i = 0; i < b.bytes.size(); ++i) b.bytes[i] = uint8_t(rng());
       for (size_t blk = 0; blk < b.bytes.size() / size_t(dtype_block_bytes(dt)); ++blk) {
@@ -151,7 +159,7 @@ int register_all() {
             ->UseRealTime();
     }
   }
-  for (DType dt : {DType::bf16, DType::f8_e4m3, DType::q8_0, DType::q4_0}) {
+  for (DType dt : {DType::bf16, DType::f8_e4m3, DType::q8_0, DType::q4_0, DType::i8, DType::i4}) {
     const std::string name = std::string("matmul_fast/") + std::string(dtype_name(dt));
     benchmark::RegisterBenchmark(name.c_str(), BM_matmul_fast, dt)
         ->Args({4096, 4096, 1})

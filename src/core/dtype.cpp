@@ -25,6 +25,7 @@ constexpr DTypeInfo kInfos[] = {
     {DType::i64, "i64", 1, 8, false},        {DType::u8, "u8", 1, 1, false},
     {DType::boolean, "bool", 1, 1, false},   {DType::f64, "f64", 1, 8, true},
     {DType::q8_0, "q8_0", 32, 34, true},     {DType::q4_0, "q4_0", 32, 18, true},
+    {DType::i4, "i4", 2, 1, false},
 };
 
 const DTypeInfo& info(DType t) {

@@ -11,6 +11,9 @@
 namespace tern {
 
 // Block-quantized types (q8_0, q4_0) store 32 elements per block with an f16 scale, as in GGUF.
+// i4 packs two signed 4-bit integers per byte, each stored + 8, element 2k in the low nibble of
+// byte k (the compressed-tensors "pack-quantized" order); as weights, i8 and i4 take a scale
+// per group of columns from kernels::WeightView.
 enum class DType : uint8_t {
   f32,
   f16,
@@ -26,6 +29,7 @@ enum class DType : uint8_t {
   f64,
   q8_0,
   q4_0,
+  i4,
 };
 
 std::string_view dtype_name(DType t);

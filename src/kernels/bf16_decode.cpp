@@ -12,6 +12,8 @@ namespace tern::kernels {
 void bf16_dot4_avx512bf16(const Bf16Rows& w, const ActBF16& x, float* out);  // cpu/bf16_dot.cpp
 void bf16_dot4x4_avx512bf16(const uint16_t* const* w, const uint16_t* const* x, int nt, int64_t n,
                             float* out);  // cpu/bf16_dot.cpp
+// f32 -> bf16, nearest even (vcvtneps2bf16: values below 2^-126 become 0).
+void round_bf16_avx512bf16(const float* src, int64_t n, uint16_t* dst);  // cpu/bf16_dot.cpp
 
 namespace {
 constexpr int64_t kGemmChunk = 2048;  // columns of a tile dequantised at once (a multiple of 128)
@@ -106,8 +108,7 @@ bool bf16_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, floa
   const int64_t padded = (w.cols + 31) / 32 * 32;
   thread_local std::vector<uint16_t> xb;
   xb.assign(size_t(T * padded), 0);
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t c = 0; c < w.cols; ++c) xb[size_t(t * padded + c)] = f32_to_bf16(x[t * ldx + c]);
+  for (int64_t t = 0; t < T; ++t) round_bf16_avx512bf16(x + t * ldx, w.cols, xb.data() + t * padded);
   const uint16_t* xs_all = xb.data();  // workers read the calling thread's buffer
   const int64_t n_tiles = (w.rows + 3) / 4;
   const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * pool.size()));
@@ -123,7 +124,7 @@ bool bf16_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, floa
         for (int64_t j = 0; j < 4; ++j) {
           uint16_t* dst = wb.data() + j * kGemmChunk;
           const float* src = isa.dequant(w, r0 + std::min(j, nr - 1), c0, n, f32);
-          for (int64_t c = 0; c < n; ++c) dst[c] = f32_to_bf16(src[c]);
+          round_bf16_avx512bf16(src, n, dst);
           std::fill(dst + n, dst + np, uint16_t(0));
           rows[j] = dst;
         }

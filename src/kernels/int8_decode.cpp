@@ -70,6 +70,12 @@ void quantize_act_q8(const float* x, int64_t n, ActQ8& out) {
         out.q4x[size_t(g * 32 + i * 16 + j)] = out.q[size_t((g + i) * 32 + j)];
         out.q4x[size_t(g * 32 + 64 + i * 16 + j)] = out.q[size_t((g + i) * 32 + 16 + j)];
       }
+  out.qeo = out.q;
+  for (int64_t g = 0; g + 128 <= n; g += 128)
+    for (int64_t j = 0; j < 64; ++j) {
+      out.qeo[size_t(g + j)] = out.q[size_t(g + 2 * j)];
+      out.qeo[size_t(g + 64 + j)] = out.q[size_t(g + 2 * j + 1)];
+    }
 }
 
 void int8_dot4_ref(DType t, const uint8_t* const* rows, const ActQ8& xa, int64_t n_blocks,

@@ -24,8 +24,11 @@ struct ActQ8 {
   // q4x [n]: per group of 4 blocks, the 4 first halves (elements 0..15) then the 4 second halves,
   //   matching a register of 4 Q4_0 blocks' low and high nibbles (the last n/32 % 4 blocks are
   //   left in order); init4 [n / 32 * 4]: -2 * sum per lane, 4 lanes per block (the offset 8).
+  // qeo [n]: per group of 128 values (4 blocks), the 64 even-indexed then the 64 odd-indexed
+  //   ones, matching a register of 64 i4 bytes' low and high nibbles (DType::i4 keeps element
+  //   2k in the low nibble of byte k); a tail of n % 128 values stays in order.
   std::vector<int32_t> init8, init4;
-  std::vector<int8_t> q4x;
+  std::vector<int8_t> q4x, qeo;
 };
 
 // One block of 32 activations: q[j] = round(x[j] / d) with d = amax / 127 (0 for an all-zero

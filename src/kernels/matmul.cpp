@@ -59,7 +59,7 @@ void require_weight_dtype(const WeightView& w, const char* who) {
     fail(ErrorKind::format, std::string(who) + ": weights of dtype " +
                                 std::string(dtype_name(w.dtype)) +
                                 " cannot be computed with (supported: f32, bf16, f16, "
-                                "f8_e4m3, q8_0, q4_0)");
+                                "f8_e4m3, q8_0, q4_0, i8, i4)");
 }
 
 void matmul(const MatmulParams& p, ThreadPool* pool, const IsaKernels* isa) {

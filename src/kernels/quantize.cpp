@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include <cstring>
+#include <string>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -24,6 +25,34 @@ void quantize_fp8_blocks(const float* w, int64_t rows, int64_t cols, int64_t br,
       for (int64_t r = bi * br; r < r1; ++r)
         for (int64_t c = bj * bc; c < c1; ++c)
           out[r * cols + c] = f32_to_fp8_e4m3(w[r * cols + c] / s);
+    }
+  }
+}
+
+void quantize_int_groups(const float* w, int64_t rows, int64_t cols, int bits, int64_t group,
+                         uint8_t* out, float* scales) {
+  if ((bits != 8 && bits != 4) || group < 1 || (bits == 4 && cols % 2))
+    fail(ErrorKind::format, "quantize_int_groups: " + std::to_string(bits) + " bits, group " +
+                                std::to_string(group) + ", " + std::to_string(cols) +
+                                " columns (want 8 or 4 bits, even columns for 4)");
+  const int qmax = (1 << (bits - 1)) - 1, qmin = -(1 << (bits - 1));
+  const int64_t ng = (cols + group - 1) / group, row_bytes = bits == 8 ? cols : cols / 2;
+  for (int64_t r = 0; r < rows; ++r) {
+    uint8_t* dst = out + r * row_bytes;
+    if (bits == 4) std::fill_n(dst, row_bytes, uint8_t(0));
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t c0 = g * group, c1 = std::min(cols, c0 + group);
+      float amax = 0;
+      for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(w[r * cols + c]));
+      const float s = amax > 0 ? amax / float(qmax) : 1.0f;
+      scales[r * ng + g] = s;
+      for (int64_t c = c0; c < c1; ++c) {
+        const int q = std::clamp(int(std::nearbyint(w[r * cols + c] / s)), qmin, qmax);
+        if (bits == 8)
+          dst[c] = uint8_t(int8_t(q));
+        else
+          dst[c / 2] |= uint8_t((q + 8) << (4 * (c & 1)));
+      }
     }
   }
 }

@@ -21,4 +21,12 @@ void quantize_fp8_blocks(const float* w, int64_t rows, int64_t cols, int64_t br,
 // Fails (format) for other dtypes or a partial block.
 void quantize_row(DType t, const float* x, int64_t n, uint8_t* out);
 
+// w: [rows, cols] f32 -> symmetric integers of `bits` (8: i8 bytes; 4: i4, two per byte, see
+// DType::i4) with one f32 scale per row and group of `group` columns: scale = amax / (2^(bits-1)
+// - 1) (1 for an all-zero group), q = clamp(round(x / scale), -2^(bits-1), 2^(bits-1) - 1).
+// out: rows * dtype_bytes_for(i8 or i4, cols) bytes; scales: [rows, ceil(cols / group)].
+// cols must be even for 4 bits.
+void quantize_int_groups(const float* w, int64_t rows, int64_t cols, int bits, int64_t group,
+                         uint8_t* out, float* scales);
+
 }  // namespace tern::kernels

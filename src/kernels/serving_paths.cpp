@@ -9,6 +9,7 @@
 #include "kernels/bf16_decode.h"
 #include "kernels/int8_decode.h"
 #include "kernels/int8_gemm.h"
+#include "kernels/int_group_decode.h"
 
 namespace tern::kernels {
 
@@ -55,6 +56,17 @@ bool int8_decode_takes(const WeightView& w) {
 }
 bool bf16_decode_takes(const WeightView& w) {
   return bf16_dot4_kernel() && bf16_decode_eligible(w);
+}
+bool int_group_takes(const WeightView& w) {
+  return int_group_dot4_kernel() && int_group_eligible(w);
+}
+
+// How run_decode_group computes a matmul: the activation format and kernel family.
+enum class DecodeKind { int8_blocks, int_groups, bf16 };
+DecodeKind decode_kind(const WeightView& w) {
+  if (is_int8_format(w.dtype)) return DecodeKind::int8_blocks;
+  if (w.dtype == DType::i8 || w.dtype == DType::i4) return DecodeKind::int_groups;
+  return DecodeKind::bf16;
 }
 
 bool run_decode(const MatmulParams& p, ThreadPool& tp) {
@@ -119,19 +131,24 @@ std::vector<MatmulPath> build_paths() {
     paths.push_back({"amx-bf16", ActFormat::bf16_tile, int8_formats,
                      int8_gemm_tile_kernel() ? 32 : 16, kMany, "amx-bf16", run_amx});
     // f32 matrices (MoE routers) stay exact, as on the bf16 GEMM below.
-    paths.push_back({"amx-bf16", ActFormat::bf16_tile, {DType::bf16, DType::f16, DType::f8_e4m3},
-                     16, kMany, "amx-bf16", run_amx});
+    paths.push_back({"amx-bf16", ActFormat::bf16_tile,
+                     {DType::bf16, DType::f16, DType::f8_e4m3, DType::i8, DType::i4}, 16, kMany,
+                     "amx-bf16", run_amx});
   }
   paths.push_back({"int8-decode", ActFormat::int8_block32, int8_formats, 1, 1, int8_variant(),
                    run_decode});
+  if (int_group_dot4_kernel())
+    paths.push_back({"int-group-decode", ActFormat::int8_block32, {DType::i8, DType::i4}, 1, 1,
+                     "avx512-vnni", run_decode});
   if (bf16_dot4_kernel()) {
     paths.push_back({"bf16-decode", ActFormat::bf16, {DType::bf16, DType::f8_e4m3}, 1, 1,
                      "avx512-bf16", run_decode});
     // Where AMX is missing (or below its token threshold), several tokens on 16- and 8-bit
     // float weights. f32 matrices (MoE routers, kept in f32 as DeepSeek keeps them precise)
     // stay exact: rounding a router flips near-tied expert choices.
-    paths.push_back({"bf16-gemm", ActFormat::bf16, {DType::bf16, DType::f16, DType::f8_e4m3}, 2,
-                     kMany, "avx512-bf16", run_bf16_gemm});
+    paths.push_back({"bf16-gemm", ActFormat::bf16,
+                     {DType::bf16, DType::f16, DType::f8_e4m3, DType::i8, DType::i4}, 2, kMany,
+                     "avx512-bf16", run_bf16_gemm});
   }
   paths.push_back({"int8-few-tokens", ActFormat::int8_block32, int8_formats, 2, kFewTokens,
                    int8_variant(), run_int8_few_tokens});
@@ -196,13 +213,14 @@ std::string describe_serving_paths(const std::vector<DType>& dtypes) {
 }
 
 bool decode_eligible(const MatmulParams& p) {
-  return p.T == 1 && (int8_decode_takes(p.w) || bf16_decode_takes(p.w));
+  return p.T == 1 && (int8_decode_takes(p.w) || bf16_decode_takes(p.w) || int_group_takes(p.w));
 }
 
 void run_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
   const Int8Dot4 int8_kernel = int8_dot4_kernel();
+  const IntGroupDot4 group_kernel = int_group_dot4_kernel();
   const Bf16Dot4 bf16_kernel = bf16_dot4_kernel();
-  // Each distinct (x, cols, format) rounded once: gate and up share theirs.
+  // Each distinct (x, cols, activation format) rounded once: gate and up share theirs.
   thread_local std::vector<ActQ8> acts8;
   thread_local std::vector<ActBF16> acts16;
   thread_local std::vector<int64_t> act_of, first_tile;
@@ -213,10 +231,10 @@ void run_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
   int64_t n8 = 0, n16 = 0;
   for (int64_t i = 0; i < n; ++i) {
     TERN_CHECK(decode_eligible(ps[i]));
-    const bool int8 = is_int8_format(ps[i].w.dtype);
+    const bool int8 = decode_kind(ps[i].w) != DecodeKind::bf16;
     int64_t a = 0;
     while (a < i && !(ps[a].x == ps[i].x && ps[a].w.cols == ps[i].w.cols &&
-                      is_int8_format(ps[a].w.dtype) == int8))
+                      (decode_kind(ps[a].w) != DecodeKind::bf16) == int8))
       ++a;
     if (a < i) {
       act_of[size_t(i)] = act_of[size_t(a)];
@@ -243,12 +261,19 @@ void run_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
       const WeightView& w = p.w;
       const int64_t r0 = (tile - starts[i]) * kRowTile, nr = std::min(kRowTile, w.rows - r0);
       float out[kRowTile];
-      if (is_int8_format(w.dtype)) {
-        const uint8_t* rows[kRowTile];
-        for (int64_t j = 0; j < kRowTile; ++j) rows[j] = w.row_ptr(r0 + std::min(j, nr - 1));
-        int8_kernel(w.dtype, rows, a8[owner_act[i]], w.cols / 32, out);
-      } else {
-        bf16_kernel(bf16_rows(w, r0), a16[owner_act[i]], out);
+      switch (decode_kind(w)) {
+        case DecodeKind::int8_blocks: {
+          const uint8_t* rows[kRowTile];
+          for (int64_t j = 0; j < kRowTile; ++j) rows[j] = w.row_ptr(r0 + std::min(j, nr - 1));
+          int8_kernel(w.dtype, rows, a8[owner_act[i]], w.cols / 32, out);
+          break;
+        }
+        case DecodeKind::int_groups:
+          group_kernel(int_group_rows(w, r0), a8[owner_act[i]], out);
+          break;
+        case DecodeKind::bf16:
+          bf16_kernel(bf16_rows(w, r0), a16[owner_act[i]], out);
+          break;
       }
       std::copy_n(out, nr, p.y + r0);
     }

@@ -22,7 +22,8 @@ namespace tern::kernels {
 
 // What a path rounds the activations to before the products.
 enum class ActFormat {
-  int8_block32,  // int8 codes with an f32 scale per 32 values (int8_decode.h, int8_gemm.h)
+  int8_block32,  // int8 codes with an f32 scale per 32 values (int8_decode.h, int8_gemm.h,
+                 // int_group_decode.h)
   bf16,          // bf16 values (bf16_decode.h)
   bf16_tile,     // bf16 values packed into AMX tiles (amx_gemm.h)
 };
@@ -54,7 +55,8 @@ std::string serving_path_name(const WeightView& w, int64_t T);
 // `tern bench` prints them ("q4_0: decode int8-decode[avx512-vnni], ...").
 std::string describe_serving_paths(const std::vector<DType>& dtypes);
 
-// Whether a decode path (one token: Q8_0 / Q4_0 integer, bf16 / FP8 bf16 products) takes p.
+// Whether a decode path (one token: Q8_0 / Q4_0 and group-quantised i8 / i4 in integers, bf16 /
+// FP8 with bf16 products) takes p.
 bool decode_eligible(const MatmulParams& p);
 // Several decode-eligible matmuls as one parallel loop over all their 4-row tiles, each
 // distinct activation row rounded once (matmul_group's fusion: a step's gate and up

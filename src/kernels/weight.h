@@ -14,8 +14,11 @@ struct WeightView {
   int64_t rows = 0;  // out_features
   int64_t cols = 0;  // in_features
   const void* data = nullptr;
-  // fp8 only: scale_inv [ceil(rows/block_rows), ceil(cols/block_cols)] (f32, row-major);
-  // W[r, c] = float(w8[r, c]) * scales[(r / block_rows) * n_block_cols + c / block_cols].
+  // fp8, i8, i4: scale_inv [ceil(rows/block_rows), ceil(cols/block_cols)] (f32, row-major);
+  // W[r, c] = float(w[r, c]) * scales[(r / block_rows) * n_block_cols + c / block_cols]. FP8
+  // uses DeepSeek-V3's 128 x 128 blocks; the integer formats a group of columns of one row
+  // (block_rows = 1, block_cols = 32 or 128: compressed-tensors' group quantisation). Null
+  // scales mean 1.
   const float* scales = nullptr;
   int64_t block_rows = 128, block_cols = 128;
   // Row of the parent matrix that this view's row 0 is (views of row ranges, e.g. one head of
@@ -46,13 +49,13 @@ struct WeightView {
 // it, so an unsupported dtype is an Error at the boundary, never a silent zero inside.
 inline bool weight_dtype_supported(DType t) {
   return t == DType::f32 || t == DType::bf16 || t == DType::f16 || t == DType::f8_e4m3 ||
-         t == DType::q8_0 || t == DType::q4_0;
+         t == DType::q8_0 || t == DType::q4_0 || t == DType::i8 || t == DType::i4;
 }
 
 // Throws ErrorKind::format naming `who` and the dtype when kernels cannot compute with it.
 void require_weight_dtype(const WeightView& w, const char* who);
 
-// Column granularity a dequantisation chunk must start on (32 for q8_0/q4_0, else 1).
+// Column granularity a dequantisation chunk must start on (32 for q8_0/q4_0, 2 for i4, else 1).
 inline int64_t weight_col_align(DType t) {
   return dtype_block_elems(t);
 }

@@ -61,7 +61,8 @@ TEST(AmxGemm, MatchesBf16ReferenceForEveryDtypeAtAwkwardSizes) {
   };
   const std::vector<Shape> shapes = {{1, 1, 32},    {5, 17, 96},    {16, 32, 64},
                                      {33, 45, 544}, {70, 64, 1056}, {32, 33, 512}};
-  for (DType dt : {DType::f32, DType::bf16, DType::f16, DType::f8_e4m3, DType::q8_0, DType::q4_0}) {
+  for (DType dt : {DType::f32, DType::bf16, DType::f16, DType::f8_e4m3, DType::q8_0, DType::q4_0,
+                   DType::i8, DType::i4}) {
     for (Shape s : shapes) {
       for (int64_t extra_cols : {0, 7}) {  // float types also at columns off the 32-step
         if (extra_cols && (dt == DType::q8_0 || dt == DType::q4_0)) continue;

@@ -215,7 +215,7 @@ TEST(Bf16Gemm, MatmulStaysWithinTheRoundingBound) {
   if (!bf16_dot4_kernel()) GTEST_SKIP() << "no bf16 GEMM on this CPU / ISA";
   std::mt19937 rng(7);
   ThreadPool pool(2);
-  for (DType t : {DType::f32, DType::bf16, DType::f16, DType::f8_e4m3})
+  for (DType t : {DType::f32, DType::bf16, DType::f16, DType::f8_e4m3, DType::i8, DType::i4})
     for (int64_t cols : {100, 2048 + 96})
       for (int64_t T : {2, 5, 17}) {
         const int64_t rows = 37, ldx = cols + 3;

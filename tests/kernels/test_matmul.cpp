@@ -57,7 +57,8 @@ TEST(Kernels, Fp8DequantAllBytePatternsMatchReference) {
 
 TEST(Kernels, DequantMatchesReferenceExactly) {
   std::mt19937 rng(1);
-  for (DType dt : {DType::f32, DType::bf16, DType::f16, DType::f8_e4m3, DType::q8_0, DType::q4_0}) {
+  for (DType dt : {DType::f32, DType::bf16, DType::f16, DType::f8_e4m3, DType::q8_0, DType::q4_0,
+                   DType::i8, DType::i4}) {
     const bool blocked = dtype_block_elems(dt) > 1;
     for (int64_t cols : blocked ? std::vector<int64_t>{32, 64, 96, 544}
                                 : std::vector<int64_t>{1, 7, 15, 16, 17, 129, 300}) {
@@ -80,7 +81,8 @@ TEST(Kernels, MatmulMatchesReferenceAllDtypesAndAwkwardSizes) {
   std::mt19937 rng(2);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const float kNaN = std::numeric_limits<float>::quiet_NaN();
-  for (DType dt : {DType::f32, DType::bf16, DType::f16, DType::f8_e4m3, DType::q8_0, DType::q4_0}) {
+  for (DType dt : {DType::f32, DType::bf16, DType::f16, DType::f8_e4m3, DType::q8_0, DType::q4_0,
+                   DType::i8, DType::i4}) {
     const bool blocked = dtype_block_elems(dt) > 1;
     const std::vector<int64_t> col_sizes =
         blocked ? std::vector<int64_t>{32, 96, 544, 1056}

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "kernels/quantize.h"
 #include "kernels/weight.h"
 
 namespace tern::kernels::testing {
@@ -72,6 +73,17 @@ inline TestWeight make_weight(DType dt, int64_t rows, int64_t cols, std::mt19937
         std::memcpy(p, &d, 2);
         for (int64_t j = 2; j < bb; ++j) p[j] = uint8_t(byte(rng));
       }
+      break;
+    }
+    case DType::i8:
+    case DType::i4: {  // group-quantised rows: `bc` columns per scale (block_rows 1)
+      std::vector<float> f(static_cast<size_t>(n));
+      for (float& v : f) v = nd(rng);
+      w.view.block_rows = 1;
+      w.view.block_cols = bc;
+      w.scales.resize(size_t(rows * ((cols + bc - 1) / bc)));
+      quantize_int_groups(f.data(), rows, cols, dt == DType::i8 ? 8 : 4, bc, b, w.scales.data());
+      w.view.scales = w.scales.data();
       break;
     }
     default:

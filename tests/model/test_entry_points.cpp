@@ -77,7 +77,7 @@ TEST(EntryPoints, OutputsSmallerThanTokensTimesVocabAreRefused) {
 TEST(EntryPoints, UnsupportedWeightDtypeIsAnErrorNotZero) {
   const std::vector<uint8_t> w(64, 1);
   std::vector<float> x(8, 1.0f), y(8, 7.0f);
-  const kernels::WeightView bad{DType::i8, 8, 8, w.data()};
+  const kernels::WeightView bad{DType::i16, 8, 8, w.data()};
   EXPECT_THROW(kernels::matmul(x.data(), bad, y.data(), 1), Error);
   EXPECT_THROW(kernels::ref::dequant_row(bad, 0, 0, 8, y.data()), Error);
   EXPECT_THROW(kernels::ref::matmul(x.data(), 8, bad, y.data(), 8, 1), Error);

@@ -174,6 +174,14 @@ void dot4xn(const uint16_t* const* w, const uint16_t* const* x, int64_t n, float
 
 }  // namespace
 
+void round_bf16_avx512bf16(const float* src, int64_t n, uint16_t* dst) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                        reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i))));
+  for (; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+}
+
 void bf16_dot4x4_avx512bf16(const uint16_t* const* w, const uint16_t* const* x, int nt, int64_t n,
                             float* out) {
   switch (nt) {

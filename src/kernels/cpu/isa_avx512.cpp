@@ -59,6 +59,36 @@ void dequant_fp8(const WeightView& w, int64_t row, int64_t col0, int64_t n, floa
   }
 }
 
+// i8 / i4 rows with a scale per group of block_cols columns, one group segment at a time.
+void dequant_int_groups(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out) {
+  const uint8_t* src = w.row_ptr(row);
+  const float* scale_row = w.scale_row(row);
+  const bool i4 = w.dtype == DType::i4;
+  int64_t i = 0;
+  while (i < n) {
+    const int64_t c = col0 + i;
+    const int64_t seg_end = std::min(n, i + (w.block_cols - c % w.block_cols));
+    const __m512 s = _mm512_set1_ps(scale_row ? scale_row[c / w.block_cols] : 1.0f);
+    if (!i4) {
+      for (; i + 16 <= seg_end; i += 16) {
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + col0 + i));
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), s));
+      }
+    } else if ((col0 + i) % 2 == 0) {
+      for (; i + 16 <= seg_end; i += 16) {
+        // 8 bytes -> 16 nibbles in column order (low nibble first), then - 8.
+        const __m128i b = _mm_cvtepu8_epi16(
+            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + (col0 + i) / 2)));
+        const __m128i nib = _mm_or_si128(_mm_and_si128(b, _mm_set1_epi16(0x0F)),
+                                         _mm_and_si128(_mm_slli_epi16(b, 4), _mm_set1_epi16(0x0F00)));
+        const __m512i q = _mm512_sub_epi32(_mm512_cvtepu8_epi32(nib), _mm512_set1_epi32(8));
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_cvtepi32_ps(q), s));
+      }
+    }
+    if (i < seg_end) ref::dequant_row(w, row, col0 + i, seg_end - i, out + i), i = seg_end;
+  }
+}
+
 const float* dequant(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out) {
   switch (w.dtype) {
     case DType::f32:
@@ -82,6 +112,10 @@ const float* dequant(const WeightView& w, int64_t row, int64_t col0, int64_t n, 
     }
     case DType::f8_e4m3:
       dequant_fp8(w, row, col0, n, out);
+      return out;
+    case DType::i8:
+    case DType::i4:
+      dequant_int_groups(w, row, col0, n, out);
       return out;
     case DType::q8_0: {
       const uint8_t* blocks = w.row_ptr(row) + (col0 / 32) * 34;

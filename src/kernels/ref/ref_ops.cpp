@@ -36,6 +36,14 @@ float elem(const WeightView& w, int64_t r, int64_t c) {
       return q8_0_elem(row + (c / 32) * 34, int(c % 32));
     case DType::q4_0:
       return q4_0_elem(row + (c / 32) * 18, int(c % 32));
+    case DType::i8:
+    case DType::i4: {
+      const float* scale_row = w.scale_row(r);
+      const float s = scale_row ? scale_row[c / w.block_cols] : 1.0f;
+      const int q =
+          w.dtype == DType::i8 ? int(int8_t(row[c])) : int((row[c / 2] >> (4 * (c & 1))) & 15) - 8;
+      return float(q) * s;
+    }
     default:  // unreachable: the entry points below call require_weight_dtype first
       require_weight_dtype(w, "reference kernel");
       return 0.0f;
