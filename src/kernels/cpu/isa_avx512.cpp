@@ -231,7 +231,9 @@ bool dot4_fused_impl(const WeightView& w, int64_t r0, int64_t col0, int64_t n, c
         acc[r] = _mm512_fmadd_ps(load16<kType>(rows[r], col0 + i), xv, acc[r]);
     }
   } else {
-    if (w.block_cols % 16) return false;
+    // Segments between block edges must be whole steps of 16 (the per-op harness found a chunk
+    // starting inside a block reading past it).
+    if (w.block_cols % 16 || col0 % 16) return false;
     for (int64_t i = 0; i < n;) {
       const int64_t c = col0 + i, seg = std::min(n - i, w.block_cols - c % w.block_cols);
       __m512 part[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
