@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <limits>
 
 #include "core/error.h"
@@ -28,9 +29,16 @@ constexpr DTypeInfo kInfos[] = {
     {DType::i4, "i4", 2, 1, false},
 };
 
+// kInfos is in enum order, so a lookup is an index (kernels ask for row sizes per weight tile).
+constexpr bool infos_in_enum_order() {
+  for (size_t i = 0; i < std::size(kInfos); ++i)
+    if (size_t(kInfos[i].type) != i) return false;
+  return true;
+}
+static_assert(infos_in_enum_order(), "kInfos must list the DTypes in enum order");
+
 const DTypeInfo& info(DType t) {
-  for (const auto& i : kInfos)
-    if (i.type == t) return i;
+  if (size_t(t) < std::size(kInfos)) return kInfos[size_t(t)];
   fail(ErrorKind::internal, "unknown DType value " + std::to_string(int(t)));
 }
 
