@@ -43,6 +43,12 @@ using Bf16Dot4 = void (*)(const Bf16Rows& w, const ActBF16& x, float* out);
 // The scalar reference: products summed in order in f32 within each scale block (reads x.v).
 void bf16_dot4_ref(const Bf16Rows& w, const ActBF16& x, float* out);
 
+// Up to 4 tokens through one 4-row tile (batched decode, an expert's share of a batch, MTP
+// verification), each weight widened once for every token: out[4 * t + r] for t < nt. Each
+// token's results equal what the one-token kernel gives it, to the bit.
+using Bf16Dot4xN = void (*)(const Bf16Rows& w, const ActBF16* const* xs, int nt, float* out);
+void bf16_dot4xn_avx512bf16(const Bf16Rows& w, const ActBF16* const* xs, int nt, float* out);
+
 // AVX-512 BF16 when this CPU runs it and the active ISA is avx512, else null (the f32 path).
 Bf16Dot4 bf16_dot4_kernel();
 Bf16Dot4 bf16_dot4_avx512bf16_if_supported();

@@ -109,6 +109,31 @@ bool run_int8_few_tokens(const MatmulParams& p, ThreadPool& tp) {
   return true;
 }
 
+// The same for bf16 / FP8 weights with bf16 activations: each 4-row tile read as stored and
+// widened once for all of the tokens (bf16_decode.h).
+bool run_bf16_few_tokens(const MatmulParams& p, ThreadPool& tp) {
+  if (!bf16_decode_takes(p.w) || p.T > kFewTokens) return false;
+  thread_local std::vector<ActBF16> acts;
+  if (int64_t(acts.size()) < p.T) acts.resize(size_t(p.T));
+  const ActBF16* xs[kFewTokens];
+  for (int64_t t = 0; t < p.T; ++t) {
+    round_act_bf16(p.x + t * p.ldx, p.w.cols, acts[size_t(t)]);
+    xs[t] = &acts[size_t(t)];  // workers read the calling thread's buffers
+  }
+  const WeightView& w = p.w;
+  const int64_t n_tiles = (w.rows + kRowTile - 1) / kRowTile;
+  const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * tp.size()));
+  tp.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e, int) {
+    for (int64_t tile = b; tile < e; ++tile) {
+      const int64_t r0 = tile * kRowTile, nr = std::min(kRowTile, w.rows - r0);
+      float out[4 * kFewTokens];
+      bf16_dot4xn_avx512bf16(bf16_rows(w, r0), xs, int(p.T), out);
+      for (int64_t t = 0; t < p.T; ++t) std::copy_n(out + 4 * t, nr, p.y + t * p.ldy + r0);
+    }
+  });
+  return true;
+}
+
 bool run_int8_gemm(const MatmulParams& p, ThreadPool& tp) {
   return int8_gemm(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp);
 }
@@ -143,6 +168,8 @@ std::vector<MatmulPath> build_paths() {
   if (bf16_dot4_kernel()) {
     paths.push_back({"bf16-decode", ActFormat::bf16, {DType::bf16, DType::f8_e4m3}, 1, 1,
                      "avx512-bf16", run_decode});
+    paths.push_back({"bf16-few-tokens", ActFormat::bf16, {DType::bf16, DType::f8_e4m3}, 2,
+                     kFewTokens, "avx512-bf16", run_bf16_few_tokens});
     // Where AMX is missing (or below its token threshold), several tokens on 16- and 8-bit
     // float weights. f32 matrices (MoE routers, kept in f32 as DeepSeek keeps them precise)
     // stay exact: rounding a router flips near-tied expert choices.

@@ -239,6 +239,30 @@ TEST(Bf16Gemm, MatmulStaysWithinTheRoundingBound) {
       }
 }
 
+// 2 to 4 tokens share each widened weight; every token gets exactly what it gets alone.
+TEST(Bf16Decode, FewTokensEqualEachTokenDecodedAlone) {
+  if (!bf16_dot4_kernel()) GTEST_SKIP() << "no bf16 kernel on this CPU / ISA";
+  std::mt19937 rng(8);
+  for (DType t : {DType::bf16, DType::f8_e4m3})
+    for (int64_t block : {128, 32}) {  // fp8 128-column blocks take the VBMI form, 32 the other
+      if (t == DType::bf16 && block != 128) continue;
+      const int64_t rows = 37, cols = 384, ldx = cols + 5;
+      const auto tw = make_weight(t, rows, cols, rng, 128, block);
+      for (int64_t T : {2, 3, 4}) {
+        const std::vector<float> x = random_values(T * ldx, uint32_t(T), 2.0f);
+        std::vector<float> together(size_t(T * rows)), alone(static_cast<size_t>(rows));
+        const ScopedServingKernels on(true);
+        matmul(MatmulParams{x.data(), ldx, together.data(), rows, T, tw.view});
+        for (int64_t i = 0; i < T; ++i) {
+          matmul(MatmulParams{x.data() + i * ldx, ldx, alone.data(), rows, 1, tw.view});
+          for (int64_t r = 0; r < rows; ++r)
+            ASSERT_EQ(together[size_t(i * rows + r)], alone[size_t(r)])
+                << dtype_name(t) << " block " << block << " T " << T << " token " << i;
+        }
+      }
+    }
+}
+
 // The registry picks one path per (weight format, token count) as documented in
 // serving_paths.h, and each path it lists is one this CPU runs.
 TEST(ServingPaths, RegistryPicksThePathForEachShape) {
@@ -255,7 +279,8 @@ TEST(ServingPaths, RegistryPicksThePathForEachShape) {
             0u)
       << serving_path_name(w, 1);
   if (bf16_dot4_kernel()) {
-    EXPECT_EQ(serving_path_name(w, 4).rfind("bf16-gemm[", 0), 0u) << serving_path_name(w, 4);
+    EXPECT_EQ(serving_path_name(w, 4).rfind("bf16-few-tokens[", 0), 0u) << serving_path_name(w, 4);
+    EXPECT_EQ(serving_path_name(w, 5).rfind("bf16-gemm[", 0), 0u) << serving_path_name(w, 5);
   }
   w.dtype = DType::f32;
   EXPECT_EQ(serving_path_name(w, 1).rfind("exact-f32[", 0), 0u);

@@ -9,6 +9,9 @@
 //   are its bf16 bits (exponent bias 7 -> 127), a subnormal one (m * 2^-9) comes from an
 //   8-entry table by vpermw, the sign moves from bit 7 to bit 15, and NaN codes are tracked
 //   per row.
+// The decode forms take 1 or 2 tokens per pass (16 accumulators and 16 block partials fill the
+// register file), so 2-4 tokens widen each weight once or twice. The GEMM micro-kernel
+// (bf16_dot4x4) runs 4 rows x up to 4 tokens over rows already rounded to bf16.
 // Compiled with its own -m flags; bf16_decode.cpp calls it only when CPUID reports AVX-512
 // BF16, and the VBMI form only when CPUID reports VBMI too.
 #include <immintrin.h>
@@ -86,46 +89,63 @@ inline void fp8x64_to_bf16(const uint8_t* p, const Fp8Tables& t, __m512i& a, __m
   b = _mm512_unpackhi_epi8(lo, hi);
 }
 
-void dot4_fp8_vbmi(const Bf16Rows& w, const uint16_t* x, float* out) {
+// 4 rows x NT tokens (x[t] in the v64 order), each weight widened once for all NT tokens;
+// out[4 * t + r].
+template <int NT>
+void dot4_fp8_vbmi(const Bf16Rows& w, const uint16_t* const* x, float* out) {
   static const Fp8Tables tables = fp8_tables();
   const Fp8Tables t = tables;
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                   _mm512_setzero_ps()};
+  __m512 acc[NT][4];
+  for (auto& a : acc)
+    for (auto& v : a) v = _mm512_setzero_ps();
   for (int64_t c0 = 0; c0 < w.cols; c0 += w.block_cols) {
     const int64_t end = std::min(w.cols, c0 + w.block_cols);
-    __m512 part[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                      _mm512_setzero_ps()};
+    __m512 part[NT][4];
+    for (auto& p : part)
+      for (auto& v : p) v = _mm512_setzero_ps();
     for (int64_t c = c0; c < end; c += 64) {
-      const __m512bh xa = as_bh(_mm512_loadu_si512(x + c));
-      const __m512bh xb = as_bh(_mm512_loadu_si512(x + c + 32));
+      __m512bh xa[NT], xb[NT];
+      for (int k = 0; k < NT; ++k) {
+        xa[k] = as_bh(_mm512_loadu_si512(x[k] + c));
+        xb[k] = as_bh(_mm512_loadu_si512(x[k] + c + 32));
+      }
       for (int r = 0; r < 4; ++r) {
         _mm_prefetch(reinterpret_cast<const char*>(w.rows[r] + c + kPrefetch), _MM_HINT_T0);
         __m512i a, b;
         fp8x64_to_bf16(w.rows[r] + c, t, a, b);
-        part[r] = _mm512_dpbf16_ps(_mm512_dpbf16_ps(part[r], as_bh(a), xa), as_bh(b), xb);
+        for (int k = 0; k < NT; ++k)
+          part[k][r] = _mm512_dpbf16_ps(_mm512_dpbf16_ps(part[k][r], as_bh(a), xa[k]), as_bh(b),
+                                        xb[k]);
       }
     }
     const int64_t block = c0 / w.block_cols;
-    for (int r = 0; r < 4; ++r)
-      acc[r] = _mm512_fmadd_ps(part[r], _mm512_set1_ps(w.scales[r] ? w.scales[r][block] : 1.0f),
-                               acc[r]);
+    for (int r = 0; r < 4; ++r) {
+      const __m512 s = _mm512_set1_ps(w.scales[r] ? w.scales[r][block] : 1.0f);
+      for (int k = 0; k < NT; ++k) acc[k][r] = _mm512_fmadd_ps(part[k][r], s, acc[k][r]);
+    }
   }
-  for (int r = 0; r < 4; ++r) out[r] = hsum(acc[r]);
+  for (int k = 0; k < NT; ++k)
+    for (int r = 0; r < 4; ++r) out[4 * k + r] = hsum(acc[k][r]);
 }
 
-void dot4_bf16(const Bf16Rows& w, const uint16_t* x, float* out) {
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                   _mm512_setzero_ps()};
+template <int NT>
+void dot4_bf16(const Bf16Rows& w, const uint16_t* const* x, float* out) {
+  __m512 acc[NT][4];
+  for (auto& a : acc)
+    for (auto& v : a) v = _mm512_setzero_ps();
   const uint16_t* rows[4];
   for (int r = 0; r < 4; ++r) rows[r] = reinterpret_cast<const uint16_t*>(w.rows[r]);
   for (int64_t c = 0; c < w.cols; c += 32) {
-    const __m512bh xv = as_bh(_mm512_loadu_si512(x + c));
+    __m512bh xv[NT];
+    for (int k = 0; k < NT; ++k) xv[k] = as_bh(_mm512_loadu_si512(x[k] + c));
     for (int r = 0; r < 4; ++r) {
       _mm_prefetch(reinterpret_cast<const char*>(rows[r] + c) + kPrefetch, _MM_HINT_T0);
-      acc[r] = _mm512_dpbf16_ps(acc[r], as_bh(_mm512_loadu_si512(rows[r] + c)), xv);
+      const __m512bh wv = as_bh(_mm512_loadu_si512(rows[r] + c));
+      for (int k = 0; k < NT; ++k) acc[k][r] = _mm512_dpbf16_ps(acc[k][r], wv, xv[k]);
     }
   }
-  for (int r = 0; r < 4; ++r) out[r] = hsum(acc[r]);
+  for (int k = 0; k < NT; ++k)
+    for (int r = 0; r < 4; ++r) out[4 * k + r] = hsum(acc[k][r]);
 }
 
 void dot4_fp8(const Bf16Rows& w, const uint16_t* x, float* out) {
@@ -196,17 +216,38 @@ void bf16_dot4x4_avx512bf16(const uint16_t* const* w, const uint16_t* const* x, 
   }
 }
 
-void bf16_dot4_avx512bf16(const Bf16Rows& w, const ActBF16& x, float* out) {
+namespace {
+bool cpu_has_vbmi() {
   static const bool vbmi = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512vbmi") != 0;
   }();
-  if (w.dtype != DType::f8_e4m3)
-    dot4_bf16(w, x.v.data(), out);
-  else if (vbmi && w.block_cols % 64 == 0 && w.cols % 64 == 0)
-    dot4_fp8_vbmi(w, x.v64.data(), out);
-  else
-    dot4_fp8(w, x.v.data(), out);
+  return vbmi;
+}
+}  // namespace
+
+void bf16_dot4_avx512bf16(const Bf16Rows& w, const ActBF16& x, float* out) {
+  const ActBF16* xs[1] = {&x};
+  bf16_dot4xn_avx512bf16(w, xs, 1, out);
+}
+
+void bf16_dot4xn_avx512bf16(const Bf16Rows& w, const ActBF16* const* xs, int nt, float* out) {
+  const bool fp8 = w.dtype == DType::f8_e4m3;
+  const bool vbmi = fp8 && cpu_has_vbmi() && w.block_cols % 64 == 0 && w.cols % 64 == 0;
+  for (int t0 = 0; t0 < nt; t0 += 2) {  // two tokens per pass: 16 accumulators and 16 partials
+    const int n = std::min(2, nt - t0);
+    float* o = out + 4 * t0;
+    if (fp8 && !vbmi) {
+      for (int k = 0; k < n; ++k) dot4_fp8(w, xs[t0 + k]->v.data(), o + 4 * k);
+      continue;
+    }
+    const uint16_t* x[2];
+    for (int k = 0; k < n; ++k) x[k] = vbmi ? xs[t0 + k]->v64.data() : xs[t0 + k]->v.data();
+    if (vbmi)
+      n == 2 ? dot4_fp8_vbmi<2>(w, x, o) : dot4_fp8_vbmi<1>(w, x, o);
+    else
+      n == 2 ? dot4_bf16<2>(w, x, o) : dot4_bf16<1>(w, x, o);
+  }
 }
 
 }  // namespace tern::kernels
