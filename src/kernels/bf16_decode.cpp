@@ -108,7 +108,8 @@ bool bf16_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, floa
   const int64_t padded = (w.cols + 31) / 32 * 32;
   thread_local std::vector<uint16_t> xb;
   xb.assign(size_t(T * padded), 0);
-  for (int64_t t = 0; t < T; ++t) round_bf16_avx512bf16(x + t * ldx, w.cols, xb.data() + t * padded);
+  for (int64_t t = 0; t < T; ++t)
+    round_bf16_avx512bf16(x + t * ldx, w.cols, xb.data() + t * padded);
   const uint16_t* xs_all = xb.data();  // workers read the calling thread's buffer
   const int64_t n_tiles = (w.rows + 3) / 4;
   const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * pool.size()));
@@ -136,7 +137,8 @@ bool bf16_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, floa
           kernel(rows, xs, nt, np, out);
           for (int t = 0; t < nt; ++t) {
             float* yr = y + (t0 + t) * ldy + r0;
-            for (int64_t j = 0; j < nr; ++j) yr[j] = c0 == 0 ? out[4 * t + j] : yr[j] + out[4 * t + j];
+            for (int64_t j = 0; j < nr; ++j)
+              yr[j] = c0 == 0 ? out[4 * t + j] : yr[j] + out[4 * t + j];
           }
         }
       }

@@ -57,8 +57,9 @@ Bf16Dot4 bf16_dot4_avx512bf16_if_supported();
 // there is no AMX: each call rounds x to bf16 once; each thread dequantises a 4-row tile of W
 // (block scales folded in) to bf16 one 2048-column chunk at a time and runs 4 rows x 4 tokens
 // per vdpbf16ps micro-kernel over it. W rounded to bf16 adds at most 2^-9 |w| per weight (none
-// for bf16 and FP8 without scales); values below 2^-126 round to 0 (vcvtneps2bf16). y [T, w.rows] (row stride ldy) is overwritten. False when
-// this CPU has no AVX-512 BF16 (or the active ISA is not avx512).
+// for bf16 and FP8 without scales); values below 2^-126 round to 0 (vcvtneps2bf16). y [T, w.rows]
+// (row stride ldy) is overwritten. False when this CPU has no AVX-512 BF16 (or the active ISA is
+// not avx512).
 bool bf16_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y, int64_t ldy,
                ThreadPool& pool);
 

@@ -156,26 +156,49 @@ std::vector<MatmulPath> build_paths() {
     paths.push_back({"amx-bf16", ActFormat::bf16_tile, int8_formats,
                      int8_gemm_tile_kernel() ? 32 : 16, kMany, "amx-bf16", run_amx});
     // f32 matrices (MoE routers) stay exact, as on the bf16 GEMM below.
-    paths.push_back({"amx-bf16", ActFormat::bf16_tile,
-                     {DType::bf16, DType::f16, DType::f8_e4m3, DType::i8, DType::i4}, 16, kMany,
-                     "amx-bf16", run_amx});
+    paths.push_back({"amx-bf16",
+                     ActFormat::bf16_tile,
+                     {DType::bf16, DType::f16, DType::f8_e4m3, DType::i8, DType::i4},
+                     16,
+                     kMany,
+                     "amx-bf16",
+                     run_amx});
   }
-  paths.push_back({"int8-decode", ActFormat::int8_block32, int8_formats, 1, 1, int8_variant(),
-                   run_decode});
+  paths.push_back(
+      {"int8-decode", ActFormat::int8_block32, int8_formats, 1, 1, int8_variant(), run_decode});
   if (int_group_dot4_kernel())
-    paths.push_back({"int-group-decode", ActFormat::int8_block32, {DType::i8, DType::i4}, 1, 1,
-                     "avx512-vnni", run_decode});
+    paths.push_back({"int-group-decode",
+                     ActFormat::int8_block32,
+                     {DType::i8, DType::i4},
+                     1,
+                     1,
+                     "avx512-vnni",
+                     run_decode});
   if (bf16_dot4_kernel()) {
-    paths.push_back({"bf16-decode", ActFormat::bf16, {DType::bf16, DType::f8_e4m3}, 1, 1,
-                     "avx512-bf16", run_decode});
-    paths.push_back({"bf16-few-tokens", ActFormat::bf16, {DType::bf16, DType::f8_e4m3}, 2,
-                     kFewTokens, "avx512-bf16", run_bf16_few_tokens});
+    paths.push_back({"bf16-decode",
+                     ActFormat::bf16,
+                     {DType::bf16, DType::f8_e4m3},
+                     1,
+                     1,
+                     "avx512-bf16",
+                     run_decode});
+    paths.push_back({"bf16-few-tokens",
+                     ActFormat::bf16,
+                     {DType::bf16, DType::f8_e4m3},
+                     2,
+                     kFewTokens,
+                     "avx512-bf16",
+                     run_bf16_few_tokens});
     // Where AMX is missing (or below its token threshold), several tokens on 16- and 8-bit
     // float weights. f32 matrices (MoE routers, kept in f32 as DeepSeek keeps them precise)
     // stay exact: rounding a router flips near-tied expert choices.
-    paths.push_back({"bf16-gemm", ActFormat::bf16,
-                     {DType::bf16, DType::f16, DType::f8_e4m3, DType::i8, DType::i4}, 2, kMany,
-                     "avx512-bf16", run_bf16_gemm});
+    paths.push_back({"bf16-gemm",
+                     ActFormat::bf16,
+                     {DType::bf16, DType::f16, DType::f8_e4m3, DType::i8, DType::i4},
+                     2,
+                     kMany,
+                     "avx512-bf16",
+                     run_bf16_gemm});
   }
   paths.push_back({"int8-few-tokens", ActFormat::int8_block32, int8_formats, 2, kFewTokens,
                    int8_variant(), run_int8_few_tokens});
@@ -219,8 +242,7 @@ std::string serving_path_name(const WeightView& w, int64_t T) {
   for (const MatmulPath& path : serving_paths()) {
     if (!path.takes(w, T)) continue;
     // The decode paths also need whole blocks; the others check inside run().
-    if (T == 1 && !decode_eligible(MatmulParams{nullptr, w.cols, nullptr, w.rows, 1, w}))
-      continue;
+    if (T == 1 && !decode_eligible(MatmulParams{nullptr, w.cols, nullptr, w.rows, 1, w})) continue;
     return std::string(path.name) + "[" + path.variant + "]";
   }
   return "exact-f32[" + std::string(active_isa().name) + "]";

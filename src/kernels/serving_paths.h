@@ -30,7 +30,7 @@ enum class ActFormat {
 const char* act_format_name(ActFormat a);
 
 struct MatmulPath {
-  const char* name;            // e.g. "int8-decode"
+  const char* name;  // e.g. "int8-decode"
   ActFormat act;
   std::vector<DType> weights;  // weight formats it takes
   int64_t min_tokens, max_tokens;

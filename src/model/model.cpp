@@ -209,7 +209,7 @@ void Model::forward(const Batch& b, const KvStore& kv, ForwardState& st, std::sp
   const int64_t K = std::max<int64_t>(1, c.num_experts_per_tok);
   plan(b, kv, c.num_hidden_layers, "KV store", st);
   const kernels::ScopedServingKernels int8(st.limits().serving_kernels ||
-                                            kernels::serving_kernels());
+                                           kernels::serving_kernels());
   const int64_t R = int64_t(b.logit_rows.size());
   check_output("logits", logits.size(), R, V, false);
   check_output("hidden_out", opts.hidden_out.size(), N, d, true);
@@ -283,7 +283,7 @@ void Model::forward_mtp(const Batch& b, std::span<const float> hidden, const KvS
   if (weights_.mtp.empty()) fail(ErrorKind::request, "the model was loaded without its MTP module");
   const int64_t N = int64_t(b.tokens.size()), d = c.hidden_size, V = c.vocab_size;
   const kernels::ScopedServingKernels int8(st.limits().serving_kernels ||
-                                            kernels::serving_kernels());
+                                           kernels::serving_kernels());
   plan(b, mtp_kv, 1, "MTP KV store", st);
   const int64_t R = int64_t(b.logit_rows.size());
   check_output("hidden", hidden.size(), N, d, false);

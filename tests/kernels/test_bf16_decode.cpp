@@ -80,7 +80,8 @@ TEST(Bf16Decode, EveryFp8CodeWidensExactly) {
     rows.dtype = DType::f8_e4m3;
     rows.cols = kCols;
     rows.block_cols = block_cols;
-    for (int r = 0; r < 4; ++r) rows.rows[r] = w.data() + r * kCols, rows.scales[r] = &scales[r * 8];
+    for (int r = 0; r < 4; ++r)
+      rows.rows[r] = w.data() + r * kCols, rows.scales[r] = &scales[r * 8];
     std::vector<float> onehot(kCols);
     ActBF16 x;
     for (int64_t c = 0; c < kCols; ++c) {
@@ -90,7 +91,8 @@ TEST(Bf16Decode, EveryFp8CodeWidensExactly) {
       float got[4];
       kernel(rows, x, got);
       for (int r = 0; r < 4; ++r) {
-        const float want = fp8_e4m3_to_f32(w[size_t(r * kCols + c)]) * rows.scales[r][c / block_cols];
+        const float want =
+            fp8_e4m3_to_f32(w[size_t(r * kCols + c)]) * rows.scales[r][c / block_cols];
         ASSERT_EQ(got[r], want) << "code " << int(w[size_t(r * kCols + c)]) << " row " << r
                                 << " block " << block_cols;
       }

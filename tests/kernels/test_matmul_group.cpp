@@ -44,7 +44,8 @@ Stored random_matrix(DType t, int64_t rows, int64_t cols, uint32_t seed) {
 TEST(MatmulGroup, EqualsEachMatmulAloneOnEveryPath) {
   ThreadPool pool(2);
   // Gate and up share x0; a second input of another width; a bf16 matrix (the bf16 decode path
-  // where the CPU has AVX-512 BF16, rounding the same x0 separately), a two-token matmul, and odd row counts that leave short tiles.
+  // where the CPU has AVX-512 BF16, rounding the same x0 separately), a two-token matmul, and odd
+  // row counts that leave short tiles.
   const std::vector<Stored> ws = {
       random_matrix(DType::q8_0, 37, 96, 1), random_matrix(DType::q4_0, 41, 96, 2),
       random_matrix(DType::q4_0, 9, 160, 3), random_matrix(DType::bf16, 13, 96, 4),

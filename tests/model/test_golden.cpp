@@ -204,11 +204,10 @@ TEST(GoldenFast, DecodeStaysWithinATenthOfTheReference) {
     bool rounded;  // whether a serving kernel rounds this model's activations on this CPU
   };
   const bool bf16 = kernels::bf16_dot4_kernel() != nullptr;
-  for (const Case& c : {Case{"qwen2_gguf", "/model.gguf", true},
-                        Case{"deepseek2_gguf", "/model.gguf", true},
-                        Case{"deepseek3_gguf", "/model.gguf", true},
-                        Case{"llama3_gguf", "/model.gguf", true},
-                        Case{"qwen2_tiny", "", bf16}, Case{"v3_fp8", "", bf16}}) {
+  for (const Case& c :
+       {Case{"qwen2_gguf", "/model.gguf", true}, Case{"deepseek2_gguf", "/model.gguf", true},
+        Case{"deepseek3_gguf", "/model.gguf", true}, Case{"llama3_gguf", "/model.gguf", true},
+        Case{"qwen2_tiny", "", bf16}, Case{"v3_fp8", "", bf16}}) {
     const char* name = c.name;
     SCOPED_TRACE(name);
     const std::string dir = golden(name);

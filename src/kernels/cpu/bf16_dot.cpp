@@ -48,8 +48,8 @@ __m512i subnormal_table() {
 
 inline __m512i fp8x32_to_bf16(const uint8_t* p, __m512i table, __mmask32& nan) {
   const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  nan |= _mm256_cmpeq_epi8_mask(_mm256_and_si256(b, _mm256_set1_epi8(0x7F)),
-                                _mm256_set1_epi8(0x7F));
+  nan |=
+      _mm256_cmpeq_epi8_mask(_mm256_and_si256(b, _mm256_set1_epi8(0x7F)), _mm256_set1_epi8(0x7F));
   const __m512i v = _mm512_cvtepu8_epi16(b);
   const __m512i mag = _mm512_and_si512(v, _mm512_set1_epi16(0x7F));
   const __m512i normal =
@@ -57,8 +57,8 @@ inline __m512i fp8x32_to_bf16(const uint8_t* p, __m512i table, __mmask32& nan) {
   const __mmask32 sub = _mm512_testn_epi16_mask(v, _mm512_set1_epi16(0x78));
   const __m512i m = _mm512_mask_permutexvar_epi16(normal, sub, mag, table);
   // m | (v << 8 & 0x8000): the sign bit on top.
-  return _mm512_ternarylogic_epi32(m, _mm512_slli_epi16(v, 8),
-                                   _mm512_set1_epi16(int16_t(0x8000)), 0xF8);
+  return _mm512_ternarylogic_epi32(m, _mm512_slli_epi16(v, 8), _mm512_set1_epi16(int16_t(0x8000)),
+                                   0xF8);
 }
 
 inline __m512bh as_bh(__m512i v) {
@@ -114,8 +114,8 @@ void dot4_fp8_vbmi(const Bf16Rows& w, const uint16_t* const* x, float* out) {
         __m512i a, b;
         fp8x64_to_bf16(w.rows[r] + c, t, a, b);
         for (int k = 0; k < NT; ++k)
-          part[k][r] = _mm512_dpbf16_ps(_mm512_dpbf16_ps(part[k][r], as_bh(a), xa[k]), as_bh(b),
-                                        xb[k]);
+          part[k][r] =
+              _mm512_dpbf16_ps(_mm512_dpbf16_ps(part[k][r], as_bh(a), xa[k]), as_bh(b), xb[k]);
       }
     }
     const int64_t block = c0 / w.block_cols;
@@ -161,14 +161,14 @@ void dot4_fp8(const Bf16Rows& w, const uint16_t* x, float* out) {
       const __m512bh xv = as_bh(_mm512_loadu_si512(x + c));
       for (int r = 0; r < 4; ++r) {
         _mm_prefetch(reinterpret_cast<const char*>(w.rows[r] + c + kPrefetch), _MM_HINT_T0);
-        part[r] = _mm512_dpbf16_ps(part[r], as_bh(fp8x32_to_bf16(w.rows[r] + c, table, nan[r])),
-                                   xv);
+        part[r] =
+            _mm512_dpbf16_ps(part[r], as_bh(fp8x32_to_bf16(w.rows[r] + c, table, nan[r])), xv);
       }
     }
     const int64_t block = c0 / w.block_cols;
     for (int r = 0; r < 4; ++r)
-      acc[r] = _mm512_fmadd_ps(part[r], _mm512_set1_ps(w.scales[r] ? w.scales[r][block] : 1.0f),
-                               acc[r]);
+      acc[r] =
+          _mm512_fmadd_ps(part[r], _mm512_set1_ps(w.scales[r] ? w.scales[r][block] : 1.0f), acc[r]);
   }
   for (int r = 0; r < 4; ++r)
     out[r] = nan[r] ? std::numeric_limits<float>::quiet_NaN() : hsum(acc[r]);

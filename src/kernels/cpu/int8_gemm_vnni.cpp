@@ -203,8 +203,8 @@ void int8_gemm_tile_vnni(const PackedPanel& p, const uint8_t* const* xq, const f
 // variables, not an array, so the compiler keeps them in registers.
 double vnni_peak_ops(int64_t steps) {
   const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(5);
-  __m512i c0 = _mm512_set1_epi32(0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0,
-          c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+  __m512i c0 = _mm512_set1_epi32(0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0,
+          c8 = c0, c9 = c0, c10 = c0, c11 = c0;
   for (int64_t s = 0; s < steps; ++s) {
     c0 = _mm512_dpbusd_epi32(c0, a, b), c1 = _mm512_dpbusd_epi32(c1, a, b);
     c2 = _mm512_dpbusd_epi32(c2, a, b), c3 = _mm512_dpbusd_epi32(c3, a, b);
@@ -212,8 +212,9 @@ double vnni_peak_ops(int64_t steps) {
     c6 = _mm512_dpbusd_epi32(c6, a, b), c7 = _mm512_dpbusd_epi32(c7, a, b);
     c8 = _mm512_dpbusd_epi32(c8, a, b), c9 = _mm512_dpbusd_epi32(c9, a, b);
     c10 = _mm512_dpbusd_epi32(c10, a, b), c11 = _mm512_dpbusd_epi32(c11, a, b);
-    __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6),
-                     "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
+    __asm__ volatile(""
+                     : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6),
+                       "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
   }
   const __m512i sum = _mm512_add_epi32(
       _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(c0, c1), _mm512_add_epi32(c2, c3)),

@@ -47,7 +47,8 @@ float tail_block(const IntGroupRows& w, int r, const ActQ8& x, int64_t b) {
   } else {
     const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.rows[r] + b * 16));
     const __m128i low4 = _mm_set1_epi8(0x0F);
-    const __m128i lo = _mm_and_si128(bytes, low4), hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), low4);
+    const __m128i lo = _mm_and_si128(bytes, low4),
+                  hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), low4);
     q = _mm256_sub_epi8(_mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi)),
                         _mm256_set1_epi8(8));
   }
@@ -85,10 +86,12 @@ void int_group_dot4_vnni(const IntGroupRows& w, const ActQ8& x, float* out) {
         _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch + 64), _MM_HINT_T0);
         const __m512 sc = _mm512_castps128_ps512(block_scales(w.scales[r], b, bpg, shift, xd));
-        const __m512i d01 = _mm512_dpbusd_epi32(i01, _mm512_xor_si512(_mm512_loadu_si512(p), flip), x01);
+        const __m512i d01 =
+            _mm512_dpbusd_epi32(i01, _mm512_xor_si512(_mm512_loadu_si512(p), flip), x01);
         const __m512i d23 =
             _mm512_dpbusd_epi32(i23, _mm512_xor_si512(_mm512_loadu_si512(p + 64), flip), x23);
-        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d01), _mm512_permutexvar_ps(halves, sc), acc[r]);
+        acc[r] =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(d01), _mm512_permutexvar_ps(halves, sc), acc[r]);
         acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d23),
                                  _mm512_permutexvar_ps(_mm512_add_epi32(halves, two), sc), acc[r]);
       }
@@ -108,7 +111,8 @@ void int_group_dot4_vnni(const IntGroupRows& w, const ActQ8& x, float* out) {
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
         const __m512i d = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, lo, xe), hi, xo);
         const __m512 sc = _mm512_castps128_ps512(block_scales(w.scales[r], b, bpg, shift, xd));
-        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(quarters, sc), acc[r]);
+        acc[r] =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(quarters, sc), acc[r]);
       }
     }
   }

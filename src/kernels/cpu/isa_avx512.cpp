@@ -79,8 +79,9 @@ void dequant_int_groups(const WeightView& w, int64_t row, int64_t col0, int64_t 
         // 8 bytes -> 16 nibbles in column order (low nibble first), then - 8.
         const __m128i b = _mm_cvtepu8_epi16(
             _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + (col0 + i) / 2)));
-        const __m128i nib = _mm_or_si128(_mm_and_si128(b, _mm_set1_epi16(0x0F)),
-                                         _mm_and_si128(_mm_slli_epi16(b, 4), _mm_set1_epi16(0x0F00)));
+        const __m128i nib =
+            _mm_or_si128(_mm_and_si128(b, _mm_set1_epi16(0x0F)),
+                         _mm_and_si128(_mm_slli_epi16(b, 4), _mm_set1_epi16(0x0F00)));
         const __m512i q = _mm512_sub_epi32(_mm512_cvtepu8_epi32(nib), _mm512_set1_epi32(8));
         _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_cvtepi32_ps(q), s));
       }
