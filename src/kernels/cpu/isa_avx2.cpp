@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include <algorithm>
@@ -49,6 +50,38 @@ void dequant_fp8(const WeightView& w, int64_t row, int64_t col0, int64_t n, floa
   }
 }
 
+// i8 / i4 rows with a scale per group of block_cols columns, one group segment at a time.
+void dequant_int_groups(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out) {
+  const uint8_t* src = w.row_ptr(row);
+  const float* scale_row = w.scale_row(row);
+  const bool i4 = w.dtype == DType::i4;
+  int64_t i = 0;
+  while (i < n) {
+    const int64_t c = col0 + i;
+    const int64_t seg_end = std::min(n, i + (w.block_cols - c % w.block_cols));
+    const __m256 s = _mm256_set1_ps(scale_row ? scale_row[c / w.block_cols] : 1.0f);
+    if (!i4) {
+      for (; i + 8 <= seg_end; i += 8) {
+        const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + col0 + i));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), s));
+      }
+    } else if ((col0 + i) % 2 == 0) {
+      for (; i + 8 <= seg_end; i += 8) {
+        // 4 bytes -> 8 nibbles in column order (low nibble first), then - 8.
+        int32_t four;
+        std::memcpy(&four, src + (col0 + i) / 2, 4);
+        const __m128i b = _mm_cvtepu8_epi16(_mm_cvtsi32_si128(four));
+        const __m128i nib =
+            _mm_or_si128(_mm_and_si128(b, _mm_set1_epi16(0x0F)),
+                         _mm_and_si128(_mm_slli_epi16(b, 4), _mm_set1_epi16(0x0F00)));
+        const __m256i q = _mm256_sub_epi32(_mm256_cvtepu8_epi32(nib), _mm256_set1_epi32(8));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(q), s));
+      }
+    }
+    if (i < seg_end) ref::dequant_row(w, row, col0 + i, seg_end - i, out + i), i = seg_end;
+  }
+}
+
 const float* dequant(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out) {
   switch (w.dtype) {
     case DType::f32:
@@ -90,6 +123,10 @@ const float* dequant(const WeightView& w, int64_t row, int64_t col0, int64_t n, 
       if (i < n) ref::dequant_row(w, row, col0 + i, n - i, out + i);
       return out;
     }
+    case DType::i8:
+    case DType::i4:
+      dequant_int_groups(w, row, col0, n, out);
+      return out;
     case DType::q4_0: {
       const uint8_t* blocks = w.row_ptr(row) + (col0 / 32) * 18;
       int64_t i = 0;
