@@ -36,12 +36,7 @@ Bf16Rows bf16_rows(const WeightView& w, int64_t r0) {
   b.dtype = w.dtype;
   b.cols = w.cols;
   b.block_cols = w.block_cols;
-  const int64_t nr = std::min<int64_t>(4, w.rows - r0);
-  for (int64_t j = 0; j < 4; ++j) {
-    const int64_t r = r0 + std::min(j, nr - 1);
-    b.rows[j] = w.row_ptr(r);
-    b.scales[j] = w.dtype == DType::f8_e4m3 ? w.scale_row(r) : nullptr;
-  }
+  tile_rows(w, r0, b.rows, w.dtype == DType::f8_e4m3 ? b.scales : nullptr);
   return b;
 }
 

@@ -15,12 +15,7 @@ IntGroupRows int_group_rows(const WeightView& w, int64_t r0) {
   g.dtype = w.dtype;
   g.cols = w.cols;
   g.group = w.block_cols;
-  const int64_t nr = std::min<int64_t>(4, w.rows - r0);
-  for (int64_t j = 0; j < 4; ++j) {
-    const int64_t r = r0 + std::min(j, nr - 1);
-    g.rows[j] = w.row_ptr(r);
-    g.scales[j] = w.scale_row(r);
-  }
+  tile_rows(w, r0, g.rows, g.scales);
   return g;
 }
 

@@ -75,62 +75,57 @@ bool run_decode(const MatmulParams& p, ThreadPool& tp) {
   return true;
 }
 
-// A few tokens (batched decode, an expert's share of a batch) on Q8_0 / Q4_0: each token's row
-// quantised once, then every 4-row tile read as stored and dotted with all tokens, up to 4 at a
-// time; no panels are packed, which at this size costs more than the products (int8_gemm.h).
+// A few tokens (batched decode, an expert's share of a batch, MTP verification): each token's
+// row rounded once by `prepare` (into Act), then every 4-row tile read as stored and computed
+// for all tokens by `tile(r0, xs, out)` (out[4 * t + r]); no panels are packed, which at this
+// size costs more than the products (int8_gemm.h).
+template <class Act, class Prepare, class Tile>
+void run_few_tokens(const MatmulParams& p, ThreadPool& tp, Prepare prepare, Tile tile) {
+  thread_local std::vector<Act> acts;
+  if (int64_t(acts.size()) < p.T) acts.resize(size_t(p.T));
+  const Act* xs[kFewTokens];
+  for (int64_t t = 0; t < p.T; ++t) {
+    prepare(p.x + t * p.ldx, p.w.cols, acts[size_t(t)]);
+    xs[t] = &acts[size_t(t)];  // workers read the calling thread's buffers
+  }
+  const int64_t n_tiles = (p.w.rows + kRowTile - 1) / kRowTile;
+  const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * tp.size()));
+  tp.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t r0 = i * kRowTile, nr = std::min(kRowTile, p.w.rows - r0);
+      float out[4 * kFewTokens];
+      tile(r0, xs, out);
+      for (int64_t t = 0; t < p.T; ++t) std::copy_n(out + 4 * t, nr, p.y + t * p.ldy + r0);
+    }
+  });
+}
+
+// Q8_0 / Q4_0: int8 activations, up to 4 tokens per multi-token kernel call where one exists.
 bool run_int8_few_tokens(const MatmulParams& p, ThreadPool& tp) {
   if (!int8_decode_takes(p.w) || p.T > kFewTokens) return false;
   const Int8Dot4 one = int8_dot4_kernel();
   const Int8Dot4xN many = int8_dot4xn_kernel();
-  thread_local std::vector<ActQ8> acts;
-  if (int64_t(acts.size()) < p.T) acts.resize(size_t(p.T));
-  const ActQ8* xs[kFewTokens];
-  for (int64_t t = 0; t < p.T; ++t) {
-    quantize_act_q8(p.x + t * p.ldx, p.w.cols, acts[size_t(t)]);
-    xs[t] = &acts[size_t(t)];  // workers read the calling thread's buffers
-  }
   const WeightView& w = p.w;
-  const int64_t n_tiles = (w.rows + kRowTile - 1) / kRowTile, nb = w.cols / 32;
-  const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * tp.size()));
-  tp.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e, int) {
-    for (int64_t tile = b; tile < e; ++tile) {
-      const int64_t r0 = tile * kRowTile, nr = std::min(kRowTile, w.rows - r0);
-      const uint8_t* rows[kRowTile];
-      for (int64_t j = 0; j < kRowTile; ++j) rows[j] = w.row_ptr(r0 + std::min(j, nr - 1));
-      for (int64_t t0 = 0; t0 < p.T; t0 += 4) {
-        const int nt = int(std::min<int64_t>(4, p.T - t0));
-        float out[16];
-        if (!(many && many(w.dtype, rows, xs + t0, nt, nb, out)))
-          for (int t = 0; t < nt; ++t) one(w.dtype, rows, *xs[t0 + t], nb, out + 4 * t);
-        for (int t = 0; t < nt; ++t) std::copy_n(out + 4 * t, nr, p.y + (t0 + t) * p.ldy + r0);
-      }
-    }
-  });
+  const int64_t nb = w.cols / 32;
+  const int nt = int(p.T);
+  run_few_tokens<ActQ8>(p, tp, quantize_act_q8,
+                        [&](int64_t r0, const ActQ8* const* xs, float* out) {
+                          const uint8_t* rows[kRowTile];
+                          tile_rows(w, r0, rows);
+                          if (!(many && many(w.dtype, rows, xs, nt, nb, out)))
+                            for (int t = 0; t < nt; ++t)
+                              one(w.dtype, rows, *xs[t], nb, out + 4 * t);
+                        });
   return true;
 }
 
-// The same for bf16 / FP8 weights with bf16 activations: each 4-row tile read as stored and
-// widened once for all of the tokens (bf16_decode.h).
+// bf16 / FP8: bf16 activations, each weight widened once per token pair (bf16_decode.h).
 bool run_bf16_few_tokens(const MatmulParams& p, ThreadPool& tp) {
   if (!bf16_decode_takes(p.w) || p.T > kFewTokens) return false;
-  thread_local std::vector<ActBF16> acts;
-  if (int64_t(acts.size()) < p.T) acts.resize(size_t(p.T));
-  const ActBF16* xs[kFewTokens];
-  for (int64_t t = 0; t < p.T; ++t) {
-    round_act_bf16(p.x + t * p.ldx, p.w.cols, acts[size_t(t)]);
-    xs[t] = &acts[size_t(t)];  // workers read the calling thread's buffers
-  }
-  const WeightView& w = p.w;
-  const int64_t n_tiles = (w.rows + kRowTile - 1) / kRowTile;
-  const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * tp.size()));
-  tp.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e, int) {
-    for (int64_t tile = b; tile < e; ++tile) {
-      const int64_t r0 = tile * kRowTile, nr = std::min(kRowTile, w.rows - r0);
-      float out[4 * kFewTokens];
-      bf16_dot4xn_avx512bf16(bf16_rows(w, r0), xs, int(p.T), out);
-      for (int64_t t = 0; t < p.T; ++t) std::copy_n(out + 4 * t, nr, p.y + t * p.ldy + r0);
-    }
-  });
+  run_few_tokens<ActBF16>(p, tp, round_act_bf16,
+                          [&](int64_t r0, const ActBF16* const* xs, float* out) {
+                            bf16_dot4xn_avx512bf16(bf16_rows(p.w, r0), xs, int(p.T), out);
+                          });
   return true;
 }
 
@@ -313,7 +308,7 @@ void run_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
       switch (decode_kind(w)) {
         case DecodeKind::int8_blocks: {
           const uint8_t* rows[kRowTile];
-          for (int64_t j = 0; j < kRowTile; ++j) rows[j] = w.row_ptr(r0 + std::min(j, nr - 1));
+          tile_rows(w, r0, rows);
           int8_kernel(w.dtype, rows, a8[owner_act[i]], w.cols / 32, out);
           break;
         }

@@ -45,6 +45,19 @@ struct WeightView {
   }
 };
 
+// The 4 rows of the tile starting at row r0 as the decode kernels read them: each row's first
+// byte and scale row (null without scales); a tile past the last row repeats that row, whose
+// results the caller drops.
+inline void tile_rows(const WeightView& w, int64_t r0, const uint8_t* rows[4],
+                      const float* scales[4] = nullptr) {
+  const int64_t last = w.rows - 1;
+  for (int64_t j = 0; j < 4; ++j) {
+    const int64_t r = r0 + j < last ? r0 + j : last;
+    rows[j] = w.row_ptr(r);
+    if (scales) scales[j] = w.scale_row(r);
+  }
+}
+
 // Storage dtypes the matmul and dequantisation kernels compute with. Kernel entry points check
 // it, so an unsupported dtype is an Error at the boundary, never a silent zero inside.
 inline bool weight_dtype_supported(DType t) {

@@ -18,16 +18,9 @@
 using namespace tern;
 using namespace tern::kernels;
 using tern::kernels::testing::make_weight;
+using tern::kernels::testing::random_values;
 
 namespace {
-
-std::vector<float> random_values(int64_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = nd(rng);
-  return v;
-}
 
 // sum |w x| * scale over a row, in double: the size the rounding error is relative to.
 double magnitude(const Bf16Rows& w, int r, const ActBF16& xa) {

@@ -11,19 +11,13 @@
 #include "kernels/matmul.h"
 #include "kernels/quantize.h"
 #include "kernels/ref/ref_ops.h"
+#include "test_weight.h"
 
 using namespace tern;
 using namespace tern::kernels;
+using tern::kernels::testing::random_values;
 
 namespace {
-
-std::vector<float> random_values(int64_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = nd(rng);
-  return v;
-}
 
 // rows x cols weights quantised as `t`.
 std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t cols, uint32_t seed) {

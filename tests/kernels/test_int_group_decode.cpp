@@ -19,18 +19,7 @@
 using namespace tern;
 using namespace tern::kernels;
 using tern::kernels::testing::make_weight;
-
-namespace {
-
-std::vector<float> random_values(int64_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = nd(rng);
-  return v;
-}
-
-}  // namespace
+using tern::kernels::testing::random_values;
 
 TEST(IntGroups, QuantiserFollowsItsDefinition) {
   const int64_t rows = 3, cols = 100, group = 32;  // a partial last group of 4 columns

@@ -12,6 +12,15 @@
 
 namespace tern::kernels::testing {
 
+// n normal values with standard deviation `scale`, from `seed`.
+inline std::vector<float> random_values(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = nd(rng);
+  return v;
+}
+
 // A random weight of the given dtype, with its storage and scales kept alive.
 struct TestWeight {
   std::vector<uint8_t> bytes;

@@ -21,18 +21,12 @@
 #include <limits>
 
 #include "kernels/bf16_decode.h"
+#include "kernels/cpu/avx512_hsum.h"
 
 namespace tern::kernels {
 namespace {
 
 constexpr int64_t kPrefetch = 1024;  // bytes ahead in each row's stream
-
-inline float hsum(__m512 v) {
-  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
 
 // bf16 bits of m * 2^-9 for m = 0..7 (e4m3's subnormals), in words 0..7.
 __m512i subnormal_table() {

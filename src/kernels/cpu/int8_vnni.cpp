@@ -14,6 +14,7 @@
 
 #include <cstring>
 
+#include "kernels/cpu/avx512_hsum.h"
 #include "kernels/int8_decode.h"
 
 namespace tern::kernels {
@@ -30,13 +31,6 @@ inline float f16_scale(const uint8_t* block) {
   uint16_t h;
   std::memcpy(&h, block, 2);
   return _cvtsh_ss(h);
-}
-
-inline float hsum(__m512 v) {
-  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
 inline __m256i load256(const void* p) {

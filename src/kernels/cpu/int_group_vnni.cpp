@@ -10,19 +10,13 @@
 // int_group_decode.cpp calls it only when CPUID reports VNNI.
 #include <immintrin.h>
 
+#include "kernels/cpu/avx512_hsum.h"
 #include "kernels/int_group_decode.h"
 
 namespace tern::kernels {
 namespace {
 
 constexpr int64_t kPrefetch = 1024;  // bytes ahead in each row's stream
-
-inline float hsum(__m512 v) {
-  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
 
 // s_w(row, block b + i) * d_x(b + i) in lane i, i < 4 (b a multiple of 4). `shift`:
 // log2(blocks per group) when that is a power of two, else -1 (divide).

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/avx512_hsum.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/ref/ref_ops.h"
 
@@ -26,14 +27,6 @@ inline __m512 fp8_e4m3_16_div256(const uint8_t* p) {
   const __mmask16 nan =
       _mm_cmpeq_epi8_mask(_mm_and_si128(b, _mm_set1_epi8(0x7F)), _mm_set1_epi8(0x7F));
   return _mm512_mask_mov_ps(f, nan, _mm512_set1_ps(__builtin_nanf("")));
-}
-
-// Horizontal sum; _mm512_reduce_add_ps trips a GCC 12 -Wuninitialized false positive.
-inline float hsum(__m512 v) {
-  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
 inline __m512 bf16_16(const uint16_t* p) {
