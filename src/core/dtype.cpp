@@ -27,6 +27,16 @@ constexpr DTypeInfo kInfos[] = {
     {DType::boolean, "bool", 1, 1, false},   {DType::f64, "f64", 1, 8, true},
     {DType::q8_0, "q8_0", 32, 34, true},     {DType::q4_0, "q4_0", 32, 18, true},
     {DType::i4, "i4", 2, 1, false},
+    // Block sizes from ggml's block structs (QK_K = 256).
+    {DType::q4_1, "q4_1", 32, 20, true},     {DType::q5_0, "q5_0", 32, 22, true},
+    {DType::q5_1, "q5_1", 32, 24, true},     {DType::q2_k, "q2_k", 256, 84, true},
+    {DType::q3_k, "q3_k", 256, 110, true},   {DType::q4_k, "q4_k", 256, 144, true},
+    {DType::q5_k, "q5_k", 256, 176, true},   {DType::q6_k, "q6_k", 256, 210, true},
+    {DType::iq4_nl, "iq4_nl", 32, 18, true}, {DType::iq4_xs, "iq4_xs", 256, 136, true},
+    {DType::iq3_xxs, "iq3_xxs", 256, 98, true}, {DType::iq3_s, "iq3_s", 256, 110, true},
+    {DType::iq2_xxs, "iq2_xxs", 256, 66, true}, {DType::iq2_xs, "iq2_xs", 256, 74, true},
+    {DType::iq2_s, "iq2_s", 256, 82, true},  {DType::iq1_s, "iq1_s", 256, 50, true},
+    {DType::iq1_m, "iq1_m", 256, 56, true},
 };
 
 // kInfos is in enum order, so a lookup is an index (kernels ask for row sizes per weight tile).
@@ -90,6 +100,9 @@ int64_t dtype_block_bytes(DType t) {
 }
 bool dtype_is_float(DType t) {
   return info(t).is_float;
+}
+bool dtype_is_ggml_block(DType t) {
+  return t == DType::q8_0 || t == DType::q4_0 || t >= DType::q4_1;
 }
 
 int64_t dtype_bytes_for(DType t, int64_t n_elems) {

@@ -10,7 +10,9 @@
 
 namespace tern {
 
-// Block-quantized types (q8_0, q4_0) store 32 elements per block with an f16 scale, as in GGUF.
+// Block-quantized types (q8_0, q4_0 and the other GGUF / ggml quantisations after them) keep
+// ggml's block layouts byte for byte: 32 elements per block (q*_0, q*_1, iq4_nl) or 256 (the
+// k-quants and i-quants), scales inside each block (kernels/ggml_quants.h decodes them).
 // i4 packs two signed 4-bit integers per byte, each stored + 8, element 2k in the low nibble of
 // byte k (the compressed-tensors "pack-quantized" order); as weights, i8 and i4 take a scale
 // per group of columns from kernels::WeightView.
@@ -30,19 +32,38 @@ enum class DType : uint8_t {
   q8_0,
   q4_0,
   i4,
+  q4_1,
+  q5_0,
+  q5_1,
+  q2_k,
+  q3_k,
+  q4_k,
+  q5_k,
+  q6_k,
+  iq4_nl,
+  iq4_xs,
+  iq3_xxs,
+  iq3_s,
+  iq2_xxs,
+  iq2_xs,
+  iq2_s,
+  iq1_s,
+  iq1_m,
 };
 
 std::string_view dtype_name(DType t);
 // Parses a dtype_name(); returns false for an unknown name.
 bool dtype_from_name(std::string_view name, DType* out);
 
-// Elements per storage block (1 for plain types, 32 for q8_0 / q4_0).
+// Elements per storage block (1 for plain types, 2 for i4, 32 or 256 for the ggml types).
 int64_t dtype_block_elems(DType t);
 // Bytes per storage block.
 int64_t dtype_block_bytes(DType t);
 // Bytes for n elements; fails (ErrorKind::format) when n is not a whole number of blocks.
 int64_t dtype_bytes_for(DType t, int64_t n_elems);
 bool dtype_is_float(DType t);
+// A ggml block type (q8_0, q4_0, ..., iq1_m): blocks along a row, each with its own scales.
+bool dtype_is_ggml_block(DType t);
 
 // bf16: top 16 bits of an f32. f32->bf16 rounds to nearest, ties to even; NaN stays a quiet NaN.
 inline float bf16_to_f32(uint16_t h) {

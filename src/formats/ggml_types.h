@@ -23,8 +23,9 @@ struct GgmlTypeInfo {
 const GgmlTypeInfo* ggml_type_info(uint32_t id);
 // "Q4_K", or "unknown(57)" for unassigned ids.
 std::string ggml_type_name(uint32_t id);
-// The DType tern computes with for this ggml type, if any (F32, F16, BF16, Q8_0, Q4_0, and the
-// plain integer/f64 types).
+// The DType tern computes with for this ggml type, if any: F32, F16, BF16, the plain integer /
+// f64 types, and the quantisations Q4_0 .. Q8_0, Q2_K .. Q6_K, IQ1_S .. IQ4_XS (not Q8_1 /
+// Q8_K, which only hold activations, the ternary TQ types or MXFP4).
 std::optional<DType> ggml_type_to_dtype(uint32_t id);
 // The ggml id for a DType (inverse of the above); fails (format) for dtypes GGUF cannot hold.
 uint32_t ggml_type_from_dtype(DType t);

@@ -12,7 +12,7 @@ namespace tern::kernels {
 
 namespace {
 constexpr int64_t kRowTile = 4;
-constexpr int64_t kColChunk = 2048;  // multiple of 128 (fp8 blocks) and 32 (q8_0 / q4_0 blocks)
+constexpr int64_t kColChunk = 2048;  // multiple of 128 (fp8 blocks) and 256 (ggml blocks)
 thread_local bool t_serving = false;
 
 void row_tile(const MatmulParams& p, const IsaKernels& isa, int64_t r0) {
@@ -59,7 +59,7 @@ void require_weight_dtype(const WeightView& w, const char* who) {
     fail(ErrorKind::format, std::string(who) + ": weights of dtype " +
                                 std::string(dtype_name(w.dtype)) +
                                 " cannot be computed with (supported: f32, bf16, f16, "
-                                "f8_e4m3, q8_0, q4_0, i8, i4)");
+                                "f8_e4m3, i8, i4 and the GGUF quantisations)");
 }
 
 void matmul(const MatmulParams& p, ThreadPool* pool, const IsaKernels* isa) {

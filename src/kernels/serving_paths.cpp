@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "kernels/amx_gemm.h"
 #include "kernels/bf16_decode.h"
+#include "kernels/ggml/ggml_decode.h"
 #include "kernels/int8_decode.h"
 #include "kernels/int8_gemm.h"
 #include "kernels/int_group_decode.h"
@@ -25,6 +26,18 @@ constexpr int64_t kFewTokens = 4;
 
 bool is_int8_format(DType t) {
   return t == DType::q8_0 || t == DType::q4_0;
+}
+
+// The GGUF quantisations other than Q8_0 / Q4_0 (those have kernels of their own).
+std::vector<DType> ggml_formats() {
+  return {DType::q4_1,   DType::q5_0,   DType::q5_1,    DType::q2_k,  DType::q3_k,
+          DType::q4_k,   DType::q5_k,   DType::q6_k,    DType::iq4_nl, DType::iq4_xs,
+          DType::iq3_xxs, DType::iq3_s, DType::iq2_xxs, DType::iq2_xs, DType::iq2_s,
+          DType::iq1_s,  DType::iq1_m};
+}
+std::vector<DType> concat(std::vector<DType> a, const std::vector<DType>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
 }
 
 const char* int8_variant() {
@@ -60,11 +73,15 @@ bool bf16_decode_takes(const WeightView& w) {
 bool int_group_takes(const WeightView& w) {
   return int_group_dot4_kernel() && int_group_eligible(w);
 }
+bool ggml_decode_takes(const WeightView& w) {
+  return ggml_dot4_kernel() && ggml_decode_eligible(w.dtype, w.cols);
+}
 
 // How run_decode_group computes a matmul: the activation format and kernel family.
-enum class DecodeKind { int8_blocks, int_groups, bf16 };
+enum class DecodeKind { int8_blocks, int_groups, ggml_blocks, bf16 };
 DecodeKind decode_kind(const WeightView& w) {
   if (is_int8_format(w.dtype)) return DecodeKind::int8_blocks;
+  if (dtype_is_ggml_block(w.dtype)) return DecodeKind::ggml_blocks;
   if (w.dtype == DType::i8 || w.dtype == DType::i4) return DecodeKind::int_groups;
   return DecodeKind::bf16;
 }
@@ -129,6 +146,21 @@ bool run_bf16_few_tokens(const MatmulParams& p, ThreadPool& tp) {
   return true;
 }
 
+// The other GGUF quantisations: int8 activations, each 256-value unit of a tile unpacked once
+// for all tokens.
+bool run_ggml_few_tokens(const MatmulParams& p, ThreadPool& tp) {
+  if (!ggml_decode_takes(p.w) || p.T > kFewTokens) return false;
+  const GgmlDot4 kernel = ggml_dot4_kernel();
+  const WeightView& w = p.w;
+  run_few_tokens<ActQ8>(p, tp, quantize_act_q8,
+                        [&](int64_t r0, const ActQ8* const* xs, float* out) {
+                          const uint8_t* rows[kRowTile];
+                          tile_rows(w, r0, rows);
+                          kernel(w.dtype, rows, xs, int(p.T), w.cols, out);
+                        });
+  return true;
+}
+
 bool run_int8_gemm(const MatmulParams& p, ThreadPool& tp) {
   return int8_gemm(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp);
 }
@@ -153,7 +185,8 @@ std::vector<MatmulPath> build_paths() {
     // f32 matrices (MoE routers) stay exact, as on the bf16 GEMM below.
     paths.push_back({"amx-bf16",
                      ActFormat::bf16_tile,
-                     {DType::bf16, DType::f16, DType::f8_e4m3, DType::i8, DType::i4},
+                     concat({DType::bf16, DType::f16, DType::f8_e4m3, DType::i8, DType::i4},
+                            ggml_formats()),
                      16,
                      kMany,
                      "amx-bf16",
@@ -169,6 +202,12 @@ std::vector<MatmulPath> build_paths() {
                      1,
                      "avx512-vnni",
                      run_decode});
+  if (ggml_dot4_kernel()) {
+    paths.push_back({"ggml-decode", ActFormat::int8_block32, ggml_formats(), 1, 1, "avx512-vnni",
+                     run_decode});
+    paths.push_back({"ggml-few-tokens", ActFormat::int8_block32, ggml_formats(), 2, kFewTokens,
+                     "avx512-vnni", run_ggml_few_tokens});
+  }
   if (bf16_dot4_kernel()) {
     paths.push_back({"bf16-decode",
                      ActFormat::bf16,
@@ -189,7 +228,8 @@ std::vector<MatmulPath> build_paths() {
     // stay exact: rounding a router flips near-tied expert choices.
     paths.push_back({"bf16-gemm",
                      ActFormat::bf16,
-                     {DType::bf16, DType::f16, DType::f8_e4m3, DType::i8, DType::i4},
+                     concat({DType::bf16, DType::f16, DType::f8_e4m3, DType::i8, DType::i4},
+                            ggml_formats()),
                      2,
                      kMany,
                      "avx512-bf16",
@@ -257,13 +297,15 @@ std::string describe_serving_paths(const std::vector<DType>& dtypes) {
 }
 
 bool decode_eligible(const MatmulParams& p) {
-  return p.T == 1 && (int8_decode_takes(p.w) || bf16_decode_takes(p.w) || int_group_takes(p.w));
+  return p.T == 1 && (int8_decode_takes(p.w) || bf16_decode_takes(p.w) || int_group_takes(p.w) ||
+                      ggml_decode_takes(p.w));
 }
 
 void run_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
   const Int8Dot4 int8_kernel = int8_dot4_kernel();
   const IntGroupDot4 group_kernel = int_group_dot4_kernel();
   const Bf16Dot4 bf16_kernel = bf16_dot4_kernel();
+  const GgmlDot4 ggml_kernel = ggml_dot4_kernel();
   // Each distinct (x, cols, activation format) rounded once: gate and up share theirs.
   thread_local std::vector<ActQ8> acts8;
   thread_local std::vector<ActBF16> acts16;
@@ -315,6 +357,13 @@ void run_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
         case DecodeKind::int_groups:
           group_kernel(int_group_rows(w, r0), a8[owner_act[i]], out);
           break;
+        case DecodeKind::ggml_blocks: {
+          const uint8_t* rows[kRowTile];
+          tile_rows(w, r0, rows);
+          const ActQ8* x = &a8[owner_act[i]];
+          ggml_kernel(w.dtype, rows, &x, 1, w.cols, out);
+          break;
+        }
         case DecodeKind::bf16:
           bf16_kernel(bf16_rows(w, r0), a16[owner_act[i]], out);
           break;

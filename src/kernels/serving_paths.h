@@ -6,8 +6,9 @@
 // streamed as stored in 4-row tiles; 2-4 tokens: the same tiles dotted with every token).
 // Does not own: the kernels (int8_decode.h, bf16_decode.h, int8_gemm.h, amx_gemm.h).
 //
-// A new weight format (the GGUF k-/i-quants) joins by adding its dtype to a path whose kernels
-// compute with it, or a path of its own, here.
+// A new weight format joins by adding its dtype to a path whose kernels compute with it, or a
+// path of its own, here (the GGUF k-/i-quants did: ggml-decode, ggml-few-tokens, and the bf16 /
+// AMX GEMMs through their dequantisation).
 #pragma once
 
 #include <cstdint>
@@ -55,8 +56,8 @@ std::string serving_path_name(const WeightView& w, int64_t T);
 // `tern bench` prints them ("q4_0: decode int8-decode[avx512-vnni], ...").
 std::string describe_serving_paths(const std::vector<DType>& dtypes);
 
-// Whether a decode path (one token: Q8_0 / Q4_0 and group-quantised i8 / i4 in integers, bf16 /
-// FP8 with bf16 products) takes p.
+// Whether a decode path (one token: the GGUF quantisations and group-quantised i8 / i4 in
+// integers, bf16 / FP8 with bf16 products) takes p.
 bool decode_eligible(const MatmulParams& p);
 // Several decode-eligible matmuls as one parallel loop over all their 4-row tiles, each
 // distinct activation row rounded once (matmul_group's fusion: a step's gate and up

@@ -1,6 +1,6 @@
 // WeightView: a read-only [rows, cols] matrix in any storage dtype, with its dequantisation
 // metadata (FP8 block scales). Owns nothing. Kernels take these so one matmul serves
-// f32 / bf16 / f16 / fp8+scales / q8_0 / q4_0 weights without converting them at load.
+// f32 / bf16 / f16 / fp8+scales / i8 / i4 / ggml-quantised weights without converting them.
 #pragma once
 
 #include <cstdint>
@@ -62,13 +62,14 @@ inline void tile_rows(const WeightView& w, int64_t r0, const uint8_t* rows[4],
 // it, so an unsupported dtype is an Error at the boundary, never a silent zero inside.
 inline bool weight_dtype_supported(DType t) {
   return t == DType::f32 || t == DType::bf16 || t == DType::f16 || t == DType::f8_e4m3 ||
-         t == DType::q8_0 || t == DType::q4_0 || t == DType::i8 || t == DType::i4;
+         t == DType::i8 || t == DType::i4 || dtype_is_ggml_block(t);
 }
 
 // Throws ErrorKind::format naming `who` and the dtype when kernels cannot compute with it.
 void require_weight_dtype(const WeightView& w, const char* who);
 
-// Column granularity a dequantisation chunk must start on (32 for q8_0/q4_0, 2 for i4, else 1).
+// Column granularity a dequantisation chunk must start on (the block: 32 or 256 for the ggml
+// types, 2 for i4, else 1).
 inline int64_t weight_col_align(DType t) {
   return dtype_block_elems(t);
 }

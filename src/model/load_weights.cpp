@@ -15,7 +15,7 @@ namespace {
 
 bool linear_dtype_ok(DType t) {
   return t == DType::f32 || t == DType::bf16 || t == DType::f16 || t == DType::f8_e4m3 ||
-         t == DType::q8_0 || t == DType::q4_0;
+         dtype_is_ggml_block(t);
 }
 
 [[noreturn]] void bad_tensor(const TensorSource& src, const std::string& name,
@@ -32,9 +32,8 @@ void check_shape(const TensorSource& src, const std::string& name, const Tensor&
 // Kernels read elements through typed pointers; a file that packs a 4-byte tensor after an
 // odd-sized one leaves it misaligned, so such tensors are copied once into aligned memory.
 Tensor aligned(const Tensor& t) {
-  const size_t elem = t.dtype() == DType::q8_0 || t.dtype() == DType::q4_0
-                          ? 2
-                          : size_t(dtype_block_bytes(t.dtype()));
+  const size_t elem =
+      dtype_is_ggml_block(t.dtype()) ? 2 : size_t(dtype_block_bytes(t.dtype()));  // f16 scales
   return reinterpret_cast<uintptr_t>(t.data()) % elem ? t.clone() : t;
 }
 
@@ -58,11 +57,13 @@ void load_linear(const ModelConfig& c, const TensorSource& src, WeightSlot& s) {
   check_shape(src, s.name, t, s.shape);
   l.data = t;
   l.view = kernels::WeightView{t.dtype(), s.shape[0], s.shape[1], t.data()};
-  if (t.dtype() == DType::q8_0 || t.dtype() == DType::q4_0) {
-    if (s.shape[1] % 32)
+  if (dtype_is_ggml_block(t.dtype())) {
+    const int64_t be = dtype_block_elems(t.dtype());
+    if (s.shape[1] % be)
       bad_tensor(src, s.name,
-                 "is block-quantised but has " + std::to_string(s.shape[1]) +
-                     " columns (not a multiple of 32)");
+                 "is block-quantised (" + std::string(dtype_name(t.dtype())) + ") but has " +
+                     std::to_string(s.shape[1]) + " columns (not a multiple of " +
+                     std::to_string(be) + ")");
   }
   const std::string scale_name = s.name + "_scale_inv";
   if (t.dtype() == DType::f8_e4m3) {

@@ -13,10 +13,10 @@ namespace {
 using kernels::WeightView;
 
 // The dtype a transpose is stored in: the source's own where the values survive unchanged.
-// q8_0 / q4_0 blocks would run along the other axis, and their values (f16 scale x integer)
-// need up to 18 significant bits, so only f32 holds them exactly.
+// ggml blocks would run along the other axis, and their values (scales x integer codes) need
+// more significant bits than bf16 / f16 have, so only f32 holds them exactly.
 DType transposed_dtype(DType t) {
-  return t == DType::q8_0 || t == DType::q4_0 ? DType::f32 : t;
+  return dtype_is_ggml_block(t) ? DType::f32 : t;
 }
 
 void store(DType t, void* base, int64_t idx, float v) {

@@ -10,8 +10,8 @@ namespace tern::model {
 
 // Fills a.uk_t, a.uv and a.uk from a.kv_b_proj or, when the file split it, from a.k_b / a.v_b
 // (there a.uk is a transposed copy, made only when with_naive). Transposes keep the dtype where
-// that is exact: f32, bf16, f16, and fp8 e4m3 with its block scales transposed alongside. q8_0 /
-// q4_0 blocks would run along the other axis after a transpose, so those transposes are f32
+// that is exact: f32, bf16, f16, and fp8 e4m3 with its block scales transposed alongside. ggml
+// blocks (q8_0, q4_k, ...) would run along the other axis after a transpose, so those are f32
 // (exact): that happens only for GGUFs in the old single-kv_b layout (W_UK is ~1% of such a model)
 // and for the naive form of split GGUFs. ErrorKind::format naming `where` for split tensors of the
 // wrong shape or dtype.

@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/avx512_hsum.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/ggml/ggml_decode.h"
 #include "kernels/ref/ref_ops.h"
 
 namespace tern::kernels {
@@ -142,7 +143,10 @@ const float* dequant(const WeightView& w, int64_t row, int64_t col0, int64_t n, 
       return out;
     }
     default:
-      ref::dequant_row(w, row, col0, n, out);
+      if (dtype_is_ggml_block(w.dtype))
+        ggml::dequant_ggml_row_fast(w.dtype, w.row_ptr(row), col0, n, out);
+      else
+        ref::dequant_row(w, row, col0, n, out);
       return out;
   }
 }

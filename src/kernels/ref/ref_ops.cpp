@@ -1,6 +1,7 @@
 #include "kernels/ref/ref_ops.h"
 
 #include "core/dtype.h"
+#include "kernels/ggml/unpack.h"
 
 namespace tern::kernels::ref {
 
@@ -44,7 +45,14 @@ float elem(const WeightView& w, int64_t r, int64_t c) {
           w.dtype == DType::i8 ? int(int8_t(row[c])) : int((row[c / 2] >> (4 * (c & 1))) & 15) - 8;
       return float(q) * s;
     }
-    default:  // unreachable: the entry points below call require_weight_dtype first
+    default:
+      if (dtype_is_ggml_block(w.dtype)) {  // decode the whole block that holds column c
+        const int64_t be = dtype_block_elems(w.dtype);
+        float block[256];
+        ggml::dequant_ggml_row(w.dtype, row, c / be * be, be, block);
+        return block[c % be];
+      }
+      // unreachable: the entry points below call require_weight_dtype first
       require_weight_dtype(w, "reference kernel");
       return 0.0f;
   }
@@ -54,6 +62,8 @@ float elem(const WeightView& w, int64_t r, int64_t c) {
 
 void dequant_row(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out) {
   require_weight_dtype(w, "dequant_row");
+  if (dtype_is_ggml_block(w.dtype) && w.dtype != DType::q8_0 && w.dtype != DType::q4_0)
+    return ggml::dequant_ggml_row(w.dtype, w.row_ptr(row), col0, n, out);
   for (int64_t i = 0; i < n; ++i) out[i] = elem(w, row, col0 + i);
 }
 
