@@ -101,7 +101,7 @@ TEST(CliConvert, BadRequestsAreOneClearLine) {
   fs::remove_all(tmp);
 }
 
-// A GGUF whose head is stored in a type tern has no kernel for (Q4_1 here): `tern run` and
+// A GGUF whose head is stored in a type tern has no kernel for (MXFP4 here): `tern run` and
 // `tern logits` name the tensor and the type in one line, exit 1, no crash.
 TEST(CliConvert, AGgufTypeTernCannotComputeIsNamed) {
   const std::string tmp = temp_dir("convert_type");
@@ -110,9 +110,9 @@ TEST(CliConvert, AGgufTypeTernCannotComputeIsNamed) {
   const auto g = tern::formats::GgufFile::open(good);
   std::vector<tern::formats::GgufTensorSpec> specs;
   for (const auto& t : g.tensors())
-    specs.push_back({t.name, t.name == "output.weight" ? 3u : t.ggml_type, t.ne});  // 3 = Q4_1
+    specs.push_back({t.name, t.name == "output.weight" ? 39u : t.ggml_type, t.ne});  // MXFP4
   tern::formats::write_gguf(
-      tmp + "/q4_1.gguf", g.metadata(), specs, [&](size_t i, const tern::formats::GgufSink& sink) {
+      tmp + "/mxfp4.gguf", g.metadata(), specs, [&](size_t i, const tern::formats::GgufSink& sink) {
         const auto& t = g.tensors()[i];
         if (specs[i].ggml_type == t.ggml_type)
           return sink(g.file()->data() + t.file_offset, size_t(t.nbytes));
@@ -120,12 +120,12 @@ TEST(CliConvert, AGgufTypeTernCannotComputeIsNamed) {
         sink(zeros.data(), zeros.size());
       });
   for (const std::string& cmd :
-       {"run " + tmp + "/q4_1.gguf -p hello -n 2",
-        "logits " + tmp + "/q4_1.gguf --ids 1,2 --out " + tmp + "/o.npy"}) {
+       {"run " + tmp + "/mxfp4.gguf -p hello -n 2",
+        "logits " + tmp + "/mxfp4.gguf --ids 1,2 --out " + tmp + "/o.npy"}) {
     const auto r = tern::test::run_tern_split(cmd);
     EXPECT_EQ(r.exit_code, 1) << cmd << "\n" << r.err;
     EXPECT_NE(r.err.find("output.weight"), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find("Q4_1"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("MXFP4"), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
   }
   fs::remove_all(tmp);

@@ -265,21 +265,23 @@ TEST(Gguf, NoTensorsNoPadding) {
 TEST(Gguf, UnsupportedTypeIsReportedByName) {
   TempDir dir;
   GgufBuilder b;
-  b.tensor("blk.0.ffn_down.weight", 12, {256, 2}, raw(2 * 144, 1))  // Q4_K
+  b.tensor("blk.0.ffn_down.weight", 34, {256, 2}, raw(2 * 54, 1))  // TQ1_0
       .tensor("blk.0.attn_norm.weight", 0, {4}, raw(16, 2))
-      .tensor("mx", 39, {64}, raw(2 * 17, 3));  // MXFP4
+      .tensor("mx", 39, {64}, raw(2 * 17, 3))            // MXFP4
+      .tensor("k", 12, {256, 2}, raw(2 * 144, 4));       // Q4_K: computed with since #14
   write_bytes(dir.file("k.gguf"), b.build());
   GgufFile f = GgufFile::open(dir.file("k.gguf"));  // listing works
   const GgufTensorInfo* q = f.find("blk.0.ffn_down.weight");
   ASSERT_NE(q, nullptr);
-  EXPECT_EQ(q->type_name(), "Q4_K");
+  EXPECT_EQ(q->type_name(), "TQ1_0");
   EXPECT_FALSE(q->dtype.has_value());
-  EXPECT_EQ(q->nbytes, 288u);
+  EXPECT_EQ(q->nbytes, 108u);
   EXPECT_EQ(q->shape, (Shape{2, 256}));
   expect_error([&] { f.tensor("blk.0.ffn_down.weight"); }, ErrorKind::format,
-               {"'blk.0.ffn_down.weight'", "Q4_K", "not support"});
+               {"'blk.0.ffn_down.weight'", "TQ1_0", "not support"});
   expect_error([&] { f.tensor("mx"); }, ErrorKind::format, {"MXFP4"});
   EXPECT_NO_THROW(f.tensor("blk.0.attn_norm.weight"));
+  EXPECT_EQ(f.tensor("k").dtype(), DType::q4_k);
 }
 
 TEST(GgmlTypes, TableCoversEveryKnownId) {
@@ -297,7 +299,11 @@ TEST(GgmlTypes, TableCoversEveryKnownId) {
   EXPECT_EQ(ggml_type_info(8)->block_bytes, uint32_t(dtype_block_bytes(DType::q8_0)));
   EXPECT_EQ(ggml_type_info(2)->block_bytes, uint32_t(dtype_block_bytes(DType::q4_0)));
   EXPECT_EQ(ggml_type_to_dtype(30), DType::bf16);
-  EXPECT_FALSE(ggml_type_to_dtype(12).has_value());
+  EXPECT_EQ(ggml_type_to_dtype(12), DType::q4_k);
+  EXPECT_EQ(ggml_type_to_dtype(29), DType::iq1_m);
+  EXPECT_FALSE(ggml_type_to_dtype(9).has_value());   // Q8_1: activations only
+  EXPECT_FALSE(ggml_type_to_dtype(34).has_value());  // TQ1_0
+  EXPECT_EQ(ggml_type_from_dtype(DType::q6_k), 14u);
   EXPECT_EQ(ggml_type_from_dtype(DType::q4_0), 2u);
   expect_error([] { ggml_type_from_dtype(DType::f8_e4m3); }, ErrorKind::format, {"f8_e4m3"});
 }

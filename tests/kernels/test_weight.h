@@ -32,6 +32,51 @@ inline uint16_t f16_bits(float f) {
   return f32_to_f16(f);
 }
 
+// Byte offsets of a ggml block's f16 scales (iq1_m's is spread over nibbles: empty).
+inline std::vector<int> ggml_f16_offsets(DType t) {
+  switch (t) {
+    case DType::q2_k:
+      return {80, 82};
+    case DType::q3_k:
+      return {108};
+    case DType::q6_k:
+      return {208};
+    case DType::q4_1:
+    case DType::q5_1:
+    case DType::q4_k:
+    case DType::q5_k:
+      return {0, 2};
+    case DType::iq1_m:
+      return {};
+    default:
+      return {0};
+  }
+}
+
+// Random ggml blocks: random bytes (every code, grid index and sign pattern), with each f16
+// scale a finite value of about 1/64 (iq1_m: its scale nibbles set to 0x2400, 1/64 too).
+inline void random_ggml_blocks(DType dt, int64_t n_blocks, std::mt19937& rng, uint8_t* b) {
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> mag(0.002f, 0.03f);
+  const int64_t bb = dtype_block_bytes(dt);
+  for (int64_t k = 0; k < n_blocks; ++k, b += bb) {
+    for (int64_t i = 0; i < bb; ++i) b[i] = uint8_t(byte(rng));
+    for (int off : ggml_f16_offsets(dt)) {
+      const uint16_t h = f32_to_f16(byte(rng) < 128 ? mag(rng) : -mag(rng));
+      std::memcpy(b + off, &h, 2);
+    }
+    if (dt == DType::iq1_m) {
+      const uint16_t d = f32_to_f16(mag(rng));
+      for (int w = 0; w < 4; ++w) {
+        uint16_t v;
+        std::memcpy(&v, b + 48 + 2 * w, 2);
+        v = uint16_t((v & 0x0FFF) | (((d >> (4 * w)) & 0xF) << 12));
+        std::memcpy(b + 48 + 2 * w, &v, 2);
+      }
+    }
+  }
+}
+
 inline TestWeight make_weight(DType dt, int64_t rows, int64_t cols, std::mt19937& rng,
                               int64_t br = 128, int64_t bc = 128) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -96,6 +141,7 @@ inline TestWeight make_weight(DType dt, int64_t rows, int64_t cols, std::mt19937
       break;
     }
     default:
+      if (dtype_is_ggml_block(dt)) random_ggml_blocks(dt, n / dtype_block_elems(dt), rng, b);
       break;
   }
   w.view.data = w.bytes.data();

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/error.h"
 #include "kernels/cpu/avx512_hsum.h"
 #include "kernels/ggml/ggml_decode.h"
 
@@ -35,20 +36,28 @@ inline void store_dup8(float* dst, __m256 v8) {
 
 // q4_k / q5_k: 64 qs bytes hold values [128h, 128h + 128): bytes 0..31 low nibbles are the
 // first 32 values, their high nibbles the next 32, then bytes 32..63 likewise.
+// The 8 six-bit scales (low 8 bytes) and mins (high 8 bytes) of Q4_K / Q5_K's 12 scale bytes,
+// four at a time in 32-bit words (ggml::k_scale_min's layout).
+inline __m128i k_scales_mins(const uint8_t* sc) {
+  uint32_t w0, w1, w2;
+  std::memcpy(&w0, sc, 4);
+  std::memcpy(&w1, sc + 4, 4);
+  std::memcpy(&w2, sc + 8, 4);
+  const uint32_t six = 0x3F3F3F3Fu, top = 0x30303030u, nib = 0x0F0F0F0Fu;
+  const uint32_t s_lo = w0 & six, s_hi = (w2 & nib) | ((w0 >> 2) & top);
+  const uint32_t m_lo = w1 & six, m_hi = ((w2 >> 4) & nib) | ((w1 >> 2) & top);
+  return _mm_setr_epi32(int(s_lo), int(s_hi), int(m_lo), int(m_hi));
+}
+
 template <bool kFive>
 void unpack_q45_k(const uint8_t* b, int, Unpacked* o) {
-  const float d = f16_at(b), dmin = f16_at(b + 2);
-  alignas(32) float sc[8], mn[8];
-  for (int j = 0; j < 8; ++j) {
-    int scale, min;
-    k_scale_min(b + 4, j, &scale, &min);
-    sc[j] = float(scale);
-    mn[j] = float(min);
-  }
-  const __m256 dv = _mm256_set1_ps(d), dm = _mm256_set1_ps(dmin);
-  store_dup8(o->s, _mm256_mul_ps(dv, _mm256_load_ps(sc)));
+  const __m128i sm = k_scales_mins(b + 4);
+  const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
+  const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
+  const __m256 dv = _mm256_set1_ps(f16_at(b)), dm = _mm256_set1_ps(f16_at(b + 2));
+  store_dup8(o->s, _mm256_mul_ps(dv, sc));
   // -(dmin * min), as the scalar unpacker rounds it
-  store_dup8(o->m, _mm256_xor_ps(_mm256_mul_ps(dm, _mm256_load_ps(mn)), _mm256_set1_ps(-0.0f)));
+  store_dup8(o->m, _mm256_xor_ps(_mm256_mul_ps(dm, mn), _mm256_set1_ps(-0.0f)));
   const uint8_t* qs = b + (kFive ? 48 : 16);
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   __m512i qh;
@@ -220,26 +229,47 @@ void dequant_row_avx512(DType t, UnpackFn unpack, const uint8_t* row, int64_t co
 
 namespace {
 
+constexpr int64_t kPrefetchUnits = 6;  // units (256 values) ahead in each row's stream
+
+inline float hsum8(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
 // Lane l of a 64-byte chunk k belongs to group 4k + l / 4.
 inline __m512i group_index(int k) {
   return _mm512_add_epi32(_mm512_set1_epi32(4 * k),
                           _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
 }
 
-template <bool kMins, int kTokens>
-void dot_units(ggml::UnpackFn unpack, uint8_t offset, int64_t be, int64_t bb,
+// kMins: the type has mins; per 32 values (Q4_1, Q5_1, Q4_K, Q5_K) they meet ActQ8::sum once
+// per unit, per 16 (Q2_K) each lane's sum of q. kShift: log2 of the type's offset (every
+// offset is 0 or a power of two); the offset comes off through the vpdpbusd's start value.
+template <bool kMins, bool kMinsPer16, int kTokens>
+void dot_units(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
                const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
   __m512 acc[4][kTokens];
-  for (auto& a : acc)
-    for (auto& v : a) v = _mm512_setzero_ps();
+  __m256 acc_min[4][kTokens];
+  for (int r = 0; r < 4; ++r)
+    for (int t = 0; t < kTokens; ++t) {
+      acc[r][t] = _mm512_setzero_ps();
+      acc_min[r][t] = _mm256_setzero_ps();
+    }
   ggml::Unpacked p[4];
   const __m512i ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
-  const __m512i off = _mm512_set1_epi32(offset);
   const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+  const int64_t unit_bytes = 256 / be * bb, prefetch_bytes = kPrefetchUnits * unit_bytes;
   for (int64_t c = 0; c < cols; c += 256) {
     const int n32 = int(std::min<int64_t>(256, cols - c) / 32);
     for (int r = 0; r < 4; ++r) {
-      unpack(rows[r] + c / be * bb, n32, &p[r]);
+      const uint8_t* src = rows[r] + c / be * bb;
+      // The 4 row streams stall on memory latency without this (perf: the unpackers' first
+      // loads): ask for the unit kPrefetchUnits ahead.
+      for (int64_t line = 0; line < unit_bytes; line += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(src + prefetch_bytes + line), _MM_HINT_T0);
+      unpack(src, n32, &p[r]);
       if (n32 < 8) {  // groups past the row's end: zero factors (their codes meet zeros)
         std::fill(p[r].s + 2 * n32, p[r].s + 16, 0.0f);
         std::fill(p[r].m + 2 * n32, p[r].m + 16, 0.0f);
@@ -247,30 +277,43 @@ void dot_units(ggml::UnpackFn unpack, uint8_t offset, int64_t be, int64_t bb,
     }
     const int chunks = (n32 + 1) / 2;
     const __mmask64 last = n32 % 2 ? __mmask64(0xFFFFFFFFull) : ~__mmask64(0);
+    const __mmask8 blocks = __mmask8((1u << n32) - 1);
     for (int t = 0; t < kTokens; ++t) {
       const ActQ8& x = *xs[t];
-      const __m512 xd16 = _mm512_permutexvar_ps(
-          dup, _mm512_castps256_ps512(
-                   _mm256_maskz_loadu_ps(__mmask8((1u << n32) - 1), x.d.data() + c / 32)));
+      const __m256 xd8 = _mm256_maskz_loadu_ps(blocks, x.d.data() + c / 32);
+      const __m512 xd16 = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(xd8));
       __m512 sx[4], mx[4];
-      for (int r = 0; r < 4; ++r) {
-        sx[r] = _mm512_mul_ps(_mm512_load_ps(p[r].s), xd16);
-        if (kMins) mx[r] = _mm512_mul_ps(_mm512_load_ps(p[r].m), xd16);
+      for (int r = 0; r < 4; ++r) sx[r] = _mm512_mul_ps(_mm512_load_ps(p[r].s), xd16);
+      if (kMins && kMinsPer16)
+        for (int r = 0; r < 4; ++r) mx[r] = _mm512_mul_ps(_mm512_load_ps(p[r].m), xd16);
+      if (kMins && !kMinsPer16) {  // sum over the unit's blocks of m * d_x * sum(q)
+        const __m256 xsum = _mm256_mul_ps(
+            xd8, _mm256_cvtepi32_ps(_mm256_maskz_loadu_epi32(blocks, x.sum.data() + c / 32)));
+        for (int r = 0; r < 4; ++r) {
+          const __m256 m8 = _mm512_castps512_ps256(
+              _mm512_permutexvar_ps(evens, _mm512_load_ps(p[r].m)));
+          acc_min[r][t] = _mm256_fmadd_ps(m8, xsum, acc_min[r][t]);
+        }
       }
       for (int k = 0; k < chunks; ++k) {
         const __mmask64 m = k == chunks - 1 ? last : ~__mmask64(0);
         const __m512i xv = _mm512_maskz_loadu_epi8(m, x.q.data() + c + 64 * k);
-        const __m512i lane_sum = _mm512_dpbusd_epi32(zero, ones, xv);
-        const __m512i lane_off = _mm512_mullo_epi32(lane_sum, off);
-        const __m512i gi = group_index(k);
+        const __m512i gi = _mm512_add_epi32(
+            _mm512_set1_epi32(4 * k),
+            _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+        __m512i start = zero;
         __m512 lane_sum_f;
-        if (kMins) lane_sum_f = _mm512_cvtepi32_ps(lane_sum);
+        if (shift > 0 || kMinsPer16) {
+          const __m512i lane_sum = _mm512_dpbusd_epi32(zero, ones, xv);
+          if (shift > 0) start = _mm512_sub_epi32(zero, _mm512_sll_epi32(lane_sum, _mm_cvtsi32_si128(shift)));
+          if (kMinsPer16) lane_sum_f = _mm512_cvtepi32_ps(lane_sum);
+        }
         for (int r = 0; r < 4; ++r) {
           const __m512i u = _mm512_load_si512(p[r].u + 64 * k);
-          const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, u, xv), lane_off);
+          const __m512i dot = _mm512_dpbusd_epi32(start, u, xv);
           acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(gi, sx[r]),
                                       acc[r][t]);
-          if (kMins)
+          if (kMins && kMinsPer16)
             acc[r][t] =
                 _mm512_fmadd_ps(lane_sum_f, _mm512_permutexvar_ps(gi, mx[r]), acc[r][t]);
         }
@@ -278,22 +321,23 @@ void dot_units(ggml::UnpackFn unpack, uint8_t offset, int64_t be, int64_t bb,
     }
   }
   for (int t = 0; t < kTokens; ++t)
-    for (int r = 0; r < 4; ++r) out[4 * t + r] = hsum(acc[r][t]);
+    for (int r = 0; r < 4; ++r)
+      out[4 * t + r] = hsum(acc[r][t]) + (kMins && !kMinsPer16 ? hsum8(acc_min[r][t]) : 0.0f);
 }
 
-template <bool kMins>
-void dot_tokens(ggml::UnpackFn unpack, uint8_t offset, int64_t be, int64_t bb,
+template <bool kMins, bool kMinsPer16>
+void dot_tokens(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
                 const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols,
                 float* out) {
   switch (nt) {
     case 1:
-      return dot_units<kMins, 1>(unpack, offset, be, bb, rows, xs, cols, out);
+      return dot_units<kMins, kMinsPer16, 1>(unpack, shift, be, bb, rows, xs, cols, out);
     case 2:
-      return dot_units<kMins, 2>(unpack, offset, be, bb, rows, xs, cols, out);
+      return dot_units<kMins, kMinsPer16, 2>(unpack, shift, be, bb, rows, xs, cols, out);
     case 3:
-      return dot_units<kMins, 3>(unpack, offset, be, bb, rows, xs, cols, out);
+      return dot_units<kMins, kMinsPer16, 3>(unpack, shift, be, bb, rows, xs, cols, out);
     default:
-      return dot_units<kMins, 4>(unpack, offset, be, bb, rows, xs, cols, out);
+      return dot_units<kMins, kMinsPer16, 4>(unpack, shift, be, bb, rows, xs, cols, out);
   }
 }
 
@@ -305,10 +349,14 @@ void ggml_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs,
   ggml::UnpackFn unpack = ggml::unpacker_avx512(t);
   if (!unpack) unpack = k->unpack;
   const int64_t be = dtype_block_elems(t), bb = dtype_block_bytes(t);
-  if (k->has_mins)
-    dot_tokens<true>(unpack, k->offset, be, bb, rows, xs, nt, cols, out);
+  TERN_CHECK((k->offset & (k->offset - 1)) == 0);  // 0 or a power of two: a shift
+  const int shift = k->offset ? __builtin_ctz(k->offset) : 0;
+  if (!k->has_mins)
+    dot_tokens<false, false>(unpack, shift, be, bb, rows, xs, nt, cols, out);
+  else if (t == DType::q2_k)
+    dot_tokens<true, true>(unpack, shift, be, bb, rows, xs, nt, cols, out);
   else
-    dot_tokens<false>(unpack, k->offset, be, bb, rows, xs, nt, cols, out);
+    dot_tokens<true, false>(unpack, shift, be, bb, rows, xs, nt, cols, out);
 }
 
 }  // namespace tern::kernels
