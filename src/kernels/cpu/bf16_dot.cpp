@@ -22,11 +22,11 @@
 
 #include "kernels/bf16_decode.h"
 #include "kernels/cpu/avx512_hsum.h"
+#include "kernels/cpu/tile_prefetch.h"
 
 namespace tern::kernels {
 namespace {
 
-constexpr int64_t kPrefetch = 1024;  // bytes ahead in each row's stream
 
 // bf16 bits of m * 2^-9 for m = 0..7 (e4m3's subnormals), in words 0..7.
 __m512i subnormal_table() {
@@ -87,6 +87,7 @@ inline void fp8x64_to_bf16(const uint8_t* p, const Fp8Tables& t, __m512i& a, __m
 // out[4 * t + r].
 template <int NT>
 void dot4_fp8_vbmi(const Bf16Rows& w, const uint16_t* const* x, float* out) {
+  const int64_t ahead = tile_prefetch_distance(w.rows);
   static const Fp8Tables tables = fp8_tables();
   const Fp8Tables t = tables;
   __m512 acc[NT][4];
@@ -104,7 +105,7 @@ void dot4_fp8_vbmi(const Bf16Rows& w, const uint16_t* const* x, float* out) {
         xb[k] = as_bh(_mm512_loadu_si512(x[k] + c + 32));
       }
       for (int r = 0; r < 4; ++r) {
-        _mm_prefetch(reinterpret_cast<const char*>(w.rows[r] + c + kPrefetch), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w.rows[r] + c + ahead), _MM_HINT_T0);
         __m512i a, b;
         fp8x64_to_bf16(w.rows[r] + c, t, a, b);
         for (int k = 0; k < NT; ++k)
@@ -124,6 +125,7 @@ void dot4_fp8_vbmi(const Bf16Rows& w, const uint16_t* const* x, float* out) {
 
 template <int NT>
 void dot4_bf16(const Bf16Rows& w, const uint16_t* const* x, float* out) {
+  const int64_t ahead = tile_prefetch_distance(w.rows);
   __m512 acc[NT][4];
   for (auto& a : acc)
     for (auto& v : a) v = _mm512_setzero_ps();
@@ -133,7 +135,7 @@ void dot4_bf16(const Bf16Rows& w, const uint16_t* const* x, float* out) {
     __m512bh xv[NT];
     for (int k = 0; k < NT; ++k) xv[k] = as_bh(_mm512_loadu_si512(x[k] + c));
     for (int r = 0; r < 4; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + c) + kPrefetch, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + c) + ahead, _MM_HINT_T0);
       const __m512bh wv = as_bh(_mm512_loadu_si512(rows[r] + c));
       for (int k = 0; k < NT; ++k) acc[k][r] = _mm512_dpbf16_ps(acc[k][r], wv, xv[k]);
     }
@@ -143,6 +145,7 @@ void dot4_bf16(const Bf16Rows& w, const uint16_t* const* x, float* out) {
 }
 
 void dot4_fp8(const Bf16Rows& w, const uint16_t* x, float* out) {
+  const int64_t ahead = tile_prefetch_distance(w.rows);
   const __m512i table = subnormal_table();
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                    _mm512_setzero_ps()};
@@ -154,7 +157,7 @@ void dot4_fp8(const Bf16Rows& w, const uint16_t* x, float* out) {
     for (int64_t c = c0; c < end; c += 32) {
       const __m512bh xv = as_bh(_mm512_loadu_si512(x + c));
       for (int r = 0; r < 4; ++r) {
-        _mm_prefetch(reinterpret_cast<const char*>(w.rows[r] + c + kPrefetch), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w.rows[r] + c + ahead), _MM_HINT_T0);
         part[r] =
             _mm512_dpbf16_ps(part[r], as_bh(fp8x32_to_bf16(w.rows[r] + c, table, nan[r])), xv);
       }

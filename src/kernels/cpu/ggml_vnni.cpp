@@ -50,7 +50,7 @@ inline __m128i k_scales_mins(const uint8_t* sc) {
 }
 
 template <bool kFive>
-void unpack_q45_k(const uint8_t* b, int, Unpacked* o) {
+[[gnu::always_inline]] inline void unpack_q45_k(const uint8_t* b, int, Unpacked* o) {
   const __m128i sm = k_scales_mins(b + 4);
   const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
   const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
@@ -83,7 +83,7 @@ void unpack_q45_k(const uint8_t* b, int, Unpacked* o) {
 
 // q6_k: for half h, ql[64h..64h+64) low nibbles are values [128h, +64), high nibbles [128h+64,
 // +64); qh[32h..32h+32) bits 2j are the top 2 bits of values [128h + 32j, +32).
-void unpack_q6_k(const uint8_t* b, int, Unpacked* o) {
+[[gnu::always_inline]] inline void unpack_q6_k(const uint8_t* b, int, Unpacked* o) {
   const float d = f16_at(b + 208);
   const __m512 s = _mm512_mul_ps(
       _mm512_set1_ps(d),
@@ -116,7 +116,7 @@ inline __m512i iq4_table() {
 }
 
 // iq4_xs: group j (of 32) is the low then high nibbles of qs[16j..16j+16).
-void unpack_iq4_xs(const uint8_t* b, int, Unpacked* o) {
+[[gnu::always_inline]] inline void unpack_iq4_xs(const uint8_t* b, int, Unpacked* o) {
   const float d = f16_at(b);
   const uint16_t sh = uint16_t(b[2] | (b[3] << 8));
   alignas(32) float sc[8];
@@ -137,7 +137,7 @@ void unpack_iq4_xs(const uint8_t* b, int, Unpacked* o) {
 }
 
 // iq4_nl: 32-value blocks of 18 bytes, low nibbles then high.
-void unpack_iq4_nl(const uint8_t* b, int n32, Unpacked* o) {
+[[gnu::always_inline]] inline void unpack_iq4_nl(const uint8_t* b, int n32, Unpacked* o) {
   const __m128i table = _mm512_castsi512_si128(iq4_table()), low4 = _mm_set1_epi8(0x0F);
   for (int g = 0; g < n32; ++g, b += 18) {
     o->s[2 * g] = o->s[2 * g + 1] = f16_at(b);
@@ -152,7 +152,7 @@ void unpack_iq4_nl(const uint8_t* b, int n32, Unpacked* o) {
 
 // q4_1 / q5_0 / q5_1: 32-value blocks, [d, [m,]] [qh u32,] qs[16] (low nibbles then high).
 template <int kBytes, bool kMin, bool kFive>
-void unpack_q4x_q5x(const uint8_t* b, int n32, Unpacked* o) {
+[[gnu::always_inline]] inline void unpack_q4x_q5x(const uint8_t* b, int n32, Unpacked* o) {
   constexpr int kQs = 2 + (kMin ? 2 : 0) + (kFive ? 4 : 0);
   const __m128i low4 = _mm_set1_epi8(0x0F);
   // byte i of the expanded qh mask: bit i % 8 of qh byte i / 8 (for 16 values at a time)
@@ -229,8 +229,6 @@ void dequant_row_avx512(DType t, UnpackFn unpack, const uint8_t* row, int64_t co
 
 namespace {
 
-constexpr int64_t kPrefetchUnits = 6;  // units (256 values) ahead in each row's stream
-
 inline float hsum8(__m256 v) {
   const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -246,7 +244,10 @@ inline __m512i group_index(int k) {
 // kMins: the type has mins; per 32 values (Q4_1, Q5_1, Q4_K, Q5_K) they meet ActQ8::sum once
 // per unit, per 16 (Q2_K) each lane's sum of q. kShift: log2 of the type's offset (every
 // offset is 0 or a power of two); the offset comes off through the vpdpbusd's start value.
-template <bool kMins, bool kMinsPer16, int kTokens>
+// kUnpack: the unpacker, as a template argument so it inlines (a call per row and unit makes
+// the compiler spill every accumulator around it); null for the scalar unpackers, which are
+// called through `unpack`.
+template <ggml::UnpackFn kUnpack, bool kMins, bool kMinsPer16, int kTokens>
 void dot_units(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
                const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
   __m512 acc[4][kTokens];
@@ -260,16 +261,23 @@ void dot_units(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
   const __m512i ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
   const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
-  const int64_t unit_bytes = 256 / be * bb, prefetch_bytes = kPrefetchUnits * unit_bytes;
+  const int64_t unit_bytes = 256 / be * bb;
+  const int64_t tile_stride = 4 * (rows[1] - rows[0]);  // 0 for a one-row tile
   for (int64_t c = 0; c < cols; c += 256) {
     const int n32 = int(std::min<int64_t>(256, cols - c) / 32);
     for (int r = 0; r < 4; ++r) {
       const uint8_t* src = rows[r] + c / be * bb;
-      // The 4 row streams stall on memory latency without this (perf: the unpackers' first
-      // loads): ask for the unit kPrefetchUnits ahead.
-      for (int64_t line = 0; line < unit_bytes; line += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(src + prefetch_bytes + line), _MM_HINT_T0);
-      unpack(src, n32, &p[r]);
+      // Without this the loads stall on memory latency (perf: the unpackers' first loads): 4
+      // interleaved row streams of a few hundred bytes each defeat the hardware prefetcher.
+      // Ask for the same unit of the row 4 below, which the next tile (usually this thread's
+      // next) reads; rows are consecutive in memory, so that is a steady distance ahead.
+      if (tile_stride > 0)
+        for (int64_t line = 0; line < unit_bytes; line += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(src + tile_stride + line), _MM_HINT_T0);
+      if constexpr (kUnpack != nullptr)
+        kUnpack(src, n32, &p[r]);
+      else
+        unpack(src, n32, &p[r]);
       if (n32 < 8) {  // groups past the row's end: zero factors (their codes meet zeros)
         std::fill(p[r].s + 2 * n32, p[r].s + 16, 0.0f);
         std::fill(p[r].m + 2 * n32, p[r].m + 16, 0.0f);
@@ -325,19 +333,19 @@ void dot_units(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
       out[4 * t + r] = hsum(acc[r][t]) + (kMins && !kMinsPer16 ? hsum8(acc_min[r][t]) : 0.0f);
 }
 
-template <bool kMins, bool kMinsPer16>
+template <ggml::UnpackFn kUnpack, bool kMins, bool kMinsPer16>
 void dot_tokens(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
                 const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols,
                 float* out) {
   switch (nt) {
     case 1:
-      return dot_units<kMins, kMinsPer16, 1>(unpack, shift, be, bb, rows, xs, cols, out);
+      return dot_units<kUnpack, kMins, kMinsPer16, 1>(unpack, shift, be, bb, rows, xs, cols, out);
     case 2:
-      return dot_units<kMins, kMinsPer16, 2>(unpack, shift, be, bb, rows, xs, cols, out);
+      return dot_units<kUnpack, kMins, kMinsPer16, 2>(unpack, shift, be, bb, rows, xs, cols, out);
     case 3:
-      return dot_units<kMins, kMinsPer16, 3>(unpack, shift, be, bb, rows, xs, cols, out);
+      return dot_units<kUnpack, kMins, kMinsPer16, 3>(unpack, shift, be, bb, rows, xs, cols, out);
     default:
-      return dot_units<kMins, kMinsPer16, 4>(unpack, shift, be, bb, rows, xs, cols, out);
+      return dot_units<kUnpack, kMins, kMinsPer16, 4>(unpack, shift, be, bb, rows, xs, cols, out);
   }
 }
 
@@ -345,18 +353,39 @@ void dot_tokens(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
 
 void ggml_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,
                     int64_t cols, float* out) {
-  const ggml::GgmlTypeKernels* k = ggml::ggml_type_kernels(t);
-  ggml::UnpackFn unpack = ggml::unpacker_avx512(t);
-  if (!unpack) unpack = k->unpack;
+  using namespace ggml;
+  const GgmlTypeKernels* k = ggml_type_kernels(t);
   const int64_t be = dtype_block_elems(t), bb = dtype_block_bytes(t);
   TERN_CHECK((k->offset & (k->offset - 1)) == 0);  // 0 or a power of two: a shift
   const int shift = k->offset ? __builtin_ctz(k->offset) : 0;
-  if (!k->has_mins)
-    dot_tokens<false, false>(unpack, shift, be, bb, rows, xs, nt, cols, out);
-  else if (t == DType::q2_k)
-    dot_tokens<true, true>(unpack, shift, be, bb, rows, xs, nt, cols, out);
-  else
-    dot_tokens<true, false>(unpack, shift, be, bb, rows, xs, nt, cols, out);
+  const UnpackFn u = k->unpack;
+  switch (t) {
+    case DType::q4_k:
+      return dot_tokens<unpack_q45_k<false>, true, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+    case DType::q5_k:
+      return dot_tokens<unpack_q45_k<true>, true, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+    case DType::q6_k:
+      return dot_tokens<unpack_q6_k, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+    case DType::iq4_xs:
+      return dot_tokens<unpack_iq4_xs, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+    case DType::iq4_nl:
+      return dot_tokens<unpack_iq4_nl, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+    case DType::q4_1:
+      return dot_tokens<unpack_q4x_q5x<20, true, false>, true, false>(u, shift, be, bb, rows, xs,
+                                                                      nt, cols, out);
+    case DType::q5_0:
+      return dot_tokens<unpack_q4x_q5x<22, false, true>, false, false>(u, shift, be, bb, rows, xs,
+                                                                       nt, cols, out);
+    case DType::q5_1:
+      return dot_tokens<unpack_q4x_q5x<24, true, true>, true, false>(u, shift, be, bb, rows, xs,
+                                                                     nt, cols, out);
+    case DType::q2_k:
+      return dot_tokens<nullptr, true, true>(u, shift, be, bb, rows, xs, nt, cols, out);
+    default:
+      if (k->has_mins)
+        return dot_tokens<nullptr, true, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+      return dot_tokens<nullptr, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+  }
 }
 
 }  // namespace tern::kernels

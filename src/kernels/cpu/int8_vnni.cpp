@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "kernels/cpu/avx512_hsum.h"
+#include "kernels/cpu/tile_prefetch.h"
 #include "kernels/int8_decode.h"
 
 namespace tern::kernels {
@@ -25,7 +26,6 @@ bool int8_vnni_built() {
 
 namespace {
 
-constexpr int64_t kPrefetch = 1024;  // bytes ahead in each row's stream
 
 inline float f16_scale(const uint8_t* block) {
   uint16_t h;
@@ -59,6 +59,7 @@ inline __m512i spread4(int r) {  // lanes 4i..4i+3: 4r + i
 }
 
 void dot4_q8_0(const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks, float* out) {
+  const int64_t ahead = tile_prefetch_distance(rows);
   constexpr int64_t kBytes = 34;
   __m512 acc[4][2];
   for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
@@ -78,8 +79,8 @@ void dot4_q8_0(const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks, flo
     const __m512i i23 = _mm512_loadu_si512(x.init8.data() + b * 8 + 16);
     for (int r = 0; r < 4; ++r) {
       const uint8_t* blk = rows[r] + b * kBytes + 2;
-      _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetch), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetch + 64), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 64), _MM_HINT_T0);
       const __m512i w01 = _mm512_xor_si512(
           _mm512_inserti64x4(_mm512_castsi256_si512(load256(blk)), load256(blk + kBytes), 1), flip);
       const __m512i w23 =
@@ -135,6 +136,7 @@ void dot4_q4_0_tail(const uint8_t* const* rows, const ActQ8& x, int64_t b, int64
 }
 
 void dot4_q4_0(const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks, float* out) {
+  const int64_t ahead = tile_prefetch_distance(rows);
   constexpr int64_t kBytes = 18;
   __m512 acc[4];
   for (auto& a : acc) a = _mm512_setzero_ps();
@@ -153,7 +155,7 @@ void dot4_q4_0(const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks, flo
     const __m512i init = _mm512_loadu_si512(x.init4.data() + b * 4);
     for (int r = 0; r < 4; ++r) {
       const uint8_t* blk = rows[r] + b * kBytes + 2;
-      _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetch), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
       __m512i raw = _mm512_castsi128_si512(load128(blk));
       raw = _mm512_inserti32x4(raw, load128(blk + kBytes), 1);
       raw = _mm512_inserti32x4(raw, load128(blk + 2 * kBytes), 2);
@@ -177,6 +179,7 @@ void dot4_q4_0(const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks, flo
 __attribute__((target("avx512vbmi"))) void dot4_q4_0_vbmi(const uint8_t* const* rows,
                                                           const ActQ8& x, int64_t n_blocks,
                                                           float* out) {
+  const int64_t ahead = tile_prefetch_distance(rows);
   constexpr int64_t kBytes = 18;
   alignas(64) uint8_t quant_idx[64], scale_idx[64] = {};
   for (int i = 0; i < 4; ++i)
@@ -198,8 +201,8 @@ __attribute__((target("avx512vbmi"))) void dot4_q4_0_vbmi(const uint8_t* const* 
         _mm512_permutexvar_ps(spread_x, _mm512_castps128_ps512(_mm_loadu_ps(x.d.data() + b)));
     for (int r = 0; r < 4; ++r) {
       const uint8_t* grp = rows[r] + b * kBytes;
-      _mm_prefetch(reinterpret_cast<const char*>(grp + kPrefetch), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(grp + kPrefetch + 64), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(grp + ahead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(grp + ahead + 64), _MM_HINT_T0);
       const __m512i a = _mm512_loadu_si512(grp);
       const __m512i raw =
           _mm512_permutex2var_epi8(a, qidx, _mm512_maskz_loadu_epi8(0xFF, grp + 64));
@@ -222,6 +225,7 @@ template <int NT>
 __attribute__((target("avx512vbmi"))) void dot4xn_q4_0_vbmi(const uint8_t* const* rows,
                                                             const ActQ8* const* xs,
                                                             int64_t n_blocks, float* out) {
+  const int64_t ahead = tile_prefetch_distance(rows);
   constexpr int64_t kBytes = 18;
   alignas(64) uint8_t quant_idx[64], scale_idx[64] = {};
   for (int i = 0; i < 4; ++i)
@@ -239,8 +243,8 @@ __attribute__((target("avx512vbmi"))) void dot4xn_q4_0_vbmi(const uint8_t* const
   for (; b + 4 <= n_blocks; b += 4) {
     for (int r = 0; r < 4; ++r) {
       const uint8_t* grp = rows[r] + b * kBytes;
-      _mm_prefetch(reinterpret_cast<const char*>(grp + kPrefetch), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(grp + kPrefetch + 64), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(grp + ahead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(grp + ahead + 64), _MM_HINT_T0);
       const __m512i a = _mm512_loadu_si512(grp);
       const __m512i raw =
           _mm512_permutex2var_epi8(a, qidx, _mm512_maskz_loadu_epi8(0xFF, grp + 64));

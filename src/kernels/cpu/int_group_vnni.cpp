@@ -11,12 +11,12 @@
 #include <immintrin.h>
 
 #include "kernels/cpu/avx512_hsum.h"
+#include "kernels/cpu/tile_prefetch.h"
 #include "kernels/int_group_decode.h"
 
 namespace tern::kernels {
 namespace {
 
-constexpr int64_t kPrefetch = 1024;  // bytes ahead in each row's stream
 
 // s_w(row, block b + i) * d_x(b + i) in lane i, i < 4 (b a multiple of 4). `shift`:
 // log2(blocks per group) when that is a power of two, else -1 (divide).
@@ -58,6 +58,7 @@ float tail_block(const IntGroupRows& w, int r, const ActQ8& x, int64_t b) {
 }  // namespace
 
 void int_group_dot4_vnni(const IntGroupRows& w, const ActQ8& x, float* out) {
+  const int64_t ahead = tile_prefetch_distance(w.rows);
   const int64_t nb = w.cols / 32, bpg = w.group / 32;
   const int shift = (bpg & (bpg - 1)) == 0 ? __builtin_ctzll(uint64_t(bpg)) : -1;
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
@@ -77,8 +78,8 @@ void int_group_dot4_vnni(const IntGroupRows& w, const ActQ8& x, float* out) {
       const __m512i i23 = _mm512_loadu_si512(x.init8.data() + b * 8 + 16);
       for (int r = 0; r < 4; ++r) {
         const uint8_t* p = w.rows[r] + b * 32;
-        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch + 64), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p + ahead), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p + ahead + 64), _MM_HINT_T0);
         const __m512 sc = _mm512_castps128_ps512(block_scales(w.scales[r], b, bpg, shift, xd));
         const __m512i d01 =
             _mm512_dpbusd_epi32(i01, _mm512_xor_si512(_mm512_loadu_si512(p), flip), x01);
@@ -99,7 +100,7 @@ void int_group_dot4_vnni(const IntGroupRows& w, const ActQ8& x, float* out) {
       const __m512i init = _mm512_loadu_si512(x.init4.data() + b * 4);
       for (int r = 0; r < 4; ++r) {
         const uint8_t* p = w.rows[r] + b * 16;
-        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p + ahead), _MM_HINT_T0);
         const __m512i v = _mm512_loadu_si512(p);
         const __m512i lo = _mm512_and_si512(v, low4);
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
