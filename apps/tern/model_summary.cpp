@@ -154,7 +154,10 @@ nlohmann::json summary_json(const ModelSummary& s) {
   if (s.has_files) {
     nlohmann::json mix = nlohmann::json::object();
     for (const auto& [dt, t] : s.dtype_mix)
-      mix[dt] = {{"tensors", t.tensors}, {"elements", t.elements}, {"bytes", t.bytes}};
+      mix[dt] = {{"tensors", t.tensors},
+                 {"elements", t.elements},
+                 {"bytes", t.bytes},
+                 {"bits_per_weight", t.elements ? 8.0 * double(t.bytes) / double(t.elements) : 0}};
     j["files"] = {{"tensors", s.file_tensors},           {"bytes", s.file_bytes},
                   {"resident_bytes", s.resident_bytes},  {"parameters_main", s.file_params},
                   {"parameters_mtp", s.mtp_file_params}, {"dtype_mix", mix}};
@@ -217,9 +220,12 @@ std::string summary_table(const ModelSummary& s) {
     row("parameters in files",
         grouped(s.file_params) +
             (s.mtp_file_params ? " + " + grouped(s.mtp_file_params) + " MTP" : ""));
-    for (const auto& [dt, t] : s.dtype_mix)
-      row("  " + dt,
-          grouped(t.tensors) + " tensors, " + human(t.elements) + " values, " + bytes(t.bytes));
+    for (const auto& [dt, t] : s.dtype_mix) {
+      char bpw[32] = "";  // bits per weight, scales included (Q4_K: 4.50)
+      if (t.elements) std::snprintf(bpw, sizeof bpw, ", %.2f bpw", 8.0 * double(t.bytes) / double(t.elements));
+      row("  " + dt, grouped(t.tensors) + " tensors, " + human(t.elements) + " values, " +
+                         bytes(t.bytes) + bpw);
+    }
   } else {
     row("weights memory (bf16 / fp8)", bytes(2 * p.total) + " / " + bytes(p.total));
   }

@@ -3,6 +3,8 @@
 // never a crash; docs/cli.md).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -35,6 +37,28 @@ TEST(CliInfo, ConfigFiguresForRealModels) {
   r = run_tern("info --json --config " + kData + "/model/configs/r1_distill_qwen_1_5b.json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(nlohmann::json::parse(r.output)["parameters"]["total"].get<int64_t>(), 1777088000);
+}
+
+// A llama-quantize mix: each tensor type listed with its bits per weight (ggml's block sizes:
+// Q4_K 144 bytes per 256 values = 4.5, Q6_K 6.5625, IQ1_S 1.5625, IQ2_XXS 2.0625), and the
+// weights resident as stored (resident memory within 3% of the file's tensor bytes).
+TEST(CliInfo, GgufQuantMixListsBitsPerWeight) {
+  const std::string path = kData + "/golden/llama_cpp_quants/deepseek3_dynamic_iq1_s/model.gguf";
+  auto r = tern::test::run_tern_split("info --json " + path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto& mix = j["files"]["dtype_mix"];
+  EXPECT_DOUBLE_EQ(mix["q4_k"]["bits_per_weight"].get<double>(), 4.5);
+  EXPECT_DOUBLE_EQ(mix["q6_k"]["bits_per_weight"].get<double>(), 6.5625);
+  EXPECT_DOUBLE_EQ(mix["iq1_s"]["bits_per_weight"].get<double>(), 1.5625);
+  EXPECT_DOUBLE_EQ(mix["iq2_xxs"]["bits_per_weight"].get<double>(), 2.0625);
+  const auto file_bytes = j["files"]["bytes"].get<int64_t>();
+  const auto resident = j["files"]["resident_bytes"].get<int64_t>();
+  EXPECT_LE(std::llabs(resident - file_bytes), file_bytes * 3 / 100);
+  r = tern::test::run_tern_split("info " + path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("4.50 bpw"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1.56 bpw"), std::string::npos) << r.out;
 }
 
 TEST(CliInfo, CheckpointInventoryMatchesFormula) {
