@@ -63,12 +63,7 @@ void run_convert(const ConvertArgs& a) {
   require_new_output(a.out, a.force);
   if (a.out == "-") fail(ErrorKind::request, "convert writes a file; '-' (stdout) is not one");
   model::GgufExportOptions o;
-  if (a.type != "auto") {
-    DType t;
-    if (!dtype_from_name(a.type, &t) || !model::gguf_export_type_supported(t))
-      fail(ErrorKind::request, "--type '" + a.type + "': expected f32, f16, bf16, q8_0 or q4_0");
-    o.type = t;
-  }
+  model::parse_gguf_export_type(a.type, &o);
   const std::string path = resolve_model_path(a.model);
   const auto start = std::chrono::steady_clock::now();
   const model::Model m = model::Model::load(path);
@@ -114,8 +109,10 @@ void setup_convert(CLI::App& sub) {
   add_choice(sub, "--to", args->to, "output format", {"gguf"});
   add_choice(sub, "--type", args->type,
              "storage of the matrices (norms, biases and MoE routers stay f32); auto keeps the "
-             "source's where GGUF has it (FP8 becomes bf16)",
-             {"auto", "f32", "f16", "bf16", "q8_0", "q4_0"});
+             "source's where GGUF has it (FP8 becomes bf16); q4_k_m / q5_k_m: llama.cpp's "
+             "medium mixes (head, and attn_v / ffn_down of some layers, in q6_k)",
+             {"auto", "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "q4_k_m",
+              "q5_k_m"});
   sub.add_option("--name", args->name, "general.name (default: the model folder's name)");
   sub.add_option("--tokenizer", args->tokenizer,
                  "folder with the tokenizer.json to write (default: the model's own)");

@@ -8,6 +8,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "kernels/ggml/quantize_k.h"
 
 namespace tern::kernels {
 
@@ -113,6 +114,16 @@ void quantize_row(DType t, const float* x, int64_t n, uint8_t* out) {
         (t == DType::q8_0 ? q8_0_block : q4_0_block)(x + b * kBlock, out + b * block_bytes);
       return;
     }
+    case DType::q4_k:
+    case DType::q5_k:
+    case DType::q6_k:
+      if (n % 256 != 0)
+        fail(ErrorKind::format, "quantize_row: " + std::to_string(n) + " values are not whole " +
+                                    std::string(dtype_name(t)) + " blocks of 256");
+      (t == DType::q4_k   ? ggml::quantize_row_q4_k
+       : t == DType::q5_k ? ggml::quantize_row_q5_k
+                          : ggml::quantize_row_q6_k)(x, n, out);
+      return;
     default:
       fail(ErrorKind::format,
            "quantize_row: cannot encode " + std::string(dtype_name(t)) + " rows");

@@ -14,8 +14,8 @@ namespace tern::kernels {
 void quantize_fp8_blocks(const float* w, int64_t rows, int64_t cols, int64_t br, int64_t bc,
                          uint8_t* out, float* scales);
 
-// One row of n values -> dtype_bytes_for(t, n) bytes of `t` (f32, f16, bf16, q8_0 or q4_0;
-// n a multiple of 32 for the block types). Q8_0 and Q4_0 follow ggml's reference quantisers
+// One row of n values -> dtype_bytes_for(t, n) bytes of `t` (f32, f16, bf16, q8_0, q4_0, or
+// the k-quants q4_k, q5_k, q6_k of ggml/quantize_k.h; n a multiple of the block size). Q8_0 and Q4_0 follow ggml's reference quantisers
 // (Q8_0: d = amax/127, q = round(x/d); Q4_0: d = -(value of largest magnitude)/8,
 // q = min(15, trunc(x/d + 8.5)), low nibbles elements 0..15), so files match llama.cpp's.
 // Fails (format) for other dtypes or a partial block.

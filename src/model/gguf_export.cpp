@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -30,17 +31,24 @@ using formats::GgufTensorSpec;
 struct RowSource {
   int64_t rows = 0, cols = 0;
   std::function<void(int64_t row, float* out)> fill;
+  // The stored matrix the rows are, unchanged (not permuted or transposed): a ggml block
+  // matrix written in its own type is copied byte for byte instead of re-encoded.
+  std::optional<kernels::WeightView> stored;
 };
 
 RowSource rows_of(const kernels::WeightView& w) {
   return {w.rows, w.cols,
-          [w](int64_t r, float* out) { kernels::ref::dequant_row(w, r, 0, w.cols, out); }};
+          [w](int64_t r, float* out) { kernels::ref::dequant_row(w, r, 0, w.cols, out); }, w};
 }
 
 // Encodes every row of `src` as `type` and hands the bytes to `sink`, in chunks of ~16 MB of
 // f32 so memory stays bounded whatever the tensor's size; rows are converted in parallel.
 void stream_rows(const RowSource& src, DType type, const GgufSink& sink) {
   const int64_t row_bytes = dtype_bytes_for(type, src.cols);
+  if (src.stored && src.stored->dtype == type && dtype_is_ggml_block(type)) {
+    sink(src.stored->row_ptr(0), size_t(src.rows * row_bytes));  // the blocks as they are
+    return;
+  }
   const int64_t chunk =
       std::max<int64_t>(1, (int64_t(16) << 20) / std::max<int64_t>(1, src.cols * 4));
   std::vector<float> f;
@@ -67,6 +75,7 @@ RowSource permuted_for_norm_rope(RowSource src, int64_t head_dim) {
     const int64_t h = r / head_dim, j = r % head_dim;
     base(h * head_dim + (j % 2) * (head_dim / 2) + j / 2, out);
   };
+  src.stored.reset();  // rows moved: no longer the stored matrix
   return src;
 }
 
@@ -128,16 +137,46 @@ class Planner {
     }
   }
 
-  // The storage type of a matrix: the requested one, else the source's where GGUF has it.
-  DType matrix_type(DType source, int64_t cols, const std::string& gguf_name) {
+  // llama.cpp's use_more_bits: the first and last eighth of the layers and every third layer
+  // between get more bits in its _M mixes.
+  bool more_bits_layer(const std::string& gguf_name) const {
+    if (!gguf_name.starts_with("blk.")) return false;
+    const int64_t i = std::stoll(gguf_name.substr(4)), n = c_.num_hidden_layers;
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+  }
+
+  // The storage type of a matrix: the requested one (and mix), else the source's where GGUF has
+  // it.
+  // `copyable`: the rows are the stored matrix unchanged, so a ggml block source can be copied.
+  DType matrix_type(DType source, int64_t cols, const std::string& gguf_name, bool copyable) {
     if (gguf_name.ends_with("ffn_gate_inp.weight")) return DType::f32;  // routing decisions
+    if (!o_.type && dtype_is_ggml_block(source) && source != DType::q8_0 &&
+        source != DType::q4_0) {
+      if (copyable && !gguf_name.ends_with("attn_k_b.weight")) return source;
+      if (!gguf_export_type_supported(source)) {
+        ++fallbacks_[std::string("matrices stored as f32: they are rearranged from ") +
+                     std::string(dtype_name(source)) + " blocks tern does not encode"];
+        return DType::f32;
+      }
+    }
     DType t = o_.type.value_or(source);
     if (t == DType::f8_e4m3 || !gguf_export_type_supported(t)) t = DType::bf16;
     if (t == DType::q4_0 && gguf_name == "output.weight") {
       ++fallbacks_["output head(s) stored as q8_0: q4_0 costs the head too much accuracy"];
       return DType::q8_0;
     }
-    if ((t == DType::q8_0 || t == DType::q4_0) && cols % 32 != 0) {
+    if (o_.medium_mix &&
+        (gguf_name == "output.weight" ||
+         ((gguf_name.find(".attn_v.") != std::string::npos ||
+           gguf_name.find(".ffn_down") != std::string::npos) &&
+          more_bits_layer(gguf_name))))
+      t = DType::q6_k;
+    const int64_t block = dtype_block_elems(t);
+    if (block == 256 && cols % 256 != 0) {
+      t = cols % 32 == 0 ? DType::q8_0 : DType::f16;
+      ++fallbacks_[std::string("matrices stored as ") + std::string(dtype_name(t)) +
+                   ": their rows are not whole k-quant blocks of 256"];
+    } else if (block == 32 && cols % 32 != 0) {
       t = DType::f16;
       ++fallbacks_["matrices stored as f16: their rows are not whole blocks of 32"];
     }
@@ -145,7 +184,7 @@ class Planner {
     // ("GGML_ASSERT(*cur_backend_id != -1)": its matmul takes a permuted activation); bf16 and
     // f32 run. bf16 where the source is bf16 (exact) or FP8, else f32 (exact).
     if (gguf_name.ends_with("attn_k_b.weight") &&
-        (t == DType::f16 || t == DType::q8_0 || t == DType::q4_0)) {
+        (t == DType::f16 || dtype_is_ggml_block(t))) {
       t = source == DType::bf16 || source == DType::f8_e4m3 ? DType::bf16 : DType::f32;
       ++fallbacks_[std::string("attn_k_b matrices stored as ") + std::string(dtype_name(t)) +
                    ": llama.cpp aborts on f16 or quantised ones"];
@@ -164,7 +203,7 @@ class Planner {
   }
 
   void add_matrix(const std::string& gguf_name, const RowSource& rows, DType source_type) {
-    const DType t = matrix_type(source_type, rows.cols, gguf_name);
+    const DType t = matrix_type(source_type, rows.cols, gguf_name, rows.stored.has_value());
     count_type(t, rows.rows * rows.cols);
     add({gguf_name, formats::ggml_type_from_dtype(t), {uint64_t(rows.cols), uint64_t(rows.rows)}},
         [rows, t](const GgufSink& sink) { stream_rows(rows, t, sink); });
@@ -207,7 +246,7 @@ class Planner {
   // Experts of one layer and projection become one stacked tensor ne {cols, rows, E}.
   void add_expert(const std::string& hf, const std::string& g, int64_t expert, const Linear& l) {
     if (expert == 0) {
-      const DType t = matrix_type(l.view.dtype, l.view.cols, g);
+      const DType t = matrix_type(l.view.dtype, l.view.cols, g, true);
       count_type(t, l.view.rows * l.view.cols * c_.n_routed_experts);
       auto parts = std::make_shared<std::vector<kernels::WeightView>>();
       stacked_[g] = parts;
@@ -239,7 +278,7 @@ class Planner {
       // The transpose runs across the blocks of a Q8_0/Q4_0 kv_b, so quantising it again would
       // add a second rounding; unless a type was asked for, it is kept exact in f32.
       k_type = kv.dtype;
-      if (!o_.type && (kv.dtype == DType::q8_0 || kv.dtype == DType::q4_0)) {
+      if (!o_.type && dtype_is_ggml_block(kv.dtype)) {
         k_type = DType::f32;
         ++fallbacks_
             ["attn_k_b matrices stored as f32: they are transposed from quantised "
@@ -261,11 +300,13 @@ class Planner {
                     cached_id = id, cached_head = h;
                   }
                   for (int64_t i = 0; i < dn; ++i) out[i] = uk[size_t(i * rkv + j)];
-                }};
+                },
+                std::nullopt};
       v_rows = {H * dv, rkv, [kv, dn, dv](int64_t r, float* out) {
                   const int64_t h = r / dv, i = r % dv;
                   kernels::ref::dequant_row(kv, h * (dn + dv) + dn + i, 0, kv.cols, out);
-                }};
+                },
+                std::nullopt};
     } else {
       const kernels::WeightView kb{a.k_b.dtype(), H * rkv, dn, a.k_b.data()};
       const kernels::WeightView vb{a.v_b.dtype(), H * dv, rkv, a.v_b.data()};
@@ -278,7 +319,7 @@ class Planner {
 
   // A [H, rows/H, cols] tensor written as H stacked matrices.
   void add_matrix3(const std::string& g, const RowSource& rows, DType source_type, int64_t H) {
-    const DType t = matrix_type(source_type, rows.cols, g);
+    const DType t = matrix_type(source_type, rows.cols, g, rows.stored.has_value());
     count_type(t, rows.rows * rows.cols);
     add({g,
          formats::ggml_type_from_dtype(t),
@@ -301,6 +342,12 @@ class Planner {
         return 2;
       case DType::q8_0:
         return 7;
+      case DType::q4_k:  // LLAMA_FTYPE_MOSTLY_Q4_K_S / _M
+        return o_.medium_mix ? 15 : 14;
+      case DType::q5_k:  // Q5_K_S / _M
+        return o_.medium_mix ? 17 : 16;
+      case DType::q6_k:
+        return 18;
       case DType::bf16:
         return 32;
       default:
@@ -317,8 +364,11 @@ class Planner {
     key("general.architecture", formats::gguf_string(a));
     if (!o_.name.empty()) key("general.name", formats::gguf_string(o_.name));
     u32("general.file_type", file_type());
-    if (elems_by_type_.count(DType::q8_0) || elems_by_type_.count(DType::q4_0))
-      u32("general.quantization_version", 2);
+    for (const auto& [t, n] : elems_by_type_)
+      if (dtype_is_ggml_block(t)) {
+        u32("general.quantization_version", 2);
+        break;
+      }
     u32(a + ".context_length", c_.max_position_embeddings);
     u32(a + ".embedding_length", c_.hidden_size);
     u32(a + ".block_count", c_.num_hidden_layers);
@@ -407,7 +457,22 @@ uint64_t GgufExport::data_bytes() const {
 
 bool gguf_export_type_supported(DType t) {
   return t == DType::f32 || t == DType::f16 || t == DType::bf16 || t == DType::q8_0 ||
-         t == DType::q4_0;
+         t == DType::q4_0 || t == DType::q4_k || t == DType::q5_k || t == DType::q6_k;
+}
+
+void parse_gguf_export_type(const std::string& name, GgufExportOptions* o) {
+  if (name == "auto") return;
+  std::string base = name;
+  if (name == "q4_k_m" || name == "q5_k_m") {
+    base = name.substr(0, 4);
+    o->medium_mix = true;
+  }
+  DType t;
+  if (!dtype_from_name(base, &t) || !gguf_export_type_supported(t))
+    fail(ErrorKind::request, "--type '" + name +
+                                 "': expected auto, f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k, "
+                                 "q4_k_m or q5_k_m");
+  o->type = t;
 }
 
 GgufExport plan_gguf_export(const Model& m, const GgufExportOptions& opts) {

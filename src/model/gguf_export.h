@@ -25,9 +25,14 @@
 namespace tern::model {
 
 struct GgufExportOptions {
-  // Storage type of the matrices: f32, f16, bf16, q8_0 or q4_0; empty keeps each matrix's own
-  // type where GGUF has it (FP8 becomes bf16). Vectors (norms, biases) and MoE routers stay f32.
+  // Storage type of the matrices: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k or q6_k; empty keeps
+  // each matrix's own type where GGUF has it (FP8 becomes bf16). Vectors (norms, biases) and
+  // MoE routers stay f32.
   std::optional<DType> type;
+  // llama.cpp's "medium" k-quant mixes on top of `type` (q4_k or q5_k): the output head and,
+  // in the layers llama.cpp gives more bits (the first and last eighth, and every third between),
+  // attn_v and ffn_down in q6_k (Q4_K_M / Q5_K_M).
+  bool medium_mix = false;
   std::string name;  // general.name
   // Keys appended verbatim after the model's own (the tokenizer's `tokenizer.*`).
   formats::GgufMetadata extra = formats::GgufMetadata();
@@ -48,5 +53,9 @@ GgufExport plan_gguf_export(const Model& m, const GgufExportOptions& opts);
 
 // The storage types --type accepts.
 bool gguf_export_type_supported(DType t);
+
+// Parses --type: "auto" (nullopt), a supported dtype name, or "q4_k_m" / "q5_k_m" (their base
+// type with medium_mix). Fails (request) naming the accepted values.
+void parse_gguf_export_type(const std::string& name, GgufExportOptions* o);
 
 }  // namespace tern::model

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -322,3 +323,75 @@ TEST(QuantizeRow, ErrorIsWithinTheStep) {
 }
 
 }  // namespace
+
+// ---- k-quant export ----
+
+namespace {
+
+std::map<std::string, uint32_t> tensor_types(const std::string& path) {
+  std::map<std::string, uint32_t> out;
+  const formats::GgufFile f = formats::GgufFile::open(path);
+  for (const auto& t : f.tensors()) out[t.name] = t.ggml_type;
+  return out;
+}
+
+}  // namespace
+
+// --type q4_k_m / q5_k_m pick each tensor's type as llama-quantize does for the same model
+// (tests/golden/llama_cpp_quants: output head and the more-bits layers' attn_v / ffn_down in
+// Q6_K, the rest in the base type).
+TEST(GgufExport, MediumMixesChooseTypesAsLlamaQuantize) {
+  for (const char* mix : {"q4_k_m", "q5_k_m"}) {
+    SCOPED_TRACE(mix);
+    const std::string llama = golden(std::string("llama_cpp_quants/qwen2_") + mix + "/model.gguf");
+    TempDir tmp;
+    {
+      const Model src = Model::load(llama);
+      GgufExportOptions o;
+      parse_gguf_export_type(mix, &o);
+      EXPECT_TRUE(o.medium_mix);
+      GgufExport plan = plan_gguf_export(src, o);
+      formats::write_gguf(tmp.file("m.gguf"), plan.metadata, plan.specs,
+                          [&](size_t i, const formats::GgufSink& sink) { plan.writers[i](sink); });
+    }
+    EXPECT_EQ(tensor_types(tmp.file("m.gguf")), tensor_types(llama));
+    const auto f = formats::GgufFile::open(tmp.file("m.gguf"));
+    EXPECT_EQ(f.metadata().get_u32("general.file_type"), std::string(mix) == "q4_k_m" ? 15u : 17u);
+  }
+  GgufExportOptions o;
+  try {
+    parse_gguf_export_type("iq2_xxs", &o);
+    ADD_FAILURE() << "iq2_xxs is not a type tern encodes";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::request);
+    EXPECT_NE(std::string(e.what()).find("q4_k_m"), std::string::npos) << e.what();
+  }
+}
+
+// A GGUF whose matrices are in ggml block types tern does not encode (IQ1_S, IQ2_XXS, ...) is
+// written again with --type auto by copying each block matrix byte for byte (attn_k_b aside:
+// the exporter stores it in f32, see matrix_type).
+TEST(GgufExport, QuantisedSourcesAreCopiedAsStored) {
+  const std::string src_path = golden("llama_cpp_quants/deepseek3_dynamic_iq1_s/model.gguf");
+  TempDir tmp;
+  {
+    const Model src = Model::load(src_path);
+    export_to(src, tmp.file("m.gguf"), std::nullopt);
+  }
+  const auto a = formats::GgufFile::open(src_path), b = formats::GgufFile::open(tmp.file("m.gguf"));
+  int copied = 0;
+  for (const auto& t : a.tensors()) {
+    const formats::GgufTensorInfo* u = b.find(t.name);
+    ASSERT_NE(u, nullptr) << t.name;
+    if (t.name.ends_with("attn_k_b.weight")) continue;
+    EXPECT_EQ(u->ggml_type, t.ggml_type) << t.name;
+    if (!t.dtype || !dtype_is_ggml_block(*t.dtype)) continue;
+    ASSERT_EQ(u->nbytes, t.nbytes) << t.name;
+    EXPECT_EQ(std::memcmp(a.file()->data() + t.file_offset, b.file()->data() + u->file_offset,
+                          size_t(t.nbytes)),
+              0)
+        << t.name;
+    ++copied;
+  }
+  EXPECT_GE(copied, 10);
+}

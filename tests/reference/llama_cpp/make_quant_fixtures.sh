@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates tests/golden/llama_cpp_quants/: small models quantised by llama.cpp's own
-# llama-quantize into every GGUF quantisation tern computes with (the standard mixes Q2_K ..
+# llama-quantize into every GGUF quantisation tern computes with (and by `tern convert` into the
+# k-quants it writes, tern_*) (the standard mixes Q2_K ..
 # Q6_K, IQ1_S .. IQ4_XS, and a DeepSeek-V3 model in a dynamic-1.58-bit-style mix: IQ1_S routed
 # experts with higher-precision attention, shared experts, dense layer, embedding and head, as
 # people run R1 at home), each with the logits llama.cpp computes for it (npm
@@ -59,8 +60,8 @@ tensor_io.write_safetensors(path, t)
 PY
   /usr/bin/python3 "$here/byte_tokenizer.py" >"$work/$name/tokenizer.json"
   "$tern" convert "$work/$name" "$work/$name-f16.gguf" --type f16 --name "$name" --force >/dev/null
-  "$llama_bin/llama-imatrix" -m "$work/$name-f16.gguf" -f "$root/README.md" -c 64 --chunks 16 \
-    -o "$work/$name-imatrix.gguf" >/dev/null 2>&1
+  (cd "$work" && "$llama_bin/llama-imatrix" -m "$name-f16.gguf" -f "$root/README.md" -c 64 \
+    --chunks 16 -o "$name-imatrix.gguf") >/dev/null 2>&1
 }
 
 # quantise NAME FIXTURE TYPE [llama-quantize options...]
@@ -69,8 +70,10 @@ quantise() {
   shift 3
   local dst=$out/$fixture
   mkdir -p "$dst"
-  "$llama_bin/llama-quantize" --imatrix "$work/$name-imatrix.gguf" "$@" "$work/$name-f16.gguf" \
-    "$dst/model.gguf" "$type" >"$work/$fixture.log" 2>&1 || { cat "$work/$fixture.log"; exit 1; }
+  # Relative paths: llama-quantize records the imatrix file's name in the GGUF, and the
+  # temporary folder's would make every regeneration differ.
+  (cd "$work" && "$llama_bin/llama-quantize" --imatrix "$name-imatrix.gguf" "$@" "$name-f16.gguf" \
+    "$dst/model.gguf" "$type") >"$work/$fixture.log" 2>&1 || { cat "$work/$fixture.log"; exit 1; }
   (cd "$node_dir" && node logits.mjs "$dst/model.gguf" "$ids" "$dst/llama_cpp_logits.npy") >/dev/null
   /usr/bin/python3 - "$dst/case.json" "$fixture" "$type" "$ids" "$*" <<'PY'
 import json, sys
@@ -86,10 +89,33 @@ PY
   echo "$fixture: $(du -h "$dst/model.gguf" | cut -f1)"
 }
 
+# tern_written NAME FIXTURE TYPE: the source converted by `tern convert --type TYPE` (tern's own
+# k-quant encoders and Q4_K_M / Q5_K_M choices), with llama.cpp's logits for that file.
+tern_written() {
+  local name=$1 fixture=$2 type=$3
+  local dst=$out/$fixture
+  mkdir -p "$dst"
+  "$tern" convert "$work/$name" "$dst/model.gguf" --type "$type" --name "$fixture" --force >/dev/null
+  (cd "$node_dir" && node logits.mjs "$dst/model.gguf" "$ids" "$dst/llama_cpp_logits.npy") >/dev/null
+  /usr/bin/python3 - "$dst/case.json" "$fixture" "$type" "$ids" <<'PY'
+import json, sys
+path, name, type_, ids = sys.argv[1:]
+json.dump({"name": name, "tern_convert_type": type_, "ids": json.loads(ids),
+           "llama_cpp": "npm node-llama-cpp@3.22.1 (prebuilt linux-x64 CPU binary), 1 thread, "
+                        "F32 KV cache, no flash attention",
+           "logits": "llama_cpp_logits.npy [T, vocab] float32: next-token logits at each position"},
+          open(path, "w"), indent=2)
+PY
+  echo "$fixture: $(du -h "$dst/model.gguf" | cut -f1)"
+}
+
 source qwen2 qwen2_tiny '{"hidden_size": 256, "intermediate_size": 256, "num_hidden_layers": 2}'
 for t in Q2_K Q3_K_M Q4_K_M Q5_K_M Q6_K Q4_1 Q5_1 IQ4_NL IQ4_XS IQ3_XXS IQ3_M IQ2_XXS IQ2_XS \
   IQ2_M IQ1_S IQ1_M; do
   quantise qwen2 "qwen2_$(echo "$t" | tr 'A-Z' 'a-z')" "$t"
+done
+for t in q4_k_m q5_k_m q6_k; do
+  tern_written qwen2 "tern_qwen2_$t" "$t"
 done
 
 # DeepSeek-V3 (MLA, sigmoid noaux_tc routing) in a dynamic-1.58-bit-style mix.
