@@ -13,173 +13,11 @@
 
 #include "core/error.h"
 #include "kernels/cpu/avx512_hsum.h"
+#include "kernels/cpu/ggml_unpack_avx512.h"
 #include "kernels/ggml/ggml_decode.h"
 
 namespace tern::kernels {
 namespace ggml {
-namespace {
-
-inline float f16_at(const uint8_t* p) {
-  return _cvtsh_ss(uint16_t(p[0] | (p[1] << 8)));
-}
-inline __m512i load64(const uint8_t* p) {
-  return _mm512_loadu_si512(p);
-}
-inline void store64(uint8_t* p, __m512i v) {
-  _mm512_store_si512(p, v);
-}
-// Stores 8 per-32 factors as 16 per-16 ones (each twice).
-inline void store_dup8(float* dst, __m256 v8) {
-  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  _mm512_store_ps(dst, _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(v8)));
-}
-
-// q4_k / q5_k: 64 qs bytes hold values [128h, 128h + 128): bytes 0..31 low nibbles are the
-// first 32 values, their high nibbles the next 32, then bytes 32..63 likewise.
-// The 8 six-bit scales (low 8 bytes) and mins (high 8 bytes) of Q4_K / Q5_K's 12 scale bytes,
-// four at a time in 32-bit words (ggml::k_scale_min's layout).
-inline __m128i k_scales_mins(const uint8_t* sc) {
-  uint32_t w0, w1, w2;
-  std::memcpy(&w0, sc, 4);
-  std::memcpy(&w1, sc + 4, 4);
-  std::memcpy(&w2, sc + 8, 4);
-  const uint32_t six = 0x3F3F3F3Fu, top = 0x30303030u, nib = 0x0F0F0F0Fu;
-  const uint32_t s_lo = w0 & six, s_hi = (w2 & nib) | ((w0 >> 2) & top);
-  const uint32_t m_lo = w1 & six, m_hi = ((w2 >> 4) & nib) | ((w1 >> 2) & top);
-  return _mm_setr_epi32(int(s_lo), int(s_hi), int(m_lo), int(m_hi));
-}
-
-template <bool kFive>
-[[gnu::always_inline]] inline void unpack_q45_k(const uint8_t* b, int, Unpacked* o) {
-  const __m128i sm = k_scales_mins(b + 4);
-  const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
-  const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
-  const __m256 dv = _mm256_set1_ps(f16_at(b)), dm = _mm256_set1_ps(f16_at(b + 2));
-  store_dup8(o->s, _mm256_mul_ps(dv, sc));
-  // -(dmin * min), as the scalar unpacker rounds it
-  store_dup8(o->m, _mm256_xor_ps(_mm256_mul_ps(dm, mn), _mm256_set1_ps(-0.0f)));
-  const uint8_t* qs = b + (kFive ? 48 : 16);
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
-  __m512i qh;
-  if (kFive) qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)));
-  for (int h = 0; h < 2; ++h) {
-    const __m512i q = load64(qs + 64 * h);
-    const __m512i lo = _mm512_and_si512(q, low4);
-    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
-    for (int k = 0; k < 2; ++k) {  // values [128h + 64k, +64): bytes 32k.. low then high
-      __m512i u = k == 0 ? _mm512_shuffle_i64x2(lo, hi, 0x44) : _mm512_shuffle_i64x2(lo, hi, 0xEE);
-      if (kFive) {
-        // fifth bit of value v is bit v / 32 of qh[v % 32]: bits 2c, 2c + 1 for chunk c
-        const int c = 2 * h + k;
-        const __m512i bit = _mm512_inserti64x4(
-            _mm512_castsi256_si512(_mm256_set1_epi8(char(1 << (2 * c)))),
-            _mm256_set1_epi8(char(1 << (2 * c + 1))), 1);
-        u = _mm512_mask_add_epi8(u, _mm512_test_epi8_mask(qh, bit), u, _mm512_set1_epi8(16));
-      }
-      store64(o->u + 128 * h + 64 * k, u);
-    }
-  }
-}
-
-// q6_k: for half h, ql[64h..64h+64) low nibbles are values [128h, +64), high nibbles [128h+64,
-// +64); qh[32h..32h+32) bits 2j are the top 2 bits of values [128h + 32j, +32).
-[[gnu::always_inline]] inline void unpack_q6_k(const uint8_t* b, int, Unpacked* o) {
-  const float d = f16_at(b + 208);
-  const __m512 s = _mm512_mul_ps(
-      _mm512_set1_ps(d),
-      _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192)))));
-  _mm512_store_ps(o->s, s);
-  _mm512_store_ps(o->m, _mm512_setzero_ps());
-  const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
-  // per 16-bit lane shift counts: 0 / 2 for the first 64 values of a half, 4 / 6 for the next
-  const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
-  const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
-  for (int h = 0; h < 2; ++h) {
-    const __m512i ql = load64(b + 64 * h);
-    const __m512i qh =
-        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h)));
-    const __m512i h0 = _mm512_and_si512(_mm512_srlv_epi16(qh, sh01), low2);
-    const __m512i h1 = _mm512_and_si512(_mm512_srlv_epi16(qh, sh23), low2);
-    const __m512i u0 = _mm512_or_si512(_mm512_and_si512(ql, low4), _mm512_slli_epi16(h0, 4));
-    const __m512i u1 =
-        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4), _mm512_slli_epi16(h1, 4));
-    store64(o->u + 128 * h, u0);
-    store64(o->u + 128 * h + 64, u1);
-  }
-}
-
-// The IQ4 levels + 128, in every 128-bit lane (vpshufb looks up within lanes).
-inline __m512i iq4_table() {
-  return _mm512_broadcast_i32x4(_mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129,
-                                              (char)141, (char)153, (char)166, (char)181,
-                                              (char)197, (char)217, (char)241));
-}
-
-// iq4_xs: group j (of 32) is the low then high nibbles of qs[16j..16j+16).
-[[gnu::always_inline]] inline void unpack_iq4_xs(const uint8_t* b, int, Unpacked* o) {
-  const float d = f16_at(b);
-  const uint16_t sh = uint16_t(b[2] | (b[3] << 8));
-  alignas(32) float sc[8];
-  for (int j = 0; j < 8; ++j)
-    sc[j] = float((((b[4 + j / 2] >> (4 * (j % 2))) & 15) | (((sh >> (2 * j)) & 3) << 4)) - 32);
-  store_dup8(o->s, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_load_ps(sc)));
-  _mm512_store_ps(o->m, _mm512_setzero_ps());
-  const __m512i table = iq4_table(), low4 = _mm512_set1_epi8(0x0F);
-  const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
-  const __m512i second = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
-  for (int h = 0; h < 2; ++h) {  // 4 groups per 64 qs bytes
-    const __m512i q = load64(b + 8 + 64 * h);
-    const __m512i lo = _mm512_shuffle_epi8(table, _mm512_and_si512(q, low4));
-    const __m512i hi = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(q, 4), low4));
-    store64(o->u + 128 * h, _mm512_permutex2var_epi64(lo, first, hi));
-    store64(o->u + 128 * h + 64, _mm512_permutex2var_epi64(lo, second, hi));
-  }
-}
-
-// iq4_nl: 32-value blocks of 18 bytes, low nibbles then high.
-[[gnu::always_inline]] inline void unpack_iq4_nl(const uint8_t* b, int n32, Unpacked* o) {
-  const __m128i table = _mm512_castsi512_si128(iq4_table()), low4 = _mm_set1_epi8(0x0F);
-  for (int g = 0; g < n32; ++g, b += 18) {
-    o->s[2 * g] = o->s[2 * g + 1] = f16_at(b);
-    o->m[2 * g] = o->m[2 * g + 1] = 0.0f;
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
-    _mm_store_si128(reinterpret_cast<__m128i*>(o->u + 32 * g),
-                    _mm_shuffle_epi8(table, _mm_and_si128(q, low4)));
-    _mm_store_si128(reinterpret_cast<__m128i*>(o->u + 32 * g + 16),
-                    _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(q, 4), low4)));
-  }
-}
-
-// q4_1 / q5_0 / q5_1: 32-value blocks, [d, [m,]] [qh u32,] qs[16] (low nibbles then high).
-template <int kBytes, bool kMin, bool kFive>
-[[gnu::always_inline]] inline void unpack_q4x_q5x(const uint8_t* b, int n32, Unpacked* o) {
-  constexpr int kQs = 2 + (kMin ? 2 : 0) + (kFive ? 4 : 0);
-  const __m128i low4 = _mm_set1_epi8(0x0F);
-  // byte i of the expanded qh mask: bit i % 8 of qh byte i / 8 (for 16 values at a time)
-  const __m128i bit = _mm_set1_epi64x(0x8040201008040201LL);
-  for (int g = 0; g < n32; ++g, b += kBytes) {
-    o->s[2 * g] = o->s[2 * g + 1] = f16_at(b);
-    o->m[2 * g] = o->m[2 * g + 1] = kMin ? f16_at(b + 2) : 0.0f;
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + kQs));
-    __m128i lo = _mm_and_si128(q, low4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), low4);
-    if (kFive) {
-      uint32_t qh;
-      std::memcpy(&qh, b + kQs - 4, 4);
-      // bytes 0..7 <- qh byte 0, 8..15 <- byte 1 (values 0..15); then bytes 2, 3 (16..31)
-      const __m128i lo_bytes = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-      const __m128i hi_bytes = _mm_setr_epi8(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-      const __m128i h = _mm_cvtsi32_si128(int(qh));
-      const __mmask16 m_lo = _mm_test_epi8_mask(_mm_shuffle_epi8(h, lo_bytes), bit);
-      const __mmask16 m_hi = _mm_test_epi8_mask(_mm_shuffle_epi8(h, hi_bytes), bit);
-      lo = _mm_mask_add_epi8(lo, m_lo, lo, _mm_set1_epi8(16));
-      hi = _mm_mask_add_epi8(hi, m_hi, hi, _mm_set1_epi8(16));
-    }
-    _mm_store_si128(reinterpret_cast<__m128i*>(o->u + 32 * g), lo);
-    _mm_store_si128(reinterpret_cast<__m128i*>(o->u + 32 * g + 16), hi);
-  }
-}
-
-}  // namespace
 
 UnpackFn unpacker_avx512(DType t) {
   switch (t) {
@@ -199,6 +37,24 @@ UnpackFn unpacker_avx512(DType t) {
       return unpack_q4x_q5x<22, false, true>;
     case DType::q5_1:
       return unpack_q4x_q5x<24, true, true>;
+    case DType::q2_k:
+      return unpack_q2_k;
+    case DType::q3_k:
+      return unpack_q3_k;
+    case DType::iq2_xxs:
+      return unpack_iq2_xxs;
+    case DType::iq2_xs:
+      return unpack_iq2_xs;
+    case DType::iq2_s:
+      return unpack_iq2_s;
+    case DType::iq3_xxs:
+      return unpack_iq3_xxs;
+    case DType::iq3_s:
+      return unpack_iq3_s;
+    case DType::iq1_s:
+      return unpack_iq1_s;
+    case DType::iq1_m:
+      return unpack_iq1_m;
     default:
       return nullptr;
   }
@@ -380,8 +236,24 @@ void ggml_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs,
       return dot_tokens<unpack_q4x_q5x<24, true, true>, true, false>(u, shift, be, bb, rows, xs,
                                                                      nt, cols, out);
     case DType::q2_k:
-      return dot_tokens<nullptr, true, true>(u, shift, be, bb, rows, xs, nt, cols, out);
-    default:
+      return dot_tokens<unpack_q2_k, true, true>(u, shift, be, bb, rows, xs, nt, cols, out);
+    case DType::q3_k:
+      return dot_tokens<unpack_q3_k, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+    case DType::iq2_xxs:
+      return dot_tokens<unpack_iq2_xxs, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+    case DType::iq2_xs:
+      return dot_tokens<unpack_iq2_xs, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+    case DType::iq2_s:
+      return dot_tokens<unpack_iq2_s, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+    case DType::iq3_xxs:
+      return dot_tokens<unpack_iq3_xxs, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+    case DType::iq3_s:
+      return dot_tokens<unpack_iq3_s, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+    case DType::iq1_s:
+      return dot_tokens<unpack_iq1_s, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+    case DType::iq1_m:
+      return dot_tokens<unpack_iq1_m, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+    default:  // every type has a SIMD unpacker; the scalar one stays correct for a new type
       if (k->has_mins)
         return dot_tokens<nullptr, true, false>(u, shift, be, bb, rows, xs, nt, cols, out);
       return dot_tokens<nullptr, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
