@@ -2,13 +2,16 @@
 # tern and llama.cpp side by side on the same GGUF files, in one run, same threads.
 #
 #   bench/compare_llama.sh [--work DIR] [--threads N] [-p 512] [-n 128] [--models "qwen2-1.5b v3-mini-8l"]
-#                          [--types "q8_0 q4_0"] [--tern PATH]
+#                          [--types "q8_0 q4_0 Q4_K_M Q6_K"] [--tern PATH]
 #
 # 1. Builds llama.cpp's llama-bench from the source bundle npm `node-llama-cpp@3.22.1` ships
 #    (llama/gitRelease.bundle), with explicit ISA flags: its GGML_NATIVE build picks AMX and
 #    dies with SIGILL on these machines. llama.cpp is only measured; none of it goes into tern.
 # 2. Makes each shape of ../shared/bench/ with `tern init` (bf16, random weights) and writes it
-#    with `tern convert` as each type, so both engines read identical bytes.
+#    with `tern convert` as each type, so both engines read identical bytes. Upper-case types
+#    (Q4_K_M, Q6_K, IQ2_XXS, ...) are written by llama.cpp's own llama-quantize from an f16
+#    GGUF, with an importance matrix from llama-imatrix over README.md (the i-quants need one),
+#    as the files people download are.
 # 3. Runs `tern bench --json` and `llama-bench` on every file, alternating, and prints one table
 #    (prefill and decode tokens/s, tern's decode roofline and the ratios).
 # Everything is cached under --work (default /tmp/tern-compare): delete a file to redo a step.
@@ -42,7 +45,7 @@ mkdir -p "$work"
 
 # --- llama.cpp -------------------------------------------------------------------------------
 llama_bench="$work/llama.cpp/build/bin/llama-bench"
-if [ ! -x "$llama_bench" ]; then
+if [ ! -x "$llama_bench" ] || [ ! -x "$work/llama.cpp/build/bin/llama-quantize" ]; then
   if [ ! -d "$work/llama.cpp/.git" ]; then
     npm install --prefix "$work/npm" node-llama-cpp@3.22.1 --ignore-scripts --no-audit --no-fund >/dev/null
     git clone -q "$work/npm/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$work/llama.cpp"
@@ -51,7 +54,8 @@ if [ ! -x "$llama_bench" ]; then
     -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
     -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON \
     -DGGML_AVX_VNNI=ON -DLLAMA_CURL=OFF -DGGML_OPENMP=ON >/dev/null
-  cmake --build "$work/llama.cpp/build" --target llama-bench -j "$(nproc)" >/dev/null
+  cmake --build "$work/llama.cpp/build" --target llama-bench llama-quantize llama-imatrix \
+    -j "$(nproc)" >/dev/null
 fi
 
 tokenizer_for() {  # the tokenizer each shape ships with (tests' data folder)
@@ -66,8 +70,19 @@ for m in $models; do
   [ -f "$work/$m/config.json" ] ||
     "$tern" init --config "$shapes/$m.json" --out "$work/$m" --dtype bf16 >/dev/null
   for t in $types; do
-    [ -f "$work/$m-$t.gguf" ] ||
+    [ -f "$work/$m-$t.gguf" ] && continue
+    if [ "$t" = "$(echo "$t" | tr 'a-z' 'A-Z')" ]; then  # llama-quantize's type names
+      bin="$work/llama.cpp/build/bin"
+      [ -f "$work/$m-f16.gguf" ] ||
+        "$tern" convert "$work/$m" "$work/$m-f16.gguf" --type f16 --tokenizer "$(tokenizer_for "$m")" >/dev/null
+      [ -f "$work/$m-imatrix.gguf" ] ||
+        "$bin/llama-imatrix" -m "$work/$m-f16.gguf" -f "$repo/README.md" -c 128 --chunks 8 \
+          -t "$threads" -o "$work/$m-imatrix.gguf" >/dev/null 2>&1
+      "$bin/llama-quantize" --imatrix "$work/$m-imatrix.gguf" "$work/$m-f16.gguf" \
+        "$work/$m-$t.gguf" "$t" "$threads" >/dev/null 2>&1
+    else
       "$tern" convert "$work/$m" "$work/$m-$t.gguf" --type "$t" --tokenizer "$(tokenizer_for "$m")" >/dev/null
+    fi
   done
 done
 
