@@ -49,12 +49,15 @@ void quantize_act_q8(const float* x, int64_t n, ActQ8& out) {
   out.q.resize(size_t(n));
   out.d.resize(size_t(n / 32));
   out.sum.resize(size_t(n / 32));
+  out.sum16.resize(size_t(n / 16));
   for (int64_t b = 0; b < n / 32; ++b) {
     int8_t* q = out.q.data() + b * 32;
     out.d[size_t(b)] = quantize_block_q8(x + b * 32, q);
-    int32_t s = 0;
-    for (int j = 0; j < 32; ++j) s += q[j];
-    out.sum[size_t(b)] = s;
+    int32_t s0 = 0, s1 = 0;
+    for (int j = 0; j < 16; ++j) s0 += q[j], s1 += q[16 + j];
+    out.sum16[size_t(2 * b)] = s0;
+    out.sum16[size_t(2 * b + 1)] = s1;
+    out.sum[size_t(b)] = s0 + s1;
   }
   const int64_t nb = n / 32;
   out.init8.resize(size_t(nb * 8));

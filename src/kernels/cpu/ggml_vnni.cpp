@@ -98,7 +98,7 @@ inline __m512i group_index(int k) {
 }
 
 // kMins: the type has mins; per 32 values (Q4_1, Q5_1, Q4_K, Q5_K) they meet ActQ8::sum once
-// per unit, per 16 (Q2_K) each lane's sum of q. kShift: log2 of the type's offset (every
+// per unit, per 16 (Q2_K) ActQ8::sum16. kShift: log2 of the type's offset (every
 // offset is 0 or a power of two); the offset comes off through the vpdpbusd's start value.
 // kUnpack: the unpacker, as a template argument so it inlines (a call per row and unit makes
 // the compiler spill every accumulator around it); null for the scalar unpackers, which are
@@ -108,10 +108,12 @@ void dot_units(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
                const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
   __m512 acc[4][kTokens];
   __m256 acc_min[4][kTokens];
+  __m512 acc_min16[4][kTokens];
   for (int r = 0; r < 4; ++r)
     for (int t = 0; t < kTokens; ++t) {
       acc[r][t] = _mm512_setzero_ps();
       acc_min[r][t] = _mm256_setzero_ps();
+      acc_min16[r][t] = _mm512_setzero_ps();
     }
   ggml::Unpacked p[4];
   const __m512i ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
@@ -146,10 +148,15 @@ void dot_units(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
       const ActQ8& x = *xs[t];
       const __m256 xd8 = _mm256_maskz_loadu_ps(blocks, x.d.data() + c / 32);
       const __m512 xd16 = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(xd8));
-      __m512 sx[4], mx[4];
+      __m512 sx[4];
       for (int r = 0; r < 4; ++r) sx[r] = _mm512_mul_ps(_mm512_load_ps(p[r].s), xd16);
-      if (kMins && kMinsPer16)
-        for (int r = 0; r < 4; ++r) mx[r] = _mm512_mul_ps(_mm512_load_ps(p[r].m), xd16);
+      if (kMins && kMinsPer16) {  // sum over the unit's 16 groups of m * d_x * sum16(q)
+        const __m512 xsum = _mm512_mul_ps(
+            xd16, _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(__mmask16((1u << (2 * n32)) - 1),
+                                                              x.sum16.data() + c / 16)));
+        for (int r = 0; r < 4; ++r)
+          acc_min16[r][t] = _mm512_fmadd_ps(_mm512_load_ps(p[r].m), xsum, acc_min16[r][t]);
+      }
       if (kMins && !kMinsPer16) {  // sum over the unit's blocks of m * d_x * sum(q)
         const __m256 xsum = _mm256_mul_ps(
             xd8, _mm256_cvtepi32_ps(_mm256_maskz_loadu_epi32(blocks, x.sum.data() + c / 32)));
@@ -166,27 +173,23 @@ void dot_units(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
             _mm512_set1_epi32(4 * k),
             _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
         __m512i start = zero;
-        __m512 lane_sum_f;
-        if (shift > 0 || kMinsPer16) {
+        if (shift > 0) {
           const __m512i lane_sum = _mm512_dpbusd_epi32(zero, ones, xv);
-          if (shift > 0) start = _mm512_sub_epi32(zero, _mm512_sll_epi32(lane_sum, _mm_cvtsi32_si128(shift)));
-          if (kMinsPer16) lane_sum_f = _mm512_cvtepi32_ps(lane_sum);
+          start = _mm512_sub_epi32(zero, _mm512_sll_epi32(lane_sum, _mm_cvtsi32_si128(shift)));
         }
         for (int r = 0; r < 4; ++r) {
           const __m512i u = _mm512_load_si512(p[r].u + 64 * k);
           const __m512i dot = _mm512_dpbusd_epi32(start, u, xv);
           acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(gi, sx[r]),
                                       acc[r][t]);
-          if (kMins && kMinsPer16)
-            acc[r][t] =
-                _mm512_fmadd_ps(lane_sum_f, _mm512_permutexvar_ps(gi, mx[r]), acc[r][t]);
         }
       }
     }
   }
   for (int t = 0; t < kTokens; ++t)
     for (int r = 0; r < 4; ++r)
-      out[4 * t + r] = hsum(acc[r][t]) + (kMins && !kMinsPer16 ? hsum8(acc_min[r][t]) : 0.0f);
+      out[4 * t + r] = hsum(acc[r][t]) + (kMins && !kMinsPer16 ? hsum8(acc_min[r][t]) : 0.0f) +
+                       (kMins && kMinsPer16 ? hsum(acc_min16[r][t]) : 0.0f);
 }
 
 template <ggml::UnpackFn kUnpack, bool kMins, bool kMinsPer16>
