@@ -107,12 +107,12 @@ void setup_convert(CLI::App& sub) {
   sub.add_option("MODEL", args->model, "model directory or .gguf file")->required();
   sub.add_option("OUT", args->out, "output file (.gguf)")->required();
   add_choice(sub, "--to", args->to, "output format", {"gguf"});
-  add_choice(sub, "--type", args->type,
-             "storage of the matrices (norms, biases and MoE routers stay f32); auto keeps the "
-             "source's where GGUF has it (FP8 becomes bf16); q4_k_m / q5_k_m: llama.cpp's "
-             "medium mixes (head, and attn_v / ffn_down of some layers, in q6_k)",
-             {"auto", "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "q4_k_m",
-              "q5_k_m"});
+  add_choice(
+      sub, "--type", args->type,
+      "storage of the matrices (norms, biases and MoE routers stay f32); auto keeps the "
+      "source's where GGUF has it (FP8 becomes bf16); q4_k_m / q5_k_m: llama.cpp's "
+      "medium mixes (head, and attn_v / ffn_down of some layers, in q6_k)",
+      {"auto", "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "q4_k_m", "q5_k_m"});
   sub.add_option("--name", args->name, "general.name (default: the model folder's name)");
   sub.add_option("--tokenizer", args->tokenizer,
                  "folder with the tokenizer.json to write (default: the model's own)");

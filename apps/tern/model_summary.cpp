@@ -222,7 +222,8 @@ std::string summary_table(const ModelSummary& s) {
             (s.mtp_file_params ? " + " + grouped(s.mtp_file_params) + " MTP" : ""));
     for (const auto& [dt, t] : s.dtype_mix) {
       char bpw[32] = "";  // bits per weight, scales included (Q4_K: 4.50)
-      if (t.elements) std::snprintf(bpw, sizeof bpw, ", %.2f bpw", 8.0 * double(t.bytes) / double(t.elements));
+      if (t.elements)
+        std::snprintf(bpw, sizeof bpw, ", %.2f bpw", 8.0 * double(t.bytes) / double(t.elements));
       row("  " + dt, grouped(t.tensors) + " tensors, " + human(t.elements) + " values, " +
                          bytes(t.bytes) + bpw);
     }

@@ -15,9 +15,9 @@
 namespace tern::kernels {
 
 struct ActQ8 {
-  std::vector<int8_t> q;     // [n]
-  std::vector<float> d;      // [n / 32] block scales
-  std::vector<int32_t> sum;  // [n / 32] sum of each block's q
+  std::vector<int8_t> q;       // [n]
+  std::vector<float> d;        // [n / 32] block scales
+  std::vector<int32_t> sum;    // [n / 32] sum of each block's q
   std::vector<int32_t> sum16;  // [n / 16] the same per half block (Q2_K's mins are per 16)
   // Layouts the SIMD kernels read (one pass over n bytes, shared by every weight row):
   // init8 [n / 32 * 8]: -16 * sum per 32-bit lane, 8 lanes per block, so a vpdpbusd over a

@@ -15,10 +15,10 @@ void quantize_fp8_blocks(const float* w, int64_t rows, int64_t cols, int64_t br,
                          uint8_t* out, float* scales);
 
 // One row of n values -> dtype_bytes_for(t, n) bytes of `t` (f32, f16, bf16, q8_0, q4_0, or
-// the k-quants q4_k, q5_k, q6_k of ggml/quantize_k.h; n a multiple of the block size). Q8_0 and Q4_0 follow ggml's reference quantisers
-// (Q8_0: d = amax/127, q = round(x/d); Q4_0: d = -(value of largest magnitude)/8,
-// q = min(15, trunc(x/d + 8.5)), low nibbles elements 0..15), so files match llama.cpp's.
-// Fails (format) for other dtypes or a partial block.
+// the k-quants q4_k, q5_k, q6_k of ggml/quantize_k.h; n a multiple of the block size). Q8_0 and
+// Q4_0 follow ggml's reference quantisers (Q8_0: d = amax/127, q = round(x/d); Q4_0: d = -(value of
+// largest magnitude)/8, q = min(15, trunc(x/d + 8.5)), low nibbles elements 0..15), so files match
+// llama.cpp's. Fails (format) for other dtypes or a partial block.
 void quantize_row(DType t, const float* x, int64_t n, uint8_t* out);
 
 // w: [rows, cols] f32 -> symmetric integers of `bits` (8: i8 bytes; 4: i4, two per byte, see

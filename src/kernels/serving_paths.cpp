@@ -30,10 +30,9 @@ bool is_int8_format(DType t) {
 
 // The GGUF quantisations other than Q8_0 / Q4_0 (those have kernels of their own).
 std::vector<DType> ggml_formats() {
-  return {DType::q4_1,   DType::q5_0,   DType::q5_1,    DType::q2_k,  DType::q3_k,
-          DType::q4_k,   DType::q5_k,   DType::q6_k,    DType::iq4_nl, DType::iq4_xs,
-          DType::iq3_xxs, DType::iq3_s, DType::iq2_xxs, DType::iq2_xs, DType::iq2_s,
-          DType::iq1_s,  DType::iq1_m};
+  return {DType::q4_1,    DType::q5_0,   DType::q5_1,   DType::q2_k,   DType::q3_k,    DType::q4_k,
+          DType::q5_k,    DType::q6_k,   DType::iq4_nl, DType::iq4_xs, DType::iq3_xxs, DType::iq3_s,
+          DType::iq2_xxs, DType::iq2_xs, DType::iq2_s,  DType::iq1_s,  DType::iq1_m};
 }
 std::vector<DType> concat(std::vector<DType> a, const std::vector<DType>& b) {
   a.insert(a.end(), b.begin(), b.end());
@@ -183,14 +182,10 @@ std::vector<MatmulPath> build_paths() {
     paths.push_back({"amx-bf16", ActFormat::bf16_tile, int8_formats,
                      int8_gemm_tile_kernel() ? 32 : 16, kMany, "amx-bf16", run_amx});
     // f32 matrices (MoE routers) stay exact, as on the bf16 GEMM below.
-    paths.push_back({"amx-bf16",
-                     ActFormat::bf16_tile,
-                     concat({DType::bf16, DType::f16, DType::f8_e4m3, DType::i8, DType::i4},
-                            ggml_formats()),
-                     16,
-                     kMany,
-                     "amx-bf16",
-                     run_amx});
+    paths.push_back(
+        {"amx-bf16", ActFormat::bf16_tile,
+         concat({DType::bf16, DType::f16, DType::f8_e4m3, DType::i8, DType::i4}, ggml_formats()),
+         16, kMany, "amx-bf16", run_amx});
   }
   paths.push_back(
       {"int8-decode", ActFormat::int8_block32, int8_formats, 1, 1, int8_variant(), run_decode});
@@ -203,8 +198,8 @@ std::vector<MatmulPath> build_paths() {
                      "avx512-vnni",
                      run_decode});
   if (ggml_dot4_kernel()) {
-    paths.push_back({"ggml-decode", ActFormat::int8_block32, ggml_formats(), 1, 1, "avx512-vnni",
-                     run_decode});
+    paths.push_back(
+        {"ggml-decode", ActFormat::int8_block32, ggml_formats(), 1, 1, "avx512-vnni", run_decode});
     paths.push_back({"ggml-few-tokens", ActFormat::int8_block32, ggml_formats(), 2, kFewTokens,
                      "avx512-vnni", run_ggml_few_tokens});
   }
@@ -226,14 +221,10 @@ std::vector<MatmulPath> build_paths() {
     // Where AMX is missing (or below its token threshold), several tokens on 16- and 8-bit
     // float weights. f32 matrices (MoE routers, kept in f32 as DeepSeek keeps them precise)
     // stay exact: rounding a router flips near-tied expert choices.
-    paths.push_back({"bf16-gemm",
-                     ActFormat::bf16,
-                     concat({DType::bf16, DType::f16, DType::f8_e4m3, DType::i8, DType::i4},
-                            ggml_formats()),
-                     2,
-                     kMany,
-                     "avx512-bf16",
-                     run_bf16_gemm});
+    paths.push_back(
+        {"bf16-gemm", ActFormat::bf16,
+         concat({DType::bf16, DType::f16, DType::f8_e4m3, DType::i8, DType::i4}, ggml_formats()), 2,
+         kMany, "avx512-bf16", run_bf16_gemm});
   }
   paths.push_back({"int8-few-tokens", ActFormat::int8_block32, int8_formats, 2, kFewTokens,
                    int8_variant(), run_int8_few_tokens});

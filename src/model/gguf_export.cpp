@@ -150,8 +150,7 @@ class Planner {
   // `copyable`: the rows are the stored matrix unchanged, so a ggml block source can be copied.
   DType matrix_type(DType source, int64_t cols, const std::string& gguf_name, bool copyable) {
     if (gguf_name.ends_with("ffn_gate_inp.weight")) return DType::f32;  // routing decisions
-    if (!o_.type && dtype_is_ggml_block(source) && source != DType::q8_0 &&
-        source != DType::q4_0) {
+    if (!o_.type && dtype_is_ggml_block(source) && source != DType::q8_0 && source != DType::q4_0) {
       if (copyable && !gguf_name.ends_with("attn_k_b.weight")) return source;
       if (!gguf_export_type_supported(source)) {
         ++fallbacks_[std::string("matrices stored as f32: they are rearranged from ") +
@@ -166,10 +165,9 @@ class Planner {
       return DType::q8_0;
     }
     if (o_.medium_mix &&
-        (gguf_name == "output.weight" ||
-         ((gguf_name.find(".attn_v.") != std::string::npos ||
-           gguf_name.find(".ffn_down") != std::string::npos) &&
-          more_bits_layer(gguf_name))))
+        (gguf_name == "output.weight" || ((gguf_name.find(".attn_v.") != std::string::npos ||
+                                           gguf_name.find(".ffn_down") != std::string::npos) &&
+                                          more_bits_layer(gguf_name))))
       t = DType::q6_k;
     const int64_t block = dtype_block_elems(t);
     if (block == 256 && cols % 256 != 0) {
@@ -183,8 +181,7 @@ class Planner {
     // llama.cpp's CPU backend (node-llama-cpp 3.22.1) aborts on an f16 or quantised attn_k_b
     // ("GGML_ASSERT(*cur_backend_id != -1)": its matmul takes a permuted activation); bf16 and
     // f32 run. bf16 where the source is bf16 (exact) or FP8, else f32 (exact).
-    if (gguf_name.ends_with("attn_k_b.weight") &&
-        (t == DType::f16 || dtype_is_ggml_block(t))) {
+    if (gguf_name.ends_with("attn_k_b.weight") && (t == DType::f16 || dtype_is_ggml_block(t))) {
       t = source == DType::bf16 || source == DType::f8_e4m3 ? DType::bf16 : DType::f32;
       ++fallbacks_[std::string("attn_k_b matrices stored as ") + std::string(dtype_name(t)) +
                    ": llama.cpp aborts on f16 or quantised ones"];
@@ -288,7 +285,8 @@ class Planner {
       // each thread dequantises a head once and keeps it while it walks that head's rows.
       static std::atomic<uint64_t> next_id{0};
       const uint64_t id = ++next_id;
-      k_rows = {H * rkv, dn, [kv, id, rkv, dn, dv](int64_t r, float* out) {
+      k_rows = {H * rkv, dn,
+                [kv, id, rkv, dn, dv](int64_t r, float* out) {
                   thread_local uint64_t cached_id = 0;
                   thread_local int64_t cached_head = -1;
                   thread_local std::vector<float> uk;  // W_UK_h [dn, rkv]
@@ -302,7 +300,8 @@ class Planner {
                   for (int64_t i = 0; i < dn; ++i) out[i] = uk[size_t(i * rkv + j)];
                 },
                 std::nullopt};
-      v_rows = {H * dv, rkv, [kv, dn, dv](int64_t r, float* out) {
+      v_rows = {H * dv, rkv,
+                [kv, dn, dv](int64_t r, float* out) {
                   const int64_t h = r / dv, i = r % dv;
                   kernels::ref::dequant_row(kv, h * (dn + dv) + dn + i, 0, kv.cols, out);
                 },

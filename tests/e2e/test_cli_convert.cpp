@@ -87,8 +87,8 @@ TEST(CliConvert, BadRequestsAreOneClearLine) {
   const std::string tmp = temp_dir("convert_bad");
   expect_clean_error(run_tern("convert " + tmp + "/missing " + tmp + "/o.gguf"), "missing");
   expect_clean_error(
-      run_tern("convert " + kData + "/golden/qwen2_tiny " + tmp + "/o.gguf --type iq2_xxs"), "iq2_xxs",
-      2);
+      run_tern("convert " + kData + "/golden/qwen2_tiny " + tmp + "/o.gguf --type iq2_xxs"),
+      "iq2_xxs", 2);
   expect_clean_error(
       run_tern("convert " + kData + "/golden/qwen2_tiny " + tmp + "/o.gguf --to onnx"), "onnx", 2);
   // YaRN with mscale != mscale_all_dim has no GGUF spelling.

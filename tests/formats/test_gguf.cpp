@@ -267,8 +267,8 @@ TEST(Gguf, UnsupportedTypeIsReportedByName) {
   GgufBuilder b;
   b.tensor("blk.0.ffn_down.weight", 34, {256, 2}, raw(2 * 54, 1))  // TQ1_0
       .tensor("blk.0.attn_norm.weight", 0, {4}, raw(16, 2))
-      .tensor("mx", 39, {64}, raw(2 * 17, 3))            // MXFP4
-      .tensor("k", 12, {256, 2}, raw(2 * 144, 4));       // Q4_K: computed with since #14
+      .tensor("mx", 39, {64}, raw(2 * 17, 3))       // MXFP4
+      .tensor("k", 12, {256, 2}, raw(2 * 144, 4));  // Q4_K: computed with since #14
   write_bytes(dir.file("k.gguf"), b.build());
   GgufFile f = GgufFile::open(dir.file("k.gguf"));  // listing works
   const GgufTensorInfo* q = f.find("blk.0.ffn_down.weight");

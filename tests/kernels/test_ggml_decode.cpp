@@ -23,11 +23,10 @@ using tern::kernels::testing::random_values;
 
 namespace {
 
-const DType kTypes[] = {DType::q4_1,   DType::q5_0,    DType::q5_1,   DType::q2_k,
-                        DType::q3_k,   DType::q4_k,    DType::q5_k,   DType::q6_k,
-                        DType::iq4_nl, DType::iq4_xs,  DType::iq3_xxs, DType::iq3_s,
-                        DType::iq2_xxs, DType::iq2_xs, DType::iq2_s,  DType::iq1_s,
-                        DType::iq1_m};
+const DType kTypes[] = {DType::q4_1,    DType::q5_0,  DType::q5_1,    DType::q2_k,   DType::q3_k,
+                        DType::q4_k,    DType::q5_k,  DType::q6_k,    DType::iq4_nl, DType::iq4_xs,
+                        DType::iq3_xxs, DType::iq3_s, DType::iq2_xxs, DType::iq2_xs, DType::iq2_s,
+                        DType::iq1_s,   DType::iq1_m};
 
 int64_t row_cols(DType t, int64_t units) {  // 32-value types get an odd block count
   return dtype_block_elems(t) == 32 ? 32 * (8 * units + 3) : 256 * units;
@@ -131,8 +130,8 @@ TEST(GgmlDecode, MatmulStaysWithinTheRoundingBound) {
         EXPECT_EQ(fast, exact) << "without an integer kernel the exact path runs";
         continue;
       }
-      EXPECT_EQ(serving_path_name(tw.view, T).rfind(T == 1 ? "ggml-decode[" : "ggml-few-tokens[", 0),
-                0u);
+      EXPECT_EQ(
+          serving_path_name(tw.view, T).rfind(T == 1 ? "ggml-decode[" : "ggml-few-tokens[", 0), 0u);
       std::vector<float> wrow(static_cast<size_t>(cols));
       int64_t changed = 0;
       for (int64_t tok = 0; tok < T; ++tok) {

@@ -1,7 +1,8 @@
 // The k-quant encoders `tern convert` writes with (ggml/quantize_k.h): decoded by the reference
 // unpackers (tested against gguf-py), their error on Gaussian rows is within the quantisation
 // step's bound and below a plain per-32 absmax quantiser of similar size; edge blocks (all
-// zero, constant, all positive, one outlier) come back within half a step; the codes are deterministic.
+// zero, constant, all positive, one outlier) come back within half a step; the codes are
+// deterministic.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -63,7 +64,7 @@ TEST(KQuantEncoders, EdgeBlocks) {
   for (DType t : {DType::q4_k, DType::q5_k, DType::q6_k}) {
     SCOPED_TRACE(dtype_name(t));
     std::vector<float> x(256 * 5, 0.0f);
-    for (int i = 256; i < 512; ++i) x[size_t(i)] = 0.5f;                  // constant
+    for (int i = 256; i < 512; ++i) x[size_t(i)] = 0.5f;                    // constant
     for (int i = 512; i < 768; ++i) x[size_t(i)] = 1.0f + 0.01f * (i % 7);  // all positive
     std::vector<float> g = gaussian(512, 2);
     for (int i = 0; i < 512; ++i) x[size_t(768 + i)] = g[size_t(i)];

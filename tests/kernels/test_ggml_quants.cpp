@@ -22,10 +22,9 @@ namespace {
 
 const std::string kDir = std::string(TERN_TEST_DATA) + "/golden/ggml_quants";
 
-const char* const kTypes[] = {"q8_0",   "q4_0",    "q4_1",   "q5_0",    "q5_1",
-                              "iq4_nl", "q2_k",    "q3_k",   "q4_k",    "q5_k",
-                              "q6_k",   "iq4_xs",  "iq3_xxs", "iq3_s",  "iq2_xxs",
-                              "iq2_xs", "iq2_s",   "iq1_s",  "iq1_m"};
+const char* const kTypes[] = {"q8_0",    "q4_0",   "q4_1",  "q5_0",  "q5_1",   "iq4_nl",  "q2_k",
+                              "q3_k",    "q4_k",   "q5_k",  "q6_k",  "iq4_xs", "iq3_xxs", "iq3_s",
+                              "iq2_xxs", "iq2_xs", "iq2_s", "iq1_s", "iq1_m"};
 
 class GgmlQuants : public ::testing::TestWithParam<const char*> {};
 

@@ -27,7 +27,6 @@
 namespace tern::kernels {
 namespace {
 
-
 // bf16 bits of m * 2^-9 for m = 0..7 (e4m3's subnormals), in words 0..7.
 __m512i subnormal_table() {
   alignas(64) uint16_t t[32] = {};

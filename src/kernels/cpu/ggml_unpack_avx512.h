@@ -66,7 +66,8 @@ template <bool kFive>
   const uint8_t* qs = b + (kFive ? 48 : 16);
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   __m512i qh;
-  if (kFive) qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)));
+  if (kFive)
+    qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)));
   for (int h = 0; h < 2; ++h) {
     const __m512i q = load64(qs + 64 * h);
     const __m512i lo = _mm512_and_si512(q, low4);
@@ -76,9 +77,9 @@ template <bool kFive>
       if (kFive) {
         // fifth bit of value v is bit v / 32 of qh[v % 32]: bits 2c, 2c + 1 for chunk c
         const int c = 2 * h + k;
-        const __m512i bit = _mm512_inserti64x4(
-            _mm512_castsi256_si512(_mm256_set1_epi8(char(1 << (2 * c)))),
-            _mm256_set1_epi8(char(1 << (2 * c + 1))), 1);
+        const __m512i bit =
+            _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(char(1 << (2 * c)))),
+                               _mm256_set1_epi8(char(1 << (2 * c + 1))), 1);
         u = _mm512_mask_add_epi8(u, _mm512_test_epi8_mask(qh, bit), u, _mm512_set1_epi8(16));
       }
       store64(o->u + 128 * h + 64 * k, u);
@@ -90,9 +91,9 @@ template <bool kFive>
 // +64); qh[32h..32h+32) bits 2j are the top 2 bits of values [128h + 32j, +32).
 [[gnu::always_inline]] inline void unpack_q6_k(const uint8_t* b, int, Unpacked* o) {
   const float d = f16_at(b + 208);
-  const __m512 s = _mm512_mul_ps(
-      _mm512_set1_ps(d),
-      _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192)))));
+  const __m512 s = _mm512_mul_ps(_mm512_set1_ps(d),
+                                 _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192)))));
   _mm512_store_ps(o->s, s);
   _mm512_store_ps(o->m, _mm512_setzero_ps());
   const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
@@ -101,8 +102,8 @@ template <bool kFive>
   const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
   for (int h = 0; h < 2; ++h) {
     const __m512i ql = load64(b + 64 * h);
-    const __m512i qh =
-        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h)));
+    const __m512i qh = _mm512_broadcast_i64x4(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h)));
     const __m512i h0 = _mm512_and_si512(_mm512_srlv_epi16(qh, sh01), low2);
     const __m512i h1 = _mm512_and_si512(_mm512_srlv_epi16(qh, sh23), low2);
     const __m512i u0 = _mm512_or_si512(_mm512_and_si512(ql, low4), _mm512_slli_epi16(h0, 4));
@@ -115,9 +116,9 @@ template <bool kFive>
 
 // The IQ4 levels + 128, in every 128-bit lane (vpshufb looks up within lanes).
 inline __m512i iq4_table() {
-  return _mm512_broadcast_i32x4(_mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129,
-                                              (char)141, (char)153, (char)166, (char)181,
-                                              (char)197, (char)217, (char)241));
+  return _mm512_broadcast_i32x4(_mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141,
+                                              (char)153, (char)166, (char)181, (char)197, (char)217,
+                                              (char)241));
 }
 
 // iq4_xs: group j (of 32) is the low then high nibbles of qs[16j..16j+16).
@@ -126,7 +127,8 @@ inline __m512i iq4_table() {
   const uint16_t sh = uint16_t(b[2] | (b[3] << 8));
   uint64_t ls = 0;  // 6-bit scales, stored + 32
   for (int j = 0; j < 8; ++j)
-    ls |= uint64_t(((b[4 + j / 2] >> (4 * (j % 2))) & 15) | (((sh >> (2 * j)) & 3) << 4)) << (8 * j);
+    ls |= uint64_t(((b[4 + j / 2] >> (4 * (j % 2))) & 15) | (((sh >> (2 * j)) & 3) << 4))
+          << (8 * j);
   store_dup8(o->s, _mm256_mul_ps(_mm256_set1_ps(d),
                                  _mm256_sub_ps(bytes8_to_ps(ls), _mm256_set1_ps(32.0f))));
   _mm512_store_ps(o->m, _mm512_setzero_ps());
@@ -185,7 +187,6 @@ template <int kBytes, bool kMin, bool kFive>
   }
 }
 
-
 // ---- 2- and 3-bit k-quants ----------------------------------------------------------------
 
 // Q2_K: value 128h + 32j + l is bits 2j of qs[32h + l]; scales per 16: low nibble scale, high
@@ -217,9 +218,9 @@ template <int kBytes, bool kMin, bool kFive>
     ls[g / 8] |= uint64_t(((sc[g % 8] >> (4 * (g / 8))) & 15) |
                           (((sc[8 + g % 4] >> (2 * (g / 4))) & 3) << 4))
                  << (8 * (g % 8));
-  _mm512_store_ps(o->s, _mm512_mul_ps(_mm512_set1_ps(f16_at(b + 108)),
-                                      _mm512_sub_ps(bytes16_to_ps(ls[0], ls[1]),
-                                                    _mm512_set1_ps(32.0f))));
+  _mm512_store_ps(o->s,
+                  _mm512_mul_ps(_mm512_set1_ps(f16_at(b + 108)),
+                                _mm512_sub_ps(bytes16_to_ps(ls[0], ls[1]), _mm512_set1_ps(32.0f))));
   _mm512_store_ps(o->m, _mm512_setzero_ps());
   const __m512i low2 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
   const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
@@ -231,9 +232,9 @@ template <int kBytes, bool kMin, bool kFive>
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32 + 32 * h)));
     for (int k = 0; k < 2; ++k) {
       const int c = 2 * h + k;  // values [64c, 64c + 64): hmask bits 2c (first 32), 2c + 1
-      const __m512i bit = _mm512_inserti64x4(
-          _mm512_castsi256_si512(_mm256_set1_epi8(char(1 << (2 * c)))),
-          _mm256_set1_epi8(char(1 << (2 * c + 1))), 1);
+      const __m512i bit =
+          _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(char(1 << (2 * c)))),
+                             _mm256_set1_epi8(char(1 << (2 * c + 1))), 1);
       __m512i u = _mm512_and_si512(_mm512_srlv_epi16(q, k == 0 ? sh01 : sh23), low2);
       u = _mm512_mask_add_epi8(u, _mm512_test_epi8_mask(hm, bit), u, four);
       store64(o->u + 64 * c, u);
@@ -253,12 +254,11 @@ template <class Index>
 // 16 IQ3 rows (4 values each).
 template <class Index>
 [[gnu::always_inline]] inline __m512i rows16(const uint32_t* grid, Index idx) {
-  return _mm512_set_epi32(int(grid[idx(15)]), int(grid[idx(14)]), int(grid[idx(13)]),
-                          int(grid[idx(12)]), int(grid[idx(11)]), int(grid[idx(10)]),
-                          int(grid[idx(9)]), int(grid[idx(8)]), int(grid[idx(7)]),
-                          int(grid[idx(6)]), int(grid[idx(5)]), int(grid[idx(4)]),
-                          int(grid[idx(3)]), int(grid[idx(2)]), int(grid[idx(1)]),
-                          int(grid[idx(0)]));
+  return _mm512_set_epi32(
+      int(grid[idx(15)]), int(grid[idx(14)]), int(grid[idx(13)]), int(grid[idx(12)]),
+      int(grid[idx(11)]), int(grid[idx(10)]), int(grid[idx(9)]), int(grid[idx(8)]),
+      int(grid[idx(7)]), int(grid[idx(6)]), int(grid[idx(5)]), int(grid[idx(4)]), int(grid[idx(3)]),
+      int(grid[idx(2)]), int(grid[idx(1)]), int(grid[idx(0)]));
 }
 // u = +-value + 128 for 64 unsigned grid values, negated where the sign mask has a bit.
 [[gnu::always_inline]] inline __m512i signed_codes(__m512i v, uint64_t negative) {
@@ -276,7 +276,7 @@ inline constexpr struct SignTable {
 // IQ2_XXS: per 32 values two u32: 4 grid indices, then 4 seven-bit sign indices + scale.
 [[gnu::always_inline]] inline void unpack_iq2_xxs(const uint8_t* b, int, Unpacked* o) {
   const float d = f16_at(b);
-  uint64_t sc = 0;  // 4-bit scales per 32 values
+  uint64_t sc = 0;               // 4-bit scales per 32 values
   for (int h = 0; h < 4; ++h) {  // 64 values: two groups of 32
     const uint8_t* q = b + 2 + 16 * h;
     uint32_t a0, a1;
@@ -310,17 +310,18 @@ inline constexpr struct SignTable {
     for (int k = 0; k < 8; ++k) neg |= uint64_t(kSigns.v[qs[8 * h + k] >> 9]) << (8 * k);
     store64(o->u + 64 * h, signed_codes(v, neg));
   }
-  const __m512i raw = _mm512_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 66)));
+  const __m512i raw =
+      _mm512_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 66)));
   // 16 nibbles: scale g is nibble g % 2 of byte g / 2
   const __m512i nib = _mm512_and_si512(
       _mm512_srlv_epi32(_mm512_permutexvar_epi32(
                             _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), raw),
                         _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4)),
       _mm512_set1_epi32(15));
-  _mm512_store_ps(o->s, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(d),
-                                                    _mm512_add_ps(_mm512_set1_ps(0.5f),
-                                                                  _mm512_cvtepi32_ps(nib))),
-                                      _mm512_set1_ps(0.25f)));
+  _mm512_store_ps(
+      o->s, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(d), _mm512_add_ps(_mm512_set1_ps(0.5f),
+                                                                         _mm512_cvtepi32_ps(nib))),
+                          _mm512_set1_ps(0.25f)));
   _mm512_store_ps(o->m, _mm512_setzero_ps());
 }
 
@@ -338,16 +339,17 @@ inline constexpr struct SignTable {
     std::memcpy(&neg, signs + 8 * h, 8);
     store64(o->u + 64 * h, signed_codes(v, neg));
   }
-  const __m512i raw = _mm512_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 74)));
+  const __m512i raw =
+      _mm512_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 74)));
   const __m512i nib = _mm512_and_si512(
       _mm512_srlv_epi32(_mm512_permutexvar_epi32(
                             _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), raw),
                         _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4)),
       _mm512_set1_epi32(15));
-  _mm512_store_ps(o->s, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(d),
-                                                    _mm512_add_ps(_mm512_set1_ps(0.5f),
-                                                                  _mm512_cvtepi32_ps(nib))),
-                                      _mm512_set1_ps(0.25f)));
+  _mm512_store_ps(
+      o->s, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(d), _mm512_add_ps(_mm512_set1_ps(0.5f),
+                                                                         _mm512_cvtepi32_ps(nib))),
+                          _mm512_set1_ps(0.25f)));
   _mm512_store_ps(o->m, _mm512_setzero_ps());
 }
 
@@ -356,7 +358,7 @@ inline constexpr struct SignTable {
 [[gnu::always_inline]] inline void unpack_iq3_xxs(const uint8_t* b, int, Unpacked* o) {
   const float d = f16_at(b);
   const uint8_t* qs = b + 2;
-  uint64_t sc = 0;  // 4-bit scales per 32 values
+  uint64_t sc = 0;               // 4-bit scales per 32 values
   for (int h = 0; h < 4; ++h) {  // 64 values = 16 rows, groups 2h and 2h + 1
     uint32_t a0, a1;
     std::memcpy(&a0, b + 66 + 8 * h, 4);
@@ -392,7 +394,8 @@ inline constexpr struct SignTable {
     store64(o->u + 64 * h, signed_codes(v, neg));
   }
   uint64_t sc = 0;
-  for (int g = 0; g < 8; ++g) sc |= uint64_t(1 + 2 * ((scb[g / 2] >> (4 * (g % 2))) & 15)) << (8 * g);
+  for (int g = 0; g < 8; ++g)
+    sc |= uint64_t(1 + 2 * ((scb[g / 2] >> (4 * (g % 2))) & 15)) << (8 * g);
   store_dup8(o->s, _mm256_mul_ps(_mm256_set1_ps(d), bytes8_to_ps(sc)));
   _mm512_store_ps(o->m, _mm512_setzero_ps());
 }
@@ -418,12 +421,12 @@ inline constexpr struct SignTable {
       const uint16_t hh = k < 4 ? h0 : h1;
       return qs[8 * h + k] | (((hh >> (3 * (k % 4))) & 7) << 8);
     });
-    const __m512i delta = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_set1_epi8(char(h0 & 0x8000 ? -1 : 1))),
-        _mm256_set1_epi8(char(h1 & 0x8000 ? -1 : 1)), 1);
+    const __m512i delta =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(char(h0 & 0x8000 ? -1 : 1))),
+                           _mm256_set1_epi8(char(h1 & 0x8000 ? -1 : 1)), 1);
     store64(o->u + 64 * h, iq1_codes(g, delta));
     sc |= uint64_t(2 * ((h0 >> 12) & 7) + 1) << (16 * h) | uint64_t(2 * ((h1 >> 12) & 7) + 1)
-                                                             << (16 * h + 8);
+                                                               << (16 * h + 8);
   }
   store_dup8(o->s, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(d), bytes8_to_ps(sc)),
                                  _mm256_set1_ps(0.125f)));
@@ -447,7 +450,8 @@ inline constexpr struct SignTable {
     }
     const __m512i g = rows8(kIq1sGrid, [&](int k) { return qs[8 * h + k] | ((nib[k] & 7) << 8); });
     int64_t dl[8];  // each run's delta (+1 or -1) in all 8 of its bytes
-    for (int k = 0; k < 8; ++k) dl[k] = int64_t(0x0101010101010101ull * (nib[k] & 8 ? 0xFFu : 0x01u));
+    for (int k = 0; k < 8; ++k)
+      dl[k] = int64_t(0x0101010101010101ull * (nib[k] & 8 ? 0xFFu : 0x01u));
     const __m512i delta = _mm512_set_epi64(dl[7], dl[6], dl[5], dl[4], dl[3], dl[2], dl[1], dl[0]);
     store64(o->u + 64 * h, iq1_codes(g, delta));
   }

@@ -71,7 +71,8 @@ void dequant_row_avx512(DType t, UnpackFn unpack, const uint8_t* row, int64_t co
     const int n32 = int(std::min<int64_t>(256, n - i) / 32);
     unpack(src, n32, &p);
     for (int g = 0; g < 2 * n32; ++g) {
-      const __m512i u = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(p.u + 16 * g)));
+      const __m512i u =
+          _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(p.u + 16 * g)));
       const __m512 q = _mm512_cvtepi32_ps(_mm512_sub_epi32(u, off));
       // s * q + m as two roundings, as the scalar expand_unpacked computes it
       const __m512 sq = _mm512_mul_ps(_mm512_set1_ps(p.s[g]), q);
@@ -104,8 +105,8 @@ inline __m512i group_index(int k) {
 // the compiler spill every accumulator around it); null for the scalar unpackers, which are
 // called through `unpack`.
 template <ggml::UnpackFn kUnpack, bool kMins, bool kMinsPer16, int kTokens>
-void dot_units(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
-               const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
+void dot_units(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb, const uint8_t* const* rows,
+               const ActQ8* const* xs, int64_t cols, float* out) {
   __m512 acc[4][kTokens];
   __m256 acc_min[4][kTokens];
   __m512 acc_min16[4][kTokens];
@@ -151,9 +152,9 @@ void dot_units(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
       __m512 sx[4];
       for (int r = 0; r < 4; ++r) sx[r] = _mm512_mul_ps(_mm512_load_ps(p[r].s), xd16);
       if (kMins && kMinsPer16) {  // sum over the unit's 16 groups of m * d_x * sum16(q)
-        const __m512 xsum = _mm512_mul_ps(
-            xd16, _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(__mmask16((1u << (2 * n32)) - 1),
-                                                              x.sum16.data() + c / 16)));
+        const __m512 xsum =
+            _mm512_mul_ps(xd16, _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(
+                                    __mmask16((1u << (2 * n32)) - 1), x.sum16.data() + c / 16)));
         for (int r = 0; r < 4; ++r)
           acc_min16[r][t] = _mm512_fmadd_ps(_mm512_load_ps(p[r].m), xsum, acc_min16[r][t]);
       }
@@ -161,17 +162,17 @@ void dot_units(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
         const __m256 xsum = _mm256_mul_ps(
             xd8, _mm256_cvtepi32_ps(_mm256_maskz_loadu_epi32(blocks, x.sum.data() + c / 32)));
         for (int r = 0; r < 4; ++r) {
-          const __m256 m8 = _mm512_castps512_ps256(
-              _mm512_permutexvar_ps(evens, _mm512_load_ps(p[r].m)));
+          const __m256 m8 =
+              _mm512_castps512_ps256(_mm512_permutexvar_ps(evens, _mm512_load_ps(p[r].m)));
           acc_min[r][t] = _mm256_fmadd_ps(m8, xsum, acc_min[r][t]);
         }
       }
       for (int k = 0; k < chunks; ++k) {
         const __mmask64 m = k == chunks - 1 ? last : ~__mmask64(0);
         const __m512i xv = _mm512_maskz_loadu_epi8(m, x.q.data() + c + 64 * k);
-        const __m512i gi = _mm512_add_epi32(
-            _mm512_set1_epi32(4 * k),
-            _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+        const __m512i gi =
+            _mm512_add_epi32(_mm512_set1_epi32(4 * k),
+                             _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
         __m512i start = zero;
         if (shift > 0) {
           const __m512i lane_sum = _mm512_dpbusd_epi32(zero, ones, xv);
@@ -180,8 +181,8 @@ void dot_units(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
         for (int r = 0; r < 4; ++r) {
           const __m512i u = _mm512_load_si512(p[r].u + 64 * k);
           const __m512i dot = _mm512_dpbusd_epi32(start, u, xv);
-          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(gi, sx[r]),
-                                      acc[r][t]);
+          acc[r][t] =
+              _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(gi, sx[r]), acc[r][t]);
         }
       }
     }
@@ -220,7 +221,8 @@ void ggml_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs,
   const UnpackFn u = k->unpack;
   switch (t) {
     case DType::q4_k:
-      return dot_tokens<unpack_q45_k<false>, true, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+      return dot_tokens<unpack_q45_k<false>, true, false>(u, shift, be, bb, rows, xs, nt, cols,
+                                                          out);
     case DType::q5_k:
       return dot_tokens<unpack_q45_k<true>, true, false>(u, shift, be, bb, rows, xs, nt, cols, out);
     case DType::q6_k:
@@ -236,8 +238,8 @@ void ggml_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs,
       return dot_tokens<unpack_q4x_q5x<22, false, true>, false, false>(u, shift, be, bb, rows, xs,
                                                                        nt, cols, out);
     case DType::q5_1:
-      return dot_tokens<unpack_q4x_q5x<24, true, true>, true, false>(u, shift, be, bb, rows, xs,
-                                                                     nt, cols, out);
+      return dot_tokens<unpack_q4x_q5x<24, true, true>, true, false>(u, shift, be, bb, rows, xs, nt,
+                                                                     cols, out);
     case DType::q2_k:
       return dot_tokens<unpack_q2_k, true, true>(u, shift, be, bb, rows, xs, nt, cols, out);
     case DType::q3_k:

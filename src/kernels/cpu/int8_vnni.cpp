@@ -26,7 +26,6 @@ bool int8_vnni_built() {
 
 namespace {
 
-
 inline float f16_scale(const uint8_t* block) {
   uint16_t h;
   std::memcpy(&h, block, 2);

@@ -17,7 +17,6 @@
 namespace tern::kernels {
 namespace {
 
-
 // s_w(row, block b + i) * d_x(b + i) in lane i, i < 4 (b a multiple of 4). `shift`:
 // log2(blocks per group) when that is a power of two, else -1 (divide).
 inline __m128 block_scales(const float* sw, int64_t b, int64_t bpg, int shift, __m128 xd) {

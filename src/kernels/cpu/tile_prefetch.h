@@ -14,8 +14,8 @@ namespace {
 
 template <class T>
 inline int64_t tile_prefetch_distance(const T* const* rows) {
-  const int64_t d = 4 * (reinterpret_cast<const char*>(rows[1]) -
-                         reinterpret_cast<const char*>(rows[0]));
+  const int64_t d =
+      4 * (reinterpret_cast<const char*>(rows[1]) - reinterpret_cast<const char*>(rows[0]));
   return d > 0 ? d : 1024;  // a one-row tile repeats its row: 1 KB ahead in it
 }
 

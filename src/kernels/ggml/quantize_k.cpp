@@ -63,8 +63,7 @@ void fit_scale_min(const float* x, const float* w, int n, int qmax, float* s_out
   *s_out = best_s;
   *m_out = -best_b;
   for (int i = 0; i < n; ++i)
-    q[i] = best_s > 0 ? uint8_t(clampi(int(std::nearbyint((x[i] - best_b) / best_s)), 0, qmax))
-                      : 0;
+    q[i] = best_s > 0 ? uint8_t(clampi(int(std::nearbyint((x[i] - best_b) / best_s)), 0, qmax)) : 0;
 }
 
 // x ~= s * q with q in [-32, 31]; the value of largest magnitude goes to -32, so s may be
@@ -152,7 +151,8 @@ void q6_k_block(const float* x, uint8_t* out) {
     if (std::fabs(v) > smax) smax = std::fabs(v), vmax = v;
   const float d = f16_round(vmax / -128.0f);
   int8_t sc[16];
-  for (int j = 0; j < 16; ++j) sc[j] = d != 0 ? int8_t(clampi(int(std::nearbyint(s[j] / d)), -128, 127)) : 0;
+  for (int j = 0; j < 16; ++j)
+    sc[j] = d != 0 ? int8_t(clampi(int(std::nearbyint(s[j] / d)), -128, 127)) : 0;
   uint8_t* ql = out;
   uint8_t* qh = out + 128;
   std::memset(out, 0, 192);

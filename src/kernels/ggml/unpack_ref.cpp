@@ -218,7 +218,8 @@ void unpack_iq2_xs(const uint8_t* b, int n32, Unpacked* o) {
   require_full(n32);
   const float d = f16_at(b);
   zero_mins(o);
-  for (int g = 0; g < 16; ++g) o->s[g] = d * (0.5f + float((b[66 + g / 2] >> (4 * (g % 2))) & 15)) * 0.25f;
+  for (int g = 0; g < 16; ++g)
+    o->s[g] = d * (0.5f + float((b[66 + g / 2] >> (4 * (g % 2))) & 15)) * 0.25f;
   for (int e = 0; e < 32; ++e) {
     const uint16_t q = u16_at(b + 2 + 2 * e);
     put8(kIq2xsGrid[q & 511], iq_signs(q >> 9), o->u + 8 * e);
@@ -231,7 +232,8 @@ void unpack_iq2_s(const uint8_t* b, int n32, Unpacked* o) {
   const float d = f16_at(b);
   const uint8_t *qs = b + 2, *signs = b + 34, *qh = b + 66, *sc = b + 74;
   zero_mins(o);
-  for (int g = 0; g < 16; ++g) o->s[g] = d * (0.5f + float((sc[g / 2] >> (4 * (g % 2))) & 15)) * 0.25f;
+  for (int g = 0; g < 16; ++g)
+    o->s[g] = d * (0.5f + float((sc[g / 2] >> (4 * (g % 2))) & 15)) * 0.25f;
   for (int e = 0; e < 32; ++e) {
     const int idx = qs[e] | (((qh[e / 4] >> (2 * (e % 4))) & 3) << 8);
     put8(kIq2sGrid[idx], signs[e], o->u + 8 * e);
@@ -319,15 +321,15 @@ struct Entry {
   GgmlTypeKernels k;
 };
 const Entry kEntries[] = {
-    {DType::q8_0, {unpack_q8_0, 128, false}},        {DType::q4_0, {unpack_q4_0, 8, false}},
-    {DType::q4_1, {unpack_q4_1, 0, true}},           {DType::q5_0, {unpack_q5<false>, 16, false}},
-    {DType::q5_1, {unpack_q5<true>, 0, true}},       {DType::q2_k, {unpack_q2_k, 0, true}},
-    {DType::q3_k, {unpack_q3_k, 4, false}},          {DType::q4_k, {unpack_q45_k<false>, 0, true}},
-    {DType::q5_k, {unpack_q45_k<true>, 0, true}},    {DType::q6_k, {unpack_q6_k, 32, false}},
-    {DType::iq4_nl, {unpack_iq4_nl, 128, false}},    {DType::iq4_xs, {unpack_iq4_xs, 128, false}},
-    {DType::iq3_xxs, {unpack_iq3_xxs, 128, false}},  {DType::iq3_s, {unpack_iq3_s, 128, false}},
-    {DType::iq2_xxs, {unpack_iq2_xxs, 128, false}},  {DType::iq2_xs, {unpack_iq2_xs, 128, false}},
-    {DType::iq2_s, {unpack_iq2_s, 128, false}},      {DType::iq1_s, {unpack_iq1_s, 128, false}},
+    {DType::q8_0, {unpack_q8_0, 128, false}},       {DType::q4_0, {unpack_q4_0, 8, false}},
+    {DType::q4_1, {unpack_q4_1, 0, true}},          {DType::q5_0, {unpack_q5<false>, 16, false}},
+    {DType::q5_1, {unpack_q5<true>, 0, true}},      {DType::q2_k, {unpack_q2_k, 0, true}},
+    {DType::q3_k, {unpack_q3_k, 4, false}},         {DType::q4_k, {unpack_q45_k<false>, 0, true}},
+    {DType::q5_k, {unpack_q45_k<true>, 0, true}},   {DType::q6_k, {unpack_q6_k, 32, false}},
+    {DType::iq4_nl, {unpack_iq4_nl, 128, false}},   {DType::iq4_xs, {unpack_iq4_xs, 128, false}},
+    {DType::iq3_xxs, {unpack_iq3_xxs, 128, false}}, {DType::iq3_s, {unpack_iq3_s, 128, false}},
+    {DType::iq2_xxs, {unpack_iq2_xxs, 128, false}}, {DType::iq2_xs, {unpack_iq2_xs, 128, false}},
+    {DType::iq2_s, {unpack_iq2_s, 128, false}},     {DType::iq1_s, {unpack_iq1_s, 128, false}},
     {DType::iq1_m, {unpack_iq1_m, 128, false}},
 };
 
