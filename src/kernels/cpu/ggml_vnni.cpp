@@ -1,10 +1,10 @@
-// The GGUF-quantised decode kernel (ggml/ggml_decode.h) and SIMD unpackers on AVX-512 VNNI / BW.
-// Each 256-value unit of the 4 rows is unpacked into ggml::Unpacked (L1-resident), then every 64
-// codes meet 64 int8 activations in one vpdpbusd: lane l of chunk k sums 4 products of group
-// g = 4k + l / 4 (16 values per group), so one permute of the 16 per-group factors s * d_x
-// gives each lane its scale. The offset comes off in integers (offset * the lane's sum of q,
-// also from a vpdpbusd), the mins in f32 (m * d_x times that sum).
-// Unpackers here produce exactly the scalar ones' bytes and scales (tests compare them).
+// The GGUF-quantised decode kernel (ggml/ggml_decode.h) on AVX-512 VNNI / BW. Each 256-value
+// unit of the 4 rows is unpacked into ggml::Unpacked (L1-resident; the unpackers are in
+// cpu/ggml_unpack_avx512.h and inline here), then every 64 codes meet 64 int8 activations in
+// one vpdpbusd: lane l of chunk k sums 4 products of group g = 4k + l / 4 (16 values per group),
+// so one permute of the 16 per-group factors s * d_x gives each lane its scale. The offset
+// comes off in integers (the dot starts at -offset * the lane's sum of q, itself a vpdpbusd),
+// the mins in f32 once per unit (m * d_x * ActQ8::sum or ::sum16).
 // Compiled with its own -m flags; ggml_decode.cpp calls it only when CPUID reports VNNI.
 #include <immintrin.h>
 
