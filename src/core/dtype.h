@@ -32,6 +32,7 @@ enum class DType : uint8_t {
   q8_0,
   q4_0,
   i4,
+  // The ggml block types from here on (dtype_is_ggml_block tests `>= q4_1`): keep them last.
   q4_1,
   q5_0,
   q5_1,
