@@ -91,6 +91,33 @@ TEST(AmxGemm, MatchesBf16ReferenceForEveryDtypeAtAwkwardSizes) {
   }
 }
 
+// The GGUF k-/i-quants go through the same tiles, dequantised by their unpackers.
+TEST(AmxGemm, MatchesBf16ReferenceForGgufQuantisations) {
+  if (!amx_usable()) GTEST_SKIP() << "no AMX BF16 on this CPU / kernel";
+  ThreadPool pool(2);
+  std::mt19937 rng(18);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (DType dt : {DType::q4_k, DType::q6_k, DType::q2_k, DType::iq2_xxs, DType::iq1_s,
+                   DType::iq4_nl, DType::q5_0}) {
+    for (int64_t T : {16, 33}) {
+      const int64_t rows = 45, cols = 768, ldx = cols + 3, ldy = rows + 5;
+      TestWeight w = make_weight(dt, rows, cols, rng);
+      std::vector<float> x(size_t(T * ldx), std::nanf(""));
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t c = 0; c < cols; ++c) x[size_t(t * ldx + c)] = nd(rng);
+      std::vector<float> y(size_t(T * ldy), std::nanf(""));
+      ASSERT_TRUE(amx_gemm(x.data(), ldx, T, w.view, y.data(), ldy, pool, active_isa()));
+      std::vector<double> want, mag;
+      reference(x, ldx, T, w.view, want, mag);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t r = 0; r < rows; ++r)
+          ASSERT_NEAR(y[size_t(t * ldy + r)], want[size_t(t * rows + r)],
+                      2e-6 * mag[size_t(t * rows + r)] + 1e-30)
+              << dtype_name(dt) << " T " << T << " t " << t << " r " << r;
+    }
+  }
+}
+
 TEST(AmxGemm, ServingMatmulTakesTilesAndStaysNearTheExactPath) {
   if (!amx_usable()) GTEST_SKIP() << "no AMX BF16 on this CPU / kernel";
   if (std::string(active_isa().name) != "avx512") GTEST_SKIP() << "TERN_ISA selects another ISA";
