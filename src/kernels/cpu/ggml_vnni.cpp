@@ -261,6 +261,67 @@ void dot_q4_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, 
     for (int r = 0; r < 4; ++r) out[4 * t + r] = hsum(acc[r][t]) - hsum8(acc_min[r][t]);
 }
 
+// Q6_K without the Unpacked round trip: unpack_q6_k's codes are already in value order, so
+// each row's 4 code registers and 16 scales stay in registers and meet the activations
+// directly; the offset of 32 comes off through the dot's start value as in dot_units.
+template <int kTokens>
+void dot_q6_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
+  __m512 acc[4][kTokens];
+  for (auto& a : acc)
+    for (auto& v : a) v = _mm512_setzero_ps();
+  const __m512i zero = _mm512_setzero_si512(), ones = _mm512_set1_epi8(1);
+  const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
+  const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+  const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i quarter = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const int64_t tile_stride = 4 * (rows[1] - rows[0]);  // 0 for a one-row tile
+  for (int64_t c = 0; c < cols; c += 256) {
+    __m512i xv[kTokens][4], start[kTokens][4];
+    __m512 xd16[kTokens];
+    for (int t = 0; t < kTokens; ++t) {
+      for (int k = 0; k < 4; ++k) {
+        xv[t][k] = _mm512_loadu_si512(xs[t]->q.data() + c + 64 * k);
+        start[t][k] = _mm512_sub_epi32(
+            zero, _mm512_slli_epi32(_mm512_dpbusd_epi32(zero, ones, xv[t][k]), 5));  // -32 sum
+      }
+      xd16[t] = _mm512_permutexvar_ps(
+          dup, _mm512_castps256_ps512(_mm256_loadu_ps(xs[t]->d.data() + c / 32)));
+    }
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* b = rows[r] + c / 256 * 210;
+      if (tile_stride > 0)
+        for (int64_t line = 0; line < 210; line += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(b + tile_stride + line), _MM_HINT_T0);
+      const __m512 s = _mm512_mul_ps(_mm512_set1_ps(ggml::f16_at(b + 208)),
+                                     _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                                         reinterpret_cast<const __m128i*>(b + 192)))));
+      __m512i u[4];
+      for (int h = 0; h < 2; ++h) {
+        const __m512i ql = _mm512_loadu_si512(b + 64 * h);
+        const __m512i qh = _mm512_broadcast_i64x4(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h)));
+        const __m512i h0 = _mm512_and_si512(_mm512_srlv_epi16(qh, sh01), low2);
+        const __m512i h1 = _mm512_and_si512(_mm512_srlv_epi16(qh, sh23), low2);
+        u[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, low4), _mm512_slli_epi16(h0, 4));
+        u[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
+                                       _mm512_slli_epi16(h1, 4));
+      }
+      for (int t = 0; t < kTokens; ++t) {
+        const __m512 sx = _mm512_mul_ps(s, xd16[t]);
+        for (int k = 0; k < 4; ++k) {
+          const __m512i gi = _mm512_add_epi32(_mm512_set1_epi32(4 * k), quarter);
+          acc[r][t] =
+              _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start[t][k], u[k], xv[t][k])),
+                              _mm512_permutexvar_ps(gi, sx), acc[r][t]);
+        }
+      }
+    }
+  }
+  for (int t = 0; t < kTokens; ++t)
+    for (int r = 0; r < 4; ++r) out[4 * t + r] = hsum(acc[r][t]);
+}
+
 template <ggml::UnpackFn kUnpack, bool kMins, bool kMinsPer16>
 void dot_tokens(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
                 const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols,
@@ -306,7 +367,16 @@ void ggml_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs,
     case DType::q5_k:
       return dot_tokens<unpack_q45_k<true>, true, false>(u, shift, be, bb, rows, xs, nt, cols, out);
     case DType::q6_k:
-      return dot_tokens<unpack_q6_k, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+      switch (nt) {
+        case 1:
+          return dot_q6_k<1>(rows, xs, cols, out);
+        case 2:
+          return dot_q6_k<2>(rows, xs, cols, out);
+        case 3:
+          return dot_q6_k<3>(rows, xs, cols, out);
+        default:
+          return dot_q6_k<4>(rows, xs, cols, out);
+      }
     case DType::iq4_xs:
       return dot_tokens<unpack_iq4_xs, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
     case DType::iq4_nl:
