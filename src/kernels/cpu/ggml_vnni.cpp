@@ -193,14 +193,17 @@ void dot_units(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb, const u
                        (kMins && kMinsPer16 ? hsum(acc_min16[r][t]) : 0.0f);
 }
 
-// Q4_K without the Unpacked round trip: the nibbles of 64 qs bytes are values [0, 32) and
+// Q4_K / Q5_K without the Unpacked round trip: the nibbles of 64 qs bytes are values [0, 32) and
 // [64, 96) of a 128-value half (low) and [32, 64), [96, 128) (high), so the activations are
 // regrouped that way once per token and unit (shared by the 4 rows) and the weights never
 // move. Lanes 0..7 of a dot then belong to one group of 32 and lanes 8..15 to the group two
 // further on; their factors d * scale * d_x come from one permute of the unit's 8. Same sums
-// as dot_units (the integer dot of each group is exact), in a different f32 order.
-template <int kTokens>
-void dot_q4_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
+// as dot_units (the integer dot of each group is exact), in a different f32 order. Q5_K
+// (kFive) is the same with each value's fifth bit, bit (value / 32) of qh[value % 32], added as
+// 16 under a byte mask.
+template <bool kFive, int kTokens>
+void dot_q45_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
+  constexpr int64_t kBlockBytes = kFive ? 176 : 144, kQs = kFive ? 48 : 16;
   __m512 acc[4][kTokens];
   __m256 acc_min[4][kTokens];
   for (int r = 0; r < 4; ++r)
@@ -232,9 +235,9 @@ void dot_q4_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, 
                                     reinterpret_cast<const __m256i*>(xs[t]->sum.data() + c / 32))));
     }
     for (int r = 0; r < 4; ++r) {
-      const uint8_t* blk = rows[r] + c / 256 * 144;
+      const uint8_t* blk = rows[r] + c / 256 * kBlockBytes;
       if (tile_stride > 0)
-        for (int64_t line = 0; line < 144; line += 64)
+        for (int64_t line = 0; line < kBlockBytes; line += 64)
           _mm_prefetch(reinterpret_cast<const char*>(blk + tile_stride + line), _MM_HINT_T0);
       const __m128i sm = ggml::k_scales_mins(blk + 4);
       const __m256 s8 = _mm256_mul_ps(_mm256_set1_ps(ggml::f16_at(blk)),
@@ -244,9 +247,23 @@ void dot_q4_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, 
                         _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
       __m512i w[4];
       for (int h = 0; h < 2; ++h) {
-        const __m512i q = _mm512_loadu_si512(blk + 16 + 64 * h);
+        const __m512i q = _mm512_loadu_si512(blk + kQs + 64 * h);
         w[2 * h] = _mm512_and_si512(q, low4);
         w[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+      }
+      if constexpr (kFive) {
+        // w[2h] holds values 128h + l and 128h + 64 + l (l < 32), w[2h + 1] those + 32: their
+        // fifth bits are bits 4h (+1) and 4h + 2 (+1) of qh[l].
+        const __m512i qh =
+            _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16)));
+        const __m512i sixteen = _mm512_set1_epi8(16);
+        for (int k = 0; k < 4; ++k) {
+          const int lo_bit = 4 * (k / 2) + k % 2;
+          const __m512i bit =
+              _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(char(1 << lo_bit))),
+                                 _mm256_set1_epi8(char(1 << (lo_bit + 2))), 1);
+          w[k] = _mm512_mask_add_epi8(w[k], _mm512_test_epi8_mask(qh, bit), w[k], sixteen);
+        }
       }
       for (int t = 0; t < kTokens; ++t) {
         const __m512 f = _mm512_castps256_ps512(_mm256_mul_ps(s8, xd8[t]));
@@ -353,19 +370,28 @@ void ggml_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs,
       if (cols % 256 == 0) {
         switch (nt) {
           case 1:
-            return dot_q4_k<1>(rows, xs, cols, out);
+            return dot_q45_k<false, 1>(rows, xs, cols, out);
           case 2:
-            return dot_q4_k<2>(rows, xs, cols, out);
+            return dot_q45_k<false, 2>(rows, xs, cols, out);
           case 3:
-            return dot_q4_k<3>(rows, xs, cols, out);
+            return dot_q45_k<false, 3>(rows, xs, cols, out);
           default:
-            return dot_q4_k<4>(rows, xs, cols, out);
+            return dot_q45_k<false, 4>(rows, xs, cols, out);
         }
       }
       return dot_tokens<unpack_q45_k<false>, true, false>(u, shift, be, bb, rows, xs, nt, cols,
                                                           out);
     case DType::q5_k:
-      return dot_tokens<unpack_q45_k<true>, true, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+      switch (nt) {
+        case 1:
+          return dot_q45_k<true, 1>(rows, xs, cols, out);
+        case 2:
+          return dot_q45_k<true, 2>(rows, xs, cols, out);
+        case 3:
+          return dot_q45_k<true, 3>(rows, xs, cols, out);
+        default:
+          return dot_q45_k<true, 4>(rows, xs, cols, out);
+      }
     case DType::q6_k:
       switch (nt) {
         case 1:
