@@ -339,6 +339,63 @@ void dot_q6_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, 
     for (int r = 0; r < 4; ++r) out[4 * t + r] = hsum(acc[r][t]);
 }
 
+// Q2_K without the Unpacked round trip (codes in value order, as Q6_K): 2-bit codes shifted
+// out of the broadcast qs bytes in registers; per-16 mins against ActQ8::sum16 once per unit.
+template <int kTokens>
+void dot_q2_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
+  __m512 acc[4][kTokens], acc_min[4][kTokens];
+  for (int r = 0; r < 4; ++r)
+    for (int t = 0; t < kTokens; ++t) acc[r][t] = acc_min[r][t] = _mm512_setzero_ps();
+  const __m512i zero = _mm512_setzero_si512(), low2 = _mm512_set1_epi8(0x03);
+  const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+  const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i quarter = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const int64_t tile_stride = 4 * (rows[1] - rows[0]);  // 0 for a one-row tile
+  for (int64_t c = 0; c < cols; c += 256) {
+    __m512i xv[kTokens][4];
+    __m512 xd16[kTokens], xsum16[kTokens];
+    for (int t = 0; t < kTokens; ++t) {
+      for (int k = 0; k < 4; ++k) xv[t][k] = _mm512_loadu_si512(xs[t]->q.data() + c + 64 * k);
+      xd16[t] = _mm512_permutexvar_ps(
+          dup, _mm512_castps256_ps512(_mm256_loadu_ps(xs[t]->d.data() + c / 32)));
+      xsum16[t] = _mm512_mul_ps(
+          xd16[t], _mm512_cvtepi32_ps(_mm512_loadu_si512(xs[t]->sum16.data() + c / 16)));
+    }
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* b = rows[r] + c / 256 * 84;
+      if (tile_stride > 0)
+        for (int64_t line = 0; line < 84; line += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(b + tile_stride + line), _MM_HINT_T0);
+      const __m512i raw =
+          _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
+      const __m512 s =
+          _mm512_mul_ps(_mm512_set1_ps(ggml::f16_at(b + 80)),
+                        _mm512_cvtepi32_ps(_mm512_and_si512(raw, _mm512_set1_epi32(15))));
+      const __m512 m = _mm512_mul_ps(_mm512_set1_ps(ggml::f16_at(b + 82)),
+                                     _mm512_cvtepi32_ps(_mm512_srli_epi32(raw, 4)));
+      __m512i u[4];
+      for (int h = 0; h < 2; ++h) {
+        const __m512i q = _mm512_broadcast_i64x4(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 + 32 * h)));
+        u[2 * h] = _mm512_and_si512(_mm512_srlv_epi16(q, sh01), low2);
+        u[2 * h + 1] = _mm512_and_si512(_mm512_srlv_epi16(q, sh23), low2);
+      }
+      for (int t = 0; t < kTokens; ++t) {
+        const __m512 sx = _mm512_mul_ps(s, xd16[t]);
+        for (int k = 0; k < 4; ++k) {
+          const __m512i gi = _mm512_add_epi32(_mm512_set1_epi32(4 * k), quarter);
+          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, u[k], xv[t][k])),
+                                      _mm512_permutexvar_ps(gi, sx), acc[r][t]);
+        }
+        acc_min[r][t] = _mm512_fmadd_ps(m, xsum16[t], acc_min[r][t]);  // w = ... - dmin * m
+      }
+    }
+  }
+  for (int t = 0; t < kTokens; ++t)
+    for (int r = 0; r < 4; ++r) out[4 * t + r] = hsum(acc[r][t]) - hsum(acc_min[r][t]);
+}
+
 template <ggml::UnpackFn kUnpack, bool kMins, bool kMinsPer16>
 void dot_tokens(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
                 const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols,
@@ -417,7 +474,16 @@ void ggml_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs,
       return dot_tokens<unpack_q4x_q5x<24, true, true>, true, false>(u, shift, be, bb, rows, xs, nt,
                                                                      cols, out);
     case DType::q2_k:
-      return dot_tokens<unpack_q2_k, true, true>(u, shift, be, bb, rows, xs, nt, cols, out);
+      switch (nt) {
+        case 1:
+          return dot_q2_k<1>(rows, xs, cols, out);
+        case 2:
+          return dot_q2_k<2>(rows, xs, cols, out);
+        case 3:
+          return dot_q2_k<3>(rows, xs, cols, out);
+        default:
+          return dot_q2_k<4>(rows, xs, cols, out);
+      }
     case DType::q3_k:
       return dot_tokens<unpack_q3_k, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
     case DType::iq2_xxs:
