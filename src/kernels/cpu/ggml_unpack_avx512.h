@@ -87,15 +87,17 @@ template <bool kFive>
   }
 }
 
-// q6_k: for half h, ql[64h..64h+64) low nibbles are values [128h, +64), high nibbles [128h+64,
-// +64); qh[32h..32h+32) bits 2j are the top 2 bits of values [128h + 32j, +32).
-[[gnu::always_inline]] inline void unpack_q6_k(const uint8_t* b, int, Unpacked* o) {
-  const float d = f16_at(b + 208);
-  const __m512 s = _mm512_mul_ps(_mm512_set1_ps(d),
-                                 _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192)))));
-  _mm512_store_ps(o->s, s);
-  _mm512_store_ps(o->m, _mm512_setzero_ps());
+// Q6_K's 16 sub-scales times d.
+[[gnu::always_inline]] inline __m512 q6_k_scales(const uint8_t* b) {
+  return _mm512_mul_ps(_mm512_set1_ps(f16_at(b + 208)),
+                       _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192)))));
+}
+
+// Q6_K's 256 codes in value order, 64 per register: for half h, ql[64h..64h+64) low nibbles
+// are values [128h, +64), high nibbles [128h+64, +64); qh[32h..32h+32) bits 2j are the top 2
+// bits of values [128h + 32j, +32).
+[[gnu::always_inline]] inline void q6_k_codes(const uint8_t* b, __m512i u[4]) {
   const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
   // per 16-bit lane shift counts: 0 / 2 for the first 64 values of a half, 4 / 6 for the next
   const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
@@ -106,12 +108,18 @@ template <bool kFive>
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h)));
     const __m512i h0 = _mm512_and_si512(_mm512_srlv_epi16(qh, sh01), low2);
     const __m512i h1 = _mm512_and_si512(_mm512_srlv_epi16(qh, sh23), low2);
-    const __m512i u0 = _mm512_or_si512(_mm512_and_si512(ql, low4), _mm512_slli_epi16(h0, 4));
-    const __m512i u1 =
+    u[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, low4), _mm512_slli_epi16(h0, 4));
+    u[2 * h + 1] =
         _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4), _mm512_slli_epi16(h1, 4));
-    store64(o->u + 128 * h, u0);
-    store64(o->u + 128 * h + 64, u1);
   }
+}
+
+[[gnu::always_inline]] inline void unpack_q6_k(const uint8_t* b, int, Unpacked* o) {
+  _mm512_store_ps(o->s, q6_k_scales(b));
+  _mm512_store_ps(o->m, _mm512_setzero_ps());
+  __m512i u[4];
+  q6_k_codes(b, u);
+  for (int k = 0; k < 4; ++k) store64(o->u + 64 * k, u[k]);
 }
 
 // The IQ4 levels + 128, in every 128-bit lane (vpshufb looks up within lanes).
@@ -189,24 +197,37 @@ template <int kBytes, bool kMin, bool kFive>
 
 // ---- 2- and 3-bit k-quants ----------------------------------------------------------------
 
-// Q2_K: value 128h + 32j + l is bits 2j of qs[32h + l]; scales per 16: low nibble scale, high
-// nibble min.
-[[gnu::always_inline]] inline void unpack_q2_k(const uint8_t* b, int, Unpacked* o) {
-  const __m512i raw = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
-  const __m512 lo = _mm512_cvtepi32_ps(_mm512_and_si512(raw, _mm512_set1_epi32(15)));
-  const __m512 hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(raw, 4));
-  _mm512_store_ps(o->s, _mm512_mul_ps(_mm512_set1_ps(f16_at(b + 80)), lo));
-  _mm512_store_ps(o->m, _mm512_xor_ps(_mm512_mul_ps(_mm512_set1_ps(f16_at(b + 82)), hi),
-                                      _mm512_set1_ps(-0.0f)));
+// 2-bit codes in value order, 64 per register: value 128h + 32j + l is bits 2j of
+// qs[32h + l] (Q2_K's codes, Q3_K's low bits).
+[[gnu::always_inline]] inline void two_bit_codes(const uint8_t* qs, __m512i u[4]) {
   const __m512i low2 = _mm512_set1_epi8(3);
   const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
   const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
   for (int h = 0; h < 2; ++h) {
-    const __m512i q = _mm512_broadcast_i64x4(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 + 32 * h)));
-    store64(o->u + 128 * h, _mm512_and_si512(_mm512_srlv_epi16(q, sh01), low2));
-    store64(o->u + 128 * h + 64, _mm512_and_si512(_mm512_srlv_epi16(q, sh23), low2));
+    const __m512i q =
+        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * h)));
+    u[2 * h] = _mm512_and_si512(_mm512_srlv_epi16(q, sh01), low2);
+    u[2 * h + 1] = _mm512_and_si512(_mm512_srlv_epi16(q, sh23), low2);
   }
+}
+
+// Q2_K's per-16 scales (d * low nibble) and mins (dmin * high nibble, to be subtracted).
+[[gnu::always_inline]] inline void q2_k_scales_mins(const uint8_t* b, __m512* s, __m512* m) {
+  const __m512i raw = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
+  *s = _mm512_mul_ps(_mm512_set1_ps(f16_at(b + 80)),
+                     _mm512_cvtepi32_ps(_mm512_and_si512(raw, _mm512_set1_epi32(15))));
+  *m = _mm512_mul_ps(_mm512_set1_ps(f16_at(b + 82)), _mm512_cvtepi32_ps(_mm512_srli_epi32(raw, 4)));
+}
+
+// Q2_K: codes as above from qs (byte 16); scales per 16: low nibble scale, high nibble min.
+[[gnu::always_inline]] inline void unpack_q2_k(const uint8_t* b, int, Unpacked* o) {
+  __m512 s, m;
+  q2_k_scales_mins(b, &s, &m);
+  _mm512_store_ps(o->s, s);
+  _mm512_store_ps(o->m, _mm512_xor_ps(m, _mm512_set1_ps(-0.0f)));  // -(dmin * min)
+  __m512i u[4];
+  two_bit_codes(b + 16, u);
+  for (int k = 0; k < 4; ++k) store64(o->u + 64 * k, u[k]);
 }
 
 // Q3_K: low 2 bits as Q2_K (qs at byte 32), third bit: bit v / 32 of hmask[v % 32]; 6-bit
@@ -222,23 +243,16 @@ template <int kBytes, bool kMin, bool kFive>
                   _mm512_mul_ps(_mm512_set1_ps(f16_at(b + 108)),
                                 _mm512_sub_ps(bytes16_to_ps(ls[0], ls[1]), _mm512_set1_ps(32.0f))));
   _mm512_store_ps(o->m, _mm512_setzero_ps());
-  const __m512i low2 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
-  const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
-  const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+  __m512i u[4];
+  two_bit_codes(b + 32, u);
   const __m512i hm =
       _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)));
-  for (int h = 0; h < 2; ++h) {
-    const __m512i q = _mm512_broadcast_i64x4(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32 + 32 * h)));
-    for (int k = 0; k < 2; ++k) {
-      const int c = 2 * h + k;  // values [64c, 64c + 64): hmask bits 2c (first 32), 2c + 1
-      const __m512i bit =
-          _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(char(1 << (2 * c)))),
-                             _mm256_set1_epi8(char(1 << (2 * c + 1))), 1);
-      __m512i u = _mm512_and_si512(_mm512_srlv_epi16(q, k == 0 ? sh01 : sh23), low2);
-      u = _mm512_mask_add_epi8(u, _mm512_test_epi8_mask(hm, bit), u, four);
-      store64(o->u + 64 * c, u);
-    }
+  for (int c = 0; c < 4; ++c) {  // values [64c, 64c + 64): hmask bits 2c (first 32), 2c + 1
+    const __m512i bit =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(char(1 << (2 * c)))),
+                           _mm256_set1_epi8(char(1 << (2 * c + 1))), 1);
+    store64(o->u + 64 * c,
+            _mm512_mask_add_epi8(u[c], _mm512_test_epi8_mask(hm, bit), u[c], _mm512_set1_epi8(4)));
   }
 }
 

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "core/error.h"
 #include "kernels/cpu/avx512_hsum.h"
@@ -98,23 +99,22 @@ inline __m512i group_index(int k) {
                           _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
 }
 
-// kMins: the type has mins; per 32 values (Q4_1, Q5_1, Q4_K, Q5_K) they meet ActQ8::sum once
-// per unit, per 16 (Q2_K) ActQ8::sum16. kShift: log2 of the type's offset (every
-// offset is 0 or a power of two); the offset comes off through the vpdpbusd's start value.
+// The generic kernel, for every type through its unpacker. kMins: the type has mins per 32
+// values (Q4_1, Q5_1; Q2_K's per-16 ones have dot_q2_k), which meet ActQ8::sum once per unit.
+// shift: log2 of the type's offset (every offset is 0 or a power of two); the offset comes
+// off through the vpdpbusd's start value.
 // kUnpack: the unpacker, as a template argument so it inlines (a call per row and unit makes
 // the compiler spill every accumulator around it); null for the scalar unpackers, which are
 // called through `unpack`.
-template <ggml::UnpackFn kUnpack, bool kMins, bool kMinsPer16, int kTokens>
+template <ggml::UnpackFn kUnpack, bool kMins, int kTokens>
 void dot_units(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb, const uint8_t* const* rows,
                const ActQ8* const* xs, int64_t cols, float* out) {
   __m512 acc[4][kTokens];
   __m256 acc_min[4][kTokens];
-  __m512 acc_min16[4][kTokens];
   for (int r = 0; r < 4; ++r)
     for (int t = 0; t < kTokens; ++t) {
       acc[r][t] = _mm512_setzero_ps();
       acc_min[r][t] = _mm256_setzero_ps();
-      acc_min16[r][t] = _mm512_setzero_ps();
     }
   ggml::Unpacked p[4];
   const __m512i ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
@@ -151,14 +151,7 @@ void dot_units(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb, const u
       const __m512 xd16 = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(xd8));
       __m512 sx[4];
       for (int r = 0; r < 4; ++r) sx[r] = _mm512_mul_ps(_mm512_load_ps(p[r].s), xd16);
-      if (kMins && kMinsPer16) {  // sum over the unit's 16 groups of m * d_x * sum16(q)
-        const __m512 xsum =
-            _mm512_mul_ps(xd16, _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(
-                                    __mmask16((1u << (2 * n32)) - 1), x.sum16.data() + c / 16)));
-        for (int r = 0; r < 4; ++r)
-          acc_min16[r][t] = _mm512_fmadd_ps(_mm512_load_ps(p[r].m), xsum, acc_min16[r][t]);
-      }
-      if (kMins && !kMinsPer16) {  // sum over the unit's blocks of m * d_x * sum(q)
+      if (kMins) {  // sum over the unit's blocks of m * d_x * sum(q)
         const __m256 xsum = _mm256_mul_ps(
             xd8, _mm256_cvtepi32_ps(_mm256_maskz_loadu_epi32(blocks, x.sum.data() + c / 32)));
         for (int r = 0; r < 4; ++r) {
@@ -189,8 +182,7 @@ void dot_units(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb, const u
   }
   for (int t = 0; t < kTokens; ++t)
     for (int r = 0; r < 4; ++r)
-      out[4 * t + r] = hsum(acc[r][t]) + (kMins && !kMinsPer16 ? hsum8(acc_min[r][t]) : 0.0f) +
-                       (kMins && kMinsPer16 ? hsum(acc_min16[r][t]) : 0.0f);
+      out[4 * t + r] = hsum(acc[r][t]) + (kMins ? hsum8(acc_min[r][t]) : 0.0f);
 }
 
 // Q4_K / Q5_K without the Unpacked round trip: the nibbles of 64 qs bytes are values [0, 32) and
@@ -278,7 +270,7 @@ void dot_q45_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols,
     for (int r = 0; r < 4; ++r) out[4 * t + r] = hsum(acc[r][t]) - hsum8(acc_min[r][t]);
 }
 
-// Q6_K without the Unpacked round trip: unpack_q6_k's codes are already in value order, so
+// Q6_K without the Unpacked round trip: q6_k_codes gives the codes in value order, so
 // each row's 4 code registers and 16 scales stay in registers and meet the activations
 // directly; the offset of 32 comes off through the dot's start value as in dot_units.
 template <int kTokens>
@@ -287,9 +279,6 @@ void dot_q6_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, 
   for (auto& a : acc)
     for (auto& v : a) v = _mm512_setzero_ps();
   const __m512i zero = _mm512_setzero_si512(), ones = _mm512_set1_epi8(1);
-  const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
-  const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
-  const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
   const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   const __m512i quarter = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   const int64_t tile_stride = 4 * (rows[1] - rows[0]);  // 0 for a one-row tile
@@ -310,20 +299,9 @@ void dot_q6_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, 
       if (tile_stride > 0)
         for (int64_t line = 0; line < 210; line += 64)
           _mm_prefetch(reinterpret_cast<const char*>(b + tile_stride + line), _MM_HINT_T0);
-      const __m512 s = _mm512_mul_ps(_mm512_set1_ps(ggml::f16_at(b + 208)),
-                                     _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
-                                         reinterpret_cast<const __m128i*>(b + 192)))));
+      const __m512 s = ggml::q6_k_scales(b);
       __m512i u[4];
-      for (int h = 0; h < 2; ++h) {
-        const __m512i ql = _mm512_loadu_si512(b + 64 * h);
-        const __m512i qh = _mm512_broadcast_i64x4(
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h)));
-        const __m512i h0 = _mm512_and_si512(_mm512_srlv_epi16(qh, sh01), low2);
-        const __m512i h1 = _mm512_and_si512(_mm512_srlv_epi16(qh, sh23), low2);
-        u[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, low4), _mm512_slli_epi16(h0, 4));
-        u[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
-                                       _mm512_slli_epi16(h1, 4));
-      }
+      ggml::q6_k_codes(b, u);
       for (int t = 0; t < kTokens; ++t) {
         const __m512 sx = _mm512_mul_ps(s, xd16[t]);
         for (int k = 0; k < 4; ++k) {
@@ -346,9 +324,7 @@ void dot_q2_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, 
   __m512 acc[4][kTokens], acc_min[4][kTokens];
   for (int r = 0; r < 4; ++r)
     for (int t = 0; t < kTokens; ++t) acc[r][t] = acc_min[r][t] = _mm512_setzero_ps();
-  const __m512i zero = _mm512_setzero_si512(), low2 = _mm512_set1_epi8(0x03);
-  const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
-  const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+  const __m512i zero = _mm512_setzero_si512();
   const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   const __m512i quarter = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   const int64_t tile_stride = 4 * (rows[1] - rows[0]);  // 0 for a one-row tile
@@ -367,20 +343,10 @@ void dot_q2_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, 
       if (tile_stride > 0)
         for (int64_t line = 0; line < 84; line += 64)
           _mm_prefetch(reinterpret_cast<const char*>(b + tile_stride + line), _MM_HINT_T0);
-      const __m512i raw =
-          _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
-      const __m512 s =
-          _mm512_mul_ps(_mm512_set1_ps(ggml::f16_at(b + 80)),
-                        _mm512_cvtepi32_ps(_mm512_and_si512(raw, _mm512_set1_epi32(15))));
-      const __m512 m = _mm512_mul_ps(_mm512_set1_ps(ggml::f16_at(b + 82)),
-                                     _mm512_cvtepi32_ps(_mm512_srli_epi32(raw, 4)));
+      __m512 s, m;
+      ggml::q2_k_scales_mins(b, &s, &m);
       __m512i u[4];
-      for (int h = 0; h < 2; ++h) {
-        const __m512i q = _mm512_broadcast_i64x4(
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 + 32 * h)));
-        u[2 * h] = _mm512_and_si512(_mm512_srlv_epi16(q, sh01), low2);
-        u[2 * h + 1] = _mm512_and_si512(_mm512_srlv_epi16(q, sh23), low2);
-      }
+      ggml::two_bit_codes(b + 16, u);
       for (int t = 0; t < kTokens; ++t) {
         const __m512 sx = _mm512_mul_ps(s, xd16[t]);
         for (int k = 0; k < 4; ++k) {
@@ -396,20 +362,35 @@ void dot_q2_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, 
     for (int r = 0; r < 4; ++r) out[4 * t + r] = hsum(acc[r][t]) - hsum(acc_min[r][t]);
 }
 
-template <ggml::UnpackFn kUnpack, bool kMins, bool kMinsPer16>
-void dot_tokens(ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb,
-                const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols,
-                float* out) {
+// Calls f(std::integral_constant<int, n>) for the token count nt (1..4): every kernel here is
+// instantiated per token count so its accumulators stay in registers.
+template <class F>
+void by_tokens(int nt, F f) {
   switch (nt) {
     case 1:
-      return dot_units<kUnpack, kMins, kMinsPer16, 1>(unpack, shift, be, bb, rows, xs, cols, out);
+      return f(std::integral_constant<int, 1>());
     case 2:
-      return dot_units<kUnpack, kMins, kMinsPer16, 2>(unpack, shift, be, bb, rows, xs, cols, out);
+      return f(std::integral_constant<int, 2>());
     case 3:
-      return dot_units<kUnpack, kMins, kMinsPer16, 3>(unpack, shift, be, bb, rows, xs, cols, out);
+      return f(std::integral_constant<int, 3>());
     default:
-      return dot_units<kUnpack, kMins, kMinsPer16, 4>(unpack, shift, be, bb, rows, xs, cols, out);
+      return f(std::integral_constant<int, 4>());
   }
+}
+
+struct DotArgs {
+  const uint8_t* const* rows;
+  const ActQ8* const* xs;
+  int nt;
+  int64_t cols;
+  float* out;
+};
+
+template <ggml::UnpackFn kUnpack, bool kMins>
+void generic(const DotArgs& a, ggml::UnpackFn unpack, int shift, int64_t be, int64_t bb) {
+  by_tokens(a.nt, [&](auto n) {
+    dot_units<kUnpack, kMins, n()>(unpack, shift, be, bb, a.rows, a.xs, a.cols, a.out);
+  });
 }
 
 }  // namespace
@@ -422,88 +403,46 @@ void ggml_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs,
   TERN_CHECK((k->offset & (k->offset - 1)) == 0);  // 0 or a power of two: a shift
   const int shift = k->offset ? __builtin_ctz(k->offset) : 0;
   const UnpackFn u = k->unpack;
+  const DotArgs a{rows, xs, nt, cols, out};
+  // The fused kernels (no Unpacked round trip) where there is one; cols are whole blocks.
   switch (t) {
     case DType::q4_k:
-      if (cols % 256 == 0) {
-        switch (nt) {
-          case 1:
-            return dot_q45_k<false, 1>(rows, xs, cols, out);
-          case 2:
-            return dot_q45_k<false, 2>(rows, xs, cols, out);
-          case 3:
-            return dot_q45_k<false, 3>(rows, xs, cols, out);
-          default:
-            return dot_q45_k<false, 4>(rows, xs, cols, out);
-        }
-      }
-      return dot_tokens<unpack_q45_k<false>, true, false>(u, shift, be, bb, rows, xs, nt, cols,
-                                                          out);
+      return by_tokens(nt, [&](auto n) { dot_q45_k<false, n()>(rows, xs, cols, out); });
     case DType::q5_k:
-      switch (nt) {
-        case 1:
-          return dot_q45_k<true, 1>(rows, xs, cols, out);
-        case 2:
-          return dot_q45_k<true, 2>(rows, xs, cols, out);
-        case 3:
-          return dot_q45_k<true, 3>(rows, xs, cols, out);
-        default:
-          return dot_q45_k<true, 4>(rows, xs, cols, out);
-      }
+      return by_tokens(nt, [&](auto n) { dot_q45_k<true, n()>(rows, xs, cols, out); });
     case DType::q6_k:
-      switch (nt) {
-        case 1:
-          return dot_q6_k<1>(rows, xs, cols, out);
-        case 2:
-          return dot_q6_k<2>(rows, xs, cols, out);
-        case 3:
-          return dot_q6_k<3>(rows, xs, cols, out);
-        default:
-          return dot_q6_k<4>(rows, xs, cols, out);
-      }
-    case DType::iq4_xs:
-      return dot_tokens<unpack_iq4_xs, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
-    case DType::iq4_nl:
-      return dot_tokens<unpack_iq4_nl, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
-    case DType::q4_1:
-      return dot_tokens<unpack_q4x_q5x<20, true, false>, true, false>(u, shift, be, bb, rows, xs,
-                                                                      nt, cols, out);
-    case DType::q5_0:
-      return dot_tokens<unpack_q4x_q5x<22, false, true>, false, false>(u, shift, be, bb, rows, xs,
-                                                                       nt, cols, out);
-    case DType::q5_1:
-      return dot_tokens<unpack_q4x_q5x<24, true, true>, true, false>(u, shift, be, bb, rows, xs, nt,
-                                                                     cols, out);
+      return by_tokens(nt, [&](auto n) { dot_q6_k<n()>(rows, xs, cols, out); });
     case DType::q2_k:
-      switch (nt) {
-        case 1:
-          return dot_q2_k<1>(rows, xs, cols, out);
-        case 2:
-          return dot_q2_k<2>(rows, xs, cols, out);
-        case 3:
-          return dot_q2_k<3>(rows, xs, cols, out);
-        default:
-          return dot_q2_k<4>(rows, xs, cols, out);
-      }
+      return by_tokens(nt, [&](auto n) { dot_q2_k<n()>(rows, xs, cols, out); });
+    case DType::iq4_xs:
+      return generic<unpack_iq4_xs, false>(a, u, shift, be, bb);
+    case DType::iq4_nl:
+      return generic<unpack_iq4_nl, false>(a, u, shift, be, bb);
+    case DType::q4_1:
+      return generic<unpack_q4x_q5x<20, true, false>, true>(a, u, shift, be, bb);
+    case DType::q5_0:
+      return generic<unpack_q4x_q5x<22, false, true>, false>(a, u, shift, be, bb);
+    case DType::q5_1:
+      return generic<unpack_q4x_q5x<24, true, true>, true>(a, u, shift, be, bb);
     case DType::q3_k:
-      return dot_tokens<unpack_q3_k, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+      return generic<unpack_q3_k, false>(a, u, shift, be, bb);
     case DType::iq2_xxs:
-      return dot_tokens<unpack_iq2_xxs, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+      return generic<unpack_iq2_xxs, false>(a, u, shift, be, bb);
     case DType::iq2_xs:
-      return dot_tokens<unpack_iq2_xs, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+      return generic<unpack_iq2_xs, false>(a, u, shift, be, bb);
     case DType::iq2_s:
-      return dot_tokens<unpack_iq2_s, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+      return generic<unpack_iq2_s, false>(a, u, shift, be, bb);
     case DType::iq3_xxs:
-      return dot_tokens<unpack_iq3_xxs, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+      return generic<unpack_iq3_xxs, false>(a, u, shift, be, bb);
     case DType::iq3_s:
-      return dot_tokens<unpack_iq3_s, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+      return generic<unpack_iq3_s, false>(a, u, shift, be, bb);
     case DType::iq1_s:
-      return dot_tokens<unpack_iq1_s, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+      return generic<unpack_iq1_s, false>(a, u, shift, be, bb);
     case DType::iq1_m:
-      return dot_tokens<unpack_iq1_m, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
-    default:  // every type has a SIMD unpacker; the scalar one stays correct for a new type
-      if (k->has_mins)
-        return dot_tokens<nullptr, true, false>(u, shift, be, bb, rows, xs, nt, cols, out);
-      return dot_tokens<nullptr, false, false>(u, shift, be, bb, rows, xs, nt, cols, out);
+      return generic<unpack_iq1_m, false>(a, u, shift, be, bb);
+    default:  // a type without a SIMD unpacker: the scalar one, called through `u`
+      if (k->has_mins) return generic<nullptr, true>(a, u, shift, be, bb);
+      return generic<nullptr, false>(a, u, shift, be, bb);
   }
 }
 
