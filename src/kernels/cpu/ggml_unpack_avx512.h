@@ -313,6 +313,21 @@ inline constexpr struct SignTable {
   _mm512_store_ps(o->m, _mm512_setzero_ps());
 }
 
+// IQ2_XS / IQ2_S scales: 8 bytes, a nibble per 16 values (low nibble first); s = d * (0.5 +
+// nibble) / 4. No mins.
+[[gnu::always_inline]] inline void iq2_nibble_scales(float d, const uint8_t* sc, Unpacked* o) {
+  const __m512i raw = _mm512_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc)));
+  const __m512i nib = _mm512_and_si512(
+      _mm512_srlv_epi32(_mm512_permutexvar_epi32(
+                            _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), raw),
+                        _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4)),
+      _mm512_set1_epi32(15));
+  const __m512 half = _mm512_add_ps(_mm512_set1_ps(0.5f), _mm512_cvtepi32_ps(nib));
+  _mm512_store_ps(o->s,
+                  _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(d), half), _mm512_set1_ps(0.25f)));
+  _mm512_store_ps(o->m, _mm512_setzero_ps());
+}
+
 // IQ2_XS: 32 u16 (9-bit grid index, 7-bit sign index), a 4-bit scale per 16 values.
 [[gnu::always_inline]] inline void unpack_iq2_xs(const uint8_t* b, int, Unpacked* o) {
   const float d = f16_at(b);
@@ -324,19 +339,7 @@ inline constexpr struct SignTable {
     for (int k = 0; k < 8; ++k) neg |= uint64_t(kSigns.v[qs[8 * h + k] >> 9]) << (8 * k);
     store64(o->u + 64 * h, signed_codes(v, neg));
   }
-  const __m512i raw =
-      _mm512_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 66)));
-  // 16 nibbles: scale g is nibble g % 2 of byte g / 2
-  const __m512i nib = _mm512_and_si512(
-      _mm512_srlv_epi32(_mm512_permutexvar_epi32(
-                            _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), raw),
-                        _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4)),
-      _mm512_set1_epi32(15));
-  _mm512_store_ps(
-      o->s, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(d), _mm512_add_ps(_mm512_set1_ps(0.5f),
-                                                                         _mm512_cvtepi32_ps(nib))),
-                          _mm512_set1_ps(0.25f)));
-  _mm512_store_ps(o->m, _mm512_setzero_ps());
+  iq2_nibble_scales(d, b + 66, o);
 }
 
 // IQ2_S: qs[32] low 8 index bits, signs[32] (explicit, a byte per 8 values), qh[8] (2 bits per
@@ -353,18 +356,7 @@ inline constexpr struct SignTable {
     std::memcpy(&neg, signs + 8 * h, 8);
     store64(o->u + 64 * h, signed_codes(v, neg));
   }
-  const __m512i raw =
-      _mm512_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 74)));
-  const __m512i nib = _mm512_and_si512(
-      _mm512_srlv_epi32(_mm512_permutexvar_epi32(
-                            _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), raw),
-                        _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4)),
-      _mm512_set1_epi32(15));
-  _mm512_store_ps(
-      o->s, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(d), _mm512_add_ps(_mm512_set1_ps(0.5f),
-                                                                         _mm512_cvtepi32_ps(nib))),
-                          _mm512_set1_ps(0.25f)));
-  _mm512_store_ps(o->m, _mm512_setzero_ps());
+  iq2_nibble_scales(d, b + 74, o);
 }
 
 // IQ3_XXS: qs[64] grid indices (4 values each), then per 32 values a u32 of 4 sign indices and

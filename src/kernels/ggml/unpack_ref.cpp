@@ -212,14 +212,19 @@ void unpack_iq2_xxs(const uint8_t* b, int n32, Unpacked* o) {
       put8(kIq2xxsGrid[q[j]], iq_signs((aux >> (7 * j)) & 127), o->u + 32 * g + 8 * j);
   }
 }
+// IQ2_XS / IQ2_S scales: a nibble per 16 values (low nibble first) in 8 bytes;
+// s = d * (0.5 + nibble) / 4. No mins.
+void iq2_nibble_scales(float d, const uint8_t* sc, Unpacked* o) {
+  for (int g = 0; g < 16; ++g)
+    o->s[g] = d * (0.5f + float((sc[g / 2] >> (4 * (g % 2))) & 15)) * 0.25f;
+  zero_mins(o);
+}
+
 // iq2_xs (74 B): d, qs u16[32] (9-bit grid index, 7-bit sign index), scales[8] (a nibble per 16
 // values, low nibble first); s = d * (0.5 + scale) / 4.
 void unpack_iq2_xs(const uint8_t* b, int n32, Unpacked* o) {
   require_full(n32);
-  const float d = f16_at(b);
-  zero_mins(o);
-  for (int g = 0; g < 16; ++g)
-    o->s[g] = d * (0.5f + float((b[66 + g / 2] >> (4 * (g % 2))) & 15)) * 0.25f;
+  iq2_nibble_scales(f16_at(b), b + 66, o);
   for (int e = 0; e < 32; ++e) {
     const uint16_t q = u16_at(b + 2 + 2 * e);
     put8(kIq2xsGrid[q & 511], iq_signs(q >> 9), o->u + 8 * e);
@@ -229,11 +234,8 @@ void unpack_iq2_xs(const uint8_t* b, int n32, Unpacked* o) {
 // values), qh[8] (bits 2 * (e % 4) of qh[e / 4] are index e's top 2), scales[8] as iq2_xs.
 void unpack_iq2_s(const uint8_t* b, int n32, Unpacked* o) {
   require_full(n32);
-  const float d = f16_at(b);
-  const uint8_t *qs = b + 2, *signs = b + 34, *qh = b + 66, *sc = b + 74;
-  zero_mins(o);
-  for (int g = 0; g < 16; ++g)
-    o->s[g] = d * (0.5f + float((sc[g / 2] >> (4 * (g % 2))) & 15)) * 0.25f;
+  const uint8_t *qs = b + 2, *signs = b + 34, *qh = b + 66;
+  iq2_nibble_scales(f16_at(b), b + 74, o);
   for (int e = 0; e < 32; ++e) {
     const int idx = qs[e] | (((qh[e / 4] >> (2 * (e % 4))) & 3) << 8);
     put8(kIq2sGrid[idx], signs[e], o->u + 8 * e);
