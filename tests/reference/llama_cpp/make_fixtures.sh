@@ -10,14 +10,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 tern=${TERN:-$root/build/release/apps/tern/tern}
-node_dir=${NODE_DIR:-/tmp/tern-node-llama-cpp}
 out=$root/tests/golden/llama_cpp
 
-if [ ! -d "$node_dir/node_modules/node-llama-cpp" ]; then
-  mkdir -p "$node_dir"
-  (cd "$node_dir" && npm init -y >/dev/null && npm install --ignore-scripts node-llama-cpp@3.22.1)
-fi
-cp "$here/logits.mjs" "$node_dir/logits.mjs"
+. "$here/node_env.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

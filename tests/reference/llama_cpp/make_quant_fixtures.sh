@@ -20,14 +20,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 tern=${TERN:-$root/build/release/apps/tern/tern}
 llama_bin=${LLAMA_BIN:?set LLAMA_BIN to llama.cpp/build/bin}
-node_dir=${NODE_DIR:-/tmp/tern-node-llama-cpp}
 out=$root/tests/golden/llama_cpp_quants
 
-if [ ! -d "$node_dir/node_modules/node-llama-cpp" ]; then
-  mkdir -p "$node_dir"
-  (cd "$node_dir" && npm init -y >/dev/null && npm install --ignore-scripts node-llama-cpp@3.22.1)
-fi
-cp "$here/logits.mjs" "$node_dir/logits.mjs"
+. "$here/node_env.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rm -rf "$out"
