@@ -1,0 +1,235 @@
+#include "kernels/lowp_gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "kernels/fp8_scaling.h"
+
+namespace tern::kernels {
+namespace {
+
+constexpr int64_t kKc = 256;        // K depth of one packed block (a multiple of 128)
+constexpr int64_t kTilePanels = 8;  // macro tile = 8 A panels x 8 B panels per task
+
+void micro_scalar(int64_t kp, int64_t cp, const uint32_t* a, const uint32_t* b, const float* sa,
+                  const float* sb, float* c, int64_t ldc, bool accumulate, bool limited14) {
+  constexpr int MR = 4, NR = 8;
+  for (int64_t p0 = 0, ch = 0; p0 < kp; p0 += cp, ++ch) {
+    float part[MR][NR] = {};
+    for (int64_t p = p0; p < std::min(kp, p0 + cp); ++p)
+      for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) {
+          const uint32_t x = a[p * MR + i], y = b[p * NR + j];
+          const float hi = bf16_to_f32(uint16_t(x >> 16)) * bf16_to_f32(uint16_t(y >> 16));
+          const float lo = bf16_to_f32(uint16_t(x)) * bf16_to_f32(uint16_t(y));
+          part[i][j] =
+              limited14 ? truncate_to_14_bits(part[i][j] + (hi + lo)) : part[i][j] + hi + lo;
+        }
+    const bool first = !accumulate && ch == 0;
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) {
+        const float v = sa ? part[i][j] * (sa[ch * MR + i] * sb[ch * NR + j]) : part[i][j];
+        c[i * ldc + j] = first ? v : c[i * ldc + j] + v;
+      }
+  }
+}
+
+// One GEMM operand seen as op-rows i (M for A, N for B) by depth k.
+struct Operand {
+  const float* p;
+  int64_t ld;
+  bool k_contiguous;  // element (i, k) at p[i*ld + k], else at p[k*ld + i]
+  int64_t n, K;
+  Fp8Group group;
+  std::vector<float> grid;  // block scales [ceil(n/128)][chunks of K]
+  float at(int64_t i, int64_t k) const { return k_contiguous ? p[i * ld + k] : p[k * ld + i]; }
+};
+
+struct Plan {
+  const LowpSpec& spec;
+  bool e4m3;
+  int64_t chunk;  // K values per scale / promotion (e4m3); kc for bf16
+  int64_t kc;     // K depth of one packed block (a multiple of chunk for e4m3, even)
+};
+
+// Block scales of o over 128 op-rows x plan.chunk of K.
+void block_grid(Operand& o, const Plan& plan, ThreadPool& pool) {
+  const int64_t rb = (o.n + kFp8Tile - 1) / kFp8Tile, kb = (o.K + plan.chunk - 1) / plan.chunk;
+  o.grid.assign(size_t(rb * kb), 1.0f);
+  pool.parallel_for(rb * kb, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t i0 = t / kb * kFp8Tile, k0 = t % kb * plan.chunk;
+      const int64_t i1 = std::min(o.n, i0 + kFp8Tile), k1 = std::min(o.K, k0 + plan.chunk);
+      float amax = 0.0f;
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t k = k0; k < k1; ++k) amax = std::max(amax, std::fabs(o.at(i, k)));
+      o.grid[size_t(t)] = fp8_scale(amax, plan.spec.pow2_scales);
+    }
+  });
+}
+
+inline uint32_t bf16_bits_exact(float v) {  // v already on the e4m3 grid: truncation is exact
+  uint32_t u;
+  __builtin_memcpy(&u, &v, 4);
+  return u >> 16;
+}
+
+// Panel `panel` (w op-rows) of o over depth [k0, k0+kb): dst = [ceil(kb/2)][w] bf16 pairs,
+// rows past n and the odd tail zero; e4m3 also writes scales = [chunk][w].
+void pack_panel(const Operand& o, const Plan& plan, int64_t panel, int w, int64_t k0, int64_t kb,
+                uint32_t* dst, float* scales) {
+  thread_local std::vector<float> buf;
+  const int64_t kbe = (kb + 1) & ~int64_t(1), i0 = panel * w;
+  const int64_t rows = std::max<int64_t>(0, std::min<int64_t>(w, o.n - i0));
+  buf.assign(size_t(w * kbe), 0.0f);
+  if (o.k_contiguous) {
+    for (int64_t i = 0; i < rows; ++i)
+      std::copy_n(o.p + (i0 + i) * o.ld + k0, kb, buf.data() + i * kbe);
+  } else {
+    for (int64_t k = 0; k < kb; ++k) {
+      const float* src = o.p + (k0 + k) * o.ld + i0;
+      for (int64_t i = 0; i < rows; ++i) buf[size_t(i * kbe + k)] = src[i];
+    }
+  }
+  if (plan.e4m3) {
+    const int64_t chunks = (kb + plan.chunk - 1) / plan.chunk, kbase = k0 / plan.chunk;
+    const int64_t grid_k = (o.K + plan.chunk - 1) / plan.chunk;
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t c0 = c * plan.chunk, c1 = std::min(kb, c0 + plan.chunk);
+      for (int64_t i = 0; i < w; ++i) {
+        float* row = buf.data() + i * kbe;
+        float s = 1.0f;
+        if (i < rows) {
+          if (o.group == Fp8Group::block) {
+            s = o.grid[size_t((i0 + i) / kFp8Tile * grid_k + kbase + c)];
+          } else {
+            float amax = 0.0f;
+            for (int64_t k = c0; k < c1; ++k) amax = std::max(amax, std::fabs(row[k]));
+            s = fp8_scale(amax, plan.spec.pow2_scales);
+          }
+          for (int64_t k = c0; k < c1; ++k) row[k] = e4m3_round(row[k] / s);
+        }
+        scales[c * w + i] = s;
+      }
+    }
+  }
+  for (int64_t p = 0; p < kbe / 2; ++p)
+    for (int64_t i = 0; i < w; ++i) {
+      const float lo = buf[size_t(i * kbe + 2 * p)], hi = buf[size_t(i * kbe + 2 * p + 1)];
+      dst[p * w + i] = plan.e4m3 ? bf16_bits_exact(lo) | bf16_bits_exact(hi) << 16
+                                 : uint32_t(f32_to_bf16(lo)) | uint32_t(f32_to_bf16(hi)) << 16;
+    }
+}
+
+struct Workspace {
+  std::vector<uint32_t> packs;
+  std::vector<float> scales;
+};
+
+}  // namespace
+
+const LowpMicroKernel& lowp_micro_scalar() {
+  static const LowpMicroKernel k{"scalar", 4, 8, micro_scalar};
+  return k;
+}
+
+const LowpMicroKernel& lowp_micro_active() {
+  static const LowpMicroKernel* chosen = [] {
+    const LowpMicroKernel* simd = lowp_micro_avx512bf16();
+    return simd ? simd : &lowp_micro_scalar();
+  }();
+  return *chosen;
+}
+
+void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
+               const LowpMicroKernel* micro) {
+  TERN_CHECK(p.M >= 0 && p.N >= 0 && p.K >= 0);
+  TERN_CHECK(p.ldc >= p.N);
+  TERN_CHECK(p.lda >= (p.trans_a ? p.M : p.K));
+  TERN_CHECK(p.ldb >= (p.trans_b ? p.K : p.N));
+  const bool e4m3 = spec.format == LowpFormat::e4m3;
+  TERN_CHECK(!e4m3 || (spec.promote_every >= 0 && spec.promote_every % kFp8Tile == 0));
+  if (p.M == 0 || p.N == 0) return;
+  if (!pool) pool = &ThreadPool::global();
+  if (p.K == 0) {
+    if (!p.accumulate)
+      for (int64_t i = 0; i < p.M; ++i) std::fill_n(p.C + i * p.ldc, p.N, 0.0f);
+    return;
+  }
+  const LowpMicroKernel& mk = micro ? *micro : lowp_micro_active();
+  const int mr = mk.mr, nr = mk.nr;
+  const int64_t whole_k = (p.K + 1) & ~int64_t(1);
+  Plan plan{spec, e4m3, 0, 0};
+  if (e4m3 && spec.promote_every == 0) {
+    plan.chunk = plan.kc = whole_k;  // one chunk: the no-promotion experiment
+  } else {
+    plan.kc = std::min(kKc, whole_k);
+    plan.chunk = e4m3 ? spec.promote_every : plan.kc;
+    if (e4m3 && plan.chunk > kKc) plan.kc = std::min(plan.chunk, whole_k);
+  }
+  Operand a{p.A, p.lda, !p.trans_a, p.M, p.K, spec.a_group, {}};
+  Operand b{p.B, p.ldb, p.trans_b, p.N, p.K, spec.b_group, {}};
+  if (e4m3 && a.group == Fp8Group::block) block_grid(a, plan, *pool);
+  if (e4m3 && b.group == Fp8Group::block) block_grid(b, plan, *pool);
+
+  const int64_t m_panels = (p.M + mr - 1) / mr, n_panels = (p.N + nr - 1) / nr;
+  const int64_t kcp = plan.kc / 2, max_chunks = e4m3 ? (plan.kc + plan.chunk - 1) / plan.chunk : 0;
+  thread_local Workspace ws;
+  ws.packs.resize(size_t((m_panels * mr + n_panels * nr) * kcp));
+  ws.scales.resize(size_t((m_panels * mr + n_panels * nr) * max_chunks));
+  uint32_t* ap = ws.packs.data();
+  uint32_t* bp = ap + m_panels * mr * kcp;
+  float* as = ws.scales.data();
+  float* bs = as + m_panels * mr * max_chunks;
+  const int64_t m_tiles = (m_panels + kTilePanels - 1) / kTilePanels;
+  const int64_t n_tiles = (n_panels + kTilePanels - 1) / kTilePanels;
+
+  for (int64_t k0 = 0; k0 < p.K; k0 += plan.kc) {
+    const int64_t kb = std::min(plan.kc, p.K - k0), kp = (kb + 1) / 2;
+    const int64_t cp = e4m3 ? plan.chunk / 2 : kp;
+    const bool acc = p.accumulate || k0 > 0;
+    pool->parallel_for(m_panels + n_panels, 4, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t i = lo; i < hi; ++i) {
+        if (i < m_panels)
+          pack_panel(a, plan, i, mr, k0, kb, ap + i * mr * kcp, as + i * mr * max_chunks);
+        else
+          pack_panel(b, plan, i - m_panels, nr, k0, kb, bp + (i - m_panels) * nr * kcp,
+                     bs + (i - m_panels) * nr * max_chunks);
+      }
+    });
+    pool->parallel_for(m_tiles * n_tiles, 1, [&](int64_t lo, int64_t hi, int) {
+      float tmp[32 * 64];
+      TERN_CHECK(mr * nr <= 32 * 64);
+      for (int64_t t = lo; t < hi; ++t) {
+        const int64_t mt = t / n_tiles, nt = t % n_tiles;
+        const int64_t np_end = std::min(n_panels, (nt + 1) * kTilePanels);
+        const int64_t mp_end = std::min(m_panels, (mt + 1) * kTilePanels);
+        for (int64_t jn = nt * kTilePanels; jn < np_end; ++jn) {
+          const int64_t n0 = jn * nr, cols = std::min<int64_t>(nr, p.N - n0);
+          for (int64_t im = mt * kTilePanels; im < mp_end; ++im) {
+            const int64_t r0 = im * mr, rows = std::min<int64_t>(mr, p.M - r0);
+            float* c = p.C + r0 * p.ldc + n0;
+            const uint32_t* pa = ap + im * mr * kcp;
+            const uint32_t* pb = bp + jn * nr * kcp;
+            const float* sa = e4m3 ? as + im * mr * max_chunks : nullptr;
+            const float* sb = e4m3 ? bs + jn * nr * max_chunks : nullptr;
+            const bool lim = spec.accumulator == Accumulator::limited14;
+            if (rows == mr && cols == nr) {
+              mk.run(kp, cp, pa, pb, sa, sb, c, p.ldc, acc, lim);
+              continue;
+            }
+            mk.run(kp, cp, pa, pb, sa, sb, tmp, nr, false, lim);
+            for (int64_t i = 0; i < rows; ++i)
+              for (int64_t j = 0; j < cols; ++j)
+                c[i * p.ldc + j] = acc ? c[i * p.ldc + j] + tmp[i * nr + j] : tmp[i * nr + j];
+          }
+        }
+      }
+    });
+  }
+}
+
+}  // namespace tern::kernels

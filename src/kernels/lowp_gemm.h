@@ -1,0 +1,71 @@
+// Low-precision training GEMM: C[M, N] (+)= op(A) · op(B) with the inputs rounded to bf16, or
+// to E4M3 with DeepSeek-V3's fine-grained scales, and f32 accumulation. The same GemmParams as
+// gemm.h (f32 operands: master weights and activations); rounding happens while packing, so no
+// low-precision copy of a weight outlives the call.
+//
+// E4M3 numerics: each operand is scaled per 1x128 tile along K (one scale per row of op(A) /
+// column of op(B) per 128 values of K) or per 128x128 block; products of E4M3 values are exact
+// in f32, so a 128-long chunk is summed in f32 and then multiplied by its two scales and added
+// to the f32 result ("promotion" every 128 products, as DeepSeek does on Hopper). Hopper's
+// tensor cores keep only about 14 bits while summing inside a chunk; a CPU sums in f32, so the
+// default here is more precise than the GPU. Accumulator::limited14 emulates the GPU (the
+// running sum truncated to 14 significant bits after every pair of products) for the
+// experiment that shows why promotion is needed.
+#pragma once
+
+#include <cstdint>
+
+#include "core/thread_pool.h"
+#include "kernels/gemm.h"
+
+namespace tern::kernels {
+
+enum class LowpFormat { bf16, e4m3 };
+enum class Fp8Group { tile, block };  // 1x128 along K, or 128x128
+enum class Accumulator { f32, limited14 };
+
+struct LowpSpec {
+  LowpFormat format = LowpFormat::bf16;
+  Fp8Group a_group = Fp8Group::tile;   // e4m3 only
+  Fp8Group b_group = Fp8Group::block;  // e4m3 only
+  bool pow2_scales = false;            // e4m3 only
+  Accumulator accumulator = Accumulator::f32;
+  // e4m3 only: products summed before promotion to the f32 result (a multiple of 128). 0 =
+  // never promote: one chunk over all of K, with one scale per operand row / column (the
+  // per-tensor-style baseline of the promotion experiment).
+  int64_t promote_every = 128;
+};
+
+// Operands packed as bf16 pairs along K: a = [kp][mr], b = [kp][nr] 32-bit words (even k in
+// the low half). c[mr, nr] (+)= the sum over chunks of chunk_pairs pairs of sa ⊗ sb ∘ (a·b),
+// where sa = [chunk][mr] and sb = [chunk][nr] (both null: no scaling, one chunk).
+struct LowpMicroKernel {
+  const char* name;
+  int mr, nr;
+  void (*run)(int64_t kp, int64_t chunk_pairs, const uint32_t* a, const uint32_t* b,
+              const float* sa, const float* sb, float* c, int64_t ldc, bool accumulate,
+              bool limited14);
+};
+
+const LowpMicroKernel& lowp_micro_scalar();
+// Null when the build has no AVX-512 BF16 unit or the CPU lacks AVX-512 BF16.
+const LowpMicroKernel* lowp_micro_avx512bf16();
+const LowpMicroKernel& lowp_micro_active();
+
+// Runs on `pool` (the global pool when null). Sums over K in an order that does not depend on
+// the thread count. Throws ErrorKind::internal for bad sizes or an e4m3 promote_every that is
+// not a multiple of 128.
+void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool = nullptr,
+               const LowpMicroKernel* micro = nullptr);
+
+// The running sum truncated to 14 significant bits (Hopper's FP8 accumulator, as DeepSeek-V3
+// reports it): the low 10 of f32's 23 mantissa bits cleared.
+inline float truncate_to_14_bits(float v) {
+  uint32_t u;
+  __builtin_memcpy(&u, &v, 4);
+  u &= 0xfffffc00u;
+  __builtin_memcpy(&v, &u, 4);
+  return v;
+}
+
+}  // namespace tern::kernels
