@@ -12,6 +12,7 @@
 #include "apps/tern/plan_model.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/lowp_gemm.h"
 #include "model/config.h"
 #include "train/trainer.h"
 
@@ -37,7 +38,11 @@ void run_train(TrainArgs& a) {
   const account::TrainFlops f =
       account::train_flops_per_token(m, o.seq, c.num_nextn_predict_layers > 0);
   o.flops_per_token = f.total();
-  o.peak_flops = account::measure_cpu_gflops(0.2) * 1e9;
+  // MFU against the peak of the unit the GEMMs run on: FMA for fp32, the bf16 dot-product unit
+  // for bf16 and fp8 (E4M3 products are exact there) when the CPU has one.
+  const double lowp_peak =
+      o.precision == "fp32" ? 0.0 : kernels::lowp_peak_gflops(ThreadPool::global(), 0.2);
+  o.peak_flops = (lowp_peak > 0 ? lowp_peak : account::measure_cpu_gflops(0.2)) * 1e9;
   o.watts = 150;
   o.plan = {{"parameters_total", m.params_total},
             {"parameters_activated", m.params_activated},
@@ -96,8 +101,13 @@ void setup_train(CLI::App& sub) {
   add_number(sub, "--lr-min", o.lr_min, "final learning rate (default lr/10)", -1, 10);
   add_choice(sub, "--schedule", a->schedule, "learning-rate schedule", {"cosine", "wsd"});
   add_number(sub, "--warmup", o.warmup, "warmup updates (default 5% of the steps)", -1, 1e12);
-  add_choice(sub, "--precision", o.precision, "fp32, or bf16 (weights rounded to bf16 for compute)",
-             {"fp32", "bf16"});
+  add_choice(sub, "--precision", o.precision,
+             "GEMM inputs: fp32, bf16, or fp8 (DeepSeek-V3's E4M3 recipe; heads bf16)",
+             {"fp32", "bf16", "fp8"});
+  sub.add_flag("--fp8-pow2-scales", o.fp8_pow2_scales, "fp8: round scales up to powers of two");
+  add_choice(sub, "--fp8-accumulator", o.fp8_accumulator,
+             "fp8: f32, or limited14 (emulate Hopper's 14-bit sums within each 128-chunk)",
+             {"f32", "limited14"});
   sub.add_flag("--recompute", o.recompute,
                "keep only each layer's input and recompute its activations in the backward");
   add_number(sub, "--seed", o.seed, "seed of init, data order and everything random", 0, 1.8e19);

@@ -1,6 +1,7 @@
 #include "kernels/lowp_gemm.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <vector>
 
@@ -77,51 +78,59 @@ inline uint32_t bf16_bits_exact(float v) {  // v already on the e4m3 grid: trunc
   return u >> 16;
 }
 
-// Panel `panel` (w op-rows) of o over depth [k0, k0+kb): dst = [ceil(kb/2)][w] bf16 pairs,
-// rows past n and the odd tail zero; e4m3 also writes scales = [chunk][w].
-void pack_panel(const Operand& o, const Plan& plan, int64_t panel, int w, int64_t k0, int64_t kb,
-                uint32_t* dst, float* scales) {
-  thread_local std::vector<float> buf;
-  const int64_t kbe = (kb + 1) & ~int64_t(1), i0 = panel * w;
-  const int64_t rows = std::max<int64_t>(0, std::min<int64_t>(w, o.n - i0));
-  buf.assign(size_t(w * kbe), 0.0f);
-  if (o.k_contiguous) {
-    for (int64_t i = 0; i < rows; ++i)
-      std::copy_n(o.p + (i0 + i) * o.ld + k0, kb, buf.data() + i * kbe);
-  } else {
-    for (int64_t k = 0; k < kb; ++k) {
-      const float* src = o.p + (k0 + k) * o.ld + i0;
-      for (int64_t i = 0; i < rows; ++i) buf[size_t(i * kbe + k)] = src[i];
-    }
-  }
-  if (plan.e4m3) {
-    const int64_t chunks = (kb + plan.chunk - 1) / plan.chunk, kbase = k0 / plan.chunk;
-    const int64_t grid_k = (o.K + plan.chunk - 1) / plan.chunk;
+}  // namespace
+
+void lowp_pack_ref(const LowpPanel& j) {
+  const int64_t kbe = (j.kb + 1) & ~int64_t(1);
+  std::vector<float> buf(size_t(j.w * kbe), 0.0f);
+  for (int64_t i = 0; i < j.rows; ++i)
+    for (int64_t k = 0; k < j.kb; ++k)
+      buf[size_t(i * kbe + k)] =
+          j.k_contiguous ? j.p[(j.i0 + i) * j.ld + j.k0 + k] : j.p[(j.k0 + k) * j.ld + j.i0 + i];
+  if (j.e4m3) {
+    const int64_t chunks = (j.kb + j.chunk - 1) / j.chunk, kbase = j.k0 / j.chunk;
     for (int64_t c = 0; c < chunks; ++c) {
-      const int64_t c0 = c * plan.chunk, c1 = std::min(kb, c0 + plan.chunk);
-      for (int64_t i = 0; i < w; ++i) {
+      const int64_t c0 = c * j.chunk, c1 = std::min(j.kb, c0 + j.chunk);
+      for (int64_t i = 0; i < j.w; ++i) {
         float* row = buf.data() + i * kbe;
         float s = 1.0f;
-        if (i < rows) {
-          if (o.group == Fp8Group::block) {
-            s = o.grid[size_t((i0 + i) / kFp8Tile * grid_k + kbase + c)];
+        if (i < j.rows) {
+          if (j.grid) {
+            s = j.grid[size_t((j.i0 + i) / kFp8Tile * j.grid_k + kbase + c)];
           } else {
             float amax = 0.0f;
             for (int64_t k = c0; k < c1; ++k) amax = std::max(amax, std::fabs(row[k]));
-            s = fp8_scale(amax, plan.spec.pow2_scales);
+            s = fp8_scale(amax, j.pow2);
           }
           for (int64_t k = c0; k < c1; ++k) row[k] = e4m3_round(row[k] / s);
         }
-        scales[c * w + i] = s;
+        j.scales[c * j.w + i] = s;
       }
     }
   }
   for (int64_t p = 0; p < kbe / 2; ++p)
-    for (int64_t i = 0; i < w; ++i) {
+    for (int64_t i = 0; i < j.w; ++i) {
       const float lo = buf[size_t(i * kbe + 2 * p)], hi = buf[size_t(i * kbe + 2 * p + 1)];
-      dst[p * w + i] = plan.e4m3 ? bf16_bits_exact(lo) | bf16_bits_exact(hi) << 16
-                                 : uint32_t(f32_to_bf16(lo)) | uint32_t(f32_to_bf16(hi)) << 16;
+      j.dst[p * j.w + i] = j.e4m3 ? bf16_bits_exact(lo) | bf16_bits_exact(hi) << 16
+                                  : uint32_t(f32_to_bf16(lo)) | uint32_t(f32_to_bf16(hi)) << 16;
     }
+}
+
+namespace {
+
+// The job of panel `panel` (w op-rows) of o over depth [k0, k0 + kb).
+LowpPanel panel_job(const Operand& o, const Plan& plan, int64_t panel, int w, int64_t k0,
+                    int64_t kb, uint32_t* dst, float* scales) {
+  const int64_t i0 = panel * w;
+  LowpPanel j{};
+  j.p = o.p, j.ld = o.ld, j.k_contiguous = o.k_contiguous;
+  j.i0 = i0, j.rows = std::max<int64_t>(0, std::min<int64_t>(w, o.n - i0)), j.w = w;
+  j.k0 = k0, j.kb = kb;
+  j.e4m3 = plan.e4m3, j.pow2 = plan.spec.pow2_scales, j.chunk = plan.chunk;
+  j.grid = plan.e4m3 && o.group == Fp8Group::block ? o.grid.data() : nullptr;
+  j.grid_k = (o.K + plan.chunk - 1) / plan.chunk;
+  j.dst = dst, j.scales = scales;
+  return j;
 }
 
 struct Workspace {
@@ -132,7 +141,7 @@ struct Workspace {
 }  // namespace
 
 const LowpMicroKernel& lowp_micro_scalar() {
-  static const LowpMicroKernel k{"scalar", 4, 8, micro_scalar};
+  static const LowpMicroKernel k{"scalar", 4, 8, micro_scalar, lowp_pack_ref};
   return k;
 }
 
@@ -142,6 +151,25 @@ const LowpMicroKernel& lowp_micro_active() {
     return simd ? simd : &lowp_micro_scalar();
   }();
   return *chosen;
+}
+
+double lowp_peak_gflops(ThreadPool& pool, double seconds) {
+  if (!lowp_micro_avx512bf16()) return 0.0;
+  std::vector<double> flops(size_t(pool.size()), 0.0);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto since = [](auto t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+  pool.parallel_for(pool.size(), 1, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t t = lo; t < hi; ++t) {
+      const auto start = std::chrono::steady_clock::now();
+      while (since(start) < seconds) flops[size_t(t)] += dpbf16_peak_flops_loop(20000);
+    }
+  });
+  const double elapsed = since(t0);
+  double total = 0;
+  for (double f : flops) total += f;
+  return total / elapsed / 1e9;
 }
 
 void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
@@ -194,10 +222,10 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
     pool->parallel_for(m_panels + n_panels, 4, [&](int64_t lo, int64_t hi, int) {
       for (int64_t i = lo; i < hi; ++i) {
         if (i < m_panels)
-          pack_panel(a, plan, i, mr, k0, kb, ap + i * mr * kcp, as + i * mr * max_chunks);
+          mk.pack(panel_job(a, plan, i, mr, k0, kb, ap + i * mr * kcp, as + i * mr * max_chunks));
         else
-          pack_panel(b, plan, i - m_panels, nr, k0, kb, bp + (i - m_panels) * nr * kcp,
-                     bs + (i - m_panels) * nr * max_chunks);
+          mk.pack(panel_job(b, plan, i - m_panels, nr, k0, kb, bp + (i - m_panels) * nr * kcp,
+                            bs + (i - m_panels) * nr * max_chunks));
       }
     });
     pool->parallel_for(m_tiles * n_tiles, 1, [&](int64_t lo, int64_t hi, int) {

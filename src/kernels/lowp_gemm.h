@@ -36,16 +36,39 @@ struct LowpSpec {
   int64_t promote_every = 128;
 };
 
-// Operands packed as bf16 pairs along K: a = [kp][mr], b = [kp][nr] 32-bit words (even k in
-// the low half). c[mr, nr] (+)= the sum over chunks of chunk_pairs pairs of sa ⊗ sb ∘ (a·b),
-// where sa = [chunk][mr] and sb = [chunk][nr] (both null: no scaling, one chunk).
+// One panel to pack: op-rows [i0, i0 + w) (those from `rows` on are zero) over depth
+// [k0, k0 + kb) of an operand, into dst = [ceil(kb/2)][w] bf16 pairs along K (even k in the low
+// half; an odd tail is zero). E4M3 also writes scales = [chunk][w]: from `grid` (128-row blocks
+// x chunks of K, grid_k per block row) when given, else from each op-row's max-abs per chunk.
+struct LowpPanel {
+  const float* p;
+  int64_t ld;
+  bool k_contiguous;  // element (i, k) at p[i*ld + k], else at p[k*ld + i]
+  int64_t i0, rows;
+  int w;
+  int64_t k0, kb;
+  bool e4m3, pow2;
+  int64_t chunk;  // e4m3: K values per scale (k0 is a multiple)
+  const float* grid;
+  int64_t grid_k;
+  uint32_t* dst;
+  float* scales;
+};
+
+// A micro-kernel and the packer that feeds it. run: c[mr, nr] (+)= the sum over chunks of
+// chunk_pairs pairs of sa ⊗ sb ∘ (a·b), a = [kp][mr] and b = [kp][nr] packed pairs, sa =
+// [chunk][mr] and sb = [chunk][nr] (both null: no scaling, one chunk).
 struct LowpMicroKernel {
   const char* name;
   int mr, nr;
   void (*run)(int64_t kp, int64_t chunk_pairs, const uint32_t* a, const uint32_t* b,
               const float* sa, const float* sb, float* c, int64_t ldc, bool accumulate,
               bool limited14);
+  void (*pack)(const LowpPanel& panel);
 };
+
+// The scalar packer (the reference the SIMD ones are tested against).
+void lowp_pack_ref(const LowpPanel& panel);
 
 const LowpMicroKernel& lowp_micro_scalar();
 // Null when the build has no AVX-512 BF16 unit or the CPU lacks AVX-512 BF16.
@@ -57,6 +80,14 @@ const LowpMicroKernel& lowp_micro_active();
 // not a multiple of 128.
 void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool = nullptr,
                const LowpMicroKernel* micro = nullptr);
+
+// The measured peak of the unit the active micro-kernel runs on (vdpbf16ps on AVX-512 BF16),
+// over every thread of `pool` for about `seconds`, in GFLOP/s; 0 when there is no such unit
+// (the scalar kernel: MFU is then reported against the f32 peak). The MFU basis of
+// --precision bf16 / fp8 (E4M3 runs on the bf16 unit: its products are exact there).
+double lowp_peak_gflops(ThreadPool& pool, double seconds = 0.2);
+// The AVX-512 BF16 unit's probe: FLOPs done by `reps` rounds of 16 vdpbf16ps.
+double dpbf16_peak_flops_loop(int64_t reps);
 
 // The running sum truncated to 14 significant bits (Hopper's FP8 accumulator, as DeepSeek-V3
 // reports it): the low 10 of f32's 23 mantissa bits cleared.

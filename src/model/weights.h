@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/lowp_gemm.h"
 #include "kernels/weight.h"
 #include "model/config.h"
 
@@ -21,6 +22,9 @@ struct Linear {
   Tensor data;
   Tensor scale;  // fp8 only: f32 [ceil(rows/128), ceil(cols/128)]
   Tensor bias;
+  // Training only: how GEMMs with this matrix round their inputs (--precision); null = f32.
+  // Set on the parameters and on their gradients by the trainer; inference ignores it.
+  const kernels::LowpSpec* train_lowp = nullptr;
   bool present() const { return !data.empty(); }
 };
 

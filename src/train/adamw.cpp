@@ -35,14 +35,19 @@ void AdamW::step(double lr, double norm, ThreadPool& pool) {
     float* m = ms_[i].data;
     float* v = vs_[i].data;
     const float decay = p_[i].decay ? float(1.0 - lr * cfg_.weight_decay) : 1.0f;
+    // f32 arithmetic throughout so the loop vectorises (the moments are f32 anyway); the bias
+    // corrections fold into two constants: m̂ = m/c1, sqrt(v̂) = sqrt(v)/sqrt(c2).
+    const float fclip = float(clip), fb1 = float(b1), fb2 = float(b2);
+    const float a1 = float(1.0 - b1), a2 = float(1.0 - b2);
+    const float step = float(lr / c1), inv_sqrt_c2 = float(1.0 / std::sqrt(c2));
+    const float eps = float(cfg_.eps);
     pool.parallel_for(p_[i].size, 4096, [&](int64_t b, int64_t e, int) {
       for (int64_t k = b; k < e; ++k) {
-        const float gk = float(g[k] * clip);
-        p[k] *= decay;
-        m[k] = float(b1 * m[k] + (1.0 - b1) * gk);
-        v[k] = float(b2 * v[k] + (1.0 - b2) * double(gk) * gk);
-        const double mh = m[k] / c1, vh = v[k] / c2;
-        p[k] = float(p[k] - lr * mh / (std::sqrt(vh) + cfg_.eps));
+        const float gk = g[k] * fclip;
+        const float mk = fb1 * m[k] + a1 * gk, vk = fb2 * v[k] + a2 * gk * gk;
+        m[k] = mk;
+        v[k] = vk;
+        p[k] = p[k] * decay - step * mk / (std::sqrt(vk) * inv_sqrt_c2 + eps);
       }
     });
   }

@@ -245,6 +245,8 @@ nlohmann::json saved_options(const TrainOptions& o) {
           {"schedule", schedule_name(o.schedule)},
           {"warmup", o.warmup},
           {"precision", o.precision},
+          {"fp8_pow2_scales", o.fp8_pow2_scales},
+          {"fp8_accumulator", o.fp8_accumulator},
           {"recompute", o.recompute},
           {"seed", o.seed},
           {"eval_every", o.eval_every},
@@ -278,6 +280,8 @@ void apply_saved_options(const nlohmann::json& j, TrainOptions& o) {
     o.schedule = parse_schedule(j.at("schedule").get<std::string>());
     o.warmup = j.at("warmup").get<int64_t>();
     o.precision = j.at("precision").get<std::string>();
+    o.fp8_pow2_scales = j.value("fp8_pow2_scales", false);
+    o.fp8_accumulator = j.value("fp8_accumulator", std::string("f32"));
     o.recompute = j.value("recompute", false);
     o.seed = j.at("seed").get<uint64_t>();
     o.eval_every = j.at("eval_every").get<int64_t>();

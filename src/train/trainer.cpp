@@ -23,6 +23,7 @@
 #include "train/balance.h"
 #include "train/checkpoint_io.h"
 #include "train/data.h"
+#include "train/precision.h"
 #include "train/run_files.h"
 #include "train/sample_text.h"
 
@@ -33,8 +34,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 void check_options(const TrainOptions& o) {
-  if (o.precision != "fp32" && o.precision != "bf16")
-    fail(ErrorKind::request, "--precision '" + o.precision + "' is not one of: fp32, bf16");
+  PrecisionRecipe::make(o.precision, o.fp8_pow2_scales, o.fp8_accumulator);
   if (o.batch < 1 || o.seq < 2 || o.grad_accum < 1)
     fail(ErrorKind::request, "--batch and --grad-accum must be >= 1 and --seq >= 2");
   if (!(o.lr > 0) || !std::isfinite(o.lr))
@@ -56,17 +56,6 @@ void init_random(const model::ModelConfig& c, model::ModelWeights& w, uint64_t s
       continue;
     }
     rng::fill_normal(seed, rng::stream_id("init." + p.name), 0, p.data, size_t(p.size), 0.0, std);
-  }
-}
-
-// Rounds every trained matrix to bf16 (the compute copy of --precision bf16).
-void round_to_bf16(const std::vector<model::grad::ParamSlot>& src,
-                   const std::vector<model::grad::ParamSlot>& dst) {
-  for (size_t i = 0; i < src.size(); ++i) {
-    if (src[i].alias) continue;
-    for (int64_t k = 0; k < src[i].size; ++k)
-      dst[i].data[k] =
-          src[i].shape.size() == 2 ? bf16_to_f32(f32_to_bf16(src[i].data[k])) : src[i].data[k];
   }
 }
 
@@ -143,7 +132,10 @@ TrainSummary train(TrainOptions o) {
   // Parameters, gradients, optimizer.
   model::ModelWeights params = model::grad::make_f32_weights(c);
   model::ModelWeights grads = model::grad::make_f32_weights(c);
-  model::ModelWeights compute = o.precision == "bf16" ? model::grad::make_f32_weights(c) : params;
+  const PrecisionRecipe recipe =
+      PrecisionRecipe::make(o.precision, o.fp8_pow2_scales, o.fp8_accumulator);
+  recipe.apply(c, params);
+  recipe.apply(c, grads);
   AdamW adam(c, params, grads, {o.beta1, o.beta2, 1e-8, o.weight_decay, o.clip});
   int64_t step = 0;
   if (resuming) {
@@ -172,9 +164,6 @@ TrainSummary train(TrainOptions o) {
                                     1.0f / float(o.grad_accum)};
   RunMeter meter(o, c);
   const int64_t first_step = step;
-  // Slot tables of the master and compute copies, listed once (bf16 rounds every step).
-  const auto master_slots = model::grad::param_slots(c, params);
-  const auto compute_slots = model::grad::param_slots(c, compute);
   Progress progress("train", o.steps, "steps");
   progress.advance(step);
   TrainSummary sum;
@@ -205,14 +194,13 @@ TrainSummary train(TrainOptions o) {
     for (int64_t w0 = 0; w0 + o.batch <= val.n; w0 += o.batch, ++batches) {
       const model::grad::TrainBatch vb{o.batch, o.seq, val.tokens.data() + w0 * S,
                                        val.docs.data() + w0 * S};
-      total += net.evaluate(compute, vb, lw, pool).main;
+      total += net.evaluate(params, vb, lw, pool).main;
     }
     return batches ? total / double(batches) : -1;
   };
 
   while (step < o.steps) {
     const auto t0 = Clock::now();
-    if (o.precision == "bf16") round_to_bf16(master_slots, compute_slots);
     adam.zero_grad();
     double loss = 0, main = 0, mtp = 0, bal = 0;
     std::vector<std::vector<int64_t>> counts;
@@ -220,7 +208,7 @@ TrainSummary train(TrainOptions o) {
       for (int64_t b = 0; b < o.batch; ++b)
         sampler.next(tokens.data() + b * S, docs.data() + b * S);
       const model::grad::TrainBatch tb{o.batch, o.seq, tokens.data(), docs.data()};
-      const model::grad::StepResult r = net.step(compute, grads, tb, lw, pool);
+      const model::grad::StepResult r = net.step(params, grads, tb, lw, pool);
       loss += r.loss / double(o.grad_accum);
       main += r.main / double(o.grad_accum);
       mtp += r.mtp / double(o.grad_accum);
@@ -273,7 +261,7 @@ TrainSummary train(TrainOptions o) {
         run.append_log({{"split", "val"}, {"step", step}, {"loss", v}});
         sum.final_val_loss = v;
       }
-      const std::string text = sample_text(c, compute, tok, val, o.sample_tokens, pool);
+      const std::string text = sample_text(c, params, tok, val, o.sample_tokens, pool);
       log_info("step " + std::to_string(step) + (v >= 0 ? " val loss " + std::to_string(v) : "") +
                " sample: " + text);
     }

@@ -29,7 +29,9 @@ struct TrainOptions {
   double lr = 3e-3, lr_min = -1;  // lr_min < 0: lr / 10
   Schedule schedule = Schedule::cosine;
   int64_t warmup = -1;             // < 0: 5% of the steps
-  std::string precision = "fp32";  // fp32 | bf16
+  std::string precision = "fp32";  // fp32 | bf16 | fp8 (train/precision.h)
+  bool fp8_pow2_scales = false;      // fp8: power-of-two scales
+  std::string fp8_accumulator = "f32";  // fp8: f32 | limited14 (Hopper-accumulator experiment)
   bool recompute = false;          // rerun each layer's forward in the backward (less memory)
   uint64_t seed = 0;
   int threads = 0;

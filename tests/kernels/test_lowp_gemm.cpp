@@ -220,6 +220,44 @@ TEST(LowpGemm, E4m3MatchesDequantisedReference) {
   }
 }
 
+// Each SIMD packer writes the same words and scales as the scalar one, for both layouts, bf16
+// and e4m3 (tile and block scales), partial panels and odd depths.
+TEST(LowpGemm, SimdPackersEqualTheReference) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> n(0.0f, 3.0f);
+  std::vector<float> x(400 * 400);
+  for (float& v : x) v = n(rng) * float(1 + rng() % 100);
+  x[7] = 0.0f;
+  std::vector<float> grid(9, 0.0f);
+  for (float& g : grid) g = 0.01f * float(1 + rng() % 50);
+  for (const LowpMicroKernel* mk : micro_kernels())
+    for (bool contiguous : {true, false})
+      for (int fmt = 0; fmt < 4; ++fmt)  // bf16, e4m3 tiles, e4m3 blocks, e4m3 tiles pow2
+        for (int64_t rows : {int64_t(mk->mr), int64_t(3)})
+          for (int64_t kb : {int64_t(256), int64_t(131), int64_t(7)}) {
+            const int w = mk->nr;
+            LowpPanel j{};
+            j.p = x.data(), j.ld = 400, j.k_contiguous = contiguous, j.i0 = 5, j.rows = rows;
+            j.w = w, j.k0 = 128, j.kb = kb, j.e4m3 = fmt > 0, j.pow2 = fmt == 3, j.chunk = 128;
+            j.grid = fmt == 2 ? grid.data() : nullptr, j.grid_k = 3;
+            const int64_t kp = (kb + 1) / 2;
+            std::vector<uint32_t> d1(size_t(kp * w), 7), d2(d1);
+            std::vector<float> s1(size_t(2 * w), -1), s2(s1);
+            j.dst = d1.data(), j.scales = s1.data();
+            lowp_pack_ref(j);
+            j.dst = d2.data(), j.scales = s2.data();
+            mk->pack(j);
+            size_t bad = 0;
+            while (bad < d1.size() && d1[bad] == d2[bad]) ++bad;
+            ASSERT_EQ(d1, d2) << "first difference at word " << bad << ": " << mk->name
+                              << " contiguous " << contiguous << " fmt " << fmt << " rows " << rows
+                              << " kb " << kb;
+            if (fmt > 0) {
+              ASSERT_EQ(s1, s2) << mk->name;
+            }
+          }
+}
+
 TEST(LowpGemm, MicroKernelsAgreeAndThreadsDoNotChangeBits) {
   const auto mks = micro_kernels();
   for (const Case& c : kCases) {

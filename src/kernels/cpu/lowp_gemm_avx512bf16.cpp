@@ -6,6 +6,10 @@
 #include <cpuid.h>
 #include <immintrin.h>
 
+#include <algorithm>
+#include <vector>
+
+#include "kernels/fp8_scaling.h"
 #include "kernels/lowp_gemm.h"
 
 namespace tern::kernels {
@@ -69,6 +73,139 @@ void micro(int64_t kp, int64_t cp, const uint32_t* a, const uint32_t* b, const f
     run<false>(kp, cp, a, b, sa, sb, c, ldc, accumulate);
 }
 
+// 16 floats rounded to E4M3 exactly as e4m3_round does (ties to even, saturating, NaN kept).
+inline __m512 e4m3_round16(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i mag = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+  const __m512i sign = _mm512_andnot_si512(_mm512_set1_epi32(0x7fffffff), u);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(mag, 20), _mm512_set1_epi32(1));
+  __m512i r =
+      _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(mag, _mm512_set1_epi32(0x7ffff)), lsb),
+                       _mm512_set1_epi32(int(0xfff00000u)));
+  r = _mm512_min_epu32(r, _mm512_set1_epi32(0x43e00000));  // 448
+  const __m512 sub = _mm512_mul_ps(
+      _mm512_roundscale_ps(_mm512_mul_ps(_mm512_castsi512_ps(mag), _mm512_set1_ps(512.0f)),
+                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+      _mm512_set1_ps(1.0f / 512.0f));
+  r = _mm512_mask_mov_epi32(r, _mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32(0x3c800000)),
+                            _mm512_castps_si512(sub));
+  const __m512 out = _mm512_castsi512_ps(_mm512_or_si512(r, sign));
+  return _mm512_mask_mov_ps(out, _mm512_cmpgt_epu32_mask(mag, _mm512_set1_epi32(0x7f800000)), v);
+}
+
+inline __mmask16 lanes(int64_t n) {
+  return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
+}
+
+// Panels whose op-rows are contiguous along K (activations x, weights in the forward): each row
+// is scaled, rounded and converted to pairs on its own, then the [w][kp] words are transposed.
+void pack_k_contiguous(const LowpPanel& j) {
+  const int64_t kp = (j.kb + 1) / 2;
+  thread_local std::vector<uint32_t> words;
+  thread_local std::vector<float> row;
+  words.resize(size_t(j.w * kp));
+  row.resize(size_t(2 * kp + 32));
+  const int64_t chunks = j.e4m3 ? (j.kb + j.chunk - 1) / j.chunk : 0, kbase = j.k0 / j.chunk;
+  for (int64_t i = 0; i < j.w; ++i) {
+    uint32_t* wi = words.data() + i * kp;
+    if (i >= j.rows) {
+      std::fill_n(wi, kp, 0u);
+      for (int64_t c = 0; c < chunks; ++c) j.scales[c * j.w + i] = 1.0f;
+      continue;
+    }
+    const float* src = j.p + (j.i0 + i) * j.ld + j.k0;
+    if (j.e4m3) {
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t c0 = c * j.chunk, c1 = std::min(j.kb, c0 + j.chunk);
+        float s;
+        if (j.grid) {
+          s = j.grid[size_t((j.i0 + i) / kFp8Tile * j.grid_k + kbase + c)];
+        } else {
+          __m512 amax = _mm512_setzero_ps();
+          for (int64_t k = c0; k < c1; k += 16)
+            amax =
+                _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(lanes(c1 - k), src + k)));
+          s = fp8_scale(_mm512_reduce_max_ps(amax), j.pow2);
+        }
+        j.scales[c * j.w + i] = s;
+        const __m512 sv = _mm512_set1_ps(s);
+        for (int64_t k = c0; k < c1; k += 16) {
+          const __mmask16 m = lanes(c1 - k);
+          _mm512_mask_storeu_ps(row.data() + k, m,
+                                e4m3_round16(_mm512_div_ps(_mm512_maskz_loadu_ps(m, src + k), sv)));
+        }
+      }
+      src = row.data();
+    }
+    for (int64_t k = 0; k < j.kb; k += 32) {
+      const __m512 lo = _mm512_maskz_loadu_ps(lanes(j.kb - k), src + k);
+      const __m512 hi = _mm512_maskz_loadu_ps(lanes(j.kb - k - 16), src + k + 16);
+      const __m512i pairs = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+      _mm512_mask_storeu_epi32(wi + k / 2, lanes(kp - k / 2), pairs);
+    }
+  }
+  for (int64_t p = 0; p < kp; ++p) {
+    uint32_t* d = j.dst + p * j.w;
+    for (int64_t i = 0; i < j.w; ++i) d[i] = words[size_t(i * kp + p)];
+  }
+}
+
+// Panels whose op-rows are contiguous across rows of memory (dyᵀ and x in the weight gradient,
+// W in the input gradient): 16 op-rows per vector, two K rows interleaved into pairs.
+void pack_k_strided(const LowpPanel& j) {
+  const int64_t kp = (j.kb + 1) / 2, kbase = j.e4m3 ? j.k0 / j.chunk : 0;
+  const __m512i interleave =
+      _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                       21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  for (int g = 0; g < j.w; g += 16) {
+    const int width = std::min(16, j.w - g);
+    const __mmask16 store = lanes(width);
+    const __mmask16 load = lanes(std::max<int64_t>(0, std::min<int64_t>(width, j.rows - g)));
+    const float* col = j.p + j.k0 * j.ld + j.i0 + g;
+    alignas(64) float sc[16];
+    __m512 scale = _mm512_set1_ps(1.0f);
+    int64_t chunk_end = -1;
+    for (int64_t p = 0; p < kp; ++p) {
+      const int64_t k = 2 * p;
+      if (j.e4m3 && k >= chunk_end) {  // a new chunk: its scales
+        const int64_t c = k / j.chunk, c0 = c * j.chunk;
+        chunk_end = std::min(j.kb, c0 + j.chunk);
+        if (j.grid) {
+          for (int l = 0; l < 16; ++l)
+            sc[l] = g + l < j.rows
+                        ? j.grid[size_t((j.i0 + g + l) / kFp8Tile * j.grid_k + kbase + c)]
+                        : 1.0f;
+        } else {
+          __m512 amax = _mm512_setzero_ps();
+          for (int64_t kk = c0; kk < chunk_end; ++kk)
+            amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(load, col + kk * j.ld)));
+          _mm512_store_ps(sc, amax);
+          for (int l = 0; l < 16; ++l) sc[l] = fp8_scale(sc[l], j.pow2);
+        }
+        for (int l = 0; l < width; ++l) j.scales[c * j.w + g + l] = sc[l];
+        scale = _mm512_load_ps(sc);
+      }
+      __m512 lo = _mm512_maskz_loadu_ps(load, col + k * j.ld);
+      __m512 hi =
+          k + 1 < j.kb ? _mm512_maskz_loadu_ps(load, col + (k + 1) * j.ld) : _mm512_setzero_ps();
+      if (j.e4m3) {
+        lo = e4m3_round16(_mm512_div_ps(lo, scale));
+        hi = e4m3_round16(_mm512_div_ps(hi, scale));
+      }
+      const __m512i bf = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+      _mm512_mask_storeu_epi32(j.dst + p * j.w + g, store,
+                               _mm512_permutexvar_epi16(interleave, bf));
+    }
+  }
+}
+
+void pack(const LowpPanel& j) {
+  if (j.k_contiguous)
+    pack_k_contiguous(j);
+  else
+    pack_k_strided(j);
+}
+
 bool cpu_has_avx512_bf16() {
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !(a & (1u << 5))) return false;
@@ -78,8 +215,22 @@ bool cpu_has_avx512_bf16() {
 
 }  // namespace
 
+// 16 independent vdpbf16ps chains on registers: the unit's throughput, 64 FLOPs each.
+double dpbf16_peak_flops_loop(int64_t reps) {
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_ps(float(i));
+  const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = a;  // pairs of 1.0
+  for (int64_t r = 0; r < reps; ++r)
+    for (int i = 0; i < 16; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+  __m512 sum = acc[0];
+  for (int i = 1; i < 16; ++i) sum = _mm512_add_ps(sum, acc[i]);
+  volatile float sink = _mm512_reduce_add_ps(sum);
+  (void)sink;
+  return 64.0 * 16.0 * double(reps);
+}
+
 const LowpMicroKernel* lowp_micro_avx512bf16() {
-  static const LowpMicroKernel k{"avx512bf16", MR, NR, micro};
+  static const LowpMicroKernel k{"avx512bf16", MR, NR, micro, pack};
   static const bool ok = cpu_has_avx512_bf16();
   return ok ? &k : nullptr;
 }

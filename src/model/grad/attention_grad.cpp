@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/isa.h"
 #include "kernels/gemm.h"
 
 namespace tern::model::grad {
@@ -21,6 +22,7 @@ std::vector<float>& task_scratch(size_t n) {
 void attention_fwd(const AttentionShape& s, const float* q, const float* k, const float* v,
                    float* P, float* o, ThreadPool& pool) {
   const int64_t T = s.T, H = s.H, ldq = H * s.dq, ldv = H * s.dv;
+  const kernels::IsaKernels& isa = kernels::active_isa();
   pool.parallel_for(s.B * H, 1, [&](int64_t b0, int64_t e0, int) {
     for (int64_t task = b0; task < e0; ++task) {
       const int64_t b = task / H, h = task % H;
@@ -33,8 +35,9 @@ void attention_fwd(const AttentionShape& s, const float* q, const float* k, cons
         float* row = p + t * T;
         float mx = -std::numeric_limits<float>::infinity();
         for (int64_t j = 0; j <= t; ++j) mx = std::max(mx, row[j] * s.scale);
+        isa.exp_affine(row, s.scale, -mx, row, t + 1);
         double sum = 0;
-        for (int64_t j = 0; j <= t; ++j) sum += (row[j] = std::exp(row[j] * s.scale - mx));
+        for (int64_t j = 0; j <= t; ++j) sum += row[j];
         const float inv = float(1.0 / sum);
         for (int64_t j = 0; j <= t; ++j) row[j] *= inv;
         std::fill(row + t + 1, row + T, 0.0f);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/cpu/isa.h"
 #include "model/grad/linear_grad.h"
 
 namespace tern::model::grad {
@@ -11,9 +12,13 @@ double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int3
                   int64_t N, float weight, float* dhn, bool accumulate, Buffer& scratch,
                   ThreadPool& pool) {
   const int64_t V = head.view.rows, d = head.view.cols;
-  constexpr int64_t kChunk = 128;
+  // Tokens per pass: as many as 16M logits hold (64 MB; at least 128), so the head's weight is
+  // packed for the GEMMs a few times per step rather than once per 128 tokens.
+  const int64_t kChunk =
+      std::max<int64_t>(128, (int64_t(16) << 20) / std::max<int64_t>(V, 1) / 128 * 128);
   float* logits = take(scratch, std::min(N, kChunk) * V);
   double total = 0;
+  const kernels::IsaKernels& isa = kernels::active_isa();
   for (int64_t r0 = 0; r0 < N; r0 += kChunk) {
     const int64_t n = std::min(kChunk, N - r0);
     linear_fwd(head, hn + r0 * d, n, logits, pool);
@@ -26,12 +31,15 @@ double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int3
           std::fill_n(l, V, 0.0f);
           continue;
         }
-        const float mx = *std::max_element(l, l + V);
+        const float mx = *std::max_element(l, l + V), lt = l[t];
+        // exp(l - mx) in place (SIMD, within 2 ulp), summed in double; the softmax is then one
+        // multiply per logit instead of a second exp.
+        isa.exp_affine(l, 1.0f, -mx, l, V);
         double sum = 0;
-        for (int64_t v = 0; v < V; ++v) sum += std::exp(double(l[v] - mx));
-        const double lse = double(mx) + std::log(sum);
-        row_loss[size_t(i)] = lse - double(l[t]);
-        for (int64_t v = 0; v < V; ++v) l[v] = float(std::exp(double(l[v]) - lse)) * weight;
+        for (int64_t v = 0; v < V; ++v) sum += l[v];
+        row_loss[size_t(i)] = double(mx) + std::log(sum) - double(lt);
+        const float inv = float(double(weight) / sum);
+        for (int64_t v = 0; v < V; ++v) l[v] *= inv;
         l[t] -= weight;
       }
     });
