@@ -34,6 +34,7 @@ void PrecisionRecipe::apply(const model::ModelConfig& c, model::ModelWeights& w)
   model::visit_weights(c, w, true, [&](model::WeightSlot& s) {
     if (s.kind != model::SlotKind::linear) return;
     const bool router = ends_with(s.name, ".mlp.gate.weight");
+    if (ends_with(s.name, "embed_tokens.weight")) return;  // a lookup, not a GEMM
     const bool head =
         ends_with(s.name, "lm_head.weight") || ends_with(s.name, "shared_head.head.weight");
     const kernels::LowpSpec* spec = nullptr;

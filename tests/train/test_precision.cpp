@@ -1,0 +1,176 @@
+// The training precision recipes (train/precision.h): which matrices each recipe rounds, the
+// errors it names, and a whole training step at bf16 and fp8 against the same step in f32 (loss
+// and every gradient close, not equal), including the limited-accumulator experiment.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "model/config.h"
+#include "model/grad/f32_weights.h"
+#include "model/grad/model_grad.h"
+#include "train/precision.h"
+
+using namespace tern;
+
+namespace {
+
+// A DeepSeek-V3 in miniature; dense: every layer a dense MLP and no MTP (no routing decisions,
+// which low precision may flip, so gradients compare smoothly).
+model::ModelConfig config(bool dense = false) {
+  nlohmann::json j = {{"architectures", {"DeepseekV3ForCausalLM"}},
+                      {"model_type", "deepseek_v3"},
+                      {"hidden_size", 128},
+                      {"intermediate_size", 192},
+                      {"moe_intermediate_size", 64},
+                      {"num_hidden_layers", 2},
+                      {"first_k_dense_replace", 1},
+                      {"moe_layer_freq", 1},
+                      {"num_attention_heads", 2},
+                      {"num_key_value_heads", 2},
+                      {"q_lora_rank", 64},
+                      {"kv_lora_rank", 32},
+                      {"qk_nope_head_dim", 16},
+                      {"qk_rope_head_dim", 8},
+                      {"v_head_dim", 16},
+                      {"n_routed_experts", 8},
+                      {"n_shared_experts", 1},
+                      {"num_experts_per_tok", 2},
+                      {"n_group", 2},
+                      {"topk_group", 1},
+                      {"routed_scaling_factor", 2.5},
+                      {"scoring_func", "sigmoid"},
+                      {"topk_method", "noaux_tc"},
+                      {"norm_topk_prob", true},
+                      {"num_nextn_predict_layers", 1},
+                      {"rms_norm_eps", 1e-6},
+                      {"rope_theta", 10000},
+                      {"max_position_embeddings", 128},
+                      {"vocab_size", 256},
+                      {"tie_word_embeddings", false}};
+  if (dense) j["first_k_dense_replace"] = 2, j["num_nextn_predict_layers"] = 0;
+  return model::ModelConfig::from_json(j, "test");
+}
+
+TEST(Precision, RecipesTagTheMatricesDeepSeekV3Names) {
+  const model::ModelConfig c = config();
+  model::ModelWeights w = model::grad::make_f32_weights(c);
+  const auto fp8 = train::PrecisionRecipe::make("fp8", false, "f32");
+  fp8.apply(c, w);
+  EXPECT_EQ(w.layers[0].mla.q_a_proj.train_lowp, &fp8.fp8);
+  EXPECT_EQ(w.layers[0].mlp.down_proj.train_lowp, &fp8.fp8);
+  EXPECT_EQ(w.layers[1].moe.experts[3].up_proj.train_lowp, &fp8.fp8);
+  EXPECT_EQ(w.layers[1].moe.shared_experts.gate_proj.train_lowp, &fp8.fp8);
+  EXPECT_EQ(w.mtp[0].eh_proj.train_lowp, &fp8.fp8);
+  EXPECT_EQ(w.layers[1].moe.gate.train_lowp, nullptr);  // the router stays f32
+  EXPECT_EQ(w.lm_head.train_lowp, &fp8.bf16);           // output heads stay bf16
+  EXPECT_EQ(w.mtp[0].shared_head_head.train_lowp, &fp8.bf16);
+  EXPECT_EQ(w.embed_tokens.train_lowp, nullptr);
+  EXPECT_EQ(fp8.fp8.format, kernels::LowpFormat::e4m3);
+
+  const auto bf16 = train::PrecisionRecipe::make("bf16", false, "f32");
+  bf16.apply(c, w);
+  EXPECT_EQ(w.layers[0].mla.q_a_proj.train_lowp, &bf16.bf16);
+  EXPECT_EQ(w.lm_head.train_lowp, &bf16.bf16);
+  EXPECT_EQ(w.layers[1].moe.gate.train_lowp, nullptr);
+  train::PrecisionRecipe::make("fp32", false, "f32").apply(c, w);
+  EXPECT_EQ(w.layers[0].mla.q_a_proj.train_lowp, nullptr);
+  EXPECT_EQ(w.lm_head.train_lowp, nullptr);
+}
+
+TEST(Precision, BadSettingsAreNamed) {
+  auto msg = [](const std::string& p, bool pow2, const std::string& acc) {
+    try {
+      train::PrecisionRecipe::make(p, pow2, acc);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(msg("fp7", false, "f32").find("fp7"), std::string::npos);
+  EXPECT_NE(msg("fp8", false, "int4").find("int4"), std::string::npos);
+  EXPECT_NE(msg("bf16", true, "f32").find("--precision fp8"), std::string::npos);
+  EXPECT_NE(msg("fp32", false, "limited14").find("--precision fp8"), std::string::npos);
+}
+
+struct StepOut {
+  double loss;
+  std::vector<std::vector<float>> grads;
+  std::vector<std::string> names;
+};
+
+StepOut run_step(const std::string& precision, const std::string& accumulator, bool dense) {
+  const model::ModelConfig c = config(dense);
+  model::ModelWeights w = model::grad::make_f32_weights(c), g = model::grad::make_f32_weights(c);
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd;
+  for (auto& p : model::grad::param_slots(c, w)) {
+    if (p.alias) continue;
+    const bool vec = p.shape.size() == 1;
+    for (int64_t i = 0; i < p.size; ++i)
+      p.data[i] = vec ? (p.name.find("bias") != std::string::npos ? 0.0f : 1.0f) : 0.05f * nd(rng);
+  }
+  const auto recipe = train::PrecisionRecipe::make(precision, false, accumulator);
+  recipe.apply(c, w);
+  recipe.apply(c, g);
+  const int64_t B = 2, T = 64, S = model::grad::window_tokens(c, T);
+  std::vector<int32_t> tokens(size_t(B * S)), docs(size_t(B * S), 0);
+  for (auto& t : tokens) t = int32_t(rng() % 256);
+  ThreadPool pool(2);
+  model::grad::ModelGrad net(c, B, T);
+  const auto r = net.step(w, g, {B, T, tokens.data(), docs.data()}, {0.3f, 1e-4f, 1.0f}, pool);
+  StepOut out{r.loss, {}, {}};
+  for (auto& p : model::grad::param_slots(c, g))
+    if (!p.alias && p.trainable) {
+      out.grads.emplace_back(p.data, p.data + p.size);
+      out.names.push_back(p.name);
+    }
+  return out;
+}
+
+// Relative L2 distance of b from a.
+double rel(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0, n = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    d += double(a[i] - b[i]) * (a[i] - b[i]), n += double(a[i]) * a[i];
+  return n > 0 ? std::sqrt(d / n) : std::sqrt(d);
+}
+
+// Loss of one step on the full model (MoE + MTP) and every gradient of a dense one, at bf16 and
+// fp8 against f32. One E4M3 GEMM moves its result by ~3.7% in L2 (numpy: 256 x 256 normal
+// operands, tiles x blocks); the backward chains a dozen of them, so fp8 gradients land ~10-15%
+// from f32 and bf16 ones (8 significant bits) ~1%.
+TEST(Precision, LowPrecisionStepsStayCloseToF32) {
+  struct Want {
+    const char* precision;
+    const char* accumulator;
+    double loss_tol, grad_tol;
+  };
+  for (bool dense : {false, true}) {
+    const StepOut f32 = run_step("fp32", "f32", dense);
+    for (const Want& w : {Want{"bf16", "f32", 2e-4, 0.03}, Want{"fp8", "f32", 1e-2, 0.25},
+                          Want{"fp8", "limited14", 1e-2, 0.25}}) {
+      const StepOut got = run_step(w.precision, w.accumulator, dense);
+      EXPECT_NEAR(got.loss, f32.loss, w.loss_tol * f32.loss) << w.precision;
+      EXPECT_NE(got.loss, f32.loss) << w.precision << ": the recipe changed nothing";
+      if (!dense) continue;
+      double worst = 0;
+      std::string worst_name;
+      for (size_t i = 0; i < f32.grads.size(); ++i) {
+        const double e = rel(f32.grads[i], got.grads[i]);
+        if (std::getenv("TERN_TEST_VERBOSE")) std::printf("  %s %.4f\n", f32.names[i].c_str(), e);
+        if (e > worst) worst = e, worst_name = f32.names[i];
+      }
+      std::printf("%s/%s: loss %.6f vs f32 %.6f, worst gradient L2 distance %.3f (%s)\n",
+                  w.precision, w.accumulator, got.loss, f32.loss, worst, worst_name.c_str());
+      EXPECT_LT(worst, w.grad_tol) << w.precision;
+    }
+  }
+}
+
+}  // namespace
