@@ -45,7 +45,7 @@ struct Operand {
   bool k_contiguous;  // element (i, k) at p[i*ld + k], else at p[k*ld + i]
   int64_t n, K;
   Fp8Group group;
-  std::vector<float> grid;  // block scales [ceil(n/128)][chunks of K]
+  std::vector<float>* grid;  // block scales [ceil(n/128)][chunks of K] (the caller's buffer)
   float at(int64_t i, int64_t k) const { return k_contiguous ? p[i * ld + k] : p[k * ld + i]; }
 };
 
@@ -59,7 +59,7 @@ struct Plan {
 // Block scales of o over 128 op-rows x plan.chunk of K.
 void block_grid(Operand& o, const Plan& plan, ThreadPool& pool) {
   const int64_t rb = (o.n + kFp8Tile - 1) / kFp8Tile, kb = (o.K + plan.chunk - 1) / plan.chunk;
-  o.grid.assign(size_t(rb * kb), 1.0f);
+  o.grid->assign(size_t(rb * kb), 1.0f);
   pool.parallel_for(rb * kb, 1, [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) {
       const int64_t i0 = t / kb * kFp8Tile, k0 = t % kb * plan.chunk;
@@ -67,7 +67,7 @@ void block_grid(Operand& o, const Plan& plan, ThreadPool& pool) {
       float amax = 0.0f;
       for (int64_t i = i0; i < i1; ++i)
         for (int64_t k = k0; k < k1; ++k) amax = std::max(amax, std::fabs(o.at(i, k)));
-      o.grid[size_t(t)] = fp8_scale(amax, plan.spec.pow2_scales);
+      (*o.grid)[size_t(t)] = fp8_scale(amax, plan.spec.pow2_scales);
     }
   });
 }
@@ -82,7 +82,8 @@ inline uint32_t bf16_bits_exact(float v) {  // v already on the e4m3 grid: trunc
 
 void lowp_pack_ref(const LowpPanel& j) {
   const int64_t kbe = (j.kb + 1) & ~int64_t(1);
-  std::vector<float> buf(size_t(j.w * kbe), 0.0f);
+  thread_local std::vector<float> buf;
+  buf.assign(size_t(j.w * kbe), 0.0f);
   for (int64_t i = 0; i < j.rows; ++i)
     for (int64_t k = 0; k < j.kb; ++k)
       buf[size_t(i * kbe + k)] =
@@ -127,15 +128,16 @@ LowpPanel panel_job(const Operand& o, const Plan& plan, int64_t panel, int w, in
   j.i0 = i0, j.rows = std::max<int64_t>(0, std::min<int64_t>(w, o.n - i0)), j.w = w;
   j.k0 = k0, j.kb = kb;
   j.e4m3 = plan.e4m3, j.pow2 = plan.spec.pow2_scales, j.chunk = plan.chunk;
-  j.grid = plan.e4m3 && o.group == Fp8Group::block ? o.grid.data() : nullptr;
+  j.grid = plan.e4m3 && o.group == Fp8Group::block ? o.grid->data() : nullptr;
   j.grid_k = (o.K + plan.chunk - 1) / plan.chunk;
   j.dst = dst, j.scales = scales;
   return j;
 }
 
+// Per calling thread, grown to the largest call seen: a training step allocates nothing here.
 struct Workspace {
   std::vector<uint32_t> packs;
-  std::vector<float> scales;
+  std::vector<float> scales, a_grid, b_grid;
 };
 
 }  // namespace
@@ -198,14 +200,14 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
     plan.chunk = e4m3 ? spec.promote_every : plan.kc;
     if (e4m3 && plan.chunk > kKc) plan.kc = std::min(plan.chunk, whole_k);
   }
-  Operand a{p.A, p.lda, !p.trans_a, p.M, p.K, spec.a_group, {}};
-  Operand b{p.B, p.ldb, p.trans_b, p.N, p.K, spec.b_group, {}};
+  thread_local Workspace ws;
+  Operand a{p.A, p.lda, !p.trans_a, p.M, p.K, spec.a_group, &ws.a_grid};
+  Operand b{p.B, p.ldb, p.trans_b, p.N, p.K, spec.b_group, &ws.b_grid};
   if (e4m3 && a.group == Fp8Group::block) block_grid(a, plan, *pool);
   if (e4m3 && b.group == Fp8Group::block) block_grid(b, plan, *pool);
 
   const int64_t m_panels = (p.M + mr - 1) / mr, n_panels = (p.N + nr - 1) / nr;
   const int64_t kcp = plan.kc / 2, max_chunks = e4m3 ? (plan.kc + plan.chunk - 1) / plan.chunk : 0;
-  thread_local Workspace ws;
   ws.packs.resize(size_t((m_panels * mr + n_panels * nr) * kcp));
   ws.scales.resize(size_t((m_panels * mr + n_panels * nr) * max_chunks));
   uint32_t* ap = ws.packs.data();

@@ -31,6 +31,8 @@ const char* kChatTemplate =
     "eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<｜Assistant｜>' }}"
     "{% endif %}";
 
+}  // namespace
+
 std::vector<nlohmann::json> read_log(const std::string& path) {
   std::vector<nlohmann::json> out;
   std::ifstream in(path);
@@ -44,8 +46,6 @@ std::vector<nlohmann::json> read_log(const std::string& path) {
   }
   return out;
 }
-
-}  // namespace
 
 RunFiles RunFiles::create(const std::string& dir, bool force) {
   RunFiles r;

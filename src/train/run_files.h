@@ -19,6 +19,9 @@
 
 namespace tern::train {
 
+// The records of a run's log.jsonl in order; a line cut by a kill mid-write is skipped.
+std::vector<nlohmann::json> read_log(const std::string& path);
+
 class RunFiles {
  public:
   RunFiles() = default;
