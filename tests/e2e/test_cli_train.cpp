@@ -175,6 +175,39 @@ TEST(CliTrain, WeightedCorporaAccumulationWsdBf16AndKeep) {
   fs::remove_all(dir);
 }
 
+// --precision fp8 with its experiment switches trains, resumes with its recipe, and `tern
+// compare` reads the runs side by side (table, percentages, picture; bad directories named).
+TEST(CliTrain, Fp8RecipeTrainsResumesAndComparesWithF32) {
+  const std::string dir = temp_dir("train_fp8");
+  const std::string base = "train --config " + tiny_config() + " --data " + corpus(dir) +
+                           " --batch 2 --seq 16 --lr 3e-3 --seed 5 --sample-tokens 4";
+  ASSERT_EQ(run_tern(base + " --out " + dir + "/fp32 --steps 6").exit_code, 0);
+  const auto r =
+      run_tern(base + " --out " + dir + "/fp8 --steps 4 --save-every 4 --precision fp8 " +
+               "--fp8-pow2-scales --fp8-accumulator limited14");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto res = run_tern("train --resume " + dir + "/fp8 --steps 6");
+  ASSERT_EQ(res.exit_code, 0) << res.output;
+  std::ifstream st(dir + "/fp8/checkpoint-6/trainer_state.json");
+  const auto state = nlohmann::json::parse(st);
+  EXPECT_EQ(state["options"]["precision"], "fp8");
+  EXPECT_EQ(state["options"]["fp8_accumulator"], "limited14");
+  EXPECT_EQ(state["options"]["fp8_pow2_scales"], true);
+
+  const auto cmp =
+      run_tern("compare " + dir + "/fp32 " + dir + "/fp8 --last 2 --svg " + dir + "/curves.svg");
+  ASSERT_EQ(cmp.exit_code, 0) << cmp.output;
+  EXPECT_NE(cmp.output.find("| fp32 | 6 |"), std::string::npos) << cmp.output;
+  EXPECT_NE(cmp.output.find("| fp8 | 6 |"), std::string::npos) << cmp.output;
+  EXPECT_NE(cmp.output.find("+0.00%"), std::string::npos) << cmp.output;
+  EXPECT_NE(slurp(dir + "/curves.svg").find("fp8 train"), std::string::npos);
+  fs::create_directories(dir + "/empty");
+  expect_clean_error(run_tern("compare " + dir + "/fp32 " + dir + "/empty"), "no training records");
+  expect_clean_error(run_tern(base + " --out " + dir + "/x --steps 2 --fp8-pow2-scales"),
+                     "--precision fp8");
+  fs::remove_all(dir);
+}
+
 TEST(CliTrain, DivergenceStopsCleanlyAndKeepsTheLastCheckpoint) {
   const std::string dir = temp_dir("train_nan");
   const auto r = run_tern("train --config " + tiny_config() + " --data " + corpus(dir) + " --out " +
