@@ -19,6 +19,10 @@ std::vector<float>& task_scratch(size_t n) {
 
 }  // namespace
 
+// Rows are processed in blocks of kRowBlock: block [r0, r1) attends to keys [0, r1) only, so
+// the GEMMs skip the upper triangle past each block (about 40% of the work at T = 256).
+constexpr int64_t kRowBlock = 64;
+
 void attention_fwd(const AttentionShape& s, const float* q, const float* k, const float* v,
                    float* P, float* o, ThreadPool& pool) {
   const int64_t T = s.T, H = s.H, ldq = H * s.dq, ldv = H * s.dv;
@@ -30,20 +34,27 @@ void attention_fwd(const AttentionShape& s, const float* q, const float* k, cons
       const float* kh = k + b * T * ldq + h * s.dq;
       const float* vh = v + b * T * ldv + h * s.dv;
       float* p = P + task * T * T;  // [T, T]
-      kernels::gemm({T, T, s.dq, qh, ldq, false, kh, ldq, true, p, T, false}, &pool);
-      for (int64_t t = 0; t < T; ++t) {
-        float* row = p + t * T;
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int64_t j = 0; j <= t; ++j) mx = std::max(mx, row[j] * s.scale);
-        isa.exp_affine(row, s.scale, -mx, row, t + 1);
-        double sum = 0;
-        for (int64_t j = 0; j <= t; ++j) sum += row[j];
-        const float inv = float(1.0 / sum);
-        for (int64_t j = 0; j <= t; ++j) row[j] *= inv;
-        std::fill(row + t + 1, row + T, 0.0f);
+      float* oh = o + b * T * ldv + h * s.dv;
+      for (int64_t r0 = 0; r0 < T; r0 += kRowBlock) {
+        const int64_t r1 = std::min(T, r0 + kRowBlock), rows = r1 - r0;
+        kernels::gemm(
+            {rows, r1, s.dq, qh + r0 * ldq, ldq, false, kh, ldq, true, p + r0 * T, T, false},
+            &pool);
+        for (int64_t t = r0; t < r1; ++t) {
+          float* row = p + t * T;
+          float mx = -std::numeric_limits<float>::infinity();
+          for (int64_t j = 0; j <= t; ++j) mx = std::max(mx, row[j] * s.scale);
+          isa.exp_affine(row, s.scale, -mx, row, t + 1);
+          double sum = 0;
+          for (int64_t j = 0; j <= t; ++j) sum += row[j];
+          const float inv = float(1.0 / sum);
+          for (int64_t j = 0; j <= t; ++j) row[j] *= inv;
+          std::fill(row + t + 1, row + T, 0.0f);
+        }
+        kernels::gemm(
+            {rows, s.dv, r1, p + r0 * T, T, false, vh, ldv, false, oh + r0 * ldv, ldv, false},
+            &pool);
       }
-      kernels::gemm(
-          {T, s.dv, T, p, T, false, vh, ldv, false, o + b * T * ldv + h * s.dv, ldv, false}, &pool);
     }
   });
 }
@@ -58,20 +69,38 @@ void attention_bwd(const AttentionShape& s, const float* q, const float* k, cons
       const int64_t oq = b * T * ldq + h * s.dq, ov = b * T * ldv + h * s.dv;
       const float* p = P + task * T * T;
       float* ds = task_scratch(size_t(T * T)).data();  // dP, then dS in place
-      // dP = dO · Vᵀ
-      kernels::gemm({T, T, s.dv, dO + ov, ldv, false, v + ov, ldv, true, ds, T, false}, &pool);
-      // dS = P ⊙ (dP − Σ_j P dP) · scale (zero above the diagonal, where P is zero)
+      // dK and dV collect every row block's share: zero this head's slices first.
       for (int64_t t = 0; t < T; ++t) {
-        float* row = ds + t * T;
-        const float* pr = p + t * T;
-        double dot = 0;
-        for (int64_t j = 0; j <= t; ++j) dot += double(pr[j]) * row[j];
-        for (int64_t j = 0; j <= t; ++j) row[j] = pr[j] * (row[j] - float(dot)) * s.scale;
-        std::fill(row + t + 1, row + T, 0.0f);
+        std::fill_n(dk + oq + t * ldq, s.dq, 0.0f);
+        std::fill_n(dv + ov + t * ldv, s.dv, 0.0f);
       }
-      kernels::gemm({T, s.dq, T, ds, T, false, k + oq, ldq, false, dq + oq, ldq, false}, &pool);
-      kernels::gemm({T, s.dq, T, ds, T, true, q + oq, ldq, false, dk + oq, ldq, false}, &pool);
-      kernels::gemm({T, s.dv, T, p, T, true, dO + ov, ldv, false, dv + ov, ldv, false}, &pool);
+      for (int64_t r0 = 0; r0 < T; r0 += kRowBlock) {
+        const int64_t r1 = std::min(T, r0 + kRowBlock), rows = r1 - r0;
+        float* dsb = ds + r0 * T;
+        const float* pb = p + r0 * T;
+        // dP = dO · Vᵀ over keys [0, r1)
+        kernels::gemm(
+            {rows, r1, s.dv, dO + ov + r0 * ldv, ldv, false, v + ov, ldv, true, dsb, T, false},
+            &pool);
+        // dS = P ⊙ (dP − Σ_j P dP) · scale (zero above the diagonal, where P is zero)
+        for (int64_t t = r0; t < r1; ++t) {
+          float* row = ds + t * T;
+          const float* pr = p + t * T;
+          double dot = 0;
+          for (int64_t j = 0; j <= t; ++j) dot += double(pr[j]) * row[j];
+          for (int64_t j = 0; j <= t; ++j) row[j] = pr[j] * (row[j] - float(dot)) * s.scale;
+          std::fill(row + t + 1, row + r1, 0.0f);
+        }
+        kernels::gemm(
+            {rows, s.dq, r1, dsb, T, false, k + oq, ldq, false, dq + oq + r0 * ldq, ldq, false},
+            &pool);
+        kernels::gemm(
+            {r1, s.dq, rows, dsb, T, true, q + oq + r0 * ldq, ldq, false, dk + oq, ldq, true},
+            &pool);
+        kernels::gemm(
+            {r1, s.dv, rows, pb, T, true, dO + ov + r0 * ldv, ldv, false, dv + ov, ldv, true},
+            &pool);
+      }
     }
   });
 }
