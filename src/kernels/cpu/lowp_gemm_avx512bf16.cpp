@@ -114,6 +114,8 @@ void pack_k_contiguous(const LowpPanel& j) {
       continue;
     }
     const float* src = j.p + (j.i0 + i) * j.ld + j.k0;
+    if (i + 1 < j.rows)  // the next row's lines, while this one converts
+      for (int64_t k = 0; k < j.kb; k += 16) _mm_prefetch((const char*)(src + j.ld + k), _MM_HINT_T0);
     if (j.e4m3) {
       for (int64_t c = 0; c < chunks; ++c) {
         const int64_t c0 = c * j.chunk, c1 = std::min(j.kb, c0 + j.chunk);
@@ -184,6 +186,10 @@ void pack_k_strided(const LowpPanel& j) {
         }
         for (int l = 0; l < width; ++l) j.scales[c * j.w + g + l] = sc[l];
         scale = _mm512_load_ps(sc);
+      }
+      if (k + 8 < j.kb) {  // eight K rows ahead: a strided walk the hardware prefetcher misses
+        _mm_prefetch((const char*)(col + (k + 8) * j.ld), _MM_HINT_T0);
+        _mm_prefetch((const char*)(col + (k + 9) * j.ld), _MM_HINT_T0);
       }
       __m512 lo = _mm512_maskz_loadu_ps(load, col + k * j.ld);
       __m512 hi =
