@@ -104,6 +104,9 @@ void setup_train(CLI::App& sub) {
   add_choice(sub, "--precision", o.precision,
              "GEMM inputs: fp32, bf16, or fp8 (DeepSeek-V3's E4M3 recipe; heads bf16)",
              {"fp32", "bf16", "fp8"});
+  sub.add_flag("--profile", o.profile,
+               "print the time per phase of a step (GEMMs by pass, attention, MoE, norms, loss, "
+               "optimizer) at the end");
   sub.add_flag("--fp8-pow2-scales", o.fp8_pow2_scales, "fp8: round scales up to powers of two");
   add_choice(sub, "--fp8-accumulator", o.fp8_accumulator,
              "fp8: f32, or limited14 (emulate Hopper's 14-bit sums within each 128-chunk)",

@@ -10,6 +10,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/phase_timer.h"
 #include "core/progress.h"
 #include "core/random.h"
 #include "core/thread_pool.h"
@@ -199,9 +200,17 @@ TrainSummary train(TrainOptions o) {
     return batches ? total / double(batches) : -1;
   };
 
+  double profiled_seconds = 0;
+  int64_t profiled_steps = 0;
   while (step < o.steps) {
+    // --profile times every step after the first (which sizes the activation buffers).
+    const bool profiled = o.profile && step > first_step;
+    if (profiled && !phase::enabled()) phase::enable();
     const auto t0 = Clock::now();
-    adam.zero_grad();
+    {
+      const phase::Scope timer(phase::optimizer);
+      adam.zero_grad();
+    }
     double loss = 0, main = 0, mtp = 0, bal = 0;
     std::vector<std::vector<int64_t>> counts;
     for (int64_t micro = 0; micro < o.grad_accum; ++micro) {
@@ -219,7 +228,11 @@ TrainSummary train(TrainOptions o) {
         for (size_t l = 0; l < counts.size(); ++l)
           for (size_t e = 0; e < counts[l].size(); ++e) counts[l][e] += r.expert_counts[l][e];
     }
-    const double norm = adam.grad_norm();
+    double norm = 0;
+    {
+      const phase::Scope timer(phase::optimizer);
+      norm = adam.grad_norm();
+    }
     if (!finite(loss) || !finite(norm)) {
       progress.finish();
       const std::string last =
@@ -234,11 +247,15 @@ TrainSummary train(TrainOptions o) {
                " (try a lower --lr or a longer --warmup)");
     }
     const double lr = sched.at(step);
-    adam.step(lr, norm, pool);
+    {
+      const phase::Scope timer(phase::optimizer);
+      adam.step(lr, norm, pool);
+    }
     update_bias(c, params, counts, o.bias_speed);
     const BalanceStats bs = balance_stats(c, counts);
     ++step;
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (profiled) profiled_seconds += secs, ++profiled_steps;
     meter.add_step(double(tokens_per_step), secs);
     nlohmann::json line = {{"step", step},         {"loss", loss},
                            {"main_loss", main},    {"lr", lr},
@@ -256,6 +273,7 @@ TrainSummary train(TrainOptions o) {
     progress.advance();
     const bool last = step == o.steps;
     if ((o.eval_every > 0 && step % o.eval_every == 0) || last) {
+      const phase::Pause not_a_step;  // validation and sampling are not step time
       const double v = validate_now();
       if (v >= 0) {
         run.append_log({{"split", "val"}, {"step", step}, {"loss", v}});
@@ -277,6 +295,15 @@ TrainSummary train(TrainOptions o) {
   ledger["first_step"] = first_step + 1;
   ledger["last_step"] = step;
   run.write_ledger(ledger);
+  if (profiled_steps > 0) {
+    const std::string table =
+        phase::report(profiled_seconds / double(profiled_steps), profiled_steps);
+    std::fprintf(stderr, "time per step over steps %lld..%lld (--profile):\n%s",
+                 static_cast<long long>(first_step + 2), static_cast<long long>(step),
+                 table.c_str());
+  } else if (o.profile) {
+    log_warn("--profile needs at least two steps (the first one sizes the buffers)");
+  }
   return sum;
 }
 

@@ -32,6 +32,7 @@ struct TrainOptions {
   std::string precision = "fp32";  // fp32 | bf16 | fp8 (train/precision.h)
   bool fp8_pow2_scales = false;      // fp8: power-of-two scales
   std::string fp8_accumulator = "f32";  // fp8: f32 | limited14 (Hopper-accumulator experiment)
+  bool profile = false;             // print where step time goes (core/phase_timer.h)
   bool recompute = false;          // rerun each layer's forward in the backward (less memory)
   uint64_t seed = 0;
   int threads = 0;

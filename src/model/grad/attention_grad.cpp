@@ -5,8 +5,10 @@
 #include <limits>
 #include <vector>
 
+#include "core/phase_timer.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/gemm.h"
+#include "kernels/lowp_gemm.h"
 
 namespace tern::model::grad {
 namespace {
@@ -17,6 +19,15 @@ std::vector<float>& task_scratch(size_t n) {
   return buf;
 }
 
+// One of attention's GEMMs at the shape's precision.
+void mm(const AttentionShape& s, const kernels::GemmParams& p, ThreadPool& pool) {
+  static const kernels::LowpSpec kBf16{};
+  if (s.bf16)
+    kernels::gemm_lowp(p, kBf16, &pool);
+  else
+    kernels::gemm(p, &pool);
+}
+
 }  // namespace
 
 // Rows are processed in blocks of kRowBlock: block [r0, r1) attends to keys [0, r1) only, so
@@ -25,6 +36,7 @@ constexpr int64_t kRowBlock = 64;
 
 void attention_fwd(const AttentionShape& s, const float* q, const float* k, const float* v,
                    float* P, float* o, ThreadPool& pool) {
+  const phase::Scope timer(phase::attention);
   const int64_t T = s.T, H = s.H, ldq = H * s.dq, ldv = H * s.dv;
   const kernels::IsaKernels& isa = kernels::active_isa();
   pool.parallel_for(s.B * H, 1, [&](int64_t b0, int64_t e0, int) {
@@ -37,9 +49,8 @@ void attention_fwd(const AttentionShape& s, const float* q, const float* k, cons
       float* oh = o + b * T * ldv + h * s.dv;
       for (int64_t r0 = 0; r0 < T; r0 += kRowBlock) {
         const int64_t r1 = std::min(T, r0 + kRowBlock), rows = r1 - r0;
-        kernels::gemm(
-            {rows, r1, s.dq, qh + r0 * ldq, ldq, false, kh, ldq, true, p + r0 * T, T, false},
-            &pool);
+        mm(s, {rows, r1, s.dq, qh + r0 * ldq, ldq, false, kh, ldq, true, p + r0 * T, T, false},
+           pool);
         for (int64_t t = r0; t < r1; ++t) {
           float* row = p + t * T;
           float mx = -std::numeric_limits<float>::infinity();
@@ -51,9 +62,8 @@ void attention_fwd(const AttentionShape& s, const float* q, const float* k, cons
           for (int64_t j = 0; j <= t; ++j) row[j] *= inv;
           std::fill(row + t + 1, row + T, 0.0f);
         }
-        kernels::gemm(
-            {rows, s.dv, r1, p + r0 * T, T, false, vh, ldv, false, oh + r0 * ldv, ldv, false},
-            &pool);
+        mm(s, {rows, s.dv, r1, p + r0 * T, T, false, vh, ldv, false, oh + r0 * ldv, ldv, false},
+           pool);
       }
     }
   });
@@ -62,6 +72,7 @@ void attention_fwd(const AttentionShape& s, const float* q, const float* k, cons
 void attention_bwd(const AttentionShape& s, const float* q, const float* k, const float* v,
                    const float* P, const float* dO, float* dq, float* dk, float* dv,
                    ThreadPool& pool) {
+  const phase::Scope timer(phase::attention);
   const int64_t T = s.T, H = s.H, ldq = H * s.dq, ldv = H * s.dv;
   pool.parallel_for(s.B * H, 1, [&](int64_t b0, int64_t e0, int) {
     for (int64_t task = b0; task < e0; ++task) {
@@ -79,9 +90,8 @@ void attention_bwd(const AttentionShape& s, const float* q, const float* k, cons
         float* dsb = ds + r0 * T;
         const float* pb = p + r0 * T;
         // dP = dO · Vᵀ over keys [0, r1)
-        kernels::gemm(
-            {rows, r1, s.dv, dO + ov + r0 * ldv, ldv, false, v + ov, ldv, true, dsb, T, false},
-            &pool);
+        mm(s, {rows, r1, s.dv, dO + ov + r0 * ldv, ldv, false, v + ov, ldv, true, dsb, T, false},
+           pool);
         // dS = P ⊙ (dP − Σ_j P dP) · scale (zero above the diagonal, where P is zero)
         for (int64_t t = r0; t < r1; ++t) {
           float* row = ds + t * T;
@@ -91,15 +101,12 @@ void attention_bwd(const AttentionShape& s, const float* q, const float* k, cons
           for (int64_t j = 0; j <= t; ++j) row[j] = pr[j] * (row[j] - float(dot)) * s.scale;
           std::fill(row + t + 1, row + r1, 0.0f);
         }
-        kernels::gemm(
-            {rows, s.dq, r1, dsb, T, false, k + oq, ldq, false, dq + oq + r0 * ldq, ldq, false},
-            &pool);
-        kernels::gemm(
-            {r1, s.dq, rows, dsb, T, true, q + oq + r0 * ldq, ldq, false, dk + oq, ldq, true},
-            &pool);
-        kernels::gemm(
-            {r1, s.dv, rows, pb, T, true, dO + ov + r0 * ldv, ldv, false, dv + ov, ldv, true},
-            &pool);
+        mm(s, {rows, s.dq, r1, dsb, T, false, k + oq, ldq, false, dq + oq + r0 * ldq, ldq, false},
+           pool);
+        mm(s, {r1, s.dq, rows, dsb, T, true, q + oq + r0 * ldq, ldq, false, dk + oq, ldq, true},
+           pool);
+        mm(s, {r1, s.dv, rows, pb, T, true, dO + ov + r0 * ldv, ldv, false, dv + ov, ldv, true},
+           pool);
       }
     }
   });

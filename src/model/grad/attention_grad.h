@@ -14,6 +14,9 @@ struct AttentionShape {
   int64_t B = 0, T = 0, H = 0;  // windows, tokens per window, heads
   int64_t dq = 0, dv = 0;       // query/key and value head dims
   float scale = 1.0f;           // softmax scale
+  // The score and value GEMMs take bf16 inputs (f32 sums; softmax stays f32): set when the
+  // layer trains at --precision bf16 or fp8, whose recipes keep attention at bf16.
+  bool bf16 = false;
 };
 
 // q, k: [B*T, H, dq]; v: [B*T, H, dv]; P: [B, H, T, T] (saved, upper triangle zero);

@@ -27,7 +27,8 @@ void gqa_fwd(const GqaContext& ctx, const GqaWeights& w, const float* x, float* 
       std::copy_n(vr + (n * Hkv + h / group) * hd, hd, v + (n * H + h) * hd);
     }
   float* o = take(s.o, N * H * hd);
-  const AttentionShape as{ctx.B, ctx.T, H, hd, hd, float(c.softmax_scale())};
+  const AttentionShape as{
+      ctx.B, ctx.T, H, hd, hd, float(c.softmax_scale()), w.o_proj.train_lowp != nullptr};
   attention_fwd(as, q, k, v, take(s.P, ctx.B * H * ctx.T * ctx.T), o, pool);
   linear_fwd(w.o_proj, o, N, out, pool);
 }
@@ -44,7 +45,8 @@ void gqa_bwd(const GqaContext& ctx, const GqaWeights& w, GqaWeights& g, const fl
   float* dq = take(s.dq, N * H * hd);
   float* dk = take(s.dk, N * H * hd);
   float* dv = take(s.dv, N * H * hd);
-  const AttentionShape as{ctx.B, ctx.T, H, hd, hd, float(c.softmax_scale())};
+  const AttentionShape as{
+      ctx.B, ctx.T, H, hd, hd, float(c.softmax_scale()), w.o_proj.train_lowp != nullptr};
   attention_bwd(as, s.q.data(), s.k.data(), s.v.data(), s.P.data(), d_o, dq, dk, dv, pool);
   float* dkr = take_zero(s.dkr, N * Hkv * hd);
   float* dvr = take_zero(s.dvr, N * Hkv * hd);

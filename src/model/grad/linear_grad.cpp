@@ -1,6 +1,7 @@
 #include "model/grad/linear_grad.h"
 
 #include "core/error.h"
+#include "core/phase_timer.h"
 #include "kernels/gemm.h"
 #include "kernels/lowp_gemm.h"
 
@@ -32,6 +33,7 @@ float* f32(Linear& l) {
 
 void linear_fwd(const Linear& w, const float* x, int64_t N, float* y, ThreadPool& pool, int64_t ldx,
                 int64_t ldy) {
+  const phase::Scope timer(phase::linear_forward);
   const int64_t rows = w.view.rows, cols = w.view.cols;
   if (!ldy) ldy = rows;
   train_gemm(w, {N, rows, cols, x, ldx ? ldx : cols, false, f32(w), cols, true, y, ldy, false},
@@ -44,6 +46,7 @@ void linear_fwd(const Linear& w, const float* x, int64_t N, float* y, ThreadPool
 
 void linear_bwd_input(const Linear& w, const float* dy, int64_t N, float* dx, bool accumulate,
                       ThreadPool& pool, int64_t lddy, int64_t lddx) {
+  const phase::Scope timer(phase::linear_input_grad);
   const int64_t rows = w.view.rows, cols = w.view.cols;
   train_gemm(w,
              {N, cols, rows, dy, lddy ? lddy : rows, false, f32(w), cols, false, dx,
@@ -53,6 +56,7 @@ void linear_bwd_input(const Linear& w, const float* dy, int64_t N, float* dx, bo
 
 void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, ThreadPool& pool,
                        int64_t lddy, int64_t ldx) {
+  const phase::Scope timer(phase::linear_weight_grad);
   const int64_t rows = dw.view.rows, cols = dw.view.cols;
   if (!lddy) lddy = rows;
   train_gemm(dw, {rows, cols, N, dy, lddy, true, x, ldx ? ldx : cols, false, f32(dw), cols, true},

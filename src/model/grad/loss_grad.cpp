@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/phase_timer.h"
 #include "kernels/cpu/isa.h"
 #include "model/grad/linear_grad.h"
 
@@ -11,6 +12,7 @@ namespace tern::model::grad {
 double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int32_t* target,
                   int64_t N, float weight, float* dhn, bool accumulate, Buffer& scratch,
                   ThreadPool& pool) {
+  const phase::Scope timer(phase::head_and_loss);
   const int64_t V = head.view.rows, d = head.view.cols;
   // Tokens per pass: as many as 16M logits hold (64 MB; at least 128), so the head's weight is
   // packed for the GEMMs a few times per step rather than once per 128 tokens.

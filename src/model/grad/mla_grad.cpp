@@ -20,8 +20,10 @@ Dims dims(const MlaContext& ctx) {
           c.kv_lora_rank,     float(c.rms_norm_eps)};
 }
 
-AttentionShape attention_shape(const MlaContext& ctx, const Dims& m) {
-  return {ctx.B, ctx.T, m.H, m.dq, m.dv, float(ctx.c->softmax_scale())};
+// Attention computes at bf16 whenever the layer's projections are low precision (recipes).
+AttentionShape attention_shape(const MlaContext& ctx, const Dims& m, const MlaWeights& w) {
+  return {
+      ctx.B, ctx.T, m.H, m.dq, m.dv, float(ctx.c->softmax_scale()), w.o_proj.train_lowp != nullptr};
 }
 
 }  // namespace
@@ -63,7 +65,8 @@ void mla_fwd(const MlaContext& ctx, const MlaWeights& w, const float* x, float* 
       std::copy_n(src + m.dn, m.dv, v + (n * m.H + h) * m.dv);
     }
   float* o = take(s.o, m.N * m.H * m.dv);
-  attention_fwd(attention_shape(ctx, m), q, k, v, take(s.P, ctx.B * m.H * ctx.T * ctx.T), o, pool);
+  attention_fwd(attention_shape(ctx, m, w), q, k, v, take(s.P, ctx.B * m.H * ctx.T * ctx.T), o,
+                pool);
   linear_fwd(w.o_proj, o, m.N, out, pool);
 }
 
@@ -80,7 +83,7 @@ void mla_bwd(const MlaContext& ctx, const MlaWeights& w, MlaWeights& g, const fl
   float* dq = take(s.dq, m.N * m.H * m.dq);
   float* dk = take(s.dk, m.N * m.H * m.dq);
   float* dv = take(s.dv, m.N * m.H * m.dv);
-  attention_bwd(attention_shape(ctx, m), s.q.data(), s.k.data(), s.v.data(), s.P.data(), d_o, dq,
+  attention_bwd(attention_shape(ctx, m, w), s.q.data(), s.k.data(), s.v.data(), s.P.data(), d_o, dq,
                 dk, dv, pool);
   // dkv per head from dk_nope and dv; the shared k_pe sums every head's rope part.
   float* dkv = take(s.dkv, m.N * lkv);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/phase_timer.h"
 #include "model/grad/linear_grad.h"
 #include "model/router.h"
 
@@ -51,6 +52,7 @@ double balance_value(const ModelConfig& c, const MoeSaved& s, int64_t B, int64_t
 }  // namespace
 
 void moe_fwd(const MoeContext& ctx, const MoeWeights& w, const float* x, float* y, MoeSaved& s) {
+  const phase::Scope timer(phase::moe);
   const ModelConfig& c = *ctx.c;
   ThreadPool& pool = *ctx.pool;
   const int64_t N = ctx.B * ctx.T, d = c.hidden_size, E = c.n_routed_experts;
@@ -118,6 +120,7 @@ void moe_fwd(const MoeContext& ctx, const MoeWeights& w, const float* x, float* 
 
 void moe_bwd(const MoeContext& ctx, const MoeWeights& w, MoeWeights& g, const float* x,
              const float* dy, float* dx, MoeSaved& s) {
+  const phase::Scope timer(phase::moe);
   const ModelConfig& c = *ctx.c;
   ThreadPool& pool = *ctx.pool;
   const int64_t N = ctx.B * ctx.T, T = ctx.T, d = c.hidden_size, E = c.n_routed_experts;

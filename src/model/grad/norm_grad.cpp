@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/phase_timer.h"
+
 namespace tern::model::grad {
 
 void rmsnorm_fwd(const float* x, const float* w, float* y, float* rstd, int64_t N, int64_t d,
                  float eps, ThreadPool& pool, int64_t ldx, int64_t ldy) {
+  const phase::Scope timer(phase::norm);
   if (!ldx) ldx = d;
   if (!ldy) ldy = d;
   pool.parallel_for(N, 16, [&](int64_t b, int64_t e, int) {
@@ -25,6 +28,7 @@ void rmsnorm_fwd(const float* x, const float* w, float* y, float* rstd, int64_t 
 void rmsnorm_bwd(const float* dy, const float* x, const float* w, const float* rstd, float* dx,
                  bool accumulate, float* dw, int64_t N, int64_t d, ThreadPool& pool, int64_t ldx,
                  int64_t lddx, int64_t lddy) {
+  const phase::Scope timer(phase::norm);
   if (!ldx) ldx = d;
   if (!lddx) lddx = d;
   if (!lddy) lddy = d;
