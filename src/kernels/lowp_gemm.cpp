@@ -15,15 +15,16 @@ namespace {
 constexpr int64_t kKc = 256;        // K depth of one packed block (a multiple of 128)
 constexpr int64_t kTilePanels = 8;  // macro tile = 8 A panels x 8 B panels per task
 
-void micro_scalar(int64_t kp, int64_t cp, const uint32_t* a, const uint32_t* b, const float* sa,
-                  const float* sb, float* c, int64_t ldc, bool accumulate, bool limited14) {
+void micro_scalar(int64_t kp, int64_t cp, const uint32_t* a, int64_t ars, const uint32_t* b,
+                  const float* sa, const float* sb, float* c, int64_t ldc, bool accumulate,
+                  bool limited14) {
   constexpr int MR = 4, NR = 8;
   for (int64_t p0 = 0, ch = 0; p0 < kp; p0 += cp, ++ch) {
     float part[MR][NR] = {};
     for (int64_t p = p0; p < std::min(kp, p0 + cp); ++p)
       for (int i = 0; i < MR; ++i)
         for (int j = 0; j < NR; ++j) {
-          const uint32_t x = a[p * MR + i], y = b[p * NR + j];
+          const uint32_t x = ars ? a[i * ars + p] : a[p * MR + i], y = b[p * NR + j];
           const float hi = bf16_to_f32(uint16_t(x >> 16)) * bf16_to_f32(uint16_t(y >> 16));
           const float lo = bf16_to_f32(uint16_t(x)) * bf16_to_f32(uint16_t(y));
           part[i][j] =
@@ -112,8 +113,9 @@ void lowp_pack_ref(const LowpPanel& j) {
   for (int64_t p = 0; p < kbe / 2; ++p)
     for (int64_t i = 0; i < j.w; ++i) {
       const float lo = buf[size_t(i * kbe + 2 * p)], hi = buf[size_t(i * kbe + 2 * p + 1)];
-      j.dst[p * j.w + i] = j.e4m3 ? bf16_bits_exact(lo) | bf16_bits_exact(hi) << 16
-                                  : uint32_t(f32_to_bf16(lo)) | uint32_t(f32_to_bf16(hi)) << 16;
+      j.dst[j.rows_layout ? i * (kbe / 2) + p : p * j.w + i] =
+          j.e4m3 ? bf16_bits_exact(lo) | bf16_bits_exact(hi) << 16
+                 : uint32_t(f32_to_bf16(lo)) | uint32_t(f32_to_bf16(hi)) << 16;
     }
 }
 
@@ -121,7 +123,7 @@ namespace {
 
 // The job of panel `panel` (w op-rows) of o over depth [k0, k0 + kb).
 LowpPanel panel_job(const Operand& o, const Plan& plan, int64_t panel, int w, int64_t k0,
-                    int64_t kb, uint32_t* dst, float* scales) {
+                    int64_t kb, uint32_t* dst, float* scales, bool rows_layout) {
   const int64_t i0 = panel * w;
   LowpPanel j{};
   j.p = o.p, j.ld = o.ld, j.k_contiguous = o.k_contiguous;
@@ -131,6 +133,7 @@ LowpPanel panel_job(const Operand& o, const Plan& plan, int64_t panel, int w, in
   j.grid = plan.e4m3 && o.group == Fp8Group::block ? o.grid->data() : nullptr;
   j.grid_k = (o.K + plan.chunk - 1) / plan.chunk;
   j.dst = dst, j.scales = scales;
+  j.rows_layout = rows_layout && o.k_contiguous;
   return j;
 }
 
@@ -221,13 +224,15 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
     const int64_t kb = std::min(plan.kc, p.K - k0), kp = (kb + 1) / 2;
     const int64_t cp = e4m3 ? plan.chunk / 2 : kp;
     const bool acc = p.accumulate || k0 > 0;
+    const int64_t ars = a.k_contiguous ? kp : 0;  // A panels in rows layout (no transposition)
     pool->parallel_for(m_panels + n_panels, 4, [&](int64_t lo, int64_t hi, int) {
       for (int64_t i = lo; i < hi; ++i) {
         if (i < m_panels)
-          mk.pack(panel_job(a, plan, i, mr, k0, kb, ap + i * mr * kcp, as + i * mr * max_chunks));
+          mk.pack(
+              panel_job(a, plan, i, mr, k0, kb, ap + i * mr * kcp, as + i * mr * max_chunks, true));
         else
           mk.pack(panel_job(b, plan, i - m_panels, nr, k0, kb, bp + (i - m_panels) * nr * kcp,
-                            bs + (i - m_panels) * nr * max_chunks));
+                            bs + (i - m_panels) * nr * max_chunks, false));
       }
     });
     pool->parallel_for(m_tiles * n_tiles, 1, [&](int64_t lo, int64_t hi, int) {
@@ -248,10 +253,10 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
             const float* sb = e4m3 ? bs + jn * nr * max_chunks : nullptr;
             const bool lim = spec.accumulator == Accumulator::limited14;
             if (rows == mr && cols == nr) {
-              mk.run(kp, cp, pa, pb, sa, sb, c, p.ldc, acc, lim);
+              mk.run(kp, cp, pa, ars, pb, sa, sb, c, p.ldc, acc, lim);
               continue;
             }
-            mk.run(kp, cp, pa, pb, sa, sb, tmp, nr, false, lim);
+            mk.run(kp, cp, pa, ars, pb, sa, sb, tmp, nr, false, lim);
             for (int64_t i = 0; i < rows; ++i)
               for (int64_t j = 0; j < cols; ++j)
                 c[i * p.ldc + j] = acc ? c[i * p.ldc + j] + tmp[i * nr + j] : tmp[i * nr + j];

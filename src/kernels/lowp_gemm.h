@@ -38,8 +38,10 @@ struct LowpSpec {
 
 // One panel to pack: op-rows [i0, i0 + w) (those from `rows` on are zero) over depth
 // [k0, k0 + kb) of an operand, into dst = [ceil(kb/2)][w] bf16 pairs along K (even k in the low
-// half; an odd tail is zero). E4M3 also writes scales = [chunk][w]: from `grid` (128-row blocks
-// x chunks of K, grid_k per block row) when given, else from each op-row's max-abs per chunk.
+// half; an odd tail is zero), or with rows_layout dst = [w][ceil(kb/2)] (each op-row's pairs
+// contiguous: how k-contiguous A panels are packed, with no transposition). E4M3 also writes scales
+// = [chunk][w]: from `grid` (128-row blocks x chunks of K, grid_k per block row) when given, else
+// from each op-row's max-abs per chunk.
 struct LowpPanel {
   const float* p;
   int64_t ld;
@@ -53,17 +55,19 @@ struct LowpPanel {
   int64_t grid_k;
   uint32_t* dst;
   float* scales;
+  bool rows_layout = false;  // k-contiguous operands only
 };
 
 // A micro-kernel and the packer that feeds it. run: c[mr, nr] (+)= the sum over chunks of
-// chunk_pairs pairs of sa ⊗ sb ∘ (a·b), a = [kp][mr] and b = [kp][nr] packed pairs, sa =
-// [chunk][mr] and sb = [chunk][nr] (both null: no scaling, one chunk).
+// chunk_pairs pairs of sa ⊗ sb ∘ (a·b), a = [kp][mr] packed pairs (or, when a_row_stride > 0,
+// row i's pairs at a + i * a_row_stride), b = [kp][nr], sa = [chunk][mr] and sb = [chunk][nr]
+// (both null: no scaling, one chunk).
 struct LowpMicroKernel {
   const char* name;
   int mr, nr;
-  void (*run)(int64_t kp, int64_t chunk_pairs, const uint32_t* a, const uint32_t* b,
-              const float* sa, const float* sb, float* c, int64_t ldc, bool accumulate,
-              bool limited14);
+  void (*run)(int64_t kp, int64_t chunk_pairs, const uint32_t* a, int64_t a_row_stride,
+              const uint32_t* b, const float* sa, const float* sb, float* c, int64_t ldc,
+              bool accumulate, bool limited14);
   void (*pack)(const LowpPanel& panel);
 };
 

@@ -231,13 +231,15 @@ TEST(LowpGemm, SimdPackersEqualTheReference) {
   std::vector<float> grid(9, 0.0f);
   for (float& g : grid) g = 0.01f * float(1 + rng() % 50);
   for (const LowpMicroKernel* mk : micro_kernels())
-    for (bool contiguous : {true, false})
-      for (int fmt = 0; fmt < 4; ++fmt)  // bf16, e4m3 tiles, e4m3 blocks, e4m3 tiles pow2
+    for (int layout = 0; layout < 3; ++layout)  // k-contiguous, k-contiguous as rows, strided
+      for (int fmt = 0; fmt < 4; ++fmt)         // bf16, e4m3 tiles, e4m3 blocks, e4m3 tiles pow2
         for (int64_t rows : {int64_t(mk->mr), int64_t(3)})
           for (int64_t kb : {int64_t(256), int64_t(131), int64_t(7)}) {
             const int w = mk->nr;
             LowpPanel j{};
+            const bool contiguous = layout < 2;
             j.p = x.data(), j.ld = 400, j.k_contiguous = contiguous, j.i0 = 5, j.rows = rows;
+            j.rows_layout = layout == 1;
             j.w = w, j.k0 = 128, j.kb = kb, j.e4m3 = fmt > 0, j.pow2 = fmt == 3, j.chunk = 128;
             j.grid = fmt == 2 ? grid.data() : nullptr, j.grid_k = 3;
             const int64_t kp = (kb + 1) / 2;
@@ -250,7 +252,7 @@ TEST(LowpGemm, SimdPackersEqualTheReference) {
             size_t bad = 0;
             while (bad < d1.size() && d1[bad] == d2[bad]) ++bad;
             ASSERT_EQ(d1, d2) << "first difference at word " << bad << ": " << mk->name
-                              << " contiguous " << contiguous << " fmt " << fmt << " rows " << rows
+                              << " layout " << layout << " fmt " << fmt << " rows " << rows
                               << " kb " << kb;
             if (fmt > 0) {
               ASSERT_EQ(s1, s2) << mk->name;

@@ -22,8 +22,9 @@ inline __m512 truncate14(__m512 v) {
       _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(int(0xfffffc00u))));
 }
 
-template <bool kLimited>
-void run(int64_t kp, int64_t cp, const uint32_t* a, const uint32_t* b, const float* sa,
+// kRows: A packed as rows (row i's pairs at a + i * ars), else as [kp][MR].
+template <bool kLimited, bool kRows>
+void run(int64_t kp, int64_t cp, const uint32_t* a, int64_t ars, const uint32_t* b, const float* sa,
          const float* sb, float* c, int64_t ldc, bool accumulate) {
   for (int64_t p0 = 0, ch = 0; p0 < kp; p0 += cp, ++ch) {
     const int64_t pe = p0 + cp < kp ? p0 + cp : kp;
@@ -33,7 +34,8 @@ void run(int64_t kp, int64_t cp, const uint32_t* a, const uint32_t* b, const flo
       const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + p * NR);
       const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + p * NR + 16);
       for (int i = 0; i < MR; ++i) {
-        const __m512bh ai = (__m512bh)_mm512_set1_epi32(int(a[p * MR + i]));
+        const uint32_t pair = kRows ? a[i * ars + p] : a[p * MR + i];
+        const __m512bh ai = (__m512bh)_mm512_set1_epi32(int(pair));
         if constexpr (kLimited) {
           const __m512 z = _mm512_setzero_ps();
           acc[i][0] = truncate14(_mm512_add_ps(acc[i][0], _mm512_dpbf16_ps(z, ai, b0)));
@@ -65,12 +67,17 @@ void run(int64_t kp, int64_t cp, const uint32_t* a, const uint32_t* b, const flo
   }
 }
 
-void micro(int64_t kp, int64_t cp, const uint32_t* a, const uint32_t* b, const float* sa,
-           const float* sb, float* c, int64_t ldc, bool accumulate, bool limited14) {
-  if (limited14)
-    run<true>(kp, cp, a, b, sa, sb, c, ldc, accumulate);
+void micro(int64_t kp, int64_t cp, const uint32_t* a, int64_t ars, const uint32_t* b,
+           const float* sa, const float* sb, float* c, int64_t ldc, bool accumulate,
+           bool limited14) {
+  if (limited14 && ars)
+    run<true, true>(kp, cp, a, ars, b, sa, sb, c, ldc, accumulate);
+  else if (limited14)
+    run<true, false>(kp, cp, a, ars, b, sa, sb, c, ldc, accumulate);
+  else if (ars)
+    run<false, true>(kp, cp, a, ars, b, sa, sb, c, ldc, accumulate);
   else
-    run<false>(kp, cp, a, b, sa, sb, c, ldc, accumulate);
+    run<false, false>(kp, cp, a, ars, b, sa, sb, c, ldc, accumulate);
 }
 
 // 16 floats rounded to E4M3 exactly as e4m3_round does (ties to even, saturating, NaN kept).
@@ -107,7 +114,7 @@ void pack_k_contiguous(const LowpPanel& j) {
   row.resize(size_t(2 * kp + 32));
   const int64_t chunks = j.e4m3 ? (j.kb + j.chunk - 1) / j.chunk : 0, kbase = j.k0 / j.chunk;
   for (int64_t i = 0; i < j.w; ++i) {
-    uint32_t* wi = words.data() + i * kp;
+    uint32_t* wi = j.rows_layout ? j.dst + i * kp : words.data() + i * kp;
     if (i >= j.rows) {
       std::fill_n(wi, kp, 0u);
       for (int64_t c = 0; c < chunks; ++c) j.scales[c * j.w + i] = 1.0f;
@@ -115,7 +122,8 @@ void pack_k_contiguous(const LowpPanel& j) {
     }
     const float* src = j.p + (j.i0 + i) * j.ld + j.k0;
     if (i + 1 < j.rows)  // the next row's lines, while this one converts
-      for (int64_t k = 0; k < j.kb; k += 16) _mm_prefetch((const char*)(src + j.ld + k), _MM_HINT_T0);
+      for (int64_t k = 0; k < j.kb; k += 16)
+        _mm_prefetch((const char*)(src + j.ld + k), _MM_HINT_T0);
     if (j.e4m3) {
       for (int64_t c = 0; c < chunks; ++c) {
         const int64_t c0 = c * j.chunk, c1 = std::min(j.kb, c0 + j.chunk);
@@ -146,6 +154,7 @@ void pack_k_contiguous(const LowpPanel& j) {
       _mm512_mask_storeu_epi32(wi + k / 2, lanes(kp - k / 2), pairs);
     }
   }
+  if (j.rows_layout) return;
   for (int64_t p = 0; p < kp; ++p) {
     uint32_t* d = j.dst + p * j.w;
     for (int64_t i = 0; i < j.w; ++i) d[i] = words[size_t(i * kp + p)];
