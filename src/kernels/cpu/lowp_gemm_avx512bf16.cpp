@@ -100,7 +100,9 @@ inline __m512 e4m3_round16(__m512 v) {
   return _mm512_mask_mov_ps(out, _mm512_cmpgt_epu32_mask(mag, _mm512_set1_epi32(0x7f800000)), v);
 }
 
+// Mask of the first n lanes; n may be negative (a tail past the end) and then selects none.
 inline __mmask16 lanes(int64_t n) {
+  if (n <= 0) return 0;
   return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
 }
 
