@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev
+  libcpp-httplib-dev  # tern serve: HTTP server (and the HTTPS client for --upstream)
   clang libclang-rt-14-dev  # libFuzzer and its sanitizer runtimes (scripts/fuzz.sh)
   bible-kjv bible-kjv-text  # the quickstart's public-domain training corpus
 )

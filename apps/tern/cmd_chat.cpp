@@ -128,27 +128,6 @@ class ReplyPrinter {
 
 // The template's end-of-turn token (<|im_end|>, <|eot_id|>, ...): the special token a rendered
 // assistant message puts right after its content. Models stop on it, not only on EOS.
-std::vector<int32_t> end_of_turn_ids(const tokenizer::ChatTemplate& tmpl,
-                                     const tokenizer::Tokenizer& tok) {
-  const std::string probe = "tern-probe-answer";
-  nlohmann::ordered_json msgs = nlohmann::ordered_json::array();
-  msgs.push_back({{"role", "user"}, {"content", "hi"}});
-  msgs.push_back({{"role", "assistant"}, {"content", probe}});
-  tokenizer::ChatOptions opts;
-  opts.add_generation_prompt = false;
-  std::string text;
-  try {
-    text = tmpl.render(msgs, opts);
-  } catch (const Error&) {
-    return {};  // a template that cannot render this shape still chats; EOS stops it
-  }
-  const size_t at = text.rfind(probe);
-  if (at == std::string::npos) return {};
-  const std::vector<int32_t> after = tok.encode(text.substr(at + probe.size()), false);
-  if (after.empty() || !tok.is_special(after[0])) return {};
-  return {after[0]};
-}
-
 struct Session {
   const ChatArgs& args;
   const tokenizer::Tokenizer& tok;

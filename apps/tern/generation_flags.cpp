@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "formats/gguf.h"
 #include "model/tensor_source.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/gguf_tokenizer.h"
 
 namespace tern::app {
@@ -36,7 +37,7 @@ double available_memory() {
 // --ctx, else the model's context lowered (with a message) so the KV pool takes at most half of
 // the memory available now.
 int64_t choose_context(const GenerationFlags& g, const model::ModelConfig& c,
-                       int64_t kv_bytes_per_token, const char* command) {
+                       int64_t kv_bytes_per_token, const char* command, int64_t sequences) {
   if (g.ctx > 0) {
     if (g.ctx > c.max_position_embeddings)
       fail(ErrorKind::request, "--ctx " + std::to_string(g.ctx) +
@@ -44,7 +45,7 @@ int64_t choose_context(const GenerationFlags& g, const model::ModelConfig& c,
                                    std::to_string(c.max_position_embeddings) + " positions");
     return g.ctx;
   }
-  const double budget = available_memory() / 2;
+  const double budget = available_memory() / 2 / double(sequences);
   int64_t ctx = c.max_position_embeddings;
   if (budget > 0 && double(ctx) * double(kv_bytes_per_token) > budget) {
     ctx = std::max<int64_t>(
@@ -129,7 +130,7 @@ bool files_have_mtp(const std::string& model_path) {
 
 std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string& model_path,
                                     int64_t max_rows, const char* command, bool want_mtp,
-                                    int64_t min_rows) {
+                                    int64_t min_rows, int64_t sequences) {
   const auto t0 = std::chrono::steady_clock::now();
   const bool mtp = want_mtp && files_have_mtp(model_path);
   model::Model m = model::Model::load(model_path, {mtp});
@@ -140,8 +141,10 @@ std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string&
                          : g.kv_dtype == "fp8" ? DType::f8_e4m3
                                                : DType::bf16;
   const model::KvLayout layout = model::kv_layout(c, c.num_hidden_layers, kBlockTokens, kv_dtype);
-  const int64_t ctx = choose_context(g, c, layout.n_layers * layout.token_bytes(), command);
-  infer::KvPool pool(c, (ctx + kBlockTokens - 1) / kBlockTokens, kBlockTokens, kv_dtype);
+  const int64_t ctx =
+      choose_context(g, c, layout.n_layers * layout.token_bytes(), command, sequences);
+  infer::KvPool pool(c, sequences * ((ctx + kBlockTokens - 1) / kBlockTokens), kBlockTokens,
+                     kv_dtype);
   // Speculative steps verify two rows at once.
   const int64_t rows =
       std::max({mtp ? int64_t(2) : int64_t(1), min_rows, std::min(g.chunk, max_rows)});
@@ -194,6 +197,27 @@ std::vector<int32_t> stop_ids(const tokenizer::Tokenizer& tok, const model::Mode
     if (id >= 0 && id < c.vocab_size && std::find(ids.begin(), ids.end(), int32_t(id)) == ids.end())
       ids.push_back(int32_t(id));
   return ids;
+}
+
+std::vector<int32_t> end_of_turn_ids(const tokenizer::ChatTemplate& tmpl,
+                                     const tokenizer::Tokenizer& tok) {
+  const std::string probe = "tern-probe-answer";
+  nlohmann::ordered_json msgs = nlohmann::ordered_json::array();
+  msgs.push_back({{"role", "user"}, {"content", "hi"}});
+  msgs.push_back({{"role", "assistant"}, {"content", probe}});
+  tokenizer::ChatOptions opts;
+  opts.add_generation_prompt = false;
+  std::string text;
+  try {
+    text = tmpl.render(msgs, opts);
+  } catch (const Error&) {
+    return {};  // a template that cannot render this shape still chats; EOS stops it
+  }
+  const size_t at = text.rfind(probe);
+  if (at == std::string::npos) return {};
+  const std::vector<int32_t> after = tok.encode(text.substr(at + probe.size()), false);
+  if (after.empty() || !tok.is_special(after[0])) return {};
+  return {after[0]};
 }
 
 }  // namespace tern::app

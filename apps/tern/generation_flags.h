@@ -17,6 +17,7 @@
 #include "infer/sampler.h"
 #include "model/forward_state.h"
 #include "model/model.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tern::app {
@@ -65,9 +66,11 @@ struct Engine {
 // With `want_mtp`, a checkpoint whose files carry the MTP module loads it and gets an MTP pool
 // (speculative decoding). `command` labels the message printed when the context is lowered.
 // `min_rows`: rows one step must hold (prompt lookup verifies that many at once).
+// `sequences`: full contexts the pool holds at once (the server's slots); the memory-aware
+// context default divides the budget among them.
 std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string& model_path,
                                     int64_t max_rows, const char* command, bool want_mtp = false,
-                                    int64_t min_rows = 1);
+                                    int64_t min_rows = 1, int64_t sequences = 1);
 
 // Loads `draft_path` as e's draft model: a KV pool for e's context in the same storage and a
 // state of at least 2 rows. ErrorKind::request when its vocabulary is larger than the main
@@ -78,5 +81,11 @@ void open_draft(Engine& e, const GenerationFlags& g, const std::string& draft_pa
 
 // The tokenizer's EOS and the config's eos_token_id, where the model's vocabulary has them.
 std::vector<int32_t> stop_ids(const tokenizer::Tokenizer& tok, const model::ModelConfig& c);
+
+// The token a chat template puts after an assistant answer when it is a special token
+// (<|im_end|>, <|eot_id|>, ...): generation of a chat turn stops there. Empty when the template
+// cannot render a probe conversation or ends turns with plain text.
+std::vector<int32_t> end_of_turn_ids(const tokenizer::ChatTemplate& tmpl,
+                                     const tokenizer::Tokenizer& tok);
 
 }  // namespace tern::app

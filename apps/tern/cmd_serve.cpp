@@ -1,0 +1,143 @@
+// `tern serve MODEL`: an OpenAI-compatible HTTP server on this machine. Owns the startup order
+// (listen first so /health can answer "loading", then load the model and start the engine) and
+// the shutdown on SIGINT/SIGTERM; the HTTP layer and the engine loop are serve/'s.
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "apps/tern/command.h"
+#include "apps/tern/flags.h"
+#include "apps/tern/generation_flags.h"
+#include "apps/tern/model_path.h"
+#include "core/error.h"
+#include "serve/engine.h"
+#include "serve/server.h"
+#include "tokenizer/chat_template.h"
+
+namespace tern::app {
+namespace {
+
+struct ServeArgs {
+  std::string model, host = "127.0.0.1", api_key, cors;
+  int64_t port = 8080, parallel = 4, max_queue = 64, max_body = 8 << 20;
+  bool quiet = false;
+  GenerationFlags gen;
+};
+
+// The id clients name the model by: the directory's base name, or a GGUF file's name without
+// its extension.
+std::string model_id(const std::string& path) {
+  std::filesystem::path p(path);
+  while (!p.empty() && p.filename().empty()) p = p.parent_path();  // "dir/" -> "dir"
+  std::string name = p.filename().string();
+  if (name.ends_with(".gguf")) name.resize(name.size() - 5);
+  return name.empty() ? path : name;
+}
+
+void serve(const ServeArgs& a) {
+  apply_threads(a.gen.threads);
+  // SIGINT/SIGTERM are taken by one thread with sigwait; every thread started after this
+  // inherits the mask, so none of them is interrupted mid-write.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  serve::ServerOptions so;
+  so.host = a.host;
+  so.port = int(a.port);
+  so.api_key = a.api_key;
+  so.cors_origin = a.cors;
+  so.max_body = a.max_body;
+  so.http_threads = int(a.parallel + a.max_queue + 8);
+  so.quiet = a.quiet;
+  serve::Server server(so);
+  const int port = server.bind();
+  std::thread http([&] { server.run(); });
+  std::atomic<bool> stopping{false};
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    stopping.store(true);
+    server.stop();
+  });
+  std::fprintf(stderr, "tern serve: listening on http://%s:%d (loading %s)\n", a.host.c_str(),
+               port, a.model.c_str());
+
+  const std::string model_path = resolve_model_path(a.model);
+  const tokenizer::Tokenizer tok = load_tokenizer(a.gen, model_path);
+  std::unique_ptr<tokenizer::ChatTemplate> tmpl;
+  if (tok.config().chat_templates.count("default"))
+    tmpl = std::make_unique<tokenizer::ChatTemplate>(tokenizer::ChatTemplate::from_tokenizer(tok));
+  const std::unique_ptr<Engine> e =
+      open_engine(a.gen, model_path, std::max(a.gen.chunk, a.parallel), "tern serve", false,
+                  a.parallel, a.parallel);
+  serve::Engine engine(e->model, e->pool, e->state,
+                       {a.parallel, a.max_queue, e->context});
+  serve::ServedModel sm;
+  sm.id = model_id(a.model);
+  sm.created = std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+  sm.tok = &tok;
+  sm.tmpl = tmpl.get();
+  sm.stop_ids = stop_ids(tok, e->model.config());
+  if (tmpl)
+    for (int32_t id : end_of_turn_ids(*tmpl, tok))
+      if (id < e->model.config().vocab_size) sm.stop_ids.push_back(id);
+  sm.backend = &engine;
+  server.set_model(sm);
+  std::fprintf(stderr,
+               "tern serve: ready in %.1fs: model '%s', %lld slots of %lld tokens%s; "
+               "point a client at http://%s:%d/v1 (chat page: http://%s:%d/)\n",
+               e->load_seconds, sm.id.c_str(), (long long)a.parallel, (long long)e->context,
+               tmpl ? "" : ", no chat template (only /v1/completions)", a.host.c_str(), port,
+               a.host.c_str(), port);
+  http.join();
+  if (!stopping.load()) pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  std::fprintf(stderr, "tern serve: stopped\n");
+}
+
+void setup_serve(CLI::App& sub) {
+  auto a = std::make_shared<ServeArgs>();
+  sub.add_option("model", a->model, "model directory or .gguf file")->required();
+  sub.add_option("--host", a->host, "address to listen on (default 127.0.0.1: this machine only)");
+  sub.add_option("--port", a->port, "TCP port (0: any free port)")->check(CLI::Range(0, 65535));
+  sub.add_option("--api-key", a->api_key,
+                 "require 'Authorization: Bearer KEY' on /v1/* and /metrics")
+      ->envname("TERN_API_KEY");
+  sub.add_option("--parallel", a->parallel, "sequences generated at once (continuous batching)")
+      ->check(CLI::Range(1, 256));
+  sub.add_option("--max-queue", a->max_queue,
+                 "requests that may wait for a slot; more are answered 429")
+      ->check(CLI::Range(0, 100000));
+  sub.add_option("--max-body", a->max_body, "largest request body in bytes (413 beyond)")
+      ->check(CLI::Range(1024, 1 << 30));
+  sub.add_option("--cors", a->cors, "allow browser pages from ORIGIN to call the API");
+  sub.add_flag("--quiet", a->quiet, "no log line per request");
+  sub.add_option("--ctx", a->gen.ctx,
+                 "context per sequence in tokens (default: the model's, lowered to fit memory)")
+      ->check(CLI::Range(int64_t(1), int64_t(1e9)));
+  sub.add_option("--chunk", a->gen.chunk, "rows per forward step (prompt chunks + decodes)")
+      ->check(CLI::Range(1, 8192));
+  add_choice(sub, "--kv-dtype", a->gen.kv_dtype, "KV cache storage", {"bf16", "fp8", "f32"});
+  sub.add_flag("--exact", a->gen.exact, "exact f32 kernels instead of the serving kernels");
+  sub.add_option("--tokenizer", a->gen.tokenizer, "folder with tokenizer.json");
+  add_threads(sub, a->gen.threads);
+  sub.callback([a] { serve(*a); });
+}
+
+}  // namespace
+
+TERN_REGISTER_COMMAND("serve", "OpenAI-compatible HTTP server (chat, completions, streaming)",
+                      setup_serve);
+
+}  // namespace tern::app

@@ -1,0 +1,101 @@
+#include "serve/metrics.h"
+
+#include <cstdio>
+
+namespace tern::serve {
+namespace {
+std::string num(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+void line(std::string& out, const std::string& name, double v) {
+  out += name + " " + num(v) + "\n";
+}
+void help(std::string& out, const char* name, const char* type, const char* text) {
+  out += std::string("# HELP ") + name + " " + text + "\n# TYPE " + name + " " + type + "\n";
+}
+}  // namespace
+
+void Histogram::observe(double seconds) {
+  size_t i = 0;
+  while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+  ++counts_[i];
+  sum_ += seconds;
+  ++n_;
+}
+
+void Histogram::render(std::string& out, const std::string& name) const {
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kBounds.size(); ++i) {
+    cumulative += counts_[i];
+    line(out, name + "_bucket{le=\"" + num(kBounds[i]) + "\"}", double(cumulative));
+  }
+  line(out, name + "_bucket{le=\"+Inf\"}", double(n_));
+  line(out, name + "_sum", sum_);
+  line(out, name + "_count", double(n_));
+}
+
+void Metrics::request_done(const std::string& endpoint, int status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++requests_[{endpoint, status}];
+}
+
+void Metrics::tokens(int64_t prompt, int64_t cached, int64_t generated) {
+  std::lock_guard<std::mutex> lock(mu_);
+  prompt_tokens_ += uint64_t(prompt);
+  cached_tokens_ += uint64_t(cached);
+  generated_tokens_ += uint64_t(generated);
+}
+
+void Metrics::time_to_first_token(double seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ttft_.observe(seconds);
+}
+
+void Metrics::inter_token(double seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  itl_.observe(seconds);
+}
+
+std::string Metrics::render(const BackendStats& e) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out;
+  help(out, "tern_requests_total", "counter", "HTTP requests answered, by endpoint and status");
+  for (const auto& [key, n] : requests_)
+    line(out,
+         "tern_requests_total{endpoint=\"" + key.first + "\",status=\"" +
+             std::to_string(key.second) + "\"}",
+         double(n));
+  help(out, "tern_prompt_tokens_total", "counter", "prompt tokens received");
+  line(out, "tern_prompt_tokens_total", double(prompt_tokens_));
+  help(out, "tern_prompt_cache_hit_tokens_total", "counter",
+       "prompt tokens whose KV came from the prefix cache");
+  line(out, "tern_prompt_cache_hit_tokens_total", double(cached_tokens_));
+  help(out, "tern_generated_tokens_total", "counter", "tokens generated");
+  line(out, "tern_generated_tokens_total", double(generated_tokens_));
+  help(out, "tern_time_to_first_token_seconds", "histogram",
+       "from a request's arrival to its first generated token");
+  ttft_.render(out, "tern_time_to_first_token_seconds");
+  help(out, "tern_inter_token_latency_seconds", "histogram",
+       "time between consecutive tokens of one stream");
+  itl_.render(out, "tern_inter_token_latency_seconds");
+  help(out, "tern_queue_depth", "gauge", "requests waiting for a generation slot");
+  line(out, "tern_queue_depth", double(e.queued));
+  help(out, "tern_active_sequences", "gauge", "sequences generating now");
+  line(out, "tern_active_sequences", double(e.active));
+  help(out, "tern_kv_cache_blocks_used", "gauge", "KV cache blocks held by sequences");
+  line(out, "tern_kv_cache_blocks_used", double(e.kv_blocks_used));
+  help(out, "tern_kv_cache_blocks", "gauge", "KV cache blocks in the pool");
+  line(out, "tern_kv_cache_blocks", double(e.kv_blocks));
+  help(out, "tern_kv_cache_usage_ratio", "gauge", "share of the KV cache held by sequences");
+  line(out, "tern_kv_cache_usage_ratio",
+       e.kv_blocks > 0 ? double(e.kv_blocks_used) / double(e.kv_blocks) : 0.0);
+  help(out, "tern_engine_steps_total", "counter", "batched forward steps run");
+  line(out, "tern_engine_steps_total", double(e.steps));
+  help(out, "tern_engine_batch_rows_total", "counter", "rows (tokens) those steps held");
+  line(out, "tern_engine_batch_rows_total", double(e.batch_rows));
+  return out;
+}
+
+}  // namespace tern::serve
