@@ -32,8 +32,11 @@ int64_t integer(const Json& body, const char* name, int64_t lo, int64_t hi, int6
   if (!v) return fallback;
   if (!v->is_number_integer())
     bad_request(name, std::string("'") + name + "' must be an integer");
-  if (v->is_number_unsigned() ? v->get<uint64_t>() > uint64_t(hi) : v->get<int64_t>() < lo ||
-                                                                        v->get<int64_t>() > hi)
+  // Non-negative literals parse as unsigned; compare them unsigned so huge ones do not wrap.
+  const bool out = v->is_number_unsigned()
+                       ? v->get<uint64_t>() > uint64_t(hi) || (lo > 0 && v->get<uint64_t>() < uint64_t(lo))
+                       : v->get<int64_t>() < lo || v->get<int64_t>() > hi;
+  if (out)
     bad_request(name, std::string("'") + name + "' is " + v->dump() + "; it must be in [" +
                           std::to_string(lo) + ", " + std::to_string(hi) + "]");
   return v->get<int64_t>();

@@ -1,0 +1,181 @@
+// The engine loop on the reference fixtures: continuously batched generation (prompts of
+// different lengths joining while others decode, prefill chunks sharing steps with decodes)
+// gives each request exactly what infer::generate gives it alone; seeded sampling does not
+// depend on what else runs; cancelling frees the cache; a full queue answers 429 and an
+// overlong prompt 400; a repeated prompt is served from the prefix cache.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "infer/generate.h"
+#include "serve/api_error.h"
+#include "serve/engine.h"
+
+using namespace tern;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string golden(const char* name) {
+  return std::string(TERN_TEST_DATA) + "/golden/" + name;
+}
+
+std::vector<int32_t> case_ids(const char* name, size_t n) {
+  std::ifstream in(golden(name) + "/case.json");
+  auto ids = nlohmann::json::parse(in).at("ids").get<std::vector<int32_t>>();
+  ids.resize(std::min(n, ids.size()));
+  return ids;
+}
+
+// A model, a pool with room for `parallel` contexts of `ctx`, a state of `rows`, an engine.
+struct Rig {
+  Rig(const char* name, int64_t parallel, int64_t rows, int64_t max_queue = 64, int64_t ctx = 64)
+      : m(model::Model::load(golden(name))),
+        pool(m.config(), parallel * (ctx / 4), 4, DType::f32),
+        st(m.config(), pool.store().layout, {rows, 0, model::MlaMode::absorbed}),
+        engine(m, pool, st, {parallel, max_queue, ctx}) {}
+  model::Model m;
+  infer::KvPool pool;
+  model::ForwardState st;
+  serve::Engine engine;
+};
+
+serve::GenerationRequest request(std::vector<int32_t> prompt, int64_t n, float temperature = 0,
+                                 uint64_t seed = 0) {
+  serve::GenerationRequest r;
+  r.prompt = std::move(prompt);
+  r.max_tokens = n;
+  r.sampling.temperature = temperature;
+  r.sampling.seed = seed;
+  r.stream = 7;
+  return r;
+}
+
+std::vector<int32_t> drain(serve::Generation& g, serve::GenerationResult* result = nullptr) {
+  std::vector<serve::TokenEvent> events;
+  std::optional<serve::GenerationResult> r;
+  while (!(r = g.wait(events, 1000ms))) {
+  }
+  if (result) *result = *r;
+  std::vector<int32_t> ids;
+  for (const auto& e : events) ids.push_back(e.token);
+  return ids;
+}
+
+// What infer::generate gives the same request alone, on its own pool.
+std::vector<int32_t> alone(const model::Model& m, const serve::GenerationRequest& r) {
+  infer::KvPool pool(m.config(), 32, 4, DType::f32);
+  model::ForwardState st(m.config(), pool.store().layout, {4, 0, model::MlaMode::absorbed});
+  infer::Sampler sampler(r.sampling, int32_t(m.config().vocab_size), r.stream);
+  std::vector<int32_t> out;
+  infer::generate(m, pool, st, sampler, {r.prompt, r.max_tokens, {}, 64}, [&](int32_t t) {
+    out.push_back(t);
+    return true;
+  });
+  return out;
+}
+
+}  // namespace
+
+TEST(Engine, ContinuousBatchingGivesEachRequestWhatItGetsAlone) {
+  for (const char* name : {"v3_tiny", "qwen2_tiny"}) {
+    // 3 slots for 5 requests: two wait and join later; 5 rows per step so prompt chunks and
+    // decodes share steps.
+    Rig rig(name, 3, 5);
+    const std::vector<size_t> lengths = {3, 11, 6, 9, 1};
+    std::vector<serve::GenerationRequest> reqs;
+    for (size_t i = 0; i < lengths.size(); ++i) {
+      // Sampled at temperature 1 with a fixed seed, so every logit matters, not only the argmax.
+      reqs.push_back(request(case_ids(name, lengths[i]), 6 + int64_t(i), i % 2 ? 1.0f : 0.0f,
+                             100 + i));
+    }
+    std::vector<std::shared_ptr<serve::Generation>> gens;
+    for (const auto& r : reqs) gens.push_back(rig.engine.submit(r));
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      serve::GenerationResult res;
+      const std::vector<int32_t> got = drain(*gens[i], &res);
+      EXPECT_EQ(got, alone(rig.m, reqs[i])) << name << " request " << i;
+      EXPECT_EQ(res.reason, serve::FinishReason::length);
+      EXPECT_EQ(res.generated, int64_t(got.size()));
+      EXPECT_EQ(res.prompt_tokens, int64_t(lengths[i]));
+    }
+    EXPECT_GT(rig.engine.stats().steps, 0);
+  }
+}
+
+TEST(Engine, RepeatedPromptComesFromThePrefixCache) {
+  Rig rig("v3_tiny", 2, 8);
+  const auto r = request(case_ids("v3_tiny", 11), 3);
+  serve::GenerationResult first, second;
+  const auto a = drain(*rig.engine.submit(r), &first);
+  const auto b = drain(*rig.engine.submit(r), &second);
+  EXPECT_EQ(first.cached_tokens, 0);
+  EXPECT_EQ(second.cached_tokens, 8) << "two full blocks of 4 before the last prompt token";
+  EXPECT_EQ(a, b);
+}
+
+TEST(Engine, CancellingEndsTheGenerationAndFreesItsBlocks) {
+  // One slot: `a` runs (up to 400 tokens) while `b` waits, so cancelling `b` is seen before it
+  // ever runs; `a` is cancelled mid-generation.
+  Rig rig("v3_tiny", 1, 8, 4, /*ctx=*/512);
+  auto a = rig.engine.submit(request(case_ids("v3_tiny", 5), 400));
+  auto b = rig.engine.submit(request(case_ids("v3_tiny", 5), 400));
+  b->cancel();
+  std::vector<serve::TokenEvent> events;
+  while (events.empty()) a->wait(events, 1000ms);
+  a->cancel();
+  serve::GenerationResult ra, rb;
+  drain(*a, &ra);
+  drain(*b, &rb);
+  EXPECT_EQ(rb.reason, serve::FinishReason::cancelled);
+  EXPECT_EQ(rb.generated, 0);
+  EXPECT_LT(ra.generated, 400) << "cancelled before the end (unless the machine stalled 400 steps)";
+  for (int i = 0; i < 100 && rig.engine.stats().kv_blocks_used > 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(rig.engine.stats().kv_blocks_used, 0);
+  EXPECT_EQ(rig.engine.stats().active, 0);
+}
+
+TEST(Engine, FullQueueAnswers429AndOverlongPrompt400) {
+  Rig rig("v3_tiny", 1, 4, /*max_queue=*/1, /*ctx=*/512);
+  auto a = rig.engine.submit(request(case_ids("v3_tiny", 3), 400));
+  auto b = rig.engine.submit(request(case_ids("v3_tiny", 3), 400));
+  try {
+    rig.engine.submit(request(case_ids("v3_tiny", 3), 400));
+    FAIL() << "a third request fits neither the slot nor the queue";
+  } catch (const serve::ApiError& e) {
+    EXPECT_EQ(e.status(), 429);
+  }
+  a->cancel();
+  b->cancel();
+  try {
+    rig.engine.submit(request(std::vector<int32_t>(512, 1), 4));
+    FAIL() << "512 prompt tokens leave no room in a 512-position context";
+  } catch (const serve::ApiError& e) {
+    EXPECT_EQ(e.status(), 400);
+    EXPECT_NE(std::string(e.what()).find("512"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Engine, GenerationStopsAtTheContextEnd) {
+  Rig rig("qwen2_tiny", 1, 8, 4, /*ctx=*/16);
+  serve::GenerationResult res;
+  const auto got = drain(*rig.engine.submit(request(case_ids("qwen2_tiny", 10), 100)), &res);
+  EXPECT_EQ(res.reason, serve::FinishReason::length);
+  EXPECT_EQ(got.size(), 7u) << "positions 10..15 hold generated tokens; the 7th needs none";
+}
+
+TEST(Engine, TokenLogprobsAreALogSoftmax) {
+  const std::vector<float> logits = {1.0f, 3.0f, 2.0f, 3.0f};
+  const serve::TokenEvent e = serve::token_logprobs(logits, 2, 3);
+  double z = 0;
+  for (float v : logits) z += std::exp(double(v));
+  EXPECT_NEAR(e.logprob, 2.0 - std::log(z), 1e-6);
+  ASSERT_EQ(e.top.size(), 3u);
+  EXPECT_EQ(e.top[0].token, 1);  // ties: the lower id first
+  EXPECT_EQ(e.top[1].token, 3);
+  EXPECT_EQ(e.top[2].token, 2);
+}
