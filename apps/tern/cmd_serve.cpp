@@ -68,6 +68,18 @@ void serve(const ServeArgs& a) {
     stopping.store(true);
     server.stop();
   });
+  // Whichever way serve() ends (a signal, or a model that fails to load), the threads end.
+  struct Joiner {
+    serve::Server& server;
+    std::thread &http, &waiter;
+    std::atomic<bool>& stopping;
+    ~Joiner() {
+      if (!stopping.exchange(true)) pthread_kill(waiter.native_handle(), SIGTERM);
+      waiter.join();
+      server.stop();
+      if (http.joinable()) http.join();
+    }
+  } joiner{server, http, waiter, stopping};
   std::fprintf(stderr, "tern serve: listening on http://%s:%d (loading %s)\n", a.host.c_str(),
                port, a.model.c_str());
 
@@ -100,9 +112,7 @@ void serve(const ServeArgs& a) {
                e->load_seconds, sm.id.c_str(), (long long)a.parallel, (long long)e->context,
                tmpl ? "" : ", no chat template (only /v1/completions)", a.host.c_str(), port,
                a.host.c_str(), port);
-  http.join();
-  if (!stopping.load()) pthread_kill(waiter.native_handle(), SIGTERM);
-  waiter.join();
+  http.join();  // until a signal stops the server
   std::fprintf(stderr, "tern serve: stopped\n");
 }
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "tokenizer/utf8.h"
+
 namespace tern::serve {
 
 ChoiceText::ChoiceText(const tokenizer::Tokenizer& tok, std::vector<std::string> stops,
@@ -14,7 +16,10 @@ ChoiceText::ChoiceText(const tokenizer::Tokenizer& tok, std::vector<std::string>
 TextDelta ChoiceText::release(size_t end) {
   TextDelta d;
   if (end <= released_) return d;
-  const std::string_view piece = std::string_view(raw_).substr(released_, end - released_);
+  // A model may emit bytes that are no UTF-8 (a random or badly tuned one does): each piece is
+  // made valid as it is released, so the streamed deltas and the whole text stay identical.
+  const std::string piece =
+      tokenizer::utf8_lossy(std::string_view(raw_).substr(released_, end - released_));
   released_ = end;
   if (!split_) {
     d.content = std::string(piece);

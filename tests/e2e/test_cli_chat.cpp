@@ -10,47 +10,15 @@
 #include <regex>
 
 #include "tests/e2e/cli_runner.h"
+#include "tests/e2e/tiny_chat_model.h"
 
 using tern::test::run_tern_split;
 namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kData = TERN_TEST_DATA;
-const std::string kTemplate =
-    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}";
-
-// A V3-shaped random model (vocab 320) with a 300-id byte-level BPE tokenizer whose template
-// is `chat_template` (none when empty); <|end|> is the template's end-of-turn token.
-std::string make_model(const std::string& name, const std::string& chat_template) {
-  const std::string dir = tern::test::temp_dir("chat_" + name);
-  std::ifstream in(kData + "/golden/v3_tiny/config.json");
-  nlohmann::json cfg = nlohmann::json::parse(in);
-  cfg["vocab_size"] = 320;
-  cfg["max_position_embeddings"] = 512;
-  cfg["bos_token_id"] = 0;
-  cfg["eos_token_id"] = 1;
-  std::ofstream(dir + "/config.json") << cfg.dump();
-  {
-    std::ofstream corpus(dir + "/corpus.txt");
-    for (int i = 0; i < 100; ++i)
-      corpus << "the quick brown fox jumps over the lazy dog " << i << "\n";
-  }
-  auto r = run_tern_split("init --config " + dir + "/config.json --out " + dir + "/model --seed 3");
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  r = run_tern_split("tokenizer train --corpus " + dir + "/corpus.txt --vocab-size 300 --out " +
-                     dir +
-                     "/tok --special '<|system|>' --special '<|user|>' --special "
-                     "'<|assistant|>' --special '<|end|>'");
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  fs::copy_file(dir + "/tok/tokenizer.json", dir + "/model/tokenizer.json");
-  std::ifstream cin(dir + "/tok/tokenizer_config.json");
-  nlohmann::json tc = nlohmann::json::parse(cin);
-  if (!chat_template.empty()) tc["chat_template"] = chat_template;
-  std::ofstream(dir + "/model/tokenizer_config.json") << tc.dump();
-  return dir;
-}
+using tern::test::make_chat_model;
+const std::string kTemplate = tern::test::kChatTemplate;
 
 size_t count(const std::string& text, const std::string& word) {
   size_t n = 0;
@@ -61,7 +29,7 @@ size_t count(const std::string& text, const std::string& word) {
 }  // namespace
 
 TEST(CliChat, TwoTurnsAreDeterministicAndReuseTheEarlierTurn) {
-  const std::string dir = make_model("turns", kTemplate), model = dir + "/model";
+  const std::string dir = make_chat_model("turns", kTemplate), model = dir + "/model";
   // A system message of ~100 tokens fills the first 64-token KV block, so turn two must find
   // it in the pool's prefix index: the template renders the earlier turn identically.
   std::string system;
@@ -91,7 +59,7 @@ TEST(CliChat, TwoTurnsAreDeterministicAndReuseTheEarlierTurn) {
 }
 
 TEST(CliChat, SlashCommands) {
-  const std::string dir = make_model("cmds", kTemplate), model = dir + "/model";
+  const std::string dir = make_chat_model("cmds", kTemplate), model = dir + "/model";
   const auto r = run_tern_split("chat " + model + " --temp 0 -n 6 --verbose",
                                 "/help\nhello\n/reset\n/bogus\nhello\n/exit\nnever sent\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -108,7 +76,7 @@ TEST(CliChat, SlashCommands) {
 }
 
 TEST(CliChat, APromptBeyondTheContextIsReportedAndTheSessionGoesOn) {
-  const std::string dir = make_model("ctx", kTemplate), model = dir + "/model";
+  const std::string dir = make_chat_model("ctx", kTemplate), model = dir + "/model";
   const std::string longline(200, '7');
   const auto r =
       run_tern_split("chat " + model + " --temp 0 -n 4 --ctx 32 --verbose", longline + "\nhi\n");
@@ -121,7 +89,7 @@ TEST(CliChat, APromptBeyondTheContextIsReportedAndTheSessionGoesOn) {
 TEST(CliChat, ReasoningGoesToStderrOffATerminal) {
   // R1-style: the generation prompt opens <think>, so everything a random model says before a
   // </think> it never produces is reasoning.
-  const std::string dir = make_model("think", kTemplate +
+  const std::string dir = make_chat_model("think", kTemplate +
                                                   "{% if add_generation_prompt %}"
                                                   "<think>\n{% endif %}"),
                     model = dir + "/model";
@@ -134,7 +102,7 @@ TEST(CliChat, ReasoningGoesToStderrOffATerminal) {
 }
 
 TEST(CliChat, BadRequestsAreOneLineErrors) {
-  const std::string dir = make_model("bad", ""), model = dir + "/model";
+  const std::string dir = make_chat_model("bad", ""), model = dir + "/model";
   auto r = run_tern_split("chat " + model, "hi\n");
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(count(r.err, "\n"), 1u) << r.err;

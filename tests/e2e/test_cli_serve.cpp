@@ -1,0 +1,253 @@
+// `tern serve` end to end: the real binary on a small random chat model, a real HTTP client on
+// loopback. Health and models as the contract says; at temperature 0 a streamed answer equals
+// the whole one; concurrent streaming clients (some hanging up mid-stream) all get exactly
+// the answer they get alone, or a 429 when the queue is full, and the server stays up with its
+// cache freed; an idle server uses no CPU; SIGTERM ends it cleanly; bad flags are refused.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "tests/e2e/cli_runner.h"
+#include "tests/e2e/tiny_chat_model.h"
+
+using namespace std::chrono_literals;
+using Json = nlohmann::ordered_json;
+using tern::test::slurp;
+
+namespace {
+
+// `tern serve ARGS --port 0` in the background; the port is read from its first log line.
+class ServeProcess {
+ public:
+  explicit ServeProcess(const std::string& args) {
+    log_ = tern::test::temp_dir("serve_log") + "/stderr.txt";
+    const std::string cmd =
+        "exec " + std::string(TERN_BINARY) + " serve " + args + " --port 0 2> " + log_ + " >/dev/null";
+    pid_ = fork();
+    if (pid_ == 0) {
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
+    for (int i = 0; i < 600; ++i) {  // up to 60 s on a loaded machine
+      const std::string text = slurp(log_);
+      std::smatch m;
+      if (port_ == 0 && std::regex_search(text, m, listening)) port_ = std::stoi(m[1]);
+      if (text.find("ready") != std::string::npos) break;
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+  ~ServeProcess() {
+    if (pid_ > 0) stop();
+  }
+  // SIGTERM; the exit code (-1 when killed by a signal or still running after 10 s).
+  int stop() {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 100; ++i) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return -1;
+  }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(60s);
+    return c;
+  }
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  std::string log() const { return slurp(log_); }
+
+ private:
+  std::string log_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+Json chat(const std::string& text, bool stream, int max_tokens = 16) {
+  return {{"messages", Json::array({{{"role", "user"}, {"content", text}}})},
+          {"temperature", 0},
+          {"max_tokens", max_tokens},
+          {"stream", stream}};
+}
+
+// The content of a streamed chat (checking that it ends with [DONE]).
+std::string streamed_content(const std::string& body) {
+  EXPECT_TRUE(body.ends_with("data: [DONE]\n\n")) << body.substr(0, 300);
+  std::string content;
+  size_t at = 0;
+  while ((at = body.find("data: {", at)) != std::string::npos) {
+    const size_t end = body.find("\n\n", at);
+    const Json j = Json::parse(body.substr(at + 6, end - at - 6));
+    for (const Json& c : j["choices"])
+      if (c["delta"].contains("content")) content += c["delta"]["content"].get<std::string>();
+    at = end;
+  }
+  return content;
+}
+
+long cpu_ticks(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stol(field);
+    if (i == 15) stime = std::stol(field);
+  }
+  return utime + stime;
+}
+
+}  // namespace
+
+TEST(CliServe, ServesTheContractAndStreamingEqualsWholeAtTemperatureZero) {
+  const std::string dir = tern::test::make_chat_model("serve", tern::test::kChatTemplate);
+  ServeProcess s(dir + "/model --parallel 2");
+  ASSERT_GT(s.port(), 0) << s.log();
+  httplib::Client c = s.client();
+  const auto health = c.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(health->body, R"({"status":"ok"})");
+  const auto models = c.Get("/v1/models");
+  ASSERT_TRUE(models);
+  EXPECT_EQ(Json::parse(models->body)["data"][0]["id"], "model");
+
+  // Longer than one 64-token KV block, so a repeat finds its first block in the prefix cache.
+  std::string question;
+  for (int i = 0; i < 12; ++i) question += "the quick brown fox " + std::to_string(i) + " ";
+  const auto whole = c.Post("/v1/chat/completions", chat(question, false).dump(), "application/json");
+  ASSERT_TRUE(whole);
+  ASSERT_EQ(whole->status, 200) << whole->body;
+  const Json j = Json::parse(whole->body);
+  const std::string content = j["choices"][0]["message"]["content"];
+  EXPECT_FALSE(content.empty());
+  EXPECT_EQ(j["model"], "model");
+  const auto streamed = c.Post("/v1/chat/completions", chat(question, true).dump(), "application/json");
+  ASSERT_TRUE(streamed);
+  EXPECT_EQ(streamed_content(streamed->body), content);
+  const auto again = c.Post("/v1/chat/completions", chat(question, false).dump(), "application/json");
+  ASSERT_TRUE(again);
+  EXPECT_GT(Json::parse(again->body)["usage"]["prompt_cache_hit_tokens"].get<int>(), 0)
+      << "the same prompt's full blocks come from the prefix cache";
+  const auto completion =
+      c.Post("/v1/completions", R"({"prompt":"the quick","max_tokens":4,"temperature":0})",
+             "application/json");
+  ASSERT_TRUE(completion);
+  EXPECT_EQ(completion->status, 200) << completion->body;
+  const auto too_long = c.Post(
+      "/v1/completions", Json({{"prompt", std::string(3000, 'q')}, {"max_tokens", 4}}).dump(),
+      "application/json");
+  ASSERT_TRUE(too_long);
+  EXPECT_EQ(too_long->status, 400);
+  EXPECT_NE(too_long->body.find("512"), std::string::npos) << too_long->body;
+
+  // One log line per request: id, endpoint, status, tokens in and out, time.
+  EXPECT_TRUE(std::regex_search(s.log(), std::regex(R"(chatcmpl-\w+ /v1/chat/completions 200 in=\d+ out=\d+)")))
+      << s.log();
+  EXPECT_EQ(s.stop(), 0) << s.log();
+  EXPECT_NE(s.log().find("stopped"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CliServe, ConcurrentStreamsWithHangUpsAndAFullQueue) {
+  const std::string dir = tern::test::make_chat_model("serve_load", tern::test::kChatTemplate);
+  ServeProcess s(dir + "/model --parallel 4 --max-queue 4 --quiet");
+  ASSERT_GT(s.port(), 0) << s.log();
+  const std::vector<std::string> prompts = {"a", "the quick brown fox", "jumps over", "lazy dog 1",
+                                            "the the the the the the the the the the", "9"};
+  std::vector<std::string> alone;
+  for (const std::string& p : prompts) {
+    const auto r = s.client().Post("/v1/chat/completions", chat(p, false, 48).dump(), "application/json");
+    ASSERT_TRUE(r && r->status == 200);
+    alone.push_back(Json::parse(r->body)["choices"][0]["message"]["content"]);
+  }
+  constexpr int kClients = 24;
+  std::atomic<int> ok{0}, busy{0}, hung_up{0}, wrong{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i)
+    clients.emplace_back([&, i] {
+      httplib::Client c = s.client();
+      const size_t p = size_t(i) % prompts.size();
+      if (i % 5 == 4) {  // hangs up after a few chunks
+        httplib::Request req;
+        req.method = "POST";
+        req.path = "/v1/chat/completions";
+        req.body = chat(prompts[p], true, 48).dump();
+        req.set_header("Content-Type", "application/json");
+        int chunks = 0;
+        req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 2; };
+        c.send(req);
+        ++hung_up;
+        return;
+      }
+      const auto r = c.Post("/v1/chat/completions", chat(prompts[p], true, 48).dump(), "application/json");
+      if (r && r->status == 429 && r->get_header_value("Retry-After") == "1") {
+        ++busy;
+      } else if (r && r->status == 200 && streamed_content(r->body) == alone[p]) {
+        ++ok;
+      } else {
+        ++wrong;
+        ADD_FAILURE() << "prompt " << p << ": " << (r ? std::to_string(r->status) + " " + r->body
+                                                       : httplib::to_string(r.error()));
+      }
+    });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(ok.load() + busy.load() + hung_up.load(), kClients);
+  EXPECT_GT(ok.load(), 0);
+  // Every sequence ends and gives its cache back.
+  std::string metrics;
+  for (int i = 0; i < 50; ++i) {
+    metrics = s.client().Get("/metrics")->body;
+    if (metrics.find("tern_active_sequences 0\n") != std::string::npos &&
+        metrics.find("tern_kv_cache_blocks_used 0\n") != std::string::npos)
+      break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_NE(metrics.find("tern_active_sequences 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("tern_kv_cache_blocks_used 0\n"), std::string::npos) << metrics;
+  EXPECT_EQ(s.client().Get("/health")->status, 200);
+
+  // Idle: no CPU spent while nobody asks (a tick is 10 ms; allow two for the kernel's rounding).
+  std::this_thread::sleep_for(300ms);
+  const long before = cpu_ticks(s.pid());
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_LE(cpu_ticks(s.pid()) - before, 2);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CliServe, RefusesBadSetups) {
+  const std::string dir = tern::test::make_chat_model("serve_bad", "");
+  auto r = tern::test::run_tern_split("serve " + dir + "/model --parallel 0");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--parallel"), std::string::npos) << r.err;
+  r = tern::test::run_tern_split("serve " + dir + "/nonexistent --port 0");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("nonexistent"), std::string::npos) << r.err;
+  // A model without a chat template still serves /v1/completions and says chat is not offered.
+  ServeProcess s(dir + "/model");
+  ASSERT_GT(s.port(), 0) << s.log();
+  const auto chat_r = s.client().Post("/v1/chat/completions", chat("hi", false).dump(), "application/json");
+  ASSERT_TRUE(chat_r);
+  EXPECT_EQ(chat_r->status, 400);
+  EXPECT_NE(chat_r->body.find("chat template"), std::string::npos) << chat_r->body;
+  std::filesystem::remove_all(dir);
+}
