@@ -15,7 +15,7 @@ which="$1"
 seconds="$2"
 shift 2
 extra=("$@")
-all_targets=(safetensors gguf gguf_config config tokenizer chat_template)
+all_targets=(safetensors gguf gguf_config config tokenizer chat_template openai_request)
 
 if [ "$which" != all ] && [[ ! " ${all_targets[*]} " =~ " $which " ]]; then
   echo "fuzz.sh: unknown target '$which' (one of: ${all_targets[*]}, all)" >&2
@@ -57,7 +57,7 @@ run_one() {
   local dict=()
   case "$t" in
     chat_template) dict=(-dict=tests/fuzz/chat_template.dict) ;;
-    config | tokenizer) dict=(-dict=tests/fuzz/json.dict) ;;
+    config | tokenizer | openai_request) dict=(-dict=tests/fuzz/json.dict) ;;
   esac
   local rc=0 start=$SECONDS
   "$bin" "$work" -max_total_time="$seconds" -max_len="$(max_len "$t")" -timeout=20 \

@@ -152,6 +152,8 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   // A few pieces per thread: enough to even out uneven threads, few enough that claiming them
   // costs nothing next to the work.
   const int64_t pieces = std::min<int64_t>(n_grains, int64_t(size()) * kPiecesPerThread);
+  // One loop at a time: a second caller's job would overwrite this one's under the workers.
+  std::lock_guard<std::mutex> call(call_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
     job_ = &fn;

@@ -1,6 +1,8 @@
 // ThreadPool: a fixed set of workers for data-parallel loops (parallel_for).
 // Owns: worker threads and the fork/join of one loop at a time. Does not own: task queues,
 // futures or nested parallelism (a nested parallel_for runs inline on the calling thread).
+// Several threads may call parallel_for on one pool (a server's engine loop while a test or a
+// second model computes): their loops take turns, each still spread over every worker.
 // Shaped for kernels: no allocation per call, the caller thread works too, pieces of the range
 // are claimed from an atomic counter (a thread slowed by the host or a longer piece does not
 // hold the others up), and idle workers spin briefly before sleeping, so the hundreds of small
@@ -57,6 +59,7 @@ class ThreadPool {
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
+  std::mutex call_mu_;  // held by the one caller whose loop the workers are running
   std::condition_variable start_cv_, done_cv_;
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0, job_piece_ = 0, job_pieces_ = 0;

@@ -144,7 +144,7 @@ ApiRequest parse_request(const std::string& body, Endpoint endpoint) {
   Json j;
   try {
     j = Json::parse(body);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a huge number
     bad_request("", std::string("the body is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) bad_request("", "the body must be a JSON object");

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <thread>
 #include <vector>
 
 #include "core/error.h"
@@ -41,4 +42,22 @@ TEST(ThreadPool, NestedLoopsRunInline) {
       pool.parallel_for(3, 1, [&](int64_t b, int64_t e, int) { count += int(e - b); });
   });
   EXPECT_EQ(count.load(), 12);
+}
+
+TEST(ThreadPool, LoopsFromSeveralCallerThreadsTakeTurns) {
+  // A server's engine thread and another thread may compute at once; before callers took turns
+  // the second job overwrote the first under the workers (indices lost, or a hang).
+  ThreadPool pool(3);
+  constexpr int kCallers = 4, kLoops = 300;
+  std::vector<std::atomic<int64_t>> sums(kCallers);
+  std::vector<std::thread> callers;
+  for (int c = 0; c < kCallers; ++c)
+    callers.emplace_back([&, c] {
+      for (int l = 0; l < kLoops; ++l)
+        pool.parallel_for(97, 1, [&](int64_t b, int64_t e, int) {
+          for (int64_t i = b; i < e; ++i) sums[size_t(c)] += i;
+        });
+    });
+  for (auto& t : callers) t.join();
+  for (int c = 0; c < kCallers; ++c) EXPECT_EQ(sums[size_t(c)].load(), int64_t(kLoops) * 97 * 96 / 2);
 }

@@ -240,6 +240,7 @@ TEST(Server, BadRequestsGetOpenAiErrorsAndTheServerStaysUp) {
   const std::string msgs = R"("messages":[{"role":"user","content":"hi"}])";
   expect_error(rig.post("/v1/chat/completions", "{not json"), 400);
   expect_error(rig.post("/v1/chat/completions", "[1,2]"), 400);
+  expect_error(rig.post("/v1/chat/completions", "1e308372036854775806"), 400);  // fuzz finding
   expect_error(rig.post("/v1/chat/completions", "{}"), 400, "messages");
   expect_error(rig.post("/v1/chat/completions", R"({"messages":"hi"})"), 400, "messages");
   expect_error(rig.post("/v1/chat/completions", R"({"messages":[{"content":"x"}]})"), 400,
