@@ -3,6 +3,7 @@
 #include "infer/sampler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <utility>
 
@@ -51,7 +52,13 @@ void Sampler::accept_prompt(std::span<const int32_t> tokens) {
 
 void Sampler::accept(int32_t token) {
   check_token(token, "accepted");
+  if (constraint_) constraint_->accept(token);
   history_.add_generated(token);
+}
+
+void Sampler::constrain(std::shared_ptr<TokenConstraint> c) {
+  constraint_ = std::move(c);
+  allowed_for_ = UINT64_MAX;
 }
 
 void Sampler::prepare(std::span<const float> logits) {
@@ -61,6 +68,15 @@ void Sampler::prepare(std::span<const float> logits) {
   std::copy(logits.begin(), logits.end(), work_.begin());
   apply_logit_bias(work_, params_.logit_bias);
   apply_penalties(work_, history_, params_);
+  if (!constraint_) return;
+  if (allowed_for_ != draw_index()) {
+    constraint_->allowed(allowed_);
+    allowed_for_ = draw_index();
+    if (allowed_.size() != work_.size())
+      fail(ErrorKind::internal, "sampler: the constraint's mask does not cover the vocabulary");
+  }
+  for (size_t i = 0; i < work_.size(); ++i)
+    if (!allowed_[i]) work_[i] = -INFINITY;
 }
 
 void Sampler::filter() {

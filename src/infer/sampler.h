@@ -4,12 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "infer/candidates.h"
 #include "infer/sampling_params.h"
 #include "infer/token_history.h"
+#include "infer/token_constraint.h"
 
 namespace tern::infer {
 
@@ -35,6 +37,11 @@ class Sampler {
   void probabilities(std::span<const float> logits, std::span<float> out);
   std::vector<float> probabilities(std::span<const float> logits);
 
+  // Restricts every later draw to the tokens `c` allows (before logit_bias, penalties and the
+  // cuts, so greedy decoding obeys it too); accept() advances it. nullptr removes it.
+  void constrain(std::shared_ptr<TokenConstraint> c);
+  const TokenConstraint* constraint() const { return constraint_.get(); }
+
   const SamplingParams& params() const { return params_; }
   const TokenHistory& history() const { return history_; }
   uint64_t stream() const { return stream_; }
@@ -53,6 +60,9 @@ class Sampler {
   TokenHistory history_;
   std::vector<float> work_;  // [vocab_size]
   Candidates cands_;
+  std::shared_ptr<TokenConstraint> constraint_;
+  std::vector<uint8_t> allowed_;       // the constraint's mask for draw index allowed_for_
+  uint64_t allowed_for_ = UINT64_MAX;  // sample() may run twice for one draw
 };
 
 }  // namespace tern::infer

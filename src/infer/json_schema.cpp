@@ -1,0 +1,213 @@
+// Compiling a JSON Schema document into JsonSchema's node table (see json_schema.h).
+#include "infer/json_schema.h"
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/error.h"
+
+namespace tern::infer {
+
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+[[noreturn]] void refuse(const std::string& where, const std::string& what) {
+  fail(ErrorKind::request, "JSON schema" + (where.empty() ? std::string() : " at " + where) +
+                               ": " + what);
+}
+
+// Keywords with no effect on which documents are valid (or none the grammar needs).
+const std::set<std::string>& ignored_keywords() {
+  static const std::set<std::string> k = {
+      "$schema", "$id",      "$comment",   "title",     "description", "default",
+      "examples", "format",  "deprecated", "readOnly",  "writeOnly",   "$anchor",
+      "$defs",   "definitions", "strict",  "contentMediaType", "contentEncoding"};
+  return k;
+}
+
+const std::set<std::string>& enforced_keywords() {
+  static const std::set<std::string> k = {
+      "type",     "properties", "required",  "additionalProperties", "items", "minItems",
+      "maxItems", "minLength",  "maxLength", "enum",                 "const", "anyOf",
+      "oneOf",    "$ref"};
+  return k;
+}
+
+int64_t count_of(const Json& j, const std::string& where, const char* key) {
+  const Json& v = j.at(key);
+  if (!v.is_number_integer() || v.get<int64_t>() < 0)
+    refuse(where, std::string("'") + key + "' must be a non-negative integer");
+  return v.get<int64_t>();
+}
+
+uint8_t type_bit(const std::string& t, const std::string& where) {
+  if (t == "null") return kJsonNull;
+  if (t == "boolean") return kJsonBoolean;
+  if (t == "integer") return kJsonInteger;
+  if (t == "number") return kJsonNumber | kJsonInteger;
+  if (t == "string") return kJsonString;
+  if (t == "array") return kJsonArray;
+  if (t == "object") return kJsonObject;
+  refuse(where, "unknown type '" + t + "'");
+}
+
+}  // namespace
+
+JsonSchema::JsonSchema() : nodes_(1) {}
+
+JsonSchema JsonSchema::any_object() {
+  JsonSchema s;
+  SchemaNode obj;
+  obj.types = kJsonObject;
+  s.nodes_.push_back(obj);
+  s.root_ = 1;
+  return s;
+}
+
+class SchemaCompiler {
+ public:
+  explicit SchemaCompiler(const Json& doc) : doc_(doc) {}
+
+  JsonSchema run() {
+    JsonSchema s;
+    out_ = &s;
+    s.root_ = compile(doc_, "#");
+    return s;
+  }
+
+ private:
+  int32_t compile(const Json& j, const std::string& where) {
+    if (j.is_boolean()) {
+      if (j.get<bool>()) return JsonSchema::kAny;
+      refuse(where, "the schema 'false' accepts no value");
+    }
+    if (!j.is_object()) refuse(where, "a schema must be an object or a boolean");
+    for (const auto& [key, value] : j.items()) {
+      (void)value;
+      if (!enforced_keywords().count(key) && !ignored_keywords().count(key))
+        refuse(where, "keyword '" + key +
+                          "' cannot be guaranteed by constrained decoding (supported: type, "
+                          "properties, required, additionalProperties, items, minItems, "
+                          "maxItems, minLength, maxLength, enum, const, anyOf, oneOf, $ref)");
+    }
+    if (j.contains("$ref")) {
+      if (j.size() > 1) {
+        for (const auto& [key, value] : j.items())
+          if (key != "$ref" && enforced_keywords().count(key))
+            refuse(where, "'$ref' beside '" + key + "' is not supported");
+      }
+      return reference(j.at("$ref"), where);
+    }
+    const int32_t index = int32_t(out_->nodes_.size());
+    out_->nodes_.emplace_back();
+    SchemaNode n;
+    for (const char* alt : {"anyOf", "oneOf"})
+      if (j.contains(alt)) {
+        const Json& list = j.at(alt);
+        if (!list.is_array() || list.empty())
+          refuse(where, std::string("'") + alt + "' must be a non-empty array");
+        if (j.contains("type") || j.contains("properties") || j.contains("enum"))
+          refuse(where, std::string("'") + alt + "' beside other constraints is not supported");
+        for (size_t i = 0; i < list.size(); ++i)
+          n.any_of.push_back(compile(list[i], where + "/" + alt + "/" + std::to_string(i)));
+      }
+    if (j.contains("type")) {
+      const Json& t = j.at("type");
+      n.types = 0;
+      if (t.is_string()) {
+        n.types = type_bit(t.get<std::string>(), where);
+      } else if (t.is_array() && !t.empty()) {
+        for (const Json& x : t) {
+          if (!x.is_string()) refuse(where, "'type' entries must be strings");
+          n.types |= type_bit(x.get<std::string>(), where);
+        }
+      } else {
+        refuse(where, "'type' must be a string or a non-empty array of strings");
+      }
+    }
+    if (j.contains("enum") || j.contains("const")) {
+      if (j.contains("const")) n.literals.push_back(j.at("const").dump());
+      if (j.contains("enum")) {
+        const Json& e = j.at("enum");
+        if (!e.is_array() || e.empty()) refuse(where, "'enum' must be a non-empty array");
+        for (const Json& v : e) n.literals.push_back(v.dump());
+      }
+    }
+    if (j.contains("properties")) {
+      const Json& props = j.at("properties");
+      if (!props.is_object()) refuse(where, "'properties' must be an object");
+      if (props.size() > 64) refuse(where, "more than 64 declared properties");
+      for (const auto& [name, sub] : props.items()) {
+        const std::string quoted = Json(name).dump();
+        n.properties.push_back({quoted.substr(1, quoted.size() - 2), 0});
+        n.properties.back().second = compile(sub, where + "/properties/" + name);
+      }
+    }
+    if (j.contains("required")) {
+      const Json& req = j.at("required");
+      if (!req.is_array()) refuse(where, "'required' must be an array of property names");
+      for (const Json& r : req) {
+        if (!r.is_string()) refuse(where, "'required' must be an array of property names");
+        const std::string quoted = Json(r.get<std::string>()).dump();
+        const std::string key = quoted.substr(1, quoted.size() - 2);
+        size_t i = 0;
+        while (i < n.properties.size() && n.properties[i].first != key) ++i;
+        if (i == n.properties.size())
+          refuse(where, "required property '" + r.get<std::string>() +
+                            "' is not declared in 'properties'");
+        n.required |= uint64_t(1) << i;
+      }
+    }
+    if (j.contains("additionalProperties")) {
+      const Json& a = j.at("additionalProperties");
+      n.additional = a.is_boolean() && !a.get<bool>()
+                         ? -1
+                         : compile(a, where + "/additionalProperties");
+    }
+    if (j.contains("items")) n.items = compile(j.at("items"), where + "/items");
+    if (j.contains("minItems")) n.min_items = count_of(j, where, "minItems");
+    if (j.contains("maxItems")) n.max_items = count_of(j, where, "maxItems");
+    if (j.contains("minLength")) n.min_length = count_of(j, where, "minLength");
+    if (j.contains("maxLength")) n.max_length = count_of(j, where, "maxLength");
+    if (n.max_items >= 0 && n.min_items > n.max_items)
+      refuse(where, "'minItems' is larger than 'maxItems'");
+    if (n.max_length >= 0 && n.min_length > n.max_length)
+      refuse(where, "'minLength' is larger than 'maxLength'");
+    out_->nodes_[size_t(index)] = std::move(n);
+    return index;
+  }
+
+  int32_t reference(const Json& ref, const std::string& where) {
+    if (!ref.is_string()) refuse(where, "'$ref' must be a string");
+    const std::string r = ref.get<std::string>();
+    if (auto it = refs_.find(r); it != refs_.end()) return it->second;
+    if (r != "#" && r.rfind("#/", 0) != 0)
+      refuse(where, "'$ref' " + r + " is not supported (only references inside this schema)");
+    const Json* target = &doc_;
+    try {
+      if (r != "#") target = &doc_.at(Json::json_pointer(r.substr(1)));
+    } catch (const Json::exception&) {
+      refuse(where, "'$ref' " + r + " names nothing in this schema");
+    }
+    // Reserve the node first so a recursive reference resolves to it.
+    const int32_t index = int32_t(out_->nodes_.size());
+    out_->nodes_.emplace_back();
+    refs_[r] = index;
+    SchemaNode alias;
+    alias.any_of = {compile(*target, r)};
+    out_->nodes_[size_t(index)] = std::move(alias);
+    return index;
+  }
+
+  const Json& doc_;
+  JsonSchema* out_ = nullptr;
+  std::map<std::string, int32_t> refs_;
+};
+
+JsonSchema JsonSchema::compile(const nlohmann::ordered_json& schema) {
+  return SchemaCompiler(schema).run();
+}
+
+}  // namespace tern::infer
