@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 full=0
 [ "${1:-}" = "--full" ] && full=1
-scripts/setup.sh
+scripts/setup.sh --test-tools
 scripts/build.sh release
 ctest --preset release -j "$(nproc)"
 if [ "$full" = "1" ]; then

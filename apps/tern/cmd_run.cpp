@@ -18,9 +18,11 @@
 #include "core/thread_pool.h"
 #include "infer/draft_model.h"
 #include "infer/generate.h"
+#include "infer/json_constraint.h"
 #include "infer/lookup.h"
 #include "infer/sampler.h"
 #include "infer/speculative.h"
+#include "serve/json_mode.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/decoder.h"
 #include "tokenizer/tokenizer.h"
@@ -29,8 +31,8 @@ namespace tern::app {
 namespace {
 
 struct RunArgs {
-  std::string model, prompt, file, draft;
-  bool chat = false, no_mtp = false;
+  std::string model, prompt, file, draft, json_schema;
+  bool chat = false, no_mtp = false, json = false;
   int64_t lookup = 0, draft_max = 4;
   GenerationFlags gen;
 };
@@ -62,14 +64,36 @@ void run(const RunArgs& a) {
   const infer::SamplingParams params = sampling_params(a.gen);
 
   if (a.lookup > 0 && !a.draft.empty()) malformed("give --draft MODEL or --lookup N, not both");
+  const bool json_mode = a.json || !a.json_schema.empty();
+  if (a.json && !a.json_schema.empty()) malformed("give --json or --json-schema FILE, not both");
+  // Drafted tokens are checked against the sampler before they are accepted, which the
+  // grammar's state (advanced token by token) does not support yet.
+  if (json_mode && (a.lookup > 0 || !a.draft.empty()))
+    malformed("--json/--json-schema cannot be combined with --lookup or --draft");
+  std::shared_ptr<const infer::JsonSchema> schema;
+  if (!a.json_schema.empty()) {
+    nlohmann::ordered_json doc;
+    try {
+      doc = nlohmann::ordered_json::parse(read_input(a.json_schema));
+    } catch (const nlohmann::ordered_json::exception& e) {
+      malformed("--json-schema " + a.json_schema + " is not valid JSON: " + e.what());
+    }
+    schema = std::make_shared<infer::JsonSchema>(infer::JsonSchema::compile(doc));
+  } else if (a.json) {
+    schema = std::make_shared<infer::JsonSchema>(infer::JsonSchema::any_object());
+  }
   const int64_t drafts = !a.draft.empty() ? a.draft_max : a.lookup;
   const std::unique_ptr<Engine> e = open_engine(a.gen, model_path, int64_t(prompt.size()),
-                                                "tern run", !a.no_mtp && drafts == 0, drafts + 1);
+                                                "tern run", !a.no_mtp && drafts == 0 && !json_mode,
+                                                drafts + 1);
   if (!a.draft.empty()) open_draft(*e, a.gen, a.draft, tok, int64_t(prompt.size()));
   const model::ModelConfig& c = e->model.config();
   check_ids_in_vocab(prompt, c);
   infer::Sampler sampler(params, int32_t(c.vocab_size), rng::stream_id("tern run"));
   const infer::GenerateRequest req{prompt, a.gen.n, stop_ids(tok, c), e->context};
+  if (schema)
+    sampler.constrain(std::make_shared<infer::JsonConstraint>(
+        serve::constraint_vocab(tok, c.vocab_size, req.stop_ids), schema));
 
   tokenizer::StreamDecoder decoder(tok, /*skip_special_tokens=*/true);
   const infer::TokenCallback emit = [&](int32_t id) {
@@ -129,8 +153,16 @@ void setup_run(CLI::App& sub) {
                  "speculative decoding with a smaller model of the same tokenizer (e.g. an "
                  "R1-Distill student): it drafts, the model verifies; replaces MTP drafting");
   add_number(sub, "--draft-max", a->draft_max, "tokens the --draft model proposes per step", 1, 32);
+  sub.add_flag("--json", a->json,
+               "constrain the output to one JSON object (it ends when the object closes)");
+  sub.add_option("--json-schema", a->json_schema,
+                 "constrain the output to JSON valid under the schema in FILE (type, "
+                 "properties, required, additionalProperties, items, enum, const, anyOf, $ref, "
+                 "min/maxItems, min/maxLength)");
   add_generation_flags(sub, a->gen);
-  example(sub, "tern run MODEL -p 'The capital of France is' -n 32 --temp 0");
+  example(sub,
+          "tern run MODEL -p 'The capital of France is' -n 32 --temp 0\n"
+          "  tern run MODEL --chat -p 'Describe a cat as JSON' --json-schema cat.json");
   sub.callback([a] { run(*a); });
 }
 

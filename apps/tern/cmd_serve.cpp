@@ -17,6 +17,7 @@
 #include "apps/tern/model_path.h"
 #include "core/error.h"
 #include "serve/engine.h"
+#include "serve/json_mode.h"
 #include "serve/server.h"
 #include "tokenizer/chat_template.h"
 
@@ -104,6 +105,7 @@ void serve(const ServeArgs& a) {
   if (tmpl)
     for (int32_t id : end_of_turn_ids(*tmpl, tok))
       if (id < e->model.config().vocab_size) sm.stop_ids.push_back(id);
+  sm.constraint_vocab = serve::constraint_vocab(tok, e->model.config().vocab_size, sm.stop_ids);
   sm.backend = &engine;
   server.set_model(sm);
   std::fprintf(stderr,

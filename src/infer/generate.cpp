@@ -25,6 +25,8 @@ const char* stop_reason_name(StopReason r) {
       return "context full";
     case StopReason::caller:
       return "stopped";
+    case StopReason::constraint:
+      return "document complete";
   }
   return "?";
 }
@@ -82,6 +84,10 @@ GenerateStats generate(const model::Model& m, KvPool& pool, model::ForwardState&
     const int32_t tok = sampler.sample(runner.logits(0));
     sampler.accept(tok);
     if (!emit_token(tok, req, stats, on_token)) break;
+    if (sampler.constraint() && sampler.constraint()->finished()) {
+      stats.stop = StopReason::constraint;
+      break;
+    }
     if (runner.length() >= ctx) {
       stats.stop = StopReason::context;
       break;

@@ -24,7 +24,8 @@ struct GenerateRequest {
   int64_t context = 0;            // positions this sequence may use; 0: max_position_embeddings
 };
 
-enum class StopReason { stop_token, max_tokens, context, caller };
+// constraint: the sampler's TokenConstraint is satisfied (a complete JSON document).
+enum class StopReason { stop_token, max_tokens, context, caller, constraint };
 const char* stop_reason_name(StopReason r);
 
 struct GenerateStats {

@@ -33,6 +33,14 @@ bool number_accepting(uint8_t phase) {
   return phase == kZero || phase == kInt || phase == kFrac || phase == kExpDigits;
 }
 
+// Counts a whitespace byte into the current run; false when the run would pass the limits
+// (kMaxWhitespace bytes, kMaxLineBreaks of them '\n' or '\r'): room for pretty-printing, none
+// for a model that would rather write blank lines forever.
+bool more_whitespace(JsonParse& p, uint8_t c) {
+  if ((c == '\n' || c == '\r') && ++p.line_breaks > JsonGrammar::kMaxLineBreaks) return false;
+  return ++p.whitespace <= JsonGrammar::kMaxWhitespace;
+}
+
 JsonFrame value_frame(int32_t node) {
   JsonFrame f;
   f.kind = JsonFrame::value;
@@ -43,7 +51,7 @@ JsonFrame value_frame(int32_t node) {
 // The top frame's value is complete: hand control back to its container.
 void pop_done(JsonParse& p) {
   p.frames.pop_back();
-  p.whitespace = 0;
+  p.whitespace = p.line_breaks = 0;
   if (p.frames.empty()) {
     p.done = true;
     return;
@@ -127,14 +135,14 @@ bool JsonGrammar::in_free_string() const {
 
 void JsonGrammar::feed(JsonParse p, uint8_t c, std::vector<JsonParse>& out, int depth) const {
   if (p.done) {  // only whitespace may follow the document
-    if (is_space(c) && ++p.whitespace <= kMaxWhitespace) out.push_back(std::move(p));
+    if (is_space(c) && more_whitespace(p, c)) out.push_back(std::move(p));
     return;
   }
   if (p.frames.empty()) return;
   const JsonFrame& top = p.frames.back();
   if (is_space(c) && (top.kind == JsonFrame::value || top.kind == JsonFrame::object ||
                       top.kind == JsonFrame::array)) {
-    if (++p.whitespace > kMaxWhitespace) return;
+    if (!more_whitespace(p, c)) return;
     out.push_back(std::move(p));
     return;
   }
@@ -166,7 +174,7 @@ void JsonGrammar::feed(JsonParse p, uint8_t c, std::vector<JsonParse>& out, int 
 
 void JsonGrammar::start_value(JsonParse p, uint8_t c, std::vector<JsonParse>& out,
                               int depth) const {
-  p.whitespace = 0;
+  p.whitespace = p.line_breaks = 0;
   JsonFrame& f = p.frames.back();
   const SchemaNode& n = schema_->node(f.node);
   if (!n.any_of.empty()) {
@@ -349,7 +357,7 @@ bool JsonGrammar::key_possible(const JsonFrame& object) const {
 }
 
 void JsonGrammar::object_byte(JsonParse p, uint8_t c, std::vector<JsonParse>& out) const {
-  p.whitespace = 0;
+  p.whitespace = p.line_breaks = 0;
   JsonFrame& f = p.frames.back();
   const SchemaNode& n = schema_->node(f.node);
   const bool can_close = (f.seen & n.required) == n.required;
@@ -389,7 +397,7 @@ void JsonGrammar::array_byte(JsonParse p, uint8_t c, std::vector<JsonParse>& out
   JsonFrame& f = p.frames.back();
   const SchemaNode& n = schema_->node(f.node);
   if (f.phase == kArrAfter) {
-    p.whitespace = 0;
+    p.whitespace = p.line_breaks = 0;
     if (c == ',' && (n.max_items < 0 || f.count < n.max_items)) {
       f.phase = kArrExpect;
     } else if (c == ']' && f.count >= n.min_items) {
@@ -402,7 +410,7 @@ void JsonGrammar::array_byte(JsonParse p, uint8_t c, std::vector<JsonParse>& out
   }
   if (c == ']' && f.phase == kArrOpen) {
     if (n.min_items > 0) return;
-    p.whitespace = 0;
+    p.whitespace = p.line_breaks = 0;
     pop_done(p);
     out.push_back(std::move(p));
     return;

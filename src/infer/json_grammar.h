@@ -2,8 +2,8 @@
 // state constrained decoding carries between tokens. Each parse is a stack of frames (value,
 // object, array, string, number, literal); anyOf and enum fork a parse into several that run
 // side by side until the bytes tell them apart, so the state is a small set of parses.
-// Whitespace between tokens is allowed up to a run of kMaxWhitespace bytes, so a model cannot
-// loop on blank lines; strings must be valid UTF-8 without raw control characters; exponents
+// Whitespace between tokens is allowed up to a run of kMaxWhitespace bytes with at most
+// kMaxLineBreaks line breaks (pretty-printing fits; a model cannot loop on blank lines); strings must be valid UTF-8 without raw control characters; exponents
 // have at most two digits (so every number fits a double).
 #pragma once
 
@@ -40,13 +40,15 @@ int utf8_lead(uint8_t c, uint8_t& lo, uint8_t& hi);
 
 struct JsonParse {
   std::vector<JsonFrame> frames;
-  int32_t whitespace = 0;  // the current run of whitespace bytes
+  int32_t whitespace = 0;   // the current run of whitespace bytes
+  int32_t line_breaks = 0;  // of which '\n' or '\r'
   bool done = false;       // the top-level value is complete; nothing may follow
 };
 
 class JsonGrammar {
  public:
-  static constexpr int32_t kMaxWhitespace = 64;
+  static constexpr int32_t kMaxWhitespace = 32;
+  static constexpr int32_t kMaxLineBreaks = 2;
   static constexpr size_t kMaxParses = 64;
 
   explicit JsonGrammar(std::shared_ptr<const JsonSchema> schema);

@@ -43,8 +43,33 @@ const form = document.getElementById("form");
 const send = document.getElementById("send");
 const history = [];
 let modelId = "";
+// Sampling settings from the address (?temperature=0&max_tokens=64&seed=1), for repeatable
+// sessions; the server's defaults otherwise.
+const settings = {};
+for (const [k, v] of new URLSearchParams(location.search))
+  if (["temperature", "top_p", "max_tokens", "seed"].includes(k) && v !== "" && !isNaN(+v))
+    settings[k] = +v;
+// A server started with --api-key answers 401: ask when a message is sent, keep the key for
+// this tab only.
+function headers() {
+  const h = { "Content-Type": "application/json" };
+  const key = sessionStorage.getItem("tern-api-key");
+  if (key) h["Authorization"] = "Bearer " + key;
+  return h;
+}
+async function call(path, init) {
+  let res = await fetch(path, { ...init, headers: headers() });
+  if (res.status === 401) {
+    const key = prompt("This server needs an API key:");
+    if (key) {
+      sessionStorage.setItem("tern-api-key", key);
+      res = await fetch(path, { ...init, headers: headers() });
+    }
+  }
+  return res;
+}
 
-fetch("v1/models").then(r => r.json()).then(j => {
+fetch("v1/models", { headers: headers() }).then(r => r.json()).then(j => {
   if (j.data && j.data.length) {
     modelId = j.data[0].id;
     document.getElementById("model").textContent = modelId;
@@ -72,10 +97,9 @@ async function ask(text) {
   answer.className = "answer";
   box.appendChild(answer);
   let content = "";
-  const res = await fetch("v1/chat/completions", {
+  const res = await call("v1/chat/completions", {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ model: modelId || undefined, messages: history, stream: true })
+    body: JSON.stringify({ ...settings, model: modelId || undefined, messages: history, stream: true })
   });
   if (!res.ok) {
     const j = await res.json().catch(() => ({}));

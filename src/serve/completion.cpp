@@ -84,6 +84,8 @@ Completion::Completion(const ServedModel& m, Metrics& metrics, ApiRequest r)
                    "context_length_exceeded");
   const int64_t max_tokens = r_.max_tokens < 0 ? left : std::min(r_.max_tokens, std::max<int64_t>(left, 0));
   if (!r_.seeded) r_.sampling.seed = std::random_device{}();
+  if (r_.json_schema && !m.constraint_vocab)
+    bad_request("response_format", "JSON mode is not available for this model");
   const bool chat = r_.endpoint == Endpoint::chat;
   const bool in_reasoning = chat && infer::prompt_opens_reasoning(rendered_);
   for (int32_t i = 0; i < r_.n; ++i) {
@@ -96,6 +98,8 @@ Completion::Completion(const ServedModel& m, Metrics& metrics, ApiRequest r)
     g.sampling = r_.sampling;
     g.stream = rng::stream_id("choice/" + std::to_string(i));
     g.top_logprobs = r_.logprobs ? r_.top_logprobs : -1;
+    if (r_.json_schema)
+      g.constraint = std::make_shared<infer::JsonConstraint>(m.constraint_vocab, r_.json_schema);
     c->gen = m.backend->submit(std::move(g));  // a refusal cancels earlier choices (destructor)
     choices_.push_back(std::move(c));
   }

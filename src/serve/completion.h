@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "infer/json_constraint.h"
 #include "serve/choice_text.h"
 #include "serve/generation.h"
 #include "serve/metrics.h"
@@ -32,6 +33,8 @@ struct ServedModel {
   const tokenizer::Tokenizer* tok = nullptr;
   const tokenizer::ChatTemplate* tmpl = nullptr;  // null: the model has no chat template
   std::vector<int32_t> stop_ids;                  // EOS and end-of-turn tokens
+  // The vocabulary as bytes, for JSON mode (json_mode.h); null: JSON mode is refused.
+  std::shared_ptr<const infer::ConstraintVocab> constraint_vocab;
   Backend* backend = nullptr;
 };
 

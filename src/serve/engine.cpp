@@ -27,7 +27,9 @@ struct Engine::Slot {
       : gen(std::move(g)),
         req(std::move(r)),
         seq(pool),
-        sampler(req.sampling, vocab, req.stream) {}
+        sampler(req.sampling, vocab, req.stream) {
+    sampler.constrain(req.constraint);
+  }
   std::shared_ptr<Generation> gen;
   GenerationRequest req;
   infer::PooledSequence seq;
@@ -211,6 +213,10 @@ bool Engine::take_token(Slot& s, std::span<const float> logits) {
                                       : TokenEvent{tok, 0.0f, {}});
   s.sampler.accept(tok);
   if (++s.result.generated == 1) s.result.first_token_seconds = seconds_since(s.gen->submitted);
+  if (s.sampler.constraint() && s.sampler.constraint()->finished()) {
+    finish(s, FinishReason::stop);
+    return false;
+  }
   if (s.result.generated >= s.req.max_tokens || s.seq.length() >= context_) {
     finish(s, FinishReason::length);
     return false;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "infer/sampling_params.h"
+#include "infer/token_constraint.h"
 
 namespace tern::serve {
 
@@ -26,6 +27,9 @@ struct GenerationRequest {
   infer::SamplingParams sampling;
   uint64_t stream = 0;        // names this sequence's random numbers (rng::stream_id)
   int32_t top_logprobs = -1;  // -1: no logprobs; 0..20: the chosen token's and that many more
+  // Restricts the tokens sampled (JSON mode); the generation ends with `stop` once it is
+  // satisfied. One per request: it carries this sequence's state.
+  std::shared_ptr<infer::TokenConstraint> constraint;
 };
 
 struct TokenLogprob {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/error.h"
 #include "serve/api_error.h"
 
 namespace tern::serve {
@@ -124,18 +125,29 @@ void completion_prompt(const Json& body, ApiRequest& r) {
   if (r.prompt.empty() && r.prompt_ids.empty()) bad_request("prompt", "'prompt' is empty");
 }
 
-void response_format(const Json& body) {
+// OpenAI's shapes: {"type": "json_object"} and {"type": "json_schema", "json_schema":
+// {"name": ..., "schema": {...}, "strict": ...}}; a missing schema allows any JSON value.
+std::shared_ptr<const infer::JsonSchema> response_format(const Json& body) {
   const Json* v = field(body, "response_format");
-  if (!v) return;
+  if (!v) return nullptr;
   if (!v->is_object() || !v->contains("type") || !(*v)["type"].is_string())
     bad_request("response_format", "'response_format' must be an object with a 'type'");
   const std::string type = (*v)["type"].get<std::string>();
-  if (type == "text") return;
-  if (type == "json_object" || type == "json_schema")
-    bad_request("response_format", "response_format '" + type +
-                                       "' needs constrained decoding, which this server does "
-                                       "not offer yet; use 'text'");
-  bad_request("response_format", "unknown response_format type '" + type + "'");
+  if (type == "text") return nullptr;
+  if (type == "json_object")
+    return std::make_shared<infer::JsonSchema>(infer::JsonSchema::any_object());
+  if (type != "json_schema")
+    bad_request("response_format", "unknown response_format type '" + type + "'");
+  const Json* js = field(*v, "json_schema");
+  if (!js || !js->is_object())
+    bad_request("response_format", "response_format 'json_schema' needs a 'json_schema' object");
+  const Json* schema = field(*js, "schema");
+  try {
+    return std::make_shared<infer::JsonSchema>(
+        schema ? infer::JsonSchema::compile(*schema) : infer::JsonSchema::compile(Json::object()));
+  } catch (const Error& e) {
+    bad_request("response_format", e.what());
+  }
 }
 
 }  // namespace
@@ -199,7 +211,7 @@ ApiRequest parse_request(const std::string& body, Endpoint endpoint) {
     r.logprobs = true;
     r.top_logprobs = int32_t(integer(j, "logprobs", 0, 5, 0));
   }
-  response_format(j);
+  r.json_schema = response_format(j);
   if (const Json* t = field(j, "tools")) {
     if (!t->is_array()) bad_request("tools", "'tools' must be a list");
     for (const Json& tool : *t)

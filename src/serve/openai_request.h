@@ -6,11 +6,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "infer/json_schema.h"
 #include "infer/sampling_params.h"
 
 namespace tern::serve {
@@ -35,6 +37,8 @@ struct ApiRequest {
   nlohmann::ordered_json tools;      // null when absent
   nlohmann::ordered_json tool_choice;
   bool is_private = false;           // metadata.private
+  // response_format json_object / json_schema: what the output must be; null for text.
+  std::shared_ptr<const infer::JsonSchema> json_schema;
   std::string user;
 };
 

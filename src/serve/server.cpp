@@ -125,15 +125,22 @@ void Server::routes() {
         return httplib::Server::HandlerResponse::Handled;
       }
     }
-    const bool protected_path = req.path.starts_with("/v1/") || req.path == "/metrics";
-    if (protected_path && !authorised(req.get_header_value("Authorization"))) {
-      send_error(res, ApiError(401, "a valid API key is required (Authorization: Bearer KEY)",
-                               "authentication_error", "", "invalid_api_key"));
-      metrics_.request_done(req.path, 401);
-      return httplib::Server::HandlerResponse::Handled;
-    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
+  // The API key is checked in the handlers of /v1/* and /metrics, after httplib has read the
+  // body: answering before (in the pre-routing handler) would leave the body in a kept-alive
+  // connection, to be misread as the next request.
+  const auto guarded = [this](httplib::Server::Handler h) {
+    return [this, h](const httplib::Request& req, httplib::Response& res) {
+      if (!authorised(req.get_header_value("Authorization"))) {
+        send_error(res, ApiError(401, "a valid API key is required (Authorization: Bearer KEY)",
+                                 "authentication_error", "", "invalid_api_key"));
+        metrics_.request_done(req.path, 401);
+        return;
+      }
+      h(req, res);
+    };
+  };
   s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
     const std::string type = res.status >= 500 ? "server_error" : "invalid_request_error";
@@ -154,18 +161,18 @@ void Server::routes() {
     res.status = ready ? 200 : 503;
     res.set_content(ready ? R"({"status":"ok"})" : R"({"status":"loading"})", "application/json");
   });
-  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  s.Get("/metrics", guarded([this](const httplib::Request&, httplib::Response& res) {
     const ServedModel* m = model();
     res.set_content(metrics_.render(m ? m->backend->stats() : BackendStats{}),
                     "text/plain; version=0.0.4");
-  });
-  s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+  }));
+  s.Get("/v1/models", guarded([this](const httplib::Request&, httplib::Response& res) {
     Json list = Json::array();
     if (const ServedModel* m = model()) list.push_back(model_json(m->id, m->created));
     res.set_content(to_text({{"object", "list"}, {"data", list}}), "application/json");
     metrics_.request_done("/v1/models", 200);
-  });
-  s.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+  }));
+  s.Get(R"(/v1/models/(.+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
     const ServedModel* m = model();
     if (!m || req.matches[1] != m->id) {
       send_error(res, ApiError(404, "the model '" + std::string(req.matches[1]) +
@@ -174,13 +181,14 @@ void Server::routes() {
       return;
     }
     res.set_content(to_text(model_json(m->id, m->created)), "application/json");
-  });
-  s.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    handle_completion(req.body, Endpoint::chat, &res);
-  });
-  s.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    handle_completion(req.body, Endpoint::completions, &res);
-  });
+  }));
+  s.Post("/v1/chat/completions",
+         guarded([this](const httplib::Request& req, httplib::Response& res) {
+           handle_completion(req.body, Endpoint::chat, &res);
+         }));
+  s.Post("/v1/completions", guarded([this](const httplib::Request& req, httplib::Response& res) {
+           handle_completion(req.body, Endpoint::completions, &res);
+         }));
 }
 
 void Server::handle_completion(const std::string& body, Endpoint endpoint, void* response) {

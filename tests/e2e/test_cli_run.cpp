@@ -19,12 +19,12 @@ namespace {
 const std::string kData = TERN_TEST_DATA;
 
 // A V3-shaped random model (vocab 320) with a byte-level BPE tokenizer of 300 ids beside it.
-std::string make_model() {
+std::string make_model(int context = 64) {
   const std::string dir = tern::test::temp_dir("run");
   std::ifstream in(kData + "/golden/v3_tiny/config.json");
   nlohmann::json cfg = nlohmann::json::parse(in);
   cfg["vocab_size"] = 320;
-  cfg["max_position_embeddings"] = 64;
+  cfg["max_position_embeddings"] = context;
   cfg["bos_token_id"] = 0;
   cfg["eos_token_id"] = 1;
   std::ofstream(dir + "/config.json") << cfg.dump();
@@ -85,6 +85,36 @@ TEST(CliRun, GreedyIsDeterministicAndStdoutHoldsOnlyText) {
   const auto s1 = run_tern_split("run " + model + " -p 'the lazy' -n 12 --temp 1 --seed 7");
   const auto s2 = run_tern_split("run " + model + " -p 'the lazy' -n 12 --temp 1 --seed 7");
   EXPECT_EQ(s1.out, s2.out);
+  fs::remove_all(dir);
+}
+
+TEST(CliRun, JsonSchemaConstrainsTheOutput) {
+  // A random model spends many tokens on the blanks JSON allows: give it room.
+  const std::string dir = make_model(512), model = dir + "/model";
+  std::ofstream(dir + "/schema.json")
+      << R"({"type":"object","properties":{"ok":{"type":"boolean"},
+             "color":{"enum":["red","green"]}},"required":["ok","color"],
+             "additionalProperties":false})";
+  int complete = 0;
+  for (int seed = 1; seed <= 5; ++seed) {
+    const auto r = run_tern_split("run " + model + " -p 'the quick' -n 200 --temp 1 --seed " +
+                                  std::to_string(seed) + " --json-schema " + dir + "/schema.json");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    if (r.err.find("stopped: document complete") == std::string::npos) continue;
+    ++complete;
+    nlohmann::json doc;
+    ASSERT_NO_THROW(doc = nlohmann::json::parse(r.out)) << r.out;
+    EXPECT_TRUE(doc["ok"].is_boolean()) << r.out;
+    EXPECT_TRUE(doc["color"] == "red" || doc["color"] == "green") << r.out;
+    EXPECT_EQ(doc.size(), 2u) << r.out;
+  }
+  EXPECT_GE(complete, 3) << "a two-field document fits in 200 tokens unless blanks run long";
+  std::ofstream(dir + "/bad.json") << R"({"type":"string","pattern":"a+"})";
+  auto r = run_tern_split("run " + model + " -p hi --json-schema " + dir + "/bad.json");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("pattern"), std::string::npos) << r.err;
+  r = run_tern_split("run " + model + " -p hi --json --lookup 2");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
   fs::remove_all(dir);
 }
 

@@ -167,6 +167,68 @@ TEST(CliServe, ServesTheContractAndStreamingEqualsWholeAtTemperatureZero) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(CliServe, JsonModeOutputFollowsTheSchema) {
+  // A random model left alone writes anything; under response_format every choice, sampled at
+  // temperature 1, is a document that parses and satisfies the schema, streamed or not.
+  const std::string dir = tern::test::make_chat_model("serve_json", tern::test::kChatTemplate);
+  ServeProcess s(dir + "/model --parallel 4");
+  ASSERT_GT(s.port(), 0) << s.log();
+  httplib::Client c = s.client();
+  const Json schema = Json::parse(R"({"type":"object","properties":{
+      "ok":{"type":"boolean"},"n":{"type":"integer"},"color":{"enum":["red","green"]},
+      "tags":{"type":"array","items":{"enum":["a","b"]},"maxItems":3}},
+      "required":["ok","n","color","tags"],"additionalProperties":false})");
+  for (bool stream : {false, true}) {
+    Json req = chat("describe it", stream, 300);
+    req["temperature"] = 1;
+    req["seed"] = 5;
+    req["n"] = stream ? 1 : 4;
+    req["response_format"] = {{"type", "json_schema"},
+                              {"json_schema", {{"name", "thing"}, {"schema", schema}}}};
+    const auto r = c.Post("/v1/chat/completions", req.dump(), "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    std::vector<std::string> outputs;
+    if (stream) {
+      outputs.push_back(streamed_content(r->body));
+      EXPECT_NE(r->body.find("\"finish_reason\":\"stop\""), std::string::npos) << r->body;
+    } else {
+      for (const Json& ch : Json::parse(r->body)["choices"]) {
+        EXPECT_EQ(ch["finish_reason"], "stop") << ch.dump();
+        outputs.push_back(ch["message"]["content"].get<std::string>());
+      }
+    }
+    for (const std::string& text : outputs) {
+      Json doc;
+      ASSERT_NO_THROW(doc = Json::parse(text)) << text;
+      EXPECT_TRUE(doc["ok"].is_boolean()) << text;
+      EXPECT_TRUE(doc["n"].is_number_integer()) << text;
+      EXPECT_TRUE(doc["color"] == "red" || doc["color"] == "green") << text;
+      EXPECT_LE(doc["tags"].size(), 3u) << text;
+      EXPECT_EQ(doc.size(), 4u) << text;
+    }
+  }
+  Json obj = chat("anything", false, 300);
+  obj["temperature"] = 1;
+  obj["response_format"] = {{"type", "json_object"}};
+  const auto o = c.Post("/v1/chat/completions", obj.dump(), "application/json");
+  ASSERT_TRUE(o);
+  ASSERT_EQ(o->status, 200) << o->body;
+  const Json oj = Json::parse(o->body)["choices"][0];
+  if (oj["finish_reason"] == "stop") {  // free strings may run to max_tokens
+    EXPECT_TRUE(Json::parse(oj["message"]["content"].get<std::string>()).is_object()) << oj.dump();
+  }
+  Json bad = chat("x", false);
+  bad["response_format"] = {{"type", "json_schema"},
+                            {"json_schema", {{"name", "t"}, {"schema", {{"pattern", "a+"}}}}}};
+  const auto b = c.Post("/v1/chat/completions", bad.dump(), "application/json");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->status, 400);
+  EXPECT_NE(b->body.find("pattern"), std::string::npos) << b->body;
+  EXPECT_EQ(s.stop(), 0) << s.log();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(CliServe, ConcurrentStreamsWithHangUpsAndAFullQueue) {
   const std::string dir = tern::test::make_chat_model("serve_load", tern::test::kChatTemplate);
   // --exact: the f32 kernels give each row the same bits whatever else is in the batch (the

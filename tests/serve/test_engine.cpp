@@ -133,8 +133,12 @@ TEST(Engine, CancellingEndsTheGenerationAndFreesItsBlocks) {
   EXPECT_EQ(rb.reason, serve::FinishReason::cancelled);
   EXPECT_EQ(rb.generated, 0);
   EXPECT_LT(ra.generated, 400) << "cancelled before the end (unless the machine stalled 400 steps)";
-  for (int i = 0; i < 100 && rig.engine.stats().kv_blocks_used > 0; ++i)
+  // Stats are published by the loop after each step: wait for both to settle.
+  for (int i = 0; i < 200; ++i) {
+    const auto st = rig.engine.stats();
+    if (st.kv_blocks_used == 0 && st.active == 0) break;
     std::this_thread::sleep_for(10ms);
+  }
   EXPECT_EQ(rig.engine.stats().kv_blocks_used, 0);
   EXPECT_EQ(rig.engine.stats().active, 0);
 }

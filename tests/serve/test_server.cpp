@@ -291,6 +291,19 @@ TEST(Server, ApiKeyBodyLimitAndCors) {
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200) << ok->body;
   EXPECT_EQ(rig.client().Get("/health")->status, 200) << "health needs no key";
+  {
+    // A refused request's body must not stay in a kept-alive connection to be misread as the
+    // next request (a browser retrying with the key reuses its connection).
+    httplib::Client kept = rig.client();
+    kept.set_keep_alive(true);
+    const auto refused = kept.Post("/v1/chat/completions", body, "application/json");
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 401);
+    const auto retried = kept.Post("/v1/chat/completions", {{"Authorization", "Bearer s3cret"}},
+                                   body, "application/json");
+    ASSERT_TRUE(retried);
+    EXPECT_EQ(retried->status, 200) << retried->body;
+  }
   const auto big = rig.post("/v1/chat/completions", std::string(10000, ' '),
                             {{"Authorization", "Bearer s3cret"}});
   ASSERT_TRUE(big);
