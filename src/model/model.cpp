@@ -179,6 +179,12 @@ void Model::check_store(const KvStore& kv, int64_t n_layers, const char* what) c
              std::to_string(want.n_layers) + " layers of " + std::to_string(want.token_values()));
 }
 
+int64_t Model::moe_layers() const {
+  int64_t n = 0;
+  for (const LayerWeights& L : weights_.layers) n += L.is_moe ? 1 : 0;
+  return n;
+}
+
 void Model::run_layer(const LayerWeights& L, const AttentionStep& step, float* h, ForwardState& st,
                       int32_t* routed_out) const {
   const ModelConfig& c = config_;
@@ -214,6 +220,8 @@ void Model::forward(const Batch& b, const KvStore& kv, ForwardState& st, std::sp
   check_output("logits", logits.size(), R, V, false);
   check_output("hidden_out", opts.hidden_out.size(), N, d, true);
   check_output("routed_out", opts.routed_out.size(), N, K, true);
+  check_output("expert_counts", opts.expert_counts.size(), moe_layers(),
+               std::max<int64_t>(1, c.n_routed_experts), true);
   if (st.limits().mla_mode == MlaMode::naive)
     for (const SeqRun& r : st.runs)
       if (r.pos0 + r.n > st.limits().max_context)
@@ -225,13 +233,22 @@ void Model::forward(const Batch& b, const KvStore& kv, ForwardState& st, std::sp
   embed_rows(weights_.embed_tokens, b.tokens.data(), N, h);
   AttentionStep step{st.normed, st.sublayer, N, b.positions, st.runs, &kv, 0};
   bool first_moe = true;
+  int64_t moe_index = 0;
+  // Counting needs every MoE layer's choices; routed_out only wants the first layer's.
+  std::vector<int32_t> choices(opts.expert_counts.empty() ? 0 : size_t(N * K));
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& L = weights_.layers[size_t(l)];
     int32_t* routed =
         (L.is_moe && first_moe && !opts.routed_out.empty()) ? opts.routed_out.data() : nullptr;
-    if (L.is_moe) first_moe = false;
+    if (L.is_moe && !choices.empty() && !routed) routed = choices.data();
     step.layer = l;
     run_layer(L, step, h, st, routed);
+    if (L.is_moe && !opts.expert_counts.empty()) {
+      int64_t* counts = opts.expert_counts.data() + moe_index * c.n_routed_experts;
+      for (int64_t i = 0; i < N * K; ++i)
+        if (routed[i] >= 0 && routed[i] < c.n_routed_experts) counts[routed[i]] += 1;
+    }
+    if (L.is_moe) first_moe = false, ++moe_index;
   }
   kernels::rmsnorm(h, weights_.norm.ptr(), h, N, d, float(c.rms_norm_eps));
   if (!opts.hidden_out.empty()) std::copy_n(h, N * d, opts.hidden_out.data());
@@ -272,6 +289,7 @@ void Model::forward(std::span<const int32_t> ids, KvCache& cache, std::span<floa
     ForwardOptions o;
     if (!opts.hidden_out.empty()) o.hidden_out = opts.hidden_out.subspan(size_t(t0 * d), n * d);
     if (!opts.routed_out.empty()) o.routed_out = opts.routed_out.subspan(size_t(t0 * K), n * K);
+    o.expert_counts = opts.expert_counts;  // chunks add up
     forward(b, cache.store(), st, logits.subspan(size_t(t0 * V)), o);
     cache.advance(int64_t(n));
   }

@@ -31,6 +31,9 @@ struct ForwardOptions {
   MlaMode mla_mode = MlaMode::absorbed;
   std::span<float> hidden_out;    // optional [N, d]: final hidden states after model.norm
   std::span<int32_t> routed_out;  // optional [N, K]: experts chosen in the first MoE layer
+  // Optional [MoE layers, n_routed_experts]: each MoE layer's choices over the batch are added
+  // (expert load, e.g. for a server's metrics); MoE layers are counted in order.
+  std::span<int64_t> expert_counts;
 };
 
 class Model {
@@ -64,7 +67,8 @@ class Model {
   // logits [b.logit_rows.size(), vocab_size] into the front of `logits`. Linear layers run over
   // all rows at once, attention per sequence over its blocks, the LM head only on logit_rows.
   // ErrorKind::request for a malformed batch, a store of another model, more rows than `st`
-  // was sized for, or outputs (logits, opts.hidden_out [N, d], opts.routed_out [N, K]) too small.
+  // was sized for, or outputs (logits, opts.hidden_out [N, d], opts.routed_out [N, K],
+  // opts.expert_counts) too small.
   // Thread-safe for distinct ForwardStates and disjoint KV blocks.
   void forward(const Batch& b, const KvStore& kv, ForwardState& st, std::span<float> logits,
                const ForwardOptions& opts = {}) const;
@@ -92,6 +96,7 @@ class Model {
   void run_layer(const LayerWeights& L, const AttentionStep& step, float* h, ForwardState& st,
                  int32_t* routed_out) const;
   void check_ids(std::span<const int32_t> ids) const;
+  int64_t moe_layers() const;
   void check_store(const KvStore& kv, int64_t n_layers, const char* what) const;
   // check_store, the state's row limit, then plan_batch into st.runs.
   void plan(const Batch& b, const KvStore& kv, int64_t n_layers, const char* what,

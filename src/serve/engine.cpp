@@ -90,6 +90,13 @@ Engine::Engine(const model::Model& m, infer::KvPool& pool, model::ForwardState& 
   logits_.resize(size_t(opt_.parallel * c.vocab_size));
   batch_.reserve(size_t(opt_.parallel));
   stats_.kv_blocks = pool.n_blocks();
+  int64_t moe_layers = 0;
+  for (const auto& L : m.weights().layers) moe_layers += L.is_moe ? 1 : 0;
+  if (moe_layers > 0) {
+    stats_.experts = c.n_routed_experts;
+    stats_.expert_tokens.assign(size_t(moe_layers * c.n_routed_experts), 0);
+    step_experts_.resize(stats_.expert_tokens.size());
+  }
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -267,7 +274,10 @@ void Engine::step() {
     const model::Batch b{std::span(tokens_).first(size_t(rows)),
                          std::span(positions_).first(size_t(rows)),
                          std::span(seq_ids_).first(size_t(rows)), seqs_, logit_rows_};
-    m_.forward(b, pool_.store(), st_, logits_);
+    std::fill(step_experts_.begin(), step_experts_.end(), 0);
+    model::ForwardOptions fo;
+    fo.expert_counts = step_experts_;
+    m_.forward(b, pool_.store(), st_, logits_, fo);
   } catch (const std::exception& e) {
     for (Slot* s : in_batch) finish(*s, FinishReason::error, e.what());
     std::erase_if(slots_, [](const std::unique_ptr<Slot>& s) { return s->done; });
@@ -292,6 +302,7 @@ void Engine::step() {
   std::lock_guard<std::mutex> lock(mu_);
   stats_.steps += 1;
   stats_.batch_rows += rows;
+  for (size_t i = 0; i < step_experts_.size(); ++i) stats_.expert_tokens[i] += step_experts_[i];
 }
 
 }  // namespace tern::serve

@@ -84,6 +84,10 @@ struct BackendStats {
   int64_t active = 0, queued = 0;          // sequences generating / waiting for a slot
   int64_t kv_blocks_used = 0, kv_blocks = 0;
   int64_t steps = 0, batch_rows = 0;       // forward steps run and rows they held, in total
+  // Expert load: tokens routed to each expert, [MoE layers, experts], since the start; empty
+  // for a dense model.
+  std::vector<int64_t> expert_tokens;
+  int64_t experts = 0;  // routed experts per MoE layer
 };
 
 class Backend {

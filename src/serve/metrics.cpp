@@ -1,6 +1,8 @@
 #include "serve/metrics.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <numeric>
 
 namespace tern::serve {
 namespace {
@@ -95,6 +97,26 @@ std::string Metrics::render(const BackendStats& e) const {
   line(out, "tern_engine_steps_total", double(e.steps));
   help(out, "tern_engine_batch_rows_total", "counter", "rows (tokens) those steps held");
   line(out, "tern_engine_batch_rows_total", double(e.batch_rows));
+  if (e.experts > 0 && !e.expert_tokens.empty()) {
+    const int64_t layers = int64_t(e.expert_tokens.size()) / e.experts;
+    help(out, "tern_expert_routed_tokens_total", "counter",
+         "tokens routed to each expert, by MoE layer (0 = the first MoE layer)");
+    for (int64_t l = 0; l < layers; ++l)
+      for (int64_t x = 0; x < e.experts; ++x)
+        line(out,
+             "tern_expert_routed_tokens_total{moe_layer=\"" + std::to_string(l) +
+                 "\",expert=\"" + std::to_string(x) + "\"}",
+             double(e.expert_tokens[size_t(l * e.experts + x)]));
+    help(out, "tern_expert_load_max_over_mean", "gauge",
+         "the busiest expert's tokens over the mean, by MoE layer (1 = perfectly balanced)");
+    for (int64_t l = 0; l < layers; ++l) {
+      const auto first = e.expert_tokens.begin() + l * e.experts;
+      const double total = double(std::accumulate(first, first + e.experts, int64_t(0)));
+      const double mx = double(*std::max_element(first, first + e.experts));
+      line(out, "tern_expert_load_max_over_mean{moe_layer=\"" + std::to_string(l) + "\"}",
+           total > 0 ? mx / (total / double(e.experts)) : 0.0);
+    }
+  }
   return out;
 }
 

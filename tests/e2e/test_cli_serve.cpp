@@ -159,6 +159,13 @@ TEST(CliServe, ServesTheContractAndStreamingEqualsWholeAtTemperatureZero) {
   EXPECT_EQ(too_long->status, 400);
   EXPECT_NE(too_long->body.find("512"), std::string::npos) << too_long->body;
 
+  // The model is MoE: /metrics carries each MoE layer's expert load.
+  const auto metrics = c.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find(R"(tern_expert_routed_tokens_total{moe_layer="0",expert="0"})"),
+            std::string::npos);
+  EXPECT_NE(metrics->body.find("tern_expert_load_max_over_mean"), std::string::npos);
+
   // One log line per request: id, endpoint, status, tokens in and out, time.
   EXPECT_TRUE(std::regex_search(s.log(), std::regex(R"(chatcmpl-\w+ /v1/chat/completions 200 in=\d+ out=\d+)")))
       << s.log();

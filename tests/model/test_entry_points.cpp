@@ -65,6 +65,10 @@ TEST(EntryPoints, OutputsSmallerThanTokensTimesVocabAreRefused) {
   ForwardOptions ropts;
   ropts.routed_out = routed;
   expect_request_error([&] { m.forward(ids, cache, logits, ropts); }, "routed_out");
+  std::vector<int64_t> counts(1);
+  ForwardOptions copts;
+  copts.expert_counts = counts;
+  expect_request_error([&] { m.forward(ids, cache, logits, copts); }, "expert_counts");
   std::vector<float> mtp(size_t(2 * c.vocab_size));
   expect_request_error([&] { m.forward_mtp(ids, hidden, mtp); }, "hidden holds");
   hidden.resize(size_t(3 * c.hidden_size));
@@ -176,4 +180,30 @@ TEST(EntryPoints, Fp8ResidentBytesWithinThreePercentOfFile) {
   EXPECT_LE(resident, file_bytes * 103 / 100);
   EXPECT_EQ(m.weights().layers[1].mla.uk_t[0].dtype, DType::f8_e4m3);
   std::filesystem::remove_all(dir);
+}
+
+TEST(EntryPoints, ExpertCountsAddEveryMoeLayersChoices) {
+  const Model m = Model::load(golden("v3_tiny"));
+  const ModelConfig& c = m.config();
+  int64_t moe_layers = 0;
+  for (const auto& L : m.weights().layers) moe_layers += L.is_moe ? 1 : 0;
+  ASSERT_GT(moe_layers, 0);
+  const std::vector<int32_t> ids = {3, 1, 4, 1, 5, 9};
+  const int64_t T = int64_t(ids.size()), K = c.num_experts_per_tok, E = c.n_routed_experts;
+  std::vector<float> logits(size_t(T * c.vocab_size));
+  std::vector<int32_t> routed(size_t(T * K));
+  std::vector<int64_t> counts(size_t(moe_layers * E), 0);
+  ForwardOptions o;
+  o.routed_out = routed;
+  o.expert_counts = counts;
+  KvCache cache = m.make_cache(16);
+  m.forward(ids, cache, logits, o);
+  std::vector<int64_t> first(size_t(E), 0);
+  for (int32_t x : routed) first[size_t(x)] += 1;
+  for (int64_t x = 0; x < E; ++x) EXPECT_EQ(counts[size_t(x)], first[size_t(x)]) << x;
+  for (int64_t l = 0; l < moe_layers; ++l) {
+    int64_t total = 0;
+    for (int64_t x = 0; x < E; ++x) total += counts[size_t(l * E + x)];
+    EXPECT_EQ(total, T * K) << "MoE layer " << l << ": every token chooses K experts";
+  }
 }

@@ -74,7 +74,8 @@ class ScriptedBackend final : public serve::Backend {
   }
   int64_t context() const override { return context_; }
   int32_t vocab_size() const override { return vocab_; }
-  serve::BackendStats stats() const override { return {}; }
+  serve::BackendStats stats() const override { return reported; }
+  serve::BackendStats reported;  // what stats() says
 
  private:
   std::mutex mu_;

@@ -102,7 +102,13 @@ TEST(Engine, ContinuousBatchingGivesEachRequestWhatItGetsAlone) {
       EXPECT_EQ(res.generated, int64_t(got.size()));
       EXPECT_EQ(res.prompt_tokens, int64_t(lengths[i]));
     }
-    EXPECT_GT(rig.engine.stats().steps, 0);
+    const serve::BackendStats st = rig.engine.stats();
+    EXPECT_GT(st.steps, 0);
+    if (st.experts > 0) {  // every row of every step chose K experts in each MoE layer
+      int64_t first_layer = 0;
+      for (int64_t x = 0; x < st.experts; ++x) first_layer += st.expert_tokens[size_t(x)];
+      EXPECT_EQ(first_layer, st.batch_rows * rig.m.config().num_experts_per_tok) << name;
+    }
   }
 }
 

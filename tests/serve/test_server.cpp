@@ -365,6 +365,19 @@ TEST(Server, MetricsCountRequestsAndTokens) {
   EXPECT_NE(t.find("tern_time_to_first_token_seconds_count 1"), std::string::npos);
   EXPECT_NE(t.find("tern_generated_tokens_total 3"), std::string::npos);
   EXPECT_NE(t.find("tern_kv_cache_usage_ratio"), std::string::npos);
+  EXPECT_EQ(t.find("tern_expert_"), std::string::npos) << "a dense model has no expert load";
+
+  // Two MoE layers of two experts.
+  rig.backend().reported.experts = 2;
+  rig.backend().reported.expert_tokens = {3, 1, 2, 2};
+  const std::string moe = rig.client().Get("/metrics")->body;
+  EXPECT_NE(moe.find(R"(tern_expert_routed_tokens_total{moe_layer="0",expert="0"} 3)"),
+            std::string::npos)
+      << moe;
+  EXPECT_NE(moe.find(R"(tern_expert_routed_tokens_total{moe_layer="1",expert="1"} 2)"),
+            std::string::npos);
+  EXPECT_NE(moe.find(R"(tern_expert_load_max_over_mean{moe_layer="0"} 1.5)"), std::string::npos);
+  EXPECT_NE(moe.find(R"(tern_expert_load_max_over_mean{moe_layer="1"} 1)"), std::string::npos);
 }
 
 TEST(Server, ChatPageIsServedWithoutExternalAssets) {
