@@ -1,9 +1,13 @@
 #include "serve/server.h"
 
+#include <dirent.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/error.h"
 #include "serve/api_error.h"
@@ -13,6 +17,34 @@ namespace tern::serve {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Debian's compiled cpp-httplib listens with a backlog of 5: a burst of clients connecting at
+// once overflows it and some get their connection reset. Linux lets listen() be called again
+// on a listening socket to change the backlog, so find ours (listening, bound to `port`) among
+// this process's descriptors and give it the system's maximum. Best effort: without it the
+// server still works, only bursts suffer.
+void raise_listen_backlog(int port) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) return;
+  while (const dirent* e = readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(e->d_name, &end, 10);
+    if (*end != '\0' || fd == dirfd(dir)) continue;
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(int(fd), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening)
+      continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (getsockname(int(fd), reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    int bound = -1;
+    if (addr.ss_family == AF_INET) bound = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    if (addr.ss_family == AF_INET6)
+      bound = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    if (bound == port) ::listen(int(fd), SOMAXCONN);
+  }
+  closedir(dir);
+}
 
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status();
@@ -83,6 +115,7 @@ int Server::bind() {
     fail(ErrorKind::io, "cannot listen on " + opt_.host + ":" + std::to_string(opt_.port) +
                             " (in use, or not an address of this machine)");
   }
+  raise_listen_backlog(opt_.port);
   return opt_.port;
 }
 

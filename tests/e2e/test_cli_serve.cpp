@@ -102,6 +102,15 @@ std::string streamed_content(const std::string& body) {
   return content;
 }
 
+// A /proc/PID/status field in KiB ("VmRSS:", "VmHWM:").
+long status_kib(pid_t pid, const std::string& field) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.starts_with(field)) return std::stol(line.substr(field.size()));
+  return -1;
+}
+
 long cpu_ticks(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -240,7 +249,7 @@ TEST(CliServe, ConcurrentStreamsWithHangUpsAndAFullQueue) {
   const std::string dir = tern::test::make_chat_model("serve_load", tern::test::kChatTemplate);
   // --exact: the f32 kernels give each row the same bits whatever else is in the batch (the
   // serving kernels are within a documented error, which flips near-ties of a random model).
-  ServeProcess s(dir + "/model --parallel 4 --max-queue 4 --quiet --exact");
+  ServeProcess s(dir + "/model --parallel 8 --max-queue 24 --quiet --exact");
   ASSERT_GT(s.port(), 0) << s.log();
   const std::vector<std::string> prompts = {"a", "the quick brown fox", "jumps over", "lazy dog 1",
                                             "the the the the the the the the the the", "9"};
@@ -250,7 +259,8 @@ TEST(CliServe, ConcurrentStreamsWithHangUpsAndAFullQueue) {
     ASSERT_TRUE(r && r->status == 200);
     alone.push_back(Json::parse(r->body)["choices"][0]["message"]["content"]);
   }
-  constexpr int kClients = 24;
+  const long rss_before = status_kib(s.pid(), "VmRSS:");
+  constexpr int kClients = 64;
   std::atomic<int> ok{0}, busy{0}, hung_up{0}, wrong{0};
   std::vector<std::thread> clients;
   for (int i = 0; i < kClients; ++i)
@@ -284,6 +294,7 @@ TEST(CliServe, ConcurrentStreamsWithHangUpsAndAFullQueue) {
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_EQ(ok.load() + busy.load() + hung_up.load(), kClients);
   EXPECT_GT(ok.load(), 0);
+  EXPECT_GT(busy.load(), 0) << "64 clients at once overflow 8 slots and a queue of 24";
   // Every sequence ends and gives its cache back.
   std::string metrics;
   for (int i = 0; i < 50; ++i) {
@@ -296,6 +307,10 @@ TEST(CliServe, ConcurrentStreamsWithHangUpsAndAFullQueue) {
   EXPECT_NE(metrics.find("tern_active_sequences 0\n"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("tern_kv_cache_blocks_used 0\n"), std::string::npos) << metrics;
   EXPECT_EQ(s.client().Get("/health")->status, 200);
+  // Memory is bounded: the KV pool and the queue are fixed, so 64 clients cost only their
+  // connections' buffers.
+  EXPECT_LT(status_kib(s.pid(), "VmHWM:") - rss_before, 64 * 1024)
+      << "peak RSS grew by more than 64 MiB under load";
 
   // Idle: no CPU spent while nobody asks (a tick is 10 ms; allow two for the kernel's rounding).
   std::this_thread::sleep_for(300ms);
