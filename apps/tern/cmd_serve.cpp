@@ -26,8 +26,9 @@ namespace {
 
 struct ServeArgs {
   std::string model, host = "127.0.0.1", api_key, cors;
+  std::string upstream, upstream_key_env, upstream_model, route;
   int64_t port = 8080, parallel = 4, max_queue = 64, max_body = 8 << 20;
-  bool quiet = false;
+  bool quiet = false, private_only = false;
   GenerationFlags gen;
 };
 
@@ -59,6 +60,24 @@ void serve(const ServeArgs& a) {
   so.max_body = a.max_body;
   so.http_threads = int(a.parallel + a.max_queue + 8);
   so.quiet = a.quiet;
+  so.private_only = a.private_only;
+  if (!a.upstream.empty()) {
+    serve::UpstreamOptions up;
+    up.url = a.upstream;
+    up.model = a.upstream_model;
+    up.when = serve::parse_routes(a.route.empty() ? "long-context,unknown-model,queue-full"
+                                                  : a.route);
+    if (!a.upstream_key_env.empty()) {
+      const char* key = std::getenv(a.upstream_key_env.c_str());
+      if (!key || !*key)
+        fail(ErrorKind::request, "--upstream-key-env: the environment variable " +
+                                     a.upstream_key_env + " is not set");
+      up.api_key = key;
+    }
+    so.upstream = up;
+  } else if (!a.route.empty() || !a.upstream_key_env.empty() || !a.upstream_model.empty()) {
+    malformed("--route, --upstream-key-env and --upstream-model need --upstream URL");
+  }
   serve::Server server(so);
   const int port = server.bind();
   std::thread http([&] { server.run(); });
@@ -135,6 +154,20 @@ void setup_serve(CLI::App& sub) {
       ->check(CLI::Range(1024, 1 << 30));
   sub.add_option("--cors", a->cors, "allow browser pages from ORIGIN to call the API");
   sub.add_flag("--quiet", a->quiet, "no log line per request");
+  sub.add_option("--upstream", a->upstream,
+                 "an OpenAI-compatible base URL (http or https, e.g. https://api.deepseek.com/v1) "
+                 "that answers what this server cannot (see --route)");
+  sub.add_option("--route", a->route,
+                 "when to forward to --upstream, comma-separated: long-context (the prompt does "
+                 "not fit here), unknown-model (a model this server does not hold), queue-full "
+                 "(instead of 429); default: all three");
+  sub.add_option("--upstream-key-env", a->upstream_key_env,
+                 "name of the environment variable holding the upstream's API key");
+  sub.add_option("--upstream-model", a->upstream_model,
+                 "model id to ask the upstream for when a forwarded request named this server's "
+                 "model (default: leave it out)");
+  sub.add_flag("--private", a->private_only,
+               "never forward anything to --upstream (as every request had metadata.private)");
   sub.add_option("--ctx", a->gen.ctx,
                  "context per sequence in tokens (default: the model's, lowered to fit memory)")
       ->check(CLI::Range(int64_t(1), int64_t(1e9)));
@@ -144,6 +177,8 @@ void setup_serve(CLI::App& sub) {
   sub.add_flag("--exact", a->gen.exact, "exact f32 kernels instead of the serving kernels");
   sub.add_option("--tokenizer", a->gen.tokenizer, "folder with tokenizer.json");
   add_threads(sub, a->gen.threads);
+  example(sub, "tern serve MODEL --port 8080 --parallel 8 --upstream https://api.deepseek.com/v1 "
+               "--upstream-key-env DEEPSEEK_API_KEY --route long-context");
   sub.callback([a] { serve(*a); });
 }
 

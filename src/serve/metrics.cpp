@@ -50,6 +50,13 @@ void Metrics::tokens(int64_t prompt, int64_t cached, int64_t generated) {
   generated_tokens_ += uint64_t(generated);
 }
 
+void Metrics::upstream_done(const std::string& reason, int64_t prompt, int64_t completion) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++upstream_requests_[reason];
+  upstream_prompt_tokens_ += uint64_t(prompt);
+  upstream_completion_tokens_ += uint64_t(completion);
+}
+
 void Metrics::time_to_first_token(double seconds) {
   std::lock_guard<std::mutex> lock(mu_);
   ttft_.observe(seconds);
@@ -76,6 +83,18 @@ std::string Metrics::render(const BackendStats& e) const {
   line(out, "tern_prompt_cache_hit_tokens_total", double(cached_tokens_));
   help(out, "tern_generated_tokens_total", "counter", "tokens generated");
   line(out, "tern_generated_tokens_total", double(generated_tokens_));
+  if (!upstream_requests_.empty()) {
+    help(out, "tern_upstream_requests_total", "counter",
+         "requests forwarded to the upstream, by the condition that sent them");
+    for (const auto& [reason, n] : upstream_requests_)
+      line(out, "tern_upstream_requests_total{reason=\"" + reason + "\"}", double(n));
+    help(out, "tern_upstream_prompt_tokens_total", "counter",
+         "prompt tokens of forwarded requests, as the upstream's usage reported them");
+    line(out, "tern_upstream_prompt_tokens_total", double(upstream_prompt_tokens_));
+    help(out, "tern_upstream_completion_tokens_total", "counter",
+         "tokens the upstream generated for forwarded requests");
+    line(out, "tern_upstream_completion_tokens_total", double(upstream_completion_tokens_));
+  }
   help(out, "tern_time_to_first_token_seconds", "histogram",
        "from a request's arrival to its first generated token");
   ttft_.render(out, "tern_time_to_first_token_seconds");

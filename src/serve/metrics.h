@@ -33,6 +33,8 @@ class Metrics {
   void tokens(int64_t prompt, int64_t cached, int64_t generated);
   void time_to_first_token(double seconds);
   void inter_token(double seconds);
+  // A request answered by the upstream (upstream.h), why, and the tokens its usage reported.
+  void upstream_done(const std::string& reason, int64_t prompt, int64_t completion);
 
   // The text of GET /metrics with the backend's gauges.
   std::string render(const BackendStats& engine) const;
@@ -40,6 +42,8 @@ class Metrics {
  private:
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;
+  std::map<std::string, uint64_t> upstream_requests_;  // by reason
+  uint64_t upstream_prompt_tokens_ = 0, upstream_completion_tokens_ = 0;
   uint64_t prompt_tokens_ = 0, cached_tokens_ = 0, generated_tokens_ = 0;
   Histogram ttft_, itl_;
 };

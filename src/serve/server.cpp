@@ -101,6 +101,7 @@ Server::Server(ServerOptions o) : opt_(std::move(o)), http_(std::make_unique<htt
   http_->set_payload_max_length(size_t(opt_.max_body));
   http_->set_read_timeout(std::chrono::seconds(30));
   http_->set_write_timeout(std::chrono::seconds(30));
+  if (opt_.upstream) upstream_ = std::make_unique<Upstream>(*opt_.upstream);
   routes();
 }
 
@@ -234,7 +235,15 @@ void Server::handle_completion(const std::string& body, Endpoint endpoint, void*
     if (!m) throw ApiError(503, "the model is still loading", "server_error");
     ApiRequest r = parse_request(body, endpoint);
     const bool stream = r.stream;
-    c = std::make_shared<Completion>(*m, metrics_, std::move(r));
+    const bool may_forward = upstream_ && !opt_.private_only && !r.is_private;
+    try {
+      c = std::make_shared<Completion>(*m, metrics_, std::move(r));
+    } catch (const ApiError& e) {
+      const std::optional<RouteWhen> why = may_forward ? upstream_->condition(e) : std::nullopt;
+      if (!why) throw;
+      forward(body, endpoint, stream, *why, m->id, &res);
+      return;
+    }
     const auto log = [this, c, path, t0](int status) {
       metrics_.request_done(path, status);
       if (opt_.quiet) return;
@@ -263,6 +272,42 @@ void Server::handle_completion(const std::string& body, Endpoint endpoint, void*
     if (!opt_.quiet)
       std::fprintf(stderr, "tern serve: %s %d %s\n", path, e.status(), e.what());
   }
+}
+
+void Server::forward(const std::string& raw, Endpoint endpoint, bool stream, RouteWhen why,
+                     const std::string& local_id, void* response) {
+  httplib::Response& res = *static_cast<httplib::Response*>(response);
+  const char* path = endpoint == Endpoint::chat ? "/v1/chat/completions" : "/v1/completions";
+  const Clock::time_point t0 = Clock::now();
+  const std::string body = upstream_->forward_body(raw, local_id);
+  const auto log = [this, path, why, t0](int status, const UpstreamReply& t) {
+    metrics_.request_done(path, status);
+    metrics_.upstream_done(route_when_name(why), t.prompt_tokens, t.completion_tokens);
+    if (opt_.quiet) return;
+    std::fprintf(stderr, "tern serve: upstream %s %d reason=%s in=%lld out=%lld %.2fs\n", path,
+                 status, route_when_name(why), (long long)t.prompt_tokens,
+                 (long long)t.completion_tokens,
+                 std::chrono::duration<double>(Clock::now() - t0).count());
+  };
+  if (!stream) {
+    const UpstreamReply r = upstream_->call(endpoint, body);  // ApiError 502 to the caller
+    res.status = r.status;
+    res.set_content(r.body, "application/json");
+    log(r.status, r);
+    return;
+  }
+  const Upstream* up = upstream_.get();
+  const auto provider = [up, endpoint, body, log](size_t, httplib::DataSink& sink) {
+    UpstreamReply totals;
+    const bool ok = up->stream(
+        endpoint, body, [&sink](const std::string& s) { return sink.write(s.data(), s.size()); },
+        &totals);
+    log(ok ? 200 : 499, totals);
+    if (ok) sink.done();
+    return ok;
+  };
+  res.set_chunked_content_provider("text/event-stream", provider);
+  res.set_header("Cache-Control", "no-cache");
 }
 
 }  // namespace tern::serve

@@ -8,10 +8,12 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "serve/completion.h"
 #include "serve/metrics.h"
+#include "serve/upstream.h"
 
 namespace httplib {
 class Server;
@@ -27,6 +29,8 @@ struct ServerOptions {
   int64_t max_body = 8 << 20;       // request body limit in bytes
   int http_threads = 16;            // connections served at once
   bool quiet = false;               // no per-request log lines
+  std::optional<UpstreamOptions> upstream;  // hybrid serving (upstream.h)
+  bool private_only = false;        // --private: never forward, whatever the rules say
 };
 
 class Server {
@@ -48,11 +52,15 @@ class Server {
   void routes();
   bool authorised(const std::string& header) const;
   void handle_completion(const std::string& body, Endpoint endpoint, void* res);
+  // Answers through the upstream: the request was refused here for a routed reason.
+  void forward(const std::string& body, Endpoint endpoint, bool stream, RouteWhen why,
+               const std::string& local_id, void* res);
   const ServedModel* model() const;
 
   ServerOptions opt_;
   std::unique_ptr<httplib::Server> http_;
   Metrics metrics_;
+  std::unique_ptr<Upstream> upstream_;
   std::mutex model_mu_;
   std::unique_ptr<ServedModel> model_;
   std::atomic<const ServedModel*> ready_{nullptr};

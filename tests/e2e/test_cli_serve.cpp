@@ -245,6 +245,90 @@ TEST(CliServe, JsonModeOutputFollowsTheSchema) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(CliServe, HybridRoutingForwardsWhatCannotBeServedHere) {
+  // The upstream: a second server holding a model named "big"; the local one has a short
+  // context and forwards long prompts and requests for models it does not hold.
+  const std::string up_dir = tern::test::make_chat_model("serve_upstream", tern::test::kChatTemplate);
+  std::filesystem::create_directory_symlink(up_dir + "/model", up_dir + "/big");
+  ServeProcess up(up_dir + "/big --exact");
+  ASSERT_GT(up.port(), 0) << up.log();
+  const std::string dir = tern::test::make_chat_model("serve_local", tern::test::kChatTemplate);
+  const std::string url = "http://127.0.0.1:" + std::to_string(up.port()) + "/v1";
+  ServeProcess local(dir + "/model --exact --ctx 64 --upstream " + url +
+                     " --route long-context,unknown-model --upstream-model big");
+  ASSERT_GT(local.port(), 0) << local.log();
+  httplib::Client c = local.client();
+  const auto post = [&](const Json& body) {
+    return c.Post("/v1/chat/completions", body.dump(), "application/json");
+  };
+  const auto short_r = post(chat("hi", false, 4));
+  ASSERT_TRUE(short_r && short_r->status == 200);
+  EXPECT_EQ(Json::parse(short_r->body)["usage"]["served_by"], "local");
+
+  std::string longer;
+  for (int i = 0; i < 30; ++i) longer += "the quick brown fox ";
+  const auto forwarded = post(chat(longer, false, 8));
+  ASSERT_TRUE(forwarded);
+  ASSERT_EQ(forwarded->status, 200) << forwarded->body;
+  const Json fj = Json::parse(forwarded->body);
+  EXPECT_EQ(fj["usage"]["served_by"], "upstream");
+  EXPECT_EQ(fj["model"], "big");
+  // The same answer the upstream gives when asked directly (greedy).
+  Json direct_req = chat(longer, false, 8);
+  direct_req["model"] = "big";
+  const auto direct = up.client().Post("/v1/chat/completions", direct_req.dump(), "application/json");
+  ASSERT_TRUE(direct && direct->status == 200);
+  EXPECT_EQ(fj["choices"][0]["message"]["content"],
+            Json::parse(direct->body)["choices"][0]["message"]["content"]);
+
+  Json other = chat("hi", false, 4);
+  other["model"] = "big";
+  const auto by_model = post(other);
+  ASSERT_TRUE(by_model && by_model->status == 200) << (by_model ? by_model->body : "");
+  EXPECT_EQ(Json::parse(by_model->body)["usage"]["served_by"], "upstream");
+
+  Json streamed = chat(longer, true, 8);
+  streamed["stream_options"] = {{"include_usage", true}};
+  const auto sr = post(streamed);
+  ASSERT_TRUE(sr && sr->status == 200);
+  EXPECT_EQ(streamed_content(sr->body), fj["choices"][0]["message"]["content"]);
+  EXPECT_NE(sr->body.find(R"("served_by":"upstream")"), std::string::npos) << sr->body;
+
+  // Private requests never leave the machine: the local refusal stands.
+  Json secret = chat(longer, false, 8);
+  secret["metadata"] = {{"private", true}};
+  const auto pr = post(secret);
+  ASSERT_TRUE(pr);
+  EXPECT_EQ(pr->status, 400);
+  EXPECT_NE(pr->body.find("context_length_exceeded"), std::string::npos) << pr->body;
+
+  const std::string metrics = c.Get("/metrics")->body;
+  EXPECT_NE(metrics.find(R"(tern_upstream_requests_total{reason="long-context"} 2)"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find(R"(tern_upstream_requests_total{reason="unknown-model"} 1)"),
+            std::string::npos);
+  EXPECT_NE(metrics.find("tern_upstream_completion_tokens_total"), std::string::npos);
+  EXPECT_NE(local.log().find("upstream /v1/chat/completions 200 reason=long-context"),
+            std::string::npos)
+      << local.log();
+
+  // --private: nothing is forwarded; an unreachable upstream is a 502, never a hang.
+  ServeProcess sealed(dir + "/model --exact --ctx 64 --private --upstream " + url);
+  ASSERT_GT(sealed.port(), 0) << sealed.log();
+  const auto sealed_r = sealed.client().Post("/v1/chat/completions", chat(longer, false, 8).dump(),
+                                             "application/json");
+  ASSERT_TRUE(sealed_r);
+  EXPECT_EQ(sealed_r->status, 400);
+  EXPECT_EQ(up.stop(), 0);
+  const auto gone = post(chat(longer, false, 8));
+  ASSERT_TRUE(gone);
+  EXPECT_EQ(gone->status, 502) << gone->body;
+  EXPECT_EQ(local.stop(), 0) << local.log();
+  std::filesystem::remove_all(dir);
+  std::filesystem::remove_all(up_dir);
+}
+
 TEST(CliServe, ConcurrentStreamsWithHangUpsAndAFullQueue) {
   const std::string dir = tern::test::make_chat_model("serve_load", tern::test::kChatTemplate);
   // --exact: the f32 kernels give each row the same bits whatever else is in the batch (the
