@@ -83,9 +83,9 @@ void run(const RunArgs& a) {
     schema = std::make_shared<infer::JsonSchema>(infer::JsonSchema::any_object());
   }
   const int64_t drafts = !a.draft.empty() ? a.draft_max : a.lookup;
-  const std::unique_ptr<Engine> e = open_engine(a.gen, model_path, int64_t(prompt.size()),
-                                                "tern run", !a.no_mtp && drafts == 0 && !json_mode,
-                                                drafts + 1);
+  const std::unique_ptr<Engine> e =
+      open_engine(a.gen, model_path, int64_t(prompt.size()), "tern run",
+                  !a.no_mtp && drafts == 0 && !json_mode, drafts + 1);
   if (!a.draft.empty()) open_draft(*e, a.gen, a.draft, tok, int64_t(prompt.size()));
   const model::ModelConfig& c = e->model.config();
   check_ids_in_vocab(prompt, c);

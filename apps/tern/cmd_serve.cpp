@@ -65,13 +65,13 @@ void serve(const ServeArgs& a) {
     serve::UpstreamOptions up;
     up.url = a.upstream;
     up.model = a.upstream_model;
-    up.when = serve::parse_routes(a.route.empty() ? "long-context,unknown-model,queue-full"
-                                                  : a.route);
+    up.when =
+        serve::parse_routes(a.route.empty() ? "long-context,unknown-model,queue-full" : a.route);
     if (!a.upstream_key_env.empty()) {
       const char* key = std::getenv(a.upstream_key_env.c_str());
       if (!key || !*key)
-        fail(ErrorKind::request, "--upstream-key-env: the environment variable " +
-                                     a.upstream_key_env + " is not set");
+        fail(ErrorKind::request,
+             "--upstream-key-env: the environment variable " + a.upstream_key_env + " is not set");
       up.api_key = key;
     }
     so.upstream = up;
@@ -100,8 +100,8 @@ void serve(const ServeArgs& a) {
       if (http.joinable()) http.join();
     }
   } joiner{server, http, waiter, stopping};
-  std::fprintf(stderr, "tern serve: listening on http://%s:%d (loading %s)\n", a.host.c_str(),
-               port, a.model.c_str());
+  std::fprintf(stderr, "tern serve: listening on http://%s:%d (loading %s)\n", a.host.c_str(), port,
+               a.model.c_str());
 
   const std::string model_path = resolve_model_path(a.model);
   const tokenizer::Tokenizer tok = load_tokenizer(a.gen, model_path);
@@ -111,8 +111,7 @@ void serve(const ServeArgs& a) {
   const std::unique_ptr<Engine> e =
       open_engine(a.gen, model_path, std::max(a.gen.chunk, a.parallel), "tern serve", false,
                   a.parallel, a.parallel);
-  serve::Engine engine(e->model, e->pool, e->state,
-                       {a.parallel, a.max_queue, e->context});
+  serve::Engine engine(e->model, e->pool, e->state, {a.parallel, a.max_queue, e->context});
   serve::ServedModel sm;
   sm.id = model_id(a.model);
   sm.created = std::chrono::duration_cast<std::chrono::seconds>(
@@ -177,8 +176,9 @@ void setup_serve(CLI::App& sub) {
   sub.add_flag("--exact", a->gen.exact, "exact f32 kernels instead of the serving kernels");
   sub.add_option("--tokenizer", a->gen.tokenizer, "folder with tokenizer.json");
   add_threads(sub, a->gen.threads);
-  example(sub, "tern serve MODEL --port 8080 --parallel 8 --upstream https://api.deepseek.com/v1 "
-               "--upstream-key-env DEEPSEEK_API_KEY --route long-context");
+  example(sub,
+          "tern serve MODEL --port 8080 --parallel 8 --upstream https://api.deepseek.com/v1 "
+          "--upstream-key-env DEEPSEEK_API_KEY --route long-context");
   sub.callback([a] { serve(*a); });
 }
 

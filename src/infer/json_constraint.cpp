@@ -29,8 +29,7 @@ bool plain_in_string(const std::string& t) {
 
 }  // namespace
 
-ConstraintVocab::ConstraintVocab(std::vector<std::string> token_bytes,
-                                 std::vector<int32_t> ends)
+ConstraintVocab::ConstraintVocab(std::vector<std::string> token_bytes, std::vector<int32_t> ends)
     : bytes(std::move(token_bytes)), plain(bytes.size()), end_ids(std::move(ends)) {
   for (size_t id = 0; id < bytes.size(); ++id) {
     if (bytes[id].empty()) continue;
@@ -39,8 +38,8 @@ ConstraintVocab::ConstraintVocab(std::vector<std::string> token_bytes,
   }
   for (int32_t e : end_ids)
     if (e < 0 || size_t(e) >= bytes.size())
-      fail(ErrorKind::internal, "constraint: end token " + std::to_string(e) +
-                                    " is outside the vocabulary");
+      fail(ErrorKind::internal,
+           "constraint: end token " + std::to_string(e) + " is outside the vocabulary");
 }
 
 JsonConstraint::JsonConstraint(std::shared_ptr<const ConstraintVocab> vocab,
@@ -76,8 +75,8 @@ void JsonConstraint::allowed(std::vector<uint8_t>& allowed) {
 void JsonConstraint::accept(int32_t token) {
   const ConstraintVocab& v = *vocab_;
   if (token < 0 || size_t(token) >= v.bytes.size())
-    fail(ErrorKind::internal, "constraint: token " + std::to_string(token) +
-                                  " is outside the vocabulary");
+    fail(ErrorKind::internal,
+         "constraint: token " + std::to_string(token) + " is outside the vocabulary");
   if (std::find(v.end_ids.begin(), v.end_ids.end(), token) != v.end_ids.end() &&
       grammar_.complete()) {
     finished_ = true;
@@ -85,8 +84,8 @@ void JsonConstraint::accept(int32_t token) {
   }
   const std::string& t = v.bytes[size_t(token)];
   if (finished_ || t.empty() || !grammar_.advance(t))
-    fail(ErrorKind::internal, "constraint: token " + std::to_string(token) +
-                                  " does not continue the JSON document");
+    fail(ErrorKind::internal,
+         "constraint: token " + std::to_string(token) + " does not continue the JSON document");
   if (grammar_.closed()) finished_ = true;
 }
 

@@ -315,18 +315,25 @@ void JsonGrammar::number_byte(JsonParse p, uint8_t c, std::vector<JsonParse>& ou
       break;
     case kZero:
     case kInt:
-      if (f.phase == kInt && is_digit(c)) next = kInt;
-      else if (!f.integer && c == '.') next = kDot;
-      else if (!f.integer && (c == 'e' || c == 'E')) next = kExp;
+      if (f.phase == kInt && is_digit(c))
+        next = kInt;
+      else if (!f.integer && c == '.')
+        next = kDot;
+      else if (!f.integer && (c == 'e' || c == 'E'))
+        next = kExp;
       break;
     case kDot:
     case kFrac:
-      if (is_digit(c)) next = kFrac;
-      else if (f.phase == kFrac && (c == 'e' || c == 'E')) next = kExp;
+      if (is_digit(c))
+        next = kFrac;
+      else if (f.phase == kFrac && (c == 'e' || c == 'E'))
+        next = kExp;
       break;
     case kExp:
-      if (c == '+' || c == '-') next = kExpSign;
-      else if (is_digit(c)) next = kExpDigits;
+      if (c == '+' || c == '-')
+        next = kExpSign;
+      else if (is_digit(c))
+        next = kExpDigits;
       break;
     case kExpSign:
       if (is_digit(c)) next = kExpDigits;
@@ -392,8 +399,7 @@ void JsonGrammar::object_byte(JsonParse p, uint8_t c, std::vector<JsonParse>& ou
   out.push_back(std::move(p));
 }
 
-void JsonGrammar::array_byte(JsonParse p, uint8_t c, std::vector<JsonParse>& out,
-                             int depth) const {
+void JsonGrammar::array_byte(JsonParse p, uint8_t c, std::vector<JsonParse>& out, int depth) const {
   JsonFrame& f = p.frames.back();
   const SchemaNode& n = schema_->node(f.node);
   if (f.phase == kArrAfter) {

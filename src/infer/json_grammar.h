@@ -3,8 +3,9 @@
 // object, array, string, number, literal); anyOf and enum fork a parse into several that run
 // side by side until the bytes tell them apart, so the state is a small set of parses.
 // Whitespace between tokens is allowed up to a run of kMaxWhitespace bytes with at most
-// kMaxLineBreaks line breaks (pretty-printing fits; a model cannot loop on blank lines); strings must be valid UTF-8 without raw control characters; exponents
-// have at most two digits (so every number fits a double).
+// kMaxLineBreaks line breaks (pretty-printing fits; a model cannot loop on blank lines); strings
+// must be valid UTF-8 without raw control characters; exponents have at most two digits (so every
+// number fits a double).
 #pragma once
 
 #include <cstdint>
@@ -21,7 +22,7 @@ struct JsonFrame {
   enum Kind : uint8_t { value, object, array, string, number, literal };
   Kind kind = value;
   uint8_t phase = 0;
-  uint8_t pending = 0;     // string: UTF-8 continuation bytes or \u hex digits still due
+  uint8_t pending = 0;  // string: UTF-8 continuation bytes or \u hex digits still due
   uint8_t cont_lo = 0x80, cont_hi = 0xBF;  // string: the range of the next continuation byte
   bool key = false;        // string: an object key (no length limits; matched to properties)
   bool integer = false;    // number: no fraction or exponent
@@ -31,7 +32,7 @@ struct JsonFrame {
   uint64_t seen = 0;       // object: declared properties already written
   int64_t count = 0;       // array items, string code points, literal or number bytes
   const std::string* lit = nullptr;  // literal: the text it must spell
-  std::string text;        // key string: the key's bytes so far
+  std::string text;                  // key string: the key's bytes so far
 };
 
 // The length of the UTF-8 character lead byte c starts (0: c cannot start one) and the range
@@ -42,7 +43,7 @@ struct JsonParse {
   std::vector<JsonFrame> frames;
   int32_t whitespace = 0;   // the current run of whitespace bytes
   int32_t line_breaks = 0;  // of which '\n' or '\r'
-  bool done = false;       // the top-level value is complete; nothing may follow
+  bool done = false;        // the top-level value is complete; nothing may follow
 };
 
 class JsonGrammar {

@@ -14,24 +14,27 @@ using Json = nlohmann::ordered_json;
 namespace {
 
 [[noreturn]] void refuse(const std::string& where, const std::string& what) {
-  fail(ErrorKind::request, "JSON schema" + (where.empty() ? std::string() : " at " + where) +
-                               ": " + what);
+  fail(ErrorKind::request,
+       "JSON schema" + (where.empty() ? std::string() : " at " + where) + ": " + what);
 }
 
 // Keywords with no effect on which documents are valid (or none the grammar needs).
 const std::set<std::string>& ignored_keywords() {
   static const std::set<std::string> k = {
-      "$schema", "$id",      "$comment",   "title",     "description", "default",
-      "examples", "format",  "deprecated", "readOnly",  "writeOnly",   "$anchor",
-      "$defs",   "definitions", "strict",  "contentMediaType", "contentEncoding"};
+      "$schema",        "$id",         "$comment",  "title",
+      "description",    "default",     "examples",  "format",
+      "deprecated",     "readOnly",    "writeOnly", "$anchor",
+      "$defs",          "definitions", "strict",    "contentMediaType",
+      "contentEncoding"};
   return k;
 }
 
 const std::set<std::string>& enforced_keywords() {
   static const std::set<std::string> k = {
-      "type",     "properties", "required",  "additionalProperties", "items", "minItems",
-      "maxItems", "minLength",  "maxLength", "enum",                 "const", "anyOf",
-      "oneOf",    "$ref"};
+      "type",      "properties", "required", "additionalProperties",
+      "items",     "minItems",   "maxItems", "minLength",
+      "maxLength", "enum",       "const",    "anyOf",
+      "oneOf",     "$ref"};
   return k;
 }
 
@@ -162,9 +165,8 @@ class SchemaCompiler {
     }
     if (j.contains("additionalProperties")) {
       const Json& a = j.at("additionalProperties");
-      n.additional = a.is_boolean() && !a.get<bool>()
-                         ? -1
-                         : compile(a, where + "/additionalProperties");
+      n.additional =
+          a.is_boolean() && !a.get<bool>() ? -1 : compile(a, where + "/additionalProperties");
     }
     if (j.contains("items")) n.items = compile(j.at("items"), where + "/items");
     if (j.contains("minItems")) n.min_items = count_of(j, where, "minItems");

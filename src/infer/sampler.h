@@ -10,8 +10,8 @@
 
 #include "infer/candidates.h"
 #include "infer/sampling_params.h"
-#include "infer/token_history.h"
 #include "infer/token_constraint.h"
+#include "infer/token_history.h"
 
 namespace tern::infer {
 

@@ -8,6 +8,7 @@
 #include "infer/think_splitter.h"
 #include "serve/api_error.h"
 #include "serve/tool_calls.h"
+#include "infer/deferred_constraint.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -50,8 +51,8 @@ Completion::Completion(const ServedModel& m, Metrics& metrics, ApiRequest r)
                    std::chrono::system_clock::now().time_since_epoch())
                    .count()) {
   if (!r_.model.empty() && r_.model != m.id)
-    throw ApiError(404, "the model '" + r_.model + "' does not exist; this server serves '" +
-                            m.id + "'",
+    throw ApiError(404,
+                   "the model '" + r_.model + "' does not exist; this server serves '" + m.id + "'",
                    "invalid_request_error", "model", "model_not_found");
   const tokenizer::Tokenizer& tok = *m.tok;
   if (r_.endpoint == Endpoint::chat) {
@@ -79,10 +80,10 @@ Completion::Completion(const ServedModel& m, Metrics& metrics, ApiRequest r)
                    "the prompt is " + std::to_string(prompt_.size()) +
                        " tokens but the context holds " + std::to_string(m.backend->context()) +
                        " (it must leave room for at least one generated token)",
-                   "invalid_request_error",
-                   r_.endpoint == Endpoint::chat ? "messages" : "prompt",
+                   "invalid_request_error", r_.endpoint == Endpoint::chat ? "messages" : "prompt",
                    "context_length_exceeded");
-  const int64_t max_tokens = r_.max_tokens < 0 ? left : std::min(r_.max_tokens, std::max<int64_t>(left, 0));
+  const int64_t max_tokens =
+      r_.max_tokens < 0 ? left : std::min(r_.max_tokens, std::max<int64_t>(left, 0));
   if (!r_.seeded) r_.sampling.seed = std::random_device{}();
   if (r_.json_schema && !m.constraint_vocab)
     bad_request("response_format", "JSON mode is not available for this model");
@@ -98,8 +99,14 @@ Completion::Completion(const ServedModel& m, Metrics& metrics, ApiRequest r)
     g.sampling = r_.sampling;
     g.stream = rng::stream_id("choice/" + std::to_string(i));
     g.top_logprobs = r_.logprobs ? r_.top_logprobs : -1;
-    if (r_.json_schema)
+    if (r_.json_schema) {
       g.constraint = std::make_shared<infer::JsonConstraint>(m.constraint_vocab, r_.json_schema);
+      // A reasoning model thinks freely first; the document follows "</think>".
+      if (in_reasoning)
+        g.constraint = std::make_shared<infer::DeferredConstraint>(
+            g.constraint, m.constraint_vocab, "</think>",
+            tok.token_to_id("</think>").value_or(-1));
+    }
     c->gen = m.backend->submit(std::move(g));  // a refusal cancels earlier choices (destructor)
     choices_.push_back(std::move(c));
   }
@@ -116,10 +123,9 @@ int64_t Completion::generated_tokens() const {
   return n;
 }
 
-bool Completion::pump(
-    std::chrono::milliseconds wait,
-    const std::function<void(Choice&, const TextDelta&, const std::vector<TokenEvent>&)>&
-        on_delta) {
+bool Completion::pump(std::chrono::milliseconds wait,
+                      const std::function<void(Choice&, const TextDelta&,
+                                               const std::vector<TokenEvent>&)>& on_delta) {
   bool all_done = true, waited = false;
   std::vector<TokenEvent> events;
   for (auto& c : choices_) {
@@ -132,7 +138,8 @@ bool Completion::pump(
     const Clock::time_point now = Clock::now();
     for (const TokenEvent& e : events) {
       if (c->tokens.empty()) {
-        metrics_.time_to_first_token(std::chrono::duration<double>(now - c->gen->submitted).count());
+        metrics_.time_to_first_token(
+            std::chrono::duration<double>(now - c->gen->submitted).count());
       } else {
         metrics_.inter_token(std::chrono::duration<double>(now - c->last_token).count());
       }
@@ -243,8 +250,7 @@ bool Completion::stream(const Writer& write) {
       last_write = Clock::now();
     }
   if (!alive) return false;
-  if (!error.empty())
-    event(ApiError(500, "generation failed: " + error, "server_error").body());
+  if (!error.empty()) event(ApiError(500, "generation failed: " + error, "server_error").body());
   if (r_.include_usage) {
     Json j = chunk();
     j["choices"] = Json::array();

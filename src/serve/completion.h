@@ -74,7 +74,7 @@ class Completion {
   ApiRequest r_;
   std::string id_;
   int64_t created_;
-  std::string rendered_;          // the rendered chat prompt (or the completion prompt text)
+  std::string rendered_;  // the rendered chat prompt (or the completion prompt text)
   std::vector<int32_t> prompt_;
   std::vector<std::unique_ptr<Choice>> choices_;
 };

@@ -24,10 +24,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 struct Engine::Slot {
   Slot(std::shared_ptr<Generation> g, GenerationRequest r, infer::KvPool& pool, int32_t vocab)
-      : gen(std::move(g)),
-        req(std::move(r)),
-        seq(pool),
-        sampler(req.sampling, vocab, req.stream) {
+      : gen(std::move(g)), req(std::move(r)), seq(pool), sampler(req.sampling, vocab, req.stream) {
     sampler.constrain(req.constraint);
   }
   std::shared_ptr<Generation> gen;
@@ -54,27 +51,27 @@ TokenEvent token_logprobs(std::span<const float> logits, int32_t token, int32_t 
     std::vector<int32_t> ids(logits.size());
     std::iota(ids.begin(), ids.end(), 0);
     const size_t k = std::min(size_t(top), ids.size());
-    std::partial_sort(ids.begin(), ids.begin() + ptrdiff_t(k), ids.end(), [&](int32_t a, int32_t b) {
-      return logits[size_t(a)] > logits[size_t(b)] ||
-             (logits[size_t(a)] == logits[size_t(b)] && a < b);
-    });
+    std::partial_sort(ids.begin(), ids.begin() + ptrdiff_t(k), ids.end(),
+                      [&](int32_t a, int32_t b) {
+                        return logits[size_t(a)] > logits[size_t(b)] ||
+                               (logits[size_t(a)] == logits[size_t(b)] && a < b);
+                      });
     for (size_t i = 0; i < k; ++i) e.top.push_back({ids[i], logits[size_t(ids[i])] - lse});
   }
   return e;
 }
 
-Engine::Engine(const model::Model& m, infer::KvPool& pool, model::ForwardState& st,
-               EngineOptions o)
+Engine::Engine(const model::Model& m, infer::KvPool& pool, model::ForwardState& st, EngineOptions o)
     : m_(m), pool_(pool), st_(st), opt_(o) {
   const model::ModelConfig& c = m.config();
-  context_ = o.context > 0 ? std::min(o.context, c.max_position_embeddings)
-                           : c.max_position_embeddings;
+  context_ =
+      o.context > 0 ? std::min(o.context, c.max_position_embeddings) : c.max_position_embeddings;
   if (opt_.parallel < 1 || opt_.max_queue < 0)
     fail(ErrorKind::config, "the server needs at least one slot and a queue of 0 or more");
   const int64_t per_seq = (context_ + pool.block_tokens() - 1) / pool.block_tokens();
   if (pool.n_blocks() < opt_.parallel * per_seq)
-    fail(ErrorKind::config, "the KV pool holds " + std::to_string(pool.n_blocks()) +
-                                " blocks; " + std::to_string(opt_.parallel) + " sequences of " +
+    fail(ErrorKind::config, "the KV pool holds " + std::to_string(pool.n_blocks()) + " blocks; " +
+                                std::to_string(opt_.parallel) + " sequences of " +
                                 std::to_string(context_) + " positions need " +
                                 std::to_string(opt_.parallel * per_seq));
   if (st.limits().max_tokens < opt_.parallel)

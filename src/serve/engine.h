@@ -72,9 +72,9 @@ class Engine final : public Backend {
   std::vector<int32_t> tokens_, seq_ids_, logit_rows_;
   std::vector<int64_t> positions_;
   std::vector<model::SeqBlocks> seqs_;
-  std::vector<float> logits_;  // [parallel, vocab]
+  std::vector<float> logits_;          // [parallel, vocab]
   std::vector<int64_t> step_experts_;  // this step's expert choices, added to stats_ after it
-  std::vector<Slot*> batch_;   // this step's sequences
+  std::vector<Slot*> batch_;           // this step's sequences
   std::thread thread_;
 };
 

@@ -39,8 +39,8 @@ struct TokenLogprob {
 
 struct TokenEvent {
   int32_t token = 0;
-  float logprob = 0;               // log p(token) under the model's distribution (raw logits)
-  std::vector<TokenLogprob> top;   // the most likely tokens, when asked for
+  float logprob = 0;              // log p(token) under the model's distribution (raw logits)
+  std::vector<TokenLogprob> top;  // the most likely tokens, when asked for
 };
 
 enum class FinishReason { stop, length, cancelled, error };
@@ -48,11 +48,11 @@ const char* finish_reason_name(FinishReason r);  // OpenAI's names: "stop", "len
 
 struct GenerationResult {
   FinishReason reason = FinishReason::stop;
-  std::string error;             // reason == error: what went wrong
+  std::string error;  // reason == error: what went wrong
   int64_t prompt_tokens = 0;
-  int64_t cached_tokens = 0;     // prompt tokens whose KV came from the prefix cache
+  int64_t cached_tokens = 0;  // prompt tokens whose KV came from the prefix cache
   int64_t generated = 0;
-  double queue_seconds = 0;      // submitted -> admitted
+  double queue_seconds = 0;        // submitted -> admitted
   double first_token_seconds = 0;  // submitted -> first token (0 when none)
 };
 
@@ -81,9 +81,9 @@ class Generation {
 };
 
 struct BackendStats {
-  int64_t active = 0, queued = 0;          // sequences generating / waiting for a slot
+  int64_t active = 0, queued = 0;  // sequences generating / waiting for a slot
   int64_t kv_blocks_used = 0, kv_blocks = 0;
-  int64_t steps = 0, batch_rows = 0;       // forward steps run and rows they held, in total
+  int64_t steps = 0, batch_rows = 0;  // forward steps run and rows they held, in total
   // Expert load: tokens routed to each expert, [MoE layers, experts], since the start; empty
   // for a dense model.
   std::vector<int64_t> expert_tokens;
@@ -96,7 +96,7 @@ class Backend {
   // Queues a request. Throws ApiError: 429 when the queue is full, 400 when the prompt leaves
   // no room to generate in the context.
   virtual std::shared_ptr<Generation> submit(GenerationRequest r) = 0;
-  virtual int64_t context() const = 0;     // positions per sequence
+  virtual int64_t context() const = 0;  // positions per sequence
   virtual int32_t vocab_size() const = 0;
   virtual BackendStats stats() const = 0;
 };

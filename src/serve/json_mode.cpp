@@ -4,9 +4,8 @@
 
 namespace tern::serve {
 
-std::shared_ptr<const infer::ConstraintVocab> constraint_vocab(const tokenizer::Tokenizer& tok,
-                                                               int64_t model_vocab,
-                                                               const std::vector<int32_t>& end_ids) {
+std::shared_ptr<const infer::ConstraintVocab> constraint_vocab(
+    const tokenizer::Tokenizer& tok, int64_t model_vocab, const std::vector<int32_t>& end_ids) {
   std::vector<std::string> bytes(static_cast<size_t>(model_vocab));
   const int64_t known = std::min<int64_t>(model_vocab, int64_t(tok.vocab_size()));
   for (int32_t id = 0; id < known; ++id)

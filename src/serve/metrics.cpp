@@ -123,8 +123,8 @@ std::string Metrics::render(const BackendStats& e) const {
     for (int64_t l = 0; l < layers; ++l)
       for (int64_t x = 0; x < e.experts; ++x)
         line(out,
-             "tern_expert_routed_tokens_total{moe_layer=\"" + std::to_string(l) +
-                 "\",expert=\"" + std::to_string(x) + "\"}",
+             "tern_expert_routed_tokens_total{moe_layer=\"" + std::to_string(l) + "\",expert=\"" +
+                 std::to_string(x) + "\"}",
              double(e.expert_tokens[size_t(l * e.experts + x)]));
     help(out, "tern_expert_load_max_over_mean", "gauge",
          "the busiest expert's tokens over the mean, by MoE layer (1 = perfectly balanced)");

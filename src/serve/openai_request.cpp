@@ -31,12 +31,11 @@ double number(const Json& body, const char* name, double lo, double hi, double f
 int64_t integer(const Json& body, const char* name, int64_t lo, int64_t hi, int64_t fallback) {
   const Json* v = field(body, name);
   if (!v) return fallback;
-  if (!v->is_number_integer())
-    bad_request(name, std::string("'") + name + "' must be an integer");
+  if (!v->is_number_integer()) bad_request(name, std::string("'") + name + "' must be an integer");
   // Non-negative literals parse as unsigned; compare them unsigned so huge ones do not wrap.
-  const bool out = v->is_number_unsigned()
-                       ? v->get<uint64_t>() > uint64_t(hi) || (lo > 0 && v->get<uint64_t>() < uint64_t(lo))
-                       : v->get<int64_t>() < lo || v->get<int64_t>() > hi;
+  const bool out = v->is_number_unsigned() ? v->get<uint64_t>() > uint64_t(hi) ||
+                                                 (lo > 0 && v->get<uint64_t>() < uint64_t(lo))
+                                           : v->get<int64_t>() < lo || v->get<int64_t>() > hi;
   if (out)
     bad_request(name, std::string("'") + name + "' is " + v->dump() + "; it must be in [" +
                           std::to_string(lo) + ", " + std::to_string(hi) + "]");
@@ -143,8 +142,8 @@ std::shared_ptr<const infer::JsonSchema> response_format(const Json& body) {
     bad_request("response_format", "response_format 'json_schema' needs a 'json_schema' object");
   const Json* schema = field(*js, "schema");
   try {
-    return std::make_shared<infer::JsonSchema>(
-        schema ? infer::JsonSchema::compile(*schema) : infer::JsonSchema::compile(Json::object()));
+    return std::make_shared<infer::JsonSchema>(schema ? infer::JsonSchema::compile(*schema)
+                                                      : infer::JsonSchema::compile(Json::object()));
   } catch (const Error& e) {
     bad_request("response_format", e.what());
   }
@@ -189,7 +188,7 @@ ApiRequest parse_request(const std::string& body, Endpoint endpoint) {
   p.temperature = float(number(j, "temperature", 0, 2, 1));
   p.top_p = float(number(j, "top_p", 0, 1, 1));
   if (p.top_p == 0) p.top_p = std::numeric_limits<float>::min();  // OpenAI allows 0: greedy
-  p.top_k = int32_t(integer(j, "top_k", 0, kMax, 0));              // llama.cpp/vLLM extension
+  p.top_k = int32_t(integer(j, "top_k", 0, kMax, 0));             // llama.cpp/vLLM extension
   p.min_p = float(number(j, "min_p", 0, 1, 0));
   p.presence_penalty = float(number(j, "presence_penalty", -2, 2, 0));
   p.frequency_penalty = float(number(j, "frequency_penalty", -2, 2, 0));
@@ -217,7 +216,8 @@ ApiRequest parse_request(const std::string& body, Endpoint endpoint) {
     for (const Json& tool : *t)
       if (!tool.is_object() || !tool.contains("function") || !tool["function"].is_object() ||
           !tool["function"].contains("name") || !tool["function"]["name"].is_string())
-        bad_request("tools", "each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+        bad_request("tools",
+                    "each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
     if (!t->empty()) r.tools = *t;
   }
   if (const Json* tc = field(j, "tool_choice")) r.tool_choice = *tc;

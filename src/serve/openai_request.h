@@ -21,22 +21,22 @@ enum class Endpoint { chat, completions };
 
 struct ApiRequest {
   Endpoint endpoint = Endpoint::chat;
-  std::string model;                 // may be empty (the served model)
-  nlohmann::ordered_json messages;   // chat: checked by tokenizer::checked_messages later
-  std::string prompt;                // completions, given as text
-  std::vector<int32_t> prompt_ids;   // completions, given as token ids
+  std::string model;                // may be empty (the served model)
+  nlohmann::ordered_json messages;  // chat: checked by tokenizer::checked_messages later
+  std::string prompt;               // completions, given as text
+  std::vector<int32_t> prompt_ids;  // completions, given as token ids
   bool stream = false, include_usage = false;
-  int64_t max_tokens = -1;           // -1: until a stop or the context's end
-  std::vector<std::string> stop;     // at most 4 strings, none empty
-  infer::SamplingParams sampling;    // OpenAI defaults: temperature 1, top_p 1
-  bool seeded = false;               // "seed" was given
-  int32_t n = 1;                     // choices, 1..16
+  int64_t max_tokens = -1;         // -1: until a stop or the context's end
+  std::vector<std::string> stop;   // at most 4 strings, none empty
+  infer::SamplingParams sampling;  // OpenAI defaults: temperature 1, top_p 1
+  bool seeded = false;             // "seed" was given
+  int32_t n = 1;                   // choices, 1..16
   bool logprobs = false;
-  int32_t top_logprobs = 0;          // 0..20, needs logprobs
-  bool echo = false;                 // completions: prepend the prompt
-  nlohmann::ordered_json tools;      // null when absent
+  int32_t top_logprobs = 0;      // 0..20, needs logprobs
+  bool echo = false;             // completions: prepend the prompt
+  nlohmann::ordered_json tools;  // null when absent
   nlohmann::ordered_json tool_choice;
-  bool is_private = false;           // metadata.private
+  bool is_private = false;  // metadata.private
   // response_format json_object / json_schema: what the output must be; null for text.
   std::shared_ptr<const infer::JsonSchema> json_schema;
   std::string user;

@@ -72,13 +72,20 @@ ApiError as_api_error(const std::exception_ptr& ep) {
 
 const char* status_text(int status) {
   switch (status) {
-    case 400: return "the request is malformed";
-    case 401: return "a valid API key is required";
-    case 404: return "no such endpoint";
-    case 405: return "method not allowed";
-    case 413: return "the request body is larger than the server accepts (--max-body)";
-    case 414: return "the request URI is too long";
-    default: return "the request could not be served";
+    case 400:
+      return "the request is malformed";
+    case 401:
+      return "a valid API key is required";
+    case 404:
+      return "no such endpoint";
+    case 405:
+      return "method not allowed";
+    case 413:
+      return "the request body is larger than the server accepts (--max-body)";
+    case 414:
+      return "the request URI is too long";
+    default:
+      return "the request could not be served";
   }
 }
 
@@ -181,10 +188,8 @@ void Server::routes() {
     res.set_content(to_text(ApiError(res.status, status_text(res.status), type).body()),
                     "application/json");
   });
-  s.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-        send_error(res, as_api_error(ep));
-      });
+  s.set_exception_handler([](const httplib::Request&, httplib::Response& res,
+                             std::exception_ptr ep) { send_error(res, as_api_error(ep)); });
 
   s.Get("/", [](const httplib::Request&, httplib::Response& res) {
     const std::string_view page = chat_page_html();
@@ -196,26 +201,26 @@ void Server::routes() {
     res.set_content(ready ? R"({"status":"ok"})" : R"({"status":"loading"})", "application/json");
   });
   s.Get("/metrics", guarded([this](const httplib::Request&, httplib::Response& res) {
-    const ServedModel* m = model();
-    res.set_content(metrics_.render(m ? m->backend->stats() : BackendStats{}),
-                    "text/plain; version=0.0.4");
-  }));
+          const ServedModel* m = model();
+          res.set_content(metrics_.render(m ? m->backend->stats() : BackendStats{}),
+                          "text/plain; version=0.0.4");
+        }));
   s.Get("/v1/models", guarded([this](const httplib::Request&, httplib::Response& res) {
-    Json list = Json::array();
-    if (const ServedModel* m = model()) list.push_back(model_json(m->id, m->created));
-    res.set_content(to_text({{"object", "list"}, {"data", list}}), "application/json");
-    metrics_.request_done("/v1/models", 200);
-  }));
+          Json list = Json::array();
+          if (const ServedModel* m = model()) list.push_back(model_json(m->id, m->created));
+          res.set_content(to_text({{"object", "list"}, {"data", list}}), "application/json");
+          metrics_.request_done("/v1/models", 200);
+        }));
   s.Get(R"(/v1/models/(.+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
-    const ServedModel* m = model();
-    if (!m || req.matches[1] != m->id) {
-      send_error(res, ApiError(404, "the model '" + std::string(req.matches[1]) +
-                                        "' does not exist",
-                               "invalid_request_error", "model", "model_not_found"));
-      return;
-    }
-    res.set_content(to_text(model_json(m->id, m->created)), "application/json");
-  }));
+          const ServedModel* m = model();
+          if (!m || req.matches[1] != m->id) {
+            send_error(
+                res, ApiError(404, "the model '" + std::string(req.matches[1]) + "' does not exist",
+                              "invalid_request_error", "model", "model_not_found"));
+            return;
+          }
+          res.set_content(to_text(model_json(m->id, m->created)), "application/json");
+        }));
   s.Post("/v1/chat/completions",
          guarded([this](const httplib::Request& req, httplib::Response& res) {
            handle_completion(req.body, Endpoint::chat, &res);
@@ -269,8 +274,7 @@ void Server::handle_completion(const std::string& body, Endpoint endpoint, void*
     const ApiError e = as_api_error(std::current_exception());
     send_error(res, e);
     metrics_.request_done(path, e.status());
-    if (!opt_.quiet)
-      std::fprintf(stderr, "tern serve: %s %d %s\n", path, e.status(), e.what());
+    if (!opt_.quiet) std::fprintf(stderr, "tern serve: %s %d %s\n", path, e.status(), e.what());
   }
 }
 

@@ -23,14 +23,14 @@ namespace tern::serve {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;                  // 0: any free port (bind() says which)
-  std::string api_key;              // empty: no authentication
-  std::string cors_origin;          // empty: no CORS headers
-  int64_t max_body = 8 << 20;       // request body limit in bytes
-  int http_threads = 16;            // connections served at once
-  bool quiet = false;               // no per-request log lines
+  int port = 8080;                          // 0: any free port (bind() says which)
+  std::string api_key;                      // empty: no authentication
+  std::string cors_origin;                  // empty: no CORS headers
+  int64_t max_body = 8 << 20;               // request body limit in bytes
+  int http_threads = 16;                    // connections served at once
+  bool quiet = false;                       // no per-request log lines
   std::optional<UpstreamOptions> upstream;  // hybrid serving (upstream.h)
-  bool private_only = false;        // --private: never forward, whatever the rules say
+  bool private_only = false;                // --private: never forward, whatever the rules say
 };
 
 class Server {

@@ -34,9 +34,12 @@ httplib::Headers headers_for(const std::string& key) {
 
 const char* route_when_name(RouteWhen w) {
   switch (w) {
-    case RouteWhen::long_context: return "long-context";
-    case RouteWhen::unknown_model: return "unknown-model";
-    case RouteWhen::queue_full: return "queue-full";
+    case RouteWhen::long_context:
+      return "long-context";
+    case RouteWhen::unknown_model:
+      return "unknown-model";
+    case RouteWhen::queue_full:
+      return "queue-full";
   }
   return "?";
 }
@@ -62,8 +65,10 @@ Upstream::Upstream(UpstreamOptions o) : opt_(std::move(o)) {
   static const std::regex url(R"(^(https?://[^/\s?#]+)(/[^\s?#]*)?$)");
   std::smatch m;
   if (!std::regex_match(opt_.url, m, url))
-    fail(ErrorKind::request, "--upstream must be an http:// or https:// base URL such as "
-                             "https://api.example.com/v1, got '" + opt_.url + "'");
+    fail(ErrorKind::request,
+         "--upstream must be an http:// or https:// base URL such as "
+         "https://api.example.com/v1, got '" +
+             opt_.url + "'");
   origin_ = m[1];
   base_ = m[2].matched ? std::string(m[2]) : "/v1";
   while (base_.size() > 1 && base_.back() == '/') base_.pop_back();
@@ -85,8 +90,10 @@ std::optional<RouteWhen> Upstream::condition(const ApiError& e) const {
 std::string Upstream::forward_body(const std::string& raw, const std::string& local_id) const {
   Json j = Json::parse(raw);  // already parsed once by parse_request: valid
   const bool names_local = !j.contains("model") || j["model"] == local_id;
-  if (!opt_.model.empty() && names_local) j["model"] = opt_.model;
-  else if (names_local) j.erase("model");
+  if (!opt_.model.empty() && names_local)
+    j["model"] = opt_.model;
+  else if (names_local)
+    j.erase("model");
   return j.dump();
 }
 
@@ -100,9 +107,10 @@ UpstreamReply Upstream::call(Endpoint endpoint, const std::string& body) const {
   cli.set_read_timeout(std::chrono::seconds(opt_.timeout_s));
   const auto res = cli.Post(path(endpoint), headers_for(opt_.api_key), body, "application/json");
   if (!res)
-    throw ApiError(502, "the upstream " + opt_.url + " did not answer (" +
-                            httplib::to_string(res.error()) + ")",
-                   "server_error", "", "upstream_unreachable");
+    throw ApiError(
+        502,
+        "the upstream " + opt_.url + " did not answer (" + httplib::to_string(res.error()) + ")",
+        "server_error", "", "upstream_unreachable");
   UpstreamReply r;
   r.status = res->status;
   r.body = res->body;
@@ -169,8 +177,10 @@ bool Upstream::stream(Endpoint endpoint, const std::string& body,
   if (client_gone) return false;
   if (!res || status != 200) {
     std::string message = "the upstream " + opt_.url + " ";
-    if (!res) message += "did not answer (" + httplib::to_string(res.error()) + ")";
-    else message += "answered " + std::to_string(status) + ": " + error_body.substr(0, 500);
+    if (!res)
+      message += "did not answer (" + httplib::to_string(res.error()) + ")";
+    else
+      message += "answered " + std::to_string(status) + ": " + error_body.substr(0, 500);
     const ApiError e(502, message, "server_error", "", "upstream_failed");
     return write("data: " + to_text(e.body()) + "\n\ndata: [DONE]\n\n");
   }

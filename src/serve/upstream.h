@@ -24,10 +24,10 @@ enum class RouteWhen : uint8_t {
 const char* route_when_name(RouteWhen w);  // "long-context", ...
 
 struct UpstreamOptions {
-  std::string url;        // base URL as clients use it, e.g. https://api.deepseek.com/v1
-  std::string api_key;    // sent as a bearer token; may be empty
-  uint8_t when = 0;       // RouteWhen bits
-  std::string model;      // replaces the model of forwarded requests that named the local one
+  std::string url;      // base URL as clients use it, e.g. https://api.deepseek.com/v1
+  std::string api_key;  // sent as a bearer token; may be empty
+  uint8_t when = 0;     // RouteWhen bits
+  std::string model;    // replaces the model of forwarded requests that named the local one
   int64_t timeout_s = 600;
 };
 
@@ -37,7 +37,7 @@ uint8_t parse_routes(const std::string& text);
 
 struct UpstreamReply {
   int status = 0;
-  std::string body;  // the whole JSON body (non-streaming)
+  std::string body;                                  // the whole JSON body (non-streaming)
   int64_t prompt_tokens = 0, completion_tokens = 0;  // from usage, when present
 };
 

@@ -59,5 +59,6 @@ TEST(ThreadPool, LoopsFromSeveralCallerThreadsTakeTurns) {
         });
     });
   for (auto& t : callers) t.join();
-  for (int c = 0; c < kCallers; ++c) EXPECT_EQ(sums[size_t(c)].load(), int64_t(kLoops) * 97 * 96 / 2);
+  for (int c = 0; c < kCallers; ++c)
+    EXPECT_EQ(sums[size_t(c)].load(), int64_t(kLoops) * 97 * 96 / 2);
 }

@@ -90,8 +90,8 @@ TEST(CliChat, ReasoningGoesToStderrOffATerminal) {
   // R1-style: the generation prompt opens <think>, so everything a random model says before a
   // </think> it never produces is reasoning.
   const std::string dir = make_chat_model("think", kTemplate +
-                                                  "{% if add_generation_prompt %}"
-                                                  "<think>\n{% endif %}"),
+                                                       "{% if add_generation_prompt %}"
+                                                       "<think>\n{% endif %}"),
                     model = dir + "/model";
   const auto r = run_tern_split("chat " + model + " --temp 0 -n 8", "hello\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -91,8 +91,7 @@ TEST(CliRun, GreedyIsDeterministicAndStdoutHoldsOnlyText) {
 TEST(CliRun, JsonSchemaConstrainsTheOutput) {
   // A random model spends many tokens on the blanks JSON allows: give it room.
   const std::string dir = make_model(512), model = dir + "/model";
-  std::ofstream(dir + "/schema.json")
-      << R"({"type":"object","properties":{"ok":{"type":"boolean"},
+  std::ofstream(dir + "/schema.json") << R"({"type":"object","properties":{"ok":{"type":"boolean"},
              "color":{"enum":["red","green"]}},"required":["ok","color"],
              "additionalProperties":false})";
   int complete = 0;

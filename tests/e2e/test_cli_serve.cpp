@@ -30,8 +30,8 @@ class ServeProcess {
  public:
   explicit ServeProcess(const std::string& args) {
     log_ = tern::test::temp_dir("serve_log") + "/stderr.txt";
-    const std::string cmd =
-        "exec " + std::string(TERN_BINARY) + " serve " + args + " --port 0 2> " + log_ + " >/dev/null";
+    const std::string cmd = "exec " + std::string(TERN_BINARY) + " serve " + args +
+                            " --port 0 2> " + log_ + " >/dev/null";
     pid_ = fork();
     if (pid_ == 0) {
       execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
@@ -142,17 +142,20 @@ TEST(CliServe, ServesTheContractAndStreamingEqualsWholeAtTemperatureZero) {
   // Longer than one 64-token KV block, so a repeat finds its first block in the prefix cache.
   std::string question;
   for (int i = 0; i < 12; ++i) question += "the quick brown fox " + std::to_string(i) + " ";
-  const auto whole = c.Post("/v1/chat/completions", chat(question, false).dump(), "application/json");
+  const auto whole =
+      c.Post("/v1/chat/completions", chat(question, false).dump(), "application/json");
   ASSERT_TRUE(whole);
   ASSERT_EQ(whole->status, 200) << whole->body;
   const Json j = Json::parse(whole->body);
   const std::string content = j["choices"][0]["message"]["content"];
   EXPECT_FALSE(content.empty());
   EXPECT_EQ(j["model"], "model");
-  const auto streamed = c.Post("/v1/chat/completions", chat(question, true).dump(), "application/json");
+  const auto streamed =
+      c.Post("/v1/chat/completions", chat(question, true).dump(), "application/json");
   ASSERT_TRUE(streamed);
   EXPECT_EQ(streamed_content(streamed->body), content);
-  const auto again = c.Post("/v1/chat/completions", chat(question, false).dump(), "application/json");
+  const auto again =
+      c.Post("/v1/chat/completions", chat(question, false).dump(), "application/json");
   ASSERT_TRUE(again);
   EXPECT_GT(Json::parse(again->body)["usage"]["prompt_cache_hit_tokens"].get<int>(), 0)
       << "the same prompt's full blocks come from the prefix cache";
@@ -161,9 +164,9 @@ TEST(CliServe, ServesTheContractAndStreamingEqualsWholeAtTemperatureZero) {
              "application/json");
   ASSERT_TRUE(completion);
   EXPECT_EQ(completion->status, 200) << completion->body;
-  const auto too_long = c.Post(
-      "/v1/completions", Json({{"prompt", std::string(3000, 'q')}, {"max_tokens", 4}}).dump(),
-      "application/json");
+  const auto too_long = c.Post("/v1/completions",
+                               Json({{"prompt", std::string(3000, 'q')}, {"max_tokens", 4}}).dump(),
+                               "application/json");
   ASSERT_TRUE(too_long);
   EXPECT_EQ(too_long->status, 400);
   EXPECT_NE(too_long->body.find("512"), std::string::npos) << too_long->body;
@@ -176,7 +179,8 @@ TEST(CliServe, ServesTheContractAndStreamingEqualsWholeAtTemperatureZero) {
   EXPECT_NE(metrics->body.find("tern_expert_load_max_over_mean"), std::string::npos);
 
   // One log line per request: id, endpoint, status, tokens in and out, time.
-  EXPECT_TRUE(std::regex_search(s.log(), std::regex(R"(chatcmpl-\w+ /v1/chat/completions 200 in=\d+ out=\d+)")))
+  EXPECT_TRUE(std::regex_search(
+      s.log(), std::regex(R"(chatcmpl-\w+ /v1/chat/completions 200 in=\d+ out=\d+)")))
       << s.log();
   EXPECT_EQ(s.stop(), 0) << s.log();
   EXPECT_NE(s.log().find("stopped"), std::string::npos);
@@ -248,7 +252,8 @@ TEST(CliServe, JsonModeOutputFollowsTheSchema) {
 TEST(CliServe, HybridRoutingForwardsWhatCannotBeServedHere) {
   // The upstream: a second server holding a model named "big"; the local one has a short
   // context and forwards long prompts and requests for models it does not hold.
-  const std::string up_dir = tern::test::make_chat_model("serve_upstream", tern::test::kChatTemplate);
+  const std::string up_dir =
+      tern::test::make_chat_model("serve_upstream", tern::test::kChatTemplate);
   std::filesystem::create_directory_symlink(up_dir + "/model", up_dir + "/big");
   ServeProcess up(up_dir + "/big --exact");
   ASSERT_GT(up.port(), 0) << up.log();
@@ -276,7 +281,8 @@ TEST(CliServe, HybridRoutingForwardsWhatCannotBeServedHere) {
   // The same answer the upstream gives when asked directly (greedy).
   Json direct_req = chat(longer, false, 8);
   direct_req["model"] = "big";
-  const auto direct = up.client().Post("/v1/chat/completions", direct_req.dump(), "application/json");
+  const auto direct =
+      up.client().Post("/v1/chat/completions", direct_req.dump(), "application/json");
   ASSERT_TRUE(direct && direct->status == 200);
   EXPECT_EQ(fj["choices"][0]["message"]["content"],
             Json::parse(direct->body)["choices"][0]["message"]["content"]);
@@ -335,11 +341,16 @@ TEST(CliServe, ConcurrentStreamsWithHangUpsAndAFullQueue) {
   // serving kernels are within a documented error, which flips near-ties of a random model).
   ServeProcess s(dir + "/model --parallel 8 --max-queue 24 --quiet --exact");
   ASSERT_GT(s.port(), 0) << s.log();
-  const std::vector<std::string> prompts = {"a", "the quick brown fox", "jumps over", "lazy dog 1",
-                                            "the the the the the the the the the the", "9"};
+  const std::vector<std::string> prompts = {"a",
+                                            "the quick brown fox",
+                                            "jumps over",
+                                            "lazy dog 1",
+                                            "the the the the the the the the the the",
+                                            "9"};
   std::vector<std::string> alone;
   for (const std::string& p : prompts) {
-    const auto r = s.client().Post("/v1/chat/completions", chat(p, false, 48).dump(), "application/json");
+    const auto r =
+        s.client().Post("/v1/chat/completions", chat(p, false, 48).dump(), "application/json");
     ASSERT_TRUE(r && r->status == 200);
     alone.push_back(Json::parse(r->body)["choices"][0]["message"]["content"]);
   }
@@ -358,20 +369,24 @@ TEST(CliServe, ConcurrentStreamsWithHangUpsAndAFullQueue) {
         req.body = chat(prompts[p], true, 48).dump();
         req.set_header("Content-Type", "application/json");
         int chunks = 0;
-        req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 2; };
+        req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+          return ++chunks < 2;
+        };
         c.send(req);
         ++hung_up;
         return;
       }
-      const auto r = c.Post("/v1/chat/completions", chat(prompts[p], true, 48).dump(), "application/json");
+      const auto r =
+          c.Post("/v1/chat/completions", chat(prompts[p], true, 48).dump(), "application/json");
       if (r && r->status == 429 && r->get_header_value("Retry-After") == "1") {
         ++busy;
       } else if (r && r->status == 200 && streamed_content(r->body) == alone[p]) {
         ++ok;
       } else {
         ++wrong;
-        ADD_FAILURE() << "prompt " << p << ": " << (r ? std::to_string(r->status) + " " + r->body
-                                                       : httplib::to_string(r.error()));
+        ADD_FAILURE() << "prompt " << p << ": "
+                      << (r ? std::to_string(r->status) + " " + r->body
+                            : httplib::to_string(r.error()));
       }
     });
   for (auto& t : clients) t.join();
@@ -415,7 +430,8 @@ TEST(CliServe, RefusesBadSetups) {
   // A model without a chat template still serves /v1/completions and says chat is not offered.
   ServeProcess s(dir + "/model");
   ASSERT_GT(s.port(), 0) << s.log();
-  const auto chat_r = s.client().Post("/v1/chat/completions", chat("hi", false).dump(), "application/json");
+  const auto chat_r =
+      s.client().Post("/v1/chat/completions", chat("hi", false).dump(), "application/json");
   ASSERT_TRUE(chat_r);
   EXPECT_EQ(chat_r->status, 400);
   EXPECT_NE(chat_r->body.find("chat template"), std::string::npos) << chat_r->body;

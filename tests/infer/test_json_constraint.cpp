@@ -4,11 +4,12 @@
 // the constraint, always ends with a document that parses and satisfies the schema.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "core/error.h"
+#include "infer/deferred_constraint.h"
 #include "infer/json_constraint.h"
 #include "infer/sampler.h"
 
@@ -43,7 +44,8 @@ bool nlohmann_accepts(const std::string& text) {
 TEST(JsonGrammar, AgreesWithAnIndependentParserOnRandomText) {
   // Short strings over JSON's own alphabet hit every corner: leading zeros, bare dots,
   // unterminated strings, escapes, trailing commas, nesting.
-  const std::string alphabet = "{}[]\":,-+.0123456789eEtrufalsn \\/u\x01\xc3\xa9\xe0\xa0\xed\x9f\xf4\x8f\x90";
+  const std::string alphabet =
+      "{}[]\":,-+.0123456789eEtrufalsn \\/u\x01\xc3\xa9\xe0\xa0\xed\x9f\xf4\x8f\x90";
   std::mt19937 rng(7);
   int accepted = 0;
   for (int i = 0; i < 40000; ++i) {
@@ -80,17 +82,16 @@ TEST(JsonGrammar, EnforcesTheSchema) {
     "additionalProperties": false,
     "$defs": {"pet": {"type": "object", "properties": {"kind": {"const": "cat"}},
                       "required": ["kind"], "additionalProperties": false}}})");
-  for (const char* ok : {R"({"name":"Bo","age":3})", R"({"age":3,"name":"\u00e9"})",
-                         R"({"name":"Bob","age":-1,"tags":["a",1]})",
-                         R"({"name":"","age":0,"pet":{"kind":"cat"}})",
-                         R"({"name":"x","age":0,"pet":null})"})
+  for (const char* ok :
+       {R"({"name":"Bo","age":3})", R"({"age":3,"name":"\u00e9"})",
+        R"({"name":"Bob","age":-1,"tags":["a",1]})", R"({"name":"","age":0,"pet":{"kind":"cat"}})",
+        R"({"name":"x","age":0,"pet":null})"})
     EXPECT_TRUE(accepts(person, ok)) << ok;
-  for (const char* bad : {R"({"name":"Bo"})", R"({"name":"Boby","age":3})",
-                          R"({"name":"Bo","age":3.5})", R"({"name":"Bo","age":3,"x":1})",
-                          R"({"name":"Bo","name":"Al","age":3})",
-                          R"({"name":"Bo","age":3,"tags":["c"]})",
-                          R"({"name":"Bo","age":3,"tags":["a","b",1]})",
-                          R"({"name":"Bo","age":3,"pet":{"kind":"dog"}})", R"([])"})
+  for (const char* bad :
+       {R"({"name":"Bo"})", R"({"name":"Boby","age":3})", R"({"name":"Bo","age":3.5})",
+        R"({"name":"Bo","age":3,"x":1})", R"({"name":"Bo","name":"Al","age":3})",
+        R"({"name":"Bo","age":3,"tags":["c"]})", R"({"name":"Bo","age":3,"tags":["a","b",1]})",
+        R"({"name":"Bo","age":3,"pet":{"kind":"dog"}})", R"([])"})
     EXPECT_FALSE(accepts(person, bad)) << bad;
 
   const auto tree = schema(R"({"type":"object","properties":{"kids":{"type":"array",
@@ -121,9 +122,9 @@ namespace {
 std::shared_ptr<const ConstraintVocab> small_vocab(int32_t* end_id) {
   std::vector<std::string> bytes;
   for (int c = 0; c < 256; ++c) bytes.push_back(std::string(1, char(c)));
-  for (const char* piece : {"{\"", "\":", "\",\"", "\"}", "name", "age", "tags", "true", "null",
-                            "  ", "\n", "12", "0.", "e-", "[\"", "\"]", "ab", "\xc3\xa9",
-                            "\\u00", "\"a\"", "},{", ", "})
+  for (const char* piece :
+       {"{\"", "\":", "\",\"", "\"}", "name", "age", "tags",     "true",  "null",  "  ",  "\n",
+        "12",  "0.",  "e-",    "[\"", "\"]",  "ab",  "\xc3\xa9", "\\u00", "\"a\"", "},{", ", "})
     bytes.push_back(piece);
   bytes.push_back("");  // a special token: never inside the text
   *end_id = int32_t(bytes.size());
@@ -206,4 +207,39 @@ TEST(JsonConstraint, AllowsExactlyTheTokensThatContinueTheDocument) {
     }
   }
   EXPECT_THROW(c.accept(int32_t('x')), Error) << "a token the mask refused";
+}
+
+TEST(DeferredConstraint, LeavesReasoningFreeAndConstrainsWhatFollowsTheMarker) {
+  int32_t end = 0;
+  const auto vocab = small_vocab(&end);
+  const auto s = std::make_shared<JsonSchema>(JsonSchema::any_object());
+  std::vector<uint8_t> allowed;
+  for (const bool as_text : {true, false}) {
+    // The marker as one token (the special id before the end token, as an added token with no
+    // bytes of its own) or spelled out in bytes.
+    const int32_t marker = end - 1;
+    DeferredConstraint d(std::make_shared<JsonConstraint>(vocab, s), vocab, "</think>",
+                         as_text ? -1 : marker);
+    for (char ch : std::string("hmm, x"))
+      d.accept(int32_t(uint8_t(ch)));  // free text, no JSON in sight
+    d.allowed(allowed);
+    EXPECT_TRUE(allowed[size_t('x')]) << "free before the marker";
+    EXPECT_FALSE(d.active());
+    if (as_text) {
+      for (char ch : std::string("</thi")) d.accept(int32_t(uint8_t(ch)));
+      d.accept(int32_t(uint8_t('n')));
+      d.accept(int32_t(uint8_t('k')));
+      EXPECT_FALSE(d.active());
+      d.accept(int32_t(uint8_t('>')));
+    } else {
+      d.accept(marker);
+    }
+    EXPECT_TRUE(d.active());
+    d.allowed(allowed);
+    EXPECT_FALSE(allowed[size_t('x')]) << "after the marker only JSON may follow";
+    EXPECT_TRUE(allowed[size_t('{')]);
+    d.accept(int32_t('{'));
+    d.accept(int32_t('}'));
+    EXPECT_TRUE(d.finished());
+  }
 }

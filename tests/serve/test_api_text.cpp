@@ -60,8 +60,10 @@ TEST(ApiRequest, DefaultsAndAliases) {
 
 TEST(ApiRequest, RefusalsNameTheField) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {R"({"messages":[{"role":"user","content":"x"}],"presence_penalty":2.5})", "presence_penalty"},
-      {R"({"messages":[{"role":"user","content":"x"}],"frequency_penalty":"1"})", "frequency_penalty"},
+      {R"({"messages":[{"role":"user","content":"x"}],"presence_penalty":2.5})",
+       "presence_penalty"},
+      {R"({"messages":[{"role":"user","content":"x"}],"frequency_penalty":"1"})",
+       "frequency_penalty"},
       {R"({"messages":[{"role":"user","content":"x"}],"stop":["a","b","c","d","e"]})", "stop"},
       {R"({"messages":[{"role":"user","content":"x"}],"stop":""})", "stop"},
       {R"({"messages":[{"role":"user","content":"x"}],"seed":1.5})", "seed"},
@@ -86,21 +88,22 @@ TEST(ChoiceText, StopStringsAcrossTokensAndHeldPrefixes) {
   serve::ChoiceText t(v3_tokenizer(), {"lazy dog", "zzz"}, false, false);
   // Nothing that could begin "lazy dog" is released before it is known not to.
   std::string released;
-  for (int32_t id : v3_tokenizer().encode("the quick brown fox jumps over the lazy dog again",
-                                          false)) {
+  for (int32_t id :
+       v3_tokenizer().encode("the quick brown fox jumps over the lazy dog again", false)) {
     released += t.push(id).content;
     EXPECT_EQ(released.find("lazy"), std::string::npos) << released;
   }
   EXPECT_TRUE(t.stopped());
   EXPECT_EQ(t.content(), "the quick brown fox jumps over the ");
   serve::ChoiceText u(v3_tokenizer(), {"zzz"}, false, false);
-  EXPECT_EQ(run_text(u, "ends with zz").first, "ends with zz") << "a held prefix is released at the end";
+  EXPECT_EQ(run_text(u, "ends with zz").first, "ends with zz")
+      << "a held prefix is released at the end";
 }
 
 TEST(ChoiceText, ThinkSplitWithAndWithoutAnOpenedBlock) {
   serve::ChoiceText a(v3_tokenizer(), {}, true, false);
-  EXPECT_EQ(run_text(a, "<think>hmm</think>Yes."), std::make_pair(std::string("Yes."),
-                                                                   std::string("hmm")));
+  EXPECT_EQ(run_text(a, "<think>hmm</think>Yes."),
+            std::make_pair(std::string("Yes."), std::string("hmm")));
   serve::ChoiceText b(v3_tokenizer(), {}, true, /*starts_in_reasoning=*/true);
   EXPECT_EQ(run_text(b, "hmm\n</think>\n\nYes."),
             std::make_pair(std::string("\n\nYes."), std::string("hmm\n")));
@@ -141,8 +144,9 @@ TEST(ToolCalls, EachFamilysFormat) {
   for (const std::string& bad :
        {std::string("<tool_call>{\"name\": \"f\", \"arguments\": {bad}}</tool_call>"),
         std::string("<tool_call>{\"arguments\": {}}</tool_call>"),
-        std::string("<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>f\n```json\n[1]\n```"
-                    "<｜tool▁call▁end｜><｜tool▁calls▁end｜>"),
+        std::string(
+            "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>f\n```json\n[1]\n```"
+            "<｜tool▁call▁end｜><｜tool▁calls▁end｜>"),
         std::string("{\"just\": \"json\"}"), std::string("plain text")}) {
     const auto p = serve::parse_tool_calls(bad);
     EXPECT_TRUE(p.calls.empty()) << bad;

@@ -89,8 +89,8 @@ TEST(Engine, ContinuousBatchingGivesEachRequestWhatItGetsAlone) {
     std::vector<serve::GenerationRequest> reqs;
     for (size_t i = 0; i < lengths.size(); ++i) {
       // Sampled at temperature 1 with a fixed seed, so every logit matters, not only the argmax.
-      reqs.push_back(request(case_ids(name, lengths[i]), 6 + int64_t(i), i % 2 ? 1.0f : 0.0f,
-                             100 + i));
+      reqs.push_back(
+          request(case_ids(name, lengths[i]), 6 + int64_t(i), i % 2 ? 1.0f : 0.0f, 100 + i));
     }
     std::vector<std::shared_ptr<serve::Generation>> gens;
     for (const auto& r : reqs) gens.push_back(rig.engine.submit(r));

@@ -144,11 +144,12 @@ TEST(Server, ReasoningGoesToReasoningContentStreamedOrNot) {
   EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
   EXPECT_EQ(j["object"], "chat.completion");
   EXPECT_GT(j["usage"]["prompt_tokens"].get<int>(), 0);
-  EXPECT_EQ(j["usage"]["completion_tokens"], j["usage"]["total_tokens"].get<int>() -
-                                                 j["usage"]["prompt_tokens"].get<int>());
+  EXPECT_EQ(j["usage"]["completion_tokens"],
+            j["usage"]["total_tokens"].get<int>() - j["usage"]["prompt_tokens"].get<int>());
 
-  const auto streamed = rig.post("/v1/chat/completions",
-                                 chat_body(true, {{"stream_options", {{"include_usage", true}}}}).dump());
+  const auto streamed =
+      rig.post("/v1/chat/completions",
+               chat_body(true, {{"stream_options", {{"include_usage", true}}}}).dump());
   ASSERT_TRUE(streamed);
   EXPECT_EQ(streamed->get_header_value("Content-Type"), "text/event-stream");
   const std::vector<Json> events = sse_events(streamed->body);
@@ -190,8 +191,9 @@ TEST(Server, DeepSeekToolCallsBecomeToolCallsAndMalformedOnesStayContent) {
   EXPECT_EQ(st.tool_calls[0]["function"]["name"], "get_weather");
   EXPECT_EQ(st.tool_calls[0]["index"], 0);
 
-  rig.script("<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n"
-             "```json\n{\"city\": Paris}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>");
+  rig.script(
+      "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n"
+      "```json\n{\"city\": Paris}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>");
   const auto bad = rig.post("/v1/chat/completions", chat_body(false, {{"tools", tools}}).dump());
   ASSERT_TRUE(bad);
   ASSERT_EQ(bad->status, 200) << bad->body;
@@ -217,8 +219,8 @@ TEST(Server, StopStringsCutTheText) {
 
 TEST(Server, CompletionsAndModels) {
   Rig rig("the end");
-  const auto r =
-      rig.post("/v1/completions", Json({{"prompt", "once upon"}, {"echo", true}, {"logprobs", 1}}).dump());
+  const auto r = rig.post("/v1/completions",
+                          Json({{"prompt", "once upon"}, {"echo", true}, {"logprobs", 1}}).dump());
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   const Json j = Json::parse(r->body);
