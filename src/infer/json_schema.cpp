@@ -82,6 +82,16 @@ class SchemaCompiler {
 
  private:
   int32_t compile(const Json& j, const std::string& where) {
+    // Schemas come from clients: bound the recursion (and the table) so none can exhaust the
+    // stack or memory.
+    struct Depth {
+      int& d;
+      explicit Depth(int& x) : d(++x) {}
+      ~Depth() { --d; }
+    } depth(depth_);
+    if (depth_ > kMaxDepth) refuse(where, "nested deeper than " + std::to_string(kMaxDepth));
+    if (out_->nodes_.size() > kMaxNodes)
+      refuse(where, "more than " + std::to_string(kMaxNodes) + " subschemas");
     if (j.is_boolean()) {
       if (j.get<bool>()) return JsonSchema::kAny;
       refuse(where, "the schema 'false' accepts no value");
@@ -203,8 +213,11 @@ class SchemaCompiler {
     return index;
   }
 
+  static constexpr int kMaxDepth = 64;
+  static constexpr size_t kMaxNodes = 10000;
   const Json& doc_;
   JsonSchema* out_ = nullptr;
+  int depth_ = 0;
   std::map<std::string, int32_t> refs_;
 };
 

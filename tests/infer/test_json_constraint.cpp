@@ -114,6 +114,10 @@ TEST(JsonGrammar, SchemaKeywordsItCannotGuaranteeAreRefusedByName) {
   EXPECT_THROW(JsonSchema::compile(Json::parse(R"({"required":["x"]})")), Error);
   EXPECT_THROW(JsonSchema::compile(Json::parse(R"({"$ref":"#/$defs/missing"})")), Error);
   EXPECT_THROW(JsonSchema::compile(Json::parse(R"({"type":"strings"})")), Error);
+  std::string deep;
+  for (int i = 0; i < 5000; ++i) deep += R"({"items":)";
+  deep += "{}" + std::string(5000, '}');
+  EXPECT_THROW(JsonSchema::compile(Json::parse(deep)), Error) << "bounded, not a stack overflow";
 }
 
 namespace {
