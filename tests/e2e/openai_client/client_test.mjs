@@ -1,7 +1,8 @@
 // The official OpenAI Node client (openai@6, pinned in package.json) against a running
 // `tern serve`: models, chat (whole and streamed, equal at temperature 0), completions, the raw
 // SSE stream ending in [DONE], reasoning_content from a template that opens a <think> block, a
-// tool-call round trip through the template, and errors surfacing as the client's APIError.
+// tool-call round trip through the template, structured output (response_format json_schema),
+// and errors surfacing as the client's APIError.
 // Usage: node client_test.mjs BASE_URL MODEL_ID [REASONING_BASE_URL]
 import assert from "node:assert/strict";
 import OpenAI from "openai";
@@ -79,6 +80,22 @@ await check("tool-call round trip renders through the template", async () => {
   ];
   const r = await client.chat.completions.create({ model: modelId, messages, tools, max_tokens: 4 });
   assert.ok(r.choices[0].message.content !== undefined);
+});
+
+await check("structured output: response_format json_schema parses and fits", async () => {
+  const schema = {
+    type: "object",
+    properties: { ok: { type: "boolean" }, color: { enum: ["red", "green"] } },
+    required: ["ok", "color"], additionalProperties: false,
+  };
+  const r = await client.chat.completions.create({
+    model: modelId, messages: question, temperature: 1, seed: 3, max_tokens: 200,
+    response_format: { type: "json_schema", json_schema: { name: "thing", schema, strict: true } },
+  });
+  assert.equal(r.choices[0].finish_reason, "stop");
+  const doc = JSON.parse(r.choices[0].message.content);
+  assert.equal(typeof doc.ok, "boolean");
+  assert.ok(["red", "green"].includes(doc.color), JSON.stringify(doc));
 });
 
 await check("bad requests become APIError with the status and OpenAI's error body", async () => {
