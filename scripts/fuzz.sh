@@ -24,7 +24,12 @@ fi
 export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-true}"
 if [ ! -f build/fuzz/build.ninja ]; then cmake --preset fuzz -G Ninja >/dev/null; fi
 # Only the fuzz targets and what they link: the rest of the tree is built by the other passes.
-cmake --build --preset fuzz -j "$(nproc)" --target fuzz_targets >/dev/null
+mkdir -p build/fuzz/logs
+if ! cmake --build --preset fuzz -j "$(nproc)" --target fuzz_targets >build/fuzz/logs/build.log 2>&1; then
+  tail -40 build/fuzz/logs/build.log
+  echo "fuzz.sh: building the fuzz targets failed (build/fuzz/logs/build.log)" >&2
+  exit 1
+fi
 
 # Seeds: the committed corpora (shrunk from the fixtures by tests/fuzz/make_corpus.py), and for
 # configs the fixtures themselves. -max_len sits above the largest seed so seeds are not cut.
