@@ -28,7 +28,7 @@ struct ServeArgs {
   std::string model, host = "127.0.0.1", api_key, cors;
   std::string upstream, upstream_key_env, upstream_model, route;
   int64_t port = 8080, parallel = 4, max_queue = 64, max_body = 8 << 20;
-  bool quiet = false, private_only = false;
+  bool quiet = false, private_only = false, no_mtp = false;
   GenerationFlags gen;
 };
 
@@ -109,9 +109,11 @@ void serve(const ServeArgs& a) {
   if (tok.config().chat_templates.count("default"))
     tmpl = std::make_unique<tokenizer::ChatTemplate>(tokenizer::ChatTemplate::from_tokenizer(tok));
   const std::unique_ptr<Engine> e =
-      open_engine(a.gen, model_path, std::max(a.gen.chunk, a.parallel), "tern serve", false,
-                  a.parallel, a.parallel);
-  serve::Engine engine(e->model, e->pool, e->state, {a.parallel, a.max_queue, e->context});
+      open_engine(a.gen, model_path, std::max(a.gen.chunk, 2 * a.parallel), "tern serve", !a.no_mtp,
+                  2 * a.parallel, a.parallel);
+  serve::Engine engine(
+      e->model, e->pool, e->state,
+      {a.parallel, a.max_queue, e->context, e->mtp_pool ? &*e->mtp_pool : nullptr});
   serve::ServedModel sm;
   sm.id = model_id(a.model);
   sm.created = std::chrono::duration_cast<std::chrono::seconds>(
@@ -127,9 +129,10 @@ void serve(const ServeArgs& a) {
   sm.backend = &engine;
   server.set_model(sm);
   std::fprintf(stderr,
-               "tern serve: ready in %.1fs: model '%s', %lld slots of %lld tokens%s; "
+               "tern serve: ready in %.1fs: model '%s', %lld slots of %lld tokens%s%s; "
                "point a client at http://%s:%d/v1 (chat page: http://%s:%d/)\n",
                e->load_seconds, sm.id.c_str(), (long long)a.parallel, (long long)e->context,
+               e->mtp_pool ? ", MTP drafting" : "",
                tmpl ? "" : ", no chat template (only /v1/completions)", a.host.c_str(), port,
                a.host.c_str(), port);
   http.join();  // until a signal stops the server
@@ -165,6 +168,9 @@ void setup_serve(CLI::App& sub) {
   sub.add_option("--upstream-model", a->upstream_model,
                  "model id to ask the upstream for when a forwarded request named this server's "
                  "model (default: leave it out)");
+  sub.add_flag("--no-mtp", a->no_mtp,
+               "decode one token per step even when the checkpoint carries an MTP module (by "
+               "default each sequence drafts its next token with it)");
   sub.add_flag("--private", a->private_only,
                "never forward anything to --upstream (as every request had metadata.private)");
   sub.add_option("--ctx", a->gen.ctx,

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "infer/speculative_rule.h"
 #include "serve/api_error.h"
 
 namespace tern::serve {
@@ -23,9 +24,16 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }  // namespace
 
 struct Engine::Slot {
-  Slot(std::shared_ptr<Generation> g, GenerationRequest r, infer::KvPool& pool, int32_t vocab)
+  Slot(std::shared_ptr<Generation> g, GenerationRequest r, infer::KvPool& pool, int32_t vocab,
+       infer::KvPool* mtp_pool)
       : gen(std::move(g)), req(std::move(r)), seq(pool), sampler(req.sampling, vocab, req.stream) {
     sampler.constrain(req.constraint);
+    // A constrained sequence does not draft: a draft would be masked by a grammar state that
+    // has not seen the token before it.
+    if (mtp_pool && !req.constraint) {
+      mtp.emplace(*mtp_pool);
+      rule.emplace(sampler, vocab);
+    }
   }
   std::shared_ptr<Generation> gen;
   GenerationRequest req;
@@ -36,7 +44,20 @@ struct Engine::Slot {
   bool done = false;
   GenerationResult result;
   // This step's rows.
-  int64_t rows = 0, logit_index = -1;
+  int64_t rows = 0, logit_index = -1, row0 = 0;
+  // MTP drafting (when mtp is set): the module's cache, the rows it has not run yet (the main
+  // model's hidden state at a position and the token after it), and this step's draft.
+  std::optional<infer::PooledSequence> mtp;
+  std::optional<infer::SpeculativeRule> rule;
+  std::vector<float> pending_hidden;
+  std::vector<int32_t> pending_tokens;
+  int32_t draft = -1;
+  std::vector<float> draft_probs;
+
+  void pend(const float* hidden, int64_t d, int32_t next) {
+    pending_hidden.insert(pending_hidden.end(), hidden, hidden + d);
+    pending_tokens.push_back(next);
+  }
 };
 
 TokenEvent token_logprobs(std::span<const float> logits, int32_t token, int32_t top) {
@@ -87,6 +108,22 @@ Engine::Engine(const model::Model& m, infer::KvPool& pool, model::ForwardState& 
   logits_.resize(size_t(opt_.parallel * c.vocab_size));
   batch_.reserve(size_t(opt_.parallel));
   stats_.kv_blocks = pool.n_blocks();
+  if (drafting()) {
+    if (m.weights().mtp.empty())
+      fail(ErrorKind::config, "MTP drafting needs the model loaded with its MTP module");
+    if (opt_.mtp_pool->n_blocks() < pool.n_blocks() ||
+        opt_.mtp_pool->block_tokens() != pool.block_tokens())
+      fail(ErrorKind::config, "the MTP pool must match the main pool's blocks");
+    if (st.limits().max_tokens < 2 * opt_.parallel)
+      fail(ErrorKind::config, "a step holds " + std::to_string(st.limits().max_tokens) +
+                                  " rows; drafting needs two per sequence (" +
+                                  std::to_string(2 * opt_.parallel) + ")");
+    logits_.resize(size_t(2 * opt_.parallel * c.vocab_size));
+    hidden_.resize(rows * size_t(c.hidden_size));
+    mtp_hidden_.resize(rows * size_t(c.hidden_size));
+    mtp_logits_.resize(size_t(opt_.parallel * c.vocab_size));
+    stats_.mtp = true;
+  }
   int64_t moe_layers = 0;
   for (const auto& L : m.weights().layers) moe_layers += L.is_moe ? 1 : 0;
   if (moe_layers > 0) {
@@ -190,11 +227,15 @@ void Engine::admit(std::deque<std::shared_ptr<Generation>>& incoming,
       g->finish(cancelled("the client went away"));
       continue;
     }
-    auto s = std::make_unique<Slot>(g, std::move(r), pool_, vocab_size());
+    auto s = std::make_unique<Slot>(g, std::move(r), pool_, vocab_size(), opt_.mtp_pool);
     s->result.prompt_tokens = int64_t(s->req.prompt.size());
     s->result.queue_seconds = seconds_since(g->submitted);
     s->sampler.accept_prompt(s->req.prompt);
+    // Cached prompt blocks are worth more than drafts (a long shared system prompt is not
+    // recomputed), and the MTP cache needs every prompt row's hidden state: a sequence that
+    // reuses blocks decodes without drafting, the others draft.
     s->prefilled = s->seq.reuse_prefix(s->req.prompt);
+    if (s->prefilled > 0) s->mtp.reset(), s->rule.reset();
     s->result.cached_tokens = s->prefilled;
     slots_.push_back(std::move(s));
   }
@@ -208,7 +249,10 @@ void Engine::finish(Slot& s, FinishReason reason, const std::string& error) {
 }
 
 bool Engine::take_token(Slot& s, std::span<const float> logits) {
-  const int32_t tok = s.sampler.sample(logits);
+  return emit(s, s.sampler.sample(logits), logits, s.seq.length());
+}
+
+bool Engine::emit(Slot& s, int32_t tok, std::span<const float> logits, int64_t position) {
   if (std::find(s.req.stop_ids.begin(), s.req.stop_ids.end(), tok) != s.req.stop_ids.end()) {
     finish(s, FinishReason::stop);
     return false;
@@ -221,12 +265,59 @@ bool Engine::take_token(Slot& s, std::span<const float> logits) {
     finish(s, FinishReason::stop);
     return false;
   }
-  if (s.result.generated >= s.req.max_tokens || s.seq.length() >= context_) {
+  // A token at the context's last position + 1 is emitted but can never be run.
+  if (s.result.generated >= s.req.max_tokens || position >= context_) {
     finish(s, FinishReason::length);
     return false;
   }
   s.next_token = tok;
   return true;
+}
+
+void Engine::draft_step() {
+  const int64_t d = m_.config().hidden_size, V = m_.config().vocab_size;
+  const int64_t budget = st_.limits().max_tokens;
+  int64_t rows = 0;
+  logit_rows_.clear();
+  seqs_.clear();
+  batch_.clear();
+  for (auto& s : slots_) {
+    s->draft = -1;
+    s->logit_index = -1;
+    const int64_t n = int64_t(s->pending_tokens.size());
+    if (!s->mtp || n == 0 || rows + n > budget) continue;  // what does not fit waits a step
+    const int32_t id = int32_t(seqs_.size());
+    s->mtp->reserve(n);
+    seqs_.push_back(s->mtp->blocks());
+    std::copy(s->pending_hidden.begin(), s->pending_hidden.end(), mtp_hidden_.begin() + rows * d);
+    for (int64_t i = 0; i < n; ++i) {
+      tokens_[size_t(rows + i)] = s->pending_tokens[size_t(i)];
+      positions_[size_t(rows + i)] = s->mtp->length() + i;
+      seq_ids_[size_t(rows + i)] = id;
+    }
+    rows += n;
+    // The last pending row of a decoding sequence pairs h_{L-1} with its token at L: its
+    // logits draft the token at L + 1, when the context has room for both.
+    if (s->next_token >= 0 && s->seq.length() + 1 < context_) {
+      s->logit_index = int64_t(logit_rows_.size());
+      logit_rows_.push_back(int32_t(rows - 1));
+    }
+    batch_.push_back(s.get());
+  }
+  if (rows == 0) return;
+  const model::Batch b{std::span(tokens_).first(size_t(rows)),
+                       std::span(positions_).first(size_t(rows)),
+                       std::span(seq_ids_).first(size_t(rows)), seqs_, logit_rows_};
+  m_.forward_mtp(b, std::span(mtp_hidden_).first(size_t(rows * d)), opt_.mtp_pool->store(), st_,
+                 mtp_logits_);
+  for (Slot* s : batch_) {
+    s->mtp->advance(s->pending_tokens);
+    s->pending_tokens.clear();
+    s->pending_hidden.clear();
+    if (s->logit_index < 0) continue;
+    const auto row = std::span(mtp_logits_).subspan(size_t(s->logit_index * V), size_t(V));
+    s->draft = s->rule->draft(row, s->seq.length() + 1, s->draft_probs);
+  }
 }
 
 void Engine::step() {
@@ -236,10 +327,23 @@ void Engine::step() {
     return s->done;
   });
   if (slots_.empty()) return;
+  if (drafting()) {
+    try {
+      draft_step();
+    } catch (const std::exception& e) {
+      for (Slot* s : batch_) finish(*s, FinishReason::error, e.what());
+      std::erase_if(slots_, [](const std::unique_ptr<Slot>& s) { return s->done; });
+      return;
+    }
+  }
   const int64_t budget = st_.limits().max_tokens;
   int64_t rows = 0;
-  // Decoding sequences first (one row each, never starved), then prompt chunks.
-  for (auto& s : slots_) s->rows = s->next_token >= 0 ? 1 : 0, rows += s->rows;
+  // Decoding sequences first (one row each, two with a draft; never starved), then prompt
+  // chunks.
+  for (auto& s : slots_) {
+    s->rows = s->next_token < 0 ? 0 : s->draft >= 0 ? 2 : 1;
+    rows += s->rows;
+  }
   for (auto& s : slots_) {
     if (s->next_token >= 0 || rows >= budget) continue;
     s->rows = std::min(budget - rows, int64_t(s->req.prompt.size()) - s->prefilled);
@@ -258,13 +362,17 @@ void Engine::step() {
       const int32_t id = int32_t(seqs_.size());
       seqs_.push_back(s->seq.blocks());
       const bool prefill = s->next_token < 0;
+      s->row0 = row;
       for (int64_t i = 0; i < s->rows; ++i, ++row) {
-        tokens_[size_t(row)] = prefill ? s->req.prompt[size_t(s->prefilled + i)] : s->next_token;
+        tokens_[size_t(row)] = prefill  ? s->req.prompt[size_t(s->prefilled + i)]
+                               : i == 0 ? s->next_token
+                                        : s->draft;
         positions_[size_t(row)] = s->seq.length() + i;
         seq_ids_[size_t(row)] = id;
       }
       const bool wants = !prefill || s->prefilled + s->rows == int64_t(s->req.prompt.size());
       s->logit_index = wants ? int64_t(logit_rows_.size()) : -1;
+      if (wants && s->draft >= 0) logit_rows_.push_back(int32_t(row - 2));  // verifies the draft
       if (wants) logit_rows_.push_back(int32_t(row - 1));
       in_batch.push_back(s.get());
     }
@@ -274,18 +382,50 @@ void Engine::step() {
     std::fill(step_experts_.begin(), step_experts_.end(), 0);
     model::ForwardOptions fo;
     fo.expert_counts = step_experts_;
+    if (drafting())
+      fo.hidden_out = std::span(hidden_).first(size_t(rows * m_.config().hidden_size));
     m_.forward(b, pool_.store(), st_, logits_, fo);
   } catch (const std::exception& e) {
     for (Slot* s : in_batch) finish(*s, FinishReason::error, e.what());
     std::erase_if(slots_, [](const std::unique_ptr<Slot>& s) { return s->done; });
     return;
   }
-  const int64_t V = m_.config().vocab_size;
+  const int64_t V = m_.config().vocab_size, d = m_.config().hidden_size;
+  const auto logits_row = [&](int64_t k) {
+    return std::span<const float>(logits_).subspan(size_t(k * V), size_t(V));
+  };
+  const auto hidden_row = [&](int64_t r) { return hidden_.data() + r * d; };
+  int64_t drafted = 0, accepted = 0;
   for (Slot* s : in_batch) {
+    if (s->next_token >= 0 && s->draft >= 0) {
+      // Verify: row logit_index predicts the draft's position, the next row the one after it.
+      ++drafted;
+      const int64_t L = s->seq.length();
+      bool kept = false;
+      const int32_t y = s->rule->verify(
+          logits_row(s->logit_index), s->draft,
+          s->rule->greedy() ? std::span<const float>() : std::span<const float>(s->draft_probs),
+          L + 1, &kept);
+      const int32_t pair[2] = {s->next_token, s->draft};
+      s->seq.advance(std::span(pair, kept ? 2 : 1));  // a rejected draft's row is overwritten
+      if (!emit(*s, y, logits_row(s->logit_index), L + 1)) continue;
+      s->pend(hidden_row(s->row0), d, y);
+      if (!kept) continue;
+      ++accepted;
+      if (take_token(*s, logits_row(s->logit_index + 1)))
+        s->pend(hidden_row(s->row0 + 1), d, s->next_token);
+      continue;
+    }
     if (s->next_token >= 0) {
       s->seq.advance(std::span(&s->next_token, 1));
     } else {
       s->seq.advance(std::span(s->req.prompt).subspan(size_t(s->prefilled), size_t(s->rows)));
+      // The MTP module's rows for this chunk: each position's hidden state with the prompt
+      // token after it (the last prompt position waits for the sampled token).
+      const int64_t P = int64_t(s->req.prompt.size());
+      if (s->mtp)
+        for (int64_t i = 0; i < s->rows && s->prefilled + i + 1 < P; ++i)
+          s->pend(hidden_row(s->row0 + i), d, s->req.prompt[size_t(s->prefilled + i + 1)]);
       s->prefilled += s->rows;
     }
     if (s->logit_index < 0) continue;
@@ -293,12 +433,15 @@ void Engine::step() {
       finish(*s, FinishReason::length);
       continue;
     }
-    take_token(*s, std::span(logits_).subspan(size_t(s->logit_index * V), size_t(V)));
+    if (take_token(*s, logits_row(s->logit_index)) && s->mtp)
+      s->pend(hidden_row(s->row0 + s->rows - 1), d, s->next_token);
   }
   std::erase_if(slots_, [](const std::unique_ptr<Slot>& s) { return s->done; });
   std::lock_guard<std::mutex> lock(mu_);
   stats_.steps += 1;
   stats_.batch_rows += rows;
+  stats_.mtp_drafted += drafted;
+  stats_.mtp_accepted += accepted;
   for (size_t i = 0; i < step_experts_.size(); ++i) stats_.expert_tokens[i] += step_experts_[i];
 }
 

@@ -3,7 +3,10 @@
 // when a slot is free, and every step is one batched forward in which each decoding sequence
 // advances one token and the rest of the row budget prefills waiting prompts in chunks. HTTP
 // threads only submit and drain Generations. Prompt prefixes already in the pool (a shared
-// system prompt) are reused, not recomputed.
+// system prompt) are reused, not recomputed. With the model's MTP module (spec §8.3) every
+// decoding sequence also drafts its next token: one batched MTP step drafts for all of them,
+// the main step verifies each draft beside its sequence's token (two rows), and an accepted
+// draft yields two tokens for one main step, as infer::generate_mtp does for one sequence.
 #pragma once
 
 #include <condition_variable>
@@ -27,6 +30,11 @@ struct EngineOptions {
   int64_t parallel = 4;    // sequences generating at once (slots)
   int64_t max_queue = 64;  // requests waiting for a slot; beyond it submit() answers 429
   int64_t context = 0;     // positions per sequence; 0: the model's
+  // The MTP module's one-layer pool (same block size and count as the main pool): with it, and
+  // a model loaded with its MTP module, sequences draft. A sequence whose prompt starts with
+  // cached blocks reuses them and does not draft (the module's cache would need every prompt
+  // row's hidden state); constrained (JSON) ones do not draft either.
+  infer::KvPool* mtp_pool = nullptr;
 };
 
 class Engine final : public Backend {
@@ -52,6 +60,13 @@ class Engine final : public Backend {
   // Samples the token after `logits` for slot s, emits it or finishes the slot. Returns false
   // when the slot is done.
   bool take_token(Slot& s, std::span<const float> logits);
+  // Emits a token already chosen (and not yet accepted by the sampler) that sits at `position`;
+  // logits are the row it was chosen from, for logprobs. Returns false when the slot is done.
+  bool emit(Slot& s, int32_t token, std::span<const float> logits, int64_t position);
+  // The MTP step: every drafting slot's pending module rows in one batch, and a draft for each
+  // decoding slot with room for two more positions.
+  void draft_step();
+  bool drafting() const { return opt_.mtp_pool != nullptr; }
   void finish(Slot& s, FinishReason reason, const std::string& error = "");
 
   const model::Model& m_;
@@ -75,6 +90,8 @@ class Engine final : public Backend {
   std::vector<float> logits_;          // [parallel, vocab]
   std::vector<int64_t> step_experts_;  // this step's expert choices, added to stats_ after it
   std::vector<Slot*> batch_;           // this step's sequences
+  std::vector<float> hidden_;          // [rows, d]: the main step's hidden states (MTP only)
+  std::vector<float> mtp_hidden_, mtp_logits_;  // the MTP step's inputs and logits
   std::thread thread_;
 };
 

@@ -88,6 +88,9 @@ struct BackendStats {
   // for a dense model.
   std::vector<int64_t> expert_tokens;
   int64_t experts = 0;  // routed experts per MoE layer
+  // MTP speculative decoding: drafts made and accepted, in total (0 without the module).
+  int64_t mtp_drafted = 0, mtp_accepted = 0;
+  bool mtp = false;  // the engine drafts with the model's MTP module
 };
 
 class Backend {

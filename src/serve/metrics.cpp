@@ -116,6 +116,16 @@ std::string Metrics::render(const BackendStats& e) const {
   line(out, "tern_engine_steps_total", double(e.steps));
   help(out, "tern_engine_batch_rows_total", "counter", "rows (tokens) those steps held");
   line(out, "tern_engine_batch_rows_total", double(e.batch_rows));
+  if (e.mtp) {
+    help(out, "tern_mtp_drafted_tokens_total", "counter",
+         "tokens drafted by the model's MTP module (speculative decoding)");
+    line(out, "tern_mtp_drafted_tokens_total", double(e.mtp_drafted));
+    help(out, "tern_mtp_accepted_tokens_total", "counter", "drafts the main model accepted");
+    line(out, "tern_mtp_accepted_tokens_total", double(e.mtp_accepted));
+    help(out, "tern_mtp_acceptance_ratio", "gauge", "accepted over drafted, since the start");
+    line(out, "tern_mtp_acceptance_ratio",
+         e.mtp_drafted > 0 ? double(e.mtp_accepted) / double(e.mtp_drafted) : 0.0);
+  }
   if (e.experts > 0 && !e.expert_tokens.empty()) {
     const int64_t layers = int64_t(e.expert_tokens.size()) / e.experts;
     help(out, "tern_expert_routed_tokens_total", "counter",

@@ -171,9 +171,15 @@ TEST(CliServe, ServesTheContractAndStreamingEqualsWholeAtTemperatureZero) {
   EXPECT_EQ(too_long->status, 400);
   EXPECT_NE(too_long->body.find("512"), std::string::npos) << too_long->body;
 
-  // The model is MoE: /metrics carries each MoE layer's expert load.
+  // The model is MoE: /metrics carries each MoE layer's expert load. Its checkpoint carries the
+  // MTP module, so sequences drafted (all but the one that reused cached blocks).
   const auto metrics = c.Get("/metrics");
   ASSERT_TRUE(metrics);
+  EXPECT_TRUE(
+      std::regex_search(metrics->body, std::regex(R"(tern_mtp_drafted_tokens_total [1-9])")))
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("tern_mtp_acceptance_ratio"), std::string::npos);
+  EXPECT_NE(s.log().find("MTP drafting"), std::string::npos) << s.log();
   EXPECT_NE(metrics->body.find(R"(tern_expert_routed_tokens_total{moe_layer="0",expert="0"})"),
             std::string::npos);
   EXPECT_NE(metrics->body.find("tern_expert_load_max_over_mean"), std::string::npos);

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "infer/generate.h"
+#include "infer/speculative.h"
 #include "serve/api_error.h"
 #include "serve/engine.h"
 
@@ -110,6 +111,65 @@ TEST(Engine, ContinuousBatchingGivesEachRequestWhatItGetsAlone) {
       EXPECT_EQ(first_layer, st.batch_rows * rig.m.config().num_experts_per_tok) << name;
     }
   }
+}
+
+// A model with its MTP module, the main pool, the module's one-layer pool, and an engine that
+// drafts.
+struct MtpRig {
+  MtpRig(int64_t parallel, int64_t rows, int64_t ctx = 64)
+      : m(model::Model::load(golden("v3_tiny"), {/*include_mtp=*/true})),
+        pool(m.config(), parallel * (ctx / 4), 4, DType::f32),
+        mtp_pool(m.config(), parallel * (ctx / 4), 4, DType::f32, 1),
+        st(m.config(), pool.store().layout, {rows, 0, model::MlaMode::absorbed}),
+        engine(m, pool, st, {parallel, 64, ctx, &mtp_pool}) {}
+  model::Model m;
+  infer::KvPool pool, mtp_pool;
+  model::ForwardState st;
+  serve::Engine engine;
+};
+
+// What infer::generate_mtp gives the same request alone.
+std::vector<int32_t> alone_mtp(const model::Model& m, const serve::GenerationRequest& r,
+                               int64_t ctx) {
+  infer::KvPool pool(m.config(), 32, 4, DType::f32);
+  infer::KvPool mtp_pool(m.config(), 32, 4, DType::f32, 1);
+  model::ForwardState st(m.config(), pool.store().layout, {4, 0, model::MlaMode::absorbed});
+  infer::Sampler sampler(r.sampling, int32_t(m.config().vocab_size), r.stream);
+  std::vector<int32_t> out;
+  infer::generate_mtp(m, pool, mtp_pool, st, sampler, {r.prompt, r.max_tokens, {}, ctx},
+                      [&](int32_t t) {
+                        out.push_back(t);
+                        return true;
+                      });
+  return out;
+}
+
+TEST(Engine, MtpDraftingGivesEachRequestWhatGenerateMtpGivesItAlone) {
+  // Greedy and sampled requests of different lengths drafting together, with prompt chunks in
+  // the same steps; one runs into the end of the context (no room for a draft there). The
+  // prompts are prefixes of one another, so some may reuse cached blocks and not draft.
+  MtpRig rig(3, 8);
+  const std::vector<size_t> lengths = {3, 11, 6, 9, 1};
+  std::vector<serve::GenerationRequest> reqs;
+  for (size_t i = 0; i < lengths.size(); ++i)
+    reqs.push_back(request(case_ids("v3_tiny", lengths[i]), i == 3 ? 60 : 10 + int64_t(i),
+                           i % 2 ? 1.0f : 0.0f, 200 + i));
+  std::vector<std::shared_ptr<serve::Generation>> gens;
+  for (const auto& r : reqs) gens.push_back(rig.engine.submit(r));
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    serve::GenerationResult res;
+    const std::vector<int32_t> got = drain(*gens[i], &res);
+    // A prompt that found cached blocks (these prompts share prefixes) decodes without drafts.
+    EXPECT_EQ(got, res.cached_tokens > 0 ? alone(rig.m, reqs[i]) : alone_mtp(rig.m, reqs[i], 64))
+        << "request " << i << " (" << res.cached_tokens << " cached)";
+    EXPECT_EQ(res.reason, serve::FinishReason::length);
+  }
+  const serve::BackendStats st = rig.engine.stats();
+  EXPECT_TRUE(st.mtp);
+  EXPECT_GT(st.mtp_drafted, 0);
+  EXPECT_LE(st.mtp_accepted, st.mtp_drafted);
+  // Greedy drafting changes nothing: the same as plain decoding.
+  EXPECT_EQ(alone_mtp(rig.m, reqs[0], 64), alone(rig.m, reqs[0]));
 }
 
 TEST(Engine, RepeatedPromptComesFromThePrefixCache) {
