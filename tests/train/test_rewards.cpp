@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "train/eval_scores.h"
 #include "train/rewards.h"
 #include "train/tasks.h"
 
@@ -160,4 +161,25 @@ TEST(Tasks, TaskFilesNameTheirBadLine) {
   EXPECT_THROW(read_task_file(bad), Error);
   EXPECT_THROW(read_task_file(dir + "/missing.jsonl"), Error);
   std::filesystem::remove_all(dir);
+}
+
+TEST(EvalScores, MajorityPassAtKAndMeans) {
+  // Problem 0: answers 5 (wrong), 7 (right), 5 (wrong): majority wrong, pass@3 right.
+  // Problem 1: 9 (right), 3 (wrong), 9 (right): majority right.
+  const std::vector<std::vector<SampleScore>> runs = {
+      {{"5", false, true, 10}, {"7", true, true, 20}, {"5", false, false, 30}},
+      {{"9", true, true, 4}, {"3", false, true, 6}, {"9", true, true, 2}},
+  };
+  const EvalScores s = score_eval(runs);
+  EXPECT_EQ(s.problems, 2);
+  EXPECT_EQ(s.samples, 6);
+  EXPECT_DOUBLE_EQ(s.accuracy, 3.0 / 6.0);
+  EXPECT_DOUBLE_EQ(s.majority_accuracy, 0.5);
+  EXPECT_DOUBLE_EQ(s.pass_at_k, 1.0);
+  EXPECT_DOUBLE_EQ(s.format_rate, 5.0 / 6.0);
+  EXPECT_DOUBLE_EQ(s.mean_response_tokens, 72.0 / 6.0);
+  // A tie goes to the answer seen first.
+  const EvalScores t = score_eval({{{"1", true, false, 1}, {"2", false, false, 1}}});
+  EXPECT_DOUBLE_EQ(t.majority_accuracy, 1.0);
+  EXPECT_EQ(score_eval({}).problems, 0);
 }

@@ -1,0 +1,182 @@
+// `tern eval MODEL --task TASK`: accuracy on a verifiable task (train/tasks.h) with rule-based
+// checking (train/rewards.h). Every sample of every problem goes through the serving engine's
+// continuous batching (serve/engine.h), so `--parallel` sequences decode together; with
+// `--samples k` it reports pass@1, majority-vote accuracy and pass@k (train/eval_scores.h).
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "account/quantity.h"
+#include "apps/tern/command.h"
+#include "apps/tern/flags.h"
+#include "apps/tern/generation_flags.h"
+#include "apps/tern/model_path.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "core/random.h"
+#include "serve/api_error.h"
+#include "serve/engine.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+#include "train/eval_scores.h"
+#include "train/rewards.h"
+#include "train/tasks.h"
+
+namespace tern::app {
+namespace {
+
+// What the prompt asks for, so format and answer can be checked (R1's convention).
+constexpr const char* kInstruction =
+    "\nThink step by step inside <think> </think>, then give only the final answer.";
+
+struct EvalArgs {
+  std::string model, task;
+  int64_t limit = 500, samples = 1, parallel = 8, seed = 0;
+  bool json = false, no_mtp = false;
+  GenerationFlags gen;
+};
+
+std::vector<int32_t> prompt_ids(const tokenizer::Tokenizer& tok, const tokenizer::ChatTemplate* t,
+                                const std::string& question) {
+  const std::string text = question + kInstruction;
+  if (!t) return tok.encode("User: " + text + "\nAssistant:", /*add_special_tokens=*/true);
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  messages.push_back({{"role", "user"}, {"content", text}});
+  return tok.encode(t->render(messages), /*add_special_tokens=*/false);
+}
+
+void eval(const EvalArgs& a) {
+  apply_threads(a.gen.threads);
+  const std::string model_path = resolve_model_path(a.model);
+  const tokenizer::Tokenizer tok = load_tokenizer(a.gen, model_path);
+  std::unique_ptr<tokenizer::ChatTemplate> tmpl;
+  if (tok.config().chat_templates.count("default"))
+    tmpl = std::make_unique<tokenizer::ChatTemplate>(tokenizer::ChatTemplate::from_tokenizer(tok));
+  const std::vector<train::Problem> problems =
+      train::load_task(a.task, a.limit, uint64_t(a.seed));
+  if (a.samples > 1 && a.gen.temp == 0)
+    log_warn("--samples " + std::to_string(a.samples) +
+             " at --temp 0 gives the same answer every time; pass@k equals pass@1");
+
+  const std::unique_ptr<Engine> e =
+      open_engine(a.gen, model_path, std::max(a.gen.chunk, 2 * a.parallel), "tern eval",
+                  !a.no_mtp, 2 * a.parallel, a.parallel);
+  const int64_t total = int64_t(problems.size()) * a.samples;
+  serve::Engine engine(e->model, e->pool, e->state,
+                       {a.parallel, total, e->context, e->mtp_pool ? &*e->mtp_pool : nullptr});
+  infer::SamplingParams params = sampling_params(a.gen);
+  const std::vector<int32_t> stops = stop_ids(tok, e->model.config());
+
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::vector<std::shared_ptr<serve::Generation>>> gens(problems.size());
+  for (size_t i = 0; i < problems.size(); ++i) {
+    const std::vector<int32_t> ids = prompt_ids(tok, tmpl.get(), problems[i].prompt);
+    check_ids_in_vocab(ids, e->model.config());
+    for (int64_t k = 0; k < a.samples; ++k) {
+      serve::GenerationRequest r;
+      r.prompt = ids;
+      r.max_tokens = std::min(a.gen.n, e->context - int64_t(ids.size()));
+      r.stop_ids = stops;
+      r.sampling = params;
+      r.stream = rng::stream_id("eval/" + std::to_string(i) + "/" + std::to_string(k));
+      try {
+        gens[i].push_back(engine.submit(std::move(r)));
+      } catch (const serve::ApiError& err) {
+        fail(ErrorKind::request, "problem " + std::to_string(i + 1) + ": " + err.what());
+      }
+    }
+  }
+
+  std::vector<std::vector<train::SampleScore>> scores(problems.size());
+  Progress progress("tern eval", total, "samples");
+  int64_t generated = 0, right = 0, done = 0;
+  for (size_t i = 0; i < problems.size(); ++i) {
+    for (const auto& g : gens[i]) {
+      std::vector<serve::TokenEvent> events;
+      std::optional<serve::GenerationResult> res;
+      while (!(res = g->wait(events, std::chrono::milliseconds(500)))) {
+      }
+      if (res->reason == serve::FinishReason::error)
+        fail(ErrorKind::resource, "generation failed: " + res->error);
+      std::vector<int32_t> ids;
+      for (const auto& ev : events) ids.push_back(ev.token);
+      const std::string text = tok.decode(ids, /*skip_special_tokens=*/true);
+      train::SampleScore s;
+      s.answer = train::extract_answer(text);
+      s.correct = train::accuracy_reward(problems[i], text) > 0;
+      s.formatted = train::well_formatted(text);
+      s.tokens = int64_t(ids.size());
+      generated += s.tokens;
+      right += s.correct;
+      scores[i].push_back(std::move(s));
+      ++done;
+      progress.set_detail("accuracy " + std::to_string(int(100.0 * double(right) / double(done))) + "%");
+      progress.advance();
+    }
+  }
+  progress.finish();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const train::EvalScores s = train::score_eval(scores);
+  const double tps = seconds > 0 ? double(generated) / seconds : 0;
+  if (a.json) {
+    nlohmann::ordered_json j = {{"task", a.task},
+                                {"problems", s.problems},
+                                {"samples_per_problem", a.samples},
+                                {"accuracy", s.accuracy},
+                                {"majority_accuracy", s.majority_accuracy},
+                                {"pass_at_k", s.pass_at_k},
+                                {"format_rate", s.format_rate},
+                                {"mean_response_tokens", s.mean_response_tokens},
+                                {"tokens_per_s", tps},
+                                {"seconds", seconds}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return;
+  }
+  std::printf("task %s: %lld problems x %lld samples\n", a.task.c_str(), (long long)s.problems,
+              (long long)a.samples);
+  std::printf("  accuracy (pass@1)   %.1f%%\n", 100 * s.accuracy);
+  if (a.samples > 1) {
+    std::printf("  majority vote       %.1f%%\n", 100 * s.majority_accuracy);
+    std::printf("  pass@%-3lld           %.1f%%\n", (long long)a.samples, 100 * s.pass_at_k);
+  }
+  std::printf("  format (<think>)    %.1f%%\n", 100 * s.format_rate);
+  std::printf("  mean response       %.1f tokens\n", s.mean_response_tokens);
+  std::printf("  generation          %s tok/s over %.1f s (%lld sequences at once)\n",
+              account::human(tps).c_str(), seconds, (long long)a.parallel);
+}
+
+void setup_eval(CLI::App& sub) {
+  auto a = std::make_shared<EvalArgs>();
+  sub.add_option("model", a->model, "model directory (or a file in it) or .gguf file")->required();
+  sub.add_option("--task", a->task,
+                 "arithmetic, countdown (generated from --task-seed) or a JSONL file of "
+                 "{\"prompt\", \"answer\", \"check\": \"exact|numeric|regex\"}")
+      ->required();
+  add_number(sub, "--limit", a->limit, "problems to evaluate (a file: its first N)", 1, 1000000);
+  add_number(sub, "--samples", a->samples,
+             "samples per problem: with more than one, majority-vote accuracy and pass@k", 1,
+             1024);
+  add_number(sub, "--parallel", a->parallel, "sequences generated at once", 1, 256);
+  add_number(sub, "--task-seed", a->seed,
+             "seed of the generated problems (arithmetic, countdown); --seed is the sampling's", 0,
+             int64_t(1) << 62);
+  sub.add_flag("--json", a->json,
+               "one JSON object: accuracy, majority_accuracy, pass_at_k, format_rate, "
+               "mean_response_tokens, tokens_per_s");
+  sub.add_flag("--no-mtp", a->no_mtp, "do not draft with the checkpoint's MTP module");
+  a->gen.n = 256;
+  add_generation_flags(sub, a->gen);
+  example(sub, "tern eval MODEL --task arithmetic --limit 200 --samples 4 --temp 0.6");
+  sub.callback([a] { eval(*a); });
+}
+
+}  // namespace
+
+TERN_REGISTER_COMMAND("eval", "accuracy on a verifiable task (pass@1, majority vote, pass@k)",
+                      setup_eval);
+
+}  // namespace tern::app

@@ -1,0 +1,51 @@
+// `tern eval --task` end to end on a small random chat model: the JSON report's keys and ranges,
+// determinism under --seed, the checking plumbing (a regex every non-empty answer matches scores
+// near 1, an impossible one 0), and bad task files named by line.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "tests/e2e/cli_runner.h"
+#include "tests/e2e/tiny_chat_model.h"
+
+using tern::test::run_tern_split;
+
+TEST(CliEval, ReportsAccuracyFromTheRuleChecks) {
+  const std::string dir = tern::test::make_chat_model("eval", tern::test::kChatTemplate);
+  const std::string model = dir + "/model";
+  const std::string base = "eval " + model + " --exact -n 12 --json --parallel 4 ";
+  const auto a = run_tern_split(base + "--task arithmetic --limit 6 --samples 3 --temp 1 --seed 5");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const nlohmann::json j = nlohmann::json::parse(a.out);
+  for (const char* key : {"accuracy", "majority_accuracy", "pass_at_k", "format_rate",
+                          "mean_response_tokens", "tokens_per_s"})
+    ASSERT_TRUE(j.contains(key)) << key << " in " << a.out;
+  EXPECT_EQ(j["problems"], 6);
+  EXPECT_EQ(j["samples_per_problem"], 3);
+  EXPECT_GE(j["pass_at_k"].get<double>(), j["accuracy"].get<double>());
+  EXPECT_GT(j["mean_response_tokens"].get<double>(), 0);
+  EXPECT_LE(j["mean_response_tokens"].get<double>(), 12);
+  const auto again = run_tern_split(base + "--task arithmetic --limit 6 --samples 3 --temp 1 --seed 5");
+  EXPECT_EQ(nlohmann::json::parse(again.out)["mean_response_tokens"], j["mean_response_tokens"])
+      << "seeded sampling repeats";
+
+  std::ofstream(dir + "/any.jsonl") << R"({"prompt":"say something","answer":"\\S","check":"regex"})" << "\n"
+                                    << R"({"prompt":"and more","answer":"\\S","check":"regex"})" << "\n";
+  std::ofstream(dir + "/none.jsonl") << R"({"prompt":"say something","answer":"^zzzz$","check":"regex"})" << "\n";
+  const auto any = run_tern_split(base + "--task " + dir + "/any.jsonl --temp 0");
+  ASSERT_EQ(any.exit_code, 0) << any.err;
+  EXPECT_EQ(nlohmann::json::parse(any.out)["accuracy"], 1.0) << any.out;
+  const auto none = run_tern_split(base + "--task " + dir + "/none.jsonl --temp 0");
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_EQ(nlohmann::json::parse(none.out)["accuracy"], 0.0);
+
+  std::ofstream(dir + "/bad.jsonl") << R"({"prompt":"p","answer":"1"})" << "\n{oops\n";
+  const auto bad = run_tern_split(base + "--task " + dir + "/bad.jsonl");
+  EXPECT_EQ(bad.exit_code, 1) << bad.err;
+  EXPECT_NE(bad.err.find("line 2"), std::string::npos) << bad.err;
+  const auto missing = run_tern_split(base + "--task " + dir + "/nope.jsonl");
+  EXPECT_NE(missing.exit_code, 0);
+  std::filesystem::remove_all(dir);
+}
