@@ -55,15 +55,14 @@ void eval(const EvalArgs& a) {
   std::unique_ptr<tokenizer::ChatTemplate> tmpl;
   if (tok.config().chat_templates.count("default"))
     tmpl = std::make_unique<tokenizer::ChatTemplate>(tokenizer::ChatTemplate::from_tokenizer(tok));
-  const std::vector<train::Problem> problems =
-      train::load_task(a.task, a.limit, uint64_t(a.seed));
+  const std::vector<train::Problem> problems = train::load_task(a.task, a.limit, uint64_t(a.seed));
   if (a.samples > 1 && a.gen.temp == 0)
     log_warn("--samples " + std::to_string(a.samples) +
              " at --temp 0 gives the same answer every time; pass@k equals pass@1");
 
   const std::unique_ptr<Engine> e =
-      open_engine(a.gen, model_path, std::max(a.gen.chunk, 2 * a.parallel), "tern eval",
-                  !a.no_mtp, 2 * a.parallel, a.parallel);
+      open_engine(a.gen, model_path, std::max(a.gen.chunk, 2 * a.parallel), "tern eval", !a.no_mtp,
+                  2 * a.parallel, a.parallel);
   const int64_t total = int64_t(problems.size()) * a.samples;
   serve::Engine engine(e->model, e->pool, e->state,
                        {a.parallel, total, e->context, e->mtp_pool ? &*e->mtp_pool : nullptr});
@@ -113,7 +112,8 @@ void eval(const EvalArgs& a) {
       right += s.correct;
       scores[i].push_back(std::move(s));
       ++done;
-      progress.set_detail("accuracy " + std::to_string(int(100.0 * double(right) / double(done))) + "%");
+      progress.set_detail("accuracy " + std::to_string(int(100.0 * double(right) / double(done))) +
+                          "%");
       progress.advance();
     }
   }
@@ -158,8 +158,7 @@ void setup_eval(CLI::App& sub) {
       ->required();
   add_number(sub, "--limit", a->limit, "problems to evaluate (a file: its first N)", 1, 1000000);
   add_number(sub, "--samples", a->samples,
-             "samples per problem: with more than one, majority-vote accuracy and pass@k", 1,
-             1024);
+             "samples per problem: with more than one, majority-vote accuracy and pass@k", 1, 1024);
   add_number(sub, "--parallel", a->parallel, "sequences generated at once", 1, 256);
   add_number(sub, "--task-seed", a->seed,
              "seed of the generated problems (arithmetic, countdown); --seed is the sampling's", 0,

@@ -10,6 +10,7 @@
 #include "apps/tern/command.h"
 #include "apps/tern/flags.h"
 #include "apps/tern/plan_model.h"
+#include "apps/tern/train_command.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/lowp_gemm.h"
@@ -17,13 +18,6 @@
 #include "train/trainer.h"
 
 namespace tern::app {
-namespace {
-
-struct TrainArgs {
-  train::TrainOptions o;
-  std::string schedule = "cosine";
-  ThreadsFlag threads;
-};
 
 void run_train(TrainArgs& a) {
   apply_threads(a.threads);
@@ -78,6 +72,8 @@ void run_train(TrainArgs& a) {
   if (s.final_val_loss >= 0) std::printf(", validation loss %.4f", s.final_val_loss);
   std::printf("\nrun: %s\ncheckpoint: %s\n", s.run_dir.c_str(), s.last_checkpoint.c_str());
 }
+
+namespace {
 
 void setup_train(CLI::App& sub) {
   auto a = std::make_shared<TrainArgs>();

@@ -234,6 +234,7 @@ std::string checkpoint_config_text(const std::string& config_text, const tokeniz
 
 nlohmann::json saved_options(const TrainOptions& o) {
   return {{"data", o.data},
+          {"sft", o.sft},
           {"tokenizer", o.tokenizer},
           {"doc_sep", o.doc_sep},
           {"steps", o.steps},
@@ -269,6 +270,7 @@ void apply_saved_options(const nlohmann::json& j, TrainOptions& o) {
   const std::string resume = o.resume;
   try {
     o.data = j.at("data").get<std::vector<std::string>>();
+    o.sft = j.value("sft", std::string());
     o.tokenizer = j.at("tokenizer").get<std::string>();
     o.doc_sep = j.at("doc_sep").get<std::string>();
     o.steps = j.at("steps").get<int64_t>();

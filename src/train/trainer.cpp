@@ -27,6 +27,7 @@
 #include "train/precision.h"
 #include "train/run_files.h"
 #include "train/sample_text.h"
+#include "train/sft_data.h"
 
 namespace tern::train {
 namespace fs = std::filesystem;
@@ -40,7 +41,8 @@ void check_options(const TrainOptions& o) {
     fail(ErrorKind::request, "--batch and --grad-accum must be >= 1 and --seq >= 2");
   if (!(o.lr > 0) || !std::isfinite(o.lr))
     fail(ErrorKind::request, "--lr must be a positive number");
-  if (o.steps <= 0 && o.tokens <= 0) fail(ErrorKind::request, "give --steps N or --tokens N");
+  if (o.steps <= 0 && o.tokens <= 0 && !(o.epochs > 0 && !o.sft.empty()))
+    fail(ErrorKind::request, "give --steps N or --tokens N");
   if (o.mtp_weight < 0 || o.balance_alpha < 0 || o.bias_speed < 0)
     fail(ErrorKind::request,
          "--mtp-weight, --balance-loss-weight and --bias-update-speed must be >= 0");
@@ -77,6 +79,7 @@ TrainSummary train(TrainOptions o) {
   const bool resuming = !o.resume.empty();
   RunFiles run;
   nlohmann::json state;
+  std::vector<SftExample> sft_examples;
   if (resuming) {
     run = RunFiles::open(o.resume);
     state = run.latest_state();
@@ -84,7 +87,14 @@ TrainSummary train(TrainOptions o) {
   } else {
     check_options(o);
     if (o.config.empty()) fail(ErrorKind::request, "--config FILE is required");
-    if (o.data.empty()) fail(ErrorKind::request, "--data FILE... is required");
+    if (o.data.empty() && o.sft.empty()) fail(ErrorKind::request, "--data FILE... is required");
+    if (!o.sft.empty() && !fs::is_regular_file(o.sft))
+      fail(ErrorKind::io, "--data: no such chat file '" + o.sft + "'");
+    if (!o.sft.empty() && o.tokenizer.empty())
+      fail(ErrorKind::request, "fine-tuning needs the model's tokenizer (--tokenizer)");
+    // Chats are read before the run directory exists: a bad line leaves nothing behind.
+    if (!o.sft.empty())
+      sft_examples = read_sft_chats(o.sft, tokenizer::Tokenizer::load(o.tokenizer));
     if (o.out.empty()) fail(ErrorKind::request, "--out RUN_DIR is required");
     // Every input is checked before the run directory is touched.
     for (const std::string& d : o.data)
@@ -113,17 +123,26 @@ TrainSummary train(TrainOptions o) {
   config_text = checkpoint_config_text(config_text, tok);
   if (!resuming) run.write_config(config_text);
 
-  // Data.
+  // Data: plain-text corpora (pretraining) or packed conversations (fine-tuning, --sft).
+  const int64_t S = model::grad::window_tokens(c, o.seq);
   std::vector<Corpus> corpora;
-  if (resuming) {
+  SftWindows sft;
+  if (!o.sft.empty()) {
+    sft = resuming ? open_sft_windows(state.at("data").at("sft"), run.data_dir())
+                   : prepare_sft_windows(std::move(sft_examples), tok, S, o.val_fraction,
+                                         run.data_dir());
+  } else if (resuming) {
     corpora = open_corpora(state.at("data").at("corpora"), run.data_dir());
   } else {
     log_info("tokenizing " + std::to_string(specs.size()) + " corpus file(s)");
     corpora = prepare_corpora(specs, tok, run.data_dir(), {o.doc_sep, o.val_fraction});
   }
-  const int64_t S = model::grad::window_tokens(c, o.seq);
   WindowSampler sampler(&corpora, o.seq, S, o.seed);
+  WindowOrder sft_order(std::max<int64_t>(1, sft.train.n), o.seed);
   const int64_t tokens_per_step = o.batch * o.seq * o.grad_accum;
+  if (o.steps <= 0 && o.epochs > 0 && !o.sft.empty())
+    o.steps = std::max<int64_t>(
+        1, int64_t(std::ceil(o.epochs * double(sft.train.n) / double(o.batch * o.grad_accum))));
   if (o.steps <= 0)
     o.steps = std::max<int64_t>(1, (o.tokens + tokens_per_step - 1) / tokens_per_step);
   if (o.warmup < 0) o.warmup = std::max<int64_t>(1, o.steps / 20);
@@ -145,7 +164,10 @@ TrainSummary train(TrainOptions o) {
     load_moments(ck, c, adam.m(), adam.v());
     step = state.at("step").get<int64_t>();
     adam.set_steps(state.at("optimizer_steps").get<int64_t>());
-    sampler.restore(state.at("data").at("sampler"));
+    if (o.sft.empty())
+      sampler.restore(state.at("data").at("sampler"));
+    else
+      sft_order.restore(state.at("data").at("sft").at("given").get<int64_t>());
     run.truncate_log(step);
     log_info("resuming " + ck + " at step " + std::to_string(step) + " of " +
              std::to_string(o.steps));
@@ -155,7 +177,9 @@ TrainSummary train(TrainOptions o) {
     init_random(c, params, o.seed, o.init_std);
   }
   model::grad::ModelGrad net(c, o.batch, o.seq, o.recompute);
-  const ValWindows val = validation_windows(corpora, S, std::max<int64_t>(o.batch, o.eval_windows));
+  const ValWindows val =
+      o.sft.empty() ? validation_windows(corpora, S, std::max<int64_t>(o.batch, o.eval_windows))
+                    : sft_validation(sft, std::max<int64_t>(o.batch, o.eval_windows));
   if (val.n == 0)
     log_warn("the corpora have no validation window of " + std::to_string(S) +
              " tokens; no validation loss");
@@ -173,7 +197,10 @@ TrainSummary train(TrainOptions o) {
     nlohmann::json j;
     j["step"] = step;
     j["optimizer_steps"] = adam.steps();
-    j["data"] = {{"corpora", corpora_manifest(corpora)}, {"sampler", sampler.state()}};
+    if (o.sft.empty())
+      j["data"] = {{"corpora", corpora_manifest(corpora)}, {"sampler", sampler.state()}};
+    else
+      j["data"] = {{"sft", sft_manifest(sft, sft_order.given())}};
     j["schedule"] = {{"kind", schedule_name(sched.kind)},
                      {"lr", sched.lr},
                      {"lr_min", sched.lr_min},
@@ -214,8 +241,15 @@ TrainSummary train(TrainOptions o) {
     double loss = 0, main = 0, mtp = 0, bal = 0;
     std::vector<std::vector<int64_t>> counts;
     for (int64_t micro = 0; micro < o.grad_accum; ++micro) {
-      for (int64_t b = 0; b < o.batch; ++b)
-        sampler.next(tokens.data() + b * S, docs.data() + b * S);
+      for (int64_t b = 0; b < o.batch; ++b) {
+        if (o.sft.empty()) {
+          sampler.next(tokens.data() + b * S, docs.data() + b * S);
+          continue;
+        }
+        const int64_t w = sft_order.next();
+        std::copy_n(sft.train.tokens.begin() + w * S, S, tokens.begin() + b * S);
+        std::copy_n(sft.train.docs.begin() + w * S, S, docs.begin() + b * S);
+      }
       const model::grad::TrainBatch tb{o.batch, o.seq, tokens.data(), docs.data()};
       const model::grad::StepResult r = net.step(params, grads, tb, lw, pool);
       loss += r.loss / double(o.grad_accum);

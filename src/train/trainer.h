@@ -18,22 +18,26 @@ namespace tern::train {
 struct TrainOptions {
   std::string config;             // model config.json (not needed on --resume)
   std::vector<std::string> data;  // FILE or FILE:WEIGHT
-  std::string out;                // run directory
-  std::string resume;             // run directory to resume
-  std::string init;               // checkpoint to start from (continued pretraining)
-  std::string tokenizer;          // tokenizer directory; empty: train one on the corpus
-  std::string doc_sep;            // empty: blank lines separate documents
-  int64_t steps = 0;              // optimizer updates (0: from --tokens)
-  int64_t tokens = 0;             // train tokens, when steps == 0
+  // `tern sft`: a JSONL chat file instead of --data; the loss only on assistant turns
+  // (train/sft_data.h). Needs the model's tokenizer with a chat template (--tokenizer).
+  std::string sft;
+  std::string out;        // run directory
+  std::string resume;     // run directory to resume
+  std::string init;       // checkpoint to start from (continued pretraining)
+  std::string tokenizer;  // tokenizer directory; empty: train one on the corpus
+  std::string doc_sep;    // empty: blank lines separate documents
+  int64_t steps = 0;      // optimizer updates (0: from --tokens, or --epochs with sft)
+  double epochs = 0;      // sft: passes over the training windows, when steps == 0
+  int64_t tokens = 0;     // train tokens, when steps == 0
   int64_t batch = 8, seq = 256, grad_accum = 1;
   double lr = 3e-3, lr_min = -1;  // lr_min < 0: lr / 10
   Schedule schedule = Schedule::cosine;
-  int64_t warmup = -1;             // < 0: 5% of the steps
-  std::string precision = "fp32";  // fp32 | bf16 | fp8 (train/precision.h)
-  bool fp8_pow2_scales = false;      // fp8: power-of-two scales
+  int64_t warmup = -1;                  // < 0: 5% of the steps
+  std::string precision = "fp32";       // fp32 | bf16 | fp8 (train/precision.h)
+  bool fp8_pow2_scales = false;         // fp8: power-of-two scales
   std::string fp8_accumulator = "f32";  // fp8: f32 | limited14 (Hopper-accumulator experiment)
-  bool profile = false;             // print where step time goes (core/phase_timer.h)
-  bool recompute = false;          // rerun each layer's forward in the backward (less memory)
+  bool profile = false;                 // print where step time goes (core/phase_timer.h)
+  bool recompute = false;               // rerun each layer's forward in the backward (less memory)
   uint64_t seed = 0;
   int threads = 0;
   int64_t eval_every = 0, save_every = 0, keep = 0;  // 0: only at the end / keep all

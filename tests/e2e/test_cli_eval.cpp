@@ -27,13 +27,19 @@ TEST(CliEval, ReportsAccuracyFromTheRuleChecks) {
   EXPECT_GE(j["pass_at_k"].get<double>(), j["accuracy"].get<double>());
   EXPECT_GT(j["mean_response_tokens"].get<double>(), 0);
   EXPECT_LE(j["mean_response_tokens"].get<double>(), 12);
-  const auto again = run_tern_split(base + "--task arithmetic --limit 6 --samples 3 --temp 1 --seed 5");
+  const auto again =
+      run_tern_split(base + "--task arithmetic --limit 6 --samples 3 --temp 1 --seed 5");
   EXPECT_EQ(nlohmann::json::parse(again.out)["mean_response_tokens"], j["mean_response_tokens"])
       << "seeded sampling repeats";
 
-  std::ofstream(dir + "/any.jsonl") << R"({"prompt":"say something","answer":"\\S","check":"regex"})" << "\n"
-                                    << R"({"prompt":"and more","answer":"\\S","check":"regex"})" << "\n";
-  std::ofstream(dir + "/none.jsonl") << R"({"prompt":"say something","answer":"^zzzz$","check":"regex"})" << "\n";
+  std::ofstream(dir + "/any.jsonl")
+      << R"({"prompt":"say something","answer":"\\S","check":"regex"})"
+      << "\n"
+      << R"({"prompt":"and more","answer":"\\S","check":"regex"})"
+      << "\n";
+  std::ofstream(dir + "/none.jsonl")
+      << R"({"prompt":"say something","answer":"^zzzz$","check":"regex"})"
+      << "\n";
   const auto any = run_tern_split(base + "--task " + dir + "/any.jsonl --temp 0");
   ASSERT_EQ(any.exit_code, 0) << any.err;
   EXPECT_EQ(nlohmann::json::parse(any.out)["accuracy"], 1.0) << any.out;
@@ -41,7 +47,8 @@ TEST(CliEval, ReportsAccuracyFromTheRuleChecks) {
   ASSERT_EQ(none.exit_code, 0) << none.err;
   EXPECT_EQ(nlohmann::json::parse(none.out)["accuracy"], 0.0);
 
-  std::ofstream(dir + "/bad.jsonl") << R"({"prompt":"p","answer":"1"})" << "\n{oops\n";
+  std::ofstream(dir + "/bad.jsonl") << R"({"prompt":"p","answer":"1"})"
+                                    << "\n{oops\n";
   const auto bad = run_tern_split(base + "--task " + dir + "/bad.jsonl");
   EXPECT_EQ(bad.exit_code, 1) << bad.err;
   EXPECT_NE(bad.err.find("line 2"), std::string::npos) << bad.err;

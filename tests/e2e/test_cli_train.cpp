@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/e2e/cli_runner.h"
+#include "tests/e2e/tiny_chat_model.h"
 
 using namespace tern::test;
 namespace fs = std::filesystem;
@@ -242,5 +243,54 @@ TEST(CliTrain, BadInputsGiveOneClearLine) {
   expect_clean_error(run_tern("train --config " + dir + "/huge.json --out " + dir +
                               "/run --steps 2 --batch 2 --seq 16 --force --data " + corpus(dir)),
                      "needs about");
+  fs::remove_all(dir);
+}
+
+TEST(CliSft, FineTunesOnChatsResumesExactlyAndRefusesBadChats) {
+  const std::string dir = tern::test::make_chat_model("sft", tern::test::kChatTemplate);
+  const std::string chats = dir + "/chats.jsonl";
+  {
+    std::ofstream f(chats);
+    for (int i = 0; i < 16; ++i)
+      f << R"({"messages":[{"role":"user","content":"what is )" << i << R"( plus one"},)"
+        << R"({"role":"assistant","content":"the quick brown fox )" << i + 1 << R"("}]})"
+        << "\n";
+  }
+  const std::string args = "sft --model " + dir + "/model --data " + chats +
+                           " --steps 6 --batch 2 --seq 48 --save-every 2 --eval-every 3 --seed 3";
+  const auto whole = run_tern(args + " --out " + dir + "/whole");
+  ASSERT_EQ(whole.exit_code, 0) << whole.output;
+  const std::vector<std::string> want = losses(dir + "/whole");
+  ASSERT_EQ(want.size(), 6u);
+  for (const char* f : {"/whole/checkpoint-6/model.safetensors", "/whole/ledger.json",
+                        "/whole/loss.svg", "/whole/checkpoint-6/tokenizer_config.json"})
+    EXPECT_TRUE(fs::exists(dir + f)) << f;
+  // The fine-tuned checkpoint runs, with its chat template.
+  const auto chat =
+      run_tern("run " + dir + "/whole/checkpoint-6 --chat -p 'what is 3 plus one' -n 4");
+  EXPECT_EQ(chat.exit_code, 0) << chat.output;
+
+  // Killed after step 5 (checkpoint-4 saved), resumed: the same losses as the run that did not
+  // stop, so the conversation order resumed where it was.
+  const std::string run = dir + "/killed";
+  const pid_t pid = start(args + " --out " + run, "TERN_TEST_PAUSE_AT_STEP=5", dir);
+  ASSERT_TRUE(
+      wait_for([&] { return losses(run).size() >= 5 && fs::exists(run + "/checkpoint-4"); }));
+  kill_and_reap(pid);
+  const auto rest = run_tern("sft --resume " + run);
+  ASSERT_EQ(rest.exit_code, 0) << rest.output;
+  EXPECT_EQ(losses(run), want);
+
+  // A conversation with nothing to learn from is named by its line; no run directory is made.
+  std::ofstream(dir + "/bad.jsonl")
+      << R"({"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]})"
+      << "\n"
+      << R"({"messages":[{"role":"user","content":"no answer"}]})"
+      << "\n";
+  const auto bad = run_tern("sft --model " + dir + "/model --data " + dir + "/bad.jsonl --out " +
+                            dir + "/badrun --steps 2");
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("line 2"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(dir + "/badrun"));
   fs::remove_all(dir);
 }
