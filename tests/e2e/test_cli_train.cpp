@@ -294,3 +294,49 @@ TEST(CliSft, FineTunesOnChatsResumesExactlyAndRefusesBadChats) {
   EXPECT_FALSE(fs::exists(dir + "/badrun"));
   fs::remove_all(dir);
 }
+
+TEST(CliDistill, TeacherTracesTrainAStudentWithTheTeachersTokenizer) {
+  const std::string dir = tern::test::make_chat_model("distill", tern::test::kChatTemplate);
+  // The student: the small training config with room for the teacher's 300-token tokenizer.
+  nlohmann::json cfg = nlohmann::json::parse(slurp(tiny_config()));
+  cfg["vocab_size"] = 320;
+  std::ofstream(dir + "/student.json") << cfg.dump();
+  {
+    std::ofstream p(dir + "/prompts.jsonl");
+    for (int i = 0; i < 6; ++i)
+      p << R"({"prompt":"what is )" << i << R"( plus )" << i << R"("})"
+        << "\n";
+    p << R"({"messages":[{"role":"system","content":"be short"},{"role":"user","content":"hi"}]})"
+      << "\n";
+  }
+  const std::string base = "distill --teacher " + dir + "/model --student-config " + dir +
+                           "/student.json --prompts " + dir + "/prompts.jsonl -n 12 --temp 0.8 " +
+                           "--seed 2 --steps 3 --batch 2 --seq 48 --out ";
+  const auto r = run_tern(base + dir + "/student");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream traces(dir + "/student/traces.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(traces, line); ++lines) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["messages"].back()["role"], "assistant") << line;
+  }
+  EXPECT_EQ(lines, 7);
+  EXPECT_TRUE(fs::exists(dir + "/student/checkpoint-3/model.safetensors"));
+  EXPECT_EQ(nlohmann::json::parse(slurp(dir + "/student/checkpoint-3/config.json"))["hidden_size"],
+            cfg["hidden_size"]);
+  EXPECT_EQ(losses(dir + "/student").size(), 3u);
+
+  std::ofstream(dir + "/bad.jsonl") << R"({"prompt":"ok"})"
+                                    << "\n"
+                                    << R"({"answer":"x"})"
+                                    << "\n";
+  const auto bad =
+      run_tern("distill --teacher " + dir + "/model --student-config " + dir +
+               "/student.json --prompts " + dir + "/bad.jsonl --steps 1 --out " + dir + "/bad");
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("line 2"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(dir + "/bad"));
+  const auto busy = run_tern(base + dir + "/student");
+  EXPECT_EQ(busy.exit_code, 1) << "an existing run is not overwritten: " << busy.output;
+  fs::remove_all(dir);
+}

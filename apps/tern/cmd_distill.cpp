@@ -1,0 +1,201 @@
+// `tern distill --teacher T --student-config S.json --prompts FILE --out RUN_DIR`: distillation
+// by traces, as DeepSeek-R1's dense students were made — the teacher answers every prompt
+// (reasoning included) through the serving engine's continuous batching, the answers are kept
+// as chats (RUN_DIR/traces.jsonl), and a student with the teacher's tokenizer is trained on them
+// by SFT (the loss on the teacher's turns; `tern sft`'s loop, checkpoints, resume and ledger).
+#include <filesystem>
+
+#include "apps/tern/command.h"
+#include "apps/tern/flags.h"
+#include "apps/tern/generation_flags.h"
+#include "apps/tern/model_path.h"
+#include "apps/tern/train_command.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "core/random.h"
+#include "formats/text_file.h"
+#include "serve/api_error.h"
+#include "serve/engine.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace tern::app {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::ordered_json;
+
+struct DistillArgs {
+  TrainArgs train;
+  std::string teacher, student_config, prompts, mode = "traces";
+  int64_t parallel = 8;
+  bool no_mtp = false;
+  GenerationFlags gen;
+};
+
+// The prompts as chats: {"prompt": "..."} becomes one user message; {"messages": [...]} is used
+// as given (it must not end with the assistant's answer). ErrorKind::request naming the line.
+std::vector<Json> read_prompts(const std::string& path) {
+  const std::string text = formats::read_text_file(path);
+  std::vector<Json> out;
+  size_t at = 0;
+  for (int64_t n = 1; at < text.size(); ++n) {
+    const size_t end = std::min(text.find('\n', at), text.size());
+    const std::string line = text.substr(at, end - at);
+    at = end + 1;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = path + " line " + std::to_string(n) + ": ";
+    Json j;
+    try {
+      j = Json::parse(line);
+    } catch (const Json::exception& e) {
+      fail(ErrorKind::request, where + "not valid JSON (" + e.what() + ")");
+    }
+    if (j.is_object() && j.contains("prompt") && j["prompt"].is_string()) {
+      out.push_back(Json::array({{{"role", "user"}, {"content", j["prompt"]}}}));
+    } else if (j.is_object() && j.contains("messages") && j["messages"].is_array() &&
+               !j["messages"].empty() && j["messages"].back().value("role", "") != "assistant") {
+      out.push_back(j["messages"]);
+    } else {
+      fail(ErrorKind::request,
+           where +
+               "expected {\"prompt\": \"...\"} or {\"messages\": [...]} ending with a user turn");
+    }
+  }
+  if (out.empty()) fail(ErrorKind::request, "prompt file " + path + " holds no prompt");
+  return out;
+}
+
+// The teacher's answers, written as chats to `traces` (atomically).
+void write_traces(const DistillArgs& a, const std::string& teacher_path,
+                  const std::vector<Json>& chats, const std::string& traces) {
+  const tokenizer::Tokenizer tok = load_tokenizer(a.gen, teacher_path);
+  if (!tok.config().chat_templates.count("default"))
+    fail(ErrorKind::request, "--teacher " + a.teacher + ": its tokenizer has no chat template");
+  const tokenizer::ChatTemplate tmpl = tokenizer::ChatTemplate::from_tokenizer(tok);
+  const std::unique_ptr<Engine> e =
+      open_engine(a.gen, teacher_path, std::max(a.gen.chunk, 2 * a.parallel), "tern distill",
+                  !a.no_mtp, 2 * a.parallel, a.parallel);
+  serve::Engine engine(
+      e->model, e->pool, e->state,
+      {a.parallel, int64_t(chats.size()), e->context, e->mtp_pool ? &*e->mtp_pool : nullptr});
+  const infer::SamplingParams params = sampling_params(a.gen);
+  const std::vector<int32_t> stops = stop_ids(tok, e->model.config());
+  std::vector<std::shared_ptr<serve::Generation>> gens;
+  for (size_t i = 0; i < chats.size(); ++i) {
+    const std::vector<int32_t> ids =
+        tok.encode(tmpl.render(tokenizer::checked_messages(chats[i])), false);
+    check_ids_in_vocab(ids, e->model.config());
+    serve::GenerationRequest r;
+    r.prompt = ids;
+    r.max_tokens = std::min(a.gen.n, e->context - int64_t(ids.size()));
+    r.stop_ids = stops;
+    r.sampling = params;
+    r.stream = rng::stream_id("distill/" + std::to_string(i));
+    try {
+      gens.push_back(engine.submit(std::move(r)));
+    } catch (const serve::ApiError& err) {
+      fail(ErrorKind::request, a.prompts + " prompt " + std::to_string(i + 1) + ": " + err.what());
+    }
+  }
+  Progress progress("teacher", int64_t(gens.size()), "prompts");
+  std::string out;
+  int64_t tokens = 0, cut = 0;
+  for (size_t i = 0; i < gens.size(); ++i) {
+    std::vector<serve::TokenEvent> events;
+    std::optional<serve::GenerationResult> res;
+    while (!(res = gens[i]->wait(events, std::chrono::milliseconds(500)))) {
+    }
+    if (res->reason == serve::FinishReason::error)
+      fail(ErrorKind::resource,
+           "the teacher failed on prompt " + std::to_string(i + 1) + ": " + res->error);
+    std::vector<int32_t> ids;
+    for (const auto& ev : events) ids.push_back(ev.token);
+    tokens += int64_t(ids.size());
+    cut += res->reason == serve::FinishReason::length;
+    Json chat = chats[i];
+    chat.push_back({{"role", "assistant"}, {"content", tok.decode(ids, true)}});
+    out += Json({{"messages", chat}}).dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+    progress.advance();
+  }
+  progress.finish();
+  if (cut > 0)
+    log_warn(std::to_string(cut) + " of " + std::to_string(gens.size()) +
+             " teacher answers reached -n " + std::to_string(a.gen.n) + " and end mid-way");
+  formats::write_text_file(traces, out);
+  log_info("teacher: " + std::to_string(tokens) + " tokens over " + std::to_string(gens.size()) +
+           " prompts written to " + traces);
+}
+
+void distill(DistillArgs& a) {
+  train::TrainOptions& o = a.train.o;
+  if (!o.resume.empty()) return run_train(a.train);
+  if (a.mode != "traces")
+    fail(ErrorKind::request,
+         "--mode logits (training on the teacher's softened distribution) is not built yet; use "
+         "--mode traces");
+  if (a.teacher.empty() || a.student_config.empty() || a.prompts.empty() || o.out.empty())
+    malformed("--teacher, --student-config, --prompts and --out are required (or --resume)");
+  if (fs::exists(o.out) && !fs::is_empty(o.out) && !o.force)
+    fail(ErrorKind::request, "--out '" + o.out + "' is not empty; use --resume " + o.out +
+                                 " to continue that run, or --force to start over in it");
+  const std::string teacher_path = resolve_model_path(a.teacher);
+  const std::vector<Json> chats = read_prompts(a.prompts);
+  fs::create_directories(o.out);
+  const std::string traces = o.out + "/traces.jsonl";
+  apply_threads(a.gen.threads);
+  write_traces(a, teacher_path, chats, traces);  // the teacher is freed before training
+  o.config = a.student_config;
+  o.sft = traces;
+  o.tokenizer = resolve_model_dir(teacher_path);
+  o.force = true;  // the run's own files only: traces.jsonl stays
+  if (o.steps <= 0 && o.epochs <= 0) o.epochs = 1;
+  run_train(a.train);
+}
+
+void setup_distill(CLI::App& sub) {
+  auto a = std::make_shared<DistillArgs>();
+  train::TrainOptions& o = a->train.o;
+  o.lr = 1e-3;
+  o.eval_windows = 8;
+  sub.add_option("--teacher", a->teacher,
+                 "the teacher checkpoint (its tokenizer is the student's)");
+  sub.add_option("--student-config", a->student_config,
+                 "the student's config.json (e.g. a dense Qwen2/Llama shape; its vocab_size must "
+                 "hold the teacher's tokenizer)");
+  sub.add_option("--prompts", a->prompts,
+                 "JSONL of {\"prompt\": ...} or {\"messages\": [...]} the teacher answers");
+  add_choice(sub, "--mode", a->mode, "traces: SFT on the teacher's answers", {"traces", "logits"});
+  sub.add_option("--out", o.out, "run directory (traces.jsonl, checkpoints, log, ledger)");
+  sub.add_option("--resume", o.resume, "continue the student's training where it stopped");
+  add_number(sub, "--parallel", a->parallel, "prompts the teacher answers at once", 1, 256);
+  sub.add_flag("--no-mtp", a->no_mtp, "the teacher does not draft with its MTP module");
+  add_number(sub, "--epochs", o.epochs, "passes over the traces (or --steps)", 0, 1e6);
+  add_number(sub, "--steps", o.steps, "optimizer updates (instead of --epochs)", 0, 1e12);
+  add_number(sub, "--batch", o.batch, "windows per micro-batch", 1, 1e6);
+  add_number(sub, "--seq", o.seq, "tokens per window", 2, 1e7);
+  add_number(sub, "--lr", o.lr, "peak learning rate", 0, 1e9);
+  add_number(sub, "--eval-every", o.eval_every, "held-out loss and a sample every N steps", 0,
+             1e12);
+  add_number(sub, "--save-every", o.save_every, "checkpoint every N steps (and at the end)", 0,
+             1e12);
+  sub.add_flag("--force", o.force, "start over in a non-empty --out");
+  a->gen.n = 512;
+  add_generation_flags(sub, a->gen);
+  example(sub, "tern distill --teacher r1 --student-config qwen.json --prompts q.jsonl --out st");
+  sub.callback([a] {
+    a->train.threads = a->gen.threads;
+    a->train.o.threads = int(a->gen.threads.n);
+    // --seed seeds the teacher's sampling and the student's init and data order alike.
+    if (a->gen.seed >= 0) a->train.o.seed = uint64_t(a->gen.seed);
+    distill(*a);
+  });
+}
+
+}  // namespace
+
+TERN_REGISTER_COMMAND("distill", "train a student on a teacher's answers (R1-style traces)",
+                      setup_distill);
+
+}  // namespace tern::app
