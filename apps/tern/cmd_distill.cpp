@@ -83,9 +83,11 @@ void write_traces(const DistillArgs& a, const std::string& teacher_path,
   const infer::SamplingParams params = sampling_params(a.gen);
   const std::vector<int32_t> stops = stop_ids(tok, e->model.config());
   std::vector<std::shared_ptr<serve::Generation>> gens;
+  std::vector<std::vector<int32_t>> prompts;
   for (size_t i = 0; i < chats.size(); ++i) {
     const std::vector<int32_t> ids =
         tok.encode(tmpl.render(tokenizer::checked_messages(chats[i])), false);
+    prompts.push_back(ids);
     check_ids_in_vocab(ids, e->model.config());
     serve::GenerationRequest r;
     r.prompt = ids;
@@ -115,8 +117,14 @@ void write_traces(const DistillArgs& a, const std::string& teacher_path,
     tokens += int64_t(ids.size());
     cut += res->reason == serve::FinishReason::length;
     Json chat = chats[i];
-    chat.push_back({{"role", "assistant"}, {"content", tok.decode(ids, true)}});
-    out += Json({{"messages", chat}}).dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+    chat.push_back({{"role", "assistant"}, {"content", tok.decode(ids, false)}});
+    // The ids are what the student trains on: exactly the teacher's prompt and answer,
+    // reasoning included (a template may drop reasoning when it renders an answer), with the
+    // end token when the teacher stopped by itself.
+    if (res->reason == serve::FinishReason::stop && !stops.empty()) ids.push_back(stops.front());
+    out += Json({{"messages", chat}, {"prompt_ids", prompts[i]}, {"completion_ids", ids}})
+               .dump(-1, ' ', false, Json::error_handler_t::replace) +
+           "\n";
     progress.advance();
   }
   progress.finish();
@@ -141,6 +149,12 @@ void distill(DistillArgs& a) {
     fail(ErrorKind::request, "--out '" + o.out + "' is not empty; use --resume " + o.out +
                                  " to continue that run, or --force to start over in it");
   const std::string teacher_path = resolve_model_path(a.teacher);
+  // The student takes the teacher's tokenizer files: found before the teacher runs.
+  const std::string tok_dir =
+      a.gen.tokenizer.empty() ? resolve_model_dir(teacher_path) : a.gen.tokenizer;
+  if (!fs::exists(tok_dir + "/tokenizer.json"))
+    fail(ErrorKind::request, "the student needs the teacher's tokenizer.json, which " + tok_dir +
+                                 " does not have; give --tokenizer DIR");
   const std::vector<Json> chats = read_prompts(a.prompts);
   fs::create_directories(o.out);
   const std::string traces = o.out + "/traces.jsonl";
@@ -148,7 +162,7 @@ void distill(DistillArgs& a) {
   write_traces(a, teacher_path, chats, traces);  // the teacher is freed before training
   o.config = a.student_config;
   o.sft = traces;
-  o.tokenizer = resolve_model_dir(teacher_path);
+  o.tokenizer = tok_dir;
   o.force = true;  // the run's own files only: traces.jsonl stays
   if (o.steps <= 0 && o.epochs <= 0) o.epochs = 1;
   run_train(a.train);

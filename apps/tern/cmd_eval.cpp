@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/random.h"
+#include "infer/think_splitter.h"
 #include "serve/api_error.h"
 #include "serve/engine.h"
 #include "tokenizer/chat_template.h"
@@ -71,8 +72,10 @@ void eval(const EvalArgs& a) {
 
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::vector<std::shared_ptr<serve::Generation>>> gens(problems.size());
+  std::vector<uint8_t> opens_reasoning(problems.size());
   for (size_t i = 0; i < problems.size(); ++i) {
     const std::vector<int32_t> ids = prompt_ids(tok, tmpl.get(), problems[i].prompt);
+    opens_reasoning[i] = infer::prompt_opens_reasoning(tok.decode(ids));
     check_ids_in_vocab(ids, e->model.config());
     for (int64_t k = 0; k < a.samples; ++k) {
       serve::GenerationRequest r;
@@ -102,7 +105,10 @@ void eval(const EvalArgs& a) {
         fail(ErrorKind::resource, "generation failed: " + res->error);
       std::vector<int32_t> ids;
       for (const auto& ev : events) ids.push_back(ev.token);
-      const std::string text = tok.decode(ids, /*skip_special_tokens=*/true);
+      // Special tokens stay: <think> and </think> may be special, and the format check reads
+      // them; a template that opened the block in the prompt (R1) gets it back in front.
+      const std::string text =
+          (opens_reasoning[i] ? "<think>\n" : "") + tok.decode(ids, /*skip_special_tokens=*/false);
       train::SampleScore s;
       s.answer = train::extract_answer(text);
       s.correct = train::accuracy_reward(problems[i], text) > 0;

@@ -16,6 +16,8 @@ class Error : public std::runtime_error {
  public:
   Error(ErrorKind kind, const std::string& message);
   ErrorKind kind() const { return kind_; }
+  // The message without the "<kind> error: " prefix, to wrap in a caller's context.
+  std::string message() const;
 
  private:
   ErrorKind kind_;

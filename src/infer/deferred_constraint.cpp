@@ -4,7 +4,7 @@
 
 namespace tern::infer {
 
-DeferredConstraint::DeferredConstraint(std::shared_ptr<TokenConstraint> inner,
+DeferredConstraint::DeferredConstraint(std::shared_ptr<JsonConstraint> inner,
                                        std::shared_ptr<const ConstraintVocab> vocab,
                                        std::string marker, int32_t marker_id)
     : inner_(std::move(inner)),
@@ -27,8 +27,9 @@ void DeferredConstraint::accept(int32_t token) {
   }
   if (token < 0 || size_t(token) >= vocab_->bytes.size()) return;
   tail_ += vocab_->bytes[size_t(token)];
-  if (tail_.find(marker_) != std::string::npos) {
-    active_ = true;  // bytes after the marker in the same token are left unchecked
+  if (const size_t at = tail_.find(marker_); at != std::string::npos) {
+    active_ = true;
+    inner_->accept_bytes(std::string_view(tail_).substr(at + marker_.size()));
     return;
   }
   if (tail_.size() > marker_.size()) tail_.erase(0, tail_.size() - marker_.size());

@@ -15,8 +15,9 @@ namespace tern::infer {
 class DeferredConstraint final : public TokenConstraint {
  public:
   // The marker is seen as the token `marker_id` (>= 0 when the vocabulary has it as one token)
-  // or as text across the generated tokens' bytes.
-  DeferredConstraint(std::shared_ptr<TokenConstraint> inner,
+  // or as text across the generated tokens' bytes; what follows it in the same token is fed to
+  // the grammar.
+  DeferredConstraint(std::shared_ptr<JsonConstraint> inner,
                      std::shared_ptr<const ConstraintVocab> vocab, std::string marker,
                      int32_t marker_id);
 
@@ -26,7 +27,7 @@ class DeferredConstraint final : public TokenConstraint {
   bool active() const { return active_; }
 
  private:
-  std::shared_ptr<TokenConstraint> inner_;
+  std::shared_ptr<JsonConstraint> inner_;
   std::shared_ptr<const ConstraintVocab> vocab_;
   std::string marker_, tail_;  // tail_: the last bytes generated, to find a marker split up
   int32_t marker_id_;

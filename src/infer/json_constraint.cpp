@@ -70,6 +70,20 @@ void JsonConstraint::allowed(std::vector<uint8_t>& allowed) {
       allowed[size_t(id)] = g.advance(std::string_view(t).substr(1));
     }
   }
+  // No token continues the document (a vocabulary without the bytes it needs): end rather than
+  // leave the sampler nothing to draw.
+  if (std::find(allowed.begin(), allowed.end(), 1) == allowed.end())
+    for (int32_t e : v.end_ids) allowed[size_t(e)] = 1;
+}
+
+bool JsonConstraint::accept_bytes(std::string_view bytes) {
+  if (finished_) return false;
+  if (!grammar_.advance(bytes)) {
+    finished_ = true;  // the text cannot be continued into a document: stop at once
+    return false;
+  }
+  if (grammar_.closed()) finished_ = true;
+  return true;
 }
 
 void JsonConstraint::accept(int32_t token) {

@@ -35,6 +35,9 @@ class JsonConstraint final : public TokenConstraint {
   void allowed(std::vector<uint8_t>& allowed) override;
   void accept(int32_t token) override;
   bool finished() const override { return finished_; }
+  // Feeds text that was generated outside the grammar's control (what followed "</think>" in
+  // the same token); false, and finished, when no document can continue from it.
+  bool accept_bytes(std::string_view bytes);
 
   const JsonGrammar& grammar() const { return grammar_; }
 

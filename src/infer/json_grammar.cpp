@@ -105,8 +105,18 @@ bool JsonGrammar::advance(uint8_t c) {
 }
 
 bool JsonGrammar::advance(std::string_view bytes) {
-  for (char ch : bytes)
-    if (!advance(uint8_t(ch))) return false;
+  // The state may be left broken on failure, so each parse is moved, not copied, per byte.
+  for (char ch : bytes) {
+    next_.clear();
+    for (JsonParse& p : parses_) {
+      feed(std::move(p), uint8_t(ch), next_, 0);
+      if (next_.size() >= kMaxParses) break;
+    }
+    if (next_.empty()) return false;
+    if (next_.size() > kMaxParses) next_.resize(kMaxParses);
+    parses_.swap(next_);
+  }
+  next_.clear();
   return true;
 }
 
@@ -128,9 +138,12 @@ bool JsonGrammar::closed() const {
 
 bool JsonGrammar::in_free_string() const {
   if (parses_.size() != 1 || parses_[0].frames.empty()) return false;
-  const JsonFrame& f = parses_[0].frames.back();
-  return f.kind == JsonFrame::string && !f.key && f.phase == kStrBody && f.pending == 0 &&
-         schema_->node(f.node).max_length < 0;
+  const std::vector<JsonFrame>& frames = parses_[0].frames;
+  const JsonFrame& f = frames.back();
+  if (f.kind != JsonFrame::string || f.phase != kStrBody || f.pending != 0) return false;
+  // A key is free when the object takes any name (its text is then only kept, not matched).
+  if (f.key) return schema_->node(frames[frames.size() - 2].node).additional >= 0;
+  return schema_->node(f.node).max_length < 0;
 }
 
 void JsonGrammar::feed(JsonParse p, uint8_t c, std::vector<JsonParse>& out, int depth) const {
@@ -150,13 +163,9 @@ void JsonGrammar::feed(JsonParse p, uint8_t c, std::vector<JsonParse>& out, int 
     case JsonFrame::value:
       start_value(std::move(p), c, out, depth);
       return;
-    case JsonFrame::literal: {
-      JsonFrame& f = p.frames.back();
-      if (uint8_t((*f.lit)[size_t(f.count)]) != c) return;
-      if (++f.count == int64_t(f.lit->size())) pop_done(p);
-      out.push_back(std::move(p));
+    case JsonFrame::literal:
+      literal_byte(std::move(p), c, out);
       return;
-    }
     case JsonFrame::string:
       string_byte(std::move(p), c, out);
       return;
@@ -187,16 +196,14 @@ void JsonGrammar::start_value(JsonParse p, uint8_t c, std::vector<JsonParse>& ou
     return;
   }
   if (!n.literals.empty()) {
-    for (const std::string& lit : n.literals) {
-      if (uint8_t(lit[0]) != c) continue;
-      JsonParse q = p;
-      JsonFrame& l = q.frames.back();
-      l.kind = JsonFrame::literal;
-      l.lit = &lit;
-      l.count = 1;
-      if (lit.size() == 1) pop_done(q);
-      out.push_back(std::move(q));
-    }
+    // One frame follows every enum value at once (a fork per value would overflow kMaxParses
+    // for long enums): the candidates still matching, narrowed byte by byte.
+    f.kind = JsonFrame::literal;
+    f.lit = nullptr;
+    f.count = 0;
+    f.cands.resize(n.literals.size());
+    for (size_t i = 0; i < n.literals.size(); ++i) f.cands[i] = int32_t(i);
+    literal_byte(std::move(p), c, out);
     return;
   }
   const uint8_t t = n.types;
@@ -225,6 +232,38 @@ void JsonGrammar::start_value(JsonParse p, uint8_t c, std::vector<JsonParse>& ou
   } else {
     return;
   }
+  out.push_back(std::move(p));
+}
+
+void JsonGrammar::literal_byte(JsonParse p, uint8_t c, std::vector<JsonParse>& out) const {
+  JsonFrame& f = p.frames.back();
+  if (f.lit) {  // true, false, null
+    if (uint8_t((*f.lit)[size_t(f.count)]) != c) return;
+    if (++f.count == int64_t(f.lit->size())) pop_done(p);
+    out.push_back(std::move(p));
+    return;
+  }
+  const std::vector<std::string>& lits = schema_->node(f.node).literals;
+  const size_t at = size_t(f.count);
+  std::vector<int32_t> longer;
+  bool ends = false;
+  for (int32_t i : f.cands) {
+    const std::string& s = lits[size_t(i)];
+    if (at >= s.size() || uint8_t(s[at]) != c) continue;
+    if (at + 1 == s.size())
+      ends = true;
+    else
+      longer.push_back(i);
+  }
+  if (!ends && longer.empty()) return;
+  f.count += 1;
+  if (ends) {  // a value is complete here (another may go on: enum [1, 12])
+    JsonParse done = longer.empty() ? std::move(p) : p;
+    pop_done(done);
+    out.push_back(std::move(done));
+    if (longer.empty()) return;
+  }
+  p.frames.back().cands = std::move(longer);
   out.push_back(std::move(p));
 }
 
@@ -344,7 +383,11 @@ void JsonGrammar::number_byte(JsonParse p, uint8_t c, std::vector<JsonParse>& ou
       break;
   }
   if (next != 255) {
-    if (++f.count > kMaxNumberBytes) return;
+    // The last byte a number may have must leave it complete: no dead end at the limit.
+    if (f.count + 1 > kMaxNumberBytes ||
+        (f.count + 1 == kMaxNumberBytes && !number_accepting(next)))
+      return;
+    ++f.count;
     f.exp_digits = next == kExpDigits ? uint8_t(f.exp_digits + 1) : 0;
     f.phase = next;
     out.push_back(std::move(p));

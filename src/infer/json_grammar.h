@@ -31,7 +31,8 @@ struct JsonFrame {
   int32_t child = 0;       // object: the schema node of the value after the current key
   uint64_t seen = 0;       // object: declared properties already written
   int64_t count = 0;       // array items, string code points, literal or number bytes
-  const std::string* lit = nullptr;  // literal: the text it must spell
+  const std::string* lit = nullptr;  // literal: the text it must spell (true, false, null)
+  std::vector<int32_t> cands;        // enum literal (lit null): the values still matching
   std::string text;                  // key string: the key's bytes so far
 };
 
@@ -63,14 +64,16 @@ class JsonGrammar {
   bool complete() const;
   // Complete, and no byte may follow (every parse has closed its top-level value).
   bool closed() const;
-  // The state is one parse inside a string value with no length limit and no escape or UTF-8
-  // sequence open: any bytes without '"', '\\', control characters or broken UTF-8 fit.
+  // The state is one parse inside a string value with no length limit, or a key of an object
+  // that takes any name, with no escape or UTF-8 sequence open: any bytes without '"', '\\',
+  // control characters or broken UTF-8 fit.
   bool in_free_string() const;
 
  private:
   void feed(JsonParse p, uint8_t c, std::vector<JsonParse>& out, int depth) const;
   void start_value(JsonParse p, uint8_t c, std::vector<JsonParse>& out, int depth) const;
   void string_byte(JsonParse p, uint8_t c, std::vector<JsonParse>& out) const;
+  void literal_byte(JsonParse p, uint8_t c, std::vector<JsonParse>& out) const;
   void number_byte(JsonParse p, uint8_t c, std::vector<JsonParse>& out, int depth) const;
   void object_byte(JsonParse p, uint8_t c, std::vector<JsonParse>& out) const;
   void array_byte(JsonParse p, uint8_t c, std::vector<JsonParse>& out, int depth) const;

@@ -1,6 +1,7 @@
 // Compiling a JSON Schema document into JsonSchema's node table (see json_schema.h).
 #include "infer/json_schema.h"
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -77,7 +78,26 @@ class SchemaCompiler {
     JsonSchema s;
     out_ = &s;
     s.root_ = compile(doc_, "#");
+    check_productive(s);
     return s;
+  }
+
+  // Every alternative chain must end in a node that describes a value: {"$ref": "#"} alone, or
+  // anyOf lists of such references, would let the grammar accept nothing at all.
+  static void check_productive(const JsonSchema& s) {
+    std::vector<uint8_t> ok(s.nodes_.size(), 0);
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (size_t i = 0; i < ok.size(); ++i) {
+        if (ok[i]) continue;
+        const SchemaNode& n = s.nodes_[i];
+        bool good = n.any_of.empty();
+        for (int32_t alt : n.any_of) good = good || ok[size_t(alt)];
+        if (good) ok[i] = 1, changed = true;
+      }
+    }
+    if (std::find(ok.begin(), ok.end(), 0) != ok.end())
+      refuse("", "a $ref or anyOf refers back to itself without ever describing a value");
   }
 
  private:
@@ -121,8 +141,12 @@ class SchemaCompiler {
         const Json& list = j.at(alt);
         if (!list.is_array() || list.empty())
           refuse(where, std::string("'") + alt + "' must be a non-empty array");
-        if (j.contains("type") || j.contains("properties") || j.contains("enum"))
-          refuse(where, std::string("'") + alt + "' beside other constraints is not supported");
+        for (const char* other :
+             {"type", "properties", "required", "additionalProperties", "items", "minItems",
+              "maxItems", "minLength", "maxLength", "enum", "const"})
+          if (j.contains(other))
+            refuse(where, std::string("'") + alt + "' beside '" + other +
+                              "' is not supported (move it into each alternative)");
         for (size_t i = 0; i < list.size(); ++i)
           n.any_of.push_back(compile(list[i], where + "/" + alt + "/" + std::to_string(i)));
       }
@@ -141,11 +165,28 @@ class SchemaCompiler {
       }
     }
     if (j.contains("enum") || j.contains("const")) {
+      for (const char* other : {"properties", "required", "additionalProperties", "items",
+                                "minItems", "maxItems", "minLength", "maxLength"})
+        if (j.contains(other))
+          refuse(where, std::string("'enum'/'const' beside '") + other + "' is not supported");
       if (j.contains("const")) n.literals.push_back(j.at("const").dump());
       if (j.contains("enum")) {
         const Json& e = j.at("enum");
         if (!e.is_array() || e.empty()) refuse(where, "'enum' must be a non-empty array");
         for (const Json& v : e) n.literals.push_back(v.dump());
+      }
+      // The literals are the whole constraint; a "type" beside them must admit each one.
+      for (const std::string& text : n.literals) {
+        const Json v = Json::parse(text);
+        const uint8_t bit = v.is_null()             ? kJsonNull
+                            : v.is_boolean()        ? kJsonBoolean
+                            : v.is_number_integer() ? kJsonInteger
+                            : v.is_number()         ? kJsonNumber
+                            : v.is_string()         ? kJsonString
+                            : v.is_array()          ? kJsonArray
+                                                    : kJsonObject;
+        if (!(n.types & bit))
+          refuse(where, "the enum/const value " + text + " is not of its 'type'");
       }
     }
     if (j.contains("properties")) {

@@ -45,8 +45,8 @@ class ChoiceText {
   std::vector<std::string> stops_;
   bool split_;
   infer::ThinkSplitter splitter_;
-  std::string raw_;       // decoded text, stop strings not yet cut
-  size_t released_ = 0;   // raw_ bytes passed on
+  std::string raw_;      // decoded text, stop strings not yet cut
+  size_t released_ = 0;  // raw_ bytes passed on
   bool stopped_ = false, finished_ = false;
   std::string content_, reasoning_;
 };

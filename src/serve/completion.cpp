@@ -5,10 +5,10 @@
 
 #include "core/error.h"
 #include "core/random.h"
+#include "infer/deferred_constraint.h"
 #include "infer/think_splitter.h"
 #include "serve/api_error.h"
 #include "serve/tool_calls.h"
-#include "infer/deferred_constraint.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -100,12 +100,12 @@ Completion::Completion(const ServedModel& m, Metrics& metrics, ApiRequest r)
     g.stream = rng::stream_id("choice/" + std::to_string(i));
     g.top_logprobs = r_.logprobs ? r_.top_logprobs : -1;
     if (r_.json_schema) {
-      g.constraint = std::make_shared<infer::JsonConstraint>(m.constraint_vocab, r_.json_schema);
+      auto json = std::make_shared<infer::JsonConstraint>(m.constraint_vocab, r_.json_schema);
+      g.constraint = json;
       // A reasoning model thinks freely first; the document follows "</think>".
       if (in_reasoning)
         g.constraint = std::make_shared<infer::DeferredConstraint>(
-            g.constraint, m.constraint_vocab, "</think>",
-            tok.token_to_id("</think>").value_or(-1));
+            json, m.constraint_vocab, "</think>", tok.token_to_id("</think>").value_or(-1));
     }
     c->gen = m.backend->submit(std::move(g));  // a refusal cancels earlier choices (destructor)
     choices_.push_back(std::move(c));

@@ -205,8 +205,22 @@ void Engine::loop() {
       }
       stats_.active = int64_t(slots_.size() + incoming.size());
     }
-    admit(incoming, requests);
-    step();
+    try {
+      admit(incoming, requests);
+      step();
+    } catch (const std::exception& e) {
+      // step() ends a failing sequence itself; whatever still gets here ends this step's
+      // sequences with the error, never the server.
+      GenerationResult failed;
+      failed.reason = FinishReason::error;
+      failed.error = e.what();
+      for (auto& s : slots_)
+        if (!s->done) finish(*s, FinishReason::error, e.what());
+      slots_.clear();
+      for (auto& g : incoming) g->finish(failed);
+      incoming.clear();
+      requests.clear();
+    }
     std::lock_guard<std::mutex> lock(mu_);
     stats_.active = int64_t(slots_.size());
     stats_.kv_blocks_used = pool_.n_blocks() - pool_.free_blocks();
@@ -257,9 +271,9 @@ bool Engine::emit(Slot& s, int32_t tok, std::span<const float> logits, int64_t p
     finish(s, FinishReason::stop);
     return false;
   }
+  s.sampler.accept(tok);  // first: a token its constraint refuses is never sent
   s.gen->push(s.req.top_logprobs >= 0 ? token_logprobs(logits, tok, s.req.top_logprobs)
                                       : TokenEvent{tok, 0.0f, {}});
-  s.sampler.accept(tok);
   if (++s.result.generated == 1) s.result.first_token_seconds = seconds_since(s.gen->submitted);
   if (s.sampler.constraint() && s.sampler.constraint()->finished()) {
     finish(s, FinishReason::stop);
@@ -396,7 +410,9 @@ void Engine::step() {
   };
   const auto hidden_row = [&](int64_t r) { return hidden_.data() + r * d; };
   int64_t drafted = 0, accepted = 0;
-  for (Slot* s : in_batch) {
+  // Sampling, verification and the constraint's bookkeeping run per sequence: what one of
+  // them throws ends that sequence with an error, never the loop.
+  const auto after_forward = [&](Slot* s) {
     if (s->next_token >= 0 && s->draft >= 0) {
       // Verify: row logit_index predicts the draft's position, the next row the one after it.
       ++drafted;
@@ -408,13 +424,13 @@ void Engine::step() {
           L + 1, &kept);
       const int32_t pair[2] = {s->next_token, s->draft};
       s->seq.advance(std::span(pair, kept ? 2 : 1));  // a rejected draft's row is overwritten
-      if (!emit(*s, y, logits_row(s->logit_index), L + 1)) continue;
+      if (!emit(*s, y, logits_row(s->logit_index), L + 1)) return;
       s->pend(hidden_row(s->row0), d, y);
-      if (!kept) continue;
+      if (!kept) return;
       ++accepted;
       if (take_token(*s, logits_row(s->logit_index + 1)))
         s->pend(hidden_row(s->row0 + 1), d, s->next_token);
-      continue;
+      return;
     }
     if (s->next_token >= 0) {
       s->seq.advance(std::span(&s->next_token, 1));
@@ -428,13 +444,20 @@ void Engine::step() {
           s->pend(hidden_row(s->row0 + i), d, s->req.prompt[size_t(s->prefilled + i + 1)]);
       s->prefilled += s->rows;
     }
-    if (s->logit_index < 0) continue;
+    if (s->logit_index < 0) return;
     if (s->next_token < 0 && s->req.max_tokens == 0) {
       finish(*s, FinishReason::length);
-      continue;
+      return;
     }
     if (take_token(*s, logits_row(s->logit_index)) && s->mtp)
       s->pend(hidden_row(s->row0 + s->rows - 1), d, s->next_token);
+  };
+  for (Slot* s : in_batch) {
+    try {
+      after_forward(s);
+    } catch (const std::exception& e) {
+      if (!s->done) finish(*s, FinishReason::error, e.what());
+    }
   }
   std::erase_if(slots_, [](const std::unique_ptr<Slot>& s) { return s->done; });
   std::lock_guard<std::mutex> lock(mu_);

@@ -41,8 +41,10 @@ Json chat_logprobs(const tokenizer::Tokenizer& tok, const std::vector<TokenEvent
       const std::string tt = token_text(tok, t.token);
       top.push_back({{"token", tt}, {"logprob", t.logprob}, {"bytes", bytes_of(tt)}});
     }
-    content.push_back(
-        {{"token", text}, {"logprob", e.logprob}, {"bytes", bytes_of(text)}, {"top_logprobs", top}});
+    content.push_back({{"token", text},
+                       {"logprob", e.logprob},
+                       {"bytes", bytes_of(text)},
+                       {"top_logprobs", top}});
   }
   return {{"content", content}};
 }
@@ -63,7 +65,8 @@ Json completion_logprobs(const tokenizer::Tokenizer& tok, const std::vector<Toke
   return {{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offs}};
 }
 
-Json envelope(const std::string& id, const char* object, int64_t created, const std::string& model) {
+Json envelope(const std::string& id, const char* object, int64_t created,
+              const std::string& model) {
   return {{"id", id},
           {"object", object},
           {"created", created},

@@ -294,7 +294,14 @@ void Server::forward(const std::string& raw, Endpoint endpoint, bool stream, Rou
                  std::chrono::duration<double>(Clock::now() - t0).count());
   };
   if (!stream) {
-    const UpstreamReply r = upstream_->call(endpoint, body);  // ApiError 502 to the caller
+    UpstreamReply r;
+    try {
+      r = upstream_->call(endpoint, body);
+    } catch (const ApiError& e) {
+      log(e.status(), r);
+      send_error(res, e);
+      return;
+    }
     res.status = r.status;
     res.set_content(r.body, "application/json");
     log(r.status, r);
@@ -303,12 +310,13 @@ void Server::forward(const std::string& raw, Endpoint endpoint, bool stream, Rou
   const Upstream* up = upstream_.get();
   const auto provider = [up, endpoint, body, log](size_t, httplib::DataSink& sink) {
     UpstreamReply totals;
-    const bool ok = up->stream(
+    const int status = up->stream(
         endpoint, body, [&sink](const std::string& s) { return sink.write(s.data(), s.size()); },
         &totals);
-    log(ok ? 200 : 499, totals);
-    if (ok) sink.done();
-    return ok;
+    log(status, totals);
+    if (status == 499) return false;  // the client went away
+    sink.done();
+    return true;
   };
   res.set_chunked_content_provider("text/event-stream", provider);
   res.set_header("Cache-Control", "no-cache");

@@ -8,12 +8,27 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-// DeepSeek's tool-call tokens (fullwidth bars, U+2581 word separators), as its tokenizer spells them.
-const std::string kCallsBegin = "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "begin\xef\xbd\x9c>";
-const std::string kCallsEnd = "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "end\xef\xbd\x9c>";
-const std::string kCallBegin = "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "begin\xef\xbd\x9c>";
-const std::string kCallEnd = "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "end\xef\xbd\x9c>";
-const std::string kSep = "<\xef\xbd\x9ctool\xe2\x96\x81" "sep\xef\xbd\x9c>";
+// DeepSeek's tool-call tokens (fullwidth bars, U+2581 word separators), as its tokenizer spells
+// them.
+const std::string kCallsBegin =
+    "<\xef\xbd\x9ctool\xe2\x96\x81"
+    "calls\xe2\x96\x81"
+    "begin\xef\xbd\x9c>";
+const std::string kCallsEnd =
+    "<\xef\xbd\x9ctool\xe2\x96\x81"
+    "calls\xe2\x96\x81"
+    "end\xef\xbd\x9c>";
+const std::string kCallBegin =
+    "<\xef\xbd\x9ctool\xe2\x96\x81"
+    "call\xe2\x96\x81"
+    "begin\xef\xbd\x9c>";
+const std::string kCallEnd =
+    "<\xef\xbd\x9ctool\xe2\x96\x81"
+    "call\xe2\x96\x81"
+    "end\xef\xbd\x9c>";
+const std::string kSep =
+    "<\xef\xbd\x9ctool\xe2\x96\x81"
+    "sep\xef\xbd\x9c>";
 
 std::string trim(std::string_view s) {
   const size_t a = s.find_first_not_of(" \t\r\n");
@@ -120,7 +135,8 @@ std::optional<ToolCallParse> parse_tagged(const std::string& text) {
     if (b == std::string::npos) break;
     const size_t e = text.find(close, b);
     if (e == std::string::npos) return std::nullopt;
-    const auto call = named_object(std::string_view(text).substr(b + open.size(), e - b - open.size()));
+    const auto call =
+        named_object(std::string_view(text).substr(b + open.size(), e - b - open.size()));
     if (!call) return std::nullopt;
     p.calls.push_back(*call);
     outside += text.substr(at, b - at);

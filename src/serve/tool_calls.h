@@ -13,7 +13,7 @@
 namespace tern::serve {
 
 struct ToolCall {
-  std::string id;         // "call_" + a random suffix
+  std::string id;  // "call_" + a random suffix
   std::string name;
   std::string arguments;  // a JSON object, serialised
 };

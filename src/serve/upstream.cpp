@@ -127,9 +127,9 @@ UpstreamReply Upstream::call(Endpoint endpoint, const std::string& body) const {
   return r;
 }
 
-bool Upstream::stream(Endpoint endpoint, const std::string& body,
-                      const std::function<bool(const std::string&)>& write,
-                      UpstreamReply* totals) const {
+int Upstream::stream(Endpoint endpoint, const std::string& body,
+                     const std::function<bool(const std::string&)>& write,
+                     UpstreamReply* totals) const {
   httplib::Client cli(origin_);
   cli.set_connection_timeout(std::chrono::seconds(10));
   cli.set_read_timeout(std::chrono::seconds(opt_.timeout_s));
@@ -174,7 +174,7 @@ bool Upstream::stream(Endpoint endpoint, const std::string& body,
     return true;
   };
   const auto res = cli.send(req);
-  if (client_gone) return false;
+  if (client_gone) return 499;
   if (!res || status != 200) {
     std::string message = "the upstream " + opt_.url + " ";
     if (!res)
@@ -182,10 +182,10 @@ bool Upstream::stream(Endpoint endpoint, const std::string& body,
     else
       message += "answered " + std::to_string(status) + ": " + error_body.substr(0, 500);
     const ApiError e(502, message, "server_error", "", "upstream_failed");
-    return write("data: " + to_text(e.body()) + "\n\ndata: [DONE]\n\n");
+    return write("data: " + to_text(e.body()) + "\n\ndata: [DONE]\n\n") ? 502 : 499;
   }
-  if (!pending.empty()) return write(pending);
-  return true;
+  if (!pending.empty() && !write(pending)) return 499;
+  return 200;
 }
 
 }  // namespace tern::serve

@@ -57,10 +57,11 @@ class Upstream {
   // when the upstream cannot be reached.
   UpstreamReply call(Endpoint endpoint, const std::string& body) const;
 
-  // Streaming: each SSE event as it arrives (usage gains served_by), passed to `write`; false
-  // when the client went away. An upstream failure becomes an error event.
-  bool stream(Endpoint endpoint, const std::string& body,
-              const std::function<bool(const std::string&)>& write, UpstreamReply* totals) const;
+  // Streaming: each SSE event as it arrives (usage gains served_by), passed to `write`. Returns
+  // the status to log: 200; 502 when the upstream failed (an error event was written instead);
+  // 499 when the client went away.
+  int stream(Endpoint endpoint, const std::string& body,
+             const std::function<bool(const std::string&)>& write, UpstreamReply* totals) const;
 
   const std::string& url() const { return opt_.url; }
 

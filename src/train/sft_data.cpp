@@ -31,13 +31,18 @@ SftExample render_conversation(const nlohmann::ordered_json& messages,
     const std::vector<int32_t> before = tok.encode(t.render(upto, ask), false);
     upto.push_back(msgs[j]);
     const std::vector<int32_t> after = tok.encode(t.render(upto, whole_opts), false);
-    // The turn is where `after` extends `before`, if both are prefixes of the whole.
-    const auto is_prefix = [&](const std::vector<int32_t>& p) {
-      return p.size() <= ex.tokens.size() && std::equal(p.begin(), p.end(), ex.tokens.begin());
-    };
-    if (after.size() <= before.size() || !is_prefix(before) || !is_prefix(after)) continue;
-    std::fill(ex.trained.begin() + int64_t(before.size()),
-              ex.trained.begin() + int64_t(after.size()), 1);
+    // The turn ends where the render up to it ends (when that is a prefix of the whole) and
+    // starts where the question's render stops agreeing with the whole: R1's generation prompt
+    // opens "<think>\n", which its rendered answers do not repeat.
+    if (after.size() > ex.tokens.size() ||
+        !std::equal(after.begin(), after.end(), ex.tokens.begin()))
+      continue;
+    const size_t common = std::min(before.size(), after.size());
+    const size_t start = size_t(
+        std::mismatch(before.begin(), before.begin() + int64_t(common), ex.tokens.begin()).first -
+        before.begin());
+    if (start >= after.size()) continue;
+    std::fill(ex.trained.begin() + int64_t(start), ex.trained.begin() + int64_t(after.size()), 1);
     any_trained = true;
   }
   if (!any_turn) fail(ErrorKind::request, "the conversation has no assistant turn to learn from");
@@ -48,8 +53,23 @@ SftExample render_conversation(const nlohmann::ordered_json& messages,
   return ex;
 }
 
+SftExample example_from_ids(const std::vector<int32_t>& prompt,
+                            const std::vector<int32_t>& completion, int64_t vocab) {
+  if (completion.empty()) fail(ErrorKind::request, "'completion_ids' is empty");
+  SftExample ex;
+  ex.tokens = prompt;
+  ex.tokens.insert(ex.tokens.end(), completion.begin(), completion.end());
+  for (int32_t id : ex.tokens)
+    if (id < 0 || id >= vocab)
+      fail(ErrorKind::request, "token id " + std::to_string(id) + " is outside the vocabulary of " +
+                                   std::to_string(vocab));
+  ex.trained.assign(prompt.size(), 0);
+  ex.trained.resize(ex.tokens.size(), 1);
+  return ex;
+}
+
 std::vector<SftExample> read_chat_file(const std::string& path, const tokenizer::Tokenizer& tok,
-                                       const tokenizer::ChatTemplate& t) {
+                                       const tokenizer::ChatTemplate& t, int64_t vocab) {
   std::ifstream in(path);
   if (!in) fail(ErrorKind::io, "cannot read chat file " + path);
   std::vector<SftExample> out;
@@ -66,9 +86,18 @@ std::vector<SftExample> read_chat_file(const std::string& path, const tokenizer:
     if (!j.is_object() || !j.contains("messages") || !j["messages"].is_array())
       fail(ErrorKind::request, where + "expected {\"messages\": [...]}");
     try {
-      out.push_back(render_conversation(j["messages"], tok, t));
+      // Token ids, when a line carries them (tern distill's traces), are what the teacher saw
+      // and wrote, reasoning included, whatever the template would render.
+      if (j.contains("prompt_ids") || j.contains("completion_ids"))
+        out.push_back(example_from_ids(j.at("prompt_ids").get<std::vector<int32_t>>(),
+                                       j.at("completion_ids").get<std::vector<int32_t>>(), vocab));
+      else
+        out.push_back(render_conversation(j["messages"], tok, t));
+    } catch (const nlohmann::ordered_json::exception& e) {
+      fail(ErrorKind::request,
+           where + "'prompt_ids' and 'completion_ids' must be lists of ids (" + e.what() + ")");
     } catch (const Error& e) {
-      fail(ErrorKind::request, where + e.what());
+      fail(ErrorKind::request, where + e.message());
     }
   }
   if (out.empty()) fail(ErrorKind::request, "chat file " + path + " holds no conversation");
@@ -138,11 +167,12 @@ PackedWindows read_windows(const std::string& prefix, int64_t n, int64_t S) {
   return w;
 }
 
-std::vector<SftExample> read_sft_chats(const std::string& path, const tokenizer::Tokenizer& tok) {
+std::vector<SftExample> read_sft_chats(const std::string& path, const tokenizer::Tokenizer& tok,
+                                       int64_t vocab) {
   if (!tok.config().chat_templates.count("default"))
     fail(ErrorKind::request,
          "the model's tokenizer has no chat template to render " + path + " with");
-  return read_chat_file(path, tok, tokenizer::ChatTemplate::from_tokenizer(tok));
+  return read_chat_file(path, tok, tokenizer::ChatTemplate::from_tokenizer(tok), vocab);
 }
 
 SftWindows prepare_sft_windows(std::vector<SftExample> ex, const tokenizer::Tokenizer& tok,

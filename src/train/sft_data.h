@@ -32,10 +32,17 @@ struct SftExample {
 SftExample render_conversation(const nlohmann::ordered_json& messages,
                                const tokenizer::Tokenizer& tok, const tokenizer::ChatTemplate& t);
 
-// Every line of a JSONL chat file; ErrorKind::request naming the line of the first bad one
+// A conversation given as token ids: the prompt untrained, the completion (its end token
+// included by the writer) trained. ErrorKind::request for an empty completion or an id outside
+// the vocabulary.
+SftExample example_from_ids(const std::vector<int32_t>& prompt,
+                            const std::vector<int32_t>& completion, int64_t vocab);
+
+// Every line of a JSONL chat file (with "prompt_ids" and "completion_ids" beside "messages",
+// the ids are used as given); ErrorKind::request naming the line of the first bad one
 // (not JSON, no "messages" list, no assistant turn), io when unreadable, request when empty.
 std::vector<SftExample> read_chat_file(const std::string& path, const tokenizer::Tokenizer& tok,
-                                       const tokenizer::ChatTemplate& t);
+                                       const tokenizer::ChatTemplate& t, int64_t vocab);
 
 // Windows of S tokens, each holding whole conversations (first fit in file order; one longer
 // than S is cut to S, counted in `truncated`), the rest padded with `pad` (never trained).
@@ -75,7 +82,9 @@ struct SftWindows {
 };
 // The chat file rendered with the tokenizer's chat template (read_chat_file); ErrorKind::request
 // when the tokenizer has none.
-std::vector<SftExample> read_sft_chats(const std::string& path, const tokenizer::Tokenizer& tok);
+// `vocab`: the model's vocabulary size, the bound on given token ids.
+std::vector<SftExample> read_sft_chats(const std::string& path, const tokenizer::Tokenizer& tok,
+                                       int64_t vocab);
 // Splits off the held-out conversations, packs both sets, writes data_dir/sft.{train,val}.* and
 // logs what it did.
 SftWindows prepare_sft_windows(std::vector<SftExample> examples, const tokenizer::Tokenizer& tok,

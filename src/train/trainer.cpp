@@ -94,7 +94,11 @@ TrainSummary train(TrainOptions o) {
       fail(ErrorKind::request, "fine-tuning needs the model's tokenizer (--tokenizer)");
     // Chats are read before the run directory exists: a bad line leaves nothing behind.
     if (!o.sft.empty())
-      sft_examples = read_sft_chats(o.sft, tokenizer::Tokenizer::load(o.tokenizer));
+      sft_examples =
+          read_sft_chats(o.sft, tokenizer::Tokenizer::load(o.tokenizer),
+                         model::ModelConfig::from_json(
+                             nlohmann::json::parse(formats::read_text_file(o.config)), o.config)
+                             .vocab_size);
     if (o.out.empty()) fail(ErrorKind::request, "--out RUN_DIR is required");
     // Every input is checked before the run directory is touched.
     for (const std::string& d : o.data)
@@ -181,8 +185,9 @@ TrainSummary train(TrainOptions o) {
       o.sft.empty() ? validation_windows(corpora, S, std::max<int64_t>(o.batch, o.eval_windows))
                     : sft_validation(sft, std::max<int64_t>(o.batch, o.eval_windows));
   if (val.n == 0)
-    log_warn("the corpora have no validation window of " + std::to_string(S) +
-             " tokens; no validation loss");
+    log_warn(std::string(o.sft.empty() ? "the corpora have"
+                                       : "no conversation is held out, so there is") +
+             " no validation window of " + std::to_string(S) + " tokens; no validation loss");
 
   std::vector<int32_t> tokens(size_t(o.batch * S)), docs(size_t(o.batch * S));
   const model::grad::LossWeights lw{float(o.mtp_weight), float(o.balance_alpha),

@@ -94,6 +94,17 @@ TEST(JsonGrammar, EnforcesTheSchema) {
         R"({"name":"Bo","age":3,"pet":{"kind":"dog"}})", R"([])"})
     EXPECT_FALSE(accepts(person, bad)) << bad;
 
+  // Long enums are one frame, not a fork per value (which would drop values past 64).
+  std::string values, last;
+  for (int i = 0; i < 150; ++i) values += (i ? ",\"v" : "\"v") + std::to_string(i) + "\"";
+  const auto many = schema(("{\"enum\":[" + values + "]}").c_str());
+  EXPECT_TRUE(accepts(many, "\"v149\""));
+  EXPECT_TRUE(accepts(many, "\"v7\""));
+  EXPECT_FALSE(accepts(many, "\"v150\""));
+  const auto prefixes = schema(R"({"type":"array","items":{"enum":[1,12,true]}})");
+  EXPECT_TRUE(accepts(prefixes, "[1,12,1,true]")) << "a value that is a prefix of another";
+  EXPECT_FALSE(accepts(prefixes, "[121]"));
+
   const auto tree = schema(R"({"type":"object","properties":{"kids":{"type":"array",
     "items":{"$ref":"#"},"minItems":1}},"additionalProperties":false})");
   EXPECT_TRUE(accepts(tree, R"({"kids":[{},{"kids":[{}]}]})")) << "recursion through $ref";
@@ -114,6 +125,17 @@ TEST(JsonGrammar, SchemaKeywordsItCannotGuaranteeAreRefusedByName) {
   EXPECT_THROW(JsonSchema::compile(Json::parse(R"({"required":["x"]})")), Error);
   EXPECT_THROW(JsonSchema::compile(Json::parse(R"({"$ref":"#/$defs/missing"})")), Error);
   EXPECT_THROW(JsonSchema::compile(Json::parse(R"({"type":"strings"})")), Error);
+  for (
+      const char* cyclic :
+      {R"({"$ref":"#"})", R"({"anyOf":[{"$ref":"#"}]})",
+       R"({"$defs":{"a":{"$ref":"#/$defs/b"},"b":{"anyOf":[{"$ref":"#/$defs/a"}]}},"$ref":"#/$defs/a"})"})
+    EXPECT_THROW(JsonSchema::compile(Json::parse(cyclic)), Error)
+        << cyclic << " describes no value";
+  EXPECT_THROW(JsonSchema::compile(Json::parse(R"({"type":"string","enum":["a",1]})")), Error)
+      << "an enum value outside its type";
+  EXPECT_THROW(JsonSchema::compile(Json::parse(R"({"type":"object","anyOf":[{}]})")), Error)
+      << "anyOf beside other keywords would be silently ignored";
+  EXPECT_THROW(JsonSchema::compile(Json::parse(R"({"enum":["a"],"maxLength":3})")), Error);
   std::string deep;
   for (int i = 0; i < 5000; ++i) deep += R"({"items":)";
   deep += "{}" + std::string(5000, '}');
@@ -126,9 +148,9 @@ namespace {
 std::shared_ptr<const ConstraintVocab> small_vocab(int32_t* end_id) {
   std::vector<std::string> bytes;
   for (int c = 0; c < 256; ++c) bytes.push_back(std::string(1, char(c)));
-  for (const char* piece :
-       {"{\"", "\":", "\",\"", "\"}", "name", "age", "tags",     "true",  "null",  "  ",  "\n",
-        "12",  "0.",  "e-",    "[\"", "\"]",  "ab",  "\xc3\xa9", "\\u00", "\"a\"", "},{", ", "})
+  for (const char* piece : {"{\"",  "\":",      "\",\"", "\"}",   "name", "age", "tags", "true",
+                            "null", "  ",       "\n",    "12",    "0.",   "e-",  "[\"",  "\"]",
+                            "ab",   "\xc3\xa9", "\\u00", "\"a\"", "},{",  ", ",  "k> {"})
     bytes.push_back(piece);
   bytes.push_back("");  // a special token: never inside the text
   *end_id = int32_t(bytes.size());
@@ -230,20 +252,40 @@ TEST(DeferredConstraint, LeavesReasoningFreeAndConstrainsWhatFollowsTheMarker) {
     EXPECT_TRUE(allowed[size_t('x')]) << "free before the marker";
     EXPECT_FALSE(d.active());
     if (as_text) {
-      for (char ch : std::string("</thi")) d.accept(int32_t(uint8_t(ch)));
-      d.accept(int32_t(uint8_t('n')));
-      d.accept(int32_t(uint8_t('k')));
+      for (char ch : std::string("</thin")) d.accept(int32_t(uint8_t(ch)));
       EXPECT_FALSE(d.active());
-      d.accept(int32_t(uint8_t('>')));
+      // One token ends the marker and starts the document: its tail goes to the grammar.
+      d.accept(int32_t(std::find(vocab->bytes.begin(), vocab->bytes.end(), "k> {") -
+                       vocab->bytes.begin()));
+      EXPECT_TRUE(d.active());
+      d.allowed(allowed);
+      EXPECT_FALSE(allowed[size_t('{')]) << "the object is already open";
+      EXPECT_TRUE(allowed[size_t('}')]);
     } else {
       d.accept(marker);
+      EXPECT_TRUE(d.active());
+      d.allowed(allowed);
+      EXPECT_FALSE(allowed[size_t('x')]) << "after the marker only JSON may follow";
+      EXPECT_TRUE(allowed[size_t('{')]);
+      d.accept(int32_t('{'));
     }
-    EXPECT_TRUE(d.active());
-    d.allowed(allowed);
-    EXPECT_FALSE(allowed[size_t('x')]) << "after the marker only JSON may follow";
-    EXPECT_TRUE(allowed[size_t('{')]);
-    d.accept(int32_t('{'));
     d.accept(int32_t('}'));
     EXPECT_TRUE(d.finished());
   }
+}
+
+TEST(JsonConstraint, NumbersNeverRunIntoADeadEnd) {
+  int32_t end = 0;
+  const auto vocab = small_vocab(&end);
+  JsonConstraint c(vocab, schema(R"({"type":"array","items":{"type":"number"}})"));
+  c.accept(int32_t('['));
+  std::vector<uint8_t> allowed;
+  for (int i = 0; i < 39; ++i) c.accept(int32_t('7'));
+  c.allowed(allowed);
+  EXPECT_FALSE(allowed[size_t('.')]) << "a '.' as the 40th byte could never be finished";
+  EXPECT_TRUE(allowed[size_t('7')]);
+  c.accept(int32_t('7'));
+  c.allowed(allowed);
+  EXPECT_FALSE(allowed[size_t('7')]);
+  EXPECT_TRUE(allowed[size_t(']')] && allowed[size_t(',')]);
 }

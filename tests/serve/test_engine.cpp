@@ -10,8 +10,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/error.h"
 #include "infer/generate.h"
 #include "infer/speculative.h"
+#include "infer/token_constraint.h"
 #include "serve/api_error.h"
 #include "serve/engine.h"
 
@@ -170,6 +172,35 @@ TEST(Engine, MtpDraftingGivesEachRequestWhatGenerateMtpGivesItAlone) {
   EXPECT_LE(st.mtp_accepted, st.mtp_drafted);
   // Greedy drafting changes nothing: the same as plain decoding.
   EXPECT_EQ(alone_mtp(rig.m, reqs[0], 64), alone(rig.m, reqs[0]));
+}
+
+// A constraint that fails on its third token, as a broken grammar would.
+struct FailingConstraint final : infer::TokenConstraint {
+  explicit FailingConstraint(int32_t vocab) : vocab(vocab) {}
+  void allowed(std::vector<uint8_t>& a) override { a.assign(size_t(vocab), 1); }
+  void accept(int32_t) override {
+    if (++seen == 3) fail(ErrorKind::internal, "constraint broke");
+  }
+  bool finished() const override { return false; }
+  int32_t vocab, seen = 0;
+};
+
+TEST(Engine, ASequenceThatFailsEndsAloneAndTheLoopGoesOn) {
+  Rig rig("v3_tiny", 2, 8);
+  auto bad = request(case_ids("v3_tiny", 5), 20);
+  bad.constraint = std::make_shared<FailingConstraint>(rig.engine.vocab_size());
+  const auto good = request(case_ids("v3_tiny", 7), 10);
+  auto gb = rig.engine.submit(bad);
+  auto gg = rig.engine.submit(good);
+  serve::GenerationResult rb, rg;
+  const auto tokens_bad = drain(*gb, &rb);
+  EXPECT_EQ(rb.reason, serve::FinishReason::error);
+  EXPECT_NE(rb.error.find("constraint broke"), std::string::npos) << rb.error;
+  EXPECT_EQ(tokens_bad.size(), 2u);
+  EXPECT_EQ(drain(*gg, &rg), alone(rig.m, good)) << "the other sequence is untouched";
+  EXPECT_EQ(rg.reason, serve::FinishReason::length);
+  // And the loop still serves.
+  EXPECT_EQ(drain(*rig.engine.submit(good)), alone(rig.m, good));
 }
 
 TEST(Engine, RepeatedPromptComesFromThePrefixCache) {

@@ -55,6 +55,39 @@ TEST(SftData, TrainsAssistantTurnsOnly) {
   EXPECT_THROW(render_conversation(chat({{"user", "hi"}}), v3(), t), Error) << "no assistant turn";
 }
 
+TEST(SftData, R1TemplatesTrainTheAnswerTheyRender) {
+  // R1's generation prompt opens "<think>\n"; its rendered answers keep only what follows
+  // "</think>". The trained span starts where the question's render parts from the whole.
+  std::ifstream in(std::string(TERN_TEST_DATA) + "/tokenizer/data/templates/deepseek_r1.jinja");
+  const std::string src((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  tokenizer::ChatTemplate t(src);
+  t.set_special_tokens("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>");
+  const SftExample ex = render_conversation(
+      chat({{"user", "2+2?"}, {"assistant", "<think>\nadd\n</think>\n\n4"}}), v3(), t);
+  const std::string trained = trained_text(ex);
+  EXPECT_NE(trained.find("4"), std::string::npos) << trained;
+  EXPECT_EQ(trained.find("2+2"), std::string::npos) << trained;
+}
+
+TEST(SftData, LinesWithTokenIdsTrainTheCompletionAsGiven) {
+  const std::string dir = std::filesystem::temp_directory_path() / "tern_sft_ids";
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/t.jsonl";
+  std::ofstream(path) << R"({"messages":[],"prompt_ids":[5,6,7],"completion_ids":[8,9]})"
+                      << "\n";
+  const auto ex = read_sft_chats(path, v3(), 129280);
+  ASSERT_EQ(ex.size(), 1u);
+  EXPECT_EQ(ex[0].tokens, (std::vector<int32_t>{5, 6, 7, 8, 9}));
+  EXPECT_EQ(ex[0].trained, (std::vector<uint8_t>{0, 0, 0, 1, 1}));
+  std::ofstream(path) << R"({"messages":[],"prompt_ids":[5],"completion_ids":[999999999]})"
+                      << "\n";
+  EXPECT_THROW(read_sft_chats(path, v3(), 129280), Error);
+  std::ofstream(path) << R"({"messages":[],"prompt_ids":"x","completion_ids":[1]})"
+                      << "\n";
+  EXPECT_THROW(read_sft_chats(path, v3(), 129280), Error);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(SftData, DocumentIdsCountExactlyTheTrainedTargets) {
   std::vector<SftExample> ex(3);
   ex[0].tokens = {10, 11, 12, 13, 14};
@@ -120,7 +153,7 @@ TEST(SftData, ChatFilesNameTheirBadLine) {
         std::string(R"({"messages":[{"role":"user"}]})")}) {
     std::ofstream(path) << good << "\n" << bad << "\n";
     try {
-      read_sft_chats(path, v3());
+      read_sft_chats(path, v3(), 129280);
       ADD_FAILURE() << bad;
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::request);
@@ -128,6 +161,6 @@ TEST(SftData, ChatFilesNameTheirBadLine) {
     }
   }
   std::ofstream(path) << good << "\n";
-  EXPECT_EQ(read_sft_chats(path, v3()).size(), 1u);
+  EXPECT_EQ(read_sft_chats(path, v3(), 129280).size(), 1u);
   std::filesystem::remove_all(dir);
 }
