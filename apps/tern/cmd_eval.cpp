@@ -2,6 +2,8 @@
 // checking (train/rewards.h). Every sample of every problem goes through the serving engine's
 // continuous batching (serve/engine.h), so `--parallel` sequences decode together; with
 // `--samples k` it reports pass@1, majority-vote accuracy and pass@k (train/eval_scores.h).
+// `tern eval MODEL --data FILE`: perplexity over a text file with sliding windows
+// (infer/perplexity.h).
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -12,12 +14,15 @@
 #include "apps/tern/command.h"
 #include "apps/tern/flags.h"
 #include "apps/tern/generation_flags.h"
+#include "apps/tern/input.h"
 #include "apps/tern/model_path.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/random.h"
+#include "infer/perplexity.h"
 #include "infer/think_splitter.h"
+#include "kernels/matmul.h"
 #include "serve/api_error.h"
 #include "serve/engine.h"
 #include "tokenizer/chat_template.h"
@@ -34,8 +39,8 @@ constexpr const char* kInstruction =
     "\nThink step by step inside <think> </think>, then give only the final answer.";
 
 struct EvalArgs {
-  std::string model, task;
-  int64_t limit = 500, samples = 1, parallel = 8, seed = 0;
+  std::string model, task, data;
+  int64_t limit = 500, samples = 1, parallel = 8, seed = 0, stride = 0;
   bool json = false, no_mtp = false;
   GenerationFlags gen;
 };
@@ -49,7 +54,50 @@ std::vector<int32_t> prompt_ids(const tokenizer::Tokenizer& tok, const tokenizer
   return tok.encode(t->render(messages), /*add_special_tokens=*/false);
 }
 
+void eval_perplexity(const EvalArgs& a) {
+  apply_threads(a.gen.threads);
+  const std::string model_path = resolve_model_path(a.model);
+  const tokenizer::Tokenizer tok = load_tokenizer(a.gen, model_path);
+  const std::vector<int32_t> ids = tok.encode(read_input(a.data), /*add_special_tokens=*/true);
+  const model::Model m = model::Model::load(model_path);
+  check_ids_in_vocab(ids, m.config());
+  infer::PerplexityOptions o;
+  o.ctx = a.gen.ctx > 0 ? a.gen.ctx : std::min<int64_t>(512, m.config().max_position_embeddings);
+  o.stride = a.stride > 0 ? a.stride : std::max<int64_t>(1, o.ctx / 2);
+  if (int64_t(ids.size()) < 2)
+    fail(ErrorKind::request, a.data + " holds " + std::to_string(ids.size()) +
+                                 " token(s); perplexity needs at least two");
+  const kernels::ScopedServingKernels kernels(!a.gen.exact);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::unique_ptr<Progress> progress;
+  const infer::PerplexityResult r = infer::perplexity(m, ids, o, [&](int64_t done, int64_t total) {
+    if (!progress) progress = std::make_unique<Progress>("tern eval", total, "windows");
+    (void)done;
+    progress->advance();
+  });
+  if (progress) progress->finish();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double tps = seconds > 0 ? double(r.windows * o.ctx) / seconds : 0;
+  if (a.json) {
+    const nlohmann::ordered_json j = {{"data", a.data},           {"tokens", ids.size()},
+                                      {"scored", r.scored},       {"ctx", o.ctx},
+                                      {"stride", o.stride},       {"windows", r.windows},
+                                      {"mean_nll", r.mean_nll()}, {"perplexity", r.perplexity()},
+                                      {"tokens_per_s", tps},      {"seconds", seconds}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return;
+  }
+  std::printf("%s: perplexity %.4f over %lld tokens (%lld windows of %lld, stride %lld)\n",
+              a.data.c_str(), r.perplexity(), (long long)r.scored, (long long)r.windows,
+              (long long)o.ctx, (long long)o.stride);
+  std::printf("  mean NLL %.5f nats; %s tok/s over %.1f s%s\n", r.mean_nll(),
+              account::human(tps).c_str(), seconds, a.gen.exact ? " (exact kernels)" : "");
+}
+
 void eval(const EvalArgs& a) {
+  if (a.data.empty() == a.task.empty()) malformed("give --task TASK or --data FILE (one of them)");
+  if (!a.data.empty()) return eval_perplexity(a);
   apply_threads(a.gen.threads);
   const std::string model_path = resolve_model_path(a.model);
   const tokenizer::Tokenizer tok = load_tokenizer(a.gen, model_path);
@@ -160,8 +208,12 @@ void setup_eval(CLI::App& sub) {
   sub.add_option("model", a->model, "model directory (or a file in it) or .gguf file")->required();
   sub.add_option("--task", a->task,
                  "arithmetic, countdown (generated from --task-seed) or a JSONL file of "
-                 "{\"prompt\", \"answer\", \"check\": \"exact|numeric|regex\"}")
-      ->required();
+                 "{\"prompt\", \"answer\", \"check\": \"exact|numeric|regex\"}");
+  sub.add_option("--data", a->data,
+                 "perplexity over this text file instead (sliding windows of --ctx tokens, "
+                 "default 512)");
+  add_number(sub, "--stride", a->stride, "--data: tokens between window starts (default ctx/2)", 0,
+             int64_t(1) << 40);
   add_number(sub, "--limit", a->limit, "problems to evaluate (a file: its first N)", 1, 1000000);
   add_number(sub, "--samples", a->samples,
              "samples per problem: with more than one, majority-vote accuracy and pass@k", 1, 1024);

@@ -56,3 +56,36 @@ TEST(CliEval, ReportsAccuracyFromTheRuleChecks) {
   EXPECT_NE(missing.exit_code, 0);
   std::filesystem::remove_all(dir);
 }
+
+TEST(CliEval, PerplexityOverATextFile) {
+  const std::string dir = tern::test::make_chat_model("eval_ppl", tern::test::kChatTemplate);
+  {
+    std::ofstream text(dir + "/text.txt");
+    for (int i = 0; i < 40; ++i)
+      text << "the quick brown fox jumps over the lazy dog " << i << "\n";
+  }
+  const std::string base = "eval " + dir + "/model --data " + dir + "/text.txt --json ";
+  const auto a = run_tern_split(base + "--ctx 64 --stride 32 --exact");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const nlohmann::json j = nlohmann::json::parse(a.out);
+  EXPECT_GT(j["perplexity"].get<double>(), 1.0);
+  EXPECT_EQ(j["scored"].get<int64_t>() + 1, j["tokens"].get<int64_t>()) << "each target once";
+  EXPECT_GT(j["windows"].get<int64_t>(), 1);
+  // A random model over a 320-token vocabulary: perplexity near the vocabulary size.
+  EXPECT_LT(j["perplexity"].get<double>(), 2000.0);
+  const auto b = run_tern_split(base + "--ctx 64 --stride 32 --exact");
+  EXPECT_EQ(nlohmann::json::parse(b.out)["perplexity"], j["perplexity"]);
+  const auto fast = run_tern_split(base + "--ctx 64 --stride 32");
+  ASSERT_EQ(fast.exit_code, 0) << fast.err;
+  EXPECT_NEAR(
+      nlohmann::json::parse(fast.out)["perplexity"].get<double>() / j["perplexity"].get<double>(),
+      1.0, 0.05)
+      << "the serving kernels measure nearly the same";
+
+  EXPECT_EQ(run_tern_split("eval " + dir + "/model --json").exit_code, 2) << "--task or --data";
+  EXPECT_EQ(run_tern_split(base + "--task arithmetic").exit_code, 2) << "not both";
+  EXPECT_EQ(run_tern_split(base + "--ctx 64 --stride 65").exit_code, 1);
+  std::ofstream(dir + "/tiny.txt") << "";
+  EXPECT_EQ(run_tern_split("eval " + dir + "/model --data " + dir + "/tiny.txt").exit_code, 1);
+  std::filesystem::remove_all(dir);
+}

@@ -1,0 +1,35 @@
+// Perplexity of a model over a token sequence with sliding windows (as Hugging Face's
+// perplexity recipe and llama-perplexity do): windows of `ctx` tokens start every `stride`
+// tokens, each runs from an empty cache, and each scores only the targets the previous window
+// did not (so every token after the first is scored once, with up to ctx - 1 tokens of context).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+
+#include "model/model.h"
+
+namespace tern::infer {
+
+struct PerplexityOptions {
+  int64_t ctx = 512;     // tokens per window (at most the model's context)
+  int64_t stride = 256;  // tokens between window starts (1..ctx)
+  int64_t chunk = 64;    // rows per forward call (bounds the logits buffer)
+};
+
+struct PerplexityResult {
+  int64_t scored = 0;  // targets scored
+  double nll_sum = 0;  // sum of -log p(target)
+  int64_t windows = 0;
+  double mean_nll() const { return scored ? nll_sum / double(scored) : 0; }
+  double perplexity() const;
+};
+
+// ErrorKind::request for fewer than two tokens, a ctx beyond the model's context or < 2, a
+// stride outside [1, ctx]. on_window(done, total) reports progress.
+PerplexityResult perplexity(const model::Model& m, std::span<const int32_t> ids,
+                            const PerplexityOptions& o,
+                            const std::function<void(int64_t, int64_t)>& on_window = {});
+
+}  // namespace tern::infer

@@ -1,0 +1,66 @@
+// Sliding-window perplexity against the reference model's own logits (tests/golden, computed by
+// the independent float64 implementation): one window over the whole case gives exactly its
+// mean NLL; overlapping windows score every target once; bad options are refused.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "formats/npy.h"
+#include "infer/perplexity.h"
+
+using namespace tern;
+
+namespace {
+std::string golden(const char* name) {
+  return std::string(TERN_TEST_DATA) + "/golden/" + name;
+}
+}  // namespace
+
+TEST(Perplexity, OneWindowEqualsTheReferenceLogits) {
+  for (const char* name : {"v3_tiny", "qwen2_tiny"}) {
+    const model::Model m = model::Model::load(golden(name));
+    std::ifstream in(golden(name) + "/case.json");
+    const auto ids = nlohmann::json::parse(in).at("ids").get<std::vector<int32_t>>();
+    const Tensor ref = formats::read_npy(golden(name) + "/logits.npy");
+    const int64_t T = int64_t(ids.size()), V = m.config().vocab_size;
+    ASSERT_EQ(ref.numel(), T * V);
+    // numpy-style: mean over t >= 1 of logsumexp(row t-1) - row t-1 [ids[t]], in double.
+    double nll = 0;
+    for (int64_t t = 1; t < T; ++t) {
+      std::vector<double> row(static_cast<size_t>(V));
+      for (int64_t v = 0; v < V; ++v)
+        row[size_t(v)] = ref.dtype() == DType::f64
+                             ? static_cast<const double*>(ref.data())[(t - 1) * V + v]
+                             : double(static_cast<const float*>(ref.data())[(t - 1) * V + v]);
+      const double mx = *std::max_element(row.begin(), row.end());
+      double sum = 0;
+      for (double x : row) sum += std::exp(x - mx);
+      nll += mx + std::log(sum) - row[size_t(ids[size_t(t)])];
+    }
+    const double want = std::exp(nll / double(T - 1));
+    const infer::PerplexityResult got = infer::perplexity(m, ids, {T, T, 7});
+    EXPECT_EQ(got.scored, T - 1);
+    EXPECT_EQ(got.windows, 1);
+    EXPECT_NEAR(got.perplexity() / want, 1.0, 1e-5) << name;
+    // Overlapping windows: every target once, each with less context (so a different value).
+    const infer::PerplexityResult slid = infer::perplexity(m, ids, {8, 3, 4});
+    EXPECT_EQ(slid.scored, T - 1);
+    EXPECT_GT(slid.windows, 1);
+    EXPECT_TRUE(std::isfinite(slid.perplexity()));
+  }
+}
+
+TEST(Perplexity, RefusesWhatItCannotMeasure) {
+  const model::Model m = model::Model::load(golden("v3_tiny"));
+  const std::vector<int32_t> ids = {1, 2, 3, 4};
+  EXPECT_THROW(infer::perplexity(m, std::vector<int32_t>{1}, {}), Error);
+  EXPECT_THROW(infer::perplexity(m, ids, {1, 1}), Error);
+  EXPECT_THROW(infer::perplexity(m, ids, {4, 5}), Error);
+  EXPECT_THROW(infer::perplexity(m, ids, {m.config().max_position_embeddings + 1, 1}), Error);
+  EXPECT_THROW(infer::perplexity(m, std::vector<int32_t>{1, int32_t(m.config().vocab_size)}, {}),
+               Error);
+}
