@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,7 +40,7 @@ constexpr const char* kInstruction =
     "\nThink step by step inside <think> </think>, then give only the final answer.";
 
 struct EvalArgs {
-  std::string model, task, data;
+  std::string model, task, data, ref;
   int64_t limit = 500, samples = 1, parallel = 8, seed = 0, stride = 0;
   bool json = false, no_mtp = false;
   GenerationFlags gen;
@@ -70,21 +71,37 @@ void eval_perplexity(const EvalArgs& a) {
   const kernels::ScopedServingKernels kernels(!a.gen.exact);
   const auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<Progress> progress;
-  const infer::PerplexityResult r = infer::perplexity(m, ids, o, [&](int64_t done, int64_t total) {
+  const auto on_window = [&](int64_t, int64_t total) {
     if (!progress) progress = std::make_unique<Progress>("tern eval", total, "windows");
-    (void)done;
     progress->advance();
-  });
+  };
+  std::optional<infer::Comparison> cmp;
+  infer::PerplexityResult r;
+  if (!a.ref.empty()) {
+    const model::Model ref = model::Model::load(resolve_model_path(a.ref));
+    cmp = infer::compare_models(m, ref, ids, o, on_window);
+    r = cmp->model;
+  } else {
+    r = infer::perplexity(m, ids, o, on_window);
+  }
   if (progress) progress->finish();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double tps = seconds > 0 ? double(r.windows * o.ctx) / seconds : 0;
   if (a.json) {
-    const nlohmann::ordered_json j = {{"data", a.data},           {"tokens", ids.size()},
-                                      {"scored", r.scored},       {"ctx", o.ctx},
-                                      {"stride", o.stride},       {"windows", r.windows},
-                                      {"mean_nll", r.mean_nll()}, {"perplexity", r.perplexity()},
-                                      {"tokens_per_s", tps},      {"seconds", seconds}};
+    nlohmann::ordered_json j = {{"data", a.data},           {"tokens", ids.size()},
+                                {"scored", r.scored},       {"ctx", o.ctx},
+                                {"stride", o.stride},       {"windows", r.windows},
+                                {"mean_nll", r.mean_nll()}, {"perplexity", r.perplexity()},
+                                {"tokens_per_s", tps},      {"seconds", seconds}};
+    if (cmp) {
+      j["ref_perplexity"] = cmp->ref.perplexity();
+      j["delta_perplexity"] = r.perplexity() / cmp->ref.perplexity() - 1;
+      j["kl_mean"] = cmp->kl_mean();
+      j["kl_median"] = cmp->kl_quantile(0.5);
+      j["kl_p99"] = cmp->kl_quantile(0.99);
+      j["top1_agreement"] = cmp->top1_agreement();
+    }
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
@@ -93,6 +110,12 @@ void eval_perplexity(const EvalArgs& a) {
               (long long)o.ctx, (long long)o.stride);
   std::printf("  mean NLL %.5f nats; %s tok/s over %.1f s%s\n", r.mean_nll(),
               account::human(tps).c_str(), seconds, a.gen.exact ? " (exact kernels)" : "");
+  if (cmp)
+    std::printf(
+        "  against %s: its perplexity %.4f (%+.2f%%), KL mean %.5f median %.5f p99 %.5f, "
+        "top-1 agreement %.2f%%\n",
+        a.ref.c_str(), cmp->ref.perplexity(), 100 * (r.perplexity() / cmp->ref.perplexity() - 1),
+        cmp->kl_mean(), cmp->kl_quantile(0.5), cmp->kl_quantile(0.99), 100 * cmp->top1_agreement());
 }
 
 void eval(const EvalArgs& a) {
@@ -212,6 +235,9 @@ void setup_eval(CLI::App& sub) {
   sub.add_option("--data", a->data,
                  "perplexity over this text file instead (sliding windows of --ctx tokens, "
                  "default 512)");
+  sub.add_option("--ref", a->ref,
+                 "--data: also KL divergence from this reference model (same vocabulary), top-1 "
+                 "agreement and the change in perplexity");
   add_number(sub, "--stride", a->stride, "--data: tokens between window starts (default ctx/2)", 0,
              int64_t(1) << 40);
   add_number(sub, "--limit", a->limit, "problems to evaluate (a file: its first N)", 1, 1000000);

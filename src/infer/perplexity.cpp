@@ -12,9 +12,21 @@ double PerplexityResult::perplexity() const {
   return std::exp(mean_nll());
 }
 
-PerplexityResult perplexity(const model::Model& m, std::span<const int32_t> ids,
-                            const PerplexityOptions& o,
-                            const std::function<void(int64_t, int64_t)>& on_window) {
+namespace {
+
+// log-softmax of one row into out (double), and its argmax.
+int64_t log_softmax(const float* row, int64_t V, std::vector<double>& out) {
+  out.resize(size_t(V));
+  const int64_t arg = int64_t(std::max_element(row, row + V) - row);
+  const double mx = double(row[arg]);
+  double sum = 0;
+  for (int64_t v = 0; v < V; ++v) sum += std::exp(double(row[v]) - mx);
+  const double lse = mx + std::log(sum);
+  for (int64_t v = 0; v < V; ++v) out[size_t(v)] = double(row[v]) - lse;
+  return arg;
+}
+
+void check(const model::Model& m, std::span<const int32_t> ids, const PerplexityOptions& o) {
   const model::ModelConfig& c = m.config();
   const int64_t N = int64_t(ids.size()), V = c.vocab_size;
   if (N < 2)
@@ -30,37 +42,108 @@ PerplexityResult perplexity(const model::Model& m, std::span<const int32_t> ids,
     if (id < 0 || id >= V)
       fail(ErrorKind::request,
            "token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(V));
+}
+
+// Walks the windows with each model in `models`, handing every scored row to score(target,
+// rows) with one logits row per model.
+void walk(const std::vector<const model::Model*>& models, std::span<const int32_t> ids,
+          const PerplexityOptions& o, const std::function<void(int64_t, int64_t)>& on_window,
+          const std::function<void(int32_t, const std::vector<const float*>&)>& score,
+          int64_t* windows) {
+  const int64_t N = int64_t(ids.size()), V = models[0]->config().vocab_size;
   const int64_t chunk = std::max<int64_t>(1, std::min(o.chunk, o.ctx));
-  std::vector<float> logits(size_t(chunk * V));
+  std::vector<std::vector<float>> logits(models.size(), std::vector<float>(size_t(chunk * V)));
+  std::vector<model::KvCache> caches;
+  for (const model::Model* m : models) caches.push_back(m->make_cache(o.ctx));
   int64_t total = 1;
   for (int64_t b = 0; b + o.ctx < N; b += o.stride) ++total;
-  PerplexityResult r;
+  std::vector<const float*> rows(models.size());
   int64_t prev_end = 0;
-  model::KvCache cache = m.make_cache(o.ctx);
   for (int64_t begin = 0; prev_end < N; begin += o.stride) {
     const int64_t end = std::min(begin + o.ctx, N);
-    // Targets [first, end) are new in this window; target t is scored by row t - 1 - begin.
+    // Targets [first, end) are new in this window; target t is scored by the row before it.
     const int64_t first = std::max(prev_end, begin + 1);
-    cache.clear();
+    for (auto& c : caches) c.clear();
     for (int64_t p = begin; p < end; p += chunk) {
       const int64_t n = std::min(chunk, end - p);
-      m.forward(ids.subspan(size_t(p), size_t(n)), cache, logits);
+      for (size_t k = 0; k < models.size(); ++k)
+        models[k]->forward(ids.subspan(size_t(p), size_t(n)), caches[k], logits[k]);
       for (int64_t i = 0; i < n; ++i) {
-        const int64_t t = p + i + 1;  // the target this row predicts
+        const int64_t t = p + i + 1;
         if (t < first || t >= end) continue;
-        const float* row = logits.data() + i * V;
-        const float mx = *std::max_element(row, row + V);
-        double sum = 0;
-        for (int64_t v = 0; v < V; ++v) sum += std::exp(double(row[v]) - double(mx));
-        r.nll_sum += double(mx) + std::log(sum) - double(row[ids[size_t(t)]]);
-        ++r.scored;
+        for (size_t k = 0; k < models.size(); ++k) rows[k] = logits[k].data() + i * V;
+        score(ids[size_t(t)], rows);
       }
     }
     prev_end = end;
-    ++r.windows;
-    if (on_window) on_window(r.windows, total);
+    ++*windows;
+    if (on_window) on_window(*windows, total);
   }
+}
+
+}  // namespace
+
+PerplexityResult perplexity(const model::Model& m, std::span<const int32_t> ids,
+                            const PerplexityOptions& o,
+                            const std::function<void(int64_t, int64_t)>& on_window) {
+  check(m, ids, o);
+  const int64_t V = m.config().vocab_size;
+  PerplexityResult r;
+  std::vector<double> lp;
+  walk(
+      {&m}, ids, o, on_window,
+      [&](int32_t target, const std::vector<const float*>& rows) {
+        log_softmax(rows[0], V, lp);
+        r.nll_sum -= lp[size_t(target)];
+        ++r.scored;
+      },
+      &r.windows);
   return r;
+}
+
+Comparison compare_models(const model::Model& m, const model::Model& ref,
+                          std::span<const int32_t> ids, const PerplexityOptions& o,
+                          const std::function<void(int64_t, int64_t)>& on_window) {
+  const int64_t V = m.config().vocab_size;
+  if (ref.config().vocab_size != V)
+    fail(ErrorKind::request, "the reference model's vocabulary (" +
+                                 std::to_string(ref.config().vocab_size) +
+                                 ") differs from the model's (" + std::to_string(V) + ")");
+  check(m, ids, o);
+  check(ref, ids, o);
+  Comparison c;
+  std::vector<double> lp, lq;
+  walk(
+      {&m, &ref}, ids, o, on_window,
+      [&](int32_t target, const std::vector<const float*>& rows) {
+        const int64_t am = log_softmax(rows[0], V, lp), ar = log_softmax(rows[1], V, lq);
+        double kl = 0;  // sum_v q_v (log q_v - log p_v), q the reference
+        for (int64_t v = 0; v < V; ++v)
+          kl += std::exp(lq[size_t(v)]) * (lq[size_t(v)] - lp[size_t(v)]);
+        c.kl.push_back(std::max(0.0, kl));
+        c.top1_agree += am == ar;
+        c.model.nll_sum -= lp[size_t(target)];
+        c.ref.nll_sum -= lq[size_t(target)];
+        ++c.model.scored, ++c.ref.scored;
+      },
+      &c.model.windows);
+  c.ref.windows = c.model.windows;
+  return c;
+}
+
+double Comparison::kl_mean() const {
+  double s = 0;
+  for (double x : kl) s += x;
+  return kl.empty() ? 0 : s / double(kl.size());
+}
+
+double Comparison::kl_quantile(double q) const {
+  if (kl.empty()) return 0;
+  std::vector<double> v = kl;
+  const size_t k =
+      std::min(v.size() - 1, size_t(std::ceil(q * double(v.size()))) - (q > 0 ? 1 : 0));
+  std::nth_element(v.begin(), v.begin() + int64_t(k), v.end());
+  return v[k];
 }
 
 }  // namespace tern::infer

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <vector>
 
 #include "model/model.h"
 
@@ -31,5 +32,21 @@ struct PerplexityResult {
 PerplexityResult perplexity(const model::Model& m, std::span<const int32_t> ids,
                             const PerplexityOptions& o,
                             const std::function<void(int64_t, int64_t)>& on_window = {});
+
+// The model against a reference (an unquantised original, say) on the same windows: both
+// perplexities, and per scored token the KL divergence KL(ref || model) of the next-token
+// distributions and whether their top-1 tokens agree (llama-perplexity --kl-divergence's
+// measures). The vocabularies must match (ErrorKind::request).
+struct Comparison {
+  PerplexityResult model, ref;
+  std::vector<double> kl;  // per scored token, in order
+  int64_t top1_agree = 0;
+  double kl_mean() const;
+  double kl_quantile(double q) const;  // q in [0, 1]; nearest rank
+  double top1_agreement() const { return kl.empty() ? 0 : double(top1_agree) / double(kl.size()); }
+};
+Comparison compare_models(const model::Model& m, const model::Model& ref,
+                          std::span<const int32_t> ids, const PerplexityOptions& o,
+                          const std::function<void(int64_t, int64_t)>& on_window = {});
 
 }  // namespace tern::infer

@@ -82,6 +82,13 @@ TEST(CliEval, PerplexityOverATextFile) {
       1.0, 0.05)
       << "the serving kernels measure nearly the same";
 
+  // Against itself: no divergence.
+  const auto self = run_tern_split(base + "--ctx 64 --stride 32 --exact --ref " + dir + "/model");
+  ASSERT_EQ(self.exit_code, 0) << self.err;
+  const nlohmann::json sj = nlohmann::json::parse(self.out);
+  EXPECT_EQ(sj["kl_mean"], 0.0);
+  EXPECT_EQ(sj["top1_agreement"], 1.0);
+  EXPECT_EQ(sj["delta_perplexity"], 0.0);
   EXPECT_EQ(run_tern_split("eval " + dir + "/model --json").exit_code, 2) << "--task or --data";
   EXPECT_EQ(run_tern_split(base + "--task arithmetic").exit_code, 2) << "not both";
   EXPECT_EQ(run_tern_split(base + "--ctx 64 --stride 65").exit_code, 1);

@@ -64,3 +64,52 @@ TEST(Perplexity, RefusesWhatItCannotMeasure) {
   EXPECT_THROW(infer::perplexity(m, std::vector<int32_t>{1, int32_t(m.config().vocab_size)}, {}),
                Error);
 }
+
+TEST(Perplexity, KlDivergenceAgainstAReferenceModel) {
+  const model::Model a = model::Model::load(golden("qwen2_tiny"));
+  const model::Model b = model::Model::load(golden("llama3_tiny"));  // same 256-token vocabulary
+  std::ifstream in(golden("qwen2_tiny") + "/case.json");
+  const auto ids = nlohmann::json::parse(in).at("ids").get<std::vector<int32_t>>();
+  const int64_t T = int64_t(ids.size()), V = a.config().vocab_size;
+
+  const infer::Comparison self = infer::compare_models(a, a, ids, {T, T, 5});
+  EXPECT_EQ(self.kl_mean(), 0.0);
+  EXPECT_EQ(self.top1_agreement(), 1.0);
+  EXPECT_EQ(self.model.perplexity(), self.ref.perplexity());
+
+  // Independently: whole-sequence logits from each model (the forward the golden tests check),
+  // KL(ref || model) per position in double.
+  std::vector<float> la(size_t(T * V)), lb(size_t(T * V));
+  model::KvCache ca = a.make_cache(T), cb = b.make_cache(T);
+  a.forward(ids, ca, la);
+  b.forward(ids, cb, lb);
+  double kl_sum = 0;
+  int64_t agree = 0;
+  for (int64_t t = 0; t + 1 < T; ++t) {
+    const float* p = la.data() + t * V;
+    const float* q = lb.data() + t * V;
+    double mp = -1e300, mq = -1e300;
+    for (int64_t v = 0; v < V; ++v)
+      mp = std::max(mp, double(p[v])), mq = std::max(mq, double(q[v]));
+    double sp = 0, sq = 0;
+    for (int64_t v = 0; v < V; ++v) sp += std::exp(p[v] - mp), sq += std::exp(q[v] - mq);
+    double kl = 0;
+    for (int64_t v = 0; v < V; ++v) {
+      const double lp = p[v] - mp - std::log(sp), lq = q[v] - mq - std::log(sq);
+      kl += std::exp(lq) * (lq - lp);
+    }
+    kl_sum += kl;
+    agree += std::max_element(p, p + V) - p == std::max_element(q, q + V) - q;
+  }
+  const infer::Comparison c = infer::compare_models(a, b, ids, {T, T, 5});
+  ASSERT_EQ(int64_t(c.kl.size()), T - 1);
+  EXPECT_NEAR(c.kl_mean(), kl_sum / double(T - 1), 1e-6) << "chunked rows round slightly apart";
+  EXPECT_EQ(c.top1_agree, agree);
+  EXPECT_GT(c.kl_mean(), 0.0);
+  EXPECT_LE(c.kl_quantile(0.5), c.kl_quantile(0.99));
+  EXPECT_EQ(c.kl_quantile(1.0), *std::max_element(c.kl.begin(), c.kl.end()));
+  EXPECT_NEAR(c.model.perplexity(), infer::perplexity(a, ids, {T, T, 5}).perplexity(), 1e-9)
+      << "the same windows, the same number";
+  EXPECT_THROW(infer::compare_models(a, model::Model::load(golden("v2_tiny")), ids, {T, T}), Error)
+      << "vocabularies differ";
+}
