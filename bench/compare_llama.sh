@@ -45,18 +45,7 @@ mkdir -p "$work"
 
 # --- llama.cpp -------------------------------------------------------------------------------
 llama_bench="$work/llama.cpp/build/bin/llama-bench"
-if [ ! -x "$llama_bench" ] || [ ! -x "$work/llama.cpp/build/bin/llama-quantize" ]; then
-  if [ ! -d "$work/llama.cpp/.git" ]; then
-    npm install --prefix "$work/npm" node-llama-cpp@3.22.1 --ignore-scripts --no-audit --no-fund >/dev/null
-    git clone -q "$work/npm/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$work/llama.cpp"
-  fi
-  cmake -S "$work/llama.cpp" -B "$work/llama.cpp/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
-    -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON \
-    -DGGML_AVX_VNNI=ON -DLLAMA_CURL=OFF -DGGML_OPENMP=ON >/dev/null
-  cmake --build "$work/llama.cpp/build" --target llama-bench llama-quantize llama-imatrix \
-    -j "$(nproc)" >/dev/null
-fi
+bash "$repo/bench/llama_cpp/build.sh" "$work" llama-bench llama-quantize llama-imatrix
 
 tokenizer_for() {  # the tokenizer each shape ships with (tests' data folder)
   case "$1" in
