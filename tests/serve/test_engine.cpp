@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -240,9 +242,34 @@ TEST(Engine, CancellingEndsTheGenerationAndFreesItsBlocks) {
   EXPECT_EQ(rig.engine.stats().active, 0);
 }
 
+// Holds the engine inside a's first draw until released, so a cannot finish before the test is
+// done counting (a slow CI machine once let a 400-token request end in between).
+struct HoldingConstraint final : infer::TokenConstraint {
+  explicit HoldingConstraint(int32_t vocab) : vocab(vocab) {}
+  void allowed(std::vector<uint8_t>& a) override {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return released; });
+    a.assign(size_t(vocab), 1);
+  }
+  void accept(int32_t) override {}
+  bool finished() const override { return false; }
+  void release() {
+    std::lock_guard<std::mutex> lock(mu);
+    released = true;
+    cv.notify_all();
+  }
+  int32_t vocab;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool released = false;
+};
+
 TEST(Engine, FullQueueAnswers429AndOverlongPrompt400) {
   Rig rig("v3_tiny", 1, 4, /*max_queue=*/1, /*ctx=*/512);
-  auto a = rig.engine.submit(request(case_ids("v3_tiny", 3), 400));
+  auto hold = std::make_shared<HoldingConstraint>(rig.engine.vocab_size());
+  auto held = request(case_ids("v3_tiny", 3), 400);
+  held.constraint = hold;
+  auto a = rig.engine.submit(held);
   auto b = rig.engine.submit(request(case_ids("v3_tiny", 3), 400));
   try {
     rig.engine.submit(request(case_ids("v3_tiny", 3), 400));
@@ -252,6 +279,7 @@ TEST(Engine, FullQueueAnswers429AndOverlongPrompt400) {
   }
   a->cancel();
   b->cancel();
+  hold->release();
   try {
     rig.engine.submit(request(std::vector<int32_t>(512, 1), 4));
     FAIL() << "512 prompt tokens leave no room in a 512-position context";
