@@ -216,11 +216,26 @@ TEST(Engine, RepeatedPromptComesFromThePrefixCache) {
   EXPECT_EQ(a, b);
 }
 
+// Takes 2 ms per draw, so 400 tokens last most of a second: long enough to be cancelled
+// mid-way on a loaded machine.
+struct SlowConstraint final : infer::TokenConstraint {
+  explicit SlowConstraint(int32_t vocab) : vocab(vocab) {}
+  void allowed(std::vector<uint8_t>& a) override {
+    std::this_thread::sleep_for(2ms);
+    a.assign(size_t(vocab), 1);
+  }
+  void accept(int32_t) override {}
+  bool finished() const override { return false; }
+  int32_t vocab;
+};
+
 TEST(Engine, CancellingEndsTheGenerationAndFreesItsBlocks) {
   // One slot: `a` runs (up to 400 tokens) while `b` waits, so cancelling `b` is seen before it
   // ever runs; `a` is cancelled mid-generation.
   Rig rig("v3_tiny", 1, 8, 4, /*ctx=*/512);
-  auto a = rig.engine.submit(request(case_ids("v3_tiny", 5), 400));
+  auto slow = request(case_ids("v3_tiny", 5), 400);
+  slow.constraint = std::make_shared<SlowConstraint>(rig.engine.vocab_size());
+  auto a = rig.engine.submit(slow);
   auto b = rig.engine.submit(request(case_ids("v3_tiny", 5), 400));
   b->cancel();
   std::vector<serve::TokenEvent> events;
