@@ -19,6 +19,7 @@
 #include "serve/engine.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
+#include "train/jsonl.h"
 
 namespace tern::app {
 namespace {
@@ -37,21 +38,8 @@ struct DistillArgs {
 // The prompts as chats: {"prompt": "..."} becomes one user message; {"messages": [...]} is used
 // as given (it must not end with the assistant's answer). ErrorKind::request naming the line.
 std::vector<Json> read_prompts(const std::string& path) {
-  const std::string text = formats::read_text_file(path);
   std::vector<Json> out;
-  size_t at = 0;
-  for (int64_t n = 1; at < text.size(); ++n) {
-    const size_t end = std::min(text.find('\n', at), text.size());
-    const std::string line = text.substr(at, end - at);
-    at = end + 1;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + " line " + std::to_string(n) + ": ";
-    Json j;
-    try {
-      j = Json::parse(line);
-    } catch (const Json::exception& e) {
-      fail(ErrorKind::request, where + "not valid JSON (" + e.what() + ")");
-    }
+  train::for_each_jsonl_line(path, [&](const Json& j, const std::string& where) {
     if (j.is_object() && j.contains("prompt") && j["prompt"].is_string()) {
       out.push_back(Json::array({{{"role", "user"}, {"content", j["prompt"]}}}));
     } else if (j.is_object() && j.contains("messages") && j["messages"].is_array() &&
@@ -62,7 +50,7 @@ std::vector<Json> read_prompts(const std::string& path) {
            where +
                "expected {\"prompt\": \"...\"} or {\"messages\": [...]} ending with a user turn");
     }
-  }
+  });
   if (out.empty()) fail(ErrorKind::request, "prompt file " + path + " holds no prompt");
   return out;
 }

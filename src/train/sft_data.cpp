@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/random.h"
 #include "formats/atomic_file.h"
+#include "train/jsonl.h"
 
 namespace tern::train {
 
@@ -70,19 +71,8 @@ SftExample example_from_ids(const std::vector<int32_t>& prompt,
 
 std::vector<SftExample> read_chat_file(const std::string& path, const tokenizer::Tokenizer& tok,
                                        const tokenizer::ChatTemplate& t, int64_t vocab) {
-  std::ifstream in(path);
-  if (!in) fail(ErrorKind::io, "cannot read chat file " + path);
   std::vector<SftExample> out;
-  std::string line;
-  for (int64_t n = 1; std::getline(in, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + " line " + std::to_string(n) + ": ";
-    nlohmann::ordered_json j;
-    try {
-      j = nlohmann::ordered_json::parse(line);
-    } catch (const nlohmann::ordered_json::exception& e) {
-      fail(ErrorKind::request, where + "not valid JSON (" + e.what() + ")");
-    }
+  for_each_jsonl_line(path, [&](const nlohmann::ordered_json& j, const std::string& where) {
     if (!j.is_object() || !j.contains("messages") || !j["messages"].is_array())
       fail(ErrorKind::request, where + "expected {\"messages\": [...]}");
     try {
@@ -99,7 +89,7 @@ std::vector<SftExample> read_chat_file(const std::string& path, const tokenizer:
     } catch (const Error& e) {
       fail(ErrorKind::request, where + e.message());
     }
-  }
+  });
   if (out.empty()) fail(ErrorKind::request, "chat file " + path + " holds no conversation");
   return out;
 }

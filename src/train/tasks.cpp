@@ -1,12 +1,12 @@
 // The bundled verifiable tasks and task files (see tasks.h).
 #include "train/tasks.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 
 #include "core/error.h"
 #include "core/random.h"
+#include "train/jsonl.h"
 
 namespace tern::train {
 
@@ -94,19 +94,8 @@ std::vector<Problem> countdown_problems(int64_t count, uint64_t seed) {
 }
 
 std::vector<Problem> read_task_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail(ErrorKind::io, "cannot read task file " + path);
   std::vector<Problem> out;
-  std::string line;
-  for (int64_t n = 1; std::getline(in, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + " line " + std::to_string(n) + ": ";
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      fail(ErrorKind::request, where + "not valid JSON (" + e.what() + ")");
-    }
+  for_each_jsonl_line(path, [&](const nlohmann::ordered_json& j, const std::string& where) {
     if (!j.is_object()) fail(ErrorKind::request, where + "not a JSON object");
     for (const char* key : {"prompt", "answer"})
       if (!j.contains(key) || !j[key].is_string())
@@ -139,7 +128,7 @@ std::vector<Problem> read_task_file(const std::string& path) {
              where + "a numeric answer must be a number, got '" + p.answer + "'");
     }
     out.push_back(std::move(p));
-  }
+  });
   if (out.empty()) fail(ErrorKind::request, "task file " + path + " holds no problem");
   return out;
 }
