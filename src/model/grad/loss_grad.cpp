@@ -11,7 +11,7 @@ namespace tern::model::grad {
 
 double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int32_t* target,
                   int64_t N, float weight, float* dhn, bool accumulate, Buffer& scratch,
-                  ThreadPool& pool) {
+                  ThreadPool& pool, const TargetWeight* per_target) {
   const phase::Scope timer(phase::head_and_loss);
   const int64_t V = head.view.rows, d = head.view.cols;
   // Tokens per pass: as many as 16M logits hold (64 MB; at least 128), so the head's weight is
@@ -40,9 +40,10 @@ double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int3
         double sum = 0;
         for (int64_t v = 0; v < V; ++v) sum += l[v];
         row_loss[size_t(i)] = double(mx) + std::log(sum) - double(lt);
-        const float inv = float(double(weight) / sum);
+        const float wt = per_target ? (*per_target)(r0 + i, -row_loss[size_t(i)]) : weight;
+        const float inv = float(double(wt) / sum);
         for (int64_t v = 0; v < V; ++v) l[v] *= inv;
-        l[t] -= weight;
+        l[t] -= wt;
       }
     });
     for (double x : row_loss) total += x;

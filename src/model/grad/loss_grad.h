@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "core/thread_pool.h"
 #include "model/grad/saved.h"
@@ -11,11 +12,19 @@
 
 namespace tern::model::grad {
 
+// A weight per target computed from its current log-probability, for objectives whose
+// gradient with respect to log p(target) depends on p itself (policy gradients with clipped
+// ratios and a KL term, train/grpo_objective.h): row n's CE gradient is scaled by
+// fn(n, log p(target[n])). Called once per row with a target, from several threads at once
+// (distinct rows), even when no gradient is taken, so it can record the log-probabilities.
+using TargetWeight = std::function<float(int64_t row, double logprob)>;
+
 // Σ over rows with target >= 0 of CE(head(hn[n]), target[n]) (f64 sum, rows in order).
-// The objective's weight on that sum is `weight`: dhn[N, d] (+)= weight · ∂/∂hn and
-// dhead += weight · ∂/∂W, unless dhead is null (loss only). `scratch` holds a chunk of logits.
+// The objective's weight on that sum is `weight` (or per_target's, when given): dhn[N, d] (+)=
+// weight · ∂/∂hn and dhead += weight · ∂/∂W, unless dhead is null (loss only). `scratch` holds a
+// chunk of logits.
 double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int32_t* target,
                   int64_t N, float weight, float* dhn, bool accumulate, Buffer& scratch,
-                  ThreadPool& pool);
+                  ThreadPool& pool, const TargetWeight* per_target = nullptr);
 
 }  // namespace tern::model::grad

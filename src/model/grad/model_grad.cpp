@@ -70,8 +70,19 @@ StepResult ModelGrad::evaluate(const ModelWeights& w, const TrainBatch& batch,
   return run(w, nullptr, batch, lw, pool);
 }
 
+StepResult ModelGrad::step_weighted(const ModelWeights& w, ModelWeights& g, const TrainBatch& batch,
+                                    const TargetWeight& fn, const LossWeights& lw,
+                                    ThreadPool& pool) {
+  return run(w, &g, batch, lw, pool, &fn);
+}
+
+StepResult ModelGrad::evaluate_weighted(const ModelWeights& w, const TrainBatch& batch,
+                                        const TargetWeight& fn, ThreadPool& pool) {
+  return run(w, nullptr, batch, {0.0f, 0.0f, 1.0f}, pool, &fn);
+}
+
 StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBatch& batch,
-                          const LossWeights& lw, ThreadPool& pool) {
+                          const LossWeights& lw, ThreadPool& pool, const TargetWeight* fn) {
   TERN_CHECK(batch.B == B_ && batch.T == T_);
   const int64_t N = B_ * T_, d = c_.hidden_size;
   const float eps = float(c_.rms_norm_eps);
@@ -102,13 +113,15 @@ StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBat
   float* hn = take(hn_, N * d);
   rmsnorm_fwd(h, w.norm.ptr(), hn, take(final_rstd_, N), N, d, eps, pool);
   float* dhn = take(dhn_, N * d);
-  r.main =
-      lm_head_ce(head, dhead, hn, target_.data(), N, per_target, dhn, false, head_scratch_, pool) /
-      n_main;
+  r.main = lm_head_ce(head, dhead, hn, target_.data(), N, per_target, dhn, false, head_scratch_,
+                      pool, fn) /
+           n_main;
 
-  // MTP modules, forward; each CE's gradient lands in the module's dhk as it goes.
-  const float mtp_w = D_ > 0 ? per_target * lw.mtp_lambda / float(D_) : 0.0f;
-  for (int64_t k = 0; k < D_; ++k) {
+  // MTP modules, forward; each CE's gradient lands in the module's dhk as it goes. A weighted
+  // (policy-gradient) objective has no MTP term.
+  const int64_t D = fn ? 0 : D_;
+  const float mtp_w = D > 0 ? per_target * lw.mtp_lambda / float(D) : 0.0f;
+  for (int64_t k = 0; k < D; ++k) {
     const MtpWeights& m = w.mtp[size_t(k)];
     MtpSaved& s = mtp_[size_t(k)];
     const float* hprev = k == 0 ? hn : mtp_[size_t(k - 1)].hk.data();
@@ -127,13 +140,13 @@ StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBat
                         head_scratch_, pool) /
              n_main;
   }
-  for (int64_t k = 0; k < D_; ++k) collect(w.mtp[size_t(k)].block, mtp_[size_t(k)].block);
-  r.loss = r.main + (D_ > 0 ? double(lw.mtp_lambda) * r.mtp / double(D_) : 0.0) +
+  for (int64_t k = 0; k < D; ++k) collect(w.mtp[size_t(k)].block, mtp_[size_t(k)].block);
+  r.loss = r.main + (D > 0 ? double(lw.mtp_lambda) * r.mtp / double(D) : 0.0) +
            double(lw.balance_alpha) * r.balance;
   if (!g) return r;
 
   // MTP modules, backward, last first: each passes dL/dh^{k-1} to the one before.
-  for (int64_t k = D_ - 1; k >= 0; --k) {
+  for (int64_t k = D - 1; k >= 0; --k) {
     const MtpWeights& m = w.mtp[size_t(k)];
     MtpWeights& gm = g->mtp[size_t(k)];
     MtpSaved& s = mtp_[size_t(k)];

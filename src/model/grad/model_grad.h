@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "model/config.h"
 #include "model/grad/block_grad.h"
+#include "model/grad/loss_grad.h"
 #include "model/grad/rope_grad.h"
 #include "model/weights.h"
 
@@ -59,6 +60,17 @@ class ModelGrad {
   StepResult evaluate(const ModelWeights& w, const TrainBatch& batch, const LossWeights& lw,
                       ThreadPool& pool);
 
+  // Policy-gradient objectives (GRPO): the main model only, no MTP modules; the head's
+  // gradient on row n = b·T + i (which predicts tokens[b, i+1]) is fn(n, log p) times that of
+  // its cross-entropy, so the objective's derivative with respect to log p enters per row
+  // (loss_grad.h). lw.balance_alpha and lw.scale apply as in step(); lw.mtp_lambda does not.
+  // StepResult::main is the mean cross-entropy of the targets.
+  StepResult step_weighted(const ModelWeights& w, ModelWeights& g, const TrainBatch& batch,
+                           const TargetWeight& fn, const LossWeights& lw, ThreadPool& pool);
+  // Forward only: fn sees every target's log-probability (its return value is unused).
+  StepResult evaluate_weighted(const ModelWeights& w, const TrainBatch& batch,
+                               const TargetWeight& fn, ThreadPool& pool);
+
  private:
   struct MtpSaved {
     std::vector<int32_t> ids, target;  // [N]
@@ -66,7 +78,7 @@ class ModelGrad {
     BlockSaved block;
   };
   StepResult run(const ModelWeights& w, ModelWeights* g, const TrainBatch& batch,
-                 const LossWeights& lw, ThreadPool& pool);
+                 const LossWeights& lw, ThreadPool& pool, const TargetWeight* fn = nullptr);
   void make_targets(const TrainBatch& batch);
   BlockSaved& block_saved(int64_t layer);
 
