@@ -22,7 +22,6 @@
 #include "core/progress.h"
 #include "core/random.h"
 #include "infer/perplexity.h"
-#include "infer/think_splitter.h"
 #include "kernels/matmul.h"
 #include "serve/api_error.h"
 #include "serve/engine.h"
@@ -30,14 +29,11 @@
 #include "tokenizer/tokenizer.h"
 #include "train/eval_scores.h"
 #include "train/rewards.h"
+#include "train/task_prompt.h"
 #include "train/tasks.h"
 
 namespace tern::app {
 namespace {
-
-// What the prompt asks for, so format and answer can be checked (R1's convention).
-constexpr const char* kInstruction =
-    "\nThink step by step inside <think> </think>, then give only the final answer.";
 
 struct EvalArgs {
   std::string model, task, data, ref;
@@ -45,15 +41,6 @@ struct EvalArgs {
   bool json = false, no_mtp = false;
   GenerationFlags gen;
 };
-
-std::vector<int32_t> prompt_ids(const tokenizer::Tokenizer& tok, const tokenizer::ChatTemplate* t,
-                                const std::string& question) {
-  const std::string text = question + kInstruction;
-  if (!t) return tok.encode("User: " + text + "\nAssistant:", /*add_special_tokens=*/true);
-  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-  messages.push_back({{"role", "user"}, {"content", text}});
-  return tok.encode(t->render(messages), /*add_special_tokens=*/false);
-}
 
 void eval_perplexity(const EvalArgs& a) {
   apply_threads(a.gen.threads);
@@ -143,10 +130,10 @@ void eval(const EvalArgs& a) {
 
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::vector<std::shared_ptr<serve::Generation>>> gens(problems.size());
-  std::vector<uint8_t> opens_reasoning(problems.size());
+  std::vector<train::TaskPrompt> prompts;
   for (size_t i = 0; i < problems.size(); ++i) {
-    const std::vector<int32_t> ids = prompt_ids(tok, tmpl.get(), problems[i].prompt);
-    opens_reasoning[i] = infer::prompt_opens_reasoning(tok.decode(ids));
+    prompts.push_back(train::task_prompt(tok, tmpl.get(), problems[i].prompt));
+    const std::vector<int32_t>& ids = prompts.back().ids;
     check_ids_in_vocab(ids, e->model.config());
     for (int64_t k = 0; k < a.samples; ++k) {
       serve::GenerationRequest r;
@@ -176,10 +163,7 @@ void eval(const EvalArgs& a) {
         fail(ErrorKind::resource, "generation failed: " + res->error);
       std::vector<int32_t> ids;
       for (const auto& ev : events) ids.push_back(ev.token);
-      // Special tokens stay: <think> and </think> may be special, and the format check reads
-      // them; a template that opened the block in the prompt (R1) gets it back in front.
-      const std::string text =
-          (opens_reasoning[i] ? "<think>\n" : "") + tok.decode(ids, /*skip_special_tokens=*/false);
+      const std::string text = train::response_text(tok, prompts[i], ids);
       train::SampleScore s;
       s.answer = train::extract_answer(text);
       s.correct = train::accuracy_reward(problems[i], text) > 0;

@@ -158,17 +158,19 @@ void RunFiles::check_memory(const model::ModelConfig& c, int64_t batch, int64_t 
   }
 }
 
-void RunFiles::append_log(const nlohmann::json& line) {
-  std::ofstream out(dir_ + "/log.jsonl", std::ios::app);
-  out << line.dump() << "\n";
-  if (!out) fail(ErrorKind::io, "cannot append to " + dir_ + "/log.jsonl");
+void RunFiles::append_log(const nlohmann::json& line, const std::string& name) {
+  std::ofstream out(dir_ + "/" + name, std::ios::app);
+  out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  if (!out) fail(ErrorKind::io, "cannot append to " + dir_ + "/" + name);
 }
 
-void RunFiles::truncate_log(int64_t step) {
-  const std::string path = dir_ + "/log.jsonl";
+void RunFiles::truncate_log(int64_t step, const std::string& name) {
+  const std::string path = dir_ + "/" + name;
+  if (!fs::exists(path)) return;
   std::string kept;
   for (const nlohmann::json& j : read_log(path))
-    if (j.value("step", int64_t(0)) <= step) kept += j.dump() + "\n";
+    if (j.value("step", int64_t(0)) <= step)
+      kept += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   formats::write_text_file(path, kept);
 }
 

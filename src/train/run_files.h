@@ -45,9 +45,10 @@ class RunFiles {
   // Fails (resource) when parameters, gradients, moments and activations exceed memory.
   void check_memory(const model::ModelConfig& c, int64_t batch, int64_t seq) const;
 
-  void append_log(const nlohmann::json& line);
+  // Appends to log.jsonl (or another JSONL file of the run, e.g. GRPO's rollouts.jsonl).
+  void append_log(const nlohmann::json& line, const std::string& name = "log.jsonl");
   // Drops log lines after `step` (a resume recomputes them).
-  void truncate_log(int64_t step);
+  void truncate_log(int64_t step, const std::string& name = "log.jsonl");
   // loss.svg and expert_load.svg from log.jsonl.
   void write_pictures() const;
   void write_ledger(const nlohmann::json& ledger) const;

@@ -340,3 +340,101 @@ TEST(CliDistill, TeacherTracesTrainAStudentWithTheTeachersTokenizer) {
   EXPECT_EQ(busy.exit_code, 1) << "an existing run is not overwritten: " << busy.output;
   fs::remove_all(dir);
 }
+
+namespace {
+
+std::vector<nlohmann::json> jsonl(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+}  // namespace
+
+TEST(CliGrpo, RollsOutScoresUpdatesCheckpointsAndResumes) {
+  const std::string dir = tern::test::make_chat_model("grpo", tern::test::kChatTemplate);
+  // A regex task a random model passes sometimes: the answer must contain an "e".
+  {
+    std::ofstream f(dir + "/task.jsonl");
+    for (int i = 0; i < 3; ++i)
+      f << R"({"prompt": "write a word )" << i << R"(", "answer": "e", "check": "regex"})"
+        << "\n";
+  }
+  const std::string base = "grpo --model " + dir + "/model --task " + dir +
+                           "/task.jsonl --group-size 4 --prompts-per-step 2 -n 12 --kl 0.05 "
+                           "--lr 1e-2 --passes 2 --seed 1 --save-every 2 "
+                           "--reward-weights accuracy=1,format=0.5 --out " +
+                           dir + "/run";
+  const auto r = run_tern(base + " --steps 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("GRPO: 3 steps"), std::string::npos) << r.output;
+  for (const char* f :
+       {"/run/checkpoint-2/model.safetensors", "/run/checkpoint-3/model.safetensors",
+        "/run/ledger.json", "/run/reward.svg", "/run/response_length.svg",
+        "/run/checkpoint-3/tokenizer.json"})
+    EXPECT_TRUE(fs::exists(dir + f)) << f;
+
+  const std::vector<nlohmann::json> log = jsonl(dir + "/run/log.jsonl");
+  const std::vector<nlohmann::json> rolls = jsonl(dir + "/run/rollouts.jsonl");
+  ASSERT_EQ(log.size(), 3u);
+  ASSERT_EQ(rolls.size(), 3u * 8);
+  bool moved = false;
+  for (size_t s = 0; s < log.size(); ++s) {
+    for (const char* k : {"reward", "accuracy", "format_rate", "response_tokens", "kl",
+                          "clip_fraction", "objective", "grad_norm", "rollout_s", "update_s"})
+      EXPECT_TRUE(log[s].contains(k)) << k;
+    // The step's mean reward is the mean of its responses' rewards, each of which is the
+    // weighted sum of its checks; without a think block the answer is the whole response.
+    double sum = 0, correct = 0;
+    for (size_t k = s * 8; k < s * 8 + 8; ++k) {
+      const nlohmann::json& x = rolls[k];
+      EXPECT_EQ(x["step"], s + 1);
+      const double want =
+          (x["correct"].get<bool>() ? 1.0 : 0.0) + (x["formatted"].get<bool>() ? 0.5 : 0.0);
+      EXPECT_DOUBLE_EQ(x["reward"].get<double>(), want) << x.dump();
+      const std::string text = x["response"];
+      if (text.find("</think>") == std::string::npos &&
+          text.find("<answer>") == std::string::npos) {
+        EXPECT_EQ(x["correct"].get<bool>(), text.find('e') != std::string::npos) << x.dump();
+      }
+      sum += x["reward"].get<double>();
+      correct += x["correct"].get<bool>();
+    }
+    EXPECT_NEAR(log[s]["reward"].get<double>(), sum / 8, 1e-12);
+    EXPECT_NEAR(log[s]["accuracy"].get<double>(), correct / 8, 1e-12);
+    moved = moved || log[s]["grad_norm"].get<double>() > 0;
+    if (s > 0 && moved) {
+      EXPECT_GT(log[s]["kl"].get<double>(), 0) << "the policy left the reference";
+    }
+  }
+  EXPECT_TRUE(moved) << "no step had rewards that differed within a group";
+  std::ifstream lf(dir + "/run/ledger.json");
+  const nlohmann::json ledger = nlohmann::json::parse(lf);
+  for (const char* k : {"flops", "rollout_seconds", "update_seconds", "rollout_tokens_per_s"})
+    EXPECT_TRUE(ledger.contains(k)) << k;
+
+  // Resumed with a longer run: one more step, its log and rollouts appended.
+  const auto more = run_tern("grpo --resume " + dir + "/run --steps 4");
+  ASSERT_EQ(more.exit_code, 0) << more.output;
+  EXPECT_EQ(jsonl(dir + "/run/log.jsonl").size(), 4u);
+  EXPECT_EQ(jsonl(dir + "/run/rollouts.jsonl").size(), 4u * 8);
+  EXPECT_TRUE(fs::exists(dir + "/run/checkpoint-4"));
+  // The trained policy runs.
+  const auto chat = run_tern("run " + dir + "/run/checkpoint-4 --chat -p 'write a word' -n 4");
+  EXPECT_EQ(chat.exit_code, 0) << chat.output;
+
+  // Bad input: a malformed task line is named, a group of one refused; nothing is written.
+  std::ofstream(dir + "/bad.jsonl") << R"({"prompt": "a", "answer": "1", "check": "numeric"})"
+                                    << "\n{\"prompt\": 3}\n";
+  const std::string bad_base = "grpo --model " + dir + "/model --steps 1 --out " + dir + "/bad";
+  const auto bad = run_tern(bad_base + " --task " + dir + "/bad.jsonl");
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("line 2"), std::string::npos) << bad.output;
+  const auto one = run_tern(bad_base + " --task arithmetic --group-size 1");
+  EXPECT_NE(one.exit_code, 0);
+  EXPECT_NE(one.output.find("group-size"), std::string::npos) << one.output;
+  EXPECT_FALSE(fs::exists(dir + "/bad"));
+  fs::remove_all(dir);
+}

@@ -1,0 +1,70 @@
+#include "train/rollouts.h"
+
+#include <chrono>
+
+#include "core/error.h"
+#include "core/random.h"
+#include "infer/kv_pool.h"
+#include "model/forward_state.h"
+#include "model/kv_cache.h"
+#include "serve/api_error.h"
+#include "serve/engine.h"
+
+namespace tern::train {
+
+std::vector<Rollout> generate_rollouts(const model::Model& m, const tokenizer::Tokenizer& tok,
+                                       const std::vector<TaskPrompt>& prompts,
+                                       const RolloutOptions& o, std::vector<std::string>& texts,
+                                       const std::function<void()>& on_done) {
+  const model::ModelConfig& c = m.config();
+  int64_t longest = 0;
+  for (const TaskPrompt& p : prompts) longest = std::max<int64_t>(longest, int64_t(p.ids.size()));
+  const int64_t context = std::min<int64_t>(c.max_position_embeddings, longest + o.max_tokens + 1);
+  const int64_t block = model::KvCache::kBlockTokens;
+  const int64_t parallel = std::max<int64_t>(1, o.parallel);
+  infer::KvPool pool(c, parallel * ((context + block - 1) / block), block, DType::bf16);
+  model::ForwardState state(
+      c, pool.store().layout,
+      {std::max<int64_t>(parallel, 128), 0, model::MlaMode::absorbed, o.serving_kernels});
+  const int64_t total = int64_t(prompts.size()) * o.samples;
+  serve::Engine engine(m, pool, state, {parallel, total, context, nullptr});
+  std::vector<std::shared_ptr<serve::Generation>> gens;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    for (int64_t k = 0; k < o.samples; ++k) {
+      serve::GenerationRequest r;
+      r.prompt = prompts[i].ids;
+      r.max_tokens = std::min(o.max_tokens, context - int64_t(r.prompt.size()));
+      r.stop_ids = o.stop_ids;
+      r.sampling = o.sampling;
+      r.stream = rng::stream_id(o.stream + "/" + std::to_string(i) + "/" + std::to_string(k));
+      try {
+        gens.push_back(engine.submit(std::move(r)));
+      } catch (const serve::ApiError& err) {
+        fail(ErrorKind::request, "prompt " + std::to_string(i + 1) + ": " + err.what());
+      }
+    }
+  std::vector<Rollout> out;
+  texts.clear();
+  for (size_t g = 0; g < gens.size(); ++g) {
+    const size_t i = g / size_t(o.samples);
+    std::vector<serve::TokenEvent> events;
+    std::optional<serve::GenerationResult> res;
+    while (!(res = gens[g]->wait(events, std::chrono::milliseconds(500)))) {
+    }
+    if (res->reason == serve::FinishReason::error)
+      fail(ErrorKind::resource, "a rollout failed: " + res->error);
+    Rollout r;
+    r.problem = int64_t(i);
+    r.prompt = prompts[i].ids;
+    for (const auto& ev : events) r.completion.push_back(ev.token);
+    texts.push_back(response_text(tok, prompts[i], r.completion));
+    // The end token is part of what the policy chose: trained on, so it learns when to stop.
+    if (res->reason == serve::FinishReason::stop && !o.stop_ids.empty())
+      r.completion.push_back(o.stop_ids.front());
+    out.push_back(std::move(r));
+    if (on_done) on_done();
+  }
+  return out;
+}
+
+}  // namespace tern::train
