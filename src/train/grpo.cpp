@@ -117,8 +117,13 @@ void check_options(const GrpoOptions& o) {
 
 // The step's problems: generated tasks hold a fresh problem for every prompt of the run, taken
 // in order; a file is walked in a seeded order, reshuffled every pass over it.
-std::vector<size_t> step_problems(int64_t step, int64_t per_step, size_t n, uint64_t seed) {
+std::vector<size_t> step_problems(int64_t step, int64_t per_step, size_t n, uint64_t seed,
+                                  bool generated) {
   std::vector<size_t> out;
+  if (generated) {
+    for (int64_t k = 0; k < per_step; ++k) out.push_back(size_t(step * per_step + k) % n);
+    return out;
+  }
   std::vector<size_t> perm;
   uint64_t perm_epoch = ~uint64_t(0);
   for (int64_t k = 0; k < per_step; ++k) {
@@ -304,7 +309,7 @@ GrpoSummary grpo(GrpoOptions o) {
   while (step < o.steps) {
     // Rollouts on the serving engine over the current weights.
     const std::vector<size_t> picked =
-        step_problems(step, o.prompts_per_step, problems.size(), o.seed);
+        step_problems(step, o.prompts_per_step, problems.size(), o.seed, generated);
     std::vector<TaskPrompt> step_prompts;
     for (size_t i : picked) step_prompts.push_back(prompts[i]);
     ro.stream = "grpo/" + std::to_string(step);
