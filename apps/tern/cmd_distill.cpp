@@ -3,6 +3,8 @@
 // (reasoning included) through the serving engine's continuous batching, the answers are kept
 // as chats (RUN_DIR/traces.jsonl), and a student with the teacher's tokenizer is trained on them
 // by SFT (the loss on the teacher's turns; `tern sft`'s loop, checkpoints, resume and ledger).
+// `--mode logits --data CORPUS`: the student learns the teacher's softened next-token
+// distribution on plain text (train/distill_loss.h), the teacher running beside it.
 #include <filesystem>
 
 #include "apps/tern/command.h"
@@ -30,6 +32,7 @@ using Json = nlohmann::ordered_json;
 struct DistillArgs {
   TrainArgs train;
   std::string teacher, student_config, prompts, mode = "traces";
+  std::vector<std::string> data;
   int64_t parallel = 8;
   bool no_mtp = false;
   GenerationFlags gen;
@@ -124,15 +127,50 @@ void write_traces(const DistillArgs& a, const std::string& teacher_path,
            " prompts written to " + traces);
 }
 
+int64_t config_int(const std::string& config_path, const char* key) {
+  const nlohmann::json j = nlohmann::json::parse(formats::read_text_file(config_path), nullptr,
+                                                 /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number_integer())
+    fail(ErrorKind::config, config_path + ": no integer " + key);
+  return j[key].get<int64_t>();
+}
+
+// Logit distillation: the teacher runs beside the student inside the training loop.
+void distill_logits(DistillArgs& a, const std::string& teacher_path, const std::string& tok_dir) {
+  train::TrainOptions& o = a.train.o;
+  if (a.data.empty()) malformed("--mode logits needs --data CORPUS (plain text)");
+  if (!a.prompts.empty()) malformed("--prompts is for --mode traces; --mode logits reads --data");
+  // Checked before anything is written: distributions are compared token by token. (A GGUF
+  // teacher is checked when it loads.)
+  const std::string teacher_config = resolve_model_dir(teacher_path) + "/config.json";
+  if (fs::exists(teacher_config)) {
+    const int64_t tv = config_int(teacher_config, "vocab_size");
+    const int64_t sv = config_int(a.student_config, "vocab_size");
+    if (tv != sv)
+      fail(ErrorKind::request, "--mode logits: the teacher's vocabulary has " + std::to_string(tv) +
+                                   " entries and the student config's " + std::to_string(sv) +
+                                   "; they must be the same (the student takes the teacher's "
+                                   "tokenizer)");
+    if (const int64_t ctx = config_int(teacher_config, "max_position_embeddings"); o.seq > ctx)
+      fail(ErrorKind::request, "--seq " + std::to_string(o.seq) +
+                                   " exceeds the teacher's context of " + std::to_string(ctx));
+  }
+  o.config = a.student_config;
+  o.data = a.data;
+  o.tokenizer = tok_dir;
+  o.teacher = teacher_path;
+  o.mtp_weight = 0;
+  if (o.steps <= 0 && o.tokens <= 0) malformed("--mode logits needs --steps N (or --tokens N)");
+  run_train(a.train);
+}
+
 void distill(DistillArgs& a) {
   train::TrainOptions& o = a.train.o;
   if (!o.resume.empty()) return run_train(a.train);
-  if (a.mode != "traces")
-    fail(ErrorKind::request,
-         "--mode logits (training on the teacher's softened distribution) is not built yet; use "
-         "--mode traces");
-  if (a.teacher.empty() || a.student_config.empty() || a.prompts.empty() || o.out.empty())
-    malformed("--teacher, --student-config, --prompts and --out are required (or --resume)");
+  if (a.teacher.empty() || a.student_config.empty() || o.out.empty())
+    malformed("--teacher, --student-config and --out are required (or --resume)");
+  if (a.mode == "traces" && a.prompts.empty())
+    malformed("--mode traces needs --prompts FILE (JSONL of prompts or chats)");
   if (fs::exists(o.out) && !fs::is_empty(o.out) && !o.force)
     fail(ErrorKind::request, "--out '" + o.out + "' is not empty; use --resume " + o.out +
                                  " to continue that run, or --force to start over in it");
@@ -143,6 +181,7 @@ void distill(DistillArgs& a) {
   if (!fs::exists(tok_dir + "/tokenizer.json"))
     fail(ErrorKind::request, "the student needs the teacher's tokenizer.json, which " + tok_dir +
                                  " does not have; give --tokenizer DIR");
+  if (a.mode == "logits") return distill_logits(a, teacher_path, tok_dir);
   const std::vector<Json> chats = read_prompts(a.prompts);
   fs::create_directories(o.out);
   const std::string traces = o.out + "/traces.jsonl";
@@ -168,7 +207,15 @@ void setup_distill(CLI::App& sub) {
                  "hold the teacher's tokenizer)");
   sub.add_option("--prompts", a->prompts,
                  "JSONL of {\"prompt\": ...} or {\"messages\": [...]} the teacher answers");
-  add_choice(sub, "--mode", a->mode, "traces: SFT on the teacher's answers", {"traces", "logits"});
+  add_choice(sub, "--mode", a->mode,
+             "traces: SFT on the teacher's answers to --prompts; logits: KL to the teacher's "
+             "softened distribution on --data",
+             {"traces", "logits"});
+  sub.add_option("--data", a->data, "--mode logits: plain-text corpora, FILE or FILE:WEIGHT");
+  add_number(sub, "--kd-temperature", o.kd_temperature,
+             "--mode logits: τ, the temperature both distributions are softened by", 1e-3, 100);
+  add_number(sub, "--hard-weight", o.kd_hard_weight,
+             "--mode logits: α, weight of the ordinary next-token loss beside the KL", 0, 1);
   sub.add_option("--out", o.out, "run directory (traces.jsonl, checkpoints, log, ledger)");
   sub.add_option("--resume", o.resume, "continue the student's training where it stopped");
   add_number(sub, "--parallel", a->parallel, "prompts the teacher answers at once", 1, 256);

@@ -237,6 +237,9 @@ std::string checkpoint_config_text(const std::string& config_text, const tokeniz
 nlohmann::json saved_options(const TrainOptions& o) {
   return {{"data", o.data},
           {"sft", o.sft},
+          {"teacher", o.teacher},
+          {"kd_temperature", o.kd_temperature},
+          {"kd_hard_weight", o.kd_hard_weight},
           {"tokenizer", o.tokenizer},
           {"doc_sep", o.doc_sep},
           {"steps", o.steps},
@@ -273,6 +276,9 @@ void apply_saved_options(const nlohmann::json& j, TrainOptions& o) {
   try {
     o.data = j.at("data").get<std::vector<std::string>>();
     o.sft = j.value("sft", std::string());
+    o.teacher = j.value("teacher", std::string());
+    o.kd_temperature = j.value("kd_temperature", 2.0);
+    o.kd_hard_weight = j.value("kd_hard_weight", 0.0);
     o.tokenizer = j.at("tokenizer").get<std::string>();
     o.doc_sep = j.at("doc_sep").get<std::string>();
     o.steps = j.at("steps").get<int64_t>();

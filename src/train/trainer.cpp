@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <thread>
 
 #include "core/dtype.h"
@@ -24,10 +25,12 @@
 #include "train/balance.h"
 #include "train/checkpoint_io.h"
 #include "train/data.h"
+#include "train/distill_loss.h"
 #include "train/precision.h"
 #include "train/run_files.h"
 #include "train/sample_text.h"
 #include "train/sft_data.h"
+#include "train/teacher.h"
 
 namespace tern::train {
 namespace fs = std::filesystem;
@@ -43,6 +46,9 @@ void check_options(const TrainOptions& o) {
     fail(ErrorKind::request, "--lr must be a positive number");
   if (o.steps <= 0 && o.tokens <= 0 && !(o.epochs > 0 && !o.sft.empty()))
     fail(ErrorKind::request, "give --steps N or --tokens N");
+  if (!o.teacher.empty() && (!(o.kd_temperature > 0) || !std::isfinite(o.kd_temperature) ||
+                             !(o.kd_hard_weight >= 0 && o.kd_hard_weight <= 1)))
+    fail(ErrorKind::request, "--kd-temperature must be > 0 and --hard-weight in [0, 1]");
   if (o.mtp_weight < 0 || o.balance_alpha < 0 || o.bias_speed < 0)
     fail(ErrorKind::request,
          "--mtp-weight, --balance-loss-weight and --bias-update-speed must be >= 0");
@@ -181,6 +187,15 @@ TrainSummary train(TrainOptions o) {
     init_random(c, params, o.seed, o.init_std);
   }
   model::grad::ModelGrad net(c, o.batch, o.seq, o.recompute);
+  std::unique_ptr<Teacher> teacher;
+  std::vector<float> teacher_logits;
+  if (!o.teacher.empty()) {
+    teacher = std::make_unique<Teacher>(o.teacher, c.vocab_size);
+    if (c.num_nextn_predict_layers > 0)
+      log_warn(
+          "logit distillation trains the main model only; the student's MTP modules stay "
+          "as initialised");
+  }
   const ValWindows val =
       o.sft.empty() ? validation_windows(corpora, S, std::max<int64_t>(o.batch, o.eval_windows))
                     : sft_validation(sft, std::max<int64_t>(o.batch, o.eval_windows));
@@ -256,7 +271,11 @@ TrainSummary train(TrainOptions o) {
         std::copy_n(sft.train.docs.begin() + w * S, S, docs.begin() + b * S);
       }
       const model::grad::TrainBatch tb{o.batch, o.seq, tokens.data(), docs.data()};
-      const model::grad::StepResult r = net.step(params, grads, tb, lw, pool);
+      const model::grad::StepResult r =
+          teacher ? (teacher->logits(tb, S, teacher_logits),
+                     distill_backward(net, teacher_logits, params, grads, tb, S, lw,
+                                      {o.kd_temperature, o.kd_hard_weight}, pool))
+                  : net.step(params, grads, tb, lw, pool);
       loss += r.loss / double(o.grad_accum);
       main += r.main / double(o.grad_accum);
       mtp += r.mtp / double(o.grad_accum);

@@ -21,6 +21,10 @@ struct TrainOptions {
   // `tern sft`: a JSONL chat file instead of --data; the loss only on assistant turns
   // (train/sft_data.h). Needs the model's tokenizer with a chat template (--tokenizer).
   std::string sft;
+  // `tern distill --mode logits`: a teacher model whose softened next-token distribution the
+  // student learns (train/distill_loss.h) instead of the corpus's next tokens.
+  std::string teacher;
+  double kd_temperature = 2.0, kd_hard_weight = 0.0;
   std::string out;        // run directory
   std::string resume;     // run directory to resume
   std::string init;       // checkpoint to start from (continued pretraining)

@@ -341,6 +341,36 @@ TEST(CliDistill, TeacherTracesTrainAStudentWithTheTeachersTokenizer) {
   fs::remove_all(dir);
 }
 
+TEST(CliDistill, LogitsModeLearnsTheTeachersDistributionAndRefusesAnotherVocabulary) {
+  const std::string dir = tern::test::make_chat_model("distill_logits", tern::test::kChatTemplate);
+  nlohmann::json cfg = nlohmann::json::parse(slurp(tiny_config()));
+  cfg["vocab_size"] = 320;  // the teacher's
+  std::ofstream(dir + "/student.json") << cfg.dump();
+  const std::string base = "distill --mode logits --teacher " + dir + "/model --data " + dir +
+                           "/corpus.txt --steps 10 --batch 2 --seq 32 --lr 3e-3 " +
+                           "--kd-temperature 2 --hard-weight 0.1 --seed 1 --out ";
+  const auto r = run_tern(base + dir + "/student --student-config " + dir + "/student.json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::vector<std::string> l = losses(dir + "/student");
+  ASSERT_EQ(l.size(), 10u);
+  EXPECT_LT(std::stod(l.back()), std::stod(l.front())) << "the student moves towards the teacher";
+  EXPECT_TRUE(fs::exists(dir + "/student/checkpoint-10/model.safetensors"));
+  EXPECT_TRUE(fs::exists(dir + "/student/checkpoint-10/tokenizer.json"));
+  EXPECT_TRUE(fs::exists(dir + "/student/ledger.json"));
+
+  // Another vocabulary is refused before anything is written.
+  cfg["vocab_size"] = 400;
+  std::ofstream(dir + "/other.json") << cfg.dump();
+  const auto other = run_tern(base + dir + "/other --student-config " + dir + "/other.json");
+  EXPECT_EQ(other.exit_code, 1) << other.output;
+  EXPECT_NE(other.output.find("vocabulary"), std::string::npos) << other.output;
+  EXPECT_FALSE(fs::exists(dir + "/other"));
+  const auto prompts = run_tern(base + dir + "/p --student-config " + dir +
+                                "/student.json --prompts " + dir + "/corpus.txt");
+  EXPECT_EQ(prompts.exit_code, 2) << prompts.output;
+  fs::remove_all(dir);
+}
+
 namespace {
 
 std::vector<nlohmann::json> jsonl(const std::string& path) {

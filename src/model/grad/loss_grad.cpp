@@ -11,7 +11,7 @@ namespace tern::model::grad {
 
 double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int32_t* target,
                   int64_t N, float weight, float* dhn, bool accumulate, Buffer& scratch,
-                  ThreadPool& pool, const TargetWeight* per_target) {
+                  ThreadPool& pool, const TargetWeight* per_target, const RowLoss* row_loss) {
   const phase::Scope timer(phase::head_and_loss);
   const int64_t V = head.view.rows, d = head.view.cols;
   // Tokens per pass: as many as 16M logits hold (64 MB; at least 128), so the head's weight is
@@ -24,7 +24,7 @@ double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int3
   for (int64_t r0 = 0; r0 < N; r0 += kChunk) {
     const int64_t n = std::min(kChunk, N - r0);
     linear_fwd(head, hn + r0 * d, n, logits, pool);
-    std::vector<double> row_loss(size_t(n), 0.0);
+    std::vector<double> row_loss_out(size_t(n), 0.0);
     pool.parallel_for(n, 4, [&](int64_t b, int64_t e, int) {
       for (int64_t i = b; i < e; ++i) {
         float* l = logits + i * V;
@@ -33,20 +33,24 @@ double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int3
           std::fill_n(l, V, 0.0f);
           continue;
         }
+        if (row_loss) {
+          row_loss_out[size_t(i)] = (*row_loss)(r0 + i, l, V);
+          continue;
+        }
         const float mx = *std::max_element(l, l + V), lt = l[t];
         // exp(l - mx) in place (SIMD, within 2 ulp), summed in double; the softmax is then one
         // multiply per logit instead of a second exp.
         isa.exp_affine(l, 1.0f, -mx, l, V);
         double sum = 0;
         for (int64_t v = 0; v < V; ++v) sum += l[v];
-        row_loss[size_t(i)] = double(mx) + std::log(sum) - double(lt);
-        const float wt = per_target ? (*per_target)(r0 + i, -row_loss[size_t(i)]) : weight;
+        row_loss_out[size_t(i)] = double(mx) + std::log(sum) - double(lt);
+        const float wt = per_target ? (*per_target)(r0 + i, -row_loss_out[size_t(i)]) : weight;
         const float inv = float(double(wt) / sum);
         for (int64_t v = 0; v < V; ++v) l[v] *= inv;
         l[t] -= wt;
       }
     });
-    for (double x : row_loss) total += x;
+    for (double x : row_loss_out) total += x;
     if (!dhead) continue;
     linear_bwd_weight(*dhead, logits, hn + r0 * d, n, pool);
     linear_bwd_input(head, logits, n, dhn + r0 * d, accumulate, pool);

@@ -19,12 +19,19 @@ namespace tern::model::grad {
 // (distinct rows), even when no gradient is taken, so it can record the log-probabilities.
 using TargetWeight = std::function<float(int64_t row, double logprob)>;
 
+// A loss of the row's own in place of cross-entropy (soft targets: distillation from a
+// teacher's distribution): given row n's logits [V], returns its loss and overwrites the logits
+// with the objective's gradient with respect to them (weights included). Called for every row
+// with target >= 0, from several threads at once (distinct rows).
+using RowLoss = std::function<double(int64_t row, float* logits, int64_t V)>;
+
 // Σ over rows with target >= 0 of CE(head(hn[n]), target[n]) (f64 sum, rows in order).
 // The objective's weight on that sum is `weight` (or per_target's, when given): dhn[N, d] (+)=
 // weight · ∂/∂hn and dhead += weight · ∂/∂W, unless dhead is null (loss only). `scratch` holds a
-// chunk of logits.
+// chunk of logits. With row_loss, each row's loss and gradient are its instead.
 double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int32_t* target,
                   int64_t N, float weight, float* dhn, bool accumulate, Buffer& scratch,
-                  ThreadPool& pool, const TargetWeight* per_target = nullptr);
+                  ThreadPool& pool, const TargetWeight* per_target = nullptr,
+                  const RowLoss* row_loss = nullptr);
 
 }  // namespace tern::model::grad

@@ -81,8 +81,14 @@ StepResult ModelGrad::evaluate_weighted(const ModelWeights& w, const TrainBatch&
   return run(w, nullptr, batch, {0.0f, 0.0f, 1.0f}, pool, &fn);
 }
 
+StepResult ModelGrad::step_row_loss(const ModelWeights& w, ModelWeights& g, const TrainBatch& batch,
+                                    const RowLoss& loss, const LossWeights& lw, ThreadPool& pool) {
+  return run(w, &g, batch, lw, pool, nullptr, &loss);
+}
+
 StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBatch& batch,
-                          const LossWeights& lw, ThreadPool& pool, const TargetWeight* fn) {
+                          const LossWeights& lw, ThreadPool& pool, const TargetWeight* fn,
+                          const RowLoss* row_loss) {
   TERN_CHECK(batch.B == B_ && batch.T == T_);
   const int64_t N = B_ * T_, d = c_.hidden_size;
   const float eps = float(c_.rms_norm_eps);
@@ -114,12 +120,12 @@ StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBat
   rmsnorm_fwd(h, w.norm.ptr(), hn, take(final_rstd_, N), N, d, eps, pool);
   float* dhn = take(dhn_, N * d);
   r.main = lm_head_ce(head, dhead, hn, target_.data(), N, per_target, dhn, false, head_scratch_,
-                      pool, fn) /
+                      pool, fn, row_loss) /
            n_main;
 
   // MTP modules, forward; each CE's gradient lands in the module's dhk as it goes. A weighted
-  // (policy-gradient) objective has no MTP term.
-  const int64_t D = fn ? 0 : D_;
+  // (policy-gradient) objective and soft targets have no MTP term.
+  const int64_t D = fn || row_loss ? 0 : D_;
   const float mtp_w = D > 0 ? per_target * lw.mtp_lambda / float(D) : 0.0f;
   for (int64_t k = 0; k < D; ++k) {
     const MtpWeights& m = w.mtp[size_t(k)];
@@ -141,6 +147,10 @@ StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBat
              n_main;
   }
   for (int64_t k = 0; k < D; ++k) collect(w.mtp[size_t(k)].block, mtp_[size_t(k)].block);
+  // Skipped MTP modules route nothing: zero counts keep one entry per MoE layer.
+  for (int64_t k = D; k < D_; ++k)
+    if (w.mtp[size_t(k)].block.is_moe)
+      r.expert_counts.emplace_back(size_t(c_.n_routed_experts), int64_t(0));
   r.loss = r.main + (D > 0 ? double(lw.mtp_lambda) * r.mtp / double(D) : 0.0) +
            double(lw.balance_alpha) * r.balance;
   if (!g) return r;

@@ -71,6 +71,12 @@ class ModelGrad {
   StepResult evaluate_weighted(const ModelWeights& w, const TrainBatch& batch,
                                const TargetWeight& fn, ThreadPool& pool);
 
+  // Soft targets (logit distillation): the main model only; row n's loss and logit gradient
+  // are loss(n, logits) (loss_grad.h) for rows with a target. StepResult::main is their sum
+  // over the targets' count; lw.balance_alpha and lw.scale apply as in step().
+  StepResult step_row_loss(const ModelWeights& w, ModelWeights& g, const TrainBatch& batch,
+                           const RowLoss& loss, const LossWeights& lw, ThreadPool& pool);
+
  private:
   struct MtpSaved {
     std::vector<int32_t> ids, target;  // [N]
@@ -78,7 +84,8 @@ class ModelGrad {
     BlockSaved block;
   };
   StepResult run(const ModelWeights& w, ModelWeights* g, const TrainBatch& batch,
-                 const LossWeights& lw, ThreadPool& pool, const TargetWeight* fn = nullptr);
+                 const LossWeights& lw, ThreadPool& pool, const TargetWeight* fn = nullptr,
+                 const RowLoss* row_loss = nullptr);
   void make_targets(const TrainBatch& batch);
   BlockSaved& block_saved(int64_t layer);
 
