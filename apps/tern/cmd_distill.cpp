@@ -7,9 +7,11 @@
 // distribution on plain text (train/distill_loss.h), the teacher running beside it.
 #include <filesystem>
 
+#include "account/ledger.h"
 #include "apps/tern/command.h"
 #include "apps/tern/flags.h"
 #include "apps/tern/generation_flags.h"
+#include "apps/tern/generation_ledger.h"
 #include "apps/tern/model_path.h"
 #include "apps/tern/train_command.h"
 #include "core/error.h"
@@ -92,6 +94,7 @@ void write_traces(const DistillArgs& a, const std::string& teacher_path,
       fail(ErrorKind::request, a.prompts + " prompt " + std::to_string(i + 1) + ": " + err.what());
     }
   }
+  GenerationMeter meter;
   Progress progress("teacher", int64_t(gens.size()), "prompts");
   std::string out;
   int64_t tokens = 0, cut = 0;
@@ -106,6 +109,7 @@ void write_traces(const DistillArgs& a, const std::string& teacher_path,
     std::vector<int32_t> ids;
     for (const auto& ev : events) ids.push_back(ev.token);
     tokens += int64_t(ids.size());
+    meter.add(int64_t(prompts[i].size()), int64_t(ids.size()));
     cut += res->reason == serve::FinishReason::length;
     Json chat = chats[i];
     chat.push_back({{"role", "assistant"}, {"content", tok.decode(ids, false)}});
@@ -123,6 +127,10 @@ void write_traces(const DistillArgs& a, const std::string& teacher_path,
     log_warn(std::to_string(cut) + " of " + std::to_string(gens.size()) +
              " teacher answers reached -n " + std::to_string(a.gen.n) + " and end mid-way");
   formats::write_text_file(traces, out);
+  // The teacher's share of what the student cost; the student's training has its own ledger.
+  formats::write_text_file(
+      fs::path(traces).parent_path().string() + "/teacher_ledger.json",
+      account::to_json(meter.ledger(e->model.config(), "distill:teacher")).dump(2) + "\n");
   log_info("teacher: " + std::to_string(tokens) + " tokens over " + std::to_string(gens.size()) +
            " prompts written to " + traces);
 }

@@ -11,10 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "account/ledger.h"
 #include "account/quantity.h"
 #include "apps/tern/command.h"
 #include "apps/tern/flags.h"
 #include "apps/tern/generation_flags.h"
+#include "apps/tern/generation_ledger.h"
 #include "apps/tern/input.h"
 #include "apps/tern/model_path.h"
 #include "core/error.h"
@@ -36,11 +38,22 @@ namespace tern::app {
 namespace {
 
 struct EvalArgs {
-  std::string model, task, data, ref;
+  std::string model, task, data, ref, ledger;
   int64_t limit = 500, samples = 1, parallel = 8, seed = 0, stride = 0;
   bool json = false, no_mtp = false;
   GenerationFlags gen;
 };
+
+// The job's account: into --json's "ledger", appended to --ledger FILE, one line of text.
+void report_ledger(const EvalArgs& a, const account::Ledger& l, nlohmann::ordered_json* j) {
+  if (!a.ledger.empty()) account::append_ledger(a.ledger, l);
+  if (j) {
+    (*j)["ledger"] = nlohmann::ordered_json::parse(account::to_json(l).dump());
+    return;
+  }
+  std::printf("  cost                %s FLOPs, %.0f J (%s)\n", account::human(l.flops).c_str(),
+              l.energy.joules, l.energy.detail.c_str());
+}
 
 void eval_perplexity(const EvalArgs& a) {
   apply_threads(a.gen.threads);
@@ -57,6 +70,7 @@ void eval_perplexity(const EvalArgs& a) {
                                  " token(s); perplexity needs at least two");
   const kernels::ScopedServingKernels kernels(!a.gen.exact);
   const auto t0 = std::chrono::steady_clock::now();
+  GenerationMeter meter;
   std::unique_ptr<Progress> progress;
   const auto on_window = [&](int64_t, int64_t total) {
     if (!progress) progress = std::make_unique<Progress>("tern eval", total, "windows");
@@ -75,6 +89,8 @@ void eval_perplexity(const EvalArgs& a) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double tps = seconds > 0 ? double(r.windows * o.ctx) / seconds : 0;
+  meter.add(r.windows * o.ctx * (cmp ? 2 : 1), 0);  // every window's prefill (both models)
+  const account::Ledger ledger = meter.ledger(m.config(), "eval:perplexity");
   if (a.json) {
     nlohmann::ordered_json j = {{"data", a.data},           {"tokens", ids.size()},
                                 {"scored", r.scored},       {"ctx", o.ctx},
@@ -89,6 +105,7 @@ void eval_perplexity(const EvalArgs& a) {
       j["kl_p99"] = cmp->kl_quantile(0.99);
       j["top1_agreement"] = cmp->top1_agreement();
     }
+    report_ledger(a, ledger, &j);
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
@@ -103,6 +120,7 @@ void eval_perplexity(const EvalArgs& a) {
         "top-1 agreement %.2f%%\n",
         a.ref.c_str(), cmp->ref.perplexity(), 100 * (r.perplexity() / cmp->ref.perplexity() - 1),
         cmp->kl_mean(), cmp->kl_quantile(0.5), cmp->kl_quantile(0.99), 100 * cmp->top1_agreement());
+  report_ledger(a, ledger, nullptr);
 }
 
 void eval(const EvalArgs& a) {
@@ -129,6 +147,7 @@ void eval(const EvalArgs& a) {
   const std::vector<int32_t> stops = stop_ids(tok, e->model.config());
 
   const auto t0 = std::chrono::steady_clock::now();
+  GenerationMeter meter;
   std::vector<std::vector<std::shared_ptr<serve::Generation>>> gens(problems.size());
   std::vector<train::TaskPrompt> prompts;
   for (size_t i = 0; i < problems.size(); ++i) {
@@ -170,6 +189,7 @@ void eval(const EvalArgs& a) {
       s.formatted = train::well_formatted(text);
       s.tokens = int64_t(ids.size());
       generated += s.tokens;
+      meter.add(int64_t(prompts[i].ids.size()), s.tokens);
       right += s.correct;
       scores[i].push_back(std::move(s));
       ++done;
@@ -183,6 +203,7 @@ void eval(const EvalArgs& a) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const train::EvalScores s = train::score_eval(scores);
   const double tps = seconds > 0 ? double(generated) / seconds : 0;
+  const account::Ledger ledger = meter.ledger(e->model.config(), "eval:" + a.task);
   if (a.json) {
     nlohmann::ordered_json j = {{"task", a.task},
                                 {"problems", s.problems},
@@ -194,6 +215,7 @@ void eval(const EvalArgs& a) {
                                 {"mean_response_tokens", s.mean_response_tokens},
                                 {"tokens_per_s", tps},
                                 {"seconds", seconds}};
+    report_ledger(a, ledger, &j);
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
@@ -208,6 +230,7 @@ void eval(const EvalArgs& a) {
   std::printf("  mean response       %.1f tokens\n", s.mean_response_tokens);
   std::printf("  generation          %s tok/s over %.1f s (%lld sequences at once)\n",
               account::human(tps).c_str(), seconds, (long long)a.parallel);
+  report_ledger(a, ledger, nullptr);
 }
 
 void setup_eval(CLI::App& sub) {
@@ -235,6 +258,8 @@ void setup_eval(CLI::App& sub) {
                "one JSON object: accuracy, majority_accuracy, pass_at_k, format_rate, "
                "mean_response_tokens, tokens_per_s");
   sub.add_flag("--no-mtp", a->no_mtp, "do not draft with the checkpoint's MTP module");
+  sub.add_option("--ledger", a->ledger,
+                 "append the job's ledger (FLOPs, time, energy) as a JSON line to this file");
   a->gen.n = 256;
   add_generation_flags(sub, a->gen);
   example(sub, "tern eval MODEL --task arithmetic --limit 200 --samples 4 --temp 0.6");

@@ -27,6 +27,13 @@ TEST(CliEval, ReportsAccuracyFromTheRuleChecks) {
   EXPECT_GE(j["pass_at_k"].get<double>(), j["accuracy"].get<double>());
   EXPECT_GT(j["mean_response_tokens"].get<double>(), 0);
   EXPECT_LE(j["mean_response_tokens"].get<double>(), 12);
+  // The job's account: every prompt and generated token, their FLOPs, time and energy.
+  ASSERT_TRUE(j.contains("ledger")) << a.out;
+  EXPECT_EQ(j["ledger"]["stage"], "eval:arithmetic");
+  EXPECT_GT(j["ledger"]["flops"].get<double>(), 0);
+  EXPECT_GT(j["ledger"]["tokens"].get<double>(),
+            18 * j["mean_response_tokens"].get<double>() - 1e-9);
+  EXPECT_GT(j["ledger"]["energy_joules"].get<double>(), 0);
   const auto again =
       run_tern_split(base + "--task arithmetic --limit 6 --samples 3 --temp 1 --seed 5");
   EXPECT_EQ(nlohmann::json::parse(again.out)["mean_response_tokens"], j["mean_response_tokens"])

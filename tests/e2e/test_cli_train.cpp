@@ -322,6 +322,9 @@ TEST(CliDistill, TeacherTracesTrainAStudentWithTheTeachersTokenizer) {
   }
   EXPECT_EQ(lines, 7);
   EXPECT_TRUE(fs::exists(dir + "/student/checkpoint-3/model.safetensors"));
+  const nlohmann::json teacher = nlohmann::json::parse(slurp(dir + "/student/teacher_ledger.json"));
+  EXPECT_EQ(teacher["stage"], "distill:teacher");
+  EXPECT_GT(teacher["flops"].get<double>(), 0);
   EXPECT_EQ(nlohmann::json::parse(slurp(dir + "/student/checkpoint-3/config.json"))["hidden_size"],
             cfg["hidden_size"]);
   EXPECT_EQ(losses(dir + "/student").size(), 3u);
