@@ -116,7 +116,7 @@ void write_traces(const DistillArgs& a, const std::string& teacher_path,
     // The ids are what the student trains on: exactly the teacher's prompt and answer,
     // reasoning included (a template may drop reasoning when it renders an answer), with the
     // end token when the teacher stopped by itself.
-    if (res->reason == serve::FinishReason::stop && !stops.empty()) ids.push_back(stops.front());
+    if (res->stop_token >= 0) ids.push_back(res->stop_token);
     out += Json({{"messages", chat}, {"prompt_ids", prompts[i]}, {"completion_ids", ids}})
                .dump(-1, ' ', false, Json::error_handler_t::replace) +
            "\n";

@@ -1,16 +1,20 @@
 // `tern grpo`: reinforcement learning with rule-based rewards (GRPO, the R1-Zero recipe) on a
 // verifiable task, rollouts on tern's own serving engine. The loop lives in src/train/grpo.cpp;
 // this file maps the flags and hands it the FLOP figure for the ledger.
+#include <algorithm>
 #include <cstdio>
 
 #include "account/flops.h"
 #include "account/quantity.h"
 #include "apps/tern/command.h"
 #include "apps/tern/flags.h"
+#include "apps/tern/generation_flags.h"
 #include "apps/tern/model_path.h"
 #include "apps/tern/plan_model.h"
 #include "core/error.h"
 #include "model/config.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 #include "train/grpo.h"
 
 namespace tern::app {
@@ -43,6 +47,14 @@ void run_grpo(GrpoArgs& a) {
           .total() /
       3.0;
   o.watts = 150;
+  // Responses end at EOS or at the chat template's end of turn, whichever the model writes.
+  const tokenizer::Tokenizer tok =
+      tokenizer::Tokenizer::load(o.resume.empty() ? o.model : o.resume + "/tokenizer");
+  o.stop_ids = stop_ids(tok, c);
+  if (tok.config().chat_templates.count("default"))
+    for (int32_t id : end_of_turn_ids(tokenizer::ChatTemplate::from_tokenizer(tok), tok))
+      if (std::find(o.stop_ids.begin(), o.stop_ids.end(), id) == o.stop_ids.end())
+        o.stop_ids.push_back(id);
   const train::GrpoSummary s = train::grpo(o);
   std::printf(
       "GRPO: %lld steps in %.1f s (rollouts %.1f s at %s tok/s, updates %.1f s); reward %.3f -> "

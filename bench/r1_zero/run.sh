@@ -17,7 +17,7 @@ THREADS=${THREADS:-}
 THR=()
 [ -n "$THREADS" ] && THR=(--threads "$THREADS")
 PRE_STEPS=${PRE_STEPS:-2000}
-GRPO_STEPS=${GRPO_STEPS:-150}
+GRPO_STEPS=${GRPO_STEPS:-300}
 SEEDS=${SEEDS:-"1 2"}
 EVAL_LIMIT=${EVAL_LIMIT:-500}
 HELD_OUT_SEED=999  # problems no stage trains on (the task generator's seed)
@@ -73,8 +73,8 @@ evaluate "$BASE" "$WORK/eval_base.json"
 for seed in $SEEDS; do
   stamp "GRPO seed $seed"
   run_stage "$WORK/grpo_s$seed" "$GRPO_STEPS" grpo --model "$BASE" --task arithmetic \
-    --task-seed "$seed" --seed "$seed" --steps "$GRPO_STEPS" --group-size 16 \
-    --prompts-per-step 16 -n 96 --lr 2e-4 --kl 0.001 --batch 16 --save-every 10
+    --task-seed "$seed" --seed "$seed" --steps "$GRPO_STEPS" --group-size 8 \
+    --prompts-per-step 16 -n 96 --lr 2e-4 --warmup 10 --kl 0.001 --batch 16 --save-every 25
   evaluate "$WORK/grpo_s$seed/checkpoint-$GRPO_STEPS" "$WORK/eval_grpo_s$seed.json"
 done
 

@@ -268,6 +268,7 @@ bool Engine::take_token(Slot& s, std::span<const float> logits) {
 
 bool Engine::emit(Slot& s, int32_t tok, std::span<const float> logits, int64_t position) {
   if (std::find(s.req.stop_ids.begin(), s.req.stop_ids.end(), tok) != s.req.stop_ids.end()) {
+    s.result.stop_token = tok;
     finish(s, FinishReason::stop);
     return false;
   }

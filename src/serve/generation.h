@@ -48,7 +48,8 @@ const char* finish_reason_name(FinishReason r);  // OpenAI's names: "stop", "len
 
 struct GenerationResult {
   FinishReason reason = FinishReason::stop;
-  std::string error;  // reason == error: what went wrong
+  std::string error;        // reason == error: what went wrong
+  int32_t stop_token = -1;  // reason == stop by a stop id: which one (not emitted)
   int64_t prompt_tokens = 0;
   int64_t cached_tokens = 0;  // prompt tokens whose KV came from the prefix cache
   int64_t generated = 0;

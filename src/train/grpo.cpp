@@ -283,7 +283,8 @@ GrpoSummary grpo(GrpoOptions o) {
   ro.sampling.temperature = float(o.temperature);
   ro.sampling.top_p = float(o.top_p);
   ro.sampling.seed = o.seed;
-  if (tok.eos_id() >= 0) ro.stop_ids = {tok.eos_id()};
+  ro.stop_ids = o.stop_ids;
+  if (ro.stop_ids.empty() && tok.eos_id() >= 0) ro.stop_ids = {tok.eos_id()};
   ro.serving_kernels = !o.exact_rollouts;
 
   const GrpoSettings settings{o.clip, o.kl, o.dr_grpo};

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -40,6 +41,9 @@ struct GrpoOptions {
   int threads = 0;
   int64_t save_every = 0, keep = 0;
   bool exact_rollouts = false;  // rollouts with the exact (not the serving) kernels
+  // Tokens that end a response (EOS, the chat template's end of turn); empty: the tokenizer's
+  // EOS. Filled by the caller.
+  std::vector<int32_t> stop_ids;
   // Filled by the caller (apps/), which knows the FLOP formulas and the machine.
   double forward_flops_per_token = 0;  // per token of any forward (a backward counts twice)
   double watts = 0, price_per_hour = 0;

@@ -59,8 +59,7 @@ std::vector<Rollout> generate_rollouts(const model::Model& m, const tokenizer::T
     for (const auto& ev : events) r.completion.push_back(ev.token);
     texts.push_back(response_text(tok, prompts[i], r.completion));
     // The end token is part of what the policy chose: trained on, so it learns when to stop.
-    if (res->reason == serve::FinishReason::stop && !o.stop_ids.empty())
-      r.completion.push_back(o.stop_ids.front());
+    if (res->stop_token >= 0) r.completion.push_back(res->stop_token);
     out.push_back(std::move(r));
     if (on_done) on_done();
   }

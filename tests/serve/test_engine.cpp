@@ -323,3 +323,28 @@ TEST(Engine, TokenLogprobsAreALogSoftmax) {
   EXPECT_EQ(e.top[1].token, 3);
   EXPECT_EQ(e.top[2].token, 2);
 }
+
+TEST(Engine, AStopIdEndsTheGenerationAndIsReportedNotEmitted) {
+  Rig rig("v3_tiny", 1, 4);
+  serve::GenerationRequest r = request(case_ids("v3_tiny", 5), 8);
+  const std::vector<int32_t> free_run = alone(rig.m, r);
+  ASSERT_GE(free_run.size(), 3u);
+  // The third greedy token stops it, wherever it first appears; a decoy stop id never drawn
+  // sits in front, so the reported one is the token drawn, not the list's first.
+  const int32_t stop = free_run[2];
+  const size_t first = size_t(std::find(free_run.begin(), free_run.end(), stop) - free_run.begin());
+  int32_t decoy = 0;
+  while (std::find(free_run.begin(), free_run.end(), decoy) != free_run.end()) ++decoy;
+  r.stop_ids = {decoy, stop};
+  serve::GenerationResult res;
+  const std::vector<int32_t> got = drain(*rig.engine.submit(r), &res);
+  EXPECT_EQ(res.reason, serve::FinishReason::stop);
+  EXPECT_EQ(res.stop_token, stop);
+  EXPECT_EQ(got, std::vector<int32_t>(free_run.begin(), free_run.begin() + long(first)));
+
+  r.stop_ids = {decoy};
+  const std::vector<int32_t> all = drain(*rig.engine.submit(r), &res);
+  EXPECT_EQ(res.reason, serve::FinishReason::length);
+  EXPECT_EQ(res.stop_token, -1);
+  EXPECT_EQ(all, free_run);
+}
