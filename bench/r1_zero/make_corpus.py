@@ -5,6 +5,11 @@ problems of the bundled `arithmetic` task's shape (3-digit + and -, 2-digit *) a
 R1's instruction), each answered with a worked solution inside <think> </think> and the result.
 One document per problem (documents are separated by blank lines).
 
+With --direct-fraction f, that fraction of the answers skip the reasoning (an empty think block,
+then the result), as much web text does: the pretrained model then sometimes works a problem out
+and sometimes guesses, and reinforcement learning with an accuracy reward can discover that
+working it out pays (DeepSeek-R1-Zero's longer reasoning, in miniature).
+
     /usr/bin/python3 bench/r1_zero/make_corpus.py --out corpus.txt --problems 60000 --seed 1
 """
 import argparse
@@ -65,6 +70,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--problems", type=int, default=60000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--direct-fraction", type=float, default=0.0)
     args = ap.parse_args()
     rng = random.Random(args.seed)
     with open(args.out, "w") as f:
@@ -73,8 +79,10 @@ def main():
             hi = 99 if op == "*" else 999
             a, b = rng.randint(10, hi), rng.randint(10, hi)
             think, value = solution(a, op, b)
+            if rng.random() < args.direct_fraction:
+                think = ""
             f.write(f"<｜User｜>What is {a} {op} {b}?{INSTRUCTION}<｜Assistant｜>"
-                    f"<think>\n{think}\n</think>\n{value}\n\n")
+                    f"<think>\n{think + chr(10) if think else ''}</think>\n{value}\n\n")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ WORK=${WORK:-$ROOT/out/r1_zero}
 THREADS=${THREADS:-}
 THR=()
 [ -n "$THREADS" ] && THR=(--threads "$THREADS")
-PRE_STEPS=${PRE_STEPS:-2000}
-GRPO_STEPS=${GRPO_STEPS:-300}
+PRE_STEPS=${PRE_STEPS:-3000}
+GRPO_STEPS=${GRPO_STEPS:-150}
 SEEDS=${SEEDS:-"1 2"}
 EVAL_LIMIT=${EVAL_LIMIT:-500}
 HELD_OUT_SEED=999  # problems no stage trains on (the task generator's seed)
@@ -27,7 +27,8 @@ start=$(date +%s)
 stamp() { echo "[r1-zero $(($(date +%s) - start)) s] $*"; }
 
 # A run directory's stage is done when its last checkpoint exists; a directory holding an
-# earlier checkpoint is resumed; an empty or absent one starts over.
+# earlier checkpoint is resumed (to STEPS, which may be more than it was started with); an empty
+# or absent one starts over.
 run_stage() {  # run_stage DIR STEPS COMMAND... (COMMAND given --out DIR or --resume DIR)
   local dir=$1 steps=$2 cmd=$3
   shift 3
@@ -35,7 +36,7 @@ run_stage() {  # run_stage DIR STEPS COMMAND... (COMMAND given --out DIR or --re
     stamp "$dir: done"
   elif ls -d "$dir"/checkpoint-* >/dev/null 2>&1; then
     stamp "$dir: resuming"
-    "$TERN" "$cmd" --resume "$dir" "${THR[@]}"
+    "$TERN" "$cmd" --resume "$dir" --steps "$steps" "${THR[@]}"
   else
     "$TERN" "$cmd" "$@" --out "$dir" --force "${THR[@]}"
   fi
@@ -54,14 +55,17 @@ evaluate() {  # evaluate MODEL OUT.json: greedy and sampled (temperature 1) held
   rm -f "$out.greedy.tmp" "$out.sampled.tmp"
 }
 
-# 1. The corpus: worked solutions of problems drawn by Python's generator (not the task's).
+# 1. The corpus: problems drawn by Python's generator (not the task's), 70% answered with a
+# worked solution and 30% directly (an empty think block), so the base model sometimes reasons
+# and sometimes guesses.
 if [ ! -s "$WORK/corpus.txt" ]; then
   stamp "writing the corpus"
-  /usr/bin/python3 "$HERE/make_corpus.py" --out "$WORK/corpus.txt.tmp" --problems 60000 --seed 1
+  /usr/bin/python3 "$HERE/make_corpus.py" --out "$WORK/corpus.txt.tmp" --problems 80000 --seed 1 \
+    --direct-fraction 0.3
   mv "$WORK/corpus.txt.tmp" "$WORK/corpus.txt"
 fi
 
-# 2. Pretraining, deliberately short: a model that is sometimes right leaves RL room to work.
+# 2. Pretraining.
 stamp "pretraining $PRE_STEPS steps"
 run_stage "$WORK/pretrain" "$PRE_STEPS" train --config "$HERE/model.json" \
   --data "$WORK/corpus.txt" --steps "$PRE_STEPS" --batch 16 --seq 128 --lr 3e-3 \
@@ -75,7 +79,7 @@ for seed in $SEEDS; do
   run_stage "$WORK/grpo_s$seed" "$GRPO_STEPS" grpo --model "$BASE" --task arithmetic \
     --task-seed "$seed" --seed "$seed" --steps "$GRPO_STEPS" --group-size 8 \
     --prompts-per-step 16 -n 96 --lr 2e-4 --warmup 10 --kl 0.001 --batch 16 --save-every 25
-  evaluate "$WORK/grpo_s$seed/checkpoint-$GRPO_STEPS" "$WORK/eval_grpo_s$seed.json"
+  evaluate "$WORK/grpo_s$seed/checkpoint-$GRPO_STEPS" "$WORK/eval_grpo_s${seed}_$GRPO_STEPS.json"
 done
 
 # 4. Distillation by traces into a dense student of half the size.
@@ -87,7 +91,7 @@ import json, random, sys
 rng = random.Random(5)
 inst = "\nThink step by step inside <think> </think>, then give only the final answer."
 with open(sys.argv[1] + ".tmp", "w") as f:
-    for _ in range(4000):
+    for _ in range(20000):
         op = rng.choice("+-*")
         hi = 99 if op == "*" else 999
         f.write(json.dumps({"prompt": f"What is {rng.randint(10, hi)} {op} {rng.randint(10, hi)}?{inst}"}) + "\n")
@@ -99,7 +103,7 @@ if ls -d "$WORK/student"/checkpoint-* >/dev/null 2>&1; then
   [ -s "$WORK/eval_student.json" ] || "$TERN" distill --resume "$WORK/student" "${THR[@]}"
 else
   "$TERN" distill --teacher "$TEACHER" --student-config "$HERE/student.json" \
-    --prompts "$WORK/distill_prompts.jsonl" --out "$WORK/student" --force --epochs 3 \
+    --prompts "$WORK/distill_prompts.jsonl" --out "$WORK/student" --force --epochs 2 \
     --batch 16 --seq 128 --lr 3e-3 --temp 0 -n 96 --parallel 32 --save-every 200 \
     "${THR[@]}"
 fi
@@ -107,7 +111,7 @@ STUDENT=$(ls -d "$WORK/student"/checkpoint-* | sort -t- -k2 -n | tail -1)
 evaluate "$STUDENT" "$WORK/eval_student.json"
 
 # 5. The summary.
-/usr/bin/python3 "$HERE/summarize.py" "$WORK" "$SEEDS" > "$WORK/summary.md.tmp"
+/usr/bin/python3 "$HERE/summarize.py" "$WORK" "$SEEDS" "$GRPO_STEPS" > "$WORK/summary.md.tmp"
 mv "$WORK/summary.md.tmp" "$WORK/summary.md"
 cat "$WORK/summary.md"
 stamp "done"

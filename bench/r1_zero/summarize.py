@@ -3,7 +3,7 @@
 held-out accuracy of the base model, each GRPO seed and the distilled student, and the cost of each
 stage from its ledger.
 
-    /usr/bin/python3 bench/r1_zero/summarize.py WORK "1 2"
+    /usr/bin/python3 bench/r1_zero/summarize.py WORK "1 2" GRPO_STEPS
 """
 import json
 import os
@@ -23,7 +23,7 @@ def row(name, e):
 
 
 def main():
-    work, seeds = sys.argv[1], sys.argv[2].split()
+    work, seeds, steps = sys.argv[1], sys.argv[2].split(), sys.argv[3]
     base = load(os.path.join(work, "eval_base.json"))
     print(f"Held-out arithmetic ({base['greedy']['problems']} problems, task seed 999): greedy "
           "accuracy, and with 4 samples at temperature 1 the mean accuracy (pass@1), majority vote "
@@ -33,8 +33,8 @@ def main():
     print(row("pretrained base", base))
     rises = []
     for s in seeds:
-        e = load(os.path.join(work, f"eval_grpo_s{s}.json"))
-        print(row(f"GRPO seed {s}", e))
+        e = load(os.path.join(work, f"eval_grpo_s{s}_{steps}.json"))
+        print(row(f"GRPO seed {s}, {steps} steps", e))
         rises.append((s, e["greedy"]["accuracy"] - base["greedy"]["accuracy"],
                       e["sampled"]["accuracy"] - base["sampled"]["accuracy"]))
     st = os.path.join(work, "eval_student.json")
