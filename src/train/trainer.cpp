@@ -193,8 +193,8 @@ TrainSummary train(TrainOptions o) {
     teacher = std::make_unique<Teacher>(o.teacher, c.vocab_size);
     if (c.num_nextn_predict_layers > 0)
       log_warn(
-          "logit distillation trains the main model only; the student's MTP modules stay "
-          "as initialised");
+          "logit distillation trains the main model only; the student's MTP modules get no "
+          "gradient (only --weight-decay moves them)");
   }
   const ValWindows val =
       o.sft.empty() ? validation_windows(corpora, S, std::max<int64_t>(o.batch, o.eval_windows))
