@@ -316,7 +316,8 @@ GrpoSummary grpo(GrpoOptions o) {
     ro.stream = "grpo/" + std::to_string(step);
     std::vector<std::string> texts;
     const auto t0 = Clock::now();
-    std::vector<Rollout> rs = generate_rollouts(policy, tok, step_prompts, ro, texts);
+    RolloutStats rstats;
+    std::vector<Rollout> rs = generate_rollouts(policy, tok, step_prompts, ro, texts, &rstats);
     const double t_roll = std::chrono::duration<double>(Clock::now() - t0).count();
 
     // Rewards and group advantages.
@@ -431,20 +432,23 @@ GrpoSummary grpo(GrpoOptions o) {
     sum.last_reward = reward, sum.last_accuracy = acc;
     const double kl_mean = tot.tokens ? tot.kl_sum / double(tot.tokens) : 0;
     const double clip_frac = tot.tokens ? double(tot.clipped) / double(tot.tokens) : 0;
-    run.append_log({{"step", step},
-                    {"reward", reward},
-                    {"accuracy", acc},
-                    {"format_rate", mean_of(formatted)},
-                    {"response_tokens", mean_of(lengths)},
-                    {"objective", tot.objective},
-                    {"kl", kl_mean},
-                    {"clip_fraction", clip_frac},
-                    {"grad_norm", norm},
-                    {"lr", lr},
-                    {"trained_responses", train_rs.size()},
-                    {"rollout_s", t_roll},
-                    {"update_s", t_update},
-                    {"rollout_tokens_per_s", t_roll > 0 ? gen_tokens / t_roll : 0}});
+    run.append_log(
+        {{"step", step},
+         {"reward", reward},
+         {"accuracy", acc},
+         {"format_rate", mean_of(formatted)},
+         {"response_tokens", mean_of(lengths)},
+         {"objective", tot.objective},
+         {"kl", kl_mean},
+         {"clip_fraction", clip_frac},
+         {"grad_norm", norm},
+         {"lr", lr},
+         {"trained_responses", train_rs.size()},
+         {"rollout_s", t_roll},
+         {"prompt_cache_fraction",
+          rstats.prompt_tokens ? double(rstats.cached_tokens) / double(rstats.prompt_tokens) : 0.0},
+         {"update_s", t_update},
+         {"rollout_tokens_per_s", t_roll > 0 ? gen_tokens / t_roll : 0}});
     char detail[200];
     std::snprintf(detail, sizeof detail,
                   "reward %.3f acc %.0f%% len %.0f kl %.4f | rollout %.1fs update %.1fs", reward,

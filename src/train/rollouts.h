@@ -28,12 +28,19 @@ struct RolloutOptions {
   bool serving_kernels = true;
 };
 
+// Prompt tokens the rollouts needed and how many came from the engine's prefix cache (a
+// group's samples after the first reuse their prompt's blocks once they are filled).
+struct RolloutStats {
+  int64_t prompt_tokens = 0, cached_tokens = 0;
+};
+
 // Rollouts problem-major (prompt 0's G samples first); each completion carries the end token
 // when the model stopped by itself. `texts` receives each response as rewards read it
 // (task_prompt.h). on_done is called once per finished sample (progress).
 std::vector<Rollout> generate_rollouts(const model::Model& m, const tokenizer::Tokenizer& tok,
                                        const std::vector<TaskPrompt>& prompts,
                                        const RolloutOptions& o, std::vector<std::string>& texts,
+                                       RolloutStats* stats = nullptr,
                                        const std::function<void()>& on_done = {});
 
 }  // namespace tern::train

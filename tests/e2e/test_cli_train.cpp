@@ -458,6 +458,24 @@ TEST(CliGrpo, RollsOutScoresUpdatesCheckpointsAndResumes) {
   const auto chat = run_tern("run " + dir + "/run/checkpoint-4 --chat -p 'write a word' -n 4");
   EXPECT_EQ(chat.exit_code, 0) << chat.output;
 
+  // A group's samples after the first take a long prompt's full KV blocks from the prefix
+  // cache (blocks of 64 tokens; this prompt spans more than two).
+  {
+    std::ofstream f(dir + "/long.jsonl");
+    std::string preamble;
+    for (int i = 0; i < 40; ++i) preamble += "the quick brown fox ";
+    f << R"({"prompt": ")" << preamble << R"(", "answer": "e", "check": "regex"})"
+      << "\n";
+  }
+  const auto longr = run_tern("grpo --model " + dir + "/model --task " + dir +
+                              "/long.jsonl --group-size 4 --prompts-per-step 1 -n 4 --steps 1 "
+                              "--seed 1 --out " +
+                              dir + "/long");
+  ASSERT_EQ(longr.exit_code, 0) << longr.output;
+  const std::vector<nlohmann::json> long_log = jsonl(dir + "/long/log.jsonl");
+  ASSERT_EQ(long_log.size(), 1u);
+  EXPECT_GT(long_log[0]["prompt_cache_fraction"].get<double>(), 0.5) << long_log[0].dump();
+
   // Bad input: a malformed task line is named, a group of one refused; nothing is written.
   std::ofstream(dir + "/bad.jsonl") << R"({"prompt": "a", "answer": "1", "check": "numeric"})"
                                     << "\n{\"prompt\": 3}\n";
