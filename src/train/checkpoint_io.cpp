@@ -132,4 +132,13 @@ void load_moments(const std::string& dir, const model::ModelConfig& c, model::Mo
     }
 }
 
+int64_t resume_from_checkpoint(const std::string& dir, const nlohmann::json& state,
+                               const model::ModelConfig& c, model::ModelWeights& params,
+                               AdamW& adam) {
+  load_params(dir, c, params);
+  load_moments(dir, c, adam.m(), adam.v());
+  adam.set_steps(state.at("optimizer_steps").get<int64_t>());
+  return state.at("step").get<int64_t>();
+}
+
 }  // namespace tern::train

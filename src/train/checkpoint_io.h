@@ -13,6 +13,7 @@
 
 #include "model/config.h"
 #include "model/weights.h"
+#include "train/adamw.h"
 
 namespace tern::train {
 
@@ -38,5 +39,11 @@ void prune_checkpoints(const std::string& run_dir, int64_t keep);
 void load_params(const std::string& dir, const model::ModelConfig& c, model::ModelWeights& params);
 void load_moments(const std::string& dir, const model::ModelConfig& c, model::ModelWeights& m,
                   model::ModelWeights& v);
+
+// A resumed run: parameters and AdamW moments from checkpoint `dir`, the optimizer's update
+// count from its trainer_state.json `state`; returns the step it was saved at.
+int64_t resume_from_checkpoint(const std::string& dir, const nlohmann::json& state,
+                               const model::ModelConfig& c, model::ModelWeights& params,
+                               AdamW& adam);
 
 }  // namespace tern::train

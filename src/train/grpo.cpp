@@ -241,10 +241,7 @@ GrpoSummary grpo(GrpoOptions o) {
   int64_t step = 0;
   if (resuming) {
     const std::string ck = run.latest_checkpoint();
-    load_params(ck, c, params);
-    load_moments(ck, c, adam.m(), adam.v());
-    step = state.at("step").get<int64_t>();
-    adam.set_steps(state.at("optimizer_steps").get<int64_t>());
+    step = resume_from_checkpoint(ck, state, c, params, adam);
     run.truncate_log(step);
     run.truncate_log(step, "rollouts.jsonl");
     log_info("resuming " + ck + " at step " + std::to_string(step) + " of " +
@@ -379,11 +376,11 @@ GrpoSummary grpo(GrpoOptions o) {
 
     // Updates: the reference's log-probabilities, then `passes` AdamW steps on −J.
     const auto t1 = Clock::now();
-    int64_t window_tokens = 0;
+    int64_t update_tokens = 0;
     if (o.kl > 0)
       for_each_micro([&](model::grad::ModelGrad& net, RolloutBatch& rb) {
         record_logprobs(net, ref, rb, train_rs, LogpSlot::reference, pool);
-        window_tokens += rb.B() * rb.T();
+        update_tokens += rb.B() * rb.T();
       });
     GrpoTotals tot;
     double norm = 0;
@@ -400,7 +397,7 @@ GrpoSummary grpo(GrpoOptions o) {
       so.use_ref = o.kl > 0;
       for_each_micro([&](model::grad::ModelGrad& net, RolloutBatch& rb) {
         tot.add(grpo_backward(net, params, grads, rb, train_rs, so, pool));
-        window_tokens += 3 * rb.B() * rb.T();  // forward and backward
+        update_tokens += 3 * rb.B() * rb.T();  // forward and backward
       });
       norm = adam.grad_norm();
       if (!std::isfinite(norm) || !std::isfinite(tot.objective)) {
@@ -421,7 +418,7 @@ GrpoSummary grpo(GrpoOptions o) {
     double gen_tokens = 0, prompt_tokens = 0;
     for (double l : lengths) gen_tokens += l;
     for (const TaskPrompt& p : step_prompts) prompt_tokens += double(p.ids.size());
-    flops += (gen_tokens + prompt_tokens + double(window_tokens)) * o.forward_flops_per_token;
+    flops += (gen_tokens + prompt_tokens + double(update_tokens)) * o.forward_flops_per_token;
     rollout_s += t_roll;
     update_s += t_update;
     rollout_tokens += gen_tokens;

@@ -15,7 +15,7 @@ namespace tern::train {
 std::vector<Rollout> generate_rollouts(const model::Model& m, const tokenizer::Tokenizer& tok,
                                        const std::vector<TaskPrompt>& prompts,
                                        const RolloutOptions& o, std::vector<std::string>& texts,
-                                       RolloutStats* stats, const std::function<void()>& on_done) {
+                                       RolloutStats* stats) {
   const model::ModelConfig& c = m.config();
   int64_t longest = 0;
   for (const TaskPrompt& p : prompts) longest = std::max<int64_t>(longest, int64_t(p.ids.size()));
@@ -75,7 +75,6 @@ std::vector<Rollout> generate_rollouts(const model::Model& m, const tokenizer::T
     // The end token is part of what the policy chose: trained on, so it learns when to stop.
     if (res->stop_token >= 0) r.completion.push_back(res->stop_token);
     out.push_back(std::move(r));
-    if (on_done) on_done();
   }
   return out;
 }

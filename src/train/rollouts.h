@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,11 +35,10 @@ struct RolloutStats {
 
 // Rollouts problem-major (prompt 0's G samples first); each completion carries the end token
 // when the model stopped by itself. `texts` receives each response as rewards read it
-// (task_prompt.h). on_done is called once per finished sample (progress).
+// (task_prompt.h).
 std::vector<Rollout> generate_rollouts(const model::Model& m, const tokenizer::Tokenizer& tok,
                                        const std::vector<TaskPrompt>& prompts,
                                        const RolloutOptions& o, std::vector<std::string>& texts,
-                                       RolloutStats* stats = nullptr,
-                                       const std::function<void()>& on_done = {});
+                                       RolloutStats* stats = nullptr);
 
 }  // namespace tern::train

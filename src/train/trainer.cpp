@@ -170,10 +170,7 @@ TrainSummary train(TrainOptions o) {
   int64_t step = 0;
   if (resuming) {
     const std::string ck = run.latest_checkpoint();
-    load_params(ck, c, params);
-    load_moments(ck, c, adam.m(), adam.v());
-    step = state.at("step").get<int64_t>();
-    adam.set_steps(state.at("optimizer_steps").get<int64_t>());
+    step = resume_from_checkpoint(ck, state, c, params, adam);
     if (o.sft.empty())
       sampler.restore(state.at("data").at("sampler"));
     else

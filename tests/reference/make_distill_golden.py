@@ -27,10 +27,10 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import tensor_io as io  # noqa: E402
+import train_golden_case as G  # noqa: E402
 import train_ref as TR  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
-SRC = os.path.join(REPO, "tests", "golden", "train_tiny_v3")
 TAU, HARD = 2.0, 0.3
 SEED = 20251204
 
@@ -41,16 +41,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(REPO, "tests", "golden", "distill_tiny_v3"))
     args = ap.parse_args()
-    with open(os.path.join(SRC, "config.json")) as f:
-        cfg = json.load(f)
-    init = {n: io.decode_storage(dt, a) for n, (dt, a) in
-            io.read_safetensors(os.path.join(SRC, "init.safetensors")).items()}
-    shapes = TR.param_shapes(cfg)
-    P = TR.to_torch({n: init[n] for n in shapes}, torch.float64, requires_grad=True)
-    bias = TR.to_torch({n: init[n] for n in init if n not in shapes}, torch.float64)
-    batch = io.read_safetensors(os.path.join(SRC, "batch.safetensors"))
-    tokens = batch["tokens"][1][0].astype(np.int64)
-    docs = batch["docs"][1][0].astype(np.int64)
+    cfg, P, bias, tokens, docs = G.load_step0()
     B, S = tokens.shape
     T = S - TR.n_mtp(cfg)
     V = cfg["vocab_size"]

@@ -28,10 +28,10 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import tensor_io as io  # noqa: E402
+import train_golden_case as G  # noqa: E402
 import train_ref as TR  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
-SRC = os.path.join(REPO, "tests", "golden", "train_tiny_v3")
 
 PROMPT = [5, 4]          # prompt tokens of window 0, 1
 COMPLETION = [9, 13]     # response tokens that follow
@@ -69,22 +69,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(REPO, "tests", "golden", "grpo_tiny_v3"))
     args = ap.parse_args()
-    with open(os.path.join(SRC, "config.json")) as f:
-        cfg = json.load(f)
-    init = {n: io.decode_storage(dt, a) for n, (dt, a) in
-            io.read_safetensors(os.path.join(SRC, "init.safetensors")).items()}
-    shapes = TR.param_shapes(cfg)
-    params = {n: init[n] for n in shapes}
-    biases = {n: init[n] for n in init if n not in shapes}
-    batch = io.read_safetensors(os.path.join(SRC, "batch.safetensors"))
-    tokens = batch["tokens"][1][0].astype(np.int64)   # step 0: [B, S]
+    cfg, P, bias, tokens, _ = G.load_step0()
     B, S = tokens.shape
     T = S - TR.n_mtp(cfg)
     assert B == 2 and all(p + c <= T + 1 for p, c in zip(PROMPT, COMPLETION))
     docs = np.zeros((B, S), dtype=np.int64)            # one document per window: no boundary
 
-    P = TR.to_torch(params, torch.float64, requires_grad=True)
-    bias = TR.to_torch(biases, torch.float64)
     out = TR.forward_loss(cfg, P, bias, tokens, docs, 0.0, 0.0)
     lsm = torch.log_softmax(out["logits"], dim=-1)     # [B, T, V]
     # Row i predicts token i+1: response token j of window b sits at row PROMPT[b] - 1 + j.

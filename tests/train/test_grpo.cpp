@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "formats/checkpoint.h"
 #include "model/grad/f32_weights.h"
+#include "tests/train/golden_params.h"
 #include "train/grpo_step.h"
 
 using namespace tern;
@@ -119,11 +120,7 @@ GrpoCase load_case() {
   f.cs = nlohmann::json::parse(in);
   f.w = model::grad::make_f32_weights(f.c);
   f.g = model::grad::make_f32_weights(f.c);
-  const auto init = formats::Checkpoint::open(src + "/init.safetensors");
-  for (auto& p : model::grad::param_slots(f.c, f.w)) {
-    if (p.alias) continue;
-    std::copy_n(init.get(p.name).data_as<const float>(), p.size, p.data);
-  }
+  test::load_golden_params(f.c, f.w, src + "/init.safetensors");
   const auto batch = formats::Checkpoint::open(src + "/batch.safetensors");
   const int32_t* tok = batch.get("tokens").data_as<const int32_t>();  // step 0 first
   const int64_t S = model::grad::window_tokens(f.c, 16);
@@ -179,20 +176,9 @@ TEST(GrpoGolden, LogProbabilitiesLossAndEveryGradientMatchPyTorch) {
   EXPECT_EQ(t.tokens, 22);
   EXPECT_NEAR(t.kl_sum / double(t.tokens), f.cs["kl_mean"].get<double>(), 2e-6);
 
-  const auto grads = formats::Checkpoint::open(golden("grpo_tiny_v3") + "/grads.safetensors");
-  int compared = 0, nonzero = 0;
-  for (auto& p : model::grad::param_slots(f.c, f.g)) {
-    if (!p.trainable) continue;
-    const float* ref = grads.get(p.name).data_as<const float>();
-    double scale = 0, worst = 0;
-    for (int64_t i = 0; i < p.size; ++i) scale = std::max(scale, double(std::fabs(ref[i])));
-    for (int64_t i = 0; i < p.size; ++i)
-      worst = std::max(worst, double(std::fabs(p.data[i] - ref[i])));
-    // As in the training golden: the f32 engine's spread is ~2e-6 of a tensor's largest entry.
-    EXPECT_LE(worst, 1e-5 * scale + 1e-9) << p.name << " (largest entry " << scale << ")";
-    ++compared;
-    nonzero += scale > 0;
-  }
+  const test::GradCompare g =
+      test::expect_grads_match(f.c, f.g, golden("grpo_tiny_v3") + "/grads.safetensors");
+  const int compared = g.compared, nonzero = g.nonzero;
   EXPECT_GT(compared, 100);
   EXPECT_GT(nonzero, 50) << "the main model's parameters all get gradient";
 }

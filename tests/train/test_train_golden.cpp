@@ -16,6 +16,7 @@
 #include "model/config.h"
 #include "model/grad/f32_weights.h"
 #include "model/grad/model_grad.h"
+#include "tests/train/golden_params.h"
 #include "train/adamw.h"
 #include "train/balance.h"
 #include "train/schedule.h"
@@ -48,13 +49,7 @@ Fixture load() {
             read_case()};
   f.w = model::grad::make_f32_weights(f.c);
   f.g = model::grad::make_f32_weights(f.c);
-  const auto init = formats::Checkpoint::open(dir() + "/init.safetensors");
-  for (auto& p : model::grad::param_slots(f.c, f.w)) {
-    if (p.alias) continue;
-    const Tensor& t = init.get(p.name);
-    EXPECT_EQ(t.numel(), p.size) << p.name;
-    std::copy_n(t.data_as<const float>(), p.size, p.data);
-  }
+  test::load_golden_params(f.c, f.w, dir() + "/init.safetensors");
   return f;
 }
 
@@ -83,21 +78,8 @@ TEST(TrainGolden, StepZeroLossAndEveryGradientMatchPyTorch) {
   EXPECT_NEAR(r.mtp, want["mtp_loss"].get<double>(), 2e-5);
   EXPECT_NEAR(r.balance, want["balance_loss"].get<double>(), 2e-5);
   EXPECT_EQ(r.main_targets, want["n_main"].get<int64_t>());
-  const auto grads = formats::Checkpoint::open(dir() + "/grads0.safetensors");
-  int compared = 0;
-  for (auto& p : model::grad::param_slots(f.c, f.g)) {
-    if (!p.trainable) continue;
-    const Tensor& t = grads.get(p.name);
-    const float* ref = t.data_as<const float>();
-    double scale = 0;
-    for (int64_t i = 0; i < p.size; ++i) scale = std::max(scale, double(std::fabs(ref[i])));
-    // 2.3e-6 of the tensor's largest entry was the reference's own f32 spread; allow 1e-5.
-    double worst = 0;
-    for (int64_t i = 0; i < p.size; ++i)
-      worst = std::max(worst, double(std::fabs(p.data[i] - ref[i])));
-    EXPECT_LE(worst, 1e-5 * scale + 1e-9) << p.name << " (largest entry " << scale << ")";
-    ++compared;
-  }
+  const test::GradCompare g = test::expect_grads_match(f.c, f.g, dir() + "/grads0.safetensors");
+  const int compared = g.compared;
   EXPECT_EQ(compared, f.cs["n_params"].get<int>() > 0 ? compared : -1);
   EXPECT_GT(compared, 100);
 }
