@@ -273,6 +273,7 @@ void setup_chat(CLI::App& sub) {
                  "speculative decoding with a smaller model of the same tokenizer");
   add_number(sub, "--draft-max", a->draft_max, "tokens the --draft model proposes per step", 1, 32);
   add_generation_flags(sub, a->gen);
+  add_lora_adapter_flag(sub, a->gen);
   example(sub, "tern chat MODEL --system 'You are terse.' --temp 0.6");
   sub.callback([a] { chat(*a); });
 }

@@ -33,7 +33,7 @@ using Json = nlohmann::ordered_json;
 
 struct DistillArgs {
   TrainArgs train;
-  std::string teacher, student_config, prompts, mode = "traces";
+  std::string teacher, student_config, student, prompts, mode = "traces";
   std::vector<std::string> data;
   int64_t parallel = 8;
   bool no_mtp = false;
@@ -175,8 +175,17 @@ void distill_logits(DistillArgs& a, const std::string& teacher_path, const std::
 void distill(DistillArgs& a) {
   train::TrainOptions& o = a.train.o;
   if (!o.resume.empty()) return run_train(a.train);
-  if (a.teacher.empty() || a.student_config.empty() || o.out.empty())
-    malformed("--teacher, --student-config and --out are required (or --resume)");
+  if (a.teacher.empty() || (a.student_config.empty() == a.student.empty()) || o.out.empty())
+    malformed(
+        "--teacher, --out and one of --student-config (a fresh student) or --student (a "
+        "pretrained checkpoint) are required (or --resume)");
+  if (!a.student.empty()) {  // fine-tuned from its weights (with --lora: adapters on them)
+    const std::string dir = resolve_model_dir(a.student);
+    a.student_config = dir + "/config.json";
+    o.init = dir;
+  } else if (a.train.lora.rank > 0) {
+    malformed("--lora adapts a pretrained student: give --student CHECKPOINT");
+  }
   if (a.mode == "traces" && a.prompts.empty())
     malformed("--mode traces needs --prompts FILE (JSONL of prompts or chats)");
   if (fs::exists(o.out) && !fs::is_empty(o.out) && !o.force)
@@ -213,6 +222,9 @@ void setup_distill(CLI::App& sub) {
   sub.add_option("--student-config", a->student_config,
                  "the student's config.json (e.g. a dense Qwen2/Llama shape; its vocab_size must "
                  "hold the teacher's tokenizer)");
+  sub.add_option("--student", a->student,
+                 "a pretrained student checkpoint to fine-tune instead of --student-config (its "
+                 "vocabulary must be the teacher's)");
   sub.add_option("--prompts", a->prompts,
                  "JSONL of {\"prompt\": ...} or {\"messages\": [...]} the teacher answers");
   add_choice(sub, "--mode", a->mode,
@@ -238,9 +250,11 @@ void setup_distill(CLI::App& sub) {
   add_number(sub, "--save-every", o.save_every, "checkpoint every N steps (and at the end)", 0,
              1e12);
   sub.add_flag("--force", o.force, "start over in a non-empty --out");
+  add_lora_flags(sub, a->train.lora);
   a->gen.n = 512;
   add_generation_flags(sub, a->gen);
   example(sub, "tern distill --teacher r1 --student-config qwen.json --prompts q.jsonl --out st");
+  example(sub, "tern distill --teacher r1 --student qwen-1.5b --prompts q.jsonl --out st --lora 16");
   sub.callback([a] {
     a->train.threads = a->gen.threads;
     a->train.o.threads = int(a->gen.threads.n);

@@ -20,6 +20,7 @@
 #include "apps/tern/input.h"
 #include "apps/tern/model_path.h"
 #include "core/error.h"
+#include "model/lora_merge.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/random.h"
@@ -60,7 +61,8 @@ void eval_perplexity(const EvalArgs& a) {
   const std::string model_path = resolve_model_path(a.model);
   const tokenizer::Tokenizer tok = load_tokenizer(a.gen, model_path);
   const std::vector<int32_t> ids = tok.encode(read_input(a.data), /*add_special_tokens=*/true);
-  const model::Model m = model::Model::load(model_path);
+  model::Model m = model::Model::load(model_path);
+  if (!a.gen.lora.empty()) m = model::merge_lora_adapter(m, a.gen.lora);
   check_ids_in_vocab(ids, m.config());
   infer::PerplexityOptions o;
   o.ctx = a.gen.ctx > 0 ? a.gen.ctx : std::min<int64_t>(512, m.config().max_position_embeddings);
@@ -262,6 +264,7 @@ void setup_eval(CLI::App& sub) {
                  "append the job's ledger (FLOPs, time, energy) as a JSON line to this file");
   a->gen.n = 256;
   add_generation_flags(sub, a->gen);
+  add_lora_adapter_flag(sub, a->gen);
   example(sub, "tern eval MODEL --task arithmetic --limit 200 --samples 4 --temp 0.6");
   sub.callback([a] { eval(*a); });
 }

@@ -160,6 +160,7 @@ void setup_run(CLI::App& sub) {
                  "properties, required, additionalProperties, items, enum, const, anyOf, $ref, "
                  "min/maxItems, min/maxLength)");
   add_generation_flags(sub, a->gen);
+  add_lora_adapter_flag(sub, a->gen);
   example(sub,
           "tern run MODEL -p 'The capital of France is' -n 32 --temp 0\n"
           "  tern run MODEL --chat -p 'Describe a cat as JSON' --json-schema cat.json");

@@ -180,6 +180,7 @@ void setup_serve(CLI::App& sub) {
       ->check(CLI::Range(1, 8192));
   add_choice(sub, "--kv-dtype", a->gen.kv_dtype, "KV cache storage", {"bf16", "fp8", "f32"});
   sub.add_flag("--exact", a->gen.exact, "exact f32 kernels instead of the serving kernels");
+  add_lora_adapter_flag(sub, a->gen);
   sub.add_option("--tokenizer", a->gen.tokenizer, "folder with tokenizer.json");
   add_threads(sub, a->gen.threads);
   example(sub,

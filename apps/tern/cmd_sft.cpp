@@ -46,8 +46,10 @@ void setup_sft(CLI::App& sub) {
   add_number(sub, "--price-per-hour", o.price_per_hour, "machine price, $/hour, for the ledger", 0,
              1e6);
   sub.add_flag("--force", o.force, "start over in a non-empty --out");
+  add_lora_flags(sub, a->lora);
   add_threads(sub, a->threads);
   example(sub, "tern sft --model run/checkpoint-00800 --data chats.jsonl --out sft --epochs 2");
+  example(sub, "tern sft --model r1-distill-qwen-1.5b --data chats.jsonl --out sft --lora 16");
   sub.callback([a, model] {
     a->o.threads = int(a->threads.n);
     if (a->o.resume.empty()) {

@@ -23,6 +23,7 @@ void run_train(TrainArgs& a) {
   apply_threads(a.threads);
   train::TrainOptions o = a.o;
   o.schedule = train::parse_schedule(a.schedule);
+  if (o.resume.empty()) o.lora = a.lora.options();
   if (o.resume.empty() && o.config.empty())
     fail(ErrorKind::request, "--config FILE is required (or --resume RUN_DIR)");
   const std::string config = o.resume.empty() ? o.config : o.resume + "/config.json";
@@ -31,7 +32,9 @@ void run_train(TrainArgs& a) {
   const account::ModelFigures m = model_figures(c);
   const account::TrainFlops f =
       account::train_flops_per_token(m, o.seq, c.num_nextn_predict_layers > 0);
-  o.flops_per_token = f.total();
+  // LoRA skips the frozen base's weight gradients: its matrices cost forward 2N and input
+  // gradient 2N per token instead of 6N (the adapters' own products are rank-sized, neglected).
+  o.flops_per_token = o.lora.rank > 0 ? f.total() - f.matmul / 3 - f.mtp / 3 : f.total();
   // MFU against the peak of the unit the GEMMs run on: FMA for fp32, the bf16 dot-product unit
   // for bf16 and fp8 (E4M3 products are exact there) when the CPU has one.
   const double lowp_peak =

@@ -14,6 +14,7 @@
 #include "apps/tern/model_tokenizer.h"
 #include "core/error.h"
 #include "formats/gguf.h"
+#include "model/lora_merge.h"
 #include "model/tensor_source.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/gguf_tokenizer.h"
@@ -128,12 +129,20 @@ bool files_have_mtp(const std::string& model_path) {
 }
 }  // namespace
 
+void add_lora_adapter_flag(CLI::App& sub, GenerationFlags& g) {
+  sub.add_option("--lora", g.lora,
+                 "a LoRA adapter directory (PEFT's adapter_config.json + "
+                 "adapter_model.safetensors, e.g. a `tern sft --lora` checkpoint) merged into "
+                 "the model at load");
+}
+
 std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string& model_path,
                                     int64_t max_rows, const char* command, bool want_mtp,
                                     int64_t min_rows, int64_t sequences) {
   const auto t0 = std::chrono::steady_clock::now();
   const bool mtp = want_mtp && files_have_mtp(model_path);
   model::Model m = model::Model::load(model_path, {mtp});
+  if (!g.lora.empty()) m = model::merge_lora_adapter(m, g.lora);
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const model::ModelConfig& c = m.config();

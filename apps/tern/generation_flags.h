@@ -24,6 +24,7 @@ namespace tern::app {
 
 struct GenerationFlags {
   std::string tokenizer, kv_dtype = "bf16";
+  std::string lora;  // a PEFT adapter directory merged in at load (add_lora_adapter_flag)
   int64_t n = 256, ctx = 0, top_k = 0, seed = -1, chunk = 256;
   double temp = 0.6, top_p = 0.95, min_p = 0.0, repeat_penalty = 1.0;
   double presence_penalty = 0.0, frequency_penalty = 0.0;
@@ -33,6 +34,9 @@ struct GenerationFlags {
 
 // Declares -n (its default is g.n as set by the caller) and every flag above on `sub`.
 void add_generation_flags(CLI::App& sub, GenerationFlags& g);
+
+// --lora ADAPTER_DIR on the commands that serve a model (run, chat).
+void add_lora_adapter_flag(CLI::App& sub, GenerationFlags& g);
 
 // Range-checked SamplingParams; a fresh random seed when --seed is not given.
 infer::SamplingParams sampling_params(const GenerationFlags& g);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "apps/tern/flags.h"
+#include "apps/tern/lora_flags.h"
 #include "train/trainer.h"
 
 namespace tern::app {
@@ -13,6 +14,7 @@ struct TrainArgs {
   train::TrainOptions o;
   std::string schedule = "cosine";
   ThreadsFlag threads;
+  LoraFlags lora;  // registered by the commands that offer --lora
 };
 
 void run_train(TrainArgs& a);

@@ -15,6 +15,19 @@
 
 namespace tern::model {
 
+// A low-rank adapter on a Linear (LoRA): the layer computes y = x·Wᵀ + scale·(x·Aᵀ)·Bᵀ with
+// the base W frozen. Training forwards and backwards read it (model/grad/linear_grad.h); the
+// inference kernels do not, so serving merges it first (model/lora_merge.h).
+struct LoraPair {
+  Tensor a;  // f32 [rank, cols]
+  Tensor b;  // f32 [rows, rank]
+  float scale = 1.0f;  // lora_alpha / rank (or / sqrt(rank) with rsLoRA)
+  // Where the backward accumulates ∂/∂A and ∂/∂B (same shapes); null: no gradient wanted.
+  float* grad_a = nullptr;
+  float* grad_b = nullptr;
+  int64_t rank() const { return a.empty() ? 0 : a.shape()[0]; }
+};
+
 // A linear layer y = x·Wᵀ (+ b). `data` / `scale` keep the storage alive; `view` is what
 // kernels read. `bias` is f32 [rows] or empty.
 struct Linear {
@@ -25,6 +38,9 @@ struct Linear {
   // Training only: how GEMMs with this matrix round their inputs (--precision); null = f32.
   // Set on the parameters and on their gradients by the trainer; inference ignores it.
   const kernels::LowpSpec* train_lowp = nullptr;
+  // Training only: a LoRA adapter, set on a frozen base's Linear and on its gradient slot (which
+  // then holds no data of its own); null = none.
+  const LoraPair* lora = nullptr;
   bool present() const { return !data.empty(); }
 };
 

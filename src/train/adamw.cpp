@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "core/error.h"
+
 namespace tern::train {
 
 AdamW::AdamW(const model::ModelConfig& c, model::ModelWeights& params, model::ModelWeights& grads,
@@ -11,6 +13,15 @@ AdamW::AdamW(const model::ModelConfig& c, model::ModelWeights& params, model::Mo
   g_ = model::grad::param_slots(c, grads);
   ms_ = model::grad::param_slots(c, m_);
   vs_ = model::grad::param_slots(c, v_);
+}
+
+AdamW::AdamW(std::vector<model::grad::ParamSlot> params, std::vector<model::grad::ParamSlot> grads,
+             std::vector<model::grad::ParamSlot> m, std::vector<model::grad::ParamSlot> v,
+             AdamWConfig cfg)
+    : cfg_(cfg), p_(std::move(params)), g_(std::move(grads)), ms_(std::move(m)), vs_(std::move(v)) {
+  TERN_CHECK(g_.size() == p_.size() && ms_.size() == p_.size() && vs_.size() == p_.size());
+  for (size_t i = 0; i < p_.size(); ++i)
+    TERN_CHECK(g_[i].size == p_[i].size && ms_[i].size == p_[i].size && vs_[i].size == p_[i].size);
 }
 
 double AdamW::grad_norm() const {

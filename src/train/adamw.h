@@ -24,6 +24,11 @@ class AdamW {
  public:
   AdamW(const model::ModelConfig& c, model::ModelWeights& params, model::ModelWeights& grads,
         AdamWConfig cfg);
+  // Over explicit slots (LoRA adapters): parameters, gradients and the two moments, index by
+  // index of the same shapes; m() and v() are then empty.
+  AdamW(std::vector<model::grad::ParamSlot> params, std::vector<model::grad::ParamSlot> grads,
+        std::vector<model::grad::ParamSlot> m, std::vector<model::grad::ParamSlot> v,
+        AdamWConfig cfg);
 
   // ||g||₂ over every trainable slot (f64, slots and elements in order).
   double grad_norm() const;

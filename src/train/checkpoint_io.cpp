@@ -42,9 +42,8 @@ std::vector<formats::NamedTensor> named(const model::ModelConfig& c, model::Mode
 
 }  // namespace
 
-std::string save_checkpoint(const std::string& run_dir, int64_t step, const model::ModelConfig& c,
-                            model::ModelWeights& params, model::ModelWeights& m,
-                            model::ModelWeights& v, const CheckpointFiles& files) {
+std::string write_checkpoint_dir(const std::string& run_dir, int64_t step,
+                                 const std::function<void(const std::string& tmp)>& write) {
   const std::string final_dir =
       (fs::path(run_dir) / ("checkpoint-" + std::to_string(step))).string();
   const std::string tmp = (fs::path(run_dir) / (".checkpoint-" + std::to_string(step) + ".tmp-" +
@@ -53,21 +52,9 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const mode
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   try {
-    formats::write_text_file(tmp + "/config.json", files.config_json);
-    for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
-      const fs::path src = fs::path(files.tokenizer_dir) / name;
-      if (fs::exists(src))
-        formats::write_text_file(tmp + "/" + name, formats::read_text_file(src.string()));
-    }
-    // The MTP embedding/head copies are written so the directory loads like a released model.
-    formats::write_safetensors(tmp + "/model.safetensors", named(c, params, "", true),
-                               {{"format", "pt"}});
-    std::vector<formats::NamedTensor> moments = named(c, m, "exp_avg.", false);
-    for (auto& t : named(c, v, "exp_avg_sq.", false)) moments.push_back(std::move(t));
-    formats::write_safetensors(tmp + "/optimizer.safetensors", moments);
+    write(tmp);
     if (const char* pause = std::getenv("TERN_TEST_PAUSE_IN_SAVE"))
       std::this_thread::sleep_for(std::chrono::duration<double>(std::atof(pause)));
-    formats::write_text_file(tmp + "/trainer_state.json", files.trainer_state.dump(2) + "\n");
     fsync_dir(tmp);
     if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a rerun of the same step
     fs::rename(tmp, final_dir);
@@ -78,6 +65,30 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const mode
     throw;
   }
   return final_dir;
+}
+
+std::string save_checkpoint(const std::string& run_dir, int64_t step, const model::ModelConfig& c,
+                            model::ModelWeights& params, model::ModelWeights& m,
+                            model::ModelWeights& v, const CheckpointFiles& files) {
+  return write_checkpoint_dir(run_dir, step, [&](const std::string& tmp) {
+    formats::write_text_file(tmp + "/config.json", files.config_json);
+    copy_tokenizer_files(files.tokenizer_dir, tmp);
+    // The MTP embedding/head copies are written so the directory loads like a released model.
+    formats::write_safetensors(tmp + "/model.safetensors", named(c, params, "", true),
+                               {{"format", "pt"}});
+    std::vector<formats::NamedTensor> moments = named(c, m, "exp_avg.", false);
+    for (auto& t : named(c, v, "exp_avg_sq.", false)) moments.push_back(std::move(t));
+    formats::write_safetensors(tmp + "/optimizer.safetensors", moments);
+    formats::write_text_file(tmp + "/trainer_state.json", files.trainer_state.dump(2) + "\n");
+  });
+}
+
+void copy_tokenizer_files(const std::string& tokenizer_dir, const std::string& dir) {
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+    const fs::path src = fs::path(tokenizer_dir) / name;
+    if (fs::exists(src))
+      formats::write_text_file(dir + "/" + name, formats::read_text_file(src.string()));
+  }
 }
 
 std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& run_dir) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,15 @@ struct CheckpointFiles {
 std::string save_checkpoint(const std::string& run_dir, int64_t step, const model::ModelConfig& c,
                             model::ModelWeights& params, model::ModelWeights& m,
                             model::ModelWeights& v, const CheckpointFiles& files);
+
+// Runs write(tmp) into a fresh temporary directory of run_dir, then fsyncs and renames it to
+// RUN_DIR/checkpoint-STEP (replacing one of the same step); the temporary directory is removed
+// if write throws. Returns the final path. What save_checkpoint and LoRA checkpoints share.
+std::string write_checkpoint_dir(const std::string& run_dir, int64_t step,
+                                 const std::function<void(const std::string& tmp)>& write);
+
+// Copies tokenizer.json and tokenizer_config.json (those that exist) from tokenizer_dir to dir.
+void copy_tokenizer_files(const std::string& tokenizer_dir, const std::string& dir);
 
 // Complete checkpoints of a run (checkpoint-N directories with trainer_state.json), by step.
 std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& run_dir);

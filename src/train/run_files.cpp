@@ -131,7 +131,8 @@ void RunFiles::write_config(const std::string& text) {
   formats::write_text_file(config_path(), text);
 }
 
-void RunFiles::check_memory(const model::ModelConfig& c, int64_t batch, int64_t seq) const {
+void RunFiles::check_memory(const model::ModelConfig& c, int64_t batch, int64_t seq,
+                            double state_bytes) const {
   const double params = double(model::count_parameters(c).total);
   const double d = double(c.hidden_size), H = double(c.num_attention_heads);
   const double dq = double(c.qk_head_dim()), dv = double(c.v_head_dim);
@@ -144,7 +145,9 @@ void RunFiles::check_memory(const model::ModelConfig& c, int64_t batch, int64_t 
                                  3 * ffn + double(c.n_routed_experts) * 2;
   const double layers = double(c.num_hidden_layers + c.num_nextn_predict_layers);
   const double act = 4.0 * double(batch * seq) * (per_token_layer * layers + 8 * d);
-  const double state = 4.0 * 4.0 * params;  // weights, gradients, two moments, f32
+  // Weights, gradients and two moments in f32 — unless the caller knows (LoRA: the base as
+  // stored plus the adapters' four copies).
+  const double state = state_bytes >= 0 ? state_bytes : 4.0 * 4.0 * params;
   const double have = account::system_memory_bytes();
   if (have > 0 && state + act > 0.9 * have) {
     char msg[400];
@@ -267,7 +270,9 @@ nlohmann::json saved_options(const TrainOptions& o) {
           {"clip", o.clip},
           {"beta1", o.beta1},
           {"beta2", o.beta2},
-          {"val_fraction", o.val_fraction}};
+          {"val_fraction", o.val_fraction},
+          {"init", o.init},
+          {"lora", {{"rank", o.lora.rank}, {"alpha", o.lora.alpha}, {"targets", o.lora.targets}}}};
 }
 
 void apply_saved_options(const nlohmann::json& j, TrainOptions& o) {
@@ -280,6 +285,12 @@ void apply_saved_options(const nlohmann::json& j, TrainOptions& o) {
     o.kd_temperature = j.value("kd_temperature", 2.0);
     o.kd_hard_weight = j.value("kd_hard_weight", 0.0);
     o.tokenizer = j.at("tokenizer").get<std::string>();
+    o.init = j.value("init", std::string());
+    if (j.contains("lora")) {
+      o.lora.rank = j["lora"].at("rank").get<int64_t>();
+      o.lora.alpha = j["lora"].at("alpha").get<double>();
+      o.lora.targets = j["lora"].at("targets").get<std::vector<std::string>>();
+    }
     o.doc_sep = j.at("doc_sep").get<std::string>();
     o.steps = j.at("steps").get<int64_t>();
     o.batch = j.at("batch").get<int64_t>();

@@ -43,7 +43,8 @@ class RunFiles {
                        const model::ModelConfig& c);
   void write_config(const std::string& text);
   // Fails (resource) when parameters, gradients, moments and activations exceed memory.
-  void check_memory(const model::ModelConfig& c, int64_t batch, int64_t seq) const;
+  void check_memory(const model::ModelConfig& c, int64_t batch, int64_t seq,
+                    double state_bytes = -1) const;
 
   // Appends to log.jsonl (or another JSONL file of the run, e.g. GRPO's rollouts.jsonl).
   void append_log(const nlohmann::json& line, const std::string& name = "log.jsonl");

@@ -19,6 +19,7 @@
 #include "model/config.h"
 #include "model/grad/f32_weights.h"
 #include "model/grad/model_grad.h"
+#include "model/load_weights.h"
 #include "tokenizer/bpe_trainer.h"
 #include "tokenizer/tokenizer.h"
 #include "train/adamw.h"
@@ -31,6 +32,7 @@
 #include "train/sample_text.h"
 #include "train/sft_data.h"
 #include "train/teacher.h"
+#include "train/trainable.h"
 
 namespace tern::train {
 namespace fs = std::filesystem;
@@ -49,6 +51,11 @@ void check_options(const TrainOptions& o) {
   if (!o.teacher.empty() && (!(o.kd_temperature > 0) || !std::isfinite(o.kd_temperature) ||
                              !(o.kd_hard_weight >= 0 && o.kd_hard_weight <= 1)))
     fail(ErrorKind::request, "--kd-temperature must be > 0 and --hard-weight in [0, 1]");
+  if (o.lora.rank > 0 && o.init.empty())
+    fail(ErrorKind::request, "--lora needs a base checkpoint to adapt");
+  if (o.lora.rank > 0 && o.precision != "fp32")
+    fail(ErrorKind::request,
+         "--lora trains its adapters in f32; --precision applies to full training only");
   if (o.mtp_weight < 0 || o.balance_alpha < 0 || o.bias_speed < 0)
     fail(ErrorKind::request,
          "--mtp-weight, --balance-loss-weight and --bias-update-speed must be >= 0");
@@ -157,20 +164,34 @@ TrainSummary train(TrainOptions o) {
     o.steps = std::max<int64_t>(1, (o.tokens + tokens_per_step - 1) / tokens_per_step);
   if (o.warmup < 0) o.warmup = std::max<int64_t>(1, o.steps / 20);
   LrSchedule sched{o.schedule, o.lr, o.lr_min < 0 ? o.lr / 10 : o.lr_min, o.warmup, o.steps};
-  run.check_memory(c, o.batch, o.seq);
-
-  // Parameters, gradients, optimizer.
-  model::ModelWeights params = model::grad::make_f32_weights(c);
-  model::ModelWeights grads = model::grad::make_f32_weights(c);
-  const PrecisionRecipe recipe =
-      PrecisionRecipe::make(o.precision, o.fp8_pow2_scales, o.fp8_accumulator);
-  recipe.apply(c, params);
-  recipe.apply(c, grads);
-  AdamW adam(c, params, grads, {o.beta1, o.beta2, 1e-8, o.weight_decay, o.clip});
+  // Parameters (or a frozen base with LoRA adapters), gradients, optimizer.
+  const AdamWConfig adam_cfg{o.beta1, o.beta2, 1e-8, o.weight_decay, o.clip};
+  // Full training allocates four f32 copies of the model: checked before, not after. (A LoRA
+  // base is mapped, not read, so its check can wait until the adapters are counted.)
+  if (o.lora.rank <= 0) run.check_memory(c, o.batch, o.seq);
+  std::unique_ptr<Trainable> trainable =
+      o.lora.rank > 0 ? Trainable::lora(c, o.init, o.lora, o.seed, adam_cfg)
+                      : Trainable::full(c, adam_cfg);
+  model::ModelWeights& params = trainable->params();
+  model::ModelWeights& grads = trainable->grads();
+  AdamW& adam = trainable->adam();
+  if (trainable->is_lora()) {
+    const double trained = double(trainable->trained_parameters(c));
+    run.check_memory(c, o.batch, o.seq,
+                     double(model::resident_weight_bytes(params)) + 16.0 * trained);
+    log_info("LoRA rank " + std::to_string(o.lora.rank) + " on " +
+             std::to_string(trainable->adapters()->modules().size()) + " matrices: " +
+             std::to_string(int64_t(trained)) + " trained parameters; the base stays frozen");
+  } else {
+    const PrecisionRecipe recipe =
+        PrecisionRecipe::make(o.precision, o.fp8_pow2_scales, o.fp8_accumulator);
+    recipe.apply(c, params);
+    recipe.apply(c, grads);
+  }
   int64_t step = 0;
   if (resuming) {
     const std::string ck = run.latest_checkpoint();
-    step = resume_from_checkpoint(ck, state, c, params, adam);
+    step = trainable->resume(ck, state, c);
     if (o.sft.empty())
       sampler.restore(state.at("data").at("sampler"));
     else
@@ -178,6 +199,8 @@ TrainSummary train(TrainOptions o) {
     run.truncate_log(step);
     log_info("resuming " + ck + " at step " + std::to_string(step) + " of " +
              std::to_string(o.steps));
+  } else if (trainable->is_lora()) {
+    // The adapters start at B = 0: the base's own outputs.
   } else if (!o.init.empty()) {
     load_params(o.init, c, params);
   } else {
@@ -228,8 +251,8 @@ TrainSummary train(TrainOptions o) {
     return j;
   };
   auto save = [&] {
-    sum.last_checkpoint = save_checkpoint(run.dir(), step, c, params, adam.m(), adam.v(),
-                                          {config_text, run.tokenizer_dir(), state_json()});
+    sum.last_checkpoint =
+        trainable->save(run.dir(), step, c, {config_text, run.tokenizer_dir(), state_json()});
     prune_checkpoints(run.dir(), o.keep);
   };
   auto validate_now = [&]() -> double {
@@ -253,7 +276,7 @@ TrainSummary train(TrainOptions o) {
     const auto t0 = Clock::now();
     {
       const phase::Scope timer(phase::optimizer);
-      adam.zero_grad();
+      trainable->zero_grad();
     }
     double loss = 0, main = 0, mtp = 0, bal = 0;
     std::vector<std::vector<int64_t>> counts;
@@ -306,7 +329,7 @@ TrainSummary train(TrainOptions o) {
       const phase::Scope timer(phase::optimizer);
       adam.step(lr, norm, pool);
     }
-    update_bias(c, params, counts, o.bias_speed);
+    if (!trainable->is_lora()) update_bias(c, params, counts, o.bias_speed);  // a frozen base
     const BalanceStats bs = balance_stats(c, counts);
     ++step;
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -334,7 +357,8 @@ TrainSummary train(TrainOptions o) {
         run.append_log({{"split", "val"}, {"step", step}, {"loss", v}});
         sum.final_val_loss = v;
       }
-      const std::string text = sample_text(c, params, tok, val, o.sample_tokens, pool);
+      const std::string text =
+          sample_text(c, trainable->serving_weights(c), tok, val, o.sample_tokens, pool);
       log_info("step " + std::to_string(step) + (v >= 0 ? " val loss " + std::to_string(v) : "") +
                " sample: " + text);
     }

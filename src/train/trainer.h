@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/lora.h"
 #include "train/schedule.h"
 
 namespace tern::train {
@@ -27,7 +28,9 @@ struct TrainOptions {
   double kd_temperature = 2.0, kd_hard_weight = 0.0;
   std::string out;        // run directory
   std::string resume;     // run directory to resume
-  std::string init;       // checkpoint to start from (continued pretraining)
+  std::string init;       // checkpoint to start from (continued pretraining; the LoRA base)
+  // LoRA (rank > 0): adapters on `init`, which stays frozen in its stored dtype (train/trainable.h).
+  model::LoraOptions lora;
   std::string tokenizer;  // tokenizer directory; empty: train one on the corpus
   std::string doc_sep;    // empty: blank lines separate documents
   int64_t steps = 0;      // optimizer updates (0: from --tokens, or --epochs with sft)

@@ -1,9 +1,14 @@
 #include "model/grad/linear_grad.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "core/error.h"
 #include "core/phase_timer.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/gemm.h"
 #include "kernels/lowp_gemm.h"
+#include "kernels/matmul.h"
 
 namespace tern::model::grad {
 namespace {
@@ -17,6 +22,63 @@ void train_gemm(const Linear& w, const kernels::GemmParams& p, bool weight_grad,
   s.a_group = kernels::Fp8Group::tile;
   s.b_group = weight_grad ? kernels::Fp8Group::tile : kernels::Fp8Group::block;
   kernels::gemm_lowp(p, s, &pool);
+}
+
+bool is_f32(const Linear& w) {
+  return w.view.dtype == DType::f32;
+}
+
+// Scratch for the adapter's rank-wide products; per thread, since MoE experts may run a linear
+// from several pool threads.
+float* lora_scratch(int slot, int64_t n) {
+  thread_local std::vector<float> buffers[2];
+  std::vector<float>& b = buffers[slot];
+  if (b.size() < size_t(n)) b.resize(size_t(n));
+  return b.data();
+}
+
+// u[N, r] = scale · x·Aᵀ.
+float* lora_down(const LoraPair& p, const float* x, int64_t N, int64_t ldx, ThreadPool& pool) {
+  const int64_t r = p.rank(), cols = p.a.shape()[1];
+  float* u = lora_scratch(0, N * r);
+  kernels::gemm({N, r, cols, x, ldx, false, p.a.data_as<const float>(), cols, true, u, r, false},
+                &pool);
+  for (int64_t i = 0; i < N * r; ++i) u[i] *= p.scale;
+  return u;
+}
+
+// v[N, r] = scale · dy·B.
+float* lora_up_grad(const LoraPair& p, const float* dy, int64_t N, int64_t lddy,
+                    ThreadPool& pool) {
+  const int64_t r = p.rank(), rows = p.b.shape()[0];
+  float* v = lora_scratch(1, N * r);
+  kernels::gemm({N, r, rows, dy, lddy, false, p.b.data_as<const float>(), r, false, v, r, false},
+                &pool);
+  for (int64_t i = 0; i < N * r; ++i) v[i] *= p.scale;
+  return v;
+}
+
+// dx[N, cols] (+)= dy·W for a frozen base in a stored (possibly quantised) dtype: W is
+// dequantised a block of rows at a time, so no f32 copy of the whole matrix exists.
+void frozen_bwd_input(const kernels::WeightView& w, const float* dy, int64_t N, int64_t lddy,
+                      float* dx, int64_t lddx, bool accumulate, ThreadPool& pool) {
+  constexpr int64_t kRows = 64;
+  const int64_t cols = w.cols;
+  std::vector<float> block(size_t(kRows * cols));
+  const kernels::IsaKernels& isa = kernels::active_isa();
+  for (int64_t r0 = 0; r0 < w.rows; r0 += kRows) {
+    const int64_t n = std::min(kRows, w.rows - r0);
+    pool.parallel_for(n, 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) {
+        float* row = block.data() + i * cols;
+        const float* src = isa.dequant(w, r0 + i, 0, cols, row);
+        if (src != row) std::copy_n(src, cols, row);
+      }
+    });
+    kernels::gemm({N, cols, n, dy + r0, lddy, false, block.data(), cols, false, dx, lddx,
+                   accumulate || r0 > 0},
+                  &pool);
+  }
 }
 
 }  // namespace
@@ -36,22 +98,41 @@ void linear_fwd(const Linear& w, const float* x, int64_t N, float* y, ThreadPool
   const phase::Scope timer(phase::linear_forward);
   const int64_t rows = w.view.rows, cols = w.view.cols;
   if (!ldy) ldy = rows;
-  train_gemm(w, {N, rows, cols, x, ldx ? ldx : cols, false, f32(w), cols, true, y, ldy, false},
-             false, pool);
-  if (w.bias.empty()) return;
-  const float* b = w.bias.data_as<const float>();
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t r = 0; r < rows; ++r) y[n * ldy + r] += b[r];
+  if (!ldx) ldx = cols;
+  if (is_f32(w))
+    train_gemm(w, {N, rows, cols, x, ldx, false, f32(w), cols, true, y, ldy, false}, false, pool);
+  else
+    kernels::matmul(kernels::MatmulParams{x, ldx, y, ldy, N, w.view}, &pool);
+  if (!w.bias.empty()) {
+    const float* b = w.bias.data_as<const float>();
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t r = 0; r < rows; ++r) y[n * ldy + r] += b[r];
+  }
+  if (!w.lora) return;
+  const LoraPair& p = *w.lora;
+  const float* u = lora_down(p, x, N, ldx, pool);
+  kernels::gemm({N, rows, p.rank(), u, p.rank(), false, p.b.data_as<const float>(), p.rank(), true,
+                 y, ldy, true},
+                &pool);
 }
 
 void linear_bwd_input(const Linear& w, const float* dy, int64_t N, float* dx, bool accumulate,
                       ThreadPool& pool, int64_t lddy, int64_t lddx) {
   const phase::Scope timer(phase::linear_input_grad);
   const int64_t rows = w.view.rows, cols = w.view.cols;
-  train_gemm(w,
-             {N, cols, rows, dy, lddy ? lddy : rows, false, f32(w), cols, false, dx,
-              lddx ? lddx : cols, accumulate},
-             false, pool);
+  if (!lddy) lddy = rows;
+  if (!lddx) lddx = cols;
+  if (is_f32(w))
+    train_gemm(w, {N, cols, rows, dy, lddy, false, f32(w), cols, false, dx, lddx, accumulate},
+               false, pool);
+  else
+    frozen_bwd_input(w.view, dy, N, lddy, dx, lddx, accumulate, pool);
+  if (!w.lora) return;
+  const LoraPair& p = *w.lora;
+  const float* v = lora_up_grad(p, dy, N, lddy, pool);
+  kernels::gemm({N, cols, p.rank(), v, p.rank(), false, p.a.data_as<const float>(), cols, false,
+                 dx, lddx, true},
+                &pool);
 }
 
 void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, ThreadPool& pool,
@@ -59,12 +140,24 @@ void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, T
   const phase::Scope timer(phase::linear_weight_grad);
   const int64_t rows = dw.view.rows, cols = dw.view.cols;
   if (!lddy) lddy = rows;
-  train_gemm(dw, {rows, cols, N, dy, lddy, true, x, ldx ? ldx : cols, false, f32(dw), cols, true},
-             true, pool);
-  if (dw.bias.empty()) return;
-  float* db = dw.bias.data_as<float>();
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t r = 0; r < rows; ++r) db[r] += dy[n * lddy + r];
+  if (!ldx) ldx = cols;
+  // A frozen base's gradient slot holds no data: only its adapter (if any) learns.
+  if (dw.present())
+    train_gemm(dw, {rows, cols, N, dy, lddy, true, x, ldx, false, f32(dw), cols, true}, true,
+               pool);
+  if (!dw.bias.empty()) {
+    float* db = dw.bias.data_as<float>();
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t r = 0; r < rows; ++r) db[r] += dy[n * lddy + r];
+  }
+  if (!dw.lora || !dw.lora->grad_a) return;
+  const LoraPair& p = *dw.lora;
+  const int64_t r = p.rank();
+  // ∂/∂B = dyᵀ·u and ∂/∂A = vᵀ·x, with u = scale·x·Aᵀ and v = scale·dy·B.
+  const float* u = lora_down(p, x, N, ldx, pool);
+  kernels::gemm({rows, r, N, dy, lddy, true, u, r, false, p.grad_b, r, true}, &pool);
+  const float* v = lora_up_grad(p, dy, N, lddy, pool);
+  kernels::gemm({r, cols, N, v, r, true, x, ldx, false, p.grad_a, cols, true}, &pool);
 }
 
 }  // namespace tern::model::grad

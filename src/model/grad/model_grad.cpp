@@ -6,6 +6,7 @@
 #include "model/grad/linear_grad.h"
 #include "model/grad/loss_grad.h"
 #include "model/grad/norm_grad.h"
+#include "model/layer_ops.h"
 
 namespace tern::model::grad {
 namespace {
@@ -15,6 +16,14 @@ const Linear& head_of(const ModelConfig& c, const ModelWeights& w) {
 }
 Linear& head_of(const ModelConfig& c, ModelWeights& w) {
   return c.tie_word_embeddings ? w.embed_tokens : w.lm_head;
+}
+
+// Embedding rows of the table in its stored dtype (a frozen LoRA base may be quantised).
+void embed(const Linear& table, const int32_t* ids, int64_t N, int64_t d, float* out) {
+  if (table.view.dtype == DType::f32)
+    embedding_fwd(f32(table), ids, N, d, out);
+  else
+    embed_rows(table, ids, N, out);
 }
 
 }  // namespace
@@ -103,7 +112,7 @@ StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBat
 
   // Main model.
   float* h = take(h_, N * d);
-  embedding_fwd(f32(w.embed_tokens), ids_.data(), N, d, h);
+  embed(w.embed_tokens, ids_.data(), N, d, h);
   auto collect = [&](const LayerWeights& L, const BlockSaved& b) {
     if (!L.is_moe) return;
     r.balance += b.moe.balance;
@@ -132,7 +141,7 @@ StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBat
     MtpSaved& s = mtp_[size_t(k)];
     const float* hprev = k == 0 ? hn : mtp_[size_t(k - 1)].hk.data();
     float* e = take(s.e, N * d);
-    embedding_fwd(f32(w.embed_tokens), s.ids.data(), N, d, e);
+    embed(w.embed_tokens, s.ids.data(), N, d, e);
     float* cat = take(s.cat, N * 2 * d);  // [enorm(Emb) | hnorm(h)], embedding first (§8.1)
     rmsnorm_fwd(e, m.enorm.ptr(), cat, take(s.e_rstd, N), N, d, eps, pool, d, 2 * d);
     rmsnorm_fwd(hprev, m.hnorm.ptr(), cat + d, take(s.h_rstd, N), N, d, eps, pool, d, 2 * d);
@@ -170,7 +179,7 @@ StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBat
     float* de = s.z.data();  // free since the block ran: the embedding half's gradient
     rmsnorm_bwd(dcat, s.e.data(), m.enorm.ptr(), s.e_rstd.data(), de, false,
                 gm.enorm.data.data_as<float>(), N, d, pool, d, d, 2 * d);
-    embedding_bwd(de, s.ids.data(), N, d, f32(g->embed_tokens));
+    if (g->embed_tokens.present()) embedding_bwd(de, s.ids.data(), N, d, f32(g->embed_tokens));
     const float* hprev = k == 0 ? hn : mtp_[size_t(k - 1)].hk.data();
     float* dprev = k == 0 ? dhn : mtp_[size_t(k - 1)].dhk.data();
     rmsnorm_bwd(dcat + d, hprev, m.hnorm.ptr(), s.h_rstd.data(), dprev, true,
@@ -188,7 +197,7 @@ StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBat
     }
     block_bwd(bctx, w.layers[size_t(l)], g->layers[size_t(l)], dh, block_saved(l));
   }
-  embedding_bwd(dh, ids_.data(), N, d, f32(g->embed_tokens));
+  if (g->embed_tokens.present()) embedding_bwd(dh, ids_.data(), N, d, f32(g->embed_tokens));
   return r;
 }
 

@@ -1,0 +1,145 @@
+#include "train/trainable.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "formats/checkpoint.h"
+#include "formats/safetensors_writer.h"
+#include "formats/text_file.h"
+#include "model/grad/f32_weights.h"
+#include "model/load_weights.h"
+#include "model/tensor_source.h"
+#include "model/lora_merge.h"
+#include "model/lora_peft.h"
+
+namespace tern::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Drops every Linear::lora of w (a shallow copy's own Linears; the tensors stay shared).
+void detach(const model::ModelConfig& c, model::ModelWeights& w) {
+  model::visit_weights(c, w, !w.mtp.empty(), [](model::WeightSlot& s) {
+    if (s.kind == model::SlotKind::linear) s.linear->lora = nullptr;
+  });
+}
+
+void copy_into(const Tensor& t, const model::grad::ParamSlot& slot, const std::string& what) {
+  if (t.dtype() != DType::f32 || t.numel() != slot.size)
+    fail(ErrorKind::format, what + ": '" + slot.name + "' is not f32 of the adapter's shape");
+  std::copy_n(t.data_as<const float>(), slot.size, slot.data);
+}
+
+}  // namespace
+
+std::unique_ptr<Trainable> Trainable::full(const model::ModelConfig& c, const AdamWConfig& cfg) {
+  std::unique_ptr<Trainable> t(new Trainable());
+  t->params_ = model::grad::make_f32_weights(c);
+  t->grads_ = model::grad::make_f32_weights(c);
+  t->adam_ = std::make_unique<AdamW>(c, t->params_, t->grads_, cfg);
+  return t;
+}
+
+std::unique_ptr<Trainable> Trainable::lora(const model::ModelConfig& c,
+                                           const std::string& base_dir, const model::LoraOptions& o,
+                                           uint64_t seed, const AdamWConfig& cfg) {
+  std::unique_ptr<Trainable> t(new Trainable());
+  t->base_dir_ = base_dir;
+  const auto src = model::open_safetensors_source(base_dir);
+  t->params_ = model::load_weights(c, *src, c.num_nextn_predict_layers > 0);
+  t->grads_ = model::make_frozen_grads(c);
+  t->adapters_ =
+      std::make_unique<model::LoraAdapters>(model::LoraAdapters::create(c, t->params_, o, seed));
+  t->adapters_->allocate_training();
+  t->adapters_->attach(c, t->params_, &t->grads_);
+  using Part = model::LoraAdapters::Part;
+  t->adam_ = std::make_unique<AdamW>(t->adapters_->slots(Part::param),
+                                     t->adapters_->slots(Part::grad), t->adapters_->slots(Part::m),
+                                     t->adapters_->slots(Part::v), cfg);
+  return t;
+}
+
+model::ModelWeights Trainable::base_weights(const model::ModelConfig& c) const {
+  TERN_CHECK(is_lora());
+  model::ModelWeights w = params_;
+  detach(c, w);
+  return w;
+}
+
+int64_t Trainable::trained_parameters(const model::ModelConfig& c) {
+  if (adapters_) return adapters_->parameter_count();
+  int64_t n = 0;
+  for (const auto& s : model::grad::param_slots(c, params_)) n += s.trainable ? s.size : 0;
+  return n;
+}
+
+void Trainable::zero_grad() {
+  adam_->zero_grad();
+  if (!adapters_) return;
+  // The frozen base's norm-weight accumulators: written by the backward, read by nobody.
+  auto zero = [](model::Vector& v) {
+    if (v.present()) std::fill_n(v.data.data_as<float>(), v.data.numel(), 0.0f);
+  };
+  for (auto& l : grads_.layers) {
+    zero(l.input_layernorm);
+    zero(l.post_attention_layernorm);
+    zero(l.mla.q_a_layernorm);
+    zero(l.mla.kv_a_layernorm);
+  }
+  zero(grads_.norm);
+}
+
+std::string Trainable::save(const std::string& run_dir, int64_t step, const model::ModelConfig& c,
+                            const CheckpointFiles& files) {
+  if (!adapters_)
+    return save_checkpoint(run_dir, step, c, params_, adam_->m(), adam_->v(), files);
+  return write_checkpoint_dir(run_dir, step, [&](const std::string& tmp) {
+    model::save_peft_adapter(tmp, *adapters_, base_dir_);
+    copy_tokenizer_files(files.tokenizer_dir, tmp);
+    using Part = model::LoraAdapters::Part;
+    std::vector<formats::NamedTensor> moments;
+    for (auto [part, prefix] : {std::pair{Part::m, "exp_avg."}, {Part::v, "exp_avg_sq."}})
+      for (const auto& s : adapters_->slots(part))
+        moments.push_back({prefix + s.name, Tensor(DType::f32, s.shape, s.data)});
+    formats::write_safetensors(tmp + "/optimizer.safetensors", moments);
+    formats::write_text_file(tmp + "/trainer_state.json", files.trainer_state.dump(2) + "\n");
+  });
+}
+
+int64_t Trainable::resume(const std::string& dir, const nlohmann::json& state,
+                          const model::ModelConfig& c) {
+  if (!adapters_) return resume_from_checkpoint(dir, state, c, params_, *adam_);
+  // The saved adapter must be this run's (same modules and rank): loading it against the base
+  // checks that; its values then replace the fresh ones.
+  const model::LoraAdapters saved = model::load_peft_adapter(dir, c, params_);
+  if (saved.modules().size() != adapters_->modules().size() || saved.rank() != adapters_->rank())
+    fail(ErrorKind::config, dir + ": the saved adapter's modules or rank differ from this run's");
+  using Part = model::LoraAdapters::Part;
+  const auto saved_params = saved.slots(Part::param);
+  const auto params = adapters_->slots(Part::param);
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (saved_params[i].name != params[i].name)
+      fail(ErrorKind::config, dir + ": adapter module '" + saved_params[i].name +
+                                  "' is not this run's '" + params[i].name + "'");
+    std::copy_n(saved_params[i].data, params[i].size, params[i].data);
+  }
+  const std::string opt = dir + "/optimizer.safetensors";
+  const auto ck = formats::Checkpoint::open(opt);
+  for (auto [part, prefix] : {std::pair{Part::m, "exp_avg."}, {Part::v, "exp_avg_sq."}})
+    for (const auto& s : adapters_->slots(part)) copy_into(ck.get(prefix + s.name), s, opt);
+  adam_->set_steps(state.at("optimizer_steps").get<int64_t>());
+  return state.at("step").get<int64_t>();
+}
+
+model::ModelWeights Trainable::serving_weights(const model::ModelConfig& c) const {
+  if (!adapters_) return params_;
+  model::ModelWeights merged = model::merge_lora(c, params_, *adapters_);
+  detach(c, merged);
+  return merged;
+}
+
+void Trainable::refresh_serving(const model::ModelConfig& c, model::ModelWeights& serving) const {
+  if (adapters_) model::remerge_lora(c, params_, *adapters_, serving);
+}
+
+}  // namespace tern::train

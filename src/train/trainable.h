@@ -1,0 +1,66 @@
+// What a training run updates, behind one interface for `tern train`, `sft`, `distill` and
+// `grpo`: every weight as f32 master weights (full training), or LoRA adapters over a frozen base
+// that stays in its stored dtype — bf16, fp8 with block scales, int8/int4 groups (QLoRA-style) —
+// so fine-tuning needs memory for the base as stored plus the adapters' weights, gradients and
+// AdamW moments. Checkpoints differ accordingly: a full model directory, or a PEFT adapter
+// directory (train/lora_peft.h) with the adapters' moments.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "model/config.h"
+#include "model/weights.h"
+#include "train/adamw.h"
+#include "train/checkpoint_io.h"
+#include "model/lora.h"
+
+namespace tern::train {
+
+class Trainable {
+ public:
+  // f32 parameters (zero: the caller initialises or loads them), gradients and AdamW.
+  static std::unique_ptr<Trainable> full(const model::ModelConfig& c, const AdamWConfig& cfg);
+  // Fresh adapters (o.rank > 0) on the model directory base_dir, loaded as stored.
+  static std::unique_ptr<Trainable> lora(const model::ModelConfig& c, const std::string& base_dir,
+                                         const model::LoraOptions& o, uint64_t seed,
+                                         const AdamWConfig& cfg);
+
+  bool is_lora() const { return adapters_ != nullptr; }
+  const model::LoraAdapters* adapters() const { return adapters_.get(); }
+  // What the training forward reads (LoRA: the base with the adapters attached) and where the
+  // backward accumulates (LoRA: the adapters' gradients, plus unused vector accumulators).
+  model::ModelWeights& params() { return params_; }
+  model::ModelWeights& grads() { return grads_; }
+  AdamW& adam() { return *adam_; }
+  // The base without adapters (LoRA): GRPO's frozen reference for free. Full: not available.
+  model::ModelWeights base_weights(const model::ModelConfig& c) const;
+  // How many values the optimizer trains.
+  int64_t trained_parameters(const model::ModelConfig& c);
+
+  void zero_grad();
+  // RUN_DIR/checkpoint-STEP, atomically: the model directory (full) or the adapter directory.
+  std::string save(const std::string& run_dir, int64_t step, const model::ModelConfig& c,
+                   const CheckpointFiles& files);
+  // Parameters and moments from checkpoint `dir`, the update count from `state`; returns its
+  // step.
+  int64_t resume(const std::string& dir, const nlohmann::json& state, const model::ModelConfig& c);
+
+  // Weights the inference engine can run (samples, rollouts): the parameters themselves (full,
+  // sharing their tensors) or the base with the adapters merged (LoRA), which refresh_serving
+  // brings up to date after an update.
+  model::ModelWeights serving_weights(const model::ModelConfig& c) const;
+  void refresh_serving(const model::ModelConfig& c, model::ModelWeights& serving) const;
+
+ private:
+  Trainable() = default;
+  model::ModelWeights params_, grads_;
+  std::unique_ptr<AdamW> adam_;
+  std::unique_ptr<model::LoraAdapters> adapters_;
+  std::string base_dir_;
+};
+
+}  // namespace tern::train
