@@ -9,6 +9,7 @@
 #include "apps/tern/command.h"
 #include "apps/tern/flags.h"
 #include "apps/tern/generation_flags.h"
+#include "apps/tern/lora_flags.h"
 #include "apps/tern/model_path.h"
 #include "apps/tern/plan_model.h"
 #include "core/error.h"
@@ -24,6 +25,7 @@ struct GrpoArgs {
   train::GrpoOptions o;
   ThreadsFlag threads;
   int64_t seed = 0;
+  LoraFlags lora;
 };
 
 void run_grpo(GrpoArgs& a) {
@@ -36,6 +38,7 @@ void run_grpo(GrpoArgs& a) {
     if (o.task.empty()) malformed("--task TASK is required");
     if (o.steps <= 0) malformed("--steps N is required");
     o.model = resolve_model_dir(o.model);
+    o.lora = a.lora.options();
   }
   const std::string config =
       o.resume.empty() ? o.model + "/config.json" : o.resume + "/config.json";
@@ -110,6 +113,7 @@ void setup_grpo(CLI::App& sub) {
   add_number(sub, "--price-per-hour", o.price_per_hour, "machine price, $/hour, for the ledger", 0,
              1e6);
   sub.add_flag("--force", o.force, "start over in a non-empty --out");
+  add_lora_flags(sub, a->lora);
   add_threads(sub, a->threads);
   example(sub,
           "tern grpo --model sft/checkpoint-00200 --task arithmetic --out rl --steps 100 "

@@ -1,12 +1,22 @@
 #include "model/lora_merge.h"
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <map>
+#include <set>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "kernels/gemm.h"
 #include "model/load_weights.h"
 #include "model/lora_peft.h"
+#include "formats/safetensors_writer.h"
+#include "formats/strict_json.h"
+#include "formats/text_file.h"
+#include "model/tensor_source.h"
 
 namespace tern::model {
 namespace {
@@ -106,6 +116,71 @@ Model merge_lora_adapter(const Model& base, const std::string& adapter_dir) {
   ModelWeights w = base.weights();
   const LoraAdapters a = load_peft_adapter(adapter_dir, base.config(), w);
   return Model::from_weights(base.config(), merge_lora(base.config(), w, a));
+}
+
+int64_t write_merged_model(const std::string& base_dir, const std::string& adapter_dir,
+                           const std::string& out_dir) {
+  namespace fs = std::filesystem;
+  const Model base = Model::load(base_dir);
+  const ModelConfig& c = base.config();
+  ModelWeights w = base.weights();
+  const LoraAdapters a = load_peft_adapter(adapter_dir, c, w);
+  auto linears = linears_by_module(c, w);
+  const auto src = open_safetensors_source(base_dir);
+
+  // Every file tensor in order; an adapted module's weight (and its scales) become the merged
+  // matrix under "<module>.weight".
+  std::map<std::string, const LoraPair*> merged;
+  for (const auto& m : a.modules()) merged[m->name + ".weight"] = &m->pair;
+  std::vector<formats::TensorSpec> specs;
+  for (const std::string& name : src->names()) {
+    const Tensor t = src->get(name);
+    if (merged.count(name)) {
+      const Linear& l = adapted_base(linears, name.substr(0, name.size() - 7));
+      specs.push_back({name, merged_dtype(l.view.dtype), {l.view.rows, l.view.cols}});
+      continue;
+    }
+    const bool scale_of_merged =
+        name.size() > 14 && name.ends_with("_scale_inv") &&
+        merged.count(name.substr(0, name.size() - std::string("_scale_inv").size()));
+    if (!scale_of_merged) specs.push_back({name, t.dtype(), t.shape()});
+  }
+  const auto produce = [&](size_t i) -> Tensor {
+    const auto it = merged.find(specs[i].name);
+    if (it == merged.end()) return src->get(specs[i].name);
+    const Linear& l = adapted_base(linears, specs[i].name.substr(0, specs[i].name.size() - 7));
+    return merged_matrix(l.view, *it->second, specs[i].dtype);
+  };
+
+  nlohmann::ordered_json config = nlohmann::ordered_json::parse(
+      formats::read_text_file((fs::path(base_dir) / "config.json").string()));
+  if (config.contains("quantization_config") && config["quantization_config"].is_object()) {
+    nlohmann::ordered_json& q = config["quantization_config"];
+    nlohmann::ordered_json keep = q.value("modules_to_not_convert", nlohmann::ordered_json::array());
+    if (!keep.is_array()) keep = nlohmann::ordered_json::array();
+    for (const auto& m : a.modules()) keep.push_back(m->name);
+    q["modules_to_not_convert"] = keep;
+  }
+
+  const std::string tmp = out_dir + ".tmp-" + std::to_string(::getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  try {
+    formats::write_text_file(tmp + "/config.json", config.dump(2) + "\n");
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
+                          "special_tokens_map.json"}) {
+      const fs::path p = fs::path(base_dir) / f;
+      if (fs::exists(p)) formats::write_text_file(tmp + "/" + f, formats::read_text_file(p.string()));
+    }
+    formats::write_safetensors_sharded(tmp, specs, produce, uint64_t(5) << 30,
+                                       {{"format", "pt"}});
+    fs::rename(tmp, out_dir);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  return int64_t(a.modules().size());
 }
 
 }  // namespace tern::model

@@ -34,4 +34,13 @@ void remerge_lora(const model::ModelConfig& c, const model::ModelWeights& base,
 // --lora` serves. Errors name the adapter file and what does not fit the base.
 Model merge_lora_adapter(const Model& base, const std::string& adapter_dir);
 
+// `tern merge`: the Hugging Face model directory base_dir with the adapter folded in, written as
+// a model directory at out_dir (which must not exist): config.json (an FP8 base lists the merged
+// modules in quantization_config.modules_to_not_convert, since they are stored in bf16), the
+// tokenizer and generation files, and sharded safetensors holding every base tensor as stored
+// except the adapted matrices (and their scales), which are merged. Streams one tensor at a
+// time; the directory appears by rename only once complete. Returns the merged modules' count.
+int64_t write_merged_model(const std::string& base_dir, const std::string& adapter_dir,
+                           const std::string& out_dir);
+
 }  // namespace tern::model

@@ -19,6 +19,7 @@
 #include "core/thread_pool.h"
 #include "formats/text_file.h"
 #include "model/grad/f32_weights.h"
+#include "model/load_weights.h"
 #include "model/model.h"
 #include "tokenizer/chat_template.h"
 #include "train/adamw.h"
@@ -28,6 +29,7 @@
 #include "train/run_files.h"
 #include "train/svg_plot.h"
 #include "train/tasks.h"
+#include "train/trainable.h"
 
 namespace tern::train {
 namespace fs = std::filesystem;
@@ -60,7 +62,8 @@ nlohmann::json grpo_options_json(const GrpoOptions& o) {
           {"task_seed", o.task_seed},
           {"save_every", o.save_every},
           {"keep", o.keep},
-          {"exact_rollouts", o.exact_rollouts}};
+          {"exact_rollouts", o.exact_rollouts},
+          {"lora", {{"rank", o.lora.rank}, {"alpha", o.lora.alpha}, {"targets", o.lora.targets}}}};
 }
 
 void apply_grpo_options(const nlohmann::json& j, GrpoOptions& o) {
@@ -93,6 +96,11 @@ void apply_grpo_options(const nlohmann::json& j, GrpoOptions& o) {
     o.save_every = j.at("save_every");
     o.keep = j.at("keep");
     o.exact_rollouts = j.at("exact_rollouts");
+    if (j.contains("lora")) {
+      o.lora.rank = j["lora"].at("rank");
+      o.lora.alpha = j["lora"].at("alpha");
+      o.lora.targets = j["lora"].at("targets").get<std::vector<std::string>>();
+    }
   } catch (const nlohmann::json::exception& e) {
     fail(ErrorKind::format, std::string("the run's trainer_state.json options: ") + e.what());
   }
@@ -230,31 +238,45 @@ GrpoSummary grpo(GrpoOptions o) {
   } else {
     config_text = formats::read_text_file(run.config_path());
   }
-  run.check_memory(c, o.batch, T_max);
+  if (o.lora.rank <= 0) run.check_memory(c, o.batch, T_max);
   if (o.threads > 0) ThreadPool::set_global_threads(o.threads);
   ThreadPool& pool = ThreadPool::global();
 
-  // The policy, its gradients and optimizer; the reference is a separate frozen copy.
-  model::ModelWeights params = model::grad::make_f32_weights(c);
-  model::ModelWeights grads = model::grad::make_f32_weights(c);
-  AdamW adam(c, params, grads, {o.beta1, o.beta2, 1e-8, o.weight_decay, o.grad_clip});
+  // The policy (every weight in f32, or LoRA adapters on the frozen base), its gradients and
+  // optimizer; the reference is a separate frozen copy — or, with LoRA, the base itself.
+  const AdamWConfig adam_cfg{o.beta1, o.beta2, 1e-8, o.weight_decay, o.grad_clip};
+  std::unique_ptr<Trainable> trainable =
+      o.lora.rank > 0 ? Trainable::lora(c, model_dir, o.lora, o.seed, adam_cfg)
+                      : Trainable::full(c, adam_cfg);
+  if (trainable->is_lora())
+    run.check_memory(c, o.batch, T_max,
+                     double(model::resident_weight_bytes(trainable->params())) +
+                         16.0 * double(trainable->trained_parameters(c)));
+  model::ModelWeights& params = trainable->params();
+  model::ModelWeights& grads = trainable->grads();
+  AdamW& adam = trainable->adam();
   int64_t step = 0;
   if (resuming) {
     const std::string ck = run.latest_checkpoint();
-    step = resume_from_checkpoint(ck, state, c, params, adam);
+    step = trainable->resume(ck, state, c);
     run.truncate_log(step);
     run.truncate_log(step, "rollouts.jsonl");
     log_info("resuming " + ck + " at step " + std::to_string(step) + " of " +
              std::to_string(o.steps));
-  } else {
+  } else if (!trainable->is_lora()) {
     load_params(model_dir, c, params);
   }
   model::ModelWeights ref;
-  if (o.kl > 0) {
+  if (trainable->is_lora()) {
+    ref = trainable->base_weights(c);
+  } else if (o.kl > 0) {
     ref = model::grad::make_f32_weights(c);
     load_params(model_dir, c, ref);
   }
-  model::ModelWeights main_view = params;  // shares the tensors: sees every update
+  // What the rollouts run: the parameters themselves (full), or the base with the adapters
+  // merged, re-merged after every update (its tensors are shared with the policy's view).
+  model::ModelWeights serving = trainable->serving_weights(c);
+  model::ModelWeights main_view = serving;
   main_view.mtp.clear();
   model::Model policy = model::Model::from_weights(c, std::move(main_view));
 
@@ -297,8 +319,8 @@ GrpoSummary grpo(GrpoOptions o) {
                          {"optimizer_steps", adam.steps()},
                          {"grpo", grpo_options_json(o)},
                          {"rng", {{"generator", "philox4x32-10"}, {"seed", o.seed}}}};
-    sum.last_checkpoint = save_checkpoint(run.dir(), step, c, params, adam.m(), adam.v(),
-                                          {config_text, run.tokenizer_dir(), st});
+    sum.last_checkpoint =
+        trainable->save(run.dir(), step, c, {config_text, run.tokenizer_dir(), st});
     prune_checkpoints(run.dir(), o.keep);
   };
 
@@ -387,7 +409,7 @@ GrpoSummary grpo(GrpoOptions o) {
     const double lr =
         o.lr * (o.warmup > 0 ? std::min(1.0, double(step + 1) / double(o.warmup)) : 1.0);
     for (int64_t pass = 0; pass < o.passes; ++pass) {
-      adam.zero_grad();
+      trainable->zero_grad();
       tot = {};
       GrpoStepOptions so;
       so.settings = settings;
@@ -397,7 +419,8 @@ GrpoSummary grpo(GrpoOptions o) {
       so.use_ref = o.kl > 0;
       for_each_micro([&](model::grad::ModelGrad& net, RolloutBatch& rb) {
         tot.add(grpo_backward(net, params, grads, rb, train_rs, so, pool));
-        update_tokens += 3 * rb.B() * rb.T();  // forward and backward
+        // Forward and backward (LoRA: no weight gradients for the frozen base).
+        update_tokens += (trainable->is_lora() ? 2 : 3) * rb.B() * rb.T();
       });
       norm = adam.grad_norm();
       if (!std::isfinite(norm) || !std::isfinite(tot.objective)) {
@@ -409,6 +432,7 @@ GrpoSummary grpo(GrpoOptions o) {
       }
       if (!train_rs.empty()) adam.step(lr, norm, pool);
     }
+    trainable->refresh_serving(c, serving);
     policy.refresh_derived();
     const double t_update = std::chrono::duration<double>(Clock::now() - t1).count();
     ++step;

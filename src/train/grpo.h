@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/lora.h"
+
 namespace tern::train {
 
 struct GrpoOptions {
@@ -41,6 +43,8 @@ struct GrpoOptions {
   int threads = 0;
   int64_t save_every = 0, keep = 0;
   bool exact_rollouts = false;  // rollouts with the exact (not the serving) kernels
+  // LoRA (rank > 0): adapters on the frozen `model`, which then also serves as the reference.
+  model::LoraOptions lora;
   // Tokens that end a response (EOS, the chat template's end of turn); empty: the tokenizer's
   // EOS. Filled by the caller.
   std::vector<int32_t> stop_ids;
