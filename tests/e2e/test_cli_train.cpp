@@ -582,6 +582,18 @@ TEST(CliLora, SftAdaptersResumeServeMergeAndRefuseBadInput) {
   ASSERT_EQ(rl_more.exit_code, 0) << rl_more.output;
   EXPECT_TRUE(fs::exists(dir + "/rl/checkpoint-3/adapter_config.json"));
 
+  // Distillation into adapters on a pretrained student (here the base itself, by traces).
+  {
+    std::ofstream f(dir + "/prompts.jsonl");
+    for (int i = 0; i < 4; ++i) f << R"({"prompt": "what is )" << i << R"( plus one"})" << "\n";
+  }
+  const auto st = run_tern("distill --teacher " + dir + "/model --student " + dir +
+                           "/model --prompts " + dir + "/prompts.jsonl -n 6 --steps 2 --batch 2 --seq 48 " +
+                           "--lora 2 --seed 2 --out " + dir + "/student");
+  ASSERT_EQ(st.exit_code, 0) << st.output;
+  EXPECT_TRUE(fs::exists(dir + "/student/checkpoint-2/adapter_model.safetensors"));
+  EXPECT_TRUE(fs::exists(dir + "/student/teacher_ledger.json"));
+
   // Bad input: one clear line, nothing written.
   const auto bad_target = run_tern("sft --model " + dir + "/model --data " + chats +
                                    " --steps 2 --lora 4 --lora-targets q,bogus --out " + dir +
