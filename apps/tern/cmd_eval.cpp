@@ -20,6 +20,7 @@
 #include "apps/tern/input.h"
 #include "apps/tern/model_path.h"
 #include "core/error.h"
+#include "model/imatrix.h"
 #include "model/lora_merge.h"
 #include "core/log.h"
 #include "core/progress.h"
@@ -39,7 +40,7 @@ namespace tern::app {
 namespace {
 
 struct EvalArgs {
-  std::string model, task, data, ref, ledger;
+  std::string model, task, data, ref, ledger, imatrix;
   int64_t limit = 500, samples = 1, parallel = 8, seed = 0, stride = 0;
   bool json = false, no_mtp = false;
   GenerationFlags gen;
@@ -80,6 +81,8 @@ void eval_perplexity(const EvalArgs& a) {
   };
   std::optional<infer::Comparison> cmp;
   infer::PerplexityResult r;
+  std::unique_ptr<model::ImatrixCollector> imatrix;
+  if (!a.imatrix.empty()) imatrix = std::make_unique<model::ImatrixCollector>(m);
   if (!a.ref.empty()) {
     const model::Model ref = model::Model::load(resolve_model_path(a.ref));
     cmp = infer::compare_models(m, ref, ids, o, on_window);
@@ -88,6 +91,12 @@ void eval_perplexity(const EvalArgs& a) {
     r = infer::perplexity(m, ids, o, on_window);
   }
   if (progress) progress->finish();
+  if (imatrix) {
+    imatrix->add_tokens(r.windows * o.ctx);
+    model::write_imatrix(a.imatrix, imatrix->result());
+    std::fprintf(stderr, "wrote the importance matrix of %lld calibration tokens to %s\n",
+                 (long long)(r.windows * o.ctx), a.imatrix.c_str());
+  }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double tps = seconds > 0 ? double(r.windows * o.ctx) / seconds : 0;
@@ -244,6 +253,9 @@ void setup_eval(CLI::App& sub) {
   sub.add_option("--data", a->data,
                  "perplexity over this text file instead (sliding windows of --ctx tokens, "
                  "default 512)");
+  sub.add_option("--imatrix", a->imatrix,
+                 "--data: also write the importance matrix (mean squared input of every matrix's "
+                 "columns) over this calibration text, for `tern quantize --imatrix`");
   sub.add_option("--ref", a->ref,
                  "--data: also KL divergence from this reference model (same vocabulary), top-1 "
                  "agreement and the change in perplexity");

@@ -62,9 +62,20 @@ void require_weight_dtype(const WeightView& w, const char* who) {
                                 "f8_e4m3, i8, i4 and the GGUF quantisations)");
 }
 
+namespace {
+thread_local MatmulObserverSlot t_observer;
+}  // namespace
+
+MatmulObserverSlot set_matmul_observer(MatmulObserverSlot observer) {
+  const MatmulObserverSlot previous = t_observer;
+  t_observer = observer;
+  return previous;
+}
+
 void matmul(const MatmulParams& p, ThreadPool* pool, const IsaKernels* isa) {
   if (p.T <= 0 || p.w.rows <= 0) return;
   require_weight_dtype(p.w, "matmul");
+  if (t_observer.fn) t_observer.fn(p, t_observer.ctx);
   const IsaKernels& k = isa ? *isa : active_isa();
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
   if (serving_kernels() && !isa && run_serving_path(p, tp)) return;
@@ -86,8 +97,10 @@ void matmul_group(const MatmulParams* ps, int64_t n, ThreadPool* pool) {
   for (int64_t i = 0; i < n; ++i) {
     if (ps[i].T <= 0 || ps[i].w.rows <= 0) continue;
     require_weight_dtype(ps[i].w, "matmul");
-    if (serving_kernels() && decode_eligible(ps[i]))
+    if (serving_kernels() && decode_eligible(ps[i])) {
+      if (t_observer.fn) t_observer.fn(ps[i], t_observer.ctx);
       fused.push_back(ps[i]);
+    }
     else
       matmul(ps[i], &tp);
   }

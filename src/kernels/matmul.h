@@ -45,6 +45,16 @@ class ScopedServingKernels {
   bool previous_;
 };
 
+// An observer of every matmul's input on this thread (its x rows and weight), e.g. to collect
+// activation statistics for importance-weighted quantisation (model/imatrix.h). Called before
+// the product, on the calling thread; null (the default) observes nothing. Returns the previous.
+using MatmulObserver = void (*)(const MatmulParams& p, void* ctx);
+struct MatmulObserverSlot {
+  MatmulObserver fn = nullptr;
+  void* ctx = nullptr;
+};
+MatmulObserverSlot set_matmul_observer(MatmulObserverSlot observer);
+
 // Convenience for contiguous x [T, cols] and y [T, rows].
 inline void matmul(const float* x, const WeightView& w, float* y, int64_t T) {
   matmul(MatmulParams{x, w.cols, y, w.rows, T, w});

@@ -98,6 +98,49 @@ void parse_rope(const Reader& r, ModelConfig& c) {
   }
 }
 
+
+// compressed-tensors weight-only integer quantisation as llm-compressor writes it: one config
+// group targeting Linear, "pack-quantized", int weights, symmetric, group or channel strategy,
+// no activation quantisation. Anything else is refused by name.
+void parse_compressed_tensors(const Reader& qr, ModelConfig& c) {
+  auto bad = [&](const std::string& field, const std::string& why) {
+    qr.bad("quantization_config." + field, why);
+  };
+  if (qr.has("format") && qr.req_str("format") != "pack-quantized")
+    bad("format", "'" + qr.req_str("format") + "' is not supported (pack-quantized)");
+  if (!qr.has("config_groups") || !qr.j.at("config_groups").is_object() ||
+      qr.j.at("config_groups").size() != 1)
+    bad("config_groups", "must hold exactly one group (mixed schemes are not supported)");
+  const json& g = qr.j.at("config_groups").begin().value();
+  const Reader gr{g, qr.source};
+  if (gr.has("format") && gr.req_str("format") != "pack-quantized")
+    bad("config_groups.format", "'" + gr.req_str("format") + "' is not supported (pack-quantized)");
+  if (gr.has("input_activations"))
+    bad("config_groups.input_activations", "activation quantisation is not supported");
+  if (!gr.has("weights") || !g.at("weights").is_object())
+    bad("config_groups.weights", "is missing");
+  const Reader wr{g.at("weights"), qr.source};
+  const int64_t bits = wr.req_int("num_bits");
+  if (bits != 4 && bits != 8) bad("config_groups.weights.num_bits", "must be 4 or 8");
+  if (wr.has("type") && wr.req_str("type") != "int")
+    bad("config_groups.weights.type", "'" + wr.req_str("type") + "' is not supported (int)");
+  if (!wr.opt_bool("symmetric", true))
+    bad("config_groups.weights.symmetric", "asymmetric weights are not supported");
+  const std::string strategy = wr.has("strategy") ? wr.req_str("strategy") : "group";
+  if (strategy == "group") {
+    c.int_group_size = wr.req_int("group_size");
+    if (c.int_group_size <= 0 || c.int_group_size % 2)
+      bad("config_groups.weights.group_size", "must be a positive even number");
+  } else if (strategy == "channel") {
+    c.int_group_size = 0;
+  } else {
+    bad("config_groups.weights.strategy", "'" + strategy + "' is not supported (group, channel)");
+  }
+  if (wr.has("actorder") && !wr.j.at("actorder").is_null())
+    bad("config_groups.weights.actorder", "activation-ordered groups are not supported");
+  c.int_weight_bits = bits;
+}
+
 void parse_deepseek(const Reader& r, ModelConfig& c) {
   c.q_lora_rank = r.opt_int("q_lora_rank", 0);  // null in V2-Lite
   c.kv_lora_rank = r.req_int("kv_lora_rank");
@@ -142,8 +185,10 @@ void parse_deepseek(const Reader& r, ModelConfig& c) {
     const json& q = r.j.at("quantization_config");
     const Reader qr{q, r.source};
     const std::string method = qr.has("quant_method") ? qr.req_str("quant_method") : "";
+    if (method == "compressed-tensors") return parse_compressed_tensors(qr, c);
     if (method != "fp8")
-      r.bad("quantization_config.quant_method", "'" + method + "' is not supported (fp8)");
+      r.bad("quantization_config.quant_method",
+            "'" + method + "' is not supported (fp8, compressed-tensors)");
     if (qr.has("fmt") && qr.req_str("fmt") != "e4m3")
       r.bad("quantization_config.fmt", "'" + qr.req_str("fmt") + "' is not supported (e4m3)");
     if (qr.has("weight_block_size")) {

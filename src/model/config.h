@@ -105,6 +105,10 @@ struct ModelConfig {
   // Released FP8 format (spec §10.1): e4m3 weights with 128x128 block scales.
   bool fp8_weights = false;
   int64_t weight_block_rows = 128, weight_block_cols = 128;
+  // compressed-tensors "pack-quantized" integer weights (W4A16 / W8A16, symmetric): bits (0:
+  // none) and columns per scale (0: one scale per row, the "channel" strategy). Linears listed
+  // in its `ignore` are stored unquantised under their plain ".weight" name.
+  int64_t int_weight_bits = 0, int_group_size = 0;
 
   int64_t bos_token_id = -1, eos_token_id = -1;
 

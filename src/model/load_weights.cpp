@@ -49,8 +49,76 @@ Tensor to_f32(const TensorSource& src, const std::string& name, const Tensor& t)
   return out;
 }
 
+void load_bias(const TensorSource& src, WeightSlot& s) {
+  if (!s.has_bias) return;
+  std::string bias_name = s.name.substr(0, s.name.size() - 7) + ".bias";  // ".weight" -> ".bias"
+  const Tensor b = to_f32(src, bias_name, src.get(bias_name));
+  check_shape(src, bias_name, b, {s.shape[0]});
+  s.linear->bias = b;
+}
+
+// A compressed-tensors "pack-quantized" matrix (model/config.h): <module>.weight_packed (int32
+// words of 32/bits values, LSB first, each stored + 2^(bits-1)), .weight_scale [rows, groups]
+// and .weight_shape [rows, cols]. 4-bit words are already DType::i4's bytes (element 2k in the
+// low nibble of byte k, + 8) and are used in place; 8-bit ones lose their + 128 in a copy.
+void load_packed_int(const ModelConfig& c, const TensorSource& src, WeightSlot& s,
+                     const std::string& module) {
+  Linear& l = *s.linear;
+  const int64_t rows = s.shape[0], cols = s.shape[1], bits = c.int_weight_bits;
+  const int64_t per_word = 32 / bits, words = (cols + per_word - 1) / per_word;
+  const std::string packed_name = module + ".weight_packed";
+  const Tensor packed = aligned(src.get(packed_name));
+  if (packed.dtype() != DType::i32)
+    bad_tensor(src, packed_name, "has dtype " + std::string(dtype_name(packed.dtype())) +
+                                     "; expected int32 (pack-quantized)");
+  check_shape(src, packed_name, packed, {rows, words});
+  if (src.has(module + ".weight_shape")) {
+    const std::string shape_name = module + ".weight_shape";
+    const Tensor st = src.get(shape_name);
+    int64_t got[2] = {-1, -1};
+    if (st.numel() == 2 && st.dtype() == DType::i64)
+      for (int i = 0; i < 2; ++i) got[i] = st.data_as<const int64_t>()[i];
+    else if (st.numel() == 2 && st.dtype() == DType::i32)
+      for (int i = 0; i < 2; ++i) got[i] = st.data_as<const int32_t>()[i];
+    if (got[0] != rows || got[1] != cols)
+      bad_tensor(src, shape_name, "does not say [" + std::to_string(rows) + ", " +
+                                      std::to_string(cols) + "]");
+  }
+  if (bits == 4 && cols % 2)
+    bad_tensor(src, packed_name, "has an odd number of 4-bit columns");
+  const DType t = bits == 4 ? DType::i4 : DType::i8;
+  const int64_t row_bytes = dtype_bytes_for(t, cols);
+  const uint8_t* words_bytes = static_cast<const uint8_t*>(packed.data());
+  if (bits == 4 && row_bytes == words * 4) {
+    l.data = Tensor(t, {rows, cols}, packed.data(), packed.owner());
+  } else {
+    l.data = Tensor::zeros(t, {rows, cols});
+    uint8_t* out = static_cast<uint8_t*>(l.data.data());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t k = 0; k < row_bytes; ++k)
+        out[r * row_bytes + k] =
+            uint8_t(words_bytes[r * words * 4 + k] ^ (bits == 8 ? 0x80 : 0x00));
+  }
+  const int64_t group = c.int_group_size > 0 ? c.int_group_size : cols;
+  const std::string scale_name = module + ".weight_scale";
+  if (!src.has(scale_name)) bad_tensor(src, packed_name, "has no '" + scale_name + "'");
+  const Tensor sc = to_f32(src, scale_name, src.get(scale_name));
+  check_shape(src, scale_name, sc, {rows, (cols + group - 1) / group});
+  l.scale = sc;
+  l.view = kernels::WeightView{t, rows, cols, l.data.data()};
+  l.view.scales = sc.data_as<const float>();
+  l.view.block_rows = 1;
+  l.view.block_cols = group;
+}
+
 void load_linear(const ModelConfig& c, const TensorSource& src, WeightSlot& s) {
   Linear& l = *s.linear;
+  const std::string module = s.name.substr(0, s.name.size() - 7);  // "...weight" -> "..."
+  if (c.int_weight_bits > 0 && !src.has(s.name) && src.has(module + ".weight_packed")) {
+    load_packed_int(c, src, s, module);
+    load_bias(src, s);
+    return;
+  }
   const Tensor t = aligned(src.get(s.name));
   if (!linear_dtype_ok(t.dtype()))
     bad_tensor(src, s.name, "has unsupported dtype " + std::string(dtype_name(t.dtype())));
@@ -79,12 +147,7 @@ void load_linear(const ModelConfig& c, const TensorSource& src, WeightSlot& s) {
   } else if (src.has(scale_name)) {
     bad_tensor(src, scale_name, "is present but '" + s.name + "' is not float8_e4m3");
   }
-  if (s.has_bias) {
-    std::string bias_name = s.name.substr(0, s.name.size() - 7) + ".bias";  // ".weight" -> ".bias"
-    const Tensor b = to_f32(src, bias_name, src.get(bias_name));
-    check_shape(src, bias_name, b, {s.shape[0]});
-    l.bias = b;
-  }
+  load_bias(src, s);
 }
 
 }  // namespace
@@ -119,6 +182,7 @@ ModelWeights load_weights(const ModelConfig& c, const TensorSource& src, bool in
       load_linear(c, src, s);
       used.insert(s.name);
       used.insert(s.name + "_scale_inv");
+      for (const char* part : {"_packed", "_scale", "_shape"}) used.insert(s.name + part);
       if (s.has_bias) used.insert(s.name.substr(0, s.name.size() - 7) + ".bias");
     } else {
       const Tensor t = to_f32(src, s.name, src.get(s.name));

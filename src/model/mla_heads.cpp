@@ -14,9 +14,10 @@ using kernels::WeightView;
 
 // The dtype a transpose is stored in: the source's own where the values survive unchanged.
 // ggml blocks would run along the other axis, and their values (scales x integer codes) need
-// more significant bits than bf16 / f16 have, so only f32 holds them exactly.
+// more significant bits than bf16 / f16 have, so only f32 holds them exactly; i8 / i4 group
+// scales likewise run along the rows.
 DType transposed_dtype(DType t) {
-  return dtype_is_ggml_block(t) ? DType::f32 : t;
+  return dtype_is_ggml_block(t) || t == DType::i8 || t == DType::i4 ? DType::f32 : t;
 }
 
 void store(DType t, void* base, int64_t idx, float v) {

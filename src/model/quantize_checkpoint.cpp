@@ -1,0 +1,352 @@
+#include "model/quantize_checkpoint.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "formats/safetensors_writer.h"
+#include "formats/text_file.h"
+#include "kernels/quantize.h"
+#include "model/load_weights.h"
+#include "model/tensor_source.h"
+#include "model/weights.h"
+
+namespace tern::model {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string>& keep_groups() {
+  static const std::vector<std::string> g = {"embed", "head", "router", "attn", "shared", "mtp"};
+  return g;
+}
+
+int64_t layer_index(const std::string& module) {
+  const std::string p = "model.layers.";
+  if (module.rfind(p, 0) != 0) return -1;
+  return std::atoll(module.c_str() + p.size());
+}
+
+float bf16_round(float x) {
+  return bf16_to_f32(f32_to_bf16(x));
+}
+
+// q for one group at scale s, and its importance-weighted squared error.
+double round_group(const float* x, int64_t n, float s, int qmin, int qmax, const float* imp,
+                   int8_t* q) {
+  double err = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = s > 0 ? std::nearbyint(x[i] / s) : 0.0f;  // ties to even (default mode)
+    const int qi = int(std::clamp(v, float(qmin), float(qmax)));
+    q[i] = int8_t(qi);
+    const double e = double(x[i]) - double(qi) * double(s);
+    err += (imp ? double(imp[i]) : 1.0) * e * e;
+  }
+  return err;
+}
+
+// The matrix of `l` dequantised to f32 [rows, cols].
+Tensor matrix_f32(const Linear& l) {
+  return dequantize(l.view);
+}
+
+struct Packed {
+  std::string module;
+  Tensor words, scales;  // int32 [rows, words], bf16 [rows, groups]
+};
+
+Packed pack_int(const std::string& module, const Linear& l, int bits, int64_t group,
+                const std::vector<float>* importance) {
+  const Tensor w = matrix_f32(l);
+  const int64_t rows = l.view.rows, cols = l.view.cols;
+  const int64_t per_word = 32 / bits, words = (cols + per_word - 1) / per_word;
+  const int64_t groups = cols / group;
+  Packed p{module, Tensor::zeros(DType::i32, {rows, words}), Tensor::zeros(DType::bf16, {rows, groups})};
+  std::vector<int8_t> q(static_cast<size_t>(cols));
+  std::vector<float> sc(static_cast<size_t>(groups));
+  uint8_t* out = static_cast<uint8_t*>(p.words.data());
+  uint16_t* scales = p.scales.data_as<uint16_t>();
+  for (int64_t r = 0; r < rows; ++r) {
+    quantize_int_row(w.data_as<const float>() + r * cols, cols, bits, group,
+                     importance ? importance->data() : nullptr, q.data(), sc.data());
+    for (int64_t g = 0; g < groups; ++g) scales[r * groups + g] = f32_to_bf16(sc[size_t(g)]);
+    uint8_t* row = out + r * words * 4;
+    if (bits == 8) {
+      for (int64_t c = 0; c < cols; ++c) row[c] = uint8_t(q[size_t(c)] + 128);
+    } else {
+      for (int64_t c = 0; c < cols; ++c)
+        row[c / 2] |= uint8_t((q[size_t(c)] + 8) << (c % 2 ? 4 : 0));
+    }
+  }
+  return p;
+}
+
+Tensor to_bf16(const Tensor& f32) {
+  Tensor out = Tensor::zeros(DType::bf16, f32.shape());
+  const float* s = f32.data_as<const float>();
+  uint16_t* d = out.data_as<uint16_t>();
+  for (int64_t i = 0; i < f32.numel(); ++i) d[i] = f32_to_bf16(s[i]);
+  return out;
+}
+
+nlohmann::ordered_json compressed_tensors_config(int bits, int64_t group,
+                                                 const std::vector<std::string>& ignore) {
+  return {{"config_groups",
+           {{"group_0",
+             {{"format", "pack-quantized"},
+              {"input_activations", nullptr},
+              {"output_activations", nullptr},
+              {"targets", {"Linear"}},
+              {"weights",
+               {{"actorder", nullptr},
+                {"block_structure", nullptr},
+                {"dynamic", false},
+                {"group_size", group},
+                {"num_bits", bits},
+                {"observer", "minmax"},
+                {"observer_kwargs", nlohmann::ordered_json::object()},
+                {"strategy", "group"},
+                {"symmetric", true},
+                {"type", "int"}}}}}}},
+          {"format", "pack-quantized"},
+          {"global_compression_ratio", nullptr},
+          {"ignore", ignore},
+          {"kv_cache_scheme", nullptr},
+          {"quant_method", "compressed-tensors"},
+          {"quantization_status", "compressed"}};
+}
+
+}  // namespace
+
+void quantize_int_row(const float* x, int64_t cols, int bits, int64_t group,
+                      const float* importance, int8_t* q, float* scales) {
+  const int qmax = (1 << (bits - 1)) - 1, qmin = -(1 << (bits - 1));
+  std::vector<int8_t> trial(static_cast<size_t>(group));
+  for (int64_t g0 = 0, gi = 0; g0 < cols; g0 += group, ++gi) {
+    const int64_t n = std::min(group, cols - g0);
+    float amax = 0;
+    for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[g0 + i]));
+    float best_s = bf16_round(amax / float(qmax));
+    const float* imp = importance ? importance + g0 : nullptr;
+    double best = round_group(x + g0, n, best_s, qmin, qmax, imp, q + g0);
+    if (imp && amax > 0) {
+      // The scale that rounds best for the columns that matter: a grid around amax / qmax
+      // (smaller scales clip the largest value but resolve the rest more finely).
+      for (int k = 0; k <= 20; ++k) {
+        const float s = bf16_round(amax / float(qmax) * (0.80f + 0.015f * float(k)));
+        const double e = round_group(x + g0, n, s, qmin, qmax, imp, trial.data());
+        if (e < best) {
+          best = e;
+          best_s = s;
+          std::copy_n(trial.data(), n, q + g0);
+        }
+      }
+    }
+    scales[gi] = best_s;
+  }
+}
+
+bool keep_high_precision(const std::vector<std::string>& keep_hi, const std::string& module,
+                         const ModelConfig& c) {
+  const int64_t layer = layer_index(module);
+  for (const std::string& k : keep_hi) {
+    if (k == "embed" && module.ends_with("embed_tokens")) return true;
+    if (k == "head" && (module == "lm_head" || module.ends_with(".shared_head.head"))) return true;
+    if (k == "router" && module.ends_with(".mlp.gate")) return true;
+    if (k == "attn" && module.find(".self_attn.") != std::string::npos) return true;
+    if (k == "shared" && module.find(".shared_experts.") != std::string::npos) return true;
+    if (k == "mtp" && layer >= c.num_hidden_layers) return true;
+    if (module == k || module.rfind(k + ".", 0) == 0) return true;
+  }
+  return false;
+}
+
+QuantizeSummary write_quantized_model(const std::string& in_dir, const std::string& out_dir,
+                                      const QuantizeOptions& o) {
+  const bool fp8 = o.type == "fp8";
+  const int bits = o.type == "int8" ? 8 : o.type == "int4" ? 4 : 0;
+  if (!fp8 && bits == 0)
+    fail(ErrorKind::request, "--type '" + o.type + "' is not one of fp8, int8, int4");
+  if (bits && o.group != 32 && o.group != 64 && o.group != 128)
+    fail(ErrorKind::request, "--block " + std::to_string(o.group) + ": int8/int4 take 32, 64 or 128");
+  for (const std::string& k : o.keep_hi)
+    if (std::find(keep_groups().begin(), keep_groups().end(), k) == keep_groups().end() &&
+        k.rfind("model.", 0) != 0 && k != "lm_head")
+      fail(ErrorKind::request, "--keep-hi: '" + k +
+                                   "' is neither a group (embed, head, router, attn, shared, mtp) "
+                                   "nor a module name (model.layers.N...., lm_head)");
+
+  const ModelConfig c = ModelConfig::from_file((fs::path(in_dir) / "config.json").string());
+  c.validate();
+  const auto src = open_safetensors_source(in_dir);
+  const bool mtp = c.num_nextn_predict_layers > 0 &&
+                   src->has("model.layers." + std::to_string(c.num_hidden_layers) +
+                            ".eh_proj.weight");
+  ModelWeights w = load_weights(c, *src, mtp);
+  std::map<std::string, const std::vector<float>*> importance;
+  if (o.imatrix)
+    for (const auto& [module, v] : *o.imatrix) importance[module] = &v;
+
+  QuantizeSummary sum;
+  std::vector<formats::TensorSpec> specs;
+  struct Source {
+    const Linear* linear = nullptr;
+    const Vector* vector = nullptr;
+    enum Kind { vec, bias, kept, fp8_weight, fp8_scale, packed, packed_scale, packed_shape } kind;
+    std::string module;
+  };
+  std::vector<Source> sources;
+  std::vector<std::string> kept_modules;
+  visit_weights(c, w, mtp, [&](WeightSlot& s) {
+    if (s.kind == SlotKind::vector) {
+      specs.push_back({s.name, DType::f32, s.shape});
+      sources.push_back({nullptr, s.vector, Source::vec, ""});
+      sum.bytes_in += s.vector->data.numel() * 2;  // stored bf16 or f32; counted as bf16
+      return;
+    }
+    const Linear& l = *s.linear;
+    const std::string module = s.name.substr(0, s.name.size() - 7);
+    const int64_t rows = l.view.rows, cols = l.view.cols;
+    sum.bytes_in += dtype_bytes_for(l.view.dtype, rows * cols);
+    bool keep = keep_high_precision(o.keep_hi, module, c);
+    if (!keep && bits && cols % o.group) {
+      keep = true;
+      sum.notes.push_back(module + " has " + std::to_string(cols) +
+                          " columns, not a multiple of the group; kept in bf16");
+    }
+    if (keep) {
+      specs.push_back({s.name, DType::bf16, {rows, cols}});
+      sources.push_back({&l, nullptr, Source::kept, module});
+      kept_modules.push_back(module);
+      ++sum.kept;
+    } else if (fp8) {
+      specs.push_back({s.name, DType::f8_e4m3, {rows, cols}});
+      sources.push_back({&l, nullptr, Source::fp8_weight, module});
+      specs.push_back({s.name + "_scale_inv", DType::f32, {(rows + 127) / 128, (cols + 127) / 128}});
+      sources.push_back({&l, nullptr, Source::fp8_scale, module});
+      ++sum.quantized;
+    } else {
+      const int64_t per_word = 32 / bits;
+      specs.push_back({module + ".weight_packed", DType::i32, {rows, (cols + per_word - 1) / per_word}});
+      sources.push_back({&l, nullptr, Source::packed, module});
+      specs.push_back({module + ".weight_scale", DType::bf16, {rows, cols / o.group}});
+      sources.push_back({&l, nullptr, Source::packed_scale, module});
+      specs.push_back({module + ".weight_shape", DType::i64, {2}});
+      sources.push_back({&l, nullptr, Source::packed_shape, module});
+      ++sum.quantized;
+    }
+    if (s.has_bias) {
+      specs.push_back({module + ".bias", DType::f32, {rows}});
+      sources.push_back({&l, nullptr, Source::bias, module});
+    }
+  });
+  for (const auto& sp : specs) sum.bytes_out += dtype_bytes_for(sp.dtype, [&] {
+                                  int64_t n = 1;
+                                  for (int64_t d : sp.shape) n *= d;
+                                  return n;
+                                }());
+
+  // The last int matrix packed, whose three tensors are written one after another; the last
+  // fp8 matrix likewise (weight, then scales).
+  Packed last;
+  Tensor fp8_values, fp8_scales;
+  std::string fp8_module;
+  auto fp8_of = [&](const Source& s) {
+    if (fp8_module == s.module) return;
+    const Tensor f = matrix_f32(*s.linear);
+    const int64_t rows = s.linear->view.rows, cols = s.linear->view.cols;
+    fp8_values = Tensor::zeros(DType::f8_e4m3, {rows, cols});
+    fp8_scales = Tensor::zeros(DType::f32, {(rows + 127) / 128, (cols + 127) / 128});
+    kernels::quantize_fp8_blocks(f.data_as<const float>(), rows, cols, 128, 128,
+                                 static_cast<uint8_t*>(fp8_values.data()),
+                                 fp8_scales.data_as<float>());
+    fp8_module = s.module;
+  };
+  const formats::TensorProducer produce = [&](size_t i) -> Tensor {
+    const Source& s = sources[i];
+    switch (s.kind) {
+      case Source::vec:
+        return s.vector->data;
+      case Source::bias:
+        return s.linear->bias;
+      case Source::kept:
+        return to_bf16(matrix_f32(*s.linear));
+      case Source::fp8_weight:
+        fp8_of(s);
+        return fp8_values;
+      case Source::fp8_scale:
+        fp8_of(s);
+        return fp8_scales;
+      case Source::packed:
+      case Source::packed_scale: {
+        if (last.module != s.module) {
+          const auto it = importance.find(s.module);
+          const std::vector<float>* imp = it == importance.end() ? nullptr : it->second;
+          if (imp && int64_t(imp->size()) != s.linear->view.cols)
+            fail(ErrorKind::request, "--imatrix: '" + s.module + "' has " +
+                                         std::to_string(imp->size()) + " input columns, the " +
+                                         "model " + std::to_string(s.linear->view.cols) +
+                                         " (an imatrix of another model?)");
+          last = pack_int(s.module, *s.linear, bits, o.group, imp);
+        }
+        return s.kind == Source::packed ? last.words : last.scales;
+      }
+      case Source::packed_shape: {
+        Tensor t = Tensor::zeros(DType::i64, {2});
+        t.data_as<int64_t>()[0] = s.linear->view.rows;
+        t.data_as<int64_t>()[1] = s.linear->view.cols;
+        return t;
+      }
+    }
+    return Tensor();
+  };
+
+  if (!importance.empty()) {
+    int64_t matched = 0;
+    for (const Source& s : sources) matched += s.kind == Source::packed && importance.count(s.module);
+    if (matched == 0 && bits)
+      fail(ErrorKind::request, "--imatrix names none of this model's quantised matrices (an "
+                               "imatrix of another model?)");
+  }
+  nlohmann::ordered_json config = nlohmann::ordered_json::parse(
+      formats::read_text_file((fs::path(in_dir) / "config.json").string()));
+  config.erase("quantization_config");
+  if (fp8) {
+    config["quantization_config"] = {{"activation_scheme", "dynamic"},
+                                     {"fmt", "e4m3"},
+                                     {"quant_method", "fp8"},
+                                     {"weight_block_size", {128, 128}}};
+  } else {
+    std::vector<std::string> ignore;
+    for (const std::string& m : kept_modules)
+      if (!m.ends_with("embed_tokens")) ignore.push_back(m);  // embeddings are not Linear
+    config["quantization_config"] = compressed_tensors_config(bits, o.group, ignore);
+  }
+
+  const std::string tmp = out_dir + ".tmp-" + std::to_string(::getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  try {
+    formats::write_text_file(tmp + "/config.json", config.dump(2) + "\n");
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
+                          "special_tokens_map.json"}) {
+      const fs::path p = fs::path(in_dir) / f;
+      if (fs::exists(p)) formats::write_text_file(tmp + "/" + f, formats::read_text_file(p.string()));
+    }
+    formats::write_safetensors_sharded(tmp, specs, produce, uint64_t(5) << 30, {{"format", "pt"}});
+    fs::rename(tmp, out_dir);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  return sum;
+}
+
+}  // namespace tern::model
