@@ -3,6 +3,7 @@
 // near 1, an impossible one 0), and bad task files named by line.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -101,5 +102,53 @@ TEST(CliEval, PerplexityOverATextFile) {
   EXPECT_EQ(run_tern_split(base + "--ctx 64 --stride 65").exit_code, 1);
   std::ofstream(dir + "/tiny.txt") << "";
   EXPECT_EQ(run_tern_split("eval " + dir + "/model --data " + dir + "/tiny.txt").exit_code, 1);
+  std::filesystem::remove_all(dir);
+}
+
+// `tern eval --imatrix` then `tern quantize`: int4 with the importance matrix, int8 and fp8
+// directories that `tern eval` and `tern run` load, measured against the original with --ref;
+// bad input refused with exit codes and nothing written.
+TEST(CliQuantize, ImatrixQuantizeThenMeasure) {
+  const std::string dir = tern::test::make_chat_model("quantize", tern::test::kChatTemplate);
+  {
+    std::ofstream text(dir + "/calib.txt");
+    for (int i = 0; i < 30; ++i) text << "the quick brown fox jumps over the lazy dog " << i << "\n";
+  }
+  const std::string model = dir + "/model";
+  const auto im = run_tern_split("eval " + model + " --data " + dir +
+                                 "/calib.txt --ctx 64 --stride 64 --imatrix " + dir + "/im.st");
+  ASSERT_EQ(im.exit_code, 0) << im.err;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/im.st"));
+  for (const std::string type : {"int4", "int8", "fp8"}) {
+    const std::string out = dir + "/" + type;
+    const std::string extra = type == "int4" ? " --block 32 --imatrix " + dir + "/im.st"
+                              : type == "int8" ? " --block 32 --keep-hi none"
+                                               : "";
+    const auto q = run_tern_split("quantize " + model + " " + out + " --type " + type + extra);
+    ASSERT_EQ(q.exit_code, 0) << q.err;
+    EXPECT_NE(q.out.find("quantized"), std::string::npos) << q.out;
+    const auto e = run_tern_split("eval " + out + " --data " + dir +
+                                  "/calib.txt --ctx 64 --stride 64 --json --exact --ref " + model);
+    ASSERT_EQ(e.exit_code, 0) << e.err;
+    const nlohmann::json j = nlohmann::json::parse(e.out);
+    EXPECT_LT(std::fabs(j["delta_perplexity"].get<double>()), type == "int4" ? 0.1 : 0.02) << type;
+    EXPECT_GE(j["kl_mean"].get<double>(), 0.0);
+    const auto r = run_tern_split("run " + out + " -p 'the quick' -n 4 --temp 0");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+  const auto again = run_tern_split("quantize " + model + " " + dir + "/int8 --type int8");
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("already exists"), std::string::npos) << again.err;
+  EXPECT_EQ(run_tern_split("quantize " + model + " " + dir + "/x --type int3").exit_code, 2);
+  const auto bad_keep =
+      run_tern_split("quantize " + model + " " + dir + "/y --type int4 --keep-hi attention");
+  EXPECT_EQ(bad_keep.exit_code, 1);
+  EXPECT_NE(bad_keep.err.find("--keep-hi"), std::string::npos) << bad_keep.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/y"));
+  std::ofstream(dir + "/not_im.st") << "garbage";
+  const auto bad_im = run_tern_split("quantize " + model + " " + dir + "/z --type int4 --block 32 "
+                                     "--imatrix " + dir + "/not_im.st");
+  EXPECT_EQ(bad_im.exit_code, 1);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/z"));
   std::filesystem::remove_all(dir);
 }
