@@ -28,6 +28,7 @@ ImatrixCollector::~ImatrixCollector() {
 
 void ImatrixCollector::observe(const kernels::MatmulParams& p, void* self) {
   auto* c = static_cast<ImatrixCollector*>(self);
+  if (c->previous_.fn) c->previous_.fn(p, c->previous_.ctx);  // observers chain
   const auto it = c->by_weight_.find(p.w.data);
   if (it == c->by_weight_.end() || int64_t(it->second.sum2.size()) != p.w.cols) return;
   Stats& st = it->second;
