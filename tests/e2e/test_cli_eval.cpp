@@ -152,3 +152,59 @@ TEST(CliQuantize, ImatrixQuantizeThenMeasure) {
   EXPECT_FALSE(std::filesystem::exists(dir + "/z"));
   std::filesystem::remove_all(dir);
 }
+
+// `tern prune`: routing statistics over calibration text, half the experts kept (merged), the
+// pruned model runs and is measured against the original; the statistics reused and drawn;
+// refusals before anything is written.
+TEST(CliPrune, CalibratePruneMergeMeasureAndRefuse) {
+  const std::string dir = tern::test::make_chat_model("prune", tern::test::kChatTemplate);
+  const std::string model = dir + "/model";
+  {  // 8 experts in 2 groups of 4, so noaux_tc routing can lose half of each group
+    nlohmann::json cfg = nlohmann::json::parse(std::ifstream(model + "/config.json"));
+    cfg["n_group"] = 2;
+    cfg["topk_group"] = 1;
+    std::ofstream(model + "/config.json") << cfg.dump();
+    std::ofstream text(dir + "/calib.txt");
+    for (int i = 0; i < 30; ++i) text << "the quick brown fox jumps over the lazy dog " << i << "\n";
+  }
+  const std::string out = dir + "/half";
+  const auto p = run_tern_split("prune " + model + " " + out + " --experts-keep 0.5 --calib " + dir +
+                                "/calib.txt --ctx 64 --per-layer --merge --stats-out " + dir +
+                                "/stats.json");
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_NE(p.out.find("kept 4 of 8 routed experts"), std::string::npos) << p.out;
+  const nlohmann::json cfg = nlohmann::json::parse(std::ifstream(out + "/config.json"));
+  EXPECT_EQ(cfg["n_routed_experts"], 4);
+  const auto e = run_tern_split("eval " + out + " --data " + dir +
+                                "/calib.txt --ctx 64 --json --exact --ref " + model);
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_LT(nlohmann::json::parse(e.out)["top1_agreement"].get<double>(), 1.0);
+  EXPECT_EQ(run_tern_split("run " + out + " -p 'the quick' -n 4 --temp 0").exit_code, 0);
+
+  const auto again = run_tern_split("prune " + model + " " + dir + "/most --experts-keep 0.75 --stats " +
+                                    dir + "/stats.json");
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("kept 6 of 8"), std::string::npos) << again.out;
+  const auto info = run_tern_split("info --routing-stats " + dir + "/stats.json");
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_NE(info.out.find("layer   1"), std::string::npos) << info.out;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/stats.svg"));
+
+  const auto few = run_tern_split("prune " + model + " " + dir + "/few --experts-keep 0.1 --stats " +
+                                  dir + "/stats.json");
+  EXPECT_EQ(few.exit_code, 1);
+  EXPECT_NE(few.err.find("num_experts_per_tok"), std::string::npos) << few.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/few"));
+  std::ofstream(dir + "/short.txt") << "too short";
+  const auto shortc = run_tern_split("prune " + model + " " + dir + "/s --calib " + dir +
+                                     "/short.txt --ctx 64");
+  EXPECT_EQ(shortc.exit_code, 1);
+  EXPECT_NE(shortc.err.find("fewer than one window"), std::string::npos) << shortc.err;
+  std::ofstream(dir + "/other.json")
+      << R"({"format": "tern-routing-stats", "version": 1, "tokens": 5, "layers": [{"layer": 1, "counts": [1, 2], "weights": [1.0, 2.0]}]})";
+  const auto other = run_tern_split("prune " + model + " " + dir + "/o --stats " + dir + "/other.json");
+  EXPECT_EQ(other.exit_code, 1);
+  EXPECT_NE(other.err.find("another model"), std::string::npos) << other.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/o"));
+  std::filesystem::remove_all(dir);
+}
