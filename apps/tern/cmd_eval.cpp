@@ -26,6 +26,7 @@
 #include "core/progress.h"
 #include "core/random.h"
 #include "infer/perplexity.h"
+#include "infer/saved_logprobs.h"
 #include "kernels/matmul.h"
 #include "serve/api_error.h"
 #include "serve/engine.h"
@@ -40,7 +41,7 @@ namespace tern::app {
 namespace {
 
 struct EvalArgs {
-  std::string model, task, data, ref, ledger, imatrix;
+  std::string model, task, data, ref, ledger, imatrix, save_logits, ref_logits;
   int64_t limit = 500, samples = 1, parallel = 8, seed = 0, stride = 0;
   bool json = false, no_mtp = false;
   GenerationFlags gen;
@@ -83,10 +84,17 @@ void eval_perplexity(const EvalArgs& a) {
   infer::PerplexityResult r;
   std::unique_ptr<model::ImatrixCollector> imatrix;
   if (!a.imatrix.empty()) imatrix = std::make_unique<model::ImatrixCollector>(m);
+  if (int(!a.ref.empty()) + int(!a.ref_logits.empty()) + int(!a.save_logits.empty()) > 1)
+    malformed("--ref, --ref-logits and --save-logits: at most one of them");
   if (!a.ref.empty()) {
     const model::Model ref = model::Model::load(resolve_model_path(a.ref));
     cmp = infer::compare_models(m, ref, ids, o, on_window);
     r = cmp->model;
+  } else if (!a.ref_logits.empty()) {
+    cmp = infer::compare_with_saved(m, ids, o, a.ref_logits, on_window);
+    r = cmp->model;
+  } else if (!a.save_logits.empty()) {
+    r = infer::save_logprobs(m, ids, o, a.save_logits, on_window);
   } else {
     r = infer::perplexity(m, ids, o, on_window);
   }
@@ -100,7 +108,8 @@ void eval_perplexity(const EvalArgs& a) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double tps = seconds > 0 ? double(r.windows * o.ctx) / seconds : 0;
-  meter.add(r.windows * o.ctx * (cmp ? 2 : 1), 0);  // every window's prefill (both models)
+  // Every window's prefill (of both models when a --ref runs).
+  meter.add(r.windows * o.ctx * (a.ref.empty() ? 1 : 2), 0);
   const account::Ledger ledger = meter.ledger(m.config(), "eval:perplexity");
   if (a.json) {
     nlohmann::ordered_json j = {{"data", a.data},           {"tokens", ids.size()},
@@ -129,7 +138,7 @@ void eval_perplexity(const EvalArgs& a) {
     std::printf(
         "  against %s: its perplexity %.4f (%+.2f%%), KL mean %.5f median %.5f p99 %.5f, "
         "top-1 agreement %.2f%%\n",
-        a.ref.c_str(), cmp->ref.perplexity(), 100 * (r.perplexity() / cmp->ref.perplexity() - 1),
+        (a.ref.empty() ? a.ref_logits : a.ref).c_str(), cmp->ref.perplexity(), 100 * (r.perplexity() / cmp->ref.perplexity() - 1),
         cmp->kl_mean(), cmp->kl_quantile(0.5), cmp->kl_quantile(0.99), 100 * cmp->top1_agreement());
   report_ledger(a, ledger, nullptr);
 }
@@ -253,6 +262,12 @@ void setup_eval(CLI::App& sub) {
   sub.add_option("--data", a->data,
                  "perplexity over this text file instead (sliding windows of --ctx tokens, "
                  "default 512)");
+  sub.add_option("--save-logits", a->save_logits,
+                 "--data: also save this model's next-token log-probabilities (f16) of every "
+                 "scored token, to compare against later with --ref-logits");
+  sub.add_option("--ref-logits", a->ref_logits,
+                 "--data: compare with log-probabilities saved by --save-logits (same text, "
+                 "--ctx and --stride) instead of running a --ref model");
   sub.add_option("--imatrix", a->imatrix,
                  "--data: also write the importance matrix (mean squared input of every matrix's "
                  "columns) over this calibration text, for `tern quantize --imatrix`");

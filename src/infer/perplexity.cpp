@@ -83,6 +83,37 @@ void walk(const std::vector<const model::Model*>& models, std::span<const int32_
 
 }  // namespace
 
+void walk_scored_rows(const model::Model& m, std::span<const int32_t> ids,
+                      const PerplexityOptions& o,
+                      const std::function<void(int64_t, int64_t)>& on_window,
+                      const std::function<void(int32_t, const float*)>& score, int64_t* windows) {
+  check(m, ids, o);
+  walk(
+      {&m}, ids, o, on_window,
+      [&](int32_t target, const std::vector<const float*>& rows) { score(target, rows[0]); },
+      windows);
+}
+
+int64_t scored_targets(int64_t n, const PerplexityOptions& o) {
+  int64_t scored = 0, prev_end = 0;
+  for (int64_t begin = 0; prev_end < n; begin += o.stride) {
+    const int64_t end = std::min(begin + o.ctx, n);
+    scored += std::max<int64_t>(0, end - std::max(prev_end, begin + 1));
+    prev_end = end;
+  }
+  return scored;
+}
+
+int64_t log_softmax_row(const float* row, int64_t V, std::vector<double>& out) {
+  return log_softmax(row, V, out);
+}
+
+double kl_of_rows(const std::vector<double>& lp, const std::vector<double>& lq) {
+  double kl = 0;  // sum_v q_v (log q_v - log p_v), q the reference
+  for (size_t v = 0; v < lq.size(); ++v) kl += std::exp(lq[v]) * (lq[v] - lp[v]);
+  return std::max(0.0, kl);
+}
+
 PerplexityResult perplexity(const model::Model& m, std::span<const int32_t> ids,
                             const PerplexityOptions& o,
                             const std::function<void(int64_t, int64_t)>& on_window) {
@@ -117,10 +148,7 @@ Comparison compare_models(const model::Model& m, const model::Model& ref,
       {&m, &ref}, ids, o, on_window,
       [&](int32_t target, const std::vector<const float*>& rows) {
         const int64_t am = log_softmax(rows[0], V, lp), ar = log_softmax(rows[1], V, lq);
-        double kl = 0;  // sum_v q_v (log q_v - log p_v), q the reference
-        for (int64_t v = 0; v < V; ++v)
-          kl += std::exp(lq[size_t(v)]) * (lq[size_t(v)] - lp[size_t(v)]);
-        c.kl.push_back(std::max(0.0, kl));
+        c.kl.push_back(kl_of_rows(lp, lq));
         c.top1_agree += am == ar;
         c.model.nll_sum -= lp[size_t(target)];
         c.ref.nll_sum -= lq[size_t(target)];

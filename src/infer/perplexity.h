@@ -45,6 +45,19 @@ struct Comparison {
   double kl_quantile(double q) const;  // q in [0, 1]; nearest rank
   double top1_agreement() const { return kl.empty() ? 0 : double(top1_agree) / double(kl.size()); }
 };
+// The per-row scoring both share, exposed for saved references (infer/saved_logprobs.h): walks
+// the windows of `m` over `ids` and hands each scored row's target and logits [V] to score.
+void walk_scored_rows(const model::Model& m, std::span<const int32_t> ids,
+                      const PerplexityOptions& o,
+                      const std::function<void(int64_t, int64_t)>& on_window,
+                      const std::function<void(int32_t, const float*)>& score, int64_t* windows);
+// How many targets the windows of `o` score over n tokens (n - 1 when stride < ctx).
+int64_t scored_targets(int64_t n, const PerplexityOptions& o);
+// log_softmax of a logits row into out (doubles); returns the argmax.
+int64_t log_softmax_row(const float* row, int64_t V, std::vector<double>& out);
+// KL(ref || model) of two log-probability rows (clamped at 0).
+double kl_of_rows(const std::vector<double>& model_lp, const std::vector<double>& ref_lp);
+
 Comparison compare_models(const model::Model& m, const model::Model& ref,
                           std::span<const int32_t> ids, const PerplexityOptions& o,
                           const std::function<void(int64_t, int64_t)>& on_window = {});

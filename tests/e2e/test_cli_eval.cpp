@@ -136,6 +136,24 @@ TEST(CliQuantize, ImatrixQuantizeThenMeasure) {
     const auto r = run_tern_split("run " + out + " -p 'the quick' -n 4 --temp 0");
     EXPECT_EQ(r.exit_code, 0) << r.err;
   }
+  // The original's distributions saved once stand in for it.
+  const auto save = run_tern_split("eval " + model + " --data " + dir +
+                                   "/calib.txt --ctx 64 --stride 64 --exact --save-logits " + dir +
+                                   "/ref.lgt");
+  ASSERT_EQ(save.exit_code, 0) << save.err;
+  const std::string measure = "eval " + dir + "/int4 --data " + dir +
+                              "/calib.txt --ctx 64 --stride 64 --json --exact ";
+  const auto by_model = run_tern_split(measure + "--ref " + model);
+  const auto by_file = run_tern_split(measure + "--ref-logits " + dir + "/ref.lgt");
+  ASSERT_EQ(by_file.exit_code, 0) << by_file.err;
+  const double kl_model = nlohmann::json::parse(by_model.out)["kl_mean"].get<double>();
+  EXPECT_NEAR(nlohmann::json::parse(by_file.out)["kl_mean"].get<double>(), kl_model,
+              0.02 * kl_model + 1e-5);
+  const auto wrong = run_tern_split("eval " + dir + "/int4 --data " + dir +
+                                    "/calib.txt --ctx 32 --ref-logits " + dir + "/ref.lgt");
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_NE(wrong.err.find("--ctx"), std::string::npos) << wrong.err;
+
   const auto again = run_tern_split("quantize " + model + " " + dir + "/int8 --type int8");
   EXPECT_EQ(again.exit_code, 1);
   EXPECT_NE(again.err.find("already exists"), std::string::npos) << again.err;

@@ -11,6 +11,9 @@
 #include "core/error.h"
 #include "formats/npy.h"
 #include "infer/perplexity.h"
+#include "infer/saved_logprobs.h"
+#include "model/quantize_checkpoint.h"
+#include <filesystem>
 
 using namespace tern;
 
@@ -112,4 +115,42 @@ TEST(Perplexity, KlDivergenceAgainstAReferenceModel) {
       << "the same windows, the same number";
   EXPECT_THROW(infer::compare_models(a, model::Model::load(golden("v2_tiny")), ids, {T, T}), Error)
       << "vocabularies differ";
+}
+
+// Saved reference log-probabilities (infer/saved_logprobs.h): comparing against the file gives
+// what comparing against the model gives, within f16 rounding; another text, window setting or
+// a truncated file is refused.
+TEST(Perplexity, SavedReferenceLogProbabilitiesStandInForTheModel) {
+  const model::Model m = model::Model::load(std::string(TERN_TEST_DATA) + "/golden/v3_tiny");
+  // The model measured: the same weights rounded to int4, so the divergence is not zero.
+  const std::string q_dir = testing::TempDir() + "/tern_saved_ref_int4";
+  std::filesystem::remove_all(q_dir);
+  model::QuantizeOptions qo;
+  qo.type = "int4";
+  qo.group = 32;
+  model::write_quantized_model(std::string(TERN_TEST_DATA) + "/golden/v3_tiny", q_dir, qo);
+  const model::Model q = model::Model::load(q_dir);
+  std::vector<int32_t> ids(80);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 37 + 11) % 256);
+  const infer::PerplexityOptions o{32, 16, 64};
+  const std::string path = testing::TempDir() + "/tern_ref_logits.bin";
+  const infer::PerplexityResult saved = infer::save_logprobs(m, ids, o, path);
+  EXPECT_EQ(saved.nll_sum, infer::perplexity(m, ids, o).nll_sum);
+  const infer::Comparison direct = infer::compare_models(q, m, ids, o);
+  const infer::Comparison from_file = infer::compare_with_saved(q, ids, o, path);
+  ASSERT_EQ(from_file.kl.size(), direct.kl.size());
+  EXPECT_EQ(from_file.model.nll_sum, direct.model.nll_sum);
+  EXPECT_NEAR(from_file.ref.perplexity(), direct.ref.perplexity(), 1e-3 * direct.ref.perplexity());
+  EXPECT_GT(direct.kl_mean(), 1e-4);
+  EXPECT_NEAR(from_file.kl_mean(), direct.kl_mean(), 1e-2 * direct.kl_mean() + 1e-5);
+  EXPECT_NEAR(from_file.top1_agreement(), direct.top1_agreement(), 0.05);
+
+  std::vector<int32_t> other = ids;
+  other[5] += 1;
+  EXPECT_THROW(infer::compare_with_saved(q, other, o, path), Error);
+  EXPECT_THROW(infer::compare_with_saved(q, ids, {32, 8, 64}, path), Error);
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) - 2);
+  EXPECT_THROW(infer::compare_with_saved(q, ids, o, path), Error);
+  std::ofstream(path) << "junk";
+  EXPECT_THROW(infer::compare_with_saved(q, ids, o, path), Error);
 }
