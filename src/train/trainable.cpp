@@ -48,6 +48,10 @@ std::unique_ptr<Trainable> Trainable::lora(const model::ModelConfig& c,
   const auto src = model::open_safetensors_source(base_dir);
   t->params_ = model::load_weights(c, *src, c.num_nextn_predict_layers > 0);
   t->grads_ = model::make_frozen_grads(c);
+  model::visit_weights(c, t->grads_, c.num_nextn_predict_layers > 0, [&](model::WeightSlot& s) {
+    if (s.kind == model::SlotKind::vector)
+      t->frozen_vectors_.emplace_back(s.vector->data.data_as<float>(), s.vector->data.numel());
+  });
   t->adapters_ =
       std::make_unique<model::LoraAdapters>(model::LoraAdapters::create(c, t->params_, o, seed));
   t->adapters_->allocate_training();
@@ -75,18 +79,8 @@ int64_t Trainable::trained_parameters(const model::ModelConfig& c) {
 
 void Trainable::zero_grad() {
   adam_->zero_grad();
-  if (!adapters_) return;
   // The frozen base's norm-weight accumulators: written by the backward, read by nobody.
-  auto zero = [](model::Vector& v) {
-    if (v.present()) std::fill_n(v.data.data_as<float>(), v.data.numel(), 0.0f);
-  };
-  for (auto& l : grads_.layers) {
-    zero(l.input_layernorm);
-    zero(l.post_attention_layernorm);
-    zero(l.mla.q_a_layernorm);
-    zero(l.mla.kv_a_layernorm);
-  }
-  zero(grads_.norm);
+  for (auto [data, n] : frozen_vectors_) std::fill_n(data, n, 0.0f);
 }
 
 std::string Trainable::save(const std::string& run_dir, int64_t step, const model::ModelConfig& c,

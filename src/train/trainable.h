@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -61,6 +63,7 @@ class Trainable {
   std::unique_ptr<AdamW> adam_;
   std::unique_ptr<model::LoraAdapters> adapters_;
   std::string base_dir_;
+  std::vector<std::pair<float*, int64_t>> frozen_vectors_;  // LoRA: grads_' vector slots
 };
 
 }  // namespace tern::train
