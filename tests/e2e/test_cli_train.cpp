@@ -582,6 +582,15 @@ TEST(CliLora, SftAdaptersResumeServeMergeAndRefuseBadInput) {
   ASSERT_EQ(rl_more.exit_code, 0) << rl_more.output;
   EXPECT_TRUE(fs::exists(dir + "/rl/checkpoint-3/adapter_config.json"));
 
+  // QLoRA: adapters on an int4 (compressed-tensors) base, served merged.
+  ASSERT_EQ(run_tern("quantize " + dir + "/model " + dir + "/q4 --type int4 --block 32").exit_code, 0);
+  const auto q = run_tern("sft --model " + dir + "/q4 --data " + chats +
+                          " --steps 2 --batch 2 --seq 48 --lora 4 --out " + dir + "/qlora");
+  ASSERT_EQ(q.exit_code, 0) << q.output;
+  EXPECT_EQ(run_tern_split("run " + dir + "/q4 --lora " + dir + "/qlora/checkpoint-2" + prompt)
+                .exit_code,
+            0);
+
   // Distillation into adapters on a pretrained student (here the base itself, by traces).
   {
     std::ofstream f(dir + "/prompts.jsonl");
