@@ -40,7 +40,8 @@ PerplexityResult save_logprobs(const model::Model& m, std::span<const int32_t> i
                                const PerplexityOptions& o, const std::string& path,
                                const std::function<void(int64_t, int64_t)>& on_window) {
   const int64_t V = m.config().vocab_size;
-  const std::string header = header_for(m, ids, o).dump();
+  std::string header = header_for(m, ids, o).dump();
+  header.append((8 - header.size() % 8) % 8, ' ');  // rows start 8-byte aligned
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) fail(ErrorKind::io, "--save-logits " + path + ": cannot create " + tmp);
@@ -109,7 +110,8 @@ Comparison compare_with_saved(const model::Model& m, std::span<const int32_t> id
   if (file->size() != 16 + len + uint64_t(scored) * uint64_t(V) * 2)
     bad("its size does not hold " + std::to_string(scored) + " rows of " + std::to_string(V) +
         " (truncated?)");
-  const uint16_t* rows = reinterpret_cast<const uint16_t*>(file->data() + 16 + len);
+  const uint8_t* rows = file->data() + 16 + len;  // copied out: a foreign file may misalign
+  std::vector<uint16_t> q(static_cast<size_t>(V));
   Comparison c;
   std::vector<double> lp, lq(static_cast<size_t>(V));
   int64_t i = 0;
@@ -117,10 +119,10 @@ Comparison compare_with_saved(const model::Model& m, std::span<const int32_t> id
       m, ids, o, on_window,
       [&](int32_t target, const float* logits) {
         const int64_t am = log_softmax_row(logits, V, lp);
-        const uint16_t* q = rows + i * V;
+        std::memcpy(q.data(), rows + i * V * 2, size_t(V) * 2);
         int64_t ar = 0;
         for (int64_t v = 0; v < V; ++v) {
-          lq[size_t(v)] = f16_to_f32(q[v]);
+          lq[size_t(v)] = f16_to_f32(q[size_t(v)]);
           if (lq[size_t(v)] > lq[size_t(ar)]) ar = v;
         }
         c.kl.push_back(kl_of_rows(lp, lq));

@@ -2,9 +2,10 @@
 // REF --data FILE --save-logits F`, then `tern eval MODEL --data FILE --ref-logits F`), as
 // llama-perplexity's --kl-divergence-base does: the reference model need not be loaded again.
 // File: the 8 bytes "TERNLGT1", a little-endian u64 header length, a JSON header {"vocab",
-// "ctx", "stride", "tokens", "ids_fnv1a64", "scored"}, then for every scored token in order its
-// log-probabilities over the vocabulary as f16 (spacing 2^-10 relative; KL from them is within
-// ~1e-3 of the f32 value). Written to a temporary file and renamed when complete.
+// "ctx", "stride", "tokens", "ids_fnv1a64", "scored"} space padded to a multiple of 8 bytes,
+// then for every scored token in order its log-probabilities over the vocabulary as f16
+// (spacing 2^-10 relative; KL from them is within ~1% of the exact value on the tests'
+// models). Written to a temporary file and renamed when complete.
 #pragma once
 
 #include <cstdint>
