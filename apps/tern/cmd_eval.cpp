@@ -100,10 +100,10 @@ void eval_perplexity(const EvalArgs& a) {
   }
   if (progress) progress->finish();
   if (imatrix) {
-    imatrix->add_tokens(r.windows * o.ctx);
+    imatrix->add_tokens(int64_t(ids.size()));
     model::write_imatrix(a.imatrix, imatrix->result());
     std::fprintf(stderr, "wrote the importance matrix of %lld calibration tokens to %s\n",
-                 (long long)(r.windows * o.ctx), a.imatrix.c_str());
+                 (long long)ids.size(), a.imatrix.c_str());
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -145,6 +145,9 @@ void eval_perplexity(const EvalArgs& a) {
 
 void eval(const EvalArgs& a) {
   if (a.data.empty() == a.task.empty()) malformed("give --task TASK or --data FILE (one of them)");
+  if (a.data.empty() && (!a.ref.empty() || !a.imatrix.empty() || !a.save_logits.empty() ||
+                         !a.ref_logits.empty()))
+    malformed("--ref, --imatrix, --save-logits and --ref-logits measure --data FILE, not --task");
   if (!a.data.empty()) return eval_perplexity(a);
   apply_threads(a.gen.threads);
   const std::string model_path = resolve_model_path(a.model);

@@ -35,12 +35,7 @@ void run_merge(const MergeArgs& a) {
     fail(ErrorKind::io, "tern merge: ADAPTER '" + a.adapter + "' is not a directory");
   require_new_output(a.out, a.force);
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string staged = a.out + ".merged";  // renamed over OUT only once complete
-  std::error_code ec;
-  fs::remove_all(staged, ec);
-  const int64_t n = model::write_merged_model(base, a.adapter, staged);
-  if (fs::exists(a.out)) fs::remove_all(a.out);
-  fs::rename(staged, a.out);
+  const int64_t n = model::write_merged_model(base, a.adapter, a.out);
   std::printf("merged %lld adapted matrices of %s into %s in %.1f s\n", (long long)n,
               a.adapter.c_str(), a.out.c_str(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

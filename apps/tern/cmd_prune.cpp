@@ -64,14 +64,9 @@ void run_prune(const PruneArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   const model::ModelConfig c = model::ModelConfig::from_file(path + "/config.json");
   const model::RoutingStats s = a.stats.empty() ? calibrate(a, path) : model::read_routing_stats(a.stats);
-  if (!a.stats_out.empty()) model::write_routing_stats(a.stats_out, s);
   const model::PrunePlan plan = model::plan_pruning(c, s, {a.keep, a.per_layer, a.merge});
-  const std::string staged = a.out + ".pruned";
-  std::error_code ec;
-  fs::remove_all(staged, ec);
-  const model::PruneSummary sum = model::write_pruned_model(path, staged, plan, s, a.merge);
-  if (fs::exists(a.out)) fs::remove_all(a.out);
-  fs::rename(staged, a.out);
+  if (!a.stats_out.empty()) model::write_routing_stats(a.stats_out, s);
+  const model::PruneSummary sum = model::write_pruned_model(path, a.out, plan, s, a.merge);
   std::printf(
       "kept %lld of %lld routed experts per MoE layer%s (%s, %lld calibration tokens): %s -> %s "
       "in %.1f s\n",

@@ -44,12 +44,7 @@ void run_quantize(const QuantizeArgs& a) {
     o.imatrix = &im.columns;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string staged = a.out + ".quantized";
-  std::error_code ec;
-  std::filesystem::remove_all(staged, ec);
-  const model::QuantizeSummary s = model::write_quantized_model(in, staged, o);
-  if (std::filesystem::exists(a.out)) std::filesystem::remove_all(a.out);
-  std::filesystem::rename(staged, a.out);
+  const model::QuantizeSummary s = model::write_quantized_model(in, a.out, o);
   for (const std::string& n : s.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
   std::printf("quantized %lld matrices to %s%s, kept %lld in bf16: %s -> %s (%.2fx) in %.1f s\n",
               (long long)s.quantized, a.type.c_str(),

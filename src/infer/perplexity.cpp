@@ -110,7 +110,8 @@ int64_t log_softmax_row(const float* row, int64_t V, std::vector<double>& out) {
 
 double kl_of_rows(const std::vector<double>& lp, const std::vector<double>& lq) {
   double kl = 0;  // sum_v q_v (log q_v - log p_v), q the reference
-  for (size_t v = 0; v < lq.size(); ++v) kl += std::exp(lq[v]) * (lq[v] - lp[v]);
+  for (size_t v = 0; v < lq.size(); ++v)
+    if (std::isfinite(lq[v])) kl += std::exp(lq[v]) * (lq[v] - lp[v]);  // q_v = 0 adds nothing
   return std::max(0.0, kl);
 }
 

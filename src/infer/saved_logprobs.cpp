@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -58,7 +59,9 @@ PerplexityResult save_logprobs(const model::Model& m, std::span<const int32_t> i
           log_softmax_row(logits, V, lp);
           r.nll_sum -= lp[size_t(target)];
           ++r.scored;
-          for (int64_t v = 0; v < V; ++v) row[size_t(v)] = f32_to_f16(float(lp[size_t(v)]));
+          // f16 ends at -65504: anything rarer is stored there, not as -inf.
+          for (int64_t v = 0; v < V; ++v)
+            row[size_t(v)] = f32_to_f16(float(std::max(lp[size_t(v)], -65504.0)));
           ok = ok && std::fwrite(row.data(), 2, row.size(), f) == row.size();
         },
         &r.windows);

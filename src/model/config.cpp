@@ -181,6 +181,10 @@ void parse_deepseek(const Reader& r, ModelConfig& c) {
   }
   c.num_nextn_predict_layers = r.opt_int("num_nextn_predict_layers", 0);
   c.rope.layout = RopeLayout::interleaved;  // spec §5.4: raw DeepSeek weights rotate adjacent pairs
+}
+
+// quantization_config, for every architecture: DeepSeek's FP8 blocks or compressed-tensors ints.
+void parse_quantization(const Reader& r, ModelConfig& c) {
   if (r.has("quantization_config")) {
     const json& q = r.j.at("quantization_config");
     const Reader qr{q, r.source};
@@ -300,6 +304,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
     if (c.arch == Arch::qwen2 && r.opt_bool("use_sliding_window", false))
       r.bad("use_sliding_window", "true is not supported (sliding-window attention)");
   }
+  parse_quantization(r, c);
   c.validate();
   return c;
 }

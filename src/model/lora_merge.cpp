@@ -1,7 +1,5 @@
 #include "model/lora_merge.h"
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <map>
 #include <set>
@@ -12,10 +10,11 @@
 #include "core/error.h"
 #include "kernels/gemm.h"
 #include "model/load_weights.h"
-#include "model/lora_peft.h"
 #include "formats/safetensors_writer.h"
 #include "formats/strict_json.h"
 #include "formats/text_file.h"
+#include "model/lora_peft.h"
+#include "model/model_dir_writer.h"
 #include "model/tensor_source.h"
 
 namespace tern::model {
@@ -115,6 +114,16 @@ void remerge_lora(const model::ModelConfig& c, const model::ModelWeights& base,
 Model merge_lora_adapter(const Model& base, const std::string& adapter_dir) {
   ModelWeights w = base.weights();
   const LoraAdapters a = load_peft_adapter(adapter_dir, base.config(), w);
+  // A Llama GGUF stores q_proj / k_proj rows permuted for adjacent-pair rotation; a PEFT
+  // adapter's B rows are in Hugging Face's order, so adding them would mix the two.
+  const ModelConfig& c = base.config();
+  if (!c.is_mla() && c.rope.layout == RopeLayout::interleaved)
+    for (const auto& m : a.modules())
+      if (m->name.ends_with(".q_proj") || m->name.ends_with(".k_proj"))
+        fail(ErrorKind::request,
+             "--lora: '" + m->name + "' of this GGUF is stored with permuted rows (llama.cpp's "
+             "rope layout); apply the adapter to the Hugging Face checkpoint instead (tern run "
+             "HF_DIR --lora, or tern merge then tern convert)");
   return Model::from_weights(base.config(), merge_lora(base.config(), w, a));
 }
 
@@ -128,23 +137,33 @@ int64_t write_merged_model(const std::string& base_dir, const std::string& adapt
   auto linears = linears_by_module(c, w);
   const auto src = open_safetensors_source(base_dir);
 
-  // Every file tensor in order; an adapted module's weight (and its scales) become the merged
-  // matrix under "<module>.weight".
+  // Every file tensor in order; an adapted module's stored matrix — "<module>.weight" (with its
+  // FP8 "weight_scale_inv") or compressed-tensors' "weight_packed" / "weight_scale" /
+  // "weight_shape" — becomes the merged matrix under "<module>.weight".
   std::map<std::string, const LoraPair*> merged;
   for (const auto& m : a.modules()) merged[m->name + ".weight"] = &m->pair;
   std::vector<formats::TensorSpec> specs;
+  std::set<std::string> written;
   for (const std::string& name : src->names()) {
-    const Tensor t = src->get(name);
-    if (merged.count(name)) {
-      const Linear& l = adapted_base(linears, name.substr(0, name.size() - 7));
-      specs.push_back({name, merged_dtype(l.view.dtype), {l.view.rows, l.view.cols}});
+    std::string weight;  // the "<module>.weight" this tensor stores part of, if adapted
+    for (const char* part : {"", "_scale_inv", "_packed", "_scale", "_shape"}) {
+      const std::string p = part;
+      if (name.size() > p.size() && name.ends_with(".weight" + p) &&
+          merged.count(name.substr(0, name.size() - p.size())))
+        weight = name.substr(0, name.size() - p.size());
+    }
+    if (weight.empty()) {
+      const Tensor t = src->get(name);
+      specs.push_back({name, t.dtype(), t.shape()});
       continue;
     }
-    const bool scale_of_merged =
-        name.size() > 14 && name.ends_with("_scale_inv") &&
-        merged.count(name.substr(0, name.size() - std::string("_scale_inv").size()));
-    if (!scale_of_merged) specs.push_back({name, t.dtype(), t.shape()});
+    if (!written.insert(weight).second) continue;  // one merged matrix per module
+    const Linear& l = adapted_base(linears, weight.substr(0, weight.size() - 7));
+    specs.push_back({weight, merged_dtype(l.view.dtype), {l.view.rows, l.view.cols}});
   }
+  for (const auto& [weight, pair] : merged)
+    if (!written.count(weight))
+      fail(ErrorKind::config, base_dir + " stores no tensor for adapted matrix '" + weight + "'");
   const auto produce = [&](size_t i) -> Tensor {
     const auto it = merged.find(specs[i].name);
     if (it == merged.end()) return src->get(specs[i].name);
@@ -154,32 +173,10 @@ int64_t write_merged_model(const std::string& base_dir, const std::string& adapt
 
   nlohmann::ordered_json config = nlohmann::ordered_json::parse(
       formats::read_text_file((fs::path(base_dir) / "config.json").string()));
-  if (config.contains("quantization_config") && config["quantization_config"].is_object()) {
-    nlohmann::ordered_json& q = config["quantization_config"];
-    nlohmann::ordered_json keep = q.value("modules_to_not_convert", nlohmann::ordered_json::array());
-    if (!keep.is_array()) keep = nlohmann::ordered_json::array();
-    for (const auto& m : a.modules()) keep.push_back(m->name);
-    q["modules_to_not_convert"] = keep;
-  }
-
-  const std::string tmp = out_dir + ".tmp-" + std::to_string(::getpid());
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  try {
-    formats::write_text_file(tmp + "/config.json", config.dump(2) + "\n");
-    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
-                          "special_tokens_map.json"}) {
-      const fs::path p = fs::path(base_dir) / f;
-      if (fs::exists(p)) formats::write_text_file(tmp + "/" + f, formats::read_text_file(p.string()));
-    }
-    formats::write_safetensors_sharded(tmp, specs, produce, uint64_t(5) << 30,
-                                       {{"format", "pt"}});
-    fs::rename(tmp, out_dir);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  std::vector<std::string> modules;
+  for (const auto& m : a.modules()) modules.push_back(m->name);
+  mark_unquantized(config, modules);
+  write_model_directory(base_dir, out_dir, config, specs, produce);
   return int64_t(a.modules().size());
 }
 

@@ -35,7 +35,7 @@ void remerge_lora(const model::ModelConfig& c, const model::ModelWeights& base,
 Model merge_lora_adapter(const Model& base, const std::string& adapter_dir);
 
 // `tern merge`: the Hugging Face model directory base_dir with the adapter folded in, written as
-// a model directory at out_dir (which must not exist): config.json (an FP8 base lists the merged
+// a model directory at out_dir (an existing one is replaced only once the new one is whole): config.json (an FP8 base lists the merged
 // modules in quantization_config.modules_to_not_convert, since they are stored in bf16), the
 // tokenizer and generation files, and sharded safetensors holding every base tensor as stored
 // except the adapted matrices (and their scales), which are merged. Streams one tensor at a

@@ -15,12 +15,21 @@
 #include "formats/text_file.h"
 #include "model/load_weights.h"
 #include "model/lora_merge.h"
+#include "model/model_dir_writer.h"
 #include "model/tensor_source.h"
 
 namespace tern::model {
 namespace {
 
 namespace fs = std::filesystem;
+
+// A non-negative decimal index, or -1 (names from a file are not trusted to be numeric).
+int64_t index_of(const std::string& digits) {
+  if (digits.empty() || digits.size() > 9 ||
+      digits.find_first_not_of("0123456789") != std::string::npos)
+    return -1;
+  return std::stoll(digits);
+}
 
 // "model.layers.L.mlp.experts.E.REST" -> {L, E, REST}; false for other names.
 bool parse_expert(const std::string& name, int64_t* layer, int64_t* expert, std::string* rest) {
@@ -32,10 +41,10 @@ bool parse_expert(const std::string& name, int64_t* layer, int64_t* expert, std:
   if (name.compare(j, mid.size(), mid) != 0) return false;
   const size_t k = j + mid.size(), l = name.find('.', k);
   if (l == std::string::npos) return false;
-  *layer = std::stoll(name.substr(i, j - i));
-  *expert = std::stoll(name.substr(k, l - k));
+  *layer = index_of(name.substr(i, j - i));
+  *expert = index_of(name.substr(k, l - k));
   *rest = name.substr(l + 1);
-  return true;
+  return *layer >= 0 && *expert >= 0;
 }
 
 // "model.layers.L.mlp.gate.SUFFIX" -> L and SUFFIX ("weight", "e_score_correction_bias").
@@ -45,9 +54,9 @@ bool parse_router(const std::string& name, int64_t* layer, std::string* suffix) 
   const size_t j = name.find('.', p.size());
   const std::string mid = ".mlp.gate.";
   if (j == std::string::npos || name.compare(j, mid.size(), mid) != 0) return false;
-  *layer = std::stoll(name.substr(p.size(), j - p.size()));
+  *layer = index_of(name.substr(p.size(), j - p.size()));
   *suffix = name.substr(j + mid.size());
-  return true;
+  return *layer >= 0;
 }
 
 std::vector<float> router_row(const Linear& gate, int64_t e) {
@@ -215,6 +224,10 @@ PruneSummary write_pruned_model(const std::string& in_dir, const std::string& ou
     int64_t layer = 0, expert = 0;
     std::string rest;
     if (parse_expert(name, &layer, &expert, &rest) && plan.keep.count(layer)) {
+      if (expert >= c.n_routed_experts)
+        fail(ErrorKind::format, in_dir + ": tensor '" + name + "' is for expert " +
+                                    std::to_string(expert) + " of a layer with " +
+                                    std::to_string(c.n_routed_experts));
       const int32_t n = new_id[layer][size_t(expert)];
       if (n < 0) continue;  // dropped
       const std::string prefix = "model.layers." + std::to_string(layer) + ".mlp.experts." +
@@ -295,9 +308,7 @@ PruneSummary write_pruned_model(const std::string& in_dir, const std::string& ou
         }
         for (int64_t k = 0; k < acc.numel(); ++k) a[k] = float(double(a[k]) / total);
         if (specs[i].dtype == DType::f32) return acc;
-        Tensor out = Tensor::zeros(DType::bf16, acc.shape());
-        for (int64_t k = 0; k < acc.numel(); ++k) out.data_as<uint16_t>()[k] = f32_to_bf16(a[k]);
-        return out;
+        return to_bf16(acc);
       }
     }
     return Tensor();
@@ -311,32 +322,8 @@ PruneSummary write_pruned_model(const std::string& in_dir, const std::string& ou
   nlohmann::ordered_json config = nlohmann::ordered_json::parse(
       formats::read_text_file((fs::path(in_dir) / "config.json").string()));
   config["n_routed_experts"] = plan.experts;
-  if (!rewritten.empty() && config.contains("quantization_config")) {
-    nlohmann::ordered_json& q = config["quantization_config"];
-    const char* key = q.value("quant_method", std::string()) == "compressed-tensors"
-                          ? "ignore"
-                          : "modules_to_not_convert";
-    nlohmann::ordered_json list = q.value(key, nlohmann::ordered_json::array());
-    for (const std::string& m : rewritten) list.push_back(m);
-    q[key] = list;
-  }
-  const std::string tmp = out_dir + ".tmp-" + std::to_string(::getpid());
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  try {
-    formats::write_text_file(tmp + "/config.json", config.dump(2) + "\n");
-    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
-                          "special_tokens_map.json"}) {
-      const fs::path p = fs::path(in_dir) / f;
-      if (fs::exists(p)) formats::write_text_file(tmp + "/" + f, formats::read_text_file(p.string()));
-    }
-    formats::write_safetensors_sharded(tmp, specs, produce, uint64_t(5) << 30, {{"format", "pt"}});
-    fs::rename(tmp, out_dir);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  mark_unquantized(config, rewritten);
+  write_model_directory(in_dir, out_dir, config, specs, produce);
   return sum;
 }
 

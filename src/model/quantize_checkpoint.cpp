@@ -1,7 +1,5 @@
 #include "model/quantize_checkpoint.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -14,6 +12,7 @@
 #include "formats/text_file.h"
 #include "kernels/quantize.h"
 #include "model/load_weights.h"
+#include "model/model_dir_writer.h"
 #include "model/tensor_source.h"
 #include "model/weights.h"
 
@@ -85,14 +84,6 @@ Packed pack_int(const std::string& module, const Linear& l, int bits, int64_t gr
     }
   }
   return p;
-}
-
-Tensor to_bf16(const Tensor& f32) {
-  Tensor out = Tensor::zeros(DType::bf16, f32.shape());
-  const float* s = f32.data_as<const float>();
-  uint16_t* d = out.data_as<uint16_t>();
-  for (int64_t i = 0; i < f32.numel(); ++i) d[i] = f32_to_bf16(s[i]);
-  return out;
 }
 
 nlohmann::ordered_json compressed_tensors_config(int bits, int64_t group,
@@ -173,6 +164,8 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
   const int bits = o.type == "int8" ? 8 : o.type == "int4" ? 4 : 0;
   if (!fp8 && bits == 0)
     fail(ErrorKind::request, "--type '" + o.type + "' is not one of fp8, int8, int4");
+  if (fp8 && o.imatrix)
+    fail(ErrorKind::request, "--imatrix weights int8 / int4 rounding; fp8 does not use it");
   if (bits && o.group != 32 && o.group != 64 && o.group != 128)
     fail(ErrorKind::request, "--block " + std::to_string(o.group) + ": int8/int4 take 32, 64 or 128");
   for (const std::string& k : o.keep_hi)
@@ -233,6 +226,11 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
       ++sum.quantized;
     } else {
       const int64_t per_word = 32 / bits;
+      if (const auto it = importance.find(module);
+          it != importance.end() && int64_t(it->second->size()) != cols)
+        fail(ErrorKind::request, "--imatrix: '" + module + "' has " +
+                                     std::to_string(it->second->size()) + " input columns, the " +
+                                     "model " + std::to_string(cols) + " (an imatrix of another model?)");
       specs.push_back({module + ".weight_packed", DType::i32, {rows, (cols + per_word - 1) / per_word}});
       sources.push_back({&l, nullptr, Source::packed, module});
       specs.push_back({module + ".weight_scale", DType::bf16, {rows, cols / o.group}});
@@ -288,11 +286,6 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
         if (last.module != s.module) {
           const auto it = importance.find(s.module);
           const std::vector<float>* imp = it == importance.end() ? nullptr : it->second;
-          if (imp && int64_t(imp->size()) != s.linear->view.cols)
-            fail(ErrorKind::request, "--imatrix: '" + s.module + "' has " +
-                                         std::to_string(imp->size()) + " input columns, the " +
-                                         "model " + std::to_string(s.linear->view.cols) +
-                                         " (an imatrix of another model?)");
           last = pack_int(s.module, *s.linear, bits, o.group, imp);
         }
         return s.kind == Source::packed ? last.words : last.scales;
@@ -322,6 +315,10 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
                                      {"fmt", "e4m3"},
                                      {"quant_method", "fp8"},
                                      {"weight_block_size", {128, 128}}};
+    std::vector<std::string> kept;  // Linears other engines must not look for scales on
+    for (const std::string& m : kept_modules)
+      if (!m.ends_with("embed_tokens")) kept.push_back(m);
+    mark_unquantized(config, kept);
   } else {
     std::vector<std::string> ignore;
     for (const std::string& m : kept_modules)
@@ -329,23 +326,7 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
     config["quantization_config"] = compressed_tensors_config(bits, o.group, ignore);
   }
 
-  const std::string tmp = out_dir + ".tmp-" + std::to_string(::getpid());
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  try {
-    formats::write_text_file(tmp + "/config.json", config.dump(2) + "\n");
-    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
-                          "special_tokens_map.json"}) {
-      const fs::path p = fs::path(in_dir) / f;
-      if (fs::exists(p)) formats::write_text_file(tmp + "/" + f, formats::read_text_file(p.string()));
-    }
-    formats::write_safetensors_sharded(tmp, specs, produce, uint64_t(5) << 30, {{"format", "pt"}});
-    fs::rename(tmp, out_dir);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  write_model_directory(in_dir, out_dir, config, specs, produce);
   return sum;
 }
 

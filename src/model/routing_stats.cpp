@@ -1,10 +1,12 @@
 #include "model/routing_stats.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "formats/strict_json.h"
 #include "formats/text_file.h"
 #include "model/load_weights.h"
@@ -40,22 +42,27 @@ void RoutingCollector::observe(const kernels::MatmulParams& p, void* self) {
   if (it == rc->by_gate_.end()) return;
   Layer& st = it->second;
   const int64_t E = rc->c_.n_routed_experts, K = rc->c_.num_experts_per_tok, d = p.w.cols;
-  std::vector<float> logits(static_cast<size_t>(E)), scratch(static_cast<size_t>(3 * E)),
-      weight(static_cast<size_t>(K));
-  std::vector<int32_t> idx(static_cast<size_t>(K));
-  for (int64_t t = 0; t < p.T; ++t) {
-    const float* x = p.x + t * p.ldx;
-    for (int64_t e = 0; e < E; ++e) {
-      const float* g = st.gate.data() + e * d;
-      float acc = 0;
-      for (int64_t i = 0; i < d; ++i) acc += g[i] * x[i];
-      logits[size_t(e)] = acc;
+  // Tokens route independently: spread over the pool (the observer runs on the caller, outside
+  // any parallel loop), then counted in order.
+  std::vector<int32_t> idx(static_cast<size_t>(p.T * K));
+  std::vector<float> weight(static_cast<size_t>(p.T * K));
+  ThreadPool::global().parallel_for(p.T, 1, [&](int64_t b, int64_t e, int) {
+    std::vector<float> logits(static_cast<size_t>(E)), scratch(static_cast<size_t>(3 * E));
+    for (int64_t t = b; t < e; ++t) {
+      const float* x = p.x + t * p.ldx;
+      for (int64_t j = 0; j < E; ++j) {
+        const float* g = st.gate.data() + j * d;
+        float acc = 0;
+        for (int64_t i = 0; i < d; ++i) acc += g[i] * x[i];
+        logits[size_t(j)] = acc;
+      }
+      route_token(rc->c_, logits.data(), st.bias, scratch.data(), idx.data() + t * K,
+                  weight.data() + t * K);
     }
-    route_token(rc->c_, logits.data(), st.bias, scratch.data(), idx.data(), weight.data());
-    for (int64_t k = 0; k < K; ++k) {
-      st.counts[size_t(idx[size_t(k)])] += 1;
-      st.weights[size_t(idx[size_t(k)])] += weight[size_t(k)];
-    }
+  });
+  for (int64_t k = 0; k < p.T * K; ++k) {
+    st.counts[size_t(idx[size_t(k)])] += 1;
+    st.weights[size_t(idx[size_t(k)])] += weight[size_t(k)];
   }
   st.tokens += p.T;
 }
@@ -90,7 +97,7 @@ RoutingStats read_routing_stats(const std::string& path) {
   const nlohmann::json j = formats::read_json_file_strict(path);
   auto bad = [&](const std::string& why) {
     fail(ErrorKind::format, path + ": " + why + " (routing statistics from `tern prune "
-                                                "--stats-out` or `tern eval --routing-stats`)");
+                                                "--stats-out`)");
   };
   if (!j.is_object() || j.value("format", std::string()) != "tern-routing-stats") bad("not routing statistics");
   if (j.value("version", 0) != 1) bad("unknown version");
@@ -101,9 +108,15 @@ RoutingStats read_routing_stats(const std::string& path) {
       s.layers.push_back(l.at("layer").get<int64_t>());
       s.counts.push_back(l.at("counts").get<std::vector<int64_t>>());
       s.weights.push_back(l.at("weights").get<std::vector<double>>());
-      if (s.counts.back().size() != s.counts.front().size() ||
+      if (s.counts.back().empty() || s.counts.back().size() != s.counts.front().size() ||
           s.weights.back().size() != s.counts.back().size())
-        bad("layers disagree on the number of experts");
+        bad("layers disagree on the number of experts (or have none)");
+      for (size_t e = 0; e < s.counts.back().size(); ++e)
+        if (s.counts.back()[e] < 0 || !(s.weights.back()[e] >= 0) ||
+            !std::isfinite(s.weights.back()[e]))
+          bad("layer " + std::to_string(s.layers.back()) + " has a negative or non-finite entry");
+      if (s.layers.size() > 1 && s.layers.back() <= s.layers[s.layers.size() - 2])
+        bad("layers are not in ascending order");
     }
   } catch (const nlohmann::json::exception& e) {
     bad(e.what());

@@ -3,7 +3,7 @@
 // that stays in its stored dtype — bf16, fp8 with block scales, int8/int4 groups (QLoRA-style) —
 // so fine-tuning needs memory for the base as stored plus the adapters' weights, gradients and
 // AdamW moments. Checkpoints differ accordingly: a full model directory, or a PEFT adapter
-// directory (train/lora_peft.h) with the adapters' moments.
+// directory (model/lora_peft.h) with the adapters' moments.
 #pragma once
 
 #include <cstdint>

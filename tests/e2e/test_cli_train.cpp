@@ -587,9 +587,16 @@ TEST(CliLora, SftAdaptersResumeServeMergeAndRefuseBadInput) {
   const auto q = run_tern("sft --model " + dir + "/q4 --data " + chats +
                           " --steps 2 --batch 2 --seq 48 --lora 4 --out " + dir + "/qlora");
   ASSERT_EQ(q.exit_code, 0) << q.output;
-  EXPECT_EQ(run_tern_split("run " + dir + "/q4 --lora " + dir + "/qlora/checkpoint-2" + prompt)
-                .exit_code,
-            0);
+  const auto q_adapted = run_tern_split("run " + dir + "/q4 --lora " + dir + "/qlora/checkpoint-2" + prompt);
+  ASSERT_EQ(q_adapted.exit_code, 0) << q_adapted.err;
+  // Merged into the int4 base: the adapted matrices become bf16 and are listed in `ignore`.
+  const auto q_merge = run_tern("merge " + dir + "/q4 " + dir + "/qlora/checkpoint-2 " + dir + "/q4m/");
+  ASSERT_EQ(q_merge.exit_code, 0) << q_merge.output;
+  const auto q_merged = run_tern_split("run " + dir + "/q4m" + prompt);
+  ASSERT_EQ(q_merged.exit_code, 0) << q_merged.err;
+  EXPECT_EQ(q_merged.out, q_adapted.out);
+  const nlohmann::json q4m = nlohmann::json::parse(slurp(dir + "/q4m/config.json"));
+  EXPECT_NE(q4m["quantization_config"]["ignore"].dump().find("q_a_proj"), std::string::npos);
 
   // Distillation into adapters on a pretrained student (here the base itself, by traces).
   {

@@ -4,6 +4,7 @@
 // correction biases and experts are the kept originals renumbered, merging as the
 // frequency-weighted mean, and the statistics file.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -30,7 +31,8 @@ namespace {
 std::string tiny_dir() {
   static const std::string dir = [] {
     const std::string src = std::string(TERN_TEST_DATA) + "/golden/v3_tiny";
-    const std::string d = testing::TempDir() + "/tern_prune_v3_tiny_g2";
+    // Per process: ctest runs these tests in parallel processes.
+    const std::string d = testing::TempDir() + "/tern_prune_v3_tiny_g2_" + std::to_string(::getpid());
     fs::remove_all(d);
     fs::create_directories(d);
     for (const auto& e : fs::directory_iterator(src)) fs::copy_file(e.path(), d + "/" + e.path().filename().string());

@@ -175,6 +175,21 @@ TEST(Quantize, IntModelsAreCompressedTensorsThatDecodeAsLoaded) {
   }
 }
 
+TEST(Quantize, DenseQwen2ModelsQuantiseAndLoadToo) {
+  const std::string src = std::string(TERN_TEST_DATA) + "/golden/qwen2_tiny";
+  const std::string out = fresh_dir("qwen2_int8");
+  model::QuantizeOptions o;
+  o.type = "int8";
+  o.group = 32;
+  const model::QuantizeSummary s = model::write_quantized_model(src, out, o);
+  EXPECT_GT(s.quantized, 5);
+  const model::Model orig = model::Model::load(src), qm = model::Model::load(out);
+  EXPECT_EQ(qm.config().int_weight_bits, 8);
+  const infer::Comparison cmp =
+      infer::compare_models(qm, orig, tokens(64, orig.config().vocab_size), {32, 16, 64});
+  EXPECT_LT(std::fabs(cmp.model.perplexity() / cmp.ref.perplexity() - 1), 0.01);
+}
+
 TEST(Quantize, Fp8ModelUsesDeepSeeksLayout) {
   const std::string out = fresh_dir("fp8");
   model::QuantizeOptions o;
@@ -188,6 +203,9 @@ TEST(Quantize, Fp8ModelUsesDeepSeeksLayout) {
   EXPECT_EQ(ck.get("model.layers.0.self_attn.q_a_proj.weight").dtype(), DType::bf16) << "attn kept";
   const nlohmann::json cfg = nlohmann::json::parse(formats::read_text_file(out + "/config.json"));
   EXPECT_EQ(cfg["quantization_config"]["quant_method"], "fp8");
+  const nlohmann::json& kept = cfg["quantization_config"]["modules_to_not_convert"];
+  EXPECT_NE(std::find(kept.begin(), kept.end(), "model.layers.0.self_attn.q_a_proj"), kept.end())
+      << "modules kept in bf16 are declared, so other engines look for no scales on them";
   const model::Model qm = model::Model::load(out), orig = model::Model::load(kTiny);
   const std::vector<int32_t> ids = tokens(96, orig.config().vocab_size);
   const infer::Comparison cmp = infer::compare_models(qm, orig, ids, {32, 16, 64});
