@@ -5,7 +5,7 @@
 # (terse technical notes). Each is cut into train (the first 90%) and held-out text (the last
 # 10%, at most HELDOUT bytes, default 60000: the saved reference distributions grow with it).
 #   bash bench/compression/make_corpora.sh OUT_DIR [BYTES_PER_DOMAIN]
-set -euo pipefail
+set -eu  # no pipefail: `head -c` closes the pipe early on purpose
 out=$1
 bytes=${2:-3000000}
 mkdir -p "$out"
