@@ -98,8 +98,8 @@ for v in fp8 int8-g128 int4-g128 int4-g32 int4-g32-imatrix tern-q8_0.gguf tern-q
 done
 table=$WORK/table.md
 {
-  echo "| variant | size | decode tok/s | code PPL (ΔPPL) | code KL | code top-1 | legal PPL (ΔPPL) | legal KL | changelog PPL (ΔPPL) | changelog KL |"
-  echo "|---|---|---|---|---|---|---|---|---|---|"
+  echo "| variant | size on disk | resident weights | decode tok/s | code PPL (ΔPPL) | code KL | code top-1 | legal PPL (ΔPPL) | legal KL | changelog PPL (ΔPPL) | changelog KL |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$table"
 for row in "${rows[@]}"; do
   name=${row%%:*}
@@ -108,7 +108,9 @@ for row in "${rows[@]}"; do
   if [ ! -s "$out" ]; then
     stamp "measuring $name"
     bench=$("$TERN" bench "$path" -p 64 -n 64 --json "${THR[@]}" 2>/dev/null)
-    echo "{\"size\": $(du -sb "$path" | cut -f1), \"bench\": $bench" >"$out.tmp"
+    # the model's files only (a training checkpoint also holds its optimizer state)
+    size=$(du -sb --exclude=optimizer.safetensors "$path" | cut -f1)
+    echo "{\"size\": $size, \"bench\": $bench" >"$out.tmp"
     for d in code legal changelog; do
       e=$("$TERN" eval "$path" --data "$C/$d.heldout" --ctx "$CTX" --json \
         --ref-logits "$WORK/eval/ref_$d.lgt" "${THR[@]}" 2>/dev/null)
@@ -120,7 +122,9 @@ for row in "${rows[@]}"; do
   python3 - "$out" "$name" >>"$table" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
-cells = [sys.argv[2], f"{j['size'] / 1e6:.2f} MB", f"{j['bench']['decode_tokens_per_s']:.0f}"]
+cells = [sys.argv[2], f"{j['size'] / 1e6:.2f} MB",
+         f"{j['bench']['weight_resident_bytes'] / 1e6:.2f} MB",
+         f"{j['bench']['decode_tokens_per_s']:.0f}"]
 for d in ("code", "legal", "changelog"):
     e = j[d]
     cells.append(f"{e['perplexity']:.3f} ({100 * e['delta_perplexity']:+.2f}%)")
@@ -130,5 +134,10 @@ for d in ("code", "legal", "changelog"):
 print("| " + " | ".join(cells) + " |")
 PY
 done
+if [ -n "$LLAMA_BIN" ] && [ -x "$LLAMA_BIN/llama-perplexity" ]; then
+  [ -s "$WORK/cross_check.md" ] || bash "$HERE/llama_cross_check.sh" "$WORK" "$LLAMA_BIN" "$CTX" \
+    >"$WORK/cross_check.md"
+  cat "$WORK/cross_check.md"
+fi
 stamp "done: $table"
 cat "$table"

@@ -145,6 +145,7 @@ int64_t write_merged_model(const std::string& base_dir, const std::string& adapt
   std::vector<formats::TensorSpec> specs;
   std::set<std::string> written;
   for (const std::string& name : src->names()) {
+    if (!is_model_tensor(name)) continue;
     std::string weight;  // the "<module>.weight" this tensor stores part of, if adapted
     for (const char* part : {"", "_scale_inv", "_packed", "_scale", "_shape"}) {
       const std::string p = part;

@@ -60,6 +60,10 @@ void mark_unquantized(nlohmann::ordered_json& config, const std::vector<std::str
   q[key] = list;
 }
 
+bool is_model_tensor(const std::string& name) {
+  return name.rfind("model.", 0) == 0 || name.rfind("lm_head.", 0) == 0;
+}
+
 Tensor to_bf16(const Tensor& t) {
   TERN_CHECK(t.dtype() == DType::f32);
   Tensor out = Tensor::zeros(DType::bf16, t.shape());

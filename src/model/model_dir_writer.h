@@ -24,6 +24,11 @@ void write_model_directory(const std::string& in_dir, const std::string& out_dir
 // method reads (fp8: modules_to_not_convert; compressed-tensors: ignore); nothing without one.
 void mark_unquantized(nlohmann::ordered_json& config, const std::vector<std::string>& modules);
 
+// Whether a tensor of a model directory's files is the model's ("model.*", "lm_head.*"): a
+// training checkpoint's directory also holds optimizer.safetensors (exp_avg.*), which derived
+// models must not carry.
+bool is_model_tensor(const std::string& name);
+
 // The f32 tensor t rounded to bf16.
 Tensor to_bf16(const Tensor& t);
 

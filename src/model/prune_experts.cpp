@@ -219,6 +219,7 @@ PruneSummary write_pruned_model(const std::string& in_dir, const std::string& ou
   std::vector<Item> items;
   std::vector<std::string> rewritten;  // modules now stored unquantised
   for (const std::string& name : src->names()) {
+    if (!is_model_tensor(name)) continue;
     const Tensor t = src->get(name);
     sum.bytes_in += t.nbytes();
     int64_t layer = 0, expert = 0;

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "formats/checkpoint.h"
+#include "formats/safetensors_writer.h"
 #include "formats/text_file.h"
 #include "infer/perplexity.h"
 #include "model/load_weights.h"
@@ -40,6 +41,9 @@ std::string tiny_dir() {
     cfg["n_group"] = 2;
     cfg["topk_group"] = 1;
     formats::write_text_file(d + "/config.json", cfg.dump());
+    // As in a training checkpoint's directory: optimizer state that is not the model's.
+    formats::write_safetensors(d + "/optimizer.safetensors",
+                               {{"exp_avg.model.norm.weight", Tensor::zeros(DType::f32, {64})}});
     return d;
   }();
   return dir;
@@ -178,6 +182,7 @@ TEST(Prune, PrunedModelHoldsTheKeptExpertsRenumbered) {
     }
     EXPECT_FALSE(after.has(p + "experts.4.up_proj.weight"));
   }
+  EXPECT_FALSE(after.has("exp_avg.model.norm.weight")) << "optimizer state is not copied";
   const model::Model pm = model::Model::load(out);
   const infer::PerplexityResult r = infer::perplexity(pm, tokens(64, 256), {32, 16, 64});
   EXPECT_TRUE(std::isfinite(r.perplexity()));
