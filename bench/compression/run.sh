@@ -71,6 +71,11 @@ make_variant int4-g128 "$TERN" quantize "$base" "$V/int4-g128" --type int4 --blo
 make_variant int4-g32 "$TERN" quantize "$base" "$V/int4-g32" --type int4 --block 32
 make_variant int4-g32-imatrix "$TERN" quantize "$base" "$V/int4-g32-imatrix" --type int4 \
   --block 32 --imatrix "$WORK/imatrix.st"
+make_variant int4-g128-imatrix "$TERN" quantize "$base" "$V/int4-g128-imatrix" --type int4 \
+  --block 128 --imatrix "$WORK/imatrix.st"
+# the token embedding in int4 too (as llama.cpp's Q4_0 stores it); the head stays bf16
+make_variant int4-g32-imatrix-embed "$TERN" quantize "$base" "$V/int4-g32-imatrix-embed" \
+  --type int4 --block 32 --imatrix "$WORK/imatrix.st" --keep-hi head,router
 for t in q8_0 q4_0 q4_k_m; do
   make_variant "tern-$t.gguf" "$TERN" convert "$base" "$V/tern-$t.gguf" --type "$t"
 done
@@ -91,7 +96,8 @@ fi
 
 # 4. Measure every variant (the original first) and write the table.
 rows=("original:$base")
-for v in fp8 int8-g128 int4-g128 int4-g32 int4-g32-imatrix tern-q8_0.gguf tern-q4_0.gguf \
+for v in fp8 int8-g128 int4-g128 int4-g128-imatrix int4-g32 int4-g32-imatrix \
+  int4-g32-imatrix-embed tern-q8_0.gguf tern-q4_0.gguf \
   tern-q4_k_m.gguf llama-Q4_0.gguf llama-Q4_K_M.gguf prune-75-drop prune-75-merge prune-50-drop \
   prune-50-merge; do
   [ -e "$V/$v" ] && rows+=("$v:$V/$v")
