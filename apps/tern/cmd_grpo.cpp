@@ -3,6 +3,7 @@
 // this file maps the flags and hands it the FLOP figure for the ledger.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 #include "account/flops.h"
 #include "account/quantity.h"
@@ -37,7 +38,8 @@ void run_grpo(GrpoArgs& a) {
     if (o.model.empty()) malformed("--model CHECKPOINT is required (or --resume RUN_DIR)");
     if (o.task.empty()) malformed("--task TASK is required");
     if (o.steps <= 0) malformed("--steps N is required");
-    o.model = resolve_model_dir(o.model);
+    // Absolute: saved with the run and read again on --resume (a LoRA run's frozen base).
+    o.model = std::filesystem::absolute(resolve_model_dir(o.model)).string();
     o.lora = a.lora.options();
   }
   const std::string config =

@@ -113,6 +113,9 @@ TrainSummary train(TrainOptions o) {
                              nlohmann::json::parse(formats::read_text_file(o.config)), o.config)
                              .vocab_size);
     if (o.out.empty()) fail(ErrorKind::request, "--out RUN_DIR is required");
+    // Saved in trainer_state.json and read again on --resume (a LoRA run's base), maybe from
+    // another directory.
+    if (!o.init.empty()) o.init = fs::absolute(o.init).string();
     // Every input is checked before the run directory is touched.
     for (const std::string& d : o.data)
       if (const CorpusSpec s = parse_corpus_spec(d); !fs::is_regular_file(s.path))
