@@ -14,6 +14,7 @@
 #include "apps/tern/model_tokenizer.h"
 #include "core/error.h"
 #include "formats/gguf.h"
+#include "model/load_weights.h"
 #include "model/lora_merge.h"
 #include "model/tensor_source.h"
 #include "tokenizer/chat_template.h"
@@ -118,14 +119,12 @@ void check_ids_in_vocab(const std::vector<int32_t>& ids, const model::ModelConfi
 }
 
 namespace {
-// Whether the checkpoint's files hold MTP module 0 (configs often declare
-// num_nextn_predict_layers while converted files drop the module's tensors).
+// Whether the checkpoint's files hold MTP module 0.
 bool files_have_mtp(const std::string& model_path) {
   if (model_path.ends_with(".gguf")) return false;  // converters drop MTP tensors
   const model::ModelConfig c = model::ModelConfig::from_file(resolve_model_dir(model_path));
   if (c.num_nextn_predict_layers == 0) return false;
-  const auto src = model::open_safetensors_source(model_path);
-  return src->has("model.layers." + std::to_string(c.num_hidden_layers) + ".eh_proj.weight");
+  return model::source_has_mtp(c, *model::open_safetensors_source(model_path));
 }
 }  // namespace
 

@@ -63,19 +63,27 @@ void require_weight_dtype(const WeightView& w, const char* who) {
 }
 
 namespace {
-thread_local MatmulObserverSlot t_observer;
+thread_local const ScopedMatmulObserver* t_observer = nullptr;
 }  // namespace
 
-MatmulObserverSlot set_matmul_observer(MatmulObserverSlot observer) {
-  const MatmulObserverSlot previous = t_observer;
-  t_observer = observer;
-  return previous;
+ScopedMatmulObserver::ScopedMatmulObserver(MatmulObserver fn, void* ctx)
+    : fn_(fn), ctx_(ctx), previous_(t_observer) {
+  t_observer = this;
+}
+
+ScopedMatmulObserver::~ScopedMatmulObserver() {
+  t_observer = previous_;
+}
+
+void ScopedMatmulObserver::notify(const MatmulParams& p) const {
+  if (previous_) previous_->notify(p);
+  fn_(p, ctx_);
 }
 
 void matmul(const MatmulParams& p, ThreadPool* pool, const IsaKernels* isa) {
   if (p.T <= 0 || p.w.rows <= 0) return;
   require_weight_dtype(p.w, "matmul");
-  if (t_observer.fn) t_observer.fn(p, t_observer.ctx);
+  if (t_observer) t_observer->notify(p);
   const IsaKernels& k = isa ? *isa : active_isa();
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
   if (serving_kernels() && !isa && run_serving_path(p, tp)) return;
@@ -98,7 +106,7 @@ void matmul_group(const MatmulParams* ps, int64_t n, ThreadPool* pool) {
     if (ps[i].T <= 0 || ps[i].w.rows <= 0) continue;
     require_weight_dtype(ps[i].w, "matmul");
     if (serving_kernels() && decode_eligible(ps[i])) {
-      if (t_observer.fn) t_observer.fn(ps[i], t_observer.ctx);
+      if (t_observer) t_observer->notify(ps[i]);
       fused.push_back(ps[i]);
     }
     else

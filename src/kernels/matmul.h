@@ -45,15 +45,25 @@ class ScopedServingKernels {
   bool previous_;
 };
 
-// An observer of every matmul's input on this thread (its x rows and weight), e.g. to collect
-// activation statistics for importance-weighted quantisation (model/imatrix.h). Called before
-// the product, on the calling thread; null (the default) observes nothing. Returns the previous.
+// Calls fn(p, ctx) with every matmul's parameters (its x rows and weight) on this thread while
+// alive, before the product — e.g. to collect activation statistics for quantisation
+// (model/imatrix.h) or routing (model/routing_stats.h). Scopes nest: an enclosing one keeps being
+// called (first) and is the active one again after. Costs one thread-local test per matmul when
+// none is alive. Destroy in reverse order of creation, on the creating thread.
 using MatmulObserver = void (*)(const MatmulParams& p, void* ctx);
-struct MatmulObserverSlot {
-  MatmulObserver fn = nullptr;
-  void* ctx = nullptr;
+class ScopedMatmulObserver {
+ public:
+  ScopedMatmulObserver(MatmulObserver fn, void* ctx);
+  ~ScopedMatmulObserver();
+  ScopedMatmulObserver(const ScopedMatmulObserver&) = delete;
+  ScopedMatmulObserver& operator=(const ScopedMatmulObserver&) = delete;
+  void notify(const MatmulParams& p) const;
+
+ private:
+  MatmulObserver fn_;
+  void* ctx_;
+  const ScopedMatmulObserver* previous_;
 };
-MatmulObserverSlot set_matmul_observer(MatmulObserverSlot observer);
 
 // Convenience for contiguous x [T, cols] and y [T, rows].
 inline void matmul(const float* x, const WeightView& w, float* y, int64_t T) {

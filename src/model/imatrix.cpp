@@ -19,16 +19,11 @@ ImatrixCollector::ImatrixCollector(const Model& m) : hidden_(m.config().hidden_s
       st.sum2.assign(size_t(s.linear->view.cols), 0.0);
     }
   });
-  previous_ = kernels::set_matmul_observer({&ImatrixCollector::observe, this});
 }
 
-ImatrixCollector::~ImatrixCollector() {
-  kernels::set_matmul_observer(previous_);
-}
 
 void ImatrixCollector::observe(const kernels::MatmulParams& p, void* self) {
   auto* c = static_cast<ImatrixCollector*>(self);
-  if (c->previous_.fn) c->previous_.fn(p, c->previous_.ctx);  // observers chain
   const auto it = c->by_weight_.find(p.w.data);
   if (it == c->by_weight_.end() || int64_t(it->second.sum2.size()) != p.w.cols) return;
   Stats& st = it->second;

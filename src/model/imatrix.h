@@ -1,7 +1,7 @@
 // Importance matrices for quantisation: per Linear, the mean squared value of each input column
 // over calibration text (llama.cpp's imatrix idea: a weight column matters as much as the energy
 // of the activations it multiplies). Collected by observing every matmul of a model's forward
-// (kernels::set_matmul_observer); stored as safetensors, one f32 tensor [in_features] per module
+// (kernels::ScopedMatmulObserver); stored as safetensors, one f32 tensor [in_features] per module
 // named "<module>" (e.g. "model.layers.0.mlp.down_proj"), with metadata format "tern-imatrix",
 // version 1, tokens (calibration tokens seen) and hidden_size. Matmuls on derived layouts (MLA's
 // absorbed per-head kv_b_proj) are not observed: those modules have no entry.
@@ -28,7 +28,6 @@ struct Imatrix {
 class ImatrixCollector {
  public:
   explicit ImatrixCollector(const Model& m);
-  ~ImatrixCollector();
   ImatrixCollector(const ImatrixCollector&) = delete;
   ImatrixCollector& operator=(const ImatrixCollector&) = delete;
 
@@ -44,8 +43,9 @@ class ImatrixCollector {
     int64_t rows = 0;
   };
   std::map<const void*, Stats> by_weight_;  // keyed by the weight view's data pointer
-  kernels::MatmulObserverSlot previous_;
   int64_t tokens_ = 0, hidden_ = 0;
+  // Last: alive only while everything it writes to is (constructed after, destroyed before).
+  kernels::ScopedMatmulObserver observer_{&observe, this};
 };
 
 // Writes atomically; reads with checks (format, version, shapes). Fail (format/io) naming the

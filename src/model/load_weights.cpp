@@ -152,6 +152,11 @@ void load_linear(const ModelConfig& c, const TensorSource& src, WeightSlot& s) {
 
 }  // namespace
 
+bool source_has_mtp(const ModelConfig& c, const TensorSource& src) {
+  return c.num_nextn_predict_layers > 0 &&
+         src.has("model.layers." + std::to_string(c.num_hidden_layers) + ".eh_proj.weight");
+}
+
 Tensor dequantize(const kernels::WeightView& w) {
   Tensor out = Tensor::zeros(DType::f32, {w.rows, w.cols});
   for (int64_t r = 0; r < w.rows; ++r)

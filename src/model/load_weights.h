@@ -14,6 +14,10 @@ namespace tern::model {
 ModelWeights load_weights(const ModelConfig& c, const TensorSource& src, bool include_mtp,
                           bool mla_naive = false);
 
+// Whether `src` holds the first MTP module of `c` (configs often declare
+// num_nextn_predict_layers while converted files drop the module's tensors).
+bool source_has_mtp(const ModelConfig& c, const TensorSource& src);
+
 // Bytes of memory the weights occupy, each storage counted once (mapped file pages, converted
 // vectors and derived layouts alike): what `tern info` reports as resident.
 int64_t resident_weight_bytes(const ModelWeights& w);

@@ -157,7 +157,7 @@ void LoraAdapters::attach(const model::ModelConfig& c, model::ModelWeights& w,
     model::visit_weights(c, *grads, !grads->mtp.empty(), [&](model::WeightSlot& s) {
       if (s.kind == model::SlotKind::linear) grad_slots.push_back(s.linear);
     });
-  size_t linear_index = 0, attached = 0;
+  size_t linear_index = 0;
   model::visit_weights(c, w, !w.mtp.empty(), [&](model::WeightSlot& s) {
     if (s.kind != model::SlotKind::linear) return;
     const size_t index = linear_index++;
@@ -170,18 +170,11 @@ void LoraAdapters::attach(const model::ModelConfig& c, model::ModelWeights& w,
                                   ")");
     s.linear->lora = &p;
     if (grads) grad_slots[index]->lora = &p;
-    ++attached;
+    by_name.erase(it);
   });
-  if (attached != modules_.size())
-    for (const auto& m : modules_) {
-      bool found = false;
-      model::visit_weights(c, w, !w.mtp.empty(), [&](model::WeightSlot& s) {
-        found |= s.kind == model::SlotKind::linear && strip_weight(s.name) == m->name;
-      });
-      if (!found)
-        fail(ErrorKind::config,
-             "LoRA adapter module '" + m->name + "' is not a Linear of the base model");
-    }
+  if (!by_name.empty())  // what is left found no Linear of that name
+    fail(ErrorKind::config,
+         "LoRA adapter module '" + by_name.begin()->first + "' is not a Linear of the base model");
 }
 
 std::vector<model::grad::ParamSlot> LoraAdapters::slots(Part part) const {

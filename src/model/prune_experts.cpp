@@ -163,9 +163,7 @@ PruneSummary write_pruned_model(const std::string& in_dir, const std::string& ou
   const ModelConfig c = ModelConfig::from_file((fs::path(in_dir) / "config.json").string());
   c.validate();
   const auto src = open_safetensors_source(in_dir);
-  const bool mtp = c.num_nextn_predict_layers > 0 &&
-                   src->has("model.layers." + std::to_string(c.num_hidden_layers) +
-                            ".eh_proj.weight");
+  const bool mtp = source_has_mtp(c, *src);
   const ModelWeights w = load_weights(c, *src, mtp);
   PruneSummary sum;
   sum.experts_before = c.n_routed_experts;

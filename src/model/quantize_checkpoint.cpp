@@ -178,9 +178,7 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
   const ModelConfig c = ModelConfig::from_file((fs::path(in_dir) / "config.json").string());
   c.validate();
   const auto src = open_safetensors_source(in_dir);
-  const bool mtp = c.num_nextn_predict_layers > 0 &&
-                   src->has("model.layers." + std::to_string(c.num_hidden_layers) +
-                            ".eh_proj.weight");
+  const bool mtp = source_has_mtp(c, *src);
   ModelWeights w = load_weights(c, *src, mtp);
   std::map<std::string, const std::vector<float>*> importance;
   if (o.imatrix)

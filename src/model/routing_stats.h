@@ -1,6 +1,6 @@
 // Routing statistics of a MoE model over calibration text: per MoE layer and routed expert, how
 // often it is chosen (top-K count) and how strongly (the sum of its gating weights). Collected
-// by observing the router's matmul (kernels::set_matmul_observer): the observer sees the gate's
+// by observing the router's matmul (kernels::ScopedMatmulObserver): the observer sees the gate's
 // input rows, recomputes the logits in f32 and routes each token with the model's own rule
 // (route_token), so the forward itself is untouched. What `tern prune` ranks experts by and
 // `tern info --routing-stats` draws.
@@ -27,7 +27,6 @@ struct RoutingStats {
 class RoutingCollector {
  public:
   explicit RoutingCollector(const Model& m);
-  ~RoutingCollector();
   RoutingCollector(const RoutingCollector&) = delete;
   RoutingCollector& operator=(const RoutingCollector&) = delete;
   RoutingStats result() const;
@@ -44,7 +43,8 @@ class RoutingCollector {
   };
   ModelConfig c_;
   std::map<const void*, Layer> by_gate_;
-  kernels::MatmulObserverSlot previous_;
+  // Last: alive only while everything it writes to is (constructed after, destroyed before).
+  kernels::ScopedMatmulObserver observer_{&observe, this};
 };
 
 // JSON: {"format": "tern-routing-stats", "version": 1, "tokens": N, "layers": [{"layer": L,

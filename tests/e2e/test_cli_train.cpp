@@ -69,6 +69,14 @@ bool wait_for(F pred) {
   return false;
 }
 
+// 16 one-turn chats ("what is i plus one" -> "the quick brown fox i+1").
+void write_chats(const std::string& path) {
+  std::ofstream f(path);
+  for (int i = 0; i < 16; ++i)
+    f << R"({"messages":[{"role":"user","content":"what is )" << i << R"( plus one"},)"
+      << R"({"role":"assistant","content":"the quick brown fox )" << i + 1 << R"("}]})" << "\n";
+}
+
 bool has_tmp_checkpoint(const std::string& run) {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(run, ec))
@@ -250,13 +258,7 @@ TEST(CliTrain, BadInputsGiveOneClearLine) {
 TEST(CliSft, FineTunesOnChatsResumesExactlyAndRefusesBadChats) {
   const std::string dir = tern::test::make_chat_model("sft", tern::test::kChatTemplate);
   const std::string chats = dir + "/chats.jsonl";
-  {
-    std::ofstream f(chats);
-    for (int i = 0; i < 16; ++i)
-      f << R"({"messages":[{"role":"user","content":"what is )" << i << R"( plus one"},)"
-        << R"({"role":"assistant","content":"the quick brown fox )" << i + 1 << R"("}]})"
-        << "\n";
-  }
+  write_chats(chats);
   const std::string args = "sft --model " + dir + "/model --data " + chats +
                            " --steps 6 --batch 2 --seq 48 --save-every 2 --eval-every 3 --seed 3";
   const auto whole = run_tern(args + " --out " + dir + "/whole");
@@ -498,13 +500,7 @@ TEST(CliGrpo, RollsOutScoresUpdatesCheckpointsAndResumes) {
 TEST(CliLora, SftAdaptersResumeServeMergeAndRefuseBadInput) {
   const std::string dir = tern::test::make_chat_model("lora", tern::test::kChatTemplate);
   const std::string chats = dir + "/chats.jsonl";
-  {
-    std::ofstream f(chats);
-    for (int i = 0; i < 16; ++i)
-      f << R"({"messages":[{"role":"user","content":"what is )" << i << R"( plus one"},)"
-        << R"({"role":"assistant","content":"the quick brown fox )" << i + 1 << R"("}]})"
-        << "\n";
-  }
+  write_chats(chats);
   const std::string args = "sft --model " + dir + "/model --data " + chats +
                            " --steps 6 --batch 2 --seq 48 --save-every 2 --lr 2e-2 --seed 3 "
                            "--lora 4 --lora-targets all";
