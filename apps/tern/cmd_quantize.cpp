@@ -28,8 +28,9 @@ void run_quantize(const QuantizeArgs& a) {
   apply_threads(a.threads);
   const std::string in = resolve_model_path(a.in);
   if (in.ends_with(".gguf") || in.ends_with(".safetensors"))
-    fail(ErrorKind::request, "tern quantize: IN must be a Hugging Face model directory (GGUF "
-                             "types are tern convert's: --type q8_0, q4_k_m, ...)");
+    fail(ErrorKind::request,
+         "tern quantize: IN must be a Hugging Face model directory (GGUF "
+         "types are tern convert's: --type q8_0, q4_k_m, ...)");
   require_new_output(a.out, a.force);
   model::QuantizeOptions o;
   o.type = a.type;
@@ -48,8 +49,8 @@ void run_quantize(const QuantizeArgs& a) {
   for (const std::string& n : s.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
   std::printf("quantized %lld matrices to %s%s, kept %lld in bf16: %s -> %s (%.2fx) in %.1f s\n",
               (long long)s.quantized, a.type.c_str(),
-              a.type == "fp8" ? "" : (" g" + std::to_string(a.block)).c_str(),
-              (long long)s.kept, account::human_bytes(double(s.bytes_in)).c_str(),
+              a.type == "fp8" ? "" : (" g" + std::to_string(a.block)).c_str(), (long long)s.kept,
+              account::human_bytes(double(s.bytes_in)).c_str(),
               account::human_bytes(double(s.bytes_out)).c_str(),
               double(s.bytes_in) / double(std::max<int64_t>(s.bytes_out, 1)),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -66,8 +67,9 @@ void setup_quantize(CLI::App& sub) {
       ->required();
   add_number(sub, "--block", a->block, "int8 / int4: columns per scale (32, 64 or 128)", 32, 128);
   sub.add_option("--keep-hi", a->keep_hi,
-                 "matrices kept in bf16: groups embed, head, router, attn, shared, mtp, or "
-                 "module names; 'none' for none")
+                 "matrices kept at higher precision: groups embed, head, router, attn, shared, "
+                 "mtp, or module names, each in bf16 or, under --type int4, NAME:int8 (a config "
+                 "group of their own); 'none' for none")
       ->capture_default_str();
   sub.add_option("--imatrix", a->imatrix,
                  "importance matrix from `tern eval MODEL --data CALIB --imatrix FILE`: int "

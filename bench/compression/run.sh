@@ -11,8 +11,9 @@
 #   bash bench/compression/run.sh        # WORK=out/compression; table in $WORK/table.md
 #
 # Knobs (environment): WORK, TERN, THREADS, STEPS (training updates), BYTES (per domain),
-# CTX (eval window), LLAMA_BIN (a folder with llama.cpp's llama-quantize, built by
-# bench/llama_cpp/build.sh: adds llama.cpp's own Q4_0 / Q4_K_M rows, with and without imatrix).
+# CTX (eval window), LLAMA_BIN (a folder with llama.cpp tools, built by
+# bench/llama_cpp/build.sh with llama-quantize, llama-perplexity and llama-imatrix: adds
+# llama.cpp's own Q4_0 / Q4_K_M rows, with and without its imatrix, and a cross-check).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -76,6 +77,12 @@ make_variant int4-g128-imatrix "$TERN" quantize "$base" "$V/int4-g128-imatrix" -
 # the token embedding in int4 too (as llama.cpp's Q4_0 stores it); the head stays bf16
 make_variant int4-g32-imatrix-embed "$TERN" quantize "$base" "$V/int4-g32-imatrix-embed" \
   --type int4 --block 32 --imatrix "$WORK/imatrix.st" --keep-hi head,router
+# llama.cpp's Q4_0 recipe in compressed-tensors: the embedding in int4, the head in int8 (a
+# second config group; Q4_0 gives it q6_K), the router in bf16 (Q4_0: f32)
+for g in 32 64; do
+  make_variant "int4-g$g-imatrix-head8" "$TERN" quantize "$base" "$V/int4-g$g-imatrix-head8" \
+    --type int4 --block "$g" --imatrix "$WORK/imatrix.st" --keep-hi router,head:int8
+done
 for t in q8_0 q4_0 q4_k_m; do
   make_variant "tern-$t.gguf" "$TERN" convert "$base" "$V/tern-$t.gguf" --type "$t"
 done
@@ -92,13 +99,26 @@ if [ -n "$LLAMA_BIN" ] && [ -x "$LLAMA_BIN/llama-quantize" ]; then
   for t in Q4_0 Q4_K_M; do
     make_variant "llama-$t.gguf" "$LLAMA_BIN/llama-quantize" "$V/tern-f16.gguf" "$V/llama-$t.gguf" "$t"
   done
+  # llama.cpp's own importance matrix, on the same code calibration text
+  if [ -x "$LLAMA_BIN/llama-imatrix" ]; then
+    [ -s "$WORK/llama-imatrix.dat" ] || {
+      stamp "llama-imatrix"
+      "$LLAMA_BIN/llama-imatrix" -m "$V/tern-f16.gguf" -f "$C/code.train" -c "$CTX" \
+        -o "$WORK/llama-imatrix.dat" ${THREADS:+-t "$THREADS"} >"$WORK/llama-imatrix.log" 2>&1
+    }
+    for t in Q4_0 Q4_K_M; do
+      make_variant "llama-$t-imatrix.gguf" "$LLAMA_BIN/llama-quantize" --imatrix \
+        "$WORK/llama-imatrix.dat" "$V/tern-f16.gguf" "$V/llama-$t-imatrix.gguf" "$t"
+    done
+  fi
 fi
 
 # 4. Measure every variant (the original first) and write the table.
 rows=("original:$base")
 for v in fp8 int8-g128 int4-g128 int4-g128-imatrix int4-g32 int4-g32-imatrix \
-  int4-g32-imatrix-embed tern-q8_0.gguf tern-q4_0.gguf \
-  tern-q4_k_m.gguf llama-Q4_0.gguf llama-Q4_K_M.gguf prune-75-drop prune-75-merge prune-50-drop \
+  int4-g32-imatrix-embed int4-g32-imatrix-head8 int4-g64-imatrix-head8 tern-q8_0.gguf \
+  tern-q4_0.gguf tern-q4_k_m.gguf llama-Q4_0.gguf llama-Q4_0-imatrix.gguf llama-Q4_K_M.gguf \
+  llama-Q4_K_M-imatrix.gguf prune-75-drop prune-75-merge prune-50-drop \
   prune-50-merge; do
   [ -e "$V/$v" ] && rows+=("$v:$V/$v")
 done

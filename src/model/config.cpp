@@ -1,9 +1,11 @@
 #include "model/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "core/error.h"
 
@@ -98,10 +100,10 @@ void parse_rope(const Reader& r, ModelConfig& c) {
   }
 }
 
-
-// compressed-tensors weight-only integer quantisation as llm-compressor writes it: one config
-// group targeting Linear, "pack-quantized", int weights, symmetric, group or channel strategy,
-// no activation quantisation. Anything else is refused by name.
+// compressed-tensors weight-only integer quantisation as llm-compressor writes it: config groups
+// of "pack-quantized" int weights, symmetric, group or channel strategy, no activation
+// quantisation, each with its targets (module names, "re:" patterns, or the class "Linear").
+// Anything else is refused by name.
 void parse_compressed_tensors(const Reader& qr, ModelConfig& c) {
   auto bad = [&](const std::string& field, const std::string& why) {
     qr.bad("quantization_config." + field, why);
@@ -109,36 +111,51 @@ void parse_compressed_tensors(const Reader& qr, ModelConfig& c) {
   if (qr.has("format") && qr.req_str("format") != "pack-quantized")
     bad("format", "'" + qr.req_str("format") + "' is not supported (pack-quantized)");
   if (!qr.has("config_groups") || !qr.j.at("config_groups").is_object() ||
-      qr.j.at("config_groups").size() != 1)
-    bad("config_groups", "must hold exactly one group (mixed schemes are not supported)");
-  const json& g = qr.j.at("config_groups").begin().value();
-  const Reader gr{g, qr.source};
-  if (gr.has("format") && gr.req_str("format") != "pack-quantized")
-    bad("config_groups.format", "'" + gr.req_str("format") + "' is not supported (pack-quantized)");
-  if (gr.has("input_activations"))
-    bad("config_groups.input_activations", "activation quantisation is not supported");
-  if (!gr.has("weights") || !g.at("weights").is_object())
-    bad("config_groups.weights", "is missing");
-  const Reader wr{g.at("weights"), qr.source};
-  const int64_t bits = wr.req_int("num_bits");
-  if (bits != 4 && bits != 8) bad("config_groups.weights.num_bits", "must be 4 or 8");
-  if (wr.has("type") && wr.req_str("type") != "int")
-    bad("config_groups.weights.type", "'" + wr.req_str("type") + "' is not supported (int)");
-  if (!wr.opt_bool("symmetric", true))
-    bad("config_groups.weights.symmetric", "asymmetric weights are not supported");
-  const std::string strategy = wr.has("strategy") ? wr.req_str("strategy") : "group";
-  if (strategy == "group") {
-    c.int_group_size = wr.req_int("group_size");
-    if (c.int_group_size <= 0 || c.int_group_size % 2)
-      bad("config_groups.weights.group_size", "must be a positive even number");
-  } else if (strategy == "channel") {
-    c.int_group_size = 0;
-  } else {
-    bad("config_groups.weights.strategy", "'" + strategy + "' is not supported (group, channel)");
+      qr.j.at("config_groups").empty())
+    bad("config_groups", "must be an object of one or more groups");
+  for (const auto& [name, g] : qr.j.at("config_groups").items()) {
+    const std::string at = "config_groups." + name;
+    if (!g.is_object()) bad(at, "must be an object");
+    const Reader gr{g, qr.source};
+    if (gr.has("format") && gr.req_str("format") != "pack-quantized")
+      bad(at + ".format", "'" + gr.req_str("format") + "' is not supported (pack-quantized)");
+    if (gr.has("input_activations"))
+      bad(at + ".input_activations", "activation quantisation is not supported");
+    if (!gr.has("weights") || !g.at("weights").is_object()) bad(at + ".weights", "is missing");
+    IntWeightScheme scheme;
+    if (!gr.has("targets") || !g.at("targets").is_array() || g.at("targets").empty())
+      bad(at + ".targets", "must be a non-empty list of module names, \"re:\" patterns or classes");
+    for (const json& t : g.at("targets")) {
+      if (!t.is_string()) bad(at + ".targets", "holds " + t.dump() + ", not a string");
+      const std::string target = t.get<std::string>();
+      if (target.rfind("re:", 0) == 0) {
+        try {
+          std::regex check(target.substr(3));
+        } catch (const std::regex_error&) {
+          bad(at + ".targets", "'" + target + "' is not a valid regular expression");
+        }
+      }
+      scheme.targets.push_back(target);
+    }
+    const Reader wr{g.at("weights"), qr.source};
+    scheme.bits = wr.req_int("num_bits");
+    if (scheme.bits != 4 && scheme.bits != 8) bad(at + ".weights.num_bits", "must be 4 or 8");
+    if (wr.has("type") && wr.req_str("type") != "int")
+      bad(at + ".weights.type", "'" + wr.req_str("type") + "' is not supported (int)");
+    if (!wr.opt_bool("symmetric", true))
+      bad(at + ".weights.symmetric", "asymmetric weights are not supported");
+    const std::string strategy = wr.has("strategy") ? wr.req_str("strategy") : "group";
+    if (strategy == "group") {
+      scheme.group_size = wr.req_int("group_size");
+      if (scheme.group_size <= 0 || scheme.group_size % 2)
+        bad(at + ".weights.group_size", "must be a positive even number");
+    } else if (strategy != "channel") {
+      bad(at + ".weights.strategy", "'" + strategy + "' is not supported (group, channel)");
+    }
+    if (wr.has("actorder") && !wr.j.at("actorder").is_null())
+      bad(at + ".weights.actorder", "activation-ordered groups are not supported");
+    c.int_schemes.push_back(std::move(scheme));
   }
-  if (wr.has("actorder") && !wr.j.at("actorder").is_null())
-    bad("config_groups.weights.actorder", "activation-ordered groups are not supported");
-  c.int_weight_bits = bits;
 }
 
 void parse_deepseek(const Reader& r, ModelConfig& c) {
@@ -241,6 +258,19 @@ double yarn_get_mscale(double s, double m) {
 bool ModelConfig::is_moe_layer(int64_t layer) const {
   return n_routed_experts > 0 && layer >= first_k_dense_replace &&
          (moe_layer_freq <= 1 || layer % moe_layer_freq == 0);
+}
+
+const IntWeightScheme* ModelConfig::int_scheme_for(const std::string& module) const {
+  for (const IntWeightScheme& sc : int_schemes)
+    if (std::find(sc.targets.begin(), sc.targets.end(), module) != sc.targets.end()) return &sc;
+  for (const IntWeightScheme& sc : int_schemes)
+    for (const std::string& t : sc.targets)
+      if (t.rfind("re:", 0) == 0 && std::regex_search(module, std::regex(t.substr(3)),
+                                                      std::regex_constants::match_continuous))
+        return &sc;
+  for (const IntWeightScheme& sc : int_schemes)
+    if (std::find(sc.targets.begin(), sc.targets.end(), "Linear") != sc.targets.end()) return &sc;
+  return nullptr;
 }
 
 double ModelConfig::softmax_scale() const {

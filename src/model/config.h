@@ -58,6 +58,13 @@ struct ConfigLimits {
   static constexpr int64_t parameters = int64_t(1) << 50;       // ~1.1e15, incl. MTP
 };
 
+// One compressed-tensors config group of integer weights.
+struct IntWeightScheme {
+  int64_t bits = 0;
+  int64_t group_size = 0;            // columns per scale; 0: one per row ("channel" strategy)
+  std::vector<std::string> targets;  // module names, "re:" patterns, or "Linear"
+};
+
 struct ModelConfig {
   Arch arch = Arch::deepseek_v3;
   std::string source;  // file the config came from, for error messages
@@ -105,12 +112,17 @@ struct ModelConfig {
   // Released FP8 format (spec §10.1): e4m3 weights with 128x128 block scales.
   bool fp8_weights = false;
   int64_t weight_block_rows = 128, weight_block_cols = 128;
-  // compressed-tensors "pack-quantized" integer weights (W4A16 / W8A16, symmetric): bits (0:
-  // none) and columns per scale (0: one scale per row, the "channel" strategy). Linears listed
-  // in its `ignore` are stored unquantised under their plain ".weight" name.
-  int64_t int_weight_bits = 0, int_group_size = 0;
+  // compressed-tensors "pack-quantized" integer weights (W4A16 / W8A16, symmetric), one scheme
+  // per config group; empty: none. Linears listed in its `ignore` are stored unquantised under
+  // their plain ".weight" name.
+  std::vector<IntWeightScheme> int_schemes;
 
   int64_t bos_token_id = -1, eos_token_id = -1;
+
+  // The scheme whose targets name `module` (compressed-tensors' precedence: an exact name, then
+  // a "re:" pattern matched from the start, then the class "Linear", which every matrix of the
+  // model is here); null when none does.
+  const IntWeightScheme* int_scheme_for(const std::string& module) const;
 
   bool is_mla() const { return arch == Arch::deepseek_v3 || arch == Arch::deepseek_v2; }
   bool is_moe_layer(int64_t layer) const;

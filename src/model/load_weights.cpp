@@ -64,13 +64,18 @@ void load_bias(const TensorSource& src, WeightSlot& s) {
 void load_packed_int(const ModelConfig& c, const TensorSource& src, WeightSlot& s,
                      const std::string& module) {
   Linear& l = *s.linear;
-  const int64_t rows = s.shape[0], cols = s.shape[1], bits = c.int_weight_bits;
-  const int64_t per_word = 32 / bits, words = (cols + per_word - 1) / per_word;
   const std::string packed_name = module + ".weight_packed";
+  const IntWeightScheme* scheme = c.int_scheme_for(module);
+  if (!scheme)
+    bad_tensor(src, packed_name,
+               "is packed but no config group of quantization_config targets '" + module + "'");
+  const int64_t rows = s.shape[0], cols = s.shape[1], bits = scheme->bits;
+  const int64_t per_word = 32 / bits, words = (cols + per_word - 1) / per_word;
   const Tensor packed = aligned(src.get(packed_name));
   if (packed.dtype() != DType::i32)
-    bad_tensor(src, packed_name, "has dtype " + std::string(dtype_name(packed.dtype())) +
-                                     "; expected int32 (pack-quantized)");
+    bad_tensor(src, packed_name,
+               "has dtype " + std::string(dtype_name(packed.dtype())) +
+                   "; expected int32 (pack-quantized)");
   check_shape(src, packed_name, packed, {rows, words});
   if (src.has(module + ".weight_shape")) {
     const std::string shape_name = module + ".weight_shape";
@@ -81,11 +86,10 @@ void load_packed_int(const ModelConfig& c, const TensorSource& src, WeightSlot& 
     else if (st.numel() == 2 && st.dtype() == DType::i32)
       for (int i = 0; i < 2; ++i) got[i] = st.data_as<const int32_t>()[i];
     if (got[0] != rows || got[1] != cols)
-      bad_tensor(src, shape_name, "does not say [" + std::to_string(rows) + ", " +
-                                      std::to_string(cols) + "]");
+      bad_tensor(src, shape_name,
+                 "does not say [" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
   }
-  if (bits == 4 && cols % 2)
-    bad_tensor(src, packed_name, "has an odd number of 4-bit columns");
+  if (bits == 4 && cols % 2) bad_tensor(src, packed_name, "has an odd number of 4-bit columns");
   const DType t = bits == 4 ? DType::i4 : DType::i8;
   const int64_t row_bytes = dtype_bytes_for(t, cols);
   const uint8_t* words_bytes = static_cast<const uint8_t*>(packed.data());
@@ -99,7 +103,7 @@ void load_packed_int(const ModelConfig& c, const TensorSource& src, WeightSlot& 
         out[r * row_bytes + k] =
             uint8_t(words_bytes[r * words * 4 + k] ^ (bits == 8 ? 0x80 : 0x00));
   }
-  const int64_t group = c.int_group_size > 0 ? c.int_group_size : cols;
+  const int64_t group = scheme->group_size > 0 ? scheme->group_size : cols;
   const std::string scale_name = module + ".weight_scale";
   if (!src.has(scale_name)) bad_tensor(src, packed_name, "has no '" + scale_name + "'");
   const Tensor sc = to_f32(src, scale_name, src.get(scale_name));
@@ -114,7 +118,7 @@ void load_packed_int(const ModelConfig& c, const TensorSource& src, WeightSlot& 
 void load_linear(const ModelConfig& c, const TensorSource& src, WeightSlot& s) {
   Linear& l = *s.linear;
   const std::string module = s.name.substr(0, s.name.size() - 7);  // "...weight" -> "..."
-  if (c.int_weight_bits > 0 && !src.has(s.name) && src.has(module + ".weight_packed")) {
+  if (!c.int_schemes.empty() && !src.has(s.name) && src.has(module + ".weight_packed")) {
     load_packed_int(c, src, s, module);
     load_bias(src, s);
     return;

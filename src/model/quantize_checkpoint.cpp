@@ -41,7 +41,7 @@ double round_group(const float* x, int64_t n, float s, int qmin, int qmax, const
                    int8_t* q) {
   double err = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const float v = s > 0 ? std::nearbyint(x[i] / s) : 0.0f;  // ties to even (default mode)
+    const float v = s != 0 ? std::nearbyint(x[i] / s) : 0.0f;  // ties to even (default mode)
     const int qi = int(std::clamp(v, float(qmin), float(qmax)));
     q[i] = int8_t(qi);
     const double e = double(x[i]) - double(qi) * double(s);
@@ -66,7 +66,8 @@ Packed pack_int(const std::string& module, const Linear& l, int bits, int64_t gr
   const int64_t rows = l.view.rows, cols = l.view.cols;
   const int64_t per_word = 32 / bits, words = (cols + per_word - 1) / per_word;
   const int64_t groups = cols / group;
-  Packed p{module, Tensor::zeros(DType::i32, {rows, words}), Tensor::zeros(DType::bf16, {rows, groups})};
+  Packed p{module, Tensor::zeros(DType::i32, {rows, words}),
+           Tensor::zeros(DType::bf16, {rows, groups})};
   std::vector<int8_t> q(static_cast<size_t>(cols));
   std::vector<float> sc(static_cast<size_t>(groups));
   uint8_t* out = static_cast<uint8_t*>(p.words.data());
@@ -86,31 +87,72 @@ Packed pack_int(const std::string& module, const Linear& l, int bits, int64_t gr
   return p;
 }
 
+nlohmann::ordered_json int_config_group(int bits, int64_t group,
+                                        const std::vector<std::string>& targets) {
+  return {{"format", "pack-quantized"},
+          {"input_activations", nullptr},
+          {"output_activations", nullptr},
+          {"targets", targets},
+          {"weights",
+           {{"actorder", nullptr},
+            {"block_structure", nullptr},
+            {"dynamic", false},
+            {"group_size", group},
+            {"num_bits", bits},
+            {"observer", "minmax"},
+            {"observer_kwargs", nlohmann::ordered_json::object()},
+            {"strategy", "group"},
+            {"symmetric", true},
+            {"type", "int"}}}};
+}
+
+// group_0: the main type for every Linear (and, by name, a quantised embedding, which is not a
+// Linear); group_1: the modules --keep-hi raised to int8, by name (a name outranks the class).
 nlohmann::ordered_json compressed_tensors_config(int bits, int64_t group,
+                                                 const std::vector<std::string>& main_named,
+                                                 const std::vector<std::string>& int8_named,
                                                  const std::vector<std::string>& ignore) {
-  return {{"config_groups",
-           {{"group_0",
-             {{"format", "pack-quantized"},
-              {"input_activations", nullptr},
-              {"output_activations", nullptr},
-              {"targets", {"Linear"}},
-              {"weights",
-               {{"actorder", nullptr},
-                {"block_structure", nullptr},
-                {"dynamic", false},
-                {"group_size", group},
-                {"num_bits", bits},
-                {"observer", "minmax"},
-                {"observer_kwargs", nlohmann::ordered_json::object()},
-                {"strategy", "group"},
-                {"symmetric", true},
-                {"type", "int"}}}}}}},
+  std::vector<std::string> main_targets = {"Linear"};
+  main_targets.insert(main_targets.end(), main_named.begin(), main_named.end());
+  nlohmann::ordered_json groups = {{"group_0", int_config_group(bits, group, main_targets)}};
+  if (!int8_named.empty()) groups["group_1"] = int_config_group(8, group, int8_named);
+  return {{"config_groups", groups},
           {"format", "pack-quantized"},
           {"global_compression_ratio", nullptr},
           {"ignore", ignore},
           {"kv_cache_scheme", nullptr},
           {"quant_method", "compressed-tensors"},
           {"quantization_status", "compressed"}};
+}
+
+// A --keep-hi entry: "NAME" or "NAME:TYPE".
+struct KeepRule {
+  std::string name;
+  KeptAs as = KeptAs::bf16;
+};
+
+KeepRule parse_keep_rule(const std::string& entry) {
+  const size_t colon = entry.find(':');
+  KeepRule r{entry.substr(0, colon), KeptAs::bf16};
+  if (colon != std::string::npos) {
+    const std::string t = entry.substr(colon + 1);
+    if (t == "int8")
+      r.as = KeptAs::int8;
+    else if (t != "bf16")
+      fail(ErrorKind::request, "--keep-hi '" + entry + "': the type after ':' is bf16 or int8");
+  }
+  return r;
+}
+
+bool rule_matches(const std::string& k, const std::string& module, const ModelConfig& c) {
+  const int64_t layer = layer_index(module);
+  if (k == "embed") return module.ends_with("embed_tokens");
+  if (k == "head") return module == "lm_head" || module.ends_with(".shared_head.head");
+  if (k == "router") return module.ends_with(".mlp.gate");
+  if (k == "attn") return module.find(".self_attn.") != std::string::npos;
+  if (k == "shared") return module.find(".shared_experts.") != std::string::npos;
+  if (k == "mtp") return layer >= c.num_hidden_layers;
+  return module == k || module.rfind(k + ".", 0) == 0;
 }
 
 }  // namespace
@@ -121,41 +163,53 @@ void quantize_int_row(const float* x, int64_t cols, int bits, int64_t group,
   std::vector<int8_t> trial(static_cast<size_t>(group));
   for (int64_t g0 = 0, gi = 0; g0 < cols; g0 += group, ++gi) {
     const int64_t n = std::min(group, cols - g0);
-    float amax = 0;
-    for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[g0 + i]));
-    float best_s = bf16_round(amax / float(qmax));
+    const float* xs = x + g0;
     const float* imp = importance ? importance + g0 : nullptr;
-    double best = round_group(x + g0, n, best_s, qmin, qmax, imp, q + g0);
-    if (imp && amax > 0) {
-      // The scale that rounds best for the columns that matter: a grid around amax / qmax
-      // (smaller scales clip the largest value but resolve the rest more finely).
-      for (int k = 0; k <= 20; ++k) {
-        const float s = bf16_round(amax / float(qmax) * (0.80f + 0.015f * float(k)));
-        const double e = round_group(x + g0, n, s, qmin, qmax, imp, trial.data());
-        if (e < best) {
-          best = e;
-          best_s = s;
-          std::copy_n(trial.data(), n, q + g0);
-        }
+    float peak = 0;  // the value of largest magnitude, signed
+    for (int64_t i = 0; i < n; ++i)
+      if (std::fabs(xs[i]) > std::fabs(peak)) peak = xs[i];
+    const float amax = std::fabs(peak);
+    float best_s = bf16_round(amax / float(qmax));
+    double best = round_group(xs, n, best_s, qmin, qmax, imp, q + g0);
+    auto consider = [&](float s) {
+      s = bf16_round(s);
+      if (s == 0 || s == best_s) return;
+      const double e = round_group(xs, n, s, qmin, qmax, imp, trial.data());
+      if (e < best) {
+        best = e;
+        best_s = s;
+        std::copy_n(trial.data(), n, q + g0);
       }
+    };
+    if (amax > 0) {
+      // Steps of amax / t for t around qmax, with either sign: a negative scale puts the peak
+      // on the range's longer negative end (-2^(bits-1), one more level, as Q4_0 does), and a
+      // t past the end clips the peak to resolve everything else more finely.
+      for (int k = -15; k <= 25; ++k) {
+        const float t = float(qmax) + 0.1f * float(k);
+        consider(amax / t);
+        consider(-amax / t);
+      }
+      // Then the least-squares scale for the chosen integers, Σ w x q / Σ w q².
+      double xq = 0, qq = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const double w = imp ? imp[i] : 1.0;
+        xq += w * xs[i] * q[g0 + i];
+        qq += w * double(q[g0 + i]) * q[g0 + i];
+      }
+      if (qq > 0) consider(float(xq / qq));
     }
     scales[gi] = best_s;
   }
 }
 
-bool keep_high_precision(const std::vector<std::string>& keep_hi, const std::string& module,
-                         const ModelConfig& c) {
-  const int64_t layer = layer_index(module);
-  for (const std::string& k : keep_hi) {
-    if (k == "embed" && module.ends_with("embed_tokens")) return true;
-    if (k == "head" && (module == "lm_head" || module.ends_with(".shared_head.head"))) return true;
-    if (k == "router" && module.ends_with(".mlp.gate")) return true;
-    if (k == "attn" && module.find(".self_attn.") != std::string::npos) return true;
-    if (k == "shared" && module.find(".shared_experts.") != std::string::npos) return true;
-    if (k == "mtp" && layer >= c.num_hidden_layers) return true;
-    if (module == k || module.rfind(k + ".", 0) == 0) return true;
+KeptAs kept_precision(const std::vector<std::string>& keep_hi, const std::string& module,
+                      const ModelConfig& c) {
+  for (const std::string& entry : keep_hi) {
+    const KeepRule r = parse_keep_rule(entry);
+    if (rule_matches(r.name, module, c)) return r.as;
   }
-  return false;
+  return KeptAs::no;
 }
 
 QuantizeSummary write_quantized_model(const std::string& in_dir, const std::string& out_dir,
@@ -167,13 +221,19 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
   if (fp8 && o.imatrix)
     fail(ErrorKind::request, "--imatrix weights int8 / int4 rounding; fp8 does not use it");
   if (bits && o.group != 32 && o.group != 64 && o.group != 128)
-    fail(ErrorKind::request, "--block " + std::to_string(o.group) + ": int8/int4 take 32, 64 or 128");
-  for (const std::string& k : o.keep_hi)
+    fail(ErrorKind::request,
+         "--block " + std::to_string(o.group) + ": int8/int4 take 32, 64 or 128");
+  for (const std::string& entry : o.keep_hi) {
+    const KeepRule r = parse_keep_rule(entry);
+    const std::string& k = r.name;
     if (std::find(keep_groups().begin(), keep_groups().end(), k) == keep_groups().end() &&
         k.rfind("model.", 0) != 0 && k != "lm_head")
       fail(ErrorKind::request, "--keep-hi: '" + k +
                                    "' is neither a group (embed, head, router, attn, shared, mtp) "
                                    "nor a module name (model.layers.N...., lm_head)");
+    if (r.as == KeptAs::int8 && bits != 4)
+      fail(ErrorKind::request, "--keep-hi '" + entry + "': int8 raises matrices of --type int4");
+  }
 
   const ModelConfig c = ModelConfig::from_file((fs::path(in_dir) / "config.json").string());
   c.validate();
@@ -191,9 +251,10 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
     const Vector* vector = nullptr;
     enum Kind { vec, bias, kept, fp8_weight, fp8_scale, packed, packed_scale, packed_shape } kind;
     std::string module;
+    int bits = 0;  // packed: the module's integer width
   };
   std::vector<Source> sources;
-  std::vector<std::string> kept_modules;
+  std::vector<std::string> kept_modules, int8_modules, named_main;
   visit_weights(c, w, mtp, [&](WeightSlot& s) {
     if (s.kind == SlotKind::vector) {
       specs.push_back({s.name, DType::f32, s.shape});
@@ -205,7 +266,8 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
     const std::string module = s.name.substr(0, s.name.size() - 7);
     const int64_t rows = l.view.rows, cols = l.view.cols;
     sum.bytes_in += dtype_bytes_for(l.view.dtype, rows * cols);
-    bool keep = keep_high_precision(o.keep_hi, module, c);
+    const KeptAs as = kept_precision(o.keep_hi, module, c);
+    bool keep = as == KeptAs::bf16;
     if (!keep && bits && cols % o.group) {
       keep = true;
       sum.notes.push_back(module + " has " + std::to_string(cols) +
@@ -219,22 +281,30 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
     } else if (fp8) {
       specs.push_back({s.name, DType::f8_e4m3, {rows, cols}});
       sources.push_back({&l, nullptr, Source::fp8_weight, module});
-      specs.push_back({s.name + "_scale_inv", DType::f32, {(rows + 127) / 128, (cols + 127) / 128}});
+      specs.push_back(
+          {s.name + "_scale_inv", DType::f32, {(rows + 127) / 128, (cols + 127) / 128}});
       sources.push_back({&l, nullptr, Source::fp8_scale, module});
       ++sum.quantized;
     } else {
-      const int64_t per_word = 32 / bits;
+      const int mbits = as == KeptAs::int8 ? 8 : bits;
+      const int64_t per_word = 32 / mbits;
+      if (mbits != bits)
+        int8_modules.push_back(module);
+      else if (module.ends_with("embed_tokens"))
+        named_main.push_back(module);  // not a Linear: named so that group_0 claims it
       if (const auto it = importance.find(module);
           it != importance.end() && int64_t(it->second->size()) != cols)
         fail(ErrorKind::request, "--imatrix: '" + module + "' has " +
                                      std::to_string(it->second->size()) + " input columns, the " +
-                                     "model " + std::to_string(cols) + " (an imatrix of another model?)");
-      specs.push_back({module + ".weight_packed", DType::i32, {rows, (cols + per_word - 1) / per_word}});
-      sources.push_back({&l, nullptr, Source::packed, module});
+                                     "model " + std::to_string(cols) +
+                                     " (an imatrix of another model?)");
+      specs.push_back(
+          {module + ".weight_packed", DType::i32, {rows, (cols + per_word - 1) / per_word}});
+      sources.push_back({&l, nullptr, Source::packed, module, mbits});
       specs.push_back({module + ".weight_scale", DType::bf16, {rows, cols / o.group}});
-      sources.push_back({&l, nullptr, Source::packed_scale, module});
+      sources.push_back({&l, nullptr, Source::packed_scale, module, mbits});
       specs.push_back({module + ".weight_shape", DType::i64, {2}});
-      sources.push_back({&l, nullptr, Source::packed_shape, module});
+      sources.push_back({&l, nullptr, Source::packed_shape, module, mbits});
       ++sum.quantized;
     }
     if (s.has_bias) {
@@ -242,11 +312,12 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
       sources.push_back({&l, nullptr, Source::bias, module});
     }
   });
-  for (const auto& sp : specs) sum.bytes_out += dtype_bytes_for(sp.dtype, [&] {
-                                  int64_t n = 1;
-                                  for (int64_t d : sp.shape) n *= d;
-                                  return n;
-                                }());
+  for (const auto& sp : specs)
+    sum.bytes_out += dtype_bytes_for(sp.dtype, [&] {
+      int64_t n = 1;
+      for (int64_t d : sp.shape) n *= d;
+      return n;
+    }());
 
   // The last int matrix packed, whose three tensors are written one after another; the last
   // fp8 matrix likewise (weight, then scales).
@@ -284,7 +355,7 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
         if (last.module != s.module) {
           const auto it = importance.find(s.module);
           const std::vector<float>* imp = it == importance.end() ? nullptr : it->second;
-          last = pack_int(s.module, *s.linear, bits, o.group, imp);
+          last = pack_int(s.module, *s.linear, s.bits, o.group, imp);
         }
         return s.kind == Source::packed ? last.words : last.scales;
       }
@@ -300,10 +371,12 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
 
   if (!importance.empty()) {
     int64_t matched = 0;
-    for (const Source& s : sources) matched += s.kind == Source::packed && importance.count(s.module);
+    for (const Source& s : sources)
+      matched += s.kind == Source::packed && importance.count(s.module);
     if (matched == 0 && bits)
-      fail(ErrorKind::request, "--imatrix names none of this model's quantised matrices (an "
-                               "imatrix of another model?)");
+      fail(ErrorKind::request,
+           "--imatrix names none of this model's quantised matrices (an "
+           "imatrix of another model?)");
   }
   nlohmann::ordered_json config = nlohmann::ordered_json::parse(
       formats::read_text_file((fs::path(in_dir) / "config.json").string()));
@@ -321,7 +394,8 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
     std::vector<std::string> ignore;
     for (const std::string& m : kept_modules)
       if (!m.ends_with("embed_tokens")) ignore.push_back(m);  // embeddings are not Linear
-    config["quantization_config"] = compressed_tensors_config(bits, o.group, ignore);
+    config["quantization_config"] =
+        compressed_tensors_config(bits, o.group, named_main, int8_modules, ignore);
   }
 
   write_model_directory(in_dir, out_dir, config, specs, produce);
