@@ -11,7 +11,6 @@
 #include "apps/tern/input.h"
 #include "apps/tern/model_path.h"
 #include "core/error.h"
-#include "model/imatrix.h"
 #include "model/quantize_checkpoint.h"
 
 namespace tern::app {
@@ -39,11 +38,7 @@ void run_quantize(const QuantizeArgs& a) {
   std::stringstream ss(a.keep_hi);
   for (std::string k; std::getline(ss, k, ',');)
     if (!k.empty() && k != "none") o.keep_hi.push_back(k);
-  model::Imatrix im;
-  if (!a.imatrix.empty()) {
-    im = model::read_imatrix(a.imatrix);
-    o.imatrix = &im.columns;
-  }
+  o.imatrix_file = a.imatrix;
   const auto t0 = std::chrono::steady_clock::now();
   const model::QuantizeSummary s = model::write_quantized_model(in, a.out, o);
   for (const std::string& n : s.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
@@ -72,8 +67,9 @@ void setup_quantize(CLI::App& sub) {
                  "group of their own); 'none' for none")
       ->capture_default_str();
   sub.add_option("--imatrix", a->imatrix,
-                 "importance matrix from `tern eval MODEL --data CALIB --imatrix FILE`: int "
-                 "rounding minimises the importance-weighted error");
+                 "importance matrix from `tern eval MODEL --data CALIB --imatrix FILE` or from "
+                 "llama.cpp's llama-imatrix (GGUF or .dat): int rounding minimises the "
+                 "importance-weighted error");
   sub.add_flag("--force", a->force, "replace OUT if it exists (only once the new one is complete)");
   add_threads(sub, a->threads);
   example(sub, "tern quantize models/R1-Distill-Qwen-1.5B models/r1-int4 --type int4 --block 32");

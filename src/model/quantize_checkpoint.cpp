@@ -11,6 +11,7 @@
 #include "formats/safetensors_writer.h"
 #include "formats/text_file.h"
 #include "kernels/quantize.h"
+#include "model/llama_imatrix.h"
 #include "model/load_weights.h"
 #include "model/model_dir_writer.h"
 #include "model/tensor_source.h"
@@ -218,7 +219,7 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
   const int bits = o.type == "int8" ? 8 : o.type == "int4" ? 4 : 0;
   if (!fp8 && bits == 0)
     fail(ErrorKind::request, "--type '" + o.type + "' is not one of fp8, int8, int4");
-  if (fp8 && o.imatrix)
+  if (fp8 && (o.imatrix || !o.imatrix_file.empty()))
     fail(ErrorKind::request, "--imatrix weights int8 / int4 rounding; fp8 does not use it");
   if (bits && o.group != 32 && o.group != 64 && o.group != 128)
     fail(ErrorKind::request,
@@ -240,11 +241,24 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
   const auto src = open_safetensors_source(in_dir);
   const bool mtp = source_has_mtp(c, *src);
   ModelWeights w = load_weights(c, *src, mtp);
+  QuantizeSummary sum;
   std::map<std::string, const std::vector<float>*> importance;
+  Imatrix from_file;
+  if (!o.imatrix_file.empty()) {
+    std::vector<std::string> modules;
+    visit_weights(c, w, mtp, [&](WeightSlot& s) {
+      if (s.kind == SlotKind::linear) modules.push_back(s.name.substr(0, s.name.size() - 7));
+    });
+    int64_t unmatched = 0;
+    from_file = read_any_imatrix(o.imatrix_file, modules, &unmatched);
+    if (unmatched)
+      sum.notes.push_back(o.imatrix_file + ": " + std::to_string(unmatched) +
+                          " entries name no matrix of this model; ignored");
+  }
   if (o.imatrix)
     for (const auto& [module, v] : *o.imatrix) importance[module] = &v;
+  for (const auto& [module, v] : from_file.columns) importance[module] = &v;
 
-  QuantizeSummary sum;
   std::vector<formats::TensorSpec> specs;
   struct Source {
     const Linear* linear = nullptr;

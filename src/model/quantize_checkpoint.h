@@ -27,6 +27,9 @@ struct QuantizeOptions {
   // (mean squared activation, `tern eval --imatrix`); rounding then minimises the
   // importance-weighted squared error. Empty: plain round-to-nearest.
   const std::vector<std::pair<std::string, std::vector<float>>>* imatrix = nullptr;
+  // Or a file to read them from: tern's (`tern eval --imatrix`) or llama.cpp's (`llama-imatrix`,
+  // GGUF or legacy .dat; model/llama_imatrix.h).
+  std::string imatrix_file;
 };
 
 struct QuantizeSummary {

@@ -8,17 +8,21 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <map>
 #include <random>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "formats/checkpoint.h"
+#include "formats/gguf_writer.h"
 #include "formats/text_file.h"
 #include "infer/perplexity.h"
 #include "kernels/matmul.h"
 #include "model/imatrix.h"
+#include "model/llama_imatrix.h"
 #include "model/load_weights.h"
 #include "model/model.h"
 #include "model/quantize_checkpoint.h"
@@ -379,6 +383,145 @@ TEST(Quantize, ImatrixIsCollectedWrittenReadAndUsed) {
   EXPECT_FALSE(fs::exists(bad));
   formats::write_text_file(path, "not safetensors");
   EXPECT_THROW(model::read_imatrix(path), Error);
+}
+
+namespace {
+
+// The tiny model's Linear modules.
+std::vector<std::string> linear_modules(const model::Model& m) {
+  model::ModelWeights w = m.weights();
+  std::vector<std::string> out;
+  model::visit_weights(m.config(), w, true, [&](model::WeightSlot& s) {
+    if (s.kind == model::SlotKind::linear) out.push_back(s.name.substr(0, s.name.size() - 7));
+  });
+  return out;
+}
+
+// llama.cpp's GGUF imatrix, written here from its definition: "<name>.in_sum2" f32 ne [cols,
+// n_mat], "<name>.counts" f32 ne [1, n_mat].
+struct LlamaEntry {
+  std::string name;
+  int64_t cols, n_mat;
+  std::vector<float> sums, counts;
+};
+
+void write_llama_gguf_imatrix(const std::string& path, const std::vector<LlamaEntry>& es,
+                              const std::string& type = "imatrix") {
+  formats::GgufMetadata md;
+  md.add("general.type", formats::gguf_string(type));
+  md.add("imatrix.chunk_count", formats::gguf_u32(3));
+  md.add("imatrix.chunk_size", formats::gguf_u32(32));
+  std::vector<formats::GgufTensorSpec> specs;
+  std::vector<const std::vector<float>*> data;
+  for (const LlamaEntry& e : es) {
+    specs.push_back({e.name + ".in_sum2", 0, {uint64_t(e.cols), uint64_t(e.n_mat)}});
+    data.push_back(&e.sums);
+    specs.push_back({e.name + ".counts", 0, {1, uint64_t(e.n_mat)}});
+    data.push_back(&e.counts);
+  }
+  formats::write_gguf(path, md, specs, [&](size_t i, const formats::GgufSink& sink) {
+    sink(data[i]->data(), data[i]->size() * 4);
+  });
+}
+
+// The legacy imatrix.dat: per entry the mean x² times ncall.
+void write_llama_dat_imatrix(const std::string& path, const std::vector<LlamaEntry>& es,
+                             int32_t ncall) {
+  std::string b;
+  auto i32 = [&](int32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); };
+  i32(int32_t(es.size()));
+  for (const LlamaEntry& e : es) {
+    i32(int32_t(e.name.size()));
+    b += e.name;
+    i32(ncall);
+    i32(int32_t(e.sums.size()));
+    for (size_t i = 0; i < e.sums.size(); ++i) {
+      const float c = e.counts[i / size_t(e.cols)];
+      const float v = c > 0 ? e.sums[i] / c * float(ncall) : float(ncall);  // "1" when unseen
+      b.append(reinterpret_cast<const char*>(&v), 4);
+    }
+  }
+  i32(3);  // chunks
+  i32(4);
+  b += "data";
+  formats::write_text_file(path, b);
+}
+
+}  // namespace
+
+TEST(Quantize, LlamaCppImatricesAreReadInBothFormats) {
+  const model::Model m = model::Model::load(kTiny);
+  const std::vector<std::string> modules = linear_modules(m);
+  const int64_t d = m.config().hidden_size, n_exp = m.config().n_routed_experts;
+  std::vector<LlamaEntry> es = {{"blk.0.attn_q_a.weight", d, 1, {}, {10}},
+                                {"blk.1.ffn_up_exps.weight", d, n_exp, {}, {}},
+                                {"blk.0.attn_k_b.weight", 16, 1, std::vector<float>(16, 1), {1}}};
+  for (int64_t i = 0; i < d; ++i) es[0].sums.push_back(float(i + 1));
+  for (int64_t e = 0; e < n_exp; ++e) {
+    es[1].counts.push_back(e == 2 ? 0.0f : float(e + 1));
+    for (int64_t i = 0; i < d; ++i) es[1].sums.push_back(e == 2 ? 0.0f : float(e * 100 + i));
+  }
+  const std::string gguf = testing::TempDir() + "/tern_llama_imatrix.gguf";
+  const std::string dat = testing::TempDir() + "/tern_llama_imatrix.dat";
+  write_llama_gguf_imatrix(gguf, es);
+  write_llama_dat_imatrix(dat, es, 7);
+  for (const std::string& path : {gguf, dat}) {
+    int64_t unmatched = -1;
+    const model::Imatrix im = model::read_any_imatrix(path, modules, &unmatched);
+    EXPECT_EQ(unmatched, 1) << "attn_k_b: tern's layout keeps kv_b_proj whole";
+    std::map<std::string, std::vector<float>> by(im.columns.begin(), im.columns.end());
+    const bool is_gguf = path == gguf;
+    EXPECT_EQ(by.size(), size_t(1 + (is_gguf ? n_exp - 1 : n_exp)))
+        << "GGUF says which experts the calibration never reached; .dat stores ones for them";
+    const std::vector<float>& q = by.at("model.layers.0.self_attn.q_a_proj");
+    for (int64_t i = 0; i < d; ++i) EXPECT_FLOAT_EQ(q[size_t(i)], float(i + 1) / 10) << i;
+    const std::vector<float>& up3 = by.at("model.layers.1.mlp.experts.3.up_proj");
+    for (int64_t i = 0; i < d; ++i) EXPECT_FLOAT_EQ(up3[size_t(i)], float(300 + i) / 4) << i;
+    EXPECT_EQ(by.count("model.layers.1.mlp.experts.2.up_proj"), is_gguf ? 0u : 1u);
+  }
+
+  // quantize reads the file itself, and rounds as with the same values handed over.
+  int64_t unmatched = 0;
+  const model::Imatrix im = model::read_any_imatrix(gguf, modules, &unmatched);
+  model::QuantizeOptions o;
+  o.type = "int4";
+  o.group = 32;
+  o.imatrix_file = gguf;
+  const std::string a = fresh_dir("llama_imatrix_a"), b = fresh_dir("llama_imatrix_b");
+  const model::QuantizeSummary s = model::write_quantized_model(kTiny, a, o);
+  EXPECT_EQ(s.notes.size(), 1u) << "the unmatched entry is reported";
+  o.imatrix_file.clear();
+  o.imatrix = &im.columns;
+  model::write_quantized_model(kTiny, b, o);
+  const auto ca = formats::Checkpoint::open(a), cb = formats::Checkpoint::open(b);
+  for (const std::string t : {"model.layers.0.self_attn.q_a_proj.weight_scale",
+                              "model.layers.1.mlp.experts.3.up_proj.weight_packed"}) {
+    const Tensor& x = ca.get(t);
+    const Tensor& y = cb.get(t);
+    ASSERT_EQ(x.nbytes(), y.nbytes());
+    EXPECT_EQ(std::memcmp(x.data(), y.data(), x.nbytes()), 0) << t;
+  }
+
+  // Malformed or foreign files: refused by name, nothing written.
+  const std::string bad = testing::TempDir() + "/tern_llama_bad.gguf";
+  write_llama_gguf_imatrix(bad, es, "model");
+  EXPECT_THROW(model::read_any_imatrix(bad, modules, &unmatched), Error);
+  std::vector<LlamaEntry> wrong = {es[1]};
+  wrong[0].n_mat = n_exp / 2;
+  wrong[0].sums.resize(size_t(d * n_exp / 2));
+  wrong[0].counts.resize(size_t(n_exp / 2));
+  write_llama_gguf_imatrix(bad, wrong);
+  EXPECT_THROW(model::read_any_imatrix(bad, modules, &unmatched), Error) << "expert count";
+  write_llama_gguf_imatrix(bad, {es[2]});
+  EXPECT_THROW(model::read_any_imatrix(bad, modules, &unmatched), Error) << "nothing matches";
+  const std::string trunc = testing::TempDir() + "/tern_llama_bad.dat";
+  formats::write_text_file(trunc, formats::read_text_file(dat).substr(0, 100));
+  EXPECT_THROW(model::read_any_imatrix(trunc, modules, &unmatched), Error);
+  o.imatrix = nullptr;
+  o.imatrix_file = trunc;
+  const std::string none = fresh_dir("llama_imatrix_bad");
+  EXPECT_THROW(model::write_quantized_model(kTiny, none, o), Error);
+  EXPECT_FALSE(fs::exists(none));
 }
 
 TEST(Quantize, BadOptionsAreRefusedBeforeWriting) {
