@@ -112,7 +112,8 @@ TEST(CliQuantize, ImatrixQuantizeThenMeasure) {
   const std::string dir = tern::test::make_chat_model("quantize", tern::test::kChatTemplate);
   {
     std::ofstream text(dir + "/calib.txt");
-    for (int i = 0; i < 30; ++i) text << "the quick brown fox jumps over the lazy dog " << i << "\n";
+    for (int i = 0; i < 30; ++i)
+      text << "the quick brown fox jumps over the lazy dog " << i << "\n";
   }
   const std::string model = dir + "/model";
   const auto im = run_tern_split("eval " + model + " --data " + dir +
@@ -121,9 +122,10 @@ TEST(CliQuantize, ImatrixQuantizeThenMeasure) {
   EXPECT_TRUE(std::filesystem::exists(dir + "/im.st"));
   for (const std::string type : {"int4", "int8", "fp8"}) {
     const std::string out = dir + "/" + type;
-    const std::string extra = type == "int4" ? " --block 32 --imatrix " + dir + "/im.st"
-                              : type == "int8" ? " --block 32 --keep-hi none"
-                                               : "";
+    const std::string extra =
+        type == "int4"   ? " --block 32 --keep-hi router,head:int8 --imatrix " + dir + "/im.st"
+        : type == "int8" ? " --block 32 --keep-hi none"
+                         : "";
     const auto q = run_tern_split("quantize " + model + " " + out + " --type " + type + extra);
     ASSERT_EQ(q.exit_code, 0) << q.err;
     EXPECT_NE(q.out.find("quantized"), std::string::npos) << q.out;
@@ -137,12 +139,12 @@ TEST(CliQuantize, ImatrixQuantizeThenMeasure) {
     EXPECT_EQ(r.exit_code, 0) << r.err;
   }
   // The original's distributions saved once stand in for it.
-  const auto save = run_tern_split("eval " + model + " --data " + dir +
-                                   "/calib.txt --ctx 64 --stride 64 --exact --save-logits " + dir +
-                                   "/ref.lgt");
+  const auto save =
+      run_tern_split("eval " + model + " --data " + dir +
+                     "/calib.txt --ctx 64 --stride 64 --exact --save-logits " + dir + "/ref.lgt");
   ASSERT_EQ(save.exit_code, 0) << save.err;
-  const std::string measure = "eval " + dir + "/int4 --data " + dir +
-                              "/calib.txt --ctx 64 --stride 64 --json --exact ";
+  const std::string measure =
+      "eval " + dir + "/int4 --data " + dir + "/calib.txt --ctx 64 --stride 64 --json --exact ";
   const auto by_model = run_tern_split(measure + "--ref " + model);
   const auto by_file = run_tern_split(measure + "--ref-logits " + dir + "/ref.lgt");
   ASSERT_EQ(by_file.exit_code, 0) << by_file.err;
@@ -163,9 +165,16 @@ TEST(CliQuantize, ImatrixQuantizeThenMeasure) {
   EXPECT_EQ(bad_keep.exit_code, 1);
   EXPECT_NE(bad_keep.err.find("--keep-hi"), std::string::npos) << bad_keep.err;
   EXPECT_FALSE(std::filesystem::exists(dir + "/y"));
+  const auto bad_raise =
+      run_tern_split("quantize " + model + " " + dir + "/y --type int8 --keep-hi head:int8");
+  EXPECT_EQ(bad_raise.exit_code, 1);
+  EXPECT_NE(bad_raise.err.find("int8 raises"), std::string::npos) << bad_raise.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/y"));
   std::ofstream(dir + "/not_im.st") << "garbage";
-  const auto bad_im = run_tern_split("quantize " + model + " " + dir + "/z --type int4 --block 32 "
-                                     "--imatrix " + dir + "/not_im.st");
+  const auto bad_im = run_tern_split("quantize " + model + " " + dir +
+                                     "/z --type int4 --block 32 "
+                                     "--imatrix " +
+                                     dir + "/not_im.st");
   EXPECT_EQ(bad_im.exit_code, 1);
   EXPECT_FALSE(std::filesystem::exists(dir + "/z"));
   std::filesystem::remove_all(dir);
@@ -183,12 +192,13 @@ TEST(CliPrune, CalibratePruneMergeMeasureAndRefuse) {
     cfg["topk_group"] = 1;
     std::ofstream(model + "/config.json") << cfg.dump();
     std::ofstream text(dir + "/calib.txt");
-    for (int i = 0; i < 30; ++i) text << "the quick brown fox jumps over the lazy dog " << i << "\n";
+    for (int i = 0; i < 30; ++i)
+      text << "the quick brown fox jumps over the lazy dog " << i << "\n";
   }
   const std::string out = dir + "/half";
-  const auto p = run_tern_split("prune " + model + " " + out + " --experts-keep 0.5 --calib " + dir +
-                                "/calib.txt --ctx 64 --per-layer --merge --stats-out " + dir +
-                                "/stats.json");
+  const auto p =
+      run_tern_split("prune " + model + " " + out + " --experts-keep 0.5 --calib " + dir +
+                     "/calib.txt --ctx 64 --per-layer --merge --stats-out " + dir + "/stats.json");
   ASSERT_EQ(p.exit_code, 0) << p.err;
   EXPECT_NE(p.out.find("kept 4 of 8 routed experts"), std::string::npos) << p.out;
   const nlohmann::json cfg = nlohmann::json::parse(std::ifstream(out + "/config.json"));
@@ -199,8 +209,8 @@ TEST(CliPrune, CalibratePruneMergeMeasureAndRefuse) {
   EXPECT_LT(nlohmann::json::parse(e.out)["top1_agreement"].get<double>(), 1.0);
   EXPECT_EQ(run_tern_split("run " + out + " -p 'the quick' -n 4 --temp 0").exit_code, 0);
 
-  const auto again = run_tern_split("prune " + model + " " + dir + "/most --experts-keep 0.75 --stats " +
-                                    dir + "/stats.json");
+  const auto again = run_tern_split("prune " + model + " " + dir +
+                                    "/most --experts-keep 0.75 --stats " + dir + "/stats.json");
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_NE(again.out.find("kept 6 of 8"), std::string::npos) << again.out;
   const auto info = run_tern_split("info --routing-stats " + dir + "/stats.json");
@@ -208,19 +218,20 @@ TEST(CliPrune, CalibratePruneMergeMeasureAndRefuse) {
   EXPECT_NE(info.out.find("layer   1"), std::string::npos) << info.out;
   EXPECT_TRUE(std::filesystem::exists(dir + "/stats.svg"));
 
-  const auto few = run_tern_split("prune " + model + " " + dir + "/few --experts-keep 0.1 --stats " +
-                                  dir + "/stats.json");
+  const auto few = run_tern_split("prune " + model + " " + dir +
+                                  "/few --experts-keep 0.1 --stats " + dir + "/stats.json");
   EXPECT_EQ(few.exit_code, 1);
   EXPECT_NE(few.err.find("num_experts_per_tok"), std::string::npos) << few.err;
   EXPECT_FALSE(std::filesystem::exists(dir + "/few"));
   std::ofstream(dir + "/short.txt") << "too short";
-  const auto shortc = run_tern_split("prune " + model + " " + dir + "/s --calib " + dir +
-                                     "/short.txt --ctx 64");
+  const auto shortc =
+      run_tern_split("prune " + model + " " + dir + "/s --calib " + dir + "/short.txt --ctx 64");
   EXPECT_EQ(shortc.exit_code, 1);
   EXPECT_NE(shortc.err.find("fewer than one window"), std::string::npos) << shortc.err;
   std::ofstream(dir + "/other.json")
       << R"({"format": "tern-routing-stats", "version": 1, "tokens": 5, "layers": [{"layer": 1, "counts": [1, 2], "weights": [1.0, 2.0]}]})";
-  const auto other = run_tern_split("prune " + model + " " + dir + "/o --stats " + dir + "/other.json");
+  const auto other =
+      run_tern_split("prune " + model + " " + dir + "/o --stats " + dir + "/other.json");
   EXPECT_EQ(other.exit_code, 1);
   EXPECT_NE(other.err.find("another model"), std::string::npos) << other.err;
   EXPECT_FALSE(std::filesystem::exists(dir + "/o"));
