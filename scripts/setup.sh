@@ -11,6 +11,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev
   libcpp-httplib-dev  # tern serve: HTTP server (and the HTTPS client for --upstream)
   clang libclang-rt-14-dev  # libFuzzer and its sanitizer runtimes (scripts/fuzz.sh)
+  libopenmpi-dev openmpi-bin  # dist: the MPI backend and mpirun (multi-process training)
   bible-kjv bible-kjv-text  # the quickstart's public-domain training corpus
 )
 

@@ -1,0 +1,244 @@
+#include "dist/in_process.h"
+
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "core/error.h"
+
+namespace tern::dist {
+namespace {
+
+enum class Kind { all_reduce, reduce_scatter, all_gather, all_to_allv, broadcast, barrier };
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::all_reduce:
+      return "all_reduce_sum";
+    case Kind::reduce_scatter:
+      return "reduce_scatter_sum";
+    case Kind::all_gather:
+      return "all_gather";
+    case Kind::all_to_allv:
+      return "all_to_allv";
+    case Kind::broadcast:
+      return "broadcast";
+    case Kind::barrier:
+      return "barrier";
+  }
+  return "?";
+}
+
+// What one rank contributed to one collective (its input copied at issue time).
+struct Post {
+  Kind kind = Kind::barrier;
+  int64_t size = 0;  // elements (sums) or bytes (the rest)
+  int root = 0;
+  std::vector<uint8_t> input;
+  std::vector<int64_t> offsets;  // all_to_allv: where each destination's block starts in input
+  std::vector<int64_t> counts;   // all_to_allv: bytes for each destination
+};
+
+struct Op {
+  std::vector<Post> posts;
+  int issued = 0, finished = 0;
+};
+
+struct Hub {
+  explicit Hub(int n) : n(n) {}
+  const int n;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<int64_t, Op> ops;  // by sequence number: the k-th collective every rank issues
+};
+
+class InProcess;
+
+class InProcessPending final : public Pending {
+ public:
+  InProcessPending(std::shared_ptr<Hub> hub, int rank, int64_t seq, void* out, int64_t n,
+                   const int64_t* recv_bytes)
+      : hub_(std::move(hub)), rank_(rank), seq_(seq), out_(out), n_(n) {
+    if (recv_bytes) recv_bytes_.assign(recv_bytes, recv_bytes + hub_->n);
+  }
+  ~InProcessPending() override {
+    // An abandoned handle must not leave its peers' collective unfinished.
+    try {
+      wait();
+    } catch (const Error&) {
+    }
+  }
+
+  void wait() override {
+    if (waited_) return;
+    waited_ = true;
+    Op* op;
+    {
+      std::unique_lock lock(hub_->mu);
+      op = &hub_->ops.at(seq_);
+      hub_->cv.wait(lock, [&] { return op->issued == hub_->n; });
+    }
+    // Every post is in and none is erased before this rank finishes: read without the lock.
+    check_match(*op);
+    compute(*op);
+    std::lock_guard lock(hub_->mu);
+    if (++op->finished == hub_->n) hub_->ops.erase(seq_);
+  }
+
+ private:
+  void check_match(const Op& op) const {
+    const Post& me = op.posts[size_t(rank_)];
+    for (int r = 0; r < hub_->n; ++r) {
+      const Post& p = op.posts[size_t(r)];
+      std::string why;
+      if (p.kind != me.kind)
+        why = std::string("rank ") + std::to_string(r) + " issued " + kind_name(p.kind);
+      else if (me.kind == Kind::all_to_allv && p.counts[size_t(rank_)] != recv_bytes_[size_t(r)])
+        why = "rank " + std::to_string(r) + " sends " + std::to_string(p.counts[size_t(rank_)]) +
+              " bytes, this rank expects " + std::to_string(recv_bytes_[size_t(r)]);
+      else if (me.kind != Kind::all_to_allv && (p.size != me.size || p.root != me.root))
+        why = "rank " + std::to_string(r) + " has size " + std::to_string(p.size) + ", root " +
+              std::to_string(p.root);
+      if (!why.empty())
+        fail(ErrorKind::internal, std::string("collective #") + std::to_string(seq_) + " (" +
+                                      kind_name(me.kind) + " on rank " + std::to_string(rank_) +
+                                      ", size " + std::to_string(me.size) + ") mismatched: " + why);
+    }
+  }
+
+  void compute(const Op& op) {
+    const Post& me = op.posts[size_t(rank_)];
+    const int n = hub_->n;
+    switch (me.kind) {
+      case Kind::all_reduce:
+      case Kind::reduce_scatter: {
+        // Rank order, one rank at a time: the same bits on every run and every rank.
+        const int64_t count = n_, first = me.kind == Kind::all_reduce ? 0 : rank_ * count;
+        float* out = static_cast<float*>(out_);
+        for (int r = 0; r < n; ++r) {
+          const float* in =
+              reinterpret_cast<const float*>(op.posts[size_t(r)].input.data()) + first;
+          if (r == 0)
+            std::memcpy(out, in, size_t(count) * sizeof(float));
+          else
+            for (int64_t i = 0; i < count; ++i) out[i] += in[i];
+        }
+        break;
+      }
+      case Kind::all_gather:
+        for (int r = 0; r < n; ++r)
+          std::memcpy(static_cast<uint8_t*>(out_) + r * me.size, op.posts[size_t(r)].input.data(),
+                      size_t(me.size));
+        break;
+      case Kind::all_to_allv: {
+        uint8_t* out = static_cast<uint8_t*>(out_);
+        for (int r = 0; r < n; ++r) {
+          const Post& p = op.posts[size_t(r)];
+          std::memcpy(out, p.input.data() + p.offsets[size_t(rank_)],
+                      size_t(recv_bytes_[size_t(r)]));
+          out += recv_bytes_[size_t(r)];
+        }
+        break;
+      }
+      case Kind::broadcast:
+        if (rank_ != me.root)
+          std::memcpy(out_, op.posts[size_t(me.root)].input.data(), size_t(me.size));
+        break;
+      case Kind::barrier:
+        break;
+    }
+  }
+
+  std::shared_ptr<Hub> hub_;
+  int rank_;
+  int64_t seq_;
+  void* out_;
+  int64_t n_;
+  std::vector<int64_t> recv_bytes_;
+  bool waited_ = false;
+};
+
+class InProcess final : public Communicator {
+ public:
+  InProcess(std::shared_ptr<Hub> hub, int rank) : hub_(std::move(hub)), rank_(rank) {}
+  int rank() const override { return rank_; }
+  int size() const override { return hub_->n; }
+  const char* backend() const override { return "in-process"; }
+
+  Handle all_reduce_sum(float* data, int64_t n) override {
+    Post p{Kind::all_reduce, n, 0, bytes_of(data, n * 4), {}, {}};
+    return issue(std::move(p), data, n, nullptr, (hub_->n - 1) * n * 4);
+  }
+  Handle reduce_scatter_sum(const float* in, float* out, int64_t n) override {
+    Post p{Kind::reduce_scatter, n, 0, bytes_of(in, hub_->n * n * 4), {}, {}};
+    return issue(std::move(p), out, n, nullptr, (hub_->n - 1) * n * 4);
+  }
+  Handle all_gather(const void* in, void* out, int64_t bytes) override {
+    Post p{Kind::all_gather, bytes, 0, bytes_of(in, bytes), {}, {}};
+    return issue(std::move(p), out, 0, nullptr, (hub_->n - 1) * bytes);
+  }
+  Handle all_to_allv(const void* send, const int64_t* send_bytes, void* recv,
+                     const int64_t* recv_bytes) override {
+    Post p{Kind::all_to_allv, 0, 0, {}, {}, {send_bytes, send_bytes + hub_->n}};
+    int64_t total = 0, to_peers = 0;
+    for (int r = 0; r < hub_->n; ++r) {
+      TERN_CHECK(send_bytes[r] >= 0 && recv_bytes[r] >= 0);
+      p.offsets.push_back(total);
+      total += send_bytes[r];
+      if (r != rank_) to_peers += send_bytes[r];
+    }
+    p.input = bytes_of(send, total);
+    p.size = total;
+    return issue(std::move(p), recv, 0, recv_bytes, to_peers);
+  }
+  Handle broadcast(void* data, int64_t bytes, int root) override {
+    TERN_CHECK(root >= 0 && root < hub_->n);
+    Post p{Kind::broadcast,
+           bytes,
+           root,
+           rank_ == root ? bytes_of(data, bytes) : std::vector<uint8_t>{},
+           {},
+           {}};
+    return issue(std::move(p), data, 0, nullptr, rank_ == root ? (hub_->n - 1) * bytes : 0);
+  }
+  Handle barrier() override { return issue(Post{}, nullptr, 0, nullptr, 0); }
+
+ private:
+  static std::vector<uint8_t> bytes_of(const void* p, int64_t n) {
+    const uint8_t* b = static_cast<const uint8_t*>(p);
+    return n > 0 ? std::vector<uint8_t>(b, b + n) : std::vector<uint8_t>{};
+  }
+
+  Handle issue(Post p, void* out, int64_t n, const int64_t* recv_bytes, int64_t sent) {
+    const int64_t seq = next_seq_++;
+    {
+      std::lock_guard lock(hub_->mu);
+      Op& op = hub_->ops[seq];
+      if (op.posts.empty()) op.posts.resize(size_t(hub_->n));
+      op.posts[size_t(rank_)] = std::move(p);
+      ++op.issued;
+    }
+    hub_->cv.notify_all();
+    ++stats_.calls;
+    stats_.bytes_sent += sent;
+    return std::make_unique<InProcessPending>(hub_, rank_, seq, out, n, recv_bytes);
+  }
+
+  std::shared_ptr<Hub> hub_;
+  int rank_;
+  int64_t next_seq_ = 0;
+};
+
+}  // namespace
+
+std::vector<std::unique_ptr<Communicator>> make_in_process_group(int n) {
+  TERN_CHECK(n >= 1);
+  auto hub = std::make_shared<Hub>(n);
+  std::vector<std::unique_ptr<Communicator>> out;
+  for (int r = 0; r < n; ++r) out.push_back(std::make_unique<InProcess>(hub, r));
+  return out;
+}
+
+}  // namespace tern::dist

@@ -1,0 +1,43 @@
+#include <cstdlib>
+#include <string>
+
+#include "core/error.h"
+#include "dist/communicator.h"
+#ifdef TERN_HAVE_MPI
+#include "dist/mpi.h"
+#endif
+
+namespace tern::dist {
+
+int launcher_world_size() {
+  // OpenMPI's mpirun, MPICH / Hydra (PMI), Slurm's srun
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}) {
+    if (const char* v = std::getenv(var)) {
+      const int n = std::atoi(v);
+      if (n >= 1) return n;
+    }
+  }
+  return 1;
+}
+
+bool have_mpi() {
+#ifdef TERN_HAVE_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Communicator> make_world_communicator() {
+  const int n = launcher_world_size();
+  if (n <= 1) return make_solo_communicator();
+#ifdef TERN_HAVE_MPI
+  return make_mpi_communicator();
+#else
+  fail(ErrorKind::request, "launched as one of " + std::to_string(n) +
+                               " ranks, but this tern was built without MPI (install "
+                               "libopenmpi-dev and rebuild: bash scripts/setup.sh)");
+#endif
+}
+
+}  // namespace tern::dist

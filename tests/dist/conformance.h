@@ -1,0 +1,105 @@
+// Collective semantics every Communicator backend must have, checked from one rank's side: the
+// in-process tests run it on N threads, the MPI test on N processes under mpirun.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "dist/communicator.h"
+
+namespace tern::dist::test {
+
+// A value rank r contributes at index i: integers, so any summation order gives the same bits.
+inline float int_value(int r, int64_t i) {
+  return float((r + 1) * 1000 + i % 997);
+}
+// Values whose sum depends on order (magnitudes 1e-3 .. 1e4).
+inline float wide_value(int r, int64_t i) {
+  return std::ldexp(1.0f + 0.37f * float((r * 31 + i * 17) % 101) / 101.0f, int((r + i) % 24) - 10);
+}
+
+// `exact_order`: sums must equal the rank-order sum bit for bit (the in-process backend).
+inline void check_collectives(Communicator& c, bool exact_order) {
+  const int r = c.rank(), n = c.size();
+  const int64_t len = 1000 + 37;  // not a multiple of any vector width
+  const CommStats before = c.stats();
+
+  // all_reduce_sum: exact for integers in any order; rank order for the in-process backend.
+  std::vector<float> a(static_cast<size_t>(len)), w(static_cast<size_t>(len));
+  for (int64_t i = 0; i < len; ++i) a[size_t(i)] = int_value(r, i), w[size_t(i)] = wide_value(r, i);
+  c.all_reduce_sum(a.data(), len)->wait();
+  c.all_reduce_sum(w.data(), len)->wait();
+  for (int64_t i = 0; i < len; ++i) {
+    float want = 0, want_wide = 0;
+    for (int q = 0; q < n; ++q) want += int_value(q, i), want_wide += wide_value(q, i);
+    ASSERT_EQ(a[size_t(i)], want) << "rank " << r << " i " << i;
+    if (exact_order)
+      ASSERT_EQ(w[size_t(i)], want_wide) << "rank order, rank " << r << " i " << i;
+    else
+      ASSERT_NEAR(w[size_t(i)], want_wide, 1e-6f * std::fabs(want_wide)) << r << " " << i;
+  }
+
+  // reduce_scatter_sum: block b of every rank's input summed onto rank b.
+  std::vector<float> in(static_cast<size_t>(n * len)), out(static_cast<size_t>(len), -1.0f);
+  for (int b = 0; b < n; ++b)
+    for (int64_t i = 0; i < len; ++i) in[size_t(b * len + i)] = int_value(r, i + b * 7);
+  c.reduce_scatter_sum(in.data(), out.data(), len)->wait();
+  for (int64_t i = 0; i < len; ++i) {
+    float want = 0;
+    for (int q = 0; q < n; ++q) want += int_value(q, i + r * 7);
+    ASSERT_EQ(out[size_t(i)], want) << "rank " << r << " i " << i;
+  }
+
+  // all_gather, with the overlapping all_reduce waited second (non-blocking: both in flight).
+  std::vector<uint8_t> mine(13), all(static_cast<size_t>(13 * n));
+  for (size_t k = 0; k < mine.size(); ++k) mine[k] = uint8_t(r * 16 + int(k));
+  std::vector<float> b(static_cast<size_t>(len));
+  for (int64_t i = 0; i < len; ++i) b[size_t(i)] = int_value(r, i + 1);
+  Handle reduce = c.all_reduce_sum(b.data(), len);
+  Handle gather = c.all_gather(mine.data(), all.data(), 13);
+  gather->wait();
+  reduce->wait();
+  for (int q = 0; q < n; ++q)
+    for (int k = 0; k < 13; ++k) ASSERT_EQ(all[size_t(q * 13 + k)], uint8_t(q * 16 + k));
+  float want_b0 = 0;
+  for (int q = 0; q < n; ++q) want_b0 += int_value(q, 1);
+  EXPECT_EQ(b[0], want_b0);
+
+  // all_to_allv with uneven and zero counts: rank s sends ((s + d) % 3) * 5 bytes to rank d.
+  auto count = [](int s, int d) { return int64_t((s + d) % 3) * 5; };
+  std::vector<int64_t> send_bytes(static_cast<size_t>(n)), recv_bytes(static_cast<size_t>(n));
+  std::vector<uint8_t> send, recv;
+  for (int d = 0; d < n; ++d) {
+    send_bytes[size_t(d)] = count(r, d);
+    recv_bytes[size_t(d)] = count(d, r);
+    for (int64_t k = 0; k < count(r, d); ++k) send.push_back(uint8_t(r * 40 + d * 7 + k));
+  }
+  int64_t total_recv = 0;
+  for (int64_t v : recv_bytes) total_recv += v;
+  recv.assign(size_t(total_recv), 0xee);
+  send.push_back(0);  // never empty, so data() is valid
+  recv.push_back(0);
+  c.all_to_allv(send.data(), send_bytes.data(), recv.data(), recv_bytes.data())->wait();
+  size_t at = 0;
+  for (int s = 0; s < n; ++s)
+    for (int64_t k = 0; k < count(s, r); ++k, ++at)
+      ASSERT_EQ(recv[at], uint8_t(s * 40 + r * 7 + k)) << "from " << s << " byte " << k;
+
+  // broadcast from the last rank.
+  std::vector<int32_t> bc(9, r);
+  c.broadcast(bc.data(), int64_t(bc.size() * 4), n - 1)->wait();
+  for (int32_t v : bc) ASSERT_EQ(v, n - 1);
+  c.barrier()->wait();
+
+  const CommStats& s = c.stats();
+  EXPECT_EQ(s.calls - before.calls, 8);
+  if (n == 1) {
+    EXPECT_EQ(s.bytes_sent, before.bytes_sent);
+  }
+}
+
+}  // namespace tern::dist::test

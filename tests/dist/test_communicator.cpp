@@ -1,0 +1,101 @@
+// The communicator's backends (dist/communicator.h): the in-process group on 1..4 threads and
+// the solo communicator against the shared conformance checks; rank-order sums bit for bit;
+// mismatched collectives refused by name; the launcher environment read.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "core/error.h"
+#include "dist/in_process.h"
+#include "tests/dist/conformance.h"
+
+using namespace tern;
+using namespace tern::dist;
+
+namespace {
+
+// Runs fn(rank's communicator) on one thread per rank; rethrows the first failure.
+template <class Fn>
+void on_ranks(int n, Fn fn) {
+  auto group = make_in_process_group(n);
+  std::vector<std::thread> threads;
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
+  for (int r = 0; r < n; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        fn(*group[size_t(r)]);
+      } catch (...) {
+        errors[size_t(r)] = std::current_exception();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+}  // namespace
+
+TEST(InProcessCommunicator, EveryCollectiveOnOneToFourRanks) {
+  for (int n = 1; n <= 4; ++n) {
+    on_ranks(n, [&](Communicator& c) {
+      EXPECT_EQ(c.size(), n);
+      EXPECT_STREQ(c.backend(), "in-process");
+      for (int rep = 0; rep < 20; ++rep) test::check_collectives(c, /*exact_order=*/true);
+    });
+  }
+}
+
+TEST(InProcessCommunicator, BytesSentFollowTheFormula) {
+  on_ranks(3, [](Communicator& c) {
+    std::vector<float> v(100, 1.0f);
+    c.all_reduce_sum(v.data(), 100)->wait();
+    EXPECT_EQ(c.stats().bytes_sent, 2 * 100 * 4) << "its whole buffer to each of 2 peers";
+    std::vector<float> out(100);
+    std::vector<float> in(300, 1.0f);
+    c.reduce_scatter_sum(in.data(), out.data(), 100)->wait();
+    EXPECT_EQ(out[0], 3.0f);
+    EXPECT_EQ(c.stats().bytes_sent, 2 * 100 * 4 + 2 * 100 * 4);
+  });
+}
+
+TEST(InProcessCommunicator, MismatchedCollectivesAreRefusedByName) {
+  EXPECT_THROW(on_ranks(2,
+                        [](Communicator& c) {
+                          std::vector<float> v(8, 1.0f);
+                          c.all_reduce_sum(v.data(), c.rank() == 0 ? 4 : 8)->wait();
+                        }),
+               Error);
+  try {
+    on_ranks(2, [](Communicator& c) {
+      std::vector<float> v(8, 1.0f);
+      if (c.rank() == 0)
+        c.all_reduce_sum(v.data(), 8)->wait();
+      else
+        c.broadcast(v.data(), 32, 0)->wait();
+    });
+    ADD_FAILURE() << "a broadcast met an all-reduce";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("mismatched"), std::string::npos) << e.what();
+  }
+}
+
+TEST(SoloCommunicator, IsTheIdentity) {
+  auto c = make_solo_communicator();
+  EXPECT_EQ(c->size(), 1);
+  test::check_collectives(*c, true);
+}
+
+TEST(WorldCommunicator, ReadsTheLauncherEnvironment) {
+  unsetenv("OMPI_COMM_WORLD_SIZE");
+  unsetenv("PMI_SIZE");
+  unsetenv("SLURM_NTASKS");
+  EXPECT_EQ(launcher_world_size(), 1);
+  EXPECT_STREQ(make_world_communicator()->backend(), "solo");
+  setenv("PMI_SIZE", "4", 1);
+  EXPECT_EQ(launcher_world_size(), 4);
+  if (!have_mpi()) {
+    EXPECT_THROW(make_world_communicator(), Error);
+  }
+  unsetenv("PMI_SIZE");
+}
