@@ -93,8 +93,12 @@ void setup_train(CLI::App& sub) {
   sub.add_option("--doc-sep", o.doc_sep, "document separator string (default: blank lines)");
   add_number(sub, "--steps", o.steps, "optimizer updates (or give --tokens)", 0, 1e12);
   add_number(sub, "--tokens", o.tokens, "train tokens, when --steps is not given", 0, 1e15);
-  add_number(sub, "--batch", o.batch, "windows per micro-batch", 1, 1e6);
+  add_number(sub, "--batch", o.batch,
+             "windows per micro-batch (the global batch: mpirun ranks each take a slice)", 1, 1e6);
   add_number(sub, "--seq", o.seq, "tokens per window", 2, 1e7);
+  add_number(sub, "--dp", o.dp,
+             "data-parallel ranks, checked against mpirun -np (default: what mpirun started)", 0,
+             1e6);
   add_number(sub, "--grad-accum", o.grad_accum, "micro-batches per update", 1, 1e6);
   add_number(sub, "--lr", o.lr, "peak learning rate", 0, 1e9);
   add_number(sub, "--lr-min", o.lr_min, "final learning rate (default lr/10)", -1, 10);

@@ -10,6 +10,7 @@
 #include "apps/tern/command.h"
 #include "apps/tern/flags.h"
 #include "core/error.h"
+#include "dist/communicator.h"
 
 namespace tern::app {
 
@@ -120,12 +121,16 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const tern::Error& e) {
     std::fprintf(stderr, "tern: %s\n", one_line(e.what()).c_str());
+    std::fflush(stderr);
+    tern::dist::end_job_on_error(1);
     return 1;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "tern: out of memory\n");
+    tern::dist::end_job_on_error(1);
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tern: unexpected error: %s\n", one_line(e.what()).c_str());
+    tern::dist::end_job_on_error(1);
     return 1;
   }
   return 0;

@@ -73,4 +73,9 @@ int launcher_world_size();
 // Whether this build has the MPI backend.
 bool have_mpi();
 
+// Called on a fatal error: in a job of several MPI ranks, ends every rank (MPI_Abort; mpirun
+// names the rank), since peers waiting in a collective would otherwise wait forever. Returns
+// when this process is alone.
+void end_job_on_error(int exit_code);
+
 }  // namespace tern::dist

@@ -131,6 +131,16 @@ class Mpi final : public Communicator {
 
 }  // namespace
 
+void mpi_abort_if_parallel(int exit_code) {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (!initialized || finalized) return;
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size > 1) MPI_Abort(MPI_COMM_WORLD, exit_code);
+}
+
 std::unique_ptr<Communicator> make_mpi_communicator() {
   return std::make_unique<Mpi>();
 }

@@ -13,4 +13,7 @@ namespace tern::dist {
 
 std::unique_ptr<Communicator> make_mpi_communicator();
 
+// MPI_Abort on the world when MPI was initialised with more than one rank; else returns.
+void mpi_abort_if_parallel(int exit_code);
+
 }  // namespace tern::dist

@@ -28,6 +28,14 @@ bool have_mpi() {
 #endif
 }
 
+void end_job_on_error(int exit_code) {
+#ifdef TERN_HAVE_MPI
+  mpi_abort_if_parallel(exit_code);
+#else
+  (void)exit_code;
+#endif
+}
+
 std::unique_ptr<Communicator> make_world_communicator() {
   const int n = launcher_world_size();
   if (n <= 1) return make_solo_communicator();

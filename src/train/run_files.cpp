@@ -88,6 +88,12 @@ RunFiles RunFiles::open(const std::string& dir) {
   return r;
 }
 
+RunFiles RunFiles::attach(const std::string& dir) {
+  RunFiles r;
+  r.dir_ = dir;
+  return r;
+}
+
 std::string RunFiles::latest_checkpoint() const {
   return list_checkpoints(dir_).back().second;
 }

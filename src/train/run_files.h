@@ -29,6 +29,9 @@ class RunFiles {
   static RunFiles create(const std::string& dir, bool force);
   // An existing run with at least one complete checkpoint (request error otherwise).
   static RunFiles open(const std::string& dir);
+  // The paths of `dir` for a data-parallel follower rank, which reads what rank 0 writes and
+  // changes nothing.
+  static RunFiles attach(const std::string& dir);
 
   const std::string& dir() const { return dir_; }
   std::string config_path() const { return dir_ + "/config.json"; }

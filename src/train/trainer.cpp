@@ -15,6 +15,7 @@
 #include "core/progress.h"
 #include "core/random.h"
 #include "core/thread_pool.h"
+#include "dist/communicator.h"
 #include "formats/text_file.h"
 #include "model/config.h"
 #include "model/grad/f32_weights.h"
@@ -26,6 +27,7 @@
 #include "train/balance.h"
 #include "train/checkpoint_io.h"
 #include "train/data.h"
+#include "train/data_parallel.h"
 #include "train/distill_loss.h"
 #include "train/precision.h"
 #include "train/run_files.h"
@@ -90,11 +92,26 @@ bool finite(double x) {
 
 TrainSummary train(TrainOptions o) {
   const bool resuming = !o.resume.empty();
+  // Under mpirun: data parallel (train/data_parallel.h). Rank 0 (the lead) owns the run
+  // directory, the log and the checkpoints; the others read what it writes.
+  const std::unique_ptr<dist::Communicator> comm = dist::make_world_communicator();
+  const int ranks = comm->size();
+  const bool lead = comm->rank() == 0;
+  if (!lead) set_log_level(LogLevel::warn);
+  if (o.dp > 0 && o.dp != ranks)
+    fail(ErrorKind::request, "--dp " + std::to_string(o.dp) + " but " + std::to_string(ranks) +
+                                 " rank(s) were started (mpirun -np N with N = --dp)");
+  if (ranks > 1 && (!o.sft.empty() || !o.teacher.empty() || o.lora.rank > 0))
+    fail(ErrorKind::request,
+         "data parallel (mpirun) trains tern train's pretraining runs only: "
+         "sft, logit distillation and LoRA run in one process for now");
   RunFiles run;
   nlohmann::json state;
   std::vector<SftExample> sft_examples;
   if (resuming) {
-    run = RunFiles::open(o.resume);
+    if (lead) run = RunFiles::open(o.resume);  // drops interrupted saves: before anyone reads
+    comm->barrier()->wait();
+    if (!lead) run = RunFiles::attach(o.resume);
     state = run.latest_state();
     apply_saved_options(state.at("options"), o);
   } else {
@@ -120,9 +137,15 @@ TrainSummary train(TrainOptions o) {
     for (const std::string& d : o.data)
       if (const CorpusSpec s = parse_corpus_spec(d); !fs::is_regular_file(s.path))
         fail(ErrorKind::io, "--data: no such file '" + s.path + "'");
-    run = RunFiles::create(o.out, o.force);
+    run = lead ? RunFiles::create(o.out, o.force) : RunFiles::attach(o.out);
   }
   check_options(o);
+  if (o.batch % ranks)
+    fail(ErrorKind::request, "--batch " + std::to_string(o.batch) +
+                                 " (the global batch) must be "
+                                 "a multiple of the " +
+                                 std::to_string(ranks) + " data-parallel ranks");
+  const int64_t local_batch = o.batch / ranks;
   if (o.threads > 0) ThreadPool::set_global_threads(o.threads);
   ThreadPool& pool = ThreadPool::global();
 
@@ -134,14 +157,15 @@ TrainSummary train(TrainOptions o) {
   c.validate();
   std::vector<CorpusSpec> specs;
   for (const std::string& d : o.data) specs.push_back(parse_corpus_spec(d));
-  if (!resuming) run.write_tokenizer(o.tokenizer, specs, c);
+  if (!resuming && lead) run.write_tokenizer(o.tokenizer, specs, c);
+  comm->barrier()->wait();
   const tokenizer::Tokenizer tok = tokenizer::Tokenizer::load(run.tokenizer_dir());
   if (int64_t(tok.vocab_size()) > c.vocab_size)
     fail(ErrorKind::config, "the tokenizer has " + std::to_string(tok.vocab_size()) +
                                 " tokens but the config's vocab_size is " +
                                 std::to_string(c.vocab_size));
   config_text = checkpoint_config_text(config_text, tok);
-  if (!resuming) run.write_config(config_text);
+  if (!resuming && lead) run.write_config(config_text);
 
   // Data: plain-text corpora (pretraining) or packed conversations (fine-tuning, --sft).
   const int64_t S = model::grad::window_tokens(c, o.seq);
@@ -154,8 +178,14 @@ TrainSummary train(TrainOptions o) {
   } else if (resuming) {
     corpora = open_corpora(state.at("data").at("corpora"), run.data_dir());
   } else {
-    log_info("tokenizing " + std::to_string(specs.size()) + " corpus file(s)");
-    corpora = prepare_corpora(specs, tok, run.data_dir(), {o.doc_sep, o.val_fraction});
+    std::string manifest;
+    if (lead) {
+      log_info("tokenizing " + std::to_string(specs.size()) + " corpus file(s)");
+      corpora = prepare_corpora(specs, tok, run.data_dir(), {o.doc_sep, o.val_fraction});
+      manifest = corpora_manifest(corpora).dump();
+    }
+    broadcast_text(*comm, manifest);
+    if (!lead) corpora = open_corpora(nlohmann::json::parse(manifest), run.data_dir());
   }
   WindowSampler sampler(&corpora, o.seq, S, o.seed);
   WindowOrder sft_order(std::max<int64_t>(1, sft.train.n), o.seed);
@@ -172,9 +202,9 @@ TrainSummary train(TrainOptions o) {
   // Full training allocates four f32 copies of the model: checked before, not after. (A LoRA
   // base is mapped, not read, so its check can wait until the adapters are counted.)
   if (o.lora.rank <= 0) run.check_memory(c, o.batch, o.seq);
-  std::unique_ptr<Trainable> trainable =
-      o.lora.rank > 0 ? Trainable::lora(c, o.init, o.lora, o.seed, adam_cfg)
-                      : Trainable::full(c, adam_cfg);
+  std::unique_ptr<Trainable> trainable = o.lora.rank > 0
+                                             ? Trainable::lora(c, o.init, o.lora, o.seed, adam_cfg)
+                                             : Trainable::full(c, adam_cfg);
   model::ModelWeights& params = trainable->params();
   model::ModelWeights& grads = trainable->grads();
   AdamW& adam = trainable->adam();
@@ -199,7 +229,7 @@ TrainSummary train(TrainOptions o) {
       sampler.restore(state.at("data").at("sampler"));
     else
       sft_order.restore(state.at("data").at("sft").at("given").get<int64_t>());
-    run.truncate_log(step);
+    if (lead) run.truncate_log(step);
     log_info("resuming " + ck + " at step " + std::to_string(step) + " of " +
              std::to_string(o.steps));
   } else if (trainable->is_lora()) {
@@ -209,7 +239,13 @@ TrainSummary train(TrainOptions o) {
   } else {
     init_random(c, params, o.seed, o.init_std);
   }
-  model::grad::ModelGrad net(c, o.batch, o.seq, o.recompute);
+  model::grad::ModelGrad net(c, local_batch, o.seq, o.recompute);
+  GradientReducer reducer(*comm, c, grads);
+  if (ranks > 1)
+    log_info("data parallel: " + std::to_string(ranks) + " ranks (" + comm->backend() + ") x " +
+             std::to_string(local_batch) + " sequences; " +
+             std::to_string(int64_t(reducer.ring_bytes_per_step() / 1e6)) +
+             " MB all-reduced per step per rank");
   std::unique_ptr<Teacher> teacher;
   std::vector<float> teacher_logits;
   if (!o.teacher.empty()) {
@@ -232,8 +268,8 @@ TrainSummary train(TrainOptions o) {
                                     1.0f / float(o.grad_accum)};
   RunMeter meter(o, c);
   const int64_t first_step = step;
-  Progress progress("train", o.steps, "steps");
-  progress.advance(step);
+  Progress progress("train", o.steps, "steps");  // drawn by the lead only
+  if (lead) progress.advance(step);
   TrainSummary sum;
   sum.run_dir = run.dir();
   auto state_json = [&] {
@@ -254,6 +290,8 @@ TrainSummary train(TrainOptions o) {
     return j;
   };
   auto save = [&] {
+    check_replicas_agree(*comm, c, params, step);
+    if (!lead) return;
     sum.last_checkpoint =
         trainable->save(run.dir(), step, c, {config_text, run.tokenizer_dir(), state_json()});
     prune_checkpoints(run.dir(), o.keep);
@@ -262,8 +300,10 @@ TrainSummary train(TrainOptions o) {
     if (val.n == 0) return -1;
     double total = 0;
     int64_t batches = 0;
-    for (int64_t w0 = 0; w0 + o.batch <= val.n; w0 += o.batch, ++batches) {
-      const model::grad::TrainBatch vb{o.batch, o.seq, val.tokens.data() + w0 * S,
+    // net holds local_batch sequences; the windows of whole --batch groups are scored.
+    const int64_t whole = val.n / o.batch * o.batch;
+    for (int64_t w0 = 0; w0 + local_batch <= whole; w0 += local_batch, ++batches) {
+      const model::grad::TrainBatch vb{local_batch, o.seq, val.tokens.data() + w0 * S,
                                        val.docs.data() + w0 * S};
       total += net.evaluate(params, vb, lw, pool).main;
     }
@@ -293,12 +333,22 @@ TrainSummary train(TrainOptions o) {
         std::copy_n(sft.train.tokens.begin() + w * S, S, tokens.begin() + b * S);
         std::copy_n(sft.train.docs.begin() + w * S, S, docs.begin() + b * S);
       }
-      const model::grad::TrainBatch tb{o.batch, o.seq, tokens.data(), docs.data()};
+      // Every rank draws the whole global batch and trains on its slice.
+      const int64_t first = comm->rank() * local_batch * S;
+      const model::grad::TrainBatch tb{local_batch, o.seq, tokens.data() + first,
+                                       docs.data() + first};
+      // Data parallel: the global batch's normaliser, and the balance term's share.
+      model::grad::LossWeights step_lw = lw;
+      if (ranks > 1) {
+        step_lw.targets =
+            double(std::max<int64_t>(count_targets(docs.data(), o.batch, S, o.seq), 1));
+        step_lw.balance_alpha /= float(ranks);
+      }
       const model::grad::StepResult r =
           teacher ? (teacher->logits(tb, S, teacher_logits),
                      distill_backward(net, teacher_logits, params, grads, tb, S, lw,
                                       {o.kd_temperature, o.kd_hard_weight}, pool))
-                  : net.step(params, grads, tb, lw, pool);
+                  : net.step(params, grads, tb, step_lw, pool);
       loss += r.loss / double(o.grad_accum);
       main += r.main / double(o.grad_accum);
       mtp += r.mtp / double(o.grad_accum);
@@ -309,13 +359,23 @@ TrainSummary train(TrainOptions o) {
         for (size_t l = 0; l < counts.size(); ++l)
           for (size_t e = 0; e < counts[l].size(); ++e) counts[l][e] += r.expert_counts[l][e];
     }
+    double comm_seconds = 0;
+    if (ranks > 1) {
+      const auto c0 = Clock::now();
+      reducer.sum();
+      std::vector<double> numbers = {loss, main, mtp, bal};
+      reduce_step_numbers(*comm, numbers, counts);
+      // Each rank's balance value is its slice's mean over sequences: the batch's is their mean.
+      loss = numbers[0], main = numbers[1], mtp = numbers[2], bal = numbers[3] / double(ranks);
+      comm_seconds = std::chrono::duration<double>(Clock::now() - c0).count();
+    }
     double norm = 0;
     {
       const phase::Scope timer(phase::optimizer);
       norm = adam.grad_norm();
     }
     if (!finite(loss) || !finite(norm)) {
-      progress.finish();
+      if (lead) progress.finish();
       const std::string last =
           list_checkpoints(run.dir()).empty()
               ? "no checkpoint was saved yet"
@@ -344,16 +404,17 @@ TrainSummary train(TrainOptions o) {
                            {"mtp_loss", mtp},      {"balance_loss", bal},
                            {"maxvio", bs.maxvio},  {"maxvio_global", bs.maxvio_global},
                            {"expert_load", counts}};
-    run.append_log(line);
+    if (ranks > 1) line["comm_s"] = comm_seconds;
+    if (lead) run.append_log(line);
     pause_for_tests(step);
     sum.final_loss = loss;
     char detail[160];
     std::snprintf(detail, sizeof detail, "loss %.4f lr %.2e %.0f tok/s mfu %.1f%%", loss, lr,
                   meter.tokens_per_s(), 100.0 * meter.mfu());
     progress.set_detail(detail);
-    progress.advance();
+    if (lead) progress.advance();
     const bool last = step == o.steps;
-    if ((o.eval_every > 0 && step % o.eval_every == 0) || last) {
+    if (lead && ((o.eval_every > 0 && step % o.eval_every == 0) || last)) {
       const phase::Pause not_a_step;  // validation and sampling are not step time
       const double v = validate_now();
       if (v >= 0) {
@@ -367,12 +428,18 @@ TrainSummary train(TrainOptions o) {
     }
     if ((o.save_every > 0 && step % o.save_every == 0) || last) save();
   }
-  progress.finish();
+  if (lead) progress.finish();
   sum.steps = step;
   sum.tokens = meter.tokens();
   sum.seconds = meter.seconds();
+  if (!lead) return sum;
   run.write_pictures();
   nlohmann::json ledger = meter.ledger(o);
+  if (ranks > 1)
+    ledger["data_parallel"] = {{"ranks", ranks},
+                               {"backend", comm->backend()},
+                               {"allreduce_bytes_per_step_per_rank", reducer.ring_bytes_per_step()},
+                               {"collective_calls", comm->stats().calls}};
   // One invocation's account: a resumed run covers the steps after its checkpoint.
   ledger["first_step"] = first_step + 1;
   ledger["last_step"] = step;

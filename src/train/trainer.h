@@ -60,6 +60,9 @@ struct TrainOptions {
   double price_per_hour = 0;
   nlohmann::json plan;  // `tern plan train`'s prediction for the ledger, if any
   bool force = false;   // reuse a non-empty --out
+  // Data-parallel ranks expected (--dp; 0: whatever the launcher started). Not saved: a run
+  // resumes at any rank count.
+  int64_t dp = 0;
 };
 
 struct TrainSummary {

@@ -87,7 +87,7 @@ StepResult ModelGrad::step_weighted(const ModelWeights& w, ModelWeights& g, cons
 
 StepResult ModelGrad::evaluate_weighted(const ModelWeights& w, const TrainBatch& batch,
                                         const TargetWeight& fn, ThreadPool& pool) {
-  return run(w, nullptr, batch, {0.0f, 0.0f, 1.0f}, pool, &fn);
+  return run(w, nullptr, batch, {0.0f, 0.0f, 1.0f, 0.0}, pool, &fn);
 }
 
 StepResult ModelGrad::step_row_loss(const ModelWeights& w, ModelWeights& g, const TrainBatch& batch,
@@ -104,7 +104,7 @@ StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBat
   make_targets(batch);
   StepResult r;
   for (int32_t t : target_) r.main_targets += t >= 0;
-  const double n_main = double(std::max<int64_t>(r.main_targets, 1));
+  const double n_main = lw.targets > 0 ? lw.targets : double(std::max<int64_t>(r.main_targets, 1));
   const float per_target = float(double(lw.scale) / n_main);
   const BlockContext bctx{&c_, B_, T_, &rope_, lw.scale * lw.balance_alpha, &pool};
   const Linear& head = head_of(c_, w);

@@ -32,6 +32,10 @@ struct LossWeights {
   float mtp_lambda = 0.3f;      // λ
   float balance_alpha = 1e-4f;  // α
   float scale = 1.0f;           // 1 / gradient-accumulation count
+  // > 0: the cross-entropy terms are normalised by this many targets instead of this batch's
+  // (data parallel: the global batch's count, so that summing the ranks' gradients gives the
+  // one-process gradient exactly, whatever each slice's share of document boundaries).
+  double targets = 0;
 };
 
 struct StepResult {

@@ -1,0 +1,64 @@
+// Data parallelism for `tern train` under mpirun (docs/scale-out.md): every rank holds the whole
+// model, draws the same global batch from the same sampler and trains on its slice of it (ranks
+// × slice = --batch, so a command line means the same run at any rank count). Each rank
+// normalises its cross-entropy by the global batch's target count and its sequence-wise balance
+// term by the rank count, so the gradients summed over ranks (in buckets) are the one-process
+// gradient up to summation order, and every rank takes the same optimizer step. Logged numbers
+// and expert loads are summed over ranks, so the log and the aux-loss-free bias update see the
+// whole batch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dist/communicator.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace tern::train {
+
+class GradientReducer {
+ public:
+  // Buckets of at most `bucket_bytes` over the trainable gradients of `grads` (a larger tensor
+  // is its own bucket, reduced in place).
+  GradientReducer(dist::Communicator& comm, const model::ModelConfig& c, model::ModelWeights& grads,
+                  int64_t bucket_bytes = int64_t(8) << 20);
+  // grads = sum over ranks of grads. Every bucket's all-reduce is in flight at once.
+  void sum();
+  // Bytes one rank sends per sum() with a ring all-reduce: 2 (N-1)/N × the gradient bytes.
+  double ring_bytes_per_step() const;
+  int64_t gradient_floats() const { return floats_; }
+
+ private:
+  struct Part {
+    float* data;
+    int64_t size;
+  };
+  struct Bucket {
+    std::vector<Part> parts;
+    std::vector<float> buffer;  // empty: one tensor reduced in place
+  };
+  dist::Communicator& comm_;
+  std::vector<Bucket> buckets_;
+  int64_t floats_ = 0;
+};
+
+// The step's numbers over ranks: `values` and `counts` (expert loads) summed, in rank order so
+// every rank gets the same bits.
+void reduce_step_numbers(dist::Communicator& comm, std::vector<double>& values,
+                         std::vector<std::vector<int64_t>>& counts);
+
+// Fails (internal) naming the ranks when the replicas' parameters differ: a cheap check, run at
+// each save, that every rank took the same steps.
+void check_replicas_agree(dist::Communicator& comm, const model::ModelConfig& c,
+                          model::ModelWeights& params, int64_t step);
+
+// Targets (next tokens in the same document) in a batch of `windows` windows of `S` tokens whose
+// first `T` positions are trained: the normaliser of the one-process loss.
+int64_t count_targets(const int32_t* docs, int64_t windows, int64_t S, int64_t T);
+
+// `text` from `root` on every rank.
+void broadcast_text(dist::Communicator& comm, std::string& text, int root = 0);
+
+}  // namespace tern::train
