@@ -101,10 +101,17 @@ TrainSummary train(TrainOptions o) {
   if (o.dp > 0 && o.dp != ranks)
     fail(ErrorKind::request, "--dp " + std::to_string(o.dp) + " but " + std::to_string(ranks) +
                                  " rank(s) were started (mpirun -np N with N = --dp)");
-  if (ranks > 1 && (!o.sft.empty() || !o.teacher.empty() || o.lora.rank > 0))
-    fail(ErrorKind::request,
-         "data parallel (mpirun) trains tern train's pretraining runs only: "
-         "sft, logit distillation and LoRA run in one process for now");
+  // On the run's final options (a resume restores its own), before anything is written.
+  auto check_parallel = [&] {
+    if (ranks > 1 && (!o.sft.empty() || !o.teacher.empty() || o.lora.rank > 0))
+      fail(ErrorKind::request,
+           "data parallel (mpirun) trains tern train's pretraining runs only: sft, logit "
+           "distillation and LoRA run in one process for now");
+    if (o.batch % ranks)
+      fail(ErrorKind::request, "--batch " + std::to_string(o.batch) +
+                                   " (the global batch) must be a multiple of the " +
+                                   std::to_string(ranks) + " data-parallel ranks");
+  };
   RunFiles run;
   nlohmann::json state;
   std::vector<SftExample> sft_examples;
@@ -114,7 +121,9 @@ TrainSummary train(TrainOptions o) {
     if (!lead) run = RunFiles::attach(o.resume);
     state = run.latest_state();
     apply_saved_options(state.at("options"), o);
+    check_parallel();
   } else {
+    check_parallel();
     check_options(o);
     if (o.config.empty()) fail(ErrorKind::request, "--config FILE is required");
     if (o.data.empty() && o.sft.empty()) fail(ErrorKind::request, "--data FILE... is required");
@@ -140,11 +149,6 @@ TrainSummary train(TrainOptions o) {
     run = lead ? RunFiles::create(o.out, o.force) : RunFiles::attach(o.out);
   }
   check_options(o);
-  if (o.batch % ranks)
-    fail(ErrorKind::request, "--batch " + std::to_string(o.batch) +
-                                 " (the global batch) must be "
-                                 "a multiple of the " +
-                                 std::to_string(ranks) + " data-parallel ranks");
   const int64_t local_batch = o.batch / ranks;
   if (o.threads > 0) ThreadPool::set_global_threads(o.threads);
   ThreadPool& pool = ThreadPool::global();

@@ -106,7 +106,7 @@ TEST(CliMpi, BadRankCountsAreRefusedOnEveryRank) {
   const auto odd = run_tern_split(train_args(dir, dir + "/b", 2, 3), "", mpirun(2));
   EXPECT_NE(odd.exit_code, 0);
   EXPECT_NE(odd.err.find("multiple of the 2 data-parallel ranks"), std::string::npos) << odd.err;
-  EXPECT_FALSE(fs::exists(dir + "/b/checkpoint-2"));
+  EXPECT_FALSE(fs::exists(dir + "/b")) << "refused before the run directory is made";
   fs::remove_all(dir);
 }
 
