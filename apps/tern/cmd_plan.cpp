@@ -15,6 +15,7 @@
 #include "account/ledger.h"
 #include "account/quantity.h"
 #include "account/serve_plan.h"
+#include "account/train_comm.h"
 #include "account/train_memory.h"
 #include "account/train_plan.h"
 #include "apps/tern/command.h"
@@ -174,6 +175,7 @@ void run_train(const TrainFlags& f) {
   const acc::TrainRecipe recipe = acc::train_recipe(f.precision, f.moments);
   const acc::TrainMemory mem =
       acc::train_memory_per_gpu(m, hw, par, recipe, in.seq, in.include_mtp);
+  const acc::TrainComm comm = acc::train_comm_per_gpu(m, par, recipe, in.seq, in.include_mtp);
 
   if (!f.ledger.empty())
     for (const acc::StageResult& s : plan.stages) {
@@ -193,6 +195,7 @@ void run_train(const TrainFlags& f) {
   if (f.json) {
     nlohmann::json j = acc::to_json(plan);
     j["memory_per_gpu"] = acc::to_json(mem, par, recipe);
+    j["communication_per_gpu"] = acc::to_json(comm);
     if (extras.target_gpu_hours > 0)
       j["implied"] = {
           {"target_gpu_hours", extras.target_gpu_hours},
@@ -201,7 +204,7 @@ void run_train(const TrainFlags& f) {
            hw.fp8_tflops > 0 ? extras.implied_mfu * hw.bf16_tflops / hw.fp8_tflops : 0.0}};
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    print_train(stdout, plan, mem, par, recipe, extras);
+    print_train(stdout, plan, mem, comm, par, recipe, extras);
   }
 }
 

@@ -73,8 +73,8 @@ void model_rows(Table& t, const account::ModelFigures& m) {
 }  // namespace
 
 void print_train(std::FILE* out, const account::TrainPlan& p, const account::TrainMemory& mem,
-                 const account::Parallelism& par, const account::TrainRecipe& recipe,
-                 const TrainReportExtras& extras) {
+                 const account::TrainComm& comm, const account::Parallelism& par,
+                 const account::TrainRecipe& recipe, const TrainReportExtras& extras) {
   const auto& hw = p.hardware;
   const auto& in = p.inputs;
   const auto& main = p.stages.front();
@@ -132,6 +132,16 @@ void print_train(std::FILE* out, const account::TrainPlan& p, const account::Tra
              human_bytes(mem.logits)});
   t.row({"total", human_bytes(mem.total()),
          std::string(mem.fits() ? "fits" : "DOES NOT FIT") + " in " + human_bytes(mem.capacity)});
+
+  t.heading("communication per GPU (ring collectives, uniform routing; docs/scale-out.md)");
+  t.row({"data-parallel reduction", human_bytes(comm.dp_bytes_per_step),
+         par.zero >= 1 ? "per optimizer step: reduce-scatter gradients + all-gather weights"
+                       : "per optimizer step: all-reduce gradients"});
+  t.row({"expert all-to-all", human_bytes(comm.ep_bytes_per_micro_batch),
+         "per micro-batch: dispatch + combine, forward and backward (" +
+             human_bytes(comm.ep_bytes_per_token_layer) + " per token and MoE layer)"});
+  t.row({"pipeline hand-offs", human_bytes(comm.pp_bytes_per_micro_batch),
+         "per micro-batch, a middle stage: activations out, gradients back"});
   t.print(out);
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "account/serve_plan.h"
+#include "account/train_comm.h"
 #include "account/train_memory.h"
 #include "account/train_plan.h"
 
@@ -31,8 +32,8 @@ struct TrainReportExtras {
 };
 
 void print_train(std::FILE* out, const account::TrainPlan& plan, const account::TrainMemory& mem,
-                 const account::Parallelism& par, const account::TrainRecipe& recipe,
-                 const TrainReportExtras& extras);
+                 const account::TrainComm& comm, const account::Parallelism& par,
+                 const account::TrainRecipe& recipe, const TrainReportExtras& extras);
 void print_serve(std::FILE* out, const account::ServePlan& plan);
 void print_hardware(std::FILE* out, const std::vector<account::Hardware>& list);
 
