@@ -96,6 +96,10 @@ void setup_train(CLI::App& sub) {
   add_number(sub, "--batch", o.batch,
              "windows per micro-batch (the global batch: mpirun ranks each take a slice)", 1, 1e6);
   add_number(sub, "--seq", o.seq, "tokens per window", 2, 1e7);
+  sub.add_flag("--no-comm-overlap{false}", o.comm_overlap,
+               "data parallel: reduce gradients after the backward instead of during it");
+  add_number(sub, "--bucket-mb", o.bucket_mb, "data parallel: gradient MB per all-reduce", 1e-6,
+             1e6);
   add_number(sub, "--dp", o.dp,
              "data-parallel ranks, checked against mpirun -np (default: what mpirun started)", 0,
              1e6);

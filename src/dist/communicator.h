@@ -52,6 +52,9 @@ class Communicator {
   // data (bytes) = root's data on every rank.
   virtual Handle broadcast(void* data, int64_t bytes, int root) = 0;
   virtual Handle barrier() = 0;
+  // Lets started collectives advance while the caller computes (MPI progresses only inside MPI
+  // calls); call it now and then between pieces of work. A no-op where progress is automatic.
+  virtual void progress() {}
 
   const CommStats& stats() const { return stats_; }
 

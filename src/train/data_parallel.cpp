@@ -1,16 +1,52 @@
 #include "train/data_parallel.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/error.h"
 #include "model/grad/f32_weights.h"
+#include "model/grad/model_grad.h"
 
 namespace tern::train {
+
+namespace {
+
+// The group of ModelGrad::on_grads_ready that finishes a parameter's gradient.
+int64_t grads_group(const std::string& name) {
+  const std::string layers = "model.layers.";
+  if (name.rfind(layers, 0) == 0) return std::atoll(name.c_str() + layers.size());
+  if (name.rfind("model.embed_tokens", 0) == 0) return model::grad::ModelGrad::kEmbedding;
+  return model::grad::ModelGrad::kHeadAndNorm;  // model.norm, lm_head
+}
+
+}  // namespace
 
 GradientReducer::GradientReducer(dist::Communicator& comm, const model::ModelConfig& c,
                                  model::ModelWeights& grads, int64_t bucket_bytes)
     : comm_(comm) {
+  const int64_t L = c.num_hidden_layers, mtp = c.num_nextn_predict_layers;
+  for (int64_t k = mtp - 1; k >= 0; --k) order_.push_back(L + k);
+  order_.push_back(model::grad::ModelGrad::kHeadAndNorm);
+  for (int64_t l = L - 1; l >= 0; --l) order_.push_back(l);
+  order_.push_back(model::grad::ModelGrad::kEmbedding);
+  auto position = [&](int64_t group) {
+    const auto it = std::find(order_.begin(), order_.end(), group);
+    TERN_CHECK(it != order_.end());
+    return int64_t(it - order_.begin());
+  };
+  struct Slot {
+    float* data;
+    int64_t size, pos;
+  };
+  std::vector<Slot> slots;
+  for (const model::grad::ParamSlot& s : model::grad::param_slots(c, grads))
+    if (s.trainable && !s.alias && s.size > 0)
+      slots.push_back({s.data, s.size, position(grads_group(s.name))});
+  std::stable_sort(slots.begin(), slots.end(),
+                   [](const Slot& a, const Slot& b) { return a.pos < b.pos; });
+
   const int64_t cap = std::max<int64_t>(1, bucket_bytes / int64_t(sizeof(float)));
   Bucket open;
   int64_t open_size = 0;
@@ -21,38 +57,58 @@ GradientReducer::GradientReducer(dist::Communicator& comm, const model::ModelCon
     open = Bucket{};
     open_size = 0;
   };
-  for (const model::grad::ParamSlot& s : model::grad::param_slots(c, grads)) {
-    if (!s.trainable || s.alias || s.size == 0) continue;
+  for (const Slot& s : slots) {
     floats_ += s.size;
     if (open_size + s.size > cap) close();
     open.parts.push_back({s.data, s.size});
+    open.ready_at = std::max(open.ready_at, s.pos);
     open_size += s.size;
   }
   close();
 }
 
-void GradientReducer::sum() {
+void GradientReducer::start(size_t i) {
+  Bucket& b = buckets_[i];
+  if (b.buffer.empty()) {
+    pending_.push_back(comm_.all_reduce_sum(b.parts[0].data, b.parts[0].size));
+    return;
+  }
+  float* at = b.buffer.data();
+  for (const Part& p : b.parts) at = std::copy_n(p.data, p.size, at);
+  pending_.push_back(comm_.all_reduce_sum(b.buffer.data(), int64_t(b.buffer.size())));
+}
+
+void GradientReducer::grads_ready(int64_t group) {
   if (comm_.size() == 1) return;
-  std::vector<dist::Handle> pending;
-  for (Bucket& b : buckets_) {
-    if (b.buffer.empty()) {
-      pending.push_back(comm_.all_reduce_sum(b.parts[0].data, b.parts[0].size));
-      continue;
-    }
-    float* at = b.buffer.data();
-    for (const Part& p : b.parts) at = std::copy_n(p.data, p.size, at);
-    pending.push_back(comm_.all_reduce_sum(b.buffer.data(), int64_t(b.buffer.size())));
+  const int64_t pos = int64_t(std::find(order_.begin(), order_.end(), group) - order_.begin());
+  while (started_ < buckets_.size() && buckets_[started_].ready_at <= pos) {
+    start(started_++);
+    ++started_early_;
   }
-  for (size_t i = 0; i < buckets_.size(); ++i) {
-    pending[i]->wait();
-    const Bucket& b = buckets_[i];
-    if (b.buffer.empty()) continue;
-    const float* from = b.buffer.data();
-    for (const Part& p : b.parts) {
-      std::copy_n(from, p.size, p.data);
-      from += p.size;
+  comm_.progress();
+}
+
+double GradientReducer::sum() {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (comm_.size() > 1) {
+    while (started_ < buckets_.size()) start(started_++);
+    for (size_t i = 0; i < buckets_.size(); ++i) {
+      pending_[i]->wait();
+      const Bucket& b = buckets_[i];
+      if (b.buffer.empty()) continue;
+      const float* from = b.buffer.data();
+      for (const Part& p : b.parts) {
+        std::copy_n(from, p.size, p.data);
+        from += p.size;
+      }
     }
   }
+  pending_.clear();
+  started_ = 0;
+  last_started_early_ = started_early_;
+  started_early_ = 0;
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return secs;
 }
 
 double GradientReducer::ring_bytes_per_step() const {

@@ -20,15 +20,24 @@ namespace tern::train {
 
 class GradientReducer {
  public:
-  // Buckets of at most `bucket_bytes` over the trainable gradients of `grads` (a larger tensor
-  // is its own bucket, reduced in place).
+  // Buckets of at most `bucket_bytes` over the trainable gradients of `grads`, in the order the
+  // backward finishes them (model/grad/model_grad.h: MTP modules, head and final norm, layers
+  // from the last, embedding); a larger tensor is its own bucket, reduced in place.
   GradientReducer(dist::Communicator& comm, const model::ModelConfig& c, model::ModelWeights& grads,
                   int64_t bucket_bytes = int64_t(8) << 20);
-  // grads = sum over ranks of grads. Every bucket's all-reduce is in flight at once.
-  void sum();
-  // Bytes one rank sends per sum() with a ring all-reduce: 2 (N-1)/N × the gradient bytes.
+  // During the last micro-batch's backward (ModelGrad::on_grads_ready): starts the all-reduce
+  // of every bucket whose gradients are now final and lets the started ones progress, so
+  // communication runs under the rest of the backward.
+  void grads_ready(int64_t group);
+  // Finishes the step: starts what grads_ready() did not, waits for everything, so that grads =
+  // sum over ranks of grads. Returns the seconds spent here: the communication not hidden.
+  double sum();
+  // Bytes one rank sends per step with a ring all-reduce: 2 (N-1)/N × the gradient bytes.
   double ring_bytes_per_step() const;
   int64_t gradient_floats() const { return floats_; }
+  int64_t buckets() const { return int64_t(buckets_.size()); }
+  // Buckets started by grads_ready() in the last step (the rest started in sum()).
+  int64_t started_early() const { return last_started_early_; }
 
  private:
   struct Part {
@@ -38,10 +47,15 @@ class GradientReducer {
   struct Bucket {
     std::vector<Part> parts;
     std::vector<float> buffer;  // empty: one tensor reduced in place
+    int64_t ready_at = 0;       // position in the backward's order after which it is final
   };
+  void start(size_t bucket);
   dist::Communicator& comm_;
   std::vector<Bucket> buckets_;
-  int64_t floats_ = 0;
+  std::vector<dist::Handle> pending_;
+  std::vector<int64_t> order_;  // the backward's groups in order (ModelGrad::on_grads_ready)
+  size_t started_ = 0;
+  int64_t floats_ = 0, started_early_ = 0, last_started_early_ = 0;
 };
 
 // The step's numbers over ranks: `values` and `counts` (expert loads) summed, in rank order so

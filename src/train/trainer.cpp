@@ -244,12 +244,13 @@ TrainSummary train(TrainOptions o) {
     init_random(c, params, o.seed, o.init_std);
   }
   model::grad::ModelGrad net(c, local_batch, o.seq, o.recompute);
-  GradientReducer reducer(*comm, c, grads);
+  GradientReducer reducer(*comm, c, grads, std::max<int64_t>(4, int64_t(o.bucket_mb * 1e6)));
   if (ranks > 1)
     log_info("data parallel: " + std::to_string(ranks) + " ranks (" + comm->backend() + ") x " +
              std::to_string(local_batch) + " sequences; " +
              std::to_string(int64_t(reducer.ring_bytes_per_step() / 1e6)) +
-             " MB all-reduced per step per rank");
+             " MB all-reduced per step per rank in " + std::to_string(reducer.buckets()) +
+             " bucket(s)");
   std::unique_ptr<Teacher> teacher;
   std::vector<float> teacher_logits;
   if (!o.teacher.empty()) {
@@ -314,7 +315,7 @@ TrainSummary train(TrainOptions o) {
     return batches ? total / double(batches) : -1;
   };
 
-  double profiled_seconds = 0;
+  double profiled_seconds = 0, exposed_comm_seconds = 0;
   int64_t profiled_steps = 0;
   while (step < o.steps) {
     // --profile times every step after the first (which sizes the activation buffers).
@@ -348,6 +349,12 @@ TrainSummary train(TrainOptions o) {
             double(std::max<int64_t>(count_targets(docs.data(), o.batch, S, o.seq), 1));
         step_lw.balance_alpha /= float(ranks);
       }
+      // The last micro-batch's backward starts the gradient reduction as groups finish.
+      if (ranks > 1 && o.comm_overlap)
+        net.on_grads_ready(micro + 1 == o.grad_accum
+                               ? model::grad::ModelGrad::GradsReady(
+                                     [&](int64_t group) { reducer.grads_ready(group); })
+                               : nullptr);
       const model::grad::StepResult r =
           teacher ? (teacher->logits(tb, S, teacher_logits),
                      distill_backward(net, teacher_logits, params, grads, tb, S, lw,
@@ -363,15 +370,13 @@ TrainSummary train(TrainOptions o) {
         for (size_t l = 0; l < counts.size(); ++l)
           for (size_t e = 0; e < counts[l].size(); ++e) counts[l][e] += r.expert_counts[l][e];
     }
-    double comm_seconds = 0;
+    double comm_seconds = 0;  // communication the backward did not hide
     if (ranks > 1) {
-      const auto c0 = Clock::now();
-      reducer.sum();
+      comm_seconds = reducer.sum();
       std::vector<double> numbers = {loss, main, mtp, bal};
       reduce_step_numbers(*comm, numbers, counts);
       // Each rank's balance value is its slice's mean over sequences: the batch's is their mean.
       loss = numbers[0], main = numbers[1], mtp = numbers[2], bal = numbers[3] / double(ranks);
-      comm_seconds = std::chrono::duration<double>(Clock::now() - c0).count();
     }
     double norm = 0;
     {
@@ -408,7 +413,11 @@ TrainSummary train(TrainOptions o) {
                            {"mtp_loss", mtp},      {"balance_loss", bal},
                            {"maxvio", bs.maxvio},  {"maxvio_global", bs.maxvio_global},
                            {"expert_load", counts}};
-    if (ranks > 1) line["comm_s"] = comm_seconds;
+    if (ranks > 1) {
+      line["comm_s"] = comm_seconds;
+      line["buckets_started_in_backward"] = reducer.started_early();
+      exposed_comm_seconds += comm_seconds;
+    }
     if (lead) run.append_log(line);
     pause_for_tests(step);
     sum.final_loss = loss;
@@ -443,7 +452,10 @@ TrainSummary train(TrainOptions o) {
     ledger["data_parallel"] = {{"ranks", ranks},
                                {"backend", comm->backend()},
                                {"allreduce_bytes_per_step_per_rank", reducer.ring_bytes_per_step()},
-                               {"collective_calls", comm->stats().calls}};
+                               {"collective_calls", comm->stats().calls},
+                               {"buckets", reducer.buckets()},
+                               {"comm_overlap", o.comm_overlap},
+                               {"exposed_comm_seconds", exposed_comm_seconds}};
   // One invocation's account: a resumed run covers the steps after its checkpoint.
   ledger["first_step"] = first_step + 1;
   ledger["last_step"] = step;

@@ -26,10 +26,11 @@ struct TrainOptions {
   // student learns (train/distill_loss.h) instead of the corpus's next tokens.
   std::string teacher;
   double kd_temperature = 2.0, kd_hard_weight = 0.0;
-  std::string out;        // run directory
-  std::string resume;     // run directory to resume
-  std::string init;       // checkpoint to start from (continued pretraining; the LoRA base)
-  // LoRA (rank > 0): adapters on `init`, which stays frozen in its stored dtype (train/trainable.h).
+  std::string out;     // run directory
+  std::string resume;  // run directory to resume
+  std::string init;    // checkpoint to start from (continued pretraining; the LoRA base)
+  // LoRA (rank > 0): adapters on `init`, which stays frozen in its stored dtype
+  // (train/trainable.h).
   model::LoraOptions lora;
   std::string tokenizer;  // tokenizer directory; empty: train one on the corpus
   std::string doc_sep;    // empty: blank lines separate documents
@@ -63,6 +64,10 @@ struct TrainOptions {
   // Data-parallel ranks expected (--dp; 0: whatever the launcher started). Not saved: a run
   // resumes at any rank count.
   int64_t dp = 0;
+  // Data parallel: start reducing gradients during the backward (false: after it, to measure
+  // what overlap hides).
+  bool comm_overlap = true;
+  double bucket_mb = 8;  // data parallel: gradients per all-reduce, MB
 };
 
 struct TrainSummary {

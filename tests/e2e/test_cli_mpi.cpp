@@ -84,6 +84,29 @@ TEST(CliMpi, DataParallelRunsEqualTheOneProcessRunAndResumeAcrossRankCounts) {
     EXPECT_TRUE(fs::exists(out + "/checkpoint-6/model.safetensors"));
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n') < 40, true) << "followers stay quiet";
   }
+  // Small buckets started during the backward (the default) against reduction after it: the
+  // same sums, so the same bits.
+  const auto early =
+      run_tern_split(train_args(dir, dir + "/early", 6) + " --bucket-mb 0.02", "", mpirun(2));
+  const auto late = run_tern_split(
+      train_args(dir, dir + "/late", 6) + " --bucket-mb 0.02 --no-comm-overlap", "", mpirun(2));
+  ASSERT_EQ(early.exit_code, 0) << early.err;
+  ASSERT_EQ(late.exit_code, 0) << late.err;
+  const auto e = steps_of(dir + "/early"), l = steps_of(dir + "/late");
+  ASSERT_EQ(e.size(), l.size());
+  for (size_t i = 0; i < e.size(); ++i) {
+    EXPECT_EQ(e[i].loss, l[i].loss) << i;
+    EXPECT_EQ(e[i].grad_norm, l[i].grad_norm) << i;
+  }
+  {
+    std::ifstream in(dir + "/early/log.jsonl");
+    std::string line;
+    std::getline(in, line);
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_GT(j["buckets_started_in_backward"].get<int64_t>(), 5) << line;
+    const auto ledger = nlohmann::json::parse(slurp(dir + "/early/ledger.json"));
+    EXPECT_GT(ledger["data_parallel"]["buckets"].get<int64_t>(), 5);
+  }
   // 2 ranks' checkpoint resumed by 1 process, and 1 process's by 2 ranks.
   fs::copy(dir + "/np2", dir + "/np2_to_1", fs::copy_options::recursive);
   fs::remove_all(dir + "/np2_to_1/checkpoint-6");

@@ -184,11 +184,13 @@ StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBat
     float* dprev = k == 0 ? dhn : mtp_[size_t(k - 1)].dhk.data();
     rmsnorm_bwd(dcat + d, hprev, m.hnorm.ptr(), s.h_rstd.data(), dprev, true,
                 gm.hnorm.data.data_as<float>(), N, d, pool, d, d, 2 * d);
+    if (grads_ready_) grads_ready_(c_.num_hidden_layers + k);
   }
   // Final norm, the blocks last to first, the embedding.
   float* dh = take(dh_, N * d);
   rmsnorm_bwd(dhn, h_final_.data(), w.norm.ptr(), final_rstd_.data(), dh, false,
               g->norm.data.data_as<float>(), N, d, pool);
+  if (grads_ready_) grads_ready_(kHeadAndNorm);
   for (int64_t l = c_.num_hidden_layers - 1; l >= 0; --l) {
     if (recompute_) {  // rebuild this layer's saved activations from its input
       float* x = take(recompute_h_, N * d);
@@ -196,8 +198,10 @@ StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBat
       block_fwd(bctx, w.layers[size_t(l)], x, block_saved(l));
     }
     block_bwd(bctx, w.layers[size_t(l)], g->layers[size_t(l)], dh, block_saved(l));
+    if (grads_ready_) grads_ready_(l);
   }
   if (g->embed_tokens.present()) embedding_bwd(dh, ids_.data(), N, d, f32(g->embed_tokens));
+  if (grads_ready_) grads_ready_(kEmbedding);
   return r;
 }
 

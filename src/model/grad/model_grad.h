@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -81,6 +82,14 @@ class ModelGrad {
   StepResult step_row_loss(const ModelWeights& w, ModelWeights& g, const TrainBatch& batch,
                            const RowLoss& loss, const LossWeights& lw, ThreadPool& pool);
 
+  // Called during a backward as groups of gradients become final, in this order: each MTP
+  // module (its layer index, last module first), kHeadAndNorm (the LM head and final norm),
+  // each layer from the last down, kEmbedding (the embedding, last). Data parallelism starts
+  // reducing a group while the backward goes on (train/data_parallel.h). Null: none.
+  static constexpr int64_t kHeadAndNorm = -1, kEmbedding = -2;
+  using GradsReady = std::function<void(int64_t group)>;
+  void on_grads_ready(GradsReady fn) { grads_ready_ = std::move(fn); }
+
  private:
   struct MtpSaved {
     std::vector<int32_t> ids, target;  // [N]
@@ -102,6 +111,7 @@ class ModelGrad {
   Buffer h_, h_final_, final_rstd_, hn_, dhn_, dh_, head_scratch_;
   std::vector<BlockSaved> blocks_;
   std::vector<MtpSaved> mtp_;
+  GradsReady grads_ready_;
 };
 
 }  // namespace tern::model::grad
