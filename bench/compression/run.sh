@@ -83,6 +83,10 @@ for g in 32 64; do
   make_variant "int4-g$g-imatrix-head8" "$TERN" quantize "$base" "$V/int4-g$g-imatrix-head8" \
     --type int4 --block "$g" --imatrix "$WORK/imatrix.st" --keep-hi router,head:int8
 done
+# ... with the routed experts (most of the bytes) in groups of 64 and the rest in groups of 32:
+# Q4_0's size or less
+make_variant int4-mixed-imatrix "$TERN" quantize "$base" "$V/int4-mixed-imatrix" --type int4 \
+  --block 32 --imatrix "$WORK/imatrix.st" --keep-hi router,head:int8,experts:int4-g64
 for t in q8_0 q4_0 q4_k_m; do
   make_variant "tern-$t.gguf" "$TERN" convert "$base" "$V/tern-$t.gguf" --type "$t"
 done
@@ -101,22 +105,27 @@ if [ -n "$LLAMA_BIN" ] && [ -x "$LLAMA_BIN/llama-quantize" ]; then
   done
   # llama.cpp's own importance matrix, on the same code calibration text
   if [ -x "$LLAMA_BIN/llama-imatrix" ]; then
-    [ -s "$WORK/llama-imatrix.dat" ] || {
+    [ -s "$WORK/llama-imatrix.gguf" ] || {
       stamp "llama-imatrix"
       "$LLAMA_BIN/llama-imatrix" -m "$V/tern-f16.gguf" -f "$C/code.train" -c "$CTX" \
-        -o "$WORK/llama-imatrix.dat" ${THREADS:+-t "$THREADS"} >"$WORK/llama-imatrix.log" 2>&1
+        -o "$WORK/llama-imatrix.gguf" ${THREADS:+-t "$THREADS"} >"$WORK/llama-imatrix.log" 2>&1
     }
     for t in Q4_0 Q4_K_M; do
       make_variant "llama-$t-imatrix.gguf" "$LLAMA_BIN/llama-quantize" --imatrix \
-        "$WORK/llama-imatrix.dat" "$V/tern-f16.gguf" "$V/llama-$t-imatrix.gguf" "$t"
+        "$WORK/llama-imatrix.gguf" "$V/tern-f16.gguf" "$V/llama-$t-imatrix.gguf" "$t"
     done
+    # tern's rounding with llama.cpp's importance matrix
+    make_variant int4-mixed-llama-imatrix "$TERN" quantize "$base" \
+      "$V/int4-mixed-llama-imatrix" --type int4 --block 32 --imatrix "$WORK/llama-imatrix.gguf" \
+      --keep-hi router,head:int8,experts:int4-g64
   fi
 fi
 
 # 4. Measure every variant (the original first) and write the table.
 rows=("original:$base")
 for v in fp8 int8-g128 int4-g128 int4-g128-imatrix int4-g32 int4-g32-imatrix \
-  int4-g32-imatrix-embed int4-g32-imatrix-head8 int4-g64-imatrix-head8 tern-q8_0.gguf \
+  int4-g32-imatrix-embed int4-g32-imatrix-head8 int4-g64-imatrix-head8 int4-mixed-imatrix \
+  int4-mixed-llama-imatrix tern-q8_0.gguf \
   tern-q4_0.gguf tern-q4_k_m.gguf llama-Q4_0.gguf llama-Q4_0-imatrix.gguf llama-Q4_K_M.gguf \
   llama-Q4_K_M-imatrix.gguf prune-75-drop prune-75-merge prune-50-drop \
   prune-50-merge; do

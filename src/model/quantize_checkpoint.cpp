@@ -23,7 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& keep_groups() {
-  static const std::vector<std::string> g = {"embed", "head", "router", "attn", "shared", "mtp"};
+  static const std::vector<std::string> g = {"embed",  "head",    "router", "attn",
+                                             "shared", "experts", "mtp"};
   return g;
 }
 
@@ -108,15 +109,18 @@ nlohmann::ordered_json int_config_group(int bits, int64_t group,
 }
 
 // group_0: the main type for every Linear (and, by name, a quantised embedding, which is not a
-// Linear); group_1: the modules --keep-hi raised to int8, by name (a name outranks the class).
-nlohmann::ordered_json compressed_tensors_config(int bits, int64_t group,
-                                                 const std::vector<std::string>& main_named,
-                                                 const std::vector<std::string>& int8_named,
-                                                 const std::vector<std::string>& ignore) {
+// Linear); group_1, ...: each other (bits, group size) --keep-hi chose, its modules by name (a
+// name outranks the class).
+nlohmann::ordered_json compressed_tensors_config(
+    int bits, int64_t group, const std::vector<std::string>& main_named,
+    const std::map<std::pair<int, int64_t>, std::vector<std::string>>& others,
+    const std::vector<std::string>& ignore) {
   std::vector<std::string> main_targets = {"Linear"};
   main_targets.insert(main_targets.end(), main_named.begin(), main_named.end());
   nlohmann::ordered_json groups = {{"group_0", int_config_group(bits, group, main_targets)}};
-  if (!int8_named.empty()) groups["group_1"] = int_config_group(8, group, int8_named);
+  for (const auto& [scheme, named] : others)
+    groups["group_" + std::to_string(groups.size())] =
+        int_config_group(scheme.first, scheme.second, named);
   return {{"config_groups", groups},
           {"format", "pack-quantized"},
           {"global_compression_ratio", nullptr},
@@ -126,22 +130,31 @@ nlohmann::ordered_json compressed_tensors_config(int bits, int64_t group,
           {"quantization_status", "compressed"}};
 }
 
-// A --keep-hi entry: "NAME" or "NAME:TYPE".
+// A --keep-hi entry: "NAME" or "NAME:TYPE", TYPE bf16, int8, int8-gN or int4-gN.
 struct KeepRule {
   std::string name;
-  KeptAs as = KeptAs::bf16;
+  KeptAs as;
 };
 
 KeepRule parse_keep_rule(const std::string& entry) {
   const size_t colon = entry.find(':');
-  KeepRule r{entry.substr(0, colon), KeptAs::bf16};
-  if (colon != std::string::npos) {
-    const std::string t = entry.substr(colon + 1);
-    if (t == "int8")
-      r.as = KeptAs::int8;
-    else if (t != "bf16")
-      fail(ErrorKind::request, "--keep-hi '" + entry + "': the type after ':' is bf16 or int8");
-  }
+  KeepRule r{entry.substr(0, colon), {KeptAs::bf16, 0, 0}};
+  if (colon == std::string::npos) return r;
+  const std::string t = entry.substr(colon + 1);
+  auto bad = [&] {
+    fail(ErrorKind::request, "--keep-hi '" + entry +
+                                 "': the type after ':' is bf16, int8, int4, or int8-gN / int4-gN "
+                                 "(N 32, 64 or 128)");
+  };
+  if (t == "bf16") return r;
+  const bool i8 = t.rfind("int8", 0) == 0, i4 = t.rfind("int4", 0) == 0;
+  if (!i8 && !i4) bad();
+  r.as = {KeptAs::integer, i8 ? 8 : 4, 0};
+  const std::string rest = t.substr(4);
+  if (rest == "-g32" || rest == "-g64" || rest == "-g128")
+    r.as.group = std::atoll(rest.c_str() + 2);
+  else if (!rest.empty())
+    bad();
   return r;
 }
 
@@ -152,6 +165,7 @@ bool rule_matches(const std::string& k, const std::string& module, const ModelCo
   if (k == "router") return module.ends_with(".mlp.gate");
   if (k == "attn") return module.find(".self_attn.") != std::string::npos;
   if (k == "shared") return module.find(".shared_experts.") != std::string::npos;
+  if (k == "experts") return module.find(".mlp.experts.") != std::string::npos;
   if (k == "mtp") return layer >= c.num_hidden_layers;
   return module == k || module.rfind(k + ".", 0) == 0;
 }
@@ -210,7 +224,7 @@ KeptAs kept_precision(const std::vector<std::string>& keep_hi, const std::string
     const KeepRule r = parse_keep_rule(entry);
     if (rule_matches(r.name, module, c)) return r.as;
   }
-  return KeptAs::no;
+  return {KeptAs::main, 0, 0};
 }
 
 QuantizeSummary write_quantized_model(const std::string& in_dir, const std::string& out_dir,
@@ -229,11 +243,15 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
     const std::string& k = r.name;
     if (std::find(keep_groups().begin(), keep_groups().end(), k) == keep_groups().end() &&
         k.rfind("model.", 0) != 0 && k != "lm_head")
-      fail(ErrorKind::request, "--keep-hi: '" + k +
-                                   "' is neither a group (embed, head, router, attn, shared, mtp) "
-                                   "nor a module name (model.layers.N...., lm_head)");
-    if (r.as == KeptAs::int8 && bits != 4)
-      fail(ErrorKind::request, "--keep-hi '" + entry + "': int8 raises matrices of --type int4");
+      fail(ErrorKind::request,
+           "--keep-hi: '" + k +
+               "' is neither a group (embed, head, router, attn, shared, experts, "
+               "mtp) "
+               "nor a module name (model.layers.N...., lm_head)");
+    if (r.as.kind == KeptAs::integer && bits == 0)
+      fail(ErrorKind::request, "--keep-hi '" + entry +
+                                   "': integer types mix with --type int4 or "
+                                   "int8 (compressed-tensors), not fp8");
   }
 
   const ModelConfig c = ModelConfig::from_file((fs::path(in_dir) / "config.json").string());
@@ -265,10 +283,12 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
     const Vector* vector = nullptr;
     enum Kind { vec, bias, kept, fp8_weight, fp8_scale, packed, packed_scale, packed_shape } kind;
     std::string module;
-    int bits = 0;  // packed: the module's integer width
+    int bits = 0;       // packed: the module's integer width
+    int64_t group = 0;  // and columns per scale
   };
   std::vector<Source> sources;
-  std::vector<std::string> kept_modules, int8_modules, named_main;
+  std::vector<std::string> kept_modules, named_main;
+  std::map<std::pair<int, int64_t>, std::vector<std::string>> other_schemes;
   visit_weights(c, w, mtp, [&](WeightSlot& s) {
     if (s.kind == SlotKind::vector) {
       specs.push_back({s.name, DType::f32, s.shape});
@@ -281,8 +301,11 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
     const int64_t rows = l.view.rows, cols = l.view.cols;
     sum.bytes_in += dtype_bytes_for(l.view.dtype, rows * cols);
     const KeptAs as = kept_precision(o.keep_hi, module, c);
-    bool keep = as == KeptAs::bf16;
-    if (!keep && bits && cols % o.group) {
+    bool keep = as.kind == KeptAs::bf16;
+    // This module's integer scheme: the main one, or what --keep-hi chose.
+    const int mbits = as.kind == KeptAs::integer ? as.bits : bits;
+    const int64_t mgroup = as.kind == KeptAs::integer && as.group > 0 ? as.group : o.group;
+    if (!keep && bits && cols % mgroup) {
       keep = true;
       sum.notes.push_back(module + " has " + std::to_string(cols) +
                           " columns, not a multiple of the group; kept in bf16");
@@ -300,10 +323,9 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
       sources.push_back({&l, nullptr, Source::fp8_scale, module});
       ++sum.quantized;
     } else {
-      const int mbits = as == KeptAs::int8 ? 8 : bits;
       const int64_t per_word = 32 / mbits;
-      if (mbits != bits)
-        int8_modules.push_back(module);
+      if (mbits != bits || mgroup != o.group)
+        other_schemes[{mbits, mgroup}].push_back(module);
       else if (module.ends_with("embed_tokens"))
         named_main.push_back(module);  // not a Linear: named so that group_0 claims it
       if (const auto it = importance.find(module);
@@ -314,11 +336,11 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
                                      " (an imatrix of another model?)");
       specs.push_back(
           {module + ".weight_packed", DType::i32, {rows, (cols + per_word - 1) / per_word}});
-      sources.push_back({&l, nullptr, Source::packed, module, mbits});
-      specs.push_back({module + ".weight_scale", DType::bf16, {rows, cols / o.group}});
-      sources.push_back({&l, nullptr, Source::packed_scale, module, mbits});
+      sources.push_back({&l, nullptr, Source::packed, module, mbits, mgroup});
+      specs.push_back({module + ".weight_scale", DType::bf16, {rows, cols / mgroup}});
+      sources.push_back({&l, nullptr, Source::packed_scale, module, mbits, mgroup});
       specs.push_back({module + ".weight_shape", DType::i64, {2}});
-      sources.push_back({&l, nullptr, Source::packed_shape, module, mbits});
+      sources.push_back({&l, nullptr, Source::packed_shape, module, mbits, mgroup});
       ++sum.quantized;
     }
     if (s.has_bias) {
@@ -369,7 +391,7 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
         if (last.module != s.module) {
           const auto it = importance.find(s.module);
           const std::vector<float>* imp = it == importance.end() ? nullptr : it->second;
-          last = pack_int(s.module, *s.linear, s.bits, o.group, imp);
+          last = pack_int(s.module, *s.linear, s.bits, s.group, imp);
         }
         return s.kind == Source::packed ? last.words : last.scales;
       }
@@ -409,7 +431,7 @@ QuantizeSummary write_quantized_model(const std::string& in_dir, const std::stri
     for (const std::string& m : kept_modules)
       if (!m.ends_with("embed_tokens")) ignore.push_back(m);  // embeddings are not Linear
     config["quantization_config"] =
-        compressed_tensors_config(bits, o.group, named_main, int8_modules, ignore);
+        compressed_tensors_config(bits, o.group, named_main, other_schemes, ignore);
   }
 
   write_model_directory(in_dir, out_dir, config, specs, produce);

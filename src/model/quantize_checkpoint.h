@@ -19,9 +19,10 @@ namespace tern::model {
 struct QuantizeOptions {
   std::string type;     // fp8 | int8 | int4
   int64_t group = 128;  // int8 / int4: columns per scale (32, 64 or 128)
-  // Matrices kept at higher precision: groups (embed, head, router, attn, shared, mtp) or module
-  // names (a name matches itself and every module under it), each in bf16 or, with ":int8" and
-  // --type int4, in int8 ("head:int8").
+  // Matrices kept at higher precision: groups (embed, head, router, attn, shared, experts, mtp)
+  // or module names (a name matches itself and every module under it), each in bf16 or, with
+  // --type int4 / int8, an integer scheme of its own: "head:int8", "attn:int8-g128",
+  // "experts:int4-g64".
   std::vector<std::string> keep_hi = {"embed", "head", "router"};
   // Per module ("model.layers.0.self_attn.q_a_proj"): the importance of each input column
   // (mean squared activation, `tern eval --imatrix`); rounding then minimises the
@@ -42,9 +43,14 @@ struct QuantizeSummary {
 QuantizeSummary write_quantized_model(const std::string& in_dir, const std::string& out_dir,
                                       const QuantizeOptions& o);
 
-// What --keep-hi makes of a matrix: quantised with the main type (no), kept in bf16, or, under
-// --type int4, int8 in a config group of its own ("head:int8").
-enum class KeptAs { no, bf16, int8 };
+// What --keep-hi makes of a matrix: quantised with the main type, kept in bf16, or, under
+// --type int4 / int8, an integer scheme of its own ("head:int8", "experts:int4-g64"; group 0:
+// --block) in a config group of its own.
+struct KeptAs {
+  enum Kind { main, bf16, integer } kind = main;
+  int bits = 0;
+  int64_t group = 0;
+};
 
 // The first --keep-hi entry ("NAME" or "NAME:TYPE", NAME a group or a module name) that matches
 // `module` decides.

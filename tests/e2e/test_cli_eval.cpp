@@ -166,9 +166,9 @@ TEST(CliQuantize, ImatrixQuantizeThenMeasure) {
   EXPECT_NE(bad_keep.err.find("--keep-hi"), std::string::npos) << bad_keep.err;
   EXPECT_FALSE(std::filesystem::exists(dir + "/y"));
   const auto bad_raise =
-      run_tern_split("quantize " + model + " " + dir + "/y --type int8 --keep-hi head:int8");
+      run_tern_split("quantize " + model + " " + dir + "/y --type fp8 --keep-hi head:int8");
   EXPECT_EQ(bad_raise.exit_code, 1);
-  EXPECT_NE(bad_raise.err.find("int8 raises"), std::string::npos) << bad_raise.err;
+  EXPECT_NE(bad_raise.err.find("integer types mix"), std::string::npos) << bad_raise.err;
   EXPECT_FALSE(std::filesystem::exists(dir + "/y"));
   std::ofstream(dir + "/not_im.st") << "garbage";
   const auto bad_im = run_tern_split("quantize " + model + " " + dir +

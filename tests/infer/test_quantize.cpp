@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -281,14 +282,51 @@ TEST(Quantize, KeptMatricesCanBeInt8InAConfigGroupOfTheirOwn) {
   formats::write_text_file(out + "/config.json", cfg.dump());
   EXPECT_THROW(model::ModelConfig::from_file(out + "/config.json"), Error);
 
-  // int8 raises int4 matrices only; an unknown type after ':' is refused.
+  // Integer schemes mix with int4 / int8 only, not fp8; an unknown type after ':' is refused.
   const std::string bad = fresh_dir("bad_keep_type");
-  o.type = "int8";
+  o.type = "fp8";
+  EXPECT_THROW(model::write_quantized_model(kTiny, bad, o), Error);
+  o.type = "int4";
+  o.keep_hi = {"head:int8-g48"};
   EXPECT_THROW(model::write_quantized_model(kTiny, bad, o), Error);
   o.type = "int4";
   o.keep_hi = {"head:fp4"};
   EXPECT_THROW(model::write_quantized_model(kTiny, bad, o), Error);
   EXPECT_FALSE(fs::exists(bad));
+}
+
+TEST(Quantize, EachChosenSchemeGetsItsOwnConfigGroup) {
+  const std::string out = fresh_dir("int4_mixed");
+  model::QuantizeOptions o;
+  o.type = "int4";
+  o.group = 32;
+  o.keep_hi = {"router", "head:int8-g64", "experts:int4-g64", "attn:int8"};
+  model::write_quantized_model(kTiny, out, o);
+  const nlohmann::json cfg = nlohmann::json::parse(formats::read_text_file(out + "/config.json"));
+  const nlohmann::json& groups = cfg["quantization_config"]["config_groups"];
+  ASSERT_EQ(groups.size(), 4u) << groups.dump();
+  std::map<std::pair<int, int>, nlohmann::json> by;
+  for (const auto& [name, g] : groups.items())
+    by[{g["weights"]["num_bits"].get<int>(), g["weights"]["group_size"].get<int>()}] = g["targets"];
+  EXPECT_EQ(by.at({4, 32})[0], "Linear");
+  EXPECT_EQ(by.at({8, 64}), nlohmann::json({"lm_head", "model.layers.3.shared_head.head"}));
+  EXPECT_NE(std::find(by.at({4, 64}).begin(), by.at({4, 64}).end(),
+                      "model.layers.1.mlp.experts.2.up_proj"),
+            by.at({4, 64}).end());
+  EXPECT_NE(
+      std::find(by.at({8, 32}).begin(), by.at({8, 32}).end(), "model.layers.0.self_attn.q_a_proj"),
+      by.at({8, 32}).end());
+  const auto ck = formats::Checkpoint::open(out);
+  const model::Model qm = model::Model::load(out);
+  for (const auto& [module, bits, group] : std::vector<std::tuple<std::string, int, int>>{
+           {"lm_head", 8, 64},
+           {"model.layers.1.mlp.experts.2.up_proj", 4, 64},
+           {"model.layers.0.self_attn.q_a_proj", 8, 32},
+           {"model.layers.1.mlp.shared_experts.up_proj", 4, 32}}) {
+    EXPECT_EQ(ck.get(module + ".weight_scale").shape()[1], 64 / group) << module;
+    int64_t rows = 0, cols = 0;
+    EXPECT_EQ(matrix(qm, module, &rows, &cols), decode_packed(ck, module, bits, group)) << module;
+  }
 }
 
 TEST(Quantize, DenseQwen2ModelsQuantiseAndLoadToo) {
