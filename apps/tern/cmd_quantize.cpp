@@ -63,8 +63,8 @@ void setup_quantize(CLI::App& sub) {
   add_number(sub, "--block", a->block, "int8 / int4: columns per scale (32, 64 or 128)", 32, 128);
   sub.add_option("--keep-hi", a->keep_hi,
                  "matrices kept at higher precision: groups embed, head, router, attn, shared, "
-                 "mtp, or module names, each in bf16 or, under --type int4, NAME:int8 (a config "
-                 "group of their own); 'none' for none")
+                 "experts, mtp, or module names, each in bf16 or, under --type int4/int8, "
+                 "NAME:int8|int4[-gN] (an integer scheme of their own); 'none' for none")
       ->capture_default_str();
   sub.add_option("--imatrix", a->imatrix,
                  "importance matrix from `tern eval MODEL --data CALIB --imatrix FILE` or from "
