@@ -87,7 +87,7 @@ done
 # Q4_0's size or less
 make_variant int4-mixed-imatrix "$TERN" quantize "$base" "$V/int4-mixed-imatrix" --type int4 \
   --block 32 --imatrix "$WORK/imatrix.st" --keep-hi router,head:int8,experts:int4-g64
-for t in q8_0 q4_0 q4_k_m; do
+for t in bf16 q8_0 q4_0 q4_k_m; do
   make_variant "tern-$t.gguf" "$TERN" convert "$base" "$V/tern-$t.gguf" --type "$t"
 done
 for keep in 75 50; do
@@ -100,7 +100,7 @@ for keep in 75 50; do
 done
 if [ -n "$LLAMA_BIN" ] && [ -x "$LLAMA_BIN/llama-quantize" ]; then
   make_variant tern-f16.gguf "$TERN" convert "$base" "$V/tern-f16.gguf" --type f16
-  for t in Q4_0 Q4_K_M; do
+  for t in Q8_0 Q4_0 Q4_K_M; do
     make_variant "llama-$t.gguf" "$LLAMA_BIN/llama-quantize" "$V/tern-f16.gguf" "$V/llama-$t.gguf" "$t"
   done
   # llama.cpp's own importance matrix, on the same code calibration text
@@ -125,8 +125,8 @@ fi
 rows=("original:$base")
 for v in fp8 int8-g128 int4-g128 int4-g128-imatrix int4-g32 int4-g32-imatrix \
   int4-g32-imatrix-embed int4-g32-imatrix-head8 int4-g64-imatrix-head8 int4-mixed-imatrix \
-  int4-mixed-llama-imatrix tern-q8_0.gguf \
-  tern-q4_0.gguf tern-q4_k_m.gguf llama-Q4_0.gguf llama-Q4_0-imatrix.gguf llama-Q4_K_M.gguf \
+  int4-mixed-llama-imatrix tern-bf16.gguf tern-q8_0.gguf \
+  tern-q4_0.gguf tern-q4_k_m.gguf llama-Q8_0.gguf llama-Q4_0.gguf llama-Q4_0-imatrix.gguf llama-Q4_K_M.gguf \
   llama-Q4_K_M-imatrix.gguf prune-75-drop prune-75-merge prune-50-drop \
   prune-50-merge; do
   [ -e "$V/$v" ] && rows+=("$v:$V/$v")
