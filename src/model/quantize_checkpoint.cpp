@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "formats/safetensors_writer.h"
 #include "formats/text_file.h"
 #include "kernels/quantize.h"
@@ -70,22 +71,25 @@ Packed pack_int(const std::string& module, const Linear& l, int bits, int64_t gr
   const int64_t groups = cols / group;
   Packed p{module, Tensor::zeros(DType::i32, {rows, words}),
            Tensor::zeros(DType::bf16, {rows, groups})};
-  std::vector<int8_t> q(static_cast<size_t>(cols));
-  std::vector<float> sc(static_cast<size_t>(groups));
   uint8_t* out = static_cast<uint8_t*>(p.words.data());
   uint16_t* scales = p.scales.data_as<uint16_t>();
-  for (int64_t r = 0; r < rows; ++r) {
-    quantize_int_row(w.data_as<const float>() + r * cols, cols, bits, group,
-                     importance ? importance->data() : nullptr, q.data(), sc.data());
-    for (int64_t g = 0; g < groups; ++g) scales[r * groups + g] = f32_to_bf16(sc[size_t(g)]);
-    uint8_t* row = out + r * words * 4;
-    if (bits == 8) {
-      for (int64_t c = 0; c < cols; ++c) row[c] = uint8_t(q[size_t(c)] + 128);
-    } else {
-      for (int64_t c = 0; c < cols; ++c)
-        row[c / 2] |= uint8_t((q[size_t(c)] + 8) << (c % 2 ? 4 : 0));
+  // Rows are independent, and the scale search costs ~80 roundings per value: all threads.
+  ThreadPool::global().parallel_for(rows, 16, [&](int64_t r0, int64_t r1, int) {
+    std::vector<int8_t> q(static_cast<size_t>(cols));
+    std::vector<float> sc(static_cast<size_t>(groups));
+    for (int64_t r = r0; r < r1; ++r) {
+      quantize_int_row(w.data_as<const float>() + r * cols, cols, bits, group,
+                       importance ? importance->data() : nullptr, q.data(), sc.data());
+      for (int64_t g = 0; g < groups; ++g) scales[r * groups + g] = f32_to_bf16(sc[size_t(g)]);
+      uint8_t* row = out + r * words * 4;
+      if (bits == 8) {
+        for (int64_t c = 0; c < cols; ++c) row[c] = uint8_t(q[size_t(c)] + 128);
+      } else {
+        for (int64_t c = 0; c < cols; ++c)
+          row[c / 2] |= uint8_t((q[size_t(c)] + 8) << (c % 2 ? 4 : 0));
+      }
     }
-  }
+  });
   return p;
 }
 
