@@ -13,6 +13,11 @@ namespace {
 
 enum class Kind { all_reduce, reduce_scatter, all_gather, all_to_allv, broadcast, barrier };
 
+// memcpy that allows empty ranges (whose pointers may be null: an empty vector's data()).
+void copy_bytes(void* dst, const void* src, size_t n) {
+  if (n > 0) std::memcpy(dst, src, n);
+}
+
 const char* kind_name(Kind k) {
   switch (k) {
     case Kind::all_reduce:
@@ -121,7 +126,7 @@ class InProcessPending final : public Pending {
           const float* in =
               reinterpret_cast<const float*>(op.posts[size_t(r)].input.data()) + first;
           if (r == 0)
-            std::memcpy(out, in, size_t(count) * sizeof(float));
+            copy_bytes(out, in, size_t(count) * sizeof(float));
           else
             for (int64_t i = 0; i < count; ++i) out[i] += in[i];
         }
@@ -129,22 +134,22 @@ class InProcessPending final : public Pending {
       }
       case Kind::all_gather:
         for (int r = 0; r < n; ++r)
-          std::memcpy(static_cast<uint8_t*>(out_) + r * me.size, op.posts[size_t(r)].input.data(),
-                      size_t(me.size));
+          copy_bytes(static_cast<uint8_t*>(out_) + r * me.size, op.posts[size_t(r)].input.data(),
+                     size_t(me.size));
         break;
       case Kind::all_to_allv: {
         uint8_t* out = static_cast<uint8_t*>(out_);
         for (int r = 0; r < n; ++r) {
           const Post& p = op.posts[size_t(r)];
-          std::memcpy(out, p.input.data() + p.offsets[size_t(rank_)],
-                      size_t(recv_bytes_[size_t(r)]));
+          copy_bytes(out, p.input.data() + p.offsets[size_t(rank_)],
+                     size_t(recv_bytes_[size_t(r)]));
           out += recv_bytes_[size_t(r)];
         }
         break;
       }
       case Kind::broadcast:
         if (rank_ != me.root)
-          std::memcpy(out_, op.posts[size_t(me.root)].input.data(), size_t(me.size));
+          copy_bytes(out_, op.posts[size_t(me.root)].input.data(), size_t(me.size));
         break;
       case Kind::barrier:
         break;

@@ -16,16 +16,16 @@ class Solo final : public Communicator {
   const char* backend() const override { return "solo"; }
   Handle all_reduce_sum(float*, int64_t) override { return done(); }
   Handle reduce_scatter_sum(const float* in, float* out, int64_t n) override {
-    if (in != out) std::memmove(out, in, size_t(n) * sizeof(float));
+    if (in != out && n > 0) std::memmove(out, in, size_t(n) * sizeof(float));
     return done();
   }
   Handle all_gather(const void* in, void* out, int64_t bytes) override {
-    if (in != out) std::memmove(out, in, size_t(bytes));
+    if (in != out && bytes > 0) std::memmove(out, in, size_t(bytes));
     return done();
   }
   Handle all_to_allv(const void* send, const int64_t* send_bytes, void* recv,
                      const int64_t*) override {
-    if (send != recv) std::memmove(recv, send, size_t(send_bytes[0]));
+    if (send != recv && send_bytes[0] > 0) std::memmove(recv, send, size_t(send_bytes[0]));
     return done();
   }
   Handle broadcast(void*, int64_t, int) override { return done(); }

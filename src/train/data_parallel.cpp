@@ -125,8 +125,8 @@ void reduce_step_numbers(dist::Communicator& comm, std::vector<double>& values,
   // One message: the values' bytes, then the counts'.
   const size_t vb = values.size() * sizeof(double), cb = flat.size() * sizeof(int64_t);
   std::vector<uint8_t> mine(vb + cb + 1), all((vb + cb + 1) * size_t(n));
-  std::memcpy(mine.data(), values.data(), vb);
-  std::memcpy(mine.data() + vb, flat.data(), cb);
+  if (vb) std::memcpy(mine.data(), values.data(), vb);
+  if (cb) std::memcpy(mine.data() + vb, flat.data(), cb);  // a dense model has no loads
   comm.all_gather(mine.data(), all.data(), int64_t(mine.size()))->wait();
   std::fill(values.begin(), values.end(), 0.0);
   std::fill(flat.begin(), flat.end(), 0);
