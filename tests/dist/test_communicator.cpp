@@ -4,37 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <thread>
 
 #include "core/error.h"
 #include "dist/in_process.h"
 #include "tests/dist/conformance.h"
+#include "tests/dist/on_ranks.h"
 
 using namespace tern;
 using namespace tern::dist;
-
-namespace {
-
-// Runs fn(rank's communicator) on one thread per rank; rethrows the first failure.
-template <class Fn>
-void on_ranks(int n, Fn fn) {
-  auto group = make_in_process_group(n);
-  std::vector<std::thread> threads;
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
-  for (int r = 0; r < n; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        fn(*group[size_t(r)]);
-      } catch (...) {
-        errors[size_t(r)] = std::current_exception();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
-}
-
-}  // namespace
+using tern::dist::test::on_ranks;
 
 TEST(InProcessCommunicator, EveryCollectiveOnOneToFourRanks) {
   for (int n = 1; n <= 4; ++n) {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/e2e/cli_runner.h"
+#include "tests/e2e/train_corpus.h"
 
 using namespace tern::test;
 namespace fs = std::filesystem;
@@ -25,19 +26,10 @@ std::string mpirun(int np) {
          std::string(TERN_MPIRUN) + " -np " + std::to_string(np) + " --oversubscribe";
 }
 
-std::string corpus(const std::string& dir) {
-  const std::string path = dir + "/corpus.txt";
-  std::ofstream f(path);
-  for (int i = 0; i < 60; ++i)
-    f << "Document " << i << " says that the quick brown fox jumps over the lazy dog " << i % 7
-      << " times.\nAnd then it rests.\n\n";
-  return path;
-}
-
 std::string train_args(const std::string& dir, const std::string& out, int steps, int batch = 4) {
-  return "train --config " + std::string(TERN_TEST_DATA) + "/golden/train_tiny_v3/config.json" +
-         " --data " + corpus(dir) + " --out " + out + " --steps " + std::to_string(steps) +
-         " --batch " + std::to_string(batch) +
+  return "train --config " + tiny_train_config() + " --data " + write_train_corpus(dir) +
+         " --out " + out + " --steps " + std::to_string(steps) + " --batch " +
+         std::to_string(batch) +
          " --seq 16 --save-every 3 --eval-every 6 --sample-tokens 4 --lr 3e-3 --seed 5 --threads 1";
 }
 

@@ -14,6 +14,7 @@
 
 #include "tests/e2e/cli_runner.h"
 #include "tests/e2e/tiny_chat_model.h"
+#include "tests/e2e/train_corpus.h"
 
 using namespace tern::test;
 namespace fs = std::filesystem;
@@ -21,16 +22,11 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string tiny_config() {
-  return std::string(TERN_TEST_DATA) + "/golden/train_tiny_v3/config.json";
+  return tiny_train_config();
 }
 
 std::string corpus(const std::string& dir) {
-  const std::string path = dir + "/corpus.txt";
-  std::ofstream f(path);
-  for (int i = 0; i < 60; ++i)
-    f << "Document " << i << " says that the quick brown fox jumps over the lazy dog " << i % 7
-      << " times.\nAnd then it rests.\n\n";
-  return path;
+  return write_train_corpus(dir);
 }
 
 std::string train_args(const std::string& dir, const std::string& out, int steps) {
@@ -74,7 +70,8 @@ void write_chats(const std::string& path) {
   std::ofstream f(path);
   for (int i = 0; i < 16; ++i)
     f << R"({"messages":[{"role":"user","content":"what is )" << i << R"( plus one"},)"
-      << R"({"role":"assistant","content":"the quick brown fox )" << i + 1 << R"("}]})" << "\n";
+      << R"({"role":"assistant","content":"the quick brown fox )" << i + 1 << R"("}]})"
+      << "\n";
 }
 
 bool has_tmp_checkpoint(const std::string& run) {
@@ -579,14 +576,17 @@ TEST(CliLora, SftAdaptersResumeServeMergeAndRefuseBadInput) {
   EXPECT_TRUE(fs::exists(dir + "/rl/checkpoint-3/adapter_config.json"));
 
   // QLoRA: adapters on an int4 (compressed-tensors) base, served merged.
-  ASSERT_EQ(run_tern("quantize " + dir + "/model " + dir + "/q4 --type int4 --block 32").exit_code, 0);
+  ASSERT_EQ(run_tern("quantize " + dir + "/model " + dir + "/q4 --type int4 --block 32").exit_code,
+            0);
   const auto q = run_tern("sft --model " + dir + "/q4 --data " + chats +
                           " --steps 2 --batch 2 --seq 48 --lora 4 --out " + dir + "/qlora");
   ASSERT_EQ(q.exit_code, 0) << q.output;
-  const auto q_adapted = run_tern_split("run " + dir + "/q4 --lora " + dir + "/qlora/checkpoint-2" + prompt);
+  const auto q_adapted =
+      run_tern_split("run " + dir + "/q4 --lora " + dir + "/qlora/checkpoint-2" + prompt);
   ASSERT_EQ(q_adapted.exit_code, 0) << q_adapted.err;
   // Merged into the int4 base: the adapted matrices become bf16 and are listed in `ignore`.
-  const auto q_merge = run_tern("merge " + dir + "/q4 " + dir + "/qlora/checkpoint-2 " + dir + "/q4m/");
+  const auto q_merge =
+      run_tern("merge " + dir + "/q4 " + dir + "/qlora/checkpoint-2 " + dir + "/q4m/");
   ASSERT_EQ(q_merge.exit_code, 0) << q_merge.output;
   const auto q_merged = run_tern_split("run " + dir + "/q4m" + prompt);
   ASSERT_EQ(q_merged.exit_code, 0) << q_merged.err;
@@ -597,19 +597,22 @@ TEST(CliLora, SftAdaptersResumeServeMergeAndRefuseBadInput) {
   // Distillation into adapters on a pretrained student (here the base itself, by traces).
   {
     std::ofstream f(dir + "/prompts.jsonl");
-    for (int i = 0; i < 4; ++i) f << R"({"prompt": "what is )" << i << R"( plus one"})" << "\n";
+    for (int i = 0; i < 4; ++i)
+      f << R"({"prompt": "what is )" << i << R"( plus one"})"
+        << "\n";
   }
-  const auto st = run_tern("distill --teacher " + dir + "/model --student " + dir +
-                           "/model --prompts " + dir + "/prompts.jsonl -n 6 --steps 2 --batch 2 --seq 48 " +
-                           "--lora 2 --seed 2 --out " + dir + "/student");
+  const auto st =
+      run_tern("distill --teacher " + dir + "/model --student " + dir + "/model --prompts " + dir +
+               "/prompts.jsonl -n 6 --steps 2 --batch 2 --seq 48 " + "--lora 2 --seed 2 --out " +
+               dir + "/student");
   ASSERT_EQ(st.exit_code, 0) << st.output;
   EXPECT_TRUE(fs::exists(dir + "/student/checkpoint-2/adapter_model.safetensors"));
   EXPECT_TRUE(fs::exists(dir + "/student/teacher_ledger.json"));
 
   // Bad input: one clear line, nothing written.
-  const auto bad_target = run_tern("sft --model " + dir + "/model --data " + chats +
-                                   " --steps 2 --lora 4 --lora-targets q,bogus --out " + dir +
-                                   "/bad1");
+  const auto bad_target =
+      run_tern("sft --model " + dir + "/model --data " + chats +
+               " --steps 2 --lora 4 --lora-targets q,bogus --out " + dir + "/bad1");
   EXPECT_NE(bad_target.exit_code, 0);
   EXPECT_NE(bad_target.output.find("unknown target 'bogus'"), std::string::npos)
       << bad_target.output;
@@ -617,10 +620,9 @@ TEST(CliLora, SftAdaptersResumeServeMergeAndRefuseBadInput) {
   const auto no_adapter = run_tern_split("run " + dir + "/model --lora " + dir + prompt);
   EXPECT_NE(no_adapter.exit_code, 0);
   EXPECT_NE(no_adapter.err.find("no adapter_config.json"), std::string::npos) << no_adapter.err;
-  const auto lora_fresh = run_tern("distill --teacher " + dir + "/model --student-config " +
-                                   dir + "/config.json --prompts " + chats + " --lora 4 --out " +
-                                   dir + "/bad2");
+  const auto lora_fresh =
+      run_tern("distill --teacher " + dir + "/model --student-config " + dir +
+               "/config.json --prompts " + chats + " --lora 4 --out " + dir + "/bad2");
   EXPECT_NE(lora_fresh.exit_code, 0);
-  EXPECT_NE(lora_fresh.output.find("--student CHECKPOINT"), std::string::npos)
-      << lora_fresh.output;
+  EXPECT_NE(lora_fresh.output.find("--student CHECKPOINT"), std::string::npos) << lora_fresh.output;
 }

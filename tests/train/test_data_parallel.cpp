@@ -4,37 +4,19 @@
 // text broadcast; diverged replicas caught by name; the target count of a batch.
 #include <gtest/gtest.h>
 
-#include <thread>
-
 #include "core/error.h"
 #include "dist/in_process.h"
 #include "model/config.h"
 #include "model/grad/f32_weights.h"
+#include "tests/dist/on_ranks.h"
 #include "train/data_parallel.h"
 
 using namespace tern;
+using tern::dist::test::on_ranks;
 
 namespace {
 
 const std::string kConfig = std::string(TERN_TEST_DATA) + "/golden/train_tiny_v3/config.json";
-
-template <class Fn>
-void on_ranks(int n, Fn fn) {
-  auto group = dist::make_in_process_group(n);
-  std::vector<std::thread> threads;
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
-  for (int r = 0; r < n; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        fn(*group[size_t(r)]);
-      } catch (...) {
-        errors[size_t(r)] = std::current_exception();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
-}
 
 float grad_value(int rank, size_t slot, int64_t i) {
   return 0.001f * float((rank + 1) * 7 + int64_t(slot) * 3 + i % 13) - 0.05f;
