@@ -69,6 +69,7 @@ void run_train(TrainArgs& a) {
                            {"joules", plan.total.energy.joules}};
   }
   const train::TrainSummary s = train::train(o);
+  if (!s.lead) return;  // a data-parallel follower: rank 0 reports the run
   std::printf("trained %lld steps, %s tokens in %.1f s (%s tokens/s); final loss %.4f",
               (long long)s.steps, account::human(s.tokens).c_str(), s.seconds,
               account::human(s.seconds > 0 ? s.tokens / s.seconds : 0).c_str(), s.final_loss);

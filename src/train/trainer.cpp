@@ -445,6 +445,7 @@ TrainSummary train(TrainOptions o) {
   sum.steps = step;
   sum.tokens = meter.tokens();
   sum.seconds = meter.seconds();
+  sum.lead = lead;
   if (!lead) return sum;
   run.write_pictures();
   nlohmann::json ledger = meter.ledger(o);

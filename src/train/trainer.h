@@ -71,6 +71,7 @@ struct TrainOptions {
 };
 
 struct TrainSummary {
+  bool lead = true;  // this process wrote the run (alone, or rank 0 of a data-parallel job)
   std::string run_dir, last_checkpoint;
   int64_t steps = 0;
   double final_loss = 0, final_val_loss = -1;
