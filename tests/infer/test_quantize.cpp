@@ -289,7 +289,6 @@ TEST(Quantize, KeptMatricesCanBeInt8InAConfigGroupOfTheirOwn) {
   o.type = "int4";
   o.keep_hi = {"head:int8-g48"};
   EXPECT_THROW(model::write_quantized_model(kTiny, bad, o), Error);
-  o.type = "int4";
   o.keep_hi = {"head:fp4"};
   EXPECT_THROW(model::write_quantized_model(kTiny, bad, o), Error);
   EXPECT_FALSE(fs::exists(bad));
