@@ -70,7 +70,8 @@ std::unique_ptr<Communicator> make_solo_communicator();
 // was built without MPI, rather than letting each process train alone.
 std::unique_ptr<Communicator> make_world_communicator();
 
-// The rank count a launcher (mpirun / srun) announced in the environment; 1 when none.
+// The rank count a launcher announced in the environment (OMPI_COMM_WORLD_SIZE, PMI_SIZE); 1
+// when none.
 int launcher_world_size();
 
 // Whether this build has the MPI backend.

@@ -10,8 +10,9 @@
 namespace tern::dist {
 
 int launcher_world_size() {
-  // OpenMPI's mpirun, MPICH / Hydra (PMI), Slurm's srun
-  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}) {
+  // OpenMPI's mpirun, MPICH / Hydra and srun's PMI. Not SLURM_NTASKS: it describes the whole
+  // allocation, also to a single process started in it without srun.
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}) {
     if (const char* v = std::getenv(var)) {
       const int n = std::atoi(v);
       if (n >= 1) return n;
