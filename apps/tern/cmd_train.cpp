@@ -101,6 +101,8 @@ void setup_train(CLI::App& sub) {
                "data parallel: reduce gradients after the backward instead of during it");
   add_number(sub, "--bucket-mb", o.bucket_mb, "data parallel: gradient MB per all-reduce", 1e-6,
              1e6);
+  add_number(sub, "--zero", o.zero,
+             "ZeRO stage: 1 shards the AdamW moments over the data-parallel ranks", 0, 3);
   add_number(sub, "--dp", o.dp,
              "data-parallel ranks, checked against mpirun -np (default: what mpirun started)", 0,
              1e6);

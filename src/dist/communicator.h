@@ -43,8 +43,14 @@ class Communicator {
   virtual Handle all_reduce_sum(float* data, int64_t n) = 0;
   // in: size() blocks of n; out (n) = sum over ranks of their block rank().
   virtual Handle reduce_scatter_sum(const float* in, float* out, int64_t n) = 0;
+  // in: size() blocks packed in rank order, counts[r] floats for rank r; out (counts[rank()]) =
+  // sum over ranks of their block rank(). ZeRO's gradient shards: buckets split unevenly.
+  virtual Handle reduce_scatterv_sum(const float* in, float* out, const int64_t* counts) = 0;
   // out (size() blocks of `bytes`): block r = rank r's `in`.
   virtual Handle all_gather(const void* in, void* out, int64_t bytes) = 0;
+  // out: size() blocks packed in rank order, counts[r] floats from rank r's `in`. `in` may be
+  // this rank's own block of `out` (in place).
+  virtual Handle all_gatherv(const float* in, float* out, const int64_t* counts) = 0;
   // send: size() blocks packed in rank order, send_bytes[r] of them for rank r; recv likewise,
   // recv_bytes[r] from rank r (each rank must know what it receives: exchange counts first).
   virtual Handle all_to_allv(const void* send, const int64_t* send_bytes, void* recv,

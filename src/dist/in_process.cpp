@@ -11,7 +11,16 @@
 namespace tern::dist {
 namespace {
 
-enum class Kind { all_reduce, reduce_scatter, all_gather, all_to_allv, broadcast, barrier };
+enum class Kind {
+  all_reduce,
+  reduce_scatter,
+  reduce_scatterv,
+  all_gather,
+  all_gatherv,
+  all_to_allv,
+  broadcast,
+  barrier
+};
 
 // memcpy that allows empty ranges (whose pointers may be null: an empty vector's data()).
 void copy_bytes(void* dst, const void* src, size_t n) {
@@ -24,8 +33,12 @@ const char* kind_name(Kind k) {
       return "all_reduce_sum";
     case Kind::reduce_scatter:
       return "reduce_scatter_sum";
+    case Kind::reduce_scatterv:
+      return "reduce_scatterv_sum";
     case Kind::all_gather:
       return "all_gather";
+    case Kind::all_gatherv:
+      return "all_gatherv";
     case Kind::all_to_allv:
       return "all_to_allv";
     case Kind::broadcast:
@@ -43,7 +56,7 @@ struct Post {
   int root = 0;
   std::vector<uint8_t> input;
   std::vector<int64_t> offsets;  // all_to_allv: where each destination's block starts in input
-  std::vector<int64_t> counts;   // all_to_allv: bytes for each destination
+  std::vector<int64_t> counts;   // all_to_allv: bytes for each destination; v-collectives: floats
 };
 
 struct Op {
@@ -103,6 +116,9 @@ class InProcessPending final : public Pending {
       else if (me.kind == Kind::all_to_allv && p.counts[size_t(rank_)] != recv_bytes_[size_t(r)])
         why = "rank " + std::to_string(r) + " sends " + std::to_string(p.counts[size_t(rank_)]) +
               " bytes, this rank expects " + std::to_string(recv_bytes_[size_t(r)]);
+      else if ((me.kind == Kind::reduce_scatterv || me.kind == Kind::all_gatherv) &&
+               p.counts != me.counts)
+        why = "rank " + std::to_string(r) + " has other per-rank counts";
       else if (me.kind != Kind::all_to_allv && (p.size != me.size || p.root != me.root))
         why = "rank " + std::to_string(r) + " has size " + std::to_string(p.size) + ", root " +
               std::to_string(p.root);
@@ -129,6 +145,29 @@ class InProcessPending final : public Pending {
             copy_bytes(out, in, size_t(count) * sizeof(float));
           else
             for (int64_t i = 0; i < count; ++i) out[i] += in[i];
+        }
+        break;
+      }
+      case Kind::reduce_scatterv: {
+        int64_t first = 0;
+        for (int r = 0; r < rank_; ++r) first += me.counts[size_t(r)];
+        const int64_t count = me.counts[size_t(rank_)];
+        float* out = static_cast<float*>(out_);
+        for (int r = 0; r < n; ++r) {
+          const float* in =
+              reinterpret_cast<const float*>(op.posts[size_t(r)].input.data()) + first;
+          if (r == 0)
+            copy_bytes(out, in, size_t(count) * sizeof(float));
+          else
+            for (int64_t i = 0; i < count; ++i) out[i] += in[i];
+        }
+        break;
+      }
+      case Kind::all_gatherv: {
+        float* out = static_cast<float*>(out_);
+        for (int r = 0; r < n; ++r) {
+          copy_bytes(out, op.posts[size_t(r)].input.data(), op.posts[size_t(r)].input.size());
+          out += me.counts[size_t(r)];
         }
         break;
       }
@@ -179,6 +218,25 @@ class InProcess final : public Communicator {
   Handle reduce_scatter_sum(const float* in, float* out, int64_t n) override {
     Post p{Kind::reduce_scatter, n, 0, bytes_of(in, hub_->n * n * 4), {}, {}};
     return issue(std::move(p), out, n, nullptr, (hub_->n - 1) * n * 4);
+  }
+  Handle reduce_scatterv_sum(const float* in, float* out, const int64_t* counts) override {
+    Post p{Kind::reduce_scatterv, 0, 0, {}, {}, {counts, counts + hub_->n}};
+    for (int64_t k : p.counts) {
+      TERN_CHECK(k >= 0);
+      p.size += k;
+    }
+    p.input = bytes_of(in, p.size * 4);
+    const int64_t to_peers = (p.size - counts[rank_]) * 4;
+    return issue(std::move(p), out, 0, nullptr, to_peers);
+  }
+  Handle all_gatherv(const float* in, float* out, const int64_t* counts) override {
+    Post p{Kind::all_gatherv,         0, 0, bytes_of(in, counts[rank_] * 4), {},
+           {counts, counts + hub_->n}};
+    for (int64_t k : p.counts) {
+      TERN_CHECK(k >= 0);
+      p.size += k;
+    }
+    return issue(std::move(p), out, 0, nullptr, (hub_->n - 1) * counts[rank_] * 4);
   }
   Handle all_gather(const void* in, void* out, int64_t bytes) override {
     Post p{Kind::all_gather, bytes, 0, bytes_of(in, bytes), {}, {}};

@@ -46,7 +46,7 @@ void ensure_init() {
 
 class MpiPending final : public Pending {
  public:
-  std::vector<int> counts, displs, rcounts, rdispls;  // kept alive for MPI_Ialltoallv
+  std::vector<int> counts, displs, rcounts, rdispls;  // kept alive for the v-collectives
   MPI_Request request = MPI_REQUEST_NULL;
   ~MpiPending() override {
     if (request != MPI_REQUEST_NULL) MPI_Wait(&request, MPI_STATUS_IGNORE);
@@ -77,6 +77,31 @@ class Mpi final : public Communicator {
     check(MPI_Ireduce_scatter_block(in, out, as_count(n, "reduce_scatter_sum"), MPI_FLOAT, MPI_SUM,
                                     MPI_COMM_WORLD, &h->request),
           "MPI_Ireduce_scatter_block");
+    return h;
+  }
+  Handle reduce_scatterv_sum(const float* in, float* out, const int64_t* counts) override {
+    int64_t total = 0;
+    for (int r = 0; r < size_; ++r) total += counts[r];
+    auto h = start((total - counts[rank_]) * 4);
+    for (int r = 0; r < size_; ++r) h->counts.push_back(as_count(counts[r], "reduce_scatterv_sum"));
+    check(MPI_Ireduce_scatter(in, out, h->counts.data(), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                              &h->request),
+          "MPI_Ireduce_scatter");
+    return h;
+  }
+  Handle all_gatherv(const float* in, float* out, const int64_t* counts) override {
+    auto h = start((size_ - 1) * counts[rank_] * 4);
+    int64_t at = 0;
+    for (int r = 0; r < size_; ++r) {
+      h->counts.push_back(as_count(counts[r], "all_gatherv"));
+      h->displs.push_back(as_count(at, "all_gatherv"));
+      at += counts[r];
+    }
+    const bool in_place = in == out + h->displs[size_t(rank_)];
+    check(
+        MPI_Iallgatherv(in_place ? MPI_IN_PLACE : in, h->counts[size_t(rank_)], MPI_FLOAT, out,
+                        h->counts.data(), h->displs.data(), MPI_FLOAT, MPI_COMM_WORLD, &h->request),
+        "MPI_Iallgatherv");
     return h;
   }
   Handle all_gather(const void* in, void* out, int64_t bytes) override {

@@ -34,32 +34,48 @@ double AdamW::grad_norm() const {
   return std::sqrt(ss);
 }
 
+AdamWUpdate AdamWUpdate::make(const AdamWConfig& cfg, double lr, double norm, int64_t t) {
+  const double clip = cfg.clip > 0 && norm > cfg.clip ? cfg.clip / (norm + 1e-6) : 1.0;
+  const double b1 = cfg.beta1, b2 = cfg.beta2;
+  const double c1 = 1.0 - std::pow(b1, double(t)), c2 = 1.0 - std::pow(b2, double(t));
+  // f32 arithmetic throughout so the loop vectorises (the moments are f32 anyway); the bias
+  // corrections fold into two constants: m̂ = m/c1, sqrt(v̂) = sqrt(v)/sqrt(c2).
+  return {float(clip),
+          float(b1),
+          float(b2),
+          float(1.0 - b1),
+          float(1.0 - b2),
+          float(lr / c1),
+          float(1.0 / std::sqrt(c2)),
+          float(cfg.eps),
+          float(1.0 - lr * cfg.weight_decay)};
+}
+
+void adamw_update(const AdamWUpdate& u, bool decay, float* p, const float* g, float* m, float* v,
+                  int64_t n) {
+  const float fclip = u.clip, fb1 = u.b1, fb2 = u.b2, a1 = u.a1, a2 = u.a2, step = u.step;
+  const float inv_sqrt_c2 = u.inv_sqrt_c2, eps = u.eps, d = decay ? u.decay_factor : 1.0f;
+  for (int64_t k = 0; k < n; ++k) {
+    const float gk = g[k] * fclip;
+    const float mk = fb1 * m[k] + a1 * gk, vk = fb2 * v[k] + a2 * gk * gk;
+    m[k] = mk;
+    v[k] = vk;
+    p[k] = p[k] * d - step * mk / (std::sqrt(vk) * inv_sqrt_c2 + eps);
+  }
+}
+
 void AdamW::step(double lr, double norm, ThreadPool& pool) {
   ++t_;
-  const double clip = cfg_.clip > 0 && norm > cfg_.clip ? cfg_.clip / (norm + 1e-6) : 1.0;
-  const double b1 = cfg_.beta1, b2 = cfg_.beta2;
-  const double c1 = 1.0 - std::pow(b1, double(t_)), c2 = 1.0 - std::pow(b2, double(t_));
+  const AdamWUpdate u = AdamWUpdate::make(cfg_, lr, norm, t_);
   for (size_t i = 0; i < p_.size(); ++i) {
     if (!p_[i].trainable) continue;
     float* p = p_[i].data;
     const float* g = g_[i].data;
     float* m = ms_[i].data;
     float* v = vs_[i].data;
-    const float decay = p_[i].decay ? float(1.0 - lr * cfg_.weight_decay) : 1.0f;
-    // f32 arithmetic throughout so the loop vectorises (the moments are f32 anyway); the bias
-    // corrections fold into two constants: m̂ = m/c1, sqrt(v̂) = sqrt(v)/sqrt(c2).
-    const float fclip = float(clip), fb1 = float(b1), fb2 = float(b2);
-    const float a1 = float(1.0 - b1), a2 = float(1.0 - b2);
-    const float step = float(lr / c1), inv_sqrt_c2 = float(1.0 / std::sqrt(c2));
-    const float eps = float(cfg_.eps);
+    const bool decay = p_[i].decay;
     pool.parallel_for(p_[i].size, 4096, [&](int64_t b, int64_t e, int) {
-      for (int64_t k = b; k < e; ++k) {
-        const float gk = g[k] * fclip;
-        const float mk = fb1 * m[k] + a1 * gk, vk = fb2 * v[k] + a2 * gk * gk;
-        m[k] = mk;
-        v[k] = vk;
-        p[k] = p[k] * decay - step * mk / (std::sqrt(vk) * inv_sqrt_c2 + eps);
-      }
+      adamw_update(u, decay, p + b, g + b, m + b, v + b, e - b);
     });
   }
 }

@@ -20,6 +20,16 @@ struct AdamWConfig {
   double clip = 1.0;  // global gradient-norm limit; <= 0: no clipping
 };
 
+// The constants of one update at rate lr, step count t (after increment), gradient norm `norm`.
+struct AdamWUpdate {
+  float clip, b1, b2, a1, a2, step, inv_sqrt_c2, eps, decay_factor;
+  static AdamWUpdate make(const AdamWConfig& cfg, double lr, double norm, int64_t t);
+};
+// p, m, v updated from g over n elements (decay: the slot takes weight decay). The arithmetic
+// AdamW and its ZeRO-sharded form (train/zero_adamw.h) share, so both give the same bits.
+void adamw_update(const AdamWUpdate& u, bool decay, float* p, const float* g, float* m, float* v,
+                  int64_t n);
+
 class AdamW {
  public:
   AdamW(const model::ModelConfig& c, model::ModelWeights& params, model::ModelWeights& grads,

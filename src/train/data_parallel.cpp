@@ -7,81 +7,36 @@
 
 #include "core/error.h"
 #include "model/grad/f32_weights.h"
-#include "model/grad/model_grad.h"
 
 namespace tern::train {
 
-namespace {
-
-// The group of ModelGrad::on_grads_ready that finishes a parameter's gradient.
-int64_t grads_group(const std::string& name) {
-  const std::string layers = "model.layers.";
-  if (name.rfind(layers, 0) == 0) return std::atoll(name.c_str() + layers.size());
-  if (name.rfind("model.embed_tokens", 0) == 0) return model::grad::ModelGrad::kEmbedding;
-  return model::grad::ModelGrad::kHeadAndNorm;  // model.norm, lm_head
-}
-
-}  // namespace
-
 GradientReducer::GradientReducer(dist::Communicator& comm, const model::ModelConfig& c,
                                  model::ModelWeights& grads, int64_t bucket_bytes)
-    : comm_(comm) {
-  const int64_t L = c.num_hidden_layers, mtp = c.num_nextn_predict_layers;
-  for (int64_t k = mtp - 1; k >= 0; --k) order_.push_back(L + k);
-  order_.push_back(model::grad::ModelGrad::kHeadAndNorm);
-  for (int64_t l = L - 1; l >= 0; --l) order_.push_back(l);
-  order_.push_back(model::grad::ModelGrad::kEmbedding);
-  auto position = [&](int64_t group) {
-    const auto it = std::find(order_.begin(), order_.end(), group);
-    TERN_CHECK(it != order_.end());
-    return int64_t(it - order_.begin());
-  };
-  struct Slot {
-    float* data;
-    int64_t size, pos;
-  };
-  std::vector<Slot> slots;
+    : comm_(comm), layout_(c, model::grad::param_slots(c, grads), bucket_bytes) {
   for (const model::grad::ParamSlot& s : model::grad::param_slots(c, grads))
-    if (s.trainable && !s.alias && s.size > 0)
-      slots.push_back({s.data, s.size, position(grads_group(s.name))});
-  std::stable_sort(slots.begin(), slots.end(),
-                   [](const Slot& a, const Slot& b) { return a.pos < b.pos; });
-
-  const int64_t cap = std::max<int64_t>(1, bucket_bytes / int64_t(sizeof(float)));
-  Bucket open;
-  int64_t open_size = 0;
-  auto close = [&] {
-    if (open.parts.empty()) return;
-    if (open.parts.size() > 1) open.buffer.resize(size_t(open_size));
-    buckets_.push_back(std::move(open));
-    open = Bucket{};
-    open_size = 0;
-  };
-  for (const Slot& s : slots) {
-    floats_ += s.size;
-    if (open_size + s.size > cap) close();
-    open.parts.push_back({s.data, s.size});
-    open.ready_at = std::max(open.ready_at, s.pos);
-    open_size += s.size;
-  }
-  close();
+    slot_data_.push_back(s.data);
+  for (const GradBucket& b : layout_.buckets())
+    buffers_.emplace_back(b.parts.size() > 1 ? size_t(b.size) : 0);
 }
 
 void GradientReducer::start(size_t i) {
-  Bucket& b = buckets_[i];
-  if (b.buffer.empty()) {
-    pending_.push_back(comm_.all_reduce_sum(b.parts[0].data, b.parts[0].size));
+  const GradBucket& b = layout_.buckets()[i];
+  std::vector<float>& buffer = buffers_[i];
+  if (buffer.empty()) {
+    pending_.push_back(comm_.all_reduce_sum(slot_data_[size_t(b.parts[0].slot)], b.size));
     return;
   }
-  float* at = b.buffer.data();
-  for (const Part& p : b.parts) at = std::copy_n(p.data, p.size, at);
-  pending_.push_back(comm_.all_reduce_sum(b.buffer.data(), int64_t(b.buffer.size())));
+  float* at = buffer.data();
+  for (const GradBucket::Part& p : b.parts)
+    at = std::copy_n(slot_data_[size_t(p.slot)], p.size, at);
+  pending_.push_back(comm_.all_reduce_sum(buffer.data(), b.size));
 }
 
 void GradientReducer::grads_ready(int64_t group) {
   if (comm_.size() == 1) return;
-  const int64_t pos = int64_t(std::find(order_.begin(), order_.end(), group) - order_.begin());
-  while (started_ < buckets_.size() && buckets_[started_].ready_at <= pos) {
+  const int64_t pos = layout_.position(group);
+  const auto& buckets = layout_.buckets();
+  while (started_ < buckets.size() && buckets[started_].ready_at <= pos) {
     start(started_++);
     ++started_early_;
   }
@@ -90,15 +45,15 @@ void GradientReducer::grads_ready(int64_t group) {
 
 double GradientReducer::sum() {
   const auto t0 = std::chrono::steady_clock::now();
+  const auto& buckets = layout_.buckets();
   if (comm_.size() > 1) {
-    while (started_ < buckets_.size()) start(started_++);
-    for (size_t i = 0; i < buckets_.size(); ++i) {
+    while (started_ < buckets.size()) start(started_++);
+    for (size_t i = 0; i < buckets.size(); ++i) {
       pending_[i]->wait();
-      const Bucket& b = buckets_[i];
-      if (b.buffer.empty()) continue;
-      const float* from = b.buffer.data();
-      for (const Part& p : b.parts) {
-        std::copy_n(from, p.size, p.data);
+      if (buffers_[i].empty()) continue;
+      const float* from = buffers_[i].data();
+      for (const GradBucket::Part& p : buckets[i].parts) {
+        std::copy_n(from, p.size, slot_data_[size_t(p.slot)]);
         from += p.size;
       }
     }
@@ -107,13 +62,12 @@ double GradientReducer::sum() {
   started_ = 0;
   last_started_early_ = started_early_;
   started_early_ = 0;
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return secs;
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 double GradientReducer::ring_bytes_per_step() const {
   const double n = comm_.size();
-  return 2.0 * (n - 1) / n * double(floats_) * sizeof(float);
+  return 2.0 * (n - 1) / n * double(layout_.floats()) * sizeof(float);
 }
 
 void reduce_step_numbers(dist::Communicator& comm, std::vector<double>& values,

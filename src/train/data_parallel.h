@@ -15,14 +15,14 @@
 #include "dist/communicator.h"
 #include "model/config.h"
 #include "model/weights.h"
+#include "train/gradient_buckets.h"
 
 namespace tern::train {
 
 class GradientReducer {
  public:
-  // Buckets of at most `bucket_bytes` over the trainable gradients of `grads`, in the order the
-  // backward finishes them (model/grad/model_grad.h: MTP modules, head and final norm, layers
-  // from the last, embedding); a larger tensor is its own bucket, reduced in place.
+  // All-reduces the trainable gradients of `grads` in the buckets of train/gradient_buckets.h
+  // (at most `bucket_bytes`; a larger tensor is its own bucket, reduced in place).
   GradientReducer(dist::Communicator& comm, const model::ModelConfig& c, model::ModelWeights& grads,
                   int64_t bucket_bytes = int64_t(8) << 20);
   // During the last micro-batch's backward (ModelGrad::on_grads_ready): starts the all-reduce
@@ -34,28 +34,20 @@ class GradientReducer {
   double sum();
   // Bytes one rank sends per step with a ring all-reduce: 2 (N-1)/N × the gradient bytes.
   double ring_bytes_per_step() const;
-  int64_t gradient_floats() const { return floats_; }
-  int64_t buckets() const { return int64_t(buckets_.size()); }
+  int64_t gradient_floats() const { return layout_.floats(); }
+  int64_t buckets() const { return int64_t(layout_.buckets().size()); }
   // Buckets started by grads_ready() in the last step (the rest started in sum()).
   int64_t started_early() const { return last_started_early_; }
 
  private:
-  struct Part {
-    float* data;
-    int64_t size;
-  };
-  struct Bucket {
-    std::vector<Part> parts;
-    std::vector<float> buffer;  // empty: one tensor reduced in place
-    int64_t ready_at = 0;       // position in the backward's order after which it is final
-  };
   void start(size_t bucket);
   dist::Communicator& comm_;
-  std::vector<Bucket> buckets_;
+  BucketLayout layout_;
+  std::vector<float*> slot_data_;            // by param_slots index
+  std::vector<std::vector<float>> buffers_;  // per bucket; empty: one tensor reduced in place
   std::vector<dist::Handle> pending_;
-  std::vector<int64_t> order_;  // the backward's groups in order (ModelGrad::on_grads_ready)
   size_t started_ = 0;
-  int64_t floats_ = 0, started_early_ = 0, last_started_early_ = 0;
+  int64_t started_early_ = 0, last_started_early_ = 0;
 };
 
 // The step's numbers over ranks: `values` and `counts` (expert loads) summed, in rank order so

@@ -8,9 +8,9 @@
 #include "formats/text_file.h"
 #include "model/grad/f32_weights.h"
 #include "model/load_weights.h"
-#include "model/tensor_source.h"
 #include "model/lora_merge.h"
 #include "model/lora_peft.h"
+#include "model/tensor_source.h"
 
 namespace tern::train {
 namespace {
@@ -40,9 +40,39 @@ std::unique_ptr<Trainable> Trainable::full(const model::ModelConfig& c, const Ad
   return t;
 }
 
-std::unique_ptr<Trainable> Trainable::lora(const model::ModelConfig& c,
-                                           const std::string& base_dir, const model::LoraOptions& o,
-                                           uint64_t seed, const AdamWConfig& cfg) {
+std::unique_ptr<Trainable> Trainable::full_sharded(const model::ModelConfig& c,
+                                                   const AdamWConfig& cfg, dist::Communicator& comm,
+                                                   int64_t bucket_bytes) {
+  std::unique_ptr<Trainable> t(new Trainable());
+  t->params_ = model::grad::make_f32_weights(c);
+  t->grads_ = model::grad::make_f32_weights(c);
+  t->zero_ = std::make_unique<ZeroAdamW>(comm, c, t->params_, t->grads_, cfg, bucket_bytes);
+  return t;
+}
+
+AdamW& Trainable::adam() {
+  TERN_CHECK(adam_ != nullptr);
+  return *adam_;
+}
+
+double Trainable::grad_norm() {
+  return zero_ ? zero_->grad_norm() : adam_->grad_norm();
+}
+
+void Trainable::step(double lr, double norm, ThreadPool& pool) {
+  if (zero_)
+    zero_->step(lr, norm, pool);
+  else
+    adam_->step(lr, norm, pool);
+}
+
+int64_t Trainable::optimizer_steps() const {
+  return zero_ ? zero_->steps() : adam_->steps();
+}
+
+std::unique_ptr<Trainable> Trainable::lora(const model::ModelConfig& c, const std::string& base_dir,
+                                           const model::LoraOptions& o, uint64_t seed,
+                                           const AdamWConfig& cfg) {
   std::unique_ptr<Trainable> t(new Trainable());
   t->base_dir_ = base_dir;
   const auto src = model::open_safetensors_source(base_dir);
@@ -57,9 +87,9 @@ std::unique_ptr<Trainable> Trainable::lora(const model::ModelConfig& c,
   t->adapters_->allocate_training();
   t->adapters_->attach(c, t->params_, &t->grads_);
   using Part = model::LoraAdapters::Part;
-  t->adam_ = std::make_unique<AdamW>(t->adapters_->slots(Part::param),
-                                     t->adapters_->slots(Part::grad), t->adapters_->slots(Part::m),
-                                     t->adapters_->slots(Part::v), cfg);
+  t->adam_ =
+      std::make_unique<AdamW>(t->adapters_->slots(Part::param), t->adapters_->slots(Part::grad),
+                              t->adapters_->slots(Part::m), t->adapters_->slots(Part::v), cfg);
   return t;
 }
 
@@ -78,15 +108,27 @@ int64_t Trainable::trained_parameters(const model::ModelConfig& c) {
 }
 
 void Trainable::zero_grad() {
-  adam_->zero_grad();
+  if (zero_)
+    zero_->zero_grad();
+  else
+    adam_->zero_grad();
   // The frozen base's norm-weight accumulators: written by the backward, read by nobody.
   for (auto [data, n] : frozen_vectors_) std::fill_n(data, n, 0.0f);
 }
 
 std::string Trainable::save(const std::string& run_dir, int64_t step, const model::ModelConfig& c,
                             const CheckpointFiles& files) {
-  if (!adapters_)
-    return save_checkpoint(run_dir, step, c, params_, adam_->m(), adam_->v(), files);
+  if (zero_) {
+    // The gradients are not needed between steps: rank 0 gathers the first moments into them.
+    if (!zero_->lead()) {
+      zero_->gather_moments(nullptr, nullptr);
+      return "";
+    }
+    model::ModelWeights v = model::grad::make_f32_weights(c);
+    zero_->gather_moments(&grads_, &v);
+    return save_checkpoint(run_dir, step, c, params_, grads_, v, files);
+  }
+  if (!adapters_) return save_checkpoint(run_dir, step, c, params_, adam_->m(), adam_->v(), files);
   return write_checkpoint_dir(run_dir, step, [&](const std::string& tmp) {
     model::save_peft_adapter(tmp, *adapters_, base_dir_);
     copy_tokenizer_files(files.tokenizer_dir, tmp);
@@ -102,6 +144,16 @@ std::string Trainable::save(const std::string& run_dir, int64_t step, const mode
 
 int64_t Trainable::resume(const std::string& dir, const nlohmann::json& state,
                           const model::ModelConfig& c) {
+  if (zero_) {
+    // Every rank reads the whole checkpoint and keeps its shares of the moments.
+    load_params(dir, c, params_);
+    model::ModelWeights v = model::grad::make_f32_weights(c);
+    load_moments(dir, c, grads_, v);
+    zero_->take_moments(grads_, v);
+    zero_->zero_grad();
+    zero_->set_steps(state.at("optimizer_steps").get<int64_t>());
+    return state.at("step").get<int64_t>();
+  }
   if (!adapters_) return resume_from_checkpoint(dir, state, c, params_, *adam_);
   // The saved adapter must be this run's (same modules and rank): loading it against the base
   // checks that; its values then replace the fresh ones.

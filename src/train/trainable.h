@@ -14,11 +14,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/thread_pool.h"
+#include "dist/communicator.h"
 #include "model/config.h"
+#include "model/lora.h"
 #include "model/weights.h"
 #include "train/adamw.h"
 #include "train/checkpoint_io.h"
-#include "model/lora.h"
+#include "train/zero_adamw.h"
 
 namespace tern::train {
 
@@ -26,6 +29,11 @@ class Trainable {
  public:
   // f32 parameters (zero: the caller initialises or loads them), gradients and AdamW.
   static std::unique_ptr<Trainable> full(const model::ModelConfig& c, const AdamWConfig& cfg);
+  // Full training with ZeRO-1 over comm's ranks (train/zero_adamw.h): the AdamW moments are
+  // sharded, never allocated whole. save() and resume() are then collectives.
+  static std::unique_ptr<Trainable> full_sharded(const model::ModelConfig& c,
+                                                 const AdamWConfig& cfg, dist::Communicator& comm,
+                                                 int64_t bucket_bytes);
   // Fresh adapters (o.rank > 0) on the model directory base_dir, loaded as stored.
   static std::unique_ptr<Trainable> lora(const model::ModelConfig& c, const std::string& base_dir,
                                          const model::LoraOptions& o, uint64_t seed,
@@ -37,7 +45,15 @@ class Trainable {
   // backward accumulates (LoRA: the adapters' gradients, plus unused vector accumulators).
   model::ModelWeights& params() { return params_; }
   model::ModelWeights& grads() { return grads_; }
-  AdamW& adam() { return *adam_; }
+  // The unsharded optimizer (not with full_sharded).
+  AdamW& adam();
+  // The sharded one, or nullptr.
+  ZeroAdamW* zero() { return zero_.get(); }
+  // Whichever optimizer this run has: the global gradient norm (a collective with ZeRO), one
+  // update, the update count.
+  double grad_norm();
+  void step(double lr, double norm, ThreadPool& pool);
+  int64_t optimizer_steps() const;
   // The base without adapters (LoRA): GRPO's frozen reference for free. Full: not available.
   model::ModelWeights base_weights(const model::ModelConfig& c) const;
   // How many values the optimizer trains.
@@ -45,6 +61,8 @@ class Trainable {
 
   void zero_grad();
   // RUN_DIR/checkpoint-STEP, atomically: the model directory (full) or the adapter directory.
+  // With ZeRO every rank calls it (the moments are gathered); rank 0 writes and returns the
+  // path, the others return "".
   std::string save(const std::string& run_dir, int64_t step, const model::ModelConfig& c,
                    const CheckpointFiles& files);
   // Parameters and moments from checkpoint `dir`, the update count from `state`; returns its
@@ -61,6 +79,7 @@ class Trainable {
   Trainable() = default;
   model::ModelWeights params_, grads_;
   std::unique_ptr<AdamW> adam_;
+  std::unique_ptr<ZeroAdamW> zero_;
   std::unique_ptr<model::LoraAdapters> adapters_;
   std::string base_dir_;
   std::vector<std::pair<float*, int64_t>> frozen_vectors_;  // LoRA: grads_' vector slots

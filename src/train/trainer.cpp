@@ -8,6 +8,8 @@
 #include <memory>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -21,6 +23,7 @@
 #include "model/grad/f32_weights.h"
 #include "model/grad/model_grad.h"
 #include "model/load_weights.h"
+#include "model/param_count.h"
 #include "tokenizer/bpe_trainer.h"
 #include "tokenizer/tokenizer.h"
 #include "train/adamw.h"
@@ -35,6 +38,7 @@
 #include "train/sft_data.h"
 #include "train/teacher.h"
 #include "train/trainable.h"
+#include "train/zero_adamw.h"
 
 namespace tern::train {
 namespace fs = std::filesystem;
@@ -107,6 +111,13 @@ TrainSummary train(TrainOptions o) {
       fail(ErrorKind::request,
            "data parallel (mpirun) trains tern train's pretraining runs only: sft, logit "
            "distillation and LoRA run in one process for now");
+    if (o.zero > 1)
+      fail(ErrorKind::request, "--zero " + std::to_string(o.zero) +
+                                   ": only ZeRO stage 1 (sharded optimizer moments) is "
+                                   "implemented; stages 2 and 3 are not");
+    if (o.zero == 1 && o.lora.rank > 0)
+      fail(ErrorKind::request,
+           "--zero 1 shards full training's optimizer; LoRA's adapter moments are small");
     if (o.batch % ranks)
       fail(ErrorKind::request, "--batch " + std::to_string(o.batch) +
                                    " (the global batch) must be a multiple of the " +
@@ -205,13 +216,18 @@ TrainSummary train(TrainOptions o) {
   const AdamWConfig adam_cfg{o.beta1, o.beta2, 1e-8, o.weight_decay, o.clip};
   // Full training allocates four f32 copies of the model: checked before, not after. (A LoRA
   // base is mapped, not read, so its check can wait until the adapters are counted.)
-  if (o.lora.rank <= 0) run.check_memory(c, o.batch, o.seq);
-  std::unique_ptr<Trainable> trainable = o.lora.rank > 0
-                                             ? Trainable::lora(c, o.init, o.lora, o.seed, adam_cfg)
-                                             : Trainable::full(c, adam_cfg);
+  // ZeRO-1: weights and gradients whole, the moments 2/N, and at a save one transient copy.
+  const int64_t bucket_bytes = std::max<int64_t>(4, int64_t(o.bucket_mb * 1e6));
+  const double zero_state_bytes =
+      4.0 * double(model::count_parameters(c).total) * (3.0 + 2.0 / double(ranks));
+  if (o.lora.rank <= 0) run.check_memory(c, o.batch, o.seq, o.zero ? zero_state_bytes : -1.0);
+  std::unique_ptr<Trainable> trainable =
+      o.lora.rank > 0 ? Trainable::lora(c, o.init, o.lora, o.seed, adam_cfg)
+      : o.zero        ? Trainable::full_sharded(c, adam_cfg, *comm, bucket_bytes)
+                      : Trainable::full(c, adam_cfg);
   model::ModelWeights& params = trainable->params();
   model::ModelWeights& grads = trainable->grads();
-  AdamW& adam = trainable->adam();
+  ZeroAdamW* const zero = trainable->zero();
   if (trainable->is_lora()) {
     const double trained = double(trainable->trained_parameters(c));
     run.check_memory(c, o.batch, o.seq,
@@ -244,13 +260,21 @@ TrainSummary train(TrainOptions o) {
     init_random(c, params, o.seed, o.init_std);
   }
   model::grad::ModelGrad net(c, local_batch, o.seq, o.recompute);
-  GradientReducer reducer(*comm, c, grads, std::max<int64_t>(4, int64_t(o.bucket_mb * 1e6)));
+  // Plain data parallelism all-reduces the gradients; ZeRO reduce-scatters them itself.
+  std::unique_ptr<GradientReducer> reducer =
+      zero ? nullptr : std::make_unique<GradientReducer>(*comm, c, grads, bucket_bytes);
+  const double comm_bytes_per_step = zero ? zero->bytes_per_step() : reducer->ring_bytes_per_step();
+  const int64_t comm_buckets = zero ? zero->buckets() : reducer->buckets();
   if (ranks > 1)
     log_info("data parallel: " + std::to_string(ranks) + " ranks (" + comm->backend() + ") x " +
              std::to_string(local_batch) + " sequences; " +
-             std::to_string(int64_t(reducer.ring_bytes_per_step() / 1e6)) +
-             " MB all-reduced per step per rank in " + std::to_string(reducer.buckets()) +
-             " bucket(s)");
+             std::to_string(int64_t(comm_bytes_per_step / 1e6)) + " MB " +
+             (zero ? "reduce-scattered and all-gathered" : "all-reduced") +
+             " per step per rank in " + std::to_string(comm_buckets) + " bucket(s)");
+  if (zero)
+    log_info("ZeRO-1: this rank holds AdamW moments for " + std::to_string(zero->owned_floats()) +
+             " of " + std::to_string(zero->gradient_floats()) + " trained values (" +
+             std::to_string(int64_t(8.0 * double(zero->owned_floats()) / 1e6)) + " MB)");
   std::unique_ptr<Teacher> teacher;
   std::vector<float> teacher_logits;
   if (!o.teacher.empty()) {
@@ -280,7 +304,7 @@ TrainSummary train(TrainOptions o) {
   auto state_json = [&] {
     nlohmann::json j;
     j["step"] = step;
-    j["optimizer_steps"] = adam.steps();
+    j["optimizer_steps"] = trainable->optimizer_steps();
     if (o.sft.empty())
       j["data"] = {{"corpora", corpora_manifest(corpora)}, {"sampler", sampler.state()}};
     else
@@ -296,9 +320,12 @@ TrainSummary train(TrainOptions o) {
   };
   auto save = [&] {
     check_replicas_agree(*comm, c, params, step);
-    if (!lead) return;
-    sum.last_checkpoint =
+    if (!lead && !zero) return;
+    // With ZeRO every rank takes part: the moments are gathered to rank 0, which writes.
+    const std::string path =
         trainable->save(run.dir(), step, c, {config_text, run.tokenizer_dir(), state_json()});
+    if (!lead) return;
+    sum.last_checkpoint = path;
     prune_checkpoints(run.dir(), o.keep);
   };
   auto validate_now = [&]() -> double {
@@ -352,8 +379,12 @@ TrainSummary train(TrainOptions o) {
       // The last micro-batch's backward starts the gradient reduction as groups finish.
       if (ranks > 1 && o.comm_overlap)
         net.on_grads_ready(micro + 1 == o.grad_accum
-                               ? model::grad::ModelGrad::GradsReady(
-                                     [&](int64_t group) { reducer.grads_ready(group); })
+                               ? model::grad::ModelGrad::GradsReady([&](int64_t group) {
+                                   if (zero)
+                                     zero->grads_ready(group);
+                                   else
+                                     reducer->grads_ready(group);
+                                 })
                                : nullptr);
       const model::grad::StepResult r =
           teacher ? (teacher->logits(tb, S, teacher_logits),
@@ -371,8 +402,10 @@ TrainSummary train(TrainOptions o) {
           for (size_t e = 0; e < counts[l].size(); ++e) counts[l][e] += r.expert_counts[l][e];
     }
     double comm_seconds = 0;  // communication the backward did not hide
+    // ZeRO's shard of the summed gradient exists only after its reduce-scatter, even alone.
+    if (zero) comm_seconds = zero->reduce();
     if (ranks > 1) {
-      comm_seconds = reducer.sum();
+      if (!zero) comm_seconds = reducer->sum();
       std::vector<double> numbers = {loss, main, mtp, bal};
       reduce_step_numbers(*comm, numbers, counts);
       // Each rank's balance value is its slice's mean over sequences: the batch's is their mean.
@@ -381,7 +414,7 @@ TrainSummary train(TrainOptions o) {
     double norm = 0;
     {
       const phase::Scope timer(phase::optimizer);
-      norm = adam.grad_norm();
+      norm = trainable->grad_norm();
     }
     if (!finite(loss) || !finite(norm)) {
       if (lead) progress.finish();
@@ -399,7 +432,7 @@ TrainSummary train(TrainOptions o) {
     const double lr = sched.at(step);
     {
       const phase::Scope timer(phase::optimizer);
-      adam.step(lr, norm, pool);
+      trainable->step(lr, norm, pool);
     }
     if (!trainable->is_lora()) update_bias(c, params, counts, o.bias_speed);  // a frozen base
     const BalanceStats bs = balance_stats(c, counts);
@@ -415,7 +448,7 @@ TrainSummary train(TrainOptions o) {
                            {"expert_load", counts}};
     if (ranks > 1) {
       line["comm_s"] = comm_seconds;
-      line["buckets_started_in_backward"] = reducer.started_early();
+      line["buckets_started_in_backward"] = zero ? zero->started_early() : reducer->started_early();
       exposed_comm_seconds += comm_seconds;
     }
     if (lead) run.append_log(line);
@@ -446,17 +479,29 @@ TrainSummary train(TrainOptions o) {
   sum.tokens = meter.tokens();
   sum.seconds = meter.seconds();
   sum.lead = lead;
+  // Each rank's peak resident set (ZeRO's point is to lower it): a collective, before followers
+  // leave.
+  std::vector<int64_t> peak_rss(static_cast<size_t>(ranks));
+  {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    const int64_t mine = int64_t(u.ru_maxrss) * 1024;  // kB on Linux
+    comm->all_gather(&mine, peak_rss.data(), sizeof mine)->wait();
+  }
   if (!lead) return sum;
   run.write_pictures();
   nlohmann::json ledger = meter.ledger(o);
   if (ranks > 1)
     ledger["data_parallel"] = {{"ranks", ranks},
                                {"backend", comm->backend()},
-                               {"allreduce_bytes_per_step_per_rank", reducer.ring_bytes_per_step()},
+                               {"zero_stage", o.zero},
+                               {"bytes_sent_per_step_per_rank", comm_bytes_per_step},
                                {"collective_calls", comm->stats().calls},
-                               {"buckets", reducer.buckets()},
+                               {"buckets", comm_buckets},
                                {"comm_overlap", o.comm_overlap},
-                               {"exposed_comm_seconds", exposed_comm_seconds}};
+                               {"exposed_comm_seconds", exposed_comm_seconds},
+                               {"peak_resident_bytes_per_rank", peak_rss}};
+  ledger["peak_resident_bytes"] = peak_rss[0];
   // One invocation's account: a resumed run covers the steps after its checkpoint.
   ledger["first_step"] = first_step + 1;
   ledger["last_step"] = step;

@@ -68,6 +68,9 @@ struct TrainOptions {
   // what overlap hides).
   bool comm_overlap = true;
   double bucket_mb = 8;  // data parallel: gradients per all-reduce, MB
+  // ZeRO stage (--zero): 1 shards the AdamW moments over the data-parallel ranks
+  // (train/zero_adamw.h). Not saved: checkpoints are the same either way.
+  int64_t zero = 0;
 };
 
 struct TrainSummary {

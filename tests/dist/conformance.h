@@ -54,6 +54,34 @@ inline void check_collectives(Communicator& c, bool exact_order) {
     ASSERT_EQ(out[size_t(i)], want) << "rank " << r << " i " << i;
   }
 
+  // reduce_scatterv_sum with uneven and empty blocks: rank q's block holds (q % 3) * 7 floats.
+  std::vector<int64_t> vcounts(static_cast<size_t>(n));
+  int64_t vtotal = 0, vfirst = 0;
+  for (int q = 0; q < n; ++q) {
+    vcounts[size_t(q)] = (q % 3) * 7;
+    if (q < r) vfirst += vcounts[size_t(q)];
+    vtotal += vcounts[size_t(q)];
+  }
+  std::vector<float> vin(static_cast<size_t>(vtotal + 1)), vout(size_t(vcounts[size_t(r)] + 1));
+  for (int64_t i = 0; i < vtotal; ++i) vin[size_t(i)] = wide_value(r, i);
+  c.reduce_scatterv_sum(vin.data(), vout.data(), vcounts.data())->wait();
+  for (int64_t i = 0; i < vcounts[size_t(r)]; ++i) {
+    float want = 0;
+    for (int q = 0; q < n; ++q) want += wide_value(q, vfirst + i);
+    if (exact_order)
+      ASSERT_EQ(vout[size_t(i)], want) << "rank order, rank " << r << " i " << i;
+    else
+      ASSERT_NEAR(vout[size_t(i)], want, 1e-6f * std::fabs(want)) << r << " " << i;
+  }
+
+  // all_gatherv in place: each rank's block already sits in `out`.
+  std::vector<float> gathered(static_cast<size_t>(vtotal + 1), -1.0f);
+  for (int64_t i = 0; i < vcounts[size_t(r)]; ++i) gathered[size_t(vfirst + i)] = int_value(r, i);
+  c.all_gatherv(gathered.data() + vfirst, gathered.data(), vcounts.data())->wait();
+  for (int q = 0, at = 0; q < n; ++q)
+    for (int64_t i = 0; i < vcounts[size_t(q)]; ++i, ++at)
+      ASSERT_EQ(gathered[size_t(at)], int_value(q, i)) << "from " << q << " i " << i;
+
   // all_gather, with the overlapping all_reduce waited second (non-blocking: both in flight).
   std::vector<uint8_t> mine(13), all(static_cast<size_t>(13 * n));
   for (size_t k = 0; k < mine.size(); ++k) mine[k] = uint8_t(r * 16 + int(k));
@@ -96,7 +124,7 @@ inline void check_collectives(Communicator& c, bool exact_order) {
   c.barrier()->wait();
 
   const CommStats& s = c.stats();
-  EXPECT_EQ(s.calls - before.calls, 8);
+  EXPECT_EQ(s.calls - before.calls, 10);
   if (n == 1) {
     EXPECT_EQ(s.bytes_sent, before.bytes_sent);
   }

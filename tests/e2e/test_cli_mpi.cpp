@@ -1,7 +1,8 @@
 // `mpirun -np N tern train` (data parallel, train/data_parallel.h) against the one-process run of
 // the same command line: every step's loss and gradient norm equal up to summation order; a
 // checkpoint written by 2 ranks resumes in 1 and the reverse; bad rank counts refused on every
-// rank; a rank killed mid-run ends the job within 10 s, naming it. Skipped without mpirun.
+// rank; ZeRO-1 runs the same training and its checkpoints resume either way; a rank killed
+// mid-run ends the job within 10 s, naming it. Skipped without mpirun.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -113,6 +114,38 @@ TEST(CliMpi, DataParallelRunsEqualTheOneProcessRunAndResumeAcrossRankCounts) {
   fs::remove_all(dir);
 }
 
+// ZeRO-1 (train/zero_adamw.h): moments sharded, gradients reduce-scattered, parameters
+// all-gathered — the same run as one process; its checkpoints (moments gathered to rank 0) resume
+// in one process without ZeRO, and one process's resume with it.
+TEST(CliMpi, ZeroOneShardsTheMomentsAndRunsTheSameTraining) {
+  const std::string dir = temp_dir("mpi_zero");
+  const auto one = run_tern_split(train_args(dir, dir + "/one", 6));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const auto want = steps_of(dir + "/one");
+  for (int np : {2, 4}) {
+    const std::string out = dir + "/zero" + std::to_string(np);
+    const auto r =
+        run_tern_split(train_args(dir, out, 6) + " --zero 1 --bucket-mb 0.02", "", mpirun(np));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    expect_same_run(want, steps_of(out));
+    const auto ledger = nlohmann::json::parse(slurp(out + "/ledger.json"));
+    EXPECT_EQ(ledger["data_parallel"]["zero_stage"], 1);
+    EXPECT_NE(r.err.find("ZeRO-1: this rank holds AdamW moments for"), std::string::npos) << r.err;
+  }
+  fs::copy(dir + "/zero2", dir + "/zero2_to_1", fs::copy_options::recursive);
+  fs::remove_all(dir + "/zero2_to_1/checkpoint-6");
+  const auto to1 = run_tern_split("train --resume " + dir + "/zero2_to_1 --threads 1");
+  ASSERT_EQ(to1.exit_code, 0) << to1.err;
+  expect_same_run(want, steps_of(dir + "/zero2_to_1"), 3);
+  fs::copy(dir + "/one", dir + "/one_to_zero2", fs::copy_options::recursive);
+  fs::remove_all(dir + "/one_to_zero2/checkpoint-6");
+  const auto to2 =
+      run_tern_split("train --resume " + dir + "/one_to_zero2 --threads 1 --zero 1", "", mpirun(2));
+  ASSERT_EQ(to2.exit_code, 0) << to2.err;
+  expect_same_run(want, steps_of(dir + "/one_to_zero2"), 3);
+  fs::remove_all(dir);
+}
+
 TEST(CliMpi, BadRankCountsAreRefusedOnEveryRank) {
   const std::string dir = temp_dir("mpi_bad");
   const auto dp = run_tern_split(train_args(dir, dir + "/a", 2) + " --dp 3", "", mpirun(2));
@@ -122,6 +155,9 @@ TEST(CliMpi, BadRankCountsAreRefusedOnEveryRank) {
   EXPECT_NE(odd.exit_code, 0);
   EXPECT_NE(odd.err.find("multiple of the 2 data-parallel ranks"), std::string::npos) << odd.err;
   EXPECT_FALSE(fs::exists(dir + "/b")) << "refused before the run directory is made";
+  const auto z = run_tern_split(train_args(dir, dir + "/c", 2) + " --zero 2", "", mpirun(2));
+  EXPECT_NE(z.exit_code, 0);
+  EXPECT_NE(z.err.find("only ZeRO stage 1"), std::string::npos) << z.err;
   fs::remove_all(dir);
 }
 
