@@ -8,6 +8,7 @@
 
 #include "account/quantity.h"
 #include "apps/tern/command.h"
+#include "apps/tern/expert_parallel_flag.h"
 #include "apps/tern/flags.h"
 #include "apps/tern/input.h"
 #include "apps/tern/model_path.h"
@@ -24,20 +25,31 @@ namespace {
 struct LogitsArgs {
   std::string model, ids, out, mla = "absorbed";
   bool mtp = false, force = false, fast = false;
+  int64_t ep = 0;
   ThreadsFlag threads;
 };
 
 void run_logits(const LogitsArgs& a) {
   apply_threads(a.threads);
+  // --ep: every rank runs the forward with its share of the experts; rank 0 reads the ids
+  // (stdin reaches it only) and writes the logits.
+  const model::ExpertParallel ep = open_expert_parallel(a.ep, "tern logits");
+  const bool lead = is_lead(ep);
   const std::string model_path = resolve_model_path(a.model);
-  require_new_output(a.out, a.force);
-  if (a.out == "-" && isatty(STDOUT_FILENO))
+  if (lead) require_new_output(a.out, a.force);
+  if (lead && a.out == "-" && isatty(STDOUT_FILENO))
     fail(ErrorKind::request, "--out -: stdout is a terminal; redirect it to a file or a pipe");
-  const std::vector<int32_t> ids = read_ids(a.ids);
+  std::vector<int32_t> ids = lead ? read_ids(a.ids) : std::vector<int32_t>{};
+  if (ep.active()) {
+    int64_t n = int64_t(ids.size());
+    ep.comm->broadcast(&n, sizeof n, 0)->wait();
+    ids.resize(size_t(n));
+    if (n > 0) ep.comm->broadcast(ids.data(), n * int64_t(sizeof(int32_t)), 0)->wait();
+  }
   if (a.mtp && ids.size() < 2)
     fail(ErrorKind::request, "--mtp needs at least two ids (it predicts from the next token)");
   const auto t0 = std::chrono::steady_clock::now();
-  model::Model m = model::Model::load(model_path, model::LoadOptions{a.mtp, a.mla == "naive"});
+  model::Model m = model::Model::load(model_path, model::LoadOptions{a.mtp, a.mla == "naive", ep});
   const auto t1 = std::chrono::steady_clock::now();
   const model::ModelConfig& c = m.config();
   const int64_t T = int64_t(ids.size());
@@ -66,6 +78,7 @@ void run_logits(const LogitsArgs& a) {
     m.forward_mtp(ids, hidden.span_as<float>(), out.span_as<float>());
   }
   const auto t2 = std::chrono::steady_clock::now();
+  if (!lead) return;
   if (a.out == "-")
     formats::write_npy(stdout, out, "stdout");
   else
@@ -100,6 +113,9 @@ void setup_logits(CLI::App& sub) {
                "run token by token on the serving kernels (int8 activations on Q8_0/Q4_0, bf16 "
                "on bf16/FP8 weights), as tern run does; default: exact");
   sub.add_flag("--force", args->force, "replace --out if it exists");
+  add_number(sub, "--ep", args->ep,
+             "spread the routed experts over this many ranks (mpirun -np N tern logits ... --ep N)",
+             0, 1e6);
   add_threads(sub, args->threads);
   example(sub, "tern tokenize MODEL -p 'Hello' | tern logits MODEL --ids - --out logits.npy");
   sub.callback([args] { run_logits(*args); });

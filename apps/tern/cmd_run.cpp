@@ -10,12 +10,15 @@
 
 #include "account/quantity.h"
 #include "apps/tern/command.h"
+#include "apps/tern/expert_parallel_flag.h"
 #include "apps/tern/flags.h"
 #include "apps/tern/generation_flags.h"
 #include "apps/tern/input.h"
 #include "apps/tern/model_path.h"
+#include "core/error.h"
 #include "core/random.h"
 #include "core/thread_pool.h"
+#include "dist/communicator.h"
 #include "infer/draft_model.h"
 #include "infer/generate.h"
 #include "infer/json_constraint.h"
@@ -57,11 +60,21 @@ std::vector<int32_t> prompt_ids(const RunArgs& a, const tokenizer::Tokenizer& to
 
 void run(const RunArgs& a) {
   apply_threads(a.gen.threads);
-  const std::string text = prompt_text(a);
+  // --ep: every rank runs this command; the lead reads the prompt (stdin reaches rank 0 only)
+  // and picks the seed, the followers take both, so every rank generates the same tokens.
+  const model::ExpertParallel ep = open_expert_parallel(a.gen.ep, "tern run");
+  const bool lead = is_lead(ep);
+  if (ep.active() && (a.lookup > 0 || !a.draft.empty()))
+    malformed("--ep runs the model alone: no --lookup or --draft");
+  std::string text = lead ? prompt_text(a) : std::string();
+  infer::SamplingParams params = sampling_params(a.gen);
+  if (ep.active()) {
+    dist::broadcast_text(*ep.comm, text);
+    ep.comm->broadcast(&params.seed, sizeof params.seed, 0)->wait();
+  }
   const std::string model_path = resolve_model_path(a.model);
   const tokenizer::Tokenizer tok = load_tokenizer(a.gen, model_path);
   const std::vector<int32_t> prompt = prompt_ids(a, tok, text);
-  const infer::SamplingParams params = sampling_params(a.gen);
 
   if (a.lookup > 0 && !a.draft.empty()) malformed("give --draft MODEL or --lookup N, not both");
   const bool json_mode = a.json || !a.json_schema.empty();
@@ -96,7 +109,22 @@ void run(const RunArgs& a) {
         serve::constraint_vocab(tok, c.vocab_size, req.stop_ids), schema));
 
   tokenizer::StreamDecoder decoder(tok, /*skip_special_tokens=*/true);
+  int64_t emitted = 0;
   const infer::TokenCallback emit = [&](int32_t id) {
+    // Ranks that sampled different tokens would wait for each other's forwards forever: compare
+    // every token (a few bytes per step beside the MoE all-reduces) and stop at the first split.
+    if (ep.active()) {
+      std::vector<int32_t> all(static_cast<size_t>(ep.ranks()));
+      ep.comm->all_gather(&id, all.data(), sizeof id)->wait();
+      for (int r = 1; r < ep.ranks(); ++r)
+        if (all[size_t(r)] != all[0])
+          fail(ErrorKind::internal, "--ep: rank " + std::to_string(r) + " generated token " +
+                                        std::to_string(all[size_t(r)]) + " where rank 0 has " +
+                                        std::to_string(all[0]) + " (token " +
+                                        std::to_string(emitted + 1) + ")");
+    }
+    ++emitted;
+    if (!lead) return true;
     const std::string piece = decoder.push(id);
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
@@ -112,6 +140,7 @@ void run(const RunArgs& a) {
       : e->mtp_pool
           ? infer::generate_mtp(e->model, e->pool, *e->mtp_pool, e->state, sampler, req, emit)
           : infer::generate(e->model, e->pool, e->state, sampler, req, emit);
+  if (!lead) return;
   const std::string tail = decoder.finish();
   std::fwrite(tail.data(), 1, tail.size(), stdout);
   if (isatty(STDOUT_FILENO)) std::fputc('\n', stdout);
@@ -141,6 +170,9 @@ void setup_run(CLI::App& sub) {
   sub.add_option("model", a->model, "model directory (or a file in it) or .gguf file")->required();
   sub.add_option("-p,--prompt", a->prompt, "prompt text; - reads it from stdin");
   sub.add_option("-f,--file", a->file, "read the prompt from a file");
+  add_number(sub, "--ep", a->gen.ep,
+             "spread the routed experts over this many ranks (mpirun -np N tern run ... --ep N)", 0,
+             1e6);
   sub.add_flag("--chat", a->chat, "wrap the prompt as a user message in the model's chat template");
   sub.add_flag("--no-mtp", a->no_mtp,
                "decode one token per step even when the checkpoint carries an MTP module (by "

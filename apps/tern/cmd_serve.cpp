@@ -12,10 +12,12 @@
 #include <thread>
 
 #include "apps/tern/command.h"
+#include "apps/tern/expert_parallel_flag.h"
 #include "apps/tern/flags.h"
 #include "apps/tern/generation_flags.h"
 #include "apps/tern/model_path.h"
 #include "core/error.h"
+#include "dist/communicator.h"
 #include "serve/engine.h"
 #include "serve/json_mode.h"
 #include "serve/server.h"
@@ -42,6 +44,25 @@ std::string model_id(const std::string& path) {
   return name.empty() ? path : name;
 }
 
+// --ep: every rank must have sized the same KV pools (the context is chosen from the memory
+// each machine has), or the lead's block ids would not fit a follower's pool.
+void check_same_engines(dist::Communicator& comm, const Engine& e) {
+  const int64_t mine[3] = {e.context, e.pool.n_blocks(), e.mtp_pool ? 1 : 0};
+  std::vector<int64_t> all(static_cast<size_t>(3 * comm.size()));
+  comm.all_gather(mine, all.data(), sizeof mine)->wait();
+  for (int r = 1; r < comm.size(); ++r)
+    for (int k = 0; k < 3; ++k)
+      if (all[size_t(3 * r + k)] != all[size_t(k)])
+        fail(ErrorKind::request, "--ep: rank " + std::to_string(r) +
+                                     " sized its engine differently from rank 0 (" +
+                                     std::string(k == 0   ? "context"
+                                                 : k == 1 ? "KV blocks"
+                                                          : "MTP drafting") +
+                                     " " + std::to_string(all[size_t(3 * r + k)]) + " vs " +
+                                     std::to_string(all[size_t(k)]) +
+                                     "); give --ctx explicitly so every machine uses the same");
+}
+
 void serve(const ServeArgs& a) {
   apply_threads(a.gen.threads);
   // SIGINT/SIGTERM are taken by one thread with sigwait; every thread started after this
@@ -51,6 +72,24 @@ void serve(const ServeArgs& a) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // --ep: rank 0 serves; the other ranks load their experts and replay its forwards
+  // (serve/forward_relay.h). Their signals stay blocked: the lead decides when the job ends.
+  const model::ExpertParallel ep = open_expert_parallel(a.gen.ep, "tern serve");
+  std::unique_ptr<serve::ForwardRelay> relay;
+  if (ep.active()) relay = std::make_unique<serve::ForwardRelay>(*ep.comm);
+  const auto open = [&](const std::string& model_path) {
+    std::unique_ptr<Engine> e =
+        open_engine(a.gen, model_path, std::max(a.gen.chunk, 2 * a.parallel), "tern serve",
+                    !a.no_mtp, 2 * a.parallel, a.parallel);
+    if (ep.active()) check_same_engines(*ep.comm, *e);
+    return e;
+  };
+  if (!is_lead(ep)) {
+    const std::unique_ptr<Engine> e = open(resolve_model_path(a.model));
+    relay->follow(e->model, e->pool, e->mtp_pool ? &*e->mtp_pool : nullptr, e->state);
+    return;
+  }
 
   serve::ServerOptions so;
   so.host = a.host;
@@ -108,12 +147,18 @@ void serve(const ServeArgs& a) {
   std::unique_ptr<tokenizer::ChatTemplate> tmpl;
   if (tok.config().chat_templates.count("default"))
     tmpl = std::make_unique<tokenizer::ChatTemplate>(tokenizer::ChatTemplate::from_tokenizer(tok));
-  const std::unique_ptr<Engine> e =
-      open_engine(a.gen, model_path, std::max(a.gen.chunk, 2 * a.parallel), "tern serve", !a.no_mtp,
-                  2 * a.parallel, a.parallel);
+  const std::unique_ptr<Engine> e = open(model_path);
+  // Declared before the engine, so destroyed after it: the followers stop once the engine's
+  // last forward is done.
+  struct StopFollowers {
+    serve::ForwardRelay* relay;
+    ~StopFollowers() {
+      if (relay) relay->stop();
+    }
+  } stop_followers{relay.get()};
   serve::Engine engine(
       e->model, e->pool, e->state,
-      {a.parallel, a.max_queue, e->context, e->mtp_pool ? &*e->mtp_pool : nullptr});
+      {a.parallel, a.max_queue, e->context, e->mtp_pool ? &*e->mtp_pool : nullptr, relay.get()});
   serve::ServedModel sm;
   sm.id = model_id(a.model);
   sm.created = std::chrono::duration_cast<std::chrono::seconds>(
@@ -182,6 +227,10 @@ void setup_serve(CLI::App& sub) {
   sub.add_flag("--exact", a->gen.exact, "exact f32 kernels instead of the serving kernels");
   add_lora_adapter_flag(sub, a->gen);
   sub.add_option("--tokenizer", a->gen.tokenizer, "folder with tokenizer.json");
+  sub.add_option("--ep", a->gen.ep,
+                 "spread the routed experts over this many ranks: mpirun -np N tern serve MODEL "
+                 "--ep N (rank 0 serves, the others hold their experts)")
+      ->check(CLI::Range(int64_t(0), int64_t(1e6)));
   add_threads(sub, a->gen.threads);
   example(sub,
           "tern serve MODEL --port 8080 --parallel 8 --upstream https://api.deepseek.com/v1 "

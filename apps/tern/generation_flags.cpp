@@ -10,6 +10,7 @@
 #include <random>
 
 #include "account/quantity.h"
+#include "apps/tern/expert_parallel_flag.h"
 #include "apps/tern/model_path.h"
 #include "apps/tern/model_tokenizer.h"
 #include "core/error.h"
@@ -140,7 +141,10 @@ std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string&
                                     int64_t min_rows, int64_t sequences) {
   const auto t0 = std::chrono::steady_clock::now();
   const bool mtp = want_mtp && files_have_mtp(model_path);
-  model::Model m = model::Model::load(model_path, {mtp});
+  const model::ExpertParallel ep = open_expert_parallel(g.ep, command);
+  if (ep.active() && !g.lora.empty())
+    fail(ErrorKind::request, "--lora cannot be merged into experts spread over ranks (--ep)");
+  model::Model m = model::Model::load(model_path, {mtp, false, ep});
   if (!g.lora.empty()) m = model::merge_lora_adapter(m, g.lora);
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -29,6 +29,7 @@ struct GenerationFlags {
   double temp = 0.6, top_p = 0.95, min_p = 0.0, repeat_penalty = 1.0;
   double presence_penalty = 0.0, frequency_penalty = 0.0;
   bool exact = false;  // exact f32 kernels instead of the serving kernels
+  int64_t ep = 0;      // --ep N: routed experts spread over N mpirun ranks (run only)
   ThreadsFlag threads;
 };
 

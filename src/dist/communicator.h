@@ -68,6 +68,9 @@ class Communicator {
   CommStats stats_;
 };
 
+// `text` from `root` on every rank (a size, then the bytes).
+void broadcast_text(Communicator& comm, std::string& text, int root = 0);
+
 // One process alone: every collective is the identity (or a copy).
 std::unique_ptr<Communicator> make_solo_communicator();
 

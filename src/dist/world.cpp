@@ -49,4 +49,12 @@ std::unique_ptr<Communicator> make_world_communicator() {
 #endif
 }
 
+void broadcast_text(Communicator& comm, std::string& text, int root) {
+  if (comm.size() == 1) return;
+  int64_t n = int64_t(text.size());
+  comm.broadcast(&n, sizeof n, root)->wait();
+  text.resize(size_t(n));
+  if (n > 0) comm.broadcast(text.data(), n, root)->wait();
+}
+
 }  // namespace tern::dist

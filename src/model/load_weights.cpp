@@ -1,5 +1,6 @@
 #include "model/load_weights.h"
 
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <utility>
@@ -168,8 +169,21 @@ Tensor dequantize(const kernels::WeightView& w) {
   return out;
 }
 
+namespace {
+
+// A routed expert's slot ("model.layers.L.mlp.experts.E.<proj>.weight") that another rank holds.
+bool other_ranks_expert(const ModelConfig& c, const ExpertParallel& ep, const std::string& name) {
+  if (!ep.active()) return false;
+  const std::string tag = ".mlp.experts.";
+  const size_t at = name.find(tag);
+  if (at == std::string::npos) return false;
+  return !ep.holds(std::atoll(name.c_str() + at + tag.size()), c.n_routed_experts);
+}
+
+}  // namespace
+
 ModelWeights load_weights(const ModelConfig& c, const TensorSource& src, bool include_mtp,
-                          bool mla_naive) {
+                          bool mla_naive, const ExpertParallel& ep) {
   ModelWeights w;
   std::set<std::string> used;
   std::map<std::string, std::pair<Tensor, Tensor>> split_kv_b;  // by kv_b_proj name
@@ -181,6 +195,7 @@ ModelWeights load_weights(const ModelConfig& c, const TensorSource& src, bool in
   Progress progress("loading " + src.path(), n_slots, "tensors");
   visit_weights(c, w, include_mtp, [&](WeightSlot& s) {
     progress.advance();
+    if (other_ranks_expert(c, ep, s.name)) return;
     if (s.kind == SlotKind::linear && s.name.ends_with(".self_attn.kv_b_proj.weight")) {
       if (auto split = src.mla_split(s.name)) {
         split_kv_b[s.name] = *split;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "model/config.h"
+#include "model/expert_parallel.h"
 #include "model/tensor_source.h"
 #include "model/weights.h"
 
@@ -10,9 +11,10 @@ namespace tern::model {
 
 // Loads every slot of `c` from `src`. include_mtp loads the MTP modules too (they are optional
 // in the file only when include_mtp is false); mla_naive also builds what the naive MLA form
-// needs where that costs memory (split GGUFs). Errors name the tensor and the file.
+// needs where that costs memory (split GGUFs). With expert parallelism only this rank's routed
+// experts are loaded (the others' slots stay empty). Errors name the tensor and the file.
 ModelWeights load_weights(const ModelConfig& c, const TensorSource& src, bool include_mtp,
-                          bool mla_naive = false);
+                          bool mla_naive = false, const ExpertParallel& ep = {});
 
 // Whether `src` holds the first MTP module of `c` (configs often declare
 // num_nextn_predict_layers while converted files drop the module's tensors).

@@ -24,6 +24,22 @@ bool is_gguf_path(const std::string& path) {
 }
 }  // namespace
 
+namespace {
+
+void check_expert_parallel(const ModelConfig& c, const ExpertParallel& ep,
+                           const std::string& path) {
+  if (!ep.active()) return;
+  if (c.n_routed_experts == 0)
+    fail(ErrorKind::request, path + ": expert parallelism (--ep " + std::to_string(ep.ranks()) +
+                                 ") needs a model with routed experts; this one is dense");
+  if (c.n_routed_experts < ep.ranks())
+    fail(ErrorKind::request, path + ": " + std::to_string(c.n_routed_experts) +
+                                 " routed experts cannot be spread over " +
+                                 std::to_string(ep.ranks()) + " ranks");
+}
+
+}  // namespace
+
 Model Model::load(const std::string& path, const LoadOptions& opts) {
   if (!std::filesystem::exists(path)) fail(ErrorKind::io, "model path does not exist: " + path);
   if (is_gguf_path(path)) {
@@ -31,8 +47,11 @@ Model Model::load(const std::string& path, const LoadOptions& opts) {
     ModelConfig cfg = src->config();
     if (opts.include_mtp && cfg.num_nextn_predict_layers == 0)
       fail(ErrorKind::request, path + ": this GGUF file carries no MTP module");
-    ModelWeights w = load_weights(cfg, *src, opts.include_mtp, opts.mla_naive);
-    return Model(std::move(cfg), std::move(w));
+    check_expert_parallel(cfg, opts.ep, path);
+    ModelWeights w = load_weights(cfg, *src, opts.include_mtp, opts.mla_naive, opts.ep);
+    Model m(std::move(cfg), std::move(w));
+    m.ep_ = opts.ep;
+    return m;
   }
   const std::filesystem::path p(path);
   const std::string dir = std::filesystem::is_directory(p) ? path : p.parent_path().string();
@@ -40,9 +59,12 @@ Model Model::load(const std::string& path, const LoadOptions& opts) {
   if (opts.include_mtp && cfg.num_nextn_predict_layers == 0)
     fail(ErrorKind::request,
          cfg.source + ": num_nextn_predict_layers is 0, so there is no MTP module");
+  check_expert_parallel(cfg, opts.ep, path);
   auto src = open_safetensors_source(path);
-  ModelWeights w = load_weights(cfg, *src, opts.include_mtp, opts.mla_naive);
-  return Model(std::move(cfg), std::move(w));
+  ModelWeights w = load_weights(cfg, *src, opts.include_mtp, opts.mla_naive, opts.ep);
+  Model m(std::move(cfg), std::move(w));
+  m.ep_ = opts.ep;
+  return m;
 }
 
 Model::Model(ModelConfig config, ModelWeights weights)
@@ -202,7 +224,7 @@ void Model::run_layer(const LayerWeights& L, const AttentionStep& step, float* h
   scratch.reset();
   kernels::rmsnorm(h, L.post_attention_layernorm.ptr(), st.normed, N, d, eps);
   if (L.is_moe)
-    moe_forward(c, L.moe, st.normed, N, st.sublayer, scratch, routed_out, &pool);
+    moe_forward(c, L.moe, st.normed, N, st.sublayer, scratch, routed_out, &pool, &ep_);
   else
     mlp_forward(L.mlp, st.normed, N, st.sublayer, scratch, &pool);
   add_rows(h, st.sublayer, N * d);

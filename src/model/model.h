@@ -12,6 +12,7 @@
 
 #include "model/batch.h"
 #include "model/config.h"
+#include "model/expert_parallel.h"
 #include "model/forward_state.h"
 #include "model/kv_cache.h"
 #include "model/mla.h"
@@ -23,6 +24,9 @@ namespace tern::model {
 struct LoadOptions {
   bool include_mtp = false;  // load the MTP module(s) too (required for forward_mtp)
   bool mla_naive = false;    // also build what MlaMode::naive needs where it costs memory
+  // Expert parallel (model/expert_parallel.h): load only this rank's routed experts; every
+  // forward is then a collective over ep.comm's ranks.
+  ExpertParallel ep = {};
 };
 
 struct ForwardOptions {
@@ -58,6 +62,7 @@ class Model {
 
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
+  const ExpertParallel& expert_parallel() const { return ep_; }
 
   // A single-sequence cache with room for `capacity` tokens (at most max_position_embeddings)
   // for this model's main layers.
@@ -105,6 +110,7 @@ class Model {
   ModelConfig config_;
   ModelWeights weights_;
   RopeTable rope_;
+  ExpertParallel ep_;
 };
 
 }  // namespace tern::model

@@ -21,18 +21,25 @@ bool has_bias(const MlpWeights& m) {
 // projection in one parallel loop, then every down projection in another, instead of three
 // small loops per expert, each too short to keep the threads busy. Returns false (having done
 // nothing) where an expert has a bias.
-bool experts_one_token(const MoeWeights& w, const float* x, const int32_t* idx,
-                       const float* weights, int64_t K, float* out, Arena& scratch,
-                       ThreadPool* pool) {
+bool experts_one_token(const ModelConfig& c, const MoeWeights& w, const float* x,
+                       const int32_t* idx, const float* weights, int64_t K, float* out,
+                       Arena& scratch, ThreadPool* pool, const ExpertParallel& ep) {
   if (K > kMaxExpertsPerToken) return false;
   const MlpWeights* m[kMaxExpertsPerToken + 1];
   float scale[kMaxExpertsPerToken + 1];
   int64_t n = 0;
-  for (int64_t k = 0; k < K; ++k) m[n] = &w.experts[size_t(idx[k])], scale[n++] = weights[k];
-  if (w.shared_experts.gate_proj.present()) m[n] = &w.shared_experts, scale[n++] = 1.0f;
+  for (int64_t k = 0; k < K; ++k)
+    if (ep.holds(idx[k], c.n_routed_experts))
+      m[n] = &w.experts[size_t(idx[k])], scale[n++] = weights[k];
+  if (w.shared_experts.gate_proj.present() && ep.runs_shared())
+    m[n] = &w.shared_experts, scale[n++] = 1.0f;
+  const int64_t d = c.hidden_size;
+  if (n == 0) {  // another rank holds every expert this token chose
+    std::fill_n(out, d, 0.0f);
+    return true;
+  }
   for (int64_t e = 0; e < n; ++e)
     if (has_bias(*m[e])) return false;
-  const int64_t d = w.experts[0].down_proj.view.rows;
   kernels::MatmulParams gu[2 * (kMaxExpertsPerToken + 1)], down[kMaxExpertsPerToken + 1];
   float* h = static_cast<float*>(scratch.allocate(size_t(n * d) * 4, "expert outputs"));
   for (int64_t e = 0; e < n; ++e) {
@@ -54,10 +61,10 @@ bool experts_one_token(const MoeWeights& w, const float* x, const int32_t* idx,
   return true;
 }
 
-}  // namespace
-
-void moe_forward(const ModelConfig& c, const MoeWeights& w, const float* x, int64_t T, float* out,
-                 Arena& scratch, int32_t* routed_idx, ThreadPool* pool) {
+// The experts `ep` places on this rank (all of them alone), weighted, into out.
+void moe_forward_local(const ModelConfig& c, const MoeWeights& w, const float* x, int64_t T,
+                       float* out, Arena& scratch, int32_t* routed_idx, ThreadPool* pool,
+                       const ExpertParallel& ep) {
   const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
   auto alloc = [&](int64_t n, const char* what) {
     return static_cast<float*>(scratch.allocate(size_t(n) * 4, what));
@@ -73,7 +80,7 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, const float* x, int6
     route_token(c, logits + t * E, bias, route_scratch, idx + t * K, weights + t * K);
   if (routed_idx) std::copy_n(idx, T * K, routed_idx);
 
-  if (T == 1 && experts_one_token(w, x, idx, weights, K, out, scratch, pool)) return;
+  if (T == 1 && experts_one_token(c, w, x, idx, weights, K, out, scratch, pool, ep)) return;
 
   // Group (token, slot) pairs by expert so each expert's weights are read once.
   int32_t* order = reinterpret_cast<int32_t*>(alloc(T * K, "moe order"));
@@ -90,7 +97,7 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, const float* x, int6
   const size_t mark = scratch.used();
   std::fill_n(out, T * d, 0.0f);
   const kernels::IsaKernels& isa = kernels::active_isa();
-  for (int64_t e = 0; e < E; ++e) {
+  for (int64_t e = ep.begin(E); e < ep.end(E); ++e) {
     const int64_t n = start[e + 1] - start[e];
     if (n == 0) continue;
     for (int64_t j = 0; j < n; ++j) std::copy_n(x + (order[start[e] + j] / K) * d, d, xe + j * d);
@@ -101,10 +108,21 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, const float* x, int6
     }
     scratch.reset_to(mark);
   }
-  if (w.shared_experts.gate_proj.present()) {
+  if (w.shared_experts.gate_proj.present() && ep.runs_shared()) {
     mlp_forward(w.shared_experts, x, T, ye, scratch, pool);
     for (int64_t t = 0; t < T; ++t) isa.axpy(1.0f, ye + t * d, out + t * d, d);
   }
+}
+
+}  // namespace
+
+void moe_forward(const ModelConfig& c, const MoeWeights& w, const float* x, int64_t T, float* out,
+                 Arena& scratch, int32_t* routed_idx, ThreadPool* pool, const ExpertParallel* ep) {
+  const ExpertParallel alone;
+  const ExpertParallel& place = ep ? *ep : alone;
+  moe_forward_local(c, w, x, T, out, scratch, routed_idx, pool, place);
+  // Each rank's partial output (its experts, rank 0's shared ones) summed over the ranks.
+  if (place.active()) place.comm->all_reduce_sum(out, T * c.hidden_size)->wait();
 }
 
 int64_t moe_scratch_floats(const ModelConfig& c, int64_t T) {

@@ -323,8 +323,9 @@ void Engine::draft_step() {
   const model::Batch b{std::span(tokens_).first(size_t(rows)),
                        std::span(positions_).first(size_t(rows)),
                        std::span(seq_ids_).first(size_t(rows)), seqs_, logit_rows_};
-  m_.forward_mtp(b, std::span(mtp_hidden_).first(size_t(rows * d)), opt_.mtp_pool->store(), st_,
-                 mtp_logits_);
+  const auto hidden = std::span<const float>(mtp_hidden_).first(size_t(rows * d));
+  if (opt_.relay) opt_.relay->announce(ForwardRelay::Kind::mtp, b, hidden);
+  m_.forward_mtp(b, hidden, opt_.mtp_pool->store(), st_, mtp_logits_);
   for (Slot* s : batch_) {
     s->mtp->advance(s->pending_tokens);
     s->pending_tokens.clear();
@@ -399,6 +400,7 @@ void Engine::step() {
     fo.expert_counts = step_experts_;
     if (drafting())
       fo.hidden_out = std::span(hidden_).first(size_t(rows * m_.config().hidden_size));
+    if (opt_.relay) opt_.relay->announce(ForwardRelay::Kind::main, b);
     m_.forward(b, pool_.store(), st_, logits_, fo);
   } catch (const std::exception& e) {
     for (Slot* s : in_batch) finish(*s, FinishReason::error, e.what());

@@ -22,6 +22,7 @@
 #include "infer/sampler.h"
 #include "model/forward_state.h"
 #include "model/model.h"
+#include "serve/forward_relay.h"
 #include "serve/generation.h"
 
 namespace tern::serve {
@@ -35,6 +36,8 @@ struct EngineOptions {
   // cached blocks reuses them and does not draft (the module's cache would need every prompt
   // row's hidden state); constrained (JSON) ones do not draft either.
   infer::KvPool* mtp_pool = nullptr;
+  // Experts spread over ranks (--ep): every forward is announced to the follower ranks first.
+  ForwardRelay* relay = nullptr;
 };
 
 class Engine final : public Backend {

@@ -126,12 +126,4 @@ void check_replicas_agree(dist::Communicator& comm, const model::ModelConfig& c,
                                     std::to_string(step) + " (the replicas diverged)");
 }
 
-void broadcast_text(dist::Communicator& comm, std::string& text, int root) {
-  if (comm.size() == 1) return;
-  int64_t n = int64_t(text.size());
-  comm.broadcast(&n, sizeof n, root)->wait();
-  text.resize(size_t(n));
-  if (n > 0) comm.broadcast(text.data(), n, root)->wait();
-}
-
 }  // namespace tern::train

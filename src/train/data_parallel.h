@@ -64,7 +64,4 @@ void check_replicas_agree(dist::Communicator& comm, const model::ModelConfig& c,
 // first `T` positions are trained: the normaliser of the one-process loss.
 int64_t count_targets(const int32_t* docs, int64_t windows, int64_t S, int64_t T);
 
-// `text` from `root` on every rank.
-void broadcast_text(dist::Communicator& comm, std::string& text, int root = 0);
-
 }  // namespace tern::train

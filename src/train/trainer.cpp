@@ -199,7 +199,7 @@ TrainSummary train(TrainOptions o) {
       corpora = prepare_corpora(specs, tok, run.data_dir(), {o.doc_sep, o.val_fraction});
       manifest = corpora_manifest(corpora).dump();
     }
-    broadcast_text(*comm, manifest);
+    dist::broadcast_text(*comm, manifest);
     if (!lead) corpora = open_corpora(nlohmann::json::parse(manifest), run.data_dir());
   }
   WindowSampler sampler(&corpora, o.seq, S, o.seed);

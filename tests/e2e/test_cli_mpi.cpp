@@ -1,8 +1,9 @@
 // `mpirun -np N tern train` (data parallel, train/data_parallel.h) against the one-process run of
 // the same command line: every step's loss and gradient norm equal up to summation order; a
 // checkpoint written by 2 ranks resumes in 1 and the reverse; bad rank counts refused on every
-// rank; ZeRO-1 runs the same training and its checkpoints resume either way; a rank killed
-// mid-run ends the job within 10 s, naming it. Skipped without mpirun.
+// rank; expert-parallel logits and generation equal one process's; ZeRO-1 runs the same training
+// and its checkpoints resume either way; a rank killed mid-run ends the job within 10 s, naming it.
+// Skipped without mpirun.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -14,7 +15,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "formats/npy.h"
 #include "tests/e2e/cli_runner.h"
+#include "tests/e2e/tiny_chat_model.h"
 #include "tests/e2e/train_corpus.h"
 
 using namespace tern::test;
@@ -143,6 +146,62 @@ TEST(CliMpi, ZeroOneShardsTheMomentsAndRunsTheSameTraining) {
       run_tern_split("train --resume " + dir + "/one_to_zero2 --threads 1 --zero 1", "", mpirun(2));
   ASSERT_EQ(to2.exit_code, 0) << to2.err;
   expect_same_run(want, steps_of(dir + "/one_to_zero2"), 3);
+  fs::remove_all(dir);
+}
+
+// Expert-parallel inference (model/expert_parallel.h): a tiny V3 model (8 routed experts, a
+// shared one, MTP) with its experts over 2 and 3 ranks (3: uneven blocks of 2-3) gives the
+// one-process logits to 1e-5 — the partial outputs are summed in another order, nothing else —
+// for a prefill and the MTP module, and to 1e-2 on the decode path (--fast: one token at a time
+// on the int8-activation kernels, whose rounding amplifies the order's 1e-7); `tern run --ep 2`
+// generates the same greedy text; bad rank counts are refused.
+TEST(CliMpi, ExpertParallelInferenceEqualsOneProcess) {
+  const std::string dir = make_chat_model("mpi_ep", "");
+  const std::string model = dir + "/model";
+  const std::string ids = "5,17,33,2,250,101,7,7,64,3,199,42";
+  auto logits = [&](const std::string& extra, const std::string& out, const std::string& launch) {
+    const auto r = run_tern_split(
+        "logits " + model + " --ids " + ids + " --out " + dir + "/" + out + " --threads 1" + extra,
+        "", launch);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return tern::formats::read_npy(dir + "/" + out);
+  };
+  for (const std::string extra : {"", " --fast", " --mtp"}) {
+    fs::remove(dir + "/one.npy");
+    const tern::Tensor want = logits(extra, "one.npy", "");
+    // --fast quantises activations to int8: a 1e-7 change of a hidden state (the partial sums'
+    // order) can move one value across a rounding step, ~1e-3 of the logits.
+    const double tolerance = extra == " --fast" ? 1e-2 : 1e-5;
+    for (int np : {2, 3}) {
+      const std::string name = "ep" + std::to_string(np) + ".npy";
+      fs::remove(dir + "/" + name);
+      const tern::Tensor got = logits(extra + " --ep " + std::to_string(np), name, mpirun(np));
+      ASSERT_EQ(got.numel(), want.numel()) << extra;
+      const float* a = want.data_as<const float>();
+      const float* b = got.data_as<const float>();
+      double worst = 0;
+      for (int64_t i = 0; i < want.numel(); ++i)
+        worst = std::max(worst, double(std::fabs(a[i] - b[i])) / (1.0 + std::fabs(a[i])));
+      EXPECT_LT(worst, tolerance) << "np " << np << extra;
+    }
+  }
+  const std::string gen = "run " + model + " -p 'the quick brown fox' -n 12 --temp 0 --threads 1";
+  const auto one = run_tern_split(gen);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const auto two = run_tern_split(gen + " --ep 2", "", mpirun(2));
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  // OpenMPI hands ranks a pseudo-terminal for stdout, so `tern run` ends the text with a newline.
+  std::string text = two.out;
+  if (text.ends_with("\n") && !one.out.ends_with("\n")) text.pop_back();
+  EXPECT_EQ(text, one.out) << "the lead prints once; followers print nothing";
+  EXPECT_FALSE(one.out.empty());
+  // Refusals: a rank count other than --ep, and --ep missing under mpirun.
+  const auto wrong = run_tern_split(gen + " --ep 3", "", mpirun(2));
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_NE(wrong.err.find("--ep 3 but 2 rank(s)"), std::string::npos) << wrong.err;
+  const auto missing = run_tern_split(gen, "", mpirun(2));
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("give --ep 2"), std::string::npos) << missing.err;
   fs::remove_all(dir);
 }
 

@@ -67,7 +67,7 @@ TEST(DataParallel, StepNumbersTextAndReplicaChecks) {
     EXPECT_EQ(counts, (std::vector<std::vector<int64_t>>{{1, 6}, {20, 20}}));
 
     std::string text = comm.rank() == 0 ? std::string("manifest {\"a\": 1}") : "";
-    train::broadcast_text(comm, text);
+    dist::broadcast_text(comm, text);
     EXPECT_EQ(text, "manifest {\"a\": 1}");
 
     model::ModelWeights p = model::grad::make_f32_weights(c);
