@@ -103,6 +103,9 @@ void setup_train(CLI::App& sub) {
              1e6);
   add_number(sub, "--zero", o.zero,
              "ZeRO stage: 1 shards the AdamW moments over the data-parallel ranks", 0, 3);
+  add_number(sub, "--ep", o.ep,
+             "expert parallel: spread the routed experts over the mpirun ranks (--ep = -np)", 0,
+             1e6);
   add_number(sub, "--dp", o.dp,
              "data-parallel ranks, checked against mpirun -np (default: what mpirun started)", 0,
              1e6);

@@ -20,9 +20,10 @@ struct ExpertParallel {
   int rank() const { return comm ? comm->rank() : 0; }
   int ranks() const { return comm ? comm->size() : 1; }
   bool active() const { return ranks() > 1; }
-  // This rank's experts out of E: [begin, end).
-  int64_t begin(int64_t E) const { return E * rank() / ranks(); }
-  int64_t end(int64_t E) const { return E * (rank() + 1) / ranks(); }
+  // Rank r's experts out of E: [block_begin(r), block_begin(r + 1)); this rank's: [begin, end).
+  int64_t block_begin(int r, int64_t E) const { return E * r / ranks(); }
+  int64_t begin(int64_t E) const { return block_begin(rank(), E); }
+  int64_t end(int64_t E) const { return block_begin(rank() + 1, E); }
   bool holds(int64_t expert, int64_t E) const { return expert >= begin(E) && expert < end(E); }
   // The shared experts run on one rank only, or the sum would count them N times.
   bool runs_shared() const { return rank() == 0; }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include "core/error.h"
 #include "serve/api_error.h"
@@ -128,10 +129,28 @@ int Server::bind() {
 }
 
 void Server::run() {
+  {
+    std::lock_guard<std::mutex> lock(run_mu_);
+    if (stopped_) return;
+    started_ = true;
+  }
   http_->listen_after_bind();
+  finished_.store(true);
 }
 
 void Server::stop() {
+  bool started;
+  {
+    std::lock_guard<std::mutex> lock(run_mu_);
+    stopped_ = true;
+    started = started_;
+  }
+  if (!started) return;  // run() will see stopped_ and not listen
+  // httplib's stop() only acts on a server already listening: wait for run() to get there (or
+  // to have returned), so a stop right after the start is not lost with run() then blocking in
+  // accept() for good.
+  for (int i = 0; i < 5000 && !http_->is_running() && !finished_.load(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   http_->stop();
 }
 

@@ -40,8 +40,10 @@ class Server {
 
   // Binds; returns the port. ErrorKind::io naming host and port when it cannot.
   int bind();
-  // Serves until stop(); blocks.
+  // Serves until stop(); blocks. Returns at once when stop() came first.
   void run();
+  // Ends run(), whether it is serving, about to, or not started (a model that fails to load
+  // right after bind()); safe to call more than once and from any thread.
   void stop();
 
   // The model to serve; until called, /health answers 503 and the API 503.
@@ -64,6 +66,9 @@ class Server {
   std::mutex model_mu_;
   std::unique_ptr<ServedModel> model_;
   std::atomic<const ServedModel*> ready_{nullptr};
+  std::mutex run_mu_;  // orders run()'s start against stop()
+  bool stopped_ = false, started_ = false;
+  std::atomic<bool> finished_{false};  // run() returned
 };
 
 // Constant-time comparison (the time does not reveal how many leading bytes match).

@@ -115,6 +115,11 @@ TrainSummary train(TrainOptions o) {
       fail(ErrorKind::request, "--zero " + std::to_string(o.zero) +
                                    ": only ZeRO stage 1 (sharded optimizer moments) is "
                                    "implemented; stages 2 and 3 are not");
+    if (o.ep > 1 && o.ep != ranks)
+      fail(ErrorKind::request,
+           "--ep " + std::to_string(o.ep) + " but " + std::to_string(ranks) +
+               " rank(s) were started: expert parallelism spans every data-parallel rank "
+               "(mpirun -np N with N = --ep)");
     if (o.zero == 1 && o.lora.rank > 0)
       fail(ErrorKind::request,
            "--zero 1 shards full training's optimizer; LoRA's adapter moments are small");
@@ -260,6 +265,18 @@ TrainSummary train(TrainOptions o) {
     init_random(c, params, o.seed, o.init_std);
   }
   model::grad::ModelGrad net(c, local_batch, o.seq, o.recompute);
+  const bool expert_parallel = o.ep > 1;
+  if (expert_parallel) {
+    if (c.n_routed_experts < ranks)
+      fail(ErrorKind::request, "--ep " + std::to_string(o.ep) +
+                                   " needs at least as many routed "
+                                   "experts as ranks; this model has " +
+                                   std::to_string(c.n_routed_experts));
+    net.set_expert_parallel(model::ExpertParallel{comm.get()});
+    log_info("expert parallel: each rank runs " + std::to_string(c.n_routed_experts / ranks) + "-" +
+             std::to_string((c.n_routed_experts + ranks - 1) / ranks) + " of " +
+             std::to_string(c.n_routed_experts) + " routed experts per MoE layer");
+  }
   // Plain data parallelism all-reduces the gradients; ZeRO reduce-scatters them itself.
   std::unique_ptr<GradientReducer> reducer =
       zero ? nullptr : std::make_unique<GradientReducer>(*comm, c, grads, bucket_bytes);
@@ -460,17 +477,20 @@ TrainSummary train(TrainOptions o) {
     progress.set_detail(detail);
     if (lead) progress.advance();
     const bool last = step == o.steps;
-    if (lead && ((o.eval_every > 0 && step % o.eval_every == 0) || last)) {
+    // Under expert parallelism every rank takes part in the validation forwards (collectives).
+    if ((lead || expert_parallel) && ((o.eval_every > 0 && step % o.eval_every == 0) || last)) {
       const phase::Pause not_a_step;  // validation and sampling are not step time
       const double v = validate_now();
-      if (v >= 0) {
+      if (lead && v >= 0) {
         run.append_log({{"split", "val"}, {"step", step}, {"loss", v}});
         sum.final_val_loss = v;
       }
-      const std::string text =
-          sample_text(c, trainable->serving_weights(c), tok, val, o.sample_tokens, pool);
-      log_info("step " + std::to_string(step) + (v >= 0 ? " val loss " + std::to_string(v) : "") +
-               " sample: " + text);
+      if (lead) {
+        const std::string text =
+            sample_text(c, trainable->serving_weights(c), tok, val, o.sample_tokens, pool);
+        log_info("step " + std::to_string(step) + (v >= 0 ? " val loss " + std::to_string(v) : "") +
+                 " sample: " + text);
+      }
     }
     if ((o.save_every > 0 && step % o.save_every == 0) || last) save();
   }
@@ -495,6 +515,7 @@ TrainSummary train(TrainOptions o) {
     ledger["data_parallel"] = {{"ranks", ranks},
                                {"backend", comm->backend()},
                                {"zero_stage", o.zero},
+                               {"expert_parallel", expert_parallel ? ranks : 1},
                                {"bytes_sent_per_step_per_rank", comm_bytes_per_step},
                                {"collective_calls", comm->stats().calls},
                                {"buckets", comm_buckets},

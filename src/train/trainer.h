@@ -71,6 +71,9 @@ struct TrainOptions {
   // ZeRO stage (--zero): 1 shards the AdamW moments over the data-parallel ranks
   // (train/zero_adamw.h). Not saved: checkpoints are the same either way.
   int64_t zero = 0;
+  // Expert-parallel ranks (--ep): 0 or 1 none; else every data-parallel rank (--ep = the rank
+  // count) runs only its block of routed experts, tokens exchanged by all-to-all. Not saved.
+  int64_t ep = 0;
 };
 
 struct TrainSummary {

@@ -149,6 +149,40 @@ TEST(CliMpi, ZeroOneShardsTheMomentsAndRunsTheSameTraining) {
   fs::remove_all(dir);
 }
 
+// Expert-parallel training (--ep N = -np N, MoeContext::ep): each rank runs its block of the 8
+// routed experts over every rank's tokens (all-to-all both ways), the same run as one process;
+// with ZeRO-1 too; its checkpoint resumes in one process.
+TEST(CliMpi, ExpertParallelTrainingRunsTheSameTraining) {
+  const std::string dir = temp_dir("mpi_ep_train");
+  const auto one = run_tern_split(train_args(dir, dir + "/one", 6));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const auto want = steps_of(dir + "/one");
+  struct Case {
+    int np;
+    std::string extra, name;
+  };
+  for (const Case& k : {Case{2, " --ep 2", "ep2"}, Case{4, " --ep 4", "ep4"},
+                        Case{2, " --ep 2 --zero 1", "ep2_zero"}}) {
+    const int np = k.np;
+    const std::string extra = k.extra, out = dir + "/" + k.name;
+    const auto r = run_tern_split(train_args(dir, out, 6) + extra, "", mpirun(np));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    expect_same_run(want, steps_of(out));
+    const auto ledger = nlohmann::json::parse(slurp(out + "/ledger.json"));
+    EXPECT_EQ(ledger["data_parallel"]["expert_parallel"], np) << extra;
+  }
+  fs::copy(dir + "/ep2", dir + "/ep2_to_1", fs::copy_options::recursive);
+  fs::remove_all(dir + "/ep2_to_1/checkpoint-6");
+  const auto to1 = run_tern_split("train --resume " + dir + "/ep2_to_1 --threads 1");
+  ASSERT_EQ(to1.exit_code, 0) << to1.err;
+  expect_same_run(want, steps_of(dir + "/ep2_to_1"), 3);
+  const auto bad = run_tern_split(train_args(dir, dir + "/bad", 2) + " --ep 4", "", mpirun(2));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("expert parallelism spans every data-parallel rank"), std::string::npos)
+      << bad.err;
+  fs::remove_all(dir);
+}
+
 // Expert-parallel inference (model/expert_parallel.h): a tiny V3 model (8 routed experts, a
 // shared one, MTP) with its experts over 2 and 3 ranks (3: uneven blocks of 2-3) gives the
 // one-process logits to 1e-5 — the partial outputs are summed in another order, nothing else —

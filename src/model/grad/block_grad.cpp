@@ -14,7 +14,7 @@ GqaContext gqa_ctx(const BlockContext& ctx) {
   return {ctx.c, ctx.B, ctx.T, ctx.rope, ctx.pool};
 }
 MoeContext moe_ctx(const BlockContext& ctx) {
-  return {ctx.c, ctx.B, ctx.T, ctx.balance_weight, ctx.pool};
+  return {ctx.c, ctx.B, ctx.T, ctx.balance_weight, ctx.pool, ctx.ep};
 }
 
 }  // namespace

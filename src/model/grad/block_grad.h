@@ -31,6 +31,7 @@ struct BlockContext {
   const RopeAngles* rope = nullptr;  // over qk_rope_head_dim (MLA) or head_dim (GQA)
   float balance_weight = 0;          // see MoeContext
   ThreadPool* pool = nullptr;
+  const ExpertParallel* ep = nullptr;  // see MoeContext
 };
 
 // h[N, d] ← block(h), saving what the backward needs.

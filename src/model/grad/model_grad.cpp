@@ -106,7 +106,7 @@ StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBat
   for (int32_t t : target_) r.main_targets += t >= 0;
   const double n_main = lw.targets > 0 ? lw.targets : double(std::max<int64_t>(r.main_targets, 1));
   const float per_target = float(double(lw.scale) / n_main);
-  const BlockContext bctx{&c_, B_, T_, &rope_, lw.scale * lw.balance_alpha, &pool};
+  const BlockContext bctx{&c_, B_, T_, &rope_, lw.scale * lw.balance_alpha, &pool, &ep_};
   const Linear& head = head_of(c_, w);
   Linear* dhead = g ? &head_of(c_, *g) : nullptr;
 

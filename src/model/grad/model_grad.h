@@ -90,6 +90,10 @@ class ModelGrad {
   using GradsReady = std::function<void(int64_t group)>;
   void on_grads_ready(GradsReady fn) { grads_ready_ = std::move(fn); }
 
+  // Expert parallel (moe_grad.h's MoeContext::ep): this rank runs only its block of routed
+  // experts, every forward and backward then a collective over ep.comm's ranks.
+  void set_expert_parallel(ExpertParallel ep) { ep_ = ep; }
+
  private:
   struct MtpSaved {
     std::vector<int32_t> ids, target;  // [N]
@@ -112,6 +116,7 @@ class ModelGrad {
   std::vector<BlockSaved> blocks_;
   std::vector<MtpSaved> mtp_;
   GradsReady grads_ready_;
+  ExpertParallel ep_;
 };
 
 }  // namespace tern::model::grad

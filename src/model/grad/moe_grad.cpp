@@ -49,6 +49,109 @@ double balance_value(const ModelConfig& c, const MoeSaved& s, int64_t B, int64_t
   return total / double(B);
 }
 
+// Expert parallel: which rows go where. Every rank's per-expert counts are gathered; rows
+// leave in their sorted (expert-ascending) order, so each destination's rows are contiguous;
+// perm orders the received rows expert-major, sources in rank order within each expert.
+void plan_exchange(const ModelConfig& c, const ExpertParallel& ep, MoeSaved& s) {
+  const int n = ep.ranks();
+  const int64_t E = c.n_routed_experts, b = ep.begin(E), end = ep.end(E);
+  std::vector<int64_t> all(static_cast<size_t>(n * E));
+  ep.comm->all_gather(s.counts.data(), all.data(), E * int64_t(sizeof(int64_t)))->wait();
+  s.send_rows.assign(size_t(n), 0);
+  s.recv_rows.assign(size_t(n), 0);
+  std::vector<int64_t> segment(static_cast<size_t>(n + 1), 0);
+  for (int q = 0; q < n; ++q) {
+    for (int64_t e = ep.block_begin(q, E); e < ep.block_begin(q + 1, E); ++e)
+      s.send_rows[size_t(q)] += s.counts[size_t(e)];
+    for (int64_t e = b; e < end; ++e) s.recv_rows[size_t(q)] += all[size_t(q * E + e)];
+    segment[size_t(q + 1)] = segment[size_t(q)] + s.recv_rows[size_t(q)];
+  }
+  s.mine_offsets.assign(size_t(end - b + 1), 0);
+  s.perm.clear();
+  for (int64_t e = b; e < end; ++e) {
+    for (int q = 0; q < n; ++q) {
+      int64_t at = segment[size_t(q)];
+      for (int64_t before = b; before < e; ++before) at += all[size_t(q * E + before)];
+      for (int64_t j = 0; j < all[size_t(q * E + e)]; ++j) s.perm.push_back(at + j);
+    }
+    s.mine_offsets[size_t(e - b + 1)] = int64_t(s.perm.size());
+  }
+}
+
+// Rows of d floats: send_rows[q] to rank q, recv_rows[q] from it (both in rank order).
+void exchange_rows(const ExpertParallel& ep, const float* send,
+                   const std::vector<int64_t>& send_rows, float* recv,
+                   const std::vector<int64_t>& recv_rows, int64_t d) {
+  std::vector<int64_t> sb(send_rows.size()), rb(recv_rows.size());
+  for (size_t q = 0; q < sb.size(); ++q) {
+    sb[q] = send_rows[q] * d * int64_t(sizeof(float));
+    rb[q] = recv_rows[q] * d * int64_t(sizeof(float));
+  }
+  ep.comm->all_to_allv(send, sb.data(), recv, rb.data())->wait();
+}
+
+int64_t total(const std::vector<int64_t>& v) {
+  int64_t t = 0;
+  for (int64_t x : v) t += x;
+  return t;
+}
+
+// The routed experts' forward with the experts spread over ranks: xe's rows (sorted by expert)
+// go to their experts' ranks, this rank's experts run over every rank's rows, ye's rows come
+// back in xe's order.
+void experts_fwd_parallel(const MoeContext& ctx, const MoeWeights& w, const float* xe, float* ye,
+                          MoeSaved& s) {
+  const ModelConfig& c = *ctx.c;
+  const ExpertParallel& ep = *ctx.ep;
+  ThreadPool& pool = *ctx.pool;
+  const int64_t d = c.hidden_size, b = ep.begin(c.n_routed_experts);
+  plan_exchange(c, ep, s);
+  const int64_t R = total(s.recv_rows);
+  float* got = take(s.exchange, std::max<int64_t>(R, 1) * d);
+  exchange_rows(ep, xe, s.send_rows, got, s.recv_rows, d);
+  float* xm = take(s.xe_mine, std::max<int64_t>(R, 1) * d);
+  float* ym = take(s.ye_mine, std::max<int64_t>(R, 1) * d);
+  for (int64_t i = 0; i < R; ++i) std::copy_n(got + s.perm[size_t(i)] * d, d, xm + i * d);
+  const int64_t held = int64_t(s.mine_offsets.size()) - 1;
+  pool.parallel_for(held, 1, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t j = lo; j < hi; ++j) {
+      const int64_t r0 = s.mine_offsets[size_t(j)], n = s.mine_offsets[size_t(j + 1)] - r0;
+      if (n > 0)
+        mlp_fwd(w.experts[size_t(b + j)], xm + r0 * d, n, ym + r0 * d, s.experts[size_t(b + j)],
+                pool);
+    }
+  });
+  for (int64_t i = 0; i < R; ++i) std::copy_n(ym + i * d, d, got + s.perm[size_t(i)] * d);
+  exchange_rows(ep, got, s.recv_rows, ye, s.send_rows, d);
+}
+
+// Its backward: dye's rows (in xe's order) go to the experts' ranks, each rank's experts take
+// their weight gradients over every rank's rows, and dxe's rows come back in xe's order.
+void experts_bwd_parallel(const MoeContext& ctx, const MoeWeights& w, MoeWeights& g,
+                          const float* dye, float* dxe, MoeSaved& s) {
+  const ModelConfig& c = *ctx.c;
+  const ExpertParallel& ep = *ctx.ep;
+  ThreadPool& pool = *ctx.pool;
+  const int64_t d = c.hidden_size, b = ep.begin(c.n_routed_experts);
+  const int64_t R = total(s.recv_rows);
+  float* got = take(s.exchange, std::max<int64_t>(R, 1) * d);
+  exchange_rows(ep, dye, s.send_rows, got, s.recv_rows, d);
+  float* dym = s.ye_mine.data();  // the outputs are not needed any more
+  float* dxm = take(s.dxe_mine, std::max<int64_t>(R, 1) * d);
+  for (int64_t i = 0; i < R; ++i) std::copy_n(got + s.perm[size_t(i)] * d, d, dym + i * d);
+  const int64_t held = int64_t(s.mine_offsets.size()) - 1;
+  pool.parallel_for(held, 1, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t j = lo; j < hi; ++j) {
+      const int64_t r0 = s.mine_offsets[size_t(j)], n = s.mine_offsets[size_t(j + 1)] - r0;
+      if (n > 0)
+        mlp_bwd(w.experts[size_t(b + j)], g.experts[size_t(b + j)], s.xe_mine.data() + r0 * d,
+                dym + r0 * d, n, dxm + r0 * d, false, s.experts[size_t(b + j)], pool);
+    }
+  });
+  for (int64_t i = 0; i < R; ++i) std::copy_n(dxm + i * d, d, got + s.perm[size_t(i)] * d);
+  exchange_rows(ep, got, s.recv_rows, dxe, s.send_rows, d);
+}
+
 }  // namespace
 
 void moe_fwd(const MoeContext& ctx, const MoeWeights& w, const float* x, float* y, MoeSaved& s) {
@@ -91,13 +194,16 @@ void moe_fwd(const MoeContext& ctx, const MoeWeights& w, const float* x, float* 
   for (int64_t r = 0; r < N * K; ++r)
     std::copy_n(x + int64_t(s.token_of[size_t(r)]) * d, d, xe + r * d);
   s.experts.resize(size_t(E));
-  pool.parallel_for(E, 1, [&](int64_t b, int64_t e, int) {
-    for (int64_t ex = b; ex < e; ++ex) {
-      const int64_t r0 = s.offsets[size_t(ex)], n = s.offsets[size_t(ex + 1)] - r0;
-      if (n > 0)
-        mlp_fwd(w.experts[size_t(ex)], xe + r0 * d, n, ye + r0 * d, s.experts[size_t(ex)], pool);
-    }
-  });
+  if (ctx.ep && ctx.ep->active())
+    experts_fwd_parallel(ctx, w, xe, ye, s);
+  else
+    pool.parallel_for(E, 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t ex = b; ex < e; ++ex) {
+        const int64_t r0 = s.offsets[size_t(ex)], n = s.offsets[size_t(ex + 1)] - r0;
+        if (n > 0)
+          mlp_fwd(w.experts[size_t(ex)], xe + r0 * d, n, ye + r0 * d, s.experts[size_t(ex)], pool);
+      }
+    });
   float* sy = take(s.shared_y, N * d);
   if (c.n_shared_experts > 0)
     mlp_fwd(w.shared_experts, x, N, sy, s.shared, pool);
@@ -147,14 +253,17 @@ void moe_bwd(const MoeContext& ctx, const MoeWeights& w, MoeWeights& g, const fl
       }
   });
   float* dxe = take(s.dxe, N * K * d);
-  pool.parallel_for(E, 1, [&](int64_t b, int64_t e, int) {
-    for (int64_t ex = b; ex < e; ++ex) {
-      const int64_t r0 = s.offsets[size_t(ex)], n = s.offsets[size_t(ex + 1)] - r0;
-      if (n > 0)
-        mlp_bwd(w.experts[size_t(ex)], g.experts[size_t(ex)], s.xe.data() + r0 * d, ye + r0 * d, n,
-                dxe + r0 * d, false, s.experts[size_t(ex)], pool);
-    }
-  });
+  if (ctx.ep && ctx.ep->active())
+    experts_bwd_parallel(ctx, w, g, ye, dxe, s);
+  else
+    pool.parallel_for(E, 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t ex = b; ex < e; ++ex) {
+        const int64_t r0 = s.offsets[size_t(ex)], n = s.offsets[size_t(ex + 1)] - r0;
+        if (n > 0)
+          mlp_bwd(w.experts[size_t(ex)], g.experts[size_t(ex)], s.xe.data() + r0 * d, ye + r0 * d,
+                  n, dxe + r0 * d, false, s.experts[size_t(ex)], pool);
+      }
+    });
   // Router: gating-weight gradient → ds (selected experts), plus the balance loss's P term.
   const bool v3 = c.arch == Arch::deepseek_v3;
   const bool normalise = c.norm_topk_prob && (v3 || K > 1);

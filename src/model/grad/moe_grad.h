@@ -10,6 +10,7 @@
 
 #include "core/thread_pool.h"
 #include "model/config.h"
+#include "model/expert_parallel.h"
 #include "model/grad/mlp_grad.h"
 #include "model/grad/saved.h"
 #include "model/weights.h"
@@ -30,6 +31,11 @@ struct MoeSaved {
   Buffer dxe, dscores, dlogits;  // backward scratch
   std::vector<int64_t> counts;   // [E] tokens routed to each expert in this forward
   double balance = 0;            // Σ_i f_i P_i averaged over the windows (before α)
+  // Expert parallel (MoeContext::ep): the rows this rank's experts serve for every rank.
+  std::vector<int64_t> send_rows, recv_rows;    // [ranks]: rows sent to / received from each
+  std::vector<int64_t> mine_offsets;            // [held + 1]: expert-major rows of each held expert
+  std::vector<int64_t> perm;                    // expert-major row -> received (source-major) row
+  Buffer xe_mine, ye_mine, dxe_mine, exchange;  // [rows, d]; exchange: the all-to-all buffer
 };
 
 struct MoeContext {
@@ -38,6 +44,12 @@ struct MoeContext {
   // d(objective)/d(this layer's balance value): α divided by the gradient-accumulation count.
   float balance_weight = 0;
   ThreadPool* pool = nullptr;
+  // Expert parallel (model/expert_parallel.h), null or inactive: every expert here. Else each
+  // rank runs only its block of experts: its tokens' rows travel to their experts' ranks and
+  // the outputs back (all-to-allv in the forward, again for the gradients in the backward), a
+  // collective every rank makes. Rows reach an expert in global token order (sources in rank
+  // order, tokens in order), as one process over the concatenated batch would order them.
+  const ExpertParallel* ep = nullptr;
 };
 
 // y[N, d] = MoE(x[N, d]) (x: the normalised FFN input, kept by the caller).
