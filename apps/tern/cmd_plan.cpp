@@ -196,6 +196,7 @@ void run_train(const TrainFlags& f) {
     nlohmann::json j = acc::to_json(plan);
     j["memory_per_gpu"] = acc::to_json(mem, par, recipe);
     j["communication_per_gpu"] = acc::to_json(comm);
+    j["communication_per_gpu"]["time"] = acc::to_json(acc::train_comm_time(comm, par, hw));
     if (extras.target_gpu_hours > 0)
       j["implied"] = {
           {"target_gpu_hours", extras.target_gpu_hours},
@@ -204,7 +205,7 @@ void run_train(const TrainFlags& f) {
            hw.fp8_tflops > 0 ? extras.implied_mfu * hw.bf16_tflops / hw.fp8_tflops : 0.0}};
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    print_train(stdout, plan, mem, comm, par, recipe, extras);
+    print_train(stdout, plan, mem, comm, acc::train_comm_time(comm, par, hw), par, recipe, extras);
   }
 }
 

@@ -73,8 +73,9 @@ void model_rows(Table& t, const account::ModelFigures& m) {
 }  // namespace
 
 void print_train(std::FILE* out, const account::TrainPlan& p, const account::TrainMemory& mem,
-                 const account::TrainComm& comm, const account::Parallelism& par,
-                 const account::TrainRecipe& recipe, const TrainReportExtras& extras) {
+                 const account::TrainComm& comm, const account::TrainCommTime& comm_time,
+                 const account::Parallelism& par, const account::TrainRecipe& recipe,
+                 const TrainReportExtras& extras) {
   const auto& hw = p.hardware;
   const auto& in = p.inputs;
   const auto& main = p.stages.front();
@@ -134,14 +135,26 @@ void print_train(std::FILE* out, const account::TrainPlan& p, const account::Tra
          std::string(mem.fits() ? "fits" : "DOES NOT FIT") + " in " + human_bytes(mem.capacity)});
 
   t.heading("communication per GPU (ring collectives, uniform routing; docs/scale-out.md)");
+  // The time on the device's links, bandwidth-bound and before any overlap.
+  const auto at = [&](double seconds) {
+    const double ms = seconds * 1e3;
+    return comm_time.known ? ", " + fixed(ms, ms < 10 ? 2 : 1) + " ms on the links" : std::string();
+  };
   t.row({"data-parallel reduction", human_bytes(comm.dp_bytes_per_step),
-         par.zero >= 1 ? "per optimizer step: reduce-scatter gradients + all-gather weights"
-                       : "per optimizer step: all-reduce gradients"});
+         (par.zero >= 1 ? "per optimizer step: reduce-scatter gradients + all-gather weights"
+                        : "per optimizer step: all-reduce gradients") +
+             at(comm_time.dp_seconds_per_step)});
   t.row({"expert all-to-all", human_bytes(comm.ep_bytes_per_micro_batch),
          "per micro-batch: dispatch + combine, forward and backward (" +
-             human_bytes(comm.ep_bytes_per_token_layer) + " per token and MoE layer)"});
+             human_bytes(comm.ep_bytes_per_token_layer) + " per token and MoE layer)" +
+             at(comm_time.ep_seconds_per_micro_batch)});
   t.row({"pipeline hand-offs", human_bytes(comm.pp_bytes_per_micro_batch),
-         "per micro-batch, a middle stage: activations out, gradients back"});
+         "per micro-batch, a middle stage: activations out, gradients back" +
+             at(comm_time.pp_seconds_per_micro_batch)});
+  if (comm_time.known)
+    t.row({"links", fixed(hw.nvlink_gbs, 0) + " / " + fixed(hw.network_gbs, 0) + " GB/s",
+           "per GPU and direction: inside a node of " + std::to_string(hw.gpus_per_node) +
+               " / between nodes"});
   t.print(out);
 }
 

@@ -32,8 +32,9 @@ struct TrainReportExtras {
 };
 
 void print_train(std::FILE* out, const account::TrainPlan& plan, const account::TrainMemory& mem,
-                 const account::TrainComm& comm, const account::Parallelism& par,
-                 const account::TrainRecipe& recipe, const TrainReportExtras& extras);
+                 const account::TrainComm& comm, const account::TrainCommTime& comm_time,
+                 const account::Parallelism& par, const account::TrainRecipe& recipe,
+                 const TrainReportExtras& extras);
 void print_serve(std::FILE* out, const account::ServePlan& plan);
 void print_hardware(std::FILE* out, const std::vector<account::Hardware>& list);
 

@@ -33,17 +33,23 @@ std::string lower(std::string s) {
 //    no FP8, 80 GB HBM2e, 2,039 GB/s, 400 W.
 //  B200 (HGX B200): NVIDIA DGX/HGX B200 datasheet (2024): per GPU FP8 9 PFLOPS* / BF16 4.5
 //    PFLOPS*, 180 GB HBM3e (1,440 GB per 8-GPU board), 8 TB/s, 1,000 W.
+// Interconnect (per GPU, one direction = half the datasheets' bidirectional NVLink figures;
+// the NIC per GPU of the vendors' 8-GPU reference systems): H100/H200 NVLink 4 900 GB/s →
+// 450, ConnectX-7 400 Gb/s → 50 GB/s (DGX H100/H200); H800 NVLink 400 GB/s → 200 and 400 Gb/s
+// InfiniBand → 50 GB/s, as DeepSeek-V3's cluster [paper-V3 §3.1: "IB 50 GB/s"]; A100 NVLink 3
+// 600 GB/s → 300, HDR 200 Gb/s → 25 GB/s (DGX A100); B200 NVLink 5 1.8 TB/s → 900, 400 Gb/s →
+// 50 GB/s (DGX B200).
 const std::vector<Hardware> kPresets = {
     {"h100", "NVIDIA H100 SXM5 80GB", 989.4, 1978.9, 3350, 80, 700,
-     "NVIDIA H100 datasheet (dense = sparse/2)"},
+     "NVIDIA H100 datasheet (dense = sparse/2)", 450, 50, 8},
     {"h800", "NVIDIA H800 SXM5 80GB", 989.4, 1978.9, 3350, 80, 700,
-     "NVIDIA H800 datasheet (dense = sparse/2)"},
+     "NVIDIA H800 datasheet (dense = sparse/2)", 200, 50, 8},
     {"h200", "NVIDIA H200 SXM 141GB", 989.4, 1978.9, 4800, 141, 700,
-     "NVIDIA H200 datasheet (dense = sparse/2)"},
+     "NVIDIA H200 datasheet (dense = sparse/2)", 450, 50, 8},
     {"a100", "NVIDIA A100 SXM4 80GB", 312, 0, 2039, 80, 400,
-     "NVIDIA A100 datasheet (no FP8 tensor cores)"},
+     "NVIDIA A100 datasheet (no FP8 tensor cores)", 300, 25, 8},
     {"b200", "NVIDIA B200 (HGX B200) 180GB", 2250, 4500, 8000, 180, 1000,
-     "NVIDIA HGX/DGX B200 datasheet (dense = sparse/2)"},
+     "NVIDIA HGX/DGX B200 datasheet (dense = sparse/2)", 900, 50, 8},
 };
 
 const std::pair<const char*, const char*> kAliases[] = {
@@ -95,12 +101,18 @@ void validate(const Hardware& h) {
   positive(h.power_w, "board power (W)");
   if (!std::isfinite(h.fp8_tflops) || h.fp8_tflops < 0)
     fail(ErrorKind::request, "hardware '" + h.name + "': peak FP8 TFLOP/s must not be negative");
+  for (auto [v, what] : {std::pair{h.nvlink_gbs, "NVLink GB/s"}, {h.network_gbs, "network GB/s"}})
+    if (!std::isfinite(v) || v < 0)
+      fail(ErrorKind::request, "hardware '" + h.name + "': " + what + " must not be negative");
+  if (h.gpus_per_node < 1)
+    fail(ErrorKind::request, "hardware '" + h.name + "': gpus_per_node must be at least 1");
 }
 
 Hardware hardware_from_json(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) fail(ErrorKind::config, source + ": hardware must be a JSON object");
-  static const char* kKeys[] = {"name",          "description", "bf16_tflops", "fp8_tflops",
-                                "bandwidth_gbs", "memory_gb",   "power_w",     "source"};
+  static const char* kKeys[] = {"name",          "description", "bf16_tflops",  "fp8_tflops",
+                                "bandwidth_gbs", "memory_gb",   "power_w",      "source",
+                                "nvlink_gbs",    "network_gbs", "gpus_per_node"};
   for (const auto& [key, value] : j.items())
     if (std::find_if(std::begin(kKeys), std::end(kKeys), [&](const char* k) { return key == k; }) ==
         std::end(kKeys))
@@ -114,6 +126,10 @@ Hardware hardware_from_json(const nlohmann::json& j, const std::string& source) 
   h.memory_gb = number(j, "memory_gb", source, true);
   h.power_w = number(j, "power_w", source, true);
   h.source = j.value("source", source);
+  h.nvlink_gbs = number(j, "nvlink_gbs", source, false);
+  h.network_gbs = number(j, "network_gbs", source, false);
+  if (j.contains("gpus_per_node"))
+    h.gpus_per_node = int64_t(number(j, "gpus_per_node", source, true));
   try {
     validate(h);
   } catch (const Error& e) {
@@ -142,7 +158,10 @@ nlohmann::json to_json(const Hardware& h) {
           {"bandwidth_gbs", h.bandwidth_gbs},
           {"memory_gb", h.memory_gb},
           {"power_w", h.power_w},
-          {"source", h.source}};
+          {"source", h.source},
+          {"nvlink_gbs", h.nvlink_gbs},
+          {"network_gbs", h.network_gbs},
+          {"gpus_per_node", h.gpus_per_node}};
 }
 
 }  // namespace tern::account

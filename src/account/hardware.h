@@ -3,6 +3,7 @@
 // form of a device; does not measure anything (cpu_probe.h does) or decide utilisation.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,11 @@ struct Hardware {
   double memory_gb = 0;      // device memory, GB (1e9 B)
   double power_w = 0;        // board power (TDP) used for energy estimates, W
   std::string source;        // where the figures come from (datasheet, measurement, file)
+  // Interconnect, per GPU and direction, GB/s; 0 = unknown (no communication time planned):
+  // the scale-up link inside a node (NVLink) and the scale-out NIC between nodes.
+  double nvlink_gbs = 0;
+  double network_gbs = 0;
+  int64_t gpus_per_node = 8;
 
   // Peak for a compute precision: "fp8" uses the FP8 peak where the device has one, else BF16.
   double peak_flops(const std::string& precision) const;

@@ -33,6 +33,27 @@ TrainComm train_comm_per_gpu(const ModelFigures& m, const Parallelism& par, cons
   return c;
 }
 
+TrainCommTime train_comm_time(const TrainComm& c, const Parallelism& par, const Hardware& hw) {
+  TrainCommTime t;
+  if (hw.nvlink_gbs <= 0 || hw.network_gbs <= 0) return t;
+  t.known = true;
+  const bool one_node = par.gpus <= hw.gpus_per_node;
+  const double nvlink = hw.nvlink_gbs * 1e9, network = hw.network_gbs * 1e9;
+  const double spanning = one_node ? nvlink : network;
+  t.dp_seconds_per_step = c.dp_bytes_per_step / spanning;
+  t.ep_seconds_per_micro_batch =
+      c.ep_bytes_per_micro_batch / (one_node || par.ep <= hw.gpus_per_node ? nvlink : network);
+  t.pp_seconds_per_micro_batch = c.pp_bytes_per_micro_batch / spanning;
+  return t;
+}
+
+nlohmann::json to_json(const TrainCommTime& t) {
+  if (!t.known) return nullptr;
+  return {{"dp_seconds_per_step", t.dp_seconds_per_step},
+          {"ep_seconds_per_micro_batch", t.ep_seconds_per_micro_batch},
+          {"pp_seconds_per_micro_batch", t.pp_seconds_per_micro_batch}};
+}
+
 nlohmann::json to_json(const TrainComm& c) {
   return {{"dp_bytes_per_step", c.dp_bytes_per_step},
           {"ep_bytes_per_micro_batch", c.ep_bytes_per_micro_batch},

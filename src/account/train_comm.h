@@ -29,6 +29,20 @@ struct TrainComm {
 TrainComm train_comm_per_gpu(const ModelFigures& m, const Parallelism& par, const TrainRecipe& r,
                              int64_t seq, bool include_mtp);
 
+// The same traffic as time on a device's links (Hardware::nvlink_gbs inside a node,
+// network_gbs between nodes), bandwidth-bound, no latency, no overlap: what a schedule must
+// hide. A group stays inside a node when the whole job does, or (expert parallel) when the
+// ep group fits one node, as layouts place it; otherwise its ring or all-to-all runs at the
+// NIC's rate. `known` is false when the device has no interconnect figures.
+struct TrainCommTime {
+  bool known = false;
+  double dp_seconds_per_step = 0;
+  double ep_seconds_per_micro_batch = 0;
+  double pp_seconds_per_micro_batch = 0;
+};
+TrainCommTime train_comm_time(const TrainComm& c, const Parallelism& par, const Hardware& hw);
+
 nlohmann::json to_json(const TrainComm& c);
+nlohmann::json to_json(const TrainCommTime& t);
 
 }  // namespace tern::account

@@ -39,3 +39,35 @@ TEST(TrainComm, ByHand) {
   EXPECT_EQ(solo.ep_bytes_per_micro_batch, 0);
   EXPECT_EQ(solo.pp_bytes_per_micro_batch, 0);
 }
+
+TEST(TrainComm, TimeOnTheLinks) {
+  const ModelFigures m = tiny_mla();
+  Parallelism par;
+  par.gpus = 16, par.pp = 2, par.ep = 2, par.zero = 1;
+  const TrainComm c = train_comm_per_gpu(m, par, train_recipe("bf16"), 4, true);
+  Hardware hw = find_hardware("h800");  // NVLink 200 GB/s, IB 50 GB/s per direction, 8 a node
+  TrainCommTime t = train_comm_time(c, par, hw);
+  ASSERT_TRUE(t.known);
+  // 16 GPUs span two nodes: the dp ring and the stage hand-offs run at the NIC's 50 GB/s; the
+  // ep group of 2 fits a node: NVLink.
+  EXPECT_DOUBLE_EQ(t.dp_seconds_per_step, c.dp_bytes_per_step / 50e9);
+  EXPECT_DOUBLE_EQ(t.pp_seconds_per_micro_batch, c.pp_bytes_per_micro_batch / 50e9);
+  EXPECT_DOUBLE_EQ(t.ep_seconds_per_micro_batch, c.ep_bytes_per_micro_batch / 200e9);
+  // An ep group wider than a node (of 2 GPUs here) crosses the network.
+  Hardware pairs = hw;
+  pairs.gpus_per_node = 2;
+  par.ep = 4, par.pp = 1;
+  const TrainComm wide = train_comm_per_gpu(m, par, train_recipe("bf16"), 4, true);
+  EXPECT_DOUBLE_EQ(train_comm_time(wide, par, pairs).ep_seconds_per_micro_batch,
+                   wide.ep_bytes_per_micro_batch / 50e9);
+  EXPECT_DOUBLE_EQ(train_comm_time(wide, par, hw).ep_seconds_per_micro_batch,
+                   wide.ep_bytes_per_micro_batch / 200e9);
+  // One node: everything on NVLink.
+  par.gpus = 8, par.ep = 2, par.pp = 2;
+  const TrainComm node = train_comm_per_gpu(m, par, train_recipe("bf16"), 4, true);
+  EXPECT_DOUBLE_EQ(train_comm_time(node, par, hw).dp_seconds_per_step,
+                   node.dp_bytes_per_step / 200e9);
+  // A device without link figures plans no time.
+  hw.nvlink_gbs = 0;
+  EXPECT_FALSE(train_comm_time(c, par, hw).known);
+}
