@@ -107,10 +107,10 @@ TrainSummary train(TrainOptions o) {
                                  " rank(s) were started (mpirun -np N with N = --dp)");
   // On the run's final options (a resume restores its own), before anything is written.
   auto check_parallel = [&] {
-    if (ranks > 1 && (!o.sft.empty() || !o.teacher.empty() || o.lora.rank > 0))
+    if (ranks > 1 && (!o.teacher.empty() || o.lora.rank > 0))
       fail(ErrorKind::request,
-           "data parallel (mpirun) trains tern train's pretraining runs only: sft, logit "
-           "distillation and LoRA run in one process for now");
+           "data parallel (mpirun) trains full models on text or chats (tern train, tern sft): "
+           "logit distillation and LoRA run in one process for now");
     if (o.zero > 1)
       fail(ErrorKind::request, "--zero " + std::to_string(o.zero) +
                                    ": only ZeRO stage 1 (sharded optimizer moments) is "
@@ -191,10 +191,17 @@ TrainSummary train(TrainOptions o) {
   const int64_t S = model::grad::window_tokens(c, o.seq);
   std::vector<Corpus> corpora;
   SftWindows sft;
-  if (!o.sft.empty()) {
-    sft = resuming ? open_sft_windows(state.at("data").at("sft"), run.data_dir())
-                   : prepare_sft_windows(std::move(sft_examples), tok, S, o.val_fraction,
-                                         run.data_dir());
+  if (!o.sft.empty() && resuming) {
+    sft = open_sft_windows(state.at("data").at("sft"), run.data_dir());
+  } else if (!o.sft.empty()) {
+    // The lead packs the conversations into the run directory; the other ranks open them.
+    std::string manifest;
+    if (lead) {
+      sft = prepare_sft_windows(std::move(sft_examples), tok, S, o.val_fraction, run.data_dir());
+      manifest = sft_manifest(sft, 0).dump();
+    }
+    dist::broadcast_text(*comm, manifest);
+    if (!lead) sft = open_sft_windows(nlohmann::json::parse(manifest), run.data_dir());
   } else if (resuming) {
     corpora = open_corpora(state.at("data").at("corpora"), run.data_dir());
   } else {

@@ -183,6 +183,30 @@ TEST(CliMpi, ExpertParallelTrainingRunsTheSameTraining) {
   fs::remove_all(dir);
 }
 
+// `tern sft` under mpirun: the lead packs the conversations, every rank trains on its slice of
+// each global batch; the same losses as one process.
+TEST(CliMpi, FineTuningOnChatsRunsTheSameTraining) {
+  const std::string dir = make_chat_model("mpi_sft", kChatTemplate);
+  {
+    std::ofstream f(dir + "/chats.jsonl");
+    for (int i = 0; i < 16; ++i)
+      f << R"({"messages":[{"role":"user","content":"what is )" << i << R"( plus one"},)"
+        << R"({"role":"assistant","content":"the quick brown fox )" << i + 1 << R"("}]})"
+        << "\n";
+  }
+  const std::string args = "sft --model " + dir + "/model --data " + dir +
+                           "/chats.jsonl --steps 4 --batch 2 --seq 48 --eval-every 2 --seed 3 "
+                           "--threads 1 --out ";
+  const auto one = run_tern_split(args + dir + "/one");
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const auto two = run_tern_split(args + dir + "/two", "", mpirun(2));
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  const auto want = steps_of(dir + "/one");
+  ASSERT_EQ(want.size(), 4u);
+  expect_same_run(want, steps_of(dir + "/two"));
+  fs::remove_all(dir);
+}
+
 // Expert-parallel inference (model/expert_parallel.h): a tiny V3 model (8 routed experts, a
 // shared one, MTP) with its experts over 2 and 3 ranks (3: uneven blocks of 2-3) gives the
 // one-process logits to 1e-5 — the partial outputs are summed in another order, nothing else —
