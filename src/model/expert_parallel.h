@@ -25,6 +25,12 @@ struct ExpertParallel {
   int64_t begin(int64_t E) const { return block_begin(rank(), E); }
   int64_t end(int64_t E) const { return block_begin(rank() + 1, E); }
   bool holds(int64_t expert, int64_t E) const { return expert >= begin(E) && expert < end(E); }
+  // The rank holding an expert.
+  int owner(int64_t expert, int64_t E) const {
+    int r = 0;
+    while (r + 1 < ranks() && block_begin(r + 1, E) <= expert) ++r;
+    return r;
+  }
   // The shared experts run on one rank only, or the sum would count them N times.
   bool runs_shared() const { return rank() == 0; }
 };

@@ -7,8 +7,10 @@
 namespace tern::train {
 
 AdamW::AdamW(const model::ModelConfig& c, model::ModelWeights& params, model::ModelWeights& grads,
-             AdamWConfig cfg)
-    : cfg_(cfg), m_(model::grad::make_f32_weights(c)), v_(model::grad::make_f32_weights(c)) {
+             AdamWConfig cfg, const model::ExpertParallel* ep)
+    : cfg_(cfg),
+      m_(model::grad::make_f32_weights(c, ep)),
+      v_(model::grad::make_f32_weights(c, ep)) {
   p_ = model::grad::param_slots(c, params);
   g_ = model::grad::param_slots(c, grads);
   ms_ = model::grad::param_slots(c, m_);
@@ -62,6 +64,16 @@ void adamw_update(const AdamWUpdate& u, bool decay, float* p, const float* g, fl
     v[k] = vk;
     p[k] = p[k] * d - step * mk / (std::sqrt(vk) * inv_sqrt_c2 + eps);
   }
+}
+
+double AdamW::sum_squares(bool routed_experts) const {
+  double ss = 0;
+  for (size_t i = 0; i < g_.size(); ++i) {
+    if (!p_[i].trainable || model::grad::routed_expert_slot(p_[i].name) != routed_experts) continue;
+    const float* g = g_[i].data;
+    for (int64_t k = 0; k < g_[i].size; ++k) ss += double(g[k]) * g[k];
+  }
+  return ss;
 }
 
 void AdamW::step(double lr, double norm, ThreadPool& pool) {

@@ -32,8 +32,10 @@ void adamw_update(const AdamWUpdate& u, bool decay, float* p, const float* g, fl
 
 class AdamW {
  public:
+  // ep (expert parallel): params and grads were made for it; the moments hold only this rank's
+  // routed experts too.
   AdamW(const model::ModelConfig& c, model::ModelWeights& params, model::ModelWeights& grads,
-        AdamWConfig cfg);
+        AdamWConfig cfg, const model::ExpertParallel* ep = nullptr);
   // Over explicit slots (LoRA adapters): parameters, gradients and the two moments, index by
   // index of the same shapes; m() and v() are then empty.
   AdamW(std::vector<model::grad::ParamSlot> params, std::vector<model::grad::ParamSlot> grads,
@@ -42,6 +44,8 @@ class AdamW {
 
   // ||g||₂ over every trainable slot (f64, slots and elements in order).
   double grad_norm() const;
+  // Σ g² over the trainable routed-expert slots (routed_experts) or over the others.
+  double sum_squares(bool routed_experts) const;
   // Clips by `norm` (grad_norm()), applies one update at rate lr, increments the step count.
   void step(double lr, double norm, ThreadPool& pool);
   // Sets every gradient to zero (before the next accumulation).

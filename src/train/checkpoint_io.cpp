@@ -111,11 +111,17 @@ void prune_checkpoints(const std::string& run_dir, int64_t keep) {
   for (size_t i = 0; i + size_t(keep) < all.size(); ++i) fs::remove_all(all[i].second);
 }
 
-void load_params(const std::string& dir, const model::ModelConfig& c, model::ModelWeights& params) {
+void load_params(const std::string& dir, const model::ModelConfig& c, model::ModelWeights& params,
+                 const model::ExpertParallel* ep) {
   const auto src = model::open_safetensors_source(dir);
-  model::ModelWeights loaded = model::load_weights(c, *src, c.num_nextn_predict_layers > 0);
+  model::ModelWeights loaded = model::load_weights(c, *src, c.num_nextn_predict_layers > 0, false,
+                                                   ep ? *ep : model::ExpertParallel{});
   std::vector<Tensor> values;
   model::visit_weights(c, loaded, c.num_nextn_predict_layers > 0, [&](model::WeightSlot& s) {
+    if (s.kind == model::SlotKind::linear && s.linear->view.data == nullptr) {
+      values.emplace_back();  // another rank's expert
+      return;
+    }
     values.push_back(s.kind == model::SlotKind::vector ? s.vector->data
                                                        : model::dequantize(s.linear->view));
     if (s.kind == model::SlotKind::linear && s.has_bias) values.push_back(s.linear->bias);
@@ -124,6 +130,7 @@ void load_params(const std::string& dir, const model::ModelConfig& c, model::Mod
   TERN_CHECK(slots.size() == values.size());
   for (size_t i = 0; i < slots.size(); ++i) {
     if (slots[i].alias) continue;  // the module's copies: training shares the main tensors
+    if (slots[i].elsewhere) continue;
     TERN_CHECK(values[i].numel() == slots[i].size && values[i].dtype() == DType::f32);
     std::copy_n(values[i].data_as<const float>(), slots[i].size, slots[i].data);
   }
@@ -145,8 +152,8 @@ void load_moments(const std::string& dir, const model::ModelConfig& c, model::Mo
 
 int64_t resume_from_checkpoint(const std::string& dir, const nlohmann::json& state,
                                const model::ModelConfig& c, model::ModelWeights& params,
-                               AdamW& adam) {
-  load_params(dir, c, params);
+                               AdamW& adam, const model::ExpertParallel* ep) {
+  load_params(dir, c, params, ep);
   load_moments(dir, c, adam.m(), adam.v());
   adam.set_steps(state.at("optimizer_steps").get<int64_t>());
   return state.at("step").get<int64_t>();

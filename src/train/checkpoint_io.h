@@ -46,7 +46,9 @@ void prune_checkpoints(const std::string& run_dir, int64_t keep);
 
 // Copies every slot of the model directory (any stored dtype) into f32 params (and, when
 // m/v are given, the moments from its optimizer.safetensors). Errors name the tensor.
-void load_params(const std::string& dir, const model::ModelConfig& c, model::ModelWeights& params);
+// With expert parallelism (ep), only this rank's routed experts are read (params made for ep).
+void load_params(const std::string& dir, const model::ModelConfig& c, model::ModelWeights& params,
+                 const model::ExpertParallel* ep = nullptr);
 void load_moments(const std::string& dir, const model::ModelConfig& c, model::ModelWeights& m,
                   model::ModelWeights& v);
 
@@ -54,6 +56,6 @@ void load_moments(const std::string& dir, const model::ModelConfig& c, model::Mo
 // count from its trainer_state.json `state`; returns the step it was saved at.
 int64_t resume_from_checkpoint(const std::string& dir, const nlohmann::json& state,
                                const model::ModelConfig& c, model::ModelWeights& params,
-                               AdamW& adam);
+                               AdamW& adam, const model::ExpertParallel* ep = nullptr);
 
 }  // namespace tern::train

@@ -11,8 +11,9 @@
 namespace tern::train {
 
 GradientReducer::GradientReducer(dist::Communicator& comm, const model::ModelConfig& c,
-                                 model::ModelWeights& grads, int64_t bucket_bytes)
-    : comm_(comm), layout_(c, model::grad::param_slots(c, grads), bucket_bytes) {
+                                 model::ModelWeights& grads, int64_t bucket_bytes,
+                                 bool local_experts)
+    : comm_(comm), layout_(c, model::grad::param_slots(c, grads), bucket_bytes, local_experts) {
   for (const model::grad::ParamSlot& s : model::grad::param_slots(c, grads))
     slot_data_.push_back(s.data);
   for (const GradBucket& b : layout_.buckets())
@@ -110,10 +111,11 @@ int64_t count_targets(const int32_t* docs, int64_t windows, int64_t S, int64_t T
 }
 
 void check_replicas_agree(dist::Communicator& comm, const model::ModelConfig& c,
-                          model::ModelWeights& params, int64_t step) {
+                          model::ModelWeights& params, int64_t step, bool local_experts) {
   if (comm.size() == 1) return;
   uint64_t h = 1469598103934665603ull;  // FNV-1a over the parameters' 32-bit words
   for (const model::grad::ParamSlot& s : model::grad::param_slots(c, params)) {
+    if (local_experts && model::grad::routed_expert_slot(s.name)) continue;
     const uint32_t* w = reinterpret_cast<const uint32_t*>(s.data);
     for (int64_t i = 0; i < s.size; ++i) h = (h ^ w[i]) * 1099511628211ull;
   }

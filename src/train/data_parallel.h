@@ -23,8 +23,9 @@ class GradientReducer {
  public:
   // All-reduces the trainable gradients of `grads` in the buckets of train/gradient_buckets.h
   // (at most `bucket_bytes`; a larger tensor is its own bucket, reduced in place).
+  // local_experts: see BucketLayout (expert parallel).
   GradientReducer(dist::Communicator& comm, const model::ModelConfig& c, model::ModelWeights& grads,
-                  int64_t bucket_bytes = int64_t(8) << 20);
+                  int64_t bucket_bytes = int64_t(8) << 20, bool local_experts = false);
   // During the last micro-batch's backward (ModelGrad::on_grads_ready): starts the all-reduce
   // of every bucket whose gradients are now final and lets the started ones progress, so
   // communication runs under the rest of the backward.
@@ -56,9 +57,10 @@ void reduce_step_numbers(dist::Communicator& comm, std::vector<double>& values,
                          std::vector<std::vector<int64_t>>& counts);
 
 // Fails (internal) naming the ranks when the replicas' parameters differ: a cheap check, run at
-// each save, that every rank took the same steps.
+// each save, that every rank took the same steps. local_experts: routed experts are each
+// rank's own (expert parallel) and left out.
 void check_replicas_agree(dist::Communicator& comm, const model::ModelConfig& c,
-                          model::ModelWeights& params, int64_t step);
+                          model::ModelWeights& params, int64_t step, bool local_experts = false);
 
 // Targets (next tokens in the same document) in a batch of `windows` windows of `S` tokens whose
 // first `T` positions are trained: the normaliser of the one-process loss.

@@ -1,6 +1,8 @@
 #include "train/trainable.h"
 
+#include <cmath>
 #include <filesystem>
+#include <vector>
 
 #include "core/error.h"
 #include "formats/checkpoint.h"
@@ -11,6 +13,7 @@
 #include "model/lora_merge.h"
 #include "model/lora_peft.h"
 #include "model/tensor_source.h"
+#include "train/expert_shards.h"
 
 namespace tern::train {
 namespace {
@@ -32,11 +35,14 @@ void copy_into(const Tensor& t, const model::grad::ParamSlot& slot, const std::s
 
 }  // namespace
 
-std::unique_ptr<Trainable> Trainable::full(const model::ModelConfig& c, const AdamWConfig& cfg) {
+std::unique_ptr<Trainable> Trainable::full(const model::ModelConfig& c, const AdamWConfig& cfg,
+                                           const model::ExpertParallel* ep) {
   std::unique_ptr<Trainable> t(new Trainable());
-  t->params_ = model::grad::make_f32_weights(c);
-  t->grads_ = model::grad::make_f32_weights(c);
-  t->adam_ = std::make_unique<AdamW>(c, t->params_, t->grads_, cfg);
+  if (ep && ep->active()) t->ep_ = *ep;
+  const model::ExpertParallel* place = t->ep_.active() ? &t->ep_ : nullptr;
+  t->params_ = model::grad::make_f32_weights(c, place);
+  t->grads_ = model::grad::make_f32_weights(c, place);
+  t->adam_ = std::make_unique<AdamW>(c, t->params_, t->grads_, cfg, place);
   return t;
 }
 
@@ -56,7 +62,16 @@ AdamW& Trainable::adam() {
 }
 
 double Trainable::grad_norm() {
-  return zero_ ? zero_->grad_norm() : adam_->grad_norm();
+  if (zero_) return zero_->grad_norm();
+  if (!ep_.active()) return adam_->grad_norm();
+  // Replicated gradients count once; each rank's experts are its own: their squares summed
+  // over ranks (in rank order, so every rank gets the same norm).
+  const double mine = adam_->sum_squares(true);
+  std::vector<double> all(static_cast<size_t>(ep_.ranks()));
+  ep_.comm->all_gather(&mine, all.data(), sizeof mine)->wait();
+  double ss = adam_->sum_squares(false);
+  for (double x : all) ss += x;
+  return std::sqrt(ss);
 }
 
 void Trainable::step(double lr, double norm, ThreadPool& pool) {
@@ -118,6 +133,14 @@ void Trainable::zero_grad() {
 
 std::string Trainable::save(const std::string& run_dir, int64_t step, const model::ModelConfig& c,
                             const CheckpointFiles& files) {
+  if (ep_.active()) {
+    // Rank 0 gathers every rank's experts (weights and moments) and writes the whole model.
+    model::ModelWeights p = gather_experts(c, ep_, params_);
+    model::ModelWeights m = gather_experts(c, ep_, adam_->m());
+    model::ModelWeights v = gather_experts(c, ep_, adam_->v());
+    if (ep_.rank() != 0) return "";
+    return save_checkpoint(run_dir, step, c, p, m, v, files);
+  }
   if (zero_) {
     // The gradients are not needed between steps: rank 0 gathers the first moments into them.
     if (!zero_->lead()) {
@@ -154,7 +177,8 @@ int64_t Trainable::resume(const std::string& dir, const nlohmann::json& state,
     zero_->set_steps(state.at("optimizer_steps").get<int64_t>());
     return state.at("step").get<int64_t>();
   }
-  if (!adapters_) return resume_from_checkpoint(dir, state, c, params_, *adam_);
+  if (!adapters_)
+    return resume_from_checkpoint(dir, state, c, params_, *adam_, ep_.active() ? &ep_ : nullptr);
   // The saved adapter must be this run's (same modules and rank): loading it against the base
   // checks that; its values then replace the fresh ones.
   const model::LoraAdapters saved = model::load_peft_adapter(dir, c, params_);
@@ -175,6 +199,11 @@ int64_t Trainable::resume(const std::string& dir, const nlohmann::json& state,
     for (const auto& s : adapters_->slots(part)) copy_into(ck.get(prefix + s.name), s, opt);
   adam_->set_steps(state.at("optimizer_steps").get<int64_t>());
   return state.at("step").get<int64_t>();
+}
+
+model::ModelWeights Trainable::gather_serving_weights(const model::ModelConfig& c) {
+  if (!ep_.active()) return serving_weights(c);
+  return gather_experts(c, ep_, params_);
 }
 
 model::ModelWeights Trainable::serving_weights(const model::ModelConfig& c) const {

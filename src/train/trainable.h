@@ -27,8 +27,11 @@ namespace tern::train {
 
 class Trainable {
  public:
-  // f32 parameters (zero: the caller initialises or loads them), gradients and AdamW.
-  static std::unique_ptr<Trainable> full(const model::ModelConfig& c, const AdamWConfig& cfg);
+  // f32 parameters (zero: the caller initialises or loads them), gradients and AdamW. With
+  // expert parallelism (ep active) each routed expert lives on its owner rank only (weights,
+  // gradients, moments); grad_norm(), save() and resume() are then collectives.
+  static std::unique_ptr<Trainable> full(const model::ModelConfig& c, const AdamWConfig& cfg,
+                                         const model::ExpertParallel* ep = nullptr);
   // Full training with ZeRO-1 over comm's ranks (train/zero_adamw.h): the AdamW moments are
   // sharded, never allocated whole. save() and resume() are then collectives.
   static std::unique_ptr<Trainable> full_sharded(const model::ModelConfig& c,
@@ -73,6 +76,10 @@ class Trainable {
   // sharing their tensors) or the base with the adapters merged (LoRA), which refresh_serving
   // brings up to date after an update.
   model::ModelWeights serving_weights(const model::ModelConfig& c) const;
+  // Expert parallel: the whole model on rank 0 (a collective; the experts gathered), empty
+  // weights elsewhere. Otherwise serving_weights().
+  model::ModelWeights gather_serving_weights(const model::ModelConfig& c);
+  const model::ExpertParallel& expert_parallel() const { return ep_; }
   void refresh_serving(const model::ModelConfig& c, model::ModelWeights& serving) const;
 
  private:
@@ -80,6 +87,7 @@ class Trainable {
   model::ModelWeights params_, grads_;
   std::unique_ptr<AdamW> adam_;
   std::unique_ptr<ZeroAdamW> zero_;
+  model::ExpertParallel ep_;
   std::unique_ptr<model::LoraAdapters> adapters_;
   std::string base_dir_;
   std::vector<std::pair<float*, int64_t>> frozen_vectors_;  // LoRA: grads_' vector slots

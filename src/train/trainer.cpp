@@ -120,6 +120,10 @@ TrainSummary train(TrainOptions o) {
            "--ep " + std::to_string(o.ep) + " but " + std::to_string(ranks) +
                " rank(s) were started: expert parallelism spans every data-parallel rank "
                "(mpirun -np N with N = --ep)");
+    if (o.zero == 1 && o.ep > 1)
+      fail(ErrorKind::request,
+           "--zero 1 with --ep: not yet — under --ep each rank already keeps only its own "
+           "experts' moments; ZeRO-1 of the replicated rest is not combined with it");
     if (o.zero == 1 && o.lora.rank > 0)
       fail(ErrorKind::request,
            "--zero 1 shards full training's optimizer; LoRA's adapter moments are small");
@@ -233,10 +237,18 @@ TrainSummary train(TrainOptions o) {
   const double zero_state_bytes =
       4.0 * double(model::count_parameters(c).total) * (3.0 + 2.0 / double(ranks));
   if (o.lora.rank <= 0) run.check_memory(c, o.batch, o.seq, o.zero ? zero_state_bytes : -1.0);
+  // Expert parallel: each routed expert lives on one rank (weights, gradients, moments).
+  const bool expert_parallel = o.ep > 1;
+  const model::ExpertParallel ep_place{expert_parallel ? comm.get() : nullptr};
+  if (expert_parallel && c.n_routed_experts < ranks)
+    fail(ErrorKind::request, "--ep " + std::to_string(o.ep) +
+                                 " needs at least as many routed experts as ranks; this model "
+                                 "has " +
+                                 std::to_string(c.n_routed_experts));
   std::unique_ptr<Trainable> trainable =
       o.lora.rank > 0 ? Trainable::lora(c, o.init, o.lora, o.seed, adam_cfg)
       : o.zero        ? Trainable::full_sharded(c, adam_cfg, *comm, bucket_bytes)
-                      : Trainable::full(c, adam_cfg);
+                      : Trainable::full(c, adam_cfg, &ep_place);
   model::ModelWeights& params = trainable->params();
   model::ModelWeights& grads = trainable->grads();
   ZeroAdamW* const zero = trainable->zero();
@@ -267,26 +279,21 @@ TrainSummary train(TrainOptions o) {
   } else if (trainable->is_lora()) {
     // The adapters start at B = 0: the base's own outputs.
   } else if (!o.init.empty()) {
-    load_params(o.init, c, params);
+    load_params(o.init, c, params, expert_parallel ? &ep_place : nullptr);
   } else {
     init_random(c, params, o.seed, o.init_std);
   }
   model::grad::ModelGrad net(c, local_batch, o.seq, o.recompute);
-  const bool expert_parallel = o.ep > 1;
   if (expert_parallel) {
-    if (c.n_routed_experts < ranks)
-      fail(ErrorKind::request, "--ep " + std::to_string(o.ep) +
-                                   " needs at least as many routed "
-                                   "experts as ranks; this model has " +
-                                   std::to_string(c.n_routed_experts));
-    net.set_expert_parallel(model::ExpertParallel{comm.get()});
+    net.set_expert_parallel(ep_place);
     log_info("expert parallel: each rank runs " + std::to_string(c.n_routed_experts / ranks) + "-" +
              std::to_string((c.n_routed_experts + ranks - 1) / ranks) + " of " +
              std::to_string(c.n_routed_experts) + " routed experts per MoE layer");
   }
   // Plain data parallelism all-reduces the gradients; ZeRO reduce-scatters them itself.
   std::unique_ptr<GradientReducer> reducer =
-      zero ? nullptr : std::make_unique<GradientReducer>(*comm, c, grads, bucket_bytes);
+      zero ? nullptr
+           : std::make_unique<GradientReducer>(*comm, c, grads, bucket_bytes, expert_parallel);
   const double comm_bytes_per_step = zero ? zero->bytes_per_step() : reducer->ring_bytes_per_step();
   const int64_t comm_buckets = zero ? zero->buckets() : reducer->buckets();
   if (ranks > 1)
@@ -343,9 +350,10 @@ TrainSummary train(TrainOptions o) {
     return j;
   };
   auto save = [&] {
-    check_replicas_agree(*comm, c, params, step);
-    if (!lead && !zero) return;
-    // With ZeRO every rank takes part: the moments are gathered to rank 0, which writes.
+    check_replicas_agree(*comm, c, params, step, expert_parallel);
+    if (!lead && !zero && !expert_parallel) return;
+    // With ZeRO or expert parallelism every rank takes part: moments (and experts) are gathered
+    // to rank 0, which writes.
     const std::string path =
         trainable->save(run.dir(), step, c, {config_text, run.tokenizer_dir(), state_json()});
     if (!lead) return;
@@ -492,9 +500,13 @@ TrainSummary train(TrainOptions o) {
         run.append_log({{"split", "val"}, {"step", step}, {"loss", v}});
         sum.final_val_loss = v;
       }
+      // Expert parallel: the experts are gathered to rank 0 for the sample (a collective).
+      model::ModelWeights serving =
+          expert_parallel ? trainable->gather_serving_weights(c) : model::ModelWeights{};
       if (lead) {
         const std::string text =
-            sample_text(c, trainable->serving_weights(c), tok, val, o.sample_tokens, pool);
+            sample_text(c, expert_parallel ? serving : trainable->serving_weights(c), tok, val,
+                        o.sample_tokens, pool);
         log_info("step " + std::to_string(step) + (v >= 0 ? " val loss " + std::to_string(v) : "") +
                  " sample: " + text);
       }

@@ -149,9 +149,10 @@ TEST(CliMpi, ZeroOneShardsTheMomentsAndRunsTheSameTraining) {
   fs::remove_all(dir);
 }
 
-// Expert-parallel training (--ep N = -np N, MoeContext::ep): each rank runs its block of the 8
-// routed experts over every rank's tokens (all-to-all both ways), the same run as one process;
-// with ZeRO-1 too; its checkpoint resumes in one process.
+// Expert-parallel training (--ep N = -np N, MoeContext::ep): each rank holds, trains and
+// updates only its block of the 8 routed experts, run over every rank's tokens (all-to-all both
+// ways); the same run as one process (with recomputation too); its checkpoint (experts gathered
+// to rank 0) resumes in one process and a one-process checkpoint under --ep 2.
 TEST(CliMpi, ExpertParallelTrainingRunsTheSameTraining) {
   const std::string dir = temp_dir("mpi_ep_train");
   const auto one = run_tern_split(train_args(dir, dir + "/one", 6));
@@ -162,7 +163,7 @@ TEST(CliMpi, ExpertParallelTrainingRunsTheSameTraining) {
     std::string extra, name;
   };
   for (const Case& k : {Case{2, " --ep 2", "ep2"}, Case{4, " --ep 4", "ep4"},
-                        Case{2, " --ep 2 --zero 1", "ep2_zero"}}) {
+                        Case{2, " --ep 2 --recompute", "ep2_recompute"}}) {
     const int np = k.np;
     const std::string extra = k.extra, out = dir + "/" + k.name;
     const auto r = run_tern_split(train_args(dir, out, 6) + extra, "", mpirun(np));
@@ -180,6 +181,17 @@ TEST(CliMpi, ExpertParallelTrainingRunsTheSameTraining) {
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("expert parallelism spans every data-parallel rank"), std::string::npos)
       << bad.err;
+  const auto zero =
+      run_tern_split(train_args(dir, dir + "/zero", 2) + " --ep 2 --zero 1", "", mpirun(2));
+  EXPECT_NE(zero.exit_code, 0);
+  EXPECT_NE(zero.err.find("--zero 1 with --ep"), std::string::npos) << zero.err;
+  // A one-process checkpoint resumes under --ep 2: each rank reads only its experts.
+  fs::copy(dir + "/one", dir + "/one_to_ep2", fs::copy_options::recursive);
+  fs::remove_all(dir + "/one_to_ep2/checkpoint-6");
+  const auto to2 =
+      run_tern_split("train --resume " + dir + "/one_to_ep2 --threads 1 --ep 2", "", mpirun(2));
+  ASSERT_EQ(to2.exit_code, 0) << to2.err;
+  expect_same_run(want, steps_of(dir + "/one_to_ep2"), 3);
   fs::remove_all(dir);
 }
 

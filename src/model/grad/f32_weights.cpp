@@ -1,5 +1,7 @@
 #include "model/grad/f32_weights.h"
 
+#include <cstdlib>
+
 #include "core/error.h"
 
 namespace tern::model::grad {
@@ -13,10 +15,21 @@ bool is_correction_bias(const std::string& name) {
 
 }  // namespace
 
-ModelWeights make_f32_weights(const ModelConfig& c) {
+bool routed_expert_slot(const std::string& name, int64_t* e) {
+  const std::string tag = ".mlp.experts.";
+  const size_t at = name.find(tag);
+  if (at == std::string::npos) return false;
+  if (e) *e = std::atoll(name.c_str() + at + tag.size());
+  return true;
+}
+
+ModelWeights make_f32_weights(const ModelConfig& c, const ExpertParallel* ep) {
   ModelWeights w;
   const bool mtp = c.num_nextn_predict_layers > 0;
-  visit_weights(c, w, mtp, [](WeightSlot& s) {
+  visit_weights(c, w, mtp, [&](WeightSlot& s) {
+    int64_t e = 0;
+    if (ep && ep->active() && routed_expert_slot(s.name, &e) && !ep->holds(e, c.n_routed_experts))
+      return;  // another rank's expert
     Tensor t = Tensor::zeros(DType::f32, s.shape);
     if (s.kind == SlotKind::vector) {
       s.vector->data = t;
@@ -45,10 +58,16 @@ std::vector<ParamSlot> param_slots(const ModelConfig& c, ModelWeights& w) {
   const void* head = (c.tie_word_embeddings ? w.embed_tokens : w.lm_head).data.data();
   visit_weights(c, w, c.num_nextn_predict_layers > 0, [&](WeightSlot& s) {
     const Tensor& t = s.kind == SlotKind::vector ? s.vector->data : s.linear->data;
-    TERN_CHECK(t.dtype() == DType::f32);
     ParamSlot p;
     p.name = s.name;
     p.shape = s.shape;
+    if (t.empty()) {  // expert parallel: held by another rank
+      p.elsewhere = true;
+      p.trainable = false;
+      out.push_back(p);
+      return;
+    }
+    TERN_CHECK(t.dtype() == DType::f32);
     p.data = const_cast<float*>(t.data_as<const float>());
     p.size = t.numel();
     const bool mtp_copy = s.kind == SlotKind::linear &&

@@ -10,12 +10,17 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/expert_parallel.h"
 #include "model/weights.h"
 
 namespace tern::model::grad {
 
-// Zero-filled f32 ModelWeights for c (MTP modules included when c has them).
-ModelWeights make_f32_weights(const ModelConfig& c);
+// Zero-filled f32 ModelWeights for c (MTP modules included when c has them). With expert
+// parallelism (ep active) the routed experts other ranks hold are left unallocated.
+ModelWeights make_f32_weights(const ModelConfig& c, const ExpertParallel* ep = nullptr);
+
+// Whether a slot name is a routed expert's ("model.layers.L.mlp.experts.E.…"); its index in e.
+bool routed_expert_slot(const std::string& name, int64_t* e = nullptr);
 
 // One tensor slot of f32 ModelWeights, as the optimizer and checkpoints see it.
 struct ParamSlot {
@@ -28,6 +33,9 @@ struct ParamSlot {
   bool trainable = true;
   bool alias = false;  // the MTP embedding / head copies
   bool decay = false;  // weight decay applies (matrices)
+  // Expert parallel: a routed expert another rank holds (no storage here: data null, size 0,
+  // not trainable).
+  bool elsewhere = false;
 };
 
 // The slots of w in checkpoint order (w made by make_f32_weights for the same c).
