@@ -48,12 +48,49 @@ std::unique_ptr<Trainable> Trainable::full(const model::ModelConfig& c, const Ad
 
 std::unique_ptr<Trainable> Trainable::full_sharded(const model::ModelConfig& c,
                                                    const AdamWConfig& cfg, dist::Communicator& comm,
-                                                   int64_t bucket_bytes) {
+                                                   int64_t bucket_bytes,
+                                                   const model::ExpertParallel* ep) {
   std::unique_ptr<Trainable> t(new Trainable());
-  t->params_ = model::grad::make_f32_weights(c);
-  t->grads_ = model::grad::make_f32_weights(c);
-  t->zero_ = std::make_unique<ZeroAdamW>(comm, c, t->params_, t->grads_, cfg, bucket_bytes);
+  if (ep && ep->active()) t->ep_ = *ep;
+  const model::ExpertParallel* place = t->ep_.active() ? &t->ep_ : nullptr;
+  t->params_ = model::grad::make_f32_weights(c, place);
+  t->grads_ = model::grad::make_f32_weights(c, place);
+  t->zero_ = std::make_unique<ZeroAdamW>(comm, c, t->params_, t->grads_, cfg, bucket_bytes,
+                                         t->ep_.active());
+  if (!t->ep_.active()) return t;
+  using model::grad::ParamSlot;
+  std::vector<ParamSlot> p, g, m, v;
+  const std::vector<ParamSlot> ps = model::grad::param_slots(c, t->params_);
+  const std::vector<ParamSlot> gs = model::grad::param_slots(c, t->grads_);
+  for (size_t i = 0; i < ps.size(); ++i) {
+    if (!ps[i].trainable || !model::grad::routed_expert_slot(ps[i].name)) continue;
+    p.push_back(ps[i]);
+    g.push_back(gs[i]);
+    for (std::vector<ParamSlot>* moments : {&m, &v}) {
+      std::vector<float>& store = t->expert_moments_.emplace_back(size_t(ps[i].size), 0.0f);
+      ParamSlot s = ps[i];
+      s.data = store.data();
+      moments->push_back(s);
+    }
+  }
+  t->expert_adam_ = std::make_unique<AdamW>(p, g, m, v, cfg);
   return t;
+}
+
+void Trainable::copy_expert_moments(const model::ModelConfig& c, model::ModelWeights& m,
+                                    model::ModelWeights& v, bool to_weights) {
+  const auto ms = model::grad::param_slots(c, m), vs = model::grad::param_slots(c, v);
+  size_t k = 0;  // expert_moments_: m then v of each of this rank's expert slots, in slot order
+  for (size_t i = 0; i < ms.size(); ++i) {
+    if (!ms[i].trainable || !model::grad::routed_expert_slot(ms[i].name)) continue;
+    for (const model::grad::ParamSlot* w : {&ms[i], &vs[i]}) {
+      std::vector<float>& store = expert_moments_[k++];
+      if (to_weights)
+        std::copy(store.begin(), store.end(), w->data);
+      else
+        std::copy_n(w->data, w->size, store.begin());
+    }
+  }
 }
 
 AdamW& Trainable::adam() {
@@ -62,14 +99,14 @@ AdamW& Trainable::adam() {
 }
 
 double Trainable::grad_norm() {
-  if (zero_) return zero_->grad_norm();
-  if (!ep_.active()) return adam_->grad_norm();
-  // Replicated gradients count once; each rank's experts are its own: their squares summed
-  // over ranks (in rank order, so every rank gets the same norm).
-  const double mine = adam_->sum_squares(true);
+  if (!ep_.active()) return zero_ ? zero_->grad_norm() : adam_->grad_norm();
+  // Replicated gradients count once (ZeRO: over its shards); each rank's experts are its own:
+  // their squares summed over ranks (in rank order, so every rank gets the same norm).
+  const double replicated = zero_ ? std::pow(zero_->grad_norm(), 2) : adam_->sum_squares(false);
+  const double mine = zero_ ? expert_adam_->sum_squares(true) : adam_->sum_squares(true);
   std::vector<double> all(static_cast<size_t>(ep_.ranks()));
   ep_.comm->all_gather(&mine, all.data(), sizeof mine)->wait();
-  double ss = adam_->sum_squares(false);
+  double ss = replicated;
   for (double x : all) ss += x;
   return std::sqrt(ss);
 }
@@ -79,6 +116,7 @@ void Trainable::step(double lr, double norm, ThreadPool& pool) {
     zero_->step(lr, norm, pool);
   else
     adam_->step(lr, norm, pool);
+  if (expert_adam_) expert_adam_->step(lr, norm, pool);
 }
 
 int64_t Trainable::optimizer_steps() const {
@@ -133,6 +171,22 @@ void Trainable::zero_grad() {
 
 std::string Trainable::save(const std::string& run_dir, int64_t step, const model::ModelConfig& c,
                             const CheckpointFiles& files) {
+  if (ep_.active() && zero_) {
+    // Moments in the local layout on every rank: ZeRO's shares gathered on rank 0 (the first
+    // moment into the gradient buffers, which a save does not need), each rank's experts' own
+    // copied in; then rank 0 gathers the experts and writes the whole model.
+    model::ModelWeights v = model::grad::make_f32_weights(c, &ep_);
+    if (zero_->lead())
+      zero_->gather_moments(&grads_, &v);
+    else
+      zero_->gather_moments(nullptr, nullptr);
+    copy_expert_moments(c, grads_, v, true);
+    model::ModelWeights p = gather_experts(c, ep_, params_);
+    model::ModelWeights m = gather_experts(c, ep_, grads_);
+    model::ModelWeights vf = gather_experts(c, ep_, v);
+    if (ep_.rank() != 0) return "";
+    return save_checkpoint(run_dir, step, c, p, m, vf, files);
+  }
   if (ep_.active()) {
     // Rank 0 gathers every rank's experts (weights and moments) and writes the whole model.
     model::ModelWeights p = gather_experts(c, ep_, params_);
@@ -168,11 +222,17 @@ std::string Trainable::save(const std::string& run_dir, int64_t step, const mode
 int64_t Trainable::resume(const std::string& dir, const nlohmann::json& state,
                           const model::ModelConfig& c) {
   if (zero_) {
-    // Every rank reads the whole checkpoint and keeps its shares of the moments.
-    load_params(dir, c, params_);
-    model::ModelWeights v = model::grad::make_f32_weights(c);
+    // Every rank reads the checkpoint (with --ep, only its experts) and keeps its shares of the
+    // moments (and its experts').
+    const model::ExpertParallel* place = ep_.active() ? &ep_ : nullptr;
+    load_params(dir, c, params_, place);
+    model::ModelWeights v = model::grad::make_f32_weights(c, place);
     load_moments(dir, c, grads_, v);
     zero_->take_moments(grads_, v);
+    if (expert_adam_) {
+      copy_expert_moments(c, grads_, v, false);
+      expert_adam_->set_steps(state.at("optimizer_steps").get<int64_t>());
+    }
     zero_->zero_grad();
     zero_->set_steps(state.at("optimizer_steps").get<int64_t>());
     return state.at("step").get<int64_t>();

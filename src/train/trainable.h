@@ -34,9 +34,12 @@ class Trainable {
                                          const model::ExpertParallel* ep = nullptr);
   // Full training with ZeRO-1 over comm's ranks (train/zero_adamw.h): the AdamW moments are
   // sharded, never allocated whole. save() and resume() are then collectives.
+  // With expert parallelism too (ep active), the routed experts live on their owners only and
+  // a local AdamW updates each rank's own; ZeRO shards the replicated rest.
   static std::unique_ptr<Trainable> full_sharded(const model::ModelConfig& c,
                                                  const AdamWConfig& cfg, dist::Communicator& comm,
-                                                 int64_t bucket_bytes);
+                                                 int64_t bucket_bytes,
+                                                 const model::ExpertParallel* ep = nullptr);
   // Fresh adapters (o.rank > 0) on the model directory base_dir, loaded as stored.
   static std::unique_ptr<Trainable> lora(const model::ModelConfig& c, const std::string& base_dir,
                                          const model::LoraOptions& o, uint64_t seed,
@@ -88,6 +91,13 @@ class Trainable {
   std::unique_ptr<AdamW> adam_;
   std::unique_ptr<ZeroAdamW> zero_;
   model::ExpertParallel ep_;
+  // ZeRO with expert parallelism: AdamW over this rank's routed experts, its moments' storage.
+  std::unique_ptr<AdamW> expert_adam_;
+  std::vector<std::vector<float>> expert_moments_;
+  // Copies this rank's experts' moments between expert_adam_ and weights of the local layout
+  // (to_weights: into m and v; else from them).
+  void copy_expert_moments(const model::ModelConfig& c, model::ModelWeights& m,
+                           model::ModelWeights& v, bool to_weights);
   std::unique_ptr<model::LoraAdapters> adapters_;
   std::string base_dir_;
   std::vector<std::pair<float*, int64_t>> frozen_vectors_;  // LoRA: grads_' vector slots

@@ -120,10 +120,6 @@ TrainSummary train(TrainOptions o) {
            "--ep " + std::to_string(o.ep) + " but " + std::to_string(ranks) +
                " rank(s) were started: expert parallelism spans every data-parallel rank "
                "(mpirun -np N with N = --ep)");
-    if (o.zero == 1 && o.ep > 1)
-      fail(ErrorKind::request,
-           "--zero 1 with --ep: not yet — under --ep each rank already keeps only its own "
-           "experts' moments; ZeRO-1 of the replicated rest is not combined with it");
     if (o.zero == 1 && o.lora.rank > 0)
       fail(ErrorKind::request,
            "--zero 1 shards full training's optimizer; LoRA's adapter moments are small");
@@ -247,7 +243,7 @@ TrainSummary train(TrainOptions o) {
                                  std::to_string(c.n_routed_experts));
   std::unique_ptr<Trainable> trainable =
       o.lora.rank > 0 ? Trainable::lora(c, o.init, o.lora, o.seed, adam_cfg)
-      : o.zero        ? Trainable::full_sharded(c, adam_cfg, *comm, bucket_bytes)
+      : o.zero        ? Trainable::full_sharded(c, adam_cfg, *comm, bucket_bytes, &ep_place)
                       : Trainable::full(c, adam_cfg, &ep_place);
   model::ModelWeights& params = trainable->params();
   model::ModelWeights& grads = trainable->grads();

@@ -11,11 +11,11 @@ namespace tern::train {
 
 ZeroAdamW::ZeroAdamW(dist::Communicator& comm, const model::ModelConfig& c,
                      model::ModelWeights& params, model::ModelWeights& grads, AdamWConfig cfg,
-                     int64_t bucket_bytes)
+                     int64_t bucket_bytes, bool local_experts)
     : comm_(comm),
       c_(c),
       cfg_(cfg),
-      layout_(c, model::grad::param_slots(c, grads), bucket_bytes),
+      layout_(c, model::grad::param_slots(c, grads), bucket_bytes, local_experts),
       params_(model::grad::param_slots(c, params)),
       grads_(model::grad::param_slots(c, grads)) {
   TERN_CHECK(params_.size() == grads_.size());

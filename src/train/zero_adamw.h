@@ -29,8 +29,11 @@ namespace tern::train {
 
 class ZeroAdamW {
  public:
+  // local_experts (expert parallel): the routed experts stay out of the buckets — each rank's
+  // are its own, updated by another optimizer.
   ZeroAdamW(dist::Communicator& comm, const model::ModelConfig& c, model::ModelWeights& params,
-            model::ModelWeights& grads, AdamWConfig cfg, int64_t bucket_bytes = int64_t(8) << 20);
+            model::ModelWeights& grads, AdamWConfig cfg, int64_t bucket_bytes = int64_t(8) << 20,
+            bool local_experts = false);
 
   // During the last micro-batch's backward (ModelGrad::on_grads_ready): starts the
   // reduce-scatter of every bucket whose gradients are final.
