@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/random.h"
+#include "dist/communicator.h"
 #include "formats/text_file.h"
 #include "serve/api_error.h"
 #include "serve/engine.h"
@@ -188,7 +189,12 @@ void distill(DistillArgs& a) {
   }
   if (a.mode == "traces" && a.prompts.empty())
     malformed("--mode traces needs --prompts FILE (JSONL of prompts or chats)");
-  if (fs::exists(o.out) && !fs::is_empty(o.out) && !o.force)
+  // Under mpirun only --mode logits trains data-parallel; the run directory is then rank 0's
+  // to check and create (the trainer does), or the ranks would race on it.
+  const bool ranks = dist::launcher_world_size() > 1;
+  if (ranks && a.mode == "traces")
+    malformed("--mode traces runs in one process; under mpirun use --mode logits");
+  if (!ranks && fs::exists(o.out) && !fs::is_empty(o.out) && !o.force)
     fail(ErrorKind::request, "--out '" + o.out + "' is not empty; use --resume " + o.out +
                                  " to continue that run, or --force to start over in it");
   const std::string teacher_path = resolve_model_path(a.teacher);
@@ -254,7 +260,8 @@ void setup_distill(CLI::App& sub) {
   a->gen.n = 512;
   add_generation_flags(sub, a->gen);
   example(sub, "tern distill --teacher r1 --student-config qwen.json --prompts q.jsonl --out st");
-  example(sub, "tern distill --teacher r1 --student qwen-1.5b --prompts q.jsonl --out st --lora 16");
+  example(sub,
+          "tern distill --teacher r1 --student qwen-1.5b --prompts q.jsonl --out st --lora 16");
   sub.callback([a] {
     a->train.threads = a->gen.threads;
     a->train.o.threads = int(a->gen.threads.n);

@@ -54,7 +54,10 @@ model::grad::StepResult distill_backward(model::grad::ModelGrad& net,
   int64_t targets = 0;
   for (int64_t b = 0; b < tb.B; ++b)
     for (int64_t i = 0; i < tb.T; ++i) targets += tb.docs[b * S + i + 1] == tb.docs[b * S + i];
-  const double scale = double(lw.scale) / double(std::max<int64_t>(targets, 1));
+  // Data parallel: lw.targets is the global batch's count, so the ranks' gradients sum to one
+  // process's.
+  const double n = lw.targets > 0 ? lw.targets : double(std::max<int64_t>(targets, 1));
+  const double scale = double(lw.scale) / n;
   const int64_t rows = tb.B * tb.T;
   const int64_t V = int64_t(teacher_logits.size()) / std::max<int64_t>(rows, 1);
   const model::grad::RowLoss loss = [&](int64_t row, float* logits, int64_t v) {

@@ -107,10 +107,10 @@ TrainSummary train(TrainOptions o) {
                                  " rank(s) were started (mpirun -np N with N = --dp)");
   // On the run's final options (a resume restores its own), before anything is written.
   auto check_parallel = [&] {
-    if (ranks > 1 && (!o.teacher.empty() || o.lora.rank > 0))
+    if (ranks > 1 && o.lora.rank > 0)
       fail(ErrorKind::request,
-           "data parallel (mpirun) trains full models on text or chats (tern train, tern sft): "
-           "logit distillation and LoRA run in one process for now");
+           "data parallel (mpirun) trains full models (tern train, sft, distill --mode logits): "
+           "LoRA runs in one process for now");
     if (o.zero > 1)
       fail(ErrorKind::request, "--zero " + std::to_string(o.zero) +
                                    ": only ZeRO stage 1 (sharded optimizer moments) is "
@@ -416,7 +416,7 @@ TrainSummary train(TrainOptions o) {
                                : nullptr);
       const model::grad::StepResult r =
           teacher ? (teacher->logits(tb, S, teacher_logits),
-                     distill_backward(net, teacher_logits, params, grads, tb, S, lw,
+                     distill_backward(net, teacher_logits, params, grads, tb, S, step_lw,
                                       {o.kd_temperature, o.kd_hard_weight}, pool))
                   : net.step(params, grads, tb, step_lw, pool);
       loss += r.loss / double(o.grad_accum);

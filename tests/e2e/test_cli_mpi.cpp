@@ -229,6 +229,33 @@ TEST(CliMpi, FineTuningOnChatsRunsTheSameTraining) {
   fs::remove_all(dir);
 }
 
+// `tern distill --mode logits` under mpirun: each rank runs the teacher on its slice and the
+// distillation loss is normalised by the global batch's targets — the one-process losses.
+TEST(CliMpi, LogitDistillationRunsTheSameTraining) {
+  const std::string dir = make_chat_model("mpi_distill", kChatTemplate);
+  nlohmann::json cfg = nlohmann::json::parse(slurp(tiny_train_config()));
+  cfg["vocab_size"] = 320;  // the teacher's
+  std::ofstream(dir + "/student.json") << cfg.dump();
+  const std::string base = "distill --mode logits --teacher " + dir + "/model --data " + dir +
+                           "/corpus.txt --steps 4 --batch 2 --seq 32 --lr 3e-3 --kd-temperature 2 "
+                           "--hard-weight 0.1 --seed 1 --threads 1 --student-config " +
+                           dir + "/student.json --out ";
+  const auto one = run_tern_split(base + dir + "/one");
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const auto two = run_tern_split(base + dir + "/two", "", mpirun(2));
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  const auto want = steps_of(dir + "/one");
+  ASSERT_EQ(want.size(), 4u);
+  expect_same_run(want, steps_of(dir + "/two"));
+  const auto traces = run_tern_split("distill --teacher " + dir + "/model --student-config " + dir +
+                                         "/student.json --prompts " + dir +
+                                         "/corpus.txt --steps 1 --out " + dir + "/traces",
+                                     "", mpirun(2));
+  EXPECT_NE(traces.exit_code, 0);
+  EXPECT_NE(traces.err.find("--mode traces runs in one process"), std::string::npos) << traces.err;
+  fs::remove_all(dir);
+}
+
 // Expert-parallel inference (model/expert_parallel.h): a tiny V3 model (8 routed experts, a
 // shared one, MTP) with its experts over 2 and 3 ranks (3: uneven blocks of 2-3) gives the
 // one-process logits to 1e-5 — the partial outputs are summed in another order, nothing else —
