@@ -129,38 +129,31 @@ class InProcessPending final : public Pending {
     }
   }
 
+  // out_[0, count) = Σ over ranks of their input floats [first, first + count), in rank order,
+  // one rank at a time: the same bits on every run and every rank.
+  void sum_in_rank_order(const Op& op, int64_t first, int64_t count) {
+    float* out = static_cast<float*>(out_);
+    for (int r = 0; r < hub_->n; ++r) {
+      const float* in = reinterpret_cast<const float*>(op.posts[size_t(r)].input.data()) + first;
+      if (r == 0)
+        copy_bytes(out, in, size_t(count) * sizeof(float));
+      else
+        for (int64_t i = 0; i < count; ++i) out[i] += in[i];
+    }
+  }
+
   void compute(const Op& op) {
     const Post& me = op.posts[size_t(rank_)];
     const int n = hub_->n;
     switch (me.kind) {
       case Kind::all_reduce:
-      case Kind::reduce_scatter: {
-        // Rank order, one rank at a time: the same bits on every run and every rank.
-        const int64_t count = n_, first = me.kind == Kind::all_reduce ? 0 : rank_ * count;
-        float* out = static_cast<float*>(out_);
-        for (int r = 0; r < n; ++r) {
-          const float* in =
-              reinterpret_cast<const float*>(op.posts[size_t(r)].input.data()) + first;
-          if (r == 0)
-            copy_bytes(out, in, size_t(count) * sizeof(float));
-          else
-            for (int64_t i = 0; i < count; ++i) out[i] += in[i];
-        }
+      case Kind::reduce_scatter:
+        sum_in_rank_order(op, me.kind == Kind::all_reduce ? 0 : rank_ * n_, n_);
         break;
-      }
       case Kind::reduce_scatterv: {
         int64_t first = 0;
         for (int r = 0; r < rank_; ++r) first += me.counts[size_t(r)];
-        const int64_t count = me.counts[size_t(rank_)];
-        float* out = static_cast<float*>(out_);
-        for (int r = 0; r < n; ++r) {
-          const float* in =
-              reinterpret_cast<const float*>(op.posts[size_t(r)].input.data()) + first;
-          if (r == 0)
-            copy_bytes(out, in, size_t(count) * sizeof(float));
-          else
-            for (int64_t i = 0; i < count; ++i) out[i] += in[i];
-        }
+        sum_in_rank_order(op, first, me.counts[size_t(rank_)]);
         break;
       }
       case Kind::all_gatherv: {

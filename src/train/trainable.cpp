@@ -35,14 +35,19 @@ void copy_into(const Tensor& t, const model::grad::ParamSlot& slot, const std::s
 
 }  // namespace
 
-std::unique_ptr<Trainable> Trainable::full(const model::ModelConfig& c, const AdamWConfig& cfg,
-                                           const model::ExpertParallel* ep) {
+std::unique_ptr<Trainable> Trainable::f32_weights(const model::ModelConfig& c,
+                                                  const model::ExpertParallel* ep) {
   std::unique_ptr<Trainable> t(new Trainable());
   if (ep && ep->active()) t->ep_ = *ep;
-  const model::ExpertParallel* place = t->ep_.active() ? &t->ep_ : nullptr;
-  t->params_ = model::grad::make_f32_weights(c, place);
-  t->grads_ = model::grad::make_f32_weights(c, place);
-  t->adam_ = std::make_unique<AdamW>(c, t->params_, t->grads_, cfg, place);
+  t->params_ = model::grad::make_f32_weights(c, t->placement());
+  t->grads_ = model::grad::make_f32_weights(c, t->placement());
+  return t;
+}
+
+std::unique_ptr<Trainable> Trainable::full(const model::ModelConfig& c, const AdamWConfig& cfg,
+                                           const model::ExpertParallel* ep) {
+  std::unique_ptr<Trainable> t = f32_weights(c, ep);
+  t->adam_ = std::make_unique<AdamW>(c, t->params_, t->grads_, cfg, t->placement());
   return t;
 }
 
@@ -50,11 +55,7 @@ std::unique_ptr<Trainable> Trainable::full_sharded(const model::ModelConfig& c,
                                                    const AdamWConfig& cfg, dist::Communicator& comm,
                                                    int64_t bucket_bytes,
                                                    const model::ExpertParallel* ep) {
-  std::unique_ptr<Trainable> t(new Trainable());
-  if (ep && ep->active()) t->ep_ = *ep;
-  const model::ExpertParallel* place = t->ep_.active() ? &t->ep_ : nullptr;
-  t->params_ = model::grad::make_f32_weights(c, place);
-  t->grads_ = model::grad::make_f32_weights(c, place);
+  std::unique_ptr<Trainable> t = f32_weights(c, ep);
   t->zero_ = std::make_unique<ZeroAdamW>(comm, c, t->params_, t->grads_, cfg, bucket_bytes,
                                          t->ep_.active());
   if (!t->ep_.active()) return t;
@@ -224,9 +225,8 @@ int64_t Trainable::resume(const std::string& dir, const nlohmann::json& state,
   if (zero_) {
     // Every rank reads the checkpoint (with --ep, only its experts) and keeps its shares of the
     // moments (and its experts').
-    const model::ExpertParallel* place = ep_.active() ? &ep_ : nullptr;
-    load_params(dir, c, params_, place);
-    model::ModelWeights v = model::grad::make_f32_weights(c, place);
+    load_params(dir, c, params_, placement());
+    model::ModelWeights v = model::grad::make_f32_weights(c, placement());
     load_moments(dir, c, grads_, v);
     zero_->take_moments(grads_, v);
     if (expert_adam_) {
@@ -237,8 +237,7 @@ int64_t Trainable::resume(const std::string& dir, const nlohmann::json& state,
     zero_->set_steps(state.at("optimizer_steps").get<int64_t>());
     return state.at("step").get<int64_t>();
   }
-  if (!adapters_)
-    return resume_from_checkpoint(dir, state, c, params_, *adam_, ep_.active() ? &ep_ : nullptr);
+  if (!adapters_) return resume_from_checkpoint(dir, state, c, params_, *adam_, placement());
   // The saved adapter must be this run's (same modules and rank): loading it against the base
   // checks that; its values then replace the fresh ones.
   const model::LoraAdapters saved = model::load_peft_adapter(dir, c, params_);

@@ -87,6 +87,11 @@ class Trainable {
 
  private:
   Trainable() = default;
+  // Zero f32 parameters and gradients (with ep active, of this rank's experts only).
+  static std::unique_ptr<Trainable> f32_weights(const model::ModelConfig& c,
+                                                const model::ExpertParallel* ep);
+  // The expert placement for make_f32_weights and the loaders: null unless expert parallel.
+  const model::ExpertParallel* placement() const { return ep_.active() ? &ep_ : nullptr; }
   model::ModelWeights params_, grads_;
   std::unique_ptr<AdamW> adam_;
   std::unique_ptr<ZeroAdamW> zero_;

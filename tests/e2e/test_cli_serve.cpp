@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "tests/e2e/cli_runner.h"
+#include "tests/e2e/serve_process.h"
 #include "tests/e2e/tiny_chat_model.h"
 
 using namespace std::chrono_literals;
@@ -25,60 +26,7 @@ using tern::test::slurp;
 
 namespace {
 
-// `tern serve ARGS --port 0` in the background; the port is read from its first log line.
-class ServeProcess {
- public:
-  explicit ServeProcess(const std::string& args) {
-    log_ = tern::test::temp_dir("serve_log") + "/stderr.txt";
-    const std::string cmd = "exec " + std::string(TERN_BINARY) + " serve " + args +
-                            " --port 0 2> " + log_ + " >/dev/null";
-    pid_ = fork();
-    if (pid_ == 0) {
-      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
-    for (int i = 0; i < 600; ++i) {  // up to 60 s on a loaded machine
-      const std::string text = slurp(log_);
-      std::smatch m;
-      if (port_ == 0 && std::regex_search(text, m, listening)) port_ = std::stoi(m[1]);
-      if (text.find("ready") != std::string::npos) break;
-      std::this_thread::sleep_for(100ms);
-    }
-  }
-  ~ServeProcess() {
-    if (pid_ > 0) stop();
-  }
-  // SIGTERM; the exit code (-1 when killed by a signal or still running after 10 s).
-  int stop() {
-    kill(pid_, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 100; ++i) {
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(100ms);
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return -1;
-  }
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(60s);
-    return c;
-  }
-  int port() const { return port_; }
-  pid_t pid() const { return pid_; }
-  std::string log() const { return slurp(log_); }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
+using tern::test::ServeProcess;
 
 Json chat(const std::string& text, bool stream, int max_tokens = 16) {
   return {{"messages", Json::array({{{"role", "user"}, {"content", text}}})},
