@@ -1,5 +1,7 @@
 #include "serve/forward_relay.h"
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "core/error.h"
@@ -8,10 +10,9 @@
 namespace tern::serve {
 namespace {
 
-// The message: a header of int64 counts, then the arrays back to back.
-struct Header {
-  int64_t kind, rows, seqs, logit_rows, blocks, hidden;
-};
+// The message: a header of int64 counts (kind, rows, sequences, logit rows, hidden floats),
+// then the arrays back to back.
+using Header = std::array<int64_t, 5>;
 
 template <class T>
 void put(std::vector<uint8_t>& out, std::span<const T> v) {
@@ -32,20 +33,13 @@ std::span<const T> take(const std::vector<uint8_t>& in, size_t& at, int64_t n) {
 }  // namespace
 
 void ForwardRelay::announce(Kind kind, const model::Batch& b, std::span<const float> mtp_hidden) {
-  Header h{int64_t(kind),
-           int64_t(b.tokens.size()),
-           int64_t(b.seqs.size()),
-           int64_t(b.logit_rows.size()),
-           0,
-           int64_t(mtp_hidden.size())};
+  const Header h = {int64_t(kind), int64_t(b.tokens.size()), int64_t(b.seqs.size()),
+                    int64_t(b.logit_rows.size()), int64_t(mtp_hidden.size())};
   std::vector<int64_t> per_seq;
-  for (const model::SeqBlocks& s : b.seqs) {
-    per_seq.push_back(int64_t(s.blocks.size()));
-    h.blocks += int64_t(s.blocks.size());
-  }
+  for (const model::SeqBlocks& s : b.seqs) per_seq.push_back(int64_t(s.blocks.size()));
   message_.clear();
   // 8-byte values first, then 4-byte ones, so every array is aligned for its type.
-  put(message_, std::span<const int64_t>(&h.kind, 6));
+  put(message_, std::span<const int64_t>(h));
   put(message_, b.positions);
   put(message_, std::span<const int64_t>(per_seq));
   put(message_, b.tokens);
@@ -75,22 +69,22 @@ void ForwardRelay::follow(const model::Model& m, infer::KvPool& pool, infer::KvP
     message_.resize(size_t(n));
     comm_.broadcast(message_.data(), n, 0)->wait();
     size_t at = 0;
-    const auto head = take<int64_t>(message_, at, 6);
-    const Header h{head[0], head[1], head[2], head[3], head[4], head[5]};
-    if (h.kind == int64_t(Kind::stop)) return;
+    const auto h = take<int64_t>(message_, at, int64_t(Header().size()));
+    const int64_t kind = h[0], rows = h[1], n_seqs = h[2], logit_rows = h[3], n_hidden = h[4];
+    if (kind == int64_t(Kind::stop)) return;
     model::Batch b;
-    b.positions = take<int64_t>(message_, at, h.rows);
-    const auto per_seq = take<int64_t>(message_, at, h.seqs);
-    b.tokens = take<int32_t>(message_, at, h.rows);
-    b.seq_ids = take<int32_t>(message_, at, h.rows);
-    b.logit_rows = take<int32_t>(message_, at, h.logit_rows);
+    b.positions = take<int64_t>(message_, at, rows);
+    const auto per_seq = take<int64_t>(message_, at, n_seqs);
+    b.tokens = take<int32_t>(message_, at, rows);
+    b.seq_ids = take<int32_t>(message_, at, rows);
+    b.logit_rows = take<int32_t>(message_, at, logit_rows);
     seqs.clear();
     for (int64_t k : per_seq) seqs.push_back({take<int32_t>(message_, at, k)});
     b.seqs = seqs;
-    const auto hidden = take<float>(message_, at, h.hidden);
-    logits.resize(size_t(std::max<int64_t>(1, h.logit_rows) * V));
+    const auto hidden = take<float>(message_, at, n_hidden);
+    logits.resize(size_t(std::max<int64_t>(1, logit_rows) * V));
     try {
-      if (h.kind == int64_t(Kind::mtp)) {
+      if (kind == int64_t(Kind::mtp)) {
         TERN_CHECK(mtp_pool != nullptr);
         m.forward_mtp(b, hidden, mtp_pool->store(), st, logits);
       } else {
