@@ -17,7 +17,7 @@
 
 namespace tern::dist {
 
-// Completion of one non-blocking collective.
+// Completion of one non-blocking collective (or point-to-point message).
 class Pending {
  public:
   virtual ~Pending() = default;
@@ -58,6 +58,12 @@ class Communicator {
   // data (bytes) = root's data on every rank.
   virtual Handle broadcast(void* data, int64_t bytes, int root) = 0;
   virtual Handle barrier() = 0;
+  // Point to point (pipeline hand-offs): `bytes` to rank `dest`, matched by a recv on `dest`
+  // from this rank with the same tag (0..32767); messages between two ranks with one tag arrive
+  // in the order sent. Unlike collectives only the two ranks take part. A send never waits for
+  // its recv to be posted before returning (wait() may).
+  virtual Handle send(const void* data, int64_t bytes, int dest, int tag) = 0;
+  virtual Handle recv(void* data, int64_t bytes, int source, int tag) = 0;
   // Lets started collectives advance while the caller computes (MPI progresses only inside MPI
   // calls); call it now and then between pieces of work. A no-op where progress is automatic.
   virtual void progress() {}

@@ -2,9 +2,11 @@
 
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <string>
+#include <tuple>
 
 #include "core/error.h"
 
@@ -70,9 +72,52 @@ struct Hub {
   std::mutex mu;
   std::condition_variable cv;
   std::map<int64_t, Op> ops;  // by sequence number: the k-th collective every rank issues
+  // Point-to-point messages in flight, by (source, dest, tag), oldest first.
+  std::map<std::tuple<int, int, int>, std::deque<std::vector<uint8_t>>> mail;
 };
 
 class InProcess;
+
+// A send completes when issued (its bytes are copied into the mailbox).
+struct Sent final : Pending {
+  void wait() override {}
+};
+
+// A recv takes the oldest matching message when waited on, blocking until one arrives.
+class Received final : public Pending {
+ public:
+  Received(std::shared_ptr<Hub> hub, void* out, int64_t bytes, std::tuple<int, int, int> key)
+      : hub_(std::move(hub)), out_(out), bytes_(bytes), key_(key) {}
+  void wait() override {
+    if (waited_) return;
+    waited_ = true;
+    std::vector<uint8_t> msg;
+    {
+      std::unique_lock lock(hub_->mu);
+      hub_->cv.wait(lock, [&] {
+        auto it = hub_->mail.find(key_);
+        return it != hub_->mail.end() && !it->second.empty();
+      });
+      auto& queue = hub_->mail[key_];
+      msg = std::move(queue.front());
+      queue.pop_front();
+    }
+    if (int64_t(msg.size()) != bytes_)
+      fail(ErrorKind::internal, "message from rank " + std::to_string(std::get<0>(key_)) +
+                                    " (tag " + std::to_string(std::get<2>(key_)) + ") has " +
+                                    std::to_string(msg.size()) + " bytes, rank " +
+                                    std::to_string(std::get<1>(key_)) + " expects " +
+                                    std::to_string(bytes_));
+    copy_bytes(out_, msg.data(), msg.size());
+  }
+
+ private:
+  std::shared_ptr<Hub> hub_;
+  void* out_;
+  int64_t bytes_;
+  std::tuple<int, int, int> key_;
+  bool waited_ = false;
+};
 
 class InProcessPending final : public Pending {
  public:
@@ -260,6 +305,22 @@ class InProcess final : public Communicator {
     return issue(std::move(p), data, 0, nullptr, rank_ == root ? (hub_->n - 1) * bytes : 0);
   }
   Handle barrier() override { return issue(Post{}, nullptr, 0, nullptr, 0); }
+  Handle send(const void* data, int64_t bytes, int dest, int tag) override {
+    TERN_CHECK(dest >= 0 && dest < hub_->n && dest != rank_ && bytes >= 0);
+    {
+      std::lock_guard lock(hub_->mu);
+      hub_->mail[{rank_, dest, tag}].push_back(bytes_of(data, bytes));
+    }
+    hub_->cv.notify_all();
+    ++stats_.calls;
+    stats_.bytes_sent += bytes;
+    return std::make_unique<Sent>();
+  }
+  Handle recv(void* data, int64_t bytes, int source, int tag) override {
+    TERN_CHECK(source >= 0 && source < hub_->n && source != rank_ && bytes >= 0);
+    ++stats_.calls;
+    return std::make_unique<Received>(hub_, data, bytes, std::make_tuple(source, rank_, tag));
+  }
 
  private:
   static std::vector<uint8_t> bytes_of(const void* p, int64_t n) {

@@ -144,6 +144,20 @@ class Mpi final : public Communicator {
     check(MPI_Ibarrier(MPI_COMM_WORLD, &h->request), "MPI_Ibarrier");
     return h;
   }
+  Handle send(const void* data, int64_t bytes, int dest, int tag) override {
+    auto h = start(bytes);
+    check(MPI_Isend(data, as_count(bytes, "send"), MPI_BYTE, dest, tag, MPI_COMM_WORLD,
+                    &h->request),
+          "MPI_Isend");
+    return h;
+  }
+  Handle recv(void* data, int64_t bytes, int source, int tag) override {
+    auto h = start(0);
+    check(MPI_Irecv(data, as_count(bytes, "recv"), MPI_BYTE, source, tag, MPI_COMM_WORLD,
+                    &h->request),
+          "MPI_Irecv");
+    return h;
+  }
   void progress() override {
     // Any MPI call runs OpenMPI's progress engine; a probe is the cheapest that touches no
     // request.

@@ -1,5 +1,8 @@
 #include <cstring>
 
+#include <string>
+
+#include "core/error.h"
 #include "dist/communicator.h"
 
 namespace tern::dist {
@@ -38,8 +41,14 @@ class Solo final : public Communicator {
   }
   Handle broadcast(void*, int64_t, int) override { return done(); }
   Handle barrier() override { return done(); }
+  Handle send(const void*, int64_t, int dest, int) override { no_peer(dest); }
+  Handle recv(void*, int64_t, int source, int) override { no_peer(source); }
 
  private:
+  [[noreturn]] static void no_peer(int rank) {
+    fail(ErrorKind::internal,
+         "point-to-point message with rank " + std::to_string(rank) + " in a one-rank job");
+  }
   Handle done() {
     ++stats_.calls;
     return std::make_unique<Done>();

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "train/svg_plot.h"
 
 namespace tern::train {
 namespace {
@@ -168,6 +169,45 @@ double one_f_one_b_bubble_formula(int stages, const ChunkCosts& c) {
 
 double dualpipe_bubble_formula(int stages, const ChunkCosts& c) {
   return double(stages / 2 - 1) * (c.pair() + (c.backward + c.weight) - 3 * c.weight);
+}
+
+std::string pipeline_timelines_svg(const std::vector<const PipeSchedule*>& schedules,
+                                   const std::vector<const PipeTimeline*>& timelines,
+                                   const std::string& unit) {
+  TERN_CHECK(schedules.size() == timelines.size());
+  enum { kForward, kUnsplit, kInput, kPair, kWeight };  // colour indexes, as the legend
+  auto label = [](PipeChunk c) { return std::to_string(c.micro) + (c.dir ? "'" : ""); };
+  std::vector<TimelineRow> rows;
+  std::string title;
+  for (size_t i = 0; i < schedules.size(); ++i) {
+    const PipeSchedule& s = *schedules[i];
+    const PipeTimeline& t = *timelines[i];
+    if (i > 0) rows.push_back({});
+    title += (i ? " vs " : "") + s.name;
+    for (int r = 0; r < s.stages; ++r) {
+      TimelineRow row{s.name + " rank " + std::to_string(r), {}};
+      for (const PipeSpan& sp : t.spans[size_t(r)]) {
+        const PipeOp& op = s.ranks[size_t(r)][size_t(sp.op)];
+        switch (op.kind) {
+          case PipeOpKind::forward:
+            row.boxes.push_back({sp.start, sp.end, label(op.f), kForward});
+            break;
+          case PipeOpKind::backward:
+            row.boxes.push_back({sp.start, sp.end, label(op.b), op.with_weight ? kUnsplit : kInput});
+            break;
+          case PipeOpKind::weight:
+            row.boxes.push_back({sp.start, sp.end, label(op.b), kWeight});
+            break;
+          case PipeOpKind::forward_backward:
+            row.boxes.push_back({sp.start, sp.end, label(op.f) + "/" + label(op.b), kPair});
+            break;
+        }
+      }
+      rows.push_back(std::move(row));
+    }
+  }
+  return timeline_svg("Pipeline schedules: " + title, "time (" + unit + ")", rows,
+                      {"F", "B+W (unsplit)", "B (input gradient)", "F&B (overlapped)", "W (weight gradient)"});
 }
 
 }  // namespace tern::train

@@ -6,6 +6,7 @@
 // (docs/scale-out.md, "Pipeline schedules").
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "train/pipeline_schedule.h"
@@ -49,5 +50,12 @@ PipeTimeline simulate(const PipeSchedule& s, const ChunkCosts& c);
 // (PP-1)(F+B) is (PP-1)(F+B+W) and DualPipe's (PP/2-1)(F&B+B-3W) is (PP/2-1)(F&B+B-2W).
 double one_f_one_b_bubble_formula(int stages, const ChunkCosts& c);
 double dualpipe_bubble_formula(int stages, const ChunkCosts& c);
+
+// The schedules' timelines as one SVG picture (a group of rank rows per schedule, one time
+// axis in `unit`): F, B, W, unsplit B+W and overlapped F&B in their own colours, each box
+// labelled with its micro-batch (a prime marks the second direction).
+std::string pipeline_timelines_svg(const std::vector<const PipeSchedule*>& schedules,
+                                   const std::vector<const PipeTimeline*>& timelines,
+                                   const std::string& unit);
 
 }  // namespace tern::train

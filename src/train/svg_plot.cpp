@@ -129,4 +129,58 @@ std::string heatmap_svg(const std::string& title, const std::string& x_label,
   return o.str();
 }
 
+std::string timeline_svg(const std::string& title, const std::string& x_label,
+                         const std::vector<TimelineRow>& rows, const std::vector<std::string>& legend) {
+  const double W = 960, L = 110, R = 20, T = 40, row_h = 22, gap = 4, B = 70;
+  const double H = T + double(rows.size()) * (row_h + gap) + B;
+  double end = 0;
+  for (const TimelineRow& r : rows)
+    for (const TimelineBox& b : r.boxes) end = std::max(end, b.end);
+  if (end <= 0) end = 1;
+  const double pw = W - L - R;
+  auto X = [&](double t) { return L + t / end * pw; };
+  std::ostringstream o;
+  o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
+    << "\" font-family=\"sans-serif\" font-size=\"11\">\n";
+  o << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  o << "<text x=\"" << W / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">"
+    << esc(title) << "</text>\n";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const double y = T + double(i) * (row_h + gap);
+    const TimelineRow& r = rows[i];
+    if (r.label.empty()) continue;
+    o << "<text x=\"" << L - 6 << "\" y=\"" << y + row_h * 0.7 << "\" text-anchor=\"end\">"
+      << esc(r.label) << "</text>\n";
+    o << "<rect x=\"" << L << "\" y=\"" << y << "\" width=\"" << pw << "\" height=\"" << row_h
+      << "\" fill=\"#f2f2f2\"/>\n";
+    for (const TimelineBox& b : r.boxes) {
+      const double x0 = X(b.start), w = std::max(0.5, X(b.end) - x0);
+      const char* fill = kColours[size_t(b.colour) % (sizeof kColours / sizeof *kColours)];
+      o << "<rect x=\"" << num(x0) << "\" y=\"" << y << "\" width=\"" << num(w) << "\" height=\""
+        << row_h << "\" fill=\"" << fill << "\" stroke=\"white\" stroke-width=\"0.5\"/>\n";
+      if (!b.label.empty() && w >= 7.0 * double(b.label.size()))
+        o << "<text x=\"" << num(x0 + w / 2) << "\" y=\"" << y + row_h * 0.7
+          << "\" text-anchor=\"middle\" fill=\"white\">" << esc(b.label) << "</text>\n";
+    }
+  }
+  const double axis_y = T + double(rows.size()) * (row_h + gap) + 4;
+  o << "<line x1=\"" << L << "\" y1=\"" << axis_y << "\" x2=\"" << L + pw << "\" y2=\"" << axis_y
+    << "\" stroke=\"black\"/>\n";
+  for (double t : ticks(0, end, 8))
+    o << "<text x=\"" << num(X(t)) << "\" y=\"" << axis_y + 14 << "\" text-anchor=\"middle\">"
+      << num(t) << "</text>\n";
+  o << "<text x=\"" << L + pw / 2 << "\" y=\"" << axis_y + 30 << "\" text-anchor=\"middle\">"
+    << esc(x_label) << "</text>\n";
+  double lx = L;
+  for (size_t i = 0; i < legend.size(); ++i) {
+    o << "<rect x=\"" << lx << "\" y=\"" << axis_y + 40 << "\" width=\"12\" height=\"12\" fill=\""
+      << kColours[i % (sizeof kColours / sizeof *kColours)] << "\"/>\n";
+    o << "<text x=\"" << lx + 16 << "\" y=\"" << axis_y + 50 << "\">" << esc(legend[i])
+      << "</text>\n";
+    lx += 24 + 7.0 * double(legend[i].size());
+  }
+  o << "</svg>\n";
+  return o.str();
+}
+
 }  // namespace tern::train

@@ -23,4 +23,19 @@ std::string heatmap_svg(const std::string& title, const std::string& x_label,
                         const std::vector<std::vector<double>>& cells, double lo, double hi,
                         const std::string& scale_note);
 
+// A Gantt chart: one row per lane (a pipeline rank), boxes placed by start and end on a shared
+// time axis, filled with colour `colour` (an index into the legend's names) and labelled when
+// wide enough. Rows with an empty label are spacers between groups.
+struct TimelineBox {
+  double start = 0, end = 0;
+  std::string label;
+  int colour = 0;
+};
+struct TimelineRow {
+  std::string label;
+  std::vector<TimelineBox> boxes;
+};
+std::string timeline_svg(const std::string& title, const std::string& x_label,
+                         const std::vector<TimelineRow>& rows, const std::vector<std::string>& legend);
+
 }  // namespace tern::train

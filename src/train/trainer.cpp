@@ -67,20 +67,6 @@ void check_options(const TrainOptions& o) {
          "--mtp-weight, --balance-loss-weight and --bias-update-speed must be >= 0");
 }
 
-// Random init: normal(0, std) matrices, ones for norms, zeros for correction biases; each tensor
-// from its own counter-based stream, so a seed gives the same bits on every machine.
-void init_random(const model::ModelConfig& c, model::ModelWeights& w, uint64_t seed, double std) {
-  for (const auto& p : model::grad::param_slots(c, w)) {
-    if (p.alias) continue;
-    if (p.shape.size() == 1) {
-      const bool bias = p.name.find("correction_bias") != std::string::npos;
-      std::fill_n(p.data, p.size, bias ? 0.0f : 1.0f);
-      continue;
-    }
-    rng::fill_normal(seed, rng::stream_id("init." + p.name), 0, p.data, size_t(p.size), 0.0, std);
-  }
-}
-
 // TERN_TEST_PAUSE_AT_STEP=N: sleeps after step N is logged, so a test can kill -9 the run
 // between two checkpoints at a known place.
 void pause_for_tests(int64_t step) {
@@ -277,7 +263,7 @@ TrainSummary train(TrainOptions o) {
   } else if (!o.init.empty()) {
     load_params(o.init, c, params, expert_parallel ? &ep_place : nullptr);
   } else {
-    init_random(c, params, o.seed, o.init_std);
+    model::grad::init_random(c, params, o.seed, o.init_std);
   }
   model::grad::ModelGrad net(c, local_batch, o.seq, o.recompute);
   if (expert_parallel) {

@@ -130,4 +130,40 @@ inline void check_collectives(Communicator& c, bool exact_order) {
   }
 }
 
+// Point to point, as a pipeline uses it: a ring of sends (each rank to the next, posted before
+// the matching recv exists), two tags between one pair kept apart, order within a tag kept,
+// and a recv posted before its send.
+inline void check_point_to_point(Communicator& c) {
+  const int r = c.rank(), n = c.size();
+  if (n < 2) return;
+  const int next = (r + 1) % n, prev = (r + n - 1) % n;
+  std::vector<float> a(777), b(777), got_a(777), got_b(777);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = float(r * 10000 + int(i)), b[i] = -a[i];
+  std::vector<Handle> pending;
+  pending.push_back(c.send(a.data(), int64_t(a.size() * 4), next, 7));
+  pending.push_back(c.send(b.data(), int64_t(b.size() * 4), next, 9));
+  // Tag 9 first: a recv matches its tag, not the order of arrival across tags.
+  c.recv(got_b.data(), int64_t(got_b.size() * 4), prev, 9)->wait();
+  c.recv(got_a.data(), int64_t(got_a.size() * 4), prev, 7)->wait();
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(got_a[i], float(prev * 10000 + int(i)));
+    ASSERT_EQ(got_b[i], -float(prev * 10000 + int(i)));
+  }
+  // Three messages on one tag arrive in order; the recv is posted before the sends.
+  int32_t first = -1, second = -1, third = -1;
+  Handle h1 = c.recv(&first, 4, prev, 3);
+  int32_t v1 = r * 3, v2 = r * 3 + 1, v3 = r * 3 + 2;
+  pending.push_back(c.send(&v1, 4, next, 3));
+  pending.push_back(c.send(&v2, 4, next, 3));
+  pending.push_back(c.send(&v3, 4, next, 3));
+  h1->wait();
+  c.recv(&second, 4, prev, 3)->wait();
+  c.recv(&third, 4, prev, 3)->wait();
+  EXPECT_EQ(first, prev * 3);
+  EXPECT_EQ(second, prev * 3 + 1);
+  EXPECT_EQ(third, prev * 3 + 2);
+  for (Handle& h : pending) h->wait();
+  c.barrier()->wait();
+}
+
 }  // namespace tern::dist::test

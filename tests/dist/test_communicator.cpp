@@ -24,6 +24,36 @@ TEST(InProcessCommunicator, EveryCollectiveOnOneToFourRanks) {
   }
 }
 
+TEST(InProcessCommunicator, PointToPointOnTwoToFourRanks) {
+  for (int n = 2; n <= 4; ++n)
+    on_ranks(n, [&](Communicator& c) {
+      for (int rep = 0; rep < 10; ++rep) test::check_point_to_point(c);
+    });
+}
+
+TEST(InProcessCommunicator, AMessageOfTheWrongSizeIsRefusedByName) {
+  on_ranks(2, [](Communicator& c) {
+    std::vector<float> v(10, 1.0f);
+    if (c.rank() == 0) {
+      c.send(v.data(), 40, 1, 0)->wait();
+      return;
+    }
+    try {
+      c.recv(v.data(), 8, 0, 0)->wait();
+      ADD_FAILURE() << "a 40-byte message filled an 8-byte recv";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("expects 8"), std::string::npos) << e.what();
+    }
+  });
+}
+
+TEST(SoloCommunicator, HasNoPeerToMessage) {
+  auto c = make_solo_communicator();
+  float x = 0;
+  EXPECT_THROW(c->send(&x, 4, 1, 0), Error);
+  EXPECT_THROW(c->recv(&x, 4, 1, 0), Error);
+}
+
 TEST(InProcessCommunicator, BytesSentFollowTheFormula) {
   on_ranks(3, [](Communicator& c) {
     std::vector<float> v(100, 1.0f);

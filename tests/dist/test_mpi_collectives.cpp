@@ -12,3 +12,8 @@ TEST(MpiCommunicator, EveryCollective) {
   EXPECT_STREQ(c->backend(), "mpi");
   for (int rep = 0; rep < 5; ++rep) tern::dist::test::check_collectives(*c, /*exact_order=*/false);
 }
+
+TEST(MpiCommunicator, PointToPoint) {
+  auto c = tern::dist::make_mpi_communicator();
+  for (int rep = 0; rep < 5; ++rep) tern::dist::test::check_point_to_point(*c);
+}

@@ -1,8 +1,10 @@
 #include "model/grad/f32_weights.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "core/error.h"
+#include "core/random.h"
 
 namespace tern::model::grad {
 namespace {
@@ -91,6 +93,18 @@ std::vector<ParamSlot> param_slots(const ModelConfig& c, ModelWeights& w) {
     }
   });
   return out;
+}
+
+void init_random(const ModelConfig& c, ModelWeights& w, uint64_t seed, double std) {
+  for (const auto& p : param_slots(c, w)) {
+    if (p.alias || !p.data) continue;
+    if (p.shape.size() == 1) {
+      const bool bias = is_correction_bias(p.name);
+      std::fill_n(p.data, p.size, bias ? 0.0f : 1.0f);
+      continue;
+    }
+    rng::fill_normal(seed, rng::stream_id("init." + p.name), 0, p.data, size_t(p.size), 0.0, std);
+  }
 }
 
 }  // namespace tern::model::grad

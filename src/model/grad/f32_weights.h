@@ -19,6 +19,10 @@ namespace tern::model::grad {
 // parallelism (ep active) the routed experts other ranks hold are left unallocated.
 ModelWeights make_f32_weights(const ModelConfig& c, const ExpertParallel* ep = nullptr);
 
+// Random init: normal(0, std) matrices, ones for norms, zeros for correction biases; each tensor
+// from its own counter-based stream, so a seed gives the same bits on every machine.
+void init_random(const ModelConfig& c, ModelWeights& w, uint64_t seed, double std);
+
 // Whether a slot name is a routed expert's ("model.layers.L.mlp.experts.E.…"); its index in e.
 bool routed_expert_slot(const std::string& name, int64_t* e = nullptr);
 

@@ -1,6 +1,7 @@
 #include "model/grad/linear_grad.h"
 
 #include <algorithm>
+#include <chrono>
 #include <vector>
 
 #include "core/error.h"
@@ -23,6 +24,8 @@ void train_gemm(const Linear& w, const kernels::GemmParams& p, bool weight_grad,
   s.b_group = weight_grad ? kernels::Fp8Group::tile : kernels::Fp8Group::block;
   kernels::gemm_lowp(p, s, &pool);
 }
+
+thread_local WeightGradClock* active_clock = nullptr;
 
 bool is_f32(const Linear& w) {
   return w.view.dtype == DType::f32;
@@ -138,6 +141,16 @@ void linear_bwd_input(const Linear& w, const float* dy, int64_t N, float* dx, bo
 void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, ThreadPool& pool,
                        int64_t lddy, int64_t ldx) {
   const phase::Scope timer(phase::linear_weight_grad);
+  WeightGradClock* clock = active_clock;
+  const auto t0 = clock ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  struct Stop {
+    WeightGradClock* clock;
+    std::chrono::steady_clock::time_point t0;
+    ~Stop() {
+      if (clock)
+        clock->add(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+  } stop{clock, t0};
   const int64_t rows = dw.view.rows, cols = dw.view.cols;
   if (!lddy) lddy = rows;
   if (!ldx) ldx = cols;
@@ -158,6 +171,14 @@ void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, T
   kernels::gemm({rows, r, N, dy, lddy, true, u, r, false, p.grad_b, r, true}, &pool);
   const float* v = lora_up_grad(p, dy, N, lddy, pool);
   kernels::gemm({r, cols, N, v, r, true, x, ldx, false, p.grad_a, cols, true}, &pool);
+}
+
+WeightGradClock::WeightGradClock() : outer_(active_clock) {
+  active_clock = this;
+}
+
+WeightGradClock::~WeightGradClock() {
+  active_clock = outer_;
 }
 
 }  // namespace tern::model::grad

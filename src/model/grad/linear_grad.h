@@ -26,4 +26,21 @@ void linear_bwd_input(const Linear& w, const float* dy, int64_t N, float* dx, bo
 void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, ThreadPool& pool,
                        int64_t lddy = 0, int64_t ldx = 0);
 
+// While one lives on a thread, the seconds linear_bwd_weight spends on that thread (nested in
+// any other phase or not): the W of a pipeline chunk, measured as a whole backward runs
+// (train/pipeline_costs.h). Calls on pool workers are not seen: measure with one thread.
+class WeightGradClock {
+ public:
+  WeightGradClock();
+  ~WeightGradClock();
+  WeightGradClock(const WeightGradClock&) = delete;
+  WeightGradClock& operator=(const WeightGradClock&) = delete;
+  double seconds() const { return seconds_; }
+  void add(double s) { seconds_ += s; }
+
+ private:
+  double seconds_ = 0;
+  WeightGradClock* outer_;
+};
+
 }  // namespace tern::model::grad
