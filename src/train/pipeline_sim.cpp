@@ -59,7 +59,12 @@ double PipeTimeline::max_bubble() const {
 }
 
 PipeTimeline simulate(const PipeSchedule& s, const ChunkCosts& c) {
+  return simulate(s, std::vector<ChunkCosts>(size_t(s.stages), c));
+}
+
+PipeTimeline simulate(const PipeSchedule& s, const std::vector<ChunkCosts>& per_stage) {
   const int P = s.stages;
+  TERN_CHECK(int(per_stage.size()) == P);
   const int per_dir = (s.micro_batches + s.directions - 1) / s.directions;
   Finish fin(P, per_dir, s.directions);
   PipeTimeline tl;
@@ -76,12 +81,12 @@ PipeTimeline simulate(const PipeSchedule& s, const ChunkCosts& c) {
     auto need = [&](double v) { t = done(v) && done(t) ? std::max(t, v) : kNotYet; };
     if (op.kind == PipeOpKind::forward || op.kind == PipeOpKind::forward_backward) {
       const int st = s.stage_of(op.f.dir, r);
-      if (st > 0) need(fin.at(kF, op.f, st - 1) + c.hand_off);
+      if (st > 0) need(fin.at(kF, op.f, st - 1) + per_stage[size_t(st)].hand_off);
     }
     if (op.kind == PipeOpKind::backward || op.kind == PipeOpKind::forward_backward) {
       const int st = s.stage_of(op.b.dir, r);
       need(fin.at(kF, op.b, st));
-      if (st < P - 1) need(fin.at(kB, op.b, st + 1) + c.hand_off);
+      if (st < P - 1) need(fin.at(kB, op.b, st + 1) + per_stage[size_t(st)].hand_off);
     }
     if (op.kind == PipeOpKind::weight) need(fin.at(kB, op.b, s.stage_of(op.b.dir, r)));
     return t;
@@ -106,13 +111,16 @@ PipeTimeline simulate(const PipeSchedule& s, const ChunkCosts& c) {
         const double start = std::max(clock[size_t(r)], ready);
         double cost = 0;
         switch (op.kind) {
-          case PipeOpKind::forward:
-            cost = c.forward;
-            record(kF, op.f, s.stage_of(op.f.dir, r), start + cost, r);
+          case PipeOpKind::forward: {
+            const int st = s.stage_of(op.f.dir, r);
+            cost = per_stage[size_t(st)].forward;
+            record(kF, op.f, st, start + cost, r);
             ++live[size_t(r)];
             break;
+          }
           case PipeOpKind::backward: {
             const int st = s.stage_of(op.b.dir, r);
+            const ChunkCosts& c = per_stage[size_t(st)];
             cost = c.backward + (op.with_weight ? c.weight : 0.0);
             // Unsplit, the backward hands its input gradient on only when it ends: B and W
             // interleave layer by layer, the first layer's input gradient coming last.
@@ -121,14 +129,18 @@ PipeTimeline simulate(const PipeSchedule& s, const ChunkCosts& c) {
             --live[size_t(r)];
             break;
           }
-          case PipeOpKind::weight:
-            cost = c.weight;
-            record(kW, op.b, s.stage_of(op.b.dir, r), start + cost, r);
+          case PipeOpKind::weight: {
+            const int st = s.stage_of(op.b.dir, r);
+            cost = per_stage[size_t(st)].weight;
+            record(kW, op.b, st, start + cost, r);
             break;
+          }
           case PipeOpKind::forward_backward: {
-            cost = c.pair();
-            const int sb = s.stage_of(op.b.dir, r);
-            record(kF, op.f, s.stage_of(op.f.dir, r), start + cost, r);
+            const int sf = s.stage_of(op.f.dir, r), sb = s.stage_of(op.b.dir, r);
+            const ChunkCosts &cf = per_stage[size_t(sf)], &cb = per_stage[size_t(sb)];
+            cost = cf.forward_backward >= 0 ? cf.forward_backward
+                                            : cf.forward + cb.backward + cb.weight;
+            record(kF, op.f, sf, start + cost, r);
             record(kB, op.b, sb, start + cost, r);
             record(kW, op.b, sb, start + cost, r);
             ++live[size_t(r)];  // the forward's activations exist before the backward frees its

@@ -44,6 +44,10 @@ struct PipeTimeline {
 // Fails (internal) when the schedule deadlocks (an op waits on one that never runs) or misses
 // or repeats a chunk.
 PipeTimeline simulate(const PipeSchedule& s, const ChunkCosts& c);
+// Stages of different costs (the first holds the embedding, the last the head and loss):
+// per_stage[s] for chunks of stage s; an F&B pair costs F of its forward's stage plus B and W
+// of its backward's, unless the forward's stage sets forward_backward.
+PipeTimeline simulate(const PipeSchedule& s, const std::vector<ChunkCosts>& per_stage);
 
 // DeepSeek-V3's bubbles (report, table 2) in these units. Its table's B is the whole backward
 // (B + W here: its ZB1P row (PP-1)(F+B-2W) is zero-bubble's (PP-1)(F+B-W) that way), so 1F1B's

@@ -26,6 +26,7 @@ void train_gemm(const Linear& w, const kernels::GemmParams& p, bool weight_grad,
 }
 
 thread_local WeightGradClock* active_clock = nullptr;
+thread_local WeightGradDeferral* active_deferral = nullptr;
 
 bool is_f32(const Linear& w) {
   return w.view.dtype == DType::f32;
@@ -140,6 +141,7 @@ void linear_bwd_input(const Linear& w, const float* dy, int64_t N, float* dx, bo
 
 void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, ThreadPool& pool,
                        int64_t lddy, int64_t ldx) {
+  if (active_deferral) return active_deferral->record(dw, dy, x, N, lddy, ldx);
   const phase::Scope timer(phase::linear_weight_grad);
   WeightGradClock* clock = active_clock;
   const auto t0 = clock ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
@@ -179,6 +181,40 @@ WeightGradClock::WeightGradClock() : outer_(active_clock) {
 
 WeightGradClock::~WeightGradClock() {
   active_clock = outer_;
+}
+
+void WeightGradDeferral::record(Linear& dw, const float* dy, const float* x, int64_t N,
+                                int64_t lddy, int64_t ldx) {
+  const int64_t rows = dw.view.rows, cols = dw.view.cols;
+  if (!lddy) lddy = rows;
+  if (!ldx) ldx = cols;
+  Task t{&dw, std::vector<float>(size_t(N * rows)), std::vector<float>(size_t(N * cols)), N};
+  for (int64_t n = 0; n < N; ++n) {
+    std::copy_n(dy + n * lddy, rows, t.dy.data() + n * rows);
+    std::copy_n(x + n * ldx, cols, t.x.data() + n * cols);
+  }
+  const std::lock_guard lock(mu_);
+  held_bytes_ += int64_t((t.dy.size() + t.x.size()) * sizeof(float));
+  tasks_.push_back(std::move(t));
+}
+
+void WeightGradDeferral::run(ThreadPool& pool) {
+  const DeferWeightGrads now(nullptr);  // compute, even inside an outer deferral's scope
+  for (Task& t : tasks_) linear_bwd_weight(*t.dw, t.dy.data(), t.x.data(), t.N, pool);
+  tasks_.clear();
+  held_bytes_ = 0;
+}
+
+DeferWeightGrads::DeferWeightGrads(WeightGradDeferral* d) : outer_(active_deferral) {
+  active_deferral = d;
+}
+
+DeferWeightGrads::~DeferWeightGrads() {
+  active_deferral = outer_;
+}
+
+WeightGradDeferral* active_weight_grad_deferral() {
+  return active_deferral;
 }
 
 }  // namespace tern::model::grad

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "model/weights.h"
@@ -42,5 +44,44 @@ class WeightGradClock {
   double seconds_ = 0;
   WeightGradClock* outer_;
 };
+
+// The zero-bubble split of a backward: while a DeferWeightGrads scope names a deferral on a
+// thread, linear_bwd_weight there records its inputs instead of computing (copies: the backward
+// reuses its buffers), so the backward yields only input gradients (B); run() computes the
+// weight gradients (W) later, in recording order, with the same inputs, hence the same values.
+// MoE expert loops hand the deferral to their pool workers (moe_grad.cpp).
+class WeightGradDeferral {
+ public:
+  // Thread-safe: expert loops record from several workers.
+  void record(Linear& dw, const float* dy, const float* x, int64_t N, int64_t lddy, int64_t ldx);
+  // Computes every recorded weight gradient, then forgets them.
+  void run(ThreadPool& pool);
+  bool empty() const { return tasks_.empty(); }
+  int64_t held_bytes() const { return held_bytes_; }
+
+ private:
+  struct Task {
+    Linear* dw;
+    std::vector<float> dy, x;  // [N, rows], [N, cols], contiguous
+    int64_t N;
+  };
+  std::mutex mu_;
+  std::vector<Task> tasks_;
+  int64_t held_bytes_ = 0;
+};
+
+// Makes `d` (or none, for null) the calling thread's deferral while alive.
+class DeferWeightGrads {
+ public:
+  explicit DeferWeightGrads(WeightGradDeferral* d);
+  ~DeferWeightGrads();
+  DeferWeightGrads(const DeferWeightGrads&) = delete;
+  DeferWeightGrads& operator=(const DeferWeightGrads&) = delete;
+
+ private:
+  WeightGradDeferral* outer_;
+};
+// The calling thread's deferral, or null.
+WeightGradDeferral* active_weight_grad_deferral();
 
 }  // namespace tern::model::grad

@@ -95,47 +95,96 @@ StepResult ModelGrad::step_row_loss(const ModelWeights& w, ModelWeights& g, cons
   return run(w, &g, batch, lw, pool, nullptr, &loss);
 }
 
+void ModelGrad::set_stage(int64_t first, int64_t end) {
+  TERN_CHECK(0 <= first && first < end && end <= c_.num_hidden_layers);
+  first_layer_ = first;
+  end_layer_ = end;
+}
+
+StepResult ModelGrad::forward_stage(const ModelWeights& w, ModelWeights& g, const TrainBatch& batch,
+                                    const LossWeights& lw, const float* h_in, float* h_out,
+                                    ThreadPool& pool) {
+  return forward(w, &g, batch, lw, pool, nullptr, nullptr, h_in, h_out);
+}
+
+void ModelGrad::backward_stage(const ModelWeights& w, ModelWeights& g, const float* dh_out,
+                               float* dh_in, ThreadPool& pool) {
+  backward(w, g, pool, dh_out, dh_in);
+}
+
 StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBatch& batch,
                           const LossWeights& lw, ThreadPool& pool, const TargetWeight* fn,
                           const RowLoss* row_loss) {
+  StepResult r = forward(w, g, batch, lw, pool, fn, row_loss, nullptr, nullptr);
+  if (g) backward(w, *g, pool, nullptr, nullptr);
+  return r;
+}
+
+StepResult ModelGrad::forward(const ModelWeights& w, ModelWeights* g, const TrainBatch& batch,
+                              const LossWeights& lw, ThreadPool& pool, const TargetWeight* fn,
+                              const RowLoss* row_loss, const float* h_in, float* h_out) {
   TERN_CHECK(batch.B == B_ && batch.T == T_);
-  const int64_t N = B_ * T_, d = c_.hidden_size;
+  const int64_t N = B_ * T_, d = c_.hidden_size, L = c_.num_hidden_layers;
+  const int64_t first = first_layer_, end = end_layer_ < 0 ? L : end_layer_;
+  const bool embeds = first == 0, heads = end == L;
+  TERN_CHECK(embeds || h_in);
   const float eps = float(c_.rms_norm_eps);
   make_targets(batch);
   StepResult r;
   for (int32_t t : target_) r.main_targets += t >= 0;
-  const double n_main = lw.targets > 0 ? lw.targets : double(std::max<int64_t>(r.main_targets, 1));
-  const float per_target = float(double(lw.scale) / n_main);
-  const BlockContext bctx{&c_, B_, T_, &rope_, lw.scale * lw.balance_alpha, &pool, &ep_};
+  Pass& p = pass_;
+  p.n_main = lw.targets > 0 ? lw.targets : double(std::max<int64_t>(r.main_targets, 1));
+  p.per_target = float(double(lw.scale) / p.n_main);
+  p.bctx = BlockContext{&c_, B_, T_, &rope_, lw.scale * lw.balance_alpha, &pool, &ep_};
+  p.first = first, p.end = end;
   const Linear& head = head_of(c_, w);
   Linear* dhead = g ? &head_of(c_, *g) : nullptr;
 
-  // Main model.
-  float* h = take(h_, N * d);
-  embed(w.embed_tokens, ids_.data(), N, d, h);
-  auto collect = [&](const LayerWeights& L, const BlockSaved& b) {
-    if (!L.is_moe) return;
+  // One zero row per MoE layer (main layers in order, then the MTP blocks): a stage fills its own.
+  std::vector<size_t> moe_row(size_t(L + D_), size_t(-1));
+  for (int64_t l = 0; l < L + D_; ++l) {
+    const LayerWeights& lw_l = l < L ? w.layers[size_t(l)] : w.mtp[size_t(l - L)].block;
+    if (!lw_l.is_moe) continue;
+    moe_row[size_t(l)] = r.expert_counts.size();
+    r.expert_counts.emplace_back(size_t(c_.n_routed_experts), int64_t(0));
+  }
+  auto collect = [&](int64_t l, const LayerWeights& Lw, const BlockSaved& b) {
+    if (!Lw.is_moe) return;
     r.balance += b.moe.balance;
-    r.expert_counts.push_back(b.moe.counts);
+    r.expert_counts[moe_row[size_t(l)]] = b.moe.counts;
   };
-  if (recompute_) take(layer_inputs_, c_.num_hidden_layers * N * d);
-  for (int64_t l = 0; l < c_.num_hidden_layers; ++l) {
+
+  // Main model: this stage's layers.
+  float* h = take(h_, N * d);
+  if (embeds)
+    embed(w.embed_tokens, ids_.data(), N, d, h);
+  else
+    std::copy_n(h_in, N * d, h);
+  if (recompute_) take(layer_inputs_, L * N * d);
+  for (int64_t l = first; l < end; ++l) {
     if (recompute_) std::copy_n(h, N * d, layer_inputs_.data() + l * N * d);
-    block_fwd(bctx, w.layers[size_t(l)], h, block_saved(l));
-    collect(w.layers[size_t(l)], block_saved(l));
+    block_fwd(p.bctx, w.layers[size_t(l)], h, block_saved(l));
+    collect(l, w.layers[size_t(l)], block_saved(l));
+  }
+  p.D = 0;
+  if (!heads) {
+    if (h_out) std::copy_n(h, N * d, h_out);
+    r.loss = double(lw.balance_alpha) * r.balance;
+    return r;
   }
   std::copy_n(h, N * d, take(h_final_, N * d));
   float* hn = take(hn_, N * d);
   rmsnorm_fwd(h, w.norm.ptr(), hn, take(final_rstd_, N), N, d, eps, pool);
   float* dhn = take(dhn_, N * d);
-  r.main = lm_head_ce(head, dhead, hn, target_.data(), N, per_target, dhn, false, head_scratch_,
+  r.main = lm_head_ce(head, dhead, hn, target_.data(), N, p.per_target, dhn, false, head_scratch_,
                       pool, fn, row_loss) /
-           n_main;
+           p.n_main;
 
   // MTP modules, forward; each CE's gradient lands in the module's dhk as it goes. A weighted
   // (policy-gradient) objective and soft targets have no MTP term.
   const int64_t D = fn || row_loss ? 0 : D_;
-  const float mtp_w = D > 0 ? per_target * lw.mtp_lambda / float(D) : 0.0f;
+  p.D = D;
+  const float mtp_w = D > 0 ? p.per_target * lw.mtp_lambda / float(D) : 0.0f;
   for (int64_t k = 0; k < D; ++k) {
     const MtpWeights& m = w.mtp[size_t(k)];
     MtpSaved& s = mtp_[size_t(k)];
@@ -147,62 +196,79 @@ StepResult ModelGrad::run(const ModelWeights& w, ModelWeights* g, const TrainBat
     rmsnorm_fwd(hprev, m.hnorm.ptr(), cat + d, take(s.h_rstd, N), N, d, eps, pool, d, 2 * d);
     float* z = take(s.z, N * d);
     linear_fwd(m.eh_proj, cat, N, z, pool);
-    block_fwd(bctx, m.block, z, s.block);
+    block_fwd(p.bctx, m.block, z, s.block);
     std::copy_n(z, N * d, take(s.z_out, N * d));
     float* hk = take(s.hk, N * d);
     rmsnorm_fwd(z, m.shared_head_norm.ptr(), hk, take(s.hk_rstd, N), N, d, eps, pool);
     r.mtp += lm_head_ce(head, dhead, hk, s.target.data(), N, mtp_w, take(s.dhk, N * d), false,
                         head_scratch_, pool) /
-             n_main;
+             p.n_main;
   }
-  for (int64_t k = 0; k < D; ++k) collect(w.mtp[size_t(k)].block, mtp_[size_t(k)].block);
-  // Skipped MTP modules route nothing: zero counts keep one entry per MoE layer.
-  for (int64_t k = D; k < D_; ++k)
-    if (w.mtp[size_t(k)].block.is_moe)
-      r.expert_counts.emplace_back(size_t(c_.n_routed_experts), int64_t(0));
+  // Skipped MTP modules route nothing: their rows stay zero.
+  for (int64_t k = 0; k < D; ++k) collect(L + k, w.mtp[size_t(k)].block, mtp_[size_t(k)].block);
   r.loss = r.main + (D > 0 ? double(lw.mtp_lambda) * r.mtp / double(D) : 0.0) +
            double(lw.balance_alpha) * r.balance;
-  if (!g) return r;
+  return r;
+}
 
-  // MTP modules, backward, last first: each passes dL/dh^{k-1} to the one before.
-  for (int64_t k = D - 1; k >= 0; --k) {
-    const MtpWeights& m = w.mtp[size_t(k)];
-    MtpWeights& gm = g->mtp[size_t(k)];
-    MtpSaved& s = mtp_[size_t(k)];
-    float* dz = take(dh_, N * d);
-    rmsnorm_bwd(s.dhk.data(), s.z_out.data(), m.shared_head_norm.ptr(), s.hk_rstd.data(), dz, false,
-                gm.shared_head_norm.data.data_as<float>(), N, d, pool);
-    block_bwd(bctx, m.block, gm.block, dz, s.block);
-    linear_bwd_weight(gm.eh_proj, dz, s.cat.data(), N, pool);
-    float* dcat = s.cat.data();  // consumed: its buffer takes the gradient
-    linear_bwd_input(m.eh_proj, dz, N, dcat, false, pool);
-    float* de = s.z.data();  // free since the block ran: the embedding half's gradient
-    rmsnorm_bwd(dcat, s.e.data(), m.enorm.ptr(), s.e_rstd.data(), de, false,
-                gm.enorm.data.data_as<float>(), N, d, pool, d, d, 2 * d);
-    if (g->embed_tokens.present()) embedding_bwd(de, s.ids.data(), N, d, f32(g->embed_tokens));
-    const float* hprev = k == 0 ? hn : mtp_[size_t(k - 1)].hk.data();
-    float* dprev = k == 0 ? dhn : mtp_[size_t(k - 1)].dhk.data();
-    rmsnorm_bwd(dcat + d, hprev, m.hnorm.ptr(), s.h_rstd.data(), dprev, true,
-                gm.hnorm.data.data_as<float>(), N, d, pool, d, d, 2 * d);
-    if (grads_ready_) grads_ready_(c_.num_hidden_layers + k);
+void ModelGrad::backward(const ModelWeights& w, ModelWeights& g, ThreadPool& pool,
+                         const float* dh_out, float* dh_in) {
+  const Pass& p = pass_;
+  const int64_t N = B_ * T_, d = c_.hidden_size, L = c_.num_hidden_layers;
+  const bool embeds = p.first == 0, heads = p.end == L;
+  TERN_CHECK(heads || dh_out);
+  const BlockContext& bctx = p.bctx;
+  float* dh = nullptr;
+  if (heads) {
+    const float* hn = hn_.data();
+    float* dhn = dhn_.data();
+    // MTP modules, backward, last first: each passes dL/dh^{k-1} to the one before.
+    for (int64_t k = p.D - 1; k >= 0; --k) {
+      const MtpWeights& m = w.mtp[size_t(k)];
+      MtpWeights& gm = g.mtp[size_t(k)];
+      MtpSaved& s = mtp_[size_t(k)];
+      float* dz = take(dh_, N * d);
+      rmsnorm_bwd(s.dhk.data(), s.z_out.data(), m.shared_head_norm.ptr(), s.hk_rstd.data(), dz,
+                  false, gm.shared_head_norm.data.data_as<float>(), N, d, pool);
+      block_bwd(bctx, m.block, gm.block, dz, s.block);
+      linear_bwd_weight(gm.eh_proj, dz, s.cat.data(), N, pool);
+      float* dcat = s.cat.data();  // consumed: its buffer takes the gradient
+      linear_bwd_input(m.eh_proj, dz, N, dcat, false, pool);
+      float* de = s.z.data();  // free since the block ran: the embedding half's gradient
+      rmsnorm_bwd(dcat, s.e.data(), m.enorm.ptr(), s.e_rstd.data(), de, false,
+                  gm.enorm.data.data_as<float>(), N, d, pool, d, d, 2 * d);
+      if (g.embed_tokens.present()) embedding_bwd(de, s.ids.data(), N, d, f32(g.embed_tokens));
+      const float* hprev = k == 0 ? hn : mtp_[size_t(k - 1)].hk.data();
+      float* dprev = k == 0 ? dhn : mtp_[size_t(k - 1)].dhk.data();
+      rmsnorm_bwd(dcat + d, hprev, m.hnorm.ptr(), s.h_rstd.data(), dprev, true,
+                  gm.hnorm.data.data_as<float>(), N, d, pool, d, d, 2 * d);
+      if (grads_ready_) grads_ready_(L + k);
+    }
+    // Final norm.
+    dh = take(dh_, N * d);
+    rmsnorm_bwd(dhn, h_final_.data(), w.norm.ptr(), final_rstd_.data(), dh, false,
+                g.norm.data.data_as<float>(), N, d, pool);
+    if (grads_ready_) grads_ready_(kHeadAndNorm);
+  } else {
+    dh = take(dh_, N * d);
+    std::copy_n(dh_out, N * d, dh);
   }
-  // Final norm, the blocks last to first, the embedding.
-  float* dh = take(dh_, N * d);
-  rmsnorm_bwd(dhn, h_final_.data(), w.norm.ptr(), final_rstd_.data(), dh, false,
-              g->norm.data.data_as<float>(), N, d, pool);
-  if (grads_ready_) grads_ready_(kHeadAndNorm);
-  for (int64_t l = c_.num_hidden_layers - 1; l >= 0; --l) {
+  // This stage's blocks, last to first, then the embedding or the hand-back.
+  for (int64_t l = p.end - 1; l >= p.first; --l) {
     if (recompute_) {  // rebuild this layer's saved activations from its input
       float* x = take(recompute_h_, N * d);
       std::copy_n(layer_inputs_.data() + l * N * d, N * d, x);
       block_fwd(bctx, w.layers[size_t(l)], x, block_saved(l));
     }
-    block_bwd(bctx, w.layers[size_t(l)], g->layers[size_t(l)], dh, block_saved(l));
+    block_bwd(bctx, w.layers[size_t(l)], g.layers[size_t(l)], dh, block_saved(l));
     if (grads_ready_) grads_ready_(l);
   }
-  if (g->embed_tokens.present()) embedding_bwd(dh, ids_.data(), N, d, f32(g->embed_tokens));
+  if (!embeds) {
+    if (dh_in) std::copy_n(dh, N * d, dh_in);
+    return;
+  }
+  if (g.embed_tokens.present()) embedding_bwd(dh, ids_.data(), N, d, f32(g.embed_tokens));
   if (grads_ready_) grads_ready_(kEmbedding);
-  return r;
 }
 
 }  // namespace tern::model::grad

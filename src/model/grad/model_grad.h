@@ -94,15 +94,45 @@ class ModelGrad {
   // experts, every forward and backward then a collective over ep.comm's ranks.
   void set_expert_parallel(ExpertParallel ep) { ep_ = ep; }
 
+  // Pipeline stages (train/pipeline_runner.h): run only layers [first, end), with the embedding
+  // when first == 0 and the final norm, head, loss and MTP modules when end is the layer count.
+  // Default: the whole model. One object holds one micro-batch's activations.
+  void set_stage(int64_t first, int64_t end);
+  // A stage's forward of one micro-batch. The last stage computes the loss here, so the head's
+  // gradient accumulates into g already. h_in: the previous stage's output [N, d] (the first
+  // stage embeds batch.tokens instead); h_out: receives this stage's output (not the last).
+  // StepResult holds this stage's share: the loss terms on the last stage, the balance values
+  // and expert counts of its own MoE layers (the other rows zero).
+  StepResult forward_stage(const ModelWeights& w, ModelWeights& g, const TrainBatch& batch,
+                           const LossWeights& lw, const float* h_in, float* h_out,
+                           ThreadPool& pool);
+  // The same micro-batch's backward: dh_out = dL/d(this stage's output) from the next stage
+  // (the last stage has its loss); dh_in receives dL/d(its input) (not the first stage).
+  void backward_stage(const ModelWeights& w, ModelWeights& g, const float* dh_out, float* dh_in,
+                      ThreadPool& pool);
+
  private:
   struct MtpSaved {
     std::vector<int32_t> ids, target;  // [N]
     Buffer e, e_rstd, h_rstd, cat, z, z_out, hk, hk_rstd, dhk;
     BlockSaved block;
   };
+  // What the forward leaves for the backward of the same micro-batch.
+  struct Pass {
+    double n_main = 1;
+    float per_target = 0;
+    int64_t D = 0;  // MTP modules run
+    int64_t first = 0, end = 0;
+    BlockContext bctx;
+  };
   StepResult run(const ModelWeights& w, ModelWeights* g, const TrainBatch& batch,
                  const LossWeights& lw, ThreadPool& pool, const TargetWeight* fn = nullptr,
                  const RowLoss* row_loss = nullptr);
+  StepResult forward(const ModelWeights& w, ModelWeights* g, const TrainBatch& batch,
+                     const LossWeights& lw, ThreadPool& pool, const TargetWeight* fn,
+                     const RowLoss* row_loss, const float* h_in, float* h_out);
+  void backward(const ModelWeights& w, ModelWeights& g, ThreadPool& pool, const float* dh_out,
+                float* dh_in);
   void make_targets(const TrainBatch& batch);
   BlockSaved& block_saved(int64_t layer);
 
@@ -117,6 +147,8 @@ class ModelGrad {
   std::vector<MtpSaved> mtp_;
   GradsReady grads_ready_;
   ExpertParallel ep_;
+  int64_t first_layer_ = 0, end_layer_ = -1;  // -1: the layer count
+  Pass pass_;
 };
 
 }  // namespace tern::model::grad

@@ -140,7 +140,9 @@ void experts_bwd_parallel(const MoeContext& ctx, const MoeWeights& w, MoeWeights
   float* dxm = take(s.dxe_mine, std::max<int64_t>(R, 1) * d);
   for (int64_t i = 0; i < R; ++i) std::copy_n(got + s.perm[size_t(i)] * d, d, dym + i * d);
   const int64_t held = int64_t(s.mine_offsets.size()) - 1;
+  WeightGradDeferral* const defer = active_weight_grad_deferral();  // workers defer W too
   pool.parallel_for(held, 1, [&](int64_t lo, int64_t hi, int) {
+    const DeferWeightGrads scope(defer);
     for (int64_t j = lo; j < hi; ++j) {
       const int64_t r0 = s.mine_offsets[size_t(j)], n = s.mine_offsets[size_t(j + 1)] - r0;
       if (n > 0)
@@ -253,10 +255,12 @@ void moe_bwd(const MoeContext& ctx, const MoeWeights& w, MoeWeights& g, const fl
       }
   });
   float* dxe = take(s.dxe, N * K * d);
+  WeightGradDeferral* const defer = active_weight_grad_deferral();  // workers defer W too
   if (ctx.ep && ctx.ep->active())
     experts_bwd_parallel(ctx, w, g, ye, dxe, s);
   else
     pool.parallel_for(E, 1, [&](int64_t b, int64_t e, int) {
+      const DeferWeightGrads scope(defer);
       for (int64_t ex = b; ex < e; ++ex) {
         const int64_t r0 = s.offsets[size_t(ex)], n = s.offsets[size_t(ex + 1)] - r0;
         if (n > 0)

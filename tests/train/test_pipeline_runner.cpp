@@ -1,0 +1,168 @@
+// Pipeline parallelism on the tiny V3 config (dense and MoE layers, an MTP module): ModelGrad's
+// stages chained by hand give the whole-model gradients bit for bit, deferred weight gradients
+// (zero-bubble W) too; PipelineRunner on the in-process communicator, one thread per stage, with
+// 1F1B on 2 and 3 stages and DualPipe on 2, gives gradients that, summed over ranks, equal one
+// process's on the whole batch to 1e-5 relative, with the same losses and expert loads.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "model/config.h"
+#include "model/grad/f32_weights.h"
+#include "model/grad/linear_grad.h"
+#include "model/grad/model_grad.h"
+#include "tests/dist/on_ranks.h"
+#include "train/data_parallel.h"
+#include "train/pipeline_runner.h"
+
+using namespace tern;
+using tern::dist::test::on_ranks;
+
+namespace {
+
+const std::string kConfig = std::string(TERN_TEST_DATA) + "/golden/train_tiny_v3/config.json";
+
+struct Fixture {
+  model::ModelConfig c = model::ModelConfig::from_file(kConfig);
+  int64_t B = 4, T = 12, S = model::grad::window_tokens(c, T);
+  std::vector<int32_t> tokens, docs;
+  model::ModelWeights w = model::grad::make_f32_weights(c);
+  Fixture() {
+    for (int64_t i = 0; i < B * S; ++i) {
+      tokens.push_back(int32_t((i * 37 + 11) % c.vocab_size));
+      docs.push_back(int32_t(i / S) * 2 + (i % S > S / 2));  // a boundary inside each window
+    }
+    model::grad::init_random(c, w, 11, 0.05);
+  }
+  model::grad::TrainBatch batch(int64_t first, int64_t n) const {
+    return {n, T, tokens.data() + first * S, docs.data() + first * S};
+  }
+};
+
+// max |a - b| over every trainable slot, relative to the slot's largest |b| (0: bit-identical).
+double worst_difference(const model::ModelConfig& c, model::ModelWeights& a,
+                        model::ModelWeights& b, std::string* where) {
+  const auto sa = model::grad::param_slots(c, a), sb = model::grad::param_slots(c, b);
+  double worst = 0;
+  for (size_t k = 0; k < sa.size(); ++k) {
+    if (!sa[k].trainable || sa[k].alias) continue;
+    double scale = 1e-30, diff = 0;
+    for (int64_t i = 0; i < sa[k].size; ++i) {
+      scale = std::max(scale, double(std::fabs(sb[k].data[i])));
+      diff = std::max(diff, double(std::fabs(sa[k].data[i] - sb[k].data[i])));
+    }
+    if (diff / scale > worst) worst = diff / scale, *where = sa[k].name;
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEST(PipelineStages, ChainedStagesGiveTheWholeModelsGradientsBitForBit) {
+  Fixture f;
+  const model::grad::LossWeights lw{0.3f, 1e-2f, 1.0f};
+  ThreadPool pool(1);
+  for (bool recompute : {false, true})
+    for (bool defer : {false, true}) {
+      model::ModelWeights want = model::grad::make_f32_weights(f.c);
+      model::grad::ModelGrad one(f.c, f.B, f.T, recompute);
+      const model::grad::StepResult r1 = one.step(f.w, want, f.batch(0, f.B), lw, pool);
+      // Three stages of one layer each, activations passed by hand.
+      model::ModelWeights got = model::grad::make_f32_weights(f.c);
+      std::vector<std::unique_ptr<model::grad::ModelGrad>> stages;
+      const int64_t L = f.c.num_hidden_layers, n = f.B * f.T * f.c.hidden_size;
+      std::vector<std::vector<float>> h(size_t(L + 1), std::vector<float>(size_t(n)));
+      model::grad::StepResult sum;
+      for (int64_t s = 0; s < L; ++s) {
+        stages.push_back(std::make_unique<model::grad::ModelGrad>(f.c, f.B, f.T, recompute));
+        stages.back()->set_stage(s, s + 1);
+        const model::grad::StepResult r = stages.back()->forward_stage(
+            f.w, got, f.batch(0, f.B), lw, s > 0 ? h[size_t(s)].data() : nullptr,
+            h[size_t(s + 1)].data(), pool);
+        sum.loss += r.loss, sum.main += r.main, sum.mtp += r.mtp, sum.balance += r.balance;
+        if (sum.expert_counts.empty()) sum.expert_counts = r.expert_counts;
+        else
+          for (size_t l = 0; l < r.expert_counts.size(); ++l)
+            for (size_t e = 0; e < r.expert_counts[l].size(); ++e)
+              sum.expert_counts[l][e] += r.expert_counts[l][e];
+      }
+      EXPECT_EQ(sum.main, r1.main);
+      EXPECT_EQ(sum.mtp, r1.mtp);
+      EXPECT_EQ(sum.expert_counts, r1.expert_counts);
+      EXPECT_NEAR(sum.loss, r1.loss, 1e-12 * std::fabs(r1.loss));
+      std::vector<float> dh(static_cast<size_t>(n)), dh_next(static_cast<size_t>(n));
+      model::grad::WeightGradDeferral later;
+      for (int64_t s = L - 1; s >= 0; --s) {
+        const model::grad::DeferWeightGrads scope(defer ? &later : nullptr);
+        stages[size_t(s)]->backward_stage(f.w, got, s < L - 1 ? dh.data() : nullptr,
+                                          s > 0 ? dh_next.data() : nullptr, pool);
+        std::swap(dh, dh_next);
+      }
+      EXPECT_EQ(later.empty(), !defer);
+      if (defer) EXPECT_GT(later.held_bytes(), 0);
+      later.run(pool);
+      std::string where;
+      EXPECT_EQ(worst_difference(f.c, got, want, &where), 0.0)
+          << where << (recompute ? " recompute" : "") << (defer ? " deferred W" : "");
+    }
+}
+
+TEST(PipelineRunner, SummedGradientsEqualTheOneProcessStep) {
+  Fixture f;
+  model::grad::LossWeights lw{0.3f, 1e-2f, 1.0f};
+  lw.targets = double(train::count_targets(f.docs.data(), f.B, f.S, f.T));
+  ThreadPool pool(1);
+  model::ModelWeights want = model::grad::make_f32_weights(f.c);
+  model::grad::ModelGrad one(f.c, f.B, f.T);
+  const model::grad::StepResult r1 = one.step(f.w, want, f.batch(0, f.B), lw, pool);
+  struct Case {
+    int stages;
+    const char* schedule;
+    int micro;
+  };
+  for (const Case k : {Case{2, "1f1b", 4}, Case{3, "1f1b", 2}, Case{2, "dualpipe", 4}}) {
+    on_ranks(k.stages, [&](dist::Communicator& comm) {
+      const std::string what = std::string(k.schedule) + " on " + std::to_string(k.stages);
+      ThreadPool rank_pool(1);
+      train::PipelineRunner runner(comm, f.c, k.schedule, k.micro, f.B, f.T, false);
+      model::ModelWeights g = model::grad::make_f32_weights(f.c);
+      model::grad::LossWeights mlw = lw;
+      mlw.balance_alpha /= float(k.micro);
+      for (int rep = 0; rep < 2; ++rep) {  // twice: the second reuses every buffer
+        for (const auto& p : model::grad::param_slots(f.c, g)) std::fill_n(p.data, p.size, 0.0f);
+        model::grad::StepResult r =
+            runner.step(f.w, g, f.tokens.data(), f.docs.data(), mlw, rank_pool);
+        train::GradientReducer reducer(comm, f.c, g, 1 << 20);
+        reducer.sum();
+        std::vector<double> numbers = {r.main, r.mtp, r.balance};
+        train::reduce_step_numbers(comm, numbers, r.expert_counts);
+        EXPECT_NEAR(numbers[0], r1.main, 1e-6 * r1.main) << what;
+        EXPECT_NEAR(numbers[1], r1.mtp, 1e-6 * r1.mtp) << what;
+        EXPECT_NEAR(numbers[2] / k.micro, r1.balance, 1e-6 * r1.balance) << what;
+        EXPECT_EQ(r.expert_counts, r1.expert_counts) << what;
+        std::string where;
+        EXPECT_LE(worst_difference(f.c, g, want, &where), 1e-5) << where << ", " << what;
+      }
+      const train::PipelineRunner::Check ch = runner.check_simulation();
+      EXPECT_GT(ch.measured, 0);
+      EXPECT_GT(ch.simulated, 0);
+      EXPECT_EQ(int(ch.stages.size()), k.stages);
+    });
+  }
+}
+
+TEST(PipelineRunner, ShapesThatDoNotFitAreRefusedByName) {
+  Fixture f;
+  on_ranks(2, [&](dist::Communicator& comm) {
+    auto make = [&](const char* schedule, int micro) {
+      train::PipelineRunner r(comm, f.c, schedule, micro, 4, f.T, false);
+    };
+    EXPECT_THROW(make("1f1b", 3), Error);      // 3 micro-batches do not divide 4 windows
+    EXPECT_THROW(make("dualpipe", 2), Error);  // DualPipe needs 2 x stages micro-batches
+  });
+  on_ranks(4, [&](dist::Communicator& comm) {  // 3 layers cannot make 4 stages
+    EXPECT_THROW(train::PipelineRunner(comm, f.c, std::string("1f1b"), 4, 4, f.T, false), Error);
+  });
+}
