@@ -106,6 +106,14 @@ void setup_train(CLI::App& sub) {
   add_number(sub, "--ep", o.ep,
              "expert parallel: spread the routed experts over the mpirun ranks (--ep = -np)", 0,
              1e6);
+  add_number(sub, "--pp", o.pp,
+             "pipeline stages: each mpirun rank runs a share of the layers (--pp = -np)", 0, 1024);
+  add_number(sub, "--micro-batches", o.micro_batches,
+             "pipeline: micro-batches per step, dividing --batch (default: one window each)", 0,
+             8000);
+  add_choice(sub, "--pp-schedule", o.pp_schedule,
+             "pipeline schedule: 1f1b, or dualpipe (bidirectional, zero-bubble W; even --pp)",
+             {"1f1b", "dualpipe"});
   add_number(sub, "--dp", o.dp,
              "data-parallel ranks, checked against mpirun -np (default: what mpirun started)", 0,
              1e6);

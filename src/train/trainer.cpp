@@ -36,6 +36,7 @@
 #include "train/run_files.h"
 #include "train/sample_text.h"
 #include "train/sft_data.h"
+#include "train/pipeline_runner.h"
 #include "train/teacher.h"
 #include "train/trainable.h"
 #include "train/zero_adamw.h"
@@ -88,9 +89,19 @@ TrainSummary train(TrainOptions o) {
   const int ranks = comm->size();
   const bool lead = comm->rank() == 0;
   if (!lead) set_log_level(LogLevel::warn);
-  if (o.dp > 0 && o.dp != ranks)
-    fail(ErrorKind::request, "--dp " + std::to_string(o.dp) + " but " + std::to_string(ranks) +
-                                 " rank(s) were started (mpirun -np N with N = --dp)");
+  // Pipeline parallel: the ranks are the stages (no data parallelism on top of it yet).
+  const int pp = o.pp > 1 ? int(o.pp) : 1;
+  const int dp_ranks = pp > 1 ? 1 : ranks;
+  if (pp > 1 && pp != ranks)
+    fail(ErrorKind::request, "--pp " + std::to_string(pp) + " but " + std::to_string(ranks) +
+                                 " rank(s) were started: each rank is one pipeline stage "
+                                 "(mpirun -np N with N = --pp; data parallelism across "
+                                 "pipelines is not built yet)");
+  if (o.dp > 0 && o.dp != dp_ranks)
+    fail(ErrorKind::request, "--dp " + std::to_string(o.dp) + " but " +
+                                 std::to_string(dp_ranks) +
+                                 " data-parallel rank(s) were started (mpirun -np N with N = "
+                                 "--dp, or --dp 1 with --pp)");
   // On the run's final options (a resume restores its own), before anything is written.
   auto check_parallel = [&] {
     if (ranks > 1 && o.lora.rank > 0)
@@ -109,10 +120,16 @@ TrainSummary train(TrainOptions o) {
     if (o.zero == 1 && o.lora.rank > 0)
       fail(ErrorKind::request,
            "--zero 1 shards full training's optimizer; LoRA's adapter moments are small");
-    if (o.batch % ranks)
+    if (o.batch % dp_ranks)
       fail(ErrorKind::request, "--batch " + std::to_string(o.batch) +
                                    " (the global batch) must be a multiple of the " +
-                                   std::to_string(ranks) + " data-parallel ranks");
+                                   std::to_string(dp_ranks) + " data-parallel ranks");
+    if (pp > 1 && (o.ep > 1 || o.zero > 0 || !o.teacher.empty()))
+      fail(ErrorKind::request,
+           "--pp runs plain pipeline stages for now: not with --ep, --zero or a teacher");
+    if (o.pp_schedule != "1f1b" && o.pp_schedule != "dualpipe")
+      fail(ErrorKind::request,
+           "--pp-schedule '" + o.pp_schedule + "': expected 1f1b or dualpipe");
   };
   RunFiles run;
   nlohmann::json state;
@@ -151,7 +168,7 @@ TrainSummary train(TrainOptions o) {
     run = lead ? RunFiles::create(o.out, o.force) : RunFiles::attach(o.out);
   }
   check_options(o);
-  const int64_t local_batch = o.batch / ranks;
+  const int64_t local_batch = o.batch / dp_ranks;
   if (o.threads > 0) ThreadPool::set_global_threads(o.threads);
   ThreadPool& pool = ThreadPool::global();
 
@@ -278,7 +295,25 @@ TrainSummary train(TrainOptions o) {
            : std::make_unique<GradientReducer>(*comm, c, grads, bucket_bytes, expert_parallel);
   const double comm_bytes_per_step = zero ? zero->bytes_per_step() : reducer->ring_bytes_per_step();
   const int64_t comm_buckets = zero ? zero->buckets() : reducer->buckets();
-  if (ranks > 1)
+  // Pipeline parallel: this rank's stage(s) of each micro-batch, in the schedule's order.
+  const int micro_batches = pp > 1 ? int(o.micro_batches > 0 ? o.micro_batches : o.batch) : 1;
+  std::unique_ptr<PipelineRunner> pipe =
+      pp > 1 ? std::make_unique<PipelineRunner>(*comm, c, o.pp_schedule, micro_batches, o.batch,
+                                                o.seq, o.recompute)
+             : nullptr;
+  if (pipe) {
+    std::string stages;
+    for (int st = 0; st < pp; ++st) {
+      const auto [first, end] = pipe->stage_layers(st);
+      stages += (st ? ", " : "") + std::to_string(first) + "-" + std::to_string(end - 1);
+    }
+    log_info("pipeline parallel: " + std::to_string(pp) + " stages (layers " + stages + "), " +
+             pipe->schedule().name + " over " + std::to_string(micro_batches) +
+             " micro-batches of " + std::to_string(o.batch / micro_batches) +
+             " window(s); weights replicated, gradients summed over the stages");
+  }
+  double pipe_measured = 0, pipe_simulated = 0;
+  if (ranks > 1 && !pipe)
     log_info("data parallel: " + std::to_string(ranks) + " ranks (" + comm->backend() + ") x " +
              std::to_string(local_batch) + " sequences; " +
              std::to_string(int64_t(comm_bytes_per_step / 1e6)) + " MB " +
@@ -380,7 +415,7 @@ TrainSummary train(TrainOptions o) {
         std::copy_n(sft.train.docs.begin() + w * S, S, docs.begin() + b * S);
       }
       // Every rank draws the whole global batch and trains on its slice.
-      const int64_t first = comm->rank() * local_batch * S;
+      const int64_t first = (pipe ? 0 : comm->rank()) * local_batch * S;
       const model::grad::TrainBatch tb{local_batch, o.seq, tokens.data() + first,
                                        docs.data() + first};
       // Data parallel: the global batch's normaliser, and the balance term's share.
@@ -388,10 +423,10 @@ TrainSummary train(TrainOptions o) {
       if (ranks > 1) {
         step_lw.targets =
             double(std::max<int64_t>(count_targets(docs.data(), o.batch, S, o.seq), 1));
-        step_lw.balance_alpha /= float(ranks);
+        step_lw.balance_alpha /= float(pipe ? micro_batches : ranks);
       }
       // The last micro-batch's backward starts the gradient reduction as groups finish.
-      if (ranks > 1 && o.comm_overlap)
+      if (ranks > 1 && o.comm_overlap && !pipe)
         net.on_grads_ready(micro + 1 == o.grad_accum
                                ? model::grad::ModelGrad::GradsReady([&](int64_t group) {
                                    if (zero)
@@ -401,7 +436,8 @@ TrainSummary train(TrainOptions o) {
                                  })
                                : nullptr);
       const model::grad::StepResult r =
-          teacher ? (teacher->logits(tb, S, teacher_logits),
+          pipe    ? pipe->step(params, grads, tokens.data(), docs.data(), step_lw, pool)
+          : teacher ? (teacher->logits(tb, S, teacher_logits),
                      distill_backward(net, teacher_logits, params, grads, tb, S, step_lw,
                                       {o.kd_temperature, o.kd_hard_weight}, pool))
                   : net.step(params, grads, tb, step_lw, pool);
@@ -423,7 +459,8 @@ TrainSummary train(TrainOptions o) {
       std::vector<double> numbers = {loss, main, mtp, bal};
       reduce_step_numbers(*comm, numbers, counts);
       // Each rank's balance value is its slice's mean over sequences: the batch's is their mean.
-      loss = numbers[0], main = numbers[1], mtp = numbers[2], bal = numbers[3] / double(ranks);
+      loss = numbers[0], main = numbers[1], mtp = numbers[2];
+      bal = numbers[3] / double(pipe ? micro_batches : ranks);
     }
     double norm = 0;
     {
@@ -460,6 +497,11 @@ TrainSummary train(TrainOptions o) {
                            {"mtp_loss", mtp},      {"balance_loss", bal},
                            {"maxvio", bs.maxvio},  {"maxvio_global", bs.maxvio_global},
                            {"expert_load", counts}};
+    if (pipe) {  // the last micro-batch's pipeline step against its simulation (a collective)
+      const PipelineRunner::Check ch = pipe->check_simulation();
+      line["pipeline"] = {{"measured_s", ch.measured}, {"simulated_s", ch.simulated}};
+      if (step > first_step + 1) pipe_measured += ch.measured, pipe_simulated += ch.simulated;
+    }
     if (ranks > 1) {
       line["comm_s"] = comm_seconds;
       line["buckets_started_in_backward"] = zero ? zero->started_early() : reducer->started_early();
@@ -523,6 +565,17 @@ TrainSummary train(TrainOptions o) {
                                {"comm_overlap", o.comm_overlap},
                                {"exposed_comm_seconds", exposed_comm_seconds},
                                {"peak_resident_bytes_per_rank", peak_rss}};
+  if (pipe) {
+    ledger["pipeline_parallel"] = {{"stages", pp},
+                                   {"schedule", pipe->schedule().name},
+                                   {"micro_batches", micro_batches},
+                                   {"measured_pipeline_seconds", pipe_measured},
+                                   {"simulated_pipeline_seconds", pipe_simulated}};
+    if (pipe_simulated > 0)
+      log_info("pipeline: " + pipe->schedule().name + " took " +
+               std::to_string(pipe_measured / pipe_simulated) +
+               "x its simulation from the measured F, B and W (steps after the first)");
+  }
   ledger["peak_resident_bytes"] = peak_rss[0];
   // One invocation's account: a resumed run covers the steps after its checkpoint.
   ledger["first_step"] = first_step + 1;

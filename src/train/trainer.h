@@ -74,6 +74,11 @@ struct TrainOptions {
   // Expert-parallel ranks (--ep): 0 or 1 none; else every data-parallel rank (--ep = the rank
   // count) runs only its block of routed experts, tokens exchanged by all-to-all. Not saved.
   int64_t ep = 0;
+  // Pipeline stages (--pp): 0 or 1 none; else the mpirun ranks are the stages, each running its
+  // share of the layers on `micro_batches` micro-batches (0: one window each) in the order of
+  // `pp_schedule` ("1f1b" or "dualpipe"; train/pipeline_runner.h). Not saved.
+  int64_t pp = 0, micro_batches = 0;
+  std::string pp_schedule = "1f1b";
 };
 
 struct TrainSummary {

@@ -205,6 +205,58 @@ TEST(CliMpi, ExpertParallelTrainingRunsTheSameTraining) {
   fs::remove_all(dir);
 }
 
+// `tern train --pp P` (train/pipeline_runner.h): the ranks are pipeline stages, micro-batches
+// flow through them in 1F1B or DualPipe order; the same losses as one process, each step's
+// measured pipeline time logged beside its simulation, and checkpoints that resume either way.
+TEST(CliMpi, PipelineParallelRunsTheSameTraining) {
+  const std::string dir = temp_dir("mpi_pp_train");
+  const auto one = run_tern_split(train_args(dir, dir + "/one", 6));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const auto want = steps_of(dir + "/one");
+  struct Case {
+    int np;
+    std::string extra, name;
+  };
+  for (const Case& k : {Case{2, " --pp 2", "pp2"}, Case{3, " --pp 3 --micro-batches 2", "pp3"},
+                        Case{2, " --pp 2 --pp-schedule dualpipe", "dual2"},
+                        Case{2, " --pp 2 --pp-schedule dualpipe --recompute", "dual2_recompute"}}) {
+    const std::string out = dir + "/" + k.name;
+    const auto r = run_tern_split(train_args(dir, out, 6) + k.extra, "", mpirun(k.np));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    expect_same_run(want, steps_of(out));
+    const auto ledger = nlohmann::json::parse(slurp(out + "/ledger.json"));
+    EXPECT_EQ(ledger["pipeline_parallel"]["stages"], k.np) << k.extra;
+    EXPECT_GT(ledger["pipeline_parallel"]["simulated_pipeline_seconds"].get<double>(), 0);
+    std::ifstream log(out + "/log.jsonl");
+    std::string first;
+    std::getline(log, first);
+    EXPECT_GT(nlohmann::json::parse(first)["pipeline"]["measured_s"].get<double>(), 0);
+  }
+  // A pipeline's checkpoint resumes in one process, and one process's under --pp 2.
+  fs::copy(dir + "/dual2", dir + "/dual2_to_1", fs::copy_options::recursive);
+  fs::remove_all(dir + "/dual2_to_1/checkpoint-6");
+  const auto to1 = run_tern_split("train --resume " + dir + "/dual2_to_1 --threads 1");
+  ASSERT_EQ(to1.exit_code, 0) << to1.err;
+  expect_same_run(want, steps_of(dir + "/dual2_to_1"), 3);
+  fs::copy(dir + "/one", dir + "/one_to_pp2", fs::copy_options::recursive);
+  fs::remove_all(dir + "/one_to_pp2/checkpoint-6");
+  const auto to2 =
+      run_tern_split("train --resume " + dir + "/one_to_pp2 --threads 1 --pp 2", "", mpirun(2));
+  ASSERT_EQ(to2.exit_code, 0) << to2.err;
+  expect_same_run(want, steps_of(dir + "/one_to_pp2"), 3);
+  // Refusals, on every rank: stages other than the ranks, shapes DualPipe cannot take.
+  const auto wrong = run_tern_split(train_args(dir, dir + "/bad1", 2) + " --pp 3", "", mpirun(2));
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_NE(wrong.err.find("each rank is one pipeline stage"), std::string::npos) << wrong.err;
+  const auto dual = run_tern_split(
+      train_args(dir, dir + "/bad2", 2) + " --pp 2 --pp-schedule dualpipe --micro-batches 2", "",
+      mpirun(2));
+  EXPECT_NE(dual.exit_code, 0);
+  EXPECT_NE(dual.err.find("DualPipe needs an even number of micro-batches"), std::string::npos)
+      << dual.err;
+  fs::remove_all(dir);
+}
+
 // `tern sft` under mpirun: the lead packs the conversations, every rank trains on its slice of
 // each global batch; the same losses as one process.
 TEST(CliMpi, FineTuningOnChatsRunsTheSameTraining) {
