@@ -20,7 +20,7 @@ double now() {
       .count();
 }
 
-double median(std::vector<double> v) {
+double median(std::vector<double>& v) {  // sorts v
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
@@ -49,12 +49,24 @@ ChunkMeasurement measure_layer_costs(const model::ModelConfig& c, int64_t window
     fail(ErrorKind::request, "--seq " + std::to_string(seq) + " exceeds the model's context of " +
                                  std::to_string(c.max_position_embeddings) + " positions");
   namespace g = model::grad;
-  model::ModelWeights w = g::make_f32_weights(c), dw = g::make_f32_weights(c);
-  g::init_random(c, w, seed, 0.02);
+  // Layers of one kind cost the same: build and time one dense and one MoE layer (a model cut
+  // to its first MoE layer, without the MTP modules and with a token table of one row, which
+  // the blocks never read), then give every layer its kind's figures.
+  model::ModelConfig m1 = c;
+  int64_t moe_at = -1, dense_at = -1;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    if (c.is_moe_layer(l) && moe_at < 0) moe_at = l;
+    if (!c.is_moe_layer(l) && dense_at < 0) dense_at = l;
+  }
+  m1.num_hidden_layers = std::max(moe_at, dense_at) + 1;
+  m1.num_nextn_predict_layers = 0;
+  m1.vocab_size = 1;
+  model::ModelWeights w = g::make_f32_weights(m1), dw = g::make_f32_weights(m1);
+  g::init_random(m1, w, seed, 0.02);
   ThreadPool pool(1);  // W is clocked on this thread (WeightGradClock)
-  const g::RopeAngles rope(c, c.is_mla() ? c.qk_rope_head_dim : c.head_dim, seq);
+  const g::RopeAngles rope(m1, m1.is_mla() ? m1.qk_rope_head_dim : m1.head_dim, seq);
   const model::ExpertParallel alone;
-  const g::BlockContext ctx{&c, windows, seq, &rope, 0.0f, &pool, &alone};
+  const g::BlockContext ctx{&m1, windows, seq, &rope, 0.0f, &pool, &alone};
   const int64_t N = windows * seq, d = c.hidden_size;
 
   ChunkMeasurement m;
@@ -64,7 +76,9 @@ ChunkMeasurement measure_layer_costs(const model::ModelConfig& c, int64_t window
   rng::fill_normal(seed, rng::stream_id("pipeline.x"), 0, x.data(), x.size(), 0.0, 1.0);
   rng::fill_normal(seed, rng::stream_id("pipeline.dy"), 0, dy.data(), dy.size(), 0.0, 1e-3);
   g::BlockSaved saved;
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+  LayerCosts dense, moe;
+  for (int64_t l : {dense_at, moe_at}) {
+    if (l < 0) continue;
     const model::LayerWeights& lw = w.layers[size_t(l)];
     model::LayerWeights& lg = dw.layers[size_t(l)];
     std::vector<double> f, b, wt;
@@ -82,8 +96,10 @@ ChunkMeasurement measure_layer_costs(const model::ModelConfig& c, int64_t window
       wt.push_back(clock.seconds());
       b.push_back(std::max(0.0, t2 - t1 - clock.seconds()));
     }
-    m.layers.push_back({median(f), median(b), median(wt)});
+    (l == moe_at ? moe : dense) = {median(f), median(b), median(wt)};
   }
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    m.layers.push_back(c.is_moe_layer(l) ? moe : dense);
   return m;
 }
 

@@ -26,8 +26,10 @@ struct ChunkMeasurement {
   ChunkCosts chunk(int stages) const;
 };
 
-// Runs every layer's forward and backward `repeat` times (after one warm-up) on a micro-batch of
-// `windows` × `seq` tokens. Fails (request) on sizes below 1 or a seq beyond the context.
+// Runs the forward and backward of one layer of each kind (dense, MoE) `repeat` times (after one
+// warm-up) on a micro-batch of `windows` × `seq` tokens; every layer gets its kind's medians.
+// Holds two copies of one layer of each kind, not the model. Fails (request) on sizes below 1
+// or a seq beyond the context.
 ChunkMeasurement measure_layer_costs(const model::ModelConfig& c, int64_t windows, int64_t seq,
                                      int repeat, uint64_t seed);
 

@@ -15,6 +15,7 @@
 #include "model/grad/model_grad.h"
 #include "tests/dist/on_ranks.h"
 #include "train/data_parallel.h"
+#include "train/pipeline_costs.h"
 #include "train/pipeline_runner.h"
 
 using namespace tern;
@@ -165,4 +166,23 @@ TEST(PipelineRunner, ShapesThatDoNotFitAreRefusedByName) {
   on_ranks(4, [&](dist::Communicator& comm) {  // 3 layers cannot make 4 stages
     EXPECT_THROW(train::PipelineRunner(comm, f.c, std::string("1f1b"), 4, 4, f.T, false), Error);
   });
+}
+
+TEST(PipelineCosts, EveryLayerGetsItsKindsMeasuredForwardBackwardAndWeight) {
+  Fixture f;
+  const train::ChunkMeasurement m = train::measure_layer_costs(f.c, 2, 8, 1, 3);
+  ASSERT_EQ(int64_t(m.layers.size()), f.c.num_hidden_layers);
+  EXPECT_EQ(m.tokens, 16);
+  EXPECT_EQ(m.hand_off_bytes, 16 * f.c.hidden_size * 4);
+  for (int64_t l = 0; l < f.c.num_hidden_layers; ++l) {
+    const train::LayerCosts& k = m.layers[size_t(l)];
+    EXPECT_GT(k.forward, 0);
+    EXPECT_GT(k.backward, 0);
+    EXPECT_GT(k.weight, 0) << "the weight-gradient GEMMs are clocked";
+    // Layers of one kind share one measurement (layer 0 is dense, 1 and 2 MoE here).
+    if (l > 1) EXPECT_EQ(k.forward, m.layers[1].forward);
+  }
+  const train::ChunkCosts c = m.chunk(3);
+  EXPECT_NEAR(c.forward * 3, m.layers[0].forward + 2 * m.layers[1].forward, 1e-12);
+  EXPECT_THROW(train::measure_layer_costs(f.c, 1, f.c.max_position_embeddings + 1, 1, 3), Error);
 }
