@@ -62,13 +62,15 @@ struct Result {
 void run_pipeline(const PipelineArgs& a) {
   const int P = int(a.pp);
   const int M = a.micro > 0 ? int(a.micro) : 4 * P;
-  train::ChunkCosts costs;
+  train::ChunkCosts costs;               // the mean stage: what the formula takes
+  std::vector<train::ChunkCosts> stages;  // what the simulation takes
   std::string unit = "ms", source;
   double scale = 1e3;  // seconds -> ms for measured costs
-  nlohmann::json layers = nlohmann::json::array();
+  nlohmann::json layers = nlohmann::json::array(), j_ends;
   if (!a.costs.empty()) {
     if (!a.config.empty()) fail(ErrorKind::request, "give --config or --costs, not both");
     costs = parse_costs(a.costs);
+    stages.assign(size_t(P), costs);
     unit = "units";
     scale = 1;
     source = "given by --costs";
@@ -82,9 +84,13 @@ void run_pipeline(const PipelineArgs& a) {
         train::measure_layer_costs(c, a.batch, a.seq, int(a.repeat), a.seed);
     costs = m.chunk(P);
     costs.hand_off = double(m.hand_off_bytes) / (a.link_gbs * 1e9);
+    stages = m.stages(P);
+    for (train::ChunkCosts& st : stages) st.hand_off = costs.hand_off;
     for (const train::LayerCosts& l : m.layers)
       layers.push_back({{"forward_s", l.forward}, {"backward_s", l.backward},
                         {"weight_s", l.weight}});
+    j_ends = {{"forward_s", m.ends.forward}, {"backward_s", m.ends.backward},
+              {"weight_s", m.ends.weight}};
     source = "measured: " + std::to_string(c.num_hidden_layers / P) + " of " +
              std::to_string(c.num_hidden_layers) + " layers per stage, micro-batch " +
              std::to_string(a.batch) + " x " + std::to_string(a.seq) +
@@ -96,33 +102,37 @@ void run_pipeline(const PipelineArgs& a) {
     results.push_back({train::one_f_one_b(P, M), {}, train::one_f_one_b_bubble_formula(P, costs)});
   if (a.schedule == "dualpipe" || (a.schedule == "both" && P % 2 == 0 && M % 2 == 0 && M >= 2 * P))
     results.push_back({train::dualpipe(P, M), {}, train::dualpipe_bubble_formula(P, costs)});
-  for (Result& r : results) r.timeline = train::simulate(r.schedule, costs);
+  for (Result& r : results) r.timeline = train::simulate(r.schedule, stages);
 
   if (!a.svg.empty()) {
+    // Drawn in the unit printed: the same simulation with scaled costs.
+    std::vector<train::ChunkCosts> shown = stages;
+    for (train::ChunkCosts& st : shown) {
+      st.forward *= scale, st.backward *= scale, st.weight *= scale, st.hand_off *= scale;
+      if (st.forward_backward >= 0) st.forward_backward *= scale;
+    }
+    std::vector<train::PipeTimeline> drawn;
+    for (const Result& r : results) drawn.push_back(train::simulate(r.schedule, shown));
     std::vector<const train::PipeSchedule*> s;
     std::vector<const train::PipeTimeline*> t;
-    train::ChunkCosts shown = costs;
-    for (Result& r : results) {
-      // Draw in the unit printed: re-simulate with scaled costs (same shape, readable axis).
-      shown.forward = costs.forward * scale, shown.backward = costs.backward * scale;
-      shown.weight = costs.weight * scale, shown.hand_off = costs.hand_off * scale;
-      shown.forward_backward = costs.forward_backward >= 0 ? costs.forward_backward * scale : -1;
-      r.timeline = train::simulate(r.schedule, shown);
-      s.push_back(&r.schedule);
-      t.push_back(&r.timeline);
+    for (size_t i = 0; i < results.size(); ++i) {
+      s.push_back(&results[i].schedule);
+      t.push_back(&drawn[i]);
     }
     formats::write_text_file(a.svg, train::pipeline_timelines_svg(s, t, unit));
-    for (Result& r : results) r.timeline = train::simulate(r.schedule, costs);
   }
 
   if (a.json) {
     nlohmann::json j;
-    j["stages"] = P;
+    j["pipeline_stages"] = P;
     j["micro_batches"] = M;
     j["costs"] = {{"forward", costs.forward},   {"backward", costs.backward},
                   {"weight", costs.weight},     {"forward_backward", costs.pair()},
                   {"hand_off", costs.hand_off}, {"unit", scale == 1 ? "units" : "s"}};
-    if (!layers.empty()) j["layers"] = layers;
+    if (!layers.empty()) j["layers"] = layers, j["ends"] = j_ends;
+    for (const train::ChunkCosts& st : stages)
+      j["stages"].push_back({{"forward", st.forward}, {"backward", st.backward},
+                             {"weight", st.weight}});
     for (const Result& r : results)
       j["schedules"].push_back({{"name", r.schedule.name},
                                 {"step", r.timeline.makespan},
@@ -133,10 +143,14 @@ void run_pipeline(const PipelineArgs& a) {
     return;
   }
   std::printf("Pipeline of %d stages, %d micro-batches; chunk costs %s\n", P, M, source.c_str());
-  std::printf("  F %.3f %s   B %.3f %s   W %.3f %s   F&B %.3f %s   hand-off %.4f %s\n",
-              costs.forward * scale, unit.c_str(), costs.backward * scale, unit.c_str(),
-              costs.weight * scale, unit.c_str(), costs.pair() * scale, unit.c_str(),
-              costs.hand_off * scale, unit.c_str());
+  for (int st = 0; st < P && a.costs.empty(); ++st)
+    std::printf("  stage %d: F %.3f  B %.3f  W %.3f %s%s\n", st, stages[size_t(st)].forward * scale,
+                stages[size_t(st)].backward * scale, stages[size_t(st)].weight * scale,
+                unit.c_str(), st == P - 1 ? " (with the head, loss and MTP modules)" : "");
+  std::printf("  %s F %.3f %s   B %.3f %s   W %.3f %s   F&B %.3f %s   hand-off %.4f %s\n",
+              a.costs.empty() ? "mean" : "chunk", costs.forward * scale, unit.c_str(),
+              costs.backward * scale, unit.c_str(), costs.weight * scale, unit.c_str(),
+              costs.pair() * scale, unit.c_str(), costs.hand_off * scale, unit.c_str());
   std::printf("%-10s %12s %12s %18s %9s %13s\n", "schedule", "step", "bubble", "DeepSeek formula",
               "bubble %", "activations");
   for (const Result& r : results) {

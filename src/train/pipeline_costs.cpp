@@ -10,6 +10,7 @@
 #include "model/grad/block_grad.h"
 #include "model/grad/f32_weights.h"
 #include "model/grad/linear_grad.h"
+#include "model/grad/model_grad.h"
 #include "model/grad/rope_grad.h"
 
 namespace tern::train {
@@ -26,18 +27,66 @@ double median(std::vector<double>& v) {  // sorts v
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+// The ends of the pipeline: the embedding (first stage) and the final norm, head, loss and MTP
+// modules (last stage), timed as a one-layer model with them (the layer of the model's last
+// kind) less that layer. The head's weight gradient runs in the forward, with the loss, so it
+// counts as F, as it does in a real pipeline step.
+LayerCosts measure_ends(const model::ModelConfig& c, int64_t windows, int64_t seq, int repeat,
+                        uint64_t seed, const LayerCosts& layer, ThreadPool& pool) {
+  namespace g = model::grad;
+  model::ModelConfig one = c;
+  one.first_k_dense_replace = c.is_moe_layer(c.num_hidden_layers - 1) ? 0 : 1;
+  one.num_hidden_layers = 1;
+  model::ModelWeights w = g::make_f32_weights(one), dw = g::make_f32_weights(one);
+  g::init_random(one, w, seed, 0.02);
+  const int64_t S = g::window_tokens(one, seq);
+  std::vector<int32_t> tokens(size_t(windows * S)), docs(size_t(windows * S), 0);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t((i * 7919 + 13) % uint64_t(c.vocab_size));
+  const g::TrainBatch batch{windows, seq, tokens.data(), docs.data()};
+  g::ModelGrad net(one, windows, seq);
+  std::vector<double> f, b, wt;
+  for (int r = 0; r <= repeat; ++r) {
+    const double t0 = now();
+    net.forward_stage(w, dw, batch, {}, nullptr, nullptr, pool);
+    const double t1 = now();
+    g::WeightGradClock clock;
+    net.backward_stage(w, dw, nullptr, nullptr, pool);
+    const double t2 = now();
+    if (r == 0) continue;
+    f.push_back(t1 - t0);
+    wt.push_back(clock.seconds());
+    b.push_back(std::max(0.0, t2 - t1 - clock.seconds()));
+  }
+  return {std::max(0.0, median(f) - layer.forward), std::max(0.0, median(b) - layer.backward),
+          std::max(0.0, median(wt) - layer.weight)};
+}
+
 }  // namespace
 
-ChunkCosts ChunkMeasurement::chunk(int stages) const {
-  ChunkCosts c;
-  for (const LayerCosts& l : layers) {
-    c.forward += l.forward;
-    c.backward += l.backward;
-    c.weight += l.weight;
+std::vector<ChunkCosts> ChunkMeasurement::stages(int P) const {
+  std::vector<ChunkCosts> out(static_cast<size_t>(P));
+  const int64_t L = int64_t(layers.size());
+  for (int s = 0; s < P; ++s) {
+    ChunkCosts& c = out[size_t(s)];
+    for (int64_t l = s * L / P; l < (s + 1) * L / P; ++l) {  // as pipeline_runner splits
+      c.forward += layers[size_t(l)].forward;
+      c.backward += layers[size_t(l)].backward;
+      c.weight += layers[size_t(l)].weight;
+    }
   }
-  c.forward /= stages;
-  c.backward /= stages;
-  c.weight /= stages;
+  out.back().forward += ends.forward;
+  out.back().backward += ends.backward;
+  out.back().weight += ends.weight;
+  return out;
+}
+
+ChunkCosts ChunkMeasurement::chunk(int P) const {
+  ChunkCosts c;
+  for (const ChunkCosts& s : stages(P)) {
+    c.forward += s.forward / P;
+    c.backward += s.backward / P;
+    c.weight += s.weight / P;
+  }
   return c;
 }
 
@@ -61,22 +110,23 @@ ChunkMeasurement measure_layer_costs(const model::ModelConfig& c, int64_t window
   m1.num_hidden_layers = std::max(moe_at, dense_at) + 1;
   m1.num_nextn_predict_layers = 0;
   m1.vocab_size = 1;
+  ChunkMeasurement m;
+  m.tokens = windows * seq;
+  m.hand_off_bytes = m.tokens * c.hidden_size * int64_t(sizeof(float));
+  ThreadPool pool(1);  // W is clocked on this thread (WeightGradClock)
+  LayerCosts dense, moe;
+  {
   model::ModelWeights w = g::make_f32_weights(m1), dw = g::make_f32_weights(m1);
   g::init_random(m1, w, seed, 0.02);
-  ThreadPool pool(1);  // W is clocked on this thread (WeightGradClock)
   const g::RopeAngles rope(m1, m1.is_mla() ? m1.qk_rope_head_dim : m1.head_dim, seq);
   const model::ExpertParallel alone;
   const g::BlockContext ctx{&m1, windows, seq, &rope, 0.0f, &pool, &alone};
   const int64_t N = windows * seq, d = c.hidden_size;
 
-  ChunkMeasurement m;
-  m.tokens = N;
-  m.hand_off_bytes = N * d * int64_t(sizeof(float));
   std::vector<float> x(size_t(N * d)), dy(size_t(N * d)), h(size_t(N * d)), dh(size_t(N * d));
   rng::fill_normal(seed, rng::stream_id("pipeline.x"), 0, x.data(), x.size(), 0.0, 1.0);
   rng::fill_normal(seed, rng::stream_id("pipeline.dy"), 0, dy.data(), dy.size(), 0.0, 1e-3);
   g::BlockSaved saved;
-  LayerCosts dense, moe;
   for (int64_t l : {dense_at, moe_at}) {
     if (l < 0) continue;
     const model::LayerWeights& lw = w.layers[size_t(l)];
@@ -98,8 +148,10 @@ ChunkMeasurement measure_layer_costs(const model::ModelConfig& c, int64_t window
     }
     (l == moe_at ? moe : dense) = {median(f), median(b), median(wt)};
   }
+  }
   for (int64_t l = 0; l < c.num_hidden_layers; ++l)
     m.layers.push_back(c.is_moe_layer(l) ? moe : dense);
+  m.ends = measure_ends(c, windows, seq, repeat, seed, m.layers.back(), pool);
   return m;
 }
 

@@ -2,8 +2,8 @@
 // weight-gradient (W) time of every layer of a model on one thread, with random weights, so the
 // schedule simulator (pipeline_sim.h) can compare 1F1B and DualPipe in real units. W is the
 // time the backward spends in weight-gradient GEMMs (linear_grad.h's WeightGradClock), B the
-// rest of the backward. The embedding, the head with its loss and the MTP modules, which sit
-// on the end stages, are not part of a chunk (docs/scale-out.md, "Pipeline schedules").
+// rest of the backward. The embedding, the head with its loss and the MTP modules are timed
+// too and belong to the end stages (docs/scale-out.md, "Pipeline schedules").
 #pragma once
 
 #include <cstdint>
@@ -20,10 +20,14 @@ struct LayerCosts {
 
 struct ChunkMeasurement {
   std::vector<LayerCosts> layers;  // [num_hidden_layers]
+  LayerCosts ends;                 // the embedding, final norm, head, loss and MTP modules
   int64_t tokens = 0;              // per micro-batch: windows × seq
   int64_t hand_off_bytes = 0;      // one micro-batch's activations (or their gradient), f32
-  // F, B, W of one stage's share of the layers (their sum over `stages`); hand_off left 0.
-  ChunkCosts chunk(int stages) const;
+  // Each of P stages' F, B, W: its layers (split as train/pipeline_runner.h splits them), the
+  // ends on the last stage; hand_off left 0.
+  std::vector<ChunkCosts> stages(int P) const;
+  // Their mean: the uniform chunk DeepSeek's formula assumes.
+  ChunkCosts chunk(int P) const;
 };
 
 // Runs the forward and backward of one layer of each kind (dense, MoE) `repeat` times (after one

@@ -182,7 +182,14 @@ TEST(PipelineCosts, EveryLayerGetsItsKindsMeasuredForwardBackwardAndWeight) {
     // Layers of one kind share one measurement (layer 0 is dense, 1 and 2 MoE here).
     if (l > 1) EXPECT_EQ(k.forward, m.layers[1].forward);
   }
+  EXPECT_GT(m.ends.forward, 0) << "the head, its loss and the MTP module";
+  // Stages as the runner splits 3 layers: one each, the ends on the last; the chunk their mean.
+  const std::vector<train::ChunkCosts> st = m.stages(3);
+  ASSERT_EQ(st.size(), 3u);
+  EXPECT_EQ(st[0].forward, m.layers[0].forward);
+  EXPECT_EQ(st[2].forward, m.layers[2].forward + m.ends.forward);
+  EXPECT_EQ(st[2].weight, m.layers[2].weight + m.ends.weight);
   const train::ChunkCosts c = m.chunk(3);
-  EXPECT_NEAR(c.forward * 3, m.layers[0].forward + 2 * m.layers[1].forward, 1e-12);
+  EXPECT_NEAR(c.forward * 3, st[0].forward + st[1].forward + st[2].forward, 1e-12);
   EXPECT_THROW(train::measure_layer_costs(f.c, 1, f.c.max_position_embeddings + 1, 1, 3), Error);
 }
