@@ -64,6 +64,9 @@ class Communicator {
   // its recv to be posted before returning (wait() may).
   virtual Handle send(const void* data, int64_t bytes, int dest, int tag) = 0;
   virtual Handle recv(void* data, int64_t bytes, int source, int tag) = 0;
+  // A collective (blocking): the ranks that give the same color form a new communicator, ranked
+  // by key then by rank here. Data parallelism across pipelines uses one per pipeline.
+  virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
   // Lets started collectives advance while the caller computes (MPI progresses only inside MPI
   // calls); call it now and then between pieces of work. A no-op where progress is automatic.
   virtual void progress() {}

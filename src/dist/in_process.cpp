@@ -1,5 +1,6 @@
 #include "dist/in_process.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -74,6 +75,9 @@ struct Hub {
   std::map<int64_t, Op> ops;  // by sequence number: the k-th collective every rank issues
   // Point-to-point messages in flight, by (source, dest, tag), oldest first.
   std::map<std::tuple<int, int, int>, std::deque<std::vector<uint8_t>>> mail;
+  // Groups made by split(), by (the split's sequence number, color): the first member to arrive
+  // creates the group's hub, the others join it.
+  std::map<std::pair<int64_t, int>, std::shared_ptr<Hub>> groups;
 };
 
 class InProcess;
@@ -305,6 +309,34 @@ class InProcess final : public Communicator {
     return issue(std::move(p), data, 0, nullptr, rank_ == root ? (hub_->n - 1) * bytes : 0);
   }
   Handle barrier() override { return issue(Post{}, nullptr, 0, nullptr, 0); }
+  std::unique_ptr<Communicator> split(int color, int key) override {
+    const int n = hub_->n;
+    const int32_t mine[2] = {color, key};
+    std::vector<int32_t> all(size_t(2 * n));
+    all_gather(mine, all.data(), sizeof mine)->wait();
+    std::vector<std::pair<int, int>> members;  // (key, rank), in the new rank order
+    for (int r = 0; r < n; ++r)
+      if (all[size_t(2 * r)] == color) members.push_back({all[size_t(2 * r + 1)], r});
+    std::sort(members.begin(), members.end());
+    int new_rank = 0;
+    while (members[size_t(new_rank)].second != rank_) ++new_rank;
+    const std::pair<int64_t, int> id{splits_++, color};
+    std::shared_ptr<Hub> group;
+    {
+      std::lock_guard lock(hub_->mu);
+      std::shared_ptr<Hub>& slot = hub_->groups[id];
+      if (!slot) slot = std::make_shared<Hub>(int(members.size()));
+      group = slot;
+    }
+    // Once every member holds the group's hub its entry can go: a barrier over the parent.
+    barrier()->wait();
+    if (new_rank == 0) {
+      std::lock_guard lock(hub_->mu);
+      hub_->groups.erase(id);
+    }
+    ++stats_.calls;
+    return std::make_unique<InProcess>(group, new_rank);
+  }
   Handle send(const void* data, int64_t bytes, int dest, int tag) override {
     TERN_CHECK(dest >= 0 && dest < hub_->n && dest != rank_ && bytes >= 0);
     {
@@ -346,6 +378,7 @@ class InProcess final : public Communicator {
   std::shared_ptr<Hub> hub_;
   int rank_;
   int64_t next_seq_ = 0;
+  int64_t splits_ = 0;  // split() calls so far: the same count on every rank
 };
 
 }  // namespace

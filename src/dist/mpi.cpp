@@ -56,10 +56,16 @@ class MpiPending final : public Pending {
 
 class Mpi final : public Communicator {
  public:
-  Mpi() {
+  // The world, or a communicator split from it (owned: freed on destruction).
+  explicit Mpi(MPI_Comm comm = MPI_COMM_WORLD) : comm_(comm) {
     ensure_init();
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+  }
+  ~Mpi() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (comm_ != MPI_COMM_WORLD && !finalized) MPI_Comm_free(&comm_);
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -68,14 +74,14 @@ class Mpi final : public Communicator {
   Handle all_reduce_sum(float* data, int64_t n) override {
     auto h = start((size_ - 1) * n * 4);
     check(MPI_Iallreduce(MPI_IN_PLACE, data, as_count(n, "all_reduce_sum"), MPI_FLOAT, MPI_SUM,
-                         MPI_COMM_WORLD, &h->request),
+                         comm_, &h->request),
           "MPI_Iallreduce");
     return h;
   }
   Handle reduce_scatter_sum(const float* in, float* out, int64_t n) override {
     auto h = start((size_ - 1) * n * 4);
     check(MPI_Ireduce_scatter_block(in, out, as_count(n, "reduce_scatter_sum"), MPI_FLOAT, MPI_SUM,
-                                    MPI_COMM_WORLD, &h->request),
+                                    comm_, &h->request),
           "MPI_Ireduce_scatter_block");
     return h;
   }
@@ -84,7 +90,7 @@ class Mpi final : public Communicator {
     for (int r = 0; r < size_; ++r) total += counts[r];
     auto h = start((total - counts[rank_]) * 4);
     for (int r = 0; r < size_; ++r) h->counts.push_back(as_count(counts[r], "reduce_scatterv_sum"));
-    check(MPI_Ireduce_scatter(in, out, h->counts.data(), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+    check(MPI_Ireduce_scatter(in, out, h->counts.data(), MPI_FLOAT, MPI_SUM, comm_,
                               &h->request),
           "MPI_Ireduce_scatter");
     return h;
@@ -100,14 +106,14 @@ class Mpi final : public Communicator {
     const bool in_place = in == out + h->displs[size_t(rank_)];
     check(
         MPI_Iallgatherv(in_place ? MPI_IN_PLACE : in, h->counts[size_t(rank_)], MPI_FLOAT, out,
-                        h->counts.data(), h->displs.data(), MPI_FLOAT, MPI_COMM_WORLD, &h->request),
+                        h->counts.data(), h->displs.data(), MPI_FLOAT, comm_, &h->request),
         "MPI_Iallgatherv");
     return h;
   }
   Handle all_gather(const void* in, void* out, int64_t bytes) override {
     auto h = start((size_ - 1) * bytes);
     const int c = as_count(bytes, "all_gather");
-    check(MPI_Iallgather(in, c, MPI_BYTE, out, c, MPI_BYTE, MPI_COMM_WORLD, &h->request),
+    check(MPI_Iallgather(in, c, MPI_BYTE, out, c, MPI_BYTE, comm_, &h->request),
           "MPI_Iallgather");
     return h;
   }
@@ -128,41 +134,47 @@ class Mpi final : public Communicator {
     }
     check(
         MPI_Ialltoallv(send, h->counts.data(), h->displs.data(), MPI_BYTE, recv, h->rcounts.data(),
-                       h->rdispls.data(), MPI_BYTE, MPI_COMM_WORLD, &h->request),
+                       h->rdispls.data(), MPI_BYTE, comm_, &h->request),
         "MPI_Ialltoallv");
     return h;
   }
   Handle broadcast(void* data, int64_t bytes, int root) override {
     auto h = start(rank_ == root ? (size_ - 1) * bytes : 0);
     check(
-        MPI_Ibcast(data, as_count(bytes, "broadcast"), MPI_BYTE, root, MPI_COMM_WORLD, &h->request),
+        MPI_Ibcast(data, as_count(bytes, "broadcast"), MPI_BYTE, root, comm_, &h->request),
         "MPI_Ibcast");
     return h;
   }
   Handle barrier() override {
     auto h = start(0);
-    check(MPI_Ibarrier(MPI_COMM_WORLD, &h->request), "MPI_Ibarrier");
+    check(MPI_Ibarrier(comm_, &h->request), "MPI_Ibarrier");
     return h;
   }
   Handle send(const void* data, int64_t bytes, int dest, int tag) override {
     auto h = start(bytes);
-    check(MPI_Isend(data, as_count(bytes, "send"), MPI_BYTE, dest, tag, MPI_COMM_WORLD,
+    check(MPI_Isend(data, as_count(bytes, "send"), MPI_BYTE, dest, tag, comm_,
                     &h->request),
           "MPI_Isend");
     return h;
   }
   Handle recv(void* data, int64_t bytes, int source, int tag) override {
     auto h = start(0);
-    check(MPI_Irecv(data, as_count(bytes, "recv"), MPI_BYTE, source, tag, MPI_COMM_WORLD,
+    check(MPI_Irecv(data, as_count(bytes, "recv"), MPI_BYTE, source, tag, comm_,
                     &h->request),
           "MPI_Irecv");
     return h;
+  }
+  std::unique_ptr<Communicator> split(int color, int key) override {
+    MPI_Comm sub = MPI_COMM_NULL;
+    check(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split");
+    ++stats_.calls;
+    return std::make_unique<Mpi>(sub);
   }
   void progress() override {
     // Any MPI call runs OpenMPI's progress engine; a probe is the cheapest that touches no
     // request.
     int flag = 0;
-    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm_, &flag, MPI_STATUS_IGNORE);
   }
 
  private:
@@ -171,6 +183,7 @@ class Mpi final : public Communicator {
     stats_.bytes_sent += sent;
     return std::make_unique<MpiPending>();
   }
+  MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
 };
 

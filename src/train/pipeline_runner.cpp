@@ -61,6 +61,13 @@ std::pair<int64_t, int64_t> PipelineRunner::stage_layers(int stage) const {
   return {stage * L / P, (stage + 1) * L / P};
 }
 
+int64_t PipelineRunner::first_final_layer() const {
+  int64_t top = -1;
+  for (int d = 0; d < schedule_.directions; ++d)
+    top = std::max(top, stage_layers(schedule_.stage_of(d, comm_.rank())).second);
+  return top < c_.num_hidden_layers ? top : -1;
+}
+
 model::grad::ModelGrad& PipelineRunner::acquire(int dir) {
   if (idle_[dir].empty()) {
     all_.push_back(std::make_unique<model::grad::ModelGrad>(c_, windows_, T_, recompute_));

@@ -60,6 +60,10 @@ class PipelineRunner {
   const PipeTiming& last_timing() const { return timing_; }
   // Layers [first, end) of pipeline stage s.
   std::pair<int64_t, int64_t> stage_layers(int stage) const;
+  // The lowest layer above every layer this rank runs, when it holds neither the head nor the
+  // top layer: in the backward's order (MTP modules, head, layers from the last) everything
+  // up to that layer keeps zero gradients on this rank. -1 otherwise.
+  int64_t first_final_layer() const;
   // Every rank's timings of the last step (a collective), then the step time simulated from
   // each stage's mean F, B and W next to the measured one (the slowest rank's).
   struct Check {

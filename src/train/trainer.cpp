@@ -89,19 +89,21 @@ TrainSummary train(TrainOptions o) {
   const int ranks = comm->size();
   const bool lead = comm->rank() == 0;
   if (!lead) set_log_level(LogLevel::warn);
-  // Pipeline parallel: the ranks are the stages (no data parallelism on top of it yet).
+  // Pipeline parallel: ranks d·P .. d·P + P−1 form pipeline d (its stages in order); the D =
+  // N / P pipelines are data-parallel replicas, each training on its slice of the batch.
   const int pp = o.pp > 1 ? int(o.pp) : 1;
-  const int dp_ranks = pp > 1 ? 1 : ranks;
-  if (pp > 1 && pp != ranks)
+  if (pp > 1 && ranks % pp != 0)
     fail(ErrorKind::request, "--pp " + std::to_string(pp) + " but " + std::to_string(ranks) +
-                                 " rank(s) were started: each rank is one pipeline stage "
-                                 "(mpirun -np N with N = --pp; data parallelism across "
-                                 "pipelines is not built yet)");
+                                 " rank(s) were started: mpirun -np N needs N = --dp x --pp, "
+                                 "each rank one pipeline stage");
+  const int dp_ranks = ranks / pp, dp_rank = comm->rank() / pp;
   if (o.dp > 0 && o.dp != dp_ranks)
-    fail(ErrorKind::request, "--dp " + std::to_string(o.dp) + " but " +
-                                 std::to_string(dp_ranks) +
-                                 " data-parallel rank(s) were started (mpirun -np N with N = "
-                                 "--dp, or --dp 1 with --pp)");
+    fail(ErrorKind::request, "--dp " + std::to_string(o.dp) + " but " + std::to_string(ranks) +
+                                 " rank(s) were started" +
+                                 (pp > 1 ? " for " + std::to_string(pp) + " pipeline stages" : "") +
+                                 " (mpirun -np N with N = --dp x --pp)");
+  const std::unique_ptr<dist::Communicator> pp_comm =
+      pp > 1 ? comm->split(dp_rank, comm->rank() % pp) : nullptr;
   // On the run's final options (a resume restores its own), before anything is written.
   auto check_parallel = [&] {
     if (ranks > 1 && o.lora.rank > 0)
@@ -296,10 +298,11 @@ TrainSummary train(TrainOptions o) {
   const double comm_bytes_per_step = zero ? zero->bytes_per_step() : reducer->ring_bytes_per_step();
   const int64_t comm_buckets = zero ? zero->buckets() : reducer->buckets();
   // Pipeline parallel: this rank's stage(s) of each micro-batch, in the schedule's order.
-  const int micro_batches = pp > 1 ? int(o.micro_batches > 0 ? o.micro_batches : o.batch) : 1;
+  const int micro_batches =
+      pp > 1 ? int(o.micro_batches > 0 ? o.micro_batches : local_batch) : 1;
   std::unique_ptr<PipelineRunner> pipe =
-      pp > 1 ? std::make_unique<PipelineRunner>(*comm, c, o.pp_schedule, micro_batches, o.batch,
-                                                o.seq, o.recompute)
+      pp > 1 ? std::make_unique<PipelineRunner>(*pp_comm, c, o.pp_schedule, micro_batches,
+                                                local_batch, o.seq, o.recompute)
              : nullptr;
   if (pipe) {
     std::string stages;
@@ -307,10 +310,11 @@ TrainSummary train(TrainOptions o) {
       const auto [first, end] = pipe->stage_layers(st);
       stages += (st ? ", " : "") + std::to_string(first) + "-" + std::to_string(end - 1);
     }
-    log_info("pipeline parallel: " + std::to_string(pp) + " stages (layers " + stages + "), " +
-             pipe->schedule().name + " over " + std::to_string(micro_batches) +
-             " micro-batches of " + std::to_string(o.batch / micro_batches) +
-             " window(s); weights replicated, gradients summed over the stages");
+    log_info("pipeline parallel: " + std::to_string(dp_ranks) + " pipeline(s) of " +
+             std::to_string(pp) + " stages (layers " + stages + "), " + pipe->schedule().name +
+             " over " + std::to_string(micro_batches) + " micro-batches of " +
+             std::to_string(local_batch / micro_batches) +
+             " window(s); weights replicated, gradients summed over every rank");
   }
   double pipe_measured = 0, pipe_simulated = 0;
   if (ranks > 1 && !pipe)
@@ -415,7 +419,7 @@ TrainSummary train(TrainOptions o) {
         std::copy_n(sft.train.docs.begin() + w * S, S, docs.begin() + b * S);
       }
       // Every rank draws the whole global batch and trains on its slice.
-      const int64_t first = (pipe ? 0 : comm->rank()) * local_batch * S;
+      const int64_t first = dp_rank * local_batch * S;
       const model::grad::TrainBatch tb{local_batch, o.seq, tokens.data() + first,
                                        docs.data() + first};
       // Data parallel: the global batch's normaliser, and the balance term's share.
@@ -423,7 +427,7 @@ TrainSummary train(TrainOptions o) {
       if (ranks > 1) {
         step_lw.targets =
             double(std::max<int64_t>(count_targets(docs.data(), o.batch, S, o.seq), 1));
-        step_lw.balance_alpha /= float(pipe ? micro_batches : ranks);
+        step_lw.balance_alpha /= float(pipe ? micro_batches * dp_ranks : ranks);
       }
       // The last micro-batch's backward starts the gradient reduction as groups finish.
       if (ranks > 1 && o.comm_overlap && !pipe)
@@ -435,8 +439,14 @@ TrainSummary train(TrainOptions o) {
                                      reducer->grads_ready(group);
                                  })
                                : nullptr);
+      // Pipeline: the layers above this rank's stages (and the head, unless it holds it) keep
+      // zero gradients here, so their buckets may start before its work; they finish once the
+      // stages that own them have sent theirs, while this rank still computes.
+      if (pipe && o.comm_overlap && micro + 1 == o.grad_accum && pipe->first_final_layer() >= 0)
+        reducer->grads_ready(pipe->first_final_layer());
       const model::grad::StepResult r =
-          pipe    ? pipe->step(params, grads, tokens.data(), docs.data(), step_lw, pool)
+          pipe    ? pipe->step(params, grads, tokens.data() + first, docs.data() + first, step_lw,
+                           pool)
           : teacher ? (teacher->logits(tb, S, teacher_logits),
                      distill_backward(net, teacher_logits, params, grads, tb, S, step_lw,
                                       {o.kd_temperature, o.kd_hard_weight}, pool))
@@ -460,7 +470,7 @@ TrainSummary train(TrainOptions o) {
       reduce_step_numbers(*comm, numbers, counts);
       // Each rank's balance value is its slice's mean over sequences: the batch's is their mean.
       loss = numbers[0], main = numbers[1], mtp = numbers[2];
-      bal = numbers[3] / double(pipe ? micro_batches : ranks);
+      bal = numbers[3] / double(pipe ? micro_batches * dp_ranks : ranks);
     }
     double norm = 0;
     {
@@ -567,6 +577,7 @@ TrainSummary train(TrainOptions o) {
                                {"peak_resident_bytes_per_rank", peak_rss}};
   if (pipe) {
     ledger["pipeline_parallel"] = {{"stages", pp},
+                                   {"pipelines", dp_ranks},
                                    {"schedule", pipe->schedule().name},
                                    {"micro_batches", micro_batches},
                                    {"measured_pipeline_seconds", pipe_measured},

@@ -166,4 +166,27 @@ inline void check_point_to_point(Communicator& c) {
   c.barrier()->wait();
 }
 
+// split: even and odd ranks form two groups, ranked in reverse by key; each group's collectives
+// and messages stay inside it, and the parent still works afterwards.
+inline void check_split(Communicator& c) {
+  const int r = c.rank(), n = c.size();
+  std::unique_ptr<Communicator> g = c.split(r % 2, -r);
+  const int members = (n - r % 2 + 1) / 2;
+  ASSERT_EQ(g->size(), members);
+  // Keys -r: the highest rank of the group first.
+  int above = 0;
+  for (int q = r % 2; q < n; q += 2) above += q > r;
+  EXPECT_EQ(g->rank(), above);
+  std::vector<float> v(5, float(r + 1));
+  g->all_reduce_sum(v.data(), 5)->wait();
+  float want = 0;
+  for (int q = r % 2; q < n; q += 2) want += float(q + 1);
+  EXPECT_EQ(v[0], want);
+  check_collectives(*g, false);
+  check_point_to_point(*g);
+  std::vector<float> w(3, 1.0f);
+  c.all_reduce_sum(w.data(), 3)->wait();
+  EXPECT_EQ(w[2], float(n));
+}
+
 }  // namespace tern::dist::test

@@ -31,6 +31,13 @@ TEST(InProcessCommunicator, PointToPointOnTwoToFourRanks) {
     });
 }
 
+TEST(InProcessCommunicator, SplitOnOneToFiveRanks) {
+  for (int n = 1; n <= 5; ++n)
+    on_ranks(n, [&](Communicator& c) {
+      for (int rep = 0; rep < 3; ++rep) test::check_split(c);
+    });
+}
+
 TEST(InProcessCommunicator, AMessageOfTheWrongSizeIsRefusedByName) {
   on_ranks(2, [](Communicator& c) {
     std::vector<float> v(10, 1.0f);
@@ -52,6 +59,7 @@ TEST(SoloCommunicator, HasNoPeerToMessage) {
   float x = 0;
   EXPECT_THROW(c->send(&x, 4, 1, 0), Error);
   EXPECT_THROW(c->recv(&x, 4, 1, 0), Error);
+  EXPECT_EQ(c->split(3, 0)->size(), 1);
 }
 
 TEST(InProcessCommunicator, BytesSentFollowTheFormula) {

@@ -17,3 +17,8 @@ TEST(MpiCommunicator, PointToPoint) {
   auto c = tern::dist::make_mpi_communicator();
   for (int rep = 0; rep < 5; ++rep) tern::dist::test::check_point_to_point(*c);
 }
+
+TEST(MpiCommunicator, Split) {
+  auto c = tern::dist::make_mpi_communicator();
+  for (int rep = 0; rep < 3; ++rep) tern::dist::test::check_split(*c);
+}

@@ -206,8 +206,9 @@ TEST(CliMpi, ExpertParallelTrainingRunsTheSameTraining) {
 }
 
 // `tern train --pp P` (train/pipeline_runner.h): the ranks are pipeline stages, micro-batches
-// flow through them in 1F1B or DualPipe order; the same losses as one process, each step's
-// measured pipeline time logged beside its simulation, and checkpoints that resume either way.
+// flow through them in 1F1B or DualPipe order, and with --dp 2 two pipelines train on halves of
+// the batch; the same losses as one process, each step's measured pipeline time logged beside
+// its simulation, and checkpoints that resume either way.
 TEST(CliMpi, PipelineParallelRunsTheSameTraining) {
   const std::string dir = temp_dir("mpi_pp_train");
   const auto one = run_tern_split(train_args(dir, dir + "/one", 6));
@@ -219,13 +220,15 @@ TEST(CliMpi, PipelineParallelRunsTheSameTraining) {
   };
   for (const Case& k : {Case{2, " --pp 2", "pp2"}, Case{3, " --pp 3 --micro-batches 2", "pp3"},
                         Case{2, " --pp 2 --pp-schedule dualpipe", "dual2"},
-                        Case{2, " --pp 2 --pp-schedule dualpipe --recompute", "dual2_recompute"}}) {
+                        Case{2, " --pp 2 --pp-schedule dualpipe --recompute", "dual2_recompute"},
+                        Case{4, " --pp 2 --dp 2", "dp2_pp2"}}) {
     const std::string out = dir + "/" + k.name;
     const auto r = run_tern_split(train_args(dir, out, 6) + k.extra, "", mpirun(k.np));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     expect_same_run(want, steps_of(out));
     const auto ledger = nlohmann::json::parse(slurp(out + "/ledger.json"));
-    EXPECT_EQ(ledger["pipeline_parallel"]["stages"], k.np) << k.extra;
+    EXPECT_EQ(ledger["pipeline_parallel"]["stages"], 2 + (k.name == "pp3")) << k.extra;
+    EXPECT_EQ(ledger["pipeline_parallel"]["pipelines"], k.np == 4 ? 2 : 1) << k.extra;
     EXPECT_GT(ledger["pipeline_parallel"]["simulated_pipeline_seconds"].get<double>(), 0);
     std::ifstream log(out + "/log.jsonl");
     std::string first;
@@ -247,7 +250,7 @@ TEST(CliMpi, PipelineParallelRunsTheSameTraining) {
   // Refusals, on every rank: stages other than the ranks, shapes DualPipe cannot take.
   const auto wrong = run_tern_split(train_args(dir, dir + "/bad1", 2) + " --pp 3", "", mpirun(2));
   EXPECT_NE(wrong.exit_code, 0);
-  EXPECT_NE(wrong.err.find("each rank is one pipeline stage"), std::string::npos) << wrong.err;
+  EXPECT_NE(wrong.err.find("N = --dp x --pp"), std::string::npos) << wrong.err;
   const auto dual = run_tern_split(
       train_args(dir, dir + "/bad2", 2) + " --pp 2 --pp-schedule dualpipe --micro-batches 2", "",
       mpirun(2));

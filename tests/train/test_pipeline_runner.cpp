@@ -102,7 +102,9 @@ TEST(PipelineStages, ChainedStagesGiveTheWholeModelsGradientsBitForBit) {
         std::swap(dh, dh_next);
       }
       EXPECT_EQ(later.empty(), !defer);
-      if (defer) EXPECT_GT(later.held_bytes(), 0);
+      if (defer) {
+        EXPECT_GT(later.held_bytes(), 0);
+      }
       later.run(pool);
       std::string where;
       EXPECT_EQ(worst_difference(f.c, got, want, &where), 0.0)
@@ -180,7 +182,9 @@ TEST(PipelineCosts, EveryLayerGetsItsKindsMeasuredForwardBackwardAndWeight) {
     EXPECT_GT(k.backward, 0);
     EXPECT_GT(k.weight, 0) << "the weight-gradient GEMMs are clocked";
     // Layers of one kind share one measurement (layer 0 is dense, 1 and 2 MoE here).
-    if (l > 1) EXPECT_EQ(k.forward, m.layers[1].forward);
+    if (l > 1) {
+      EXPECT_EQ(k.forward, m.layers[1].forward);
+    }
   }
   EXPECT_GT(m.ends.forward, 0) << "the head, its loss and the MTP module";
   // Stages as the runner splits 3 layers: one each, the ends on the last; the chunk their mean.
