@@ -71,6 +71,19 @@ double GradientReducer::ring_bytes_per_step() const {
   return 2.0 * (n - 1) / n * double(layout_.floats()) * sizeof(float);
 }
 
+double sum_expert_grads(dist::Communicator& comm, const model::ModelConfig& c,
+                        model::ModelWeights& grads) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (comm.size() > 1) {
+    std::vector<dist::Handle> pending;
+    for (const model::grad::ParamSlot& s : model::grad::param_slots(c, grads))
+      if (s.trainable && s.data && model::grad::routed_expert_slot(s.name))
+        pending.push_back(comm.all_reduce_sum(s.data, s.size));
+    for (dist::Handle& h : pending) h->wait();
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 void reduce_step_numbers(dist::Communicator& comm, std::vector<double>& values,
                          std::vector<std::vector<int64_t>>& counts) {
   const int n = comm.size();

@@ -51,6 +51,12 @@ class GradientReducer {
   int64_t started_early_ = 0, last_started_early_ = 0;
 };
 
+// Nested expert parallelism (--ep E below the rank count): the ranks at the same place in every
+// expert group hold the same routed experts; sums those experts' gradients over them (comm),
+// every tensor's all-reduce started before the first is waited for. Returns the seconds spent.
+double sum_expert_grads(dist::Communicator& comm, const model::ModelConfig& c,
+                        model::ModelWeights& grads);
+
 // The step's numbers over ranks: `values` and `counts` (expert loads) summed, in rank order so
 // every rank gets the same bits.
 void reduce_step_numbers(dist::Communicator& comm, std::vector<double>& values,

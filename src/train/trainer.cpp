@@ -114,11 +114,16 @@ TrainSummary train(TrainOptions o) {
       fail(ErrorKind::request, "--zero " + std::to_string(o.zero) +
                                    ": only ZeRO stage 1 (sharded optimizer moments) is "
                                    "implemented; stages 2 and 3 are not");
-    if (o.ep > 1 && o.ep != ranks)
+    if (o.ep > 1 && ranks % o.ep != 0)
       fail(ErrorKind::request,
            "--ep " + std::to_string(o.ep) + " but " + std::to_string(ranks) +
-               " rank(s) were started: expert parallelism spans every data-parallel rank "
-               "(mpirun -np N with N = --ep)");
+               " rank(s) were started: each group of --ep data-parallel ranks splits the "
+               "experts (mpirun -np N with N a multiple of --ep)");
+    if (o.ep > 1 && o.ep < ranks && o.zero > 0)
+      fail(ErrorKind::request, "--zero 1 with expert groups smaller than the job (--ep " +
+                                   std::to_string(o.ep) + " of " + std::to_string(ranks) +
+                                   " ranks) is not supported yet; use --ep " +
+                                   std::to_string(ranks) + " or no --zero");
     if (o.zero == 1 && o.lora.rank > 0)
       fail(ErrorKind::request,
            "--zero 1 shards full training's optimizer; LoRA's adapter moments are small");
@@ -239,9 +244,18 @@ TrainSummary train(TrainOptions o) {
       4.0 * double(model::count_parameters(c).total) * (3.0 + 2.0 / double(ranks));
   if (o.lora.rank <= 0) run.check_memory(c, o.batch, o.seq, o.zero ? zero_state_bytes : -1.0);
   // Expert parallel: each routed expert lives on one rank (weights, gradients, moments).
+  // Expert parallel, nested in data parallelism as in DeepSeek-V3: ranks g·E .. g·E+E−1 form
+  // expert group g and split the routed experts E ways; the ranks at the same place in every
+  // group hold the same experts and sum their gradients (ep_peers).
   const bool expert_parallel = o.ep > 1;
-  const model::ExpertParallel ep_place{expert_parallel ? comm.get() : nullptr};
-  if (expert_parallel && c.n_routed_experts < ranks)
+  const int ep = expert_parallel ? int(o.ep) : 1;
+  const std::unique_ptr<dist::Communicator> ep_group =
+      expert_parallel && ep < ranks ? comm->split(comm->rank() / ep, comm->rank() % ep) : nullptr;
+  const std::unique_ptr<dist::Communicator> ep_peers =
+      expert_parallel && ep < ranks ? comm->split(comm->rank() % ep, comm->rank() / ep) : nullptr;
+  const model::ExpertParallel ep_place{
+      expert_parallel ? (ep_group ? ep_group.get() : comm.get()) : nullptr};
+  if (expert_parallel && c.n_routed_experts < ep)
     fail(ErrorKind::request, "--ep " + std::to_string(o.ep) +
                                  " needs at least as many routed experts as ranks; this model "
                                  "has " +
@@ -287,9 +301,12 @@ TrainSummary train(TrainOptions o) {
   model::grad::ModelGrad net(c, local_batch, o.seq, o.recompute);
   if (expert_parallel) {
     net.set_expert_parallel(ep_place);
-    log_info("expert parallel: each rank runs " + std::to_string(c.n_routed_experts / ranks) + "-" +
-             std::to_string((c.n_routed_experts + ranks - 1) / ranks) + " of " +
-             std::to_string(c.n_routed_experts) + " routed experts per MoE layer");
+    log_info("expert parallel: each rank runs " + std::to_string(c.n_routed_experts / ep) + "-" +
+             std::to_string((c.n_routed_experts + ep - 1) / ep) + " of " +
+             std::to_string(c.n_routed_experts) + " routed experts per MoE layer" +
+             (ep_group ? ", in " + std::to_string(ranks / ep) + " groups of " +
+                             std::to_string(ep) + " ranks"
+                       : ""));
   }
   // Plain data parallelism all-reduces the gradients; ZeRO reduce-scatters them itself.
   std::unique_ptr<GradientReducer> reducer =
@@ -373,6 +390,8 @@ TrainSummary train(TrainOptions o) {
   auto save = [&] {
     check_replicas_agree(*comm, c, params, step, expert_parallel);
     if (!lead && !zero && !expert_parallel) return;
+    // Nested expert groups: group 0 (the lead's) gathers and writes; the others hold replicas.
+    if (ep_group && comm->rank() / ep != 0) return;
     // With ZeRO or expert parallelism every rank takes part: moments (and experts) are gathered
     // to rank 0, which writes.
     const std::string path =
@@ -466,6 +485,8 @@ TrainSummary train(TrainOptions o) {
     if (zero) comm_seconds = zero->reduce();
     if (ranks > 1) {
       if (!zero) comm_seconds = reducer->sum();
+      // Nested expert groups: the replicas of each expert sum their gradients.
+      if (ep_peers) comm_seconds += sum_expert_grads(*ep_peers, c, grads);
       std::vector<double> numbers = {loss, main, mtp, bal};
       reduce_step_numbers(*comm, numbers, counts);
       // Each rank's balance value is its slice's mean over sequences: the batch's is their mean.
@@ -568,7 +589,7 @@ TrainSummary train(TrainOptions o) {
     ledger["data_parallel"] = {{"ranks", ranks},
                                {"backend", comm->backend()},
                                {"zero_stage", o.zero},
-                               {"expert_parallel", expert_parallel ? ranks : 1},
+                               {"expert_parallel", ep},
                                {"bytes_sent_per_step_per_rank", comm_bytes_per_step},
                                {"collective_calls", comm->stats().calls},
                                {"buckets", comm_buckets},

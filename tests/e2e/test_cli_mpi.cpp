@@ -164,24 +164,35 @@ TEST(CliMpi, ExpertParallelTrainingRunsTheSameTraining) {
   };
   for (const Case& k :
        {Case{2, " --ep 2", "ep2"}, Case{4, " --ep 4", "ep4"},
-        Case{2, " --ep 2 --recompute", "ep2_recompute"}, Case{2, " --ep 2 --zero 1", "ep2_zero"}}) {
+        Case{2, " --ep 2 --recompute", "ep2_recompute"}, Case{2, " --ep 2 --zero 1", "ep2_zero"},
+        Case{4, " --ep 2", "ep2_of_4"}}) {
     const int np = k.np;
     const std::string extra = k.extra, out = dir + "/" + k.name;
     const auto r = run_tern_split(train_args(dir, out, 6) + extra, "", mpirun(np));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     expect_same_run(want, steps_of(out));
     const auto ledger = nlohmann::json::parse(slurp(out + "/ledger.json"));
-    EXPECT_EQ(ledger["data_parallel"]["expert_parallel"], np) << extra;
+    EXPECT_EQ(ledger["data_parallel"]["expert_parallel"], k.name == "ep2_of_4" ? 2 : np) << extra;
   }
   fs::copy(dir + "/ep2", dir + "/ep2_to_1", fs::copy_options::recursive);
   fs::remove_all(dir + "/ep2_to_1/checkpoint-6");
   const auto to1 = run_tern_split("train --resume " + dir + "/ep2_to_1 --threads 1");
   ASSERT_EQ(to1.exit_code, 0) << to1.err;
   expect_same_run(want, steps_of(dir + "/ep2_to_1"), 3);
+  // Two expert groups of two: group 0 writes the checkpoint, which resumes in one process.
+  fs::copy(dir + "/ep2_of_4", dir + "/ep2_of_4_to_1", fs::copy_options::recursive);
+  fs::remove_all(dir + "/ep2_of_4_to_1/checkpoint-6");
+  const auto nested_to1 = run_tern_split("train --resume " + dir + "/ep2_of_4_to_1 --threads 1");
+  ASSERT_EQ(nested_to1.exit_code, 0) << nested_to1.err;
+  expect_same_run(want, steps_of(dir + "/ep2_of_4_to_1"), 3);
   const auto bad = run_tern_split(train_args(dir, dir + "/bad", 2) + " --ep 4", "", mpirun(2));
   EXPECT_NE(bad.exit_code, 0);
-  EXPECT_NE(bad.err.find("expert parallelism spans every data-parallel rank"), std::string::npos)
-      << bad.err;
+  EXPECT_NE(bad.err.find("each group of --ep data-parallel ranks"), std::string::npos) << bad.err;
+  // Expert groups smaller than the job with ZeRO are refused by name.
+  const auto nested_zero =
+      run_tern_split(train_args(dir, dir + "/bad_zero", 2) + " --ep 2 --zero 1", "", mpirun(4));
+  EXPECT_NE(nested_zero.exit_code, 0);
+  EXPECT_NE(nested_zero.err.find("not supported yet"), std::string::npos) << nested_zero.err;
   // ZeRO-1 beside owner-only experts: its checkpoint resumes in one process, and one process's
   // resumes with both.
   fs::copy(dir + "/ep2_zero", dir + "/ep2_zero_to_1", fs::copy_options::recursive);
