@@ -62,7 +62,7 @@ struct Result {
 void run_pipeline(const PipelineArgs& a) {
   const int P = int(a.pp);
   const int M = a.micro > 0 ? int(a.micro) : 4 * P;
-  train::ChunkCosts costs;               // the mean stage: what the formula takes
+  train::ChunkCosts costs;                // the mean stage: what the formula takes
   std::vector<train::ChunkCosts> stages;  // what the simulation takes
   std::string unit = "ms", source;
   double scale = 1e3;  // seconds -> ms for measured costs
@@ -87,9 +87,10 @@ void run_pipeline(const PipelineArgs& a) {
     stages = m.stages(P);
     for (train::ChunkCosts& st : stages) st.hand_off = costs.hand_off;
     for (const train::LayerCosts& l : m.layers)
-      layers.push_back({{"forward_s", l.forward}, {"backward_s", l.backward},
-                        {"weight_s", l.weight}});
-    j_ends = {{"forward_s", m.ends.forward}, {"backward_s", m.ends.backward},
+      layers.push_back(
+          {{"forward_s", l.forward}, {"backward_s", l.backward}, {"weight_s", l.weight}});
+    j_ends = {{"forward_s", m.ends.forward},
+              {"backward_s", m.ends.backward},
               {"weight_s", m.ends.weight}};
     source = "measured: " + std::to_string(c.num_hidden_layers / P) + " of " +
              std::to_string(c.num_hidden_layers) + " layers per stage, micro-batch " +
@@ -131,8 +132,8 @@ void run_pipeline(const PipelineArgs& a) {
                   {"hand_off", costs.hand_off}, {"unit", scale == 1 ? "units" : "s"}};
     if (!layers.empty()) j["layers"] = layers, j["ends"] = j_ends;
     for (const train::ChunkCosts& st : stages)
-      j["stages"].push_back({{"forward", st.forward}, {"backward", st.backward},
-                             {"weight", st.weight}});
+      j["stages"].push_back(
+          {{"forward", st.forward}, {"backward", st.backward}, {"weight", st.weight}});
     for (const Result& r : results)
       j["schedules"].push_back({{"name", r.schedule.name},
                                 {"step", r.timeline.makespan},
@@ -172,14 +173,14 @@ void setup_pipeline(CLI::App& app) {
                  "config.json or a model directory: measure its layers' F, B and W here");
   app.add_option("--costs", a->costs, "per-chunk costs F,B,W[,F&B] instead of measuring");
   add_number(app, "--pp", a->pp, "pipeline stages", 1, 1024);
-  add_number(app, "--micro-batches", a->micro, "micro-batches per step (default 4 x --pp)", 0,
-             1e6);
+  add_number(app, "--micro-batches", a->micro, "micro-batches per step (default 4 x --pp)", 0, 1e6);
   add_number(app, "--batch", a->batch, "windows per micro-batch (measuring)", 1, 1e6);
   add_number(app, "--seq", a->seq, "tokens per window (measuring)", 1, 1 << 24);
   add_number(app, "--repeat", a->repeat, "timed runs per layer; the median counts", 1, 1000);
-  add_number(app, "--link-gbs", a->link_gbs, "GB/s between neighbouring stages (hand-offs)",
-             1e-3, 1e6);
-  app.add_option("--seed", a->seed, "random weights and inputs for measuring")->capture_default_str();
+  add_number(app, "--link-gbs", a->link_gbs, "GB/s between neighbouring stages (hand-offs)", 1e-3,
+             1e6);
+  app.add_option("--seed", a->seed, "random weights and inputs for measuring")
+      ->capture_default_str();
   add_choice(app, "--schedule", a->schedule, "schedules to simulate", {"both", "1f1b", "dualpipe"});
   app.add_option("--svg", a->svg, "write the simulated timelines as an SVG picture");
   app.add_flag("--json", a->json, "print JSON (exact numbers, per-layer costs) instead of a table");

@@ -90,8 +90,7 @@ class Mpi final : public Communicator {
     for (int r = 0; r < size_; ++r) total += counts[r];
     auto h = start((total - counts[rank_]) * 4);
     for (int r = 0; r < size_; ++r) h->counts.push_back(as_count(counts[r], "reduce_scatterv_sum"));
-    check(MPI_Ireduce_scatter(in, out, h->counts.data(), MPI_FLOAT, MPI_SUM, comm_,
-                              &h->request),
+    check(MPI_Ireduce_scatter(in, out, h->counts.data(), MPI_FLOAT, MPI_SUM, comm_, &h->request),
           "MPI_Ireduce_scatter");
     return h;
   }
@@ -104,17 +103,15 @@ class Mpi final : public Communicator {
       at += counts[r];
     }
     const bool in_place = in == out + h->displs[size_t(rank_)];
-    check(
-        MPI_Iallgatherv(in_place ? MPI_IN_PLACE : in, h->counts[size_t(rank_)], MPI_FLOAT, out,
-                        h->counts.data(), h->displs.data(), MPI_FLOAT, comm_, &h->request),
-        "MPI_Iallgatherv");
+    check(MPI_Iallgatherv(in_place ? MPI_IN_PLACE : in, h->counts[size_t(rank_)], MPI_FLOAT, out,
+                          h->counts.data(), h->displs.data(), MPI_FLOAT, comm_, &h->request),
+          "MPI_Iallgatherv");
     return h;
   }
   Handle all_gather(const void* in, void* out, int64_t bytes) override {
     auto h = start((size_ - 1) * bytes);
     const int c = as_count(bytes, "all_gather");
-    check(MPI_Iallgather(in, c, MPI_BYTE, out, c, MPI_BYTE, comm_, &h->request),
-          "MPI_Iallgather");
+    check(MPI_Iallgather(in, c, MPI_BYTE, out, c, MPI_BYTE, comm_, &h->request), "MPI_Iallgather");
     return h;
   }
   Handle all_to_allv(const void* send, const int64_t* send_bytes, void* recv,
@@ -132,17 +129,15 @@ class Mpi final : public Communicator {
       so += send_bytes[r];
       ro += recv_bytes[r];
     }
-    check(
-        MPI_Ialltoallv(send, h->counts.data(), h->displs.data(), MPI_BYTE, recv, h->rcounts.data(),
-                       h->rdispls.data(), MPI_BYTE, comm_, &h->request),
-        "MPI_Ialltoallv");
+    check(MPI_Ialltoallv(send, h->counts.data(), h->displs.data(), MPI_BYTE, recv,
+                         h->rcounts.data(), h->rdispls.data(), MPI_BYTE, comm_, &h->request),
+          "MPI_Ialltoallv");
     return h;
   }
   Handle broadcast(void* data, int64_t bytes, int root) override {
     auto h = start(rank_ == root ? (size_ - 1) * bytes : 0);
-    check(
-        MPI_Ibcast(data, as_count(bytes, "broadcast"), MPI_BYTE, root, comm_, &h->request),
-        "MPI_Ibcast");
+    check(MPI_Ibcast(data, as_count(bytes, "broadcast"), MPI_BYTE, root, comm_, &h->request),
+          "MPI_Ibcast");
     return h;
   }
   Handle barrier() override {
@@ -152,15 +147,13 @@ class Mpi final : public Communicator {
   }
   Handle send(const void* data, int64_t bytes, int dest, int tag) override {
     auto h = start(bytes);
-    check(MPI_Isend(data, as_count(bytes, "send"), MPI_BYTE, dest, tag, comm_,
-                    &h->request),
+    check(MPI_Isend(data, as_count(bytes, "send"), MPI_BYTE, dest, tag, comm_, &h->request),
           "MPI_Isend");
     return h;
   }
   Handle recv(void* data, int64_t bytes, int source, int tag) override {
     auto h = start(0);
-    check(MPI_Irecv(data, as_count(bytes, "recv"), MPI_BYTE, source, tag, comm_,
-                    &h->request),
+    check(MPI_Irecv(data, as_count(bytes, "recv"), MPI_BYTE, source, tag, comm_, &h->request),
           "MPI_Irecv");
     return h;
   }

@@ -17,8 +17,7 @@ namespace tern::train {
 namespace {
 
 double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 double median(std::vector<double>& v) {  // sorts v
@@ -41,7 +40,8 @@ LayerCosts measure_ends(const model::ModelConfig& c, int64_t windows, int64_t se
   g::init_random(one, w, seed, 0.02);
   const int64_t S = g::window_tokens(one, seq);
   std::vector<int32_t> tokens(size_t(windows * S)), docs(size_t(windows * S), 0);
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t((i * 7919 + 13) % uint64_t(c.vocab_size));
+  for (size_t i = 0; i < tokens.size(); ++i)
+    tokens[i] = int32_t((i * 7919 + 13) % uint64_t(c.vocab_size));
   const g::TrainBatch batch{windows, seq, tokens.data(), docs.data()};
   g::ModelGrad net(one, windows, seq);
   std::vector<double> f, b, wt;
@@ -116,38 +116,38 @@ ChunkMeasurement measure_layer_costs(const model::ModelConfig& c, int64_t window
   ThreadPool pool(1);  // W is clocked on this thread (WeightGradClock)
   LayerCosts dense, moe;
   {
-  model::ModelWeights w = g::make_f32_weights(m1), dw = g::make_f32_weights(m1);
-  g::init_random(m1, w, seed, 0.02);
-  const g::RopeAngles rope(m1, m1.is_mla() ? m1.qk_rope_head_dim : m1.head_dim, seq);
-  const model::ExpertParallel alone;
-  const g::BlockContext ctx{&m1, windows, seq, &rope, 0.0f, &pool, &alone};
-  const int64_t N = windows * seq, d = c.hidden_size;
+    model::ModelWeights w = g::make_f32_weights(m1), dw = g::make_f32_weights(m1);
+    g::init_random(m1, w, seed, 0.02);
+    const g::RopeAngles rope(m1, m1.is_mla() ? m1.qk_rope_head_dim : m1.head_dim, seq);
+    const model::ExpertParallel alone;
+    const g::BlockContext ctx{&m1, windows, seq, &rope, 0.0f, &pool, &alone};
+    const int64_t N = windows * seq, d = c.hidden_size;
 
-  std::vector<float> x(size_t(N * d)), dy(size_t(N * d)), h(size_t(N * d)), dh(size_t(N * d));
-  rng::fill_normal(seed, rng::stream_id("pipeline.x"), 0, x.data(), x.size(), 0.0, 1.0);
-  rng::fill_normal(seed, rng::stream_id("pipeline.dy"), 0, dy.data(), dy.size(), 0.0, 1e-3);
-  g::BlockSaved saved;
-  for (int64_t l : {dense_at, moe_at}) {
-    if (l < 0) continue;
-    const model::LayerWeights& lw = w.layers[size_t(l)];
-    model::LayerWeights& lg = dw.layers[size_t(l)];
-    std::vector<double> f, b, wt;
-    for (int r = 0; r <= repeat; ++r) {  // r = 0 warms caches and sizes the saved buffers
-      h = x;
-      dh = dy;
-      const double t0 = now();
-      g::block_fwd(ctx, lw, h.data(), saved);
-      const double t1 = now();
-      g::WeightGradClock clock;
-      g::block_bwd(ctx, lw, lg, dh.data(), saved);
-      const double t2 = now();
-      if (r == 0) continue;
-      f.push_back(t1 - t0);
-      wt.push_back(clock.seconds());
-      b.push_back(std::max(0.0, t2 - t1 - clock.seconds()));
+    std::vector<float> x(size_t(N * d)), dy(size_t(N * d)), h(size_t(N * d)), dh(size_t(N * d));
+    rng::fill_normal(seed, rng::stream_id("pipeline.x"), 0, x.data(), x.size(), 0.0, 1.0);
+    rng::fill_normal(seed, rng::stream_id("pipeline.dy"), 0, dy.data(), dy.size(), 0.0, 1e-3);
+    g::BlockSaved saved;
+    for (int64_t l : {dense_at, moe_at}) {
+      if (l < 0) continue;
+      const model::LayerWeights& lw = w.layers[size_t(l)];
+      model::LayerWeights& lg = dw.layers[size_t(l)];
+      std::vector<double> f, b, wt;
+      for (int r = 0; r <= repeat; ++r) {  // r = 0 warms caches and sizes the saved buffers
+        h = x;
+        dh = dy;
+        const double t0 = now();
+        g::block_fwd(ctx, lw, h.data(), saved);
+        const double t1 = now();
+        g::WeightGradClock clock;
+        g::block_bwd(ctx, lw, lg, dh.data(), saved);
+        const double t2 = now();
+        if (r == 0) continue;
+        f.push_back(t1 - t0);
+        wt.push_back(clock.seconds());
+        b.push_back(std::max(0.0, t2 - t1 - clock.seconds()));
+      }
+      (l == moe_at ? moe : dense) = {median(f), median(b), median(wt)};
     }
-    (l == moe_at ? moe : dense) = {median(f), median(b), median(wt)};
-  }
   }
   for (int64_t l = 0; l < c.num_hidden_layers; ++l)
     m.layers.push_back(c.is_moe_layer(l) ? moe : dense);

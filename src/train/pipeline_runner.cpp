@@ -90,8 +90,7 @@ int PipelineRunner::tag(PipeChunk c, int kind) const {
 
 model::grad::StepResult PipelineRunner::step(const model::ModelWeights& w, model::ModelWeights& g,
                                              const int32_t* tokens, const int32_t* docs,
-                                             const model::grad::LossWeights& lw,
-                                             ThreadPool& pool) {
+                                             const model::grad::LossWeights& lw, ThreadPool& pool) {
   const int rank = comm_.rank(), P = schedule_.stages;
   const int64_t n_act = windows_ * T_ * c_.hidden_size;
   model::grad::StepResult sum;
@@ -111,8 +110,9 @@ model::grad::StepResult PipelineRunner::step(const model::ModelWeights& w, model
 
   auto forward = [&](PipeChunk ch) {
     const int st = schedule_.stage_of(ch.dir, rank);
-    if (st > 0) comm_.recv(in_.data(), n_act * 4, schedule_.rank_of(ch.dir, st - 1),
-                           tag(ch, kActivation))->wait();
+    if (st > 0)
+      comm_.recv(in_.data(), n_act * 4, schedule_.rank_of(ch.dir, st - 1), tag(ch, kActivation))
+          ->wait();
     const Clock::time_point f0 = Clock::now();
     model::grad::ModelGrad& net = acquire(ch.dir);
     in_flight_[{ch.dir, ch.micro}] = &net;
@@ -126,8 +126,9 @@ model::grad::StepResult PipelineRunner::step(const model::ModelWeights& w, model
   };
   auto backward = [&](PipeChunk ch, bool with_weight) {
     const int st = schedule_.stage_of(ch.dir, rank);
-    if (st < P - 1) comm_.recv(grad_in_.data(), n_act * 4, schedule_.rank_of(ch.dir, st + 1),
-                               tag(ch, kGradient))->wait();
+    if (st < P - 1)
+      comm_.recv(grad_in_.data(), n_act * 4, schedule_.rank_of(ch.dir, st + 1), tag(ch, kGradient))
+          ->wait();
     const Clock::time_point b0 = Clock::now();
     const Key key{ch.dir, ch.micro};
     model::grad::ModelGrad* net = in_flight_.at(key);

@@ -42,9 +42,8 @@ class PipelineRunner {
   // comm.size() stages; `batch` windows of T tokens per step split into `micro_batches` equal
   // micro-batches. Fails (request) when the shapes do not fit: fewer layers than stages, a
   // batch the micro-batches do not divide, DualPipe's constraints.
-  PipelineRunner(dist::Communicator& comm, const model::ModelConfig& c,
-                 const std::string& schedule, int micro_batches, int64_t batch, int64_t T,
-                 bool recompute);
+  PipelineRunner(dist::Communicator& comm, const model::ModelConfig& c, const std::string& schedule,
+                 int micro_batches, int64_t batch, int64_t T, bool recompute);
 
   // One step over the global batch (tokens, docs: [batch, window_tokens(c, T)]). lw is the
   // one-process loss weighting with lw.targets set to the batch's target count and

@@ -13,9 +13,7 @@ namespace {
 // in order and deferred weight gradients leave first-in first-out.
 class DualPipeRank {
  public:
-  DualPipeRank(int rank, int stages) {
-    near_dir_ = rank < stages / 2 ? 0 : 1;
-  }
+  DualPipeRank(int rank, int stages) { near_dir_ = rank < stages / 2 ? 0 : 1; }
   std::vector<PipeOp> ops;
 
   void forward(int phase) { ops.push_back({PipeOpKind::forward, next_forward(phase), {}, true}); }
@@ -72,8 +70,8 @@ PipeSchedule one_f_one_b(int stages, int micro_batches) {
 
 PipeSchedule dualpipe(int stages, int micro_batches) {
   if (stages < 2 || stages % 2 != 0)
-    fail(ErrorKind::request, "DualPipe needs an even number of stages (2, 4, 8, ...), got " +
-                                 std::to_string(stages));
+    fail(ErrorKind::request,
+         "DualPipe needs an even number of stages (2, 4, 8, ...), got " + std::to_string(stages));
   if (micro_batches % 2 != 0 || micro_batches / 2 < stages)
     fail(ErrorKind::request,
          "DualPipe needs an even number of micro-batches, at least twice the stages (" +

@@ -17,7 +17,9 @@ enum Part { kF = 0, kB = 1, kW = 2 };
 class Finish {
  public:
   Finish(int stages, int per_direction, int directions)
-      : stages_(stages), per_dir_(per_direction), dirs_(directions),
+      : stages_(stages),
+        per_dir_(per_direction),
+        dirs_(directions),
         t_(size_t(3 * directions * per_direction * stages), kNotYet) {}
 
   double& at(Part p, PipeChunk c, int stage) {
@@ -36,7 +38,9 @@ class Finish {
   std::vector<double> t_;
 };
 
-bool done(double t) { return t == t; }
+bool done(double t) {
+  return t == t;
+}
 
 const char* kind_name(PipeOpKind k) {
   switch (k) {
@@ -164,8 +168,8 @@ PipeTimeline simulate(const PipeSchedule& s, const std::vector<ChunkCosts>& per_
       const PipeOp& op = s.ranks[size_t(r)][next[size_t(r)]];
       fail(ErrorKind::internal, "pipeline schedule " + s.name + " deadlocks: rank " +
                                     std::to_string(r) + " waits forever at op " +
-                                    std::to_string(next[size_t(r)]) + " (" +
-                                    kind_name(op.kind) + ")");
+                                    std::to_string(next[size_t(r)]) + " (" + kind_name(op.kind) +
+                                    ")");
     }
   if (!fin.all_done())
     fail(ErrorKind::internal,
@@ -205,7 +209,8 @@ std::string pipeline_timelines_svg(const std::vector<const PipeSchedule*>& sched
             row.boxes.push_back({sp.start, sp.end, label(op.f), kForward});
             break;
           case PipeOpKind::backward:
-            row.boxes.push_back({sp.start, sp.end, label(op.b), op.with_weight ? kUnsplit : kInput});
+            row.boxes.push_back(
+                {sp.start, sp.end, label(op.b), op.with_weight ? kUnsplit : kInput});
             break;
           case PipeOpKind::weight:
             row.boxes.push_back({sp.start, sp.end, label(op.b), kWeight});
@@ -218,8 +223,9 @@ std::string pipeline_timelines_svg(const std::vector<const PipeSchedule*>& sched
       rows.push_back(std::move(row));
     }
   }
-  return timeline_svg("Pipeline schedules: " + title, "time (" + unit + ")", rows,
-                      {"F", "B+W (unsplit)", "B (input gradient)", "F&B (overlapped)", "W (weight gradient)"});
+  return timeline_svg(
+      "Pipeline schedules: " + title, "time (" + unit + ")", rows,
+      {"F", "B+W (unsplit)", "B (input gradient)", "F&B (overlapped)", "W (weight gradient)"});
 }
 
 }  // namespace tern::train

@@ -23,7 +23,9 @@ struct ChunkCosts {
   double forward_backward = -1;
   double hand_off = 0;  // one activation or gradient crossing to the neighbouring rank
 
-  double pair() const { return forward_backward >= 0 ? forward_backward : forward + backward + weight; }
+  double pair() const {
+    return forward_backward >= 0 ? forward_backward : forward + backward + weight;
+  }
 };
 
 struct PipeSpan {
@@ -32,10 +34,10 @@ struct PipeSpan {
 };
 
 struct PipeTimeline {
-  double makespan = 0;                   // the whole step, from the first op to the last
-  std::vector<double> busy;              // [P] time each rank computes
-  std::vector<double> bubble;            // [P] makespan - busy: idle time
-  std::vector<int> peak_activations;     // [P] most micro-batches with forward done, B not yet
+  double makespan = 0;                       // the whole step, from the first op to the last
+  std::vector<double> busy;                  // [P] time each rank computes
+  std::vector<double> bubble;                // [P] makespan - busy: idle time
+  std::vector<int> peak_activations;         // [P] most micro-batches with forward done, B not yet
   std::vector<std::vector<PipeSpan>> spans;  // [P] one per op, in order
 
   double max_bubble() const;

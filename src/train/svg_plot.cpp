@@ -130,7 +130,8 @@ std::string heatmap_svg(const std::string& title, const std::string& x_label,
 }
 
 std::string timeline_svg(const std::string& title, const std::string& x_label,
-                         const std::vector<TimelineRow>& rows, const std::vector<std::string>& legend) {
+                         const std::vector<TimelineRow>& rows,
+                         const std::vector<std::string>& legend) {
   const double W = 960, L = 110, R = 20, T = 40, row_h = 22, gap = 4, B = 70;
   const double H = T + double(rows.size()) * (row_h + gap) + B;
   double end = 0;
@@ -143,8 +144,8 @@ std::string timeline_svg(const std::string& title, const std::string& x_label,
   o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
     << "\" font-family=\"sans-serif\" font-size=\"11\">\n";
   o << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  o << "<text x=\"" << W / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">"
-    << esc(title) << "</text>\n";
+  o << "<text x=\"" << W / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">" << esc(title)
+    << "</text>\n";
   for (size_t i = 0; i < rows.size(); ++i) {
     const double y = T + double(i) * (row_h + gap);
     const TimelineRow& r = rows[i];

@@ -36,6 +36,7 @@ struct TimelineRow {
   std::vector<TimelineBox> boxes;
 };
 std::string timeline_svg(const std::string& title, const std::string& x_label,
-                         const std::vector<TimelineRow>& rows, const std::vector<std::string>& legend);
+                         const std::vector<TimelineRow>& rows,
+                         const std::vector<std::string>& legend);
 
 }  // namespace tern::train

@@ -32,11 +32,11 @@
 #include "train/data.h"
 #include "train/data_parallel.h"
 #include "train/distill_loss.h"
+#include "train/pipeline_runner.h"
 #include "train/precision.h"
 #include "train/run_files.h"
 #include "train/sample_text.h"
 #include "train/sft_data.h"
-#include "train/pipeline_runner.h"
 #include "train/teacher.h"
 #include "train/trainable.h"
 #include "train/zero_adamw.h"
@@ -135,8 +135,7 @@ TrainSummary train(TrainOptions o) {
       fail(ErrorKind::request,
            "--pp runs plain pipeline stages for now: not with --ep, --zero or a teacher");
     if (o.pp_schedule != "1f1b" && o.pp_schedule != "dualpipe")
-      fail(ErrorKind::request,
-           "--pp-schedule '" + o.pp_schedule + "': expected 1f1b or dualpipe");
+      fail(ErrorKind::request, "--pp-schedule '" + o.pp_schedule + "': expected 1f1b or dualpipe");
   };
   RunFiles run;
   nlohmann::json state;
@@ -253,8 +252,8 @@ TrainSummary train(TrainOptions o) {
       expert_parallel && ep < ranks ? comm->split(comm->rank() / ep, comm->rank() % ep) : nullptr;
   const std::unique_ptr<dist::Communicator> ep_peers =
       expert_parallel && ep < ranks ? comm->split(comm->rank() % ep, comm->rank() / ep) : nullptr;
-  const model::ExpertParallel ep_place{
-      expert_parallel ? (ep_group ? ep_group.get() : comm.get()) : nullptr};
+  const model::ExpertParallel ep_place{expert_parallel ? (ep_group ? ep_group.get() : comm.get())
+                                                       : nullptr};
   if (expert_parallel && c.n_routed_experts < ep)
     fail(ErrorKind::request, "--ep " + std::to_string(o.ep) +
                                  " needs at least as many routed experts as ranks; this model "
@@ -304,8 +303,8 @@ TrainSummary train(TrainOptions o) {
     log_info("expert parallel: each rank runs " + std::to_string(c.n_routed_experts / ep) + "-" +
              std::to_string((c.n_routed_experts + ep - 1) / ep) + " of " +
              std::to_string(c.n_routed_experts) + " routed experts per MoE layer" +
-             (ep_group ? ", in " + std::to_string(ranks / ep) + " groups of " +
-                             std::to_string(ep) + " ranks"
+             (ep_group ? ", in " + std::to_string(ranks / ep) + " groups of " + std::to_string(ep) +
+                             " ranks"
                        : ""));
   }
   // Plain data parallelism all-reduces the gradients; ZeRO reduce-scatters them itself.
@@ -315,8 +314,7 @@ TrainSummary train(TrainOptions o) {
   const double comm_bytes_per_step = zero ? zero->bytes_per_step() : reducer->ring_bytes_per_step();
   const int64_t comm_buckets = zero ? zero->buckets() : reducer->buckets();
   // Pipeline parallel: this rank's stage(s) of each micro-batch, in the schedule's order.
-  const int micro_batches =
-      pp > 1 ? int(o.micro_batches > 0 ? o.micro_batches : local_batch) : 1;
+  const int micro_batches = pp > 1 ? int(o.micro_batches > 0 ? o.micro_batches : local_batch) : 1;
   std::unique_ptr<PipelineRunner> pipe =
       pp > 1 ? std::make_unique<PipelineRunner>(*pp_comm, c, o.pp_schedule, micro_batches,
                                                 local_batch, o.seq, o.recompute)
@@ -464,12 +462,12 @@ TrainSummary train(TrainOptions o) {
       if (pipe && o.comm_overlap && micro + 1 == o.grad_accum && pipe->first_final_layer() >= 0)
         reducer->grads_ready(pipe->first_final_layer());
       const model::grad::StepResult r =
-          pipe    ? pipe->step(params, grads, tokens.data() + first, docs.data() + first, step_lw,
-                           pool)
+          pipe
+              ? pipe->step(params, grads, tokens.data() + first, docs.data() + first, step_lw, pool)
           : teacher ? (teacher->logits(tb, S, teacher_logits),
-                     distill_backward(net, teacher_logits, params, grads, tb, S, step_lw,
-                                      {o.kd_temperature, o.kd_hard_weight}, pool))
-                  : net.step(params, grads, tb, step_lw, pool);
+                       distill_backward(net, teacher_logits, params, grads, tb, S, step_lw,
+                                        {o.kd_temperature, o.kd_hard_weight}, pool))
+                    : net.step(params, grads, tb, step_lw, pool);
       loss += r.loss / double(o.grad_accum);
       main += r.main / double(o.grad_accum);
       mtp += r.mtp / double(o.grad_accum);

@@ -162,10 +162,9 @@ TEST(CliMpi, ExpertParallelTrainingRunsTheSameTraining) {
     int np;
     std::string extra, name;
   };
-  for (const Case& k :
-       {Case{2, " --ep 2", "ep2"}, Case{4, " --ep 4", "ep4"},
-        Case{2, " --ep 2 --recompute", "ep2_recompute"}, Case{2, " --ep 2 --zero 1", "ep2_zero"},
-        Case{4, " --ep 2", "ep2_of_4"}}) {
+  for (const Case& k : {Case{2, " --ep 2", "ep2"}, Case{4, " --ep 4", "ep4"},
+                        Case{2, " --ep 2 --recompute", "ep2_recompute"},
+                        Case{2, " --ep 2 --zero 1", "ep2_zero"}, Case{4, " --ep 2", "ep2_of_4"}}) {
     const int np = k.np;
     const std::string extra = k.extra, out = dir + "/" + k.name;
     const auto r = run_tern_split(train_args(dir, out, 6) + extra, "", mpirun(np));

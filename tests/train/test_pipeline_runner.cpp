@@ -43,8 +43,8 @@ struct Fixture {
 };
 
 // max |a - b| over every trainable slot, relative to the slot's largest |b| (0: bit-identical).
-double worst_difference(const model::ModelConfig& c, model::ModelWeights& a,
-                        model::ModelWeights& b, std::string* where) {
+double worst_difference(const model::ModelConfig& c, model::ModelWeights& a, model::ModelWeights& b,
+                        std::string* where) {
   const auto sa = model::grad::param_slots(c, a), sb = model::grad::param_slots(c, b);
   double worst = 0;
   for (size_t k = 0; k < sa.size(); ++k) {
@@ -83,7 +83,8 @@ TEST(PipelineStages, ChainedStagesGiveTheWholeModelsGradientsBitForBit) {
             f.w, got, f.batch(0, f.B), lw, s > 0 ? h[size_t(s)].data() : nullptr,
             h[size_t(s + 1)].data(), pool);
         sum.loss += r.loss, sum.main += r.main, sum.mtp += r.mtp, sum.balance += r.balance;
-        if (sum.expert_counts.empty()) sum.expert_counts = r.expert_counts;
+        if (sum.expert_counts.empty())
+          sum.expert_counts = r.expert_counts;
         else
           for (size_t l = 0; l < r.expert_counts.size(); ++l)
             for (size_t e = 0; e < r.expert_counts[l].size(); ++e)

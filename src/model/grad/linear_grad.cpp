@@ -52,8 +52,7 @@ float* lora_down(const LoraPair& p, const float* x, int64_t N, int64_t ldx, Thre
 }
 
 // v[N, r] = scale · dy·B.
-float* lora_up_grad(const LoraPair& p, const float* dy, int64_t N, int64_t lddy,
-                    ThreadPool& pool) {
+float* lora_up_grad(const LoraPair& p, const float* dy, int64_t N, int64_t lddy, ThreadPool& pool) {
   const int64_t r = p.rank(), rows = p.b.shape()[0];
   float* v = lora_scratch(1, N * r);
   kernels::gemm({N, r, rows, dy, lddy, false, p.b.data_as<const float>(), r, false, v, r, false},
@@ -134,8 +133,8 @@ void linear_bwd_input(const Linear& w, const float* dy, int64_t N, float* dx, bo
   if (!w.lora) return;
   const LoraPair& p = *w.lora;
   const float* v = lora_up_grad(p, dy, N, lddy, pool);
-  kernels::gemm({N, cols, p.rank(), v, p.rank(), false, p.a.data_as<const float>(), cols, false,
-                 dx, lddx, true},
+  kernels::gemm({N, cols, p.rank(), v, p.rank(), false, p.a.data_as<const float>(), cols, false, dx,
+                 lddx, true},
                 &pool);
 }
 
@@ -144,7 +143,8 @@ void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, T
   if (active_deferral) return active_deferral->record(dw, dy, x, N, lddy, ldx);
   const phase::Scope timer(phase::linear_weight_grad);
   WeightGradClock* clock = active_clock;
-  const auto t0 = clock ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  const auto t0 =
+      clock ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   struct Stop {
     WeightGradClock* clock;
     std::chrono::steady_clock::time_point t0;
@@ -158,8 +158,7 @@ void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, T
   if (!ldx) ldx = cols;
   // A frozen base's gradient slot holds no data: only its adapter (if any) learns.
   if (dw.present())
-    train_gemm(dw, {rows, cols, N, dy, lddy, true, x, ldx, false, f32(dw), cols, true}, true,
-               pool);
+    train_gemm(dw, {rows, cols, N, dy, lddy, true, x, ldx, false, f32(dw), cols, true}, true, pool);
   if (!dw.bias.empty()) {
     float* db = dw.bias.data_as<float>();
     for (int64_t n = 0; n < N; ++n)
