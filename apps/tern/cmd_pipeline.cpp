@@ -77,9 +77,10 @@ void run_pipeline(const PipelineArgs& a) {
   } else {
     if (a.config.empty()) fail(ErrorKind::request, "give --config (to measure) or --costs");
     const model::ModelConfig c = load_config(a.config);
-    if (c.num_hidden_layers % P != 0)
-      fail(ErrorKind::request, "--pp " + std::to_string(P) + " does not divide the model's " +
-                                   std::to_string(c.num_hidden_layers) + " layers");
+    if (c.num_hidden_layers < P)
+      fail(ErrorKind::request, "--pp " + std::to_string(P) +
+                                   " needs at least as many layers; the model has " +
+                                   std::to_string(c.num_hidden_layers));
     const train::ChunkMeasurement m =
         train::measure_layer_costs(c, a.batch, a.seq, int(a.repeat), a.seed);
     costs = m.chunk(P);
@@ -92,8 +93,8 @@ void run_pipeline(const PipelineArgs& a) {
     j_ends = {{"forward_s", m.ends.forward},
               {"backward_s", m.ends.backward},
               {"weight_s", m.ends.weight}};
-    source = "measured: " + std::to_string(c.num_hidden_layers / P) + " of " +
-             std::to_string(c.num_hidden_layers) + " layers per stage, micro-batch " +
+    source = "measured: " + std::to_string(c.num_hidden_layers) + " layers over " +
+             std::to_string(P) + " stages as tern train --pp splits them, micro-batch " +
              std::to_string(a.batch) + " x " + std::to_string(a.seq) +
              " tokens, one thread; hand-off " + std::to_string(m.hand_off_bytes) + " B at " +
              std::to_string(int64_t(a.link_gbs)) + " GB/s";

@@ -242,10 +242,10 @@ TrainSummary train(TrainOptions o) {
   const double zero_state_bytes =
       4.0 * double(model::count_parameters(c).total) * (3.0 + 2.0 / double(ranks));
   if (o.lora.rank <= 0) run.check_memory(c, o.batch, o.seq, o.zero ? zero_state_bytes : -1.0);
-  // Expert parallel: each routed expert lives on one rank (weights, gradients, moments).
   // Expert parallel, nested in data parallelism as in DeepSeek-V3: ranks g·E .. g·E+E−1 form
-  // expert group g and split the routed experts E ways; the ranks at the same place in every
-  // group hold the same experts and sum their gradients (ep_peers).
+  // expert group g and split the routed experts E ways (each expert's weights, gradients and
+  // moments on its owner only); the ranks at the same place in every group hold the same
+  // experts and sum their gradients (ep_peers).
   const bool expert_parallel = o.ep > 1;
   const int ep = expert_parallel ? int(o.ep) : 1;
   const std::unique_ptr<dist::Communicator> ep_group =

@@ -626,3 +626,44 @@ TEST(CliLora, SftAdaptersResumeServeMergeAndRefuseBadInput) {
   EXPECT_NE(lora_fresh.exit_code, 0);
   EXPECT_NE(lora_fresh.output.find("--student CHECKPOINT"), std::string::npos) << lora_fresh.output;
 }
+
+// `tern pipeline`: the schedules simulated from given costs (the table's numbers are the
+// simulator's, checked against the formulas in PipelineSchedule.*), measured ones on the tiny
+// config with a picture, and bad input refused with one line.
+TEST(CliPipeline, SimulatesGivenAndMeasuredCostsAndRefusesBadInput) {
+  const auto given = run_tern_split("pipeline --costs 1,1,1 --pp 4 --micro-batches 8 --json");
+  ASSERT_EQ(given.exit_code, 0) << given.err;
+  const auto j = nlohmann::json::parse(given.out);
+  ASSERT_EQ(j["schedules"].size(), 2u);
+  EXPECT_EQ(j["schedules"][0]["name"], "1F1B");
+  EXPECT_DOUBLE_EQ(j["schedules"][0]["bubble"].get<double>(), 9.0);  // (P-1)(F+B+W)
+  EXPECT_EQ(j["schedules"][1]["name"], "DualPipe");
+  EXPECT_DOUBLE_EQ(j["schedules"][1]["bubble"].get<double>(), 2.0);  // (P/2-1)(F&B+B-2W)
+  EXPECT_EQ(j["schedules"][1]["peak_activations"][0], 5);
+
+  const std::string dir = temp_dir("cli_pipeline");
+  const auto measured =
+      run_tern_split("pipeline --config " + tiny_config() +
+                     " --pp 3 --micro-batches 6 --seq 8 --repeat 1 --svg " + dir + "/pipe.svg");
+  ASSERT_EQ(measured.exit_code, 0) << measured.err;
+  EXPECT_NE(measured.out.find("with the head, loss and MTP modules"), std::string::npos)
+      << measured.out;
+  EXPECT_NE(measured.out.find("DualPipe needs an even --pp"), std::string::npos) << measured.out;
+  const std::string svg = slurp(dir + "/pipe.svg");
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("1F1B rank 2"), std::string::npos);
+
+  const auto bad_costs = run_tern_split("pipeline --costs 1,x,1");
+  EXPECT_EQ(bad_costs.exit_code, 2);
+  EXPECT_NE(bad_costs.err.find("--costs"), std::string::npos) << bad_costs.err;
+  const auto nothing = run_tern_split("pipeline --pp 2");
+  EXPECT_EQ(nothing.exit_code, 1);
+  EXPECT_NE(nothing.err.find("--config"), std::string::npos) << nothing.err;
+  const auto too_many = run_tern_split("pipeline --config " + tiny_config() + " --pp 4");
+  EXPECT_EQ(too_many.exit_code, 1);
+  EXPECT_NE(too_many.err.find("at least as many layers"), std::string::npos) << too_many.err;
+  const auto dual = run_tern_split("pipeline --costs 1,1,1 --pp 3 --schedule dualpipe");
+  EXPECT_EQ(dual.exit_code, 1);
+  EXPECT_NE(dual.err.find("even number of stages"), std::string::npos) << dual.err;
+  std::filesystem::remove_all(dir);
+}
