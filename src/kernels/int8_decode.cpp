@@ -11,6 +11,8 @@ namespace tern::kernels {
 
 void int8_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
                     float* out);  // cpu/int8_vnni.cpp
+void int8_dot4_vnni_plain(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
+                          float* out);
 bool int8_vnni_built();
 bool int8_dot4xn_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,
                       int64_t n_blocks, float* out);  // cpu/int8_vnni.cpp
@@ -109,6 +111,10 @@ void int8_dot4_ref(DType t, const uint8_t* const* rows, const ActQ8& xa, int64_t
 Int8Dot4 int8_dot4_vnni_if_supported() {
   static const bool ok = cpu_has_vnni();
   return ok ? int8_dot4_vnni : nullptr;
+}
+
+Int8Dot4 int8_dot4_vnni_plain_if_supported() {
+  return int8_dot4_vnni_if_supported() ? int8_dot4_vnni_plain : nullptr;
 }
 
 Int8Dot4 int8_dot4_avxvnni_if_supported() {

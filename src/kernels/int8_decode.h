@@ -61,8 +61,9 @@ using Int8Dot4xN = bool (*)(DType t, const uint8_t* const* rows, const ActQ8* co
 Int8Dot4xN int8_dot4xn_kernel();
 
 // Each SIMD kernel when this CPU runs it, else null (tests compare them with the reference).
-Int8Dot4 int8_dot4_vnni_if_supported();     // AVX-512 VNNI
-Int8Dot4 int8_dot4_avxvnni_if_supported();  // AVX-VNNI (256-bit vpdpbusd)
-Int8Dot4 int8_dot4_avx2_if_supported();     // AVX2 (vpmaddubsw + vpmaddwd)
+Int8Dot4 int8_dot4_vnni_if_supported();        // AVX-512 VNNI (with VBMI where the CPU has it)
+Int8Dot4 int8_dot4_vnni_plain_if_supported();  // AVX-512 VNNI without the VBMI kernels
+Int8Dot4 int8_dot4_avxvnni_if_supported();     // AVX-VNNI (256-bit vpdpbusd)
+Int8Dot4 int8_dot4_avx2_if_supported();        // AVX2 (vpmaddubsw + vpmaddwd)
 
 }  // namespace tern::kernels

@@ -52,6 +52,7 @@ TEST(Int8Decode, ActivationQuantiserFollowsItsDefinition) {
 TEST(Int8Decode, EverySimdKernelEqualsTheReference) {
   std::vector<std::pair<const char*, Int8Dot4>> kernels;
   if (Int8Dot4 k = int8_dot4_vnni_if_supported()) kernels.push_back({"avx512-vnni", k});
+  if (Int8Dot4 k = int8_dot4_vnni_plain_if_supported()) kernels.push_back({"avx512-vnni-plain", k});
   if (Int8Dot4 k = int8_dot4_avxvnni_if_supported()) kernels.push_back({"avx-vnni", k});
   if (Int8Dot4 k = int8_dot4_avx2_if_supported()) kernels.push_back({"avx2", k});
   if (kernels.empty()) GTEST_SKIP() << "this CPU has no SIMD integer kernel";

@@ -57,6 +57,24 @@ inline __m512i spread4(int r) {  // lanes 4i..4i+3: 4r + i
                            4 * r + 3, 4 * r + 3);
 }
 
+// Q8_0 blocks [b, n_blocks) one 256-bit step each (what is left after the groups of 4).
+void dot4_q8_0_tail(const uint8_t* const* rows, const ActQ8& x, int64_t b, int64_t n_blocks,
+                    __m256* tail) {
+  constexpr int64_t kBytes = 34;
+  for (int r = 0; r < 4; ++r) tail[r] = _mm256_setzero_ps();
+  for (; b < n_blocks; ++b) {
+    const __m256i xb = load256(x.q.data() + b * 32);
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* blk = rows[r] + b * kBytes;
+      const __m256i w = load256(blk + 2);
+      const __m256i dot =
+          _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(xb, w));
+      tail[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(f16_scale(blk) * x.d[b]),
+                                tail[r]);
+    }
+  }
+}
+
 void dot4_q8_0(const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks, float* out) {
   const int64_t ahead = tile_prefetch_distance(rows);
   constexpr int64_t kBytes = 34;
@@ -95,19 +113,8 @@ void dot4_q8_0(const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks, flo
                           _mm512_permutexvar_ps(spread(4 * r + 2, 4 * r + 3), sc), acc[r][1]);
     }
   }
-  __m256 tail[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                    _mm256_setzero_ps()};
-  for (; b < n_blocks; ++b) {
-    const __m256i xb = load256(x.q.data() + b * 32);
-    for (int r = 0; r < 4; ++r) {
-      const uint8_t* blk = rows[r] + b * kBytes;
-      const __m256i w = load256(blk + 2);
-      const __m256i dot =
-          _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(xb, w));
-      tail[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(f16_scale(blk) * x.d[b]),
-                                tail[r]);
-    }
-  }
+  __m256 tail[4];
+  dot4_q8_0_tail(rows, x, b, n_blocks, tail);
   for (int r = 0; r < 4; ++r)
     out[r] =
         hsum(_mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]), _mm512_castps256_ps512(tail[r])));
@@ -171,6 +178,97 @@ void dot4_q4_0(const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks, flo
   for (int r = 0; r < 4; ++r) out[r] = hsum(_mm512_add_ps(acc[r], _mm512_castps256_ps512(tail[r])));
 }
 
+// The byte permutes of the VBMI Q4_0 kernels, built once at compile time (building them on the
+// stack per call cost as much as a short row's arithmetic): a group of 4 blocks is 72 bytes;
+// `quant` picks each block's 16 nibble bytes, `scale` each block's f16 scale into the 4 16-bit
+// lanes that feed its 4 float lanes.
+struct Q4VbmiTables {
+  alignas(64) uint8_t quant[64] = {};
+  alignas(64) uint8_t scale[64] = {};
+  constexpr Q4VbmiTables() {
+    for (int i = 0; i < 4; ++i)
+      for (int k = 0; k < 16; ++k) quant[16 * i + k] = uint8_t(2 + 18 * i + k);
+    for (int j = 0; j < 16; ++j) {
+      scale[2 * j] = uint8_t(18 * (j / 4));
+      scale[2 * j + 1] = uint8_t(18 * (j / 4) + 1);
+    }
+  }
+};
+constexpr Q4VbmiTables kQ4Tables;
+
+// The byte permutes of the VBMI Q8_0 kernel. A group of 4 blocks is 136 bytes, read as three
+// 64-byte loads at 0, 64 and 72 (the last ends on the group's last byte): `quant01` picks blocks
+// 0 and 1's 32 weights from the first two, `quant23` blocks 2 and 3's from the last two, and
+// `scale` the 4 f16 scales (bytes 0, 34, 68 and 102) into 4 16-bit lanes each.
+struct Q8VbmiTables {
+  alignas(64) uint8_t quant01[64] = {};
+  alignas(64) uint8_t quant23[64] = {};
+  alignas(64) uint8_t scale[64] = {};
+  constexpr Q8VbmiTables() {
+    for (int k = 0; k < 32; ++k) {
+      quant01[k] = uint8_t(2 + k);                   // block 0: bytes 2..33 of the first load
+      quant01[32 + k] = uint8_t(36 + k);             // block 1: bytes 36..67 (64.. from the second)
+      quant23[k] = uint8_t(70 - 64 + k);             // block 2: bytes 70..101 of the load at 64
+      quant23[32 + k] = uint8_t(64 + 104 - 72 + k);  // block 3: bytes 104..135 of the load at 72
+    }
+    const int at[4] = {0, 34, 64 + 68 - 64, 64 + 102 - 64};
+    for (int j = 0; j < 16; ++j) {
+      scale[2 * j] = uint8_t(at[j / 4]);
+      scale[2 * j + 1] = uint8_t(at[j / 4] + 1);
+    }
+  }
+};
+constexpr Q8VbmiTables kQ8Tables;
+
+// Q8_0 with AVX-512 VBMI: no gather (slow on AMD cores) and no per-block inserts; each row's
+// group of 4 blocks is three overlapping loads and three two-source byte permutes.
+__attribute__((target("avx512vbmi"))) void dot4_q8_0_vbmi(const uint8_t* const* rows,
+                                                          const ActQ8& x, int64_t n_blocks,
+                                                          float* out) {
+  const int64_t ahead = tile_prefetch_distance(rows);
+  constexpr int64_t kBytes = 34;
+  const __m512i q01 = _mm512_load_si512(kQ8Tables.quant01);
+  const __m512i q23 = _mm512_load_si512(kQ8Tables.quant23);
+  const __m512i sidx = _mm512_load_si512(kQ8Tables.scale);
+  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  const __m512i spread_x = spread4(0);
+  const __m512i lanes01 = spread(0, 4), lanes23 = spread(8, 12);
+  __m512 acc[4][2];
+  for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 4 <= n_blocks; b += 4) {
+    const __m512i x01 = _mm512_loadu_si512(x.q.data() + b * 32);
+    const __m512i x23 = _mm512_loadu_si512(x.q.data() + b * 32 + 64);
+    const __m512i i01 = _mm512_loadu_si512(x.init8.data() + b * 8);
+    const __m512i i23 = _mm512_loadu_si512(x.init8.data() + b * 8 + 16);
+    const __m512 sx =
+        _mm512_permutexvar_ps(spread_x, _mm512_castps128_ps512(_mm_loadu_ps(x.d.data() + b)));
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* grp = rows[r] + b * kBytes;
+      _mm_prefetch(reinterpret_cast<const char*>(grp + ahead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(grp + ahead + 64), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(grp + ahead + 128), _MM_HINT_T0);
+      const __m512i a = _mm512_loadu_si512(grp);
+      const __m512i c = _mm512_loadu_si512(grp + 64);
+      const __m512i e = _mm512_loadu_si512(grp + 72);
+      const __m512i w01 = _mm512_xor_si512(_mm512_permutex2var_epi8(a, q01, c), flip);
+      const __m512i w23 = _mm512_xor_si512(_mm512_permutex2var_epi8(c, q23, e), flip);
+      // Lane 4i + k: block i's weight scale times its activation scale.
+      const __m512 sc = _mm512_mul_ps(
+          _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(a, sidx, c))), sx);
+      acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i01, w01, x01)),
+                                  _mm512_permutexvar_ps(lanes01, sc), acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i23, w23, x23)),
+                                  _mm512_permutexvar_ps(lanes23, sc), acc[r][1]);
+    }
+  }
+  __m256 tail[4];
+  dot4_q8_0_tail(rows, x, b, n_blocks, tail);
+  for (int r = 0; r < 4; ++r)
+    out[r] =
+        hsum(_mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]), _mm512_castps256_ps512(tail[r])));
+}
+
 // Q4_0 with AVX-512 VBMI: a group of 4 blocks is 72 contiguous bytes, read as one 64-byte load
 // and a masked 8-byte load (which cannot fault past the row); one two-source byte permute lays
 // the 64 nibble bytes out as 4 x 16 and another spreads the 4 f16 scales over their blocks'
@@ -180,13 +278,8 @@ __attribute__((target("avx512vbmi"))) void dot4_q4_0_vbmi(const uint8_t* const* 
                                                           float* out) {
   const int64_t ahead = tile_prefetch_distance(rows);
   constexpr int64_t kBytes = 18;
-  alignas(64) uint8_t quant_idx[64], scale_idx[64] = {};
-  for (int i = 0; i < 4; ++i)
-    for (int k = 0; k < 16; ++k) quant_idx[16 * i + k] = uint8_t(2 + kBytes * i + k);
-  for (int j = 0; j < 16; ++j)
-    scale_idx[2 * j] = uint8_t(kBytes * (j / 4)),
-                  scale_idx[2 * j + 1] = uint8_t(kBytes * (j / 4) + 1);
-  const __m512i qidx = _mm512_load_si512(quant_idx), sidx = _mm512_load_si512(scale_idx);
+  const __m512i qidx = _mm512_load_si512(kQ4Tables.quant),
+                sidx = _mm512_load_si512(kQ4Tables.scale);
   const __m512i spread_x = spread4(0);
   const __m512i low4 = _mm512_set1_epi8(15);
   __m512 acc[4];
@@ -226,13 +319,8 @@ __attribute__((target("avx512vbmi"))) void dot4xn_q4_0_vbmi(const uint8_t* const
                                                             int64_t n_blocks, float* out) {
   const int64_t ahead = tile_prefetch_distance(rows);
   constexpr int64_t kBytes = 18;
-  alignas(64) uint8_t quant_idx[64], scale_idx[64] = {};
-  for (int i = 0; i < 4; ++i)
-    for (int k = 0; k < 16; ++k) quant_idx[16 * i + k] = uint8_t(2 + kBytes * i + k);
-  for (int j = 0; j < 16; ++j)
-    scale_idx[2 * j] = uint8_t(kBytes * (j / 4)),
-                  scale_idx[2 * j + 1] = uint8_t(kBytes * (j / 4) + 1);
-  const __m512i qidx = _mm512_load_si512(quant_idx), sidx = _mm512_load_si512(scale_idx);
+  const __m512i qidx = _mm512_load_si512(kQ4Tables.quant),
+                sidx = _mm512_load_si512(kQ4Tables.scale);
   const __m512i spread_x = spread4(0);
   const __m512i low4 = _mm512_set1_epi8(15);
   __m512 acc[NT][4];
@@ -299,10 +387,21 @@ bool int8_dot4xn_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* x
   return true;
 }
 
+// Without the VBMI kernels (the path of AVX-512 CPUs that lack VBMI; tests run it everywhere).
+void int8_dot4_vnni_plain(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
+                          float* out) {
+  if (t == DType::q8_0)
+    dot4_q8_0(rows, x, n_blocks, out);
+  else
+    dot4_q4_0(rows, x, n_blocks, out);
+}
+
 void int8_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
                     float* out) {
   static const bool vbmi = cpu_has_vbmi();
-  if (t == DType::q8_0)
+  if (t == DType::q8_0 && vbmi)
+    dot4_q8_0_vbmi(rows, x, n_blocks, out);
+  else if (t == DType::q8_0)
     dot4_q8_0(rows, x, n_blocks, out);
   else if (vbmi)
     dot4_q4_0_vbmi(rows, x, n_blocks, out);
