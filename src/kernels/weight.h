@@ -51,9 +51,10 @@ struct WeightView {
 inline void tile_rows(const WeightView& w, int64_t r0, const uint8_t* rows[4],
                       const float* scales[4] = nullptr) {
   const int64_t last = w.rows - 1;
+  const int64_t row_bytes = w.row_bytes();  // once: a dtype switch per row showed in profiles
   for (int64_t j = 0; j < 4; ++j) {
     const int64_t r = r0 + j < last ? r0 + j : last;
-    rows[j] = w.row_ptr(r);
+    rows[j] = static_cast<const uint8_t*>(w.data) + r * row_bytes;
     if (scales) scales[j] = w.scale_row(r);
   }
 }

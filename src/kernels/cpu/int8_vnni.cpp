@@ -196,6 +196,12 @@ struct Q4VbmiTables {
 };
 constexpr Q4VbmiTables kQ4Tables;
 
+// Each byte's high nibble as a byte 0..15, in one GF(2) affine step (a shift by 4 and a mask
+// otherwise): result bit i is source bit i + 4 for i < 4, and 0 above.
+__attribute__((target("gfni"))) inline __m512i high_nibbles(__m512i bytes) {
+  return _mm512_gf2p8affine_epi64_epi8(bytes, _mm512_set1_epi64(0x1020408000000000), 0);
+}
+
 // The byte permutes of the VBMI Q8_0 kernel. A group of 4 blocks is 136 bytes, read as three
 // 64-byte loads at 0, 64 and 72 (the last ends on the group's last byte): `quant01` picks blocks
 // 0 and 1's 32 weights from the first two, `quant23` blocks 2 and 3's from the last two, and
@@ -222,9 +228,9 @@ constexpr Q8VbmiTables kQ8Tables;
 
 // Q8_0 with AVX-512 VBMI: no gather (slow on AMD cores) and no per-block inserts; each row's
 // group of 4 blocks is three overlapping loads and three two-source byte permutes.
-__attribute__((target("avx512vbmi"))) void dot4_q8_0_vbmi(const uint8_t* const* rows,
-                                                          const ActQ8& x, int64_t n_blocks,
-                                                          float* out) {
+__attribute__((target("avx512vbmi,gfni"))) void dot4_q8_0_vbmi(const uint8_t* const* rows,
+                                                               const ActQ8& x, int64_t n_blocks,
+                                                               float* out) {
   const int64_t ahead = tile_prefetch_distance(rows);
   constexpr int64_t kBytes = 34;
   const __m512i q01 = _mm512_load_si512(kQ8Tables.quant01);
@@ -273,9 +279,9 @@ __attribute__((target("avx512vbmi"))) void dot4_q8_0_vbmi(const uint8_t* const* 
 // and a masked 8-byte load (which cannot fault past the row); one two-source byte permute lays
 // the 64 nibble bytes out as 4 x 16 and another spreads the 4 f16 scales over their blocks'
 // lanes, so neither a gather nor per-block inserts are needed.
-__attribute__((target("avx512vbmi"))) void dot4_q4_0_vbmi(const uint8_t* const* rows,
-                                                          const ActQ8& x, int64_t n_blocks,
-                                                          float* out) {
+__attribute__((target("avx512vbmi,gfni"))) void dot4_q4_0_vbmi(const uint8_t* const* rows,
+                                                               const ActQ8& x, int64_t n_blocks,
+                                                               float* out) {
   const int64_t ahead = tile_prefetch_distance(rows);
   constexpr int64_t kBytes = 18;
   const __m512i qidx = _mm512_load_si512(kQ4Tables.quant),
@@ -300,7 +306,7 @@ __attribute__((target("avx512vbmi"))) void dot4_q4_0_vbmi(const uint8_t* const* 
           _mm512_permutex2var_epi8(a, qidx, _mm512_maskz_loadu_epi8(0xFF, grp + 64));
       const __m512 sw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(sidx, a)));
       const __m512i lo = _mm512_and_si512(raw, low4);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+      const __m512i hi = high_nibbles(raw);
       const __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, lo, xlo), hi, xhi);
       acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), sx), sw, acc[r]);
     }
@@ -314,9 +320,9 @@ __attribute__((target("avx512vbmi"))) void dot4_q4_0_vbmi(const uint8_t* const* 
 // 4 weight blocks is decoded once and dotted with every token's activations, so the weights are
 // read as stored, once, and no panel is packed. out[4 * t + r]; NT <= 4.
 template <int NT>
-__attribute__((target("avx512vbmi"))) void dot4xn_q4_0_vbmi(const uint8_t* const* rows,
-                                                            const ActQ8* const* xs,
-                                                            int64_t n_blocks, float* out) {
+__attribute__((target("avx512vbmi,gfni"))) void dot4xn_q4_0_vbmi(const uint8_t* const* rows,
+                                                                 const ActQ8* const* xs,
+                                                                 int64_t n_blocks, float* out) {
   const int64_t ahead = tile_prefetch_distance(rows);
   constexpr int64_t kBytes = 18;
   const __m512i qidx = _mm512_load_si512(kQ4Tables.quant),
@@ -337,7 +343,7 @@ __attribute__((target("avx512vbmi"))) void dot4xn_q4_0_vbmi(const uint8_t* const
           _mm512_permutex2var_epi8(a, qidx, _mm512_maskz_loadu_epi8(0xFF, grp + 64));
       const __m512 sw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(sidx, a)));
       const __m512i lo = _mm512_and_si512(raw, low4);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+      const __m512i hi = high_nibbles(raw);
       for (int t = 0; t < NT; ++t) {
         const ActQ8& x = *xs[t];
         const __m512i init = _mm512_loadu_si512(x.init4.data() + b * 4);
@@ -358,9 +364,10 @@ __attribute__((target("avx512vbmi"))) void dot4xn_q4_0_vbmi(const uint8_t* const
   }
 }
 
+// The "VBMI" kernels use GFNI too (every CPU with VBMI but Cannon Lake has it).
 bool cpu_has_vbmi() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512vbmi");
+  return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni");
 }
 
 }  // namespace
