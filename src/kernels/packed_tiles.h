@@ -1,0 +1,48 @@
+// Tile-major ("packed") Q8_0 / Q4_0 weights for the one-token decode kernels.
+// As stored in GGUF each row is its own run of blocks, so a 4-row decode tile reads 4 short
+// streams (a 1536-wide Q4_0 row is 864 bytes): the hardware prefetchers cannot follow them and
+// decode leans on software prefetch. Packed, the 4 rows of a tile are interleaved into one
+// stream and consecutive tiles are consecutive, so a thread's share of a matrix is read front
+// to back. Measured on the 2-core EPYC here (docs/benchmarks.md): 1.2-1.4x the row layout's
+// DRAM throughput on 1536-wide Q4_0 rows.
+//
+// Layout of one tile (4 rows; a last tile of fewer rows repeats its last row), per group of
+// g = 4 blocks (fewer in a row's last group):
+//   - the g x 4 f16 scales, block-major: scale(row r, block b) at 2 * (4 * b + r);
+//   - then for each block b, the 4 rows' quant bytes one after another: Q4_0 16 bytes a row
+//     (the nibble bytes as stored), Q8_0 32 bytes a row stored + 128 (xor 0x80, the unsigned
+//     operand vpdpbusd wants).
+// A tile is exactly 4 stored rows' bytes, so a packed matrix is the size of the file's.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "kernels/int8_decode.h"
+
+namespace tern::kernels {
+
+// Whether `t` has a packed form (Q8_0 and Q4_0).
+bool packable_dtype(DType t);
+// Bytes of one packed tile: 4 stored rows.
+int64_t packed_tile_bytes(DType t, int64_t cols);
+// Bytes of a packed [rows, cols] matrix: ceil(rows / 4) tiles.
+int64_t packed_bytes(DType t, int64_t rows, int64_t cols);
+
+// Packs rows [0, rows) of a row-major stored matrix (src, as in GGUF) into dst.
+void pack_tiles(DType t, const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
+// Row r of a packed matrix back in its stored form (row_bytes of dtype t, cols): for readers
+// that want rows (prefill packers, dequantisation).
+void unpack_row(DType t, const uint8_t* packed, int64_t cols, int64_t r, uint8_t* out);
+
+// out[i] = the 4 rows of one packed tile dotted with x, as Int8Dot4 defines it for stored rows.
+using PackedDot4 = void (*)(DType t, const uint8_t* tile, const ActQ8& x, int64_t n_blocks,
+                            float* out);
+// The scalar reference: unpacks the tile's rows and runs int8_dot4_ref.
+void packed_dot4_ref(DType t, const uint8_t* tile, const ActQ8& x, int64_t n_blocks, float* out);
+// The AVX-512 VNNI kernel where the CPU has it (cpu/int8_packed_vnni.cpp), else null.
+PackedDot4 packed_dot4_vnni_if_supported();
+// The active ISA's kernel: AVX-512 VNNI on the avx512 ISA, else the reference.
+PackedDot4 packed_dot4_kernel();
+
+}  // namespace tern::kernels
