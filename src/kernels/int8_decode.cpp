@@ -14,6 +14,8 @@ void int8_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t
 void int8_dot4_vnni_plain(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
                           float* out);
 bool int8_vnni_built();
+void quantize_act_q8_avx512(const float* x, int64_t n, int8_t* q, float* d, int32_t* sum16,
+                            int8_t* qeo);  // cpu/int8_vnni.cpp
 bool int8_dot4xn_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,
                       int64_t n_blocks, float* out);  // cpu/int8_vnni.cpp
 void int8_dot4_avx2(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
@@ -46,12 +48,52 @@ float quantize_block_q8(const float* x, int8_t* q) {
   return d;
 }
 
-void quantize_act_q8(const float* x, int64_t n, ActQ8& out) {
+namespace {
+
+// The layouts derived from the codes (ActQ8's comments); `qeo_done` when a SIMD unit already
+// wrote qeo.
+void finish_act_q8(int64_t n, ActQ8& out, bool qeo_done) {
+  const int64_t nb = n / 32;
+  for (int64_t b = 0; b < nb; ++b)
+    out.sum[size_t(b)] = out.sum16[size_t(2 * b)] + out.sum16[size_t(2 * b + 1)];
+  out.init8.resize(size_t(nb * 8));
+  out.init4.resize(size_t(nb * 4));
+  for (int64_t b = 0; b < nb; ++b) {
+    std::fill_n(out.init8.begin() + b * 8, 8, -16 * out.sum[size_t(b)]);
+    std::fill_n(out.init4.begin() + b * 4, 4, -2 * out.sum[size_t(b)]);
+  }
+  out.q4x.resize(size_t(n));
+  const int8_t* q = out.q.data();
+  int64_t g = 0;
+  for (; g + 4 <= nb; g += 4)
+    for (int64_t i = 0; i < 4; ++i) {
+      std::memcpy(out.q4x.data() + g * 32 + i * 16, q + (g + i) * 32, 16);
+      std::memcpy(out.q4x.data() + g * 32 + 64 + i * 16, q + (g + i) * 32 + 16, 16);
+    }
+  std::memcpy(out.q4x.data() + g * 32, q + g * 32, size_t(n - g * 32));
+  if (qeo_done) return;
+  out.qeo.resize(size_t(n));
+  int64_t c = 0;
+  for (; c + 128 <= n; c += 128)
+    for (int64_t j = 0; j < 64; ++j) {
+      out.qeo[size_t(c + j)] = q[c + 2 * j];
+      out.qeo[size_t(c + 64 + j)] = q[c + 2 * j + 1];
+    }
+  std::memcpy(out.qeo.data() + c, q + c, size_t(n - c));
+}
+
+void size_act_q8(int64_t n, ActQ8& out) {
   TERN_CHECK(n % 32 == 0);
   out.q.resize(size_t(n));
   out.d.resize(size_t(n / 32));
   out.sum.resize(size_t(n / 32));
   out.sum16.resize(size_t(n / 16));
+}
+
+}  // namespace
+
+void quantize_act_q8_scalar(const float* x, int64_t n, ActQ8& out) {
+  size_act_q8(n, out);
   for (int64_t b = 0; b < n / 32; ++b) {
     int8_t* q = out.q.data() + b * 32;
     out.d[size_t(b)] = quantize_block_q8(x + b * 32, q);
@@ -59,28 +101,17 @@ void quantize_act_q8(const float* x, int64_t n, ActQ8& out) {
     for (int j = 0; j < 16; ++j) s0 += q[j], s1 += q[16 + j];
     out.sum16[size_t(2 * b)] = s0;
     out.sum16[size_t(2 * b + 1)] = s1;
-    out.sum[size_t(b)] = s0 + s1;
   }
-  const int64_t nb = n / 32;
-  out.init8.resize(size_t(nb * 8));
-  out.init4.resize(size_t(nb * 4));
-  out.q4x = out.q;
-  for (int64_t b = 0; b < nb; ++b) {
-    std::fill_n(out.init8.begin() + b * 8, 8, -16 * out.sum[size_t(b)]);
-    std::fill_n(out.init4.begin() + b * 4, 4, -2 * out.sum[size_t(b)]);
-  }
-  for (int64_t g = 0; g + 4 <= nb; g += 4)
-    for (int64_t i = 0; i < 4; ++i)
-      for (int64_t j = 0; j < 16; ++j) {
-        out.q4x[size_t(g * 32 + i * 16 + j)] = out.q[size_t((g + i) * 32 + j)];
-        out.q4x[size_t(g * 32 + 64 + i * 16 + j)] = out.q[size_t((g + i) * 32 + 16 + j)];
-      }
-  out.qeo = out.q;
-  for (int64_t g = 0; g + 128 <= n; g += 128)
-    for (int64_t j = 0; j < 64; ++j) {
-      out.qeo[size_t(g + j)] = out.q[size_t(g + 2 * j)];
-      out.qeo[size_t(g + 64 + j)] = out.q[size_t(g + 2 * j + 1)];
-    }
+  finish_act_q8(n, out, false);
+}
+
+void quantize_act_q8(const float* x, int64_t n, ActQ8& out) {
+  static const bool simd = int8_dot4_vnni_if_supported() != nullptr;
+  if (!simd) return quantize_act_q8_scalar(x, n, out);
+  size_act_q8(n, out);
+  out.qeo.resize(size_t(n));
+  quantize_act_q8_avx512(x, n, out.q.data(), out.d.data(), out.sum16.data(), out.qeo.data());
+  finish_act_q8(n, out, true);
 }
 
 void int8_dot4_ref(DType t, const uint8_t* const* rows, const ActQ8& xa, int64_t n_blocks,

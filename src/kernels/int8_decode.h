@@ -36,8 +36,10 @@ struct ActQ8 {
 // block, whose codes are 0); returns d. Every int8 kernel quantises activations with this.
 float quantize_block_q8(const float* x, int8_t* q);
 
-// n must be a multiple of 32.
+// n must be a multiple of 32. AVX-512 where the CPU has VNNI; the same bits as the scalar form
+// (the same float steps, rounding to nearest even), which tests compare it with.
 void quantize_act_q8(const float* x, int64_t n, ActQ8& out);
+void quantize_act_q8_scalar(const float* x, int64_t n, ActQ8& out);
 
 // out[i] = sum over n_blocks blocks b of d_w(rows[i], b) * x.d[b] * sum_j w(rows[i], b, j) * x.q,
 // for the 4 rows whose Q8_0 (34-byte) or Q4_0 (18-byte) blocks start at rows[i].

@@ -49,6 +49,31 @@ TEST(Int8Decode, ActivationQuantiserFollowsItsDefinition) {
   }
 }
 
+// The AVX-512 quantiser must give the scalar definition's bits in every field: all-zero blocks,
+// exact rounding ties (x * (1 / d) = k + 0.5), a NaN-free mix of magnitudes, and lengths with
+// and without whole groups of 4 blocks and of 128 values.
+TEST(Int8Decode, SimdActivationQuantiserEqualsTheScalarOne) {
+  for (int64_t n : {32, 96, 128, 160, 1536, 1568}) {
+    std::vector<float> x = random_values(n, uint32_t(n), 4.0f);
+    for (int j = 0; j < 32 && n >= 64; ++j) x[size_t(32 + j)] = 0;
+    if (n >= 32) {
+      x[0] = 127.0f;  // d = 1: the next values are exact ties
+      for (int j = 1; j < 32; ++j) x[size_t(j)] = float(j % 7) - 3.5f;
+    }
+    ActQ8 fast, slow;
+    quantize_act_q8(x.data(), n, fast);
+    quantize_act_q8_scalar(x.data(), n, slow);
+    EXPECT_EQ(fast.q, slow.q) << n;
+    EXPECT_EQ(fast.d, slow.d) << n;
+    EXPECT_EQ(fast.sum, slow.sum) << n;
+    EXPECT_EQ(fast.sum16, slow.sum16) << n;
+    EXPECT_EQ(fast.init8, slow.init8) << n;
+    EXPECT_EQ(fast.init4, slow.init4) << n;
+    EXPECT_EQ(fast.q4x, slow.q4x) << n;
+    EXPECT_EQ(fast.qeo, slow.qeo) << n;
+  }
+}
+
 TEST(Int8Decode, EverySimdKernelEqualsTheReference) {
   std::vector<std::pair<const char*, Int8Dot4>> kernels;
   if (Int8Dot4 k = int8_dot4_vnni_if_supported()) kernels.push_back({"avx512-vnni", k});

@@ -394,6 +394,44 @@ bool int8_dot4xn_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* x
   return true;
 }
 
+// quantize_block_q8 over a row (n a multiple of 32) with the same float steps (amax, d = amax /
+// 127, x * (1 / d) rounded to nearest even by vcvtps2dq), so the same bits; also each half
+// block's code sum and qeo (ActQ8): per 128 codes the even-indexed then the odd-indexed ones,
+// by truncating 16-bit pairs to their low and (shifted) high bytes.
+void quantize_act_q8_avx512(const float* x, int64_t n, int8_t* q, float* d, int32_t* sum16,
+                            int8_t* qeo) {
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const __m512 lo = _mm512_loadu_ps(x + b * 32), hi = _mm512_loadu_ps(x + b * 32 + 16);
+    // max(|x|, running): vmaxps returns its second operand when either is NaN, as std::max
+    // keeps the running value past a NaN.
+    const __m512 m = _mm512_max_ps(_mm512_andnot_ps(sign, hi), _mm512_andnot_ps(sign, lo));
+    __m256 h = _mm256_max_ps(_mm512_extractf32x8_ps(m, 1), _mm512_castps512_ps256(m));
+    __m128 f = _mm_max_ps(_mm256_extractf128_ps(h, 1), _mm256_castps256_ps128(h));
+    f = _mm_max_ps(_mm_movehl_ps(f, f), f);
+    f = _mm_max_ss(_mm_movehdup_ps(f), f);
+    const float amax = _mm_cvtss_f32(f);
+    const float db = amax / 127.0f, id = db > 0 ? 1.0f / db : 0.0f;
+    d[b] = db;
+    const __m512 vid = _mm512_set1_ps(id);
+    const __m512i qlo = _mm512_cvtps_epi32(_mm512_mul_ps(lo, vid));
+    const __m512i qhi = _mm512_cvtps_epi32(_mm512_mul_ps(hi, vid));
+    sum16[2 * b] = _mm512_reduce_add_epi32(qlo);
+    sum16[2 * b + 1] = _mm512_reduce_add_epi32(qhi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 32), _mm512_cvtepi32_epi8(qlo));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 32 + 16), _mm512_cvtepi32_epi8(qhi));
+  }
+  int64_t c = 0;
+  for (; c + 128 <= n; c += 128)
+    for (int half = 0; half < 2; ++half) {
+      const __m512i v = _mm512_loadu_si512(q + c + 64 * half);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(qeo + c + 32 * half), _mm512_cvtepi16_epi8(v));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(qeo + c + 64 + 32 * half),
+                          _mm512_cvtepi16_epi8(_mm512_srai_epi16(v, 8)));
+    }
+  std::memcpy(qeo + c, q + c, size_t(n - c));
+}
+
 // Without the VBMI kernels (the path of AVX-512 CPUs that lack VBMI; tests run it everywhere).
 void int8_dot4_vnni_plain(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
                           float* out) {
