@@ -15,7 +15,7 @@ void packed_dot4_vnni(DType t, const uint8_t* tile, const ActQ8& x, int64_t n_bl
 
 namespace {
 
-// Quant bytes of one block of one row, and where they start in a stored block.
+// Quant bytes of one block of one row (after its 2-byte scale when stored).
 int64_t quant_bytes(DType t) {
   return t == DType::q8_0 ? 32 : 16;
 }
