@@ -16,18 +16,7 @@
 using namespace tern;
 using namespace tern::kernels;
 using tern::kernels::testing::random_values;
-
-namespace {
-
-std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t cols, uint32_t seed) {
-  const std::vector<float> w = random_values(rows * cols, seed);
-  std::vector<uint8_t> out(static_cast<size_t>(rows * dtype_bytes_for(t, cols)));
-  for (int64_t r = 0; r < rows; ++r)
-    quantize_row(t, w.data() + r * cols, cols, out.data() + r * dtype_bytes_for(t, cols));
-  return out;
-}
-
-}  // namespace
+using tern::kernels::testing::random_weights;
 
 TEST(PackedTiles, UnpackGivesEveryStoredRowBack) {
   for (DType t : {DType::q8_0, DType::q4_0})

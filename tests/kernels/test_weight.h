@@ -21,6 +21,16 @@ inline std::vector<float> random_values(int64_t n, uint32_t seed, float scale = 
   return v;
 }
 
+// rows x cols normal values quantised row by row as `t` (Q8_0, Q4_0, ...), stored row-major.
+inline std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+  const std::vector<float> w = random_values(rows * cols, seed);
+  const int64_t row_bytes = dtype_bytes_for(t, cols);
+  std::vector<uint8_t> out(static_cast<size_t>(rows * row_bytes));
+  for (int64_t r = 0; r < rows; ++r)
+    quantize_row(t, w.data() + r * cols, cols, out.data() + r * row_bytes);
+  return out;
+}
+
 // A random weight of the given dtype, with its storage and scales kept alive.
 struct TestWeight {
   std::vector<uint8_t> bytes;

@@ -444,14 +444,12 @@ void int8_dot4_vnni_plain(DType t, const uint8_t* const* rows, const ActQ8& x, i
 void int8_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
                     float* out) {
   static const bool vbmi = cpu_has_vbmi();
-  if (t == DType::q8_0 && vbmi)
-    dot4_q8_0_vbmi(rows, x, n_blocks, out);
+  if (!vbmi)
+    int8_dot4_vnni_plain(t, rows, x, n_blocks, out);
   else if (t == DType::q8_0)
-    dot4_q8_0(rows, x, n_blocks, out);
-  else if (vbmi)
-    dot4_q4_0_vbmi(rows, x, n_blocks, out);
+    dot4_q8_0_vbmi(rows, x, n_blocks, out);
   else
-    dot4_q4_0(rows, x, n_blocks, out);
+    dot4_q4_0_vbmi(rows, x, n_blocks, out);
 }
 
 }  // namespace tern::kernels
