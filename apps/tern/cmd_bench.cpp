@@ -168,7 +168,8 @@ void bench(const BenchArgs& a) {
   apply_threads(a.threads);
   const std::string path = resolve_model_path(a.model);
   const double rss_baseline = current_rss_bytes();
-  const model::Model m = model::Model::load(path);
+  model::Model m = model::Model::load(path);
+  const std::string prepack = a.exact ? "" : model::describe(m.prepack_for_decode());
   const model::ModelConfig& c = m.config();
   if (a.prompt + a.gen > c.max_position_embeddings || a.ctx > c.max_position_embeddings)
     fail(ErrorKind::request,
@@ -195,6 +196,7 @@ void bench(const BenchArgs& a) {
   for (int64_t b : batches) {
     p.batch = b;
     rows.push_back(measure(m, a, p, w, a.ledger, rss_baseline));
+    if (!prepack.empty()) rows.back().kernels += "; " + prepack;
   }
   // After the runs, so the probe's arrays stay out of the peak RSS reported above.
   const bool probe = a.bandwidth <= 0;

@@ -50,6 +50,7 @@ void run_logits(const LogitsArgs& a) {
     fail(ErrorKind::request, "--mtp needs at least two ids (it predicts from the next token)");
   const auto t0 = std::chrono::steady_clock::now();
   model::Model m = model::Model::load(model_path, model::LoadOptions{a.mtp, a.mla == "naive", ep});
+  if (a.fast) model::log_prepack(m.prepack_for_decode(), "");
   const auto t1 = std::chrono::steady_clock::now();
   const model::ModelConfig& c = m.config();
   const int64_t T = int64_t(ids.size());

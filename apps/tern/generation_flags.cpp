@@ -146,6 +146,7 @@ std::unique_ptr<Engine> open_engine(const GenerationFlags& g, const std::string&
     fail(ErrorKind::request, "--lora cannot be merged into experts spread over ranks (--ep)");
   model::Model m = model::Model::load(model_path, {mtp, false, ep});
   if (!g.lora.empty()) m = model::merge_lora_adapter(m, g.lora);
+  if (!g.exact) model::log_prepack(m.prepack_for_decode(), "");
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const model::ModelConfig& c = m.config();
@@ -171,6 +172,7 @@ void open_draft(Engine& e, const GenerationFlags& g, const std::string& draft_pa
                 const tokenizer::Tokenizer& tok, int64_t max_rows) {
   const std::string path = resolve_model_path(draft_path);
   model::Model d = model::Model::load(path);
+  if (!g.exact) model::log_prepack(d.prepack_for_decode(), "--draft: ");
   const model::ModelConfig& c = d.config();
   const int64_t V = e.model.config().vocab_size;
   if (c.vocab_size > V)

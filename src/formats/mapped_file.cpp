@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "core/error.h"
 
@@ -25,6 +27,13 @@ struct FdGuard {
   }
 };
 
+// Live file mappings (start -> size), for release_pages.
+std::mutex g_live_mu;
+std::map<uintptr_t, size_t>& live_mappings() {
+  static std::map<uintptr_t, size_t> m;
+  return m;
+}
+
 }  // namespace
 
 std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
@@ -38,6 +47,10 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   if (size == 0) return std::shared_ptr<MappedFile>(new MappedFile(path, nullptr, 0));
   void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.fd, 0);
   if (p == MAP_FAILED) fail_errno("mmap", path, errno);
+  {
+    const std::lock_guard<std::mutex> lock(g_live_mu);
+    live_mappings()[uintptr_t(p)] = size;
+  }
   return std::shared_ptr<MappedFile>(new MappedFile(path, static_cast<const uint8_t*>(p), size));
 }
 
@@ -52,7 +65,28 @@ std::shared_ptr<MappedFile> MappedFile::from_bytes(std::string label, const uint
 }
 
 MappedFile::~MappedFile() {
-  if (data_ && !heap_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (!data_ || heap_) return;
+  {
+    const std::lock_guard<std::mutex> lock(g_live_mu);
+    live_mappings().erase(uintptr_t(data_));
+  }
+  ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+bool MappedFile::release_pages(const void* p, size_t n) {
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = uintptr_t(p), last = first + n;
+  {
+    const std::lock_guard<std::mutex> lock(g_live_mu);
+    const auto& live = live_mappings();
+    auto it = live.upper_bound(first);
+    if (it == live.begin()) return false;
+    --it;
+    if (last > it->first + it->second) return false;
+  }
+  const uintptr_t begin = (first + page - 1) / page * page, end = last / page * page;
+  if (end <= begin) return false;
+  return ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED) == 0;
 }
 
 }  // namespace tern::formats

@@ -20,6 +20,13 @@ class MappedFile {
   static std::shared_ptr<MappedFile> from_bytes(std::string label, const uint8_t* bytes,
                                                 size_t size);
 
+  // Hands the whole pages of [p, p + n) back to the kernel when they lie inside one live
+  // mapping made by open(): a reader that copied what it needs (e.g. weights prepacked for
+  // decode) keeps resident memory at one copy; a later read faults the pages back in from the
+  // file, and the page cache keeps them for other processes. Anything else (heap, from_bytes)
+  // is left alone, since dropping anonymous pages would zero them. Returns whether it released.
+  static bool release_pages(const void* p, size_t n);
+
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;

@@ -140,7 +140,7 @@ bool amx_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, float
           uint16_t* slot = block + (r / kPanel) * ns * kStepBf16 + (r % kPanel) * 32;
           // Each row contributes a few hundred bytes from a different place: ask for the row
           // kPrefetchRows ahead now, or every row waits on its own memory latency.
-          if (r + kPrefetchRows < nrows) {
+          if (!w.packed && r + kPrefetchRows < nrows) {
             const char* next =
                 reinterpret_cast<const char*>(w.row_ptr(r0 + r + kPrefetchRows)) + seg0;
             for (int64_t off = 0; off < seg; off += 64) __builtin_prefetch(next + off);

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/int8_decode.h"
+#include "kernels/packed_tiles.h"
 
 namespace tern::kernels {
 
@@ -86,7 +87,12 @@ void quantize_act_rows(const float* x, int64_t T, int64_t ldx, int64_t cols, Act
 
 void pack_panel(const WeightView& w, int64_t r0, PackedPanel& out, bool simd) {
   TERN_CHECK((w.dtype == DType::q8_0 || w.dtype == DType::q4_0) && w.cols % kBlock == 0);
-  if (simd && cpu_has_vnni()) return pack_panel_vnni(w, r0, out);
+  if (simd && cpu_has_vnni()) return pack_panel_vnni(w, r0, out);  // reads packed views too
+  if (w.packed) {  // prepacked for decode: the panel's rows back in stored form first
+    thread_local std::vector<uint8_t> rows;
+    const int64_t nr = std::min(kPanelRows, w.rows - r0);
+    return pack_panel(stored_rows(w, r0, nr, rows), 0, out, simd);
+  }
   const int64_t nb = w.cols / kBlock, nr = std::min(kPanelRows, w.rows - r0);
   const int64_t block_bytes = dtype_block_bytes(w.dtype);
   out.n_blocks = nb;

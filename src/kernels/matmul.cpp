@@ -54,6 +54,12 @@ void row_tile(const MatmulParams& p, const IsaKernels& isa, int64_t r0) {
 }
 }  // namespace
 
+void fail_packed_row_read(const char* where) {
+  fail(ErrorKind::internal, std::string(where) +
+                                ": a packed (tile-major) weight read as rows; unpack it with "
+                                "stored_rows / stored_row_segment (packed_tiles.h)");
+}
+
 void require_weight_dtype(const WeightView& w, const char* who) {
   if (!weight_dtype_supported(w.dtype))
     fail(ErrorKind::format, std::string(who) + ": weights of dtype " +
@@ -108,8 +114,7 @@ void matmul_group(const MatmulParams* ps, int64_t n, ThreadPool* pool) {
     if (serving_kernels() && decode_eligible(ps[i])) {
       if (t_observer) t_observer->notify(ps[i]);
       fused.push_back(ps[i]);
-    }
-    else
+    } else
       matmul(ps[i], &tp);
   }
   if (!fused.empty()) run_decode_group(fused.data(), int64_t(fused.size()), tp);

@@ -1,6 +1,7 @@
 // Tile-major Q8_0 / Q4_0 (packed_tiles.h): the layout, its inverse and the scalar reference.
 #include "kernels/packed_tiles.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -18,9 +19,6 @@ namespace {
 // Quant bytes of one block of one row (after its 2-byte scale when stored).
 int64_t quant_bytes(DType t) {
   return t == DType::q8_0 ? 32 : 16;
-}
-uint8_t stored_to_packed(DType t, uint8_t v) {
-  return t == DType::q8_0 ? uint8_t(v ^ 0x80) : v;
 }
 
 void require_packable(DType t) {
@@ -49,46 +47,112 @@ int64_t packed_bytes(DType t, int64_t rows, int64_t cols) {
   return (rows + 3) / 4 * packed_tile_bytes(t, cols);
 }
 
-void pack_tiles(DType t, const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
-  require_packable(t);
-  const int64_t row_bytes = dtype_bytes_for(t, cols), n_blocks = cols / 32;
-  const int64_t block = dtype_block_bytes(t), qb = quant_bytes(t);
+namespace {
+
+// Copies one block's quants between the stored and packed forms (Q8_0's + 128 is an
+// involution); constant sizes so the compiler vectorises it.
+template <DType T>
+inline void copy_quants(const uint8_t* in, uint8_t* out) {
+  if constexpr (T == DType::q8_0) {
+    for (int j = 0; j < 32; ++j) out[j] = uint8_t(in[j] ^ 0x80);
+  } else {
+    std::memcpy(out, in, 16);
+  }
+}
+
+template <DType T>
+void pack_tiles_as(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+  constexpr int64_t kBlock = T == DType::q8_0 ? 34 : 18, kQuant = kBlock - 2;
+  const int64_t row_bytes = dtype_bytes_for(T, cols), n_blocks = cols / 32;
   for (int64_t r0 = 0; r0 < rows; r0 += 4) {
-    uint8_t* tile = dst + (r0 / 4) * packed_tile_bytes(t, cols);
+    uint8_t* tile = dst + (r0 / 4) * 4 * row_bytes;
     const uint8_t* row[4];
     for (int64_t r = 0; r < 4; ++r) row[r] = src + std::min(r0 + r, rows - 1) * row_bytes;
     for (int64_t g0 = 0; g0 < n_blocks; g0 += 4) {
       const int64_t g = std::min<int64_t>(4, n_blocks - g0);
-      uint8_t* out = tile + group_offset(t, g0);
-      for (int64_t b = 0; b < g; ++b)
-        for (int64_t r = 0; r < 4; ++r)
-          std::memcpy(out + 2 * (4 * b + r), row[r] + (g0 + b) * block, 2);
+      uint8_t* out = tile + 4 * g0 * kBlock;
       uint8_t* quants = out + 8 * g;
       for (int64_t b = 0; b < g; ++b)
         for (int64_t r = 0; r < 4; ++r) {
-          const uint8_t* in = row[r] + (g0 + b) * block + 2;
-          uint8_t* q = quants + (4 * b + r) * qb;
-          for (int64_t j = 0; j < qb; ++j) q[j] = stored_to_packed(t, in[j]);
+          const uint8_t* in = row[r] + (g0 + b) * kBlock;
+          std::memcpy(out + 2 * (4 * b + r), in, 2);
+          copy_quants<T>(in + 2, quants + (4 * b + r) * kQuant);
         }
     }
   }
 }
 
-void unpack_row(DType t, const uint8_t* packed, int64_t cols, int64_t r, uint8_t* out) {
+}  // namespace
+
+void pack_tiles(DType t, const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
   require_packable(t);
-  const int64_t n_blocks = cols / 32, block = dtype_block_bytes(t), qb = quant_bytes(t);
+  if (t == DType::q8_0)
+    pack_tiles_as<DType::q8_0>(src, rows, cols, dst);
+  else
+    pack_tiles_as<DType::q4_0>(src, rows, cols, dst);
+}
+
+void unpack_row_blocks(DType t, const uint8_t* packed, int64_t cols, int64_t r, int64_t b0,
+                       int64_t nb, uint8_t* out) {
+  require_packable(t);
+  const int64_t n_blocks = cols / 32, block = dtype_block_bytes(t);
+  TERN_CHECK(b0 >= 0 && nb >= 0 && b0 + nb <= n_blocks);
   const uint8_t* tile = packed + (r / 4) * packed_tile_bytes(t, cols);
   const int64_t rr = r % 4;
-  for (int64_t g0 = 0; g0 < n_blocks; g0 += 4) {
-    const int64_t g = std::min<int64_t>(4, n_blocks - g0);
+  for (int64_t b = b0; b < b0 + nb; ++b) {
+    const int64_t g0 = b / 4 * 4, g = std::min<int64_t>(4, n_blocks - g0), k = b - g0;
     const uint8_t* in = tile + group_offset(t, g0);
-    for (int64_t b = 0; b < g; ++b) {
-      uint8_t* blk = out + (g0 + b) * block;
-      std::memcpy(blk, in + 2 * (4 * b + rr), 2);
-      const uint8_t* q = in + 8 * g + (4 * b + rr) * qb;
-      for (int64_t j = 0; j < qb; ++j) blk[2 + j] = stored_to_packed(t, q[j]);  // an involution
-    }
+    uint8_t* blk = out + (b - b0) * block;
+    std::memcpy(blk, in + 2 * (4 * k + rr), 2);
+    const uint8_t* q = in + 8 * g + (4 * k + rr) * quant_bytes(t);
+    if (t == DType::q8_0)
+      copy_quants<DType::q8_0>(q, blk + 2);
+    else
+      copy_quants<DType::q4_0>(q, blk + 2);
   }
+}
+
+void unpack_row(DType t, const uint8_t* packed, int64_t cols, int64_t r, uint8_t* out) {
+  unpack_row_blocks(t, packed, cols, r, 0, cols / 32, out);
+}
+
+WeightView stored_rows(const WeightView& w, int64_t r0, int64_t n, std::vector<uint8_t>& scratch) {
+  if (!w.packed) return w.row_range(r0, n);
+  const int64_t row_bytes = w.row_bytes();
+  if (int64_t(scratch.size()) < n * row_bytes) scratch.resize(size_t(n * row_bytes));
+  for (int64_t r = 0; r < n; ++r)
+    unpack_row(w.dtype, static_cast<const uint8_t*>(w.data), w.cols, r0 + r,
+               scratch.data() + r * row_bytes);
+  WeightView v = w;
+  v.packed = false;
+  v.data = scratch.data();
+  v.rows = n;
+  v.row0 = w.row0 + r0;
+  return v;
+}
+
+WeightView stored_row_segment(const WeightView& w, int64_t r, int64_t col0, int64_t n,
+                              std::vector<uint8_t>& scratch) {
+  if (!w.packed) return w.row_range(r, 1);
+  TERN_CHECK(col0 % 32 == 0 && col0 + n <= w.cols);
+  const int64_t b0 = col0 / 32, nb = (n + 31) / 32;
+  const int64_t bytes = nb * dtype_block_bytes(w.dtype);
+  if (int64_t(scratch.size()) < bytes) scratch.resize(size_t(bytes));
+  unpack_row_blocks(w.dtype, static_cast<const uint8_t*>(w.data), w.cols, r, b0, nb,
+                    scratch.data());
+  WeightView v = w;
+  v.packed = false;
+  v.data = scratch.data();
+  v.rows = 1;
+  v.cols = nb * 32;
+  v.row0 = w.row0 + r;
+  return v;
+}
+
+const float* dequant_packed(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out,
+                            DequantFn dequant) {
+  thread_local std::vector<uint8_t> scratch;
+  return dequant(stored_row_segment(w, row, col0, n, scratch), 0, 0, n, out);
 }
 
 void packed_dot4_ref(DType t, const uint8_t* tile, const ActQ8& x, int64_t n_blocks, float* out) {

@@ -16,9 +16,11 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/dtype.h"
 #include "kernels/int8_decode.h"
+#include "kernels/weight.h"
 
 namespace tern::kernels {
 
@@ -34,6 +36,25 @@ void pack_tiles(DType t, const uint8_t* src, int64_t rows, int64_t cols, uint8_t
 // Row r of a packed matrix back in its stored form (row_bytes of dtype t, cols): for readers
 // that want rows (prefill packers, dequantisation).
 void unpack_row(DType t, const uint8_t* packed, int64_t cols, int64_t r, uint8_t* out);
+// Blocks [b0, b0 + nb) of row r of a packed matrix in stored form (nb blocks' bytes).
+void unpack_row_blocks(DType t, const uint8_t* packed, int64_t cols, int64_t r, int64_t b0,
+                       int64_t nb, uint8_t* out);
+
+// Row readers of a WeightView that may be packed. Each returns a row-major stored view: `w`'s own
+// bytes when it is not packed (no copy), else rows unpacked into `scratch` (grown as needed; the
+// view is valid until scratch changes).
+// Rows [r0, r0 + n) as a view of n rows (scales and row0 carried over).
+WeightView stored_rows(const WeightView& w, int64_t r0, int64_t n, std::vector<uint8_t>& scratch);
+// Columns [col0, col0 + n) of row r (col0 on a block edge) as a one-row view of cols >= n.
+WeightView stored_row_segment(const WeightView& w, int64_t r, int64_t col0, int64_t n,
+                              std::vector<uint8_t>& scratch);
+// For the ISA dequantisers (cpu/isa_*.cpp): W[row, col0 : col0+n] of a packed view through
+// `dequant` on the unpacked segment, with the scratch kept here (baseline code, so those
+// translation units instantiate no containers).
+using DequantFn = const float* (*)(const WeightView& w, int64_t row, int64_t col0, int64_t n,
+                                   float* out);
+const float* dequant_packed(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out,
+                            DequantFn dequant);
 
 // out[i] = the 4 rows of one packed tile dotted with x, as Int8Dot4 defines it for stored rows.
 using PackedDot4 = void (*)(DType t, const uint8_t* tile, const ActQ8& x, int64_t n_blocks,

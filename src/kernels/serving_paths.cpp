@@ -11,6 +11,7 @@
 #include "kernels/int8_decode.h"
 #include "kernels/int8_gemm.h"
 #include "kernels/int_group_decode.h"
+#include "kernels/packed_tiles.h"
 
 namespace tern::kernels {
 
@@ -26,6 +27,11 @@ constexpr int64_t kFewTokens = 4;
 
 bool is_int8_format(DType t) {
   return t == DType::q8_0 || t == DType::q4_0;
+}
+
+// The packed tile holding rows r0..r0+3 (r0 a multiple of 4): a tile is 4 stored rows' bytes.
+const uint8_t* packed_tile(const WeightView& w, int64_t r0) {
+  return static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes();
 }
 
 // The GGUF quantisations other than Q8_0 / Q4_0 (those have kernels of their own).
@@ -121,11 +127,18 @@ bool run_int8_few_tokens(const MatmulParams& p, ThreadPool& tp) {
   if (!int8_decode_takes(p.w) || p.T > kFewTokens) return false;
   const Int8Dot4 one = int8_dot4_kernel();
   const Int8Dot4xN many = int8_dot4xn_kernel();
+  const PackedDot4 packed = packed_dot4_kernel();
   const WeightView& w = p.w;
   const int64_t nb = w.cols / 32;
   const int nt = int(p.T);
   run_few_tokens<ActQ8>(p, tp, quantize_act_q8,
                         [&](int64_t r0, const ActQ8* const* xs, float* out) {
+                          if (w.packed) {  // the tile stays in L1 across the tokens
+                            const uint8_t* tile = packed_tile(w, r0);
+                            for (int t = 0; t < nt; ++t)
+                              packed(w.dtype, tile, *xs[t], nb, out + 4 * t);
+                            return;
+                          }
                           const uint8_t* rows[kRowTile];
                           tile_rows(w, r0, rows);
                           if (!(many && many(w.dtype, rows, xs, nt, nb, out)))
@@ -269,7 +282,7 @@ std::string serving_path_name(const WeightView& w, int64_t T) {
     if (!path.takes(w, T)) continue;
     // The decode paths also need whole blocks; the others check inside run().
     if (T == 1 && !decode_eligible(MatmulParams{nullptr, w.cols, nullptr, w.rows, 1, w})) continue;
-    return std::string(path.name) + "[" + path.variant + "]";
+    return std::string(path.name) + "[" + path.variant + (w.packed ? ",packed" : "") + "]";
   }
   return "exact-f32[" + std::string(active_isa().name) + "]";
 }
@@ -294,6 +307,7 @@ bool decode_eligible(const MatmulParams& p) {
 
 void run_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
   const Int8Dot4 int8_kernel = int8_dot4_kernel();
+  const PackedDot4 packed_kernel = packed_dot4_kernel();
   const IntGroupDot4 group_kernel = int_group_dot4_kernel();
   const Bf16Dot4 bf16_kernel = bf16_dot4_kernel();
   const GgmlDot4 ggml_kernel = ggml_dot4_kernel();
@@ -340,6 +354,10 @@ void run_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
       float out[kRowTile];
       switch (decode_kind(w)) {
         case DecodeKind::int8_blocks: {
+          if (w.packed) {
+            packed_kernel(w.dtype, packed_tile(w, r0), a8[owner_act[i]], w.cols / 32, out);
+            break;
+          }
           const uint8_t* rows[kRowTile];
           tile_rows(w, r0, rows);
           int8_kernel(w.dtype, rows, a8[owner_act[i]], w.cols / 32, out);

@@ -9,6 +9,10 @@
 
 namespace tern::kernels {
 
+// Throws ErrorKind::internal: a row reader met a packed view (matmul.cpp; out of line so the
+// ISA translation units, compiled with their own -m flags, instantiate no string code).
+[[noreturn]] void fail_packed_row_read(const char* where);
+
 struct WeightView {
   DType dtype = DType::f32;
   int64_t rows = 0;  // out_features
@@ -25,6 +29,12 @@ struct WeightView {
   // kv_b_proj or one expert of a stacked tensor); only scale lookups use it, since `data`
   // already points at that row.
   int64_t row0 = 0;
+  // Q8_0 / Q4_0 only: `data` holds the tile-major layout of packed_tiles.h (prepacked at load
+  // for the decode kernels) instead of rows. A tile is 4 stored rows' bytes, so row_range at a
+  // multiple of 4 rows is still a byte offset; readers that want rows unpack them
+  // (packed_tiles.h stored_rows / stored_row_segment), and row_ptr refuses, so a reader that
+  // forgot fails loudly instead of reading shuffled bytes.
+  bool packed = false;
 
   int64_t n_block_cols() const { return (cols + block_cols - 1) / block_cols; }
   const float* scale_row(int64_t r) const {
@@ -32,8 +42,9 @@ struct WeightView {
   }
   // Rows [begin, begin + n) as their own view (zero-copy).
   WeightView row_range(int64_t begin, int64_t n) const {
+    if (packed && begin % 4) fail_packed_row_read("row_range off a tile edge");
     WeightView v = *this;
-    v.data = row_ptr(begin);
+    v.data = static_cast<const uint8_t*>(data) + begin * row_bytes();
     v.rows = n;
     v.row0 = row0 + begin;
     return v;
@@ -41,6 +52,7 @@ struct WeightView {
   // Bytes of one stored row (block types pack cols/32 blocks per row).
   int64_t row_bytes() const { return dtype_bytes_for(dtype, cols); }
   const uint8_t* row_ptr(int64_t r) const {
+    if (packed) fail_packed_row_read("row_ptr");
     return static_cast<const uint8_t*>(data) + r * row_bytes();
   }
 };
@@ -50,6 +62,7 @@ struct WeightView {
 // results the caller drops.
 inline void tile_rows(const WeightView& w, int64_t r0, const uint8_t* rows[4],
                       const float* scales[4] = nullptr) {
+  if (w.packed) fail_packed_row_read("tile_rows");
   const int64_t last = w.rows - 1;
   const int64_t row_bytes = w.row_bytes();  // once: a dtype switch per row showed in profiles
   for (int64_t j = 0; j < 4; ++j) {

@@ -16,6 +16,7 @@
 #include "model/forward_state.h"
 #include "model/kv_cache.h"
 #include "model/mla.h"
+#include "model/prepack.h"
 #include "model/rope.h"
 #include "model/weights.h"
 
@@ -57,6 +58,10 @@ class Model {
   // changed in place, e.g. after an optimizer step, so the next forward sees the new values
   // without a file round trip. Not concurrent with forwards.
   void refresh_derived();
+  // Rewrites the Q8_0 / Q4_0 matrices the decode kernels read into their tile-major layout
+  // (model/prepack.h). For serving, after any LoRA merge; exact forwards still work on the
+  // result but gain nothing. Not concurrent with forwards.
+  PrepackReport prepack_for_decode() { return prepack_decode_weights(config_, weights_); }
   Model(Model&&) = default;
   Model& operator=(Model&&) = default;
 

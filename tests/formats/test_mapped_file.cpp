@@ -31,6 +31,28 @@ TEST(MappedFile, EmptyFileIsSizeZero) {
   EXPECT_EQ(f->data(), nullptr);
 }
 
+// Released pages of a file mapping read back the file's bytes; anything that is not inside one
+// live file mapping (heap copies, a range running past the end, a closed mapping) is left alone.
+TEST(MappedFile, ReleasesPagesOnlyInsideFileMappings) {
+  TempDir dir;
+  std::string bytes(5 * 4096 + 100, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = char(i * 7 + 3);
+  testing::write_bytes(dir.file("w.bin"), bytes);
+  auto f = MappedFile::open(dir.file("w.bin"));
+  EXPECT_TRUE(MappedFile::release_pages(f->data() + 10, 3 * 4096));
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(f->data()), f->size()), bytes);
+  EXPECT_FALSE(MappedFile::release_pages(f->data() + 4096, f->size()));  // runs past the end
+  EXPECT_FALSE(MappedFile::release_pages(f->data() + 10, 100));          // no whole page inside
+
+  auto heap =
+      MappedFile::from_bytes("heap", reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  EXPECT_FALSE(MappedFile::release_pages(heap->data(), heap->size()));
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(heap->data()), heap->size()), bytes);
+  const uint8_t* gone = f->data();
+  f.reset();
+  EXPECT_FALSE(MappedFile::release_pages(gone, 3 * 4096));
+}
+
 TEST(MappedFile, MissingFileIsIoErrorNamingPath) {
   TempDir dir;
   const std::string p = dir.file("nope.safetensors");

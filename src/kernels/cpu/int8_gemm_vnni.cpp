@@ -57,10 +57,15 @@ inline float hmax(__m512 v) {
   return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
 }
 
-// The 32 signed weights of one Q8_0 / Q4_0 block.
-inline __m256i block_weights(DType t, const uint8_t* blk) {
-  if (t == DType::q8_0) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
-  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+// The 32 signed weights of one Q8_0 / Q4_0 block from its quant bytes; `biased`: Q8_0 stored
+// + 128, as the packed tiles hold it.
+template <DType T, bool biased>
+inline __m256i block_weights(const uint8_t* q) {
+  if constexpr (T == DType::q8_0) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+    return biased ? _mm256_xor_si256(v, _mm256_set1_epi8(char(0x80))) : v;
+  }
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
   const __m128i low4 = _mm_set1_epi8(15);
   const __m256i nib =
       _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4), _mm_and_si128(bytes, low4));
@@ -106,33 +111,58 @@ const uint8_t* zero_block() {
 constexpr int64_t kPackPrefetch = 8;   // blocks ahead
 constexpr int64_t kPrefetchEvery = 2;  // a 64-byte line holds 2-3 blocks of a row
 
-template <DType T>
+// One panel row's blocks, read as stored (a row is consecutive blocks) or from the packed tiles
+// of packed_tiles.h (each group of 4 blocks keeps its 4 rows' scales in front of their quants).
+template <DType T, bool kPacked>
 void pack_blocks(const WeightView& w, int64_t r0, PackedPanel& out) {
   const int64_t nb = w.cols / 32, nr = std::min<int64_t>(kPanelRows, w.rows - r0);
-  constexpr int64_t kBlockBytes = T == DType::q8_0 ? 34 : 18;
-  const uint8_t* rows[kPanelRows];
-  int64_t step[kPanelRows];  // a padding row stays on its one zero block
-  for (int64_t r = 0; r < kPanelRows; ++r) {
-    rows[r] = r < nr ? w.row_ptr(r0 + r) : zero_block<T>();
-    step[r] = r < nr ? kBlockBytes : 0;
-  }
+  constexpr int64_t kBlockBytes = T == DType::q8_0 ? 34 : 18, kQuantBytes = kBlockBytes - 2;
+  const uint8_t* base[kPanelRows];  // stored: the row; packed: its tile; null: a padding row
+  for (int64_t r = 0; r < kPanelRows; ++r)
+    base[r] = r >= nr   ? nullptr
+              : kPacked ? static_cast<const uint8_t*>(w.data) + (r0 + r) / 4 * 4 * w.row_bytes()
+                        : w.row_ptr(r0 + r);
+  const uint8_t* zero = zero_block<T>();
   const __m512i ones = _mm512_set1_epi8(1);
   for (int64_t b = 0; b < nb; ++b) {
-    // 32 row streams are more than the hardware prefetcher follows: ask for each row's bytes
-    // kPackPrefetch blocks ahead, one cache line per row every few blocks.
-    if (b % kPrefetchEvery == 0)
-      for (int64_t r = 0; r < nr; ++r)
-        _mm_prefetch(reinterpret_cast<const char*>(rows[r] + kPackPrefetch * kBlockBytes),
-                     _MM_HINT_T0);
+    const uint8_t* scale_at[kPanelRows];
+    const uint8_t* quant_at[kPanelRows];
+    if constexpr (kPacked) {
+      const int64_t g0 = b & ~int64_t(3), k = b & 3, g = std::min<int64_t>(4, nb - g0);
+      const int64_t group = 4 * g0 * kBlockBytes;
+      for (int64_t r = 0; r < kPanelRows; ++r) {
+        const int64_t slot = 4 * k + (r0 + r) % 4;
+        scale_at[r] = base[r] ? base[r] + group + 2 * slot : zero;
+        quant_at[r] = base[r] ? base[r] + group + 8 * g + slot * kQuantBytes : zero + 2;
+      }
+      // 8 tiles are 8 sequential streams; ask for each a few blocks ahead.
+      for (int64_t r = 0; r < nr; r += 4) {
+        const char* ahead = reinterpret_cast<const char*>(base[r]) +
+                            std::min(b + kPackPrefetch, nb - 1) * 4 * kBlockBytes;
+        _mm_prefetch(ahead, _MM_HINT_T0);
+        _mm_prefetch(ahead + 64, _MM_HINT_T0);
+      }
+    } else {
+      // 32 row streams are more than the hardware prefetcher follows: ask for each row's bytes
+      // kPackPrefetch blocks ahead, one cache line per row every few blocks.
+      for (int64_t r = 0; r < kPanelRows; ++r) {
+        scale_at[r] = base[r] ? base[r] + b * kBlockBytes : zero;
+        quant_at[r] = scale_at[r] + 2;
+        if (b % kPrefetchEvery == 0 && base[r])
+          _mm_prefetch(reinterpret_cast<const char*>(base[r] + (b + kPackPrefetch) * kBlockBytes),
+                       _MM_HINT_T0);
+      }
+    }
     int8_t* dst = out.w.data() + b * 32 * kPanelRows;
     for (int64_t half = 0; half < 2; ++half) {
-      const uint8_t* const* hr = rows + half * 16;
+      const uint8_t* const* hq = quant_at + half * 16;
+      const uint8_t* const* hs = scale_at + half * 16;
       __m512i z[8], t[8];
       alignas(32) uint16_t scales[16];
       for (int i = 0; i < 8; ++i)
-        z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(block_weights(T, hr[i])),
-                                  block_weights(T, hr[i + 8]), 1);
-      for (int i = 0; i < 16; ++i) std::memcpy(&scales[i], hr[i], 2);
+        z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(block_weights<T, kPacked>(hq[i])),
+                                  block_weights<T, kPacked>(hq[i + 8]), 1);
+      for (int i = 0; i < 16; ++i) std::memcpy(&scales[i], hs[i], 2);
       transpose_16x8(z, t);
       __m512i sum = _mm512_setzero_si512();
       for (int k = 0; k < 8; ++k) {
@@ -145,24 +175,25 @@ void pack_blocks(const WeightView& w, int64_t r0, PackedPanel& out) {
           out.dw.data() + b * kPanelRows + half * 16,
           _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(scales))));
     }
-    for (int64_t r = 0; r < kPanelRows; ++r) rows[r] += step[r];
   }
 }
 
 }  // namespace
 
 // pack_panel (int8_gemm.h) with AVX-512: each 16-row half of a block is transposed in registers
-// and its row sums come from vpdpbusd against ones. Same bytes as the scalar packer.
+// and its row sums come from vpdpbusd against ones. Same bytes as the scalar packer; reads
+// prepacked views (WeightView::packed) directly.
 void pack_panel_vnni(const WeightView& w, int64_t r0, PackedPanel& out) {
   const int64_t nb = w.cols / 32;
   out.n_blocks = nb;
   out.w.resize(size_t(nb * 32 * kPanelRows));
   out.dw.resize(size_t(nb * kPanelRows));
   out.nws.resize(size_t(nb * kPanelRows));
-  if (w.dtype == DType::q8_0)
-    pack_blocks<DType::q8_0>(w, r0, out);
+  const bool q8 = w.dtype == DType::q8_0;
+  if (w.packed)
+    q8 ? pack_blocks<DType::q8_0, true>(w, r0, out) : pack_blocks<DType::q4_0, true>(w, r0, out);
   else
-    pack_blocks<DType::q4_0>(w, r0, out);
+    q8 ? pack_blocks<DType::q8_0, false>(w, r0, out) : pack_blocks<DType::q4_0, false>(w, r0, out);
 }
 
 // quantize_block_q8 for a row of n values (n a multiple of 32), codes stored as q + 128: the

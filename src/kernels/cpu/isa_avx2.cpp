@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "kernels/cpu/isa.h"
+#include "kernels/packed_tiles.h"
 #include "kernels/ref/ref_ops.h"
 
 namespace tern::kernels {
@@ -83,6 +84,7 @@ void dequant_int_groups(const WeightView& w, int64_t row, int64_t col0, int64_t 
 }
 
 const float* dequant(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out) {
+  if (w.packed) return dequant_packed(w, row, col0, n, out, dequant);
   switch (w.dtype) {
     case DType::f32:
       return reinterpret_cast<const float*>(w.row_ptr(row)) + col0;

@@ -9,6 +9,7 @@
 #include "kernels/cpu/avx512_hsum.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/ggml/ggml_decode.h"
+#include "kernels/packed_tiles.h"
 #include "kernels/ref/ref_ops.h"
 
 namespace tern::kernels {
@@ -85,6 +86,7 @@ void dequant_int_groups(const WeightView& w, int64_t row, int64_t col0, int64_t 
 }
 
 const float* dequant(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out) {
+  if (w.packed) return dequant_packed(w, row, col0, n, out, dequant);
   switch (w.dtype) {
     case DType::f32:
       return reinterpret_cast<const float*>(w.row_ptr(row)) + col0;
@@ -260,8 +262,19 @@ bool dot4_fused_blocks(const WeightView& w, int64_t r0, int64_t col0, int64_t n,
                        float* out) {
   if (col0 % 32 || n % 32) return false;
   constexpr int64_t kBlockBytes = kType == DType::q8_0 ? 34 : 18;
+  constexpr int64_t kMaxPackedBlocks = 64;  // matmul's column chunk of 2048
   const uint8_t* blocks[4];
-  for (int r = 0; r < 4; ++r) blocks[r] = w.row_ptr(r0 + r) + (col0 / 32) * kBlockBytes;
+  alignas(64) uint8_t unpacked[4][kMaxPackedBlocks * kBlockBytes];
+  if (w.packed) {  // prepacked: the 4 rows' blocks back in stored form (the exact path's decode)
+    if (n / 32 > kMaxPackedBlocks) return false;
+    for (int r = 0; r < 4; ++r) {
+      unpack_row_blocks(kType, static_cast<const uint8_t*>(w.data), w.cols, r0 + r, col0 / 32,
+                        n / 32, unpacked[r]);
+      blocks[r] = unpacked[r];
+    }
+  } else {
+    for (int r = 0; r < 4; ++r) blocks[r] = w.row_ptr(r0 + r) + (col0 / 32) * kBlockBytes;
+  }
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                    _mm512_setzero_ps()};
   for (int64_t i = 0; i < n; i += 32) {

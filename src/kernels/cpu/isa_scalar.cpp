@@ -2,12 +2,14 @@
 #include <cmath>
 
 #include "kernels/cpu/isa.h"
+#include "kernels/packed_tiles.h"
 #include "kernels/ref/ref_ops.h"
 
 namespace tern::kernels {
 namespace {
 
 const float* dequant(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* buf) {
+  if (w.packed) return dequant_packed(w, row, col0, n, buf, dequant);
   if (w.dtype == DType::f32) return reinterpret_cast<const float*>(w.row_ptr(row)) + col0;
   ref::dequant_row(w, row, col0, n, buf);
   return buf;

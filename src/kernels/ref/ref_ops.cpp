@@ -2,6 +2,7 @@
 
 #include "core/dtype.h"
 #include "kernels/ggml/unpack.h"
+#include "kernels/packed_tiles.h"
 
 namespace tern::kernels::ref {
 
@@ -20,6 +21,11 @@ float q4_0_elem(const uint8_t* block, int i) {
 }
 
 float elem(const WeightView& w, int64_t r, int64_t c) {
+  if (w.packed) {  // prepacked Q8_0 / Q4_0: the one block that holds column c, as stored
+    uint8_t block[34];
+    unpack_row_blocks(w.dtype, static_cast<const uint8_t*>(w.data), w.cols, r, c / 32, 1, block);
+    return w.dtype == DType::q8_0 ? q8_0_elem(block, int(c % 32)) : q4_0_elem(block, int(c % 32));
+  }
   const uint8_t* row = w.row_ptr(r);
   switch (w.dtype) {
     case DType::f32:

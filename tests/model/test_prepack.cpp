@@ -1,0 +1,118 @@
+// Prepacking for decode (model/prepack.h) on the GGUF fixtures, which hold Q8_0 and Q4_0
+// matrices (deepseek3_gguf also stacked experts): what gets packed and what must not, resident
+// memory, and forwards on the prepacked model against the model as loaded. The exact path reads
+// unpacked rows and must agree bit for bit; the serving kernels run the packed decode kernel,
+// which sums the same integer products in another float order, so they agree to 1e-4 of the
+// logits' magnitude (observed: a few 1e-7).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <vector>
+
+#include "fixtures.h"
+#include "kernels/matmul.h"
+#include "kernels/packed_tiles.h"
+#include "model/load_weights.h"
+#include "model/model.h"
+
+using namespace tern;
+using namespace tern::model;
+using tern::test::golden;
+using tern::test::read_case;
+
+namespace {
+
+const char* const kFixtures[] = {"qwen2_gguf", "deepseek2_gguf", "deepseek3_gguf", "llama3_gguf"};
+
+bool packed_kernel_here() {
+  return kernels::packed_dot4_kernel() != kernels::packed_dot4_ref;
+}
+
+// Logits of ids run as one forward (decode_steps false) or one token per forward.
+std::vector<float> logits(const Model& m, const std::vector<int32_t>& ids, bool decode_steps) {
+  const int64_t T = int64_t(ids.size()), V = m.config().vocab_size;
+  std::vector<float> out(static_cast<size_t>(T * V));
+  KvCache cache = m.make_cache(T);
+  if (!decode_steps) {
+    m.forward(ids, cache, out);
+    return out;
+  }
+  for (int64_t t = 0; t < T; ++t)
+    m.forward(std::span(ids).subspan(size_t(t), 1), cache,
+              std::span(out).subspan(size_t(t * V), size_t(V)));
+  return out;
+}
+
+void expect_close(const std::vector<float>& want, const std::vector<float>& got) {
+  float scale = 0;
+  for (float v : want) scale = std::max(scale, std::fabs(v));
+  float worst = 0;
+  for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::fabs(want[i] - got[i]));
+  EXPECT_LE(worst, 1e-4f * scale);
+}
+
+}  // namespace
+
+TEST(Prepack, PacksTheDecodeMatricesAndLeavesRowLookupsAlone) {
+  if (!packed_kernel_here()) GTEST_SKIP() << "no packed decode kernel on this CPU";
+  for (const char* name : kFixtures) {
+    SCOPED_TRACE(name);
+    const std::string path = golden(name) + "/model.gguf";
+    const Model as_loaded = Model::load(path);
+    Model m = Model::load(path);
+    const PrepackReport r = m.prepack_for_decode();
+    EXPECT_TRUE(r.skipped.empty()) << r.skipped;
+    EXPECT_GT(r.matrices, 0);
+    const ModelWeights& w = m.weights();
+    EXPECT_FALSE(w.embed_tokens.view.packed);
+    if (m.config().tie_word_embeddings) {
+      EXPECT_FALSE(w.lm_head.view.packed);
+    }
+    int64_t packed = 0;
+    for (const LayerWeights& L : w.layers) {
+      EXPECT_FALSE(L.mla.kv_b_proj.view.packed);
+      EXPECT_FALSE(L.moe.gate.view.packed);
+      for (const Linear* l : {&L.gqa.q_proj, &L.gqa.o_proj, &L.mla.o_proj, &L.mlp.down_proj,
+                              &L.moe.shared_experts.up_proj})
+        packed += l->view.packed;
+      for (const MlpWeights& e : L.moe.experts) packed += e.gate_proj.view.packed;
+    }
+    EXPECT_GT(packed, 0);
+    // The packed copies replace the mapped bytes: a tile is 4 stored rows, so only short last
+    // tiles add anything.
+    const double before = double(resident_weight_bytes(as_loaded.weights()));
+    const double after = double(resident_weight_bytes(w));
+    EXPECT_NEAR(after, before, 0.03 * before);
+    EXPECT_EQ(m.prepack_for_decode().matrices, 0) << "a second call finds nothing left to pack";
+  }
+}
+
+TEST(Prepack, ForwardsMatchTheModelAsLoaded) {
+  for (const char* name : kFixtures) {
+    SCOPED_TRACE(name);
+    const std::string path = golden(name) + "/model.gguf";
+    const auto ids = read_case(golden(name)).at("ids").get<std::vector<int32_t>>();
+    const Model as_loaded = Model::load(path);
+    Model m = Model::load(path);
+    m.prepack_for_decode();
+    // The exact path: the same unpacked values through the same kernels.
+    EXPECT_EQ(logits(as_loaded, ids, false), logits(m, ids, false));
+    const kernels::ScopedServingKernels serving(true);
+    const std::vector<int32_t> three(ids.begin(), ids.begin() + 3);  // the few-token kernels
+    expect_close(logits(as_loaded, three, false), logits(m, three, false));
+    expect_close(logits(as_loaded, ids, true), logits(m, ids, true));
+    expect_close(logits(as_loaded, ids, false), logits(m, ids, false));
+  }
+}
+
+TEST(Prepack, TernPrepackZeroTurnsItOff) {
+  ::setenv("TERN_PREPACK", "0", 1);
+  Model m = Model::load(golden("qwen2_gguf") + "/model.gguf");
+  const PrepackReport r = m.prepack_for_decode();
+  ::unsetenv("TERN_PREPACK");
+  EXPECT_EQ(r.matrices, 0);
+  EXPECT_EQ(r.skipped, "TERN_PREPACK=0");
+  EXPECT_NE(describe(r).find("TERN_PREPACK=0"), std::string::npos);
+  for (const LayerWeights& L : m.weights().layers) EXPECT_FALSE(L.gqa.q_proj.view.packed);
+}
