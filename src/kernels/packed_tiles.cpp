@@ -49,14 +49,19 @@ int64_t packed_bytes(DType t, int64_t rows, int64_t cols) {
 
 namespace {
 
-// Copies one block's quants between the stored and packed forms (Q8_0's + 128 is an
-// involution); constant sizes so the compiler vectorises it.
-template <DType T>
-inline void copy_quants(const uint8_t* in, uint8_t* out) {
+// Copies row `r`'s quants of one block between the stored form (`row`: 32 values) and the
+// packed block area (`area`: 4 rows, layout in packed_tiles.h); Q8_0's + 128 is an involution.
+// Constant sizes so the compiler vectorises it.
+template <DType T, bool kToPacked>
+inline void copy_quants(const uint8_t* from, uint8_t* to, int64_t r) {
   if constexpr (T == DType::q8_0) {
-    for (int j = 0; j < 32; ++j) out[j] = uint8_t(in[j] ^ 0x80);
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* in = kToPacked ? from + 16 * half : from + 64 * half + 16 * r;
+      uint8_t* out = kToPacked ? to + 64 * half + 16 * r : to + 16 * half;
+      for (int j = 0; j < 16; ++j) out[j] = uint8_t(in[j] ^ 0x80);
+    }
   } else {
-    std::memcpy(out, in, 16);
+    std::memcpy(to + (kToPacked ? 16 * r : 0), from + (kToPacked ? 0 : 16 * r), 16);
   }
 }
 
@@ -76,7 +81,7 @@ void pack_tiles_as(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst)
         for (int64_t r = 0; r < 4; ++r) {
           const uint8_t* in = row[r] + (g0 + b) * kBlock;
           std::memcpy(out + 2 * (4 * b + r), in, 2);
-          copy_quants<T>(in + 2, quants + (4 * b + r) * kQuant);
+          copy_quants<T, true>(in + 2, quants + 4 * b * kQuant, r);
         }
     }
   }
@@ -104,11 +109,11 @@ void unpack_row_blocks(DType t, const uint8_t* packed, int64_t cols, int64_t r, 
     const uint8_t* in = tile + group_offset(t, g0);
     uint8_t* blk = out + (b - b0) * block;
     std::memcpy(blk, in + 2 * (4 * k + rr), 2);
-    const uint8_t* q = in + 8 * g + (4 * k + rr) * quant_bytes(t);
+    const uint8_t* area = in + 8 * g + 4 * k * quant_bytes(t);
     if (t == DType::q8_0)
-      copy_quants<DType::q8_0>(q, blk + 2);
+      copy_quants<DType::q8_0, false>(area, blk + 2, rr);
     else
-      copy_quants<DType::q4_0>(q, blk + 2);
+      copy_quants<DType::q4_0, false>(area, blk + 2, rr);
   }
 }
 

@@ -9,9 +9,12 @@
 // Layout of one tile (4 rows; a last tile of fewer rows repeats its last row), per group of
 // g = 4 blocks (fewer in a row's last group):
 //   - the g x 4 f16 scales, block-major: scale(row r, block b) at 2 * (4 * b + r);
-//   - then for each block b, the 4 rows' quant bytes one after another: Q4_0 16 bytes a row
-//     (the nibble bytes as stored), Q8_0 32 bytes a row stored + 128 (xor 0x80, the unsigned
-//     operand vpdpbusd wants).
+//   - then for each block b, the 4 rows' quant bytes in 16-byte pieces, row r's piece at 16 r:
+//     Q4_0 one piece a row (its 16 nibble bytes as stored: 64 bytes a block); Q8_0 two, the
+//     block's elements 0-15 of the 4 rows then elements 16-31 (128 bytes a block), stored + 128
+//     (xor 0x80, the unsigned operand vpdpbusd wants). Either way one 64-byte register holds a
+//     half block of all 4 rows, lane 4 r + k holding row r's elements 4k..4k+3 (of that half),
+//     so both types share one kernel shape: one scale permute per block.
 // A tile is exactly 4 stored rows' bytes, so a packed matrix is the size of the file's.
 #pragma once
 

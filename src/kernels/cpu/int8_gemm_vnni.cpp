@@ -57,13 +57,15 @@ inline float hmax(__m512 v) {
   return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
 }
 
-// The 32 signed weights of one Q8_0 / Q4_0 block from its quant bytes; `biased`: Q8_0 stored
-// + 128, as the packed tiles hold it.
-template <DType T, bool biased>
+// The 32 signed weights of one Q8_0 / Q4_0 block from its quant bytes, as stored or (kPacked)
+// from a packed tile's block area, where Q8_0 is two 16-byte pieces 64 bytes apart, + 128.
+template <DType T, bool kPacked>
 inline __m256i block_weights(const uint8_t* q) {
   if constexpr (T == DType::q8_0) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-    return biased ? _mm256_xor_si256(v, _mm256_set1_epi8(char(0x80))) : v;
+    if constexpr (!kPacked) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+    const __m256i v = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 64)),
+                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+    return _mm256_xor_si256(v, _mm256_set1_epi8(char(0x80)));
   }
   const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
   const __m128i low4 = _mm_set1_epi8(15);
@@ -123,6 +125,9 @@ void pack_blocks(const WeightView& w, int64_t r0, PackedPanel& out) {
               : kPacked ? static_cast<const uint8_t*>(w.data) + (r0 + r) / 4 * 4 * w.row_bytes()
                         : w.row_ptr(r0 + r);
   const uint8_t* zero = zero_block<T>();
+  // A padding row of a packed view reads zero bytes as far as a Q8_0 second piece reaches; its
+  // scale of zero makes whatever they decode to contribute nothing.
+  static const uint8_t zero_area[128] = {};
   const __m512i ones = _mm512_set1_epi8(1);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* scale_at[kPanelRows];
@@ -131,9 +136,9 @@ void pack_blocks(const WeightView& w, int64_t r0, PackedPanel& out) {
       const int64_t g0 = b & ~int64_t(3), k = b & 3, g = std::min<int64_t>(4, nb - g0);
       const int64_t group = 4 * g0 * kBlockBytes;
       for (int64_t r = 0; r < kPanelRows; ++r) {
-        const int64_t slot = 4 * k + (r0 + r) % 4;
-        scale_at[r] = base[r] ? base[r] + group + 2 * slot : zero;
-        quant_at[r] = base[r] ? base[r] + group + 8 * g + slot * kQuantBytes : zero + 2;
+        const int64_t rr = (r0 + r) % 4;
+        scale_at[r] = base[r] ? base[r] + group + 2 * (4 * k + rr) : zero;
+        quant_at[r] = base[r] ? base[r] + group + 8 * g + 4 * k * kQuantBytes + 16 * rr : zero_area;
       }
       // 8 tiles are 8 sequential streams; ask for each a few blocks ahead.
       for (int64_t r = 0; r < nr; r += 4) {

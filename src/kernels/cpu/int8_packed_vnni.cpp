@@ -4,8 +4,8 @@
 //   and high nibbles 16..31, both broadcast to the 4 row lanes; lane 4r + k sums row r's
 //   elements 4k..4k+3 and 16+4k..16+4k+3, starting at ActQ8::init4 (-2 * sum per lane: the 4
 //   lanes of a row add up to the offset of 8).
-// - Q8_0: two registers of 2 rows x 32 bytes (stored + 128), the block's 32 activations
-//   broadcast to both halves, starting at ActQ8::init8.
+// - Q8_0: the same lanes from two registers (elements 0-15 and 16-31 of the 4 rows, stored
+//   + 128), starting at -32 * sum per lane (the 4 lanes of a row undo the bias of 128).
 // A group's 16 f16 scales arrive with one load and are multiplied by the activation scales
 // once for all 4 rows; a lane permute hands each block its rows' scales. Compiled with its own
 // -m flags; packed_tiles.cpp calls it only when CPUID reports VNNI.
@@ -18,14 +18,10 @@ namespace tern::kernels {
 namespace {
 
 // Lane index vectors over the group's scale vector (lane 4b + r = block b, row r).
-inline __m512i rows_of_block_q4(int b) {  // lane 4r + k -> 4b + r
+inline __m512i rows_of_block(int b) {  // lane 4r + k -> 4b + r
   return _mm512_setr_epi32(4 * b, 4 * b, 4 * b, 4 * b, 4 * b + 1, 4 * b + 1, 4 * b + 1, 4 * b + 1,
                            4 * b + 2, 4 * b + 2, 4 * b + 2, 4 * b + 2, 4 * b + 3, 4 * b + 3,
                            4 * b + 3, 4 * b + 3);
-}
-inline __m512i rows_of_block_q8(int b, int r) {  // lanes 0-7 -> 4b + r, lanes 8-15 -> 4b + r + 1
-  const int a = 4 * b + r, c = a + 1;
-  return _mm512_setr_epi32(a, a, a, a, a, a, a, a, c, c, c, c, c, c, c, c);
 }
 
 // d_w(row r, block b) * d_x(block b) in lane 4b + r for the g blocks of a group.
@@ -65,43 +61,38 @@ void dot4_packed_q4_0(const uint8_t* tile, const ActQ8& x, int64_t n_blocks, flo
       const __m512i init = _mm512_set1_epi32(x.init4[size_t(4 * (g0 + b))]);
       const __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, lo, xl), hi, xh);
       acc[b & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
-                                   _mm512_permutexvar_ps(rows_of_block_q4(int(b)), sc), acc[b & 1]);
+                                   _mm512_permutexvar_ps(rows_of_block(int(b)), sc), acc[b & 1]);
     }
     p = q + 64 * g;
   }
   sum_lane_quads(_mm512_add_ps(acc[0], acc[1]), out);
 }
 
+// The same shape as Q4_0: the block's two 64-byte halves hold elements 0-15 and 16-31 of the 4
+// rows (stored + 128), lane 4r + k starting at -32 * sum(x): the 4 lanes of a row carry the
+// -128 * sum that undoes the bias.
 void dot4_packed_q8_0(const uint8_t* tile, const ActQ8& x, int64_t n_blocks, float* out) {
-  __m512 acc01 = _mm512_setzero_ps(), acc23 = _mm512_setzero_ps();
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
   const uint8_t* p = tile;
   for (int64_t g0 = 0; g0 < n_blocks; g0 += 4) {
     const int64_t g = n_blocks - g0 < 4 ? n_blocks - g0 : 4;
     const __m512 sc = group_scales(p, x.d.data() + g0, g);
     const uint8_t* q = p + 8 * g;
     for (int64_t b = 0; b < g; ++b) {
-      const __m512i xb = _mm512_broadcast_i64x4(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q.data() + (g0 + b) * 32)));
-      const __m512i init = _mm512_set1_epi32(x.init8[size_t(8 * (g0 + b))]);
-      const __m512i d01 = _mm512_dpbusd_epi32(init, _mm512_loadu_si512(q + 128 * b), xb);
-      const __m512i d23 = _mm512_dpbusd_epi32(init, _mm512_loadu_si512(q + 128 * b + 64), xb);
-      acc01 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d01),
-                              _mm512_permutexvar_ps(rows_of_block_q8(int(b), 0), sc), acc01);
-      acc23 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d23),
-                              _mm512_permutexvar_ps(rows_of_block_q8(int(b), 2), sc), acc23);
+      const int8_t* xq = x.q.data() + (g0 + b) * 32;
+      const __m512i xl =
+          _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xq)));
+      const __m512i xh =
+          _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xq + 16)));
+      const __m512i init = _mm512_set1_epi32(-32 * x.sum[size_t(g0 + b)]);
+      const __m512i lo = _mm512_loadu_si512(q + 128 * b), hi = _mm512_loadu_si512(q + 128 * b + 64);
+      const __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, lo, xl), hi, xh);
+      acc[b & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
+                                   _mm512_permutexvar_ps(rows_of_block(int(b)), sc), acc[b & 1]);
     }
     p = q + 128 * g;
   }
-  // Lanes 0-7 row 0 (or 2), 8-15 row 1 (or 3).
-  alignas(64) float a[16], c[16];
-  _mm512_store_ps(a, acc01);
-  _mm512_store_ps(c, acc23);
-  for (int h = 0; h < 2; ++h) {
-    float s = 0, t = 0;
-    for (int k = 0; k < 8; ++k) s += a[8 * h + k], t += c[8 * h + k];
-    out[h] = s;
-    out[2 + h] = t;
-  }
+  sum_lane_quads(_mm512_add_ps(acc[0], acc[1]), out);
 }
 
 }  // namespace
