@@ -58,7 +58,9 @@ void finish_act_q8(int64_t n, ActQ8& out, bool qeo_done) {
     out.sum[size_t(b)] = out.sum16[size_t(2 * b)] + out.sum16[size_t(2 * b + 1)];
   out.init8.resize(size_t(nb * 8));
   out.init4.resize(size_t(nb * 4));
+  out.init4x32.resize(size_t(nb));
   for (int64_t b = 0; b < nb; ++b) {
+    out.init4x32[size_t(b)] = -32 * out.sum[size_t(b)];
     std::fill_n(out.init8.begin() + b * 8, 8, -16 * out.sum[size_t(b)]);
     std::fill_n(out.init4.begin() + b * 4, 4, -2 * out.sum[size_t(b)]);
   }

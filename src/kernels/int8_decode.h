@@ -28,7 +28,9 @@ struct ActQ8 {
   // qeo [n]: per group of 128 values (4 blocks), the 64 even-indexed then the 64 odd-indexed
   //   ones, matching a register of 64 i4 bytes' low and high nibbles (DType::i4 keeps element
   //   2k in the low nibble of byte k); a tail of n % 128 values stays in order.
-  std::vector<int32_t> init8, init4;
+  // init4x32 [n / 32]: -32 * sum, one per block: the 4 lanes of a row in the packed Q8_0 layout
+  //   (packed_tiles.h; stored + 128) start there and end at -128 * sum.
+  std::vector<int32_t> init8, init4, init4x32;
   std::vector<int8_t> q4x, qeo;
 };
 

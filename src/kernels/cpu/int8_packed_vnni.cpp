@@ -5,7 +5,8 @@
 //   elements 4k..4k+3 and 16+4k..16+4k+3, starting at ActQ8::init4 (-2 * sum per lane: the 4
 //   lanes of a row add up to the offset of 8).
 // - Q8_0: the same lanes from two registers (elements 0-15 and 16-31 of the 4 rows, stored
-//   + 128), starting at -32 * sum per lane (the 4 lanes of a row undo the bias of 128).
+//   + 128), starting at ActQ8::init4x32 (-32 * sum per lane: the 4 lanes undo the bias of 128).
+// The start values are broadcast loads from ActQ8, so the integer sums end exact.
 // A group's 16 f16 scales arrive with one load and are multiplied by the activation scales
 // once for all 4 rows; a lane permute hands each block its rows' scales. Compiled with its own
 // -m flags; packed_tiles.cpp calls it only when CPUID reports VNNI.
@@ -45,7 +46,7 @@ inline void sum_lane_quads(__m512 v, float* out) {
 // share of the offset each lane undoes: Q4_0's nibbles are w + 8 (-8 * sum(x) over a row's 4
 // lanes), Q8_0's bytes w + 128 (-128 * sum(x)).
 template <DType T>
-inline __m512i block_sums(const uint8_t* q, const int8_t* xq, int32_t sum) {
+inline __m512i block_sums(const uint8_t* q, const int8_t* xq, int32_t init_lane) {
   const __m512i xl = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xq)));
   const __m512i xh =
       _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xq + 16)));
@@ -53,12 +54,12 @@ inline __m512i block_sums(const uint8_t* q, const int8_t* xq, int32_t sum) {
   if constexpr (T == DType::q8_0) {
     lo = _mm512_loadu_si512(q);
     hi = _mm512_loadu_si512(q + 64);
-    init = _mm512_set1_epi32(-32 * sum);
+    init = _mm512_set1_epi32(init_lane);
   } else {
     const __m512i low4 = _mm512_set1_epi8(15), w = _mm512_loadu_si512(q);
     lo = _mm512_and_si512(w, low4);
     hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
-    init = _mm512_set1_epi32(-2 * sum);
+    init = _mm512_set1_epi32(init_lane);
   }
   return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, lo, xl), hi, xh);
 }
@@ -75,8 +76,9 @@ void dot4_packed(const uint8_t* tile, const ActQ8& x, int64_t n_blocks, float* o
     const __m512 sc = group_scales(p, x.d.data() + g0, g);
     const uint8_t* q = p + 8 * g;
     const auto add = [&](int b, __m512 acc) {
-      const __m512i dot =
-          block_sums<T>(q + kArea * b, x.q.data() + (g0 + b) * 32, x.sum[size_t(g0 + b)]);
+      const int32_t init =
+          T == DType::q8_0 ? x.init4x32[size_t(g0 + b)] : x.init4[size_t(4 * (g0 + b))];
+      const __m512i dot = block_sums<T>(q + kArea * b, x.q.data() + (g0 + b) * 32, init);
       return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(rows_of_block(b), sc),
                              acc);
     };
