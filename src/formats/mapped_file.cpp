@@ -27,11 +27,12 @@ struct FdGuard {
   }
 };
 
-// Live file mappings (start -> size), for release_pages.
+// Live file mappings (start -> size), for release_pages. Never destroyed: a mapping held by a
+// static object may close after every other static is gone.
 std::mutex g_live_mu;
 std::map<uintptr_t, size_t>& live_mappings() {
-  static std::map<uintptr_t, size_t> m;
-  return m;
+  static auto* m = new std::map<uintptr_t, size_t>;
+  return *m;
 }
 
 }  // namespace
