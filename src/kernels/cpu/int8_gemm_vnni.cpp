@@ -164,9 +164,12 @@ void pack_blocks(const WeightView& w, int64_t r0, PackedPanel& out) {
       const uint8_t* const* hs = scale_at + half * 16;
       __m512i z[8], t[8];
       alignas(32) uint16_t scales[16];
-      for (int i = 0; i < 8; ++i)
-        z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(block_weights<T, kPacked>(hq[i])),
-                                  block_weights<T, kPacked>(hq[i + 8]), 1);
+      for (int i = 0; i < 8; ++i) {
+        // Named first: clang's intrinsics are macros, and a template's comma splits their args.
+        const __m256i lo = block_weights<T, kPacked>(hq[i]),
+                      hi = block_weights<T, kPacked>(hq[i + 8]);
+        z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+      }
       for (int i = 0; i < 16; ++i) std::memcpy(&scales[i], hs[i], 2);
       transpose_16x8(z, t);
       __m512i sum = _mm512_setzero_si512();
