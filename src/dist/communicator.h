@@ -23,6 +23,13 @@ class Pending {
   virtual ~Pending() = default;
   // Returns when the outputs are written and the buffers may be reused.
   virtual void wait() = 0;
+  // Whether the operation is complete (wait() would return at once), without blocking where the
+  // backend can tell: MPI tests its request, an in-process or solo send completes when issued.
+  // Where completion needs this rank's own work (in-process collectives and receives), it waits.
+  virtual bool test() {
+    wait();
+    return true;
+  }
 };
 using Handle = std::unique_ptr<Pending>;
 

@@ -52,6 +52,11 @@ class MpiPending final : public Pending {
     if (request != MPI_REQUEST_NULL) MPI_Wait(&request, MPI_STATUS_IGNORE);
   }
   void wait() override { check(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait"); }
+  bool test() override {
+    int done = 0;  // a completed request becomes MPI_REQUEST_NULL, so a later wait() returns
+    check(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+    return done != 0;
+  }
 };
 
 class Mpi final : public Communicator {

@@ -94,8 +94,13 @@ model::grad::StepResult PipelineRunner::step(const model::ModelWeights& w, model
   const int rank = comm_.rank(), P = schedule_.stages;
   const int64_t n_act = windows_ * T_ * c_.hidden_size;
   model::grad::StepResult sum;
-  std::list<std::vector<float>> sent;  // outgoing buffers live until their sends complete
-  std::vector<dist::Handle> sends;
+  // Outgoing buffers live until their sends complete; completed ones are dropped at each new
+  // send, so a rank holds the few still in flight rather than one per micro-batch.
+  struct Outgoing {
+    std::vector<float> buf;
+    dist::Handle sending;
+  };
+  std::list<Outgoing> outgoing;
   PipeTiming timing;
   auto timed = [&](int dir, int part, double secs) {
     timing.seconds[dir][part] += secs;
@@ -104,8 +109,10 @@ model::grad::StepResult PipelineRunner::step(const model::ModelWeights& w, model
   comm_.barrier()->wait();  // a common start, for the measured step time
   const Clock::time_point t0 = Clock::now();
   auto send = [&](std::vector<float> buf, int to, int t) {
-    sent.push_back(std::move(buf));
-    sends.push_back(comm_.send(sent.back().data(), n_act * 4, to, t));
+    outgoing.remove_if([](Outgoing& o) { return o.sending->test(); });
+    outgoing.push_back({std::move(buf), nullptr});
+    outgoing.back().sending = comm_.send(outgoing.back().buf.data(), n_act * 4, to, t);
+    timing.peak_sends_held = std::max(timing.peak_sends_held, int(outgoing.size()));
   };
 
   auto forward = [&](PipeChunk ch) {
@@ -176,7 +183,7 @@ model::grad::StepResult PipelineRunner::step(const model::ModelWeights& w, model
     }
     comm_.progress();
   }
-  for (dist::Handle& h : sends) h->wait();
+  for (Outgoing& o : outgoing) o.sending->wait();
   TERN_CHECK(in_flight_.empty() && deferred_.empty());
   timing.step = since(t0);
   timing_ = timing;

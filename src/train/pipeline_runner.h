@@ -35,6 +35,7 @@ struct PipeTiming {
   double seconds[2][3] = {};  // [direction][F, B, W]
   int count[2][3] = {};
   double step = 0;
+  int peak_sends_held = 0;  // most outgoing activation / gradient buffers held at once
 };
 
 class PipelineRunner {

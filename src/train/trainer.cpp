@@ -528,7 +528,9 @@ TrainSummary train(TrainOptions o) {
                            {"expert_load", counts}};
     if (pipe) {  // the last micro-batch's pipeline step against its simulation (a collective)
       const PipelineRunner::Check ch = pipe->check_simulation();
-      line["pipeline"] = {{"measured_s", ch.measured}, {"simulated_s", ch.simulated}};
+      line["pipeline"] = {{"measured_s", ch.measured},
+                          {"simulated_s", ch.simulated},
+                          {"sends_held", pipe->last_timing().peak_sends_held}};
       if (step > first_step + 1) pipe_measured += ch.measured, pipe_simulated += ch.simulated;
     }
     if (ranks > 1) {

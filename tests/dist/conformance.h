@@ -3,6 +3,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <chrono>
 
 #include <cmath>
 #include <cstdint>
@@ -163,6 +164,18 @@ inline void check_point_to_point(Communicator& c) {
   EXPECT_EQ(second, prev * 3 + 1);
   EXPECT_EQ(third, prev * 3 + 2);
   for (Handle& h : pending) h->wait();
+  // test() reports a send complete once its peer has it, without blocking: polled, bounded in
+  // time. 64 kB, more than MPI sends eagerly, so completion needs the matching recv.
+  std::vector<float> big(16384, float(r)), got(16384);
+  Handle s = c.send(big.data(), int64_t(big.size() * 4), next, 5);
+  c.recv(got.data(), int64_t(got.size() * 4), prev, 5)->wait();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!s->test()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "a received send never completed";
+    c.progress();
+  }
+  EXPECT_TRUE(s->test());  // stays complete
+  EXPECT_EQ(got[0], float(prev));
   c.barrier()->wait();
 }
 

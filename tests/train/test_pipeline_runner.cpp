@@ -149,6 +149,9 @@ TEST(PipelineRunner, SummedGradientsEqualTheOneProcessStep) {
         std::string where;
         EXPECT_LE(worst_difference(f.c, g, want, &where), 1e-5) << where << ", " << what;
       }
+      // In-process sends complete when issued, so each new send finds the last one done: a rank
+      // holds one outgoing buffer, not one per micro-batch.
+      EXPECT_EQ(runner.last_timing().peak_sends_held, 1) << what;
       const train::PipelineRunner::Check ch = runner.check_simulation();
       EXPECT_GT(ch.measured, 0);
       EXPECT_GT(ch.simulated, 0);
