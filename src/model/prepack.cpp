@@ -101,6 +101,10 @@ PrepackReport prepack_decode_weights(const ModelConfig& c, ModelWeights& w) {
     if (fresh) jobs.push_back(Job{&v, {}, {}});
     jobs[it->second].users.push_back(l);
   }
+  if (jobs.empty()) {
+    report.skipped = "no Q8_0 / Q4_0 matrix to pack";
+    return report;
+  }
   int64_t total = 0;
   for (const Job& j : jobs)
     total += kernels::packed_bytes(j.source->dtype, j.source->rows, j.source->cols);
