@@ -7,10 +7,10 @@
 namespace tern::train {
 
 AdamW::AdamW(const model::ModelConfig& c, model::ModelWeights& params, model::ModelWeights& grads,
-             AdamWConfig cfg, const model::ExpertParallel* ep)
+             AdamWConfig cfg, const model::ExpertParallel* ep, const model::grad::HeldSlots& held)
     : cfg_(cfg),
-      m_(model::grad::make_f32_weights(c, ep)),
-      v_(model::grad::make_f32_weights(c, ep)) {
+      m_(model::grad::make_f32_weights(c, ep, held)),
+      v_(model::grad::make_f32_weights(c, ep, held)) {
   p_ = model::grad::param_slots(c, params);
   g_ = model::grad::param_slots(c, grads);
   ms_ = model::grad::param_slots(c, m_);
@@ -70,6 +70,16 @@ double AdamW::sum_squares(bool routed_experts) const {
   double ss = 0;
   for (size_t i = 0; i < g_.size(); ++i) {
     if (!p_[i].trainable || model::grad::routed_expert_slot(p_[i].name) != routed_experts) continue;
+    const float* g = g_[i].data;
+    for (int64_t k = 0; k < g_[i].size; ++k) ss += double(g[k]) * g[k];
+  }
+  return ss;
+}
+
+double AdamW::sum_squares(const std::function<bool(const std::string& name)>& counted) const {
+  double ss = 0;
+  for (size_t i = 0; i < g_.size(); ++i) {
+    if (!p_[i].trainable || !counted(p_[i].name)) continue;
     const float* g = g_[i].data;
     for (int64_t k = 0; k < g_[i].size; ++k) ss += double(g[k]) * g[k];
   }

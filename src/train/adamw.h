@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -32,10 +34,11 @@ void adamw_update(const AdamWUpdate& u, bool decay, float* p, const float* g, fl
 
 class AdamW {
  public:
-  // ep (expert parallel): params and grads were made for it; the moments hold only this rank's
-  // routed experts too.
+  // ep (expert parallel) and held (pipeline stages): params and grads were made for them; the
+  // moments hold only this rank's tensors too.
   AdamW(const model::ModelConfig& c, model::ModelWeights& params, model::ModelWeights& grads,
-        AdamWConfig cfg, const model::ExpertParallel* ep = nullptr);
+        AdamWConfig cfg, const model::ExpertParallel* ep = nullptr,
+        const model::grad::HeldSlots& held = {});
   // Over explicit slots (LoRA adapters): parameters, gradients and the two moments, index by
   // index of the same shapes; m() and v() are then empty.
   AdamW(std::vector<model::grad::ParamSlot> params, std::vector<model::grad::ParamSlot> grads,
@@ -46,6 +49,8 @@ class AdamW {
   double grad_norm() const;
   // Σ g² over the trainable routed-expert slots (routed_experts) or over the others.
   double sum_squares(bool routed_experts) const;
+  // Σ g² over the trainable slots whose names `counted` accepts (slots in order).
+  double sum_squares(const std::function<bool(const std::string& name)>& counted) const;
   // Clips by `norm` (grad_norm()), applies one update at rate lr, increments the step count.
   void step(double lr, double norm, ThreadPool& pool);
   // Sets every gradient to zero (before the next accumulation).

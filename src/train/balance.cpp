@@ -40,7 +40,9 @@ void update_bias(const model::ModelConfig& c, model::ModelWeights& w,
   const auto layers = moe_layers(w);
   TERN_CHECK(layers.size() == counts.size());
   for (size_t l = 0; l < layers.size(); ++l) {
-    float* b = layers[l]->e_score_correction_bias.data.data_as<float>();
+    Tensor& bias = layers[l]->e_score_correction_bias.data;
+    if (bias.empty()) continue;  // a layer of another pipeline stage
+    float* b = bias.data_as<float>();
     int64_t n = 0;
     for (int64_t x : counts[l]) n += x;
     // c̄ = K·N/E: the counts already hold K assignments per token, so c̄ = Σc / E.

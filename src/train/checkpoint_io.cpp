@@ -116,23 +116,30 @@ void load_params(const std::string& dir, const model::ModelConfig& c, model::Mod
   const auto src = model::open_safetensors_source(dir);
   model::ModelWeights loaded = model::load_weights(c, *src, c.num_nextn_predict_layers > 0, false,
                                                    ep ? *ep : model::ExpertParallel{});
-  std::vector<Tensor> values;
+  // Each slot's stored value, in param_slots order: matrices stay views of the mapped file and
+  // are dequantised only where params holds them, so a rank holding part of the model (expert or
+  // pipeline parallel) never has a whole f32 copy.
+  struct Stored {
+    Tensor t;
+    const kernels::WeightView* view = nullptr;
+  };
+  std::vector<Stored> values;
   model::visit_weights(c, loaded, c.num_nextn_predict_layers > 0, [&](model::WeightSlot& s) {
-    if (s.kind == model::SlotKind::linear && s.linear->view.data == nullptr) {
-      values.emplace_back();  // another rank's expert
+    if (s.kind == model::SlotKind::vector) {
+      values.push_back({s.vector->data});
       return;
     }
-    values.push_back(s.kind == model::SlotKind::vector ? s.vector->data
-                                                       : model::dequantize(s.linear->view));
-    if (s.kind == model::SlotKind::linear && s.has_bias) values.push_back(s.linear->bias);
+    values.push_back({Tensor(), s.linear->view.data ? &s.linear->view : nullptr});
+    if (s.has_bias) values.push_back({s.linear->bias});
   });
   auto slots = model::grad::param_slots(c, params);
   TERN_CHECK(slots.size() == values.size());
   for (size_t i = 0; i < slots.size(); ++i) {
     if (slots[i].alias) continue;  // the module's copies: training shares the main tensors
     if (slots[i].elsewhere) continue;
-    TERN_CHECK(values[i].numel() == slots[i].size && values[i].dtype() == DType::f32);
-    std::copy_n(values[i].data_as<const float>(), slots[i].size, slots[i].data);
+    const Tensor t = values[i].view ? model::dequantize(*values[i].view) : values[i].t;
+    TERN_CHECK(t.numel() == slots[i].size && t.dtype() == DType::f32);
+    std::copy_n(t.data_as<const float>(), slots[i].size, slots[i].data);
   }
 }
 

@@ -12,8 +12,9 @@ namespace tern::train {
 
 GradientReducer::GradientReducer(dist::Communicator& comm, const model::ModelConfig& c,
                                  model::ModelWeights& grads, int64_t bucket_bytes,
-                                 bool local_experts)
-    : comm_(comm), layout_(c, model::grad::param_slots(c, grads), bucket_bytes, local_experts) {
+                                 bool local_experts, const model::grad::HeldSlots& include)
+    : comm_(comm),
+      layout_(c, model::grad::param_slots(c, grads), bucket_bytes, local_experts, include) {
   for (const model::grad::ParamSlot& s : model::grad::param_slots(c, grads))
     slot_data_.push_back(s.data);
   for (const GradBucket& b : layout_.buckets())

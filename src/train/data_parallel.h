@@ -23,9 +23,10 @@ class GradientReducer {
  public:
   // All-reduces the trainable gradients of `grads` in the buckets of train/gradient_buckets.h
   // (at most `bucket_bytes`; a larger tensor is its own bucket, reduced in place).
-  // local_experts: see BucketLayout (expert parallel).
+  // local_experts, include: see BucketLayout (expert parallel, pipeline stages).
   GradientReducer(dist::Communicator& comm, const model::ModelConfig& c, model::ModelWeights& grads,
-                  int64_t bucket_bytes = int64_t(8) << 20, bool local_experts = false);
+                  int64_t bucket_bytes = int64_t(8) << 20, bool local_experts = false,
+                  const model::grad::HeldSlots& include = {});
   // During the last micro-batch's backward (ModelGrad::on_grads_ready): starts the all-reduce
   // of every bucket whose gradients are now final and lets the started ones progress, so
   // communication runs under the rest of the backward.
@@ -64,7 +65,8 @@ void reduce_step_numbers(dist::Communicator& comm, std::vector<double>& values,
 
 // Fails (internal) naming the ranks when the replicas' parameters differ: a cheap check, run at
 // each save, that every rank took the same steps. local_experts: routed experts are each
-// rank's own (expert parallel) and left out.
+// rank's own (expert parallel) and left out. Tensors this rank does not hold (size 0) add
+// nothing, so pipeline ranks compare with the replicas of their own position.
 void check_replicas_agree(dist::Communicator& comm, const model::ModelConfig& c,
                           model::ModelWeights& params, int64_t step, bool local_experts = false);
 

@@ -1,17 +1,29 @@
-// Expert-parallel training keeps each routed expert on one rank only (its weights, gradients and
-// AdamW moments: model::grad::make_f32_weights with an ExpertParallel). What needs the whole
-// model — a checkpoint, a sample from rank 0 — gathers the experts to rank 0 for the moment.
+// Tensors that live on one rank only — routed experts under expert parallelism, pipeline stages'
+// layers with stage-local weights — gathered to rank 0 of their communicator for what needs the
+// whole model: a checkpoint, a sample or a validation pass from the lead (a transient copy).
 #pragma once
 
+#include <functional>
+#include <string>
+
+#include "dist/communicator.h"
 #include "model/config.h"
 #include "model/expert_parallel.h"
 #include "model/weights.h"
 
 namespace tern::train {
 
-// Collective over ep.comm. On rank 0: fresh f32 weights of the whole model, every slot copied
-// from `local` and every other rank's routed experts received from it. Elsewhere: sends this
-// rank's experts and returns empty weights.
+// The rank of comm holding a tensor (by checkpoint name); every rank must give the same answer.
+using SlotOwner = std::function<int(const std::string& name)>;
+
+// Collective over comm. On rank 0: fresh f32 weights of the whole model, each tensor rank 0
+// holds copied from `local` and every other one received from its owner. Elsewhere: sends the
+// tensors this rank owns and returns empty weights. The MTP modules' views of the embedding and
+// head are not sent: the whole model's share the main tensors.
+model::ModelWeights gather_slots(const model::ModelConfig& c, dist::Communicator& comm,
+                                 const SlotOwner& owner, model::ModelWeights& local);
+
+// gather_slots over ep.comm, each routed expert from its owner, the rest from rank 0.
 model::ModelWeights gather_experts(const model::ModelConfig& c, const model::ExpertParallel& ep,
                                    model::ModelWeights& local);
 

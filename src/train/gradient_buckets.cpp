@@ -23,7 +23,7 @@ int64_t grads_group(const std::string& name) {
 
 BucketLayout::BucketLayout(const model::ModelConfig& c,
                            const std::vector<model::grad::ParamSlot>& slots, int64_t bucket_bytes,
-                           bool local_experts) {
+                           bool local_experts, const model::grad::HeldSlots& include) {
   const int64_t L = c.num_hidden_layers, mtp = c.num_nextn_predict_layers;
   for (int64_t k = mtp - 1; k >= 0; --k) order_.push_back(L + k);
   order_.push_back(model::grad::ModelGrad::kHeadAndNorm);
@@ -36,6 +36,7 @@ BucketLayout::BucketLayout(const model::ModelConfig& c,
   for (size_t i = 0; i < slots.size(); ++i) {
     const model::grad::ParamSlot& s = slots[i];
     if (local_experts && model::grad::routed_expert_slot(s.name)) continue;
+    if (include && !include(s.name)) continue;
     if (s.trainable && !s.alias && s.size > 0)
       trained.push_back({int64_t(i), s.size, position(grads_group(s.name))});
   }

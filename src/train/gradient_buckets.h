@@ -28,9 +28,11 @@ class BucketLayout {
  public:
   // `slots`: param_slots(c, w) of any f32 weights made for c (only names and sizes are read).
   // local_experts: leave every routed expert out (expert parallel: each rank's experts are its
-  // own, their gradients complete on their owner, and ranks hold different ones).
+  // own, their gradients complete on their owner, and ranks hold different ones). include: only
+  // the tensors it accepts (pipeline stages: those one group of ranks holds); empty: all.
   BucketLayout(const model::ModelConfig& c, const std::vector<model::grad::ParamSlot>& slots,
-               int64_t bucket_bytes, bool local_experts = false);
+               int64_t bucket_bytes, bool local_experts = false,
+               const model::grad::HeldSlots& include = {});
   const std::vector<GradBucket>& buckets() const { return buckets_; }
   int64_t floats() const { return floats_; }
   // Position of a ModelGrad::on_grads_ready group in the backward's order.

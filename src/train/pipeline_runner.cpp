@@ -5,6 +5,7 @@
 #include <list>
 
 #include "core/error.h"
+#include "train/stage_placement.h"
 
 namespace tern::train {
 namespace {
@@ -57,15 +58,7 @@ PipelineRunner::PipelineRunner(dist::Communicator& comm, const model::ModelConfi
 }
 
 std::pair<int64_t, int64_t> PipelineRunner::stage_layers(int stage) const {
-  const int64_t L = c_.num_hidden_layers, P = schedule_.stages;
-  return {stage * L / P, (stage + 1) * L / P};
-}
-
-int64_t PipelineRunner::first_final_layer() const {
-  int64_t top = -1;
-  for (int d = 0; d < schedule_.directions; ++d)
-    top = std::max(top, stage_layers(schedule_.stage_of(d, comm_.rank())).second);
-  return top < c_.num_hidden_layers ? top : -1;
+  return pipeline_stage_layers(c_.num_hidden_layers, schedule_.stages, stage);
 }
 
 model::grad::ModelGrad& PipelineRunner::acquire(int dir) {

@@ -4,9 +4,10 @@
 // order a schedule (pipeline_schedule.h: 1F1B or DualPipe) gives, activations handed forward
 // and their gradients back point to point. Zero-bubble backwards compute the input gradient
 // (B) at once and the weight gradient (W) when the schedule says (linear_grad.h's deferral).
-// Every rank keeps the whole model's weights in this version: gradients of the layers it did
-// not run stay zero, so summing gradients over ranks (the trainer's all-reduce) gives the
-// one-process gradient up to summation order, and every rank takes the same optimizer step.
+// A rank reads and writes only its stages' tensors of the weights and gradients, so the trainer
+// allocates only those (train/stage_placement.h) and their holders sum the gradients among
+// themselves (train/stage_grads.h); with the whole model on every rank, summing gradients over
+// ranks gives the one-process gradient up to summation order (the unit tests' route).
 // Each step also times this rank's F, B and W so the simulator can be checked against it.
 #pragma once
 
@@ -60,10 +61,6 @@ class PipelineRunner {
   const PipeTiming& last_timing() const { return timing_; }
   // Layers [first, end) of pipeline stage s.
   std::pair<int64_t, int64_t> stage_layers(int stage) const;
-  // The lowest layer above every layer this rank runs, when it holds neither the head nor the
-  // top layer: in the backward's order (MTP modules, head, layers from the last) everything
-  // up to that layer keeps zero gradients on this rank. -1 otherwise.
-  int64_t first_final_layer() const;
   // Every rank's timings of the last step (a collective), then the step time simulated from
   // each stage's mean F, B and W next to the measured one (the slowest rank's).
   struct Check {

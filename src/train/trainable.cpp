@@ -51,6 +51,32 @@ std::unique_ptr<Trainable> Trainable::full(const model::ModelConfig& c, const Ad
   return t;
 }
 
+std::unique_ptr<Trainable> Trainable::stage_local(const model::ModelConfig& c,
+                                                  const AdamWConfig& cfg,
+                                                  dist::Communicator& pipeline,
+                                                  const StagePlacement& stages) {
+  std::unique_ptr<Trainable> t(new Trainable());
+  t->pipeline_ = &pipeline;
+  t->stages_ = &stages;
+  t->params_ = model::grad::make_f32_weights(c, nullptr, t->held());
+  t->grads_ = model::grad::make_f32_weights(c, nullptr, t->held());
+  t->adam_ = std::make_unique<AdamW>(c, t->params_, t->grads_, cfg, nullptr, t->held());
+  return t;
+}
+
+model::grad::HeldSlots Trainable::held() const {
+  if (!stages_) return {};
+  const StagePlacement* stages = stages_;
+  return [stages](const std::string& name) { return stages->holds(name); };
+}
+
+model::ModelWeights Trainable::gather_stages(const model::ModelConfig& c,
+                                             model::ModelWeights& local) {
+  const StagePlacement* stages = stages_;
+  return gather_slots(
+      c, *pipeline_, [stages](const std::string& name) { return stages->owner(name); }, local);
+}
+
 std::unique_ptr<Trainable> Trainable::full_sharded(const model::ModelConfig& c,
                                                    const AdamWConfig& cfg, dist::Communicator& comm,
                                                    int64_t bucket_bytes,
@@ -100,6 +126,18 @@ AdamW& Trainable::adam() {
 }
 
 double Trainable::grad_norm() {
+  if (stages_) {
+    // A tensor two ranks of the pipeline hold (the embedding, DualPipe's stages) counts once:
+    // from its owner. Summed over the pipeline in rank order: every rank gets the same norm.
+    const StagePlacement* stages = stages_;
+    const double mine = adam_->sum_squares(
+        [stages](const std::string& name) { return stages->owner(name) == stages->position(); });
+    std::vector<double> all(static_cast<size_t>(pipeline_->size()));
+    pipeline_->all_gather(&mine, all.data(), sizeof mine)->wait();
+    double ss = 0;
+    for (double x : all) ss += x;
+    return std::sqrt(ss);
+  }
   if (!ep_.active()) return zero_ ? zero_->grad_norm() : adam_->grad_norm();
   // Replicated gradients count once (ZeRO: over its shards); each rank's experts are its own:
   // their squares summed over ranks (in rank order, so every rank gets the same norm).
@@ -172,6 +210,14 @@ void Trainable::zero_grad() {
 
 std::string Trainable::save(const std::string& run_dir, int64_t step, const model::ModelConfig& c,
                             const CheckpointFiles& files) {
+  if (stages_) {
+    // The pipeline's rank 0 gathers every stage's weights and moments and writes the whole model.
+    model::ModelWeights p = gather_stages(c, params_);
+    model::ModelWeights m = gather_stages(c, adam_->m());
+    model::ModelWeights v = gather_stages(c, adam_->v());
+    if (pipeline_->rank() != 0) return "";
+    return save_checkpoint(run_dir, step, c, p, m, v, files);
+  }
   if (ep_.active() && zero_) {
     // Moments in the local layout on every rank: ZeRO's shares gathered on rank 0 (the first
     // moment into the gradient buffers, which a save does not need), each rank's experts' own
@@ -220,6 +266,10 @@ std::string Trainable::save(const std::string& run_dir, int64_t step, const mode
   });
 }
 
+void Trainable::join_save() {
+  if (zero_) zero_->gather_moments(nullptr, nullptr);
+}
+
 int64_t Trainable::resume(const std::string& dir, const nlohmann::json& state,
                           const model::ModelConfig& c) {
   if (zero_) {
@@ -261,6 +311,7 @@ int64_t Trainable::resume(const std::string& dir, const nlohmann::json& state,
 }
 
 model::ModelWeights Trainable::gather_serving_weights(const model::ModelConfig& c) {
+  if (stages_) return gather_stages(c, params_);
   if (!ep_.active()) return serving_weights(c);
   return gather_experts(c, ep_, params_);
 }

@@ -21,6 +21,7 @@
 #include "model/weights.h"
 #include "train/adamw.h"
 #include "train/checkpoint_io.h"
+#include "train/stage_placement.h"
 #include "train/zero_adamw.h"
 
 namespace tern::train {
@@ -40,6 +41,13 @@ class Trainable {
                                                  const AdamWConfig& cfg, dist::Communicator& comm,
                                                  int64_t bucket_bytes,
                                                  const model::ExpertParallel* ep = nullptr);
+  // Pipeline parallel with stage-local weights: this rank of `pipeline` holds only the tensors
+  // `stages` gives its position (weights, gradients, moments); grad_norm(), save(), resume()
+  // and gather_serving_weights() are then collectives over the pipeline. Both must outlive
+  // the Trainable.
+  static std::unique_ptr<Trainable> stage_local(const model::ModelConfig& c, const AdamWConfig& cfg,
+                                                dist::Communicator& pipeline,
+                                                const StagePlacement& stages);
   // Fresh adapters (o.rank > 0) on the model directory base_dir, loaded as stored.
   static std::unique_ptr<Trainable> lora(const model::ModelConfig& c, const std::string& base_dir,
                                          const model::LoraOptions& o, uint64_t seed,
@@ -71,6 +79,10 @@ class Trainable {
   // path, the others return "".
   std::string save(const std::string& run_dir, int64_t step, const model::ModelConfig& c,
                    const CheckpointFiles& files);
+  // Nested expert groups: a rank of a group other than the one that writes takes part in the
+  // collectives of save() that span every rank (ZeRO's gather of the moments) and writes
+  // nothing.
+  void join_save();
   // Parameters and moments from checkpoint `dir`, the update count from `state`; returns its
   // step.
   int64_t resume(const std::string& dir, const nlohmann::json& state, const model::ModelConfig& c);
@@ -79,8 +91,9 @@ class Trainable {
   // sharing their tensors) or the base with the adapters merged (LoRA), which refresh_serving
   // brings up to date after an update.
   model::ModelWeights serving_weights(const model::ModelConfig& c) const;
-  // Expert parallel: the whole model on rank 0 (a collective; the experts gathered), empty
-  // weights elsewhere. Otherwise serving_weights().
+  // Expert or pipeline parallel: the whole model on rank 0 (a collective over the expert group
+  // or the pipeline; its tensors gathered), empty weights elsewhere. Otherwise
+  // serving_weights().
   model::ModelWeights gather_serving_weights(const model::ModelConfig& c);
   const model::ExpertParallel& expert_parallel() const { return ep_; }
   void refresh_serving(const model::ModelConfig& c, model::ModelWeights& serving) const;
@@ -92,10 +105,17 @@ class Trainable {
                                                 const model::ExpertParallel* ep);
   // The expert placement for make_f32_weights and the loaders: null unless expert parallel.
   const model::ExpertParallel* placement() const { return ep_.active() ? &ep_ : nullptr; }
+  // The tensors this rank holds (pipeline stages): empty when it holds all.
+  model::grad::HeldSlots held() const;
+  // Stage-local: gathers `local` (this rank's tensors in the model's layout) to the pipeline's
+  // rank 0.
+  model::ModelWeights gather_stages(const model::ModelConfig& c, model::ModelWeights& local);
   model::ModelWeights params_, grads_;
   std::unique_ptr<AdamW> adam_;
   std::unique_ptr<ZeroAdamW> zero_;
   model::ExpertParallel ep_;
+  dist::Communicator* pipeline_ = nullptr;  // stage-local: the pipeline's ranks
+  const StagePlacement* stages_ = nullptr;
   // ZeRO with expert parallelism: AdamW over this rank's routed experts, its moments' storage.
   std::unique_ptr<AdamW> expert_adam_;
   std::vector<std::vector<float>> expert_moments_;

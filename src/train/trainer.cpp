@@ -37,6 +37,8 @@
 #include "train/run_files.h"
 #include "train/sample_text.h"
 #include "train/sft_data.h"
+#include "train/stage_grads.h"
+#include "train/stage_placement.h"
 #include "train/teacher.h"
 #include "train/trainable.h"
 #include "train/zero_adamw.h"
@@ -119,11 +121,6 @@ TrainSummary train(TrainOptions o) {
            "--ep " + std::to_string(o.ep) + " but " + std::to_string(ranks) +
                " rank(s) were started: each group of --ep data-parallel ranks splits the "
                "experts (mpirun -np N with N a multiple of --ep)");
-    if (o.ep > 1 && o.ep < ranks && o.zero > 0)
-      fail(ErrorKind::request, "--zero 1 with expert groups smaller than the job (--ep " +
-                                   std::to_string(o.ep) + " of " + std::to_string(ranks) +
-                                   " ranks) is not supported yet; use --ep " +
-                                   std::to_string(ranks) + " or no --zero");
     if (o.zero == 1 && o.lora.rank > 0)
       fail(ErrorKind::request,
            "--zero 1 shards full training's optimizer; LoRA's adapter moments are small");
@@ -259,9 +256,21 @@ TrainSummary train(TrainOptions o) {
                                  " needs at least as many routed experts as ranks; this model "
                                  "has " +
                                  std::to_string(c.n_routed_experts));
+  // Pipeline parallel: this rank's stage(s) of each micro-batch, in the schedule's order, and
+  // only those stages' weights (the replicas of a position are ranks position + d·P).
+  const int micro_batches = pp > 1 ? int(o.micro_batches > 0 ? o.micro_batches : local_batch) : 1;
+  std::unique_ptr<PipelineRunner> pipe =
+      pp > 1 ? std::make_unique<PipelineRunner>(*pp_comm, c, o.pp_schedule, micro_batches,
+                                                local_batch, o.seq, o.recompute)
+             : nullptr;
+  const std::unique_ptr<StagePlacement> stages =
+      pipe ? std::make_unique<StagePlacement>(c, pipe->schedule(), pp_comm->rank()) : nullptr;
+  const std::unique_ptr<dist::Communicator> position_peers =
+      pipe ? comm->split(pp_comm->rank(), dp_rank) : nullptr;
   std::unique_ptr<Trainable> trainable =
       o.lora.rank > 0 ? Trainable::lora(c, o.init, o.lora, o.seed, adam_cfg)
       : o.zero        ? Trainable::full_sharded(c, adam_cfg, *comm, bucket_bytes, &ep_place)
+      : stages        ? Trainable::stage_local(c, adam_cfg, *pp_comm, *stages)
                       : Trainable::full(c, adam_cfg, &ep_place);
   model::ModelWeights& params = trainable->params();
   model::ModelWeights& grads = trainable->grads();
@@ -307,29 +316,34 @@ TrainSummary train(TrainOptions o) {
                              " ranks"
                        : ""));
   }
-  // Plain data parallelism all-reduces the gradients; ZeRO reduce-scatters them itself.
+  // Plain data parallelism all-reduces the gradients; ZeRO reduce-scatters them itself; the
+  // holders of each pipeline stage's tensors sum theirs among themselves.
   std::unique_ptr<GradientReducer> reducer =
-      zero ? nullptr
-           : std::make_unique<GradientReducer>(*comm, c, grads, bucket_bytes, expert_parallel);
-  const double comm_bytes_per_step = zero ? zero->bytes_per_step() : reducer->ring_bytes_per_step();
-  const int64_t comm_buckets = zero ? zero->buckets() : reducer->buckets();
-  // Pipeline parallel: this rank's stage(s) of each micro-batch, in the schedule's order.
-  const int micro_batches = pp > 1 ? int(o.micro_batches > 0 ? o.micro_batches : local_batch) : 1;
-  std::unique_ptr<PipelineRunner> pipe =
-      pp > 1 ? std::make_unique<PipelineRunner>(*pp_comm, c, o.pp_schedule, micro_batches,
-                                                local_batch, o.seq, o.recompute)
-             : nullptr;
+      zero || pipe
+          ? nullptr
+          : std::make_unique<GradientReducer>(*comm, c, grads, bucket_bytes, expert_parallel);
+  std::unique_ptr<StageGradReducer> stage_reducer =
+      pipe ? std::make_unique<StageGradReducer>(*comm, c, *stages, grads, bucket_bytes) : nullptr;
+  const double comm_bytes_per_step = zero      ? zero->bytes_per_step()
+                                     : reducer ? reducer->ring_bytes_per_step()
+                                               : stage_reducer->ring_bytes_per_step();
+  const int64_t comm_buckets = zero      ? zero->buckets()
+                               : reducer ? reducer->buckets()
+                                         : stage_reducer->buckets();
   if (pipe) {
     std::string stages;
     for (int st = 0; st < pp; ++st) {
       const auto [first, end] = pipe->stage_layers(st);
       stages += (st ? ", " : "") + std::to_string(first) + "-" + std::to_string(end - 1);
     }
-    log_info("pipeline parallel: " + std::to_string(dp_ranks) + " pipeline(s) of " +
-             std::to_string(pp) + " stages (layers " + stages + "), " + pipe->schedule().name +
-             " over " + std::to_string(micro_batches) + " micro-batches of " +
-             std::to_string(local_batch / micro_batches) +
-             " window(s); weights replicated, gradients summed over every rank");
+    log_info(
+        "pipeline parallel: " + std::to_string(dp_ranks) + " pipeline(s) of " + std::to_string(pp) +
+        " stages (layers " + stages + "), " + pipe->schedule().name + " over " +
+        std::to_string(micro_batches) + " micro-batches of " +
+        std::to_string(local_batch / micro_batches) + " window(s); this rank holds " +
+        std::to_string(trainable->trained_parameters(c)) + " of " +
+        std::to_string(model::count_parameters(c).total + model::count_parameters(c).mtp_total) +
+        " parameters");
   }
   double pipe_measured = 0, pipe_simulated = 0;
   if (ranks > 1 && !pipe)
@@ -386,10 +400,15 @@ TrainSummary train(TrainOptions o) {
     return j;
   };
   auto save = [&] {
-    check_replicas_agree(*comm, c, params, step, expert_parallel);
-    if (!lead && !zero && !expert_parallel) return;
-    // Nested expert groups: group 0 (the lead's) gathers and writes; the others hold replicas.
-    if (ep_group && comm->rank() / ep != 0) return;
+    if (pipe)  // each position's replicas (the other pipelines) hold the same tensors
+      check_replicas_agree(*position_peers, c, params, step);
+    else
+      check_replicas_agree(*comm, c, params, step, expert_parallel);
+    // Pipeline parallel: the first pipeline's ranks gather their stages to the lead.
+    if (!lead && !zero && !expert_parallel && !(pipe && dp_rank == 0)) return;
+    // Nested expert groups: group 0 (the lead's) gathers and writes; the others hold replicas
+    // (and, with ZeRO, their shares of the moments, which every rank sends).
+    if (ep_group && comm->rank() / ep != 0) return trainable->join_save();
     // With ZeRO or expert parallelism every rank takes part: moments (and experts) are gathered
     // to rank 0, which writes.
     const std::string path =
@@ -398,7 +417,7 @@ TrainSummary train(TrainOptions o) {
     sum.last_checkpoint = path;
     prune_checkpoints(run.dir(), o.keep);
   };
-  auto validate_now = [&]() -> double {
+  auto validate_now = [&](const model::ModelWeights& weights) -> double {
     if (val.n == 0) return -1;
     double total = 0;
     int64_t batches = 0;
@@ -407,7 +426,7 @@ TrainSummary train(TrainOptions o) {
     for (int64_t w0 = 0; w0 + local_batch <= whole; w0 += local_batch, ++batches) {
       const model::grad::TrainBatch vb{local_batch, o.seq, val.tokens.data() + w0 * S,
                                        val.docs.data() + w0 * S};
-      total += net.evaluate(params, vb, lw, pool).main;
+      total += net.evaluate(weights, vb, lw, pool).main;
     }
     return batches ? total / double(batches) : -1;
   };
@@ -456,11 +475,6 @@ TrainSummary train(TrainOptions o) {
                                      reducer->grads_ready(group);
                                  })
                                : nullptr);
-      // Pipeline: the layers above this rank's stages (and the head, unless it holds it) keep
-      // zero gradients here, so their buckets may start before its work; they finish once the
-      // stages that own them have sent theirs, while this rank still computes.
-      if (pipe && o.comm_overlap && micro + 1 == o.grad_accum && pipe->first_final_layer() >= 0)
-        reducer->grads_ready(pipe->first_final_layer());
       const model::grad::StepResult r =
           pipe
               ? pipe->step(params, grads, tokens.data() + first, docs.data() + first, step_lw, pool)
@@ -482,7 +496,8 @@ TrainSummary train(TrainOptions o) {
     // ZeRO's shard of the summed gradient exists only after its reduce-scatter, even alone.
     if (zero) comm_seconds = zero->reduce();
     if (ranks > 1) {
-      if (!zero) comm_seconds = reducer->sum();
+      if (reducer) comm_seconds = reducer->sum();
+      if (stage_reducer) comm_seconds = stage_reducer->sum();
       // Nested expert groups: the replicas of each expert sum their gradients.
       if (ep_peers) comm_seconds += sum_expert_grads(*ep_peers, c, grads);
       std::vector<double> numbers = {loss, main, mtp, bal};
@@ -535,7 +550,10 @@ TrainSummary train(TrainOptions o) {
     }
     if (ranks > 1) {
       line["comm_s"] = comm_seconds;
-      line["buckets_started_in_backward"] = zero ? zero->started_early() : reducer->started_early();
+      // (A pipeline's stage sums run after its schedule: none start in the backward.)
+      line["buckets_started_in_backward"] = zero      ? zero->started_early()
+                                            : reducer ? reducer->started_early()
+                                                      : 0;
       exposed_comm_seconds += comm_seconds;
     }
     if (lead) run.append_log(line);
@@ -547,21 +565,24 @@ TrainSummary train(TrainOptions o) {
     progress.set_detail(detail);
     if (lead) progress.advance();
     const bool last = step == o.steps;
-    // Under expert parallelism every rank takes part in the validation forwards (collectives).
-    if ((lead || expert_parallel) && ((o.eval_every > 0 && step % o.eval_every == 0) || last)) {
+    // Under expert parallelism every rank takes part in the validation forwards (collectives);
+    // under pipeline parallelism the first pipeline's ranks gather the model to the lead, which
+    // validates and samples on that transient copy.
+    const bool gathers = expert_parallel || (pipe && dp_rank == 0);
+    if ((lead || gathers) && ((o.eval_every > 0 && step % o.eval_every == 0) || last)) {
       const phase::Pause not_a_step;  // validation and sampling are not step time
-      const double v = validate_now();
+      model::ModelWeights serving =
+          pipe ? trainable->gather_serving_weights(c) : model::ModelWeights{};
+      const double v = !pipe ? validate_now(params) : lead ? validate_now(serving) : -1;
       if (lead && v >= 0) {
         run.append_log({{"split", "val"}, {"step", step}, {"loss", v}});
         sum.final_val_loss = v;
       }
       // Expert parallel: the experts are gathered to rank 0 for the sample (a collective).
-      model::ModelWeights serving =
-          expert_parallel ? trainable->gather_serving_weights(c) : model::ModelWeights{};
+      if (expert_parallel) serving = trainable->gather_serving_weights(c);
       if (lead) {
-        const std::string text =
-            sample_text(c, expert_parallel ? serving : trainable->serving_weights(c), tok, val,
-                        o.sample_tokens, pool);
+        const std::string text = sample_text(c, gathers ? serving : trainable->serving_weights(c),
+                                             tok, val, o.sample_tokens, pool);
         log_info("step " + std::to_string(step) + (v >= 0 ? " val loss " + std::to_string(v) : "") +
                  " sample: " + text);
       }
@@ -582,6 +603,12 @@ TrainSummary train(TrainOptions o) {
     const int64_t mine = int64_t(u.ru_maxrss) * 1024;  // kB on Linux
     comm->all_gather(&mine, peak_rss.data(), sizeof mine)->wait();
   }
+  // Pipeline parallel: the values each rank holds and trains (its stages'), a collective too.
+  std::vector<int64_t> held_params(static_cast<size_t>(ranks));
+  if (pipe) {
+    const int64_t mine = trainable->trained_parameters(c);
+    comm->all_gather(&mine, held_params.data(), sizeof mine)->wait();
+  }
   if (!lead) return sum;
   run.write_pictures();
   nlohmann::json ledger = meter.ledger(o);
@@ -597,12 +624,15 @@ TrainSummary train(TrainOptions o) {
                                {"exposed_comm_seconds", exposed_comm_seconds},
                                {"peak_resident_bytes_per_rank", peak_rss}};
   if (pipe) {
-    ledger["pipeline_parallel"] = {{"stages", pp},
-                                   {"pipelines", dp_ranks},
-                                   {"schedule", pipe->schedule().name},
-                                   {"micro_batches", micro_batches},
-                                   {"measured_pipeline_seconds", pipe_measured},
-                                   {"simulated_pipeline_seconds", pipe_simulated}};
+    ledger["pipeline_parallel"] = {
+        {"stages", pp},
+        {"pipelines", dp_ranks},
+        {"schedule", pipe->schedule().name},
+        {"micro_batches", micro_batches},
+        {"measured_pipeline_seconds", pipe_measured},
+        {"simulated_pipeline_seconds", pipe_simulated},
+        {"parameters_per_rank", held_params},
+        {"parameters", model::count_parameters(c).total + model::count_parameters(c).mtp_total}};
     if (pipe_simulated > 0)
       log_info("pipeline: " + pipe->schedule().name + " took " +
                std::to_string(pipe_measured / pipe_simulated) +

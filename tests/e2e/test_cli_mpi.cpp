@@ -162,16 +162,18 @@ TEST(CliMpi, ExpertParallelTrainingRunsTheSameTraining) {
     int np;
     std::string extra, name;
   };
-  for (const Case& k : {Case{2, " --ep 2", "ep2"}, Case{4, " --ep 4", "ep4"},
-                        Case{2, " --ep 2 --recompute", "ep2_recompute"},
-                        Case{2, " --ep 2 --zero 1", "ep2_zero"}, Case{4, " --ep 2", "ep2_of_4"}}) {
+  for (const Case& k :
+       {Case{2, " --ep 2", "ep2"}, Case{4, " --ep 4", "ep4"},
+        Case{2, " --ep 2 --recompute", "ep2_recompute"}, Case{2, " --ep 2 --zero 1", "ep2_zero"},
+        Case{4, " --ep 2", "ep2_of_4"}, Case{4, " --ep 2 --zero 1", "ep2_of_4_zero"}}) {
     const int np = k.np;
     const std::string extra = k.extra, out = dir + "/" + k.name;
     const auto r = run_tern_split(train_args(dir, out, 6) + extra, "", mpirun(np));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     expect_same_run(want, steps_of(out));
     const auto ledger = nlohmann::json::parse(slurp(out + "/ledger.json"));
-    EXPECT_EQ(ledger["data_parallel"]["expert_parallel"], k.name == "ep2_of_4" ? 2 : np) << extra;
+    EXPECT_EQ(ledger["data_parallel"]["expert_parallel"], k.name.rfind("ep2_of_4", 0) == 0 ? 2 : np)
+        << extra;
   }
   fs::copy(dir + "/ep2", dir + "/ep2_to_1", fs::copy_options::recursive);
   fs::remove_all(dir + "/ep2_to_1/checkpoint-6");
@@ -187,11 +189,14 @@ TEST(CliMpi, ExpertParallelTrainingRunsTheSameTraining) {
   const auto bad = run_tern_split(train_args(dir, dir + "/bad", 2) + " --ep 4", "", mpirun(2));
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("each group of --ep data-parallel ranks"), std::string::npos) << bad.err;
-  // Expert groups smaller than the job with ZeRO are refused by name.
+  // ZeRO over all four ranks beside two expert groups: every rank sends its moments' shares,
+  // group 0 writes; the checkpoint resumes in one process.
+  fs::copy(dir + "/ep2_of_4_zero", dir + "/ep2_of_4_zero_to_1", fs::copy_options::recursive);
+  fs::remove_all(dir + "/ep2_of_4_zero_to_1/checkpoint-6");
   const auto nested_zero =
-      run_tern_split(train_args(dir, dir + "/bad_zero", 2) + " --ep 2 --zero 1", "", mpirun(4));
-  EXPECT_NE(nested_zero.exit_code, 0);
-  EXPECT_NE(nested_zero.err.find("not supported yet"), std::string::npos) << nested_zero.err;
+      run_tern_split("train --resume " + dir + "/ep2_of_4_zero_to_1 --threads 1");
+  ASSERT_EQ(nested_zero.exit_code, 0) << nested_zero.err;
+  expect_same_run(want, steps_of(dir + "/ep2_of_4_zero_to_1"), 3);
   // ZeRO-1 beside owner-only experts: its checkpoint resumes in one process, and one process's
   // resumes with both.
   fs::copy(dir + "/ep2_zero", dir + "/ep2_zero_to_1", fs::copy_options::recursive);
@@ -240,6 +245,19 @@ TEST(CliMpi, PipelineParallelRunsTheSameTraining) {
     EXPECT_EQ(ledger["pipeline_parallel"]["stages"], 2 + (k.name == "pp3")) << k.extra;
     EXPECT_EQ(ledger["pipeline_parallel"]["pipelines"], k.np == 4 ? 2 : 1) << k.extra;
     EXPECT_GT(ledger["pipeline_parallel"]["simulated_pipeline_seconds"].get<double>(), 0);
+    // Stage-local weights: a 1F1B rank holds its stages' share of the model, below the whole;
+    // DualPipe on 2 stages runs both stages on each rank, so each holds everything.
+    const auto held =
+        ledger["pipeline_parallel"]["parameters_per_rank"].get<std::vector<int64_t>>();
+    const int64_t whole = ledger["pipeline_parallel"]["parameters"].get<int64_t>();
+    ASSERT_EQ(int(held.size()), k.np) << k.extra;
+    for (int64_t n : held) {
+      EXPECT_GT(n, 0) << k.extra;
+      if (k.name.rfind("dual", 0) == 0)
+        EXPECT_GE(n, whole * 9 / 10) << k.extra;
+      else
+        EXPECT_LT(n, whole) << k.extra;
+    }
     std::ifstream log(out + "/log.jsonl");
     std::string first;
     std::getline(log, first);

@@ -17,6 +17,8 @@
 #include "train/data_parallel.h"
 #include "train/pipeline_costs.h"
 #include "train/pipeline_runner.h"
+#include "train/stage_grads.h"
+#include "train/stage_placement.h"
 
 using namespace tern;
 using tern::dist::test::on_ranks;
@@ -156,6 +158,115 @@ TEST(PipelineRunner, SummedGradientsEqualTheOneProcessStep) {
       EXPECT_GT(ch.measured, 0);
       EXPECT_GT(ch.simulated, 0);
       EXPECT_EQ(int(ch.stages.size()), k.stages);
+    });
+  }
+}
+
+// Who holds what: a stage's layers on its rank (both of DualPipe's), the embedding on the first
+// stage and, since the MTP module reads it, on the last, the head, final norm and MTP module on
+// the last; the holders' shares add up to the model with only the embedding counted twice.
+TEST(StagePlacement, EachTensorLivesWithTheStagesThatRunIt) {
+  model::ModelConfig c = model::ModelConfig::from_file(kConfig);
+  c.num_hidden_layers = 6;
+  const train::PipeSchedule one_f = train::make_pipe_schedule("1f1b", 3, 3);
+  const train::StagePlacement p(c, one_f, 1);
+  EXPECT_EQ(p.holders("model.layers.0.self_attn.o_proj.weight"), std::vector<int>{0});
+  EXPECT_EQ(p.holders("model.layers.2.mlp.experts.3.up_proj.weight"), std::vector<int>{1});
+  EXPECT_EQ(p.holders("model.layers.5.input_layernorm.weight"), std::vector<int>{2});
+  EXPECT_EQ(p.holders("model.layers.6.eh_proj.weight"), std::vector<int>{2});  // MTP
+  EXPECT_EQ(p.holders("model.embed_tokens.weight"), (std::vector<int>{0, 2}));
+  EXPECT_EQ(p.holders("model.norm.weight"), std::vector<int>{2});
+  EXPECT_EQ(p.holders("lm_head.weight"), std::vector<int>{2});
+  EXPECT_TRUE(p.holds("model.layers.3.mlp.gate.weight"));
+  EXPECT_FALSE(p.holds("model.embed_tokens.weight"));
+  EXPECT_THROW(p.holders("model.rotary.weight"), Error);
+  model::ModelConfig plain = c;
+  plain.num_nextn_predict_layers = 0;
+  EXPECT_EQ(train::StagePlacement(plain, one_f, 0).holders("model.embed_tokens.weight"),
+            std::vector<int>{0});
+  const train::PipeSchedule dual = train::make_pipe_schedule("dualpipe", 4, 8);
+  const train::StagePlacement d(c, dual, 0);
+  EXPECT_EQ(d.holders("model.layers.2.mlp.gate.weight"), (std::vector<int>{1, 2}));  // stage 1
+  EXPECT_EQ(d.holders("lm_head.weight"), (std::vector<int>{0, 3}));
+  EXPECT_EQ(d.holders("model.embed_tokens.weight"), (std::vector<int>{0, 3}));
+
+  int64_t total = 0, held = 0, embedding = 0;
+  model::ModelWeights whole = model::grad::make_f32_weights(c);
+  for (const auto& s : model::grad::param_slots(c, whole))
+    if (s.trainable) {
+      total += s.size;
+      if (s.name == "model.embed_tokens.weight") embedding = s.size;
+    }
+  for (int r = 0; r < 3; ++r) {
+    const train::StagePlacement at(c, one_f, r);
+    model::ModelWeights mine = model::grad::make_f32_weights(
+        c, nullptr, [&](const std::string& name) { return at.holds(name); });
+    int64_t n = 0;
+    for (const auto& s : model::grad::param_slots(c, mine)) {
+      // (An MTP module's view of the embedding is there wherever the embedding is.)
+      if (!s.alias) {
+        EXPECT_EQ(s.elsewhere, !at.holds(s.name)) << s.name;
+      }
+      if (s.trainable) n += s.size;
+    }
+    EXPECT_LT(n, total) << "rank " << r;
+    held += n;
+  }
+  EXPECT_EQ(held, total + embedding);
+}
+
+// Stage-local weights end to end on the in-process communicator: each rank allocates only its
+// stages' tensors, runs its stages, and StageGradReducer sums each tensor over its holders
+// (across pipelines too); every held gradient then equals one process's on the whole batch.
+TEST(StageGradReducer, HoldersSumToTheOneProcessGradients) {
+  Fixture f;
+  model::grad::LossWeights lw{0.3f, 1e-2f, 1.0f};
+  lw.targets = double(train::count_targets(f.docs.data(), f.B, f.S, f.T));
+  ThreadPool pool(1);
+  model::ModelWeights want = model::grad::make_f32_weights(f.c);
+  model::grad::ModelGrad one(f.c, f.B, f.T);
+  one.step(f.w, want, f.batch(0, f.B), lw, pool);
+  struct Case {
+    int stages, pipelines;
+    const char* schedule;
+  };
+  for (const Case k : {Case{2, 1, "1f1b"}, Case{3, 1, "1f1b"}, Case{2, 2, "1f1b"}}) {
+    on_ranks(k.stages * k.pipelines, [&](dist::Communicator& world) {
+      const std::string what = std::to_string(k.pipelines) + " x " + std::to_string(k.stages);
+      ThreadPool rank_pool(1);
+      const int pipeline = world.rank() / k.stages;
+      const auto pp = world.split(pipeline, world.rank() % k.stages);
+      const int64_t local = f.B / k.pipelines, micro = local;
+      train::PipelineRunner runner(*pp, f.c, k.schedule, int(micro), local, f.T, false);
+      const train::StagePlacement at(f.c, runner.schedule(), pp->rank());
+      const auto held = [&](const std::string& name) { return at.holds(name); };
+      model::ModelWeights w = model::grad::make_f32_weights(f.c, nullptr, held);
+      model::ModelWeights g = model::grad::make_f32_weights(f.c, nullptr, held);
+      const auto from = model::grad::param_slots(f.c, f.w);
+      const auto to = model::grad::param_slots(f.c, w);
+      for (size_t i = 0; i < to.size(); ++i)
+        if (to[i].data && !to[i].alias) std::copy_n(from[i].data, to[i].size, to[i].data);
+      train::StageGradReducer reducer(world, f.c, at, g, 1 << 20);
+      model::grad::LossWeights mlw = lw;
+      mlw.balance_alpha /= float(micro * k.pipelines);
+      const int64_t first = pipeline * local * f.S;
+      runner.step(w, g, f.tokens.data() + first, f.docs.data() + first, mlw, rank_pool);
+      reducer.sum();
+      const auto got = model::grad::param_slots(f.c, g);
+      const auto ref = model::grad::param_slots(f.c, want);
+      int64_t checked = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        if (!got[i].trainable || got[i].alias) continue;
+        double scale = 1e-30, diff = 0;
+        for (int64_t j = 0; j < got[i].size; ++j) {
+          scale = std::max(scale, double(std::fabs(ref[i].data[j])));
+          diff = std::max(diff, double(std::fabs(got[i].data[j] - ref[i].data[j])));
+        }
+        EXPECT_LE(diff / scale, 1e-5) << got[i].name << ", " << what;
+        ++checked;
+      }
+      EXPECT_GT(checked, 0) << what;
+      EXPECT_GE(reducer.groups(), k.pipelines > 1 ? 1 : 0) << what;
     });
   }
 }

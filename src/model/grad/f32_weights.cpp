@@ -25,13 +25,15 @@ bool routed_expert_slot(const std::string& name, int64_t* e) {
   return true;
 }
 
-ModelWeights make_f32_weights(const ModelConfig& c, const ExpertParallel* ep) {
+ModelWeights make_f32_weights(const ModelConfig& c, const ExpertParallel* ep,
+                              const HeldSlots& held) {
   ModelWeights w;
   const bool mtp = c.num_nextn_predict_layers > 0;
   visit_weights(c, w, mtp, [&](WeightSlot& s) {
     int64_t e = 0;
     if (ep && ep->active() && routed_expert_slot(s.name, &e) && !ep->holds(e, c.n_routed_experts))
-      return;  // another rank's expert
+      return;                           // another rank's expert
+    if (held && !held(s.name)) return;  // another pipeline stage's
     Tensor t = Tensor::zeros(DType::f32, s.shape);
     if (s.kind == SlotKind::vector) {
       s.vector->data = t;
@@ -63,7 +65,7 @@ std::vector<ParamSlot> param_slots(const ModelConfig& c, ModelWeights& w) {
     ParamSlot p;
     p.name = s.name;
     p.shape = s.shape;
-    if (t.empty()) {  // expert parallel: held by another rank
+    if (t.empty()) {  // expert or pipeline parallel: held by another rank
       p.elsewhere = true;
       p.trainable = false;
       out.push_back(p);

@@ -15,9 +15,15 @@
 
 namespace tern::model::grad {
 
+// Which tensors (by checkpoint name) this rank holds: pipeline stages (train/stage_placement.h).
+// Empty: all of them.
+using HeldSlots = std::function<bool(const std::string& name)>;
+
 // Zero-filled f32 ModelWeights for c (MTP modules included when c has them). With expert
-// parallelism (ep active) the routed experts other ranks hold are left unallocated.
-ModelWeights make_f32_weights(const ModelConfig& c, const ExpertParallel* ep = nullptr);
+// parallelism (ep active) the routed experts other ranks hold are left unallocated, and so is
+// every tensor `held` rejects.
+ModelWeights make_f32_weights(const ModelConfig& c, const ExpertParallel* ep = nullptr,
+                              const HeldSlots& held = {});
 
 // Random init: normal(0, std) matrices, ones for norms, zeros for correction biases; each tensor
 // from its own counter-based stream, so a seed gives the same bits on every machine.
@@ -37,8 +43,8 @@ struct ParamSlot {
   bool trainable = true;
   bool alias = false;  // the MTP embedding / head copies
   bool decay = false;  // weight decay applies (matrices)
-  // Expert parallel: a routed expert another rank holds (no storage here: data null, size 0,
-  // not trainable).
+  // Expert or pipeline parallel: a tensor another rank holds (no storage here: data null,
+  // size 0, not trainable).
   bool elsewhere = false;
 };
 

@@ -1,0 +1,42 @@
+// Gradient sums for pipeline parallelism with stage-local weights (train/stage_placement.h).
+// Ranks d·P + p of the job are position p of pipeline d. A tensor's gradient is final once every
+// rank that holds it — its holders' positions in every pipeline — has summed its copy: one
+// communicator per distinct set of holder positions (a stage's layers; the embedding, which a
+// first and a last stage both hold; DualPipe's pairs of positions), each all-reducing the
+// tensors that set holds in buckets (train/data_parallel.h's GradientReducer). Sets whose group
+// is one rank need no communication.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "dist/communicator.h"
+#include "model/config.h"
+#include "model/weights.h"
+#include "train/data_parallel.h"
+#include "train/stage_placement.h"
+
+namespace tern::train {
+
+class StageGradReducer {
+ public:
+  // A collective over world (one split per holder set). grads: this rank's stage-local
+  // gradients; stages and world must outlive the reducer.
+  StageGradReducer(dist::Communicator& world, const model::ModelConfig& c,
+                   const StagePlacement& stages, model::ModelWeights& grads, int64_t bucket_bytes);
+  // grads = the sum over each tensor's holders. Groups are summed in one global order, so no two
+  // ranks wait on each other's groups crosswise. Returns the seconds spent.
+  double sum();
+  // Bytes this rank sends per step (ring all-reduces) and its buckets, over its groups.
+  double ring_bytes_per_step() const;
+  int64_t buckets() const;
+  // How many groups this rank sums gradients in (those of more than one rank).
+  int64_t groups() const { return int64_t(reducers_.size()); }
+
+ private:
+  std::vector<std::unique_ptr<dist::Communicator>> comms_;  // every split, kept alive
+  std::vector<std::unique_ptr<GradientReducer>> reducers_;  // this rank's, in global order
+};
+
+}  // namespace tern::train
