@@ -21,20 +21,21 @@ bool mtp_view(const std::string& name) {
 }  // namespace
 
 model::ModelWeights gather_slots(const model::ModelConfig& c, dist::Communicator& comm,
-                                 const SlotOwner& owner, model::ModelWeights& local) {
+                                 const SlotOwner& owner, model::ModelWeights& local,
+                                 const model::grad::HeldSlots& lead_holds) {
   const bool lead = comm.rank() == 0;
   const int n = comm.size();
   model::ModelWeights full;
   std::vector<model::grad::ParamSlot> to;
   if (lead) {
-    full = model::grad::make_f32_weights(c);
+    full = model::grad::make_f32_weights(c, nullptr, lead_holds);
     to = model::grad::param_slots(c, full);
   }
   const std::vector<model::grad::ParamSlot> from = model::grad::param_slots(c, local);
   std::vector<int64_t> send(static_cast<size_t>(n)), recv(static_cast<size_t>(n));
   for (size_t i = 0; i < from.size(); ++i) {
     const model::grad::ParamSlot& s = from[i];
-    if (mtp_view(s.name)) continue;
+    if (mtp_view(s.name) || (lead_holds && !lead_holds(s.name))) continue;
     const int at = owner(s.name);
     if (at == 0) {  // replicated, or rank 0's own
       if (lead) {

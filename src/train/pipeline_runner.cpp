@@ -66,6 +66,7 @@ model::grad::ModelGrad& PipelineRunner::acquire(int dir) {
     all_.push_back(std::make_unique<model::grad::ModelGrad>(c_, windows_, T_, recompute_));
     const auto [first, end] = stage_layers(schedule_.stage_of(dir, comm_.rank()));
     all_.back()->set_stage(first, end);
+    if (ep_.active()) all_.back()->set_expert_parallel(ep_);
     idle_[dir].push_back(all_.back().get());
   }
   model::grad::ModelGrad* net = idle_[dir].back();

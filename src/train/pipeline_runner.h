@@ -21,6 +21,7 @@
 #include "core/thread_pool.h"
 #include "dist/communicator.h"
 #include "model/config.h"
+#include "model/expert_parallel.h"
 #include "model/grad/linear_grad.h"
 #include "model/grad/model_grad.h"
 #include "model/weights.h"
@@ -57,6 +58,12 @@ class PipelineRunner {
                                const int32_t* tokens, const int32_t* docs,
                                const model::grad::LossWeights& lw, ThreadPool& pool);
 
+  // Expert parallel inside each stage (`--pp` with `--ep`): every micro-batch state runs only
+  // ep's block of routed experts, its MoE layers collectives over ep.comm — the ranks at this
+  // position of other pipelines, which run the same schedule, so their collectives pair up op
+  // by op. Before the first step.
+  void set_expert_parallel(model::ExpertParallel ep) { ep_ = ep; }
+
   const PipeSchedule& schedule() const { return schedule_; }
   const PipeTiming& last_timing() const { return timing_; }
   // Layers [first, end) of pipeline stage s.
@@ -81,6 +88,7 @@ class PipelineRunner {
   int micro_ = 0;
   int64_t windows_ = 0, T_ = 0, S_ = 0;  // per micro-batch
   bool recompute_ = false;
+  model::ExpertParallel ep_;
   // Per direction: idle micro-batch states for this rank's stage of that direction.
   std::vector<std::unique_ptr<model::grad::ModelGrad>> all_;
   std::vector<model::grad::ModelGrad*> idle_[2];

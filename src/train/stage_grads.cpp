@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 #include "model/grad/f32_weights.h"
 
@@ -9,22 +10,32 @@ namespace tern::train {
 
 StageGradReducer::StageGradReducer(dist::Communicator& world, const model::ModelConfig& c,
                                    const StagePlacement& stages, model::ModelWeights& grads,
-                                   int64_t bucket_bytes) {
-  // The distinct holder sets in slot order: the same list on every rank (names of the slots
-  // this rank does not hold are listed too).
-  std::vector<std::vector<int>> sets;
+                                   int64_t bucket_bytes, const model::ExpertParallel* ep) {
+  const bool experts_split = ep && ep->active();
+  const auto local_expert = [experts_split](const std::string& name) {
+    return experts_split && model::grad::routed_expert_slot(name);
+  };
+  // The distinct (holder set, split expert or not) in slot order: the same list on every rank
+  // (names of the slots this rank does not hold are listed too).
+  using Key = std::pair<std::vector<int>, bool>;
+  std::vector<Key> keys;
   for (const model::grad::ParamSlot& s : model::grad::param_slots(c, grads)) {
-    const std::vector<int> h = stages.holders(s.name);
-    if (std::find(sets.begin(), sets.end(), h) == sets.end()) sets.push_back(h);
+    const Key k{stages.holders(s.name), local_expert(s.name)};
+    if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
   }
   const int me = stages.position();
-  for (const std::vector<int>& set : sets) {
+  for (const Key& key : keys) {
+    const std::vector<int>& set = key.first;
     const bool in = std::find(set.begin(), set.end(), me) != set.end();
-    comms_.push_back(world.split(in ? 0 : 1, world.rank()));
+    // A split expert's copies: the holders at this rank's place in their expert groups.
+    const int color = !in ? 0 : key.second ? 1 + ep->rank() : 1;
+    comms_.push_back(world.split(color, world.rank()));
     if (!in || comms_.back()->size() < 2) continue;
     reducers_.push_back(std::make_unique<GradientReducer>(
         *comms_.back(), c, grads, bucket_bytes, false,
-        [&stages, set](const std::string& name) { return stages.holders(name) == set; }));
+        [&stages, key, local_expert](const std::string& name) {
+          return local_expert(name) == key.second && stages.holders(name) == key.first;
+        }));
   }
 }
 

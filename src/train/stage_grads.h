@@ -4,7 +4,9 @@
 // communicator per distinct set of holder positions (a stage's layers; the embedding, which a
 // first and a last stage both hold; DualPipe's pairs of positions), each all-reducing the
 // tensors that set holds in buckets (train/data_parallel.h's GradientReducer). Sets whose group
-// is one rank need no communication.
+// is one rank need no communication. With expert parallelism inside the stages (--pp with
+// --ep), a routed expert lives on one rank of each position's expert group: its gradient is
+// summed over the holders' positions among the ranks of the same place in their groups.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,7 @@
 
 #include "dist/communicator.h"
 #include "model/config.h"
+#include "model/expert_parallel.h"
 #include "model/weights.h"
 #include "train/data_parallel.h"
 #include "train/stage_placement.h"
@@ -23,8 +26,10 @@ class StageGradReducer {
  public:
   // A collective over world (one split per holder set). grads: this rank's stage-local
   // gradients; stages and world must outlive the reducer.
+  // ep: this rank's expert group (among its position's replicas), or null.
   StageGradReducer(dist::Communicator& world, const model::ModelConfig& c,
-                   const StagePlacement& stages, model::ModelWeights& grads, int64_t bucket_bytes);
+                   const StagePlacement& stages, model::ModelWeights& grads, int64_t bucket_bytes,
+                   const model::ExpertParallel* ep = nullptr);
   // grads = the sum over each tensor's holders. Groups are summed in one global order, so no two
   // ranks wait on each other's groups crosswise. Returns the seconds spent.
   double sum();

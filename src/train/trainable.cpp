@@ -54,13 +54,15 @@ std::unique_ptr<Trainable> Trainable::full(const model::ModelConfig& c, const Ad
 std::unique_ptr<Trainable> Trainable::stage_local(const model::ModelConfig& c,
                                                   const AdamWConfig& cfg,
                                                   dist::Communicator& pipeline,
-                                                  const StagePlacement& stages) {
+                                                  const StagePlacement& stages,
+                                                  const model::ExpertParallel* ep) {
   std::unique_ptr<Trainable> t(new Trainable());
   t->pipeline_ = &pipeline;
   t->stages_ = &stages;
-  t->params_ = model::grad::make_f32_weights(c, nullptr, t->held());
-  t->grads_ = model::grad::make_f32_weights(c, nullptr, t->held());
-  t->adam_ = std::make_unique<AdamW>(c, t->params_, t->grads_, cfg, nullptr, t->held());
+  if (ep && ep->active()) t->ep_ = *ep;
+  t->params_ = model::grad::make_f32_weights(c, t->placement(), t->held());
+  t->grads_ = model::grad::make_f32_weights(c, t->placement(), t->held());
+  t->adam_ = std::make_unique<AdamW>(c, t->params_, t->grads_, cfg, t->placement(), t->held());
   return t;
 }
 
@@ -73,8 +75,22 @@ model::grad::HeldSlots Trainable::held() const {
 model::ModelWeights Trainable::gather_stages(const model::ModelConfig& c,
                                              model::ModelWeights& local) {
   const StagePlacement* stages = stages_;
+  model::ModelWeights position;  // this position's tensors, every expert of them
+  if (ep_.active()) {
+    const int64_t E = c.n_routed_experts;
+    const model::ExpertParallel& ep = ep_;
+    position = gather_slots(
+        c, *ep.comm,
+        [&ep, E](const std::string& name) {
+          int64_t e = -1;
+          return model::grad::routed_expert_slot(name, &e) ? ep.owner(e, E) : 0;
+        },
+        local, held());
+    if (ep.rank() != 0) return {};
+  }
   return gather_slots(
-      c, *pipeline_, [stages](const std::string& name) { return stages->owner(name); }, local);
+      c, *pipeline_, [stages](const std::string& name) { return stages->owner(name); },
+      ep_.active() ? position : local);
 }
 
 std::unique_ptr<Trainable> Trainable::full_sharded(const model::ModelConfig& c,
@@ -130,13 +146,26 @@ double Trainable::grad_norm() {
     // A tensor two ranks of the pipeline hold (the embedding, DualPipe's stages) counts once:
     // from its owner. Summed over the pipeline in rank order: every rank gets the same norm.
     const StagePlacement* stages = stages_;
-    const double mine = adam_->sum_squares(
-        [stages](const std::string& name) { return stages->owner(name) == stages->position(); });
-    std::vector<double> all(static_cast<size_t>(pipeline_->size()));
-    pipeline_->all_gather(&mine, all.data(), sizeof mine)->wait();
-    double ss = 0;
-    for (double x : all) ss += x;
-    return std::sqrt(ss);
+    // With expert groups, each rank's routed experts are its own: their squares are summed over
+    // the pipeline and then over the group.
+    const bool split = ep_.active();
+    double mine[2];
+    for (int experts = 0; experts < 2; ++experts)
+      mine[experts] = adam_->sum_squares([stages, split, experts](const std::string& name) {
+        return stages->owner(name) == stages->position() &&
+               (split && model::grad::routed_expert_slot(name)) == bool(experts);
+      });
+    std::vector<double> all(static_cast<size_t>(2 * pipeline_->size()));
+    pipeline_->all_gather(mine, all.data(), sizeof mine)->wait();
+    double shared = 0, own = 0;
+    for (size_t r = 0; r < all.size(); r += 2) shared += all[r], own += all[r + 1];
+    if (split) {
+      std::vector<double> group(static_cast<size_t>(ep_.ranks()));
+      ep_.comm->all_gather(&own, group.data(), sizeof own)->wait();
+      own = 0;
+      for (double x : group) own += x;
+    }
+    return std::sqrt(shared + own);
   }
   if (!ep_.active()) return zero_ ? zero_->grad_norm() : adam_->grad_norm();
   // Replicated gradients count once (ZeRO: over its shards); each rank's experts are its own:
@@ -215,7 +244,7 @@ std::string Trainable::save(const std::string& run_dir, int64_t step, const mode
     model::ModelWeights p = gather_stages(c, params_);
     model::ModelWeights m = gather_stages(c, adam_->m());
     model::ModelWeights v = gather_stages(c, adam_->v());
-    if (pipeline_->rank() != 0) return "";
+    if (pipeline_->rank() != 0 || ep_.rank() != 0) return "";
     return save_checkpoint(run_dir, step, c, p, m, v, files);
   }
   if (ep_.active() && zero_) {

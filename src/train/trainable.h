@@ -45,9 +45,12 @@ class Trainable {
   // `stages` gives its position (weights, gradients, moments); grad_norm(), save(), resume()
   // and gather_serving_weights() are then collectives over the pipeline. Both must outlive
   // the Trainable.
+  // With expert parallelism inside the stages (ep active: this rank's expert group among its
+  // position's replicas), only ep's block of the held layers' routed experts.
   static std::unique_ptr<Trainable> stage_local(const model::ModelConfig& c, const AdamWConfig& cfg,
                                                 dist::Communicator& pipeline,
-                                                const StagePlacement& stages);
+                                                const StagePlacement& stages,
+                                                const model::ExpertParallel* ep = nullptr);
   // Fresh adapters (o.rank > 0) on the model directory base_dir, loaded as stored.
   static std::unique_ptr<Trainable> lora(const model::ModelConfig& c, const std::string& base_dir,
                                          const model::LoraOptions& o, uint64_t seed,
@@ -108,7 +111,8 @@ class Trainable {
   // The tensors this rank holds (pipeline stages): empty when it holds all.
   model::grad::HeldSlots held() const;
   // Stage-local: gathers `local` (this rank's tensors in the model's layout) to the pipeline's
-  // rank 0.
+  // rank 0 — with expert groups, first each position's experts to its group's rank 0, whose
+  // pipeline then gathers (the others return empty weights).
   model::ModelWeights gather_stages(const model::ModelConfig& c, model::ModelWeights& local);
   model::ModelWeights params_, grads_;
   std::unique_ptr<AdamW> adam_;

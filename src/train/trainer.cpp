@@ -116,6 +116,14 @@ TrainSummary train(TrainOptions o) {
       fail(ErrorKind::request, "--zero " + std::to_string(o.zero) +
                                    ": only ZeRO stage 1 (sharded optimizer moments) is "
                                    "implemented; stages 2 and 3 are not");
+    if (pp > 1 && o.ep > 1 && dp_ranks % o.ep != 0)
+      fail(ErrorKind::request,
+           "--ep " + std::to_string(o.ep) + " with --pp " + std::to_string(pp) +
+               ": the expert "
+               "groups form among the " +
+               std::to_string(dp_ranks) +
+               " pipelines' ranks at each "
+               "stage, so the pipeline count (--dp) must be a multiple of --ep");
     if (o.ep > 1 && ranks % o.ep != 0)
       fail(ErrorKind::request,
            "--ep " + std::to_string(o.ep) + " but " + std::to_string(ranks) +
@@ -128,9 +136,10 @@ TrainSummary train(TrainOptions o) {
       fail(ErrorKind::request, "--batch " + std::to_string(o.batch) +
                                    " (the global batch) must be a multiple of the " +
                                    std::to_string(dp_ranks) + " data-parallel ranks");
-    if (pp > 1 && (o.ep > 1 || o.zero > 0 || !o.teacher.empty()))
+    if (pp > 1 && (o.zero > 0 || !o.teacher.empty()))
       fail(ErrorKind::request,
-           "--pp runs plain pipeline stages for now: not with --ep, --zero or a teacher");
+           "--pp runs plain or expert-parallel pipeline stages for now: not with --zero or a "
+           "teacher");
     if (o.pp_schedule != "1f1b" && o.pp_schedule != "dualpipe")
       fail(ErrorKind::request, "--pp-schedule '" + o.pp_schedule + "': expected 1f1b or dualpipe");
   };
@@ -242,13 +251,20 @@ TrainSummary train(TrainOptions o) {
   // Expert parallel, nested in data parallelism as in DeepSeek-V3: ranks g·E .. g·E+E−1 form
   // expert group g and split the routed experts E ways (each expert's weights, gradients and
   // moments on its owner only); the ranks at the same place in every group hold the same
-  // experts and sum their gradients (ep_peers).
+  // experts and sum their gradients (ep_peers). With pipeline stages the groups form among the
+  // replicas of each position (pipelines g·E .. g·E+E−1), and the stage reducer sums the
+  // experts' copies.
   const bool expert_parallel = o.ep > 1;
   const int ep = expert_parallel ? int(o.ep) : 1;
+  const std::unique_ptr<dist::Communicator> position_peers =
+      pp > 1 ? comm->split(comm->rank() % pp, dp_rank) : nullptr;
   const std::unique_ptr<dist::Communicator> ep_group =
-      expert_parallel && ep < ranks ? comm->split(comm->rank() / ep, comm->rank() % ep) : nullptr;
+      !expert_parallel || (pp == 1 && ep == ranks) ? nullptr
+      : pp > 1 ? position_peers->split(dp_rank / ep, dp_rank % ep)
+               : comm->split(comm->rank() / ep, comm->rank() % ep);
   const std::unique_ptr<dist::Communicator> ep_peers =
-      expert_parallel && ep < ranks ? comm->split(comm->rank() % ep, comm->rank() / ep) : nullptr;
+      expert_parallel && pp == 1 && ep < ranks ? comm->split(comm->rank() % ep, comm->rank() / ep)
+                                               : nullptr;
   const model::ExpertParallel ep_place{expert_parallel ? (ep_group ? ep_group.get() : comm.get())
                                                        : nullptr};
   if (expert_parallel && c.n_routed_experts < ep)
@@ -265,12 +281,10 @@ TrainSummary train(TrainOptions o) {
              : nullptr;
   const std::unique_ptr<StagePlacement> stages =
       pipe ? std::make_unique<StagePlacement>(c, pipe->schedule(), pp_comm->rank()) : nullptr;
-  const std::unique_ptr<dist::Communicator> position_peers =
-      pipe ? comm->split(pp_comm->rank(), dp_rank) : nullptr;
   std::unique_ptr<Trainable> trainable =
       o.lora.rank > 0 ? Trainable::lora(c, o.init, o.lora, o.seed, adam_cfg)
       : o.zero        ? Trainable::full_sharded(c, adam_cfg, *comm, bucket_bytes, &ep_place)
-      : stages        ? Trainable::stage_local(c, adam_cfg, *pp_comm, *stages)
+      : stages        ? Trainable::stage_local(c, adam_cfg, *pp_comm, *stages, &ep_place)
                       : Trainable::full(c, adam_cfg, &ep_place);
   model::ModelWeights& params = trainable->params();
   model::ModelWeights& grads = trainable->grads();
@@ -307,14 +321,17 @@ TrainSummary train(TrainOptions o) {
     model::grad::init_random(c, params, o.seed, o.init_std);
   }
   model::grad::ModelGrad net(c, local_batch, o.seq, o.recompute);
+  if (pipe && expert_parallel) pipe->set_expert_parallel(ep_place);
   if (expert_parallel) {
-    net.set_expert_parallel(ep_place);
+    // (A pipeline's lead validates alone on the gathered model: its net keeps every expert.)
+    if (!pipe) net.set_expert_parallel(ep_place);
     log_info("expert parallel: each rank runs " + std::to_string(c.n_routed_experts / ep) + "-" +
              std::to_string((c.n_routed_experts + ep - 1) / ep) + " of " +
              std::to_string(c.n_routed_experts) + " routed experts per MoE layer" +
-             (ep_group ? ", in " + std::to_string(ranks / ep) + " groups of " + std::to_string(ep) +
-                             " ranks"
-                       : ""));
+             (pipe       ? ", in groups of " + std::to_string(ep) + " pipelines at each stage"
+              : ep_group ? ", in " + std::to_string(ranks / ep) + " groups of " +
+                               std::to_string(ep) + " ranks"
+                         : ""));
   }
   // Plain data parallelism all-reduces the gradients; ZeRO reduce-scatters them itself; the
   // holders of each pipeline stage's tensors sum theirs among themselves.
@@ -323,7 +340,8 @@ TrainSummary train(TrainOptions o) {
           ? nullptr
           : std::make_unique<GradientReducer>(*comm, c, grads, bucket_bytes, expert_parallel);
   std::unique_ptr<StageGradReducer> stage_reducer =
-      pipe ? std::make_unique<StageGradReducer>(*comm, c, *stages, grads, bucket_bytes) : nullptr;
+      pipe ? std::make_unique<StageGradReducer>(*comm, c, *stages, grads, bucket_bytes, &ep_place)
+           : nullptr;
   const double comm_bytes_per_step = zero      ? zero->bytes_per_step()
                                      : reducer ? reducer->ring_bytes_per_step()
                                                : stage_reducer->ring_bytes_per_step();
@@ -401,14 +419,19 @@ TrainSummary train(TrainOptions o) {
   };
   auto save = [&] {
     if (pipe)  // each position's replicas (the other pipelines) hold the same tensors
-      check_replicas_agree(*position_peers, c, params, step);
+      check_replicas_agree(*position_peers, c, params, step, expert_parallel);
     else
       check_replicas_agree(*comm, c, params, step, expert_parallel);
-    // Pipeline parallel: the first pipeline's ranks gather their stages to the lead.
-    if (!lead && !zero && !expert_parallel && !(pipe && dp_rank == 0)) return;
-    // Nested expert groups: group 0 (the lead's) gathers and writes; the others hold replicas
-    // (and, with ZeRO, their shares of the moments, which every rank sends).
-    if (ep_group && comm->rank() / ep != 0) return trainable->join_save();
+    if (pipe) {
+      // The first pipeline's ranks gather their stages to the lead, after the experts of each
+      // stage are gathered in the first expert group (pipelines 0 .. E−1).
+      if (dp_rank >= ep) return;
+    } else {
+      if (!lead && !zero && !expert_parallel) return;
+      // Nested expert groups: group 0 (the lead's) gathers and writes; the others hold replicas
+      // (and, with ZeRO, their shares of the moments, which every rank sends).
+      if (ep_group && comm->rank() / ep != 0) return trainable->join_save();
+    }
     // With ZeRO or expert parallelism every rank takes part: moments (and experts) are gathered
     // to rank 0, which writes.
     const std::string path =
@@ -568,7 +591,7 @@ TrainSummary train(TrainOptions o) {
     // Under expert parallelism every rank takes part in the validation forwards (collectives);
     // under pipeline parallelism the first pipeline's ranks gather the model to the lead, which
     // validates and samples on that transient copy.
-    const bool gathers = expert_parallel || (pipe && dp_rank == 0);
+    const bool gathers = pipe ? dp_rank < ep : expert_parallel;
     if ((lead || gathers) && ((o.eval_every > 0 && step % o.eval_every == 0) || last)) {
       const phase::Pause not_a_step;  // validation and sampling are not step time
       model::ModelWeights serving =
@@ -579,7 +602,7 @@ TrainSummary train(TrainOptions o) {
         sum.final_val_loss = v;
       }
       // Expert parallel: the experts are gathered to rank 0 for the sample (a collective).
-      if (expert_parallel) serving = trainable->gather_serving_weights(c);
+      if (expert_parallel && !pipe) serving = trainable->gather_serving_weights(c);
       if (lead) {
         const std::string text = sample_text(c, gathers ? serving : trainable->serving_weights(c),
                                              tok, val, o.sample_tokens, pool);

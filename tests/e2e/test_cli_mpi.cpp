@@ -233,10 +233,11 @@ TEST(CliMpi, PipelineParallelRunsTheSameTraining) {
     int np;
     std::string extra, name;
   };
-  for (const Case& k : {Case{2, " --pp 2", "pp2"}, Case{3, " --pp 3 --micro-batches 2", "pp3"},
-                        Case{2, " --pp 2 --pp-schedule dualpipe", "dual2"},
-                        Case{2, " --pp 2 --pp-schedule dualpipe --recompute", "dual2_recompute"},
-                        Case{4, " --pp 2 --dp 2", "dp2_pp2"}}) {
+  for (const Case& k :
+       {Case{2, " --pp 2", "pp2"}, Case{3, " --pp 3 --micro-batches 2", "pp3"},
+        Case{2, " --pp 2 --pp-schedule dualpipe", "dual2"},
+        Case{2, " --pp 2 --pp-schedule dualpipe --recompute", "dual2_recompute"},
+        Case{4, " --pp 2 --dp 2", "dp2_pp2"}, Case{4, " --pp 2 --dp 2 --ep 2", "dp2_pp2_ep2"}}) {
     const std::string out = dir + "/" + k.name;
     const auto r = run_tern_split(train_args(dir, out, 6) + k.extra, "", mpirun(k.np));
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -244,6 +245,9 @@ TEST(CliMpi, PipelineParallelRunsTheSameTraining) {
     const auto ledger = nlohmann::json::parse(slurp(out + "/ledger.json"));
     EXPECT_EQ(ledger["pipeline_parallel"]["stages"], 2 + (k.name == "pp3")) << k.extra;
     EXPECT_EQ(ledger["pipeline_parallel"]["pipelines"], k.np == 4 ? 2 : 1) << k.extra;
+    EXPECT_EQ(ledger["data_parallel"]["expert_parallel"],
+              k.extra.find("--ep 2") != std::string::npos ? 2 : 1)
+        << k.extra;
     EXPECT_GT(ledger["pipeline_parallel"]["simulated_pipeline_seconds"].get<double>(), 0);
     // Stage-local weights: a 1F1B rank holds its stages' share of the model, below the whole;
     // DualPipe on 2 stages runs both stages on each rank, so each holds everything.
@@ -280,6 +284,33 @@ TEST(CliMpi, PipelineParallelRunsTheSameTraining) {
       run_tern_split("train --resume " + dir + "/one_to_pp2 --threads 1 --pp 2", "", mpirun(2));
   ASSERT_EQ(to2.exit_code, 0) << to2.err;
   expect_same_run(want, steps_of(dir + "/one_to_pp2"), 3);
+  // Stages split further by expert groups: the checkpoint (experts gathered in the first group,
+  // then stages to the lead) resumes in one process, and one process's under the same layout.
+  fs::copy(dir + "/dp2_pp2_ep2", dir + "/dp2_pp2_ep2_to_1", fs::copy_options::recursive);
+  fs::remove_all(dir + "/dp2_pp2_ep2_to_1/checkpoint-6");
+  const auto ep_to1 = run_tern_split("train --resume " + dir + "/dp2_pp2_ep2_to_1 --threads 1");
+  ASSERT_EQ(ep_to1.exit_code, 0) << ep_to1.err;
+  expect_same_run(want, steps_of(dir + "/dp2_pp2_ep2_to_1"), 3);
+  fs::copy(dir + "/one", dir + "/one_to_pp2_ep2", fs::copy_options::recursive);
+  fs::remove_all(dir + "/one_to_pp2_ep2/checkpoint-6");
+  const auto to_ep = run_tern_split(
+      "train --resume " + dir + "/one_to_pp2_ep2 --threads 1 --pp 2 --dp 2 --ep 2", "", mpirun(4));
+  ASSERT_EQ(to_ep.exit_code, 0) << to_ep.err;
+  expect_same_run(want, steps_of(dir + "/one_to_pp2_ep2"), 3);
+  // DualPipe (both stages on each rank) with expert groups of its two pipelines, on a batch of 8
+  // (DualPipe needs 4 micro-batches per pipeline).
+  const auto one8 = run_tern_split(train_args(dir, dir + "/one8", 6, 8));
+  ASSERT_EQ(one8.exit_code, 0) << one8.err;
+  const auto dual_ep = run_tern_split(
+      train_args(dir, dir + "/dual2_ep2", 6, 8) + " --pp 2 --dp 2 --ep 2 --pp-schedule dualpipe",
+      "", mpirun(4));
+  ASSERT_EQ(dual_ep.exit_code, 0) << dual_ep.err;
+  expect_same_run(steps_of(dir + "/one8"), steps_of(dir + "/dual2_ep2"));
+  // Expert groups must form among the pipelines.
+  const auto odd_ep =
+      run_tern_split(train_args(dir, dir + "/bad3", 2) + " --pp 2 --ep 2", "", mpirun(2));
+  EXPECT_NE(odd_ep.exit_code, 0);
+  EXPECT_NE(odd_ep.err.find("must be a multiple of --ep"), std::string::npos) << odd_ep.err;
   // Refusals, on every rank: stages other than the ranks, shapes DualPipe cannot take.
   const auto wrong = run_tern_split(train_args(dir, dir + "/bad1", 2) + " --pp 3", "", mpirun(2));
   EXPECT_NE(wrong.exit_code, 0);

@@ -229,24 +229,30 @@ TEST(StageGradReducer, HoldersSumToTheOneProcessGradients) {
   struct Case {
     int stages, pipelines;
     const char* schedule;
+    bool experts_split;  // expert groups of the pipelines at each stage (--pp with --ep)
   };
-  for (const Case k : {Case{2, 1, "1f1b"}, Case{3, 1, "1f1b"}, Case{2, 2, "1f1b"}}) {
+  for (const Case k : {Case{2, 1, "1f1b", false}, Case{3, 1, "1f1b", false},
+                       Case{2, 2, "1f1b", false}, Case{2, 2, "1f1b", true}}) {
     on_ranks(k.stages * k.pipelines, [&](dist::Communicator& world) {
-      const std::string what = std::to_string(k.pipelines) + " x " + std::to_string(k.stages);
+      const std::string what = std::to_string(k.pipelines) + " x " + std::to_string(k.stages) +
+                               (k.experts_split ? " with expert groups" : "");
       ThreadPool rank_pool(1);
       const int pipeline = world.rank() / k.stages;
       const auto pp = world.split(pipeline, world.rank() % k.stages);
       const int64_t local = f.B / k.pipelines, micro = local;
       train::PipelineRunner runner(*pp, f.c, k.schedule, int(micro), local, f.T, false);
+      const auto peers = world.split(pp->rank(), pipeline);  // this position's replicas
+      const model::ExpertParallel ep{k.experts_split ? peers.get() : nullptr};
+      runner.set_expert_parallel(ep);
       const train::StagePlacement at(f.c, runner.schedule(), pp->rank());
       const auto held = [&](const std::string& name) { return at.holds(name); };
-      model::ModelWeights w = model::grad::make_f32_weights(f.c, nullptr, held);
-      model::ModelWeights g = model::grad::make_f32_weights(f.c, nullptr, held);
+      model::ModelWeights w = model::grad::make_f32_weights(f.c, &ep, held);
+      model::ModelWeights g = model::grad::make_f32_weights(f.c, &ep, held);
       const auto from = model::grad::param_slots(f.c, f.w);
       const auto to = model::grad::param_slots(f.c, w);
       for (size_t i = 0; i < to.size(); ++i)
         if (to[i].data && !to[i].alias) std::copy_n(from[i].data, to[i].size, to[i].data);
-      train::StageGradReducer reducer(world, f.c, at, g, 1 << 20);
+      train::StageGradReducer reducer(world, f.c, at, g, 1 << 20, &ep);
       model::grad::LossWeights mlw = lw;
       mlw.balance_alpha /= float(micro * k.pipelines);
       const int64_t first = pipeline * local * f.S;
@@ -254,7 +260,7 @@ TEST(StageGradReducer, HoldersSumToTheOneProcessGradients) {
       reducer.sum();
       const auto got = model::grad::param_slots(f.c, g);
       const auto ref = model::grad::param_slots(f.c, want);
-      int64_t checked = 0;
+      int64_t checked = 0, experts = 0;
       for (size_t i = 0; i < got.size(); ++i) {
         if (!got[i].trainable || got[i].alias) continue;
         double scale = 1e-30, diff = 0;
@@ -264,8 +270,13 @@ TEST(StageGradReducer, HoldersSumToTheOneProcessGradients) {
         }
         EXPECT_LE(diff / scale, 1e-5) << got[i].name << ", " << what;
         ++checked;
+        experts += model::grad::routed_expert_slot(got[i].name);
       }
       EXPECT_GT(checked, 0) << what;
+      // Split: each rank holds half of its MoE layers' experts (8 per layer here).
+      if (k.experts_split && pp->rank() == 1) {
+        EXPECT_EQ(experts, 3 * 4 * 3) << what;  // layers 1-2 and the MTP module
+      }
       EXPECT_GE(reducer.groups(), k.pipelines > 1 ? 1 : 0) << what;
     });
   }
