@@ -8,9 +8,9 @@
 
 namespace tern::train {
 
-StageGradReducer::StageGradReducer(dist::Communicator& world, const model::ModelConfig& c,
-                                   const StagePlacement& stages, model::ModelWeights& grads,
-                                   int64_t bucket_bytes, const model::ExpertParallel* ep) {
+HolderGroups holder_groups(dist::Communicator& world, const model::ModelConfig& c,
+                           const StagePlacement& stages, model::ModelWeights& grads,
+                           const model::ExpertParallel* ep) {
   const bool experts_split = ep && ep->active();
   const auto local_expert = [experts_split](const std::string& name) {
     return experts_split && model::grad::routed_expert_slot(name);
@@ -24,19 +24,35 @@ StageGradReducer::StageGradReducer(dist::Communicator& world, const model::Model
     if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
   }
   const int me = stages.position();
+  HolderGroups out;
   for (const Key& key : keys) {
     const std::vector<int>& set = key.first;
     const bool in = std::find(set.begin(), set.end(), me) != set.end();
     // A split expert's copies: the holders at this rank's place in their expert groups.
     const int color = !in ? 0 : key.second ? 1 + ep->rank() : 1;
-    comms_.push_back(world.split(color, world.rank()));
-    if (!in || comms_.back()->size() < 2) continue;
-    reducers_.push_back(std::make_unique<GradientReducer>(
-        *comms_.back(), c, grads, bucket_bytes, false,
-        [&stages, key, local_expert](const std::string& name) {
-          return local_expert(name) == key.second && stages.holders(name) == key.first;
-        }));
+    std::unique_ptr<dist::Communicator> comm = world.split(color, world.rank());
+    if (!in) {
+      out.others.push_back(std::move(comm));
+      continue;
+    }
+    const StagePlacement* at = &stages;
+    out.mine.push_back({std::move(comm),
+                        [at, key, local_expert](const std::string& name) {
+                          return local_expert(name) == key.second && at->holders(name) == key.first;
+                        },
+                        set, key.second});
   }
+  return out;
+}
+
+StageGradReducer::StageGradReducer(dist::Communicator& world, const model::ModelConfig& c,
+                                   const StagePlacement& stages, model::ModelWeights& grads,
+                                   int64_t bucket_bytes, const model::ExpertParallel* ep)
+    : groups_(holder_groups(world, c, stages, grads, ep)) {
+  for (const HolderGroup& g : groups_.mine)
+    if (g.comm->size() > 1)
+      reducers_.push_back(
+          std::make_unique<GradientReducer>(*g.comm, c, grads, bucket_bytes, false, g.tensors));
 }
 
 double StageGradReducer::sum() {

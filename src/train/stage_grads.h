@@ -22,6 +22,28 @@
 
 namespace tern::train {
 
+// A set of ranks holding the same tensors: the positions `holders` in every pipeline (for a
+// split routed expert: only the ranks at this rank's place in their expert groups).
+struct HolderGroup {
+  std::unique_ptr<dist::Communicator> comm;  // its ranks; every group listed has this rank in it
+  model::grad::HeldSlots tensors;            // the tensors it holds together
+  std::vector<int> holders;                  // pipeline positions, ascending
+  bool split_experts = false;                // routed experts of an expert group
+};
+
+// Every holder group this rank is in (`mine`), in one global order (the same on every rank),
+// each with its communicator — a collective over world (one split per distinct set; the
+// communicators of the sets this rank is not in are kept in `others`, never used, so every
+// rank frees the same ones at the same time). grads: this rank's stage-local weights of any
+// kind (names are read); stages and ep must outlive the groups.
+struct HolderGroups {
+  std::vector<HolderGroup> mine;
+  std::vector<std::unique_ptr<dist::Communicator>> others;
+};
+HolderGroups holder_groups(dist::Communicator& world, const model::ModelConfig& c,
+                           const StagePlacement& stages, model::ModelWeights& grads,
+                           const model::ExpertParallel* ep);
+
 class StageGradReducer {
  public:
   // A collective over world (one split per holder set). grads: this rank's stage-local
@@ -40,8 +62,8 @@ class StageGradReducer {
   int64_t groups() const { return int64_t(reducers_.size()); }
 
  private:
-  std::vector<std::unique_ptr<dist::Communicator>> comms_;  // every split, kept alive
-  std::vector<std::unique_ptr<GradientReducer>> reducers_;  // this rank's, in global order
+  HolderGroups groups_;
+  std::vector<std::unique_ptr<GradientReducer>> reducers_;  // groups of two or more, in order
 };
 
 }  // namespace tern::train

@@ -53,17 +53,30 @@ std::unique_ptr<Trainable> Trainable::full(const model::ModelConfig& c, const Ad
 
 std::unique_ptr<Trainable> Trainable::stage_local(const model::ModelConfig& c,
                                                   const AdamWConfig& cfg,
-                                                  dist::Communicator& pipeline,
-                                                  const StagePlacement& stages,
-                                                  const model::ExpertParallel* ep) {
+                                                  const StageLayout& layout) {
   std::unique_ptr<Trainable> t(new Trainable());
-  t->pipeline_ = &pipeline;
-  t->stages_ = &stages;
-  if (ep && ep->active()) t->ep_ = *ep;
+  t->pipeline_ = layout.pipeline;
+  t->stages_ = layout.stages;
+  t->gathers_ = layout.gathers;
+  if (layout.ep && layout.ep->active()) t->ep_ = *layout.ep;
   t->params_ = model::grad::make_f32_weights(c, t->placement(), t->held());
   t->grads_ = model::grad::make_f32_weights(c, t->placement(), t->held());
-  t->adam_ = std::make_unique<AdamW>(c, t->params_, t->grads_, cfg, t->placement(), t->held());
+  if (!layout.zero_world) {
+    t->adam_ = std::make_unique<AdamW>(c, t->params_, t->grads_, cfg, t->placement(), t->held());
+    return t;
+  }
+  t->holder_groups_ =
+      holder_groups(*layout.zero_world, c, *layout.stages, t->grads_, t->placement());
+  for (const HolderGroup& g : t->holder_groups_.mine)
+    t->stage_zeros_.push_back(std::make_unique<ZeroAdamW>(*g.comm, c, t->params_, t->grads_, cfg,
+                                                          layout.bucket_bytes, false, g.tensors));
   return t;
+}
+
+double Trainable::reduce_stage_grads() {
+  double seconds = 0;
+  for (auto& z : stage_zeros_) seconds += z->reduce();
+  return seconds;
 }
 
 model::grad::HeldSlots Trainable::held() const {
@@ -149,12 +162,22 @@ double Trainable::grad_norm() {
     // With expert groups, each rank's routed experts are its own: their squares are summed over
     // the pipeline and then over the group.
     const bool split = ep_.active();
-    double mine[2];
-    for (int experts = 0; experts < 2; ++experts)
-      mine[experts] = adam_->sum_squares([stages, split, experts](const std::string& name) {
-        return stages->owner(name) == stages->position() &&
-               (split && model::grad::routed_expert_slot(name)) == bool(experts);
-      });
+    double mine[2] = {0, 0};
+    if (stage_zeros_.empty()) {
+      for (int experts = 0; experts < 2; ++experts)
+        mine[experts] = adam_->sum_squares([stages, split, experts](const std::string& name) {
+          return stages->owner(name) == stages->position() &&
+                 (split && model::grad::routed_expert_slot(name)) == bool(experts);
+        });
+    } else {
+      // ZeRO: each holder group's norm over its shards (a collective in the group), counted by
+      // the group's lowest position.
+      for (size_t i = 0; i < stage_zeros_.size(); ++i) {
+        const double n = stage_zeros_[i]->grad_norm();
+        const HolderGroup& g = holder_groups_.mine[i];
+        if (g.holders.front() == stages->position()) mine[g.split_experts ? 1 : 0] += n * n;
+      }
+    }
     std::vector<double> all(static_cast<size_t>(2 * pipeline_->size()));
     pipeline_->all_gather(mine, all.data(), sizeof mine)->wait();
     double shared = 0, own = 0;
@@ -180,6 +203,8 @@ double Trainable::grad_norm() {
 }
 
 void Trainable::step(double lr, double norm, ThreadPool& pool) {
+  for (auto& z : stage_zeros_) z->step(lr, norm, pool);
+  if (!stage_zeros_.empty()) return;
   if (zero_)
     zero_->step(lr, norm, pool);
   else
@@ -188,6 +213,7 @@ void Trainable::step(double lr, double norm, ThreadPool& pool) {
 }
 
 int64_t Trainable::optimizer_steps() const {
+  if (!stage_zeros_.empty()) return stage_zeros_.front()->steps();
   return zero_ ? zero_->steps() : adam_->steps();
 }
 
@@ -229,7 +255,9 @@ int64_t Trainable::trained_parameters(const model::ModelConfig& c) {
 }
 
 void Trainable::zero_grad() {
-  if (zero_)
+  if (!stage_zeros_.empty())
+    stage_zeros_.front()->zero_grad();  // every gradient of this rank, not only its group's
+  else if (zero_)
     zero_->zero_grad();
   else
     adam_->zero_grad();
@@ -240,10 +268,27 @@ void Trainable::zero_grad() {
 std::string Trainable::save(const std::string& run_dir, int64_t step, const model::ModelConfig& c,
                             const CheckpointFiles& files) {
   if (stages_) {
-    // The pipeline's rank 0 gathers every stage's weights and moments and writes the whole model.
+    // ZeRO: each holder group's moments gathered to its first rank (one of the gathering
+    // pipelines, at the group's lowest position: the tensors' owner there), in this rank's
+    // local layout. Then the pipeline's rank 0 gathers every stage's weights and moments
+    // (experts first within the expert group) and writes the whole model.
+    model::ModelWeights m_local, v_local;
+    if (!stage_zeros_.empty()) {
+      if (gathers_) {
+        m_local = model::grad::make_f32_weights(c, placement(), held());
+        v_local = model::grad::make_f32_weights(c, placement(), held());
+      }
+      for (auto& z : stage_zeros_) {
+        TERN_CHECK(!z->lead() || gathers_);
+        z->gather_moments(z->lead() ? &m_local : nullptr, z->lead() ? &v_local : nullptr);
+      }
+    }
+    if (!gathers_) return "";
+    model::ModelWeights& m_mine = stage_zeros_.empty() ? adam_->m() : m_local;
+    model::ModelWeights& v_mine = stage_zeros_.empty() ? adam_->v() : v_local;
     model::ModelWeights p = gather_stages(c, params_);
-    model::ModelWeights m = gather_stages(c, adam_->m());
-    model::ModelWeights v = gather_stages(c, adam_->v());
+    model::ModelWeights m = gather_stages(c, m_mine);
+    model::ModelWeights v = gather_stages(c, v_mine);
     if (pipeline_->rank() != 0 || ep_.rank() != 0) return "";
     return save_checkpoint(run_dir, step, c, p, m, v, files);
   }
@@ -301,6 +346,19 @@ void Trainable::join_save() {
 
 int64_t Trainable::resume(const std::string& dir, const nlohmann::json& state,
                           const model::ModelConfig& c) {
+  if (!stage_zeros_.empty()) {
+    // Every rank reads its tensors and keeps its groups' shares of their moments.
+    load_params(dir, c, params_, placement());
+    model::ModelWeights m = model::grad::make_f32_weights(c, placement(), held());
+    model::ModelWeights v = model::grad::make_f32_weights(c, placement(), held());
+    load_moments(dir, c, m, v);
+    for (auto& z : stage_zeros_) {
+      z->take_moments(m, v);
+      z->zero_grad();
+      z->set_steps(state.at("optimizer_steps").get<int64_t>());
+    }
+    return state.at("step").get<int64_t>();
+  }
   if (zero_) {
     // Every rank reads the checkpoint (with --ep, only its experts) and keeps its shares of the
     // moments (and its experts').

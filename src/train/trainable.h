@@ -21,6 +21,7 @@
 #include "model/weights.h"
 #include "train/adamw.h"
 #include "train/checkpoint_io.h"
+#include "train/stage_grads.h"
 #include "train/stage_placement.h"
 #include "train/zero_adamw.h"
 
@@ -41,16 +42,32 @@ class Trainable {
                                                  const AdamWConfig& cfg, dist::Communicator& comm,
                                                  int64_t bucket_bytes,
                                                  const model::ExpertParallel* ep = nullptr);
-  // Pipeline parallel with stage-local weights: this rank of `pipeline` holds only the tensors
-  // `stages` gives its position (weights, gradients, moments); grad_norm(), save(), resume()
-  // and gather_serving_weights() are then collectives over the pipeline. Both must outlive
-  // the Trainable.
-  // With expert parallelism inside the stages (ep active: this rank's expert group among its
-  // position's replicas), only ep's block of the held layers' routed experts.
+  // Pipeline parallel with stage-local weights: a rank holds only the tensors of its stages
+  // (weights, gradients, moments); grad_norm(), save(), resume() and gather_serving_weights()
+  // are then collectives over the pipeline (and the expert group, and with ZeRO the holder
+  // groups). Everything the layout points to must outlive the Trainable.
+  struct StageLayout {
+    dist::Communicator* pipeline = nullptr;  // the pipeline's ranks, by position
+    const StagePlacement* stages = nullptr;
+    // Expert groups inside the stages: this rank's among its position's replicas; only its
+    // block of the held layers' routed experts is allocated. Null or inactive: none.
+    const model::ExpertParallel* ep = nullptr;
+    // ZeRO-1: the moments of each holder group's tensors (stage_grads.h) sharded over the group,
+    // which then reduce-scatters their gradients itself (reduce_stage_grads()); a collective
+    // over zero_world (the job) here. Null: plain AdamW on the summed gradients.
+    dist::Communicator* zero_world = nullptr;
+    int64_t bucket_bytes = int64_t(8) << 20;
+    // Whether this rank's expert group is the one whose pipelines gather the model for the lead
+    // (the first; without expert groups, the first pipeline).
+    bool gathers = true;
+  };
   static std::unique_ptr<Trainable> stage_local(const model::ModelConfig& c, const AdamWConfig& cfg,
-                                                dist::Communicator& pipeline,
-                                                const StagePlacement& stages,
-                                                const model::ExpertParallel* ep = nullptr);
+                                                const StageLayout& layout);
+  // Stage-local ZeRO's optimizers (one per holder group of this rank), in the groups' order.
+  const std::vector<std::unique_ptr<ZeroAdamW>>& stage_zeros() const { return stage_zeros_; }
+  // Stage-local ZeRO: reduce-scatters every holder group's gradients (in the groups' global
+  // order); returns the seconds spent. Nothing to do otherwise.
+  double reduce_stage_grads();
   // Fresh adapters (o.rank > 0) on the model directory base_dir, loaded as stored.
   static std::unique_ptr<Trainable> lora(const model::ModelConfig& c, const std::string& base_dir,
                                          const model::LoraOptions& o, uint64_t seed,
@@ -120,6 +137,9 @@ class Trainable {
   model::ExpertParallel ep_;
   dist::Communicator* pipeline_ = nullptr;  // stage-local: the pipeline's ranks
   const StagePlacement* stages_ = nullptr;
+  bool gathers_ = true;
+  HolderGroups holder_groups_;  // stage-local ZeRO
+  std::vector<std::unique_ptr<ZeroAdamW>> stage_zeros_;
   // ZeRO with expert parallelism: AdamW over this rank's routed experts, its moments' storage.
   std::unique_ptr<AdamW> expert_adam_;
   std::vector<std::vector<float>> expert_moments_;

@@ -136,10 +136,10 @@ TrainSummary train(TrainOptions o) {
       fail(ErrorKind::request, "--batch " + std::to_string(o.batch) +
                                    " (the global batch) must be a multiple of the " +
                                    std::to_string(dp_ranks) + " data-parallel ranks");
-    if (pp > 1 && (o.zero > 0 || !o.teacher.empty()))
+    if (pp > 1 && !o.teacher.empty())
       fail(ErrorKind::request,
-           "--pp runs plain or expert-parallel pipeline stages for now: not with --zero or a "
-           "teacher");
+           "--pp does not run logit distillation yet (the teacher's logits would have to reach "
+           "the last stage); train the student without --pp");
     if (o.pp_schedule != "1f1b" && o.pp_schedule != "dualpipe")
       fail(ErrorKind::request, "--pp-schedule '" + o.pp_schedule + "': expected 1f1b or dualpipe");
   };
@@ -282,10 +282,12 @@ TrainSummary train(TrainOptions o) {
   const std::unique_ptr<StagePlacement> stages =
       pipe ? std::make_unique<StagePlacement>(c, pipe->schedule(), pp_comm->rank()) : nullptr;
   std::unique_ptr<Trainable> trainable =
-      o.lora.rank > 0 ? Trainable::lora(c, o.init, o.lora, o.seed, adam_cfg)
-      : o.zero        ? Trainable::full_sharded(c, adam_cfg, *comm, bucket_bytes, &ep_place)
-      : stages        ? Trainable::stage_local(c, adam_cfg, *pp_comm, *stages, &ep_place)
-                      : Trainable::full(c, adam_cfg, &ep_place);
+      o.lora.rank > 0     ? Trainable::lora(c, o.init, o.lora, o.seed, adam_cfg)
+      : o.zero && !stages ? Trainable::full_sharded(c, adam_cfg, *comm, bucket_bytes, &ep_place)
+      : stages            ? Trainable::stage_local(c, adam_cfg,
+                                                   {pp_comm.get(), stages.get(), &ep_place,
+                                         o.zero ? comm.get() : nullptr, bucket_bytes, dp_rank < ep})
+                          : Trainable::full(c, adam_cfg, &ep_place);
   model::ModelWeights& params = trainable->params();
   model::ModelWeights& grads = trainable->grads();
   ZeroAdamW* const zero = trainable->zero();
@@ -340,14 +342,23 @@ TrainSummary train(TrainOptions o) {
           ? nullptr
           : std::make_unique<GradientReducer>(*comm, c, grads, bucket_bytes, expert_parallel);
   std::unique_ptr<StageGradReducer> stage_reducer =
-      pipe ? std::make_unique<StageGradReducer>(*comm, c, *stages, grads, bucket_bytes, &ep_place)
-           : nullptr;
-  const double comm_bytes_per_step = zero      ? zero->bytes_per_step()
-                                     : reducer ? reducer->ring_bytes_per_step()
-                                               : stage_reducer->ring_bytes_per_step();
-  const int64_t comm_buckets = zero      ? zero->buckets()
-                               : reducer ? reducer->buckets()
-                                         : stage_reducer->buckets();
+      pipe && !o.zero
+          ? std::make_unique<StageGradReducer>(*comm, c, *stages, grads, bucket_bytes, &ep_place)
+          : nullptr;
+  double comm_bytes_per_step = zero            ? zero->bytes_per_step()
+                               : reducer       ? reducer->ring_bytes_per_step()
+                               : stage_reducer ? stage_reducer->ring_bytes_per_step()
+                                               : 0.0;
+  int64_t comm_buckets = zero            ? zero->buckets()
+                         : reducer       ? reducer->buckets()
+                         : stage_reducer ? stage_reducer->buckets()
+                                         : 0;
+  int64_t stage_zero_floats = 0;  // --pp with --zero 1: the moments' shares this rank holds
+  for (const auto& z : trainable->stage_zeros()) {
+    comm_bytes_per_step += z->bytes_per_step();
+    comm_buckets += z->buckets();
+    stage_zero_floats += z->owned_floats();
+  }
   if (pipe) {
     std::string stages;
     for (int st = 0; st < pp; ++st) {
@@ -374,6 +385,11 @@ TrainSummary train(TrainOptions o) {
     log_info("ZeRO-1: this rank holds AdamW moments for " + std::to_string(zero->owned_floats()) +
              " of " + std::to_string(zero->gradient_floats()) + " trained values (" +
              std::to_string(int64_t(8.0 * double(zero->owned_floats()) / 1e6)) + " MB)");
+  if (!trainable->stage_zeros().empty())
+    log_info("ZeRO-1 over the holders of each stage's tensors: this rank holds AdamW moments for " +
+             std::to_string(stage_zero_floats) + " of its " +
+             std::to_string(trainable->trained_parameters(c)) + " trained values (" +
+             std::to_string(int64_t(8.0 * double(stage_zero_floats) / 1e6)) + " MB)");
   std::unique_ptr<Teacher> teacher;
   std::vector<float> teacher_logits;
   if (!o.teacher.empty()) {
@@ -424,8 +440,9 @@ TrainSummary train(TrainOptions o) {
       check_replicas_agree(*comm, c, params, step, expert_parallel);
     if (pipe) {
       // The first pipeline's ranks gather their stages to the lead, after the experts of each
-      // stage are gathered in the first expert group (pipelines 0 .. E−1).
-      if (dp_rank >= ep) return;
+      // stage are gathered in the first expert group (pipelines 0 .. E−1); with ZeRO every rank
+      // sends its moments' shares first.
+      if (dp_rank >= ep && !o.zero) return;
     } else {
       if (!lead && !zero && !expert_parallel) return;
       // Nested expert groups: group 0 (the lead's) gathers and writes; the others hold replicas
@@ -518,6 +535,7 @@ TrainSummary train(TrainOptions o) {
     double comm_seconds = 0;  // communication the backward did not hide
     // ZeRO's shard of the summed gradient exists only after its reduce-scatter, even alone.
     if (zero) comm_seconds = zero->reduce();
+    if (!trainable->stage_zeros().empty()) comm_seconds = trainable->reduce_stage_grads();
     if (ranks > 1) {
       if (reducer) comm_seconds = reducer->sum();
       if (stage_reducer) comm_seconds = stage_reducer->sum();

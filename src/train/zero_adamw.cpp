@@ -11,11 +11,13 @@ namespace tern::train {
 
 ZeroAdamW::ZeroAdamW(dist::Communicator& comm, const model::ModelConfig& c,
                      model::ModelWeights& params, model::ModelWeights& grads, AdamWConfig cfg,
-                     int64_t bucket_bytes, bool local_experts)
+                     int64_t bucket_bytes, bool local_experts,
+                     const model::grad::HeldSlots& include)
     : comm_(comm),
       c_(c),
       cfg_(cfg),
-      layout_(c, model::grad::param_slots(c, grads), bucket_bytes, local_experts),
+      include_(include),
+      layout_(c, model::grad::param_slots(c, grads), bucket_bytes, local_experts, include),
       params_(model::grad::param_slots(c, params)),
       grads_(model::grad::param_slots(c, grads)) {
   TERN_CHECK(params_.size() == grads_.size());
@@ -143,7 +145,8 @@ void ZeroAdamW::gather_moments(model::ModelWeights* m, model::ModelWeights* v) {
     std::vector<model::grad::ParamSlot> slots;
     if (lead) {
       slots = model::grad::param_slots(c_, *full);
-      for (const model::grad::ParamSlot& s : slots) std::fill_n(s.data, s.size, 0.0f);
+      for (const model::grad::ParamSlot& s : slots)
+        if (!include_ || include_(s.name)) std::fill_n(s.data, s.size, 0.0f);
     }
     for (size_t i = 0; i < buckets.size(); ++i) {
       const std::vector<int64_t> k = counts(i);

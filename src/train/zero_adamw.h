@@ -30,10 +30,11 @@ namespace tern::train {
 class ZeroAdamW {
  public:
   // local_experts (expert parallel): the routed experts stay out of the buckets — each rank's
-  // are its own, updated by another optimizer.
+  // are its own, updated by another optimizer. include: only the tensors it accepts (pipeline
+  // stages: those comm's ranks hold together; the rest another optimizer updates); empty: all.
   ZeroAdamW(dist::Communicator& comm, const model::ModelConfig& c, model::ModelWeights& params,
             model::ModelWeights& grads, AdamWConfig cfg, int64_t bucket_bytes = int64_t(8) << 20,
-            bool local_experts = false);
+            bool local_experts = false, const model::grad::HeldSlots& include = {});
 
   // During the last micro-batch's backward (ModelGrad::on_grads_ready): starts the
   // reduce-scatter of every bucket whose gradients are final.
@@ -58,7 +59,8 @@ class ZeroAdamW {
   const AdamWConfig& config() const { return cfg_; }
 
   // Collective. Rank 0 gets the full moments in m and v (f32 weights made for c; every slot
-  // written, untrained ones zero); the other ranks pass nullptr.
+  // written, untrained ones zero — with an include filter, only the slots it accepts); the
+  // other ranks pass nullptr.
   void gather_moments(model::ModelWeights* m, model::ModelWeights* v);
   // This rank's shares from full moments (every rank holds them: a resumed checkpoint).
   void take_moments(model::ModelWeights& m, model::ModelWeights& v);
@@ -83,6 +85,7 @@ class ZeroAdamW {
   dist::Communicator& comm_;
   model::ModelConfig c_;
   AdamWConfig cfg_;
+  model::grad::HeldSlots include_;
   BucketLayout layout_;
   std::vector<model::grad::ParamSlot> params_, grads_;
   std::vector<std::vector<float>> buffers_;  // per bucket of several tensors: packing space

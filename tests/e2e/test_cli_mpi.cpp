@@ -237,7 +237,9 @@ TEST(CliMpi, PipelineParallelRunsTheSameTraining) {
        {Case{2, " --pp 2", "pp2"}, Case{3, " --pp 3 --micro-batches 2", "pp3"},
         Case{2, " --pp 2 --pp-schedule dualpipe", "dual2"},
         Case{2, " --pp 2 --pp-schedule dualpipe --recompute", "dual2_recompute"},
-        Case{4, " --pp 2 --dp 2", "dp2_pp2"}, Case{4, " --pp 2 --dp 2 --ep 2", "dp2_pp2_ep2"}}) {
+        Case{4, " --pp 2 --dp 2", "dp2_pp2"}, Case{4, " --pp 2 --dp 2 --ep 2", "dp2_pp2_ep2"},
+        Case{2, " --pp 2 --zero 1", "pp2_zero"}, Case{4, " --pp 2 --dp 2 --zero 1", "dp2_pp2_zero"},
+        Case{4, " --pp 2 --dp 2 --ep 2 --zero 1", "dp2_pp2_ep2_zero"}}) {
     const std::string out = dir + "/" + k.name;
     const auto r = run_tern_split(train_args(dir, out, 6) + k.extra, "", mpirun(k.np));
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -297,6 +299,20 @@ TEST(CliMpi, PipelineParallelRunsTheSameTraining) {
       "train --resume " + dir + "/one_to_pp2_ep2 --threads 1 --pp 2 --dp 2 --ep 2", "", mpirun(4));
   ASSERT_EQ(to_ep.exit_code, 0) << to_ep.err;
   expect_same_run(want, steps_of(dir + "/one_to_pp2_ep2"), 3);
+  // ZeRO inside the holder groups, with expert groups too: its checkpoint (moments gathered per
+  // group, then experts, then stages) resumes in one process, and one process's under it.
+  fs::copy(dir + "/dp2_pp2_ep2_zero", dir + "/pp_zero_to_1", fs::copy_options::recursive);
+  fs::remove_all(dir + "/pp_zero_to_1/checkpoint-6");
+  const auto zero_to1 = run_tern_split("train --resume " + dir + "/pp_zero_to_1 --threads 1");
+  ASSERT_EQ(zero_to1.exit_code, 0) << zero_to1.err;
+  expect_same_run(want, steps_of(dir + "/pp_zero_to_1"), 3);
+  fs::copy(dir + "/one", dir + "/one_to_pp_zero", fs::copy_options::recursive);
+  fs::remove_all(dir + "/one_to_pp_zero/checkpoint-6");
+  const auto to_zero = run_tern_split(
+      "train --resume " + dir + "/one_to_pp_zero --threads 1 --pp 2 --dp 2 --ep 2 --zero 1", "",
+      mpirun(4));
+  ASSERT_EQ(to_zero.exit_code, 0) << to_zero.err;
+  expect_same_run(want, steps_of(dir + "/one_to_pp_zero"), 3);
   // DualPipe (both stages on each rank) with expert groups of its two pipelines, on a batch of 8
   // (DualPipe needs 4 micro-batches per pipeline).
   const auto one8 = run_tern_split(train_args(dir, dir + "/one8", 6, 8));
