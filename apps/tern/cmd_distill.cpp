@@ -14,6 +14,7 @@
 #include "apps/tern/generation_ledger.h"
 #include "apps/tern/model_path.h"
 #include "apps/tern/train_command.h"
+#include "apps/tern/train_parallel_flags.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
@@ -256,6 +257,7 @@ void setup_distill(CLI::App& sub) {
   add_number(sub, "--save-every", o.save_every, "checkpoint every N steps (and at the end)", 0,
              1e12);
   sub.add_flag("--force", o.force, "start over in a non-empty --out");
+  add_parallel_flags(sub, o);
   add_lora_flags(sub, a->train.lora);
   a->gen.n = 512;
   add_generation_flags(sub, a->gen);

@@ -8,6 +8,7 @@
 #include "apps/tern/flags.h"
 #include "apps/tern/model_path.h"
 #include "apps/tern/train_command.h"
+#include "apps/tern/train_parallel_flags.h"
 #include "core/error.h"
 
 namespace tern::app {
@@ -32,6 +33,7 @@ void setup_sft(CLI::App& sub) {
   add_number(sub, "--batch", o.batch, "windows per micro-batch", 1, 1e6);
   add_number(sub, "--seq", o.seq, "tokens per window (conversations are packed whole)", 2, 1e7);
   add_number(sub, "--grad-accum", o.grad_accum, "micro-batches per update", 1, 1e6);
+  add_parallel_flags(sub, o);
   add_number(sub, "--lr", o.lr, "peak learning rate", 0, 1e9);
   add_choice(sub, "--schedule", a->schedule, "learning-rate schedule", {"cosine", "wsd"});
   add_number(sub, "--warmup", o.warmup, "warmup updates (default 5% of the steps)", -1, 1e12);

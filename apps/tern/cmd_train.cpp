@@ -11,6 +11,7 @@
 #include "apps/tern/flags.h"
 #include "apps/tern/plan_model.h"
 #include "apps/tern/train_command.h"
+#include "apps/tern/train_parallel_flags.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/lowp_gemm.h"
@@ -97,26 +98,7 @@ void setup_train(CLI::App& sub) {
   add_number(sub, "--batch", o.batch,
              "windows per micro-batch (the global batch: mpirun ranks each take a slice)", 1, 1e6);
   add_number(sub, "--seq", o.seq, "tokens per window", 2, 1e7);
-  sub.add_flag("--no-comm-overlap{false}", o.comm_overlap,
-               "data parallel: reduce gradients after the backward instead of during it");
-  add_number(sub, "--bucket-mb", o.bucket_mb, "data parallel: gradient MB per all-reduce", 1e-6,
-             1e6);
-  add_number(sub, "--zero", o.zero,
-             "ZeRO stage: 1 shards the AdamW moments over the data-parallel ranks", 0, 3);
-  add_number(sub, "--ep", o.ep,
-             "expert parallel: spread the routed experts over the mpirun ranks (--ep = -np)", 0,
-             1e6);
-  add_number(sub, "--pp", o.pp,
-             "pipeline stages: each mpirun rank runs a share of the layers (--pp = -np)", 0, 1024);
-  add_number(sub, "--micro-batches", o.micro_batches,
-             "pipeline: micro-batches per step, dividing --batch (default: one window each)", 0,
-             8000);
-  add_choice(sub, "--pp-schedule", o.pp_schedule,
-             "pipeline schedule: 1f1b, or dualpipe (bidirectional, zero-bubble W; even --pp)",
-             {"1f1b", "dualpipe"});
-  add_number(sub, "--dp", o.dp,
-             "data-parallel ranks, checked against mpirun -np (default: what mpirun started)", 0,
-             1e6);
+  add_parallel_flags(sub, o);
   add_number(sub, "--grad-accum", o.grad_accum, "micro-batches per update", 1, 1e6);
   add_number(sub, "--lr", o.lr, "peak learning rate", 0, 1e9);
   add_number(sub, "--lr-min", o.lr_min, "final learning rate (default lr/10)", -1, 10);

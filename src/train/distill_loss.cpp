@@ -51,21 +51,29 @@ model::grad::StepResult distill_backward(model::grad::ModelGrad& net,
                                          const model::grad::TrainBatch& tb, int64_t S,
                                          const model::grad::LossWeights& lw,
                                          const DistillSettings& s, ThreadPool& pool) {
+  const int64_t rows = tb.B * tb.T;
+  const int64_t V = int64_t(teacher_logits.size()) / std::max<int64_t>(rows, 1);
+  return net.step_row_loss(w, g, tb, distill_row_loss(teacher_logits.data(), V, tb, S, lw, s), lw,
+                           pool);
+}
+
+model::grad::RowLoss distill_row_loss(const float* teacher, int64_t V,
+                                      const model::grad::TrainBatch& tb, int64_t S,
+                                      const model::grad::LossWeights& lw,
+                                      const DistillSettings& s) {
   int64_t targets = 0;
   for (int64_t b = 0; b < tb.B; ++b)
     for (int64_t i = 0; i < tb.T; ++i) targets += tb.docs[b * S + i + 1] == tb.docs[b * S + i];
-  // Data parallel: lw.targets is the global batch's count, so the ranks' gradients sum to one
-  // process's.
+  // Data parallel and pipeline micro-batches: lw.targets is the global batch's count, so the
+  // pieces' gradients sum to one process's.
   const double n = lw.targets > 0 ? lw.targets : double(std::max<int64_t>(targets, 1));
   const double scale = double(lw.scale) / n;
-  const int64_t rows = tb.B * tb.T;
-  const int64_t V = int64_t(teacher_logits.size()) / std::max<int64_t>(rows, 1);
-  const model::grad::RowLoss loss = [&](int64_t row, float* logits, int64_t v) {
-    const int64_t b = row / tb.T, i = row % tb.T;
-    return distill_row(teacher_logits.data() + row * V, logits, v, tb.tokens[b * S + i + 1], s,
-                       scale);
+  const int64_t T = tb.T;
+  const int32_t* tokens = tb.tokens;
+  return [teacher, V, T, tokens, S, s, scale](int64_t row, float* logits, int64_t v) {
+    const int64_t b = row / T, i = row % T;
+    return distill_row(teacher + row * V, logits, v, tokens[b * S + i + 1], s, scale);
   };
-  return net.step_row_loss(w, g, tb, loss, lw, pool);
 }
 
 }  // namespace tern::train

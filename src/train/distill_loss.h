@@ -24,6 +24,14 @@ struct DistillSettings {
 double distill_row(const float* teacher, float* student, int64_t V, int32_t target,
                    const DistillSettings& s, double scale);
 
+// L as the last stage's per-row loss (ModelGrad's RowLoss) for the windows in tb, whose teacher
+// logits start at `teacher` ([tb.B·tb.T, V]): each row's loss times lw.scale over lw.targets
+// (the global batch's count), or over tb's own target count when that is 0. The pointers must
+// outlive the returned function's use.
+model::grad::RowLoss distill_row_loss(const float* teacher, int64_t V,
+                                      const model::grad::TrainBatch& tb, int64_t S,
+                                      const model::grad::LossWeights& lw, const DistillSettings& s);
+
 // The student's forward and backward of L averaged over the batch's rows that have a next token
 // (times lw.scale), given the teacher's logits [B·T, V] for the batch (train/teacher.h); windows
 // are S tokens apart. Gradients accumulate into g; StepResult::main is the mean L.

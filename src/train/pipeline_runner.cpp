@@ -61,6 +61,12 @@ std::pair<int64_t, int64_t> PipelineRunner::stage_layers(int stage) const {
   return pipeline_stage_layers(c_.num_hidden_layers, schedule_.stages, stage);
 }
 
+bool PipelineRunner::runs_last_stage() const {
+  for (int d = 0; d < schedule_.directions; ++d)
+    if (schedule_.stage_of(d, comm_.rank()) == schedule_.stages - 1) return true;
+  return false;
+}
+
 model::grad::ModelGrad& PipelineRunner::acquire(int dir) {
   if (idle_[dir].empty()) {
     all_.push_back(std::make_unique<model::grad::ModelGrad>(c_, windows_, T_, recompute_));
@@ -84,7 +90,8 @@ int PipelineRunner::tag(PipeChunk c, int kind) const {
 
 model::grad::StepResult PipelineRunner::step(const model::ModelWeights& w, model::ModelWeights& g,
                                              const int32_t* tokens, const int32_t* docs,
-                                             const model::grad::LossWeights& lw, ThreadPool& pool) {
+                                             const model::grad::LossWeights& lw, ThreadPool& pool,
+                                             const MicroLoss* loss) {
   const int rank = comm_.rank(), P = schedule_.stages;
   const int64_t n_act = windows_ * T_ * c_.hidden_size;
   model::grad::StepResult sum;
@@ -117,11 +124,15 @@ model::grad::StepResult PipelineRunner::step(const model::ModelWeights& w, model
     const Clock::time_point f0 = Clock::now();
     model::grad::ModelGrad& net = acquire(ch.dir);
     in_flight_[{ch.dir, ch.micro}] = &net;
-    const int64_t first = int64_t(global_micro(ch)) * windows_ * S_;
-    const model::grad::TrainBatch tb{windows_, T_, tokens + first, docs + first};
+    const int64_t first_window = int64_t(global_micro(ch)) * windows_;
+    const model::grad::TrainBatch tb{windows_, T_, tokens + first_window * S_,
+                                     docs + first_window * S_};
     std::vector<float> out(st < P - 1 ? size_t(n_act) : 0);
+    model::grad::RowLoss row_loss;
+    if (loss && st == P - 1) row_loss = (*loss)(tb, first_window);
     add_into(sum, net.forward_stage(w, g, tb, lw, st > 0 ? in_.data() : nullptr,
-                                    out.empty() ? nullptr : out.data(), pool));
+                                    out.empty() ? nullptr : out.data(), pool,
+                                    row_loss ? &row_loss : nullptr));
     timed(ch.dir, 0, since(f0));
     if (st < P - 1) send(std::move(out), schedule_.rank_of(ch.dir, st + 1), tag(ch, kActivation));
   };

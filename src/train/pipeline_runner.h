@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -54,9 +55,16 @@ class PipelineRunner {
   // own mean). Gradients of this rank's stages accumulate into g; the result is this rank's
   // share (loss terms from the last stage, balance and expert loads from its MoE layers), so
   // summing results over ranks gives the step's numbers.
+  // loss (optional): the last stage's per-row loss for a micro-batch, given the micro-batch and
+  // its first window's index in the batch (logit distillation: the teacher's rows of it).
+  using MicroLoss = std::function<model::grad::RowLoss(const model::grad::TrainBatch& micro,
+                                                       int64_t first_window)>;
   model::grad::StepResult step(const model::ModelWeights& w, model::ModelWeights& g,
                                const int32_t* tokens, const int32_t* docs,
-                               const model::grad::LossWeights& lw, ThreadPool& pool);
+                               const model::grad::LossWeights& lw, ThreadPool& pool,
+                               const MicroLoss* loss = nullptr);
+  // Whether this rank runs a last stage (of either direction): where the loss is computed.
+  bool runs_last_stage() const;
 
   // Expert parallel inside each stage (`--pp` with `--ep`): every micro-batch state runs only
   // ep's block of routed experts, its MoE layers collectives over ep.comm — the ranks at this

@@ -136,10 +136,6 @@ TrainSummary train(TrainOptions o) {
       fail(ErrorKind::request, "--batch " + std::to_string(o.batch) +
                                    " (the global batch) must be a multiple of the " +
                                    std::to_string(dp_ranks) + " data-parallel ranks");
-    if (pp > 1 && !o.teacher.empty())
-      fail(ErrorKind::request,
-           "--pp does not run logit distillation yet (the teacher's logits would have to reach "
-           "the last stage); train the student without --pp");
     if (o.pp_schedule != "1f1b" && o.pp_schedule != "dualpipe")
       fail(ErrorKind::request, "--pp-schedule '" + o.pp_schedule + "': expected 1f1b or dualpipe");
   };
@@ -392,7 +388,9 @@ TrainSummary train(TrainOptions o) {
              std::to_string(int64_t(8.0 * double(stage_zero_floats) / 1e6)) + " MB)");
   std::unique_ptr<Teacher> teacher;
   std::vector<float> teacher_logits;
-  if (!o.teacher.empty()) {
+  // Pipeline parallel: only the ranks running a last stage compute the loss, so only they load
+  // the teacher (its logits for their pipeline's batch).
+  if (!o.teacher.empty() && (!pipe || pipe->runs_last_stage())) {
     teacher = std::make_unique<Teacher>(o.teacher, c.vocab_size);
     if (c.num_nextn_predict_layers > 0)
       log_warn(
@@ -515,12 +513,19 @@ TrainSummary train(TrainOptions o) {
                                      reducer->grads_ready(group);
                                  })
                                : nullptr);
+      const DistillSettings kd{o.kd_temperature, o.kd_hard_weight};
+      if (teacher) teacher->logits(tb, S, teacher_logits);
+      // Distillation through a pipeline: each micro-batch's rows of the teacher's logits.
+      const PipelineRunner::MicroLoss distill_micro = [&](const model::grad::TrainBatch& micro,
+                                                          int64_t first_window) {
+        const int64_t V = int64_t(teacher_logits.size()) / (local_batch * o.seq);
+        return distill_row_loss(teacher_logits.data() + first_window * o.seq * V, V, micro, S,
+                                step_lw, kd);
+      };
       const model::grad::StepResult r =
-          pipe
-              ? pipe->step(params, grads, tokens.data() + first, docs.data() + first, step_lw, pool)
-          : teacher ? (teacher->logits(tb, S, teacher_logits),
-                       distill_backward(net, teacher_logits, params, grads, tb, S, step_lw,
-                                        {o.kd_temperature, o.kd_hard_weight}, pool))
+          pipe      ? pipe->step(params, grads, tokens.data() + first, docs.data() + first, step_lw,
+                                 pool, !o.teacher.empty() ? &distill_micro : nullptr)
+          : teacher ? distill_backward(net, teacher_logits, params, grads, tb, S, step_lw, kd, pool)
                     : net.step(params, grads, tb, step_lw, pool);
       loss += r.loss / double(o.grad_accum);
       main += r.main / double(o.grad_accum);

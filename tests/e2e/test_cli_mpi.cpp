@@ -382,6 +382,20 @@ TEST(CliMpi, LogitDistillationRunsTheSameTraining) {
   const auto want = steps_of(dir + "/one");
   ASSERT_EQ(want.size(), 4u);
   expect_same_run(want, steps_of(dir + "/two"));
+  // Through a pipeline: the last stage's ranks hold the teacher and score each micro-batch on its
+  // rows of the teacher's logits.
+  const auto pp = run_tern_split(base + dir + "/pp --pp 2", "", mpirun(2));
+  ASSERT_EQ(pp.exit_code, 0) << pp.err;
+  expect_same_run(want, steps_of(dir + "/pp"));
+  // DualPipe, whose two last stages are ranks 1 and 0, on a batch of 4 (its 4 micro-batches).
+  std::string base4 = base;
+  base4.replace(base4.find("--batch 2"), 9, "--batch 4");
+  const auto one4 = run_tern_split(base4 + dir + "/one4");
+  ASSERT_EQ(one4.exit_code, 0) << one4.err;
+  const auto dual =
+      run_tern_split(base4 + dir + "/dual --pp 2 --pp-schedule dualpipe", "", mpirun(2));
+  ASSERT_EQ(dual.exit_code, 0) << dual.err;
+  expect_same_run(steps_of(dir + "/one4"), steps_of(dir + "/dual"));
   const auto traces = run_tern_split("distill --teacher " + dir + "/model --student-config " + dir +
                                          "/student.json --prompts " + dir +
                                          "/corpus.txt --steps 1 --out " + dir + "/traces",

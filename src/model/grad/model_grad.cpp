@@ -103,8 +103,8 @@ void ModelGrad::set_stage(int64_t first, int64_t end) {
 
 StepResult ModelGrad::forward_stage(const ModelWeights& w, ModelWeights& g, const TrainBatch& batch,
                                     const LossWeights& lw, const float* h_in, float* h_out,
-                                    ThreadPool& pool) {
-  return forward(w, &g, batch, lw, pool, nullptr, nullptr, h_in, h_out);
+                                    ThreadPool& pool, const RowLoss* row_loss) {
+  return forward(w, &g, batch, lw, pool, nullptr, row_loss, h_in, h_out);
 }
 
 void ModelGrad::backward_stage(const ModelWeights& w, ModelWeights& g, const float* dh_out,

@@ -102,10 +102,11 @@ class ModelGrad {
   // gradient accumulates into g already. h_in: the previous stage's output [N, d] (the first
   // stage embeds batch.tokens instead); h_out: receives this stage's output (not the last).
   // StepResult holds this stage's share: the loss terms on the last stage, the balance values
-  // and expert counts of its own MoE layers (the other rows zero).
+  // and expert counts of its own MoE layers (the other rows zero). row_loss: the last stage's
+  // loss per row instead of the cross-entropy, as step_row_loss (no MTP term then).
   StepResult forward_stage(const ModelWeights& w, ModelWeights& g, const TrainBatch& batch,
-                           const LossWeights& lw, const float* h_in, float* h_out,
-                           ThreadPool& pool);
+                           const LossWeights& lw, const float* h_in, float* h_out, ThreadPool& pool,
+                           const RowLoss* row_loss = nullptr);
   // The same micro-batch's backward: dh_out = dL/d(this stage's output) from the next stage
   // (the last stage has its loss); dh_in receives dL/d(its input) (not the first stage).
   void backward_stage(const ModelWeights& w, ModelWeights& g, const float* dh_out, float* dh_in,
