@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "core/phase_timer.h"
 #include "model/grad/linear_grad.h"
@@ -78,16 +79,31 @@ void plan_exchange(const ModelConfig& c, const ExpertParallel& ep, MoeSaved& s) 
   }
 }
 
-// Rows of d floats: send_rows[q] to rank q, recv_rows[q] from it (both in rank order).
+// Rows of d floats in flight: send_rows[q] to rank q, recv_rows[q] from it (both in rank
+// order). The byte counts live here until the exchange completes (a non-blocking all-to-allv
+// reads them until then).
+class RowExchange {
+ public:
+  RowExchange(const ExpertParallel& ep, const float* send, const std::vector<int64_t>& send_rows,
+              float* recv, const std::vector<int64_t>& recv_rows, int64_t d)
+      : sb_(send_rows.size()), rb_(recv_rows.size()) {
+    for (size_t q = 0; q < sb_.size(); ++q) {
+      sb_[q] = send_rows[q] * d * int64_t(sizeof(float));
+      rb_[q] = recv_rows[q] * d * int64_t(sizeof(float));
+    }
+    pending_ = ep.comm->all_to_allv(send, sb_.data(), recv, rb_.data());
+  }
+  void wait() { pending_->wait(); }
+
+ private:
+  std::vector<int64_t> sb_, rb_;
+  dist::Handle pending_;
+};
+
 void exchange_rows(const ExpertParallel& ep, const float* send,
                    const std::vector<int64_t>& send_rows, float* recv,
                    const std::vector<int64_t>& recv_rows, int64_t d) {
-  std::vector<int64_t> sb(send_rows.size()), rb(recv_rows.size());
-  for (size_t q = 0; q < sb.size(); ++q) {
-    sb[q] = send_rows[q] * d * int64_t(sizeof(float));
-    rb[q] = recv_rows[q] * d * int64_t(sizeof(float));
-  }
-  ep.comm->all_to_allv(send, sb.data(), recv, rb.data())->wait();
+  RowExchange(ep, send, send_rows, recv, recv_rows, d).wait();
 }
 
 int64_t total(const std::vector<int64_t>& v) {
@@ -98,9 +114,9 @@ int64_t total(const std::vector<int64_t>& v) {
 
 // The routed experts' forward with the experts spread over ranks: xe's rows (sorted by expert)
 // go to their experts' ranks, this rank's experts run over every rank's rows, ye's rows come
-// back in xe's order.
+// back in xe's order. `meanwhile` runs while the rows are on their way (the shared experts).
 void experts_fwd_parallel(const MoeContext& ctx, const MoeWeights& w, const float* xe, float* ye,
-                          MoeSaved& s) {
+                          MoeSaved& s, const std::function<void()>& meanwhile) {
   const ModelConfig& c = *ctx.c;
   const ExpertParallel& ep = *ctx.ep;
   ThreadPool& pool = *ctx.pool;
@@ -108,7 +124,9 @@ void experts_fwd_parallel(const MoeContext& ctx, const MoeWeights& w, const floa
   plan_exchange(c, ep, s);
   const int64_t R = total(s.recv_rows);
   float* got = take(s.exchange, std::max<int64_t>(R, 1) * d);
-  exchange_rows(ep, xe, s.send_rows, got, s.recv_rows, d);
+  RowExchange dispatch(ep, xe, s.send_rows, got, s.recv_rows, d);
+  meanwhile();
+  dispatch.wait();
   float* xm = take(s.xe_mine, std::max<int64_t>(R, 1) * d);
   float* ym = take(s.ye_mine, std::max<int64_t>(R, 1) * d);
   for (int64_t i = 0; i < R; ++i) std::copy_n(got + s.perm[size_t(i)] * d, d, xm + i * d);
@@ -127,15 +145,19 @@ void experts_fwd_parallel(const MoeContext& ctx, const MoeWeights& w, const floa
 
 // Its backward: dye's rows (in xe's order) go to the experts' ranks, each rank's experts take
 // their weight gradients over every rank's rows, and dxe's rows come back in xe's order.
+// `meanwhile` runs while dye's rows are on their way (the shared experts' backward).
 void experts_bwd_parallel(const MoeContext& ctx, const MoeWeights& w, MoeWeights& g,
-                          const float* dye, float* dxe, MoeSaved& s) {
+                          const float* dye, float* dxe, MoeSaved& s,
+                          const std::function<void()>& meanwhile) {
   const ModelConfig& c = *ctx.c;
   const ExpertParallel& ep = *ctx.ep;
   ThreadPool& pool = *ctx.pool;
   const int64_t d = c.hidden_size, b = ep.begin(c.n_routed_experts);
   const int64_t R = total(s.recv_rows);
   float* got = take(s.exchange, std::max<int64_t>(R, 1) * d);
-  exchange_rows(ep, dye, s.send_rows, got, s.recv_rows, d);
+  RowExchange dispatch(ep, dye, s.send_rows, got, s.recv_rows, d);
+  meanwhile();
+  dispatch.wait();
   float* dym = s.ye_mine.data();  // the outputs are not needed any more
   float* dxm = take(s.dxe_mine, std::max<int64_t>(R, 1) * d);
   for (int64_t i = 0; i < R; ++i) std::copy_n(got + s.perm[size_t(i)] * d, d, dym + i * d);
@@ -196,8 +218,16 @@ void moe_fwd(const MoeContext& ctx, const MoeWeights& w, const float* x, float* 
   for (int64_t r = 0; r < N * K; ++r)
     std::copy_n(x + int64_t(s.token_of[size_t(r)]) * d, d, xe + r * d);
   s.experts.resize(size_t(E));
-  if (ctx.ep && ctx.ep->active())
-    experts_fwd_parallel(ctx, w, xe, ye, s);
+  float* sy = take(s.shared_y, N * d);
+  const auto shared_fwd = [&] {
+    if (c.n_shared_experts > 0)
+      mlp_fwd(w.shared_experts, x, N, sy, s.shared, pool);
+    else
+      std::fill_n(sy, N * d, 0.0f);
+  };
+  const bool spread = ctx.ep && ctx.ep->active();
+  if (spread)  // the shared experts run while the rows travel to their experts' ranks
+    experts_fwd_parallel(ctx, w, xe, ye, s, shared_fwd);
   else
     pool.parallel_for(E, 1, [&](int64_t b, int64_t e, int) {
       for (int64_t ex = b; ex < e; ++ex) {
@@ -206,11 +236,7 @@ void moe_fwd(const MoeContext& ctx, const MoeWeights& w, const float* x, float* 
           mlp_fwd(w.experts[size_t(ex)], xe + r0 * d, n, ye + r0 * d, s.experts[size_t(ex)], pool);
       }
     });
-  float* sy = take(s.shared_y, N * d);
-  if (c.n_shared_experts > 0)
-    mlp_fwd(w.shared_experts, x, N, sy, s.shared, pool);
-  else
-    std::fill_n(sy, N * d, 0.0f);
+  if (!spread) shared_fwd();
   pool.parallel_for(N, 16, [&](int64_t b, int64_t e, int) {
     for (int64_t n = b; n < e; ++n) {
       float* yr = y + n * d;
@@ -233,10 +259,14 @@ void moe_bwd(const MoeContext& ctx, const MoeWeights& w, MoeWeights& g, const fl
   ThreadPool& pool = *ctx.pool;
   const int64_t N = ctx.B * ctx.T, T = ctx.T, d = c.hidden_size, E = c.n_routed_experts;
   const int64_t K = c.num_experts_per_tok;
-  if (c.n_shared_experts > 0)
-    mlp_bwd(w.shared_experts, g.shared_experts, x, dy, N, dx, false, s.shared, pool);
-  else
-    std::fill_n(dx, N * d, 0.0f);
+  const auto shared_bwd = [&] {
+    if (c.n_shared_experts > 0)
+      mlp_bwd(w.shared_experts, g.shared_experts, x, dy, N, dx, false, s.shared, pool);
+    else
+      std::fill_n(dx, N * d, 0.0f);
+  };
+  const bool spread = ctx.ep && ctx.ep->active();
+  if (!spread) shared_bwd();
   // dL/dw[n,k] = dy[n]·ye[r]; then ye becomes dye = w[n,k]·dy[n].
   float* dgate = take(s.dscores, N * E);  // ds per token, gating part first
   std::fill_n(dgate, N * E, 0.0f);
@@ -256,8 +286,8 @@ void moe_bwd(const MoeContext& ctx, const MoeWeights& w, MoeWeights& g, const fl
   });
   float* dxe = take(s.dxe, N * K * d);
   WeightGradDeferral* const defer = active_weight_grad_deferral();  // workers defer W too
-  if (ctx.ep && ctx.ep->active())
-    experts_bwd_parallel(ctx, w, g, ye, dxe, s);
+  if (spread)  // the shared experts' backward runs while dye travels
+    experts_bwd_parallel(ctx, w, g, ye, dxe, s, shared_bwd);
   else
     pool.parallel_for(E, 1, [&](int64_t b, int64_t e, int) {
       const DeferWeightGrads scope(defer);
