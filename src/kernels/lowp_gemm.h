@@ -34,7 +34,13 @@ struct LowpSpec {
   // never promote: one chunk over all of K, with one scale per operand row / column (the
   // per-tensor-style baseline of the promotion experiment).
   int64_t promote_every = 128;
+  // e4m3 only, for the ablation experiment: the training GEMMs that take E4M3 inputs (bits
+  // of LowpPass); the others take bf16 inputs.
+  unsigned fp8_passes = 7;
 };
+
+// The three GEMMs of a training Linear, as bits of LowpSpec::fp8_passes.
+enum LowpPass : unsigned { forward_pass = 1, input_grad_pass = 2, weight_grad_pass = 4 };
 
 // One panel to pack: op-rows [i0, i0 + w) (those from `rows` on are zero) over depth
 // [k0, k0 + kb) of an operand, into dst = [ceil(kb/2)][w] bf16 pairs along K (even k in the low

@@ -1,5 +1,8 @@
 #include "train/precision.h"
 
+#include <cstdlib>
+#include <sstream>
+
 #include "core/error.h"
 
 namespace tern::train {
@@ -27,6 +30,21 @@ PrecisionRecipe PrecisionRecipe::make(const std::string& name, bool pow2,
   r.fp8.pow2_scales = pow2;
   r.fp8.accumulator =
       accumulator == "limited14" ? kernels::Accumulator::limited14 : kernels::Accumulator::f32;
+  if (const char* passes = std::getenv("TERN_FP8_PASSES")) {
+    r.fp8.fp8_passes = 0;
+    std::stringstream list(passes);
+    for (std::string p; std::getline(list, p, ',');) {
+      if (p == "fwd")
+        r.fp8.fp8_passes |= kernels::forward_pass;
+      else if (p == "dgrad")
+        r.fp8.fp8_passes |= kernels::input_grad_pass;
+      else if (p == "wgrad")
+        r.fp8.fp8_passes |= kernels::weight_grad_pass;
+      else if (!p.empty())
+        fail(ErrorKind::request,
+             "TERN_FP8_PASSES: '" + p + "' is not one of fwd, dgrad, wgrad (comma-separated)");
+    }
+  }
   return r;
 }
 

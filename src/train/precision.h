@@ -6,6 +6,8 @@
 //         take E4M3 inputs with 1x128 / 128x128 scales (lowp_gemm.h); the output heads stay
 //         bf16 and the router f32; embedding, norms, softmax and attention scores are f32.
 // Master weights, gradients and AdamW moments are f32 in every recipe.
+// Experiment switch (the fp8 ablation, docs/benchmarks.md): TERN_FP8_PASSES=fwd,dgrad,wgrad
+// (any subset; default all) keeps E4M3 inputs in those GEMMs only, the rest in bf16.
 #pragma once
 
 #include <string>

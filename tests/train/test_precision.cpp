@@ -13,6 +13,7 @@
 #include "core/thread_pool.h"
 #include "model/config.h"
 #include "model/grad/f32_weights.h"
+#include "model/grad/linear_grad.h"
 #include "model/grad/model_grad.h"
 #include "train/precision.h"
 
@@ -145,6 +146,43 @@ double rel(const std::vector<float>& a, const std::vector<float>& b) {
 // fp8 against f32. One E4M3 GEMM moves its result by ~3.7% in L2 (numpy: 256 x 256 normal
 // operands, tiles x blocks); the backward chains a dozen of them, so fp8 gradients land ~10-15%
 // from f32 and bf16 ones (8 significant bits) ~1%.
+// The ablation switch: TERN_FP8_PASSES picks the GEMMs that take E4M3 inputs; an excluded pass
+// computes exactly what the bf16 recipe does, an included one differs from it.
+TEST(Precision, Fp8PassesSwitchKeepsOnlyTheNamedGemmsInE4m3) {
+  ASSERT_EQ(unsetenv("TERN_FP8_PASSES"), 0);
+  EXPECT_EQ(train::PrecisionRecipe::make("fp8", false, "f32").fp8.fp8_passes, 7u);
+  setenv("TERN_FP8_PASSES", "fwd,wgrad", 1);
+  const train::PrecisionRecipe r = train::PrecisionRecipe::make("fp8", false, "f32");
+  EXPECT_EQ(r.fp8.fp8_passes, unsigned(kernels::forward_pass | kernels::weight_grad_pass));
+  setenv("TERN_FP8_PASSES", "fwd,bwd", 1);
+  EXPECT_THROW(train::PrecisionRecipe::make("fp8", false, "f32"), Error);
+  ASSERT_EQ(unsetenv("TERN_FP8_PASSES"), 0);
+
+  const int64_t rows = 256, cols = 256, N = 64;
+  std::mt19937 gen(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  model::Linear w;
+  w.data = Tensor::zeros(DType::f32, {rows, cols});
+  w.view.dtype = DType::f32;
+  w.view.rows = rows;
+  w.view.cols = cols;
+  w.view.data = w.data.data();
+  for (int64_t i = 0; i < rows * cols; ++i) w.data.data_as<float>()[i] = normal(gen) * 0.05f;
+  std::vector<float> x(size_t(N * cols)), y(size_t(N * rows));
+  for (float& v : x) v = normal(gen);
+  ThreadPool pool(1);
+  auto forward_with = [&](const kernels::LowpSpec* spec) {
+    w.train_lowp = spec;
+    model::grad::linear_fwd(w, x.data(), N, y.data(), pool);
+    return y;
+  };
+  const std::vector<float> bf16 = forward_with(&r.bf16);
+  EXPECT_NE(forward_with(&r.fp8), bf16);  // forward in the passes: E4M3
+  kernels::LowpSpec backward_only = r.fp8;
+  backward_only.fp8_passes = kernels::input_grad_pass | kernels::weight_grad_pass;
+  EXPECT_EQ(forward_with(&backward_only), bf16);
+}
+
 TEST(Precision, LowPrecisionStepsStayCloseToF32) {
   struct Want {
     const char* precision;

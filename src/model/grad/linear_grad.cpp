@@ -17,11 +17,15 @@ namespace {
 // The GEMM at w's training precision. E4M3 (DeepSeek-V3's recipe): the forward and the input
 // gradient quantise the activation / output gradient in 1x128 tiles along K and the weight in
 // 128x128 blocks; the weight gradient quantises both operands in tiles along the tokens.
-void train_gemm(const Linear& w, const kernels::GemmParams& p, bool weight_grad, ThreadPool& pool) {
+void train_gemm(const Linear& w, const kernels::GemmParams& p, kernels::LowpPass pass,
+                ThreadPool& pool) {
   if (!w.train_lowp) return kernels::gemm(p, &pool);
   kernels::LowpSpec s = *w.train_lowp;
+  const bool weight_grad = pass == kernels::weight_grad_pass;
   s.a_group = kernels::Fp8Group::tile;
   s.b_group = weight_grad ? kernels::Fp8Group::tile : kernels::Fp8Group::block;
+  if (s.format == kernels::LowpFormat::e4m3 && !(s.fp8_passes & pass))
+    s.format = kernels::LowpFormat::bf16;  // the ablation: this pass in bf16
   kernels::gemm_lowp(p, s, &pool);
 }
 
@@ -103,7 +107,8 @@ void linear_fwd(const Linear& w, const float* x, int64_t N, float* y, ThreadPool
   if (!ldy) ldy = rows;
   if (!ldx) ldx = cols;
   if (is_f32(w))
-    train_gemm(w, {N, rows, cols, x, ldx, false, f32(w), cols, true, y, ldy, false}, false, pool);
+    train_gemm(w, {N, rows, cols, x, ldx, false, f32(w), cols, true, y, ldy, false},
+               kernels::forward_pass, pool);
   else
     kernels::matmul(kernels::MatmulParams{x, ldx, y, ldy, N, w.view}, &pool);
   if (!w.bias.empty()) {
@@ -127,7 +132,7 @@ void linear_bwd_input(const Linear& w, const float* dy, int64_t N, float* dx, bo
   if (!lddx) lddx = cols;
   if (is_f32(w))
     train_gemm(w, {N, cols, rows, dy, lddy, false, f32(w), cols, false, dx, lddx, accumulate},
-               false, pool);
+               kernels::input_grad_pass, pool);
   else
     frozen_bwd_input(w.view, dy, N, lddy, dx, lddx, accumulate, pool);
   if (!w.lora) return;
@@ -158,7 +163,8 @@ void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, T
   if (!ldx) ldx = cols;
   // A frozen base's gradient slot holds no data: only its adapter (if any) learns.
   if (dw.present())
-    train_gemm(dw, {rows, cols, N, dy, lddy, true, x, ldx, false, f32(dw), cols, true}, true, pool);
+    train_gemm(dw, {rows, cols, N, dy, lddy, true, x, ldx, false, f32(dw), cols, true},
+               kernels::weight_grad_pass, pool);
   if (!dw.bias.empty()) {
     float* db = dw.bias.data_as<float>();
     for (int64_t n = 0; n < N; ++n)
