@@ -138,7 +138,7 @@ void RunFiles::write_config(const std::string& text) {
 }
 
 void RunFiles::check_memory(const model::ModelConfig& c, int64_t batch, int64_t seq,
-                            double state_bytes) const {
+                            double state_bytes, double activation_share) const {
   const double params = double(model::count_parameters(c).total);
   const double d = double(c.hidden_size), H = double(c.num_attention_heads);
   const double dq = double(c.qk_head_dim()), dv = double(c.v_head_dim);
@@ -150,7 +150,8 @@ void RunFiles::check_memory(const model::ModelConfig& c, int64_t batch, int64_t 
                                  3 * double(c.kv_lora_rank + c.qk_rope_head_dim) + H * double(seq) +
                                  3 * ffn + double(c.n_routed_experts) * 2;
   const double layers = double(c.num_hidden_layers + c.num_nextn_predict_layers);
-  const double act = 4.0 * double(batch * seq) * (per_token_layer * layers + 8 * d);
+  const double act =
+      activation_share * 4.0 * double(batch * seq) * (per_token_layer * layers + 8 * d);
   // Weights, gradients and two moments in f32 — unless the caller knows (LoRA: the base as
   // stored plus the adapters' four copies).
   const double state = state_bytes >= 0 ? state_bytes : 4.0 * 4.0 * params;

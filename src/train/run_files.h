@@ -46,8 +46,10 @@ class RunFiles {
                        const model::ModelConfig& c);
   void write_config(const std::string& text);
   // Fails (resource) when parameters, gradients, moments and activations exceed memory.
+  // activation_share: the part of the whole model's activations for `batch` this process keeps
+  // (a pipeline stage: its layers, its micro-batches in flight).
   void check_memory(const model::ModelConfig& c, int64_t batch, int64_t seq,
-                    double state_bytes = -1) const;
+                    double state_bytes = -1, double activation_share = 1.0) const;
 
   // Appends to log.jsonl (or another JSONL file of the run, e.g. GRPO's rollouts.jsonl).
   void append_log(const nlohmann::json& line, const std::string& name = "log.jsonl");

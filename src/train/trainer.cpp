@@ -118,12 +118,10 @@ TrainSummary train(TrainOptions o) {
                                    "implemented; stages 2 and 3 are not");
     if (pp > 1 && o.ep > 1 && dp_ranks % o.ep != 0)
       fail(ErrorKind::request,
-           "--ep " + std::to_string(o.ep) + " with --pp " + std::to_string(pp) +
-               ": the expert "
-               "groups form among the " +
-               std::to_string(dp_ranks) +
-               " pipelines' ranks at each "
-               "stage, so the pipeline count (--dp) must be a multiple of --ep");
+           "--ep " + std::to_string(o.ep) +
+               " with --pp: expert groups form "
+               "among the pipelines at each stage, so the pipeline count (--dp " +
+               std::to_string(dp_ranks) + ") must be a multiple of --ep");
     if (o.ep > 1 && ranks % o.ep != 0)
       fail(ErrorKind::request,
            "--ep " + std::to_string(o.ep) + " but " + std::to_string(ranks) +
@@ -243,7 +241,9 @@ TrainSummary train(TrainOptions o) {
   const int64_t bucket_bytes = std::max<int64_t>(4, int64_t(o.bucket_mb * 1e6));
   const double zero_state_bytes =
       4.0 * double(model::count_parameters(c).total) * (3.0 + 2.0 / double(ranks));
-  if (o.lora.rank <= 0) run.check_memory(c, o.batch, o.seq, o.zero ? zero_state_bytes : -1.0);
+  // (Pipeline stages are checked once their share is known, below.)
+  if (o.lora.rank <= 0 && pp == 1)
+    run.check_memory(c, o.batch, o.seq, o.zero ? zero_state_bytes : -1.0);
   // Expert parallel, nested in data parallelism as in DeepSeek-V3: ranks g·E .. g·E+E−1 form
   // expert group g and split the routed experts E ways (each expert's weights, gradients and
   // moments on its owner only); the ranks at the same place in every group hold the same
@@ -277,6 +277,26 @@ TrainSummary train(TrainOptions o) {
              : nullptr;
   const std::unique_ptr<StagePlacement> stages =
       pipe ? std::make_unique<StagePlacement>(c, pipe->schedule(), pp_comm->rank()) : nullptr;
+  if (stages) {
+    // This rank's stages: weights, gradients and moments of the tensors it holds (the moments
+    // shared over the replicas with ZeRO), activations of its layers for the micro-batches in
+    // flight (at most P+1 of M); the lead also gathers the whole model's weights and moments
+    // at each save.
+    const double held = double(model::grad::f32_weight_count(
+        c, expert_parallel ? &ep_place : nullptr,
+        [&](const std::string& name) { return stages->holds(name); }));
+    const double whole = double(model::grad::f32_weight_count(c));
+    double bytes = 4.0 * held * (o.zero ? 2.0 + 2.0 / double(dp_ranks) : 4.0);
+    if (lead) bytes += 12.0 * whole;
+    int64_t stage_layers = 0;
+    for (int d = 0; d < pipe->schedule().directions; ++d) {
+      const auto [first, end] = pipe->stage_layers(pipe->schedule().stage_of(d, pp_comm->rank()));
+      stage_layers += end - first;
+    }
+    const double share = double(stage_layers) / double(c.num_hidden_layers) *
+                         std::min(1.0, double(pp + 1) / double(micro_batches));
+    run.check_memory(c, local_batch, o.seq, bytes, share);
+  }
   std::unique_ptr<Trainable> trainable =
       o.lora.rank > 0     ? Trainable::lora(c, o.init, o.lora, o.seed, adam_cfg)
       : o.zero && !stages ? Trainable::full_sharded(c, adam_cfg, *comm, bucket_bytes, &ep_place)

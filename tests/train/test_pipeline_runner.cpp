@@ -201,8 +201,9 @@ TEST(StagePlacement, EachTensorLivesWithTheStagesThatRunIt) {
     const train::StagePlacement at(c, one_f, r);
     model::ModelWeights mine = model::grad::make_f32_weights(
         c, nullptr, [&](const std::string& name) { return at.holds(name); });
-    int64_t n = 0;
+    int64_t n = 0, allocated = 0;
     for (const auto& s : model::grad::param_slots(c, mine)) {
+      if (!s.alias) allocated += s.size;
       // (An MTP module's view of the embedding is there wherever the embedding is.)
       if (!s.alias) {
         EXPECT_EQ(s.elsewhere, !at.holds(s.name)) << s.name;
@@ -210,6 +211,11 @@ TEST(StagePlacement, EachTensorLivesWithTheStagesThatRunIt) {
       if (s.trainable) n += s.size;
     }
     EXPECT_LT(n, total) << "rank " << r;
+    // What the memory check counts before allocating: the same values.
+    EXPECT_EQ(model::grad::f32_weight_count(
+                  c, nullptr, [&](const std::string& name) { return at.holds(name); }),
+              allocated)
+        << "rank " << r;
     held += n;
   }
   EXPECT_EQ(held, total + embedding);

@@ -56,6 +56,26 @@ ModelWeights make_f32_weights(const ModelConfig& c, const ExpertParallel* ep,
   return w;
 }
 
+int64_t f32_weight_count(const ModelConfig& c, const ExpertParallel* ep, const HeldSlots& held) {
+  ModelWeights w;  // the structure only: slots are visited, not filled
+  int64_t n = 0;
+  visit_weights(c, w, c.num_nextn_predict_layers > 0, [&](WeightSlot& s) {
+    int64_t e = 0;
+    if (ep && ep->active() && routed_expert_slot(s.name, &e) && !ep->holds(e, c.n_routed_experts))
+      return;
+    if (held && !held(s.name)) return;
+    // The MTP modules' embedding and head are views of the main ones (make_f32_weights).
+    if (s.name.rfind("model.embed_tokens", 0) != 0 &&
+        (s.name.find(".embed_tokens.") != std::string::npos ||
+         s.name.find(".shared_head.head.") != std::string::npos))
+      return;
+    int64_t size = 1;
+    for (int64_t x : s.shape) size *= x;
+    n += size + (s.kind == SlotKind::linear && s.has_bias ? s.shape[0] : 0);
+  });
+  return n;
+}
+
 std::vector<ParamSlot> param_slots(const ModelConfig& c, ModelWeights& w) {
   std::vector<ParamSlot> out;
   const void* embed = w.embed_tokens.data.data();

@@ -25,6 +25,10 @@ using HeldSlots = std::function<bool(const std::string& name)>;
 ModelWeights make_f32_weights(const ModelConfig& c, const ExpertParallel* ep = nullptr,
                               const HeldSlots& held = {});
 
+// The values make_f32_weights(c, ep, held) would allocate, without allocating them.
+int64_t f32_weight_count(const ModelConfig& c, const ExpertParallel* ep = nullptr,
+                         const HeldSlots& held = {});
+
 // Random init: normal(0, std) matrices, ones for norms, zeros for correction biases; each tensor
 // from its own counter-based stream, so a seed gives the same bits on every machine.
 void init_random(const ModelConfig& c, ModelWeights& w, uint64_t seed, double std);
