@@ -307,6 +307,9 @@ TrainSummary train(TrainOptions o) {
   model::ModelWeights& params = trainable->params();
   model::ModelWeights& grads = trainable->grads();
   ZeroAdamW* const zero = trainable->zero();
+  // Every Linear's GEMM precision points into the recipe: it lives as long as the run.
+  const PrecisionRecipe recipe =
+      PrecisionRecipe::make(o.precision, o.fp8_pow2_scales, o.fp8_accumulator);
   if (trainable->is_lora()) {
     const double trained = double(trainable->trained_parameters(c));
     run.check_memory(c, o.batch, o.seq,
@@ -315,8 +318,6 @@ TrainSummary train(TrainOptions o) {
              std::to_string(trainable->adapters()->modules().size()) + " matrices: " +
              std::to_string(int64_t(trained)) + " trained parameters; the base stays frozen");
   } else {
-    const PrecisionRecipe recipe =
-        PrecisionRecipe::make(o.precision, o.fp8_pow2_scales, o.fp8_accumulator);
     recipe.apply(c, params);
     recipe.apply(c, grads);
   }

@@ -215,6 +215,25 @@ TEST(CliTrain, Fp8RecipeTrainsResumesAndComparesWithF32) {
   fs::remove_all(dir);
 }
 
+// The recipe reaches every GEMM for the whole run: fp8 with no pass in E4M3 (TERN_FP8_PASSES
+// empty) is the bf16 run bit for bit, and the full recipe is not. (The recipe once lived in a
+// block that ended before training: the GEMMs read freed stack memory.)
+TEST(CliTrain, PrecisionRecipeHoldsForEveryStep) {
+  const std::string dir = temp_dir("train_recipe");
+  const std::string base = "train --config " + tiny_config() + " --data " + corpus(dir) +
+                           " --batch 2 --seq 16 --lr 3e-3 --seed 5 --steps 4 --eval-every 0 " +
+                           "--sample-tokens 0 --out " + dir;
+  ASSERT_EQ(run_tern_split(base + "/bf16 --precision bf16").exit_code, 0);
+  const auto none = run_tern_split(base + "/none --precision fp8", "", "TERN_FP8_PASSES= ");
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  const auto all = run_tern_split(base + "/fp8 --precision fp8");
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  ASSERT_EQ(losses(dir + "/bf16").size(), 4u);
+  EXPECT_EQ(losses(dir + "/none"), losses(dir + "/bf16"));
+  EXPECT_NE(losses(dir + "/fp8").back(), losses(dir + "/bf16").back());
+  fs::remove_all(dir);
+}
+
 TEST(CliTrain, DivergenceStopsCleanlyAndKeepsTheLastCheckpoint) {
   const std::string dir = temp_dir("train_nan");
   const auto r = run_tern("train --config " + tiny_config() + " --data " + corpus(dir) + " --out " +
