@@ -1,8 +1,10 @@
 #include "train/adamw.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/reduce.h"
 
 namespace tern::train {
 
@@ -31,7 +33,7 @@ double AdamW::grad_norm() const {
   for (size_t i = 0; i < g_.size(); ++i) {
     if (!p_[i].trainable) continue;
     const float* g = g_[i].data;
-    for (int64_t k = 0; k < g_[i].size; ++k) ss += double(g[k]) * g[k];
+    ss += kernels::sum_squares_f64(g, g_[i].size);
   }
   return std::sqrt(ss);
 }
@@ -71,7 +73,7 @@ double AdamW::sum_squares(bool routed_experts) const {
   for (size_t i = 0; i < g_.size(); ++i) {
     if (!p_[i].trainable || model::grad::routed_expert_slot(p_[i].name) != routed_experts) continue;
     const float* g = g_[i].data;
-    for (int64_t k = 0; k < g_[i].size; ++k) ss += double(g[k]) * g[k];
+    ss += kernels::sum_squares_f64(g, g_[i].size);
   }
   return ss;
 }
@@ -81,7 +83,7 @@ double AdamW::sum_squares(const std::function<bool(const std::string& name)>& co
   for (size_t i = 0; i < g_.size(); ++i) {
     if (!p_[i].trainable || !counted(p_[i].name)) continue;
     const float* g = g_[i].data;
-    for (int64_t k = 0; k < g_[i].size; ++k) ss += double(g[k]) * g[k];
+    ss += kernels::sum_squares_f64(g, g_[i].size);
   }
   return ss;
 }
@@ -103,8 +105,13 @@ void AdamW::step(double lr, double norm, ThreadPool& pool) {
 }
 
 void AdamW::zero_grad() {
+  // Tens of megabytes: one thread alone would take milliseconds of every step.
+  ThreadPool& pool = ThreadPool::global();
   for (size_t i = 0; i < g_.size(); ++i)
-    if (!g_[i].alias) std::fill_n(g_[i].data, g_[i].size, 0.0f);
+    if (!g_[i].alias)
+      pool.parallel_for(g_[i].size, 1 << 14, [&](int64_t b, int64_t e, int) {
+        std::fill(g_[i].data + b, g_[i].data + e, 0.0f);
+      });
 }
 
 }  // namespace tern::train

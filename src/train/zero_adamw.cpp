@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/reduce.h"
 #include "model/grad/f32_weights.h"
 
 namespace tern::train {
@@ -84,8 +85,7 @@ double ZeroAdamW::reduce() {
 }
 
 double ZeroAdamW::grad_norm() {
-  double ss = 0;
-  for (float g : g_) ss += double(g) * g;
+  double ss = kernels::sum_squares_f64(g_.data(), int64_t(g_.size()));
   std::vector<double> all(size_t(comm_.size()));
   comm_.all_gather(&ss, all.data(), sizeof ss)->wait();
   double total = 0;
@@ -171,8 +171,12 @@ void ZeroAdamW::take_moments(model::ModelWeights& m, model::ModelWeights& v) {
 }
 
 void ZeroAdamW::zero_grad() {
+  ThreadPool& pool = ThreadPool::global();  // as AdamW::zero_grad
   for (const model::grad::ParamSlot& s : grads_)
-    if (!s.alias) std::fill_n(s.data, s.size, 0.0f);
+    if (!s.alias)
+      pool.parallel_for(s.size, 1 << 14, [&](int64_t b, int64_t e, int) {
+        std::fill(s.data + b, s.data + e, 0.0f);
+      });
 }
 
 double ZeroAdamW::bytes_per_step() const {

@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include "core/phase_timer.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/gemm.h"
 #include "kernels/lowp_gemm.h"
+#include "kernels/reduce.h"
 
 namespace tern::model::grad {
 namespace {
@@ -53,11 +53,9 @@ void attention_fwd(const AttentionShape& s, const float* q, const float* k, cons
            pool);
         for (int64_t t = r0; t < r1; ++t) {
           float* row = p + t * T;
-          float mx = -std::numeric_limits<float>::infinity();
-          for (int64_t j = 0; j <= t; ++j) mx = std::max(mx, row[j] * s.scale);
+          const float mx = kernels::max_scaled_f32(row, t + 1, s.scale);
           isa.exp_affine(row, s.scale, -mx, row, t + 1);
-          double sum = 0;
-          for (int64_t j = 0; j <= t; ++j) sum += row[j];
+          const double sum = kernels::sum_f64(row, t + 1);
           const float inv = float(1.0 / sum);
           for (int64_t j = 0; j <= t; ++j) row[j] *= inv;
           std::fill(row + t + 1, row + T, 0.0f);
@@ -96,8 +94,7 @@ void attention_bwd(const AttentionShape& s, const float* q, const float* k, cons
         for (int64_t t = r0; t < r1; ++t) {
           float* row = ds + t * T;
           const float* pr = p + t * T;
-          double dot = 0;
-          for (int64_t j = 0; j <= t; ++j) dot += double(pr[j]) * row[j];
+          const double dot = kernels::dot_f64(pr, row, t + 1);
           for (int64_t j = 0; j <= t; ++j) row[j] = pr[j] * (row[j] - float(dot)) * s.scale;
           std::fill(row + t + 1, row + r1, 0.0f);
         }

@@ -5,6 +5,7 @@
 
 #include "core/phase_timer.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/reduce.h"
 #include "model/grad/linear_grad.h"
 
 namespace tern::model::grad {
@@ -37,12 +38,11 @@ double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int3
           row_loss_out[size_t(i)] = (*row_loss)(r0 + i, l, V);
           continue;
         }
-        const float mx = *std::max_element(l, l + V), lt = l[t];
+        const float mx = kernels::max_scaled_f32(l, V), lt = l[t];
         // exp(l - mx) in place (SIMD, within 2 ulp), summed in double; the softmax is then one
         // multiply per logit instead of a second exp.
         isa.exp_affine(l, 1.0f, -mx, l, V);
-        double sum = 0;
-        for (int64_t v = 0; v < V; ++v) sum += l[v];
+        const double sum = kernels::sum_f64(l, V);
         row_loss_out[size_t(i)] = double(mx) + std::log(sum) - double(lt);
         const float wt = per_target ? (*per_target)(r0 + i, -row_loss_out[size_t(i)]) : weight;
         const float inv = float(double(wt) / sum);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/phase_timer.h"
+#include "kernels/reduce.h"
 
 namespace tern::model::grad {
 
@@ -16,8 +17,7 @@ void rmsnorm_fwd(const float* x, const float* w, float* y, float* rstd, int64_t 
     for (int64_t n = b; n < e; ++n) {
       const float* xr = x + n * ldx;
       float* yr = y + n * ldy;
-      double ss = 0;
-      for (int64_t i = 0; i < d; ++i) ss += double(xr[i]) * xr[i];
+      const double ss = kernels::sum_squares_f64(xr, d);
       const float r = float(1.0 / std::sqrt(ss / double(d) + double(eps)));
       rstd[n] = r;
       for (int64_t i = 0; i < d; ++i) yr[i] = w[i] * (xr[i] * r);
@@ -39,8 +39,8 @@ void rmsnorm_bwd(const float* dy, const float* x, const float* w, const float* r
       const float* g = dy + n * lddy;
       float* o = dx + n * lddx;
       const float r = rstd[n];
-      double dot = 0;
-      for (int64_t i = 0; i < d; ++i) dot += double(w[i] * g[i]) * (xr[i] * r);
+      const double dot =
+          kernels::lane_sum(d, [&](int64_t i) { return double(w[i] * g[i]) * (xr[i] * r); });
       const float m = float(dot / double(d));
       for (int64_t i = 0; i < d; ++i) {
         const float v = r * (w[i] * g[i] - xr[i] * r * m);
