@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "core/phase_timer.h"
+#include "kernels/reduce.h"
 #include "model/grad/linear_grad.h"
 #include "model/router.h"
 
@@ -202,6 +203,13 @@ void moe_fwd(const MoeContext& ctx, const MoeWeights& w, const float* x, float* 
   // Group assignments by expert, tokens in order within each expert.
   s.counts.assign(size_t(E), 0);
   for (int32_t e : s.idx) ++s.counts[size_t(e)];
+  // Threads claim experts from this list: the heaviest first, so one left for last is light
+  // (routing is uneven, early in training very much so). Which thread runs an expert does not
+  // change its numbers.
+  s.by_load.resize(size_t(E));
+  for (int64_t e = 0; e < E; ++e) s.by_load[size_t(e)] = int32_t(e);
+  std::stable_sort(s.by_load.begin(), s.by_load.end(),
+                   [&](int32_t a, int32_t b) { return s.counts[size_t(a)] > s.counts[size_t(b)]; });
   s.offsets.assign(size_t(E + 1), 0);
   for (int64_t e = 0; e < E; ++e)
     s.offsets[size_t(e + 1)] = s.offsets[size_t(e)] + s.counts[size_t(e)];
@@ -230,7 +238,8 @@ void moe_fwd(const MoeContext& ctx, const MoeWeights& w, const float* x, float* 
     experts_fwd_parallel(ctx, w, xe, ye, s, shared_fwd);
   else
     pool.parallel_for(E, 1, [&](int64_t b, int64_t e, int) {
-      for (int64_t ex = b; ex < e; ++ex) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t ex = s.by_load[size_t(i)];
         const int64_t r0 = s.offsets[size_t(ex)], n = s.offsets[size_t(ex + 1)] - r0;
         if (n > 0)
           mlp_fwd(w.experts[size_t(ex)], xe + r0 * d, n, ye + r0 * d, s.experts[size_t(ex)], pool);
@@ -277,9 +286,7 @@ void moe_bwd(const MoeContext& ctx, const MoeWeights& w, MoeWeights& g, const fl
       for (int64_t k = 0; k < K; ++k) {
         float* er = ye + s.row_of[size_t(n * K + k)] * d;
         const float* g_row = dy + n * d;
-        double dot = 0;
-        for (int64_t i = 0; i < d; ++i) dot += double(g_row[i]) * er[i];
-        dw[size_t(n * K + k)] = float(dot);
+        dw[size_t(n * K + k)] = float(kernels::dot_f64(g_row, er, d));
         const float wk = s.weight[size_t(n * K + k)];
         for (int64_t i = 0; i < d; ++i) er[i] = wk * g_row[i];
       }
@@ -291,7 +298,8 @@ void moe_bwd(const MoeContext& ctx, const MoeWeights& w, MoeWeights& g, const fl
   else
     pool.parallel_for(E, 1, [&](int64_t b, int64_t e, int) {
       const DeferWeightGrads scope(defer);
-      for (int64_t ex = b; ex < e; ++ex) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t ex = s.by_load[size_t(i)];
         const int64_t r0 = s.offsets[size_t(ex)], n = s.offsets[size_t(ex + 1)] - r0;
         if (n > 0)
           mlp_bwd(w.experts[size_t(ex)], g.experts[size_t(ex)], s.xe.data() + r0 * d, ye + r0 * d,

@@ -30,6 +30,7 @@ struct MoeSaved {
   Buffer shared_y;               // [N, d]
   Buffer dxe, dscores, dlogits;  // backward scratch
   std::vector<int64_t> counts;   // [E] tokens routed to each expert in this forward
+  std::vector<int32_t> by_load;  // [E] experts, most rows first (the order threads take them)
   double balance = 0;            // Σ_i f_i P_i averaged over the windows (before α)
   // Expert parallel (MoeContext::ep): the rows this rank's experts serve for every rank.
   std::vector<int64_t> send_rows, recv_rows;    // [ranks]: rows sent to / received from each
