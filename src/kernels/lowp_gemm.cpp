@@ -12,8 +12,12 @@
 namespace tern::kernels {
 namespace {
 
-constexpr int64_t kKc = 256;        // K depth of one packed block (a multiple of 128)
-constexpr int64_t kTilePanels = 8;  // macro tile = 8 A panels x 8 B panels per task
+constexpr int64_t kKc = 256;         // K depth of one packed block (a multiple of 128)
+constexpr int64_t kTilePanels = 8;   // macro tile = 8 A panels x 8 B panels per task
+constexpr int64_t kSweepPairs = 16;  // K pairs per sweep task (LowpSweep)
+// Packs of at most this many bytes take all of K in one block (measured on train-small-v3's
+// weight gradients: 2 MB takes the 128 x 256 ones, +30%; 4 MB ones gained nothing).
+constexpr int64_t kWholeKPackBytes = int64_t(2) << 20;
 
 void micro_scalar(int64_t kp, int64_t cp, const uint32_t* a, int64_t ars, const uint32_t* b,
                   const float* sa, const float* sb, float* c, int64_t ldc, bool accumulate,
@@ -119,6 +123,22 @@ void lowp_pack_ref(const LowpPanel& j) {
     }
 }
 
+void lowp_sweep_ref(const LowpSweep& s) {
+  const int64_t panels = (s.n + s.w - 1) / s.w;
+  for (int64_t pr = s.p0; pr < s.p1; ++pr) {
+    const int64_t k = s.k0 + 2 * pr;
+    const bool odd_tail = 2 * pr + 1 >= s.kb;
+    for (int64_t q = 0; q < panels; ++q)
+      for (int l = 0; l < s.w; ++l) {
+        const int64_t i = q * s.w + l;
+        const float lo = i < s.n ? s.p[k * s.ld + i] : 0.0f;
+        const float hi = i < s.n && !odd_tail ? s.p[(k + 1) * s.ld + i] : 0.0f;
+        s.dst[q * s.panel_stride + pr * s.w + l] =
+            uint32_t(f32_to_bf16(lo)) | uint32_t(f32_to_bf16(hi)) << 16;
+      }
+  }
+}
+
 namespace {
 
 // The job of panel `panel` (w op-rows) of o over depth [k0, k0 + kb).
@@ -146,7 +166,7 @@ struct Workspace {
 }  // namespace
 
 const LowpMicroKernel& lowp_micro_scalar() {
-  static const LowpMicroKernel k{"scalar", 4, 8, micro_scalar, lowp_pack_ref};
+  static const LowpMicroKernel k{"scalar", 4, 8, micro_scalar, lowp_pack_ref, lowp_sweep_ref};
   return k;
 }
 
@@ -200,6 +220,10 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
     plan.chunk = plan.kc = whole_k;  // one chunk: the no-promotion experiment
   } else {
     plan.kc = std::min(kKc, whole_k);
+    // A deep, narrow product (a weight gradient: K = the batch's tokens) packs all of K at
+    // once while both packs stay within L2: one pack and one fork-join instead of one per
+    // kKc, and C written once.
+    if ((p.M + mr + p.N + nr) * whole_k * 2 <= kWholeKPackBytes) plan.kc = whole_k;
     plan.chunk = e4m3 ? spec.promote_every : plan.kc;
     if (e4m3 && plan.chunk > kKc) plan.kc = std::min(plan.chunk, whole_k);
   }
@@ -217,22 +241,47 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
   uint32_t* bp = ap + m_panels * mr * kcp;
   float* as = ws.scales.data();
   float* bs = as + m_panels * mr * max_chunks;
-  const int64_t m_tiles = (m_panels + kTilePanels - 1) / kTilePanels;
-  const int64_t n_tiles = (n_panels + kTilePanels - 1) / kTilePanels;
+  // Macro tiles of up to kTilePanels x kTilePanels panels, smaller when that would leave
+  // fewer than four tasks per thread (which thread computes a tile never changes its sums).
+  int64_t tm = kTilePanels, tn = kTilePanels;
+  const auto tiles = [&] { return ((m_panels + tm - 1) / tm) * ((n_panels + tn - 1) / tn); };
+  while (tiles() < 4 * int64_t(pool->size()) && (tm > 1 || tn > 1)) {
+    if (tm >= tn)
+      tm /= 2;
+    else
+      tn /= 2;
+  }
+  const int64_t m_tiles = (m_panels + tm - 1) / tm, n_tiles = (n_panels + tn - 1) / tn;
 
+  // bf16 operands strided in memory are swept along K (LowpSweep); e4m3 needs each op-row's
+  // scale before rounding, so it packs per panel.
+  const bool sweep_a = mk.sweep && !e4m3 && !a.k_contiguous;
+  const bool sweep_b = mk.sweep && !e4m3 && !b.k_contiguous;
   for (int64_t k0 = 0; k0 < p.K; k0 += plan.kc) {
     const int64_t kb = std::min(plan.kc, p.K - k0), kp = (kb + 1) / 2;
     const int64_t cp = e4m3 ? plan.chunk / 2 : kp;
     const bool acc = p.accumulate || k0 > 0;
     const int64_t ars = a.k_contiguous ? kp : 0;  // A panels in rows layout (no transposition)
-    pool->parallel_for(m_panels + n_panels, 4, [&](int64_t lo, int64_t hi, int) {
+    // Tasks: A's panels (or its sweep pieces of kSweepPairs pairs), then B's.
+    const int64_t sweep_pieces = (kp + kSweepPairs - 1) / kSweepPairs;
+    const int64_t a_tasks = sweep_a ? sweep_pieces : m_panels;
+    const int64_t b_tasks = sweep_b ? sweep_pieces : n_panels;
+    const auto sweep = [&](const Operand& o, int w, uint32_t* dst, int64_t piece) {
+      const int64_t p0 = piece * kSweepPairs;
+      mk.sweep({o.p, o.ld, o.n, w, k0, kb, p0, std::min(kp, p0 + kSweepPairs), dst, w * kcp});
+    };
+    pool->parallel_for(a_tasks + b_tasks, 1, [&](int64_t lo, int64_t hi, int) {
       for (int64_t i = lo; i < hi; ++i) {
-        if (i < m_panels)
+        if (i < a_tasks && sweep_a)
+          sweep(a, mr, ap, i);
+        else if (i < a_tasks)
           mk.pack(
               panel_job(a, plan, i, mr, k0, kb, ap + i * mr * kcp, as + i * mr * max_chunks, true));
+        else if (sweep_b)
+          sweep(b, nr, bp, i - a_tasks);
         else
-          mk.pack(panel_job(b, plan, i - m_panels, nr, k0, kb, bp + (i - m_panels) * nr * kcp,
-                            bs + (i - m_panels) * nr * max_chunks, false));
+          mk.pack(panel_job(b, plan, i - a_tasks, nr, k0, kb, bp + (i - a_tasks) * nr * kcp,
+                            bs + (i - a_tasks) * nr * max_chunks, false));
       }
     });
     pool->parallel_for(m_tiles * n_tiles, 1, [&](int64_t lo, int64_t hi, int) {
@@ -240,11 +289,11 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
       TERN_CHECK(mr * nr <= 32 * 64);
       for (int64_t t = lo; t < hi; ++t) {
         const int64_t mt = t / n_tiles, nt = t % n_tiles;
-        const int64_t np_end = std::min(n_panels, (nt + 1) * kTilePanels);
-        const int64_t mp_end = std::min(m_panels, (mt + 1) * kTilePanels);
-        for (int64_t jn = nt * kTilePanels; jn < np_end; ++jn) {
+        const int64_t np_end = std::min(n_panels, (nt + 1) * tn);
+        const int64_t mp_end = std::min(m_panels, (mt + 1) * tm);
+        for (int64_t jn = nt * tn; jn < np_end; ++jn) {
           const int64_t n0 = jn * nr, cols = std::min<int64_t>(nr, p.N - n0);
-          for (int64_t im = mt * kTilePanels; im < mp_end; ++im) {
+          for (int64_t im = mt * tm; im < mp_end; ++im) {
             const int64_t r0 = im * mr, rows = std::min<int64_t>(mr, p.M - r0);
             float* c = p.C + r0 * p.ldc + n0;
             const uint32_t* pa = ap + im * mr * kcp;

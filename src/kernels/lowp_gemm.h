@@ -64,6 +64,22 @@ struct LowpPanel {
   bool rows_layout = false;  // k-contiguous operands only
 };
 
+// Every panel of a bf16 operand whose op-rows are contiguous in memory (element (i, k) at
+// p[k*ld + i]: dyᵀ and x in a weight gradient, W in an input gradient), packed pair by pair
+// of K: pairs [p0, p1) of depth block [k0, k0 + kb), all ceil(n / w) panels at once, panel q's
+// word (pair, lane) at dst + q * panel_stride + pair * w + lane (the words lowp_pack_ref
+// writes for that panel; op-rows from n on are zero). Reading whole rows of memory in order
+// instead of a panel's w columns down all of K: the loads stream, and no cache line is
+// fetched once per panel that shares it.
+struct LowpSweep {
+  const float* p;
+  int64_t ld, n;
+  int w;
+  int64_t k0, kb, p0, p1;
+  uint32_t* dst;
+  int64_t panel_stride;
+};
+
 // A micro-kernel and the packer that feeds it. run: c[mr, nr] (+)= the sum over chunks of
 // chunk_pairs pairs of sa ⊗ sb ∘ (a·b), a = [kp][mr] packed pairs (or, when a_row_stride > 0,
 // row i's pairs at a + i * a_row_stride), b = [kp][nr], sa = [chunk][mr] and sb = [chunk][nr]
@@ -75,10 +91,12 @@ struct LowpMicroKernel {
               const uint32_t* b, const float* sa, const float* sb, float* c, int64_t ldc,
               bool accumulate, bool limited14);
   void (*pack)(const LowpPanel& panel);
+  void (*sweep)(const LowpSweep& sweep);  // bf16 strided operands; null: pack per panel
 };
 
-// The scalar packer (the reference the SIMD ones are tested against).
+// The scalar packers (the references the SIMD ones are tested against).
 void lowp_pack_ref(const LowpPanel& panel);
+void lowp_sweep_ref(const LowpSweep& sweep);
 
 const LowpMicroKernel& lowp_micro_scalar();
 // Null when the build has no AVX-512 BF16 unit or the CPU lacks AVX-512 BF16.

@@ -8,7 +8,9 @@
 
 #include <cmath>
 #include <random>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/dtype.h"
@@ -153,31 +155,35 @@ const Case kCases[] = {{8, 32, 256, false, true, false},   {37, 45, 261, false, 
                        {64, 33, 129, false, false, false}, {1, 1, 1, false, true, false},
                        {5, 3, 520, true, false, true}};
 
-TEST(LowpGemm, Bf16MatchesDoubleReferenceOnRoundedInputs) {
-  for (const LowpMicroKernel* mk : micro_kernels())
-    for (const Case& c : kCases) {
-      const Operands o = make(c, uint32_t(c.M * 7 + c.K));
-      const std::vector<float> a = op_a(c, o), b = op_b(c, o);
-      std::vector<double> want(size_t(c.M * c.N)), mag(want.size());
-      for (int64_t m = 0; m < c.M; ++m)
-        for (int64_t n = 0; n < c.N; ++n)
-          for (int64_t k = 0; k < c.K; ++k) {
-            const double p = double(bf16_to_f32(f32_to_bf16(a[size_t(m * c.K + k)]))) *
-                             bf16_to_f32(f32_to_bf16(b[size_t(n * c.K + k)]));
-            want[size_t(m * c.N + n)] += p;
-            mag[size_t(m * c.N + n)] += std::fabs(p);
-          }
-      for (int threads : {1, 2}) {
-        const std::vector<float> C = run(c, o, {}, mk, threads);
-        expect_close(c, o, C, want, mag, 2e-6, std::string(mk->name) + " bf16");
-      }
+void check_bf16(const LowpMicroKernel* mk, std::span<const Case> cases) {
+  for (const Case& c : cases) {
+    const Operands o = make(c, uint32_t(c.M * 7 + c.K));
+    const std::vector<float> a = op_a(c, o), b = op_b(c, o);
+    std::vector<double> want(size_t(c.M * c.N)), mag(want.size());
+    for (int64_t m = 0; m < c.M; ++m)
+      for (int64_t n = 0; n < c.N; ++n)
+        for (int64_t k = 0; k < c.K; ++k) {
+          const double p = double(bf16_to_f32(f32_to_bf16(a[size_t(m * c.K + k)]))) *
+                           bf16_to_f32(f32_to_bf16(b[size_t(n * c.K + k)]));
+          want[size_t(m * c.N + n)] += p;
+          mag[size_t(m * c.N + n)] += std::fabs(p);
+        }
+    for (int threads : {1, 2}) {
+      const std::vector<float> C = run(c, o, {}, mk, threads);
+      expect_close(c, o, C, want, mag, 2e-6, std::string(mk->name) + " bf16");
     }
+  }
+}
+
+TEST(LowpGemm, Bf16MatchesDoubleReferenceOnRoundedInputs) {
+  for (const LowpMicroKernel* mk : micro_kernels()) check_bf16(mk, kCases);
 }
 
 // The dequantised-E4M3 reference: op(A) and op(B) quantised with the numpy-checked reference
 // functions (tiles along K of each op row, or 128 x 128 blocks), summed per 128-chunk.
-void check_e4m3(const LowpSpec& spec, const LowpMicroKernel* mk) {
-  for (const Case& c : kCases) {
+void check_e4m3(const LowpSpec& spec, const LowpMicroKernel* mk,
+                std::span<const Case> cases = kCases) {
+  for (const Case& c : cases) {
     const Operands o = make(c, uint32_t(c.N * 5 + c.K));
     const std::vector<float> a = op_a(c, o), b = op_b(c, o);
     const int64_t kt = (c.K + 127) / 128;
@@ -220,6 +226,17 @@ TEST(LowpGemm, E4m3MatchesDequantisedReference) {
   }
 }
 
+// Small products take all of K in one packed block; packs over 2 MB are cut into blocks of K
+// (lowp_gemm.cpp): these shapes take several blocks, with a partial last one.
+TEST(LowpGemm, DeepProductsCutIntoKBlocksMatchTheReference) {
+  const Case deep[] = {{40, 1000, 1300, false, true, true}, {33, 1030, 1100, true, false, false}};
+  const LowpMicroKernel* mk = &lowp_micro_active();
+  check_bf16(mk, deep);
+  LowpSpec spec;
+  spec.format = LowpFormat::e4m3;
+  check_e4m3(spec, mk, deep);
+}
+
 // Each SIMD packer writes the same words and scales as the scalar one, for both layouts, bf16
 // and e4m3 (tile and block scales), partial panels and odd depths.
 TEST(LowpGemm, SimdPackersEqualTheReference) {
@@ -258,6 +275,37 @@ TEST(LowpGemm, SimdPackersEqualTheReference) {
               ASSERT_EQ(s1, s2) << mk->name;
             }
           }
+}
+
+// Each sweep (the scalar one and the SIMD one) writes, for every panel, the words the per-panel
+// reference packer writes: partial last panels, odd depths, pieces of the pair range.
+TEST(LowpGemm, SweepsEqualThePerPanelReference) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  std::vector<float> x(400 * 400);
+  for (float& v : x) v = nd(rng);
+  for (const LowpMicroKernel* mk : micro_kernels()) {
+    ASSERT_NE(mk->sweep, nullptr) << mk->name;
+    for (int w : {mk->mr, mk->nr})
+      for (int64_t n : {int64_t(3 * w), int64_t(3 * w - 5), int64_t(5), int64_t(w + 1)})
+        for (int64_t kb : {int64_t(256), int64_t(131), int64_t(7)}) {
+          const int64_t kp = (kb + 1) / 2, panels = (n + w - 1) / w, stride = w * kp + 3;
+          std::vector<uint32_t> want(size_t(panels * stride), 7u), got(want);
+          for (int64_t q = 0; q < panels; ++q) {
+            LowpPanel j{};
+            j.p = x.data(), j.ld = 400, j.k_contiguous = false, j.i0 = q * w;
+            j.rows = std::min<int64_t>(w, n - q * w), j.w = w, j.k0 = 128, j.kb = kb;
+            j.chunk = 128, j.dst = want.data() + q * stride;
+            std::vector<float> scales(size_t(2 * w));
+            j.scales = scales.data();
+            lowp_pack_ref(j);
+          }
+          const int64_t mid = kp / 2 + 1;
+          for (auto [p0, p1] : {std::pair{int64_t(0), mid}, std::pair{mid, kp}})
+            mk->sweep({x.data(), 400, n, w, 128, kb, p0, std::min(p1, kp), got.data(), stride});
+          ASSERT_EQ(want, got) << mk->name << " w " << w << " n " << n << " kb " << kb;
+        }
+  }
 }
 
 TEST(LowpGemm, MicroKernelsAgreeAndThreadsDoNotChangeBits) {

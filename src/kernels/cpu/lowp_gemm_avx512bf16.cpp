@@ -216,6 +216,41 @@ void pack_k_strided(const LowpPanel& j) {
   }
 }
 
+// LowpSweep: two rows of memory at a time, 16 op-rows per vector, each vector's 16 pair-words
+// stored into the panels its columns belong to.
+void sweep(const LowpSweep& s) {
+  const __m512i interleave =
+      _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                       21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const int64_t width = (s.n + s.w - 1) / s.w * s.w;  // every panel's columns, padding included
+  for (int64_t pr = s.p0; pr < s.p1; ++pr) {
+    const float* r0 = s.p + (s.k0 + 2 * pr) * s.ld;
+    const float* r1 = r0 + s.ld;
+    const bool odd_tail = 2 * pr + 1 >= s.kb;
+    for (int64_t c = 0; c < width; c += 16) {
+      const __mmask16 m = lanes(s.n - c);
+      const __m512 lo = _mm512_maskz_loadu_ps(m, r0 + c);
+      const __m512 hi = odd_tail ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, r1 + c);
+      const __m512i words =
+          _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+      if (s.w % 16 == 0) {
+        _mm512_storeu_si512(s.dst + c / s.w * s.panel_stride + pr * s.w + c % s.w, words);
+      } else if (s.w == 8) {
+        _mm256_storeu_si256((__m256i*)(s.dst + c / 8 * s.panel_stride + pr * 8),
+                            _mm512_castsi512_si256(words));
+        if (c + 8 < width)
+          _mm256_storeu_si256((__m256i*)(s.dst + (c / 8 + 1) * s.panel_stride + pr * 8),
+                              _mm512_extracti64x4_epi64(words, 1));
+      } else {
+        alignas(64) uint32_t w16[16];
+        _mm512_store_si512(w16, words);
+        for (int l = 0; l < 16 && c + l < width; ++l)
+          s.dst[(c + l) / s.w * s.panel_stride + pr * s.w + (c + l) % s.w] = w16[l];
+      }
+    }
+  }
+}
+
 void pack(const LowpPanel& j) {
   if (j.k_contiguous)
     pack_k_contiguous(j);
@@ -247,7 +282,7 @@ double dpbf16_peak_flops_loop(int64_t reps) {
 }
 
 const LowpMicroKernel* lowp_micro_avx512bf16() {
-  static const LowpMicroKernel k{"avx512bf16", MR, NR, micro, pack};
+  static const LowpMicroKernel k{"avx512bf16", MR, NR, micro, pack, sweep};
   static const bool ok = cpu_has_avx512_bf16();
   return ok ? &k : nullptr;
 }
