@@ -46,6 +46,10 @@ if [ -z "${CORPUS:-}" ]; then
   $PY bench/train_pytorch/make_corpus.py "$CORPUS" --mb "$CORPUS_MB" || exit 1
 fi
 [ -f "$CFG" ] || { echo "no config $CFG" >&2; exit 1; }
+$PY -c 'import torch' 2>/dev/null || {
+  echo "PyTorch is missing for $PY: apt-get install python3-torch libopenblas0-pthread" >&2
+  exit 1
+}
 [ -x "$TERN" ] || echo "warning: no tern binary at $TERN (TERN=...); tern rows will say 'missing'" >&2
 
 run_pytorch() {  # precision threads intra blas
