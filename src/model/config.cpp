@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <unordered_map>
 
 #include "core/error.h"
 
@@ -263,11 +264,16 @@ bool ModelConfig::is_moe_layer(int64_t layer) const {
 const IntWeightScheme* ModelConfig::int_scheme_for(const std::string& module) const {
   for (const IntWeightScheme& sc : int_schemes)
     if (std::find(sc.targets.begin(), sc.targets.end(), module) != sc.targets.end()) return &sc;
+  // Called once per module at load (tens of thousands for a large MoE): each pattern is
+  // compiled once per thread, not once per call.
+  thread_local std::unordered_map<std::string, std::regex> compiled;
   for (const IntWeightScheme& sc : int_schemes)
-    for (const std::string& t : sc.targets)
-      if (t.rfind("re:", 0) == 0 && std::regex_search(module, std::regex(t.substr(3)),
-                                                      std::regex_constants::match_continuous))
-        return &sc;
+    for (const std::string& t : sc.targets) {
+      if (t.rfind("re:", 0) != 0) continue;
+      auto it = compiled.find(t);
+      if (it == compiled.end()) it = compiled.emplace(t, std::regex(t.substr(3))).first;
+      if (std::regex_search(module, it->second, std::regex_constants::match_continuous)) return &sc;
+    }
   for (const IntWeightScheme& sc : int_schemes)
     if (std::find(sc.targets.begin(), sc.targets.end(), "Linear") != sc.targets.end()) return &sc;
   return nullptr;
