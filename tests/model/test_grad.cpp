@@ -9,11 +9,16 @@
 
 #include <cmath>
 #include <random>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/lowp_gemm.h"
 #include "model/grad/attention_grad.h"
 #include "model/grad/f32_weights.h"
+#include "model/grad/linear_grad.h"
+#include "model/grad/mlp_grad.h"
 #include "model/grad/model_grad.h"
 
 using namespace tern;
@@ -229,4 +234,57 @@ TEST(Grad, AttentionCoreMatchesFiniteDifferencesPerElement) {
       // Per element, f32 noise ~ 1e-6·|o|·|r|·N/h: absolute 2e-3.
       EXPECT_NEAR((*dx)[i], fd, 0.02 * std::fabs(fd) + 2e-3) << i;
     }
+}
+
+// make_f32_weights lays each MLP's gate and up out as one [2f, d] matrix and the MLP then runs
+// them as one GEMM; the same MLP with the two in separate allocations takes the two-GEMM path.
+// Both must give the same outputs and gradients: bit for bit where the sums are the same
+// (forward, weight gradients), within f32 rounding where the input gradient's K order differs.
+TEST(Grad, JointGateUpEqualsSeparateMatrices) {
+  const ModelConfig c = ModelConfig::from_json(tiny_v3(), "test");
+  for (const bool bf16 : {false, true}) {
+    SCOPED_TRACE(bf16 ? "bf16" : "f32");
+    ModelWeights w = make_f32_weights(c), g = make_f32_weights(c);
+    MlpWeights& wj = w.layers[0].mlp;
+    const int64_t f = wj.gate_proj.view.rows, d = wj.gate_proj.view.cols;
+    ASSERT_EQ(f32(wj.up_proj), f32(wj.gate_proj) + f * d) << "gate and up not laid out jointly";
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd(0.0f, 0.3f);
+    static const kernels::LowpSpec spec{};
+    for (Linear* l : {&wj.gate_proj, &wj.up_proj, &wj.down_proj}) {
+      for (int64_t i = 0; i < l->view.rows * l->view.cols; ++i) f32(*l)[i] = nd(rng);
+      l->train_lowp = bf16 ? &spec : nullptr;
+    }
+    MlpWeights& gj = g.layers[0].mlp;
+    for (Linear* l : {&gj.gate_proj, &gj.up_proj, &gj.down_proj})
+      l->train_lowp = bf16 ? &spec : nullptr;
+    const auto separate = [](const MlpWeights& m) {
+      MlpWeights s = m;
+      for (Linear* l : {&s.gate_proj, &s.up_proj, &s.down_proj}) {
+        l->data = l->data.clone();
+        l->view.data = l->data.data();
+      }
+      return s;
+    };
+    const MlpWeights ws = separate(wj);
+    MlpWeights gs = separate(gj);
+    const int64_t N = 37;
+    std::vector<float> x(size_t(N * d)), dy(size_t(N * d));
+    for (float& v : x) v = nd(rng);
+    for (float& v : dy) v = nd(rng);
+    ThreadPool pool(2);
+    MlpSaved sj, ss;
+    std::vector<float> yj(size_t(N * d)), ys(size_t(N * d)), dxj(size_t(N * d)), dxs(size_t(N * d));
+    mlp_fwd(wj, x.data(), N, yj.data(), sj, pool);
+    mlp_fwd(ws, x.data(), N, ys.data(), ss, pool);
+    EXPECT_EQ(yj, ys);
+    mlp_bwd(wj, gj, x.data(), dy.data(), N, dxj.data(), false, sj, pool);
+    mlp_bwd(ws, gs, x.data(), dy.data(), N, dxs.data(), false, ss, pool);
+    for (int64_t i = 0; i < N * d; ++i)
+      ASSERT_NEAR(dxj[size_t(i)], dxs[size_t(i)], 1e-5f * (1.0f + std::fabs(dxs[size_t(i)]))) << i;
+    for (auto [a, b] : {std::pair{&gj.gate_proj, &gs.gate_proj},
+                        {&gj.up_proj, &gs.up_proj},
+                        {&gj.down_proj, &gs.down_proj}})
+      for (int64_t i = 0; i < f * d; ++i) ASSERT_EQ(f32(*a)[i], f32(*b)[i]) << i;
+  }
 }

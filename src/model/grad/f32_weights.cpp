@@ -15,6 +15,24 @@ bool is_correction_bias(const std::string& name) {
          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// Gives an MLP's gate and up projections one [2f, d] allocation, gate's rows first, so the
+// training MLP can run both as one GEMM (mlp_grad.cpp: joint_gate_up). Values are zero here,
+// so nothing is copied.
+void join_gate_up(MlpWeights& m) {
+  Linear& g = m.gate_proj;
+  Linear& u = m.up_proj;
+  if (!g.present() || !u.present() || !g.bias.empty() || !u.bias.empty()) return;
+  const int64_t f = g.view.rows, d = g.view.cols;
+  if (u.view.rows != f || u.view.cols != d) return;
+  const Tensor joint = Tensor::zeros(DType::f32, {2 * f, d});
+  float* base = joint.data_as<float>();
+  for (int half = 0; half < 2; ++half) {
+    Linear& l = half == 0 ? g : u;
+    l.data = Tensor(DType::f32, {f, d}, base + half * f * d, joint.owner());
+    l.view.data = l.data.data();
+  }
+}
+
 }  // namespace
 
 bool routed_expert_slot(const std::string& name, int64_t* e) {
@@ -48,6 +66,13 @@ ModelWeights make_f32_weights(const ModelConfig& c, const ExpertParallel* ep,
     l.view.cols = s.shape[1];
     l.view.data = t.data();
   });
+  const auto join_layer = [](LayerWeights& l) {
+    join_gate_up(l.mlp);
+    join_gate_up(l.moe.shared_experts);
+    for (MlpWeights& e : l.moe.experts) join_gate_up(e);
+  };
+  for (LayerWeights& l : w.layers) join_layer(l);
+  for (MtpWeights& m : w.mtp) join_layer(m.block);
   if (c.tie_word_embeddings) w.lm_head = w.embed_tokens;
   for (MtpWeights& m : w.mtp) {
     m.embed_tokens = w.embed_tokens;

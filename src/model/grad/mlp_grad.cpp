@@ -2,26 +2,60 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "kernels/cpu/isa.h"
 #include "model/grad/linear_grad.h"
 
 namespace tern::model::grad {
+namespace {
+
+// Gate and up as one [2f, d] matrix when they are adjacent f32 rows of one allocation
+// (make_f32_weights lays them out so) with the same GEMM precision and no adapter or bias:
+// then x is packed once for both in the forward, [dg du] meets W once in the input gradient,
+// and x is swept once for both weight gradients. The joint Linear is a view; it owns nothing.
+std::optional<Linear> joint_gate_up(const Linear& g, const Linear& u) {
+  if (g.data.dtype() != DType::f32 || u.data.dtype() != DType::f32 || g.lora || u.lora ||
+      !g.bias.empty() || !u.bias.empty() || g.train_lowp != u.train_lowp)
+    return std::nullopt;
+  const int64_t f = g.view.rows, d = g.view.cols;
+  if (u.view.rows != f || u.view.cols != d || f32(u) != f32(g) + f * d) return std::nullopt;
+  Linear j;
+  j.data = Tensor(DType::f32, {2 * f, d}, const_cast<float*>(f32(g)), g.data.owner());
+  j.view = g.view;
+  j.view.rows = 2 * f;
+  j.view.data = j.data.data();
+  j.train_lowp = g.train_lowp;
+  return j;
+}
+
+}  // namespace
 
 void mlp_fwd(const MlpWeights& w, const float* x, int64_t N, float* y, MlpSaved& s,
              ThreadPool& pool) {
   const int64_t f = w.gate_proj.view.rows;
-  float* g = take(s.gate, N * f);
-  float* u = take(s.up, N * f);
+  // g[n, i] and u[n, i] at row stride ld: side by side in s.gate when joint ([N, 2f]).
+  const std::optional<Linear> joint = joint_gate_up(w.gate_proj, w.up_proj);
+  const int64_t ld = joint ? 2 * f : f;
+  float* g = take(s.gate, N * ld);
+  float* u = joint ? g + f : take(s.up, N * f);
   float* a = take(s.act, N * f);
-  linear_fwd(w.gate_proj, x, N, g, pool);
-  linear_fwd(w.up_proj, x, N, u, pool);
-  // a = silu(g)·u, with exp(-g) from the SIMD exp (in a's own storage) over pool pieces: a
-  // dense layer's N·f values are millions, which one thread would walk alone.
+  if (joint) {
+    linear_fwd(*joint, x, N, g, pool);
+  } else {
+    linear_fwd(w.gate_proj, x, N, g, pool);
+    linear_fwd(w.up_proj, x, N, u, pool);
+  }
+  // a = silu(g)·u, with exp(-g) from the SIMD exp (in a's own storage) over pool pieces of rows:
+  // a dense layer's N·f values are millions, which one thread would walk alone.
   const kernels::IsaKernels& isa = kernels::active_isa();
-  pool.parallel_for(N * f, 8192, [&](int64_t b, int64_t e, int) {
-    isa.exp_affine(g + b, -1.0f, 0.0f, a + b, e - b);
-    for (int64_t i = b; i < e; ++i) a[i] = g[i] / (1.0f + a[i]) * u[i];
+  pool.parallel_for(N, std::max<int64_t>(1, 8192 / f), [&](int64_t b, int64_t e, int) {
+    for (int64_t n = b; n < e; ++n) {
+      const float *gr = g + n * ld, *ur = u + n * ld;
+      float* ar = a + n * f;
+      isa.exp_affine(gr, -1.0f, 0.0f, ar, f);
+      for (int64_t i = 0; i < f; ++i) ar[i] = gr[i] / (1.0f + ar[i]) * ur[i];
+    }
   });
   linear_fwd(w.down_proj, a, N, y, pool);
 }
@@ -29,32 +63,49 @@ void mlp_fwd(const MlpWeights& w, const float* x, int64_t N, float* y, MlpSaved&
 void mlp_bwd(const MlpWeights& w, MlpWeights& gw, const float* x, const float* dy, int64_t N,
              float* dx, bool accumulate, MlpSaved& s, ThreadPool& pool) {
   const int64_t f = w.gate_proj.view.rows;
+  const std::optional<Linear> joint = joint_gate_up(w.gate_proj, w.up_proj);
+  const int64_t ld = joint ? 2 * f : f;  // as in mlp_fwd
   float* g = s.gate.data();
-  float* u = s.up.data();
+  float* u = joint ? g + f : s.up.data();
   float* a = s.act.data();
   linear_bwd_weight(gw.down_proj, dy, a, N, pool);
   float* da = a;  // act is no longer needed: reuse it for its gradient
   linear_bwd_input(w.down_proj, dy, N, da, false, pool);
   // silu'(z) = σ(z)·(1 + z·(1 − σ(z))); g and u become their gradients in place.
   const kernels::IsaKernels& isa = kernels::active_isa();
-  pool.parallel_for(N * f, 8192, [&](int64_t b, int64_t e, int) {
-    constexpr int64_t kPiece = 1024;  // a chunk may span several grains: exp in stack pieces
+  pool.parallel_for(N, std::max<int64_t>(1, 8192 / f), [&](int64_t b, int64_t e, int) {
+    constexpr int64_t kPiece = 1024;  // a row may be wider: exp in stack pieces
     float ex[kPiece];
-    for (int64_t p = b; p < e; p += kPiece) {
-      const int64_t n = std::min(kPiece, e - p);
-      isa.exp_affine(g + p, -1.0f, 0.0f, ex, n);
-      for (int64_t i = p; i < p + n; ++i) {
-        const float z = g[i], sg = 1.0f / (1.0f + ex[i - p]);
-        const float dg = da[i] * u[i] * sg * (1.0f + z * (1.0f - sg));
-        u[i] = da[i] * z * sg;
-        g[i] = dg;
+    for (int64_t n = b; n < e; ++n)
+      for (int64_t p = 0; p < f; p += kPiece) {
+        const int64_t m = std::min(kPiece, f - p);
+        float *gr = g + n * ld + p, *ur = u + n * ld + p;
+        const float* dar = da + n * f + p;
+        isa.exp_affine(gr, -1.0f, 0.0f, ex, m);
+        for (int64_t i = 0; i < m; ++i) {
+          const float z = gr[i], sg = 1.0f / (1.0f + ex[i]);
+          const float dg = dar[i] * ur[i] * sg * (1.0f + z * (1.0f - sg));
+          ur[i] = dar[i] * z * sg;
+          gr[i] = dg;
+        }
       }
-    }
   });
-  linear_bwd_weight(gw.gate_proj, g, x, N, pool);
-  linear_bwd_weight(gw.up_proj, u, x, N, pool);
-  linear_bwd_input(w.gate_proj, g, N, dx, accumulate, pool);
-  linear_bwd_input(w.up_proj, u, N, dx, true, pool);
+  // The gradients' joint view, when they are laid out as the weights are; a deferred weight
+  // gradient (pipeline W pass) keeps a pointer to its Linear, so it takes the two halves.
+  std::optional<Linear> joint_grad;
+  if (joint && !active_weight_grad_deferral()) joint_grad = joint_gate_up(gw.gate_proj, gw.up_proj);
+  if (joint_grad) {
+    linear_bwd_weight(*joint_grad, g, x, N, pool);
+  } else {
+    linear_bwd_weight(gw.gate_proj, g, x, N, pool, ld);
+    linear_bwd_weight(gw.up_proj, u, x, N, pool, ld);
+  }
+  if (joint) {
+    linear_bwd_input(*joint, g, N, dx, accumulate, pool);
+  } else {
+    linear_bwd_input(w.gate_proj, g, N, dx, accumulate, pool);
+    linear_bwd_input(w.up_proj, u, N, dx, true, pool);
+  }
 }
 
 }  // namespace tern::model::grad
