@@ -1,10 +1,11 @@
 // The training SwiGLU MLP (forward + backward) at train-small-v3's shapes — a dense layer
 // (2,048 tokens, d 256, width 768) and a routed expert (512 tokens, width 128) — with gate and
 // up in one [2f, d] allocation (make_f32_weights' layout: one GEMM for both) or in two (two
-// GEMMs each pass), in bf16. Reported in GFLOP/s of the nine GEMMs' arithmetic; the two layouts
-// alternate per repetition, so a loaded host moves both alike.
+// GEMMs each pass), in bf16. Reported in GFLOP/s of the nine GEMMs' arithmetic; run with random
+// interleaving so the two layouts alternate and a loaded host moves both alike.
 //
-//   build/release/bench/bench_train_mlp --benchmark_repetitions=5
+//   build/release/bench/bench_train_mlp --benchmark_repetitions=8 \
+//       --benchmark_enable_random_interleaving=true
 #include <benchmark/benchmark.h>
 
 #include <random>
