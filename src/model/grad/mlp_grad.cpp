@@ -13,7 +13,8 @@ namespace {
 // Gate and up as one [2f, d] matrix when they are adjacent f32 rows of one allocation
 // (make_f32_weights lays them out so) with the same GEMM precision and no adapter or bias:
 // then x is packed once for both in the forward, [dg du] meets W once in the input gradient,
-// and x is swept once for both weight gradients. The joint Linear is a view; it owns nothing.
+// and x is swept once for both weight gradients. The joint Linear is a view sharing the
+// allocation's owner.
 std::optional<Linear> joint_gate_up(const Linear& g, const Linear& u) {
   if (g.data.dtype() != DType::f32 || u.data.dtype() != DType::f32 || g.lora || u.lora ||
       !g.bias.empty() || !u.bias.empty() || g.train_lowp != u.train_lowp)
