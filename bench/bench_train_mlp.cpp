@@ -4,7 +4,7 @@
 // GEMMs each pass), in bf16. Reported in GFLOP/s of the nine GEMMs' arithmetic; run with random
 // interleaving so the two layouts alternate and a loaded host moves both alike.
 //
-//   build/release/bench/bench_train_mlp --benchmark_repetitions=8 \
+//   build/release/bench/bench_train_mlp --benchmark_repetitions=8
 //       --benchmark_enable_random_interleaving=true
 #include <benchmark/benchmark.h>
 
