@@ -288,3 +288,45 @@ TEST(Grad, JointGateUpEqualsSeparateMatrices) {
       for (int64_t i = 0; i < f * d; ++i) ASSERT_EQ(f32(*a)[i], f32(*b)[i]) << i;
   }
 }
+
+// The whole model with every joint pair (MLA's q_a / kv_a, each MLP's gate / up) split into
+// separate allocations takes the two-GEMM paths; the loss is the same bits (the forward's sums
+// do not change) and every gradient agrees to f32 rounding.
+TEST(Grad, JointProjectionsEqualSeparateOnesThroughTheModel) {
+  const ModelConfig c = ModelConfig::from_json(tiny_v3(), "test");
+  ModelWeights w = make_f32_weights(c), g = make_f32_weights(c);
+  ASSERT_EQ(f32(w.layers[0].mla.kv_a_proj_with_mqa),
+            f32(w.layers[0].mla.q_a_proj) + w.layers[0].mla.q_a_proj.view.rows * c.hidden_size);
+  randomise(c, w, 4);
+  const auto split = [](ModelWeights m) {
+    const auto apart = [](Linear& l) {
+      if (!l.present()) return;
+      l.data = l.data.clone();
+      l.view.data = l.data.data();
+    };
+    const auto layer = [&](LayerWeights& l) {
+      apart(l.mla.q_a_proj);
+      apart(l.mla.kv_a_proj_with_mqa);
+      for (MlpWeights* p : {&l.mlp, &l.moe.shared_experts}) apart(p->up_proj);
+      for (MlpWeights& e : l.moe.experts) apart(e.up_proj);
+    };
+    for (LayerWeights& l : m.layers) layer(l);
+    for (MtpWeights& t : m.mtp) layer(t.block);
+    return m;
+  };
+  ModelWeights ws = split(w), gs = split(g);
+  ASSERT_NE(f32(ws.layers[0].mla.kv_a_proj_with_mqa), f32(w.layers[0].mla.kv_a_proj_with_mqa));
+  const Batch batch = make_batch(c, 2, 6, 5);
+  const TrainBatch tb{batch.B, batch.T, batch.tokens.data(), batch.docs.data()};
+  ThreadPool pool(2);
+  ModelGrad joint(c, 2, 6), separate(c, 2, 6);
+  const StepResult a = joint.step(w, g, tb, {0.3f, 0.05f, 1.0f}, pool);
+  const StepResult b = separate.step(ws, gs, tb, {0.3f, 0.05f, 1.0f}, pool);
+  EXPECT_EQ(a.loss, b.loss);
+  const std::vector<ParamSlot> pj = param_slots(c, g), ps = param_slots(c, gs);
+  ASSERT_EQ(pj.size(), ps.size());
+  for (size_t i = 0; i < pj.size(); ++i)
+    for (int64_t k = 0; k < pj[i].size; ++k)
+      ASSERT_NEAR(pj[i].data[k], ps[i].data[k], 1e-5f * (1.0f + std::fabs(ps[i].data[k])))
+          << pj[i].name << " [" << k << "]";
+}

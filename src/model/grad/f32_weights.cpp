@@ -15,22 +15,19 @@ bool is_correction_bias(const std::string& name) {
          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Gives an MLP's gate and up projections one [2f, d] allocation, gate's rows first, so the
-// training MLP can run both as one GEMM (mlp_grad.cpp: joint_gate_up). Values are zero here,
-// so nothing is copied.
-void join_gate_up(MlpWeights& m) {
-  Linear& g = m.gate_proj;
-  Linear& u = m.up_proj;
-  if (!g.present() || !u.present() || !g.bias.empty() || !u.bias.empty()) return;
-  const int64_t f = g.view.rows, d = g.view.cols;
-  if (u.view.rows != f || u.view.cols != d) return;
-  const Tensor joint = Tensor::zeros(DType::f32, {2 * f, d});
+// Gives two projections of one input a single allocation, a's rows first, so training can
+// run them as one GEMM (linear_grad.h: joint_rows): an MLP's gate and up, MLA's q_a and kv_a.
+// Values are zero here, so nothing is copied.
+void join_rows(Linear& a, Linear& b) {
+  if (!a.present() || !b.present() || !a.bias.empty() || !b.bias.empty()) return;
+  const int64_t ra = a.view.rows, rb = b.view.rows, cols = a.view.cols;
+  if (b.view.cols != cols) return;
+  const Tensor joint = Tensor::zeros(DType::f32, {ra + rb, cols});
   float* base = joint.data_as<float>();
-  for (int half = 0; half < 2; ++half) {
-    Linear& l = half == 0 ? g : u;
-    l.data = Tensor(DType::f32, {f, d}, base + half * f * d, joint.owner());
-    l.view.data = l.data.data();
-  }
+  a.data = Tensor(DType::f32, {ra, cols}, base, joint.owner());
+  b.data = Tensor(DType::f32, {rb, cols}, base + ra * cols, joint.owner());
+  a.view.data = a.data.data();
+  b.view.data = b.data.data();
 }
 
 }  // namespace
@@ -67,9 +64,10 @@ ModelWeights make_f32_weights(const ModelConfig& c, const ExpertParallel* ep,
     l.view.data = t.data();
   });
   const auto join_layer = [](LayerWeights& l) {
-    join_gate_up(l.mlp);
-    join_gate_up(l.moe.shared_experts);
-    for (MlpWeights& e : l.moe.experts) join_gate_up(e);
+    join_rows(l.mla.q_a_proj, l.mla.kv_a_proj_with_mqa);
+    join_rows(l.mlp.gate_proj, l.mlp.up_proj);
+    join_rows(l.moe.shared_experts.gate_proj, l.moe.shared_experts.up_proj);
+    for (MlpWeights& e : l.moe.experts) join_rows(e.gate_proj, e.up_proj);
   };
   for (LayerWeights& l : w.layers) join_layer(l);
   for (MtpWeights& m : w.mtp) join_layer(m.block);

@@ -22,7 +22,8 @@ using HeldSlots = std::function<bool(const std::string& name)>;
 // Zero-filled f32 ModelWeights for c (MTP modules included when c has them). With expert
 // parallelism (ep active) the routed experts other ranks hold are left unallocated, and so is
 // every tensor `held` rejects. Each MLP's gate_proj and up_proj are views of one [2f, d]
-// allocation (gate first), which the training MLP multiplies as one matrix.
+// allocation (gate first), and so are MLA's q_a_proj and kv_a_proj_with_mqa: training
+// multiplies each pair as one matrix (joint_rows).
 ModelWeights make_f32_weights(const ModelConfig& c, const ExpertParallel* ep = nullptr,
                               const HeldSlots& held = {});
 

@@ -100,6 +100,21 @@ float* f32(Linear& l) {
   return l.data.data_as<float>();
 }
 
+std::optional<Linear> joint_rows(const Linear& a, const Linear& b) {
+  if (a.data.dtype() != DType::f32 || b.data.dtype() != DType::f32 || a.lora || b.lora ||
+      !a.bias.empty() || !b.bias.empty() || a.train_lowp != b.train_lowp)
+    return std::nullopt;
+  const int64_t ra = a.view.rows, rb = b.view.rows, cols = a.view.cols;
+  if (b.view.cols != cols || f32(b) != f32(a) + ra * cols) return std::nullopt;
+  Linear j;
+  j.data = Tensor(DType::f32, {ra + rb, cols}, const_cast<float*>(f32(a)), a.data.owner());
+  j.view = a.view;
+  j.view.rows = ra + rb;
+  j.view.data = j.data.data();
+  j.train_lowp = a.train_lowp;
+  return j;
+}
+
 void linear_fwd(const Linear& w, const float* x, int64_t N, float* y, ThreadPool& pool, int64_t ldx,
                 int64_t ldy) {
   const phase::Scope timer(phase::linear_forward);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -20,6 +21,12 @@ float* f32(Linear& l);
 // (0 = contiguous).
 void linear_fwd(const Linear& w, const float* x, int64_t N, float* y, ThreadPool& pool,
                 int64_t ldx = 0, int64_t ldy = 0);
+// a's rows then b's as one matrix [a.rows + b.rows, cols], when b's f32 values follow a's in
+// one allocation (make_f32_weights lays out an MLP's gate and up, and MLA's q_a and kv_a, so)
+// and both take the same GEMM precision with no adapter or bias: one GEMM then serves two
+// projections of the same input (packed once). A view sharing the allocation's owner.
+std::optional<Linear> joint_rows(const Linear& a, const Linear& b);
+
 // dx[N, cols] (+)= dy[N, rows] · W.
 void linear_bwd_input(const Linear& w, const float* dy, int64_t N, float* dx, bool accumulate,
                       ThreadPool& pool, int64_t lddy = 0, int64_t lddx = 0);

@@ -26,29 +26,46 @@ AttentionShape attention_shape(const MlaContext& ctx, const Dims& m, const MlaWe
       ctx.B, ctx.T, m.H, m.dq, m.dv, float(ctx.c->softmax_scale()), w.o_proj.train_lowp != nullptr};
 }
 
+// q_a and kv_a as one matrix (only with q compression).
+std::optional<Linear> joint_a(const MlaWeights& w, const Dims& m) {
+  if (m.rq == 0) return std::nullopt;
+  return joint_rows(w.q_a_proj, w.kv_a_proj_with_mqa);
+}
+
 }  // namespace
 
 void mla_fwd(const MlaContext& ctx, const MlaWeights& w, const float* x, float* out, MlaSaved& s) {
   const Dims m = dims(ctx);
   ThreadPool& pool = *ctx.pool;
   float* q = take(s.q, m.N * m.H * m.dq);
+  const int64_t la = m.rkv + m.dr;
+  // q_a and kv_a as one GEMM when laid out jointly (joint_rows): qa then kva side by side in
+  // s.qa, row stride rq + la; else each in its own buffer.
+  const std::optional<Linear> joint = joint_a(w, m);
+  const int64_t lqa = joint ? m.rq + la : m.rq, lka = joint ? m.rq + la : la;
+  float* kva;
   if (m.rq > 0) {
-    float* qa = take(s.qa, m.N * m.rq);
+    float* qa = take(s.qa, m.N * lqa);
+    kva = joint ? qa + m.rq : take(s.kva, m.N * la);
     float* qn = take(s.qa_norm, m.N * m.rq);
-    linear_fwd(w.q_a_proj, x, m.N, qa, pool);
-    rmsnorm_fwd(qa, w.q_a_layernorm.ptr(), qn, take(s.qa_rstd, m.N), m.N, m.rq, m.eps, pool);
+    if (joint) {
+      linear_fwd(*joint, x, m.N, qa, pool);
+    } else {
+      linear_fwd(w.q_a_proj, x, m.N, qa, pool);
+      linear_fwd(w.kv_a_proj_with_mqa, x, m.N, kva, pool);
+    }
+    rmsnorm_fwd(qa, w.q_a_layernorm.ptr(), qn, take(s.qa_rstd, m.N), m.N, m.rq, m.eps, pool, lqa);
     linear_fwd(w.q_b_proj, qn, m.N, q, pool);
   } else {
+    kva = take(s.kva, m.N * la);
     linear_fwd(w.q_proj, x, m.N, q, pool);
+    linear_fwd(w.kv_a_proj_with_mqa, x, m.N, kva, pool);
   }
   for (int64_t h = 0; h < m.H; ++h) ctx.rope->forward(q + h * m.dq + m.dn, m.N, m.H * m.dq);
 
-  const int64_t la = m.rkv + m.dr;
-  float* kva = take(s.kva, m.N * la);
-  linear_fwd(w.kv_a_proj_with_mqa, x, m.N, kva, pool);
   float* c = take(s.c, m.N * m.rkv);
-  rmsnorm_fwd(kva, w.kv_a_layernorm.ptr(), c, take(s.c_rstd, m.N), m.N, m.rkv, m.eps, pool, la);
-  ctx.rope->forward(kva + m.rkv, m.N, la);  // k_pe: one key shared by all heads
+  rmsnorm_fwd(kva, w.kv_a_layernorm.ptr(), c, take(s.c_rstd, m.N), m.N, m.rkv, m.eps, pool, lka);
+  ctx.rope->forward(kva + m.rkv, m.N, lka);  // k_pe: one key shared by all heads
 
   // kv = W_kvb c; per head rows [k_nope (dn) | v (dv)] (spec §6.1).
   const int64_t lkv = m.H * (m.dn + m.dv);
@@ -61,7 +78,7 @@ void mla_fwd(const MlaContext& ctx, const MlaWeights& w, const float* x, float* 
       const float* src = kv + n * lkv + h * (m.dn + m.dv);
       float* kr = k + (n * m.H + h) * m.dq;
       std::copy_n(src, m.dn, kr);
-      std::copy_n(kva + n * la + m.rkv, m.dr, kr + m.dn);
+      std::copy_n(kva + n * lka + m.rkv, m.dr, kr + m.dn);
       std::copy_n(src + m.dn, m.dv, v + (n * m.H + h) * m.dv);
     }
   float* o = take(s.o, m.N * m.H * m.dv);
@@ -75,6 +92,13 @@ void mla_bwd(const MlaContext& ctx, const MlaWeights& w, MlaWeights& g, const fl
   const Dims m = dims(ctx);
   ThreadPool& pool = *ctx.pool;
   const int64_t la = m.rkv + m.dr, lkv = m.H * (m.dn + m.dv);
+  // The forward's layout (mla_fwd); when joint, dqa and dkva sit side by side in s.dqa too.
+  const std::optional<Linear> joint = joint_a(w, m);
+  const int64_t lj = m.rq + la, lqa = joint ? lj : m.rq, lka = joint ? lj : la;
+  const float* qa = s.qa.data();
+  const float* kva = joint ? qa + m.rq : s.kva.data();
+  float* dqa = m.rq > 0 ? take(s.dqa, m.N * lqa) : nullptr;
+  float* dkva = joint ? dqa + m.rq : take(s.dkva, m.N * la);
   // o_proj
   linear_bwd_weight(g.o_proj, dout, s.o.data(), m.N, pool);
   float* d_o = s.o.data();  // o is consumed: its buffer takes dO
@@ -87,9 +111,8 @@ void mla_bwd(const MlaContext& ctx, const MlaWeights& w, MlaWeights& g, const fl
                 dk, dv, pool);
   // dkv per head from dk_nope and dv; the shared k_pe sums every head's rope part.
   float* dkv = take(s.dkv, m.N * lkv);
-  float* dkva = take(s.dkva, m.N * la);
   for (int64_t n = 0; n < m.N; ++n) {
-    float* dpe = dkva + n * la + m.rkv;
+    float* dpe = dkva + n * lka + m.rkv;
     std::fill_n(dpe, m.dr, 0.0f);
     for (int64_t h = 0; h < m.H; ++h) {
       float* dst = dkv + n * lkv + h * (m.dn + m.dv);
@@ -99,25 +122,40 @@ void mla_bwd(const MlaContext& ctx, const MlaWeights& w, MlaWeights& g, const fl
       for (int64_t i = 0; i < m.dr; ++i) dpe[i] += dkr[m.dn + i];
     }
   }
-  ctx.rope->backward(dkva + m.rkv, m.N, la);
+  ctx.rope->backward(dkva + m.rkv, m.N, lka);
   linear_bwd_weight(g.kv_b_proj, dkv, s.c.data(), m.N, pool);
   float* dc = take(s.dc, m.N * m.rkv);
   linear_bwd_input(w.kv_b_proj, dkv, m.N, dc, false, pool);
-  rmsnorm_bwd(dc, s.kva.data(), w.kv_a_layernorm.ptr(), s.c_rstd.data(), dkva, false,
-              g.kv_a_layernorm.data.data_as<float>(), m.N, m.rkv, pool, la, la);
-  linear_bwd_weight(g.kv_a_proj_with_mqa, dkva, x, m.N, pool);
-  linear_bwd_input(w.kv_a_proj_with_mqa, dkva, m.N, dx, false, pool);
+  rmsnorm_bwd(dc, kva, w.kv_a_layernorm.ptr(), s.c_rstd.data(), dkva, false,
+              g.kv_a_layernorm.data.data_as<float>(), m.N, m.rkv, pool, lka, lka);
+  if (!joint) {
+    linear_bwd_weight(g.kv_a_proj_with_mqa, dkva, x, m.N, pool, lka);
+    linear_bwd_input(w.kv_a_proj_with_mqa, dkva, m.N, dx, false, pool, lka);
+  }
   // queries
   for (int64_t h = 0; h < m.H; ++h) ctx.rope->backward(dq + h * m.dq + m.dn, m.N, m.H * m.dq);
   if (m.rq > 0) {
     linear_bwd_weight(g.q_b_proj, dq, s.qa_norm.data(), m.N, pool);
     float* dqn = s.qa_norm.data();  // consumed: reuse for its gradient
     linear_bwd_input(w.q_b_proj, dq, m.N, dqn, false, pool);
-    float* dqa = take(s.dqa, m.N * m.rq);
-    rmsnorm_bwd(dqn, s.qa.data(), w.q_a_layernorm.ptr(), s.qa_rstd.data(), dqa, false,
-                g.q_a_layernorm.data.data_as<float>(), m.N, m.rq, pool);
-    linear_bwd_weight(g.q_a_proj, dqa, x, m.N, pool);
-    linear_bwd_input(w.q_a_proj, dqa, m.N, dx, true, pool);
+    rmsnorm_bwd(dqn, qa, w.q_a_layernorm.ptr(), s.qa_rstd.data(), dqa, false,
+                g.q_a_layernorm.data.data_as<float>(), m.N, m.rq, pool, lqa, lqa);
+    if (joint) {
+      // One input-gradient GEMM over K = rq + la; one weight gradient when the gradients are
+      // laid out jointly too (a deferred W keeps a pointer to its Linear: then two).
+      std::optional<Linear> joint_grad;
+      if (!active_weight_grad_deferral()) joint_grad = joint_rows(g.q_a_proj, g.kv_a_proj_with_mqa);
+      if (joint_grad) {
+        linear_bwd_weight(*joint_grad, dqa, x, m.N, pool);
+      } else {
+        linear_bwd_weight(g.q_a_proj, dqa, x, m.N, pool, lj);
+        linear_bwd_weight(g.kv_a_proj_with_mqa, dkva, x, m.N, pool, lj);
+      }
+      linear_bwd_input(*joint, dqa, m.N, dx, false, pool);
+    } else {
+      linear_bwd_weight(g.q_a_proj, dqa, x, m.N, pool);
+      linear_bwd_input(w.q_a_proj, dqa, m.N, dx, true, pool);
+    }
   } else {
     linear_bwd_weight(g.q_proj, dq, x, m.N, pool);
     linear_bwd_input(w.q_proj, dq, m.N, dx, true, pool);

@@ -2,41 +2,17 @@
 
 #include <algorithm>
 #include <cmath>
-#include <optional>
 
 #include "kernels/cpu/isa.h"
 #include "model/grad/linear_grad.h"
 
 namespace tern::model::grad {
-namespace {
-
-// Gate and up as one [2f, d] matrix when they are adjacent f32 rows of one allocation
-// (make_f32_weights lays them out so) with the same GEMM precision and no adapter or bias:
-// then x is packed once for both in the forward, [dg du] meets W once in the input gradient,
-// and x is swept once for both weight gradients. The joint Linear is a view sharing the
-// allocation's owner.
-std::optional<Linear> joint_gate_up(const Linear& g, const Linear& u) {
-  if (g.data.dtype() != DType::f32 || u.data.dtype() != DType::f32 || g.lora || u.lora ||
-      !g.bias.empty() || !u.bias.empty() || g.train_lowp != u.train_lowp)
-    return std::nullopt;
-  const int64_t f = g.view.rows, d = g.view.cols;
-  if (u.view.rows != f || u.view.cols != d || f32(u) != f32(g) + f * d) return std::nullopt;
-  Linear j;
-  j.data = Tensor(DType::f32, {2 * f, d}, const_cast<float*>(f32(g)), g.data.owner());
-  j.view = g.view;
-  j.view.rows = 2 * f;
-  j.view.data = j.data.data();
-  j.train_lowp = g.train_lowp;
-  return j;
-}
-
-}  // namespace
-
 void mlp_fwd(const MlpWeights& w, const float* x, int64_t N, float* y, MlpSaved& s,
              ThreadPool& pool) {
   const int64_t f = w.gate_proj.view.rows;
-  // g[n, i] and u[n, i] at row stride ld: side by side in s.gate when joint ([N, 2f]).
-  const std::optional<Linear> joint = joint_gate_up(w.gate_proj, w.up_proj);
+  // Gate and up as one GEMM when laid out jointly (joint_rows): g[n, i] and u[n, i] at row
+  // stride ld, side by side in s.gate ([N, 2f]).
+  const std::optional<Linear> joint = joint_rows(w.gate_proj, w.up_proj);
   const int64_t ld = joint ? 2 * f : f;
   float* g = take(s.gate, N * ld);
   float* u = joint ? g + f : take(s.up, N * f);
@@ -64,7 +40,7 @@ void mlp_fwd(const MlpWeights& w, const float* x, int64_t N, float* y, MlpSaved&
 void mlp_bwd(const MlpWeights& w, MlpWeights& gw, const float* x, const float* dy, int64_t N,
              float* dx, bool accumulate, MlpSaved& s, ThreadPool& pool) {
   const int64_t f = w.gate_proj.view.rows;
-  const std::optional<Linear> joint = joint_gate_up(w.gate_proj, w.up_proj);
+  const std::optional<Linear> joint = joint_rows(w.gate_proj, w.up_proj);
   const int64_t ld = joint ? 2 * f : f;  // as in mlp_fwd
   float* g = s.gate.data();
   float* u = joint ? g + f : s.up.data();
@@ -94,7 +70,7 @@ void mlp_bwd(const MlpWeights& w, MlpWeights& gw, const float* x, const float* d
   // The gradients' joint view, when they are laid out as the weights are; a deferred weight
   // gradient (pipeline W pass) keeps a pointer to its Linear, so it takes the two halves.
   std::optional<Linear> joint_grad;
-  if (joint && !active_weight_grad_deferral()) joint_grad = joint_gate_up(gw.gate_proj, gw.up_proj);
+  if (joint && !active_weight_grad_deferral()) joint_grad = joint_rows(gw.gate_proj, gw.up_proj);
   if (joint_grad) {
     linear_bwd_weight(*joint_grad, g, x, N, pool);
   } else {
