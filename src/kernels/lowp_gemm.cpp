@@ -257,8 +257,7 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
   // along K (LowpSweep): +10-15% on train-small-v3's weight gradients, while a lone strided
   // operand (W in an input gradient) packed 4% faster per panel (bench_train_gemm, three
   // alternations). e4m3 needs each op-row's scale before rounding, so it packs per panel.
-  const bool sweep_a = mk.sweep && !e4m3 && !a.k_contiguous && !b.k_contiguous;
-  const bool sweep_b = sweep_a;
+  const bool swept = mk.sweep && !e4m3 && !a.k_contiguous && !b.k_contiguous;
   for (int64_t k0 = 0; k0 < p.K; k0 += plan.kc) {
     const int64_t kb = std::min(plan.kc, p.K - k0), kp = (kb + 1) / 2;
     const int64_t cp = e4m3 ? plan.chunk / 2 : kp;
@@ -266,20 +265,20 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
     const int64_t ars = a.k_contiguous ? kp : 0;  // A panels in rows layout (no transposition)
     // Tasks: A's panels (or its sweep pieces of kSweepPairs pairs), then B's.
     const int64_t sweep_pieces = (kp + kSweepPairs - 1) / kSweepPairs;
-    const int64_t a_tasks = sweep_a ? sweep_pieces : m_panels;
-    const int64_t b_tasks = sweep_b ? sweep_pieces : n_panels;
+    const int64_t a_tasks = swept ? sweep_pieces : m_panels;
+    const int64_t b_tasks = swept ? sweep_pieces : n_panels;
     const auto sweep = [&](const Operand& o, int w, uint32_t* dst, int64_t piece) {
       const int64_t p0 = piece * kSweepPairs;
       mk.sweep({o.p, o.ld, o.n, w, k0, kb, p0, std::min(kp, p0 + kSweepPairs), dst, w * kcp});
     };
     pool->parallel_for(a_tasks + b_tasks, 1, [&](int64_t lo, int64_t hi, int) {
       for (int64_t i = lo; i < hi; ++i) {
-        if (i < a_tasks && sweep_a)
+        if (i < a_tasks && swept)
           sweep(a, mr, ap, i);
         else if (i < a_tasks)
           mk.pack(
               panel_job(a, plan, i, mr, k0, kb, ap + i * mr * kcp, as + i * mr * max_chunks, true));
-        else if (sweep_b)
+        else if (swept)
           sweep(b, nr, bp, i - a_tasks);
         else
           mk.pack(panel_job(b, plan, i - a_tasks, nr, k0, kb, bp + (i - a_tasks) * nr * kcp,
