@@ -14,6 +14,7 @@
 #include "core/thread_pool.h"
 #include "kernels/amx_gemm.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/ggml/ggml_decode.h"
 #include "kernels/int8_decode.h"
 #include "kernels/int8_gemm.h"
 #include "kernels/matmul.h"
@@ -66,11 +67,13 @@ BenchWeight make(DType dt, int64_t rows, int64_t cols) {
       b.view.scales = b.scales.data();
       b.view.block_rows = 1;
       break;
-    default:  // q8_0 / q4_0: random blocks with a small scale (speed does not depend on values)
+    default:  // q8_0 / q4_0 / q4_k: random blocks with small scales (speed does not depend on
+              // values); Q4_K's d and dmin are its first two f16s
       for (size_t i = 0; i < b.bytes.size(); ++i) b.bytes[i] = uint8_t(rng());
       for (size_t blk = 0; blk < b.bytes.size() / size_t(dtype_block_bytes(dt)); ++blk) {
         const uint16_t d = f32_to_f16(0.01f);
-        std::memcpy(b.bytes.data() + blk * size_t(dtype_block_bytes(dt)), &d, 2);
+        for (int k = 0; k < (dt == DType::q4_k ? 2 : 1); ++k)
+          std::memcpy(b.bytes.data() + blk * size_t(dtype_block_bytes(dt)) + 2 * k, &d, 2);
       }
   }
   b.view.data = b.bytes.data();
@@ -130,6 +133,8 @@ void BM_decode_packed(benchmark::State& state, DType dt) {
   }
   std::vector<float> x(static_cast<size_t>(cols), 0.5f), y(static_cast<size_t>(rows + 4));
   const PackedDot4 kernel = packed_dot4_kernel();
+  const GgmlPackedDot4 ggml_kernel = ggml_packed_dot4_kernel();
+  if (dt == DType::q4_k && !ggml_kernel) return state.SkipWithError("no packed Q4_K kernel");
   ThreadPool& tp = ThreadPool::global();
   const int64_t n_tiles = (rows + 3) / 4, tile_bytes = packed_tile_bytes(dt, cols);
   ActQ8 act;
@@ -138,10 +143,17 @@ void BM_decode_packed(benchmark::State& state, DType dt) {
   for (auto _ : state) {
     for (auto& w : ws) {
       quantize_act_q8(x.data(), cols, act);
+      if (dt == DType::q4_k) regroup_act_k(act);
+      const ActQ8* xs = &act;
       tp.parallel_for(n_tiles, std::max<int64_t>(1, n_tiles / (8 * tp.size())),
                       [&](int64_t b, int64_t e, int) {
                         for (int64_t t = b; t < e; ++t)
-                          kernel(dt, w.data() + t * tile_bytes, act, cols / 32, y.data() + 4 * t);
+                          if (dt == DType::q4_k)
+                            ggml_kernel(dt, w.data() + t * tile_bytes, &xs, 1, cols,
+                                        y.data() + 4 * t);
+                          else
+                            kernel(dt, w.data() + t * tile_bytes, act, cols / 32,
+                                   y.data() + 4 * t);
                       });
     }
     benchmark::DoNotOptimize(y.data());
@@ -220,7 +232,7 @@ int register_all() {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
-  for (DType dt : {DType::q8_0, DType::q4_0})
+  for (DType dt : {DType::q8_0, DType::q4_0, DType::q4_k})
     benchmark::RegisterBenchmark(
         (std::string("decode_many/") + std::string(dtype_name(dt))).c_str(), BM_decode_many, dt)
         ->Args({8960, 1536, 96})  // ~1.3-2.5 GB of qwen2-1.5b-sized MLP matrices
@@ -228,7 +240,7 @@ int register_all() {
         ->Args({393216, 1536, 1})  // the same bytes as one matrix
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
-  for (DType dt : {DType::q8_0, DType::q4_0})
+  for (DType dt : {DType::q8_0, DType::q4_0, DType::q4_k})
     benchmark::RegisterBenchmark(
         (std::string("decode_packed/") + std::string(dtype_name(dt))).c_str(), BM_decode_packed, dt)
         ->Args({8960, 1536, 96})

@@ -86,6 +86,7 @@ void finish_act_q8(int64_t n, ActQ8& out, bool qeo_done) {
 
 void size_act_q8(int64_t n, ActQ8& out) {
   TERN_CHECK(n % 32 == 0);
+  out.has_qk = false;
   out.q.resize(size_t(n));
   out.d.resize(size_t(n / 32));
   out.sum.resize(size_t(n / 32));
@@ -93,6 +94,19 @@ void size_act_q8(int64_t n, ActQ8& out) {
 }
 
 }  // namespace
+
+void regroup_act_k(ActQ8& x) {
+  if (x.has_qk) return;
+  const size_t n = x.q.size();
+  TERN_CHECK(n % 256 == 0);
+  x.qk.resize(n);
+  // Per unit, a transpose of 8 sub-blocks x 4 runs of 8 bytes into 4 registers x 8 sub-blocks.
+  for (size_t u = 0; u < n; u += 256)
+    for (size_t c = 0; c < 4; ++c)
+      for (size_t g = 0; g < 8; ++g)
+        std::memcpy(x.qk.data() + u + 64 * c + 8 * g, x.q.data() + u + 32 * g + 8 * c, 8);
+  x.has_qk = true;
+}
 
 void quantize_act_q8_scalar(const float* x, int64_t n, ActQ8& out) {
   size_act_q8(n, out);

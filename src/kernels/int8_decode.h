@@ -32,7 +32,15 @@ struct ActQ8 {
   //   (packed_tiles.h; stored + 128) start there and end at -128 * sum.
   std::vector<int32_t> init8, init4, init4x32;
   std::vector<int8_t> q4x, qeo;
+  // qk [n] (n a multiple of 256), for the packed Q4_K kernel, filled on demand by regroup_act_k:
+  //   per 256-value unit, 64-byte register c, byte b = value 32 (b / 8) + 8 c + b % 8 (the order
+  //   of packed_tiles.h's Q4_K nibbles). has_qk says it matches q (quantising clears it).
+  std::vector<int8_t> qk;
+  bool has_qk = false;
 };
+
+// Fills x.qk from x.q unless it is current. x.q's size must be a multiple of 256.
+void regroup_act_k(ActQ8& x);
 
 // One block of 32 activations: q[j] = round(x[j] / d) with d = amax / 127 (0 for an all-zero
 // block, whose codes are 0); returns d. Every int8 kernel quantises activations with this.

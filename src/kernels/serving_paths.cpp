@@ -163,13 +163,18 @@ bool run_bf16_few_tokens(const MatmulParams& p, ThreadPool& tp) {
 bool run_ggml_few_tokens(const MatmulParams& p, ThreadPool& tp) {
   if (!ggml_decode_takes(p.w) || p.T > kFewTokens) return false;
   const GgmlDot4 kernel = ggml_dot4_kernel();
+  const GgmlPackedDot4 packed = ggml_packed_dot4_kernel();
   const WeightView& w = p.w;
-  run_few_tokens<ActQ8>(p, tp, quantize_act_q8,
-                        [&](int64_t r0, const ActQ8* const* xs, float* out) {
-                          const uint8_t* rows[kRowTile];
-                          tile_rows(w, r0, rows);
-                          kernel(w.dtype, rows, xs, int(p.T), w.cols, out);
-                        });
+  const auto prepare = [&](const float* x, int64_t n, ActQ8& act) {
+    quantize_act_q8(x, n, act);
+    if (w.packed) regroup_act_k(act);
+  };
+  run_few_tokens<ActQ8>(p, tp, prepare, [&](int64_t r0, const ActQ8* const* xs, float* out) {
+    if (w.packed) return packed(w.dtype, packed_tile(w, r0), xs, int(p.T), w.cols, out);
+    const uint8_t* rows[kRowTile];
+    tile_rows(w, r0, rows);
+    kernel(w.dtype, rows, xs, int(p.T), w.cols, out);
+  });
   return true;
 }
 
@@ -311,6 +316,7 @@ void run_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
   const IntGroupDot4 group_kernel = int_group_dot4_kernel();
   const Bf16Dot4 bf16_kernel = bf16_dot4_kernel();
   const GgmlDot4 ggml_kernel = ggml_dot4_kernel();
+  const GgmlPackedDot4 ggml_packed_kernel = ggml_packed_dot4_kernel();
   // Each distinct (x, cols, activation format) rounded once: gate and up share theirs.
   thread_local std::vector<ActQ8> acts8;
   thread_local std::vector<ActBF16> acts16;
@@ -336,6 +342,8 @@ void run_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
       round_act_bf16(ps[i].x, ps[i].w.cols, acts16[size_t(n16)]);
       act_of[size_t(i)] = n16++;
     }
+    if (ps[i].w.packed && decode_kind(ps[i].w) == DecodeKind::ggml_blocks)
+      regroup_act_k(acts8[size_t(act_of[size_t(i)])]);
     first_tile[size_t(i) + 1] = first_tile[size_t(i)] + (ps[i].w.rows + kRowTile - 1) / kRowTile;
   }
   const int64_t n_tiles = first_tile[size_t(n)];
@@ -367,9 +375,13 @@ void run_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
           group_kernel(int_group_rows(w, r0), a8[owner_act[i]], out);
           break;
         case DecodeKind::ggml_blocks: {
+          const ActQ8* x = &a8[owner_act[i]];
+          if (w.packed) {
+            ggml_packed_kernel(w.dtype, packed_tile(w, r0), &x, 1, w.cols, out);
+            break;
+          }
           const uint8_t* rows[kRowTile];
           tile_rows(w, r0, rows);
-          const ActQ8* x = &a8[owner_act[i]];
           ggml_kernel(w.dtype, rows, &x, 1, w.cols, out);
           break;
         }

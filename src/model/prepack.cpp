@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "formats/mapped_file.h"
+#include "kernels/ggml/ggml_decode.h"
 #include "kernels/packed_tiles.h"
 
 namespace tern::model {
@@ -95,14 +96,16 @@ PrepackReport prepack_decode_weights(const ModelConfig& c, ModelWeights& w) {
   });
   for (auto& [l, name] : linears) {
     const kernels::WeightView& v = l->view;
-    if (skip.count(v.data) || v.packed || !kernels::packable_dtype(v.dtype) || v.cols % 32)
+    if (skip.count(v.data) || v.packed || !kernels::packable_dtype(v.dtype) ||
+        v.cols % dtype_block_elems(v.dtype))
       continue;
+    if (v.dtype == DType::q4_k && !kernels::ggml_packed_dot4_kernel()) continue;
     auto [it, fresh] = job_of.emplace(v.data, jobs.size());
     if (fresh) jobs.push_back(Job{&v, {}, {}});
     jobs[it->second].users.push_back(l);
   }
   if (jobs.empty()) {
-    report.skipped = "no Q8_0 / Q4_0 matrix to pack";
+    report.skipped = "no Q8_0 / Q4_0 / Q4_K matrix to pack";
     return report;
   }
   int64_t total = 0;

@@ -1,4 +1,4 @@
-// Prepacking for decode (model/prepack.h) on the GGUF fixtures, which hold Q8_0 and Q4_0
+// Prepacking for decode (model/prepack.h) on the GGUF fixtures, which hold Q8_0, Q4_0 and Q4_K
 // matrices (deepseek3_gguf also stacked experts): what gets packed and what must not, resident
 // memory, and forwards on the prepacked model against the model as loaded. The exact path reads
 // unpacked rows and must agree bit for bit; the serving kernels run the packed decode kernel,
@@ -23,7 +23,15 @@ using tern::test::read_case;
 
 namespace {
 
-const char* const kFixtures[] = {"qwen2_gguf", "deepseek2_gguf", "deepseek3_gguf", "llama3_gguf"};
+// The last three hold Q4_K matrices (llama-quantize's and tern's Q4_K_M mixes, and a DeepSeek-V3
+// in a dynamic 1.58-bit mix whose attention and shared experts are Q4_K).
+const char* const kFixtures[] = {"qwen2_gguf",
+                                 "deepseek2_gguf",
+                                 "deepseek3_gguf",
+                                 "llama3_gguf",
+                                 "llama_cpp_quants/qwen2_q4_k_m",
+                                 "llama_cpp_quants/tern_qwen2_q4_k_m",
+                                 "llama_cpp_quants/deepseek3_dynamic_iq1_s"};
 
 bool packed_kernel_here() {
   return kernels::packed_dot4_kernel() != kernels::packed_dot4_ref;
@@ -73,8 +81,9 @@ TEST(Prepack, PacksTheDecodeMatricesAndLeavesRowLookupsAlone) {
     for (const LayerWeights& L : w.layers) {
       EXPECT_FALSE(L.mla.kv_b_proj.view.packed);
       EXPECT_FALSE(L.moe.gate.view.packed);
-      for (const Linear* l : {&L.gqa.q_proj, &L.gqa.o_proj, &L.mla.o_proj, &L.mlp.down_proj,
-                              &L.moe.shared_experts.up_proj})
+      for (const Linear* l : {&L.gqa.q_proj, &L.gqa.o_proj, &L.mla.q_a_proj, &L.mla.q_b_proj,
+                              &L.mla.q_proj, &L.mla.kv_a_proj_with_mqa, &L.mla.o_proj,
+                              &L.mlp.down_proj, &L.mlp.up_proj, &L.moe.shared_experts.up_proj})
         packed += l->view.packed;
       for (const MlpWeights& e : L.moe.experts) packed += e.gate_proj.view.packed;
     }

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/packed_tiles.h"
 
 namespace tern::kernels {
 
@@ -12,6 +14,8 @@ namespace tern::kernels {
 // check below).
 void ggml_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,
                     int64_t cols, float* out);
+void ggml_packed_dot4_vnni(DType t, const uint8_t* tile, const ActQ8* const* xs, int nt,
+                           int64_t cols, float* out);  // cpu/ggml_packed_vnni.cpp
 namespace ggml {
 UnpackFn unpacker_avx512(DType t);
 void dequant_row_avx512(DType t, UnpackFn unpack, const uint8_t* row, int64_t col0, int64_t n,
@@ -59,6 +63,27 @@ GgmlDot4 ggml_dot4_kernel() {
     return ggml_dot4_vnni_if_supported();
   }();
   return chosen;
+}
+
+void ggml_packed_dot4_ref(DType t, const uint8_t* tile, const ActQ8* const* xs, int nt,
+                          int64_t cols, float* out) {
+  const int64_t row_bytes = dtype_bytes_for(t, cols);
+  thread_local std::vector<uint8_t> stored;
+  stored.resize(size_t(4 * row_bytes));
+  const uint8_t* rows[4];
+  for (int64_t r = 0; r < 4; ++r) {
+    unpack_row(t, tile, cols, r, stored.data() + r * row_bytes);
+    rows[r] = stored.data() + r * row_bytes;
+  }
+  ggml_dot4_ref(t, rows, xs, nt, cols, out);
+}
+
+GgmlPackedDot4 ggml_packed_dot4_vnni_if_supported() {
+  return ggml_dot4_vnni_if_supported() ? ggml_packed_dot4_vnni : nullptr;
+}
+
+GgmlPackedDot4 ggml_packed_dot4_kernel() {
+  return ggml_dot4_kernel() ? ggml_packed_dot4_vnni_if_supported() : nullptr;
 }
 
 bool ggml_decode_eligible(DType t, int64_t cols) {

@@ -32,6 +32,19 @@ GgmlDot4 ggml_dot4_vnni_if_supported();
 // the exact path, which dequantises through the same unpackers).
 GgmlDot4 ggml_dot4_kernel();
 
+// The same over one packed tile (packed_tiles.h; Q4_K is the one packed ggml type): every xs[t]
+// must have its qk order current (regroup_act_k).
+using GgmlPackedDot4 = void (*)(DType t, const uint8_t* tile, const ActQ8* const* xs, int nt,
+                                int64_t cols, float* out);
+// The scalar reference: the tile's rows unpacked to stored form, then ggml_dot4_ref.
+void ggml_packed_dot4_ref(DType t, const uint8_t* tile, const ActQ8* const* xs, int nt,
+                          int64_t cols, float* out);
+// AVX-512 VNNI when this CPU runs it, else null.
+GgmlPackedDot4 ggml_packed_dot4_vnni_if_supported();
+// The kernel the serving paths use for packed tiles: the VNNI one on the avx512 ISA, else null
+// (then nothing is prepacked in that type: model/prepack.cpp asks).
+GgmlPackedDot4 ggml_packed_dot4_kernel();
+
 // Whether the kernel takes w: a ggml block type whose rows are whole 32-value groups.
 bool ggml_decode_eligible(DType t, int64_t cols);
 

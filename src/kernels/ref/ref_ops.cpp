@@ -1,5 +1,7 @@
 #include "kernels/ref/ref_ops.h"
 
+#include <vector>
+
 #include "core/dtype.h"
 #include "kernels/ggml/unpack.h"
 #include "kernels/packed_tiles.h"
@@ -68,8 +70,15 @@ float elem(const WeightView& w, int64_t r, int64_t c) {
 
 void dequant_row(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out) {
   require_weight_dtype(w, "dequant_row");
-  if (dtype_is_ggml_block(w.dtype) && w.dtype != DType::q8_0 && w.dtype != DType::q4_0)
+  if (dtype_is_ggml_block(w.dtype) && w.dtype != DType::q8_0 && w.dtype != DType::q4_0) {
+    if (w.packed) {  // prepacked Q4_K: the blocks that hold the columns, as stored
+      thread_local std::vector<uint8_t> scratch;
+      const int64_t be = dtype_block_elems(w.dtype), c0 = col0 / be * be;
+      const WeightView v = stored_row_segment(w, row, c0, col0 + n - c0, scratch);
+      return ggml::dequant_ggml_row(w.dtype, v.row_ptr(0), col0 - c0, n, out);
+    }
     return ggml::dequant_ggml_row(w.dtype, w.row_ptr(row), col0, n, out);
+  }
   for (int64_t i = 0; i < n; ++i) out[i] = elem(w, row, col0 + i);
 }
 

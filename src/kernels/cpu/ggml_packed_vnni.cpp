@@ -1,0 +1,160 @@
+// Packed Q4_K tiles (packed_tiles.h) on AVX-512 VNNI. In the packed order every 32-bit lane of a
+// register of 64 codes holds 4 values of one sub-block (lane l: sub-block l / 2), and
+// ActQ8::qk holds the activations in the same order, so a row's 4 vpdpbusd per unit chain into
+// one integer accumulator of per-sub-block sums: one conversion and one FMA per row and unit
+// apply the 6-bit scales (d * scale * d_x per lane), where the file's order needs a conversion,
+// a lane permute and an FMA per register. The 4 rows' heads arrive in one 64-byte load and
+// their scales and mins are unpacked together, one 128-bit lane per row. The mins meet the
+// activations' block sums in f32 once per unit, two rows per register. Integer sums per
+// sub-block are exact, so this differs from the reference only in the f32 order.
+// Compiled with its own -m flags; ggml_decode.cpp calls it only when CPUID reports VNNI.
+#include <immintrin.h>
+
+#include <type_traits>
+
+#include "kernels/cpu/avx512_hsum.h"
+#include "kernels/ggml/ggml_decode.h"
+
+namespace tern::kernels {
+
+namespace {
+
+constexpr int64_t kUnitBytes = 576;  // 4 rows x 144
+
+// Head bytes spread one per 32-bit lane, zero-extended (no VBMI: a dword permute brings the row's
+// 128-bit lane to every lane, then vpshufb picks one byte per dword and zeroes the other 3).
+// Row r's sub-block scales, each twice: lane l <- byte l / 2 of row r's lane.
+inline __m512i row_lanes(int r) {
+  return _mm512_add_epi32(_mm512_set1_epi32(4 * r),
+                          _mm512_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3));
+}
+inline __m512i scale_bytes() {
+  alignas(64) int8_t idx[64];
+  for (int l = 0; l < 16; ++l) {
+    idx[4 * l] = int8_t(l / 2 % 16);
+    idx[4 * l + 1] = idx[4 * l + 2] = idx[4 * l + 3] = -128;
+  }
+  return _mm512_load_si512(idx);
+}
+// Mins of rows 2p (lanes 0-7) and 2p + 1 (lanes 8-15): lane l <- byte 8 + l % 8 of its row.
+inline __m512i pair_lanes(int p) {
+  return _mm512_setr_epi32(8 * p, 8 * p + 1, 8 * p + 2, 8 * p + 3, 8 * p, 8 * p + 1, 8 * p + 2,
+                           8 * p + 3, 8 * p + 4, 8 * p + 5, 8 * p + 6, 8 * p + 7, 8 * p + 4,
+                           8 * p + 5, 8 * p + 6, 8 * p + 7);
+}
+inline __m512i min_bytes() {
+  alignas(64) int8_t idx[64];
+  for (int l = 0; l < 16; ++l) {
+    idx[4 * l] = int8_t(8 + l % 8);
+    idx[4 * l + 1] = idx[4 * l + 2] = idx[4 * l + 3] = -128;
+  }
+  return _mm512_load_si512(idx);
+}
+
+// The 4 rows' 12 scale bytes (dwords 1..3 of each 128-bit lane, after d and dmin) unpacked to
+// bytes [scale 0..7, min 0..7] per lane, ggml's 6-bit packing: scales 0-3 and mins 0-3 are the
+// low 6 bits of bytes 0-3 and 4-7; scales / mins 4-7 take their low 4 bits from bytes 8-11 (low
+// / high nibble) and their top 2 from the top bits of bytes 0-3 / 4-7.
+inline __m512i heads_scales_mins(__m512i head) {
+  const __m512i p = _mm512_shuffle_epi32(head, _MM_PERM_ENUM(0xED));  // [w0, w2, w1, w2]
+  const __m512i q = _mm512_shuffle_epi32(head, _MM_PERM_ENUM(0xA5));  // [w0, w0, w1, w1]
+  const __m512i low = _mm512_and_si512(
+      _mm512_srlv_epi32(p, _mm512_setr_epi32(0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4)),
+      _mm512_setr_epi32(0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F,
+                        0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F,
+                        0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F));
+  const __m512i top = _mm512_and_si512(
+      _mm512_srli_epi32(q, 2),
+      _mm512_setr_epi32(0, 0x30303030, 0, 0x30303030, 0, 0x30303030, 0, 0x30303030, 0, 0x30303030,
+                        0, 0x30303030, 0, 0x30303030, 0, 0x30303030));
+  return _mm512_or_si512(low, top);
+}
+
+template <int kTokens>
+void dot_q4_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, float* out) {
+  __m512 acc[4][kTokens], acc_min[2][kTokens];
+  for (int t = 0; t < kTokens; ++t) {
+    for (int r = 0; r < 4; ++r) acc[r][t] = _mm512_setzero_ps();
+    for (int p = 0; p < 2; ++p) acc_min[p][t] = _mm512_setzero_ps();
+  }
+  const __m512i zero = _mm512_setzero_si512(), low4 = _mm512_set1_epi8(0x0F);
+  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i heads_f16 = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m512i sc_bytes = scale_bytes(), mn_bytes = min_bytes();
+  const __m512i rows[4] = {row_lanes(0), row_lanes(1), row_lanes(2), row_lanes(3)};
+  const __m512i pairs[2] = {pair_lanes(0), pair_lanes(1)};
+  const __m512i dmin_pair[2] = {_mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3),
+                                _mm512_setr_epi32(5, 5, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 7, 7, 7, 7)};
+  for (int64_t c = 0; c < cols; c += 256) {
+    const uint8_t* unit = tile + c / 256 * kUnitBytes;
+    // Per token: the regrouped codes, d_x per lane (sub-block l / 2) and d_x * sum per block
+    // (twice: one copy per row of a min pair).
+    __m512i xk[kTokens][4];
+    __m512 xd[kTokens], xsum[kTokens];
+    for (int t = 0; t < kTokens; ++t) {
+      for (int k = 0; k < 4; ++k) xk[t][k] = _mm512_loadu_si512(xs[t]->qk.data() + c + 64 * k);
+      const __m256 d8 = _mm256_loadu_ps(xs[t]->d.data() + c / 32);
+      xd[t] = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(d8));
+      const __m256 s8 =
+          _mm256_mul_ps(d8, _mm256_cvtepi32_ps(_mm256_loadu_si256(
+                                reinterpret_cast<const __m256i*>(xs[t]->sum.data() + c / 32))));
+      xsum[t] = _mm512_insertf32x8(_mm512_castps256_ps512(s8), s8, 1);
+    }
+    const __m512i head = _mm512_loadu_si512(unit);
+    const __m512i sm = heads_scales_mins(head);
+    // [d0, dmin0, d1, dmin1, ..., d3, dmin3] in lanes 0..7
+    const __m512 dd = _mm512_castps256_ps512(
+        _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(heads_f16, head))));
+    for (int p = 0; p < 2; ++p) {
+      const __m512 fm = _mm512_mul_ps(
+          _mm512_cvtepi32_ps(_mm512_shuffle_epi8(_mm512_permutexvar_epi32(pairs[p], sm), mn_bytes)),
+          _mm512_permutexvar_ps(dmin_pair[p], dd));
+      for (int t = 0; t < kTokens; ++t) acc_min[p][t] = _mm512_fmadd_ps(fm, xsum[t], acc_min[p][t]);
+    }
+    for (int r = 0; r < 4; ++r) {
+      const __m512 fs = _mm512_mul_ps(
+          _mm512_cvtepi32_ps(_mm512_shuffle_epi8(_mm512_permutexvar_epi32(rows[r], sm), sc_bytes)),
+          _mm512_permutexvar_ps(_mm512_set1_epi32(2 * r), dd));
+      const uint8_t* q = unit + 64 + 128 * r;
+      __m512i w[4];
+      for (int h = 0; h < 2; ++h) {
+        const __m512i v = _mm512_loadu_si512(q + 64 * h);
+        w[2 * h] = _mm512_and_si512(v, low4);
+        w[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+      }
+      for (int t = 0; t < kTokens; ++t) {
+        const __m512i g = _mm512_dpbusd_epi32(
+            _mm512_dpbusd_epi32(
+                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, w[0], xk[t][0]), w[1], xk[t][1]),
+                w[2], xk[t][2]),
+            w[3], xk[t][3]);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(g), _mm512_mul_ps(fs, xd[t]), acc[r][t]);
+      }
+    }
+  }
+  for (int t = 0; t < kTokens; ++t)
+    for (int r = 0; r < 4; ++r) {
+      const __m512 m = acc_min[r / 2][t];
+      const __m256 half = r % 2 ? _mm512_extractf32x8_ps(m, 1) : _mm512_castps512_ps256(m);
+      out[4 * t + r] = hsum(acc[r][t]) - hsum(_mm512_zextps256_ps512(half));
+    }
+}
+
+}  // namespace
+
+void ggml_packed_dot4_vnni(DType t, const uint8_t* tile, const ActQ8* const* xs, int nt,
+                           int64_t cols, float* out) {
+  (void)t;  // Q4_K is the one packed ggml type (packed_tiles.h)
+  switch (nt) {
+    case 1:
+      return dot_q4_k_packed<1>(tile, xs, cols, out);
+    case 2:
+      return dot_q4_k_packed<2>(tile, xs, cols, out);
+    case 3:
+      return dot_q4_k_packed<3>(tile, xs, cols, out);
+    default:
+      return dot_q4_k_packed<4>(tile, xs, cols, out);
+  }
+}
+
+}  // namespace tern::kernels
