@@ -67,14 +67,17 @@ BenchWeight make(DType dt, int64_t rows, int64_t cols) {
       b.view.scales = b.scales.data();
       b.view.block_rows = 1;
       break;
-    default:  // q8_0 / q4_0 / q4_k: random blocks with small scales (speed does not depend on
-              // values); Q4_K's d and dmin are its first two f16s
+    default: {  // q8_0 / q4_0 / q4_k / q6_k: random blocks with small f16 scales (speed does
+                // not depend on values): Q4_K's d and dmin lead its block, Q6_K's d ends it
       for (size_t i = 0; i < b.bytes.size(); ++i) b.bytes[i] = uint8_t(rng());
-      for (size_t blk = 0; blk < b.bytes.size() / size_t(dtype_block_bytes(dt)); ++blk) {
-        const uint16_t d = f32_to_f16(0.01f);
-        for (int k = 0; k < (dt == DType::q4_k ? 2 : 1); ++k)
-          std::memcpy(b.bytes.data() + blk * size_t(dtype_block_bytes(dt)) + 2 * k, &d, 2);
-      }
+      const size_t block = size_t(dtype_block_bytes(dt));
+      const std::vector<size_t> f16s = dt == DType::q4_k   ? std::vector<size_t>{0, 2}
+                                       : dt == DType::q6_k ? std::vector<size_t>{208}
+                                                           : std::vector<size_t>{0};
+      const uint16_t d = f32_to_f16(0.01f);
+      for (size_t blk = 0; blk < b.bytes.size() / block; ++blk)
+        for (size_t at : f16s) std::memcpy(b.bytes.data() + blk * block + at, &d, 2);
+    }
   }
   b.view.data = b.bytes.data();
   return b;
@@ -134,7 +137,8 @@ void BM_decode_packed(benchmark::State& state, DType dt) {
   std::vector<float> x(static_cast<size_t>(cols), 0.5f), y(static_cast<size_t>(rows + 4));
   const PackedDot4 kernel = packed_dot4_kernel();
   const GgmlPackedDot4 ggml_kernel = ggml_packed_dot4_kernel();
-  if (dt == DType::q4_k && !ggml_kernel) return state.SkipWithError("no packed Q4_K kernel");
+  const bool k_quant = dt == DType::q4_k || dt == DType::q6_k;
+  if (k_quant && !ggml_kernel) return state.SkipWithError("no packed k-quant kernel");
   ThreadPool& tp = ThreadPool::global();
   const int64_t n_tiles = (rows + 3) / 4, tile_bytes = packed_tile_bytes(dt, cols);
   ActQ8 act;
@@ -143,18 +147,16 @@ void BM_decode_packed(benchmark::State& state, DType dt) {
   for (auto _ : state) {
     for (auto& w : ws) {
       quantize_act_q8(x.data(), cols, act);
-      if (dt == DType::q4_k) regroup_act_k(act);
+      if (k_quant) regroup_act_k(act);
       const ActQ8* xs = &act;
-      tp.parallel_for(n_tiles, std::max<int64_t>(1, n_tiles / (8 * tp.size())),
-                      [&](int64_t b, int64_t e, int) {
-                        for (int64_t t = b; t < e; ++t)
-                          if (dt == DType::q4_k)
-                            ggml_kernel(dt, w.data() + t * tile_bytes, &xs, 1, cols,
-                                        y.data() + 4 * t);
-                          else
-                            kernel(dt, w.data() + t * tile_bytes, act, cols / 32,
-                                   y.data() + 4 * t);
-                      });
+      tp.parallel_for(
+          n_tiles, std::max<int64_t>(1, n_tiles / (8 * tp.size())), [&](int64_t b, int64_t e, int) {
+            for (int64_t t = b; t < e; ++t)
+              if (k_quant)
+                ggml_kernel(dt, w.data() + t * tile_bytes, &xs, 1, cols, y.data() + 4 * t);
+              else
+                kernel(dt, w.data() + t * tile_bytes, act, cols / 32, y.data() + 4 * t);
+          });
     }
     benchmark::DoNotOptimize(y.data());
   }
@@ -232,7 +234,7 @@ int register_all() {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
-  for (DType dt : {DType::q8_0, DType::q4_0, DType::q4_k})
+  for (DType dt : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k})
     benchmark::RegisterBenchmark(
         (std::string("decode_many/") + std::string(dtype_name(dt))).c_str(), BM_decode_many, dt)
         ->Args({8960, 1536, 96})  // ~1.3-2.5 GB of qwen2-1.5b-sized MLP matrices
@@ -240,7 +242,7 @@ int register_all() {
         ->Args({393216, 1536, 1})  // the same bytes as one matrix
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
-  for (DType dt : {DType::q8_0, DType::q4_0, DType::q4_k})
+  for (DType dt : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k})
     benchmark::RegisterBenchmark(
         (std::string("decode_packed/") + std::string(dtype_name(dt))).c_str(), BM_decode_packed, dt)
         ->Args({8960, 1536, 96})

@@ -100,11 +100,11 @@ void regroup_act_k(ActQ8& x) {
   const size_t n = x.q.size();
   TERN_CHECK(n % 256 == 0);
   x.qk.resize(n);
-  // Per unit, a transpose of 8 sub-blocks x 4 runs of 8 bytes into 4 registers x 8 sub-blocks.
+  // Per unit, a transpose of 16 runs x 4 pieces of 4 bytes into 4 registers x 16 lanes.
   for (size_t u = 0; u < n; u += 256)
     for (size_t c = 0; c < 4; ++c)
-      for (size_t g = 0; g < 8; ++g)
-        std::memcpy(x.qk.data() + u + 64 * c + 8 * g, x.q.data() + u + 32 * g + 8 * c, 8);
+      for (size_t l = 0; l < 16; ++l)
+        std::memcpy(x.qk.data() + u + 64 * c + 4 * l, x.q.data() + u + 16 * l + 4 * c, 4);
   x.has_qk = true;
 }
 

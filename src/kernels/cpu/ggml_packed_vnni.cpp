@@ -1,12 +1,12 @@
-// Packed Q4_K tiles (packed_tiles.h) on AVX-512 VNNI. In the packed order every 32-bit lane of a
-// register of 64 codes holds 4 values of one sub-block (lane l: sub-block l / 2), and
-// ActQ8::qk holds the activations in the same order, so a row's 4 vpdpbusd per unit chain into
-// one integer accumulator of per-sub-block sums: one conversion and one FMA per row and unit
-// apply the 6-bit scales (d * scale * d_x per lane), where the file's order needs a conversion,
-// a lane permute and an FMA per register. The 4 rows' heads arrive in one 64-byte load and
-// their scales and mins are unpacked together, one 128-bit lane per row. The mins meet the
-// activations' block sums in f32 once per unit, two rows per register. Integer sums per
-// sub-block are exact, so this differs from the reference only in the f32 order.
+// Packed Q4_K / Q6_K tiles (packed_k_tiles.h) on AVX-512 VNNI. In register order every 32-bit
+// lane l of a register of 64 codes holds 4 values of the 16-value run l (Q4_K sub-block l / 2,
+// Q6_K sub-block l), and ActQ8::qk holds the activations in the same order, so a row's 4
+// vpdpbusd per unit chain into one integer accumulator of per-run sums: one conversion and one
+// FMA per row and unit apply the scales (d * scale * d_x per lane), where the file's order
+// needs a conversion, a lane permute and an FMA per register. The 4 rows' heads arrive
+// together (Q4_K's scales and mins unpacked one 128-bit lane per row); Q4_K's mins meet the
+// activations' block sums in f32 once per unit, two rows per register. Integer sums per run are
+// exact, so this differs from the reference only in the f32 order.
 // Compiled with its own -m flags; ggml_decode.cpp calls it only when CPUID reports VNNI.
 #include <immintrin.h>
 
@@ -14,12 +14,13 @@
 
 #include "kernels/cpu/avx512_hsum.h"
 #include "kernels/ggml/ggml_decode.h"
+#include "kernels/packed_k_tiles.h"
 
 namespace tern::kernels {
 
 namespace {
 
-constexpr int64_t kUnitBytes = 576;  // 4 rows x 144
+using namespace k_tile;
 
 // Head bytes spread one per 32-bit lane, zero-extended (no VBMI: a dword permute brings the row's
 // 128-bit lane to every lane, then vpshufb picks one byte per dword and zeroes the other 3).
@@ -86,7 +87,7 @@ void dot_q4_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, 
   const __m512i dmin_pair[2] = {_mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3),
                                 _mm512_setr_epi32(5, 5, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 7, 7, 7, 7)};
   for (int64_t c = 0; c < cols; c += 256) {
-    const uint8_t* unit = tile + c / 256 * kUnitBytes;
+    const uint8_t* unit = tile + c / 256 * kQ4kUnit;
     // Per token: the regrouped codes, d_x per lane (sub-block l / 2) and d_x * sum per block
     // (twice: one copy per row of a min pair).
     __m512i xk[kTokens][4];
@@ -115,7 +116,7 @@ void dot_q4_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, 
       const __m512 fs = _mm512_mul_ps(
           _mm512_cvtepi32_ps(_mm512_shuffle_epi8(_mm512_permutexvar_epi32(rows[r], sm), sc_bytes)),
           _mm512_permutexvar_ps(_mm512_set1_epi32(2 * r), dd));
-      const uint8_t* q = unit + 64 + 128 * r;
+      const uint8_t* q = unit + kQ4kCodes + 128 * r;
       __m512i w[4];
       for (int h = 0; h < 2; ++h) {
         const __m512i v = _mm512_loadu_si512(q + 64 * h);
@@ -140,20 +141,79 @@ void dot_q4_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, 
     }
 }
 
+// Q6_K: 16 int8 scales per row, one per 16-value run, so lane l's factor is d * scale[l] * d_x
+// of run l's block. The codes (0..63) come out of the low nibbles and the 2-bit tops in
+// registers; the offset of 32 comes off through the dot's start value, -32 * ActQ8::sum16.
+template <int kTokens>
+void dot_q6_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, float* out) {
+  __m512 acc[4][kTokens];
+  for (auto& a : acc)
+    for (auto& v : a) v = _mm512_setzero_ps();
+  const __m512i zero = _mm512_setzero_si512(), low4 = _mm512_set1_epi8(0x0F);
+  const __m512i top = _mm512_set1_epi8(0x30);
+  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  constexpr int kOrTopBits = 0xF8;  // ternary logic: a | (b & c)
+  for (int64_t c = 0; c < cols; c += 256) {
+    const uint8_t* unit = tile + c / 256 * kQ6kUnit;
+    __m512i xk[kTokens][4], start[kTokens];
+    __m512 xd[kTokens];
+    for (int t = 0; t < kTokens; ++t) {
+      for (int k = 0; k < 4; ++k) xk[t][k] = _mm512_loadu_si512(xs[t]->qk.data() + c + 64 * k);
+      xd[t] = _mm512_permutexvar_ps(
+          dup, _mm512_castps256_ps512(_mm256_loadu_ps(xs[t]->d.data() + c / 32)));
+      start[t] = _mm512_sub_epi32(
+          zero, _mm512_slli_epi32(_mm512_loadu_si512(xs[t]->sum16.data() + c / 16), 5));
+    }
+    const __m512 d4 = _mm512_castps128_ps512(
+        _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(unit + kQ6kD))));
+    for (int r = 0; r < 4; ++r) {
+      const __m512 fs = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                                          reinterpret_cast<const __m128i*>(unit + 16 * r)))),
+                                      _mm512_permutexvar_ps(_mm512_set1_epi32(r), d4));
+      const uint8_t* q = unit + kQ6kCodes + 192 * r;
+      const __m512i l0 = _mm512_loadu_si512(q), l1 = _mm512_loadu_si512(q + 64);
+      const __m512i h = _mm512_loadu_si512(q + 128);
+      const __m512i w[4] = {
+          _mm512_ternarylogic_epi32(_mm512_and_si512(l0, low4), _mm512_slli_epi16(h, 4), top,
+                                    kOrTopBits),
+          _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(l0, 4), low4),
+                                    _mm512_slli_epi16(h, 2), top, kOrTopBits),
+          _mm512_ternarylogic_epi32(_mm512_and_si512(l1, low4), h, top, kOrTopBits),
+          _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(l1, 4), low4),
+                                    _mm512_srli_epi16(h, 2), top, kOrTopBits)};
+      for (int t = 0; t < kTokens; ++t) {
+        const __m512i g = _mm512_dpbusd_epi32(
+            _mm512_dpbusd_epi32(
+                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start[t], w[0], xk[t][0]), w[1], xk[t][1]),
+                w[2], xk[t][2]),
+            w[3], xk[t][3]);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(g), _mm512_mul_ps(fs, xd[t]), acc[r][t]);
+      }
+    }
+  }
+  for (int t = 0; t < kTokens; ++t)
+    for (int r = 0; r < 4; ++r) out[4 * t + r] = hsum(acc[r][t]);
+}
+
 }  // namespace
 
 void ggml_packed_dot4_vnni(DType t, const uint8_t* tile, const ActQ8* const* xs, int nt,
                            int64_t cols, float* out) {
-  (void)t;  // Q4_K is the one packed ggml type (packed_tiles.h)
+  const auto run = [&](auto n) {
+    if (t == DType::q6_k)
+      dot_q6_k_packed<n()>(tile, xs, cols, out);
+    else
+      dot_q4_k_packed<n()>(tile, xs, cols, out);
+  };
   switch (nt) {
     case 1:
-      return dot_q4_k_packed<1>(tile, xs, cols, out);
+      return run(std::integral_constant<int, 1>());
     case 2:
-      return dot_q4_k_packed<2>(tile, xs, cols, out);
+      return run(std::integral_constant<int, 2>());
     case 3:
-      return dot_q4_k_packed<3>(tile, xs, cols, out);
+      return run(std::integral_constant<int, 3>());
     default:
-      return dot_q4_k_packed<4>(tile, xs, cols, out);
+      return run(std::integral_constant<int, 4>());
   }
 }
 

@@ -1,0 +1,173 @@
+// Q4_K / Q6_K tiles (packed_k_tiles.h). Each direction goes through the unit's 256 codes in value
+// order, 8 bytes at a time: the stored bit layouts are runs of 8 or more consecutive values,
+// and register order is a transpose of 4-byte runs.
+#include "kernels/packed_k_tiles.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace tern::kernels {
+namespace {
+
+using namespace k_tile;
+
+constexpr uint64_t kLow4 = 0x0F0F0F0F0F0F0F0Full, kTop2 = 0x0303030303030303ull;
+
+inline uint64_t word(const uint8_t* p) {
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  return w;
+}
+inline void put(uint8_t* p, uint64_t w) {
+  std::memcpy(p, &w, 8);
+}
+
+// Value order <-> register order (packed_k_tiles.h): reg[64 c + 4 l + i] = v[16 l + 4 c + i].
+void to_registers(const uint8_t* v, uint8_t* reg) {
+  for (int c = 0; c < 4; ++c)
+    for (int l = 0; l < 16; ++l) std::memcpy(reg + 64 * c + 4 * l, v + 16 * l + 4 * c, 4);
+}
+void from_registers(const uint8_t* reg, uint8_t* v) {
+  for (int c = 0; c < 4; ++c)
+    for (int l = 0; l < 16; ++l) std::memcpy(v + 16 * l + 4 * c, reg + 64 * c + 4 * l, 4);
+}
+
+// Q4_K's stored nibbles: byte 32 k + j holds value 64 k + j (low) and 64 k + 32 + j (high).
+void q4_k_values(const uint8_t* qs, uint8_t* v) {
+  for (int k = 0; k < 4; ++k)
+    for (int j = 0; j < 32; j += 8) {
+      const uint64_t s = word(qs + 32 * k + j);
+      put(v + 64 * k + j, s & kLow4);
+      put(v + 64 * k + 32 + j, (s >> 4) & kLow4);
+    }
+}
+void q4_k_store(const uint8_t* v, uint8_t* qs) {
+  for (int k = 0; k < 4; ++k)
+    for (int j = 0; j < 32; j += 8)
+      put(qs + 32 * k + j, word(v + 64 * k + j) | word(v + 64 * k + 32 + j) << 4);
+}
+
+// Q6_K's stored codes: value 128 n + 32 k + j has its low 4 bits in ql[64 n + 32 (k % 2) + j]
+// (low nibble for k < 2, high for k >= 2) and its top 2 in bits 2k of qh[32 n + j].
+void q6_k_values(const uint8_t* ql, const uint8_t* qh, uint8_t* v) {
+  for (int n = 0; n < 2; ++n)
+    for (int k = 0; k < 4; ++k)
+      for (int j = 0; j < 32; j += 8) {
+        const uint64_t l = word(ql + 64 * n + 32 * (k % 2) + j), h = word(qh + 32 * n + j);
+        const uint64_t low = (k < 2 ? l : l >> 4) & kLow4;
+        put(v + 128 * n + 32 * k + j, low | ((h >> (2 * k)) & kTop2) << 4);
+      }
+}
+void q6_k_store(const uint8_t* v, uint8_t* ql, uint8_t* qh) {
+  for (int n = 0; n < 2; ++n)
+    for (int j = 0; j < 32; j += 8) {
+      uint64_t a[4];
+      for (int k = 0; k < 4; ++k) a[k] = word(v + 128 * n + 32 * k + j);
+      put(ql + 64 * n + j, (a[0] & kLow4) | (a[2] & kLow4) << 4);
+      put(ql + 64 * n + 32 + j, (a[1] & kLow4) | (a[3] & kLow4) << 4);
+      uint64_t h = 0;
+      for (int k = 0; k < 4; ++k) h |= ((a[k] >> 4) & kTop2) << (2 * k);
+      put(qh + 32 * n + j, h);
+    }
+}
+
+// Packed codes of one row and unit from register order and back. Q4_K: byte 64 h + b holds
+// register 2h's code b (low nibble) and register 2h + 1's (high). Q6_K: the same for the low 4
+// bits in 128 bytes, then 64 bytes whose bits 2c hold register c's top 2 bits of code b.
+void q4_k_pack_codes(const uint8_t* reg, uint8_t* p) {
+  for (int h = 0; h < 2; ++h)
+    for (int b = 0; b < 64; b += 8)
+      put(p + 64 * h + b, word(reg + 128 * h + b) | word(reg + 128 * h + 64 + b) << 4);
+}
+void q4_k_unpack_codes(const uint8_t* p, uint8_t* reg) {
+  for (int h = 0; h < 2; ++h)
+    for (int b = 0; b < 64; b += 8) {
+      const uint64_t w = word(p + 64 * h + b);
+      put(reg + 128 * h + b, w & kLow4);
+      put(reg + 128 * h + 64 + b, (w >> 4) & kLow4);
+    }
+}
+void q6_k_pack_codes(const uint8_t* reg, uint8_t* p) {
+  for (int b = 0; b < 64; b += 8) {
+    uint64_t top = 0;
+    for (int c = 0; c < 4; ++c) top |= ((word(reg + 64 * c + b) >> 4) & kTop2) << (2 * c);
+    for (int h = 0; h < 2; ++h)
+      put(p + 64 * h + b, (word(reg + 128 * h + b) & kLow4) | (word(reg + 128 * h + 64 + b) & kLow4)
+                                                                  << 4);
+    put(p + 128 + b, top);
+  }
+}
+void q6_k_unpack_codes(const uint8_t* p, uint8_t* reg) {
+  for (int b = 0; b < 64; b += 8) {
+    const uint64_t top = word(p + 128 + b);
+    for (int c = 0; c < 4; ++c) {
+      const uint64_t w = word(p + 64 * (c / 2) + b);
+      const uint64_t low = (c % 2 ? w >> 4 : w) & kLow4;
+      put(reg + 64 * c + b, low | ((top >> (2 * c)) & kTop2) << 4);
+    }
+  }
+}
+
+int64_t unit_bytes(DType t) {
+  return t == DType::q4_k ? kQ4kUnit : kQ6kUnit;
+}
+
+// One stored block <-> row r's share of a packed unit.
+void pack_block(DType t, const uint8_t* blk, uint8_t* unit, int64_t r) {
+  alignas(64) uint8_t v[256], reg[256];
+  if (t == DType::q4_k) {
+    std::memcpy(unit + 16 * r, blk, 16);  // d, dmin, 12 scale bytes
+    q4_k_values(blk + 16, v);
+    to_registers(v, reg);
+    q4_k_pack_codes(reg, unit + kQ4kCodes + 128 * r);
+  } else {
+    std::memcpy(unit + 16 * r, blk + 192, 16);  // scales
+    std::memcpy(unit + kQ6kD + 2 * r, blk + 208, 2);
+    q6_k_values(blk, blk + 128, v);
+    to_registers(v, reg);
+    q6_k_pack_codes(reg, unit + kQ6kCodes + 192 * r);
+  }
+}
+void unpack_block(DType t, const uint8_t* unit, int64_t r, uint8_t* blk) {
+  alignas(64) uint8_t v[256], reg[256];
+  if (t == DType::q4_k) {
+    std::memcpy(blk, unit + 16 * r, 16);
+    q4_k_unpack_codes(unit + kQ4kCodes + 128 * r, reg);
+    from_registers(reg, v);
+    q4_k_store(v, blk + 16);
+  } else {
+    std::memcpy(blk + 192, unit + 16 * r, 16);
+    std::memcpy(blk + 208, unit + kQ6kD + 2 * r, 2);
+    q6_k_unpack_codes(unit + kQ6kCodes + 192 * r, reg);
+    from_registers(reg, v);
+    q6_k_store(v, blk, blk + 128);
+  }
+}
+
+}  // namespace
+
+void pack_k_tiles(DType t, const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+  TERN_CHECK(is_k_packed(t) && cols % 256 == 0);
+  const int64_t row_bytes = dtype_bytes_for(t, cols), block = dtype_block_bytes(t);
+  for (int64_t r0 = 0; r0 < rows; r0 += 4) {
+    uint8_t* tile = dst + (r0 / 4) * 4 * row_bytes;
+    for (int64_t r = 0; r < 4; ++r) {
+      const uint8_t* row = src + std::min(r0 + r, rows - 1) * row_bytes;
+      for (int64_t u = 0; u < cols / 256; ++u)
+        pack_block(t, row + u * block, tile + u * unit_bytes(t), r);
+    }
+  }
+}
+
+void unpack_k_blocks(DType t, const uint8_t* packed, int64_t cols, int64_t r, int64_t b0,
+                     int64_t nb, uint8_t* out) {
+  TERN_CHECK(is_k_packed(t) && b0 >= 0 && nb >= 0 && b0 + nb <= cols / 256);
+  const uint8_t* tile = packed + (r / 4) * 4 * dtype_bytes_for(t, cols);
+  const int64_t block = dtype_block_bytes(t);
+  for (int64_t u = b0; u < b0 + nb; ++u)
+    unpack_block(t, tile + u * unit_bytes(t), r % 4, out + (u - b0) * block);
+}
+
+}  // namespace tern::kernels
