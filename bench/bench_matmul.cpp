@@ -240,6 +240,7 @@ int register_all() {
         ->Args({8960, 1536, 96})  // ~1.3-2.5 GB of qwen2-1.5b-sized MLP matrices
         ->Args({1536, 1536, 512})
         ->Args({393216, 1536, 1})  // the same bytes as one matrix
+        ->Args({1536, 1536, 4})
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   for (DType dt : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k})
@@ -248,6 +249,7 @@ int register_all() {
         ->Args({8960, 1536, 96})
         ->Args({1536, 1536, 512})
         ->Args({393216, 1536, 1})
+        ->Args({1536, 1536, 4})  // ~5-8 MB: from the last-level cache, the kernel's own speed
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   return 0;
