@@ -71,7 +71,8 @@ BenchWeight make(DType dt, int64_t rows, int64_t cols) {
                 // not depend on values): Q4_K's d and dmin lead its block, Q6_K's d ends it
       for (size_t i = 0; i < b.bytes.size(); ++i) b.bytes[i] = uint8_t(rng());
       const size_t block = size_t(dtype_block_bytes(dt));
-      const std::vector<size_t> f16s = dt == DType::q4_k   ? std::vector<size_t>{0, 2}
+      const std::vector<size_t> f16s = dt == DType::q4_k || dt == DType::q5_k
+                                           ? std::vector<size_t>{0, 2}
                                        : dt == DType::q6_k ? std::vector<size_t>{208}
                                                            : std::vector<size_t>{0};
       const uint16_t d = f32_to_f16(0.01f);
@@ -137,7 +138,7 @@ void BM_decode_packed(benchmark::State& state, DType dt) {
   std::vector<float> x(static_cast<size_t>(cols), 0.5f), y(static_cast<size_t>(rows + 4));
   const PackedDot4 kernel = packed_dot4_kernel();
   const GgmlPackedDot4 ggml_kernel = ggml_packed_dot4_kernel();
-  const bool k_quant = dt == DType::q4_k || dt == DType::q6_k;
+  const bool k_quant = dt == DType::q4_k || dt == DType::q5_k || dt == DType::q6_k;
   if (k_quant && !ggml_kernel) return state.SkipWithError("no packed k-quant kernel");
   ThreadPool& tp = ThreadPool::global();
   const int64_t n_tiles = (rows + 3) / 4, tile_bytes = packed_tile_bytes(dt, cols);
@@ -234,7 +235,7 @@ int register_all() {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
-  for (DType dt : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k})
+  for (DType dt : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q5_k, DType::q6_k})
     benchmark::RegisterBenchmark(
         (std::string("decode_many/") + std::string(dtype_name(dt))).c_str(), BM_decode_many, dt)
         ->Args({8960, 1536, 96})  // ~1.3-2.5 GB of qwen2-1.5b-sized MLP matrices
@@ -243,7 +244,7 @@ int register_all() {
         ->Args({1536, 1536, 4})
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
-  for (DType dt : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k})
+  for (DType dt : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q5_k, DType::q6_k})
     benchmark::RegisterBenchmark(
         (std::string("decode_packed/") + std::string(dtype_name(dt))).c_str(), BM_decode_packed, dt)
         ->Args({8960, 1536, 96})

@@ -1,5 +1,5 @@
-// Q4_K / Q6_K tiles (packed_k_tiles.h). Each direction goes through the unit's 256 codes in value
-// order, 8 bytes at a time: the stored bit layouts are runs of 8 or more consecutive values,
+// Q4_K / Q5_K / Q6_K tiles (packed_k_tiles.h). Each direction goes through the unit's 256 codes in
+// value order, 8 bytes at a time: the stored bit layouts are runs of 8 or more consecutive values,
 // and register order is a transpose of 4-byte runs.
 #include "kernels/packed_k_tiles.h"
 
@@ -14,6 +14,7 @@ namespace {
 using namespace k_tile;
 
 constexpr uint64_t kLow4 = 0x0F0F0F0F0F0F0F0Full, kTop2 = 0x0303030303030303ull;
+constexpr uint64_t kOnes = 0x0101010101010101ull;
 
 inline uint64_t word(const uint8_t* p) {
   uint64_t w;
@@ -49,6 +50,30 @@ void q4_k_store(const uint8_t* v, uint8_t* qs) {
       put(qs + 32 * k + j, word(v + 64 * k + j) | word(v + 64 * k + 32 + j) << 4);
 }
 
+// Q5_K's fifth bits: bit g of qh[j] is the fifth bit of value 32 g + j.
+void q5_k_add_fifth(const uint8_t* qh, uint8_t* v) {
+  for (int g = 0; g < 8; ++g)
+    for (int j = 0; j < 32; j += 8)
+      put(v + 32 * g + j, word(v + 32 * g + j) | ((word(qh + j) >> g) & kOnes) << 4);
+}
+void q5_k_store_fifth(const uint8_t* v, uint8_t* qh) {
+  for (int j = 0; j < 32; j += 8) {
+    uint64_t h = 0;
+    for (int g = 0; g < 8; ++g) h |= ((word(v + 32 * g + j) >> 4) & kOnes) << g;
+    put(qh + j, h);
+  }
+}
+
+// Bit 4 of 8 bytes <-> 8 bits (byte i <-> bit i): the multiply gathers bit 8i into bit 56 + i
+// without carries; the spread keeps bit i in byte i and turns a nonzero byte into its top bit.
+inline uint64_t gather_bit4(uint64_t w) {
+  return (((w >> 4) & kOnes) * 0x0102040810204080ull) >> 56;
+}
+inline uint64_t spread_to_bit4(uint64_t bits8) {
+  const uint64_t kept = (bits8 * kOnes) & 0x8040201008040201ull;
+  return (((kept + 0x7F7F7F7F7F7F7F7Full) >> 7) & kOnes) << 4;
+}
+
 // Q6_K's stored codes: value 128 n + 32 k + j has its low 4 bits in ql[64 n + 32 (k % 2) + j]
 // (low nibble for k < 2, high for k >= 2) and its top 2 in bits 2k of qh[32 n + j].
 void q6_k_values(const uint8_t* ql, const uint8_t* qh, uint8_t* v) {
@@ -76,10 +101,11 @@ void q6_k_store(const uint8_t* v, uint8_t* ql, uint8_t* qh) {
 // Packed codes of one row and unit from register order and back. Q4_K: byte 64 h + b holds
 // register 2h's code b (low nibble) and register 2h + 1's (high). Q6_K: the same for the low 4
 // bits in 128 bytes, then 64 bytes whose bits 2c hold register c's top 2 bits of code b.
-void q4_k_pack_codes(const uint8_t* reg, uint8_t* p) {
+void q4_k_pack_codes_low(const uint8_t* reg, uint8_t* p) {  // the low 4 bits of each code
   for (int h = 0; h < 2; ++h)
     for (int b = 0; b < 64; b += 8)
-      put(p + 64 * h + b, word(reg + 128 * h + b) | word(reg + 128 * h + 64 + b) << 4);
+      put(p + 64 * h + b, (word(reg + 128 * h + b) & kLow4) | (word(reg + 128 * h + 64 + b) & kLow4)
+                                                                  << 4);
 }
 void q4_k_unpack_codes(const uint8_t* p, uint8_t* reg) {
   for (int h = 0; h < 2; ++h)
@@ -110,8 +136,27 @@ void q6_k_unpack_codes(const uint8_t* p, uint8_t* reg) {
   }
 }
 
+// Q5_K's codes: Q4_K's nibbles of the low 4 bits, then register c's fifth bits as the 64-bit mask
+// at 128 + 8 c (bit b for code b).
+void q5_k_pack_codes(const uint8_t* reg, uint8_t* p) {
+  q4_k_pack_codes_low(reg, p);
+  for (int c = 0; c < 4; ++c) {
+    uint64_t mask = 0;
+    for (int b = 0; b < 64; b += 8) mask |= gather_bit4(word(reg + 64 * c + b)) << b;
+    put(p + 128 + 8 * c, mask);
+  }
+}
+void q5_k_unpack_codes(const uint8_t* p, uint8_t* reg) {
+  q4_k_unpack_codes(p, reg);
+  for (int c = 0; c < 4; ++c) {
+    const uint64_t mask = word(p + 128 + 8 * c);
+    for (int b = 0; b < 64; b += 8)
+      put(reg + 64 * c + b, word(reg + 64 * c + b) | spread_to_bit4((mask >> b) & 0xFF));
+  }
+}
+
 int64_t unit_bytes(DType t) {
-  return t == DType::q4_k ? kQ4kUnit : kQ6kUnit;
+  return t == DType::q4_k ? kQ4kUnit : t == DType::q5_k ? kQ5kUnit : kQ6kUnit;
 }
 
 // One stored block <-> row r's share of a packed unit.
@@ -121,7 +166,13 @@ void pack_block(DType t, const uint8_t* blk, uint8_t* unit, int64_t r) {
     std::memcpy(unit + 16 * r, blk, 16);  // d, dmin, 12 scale bytes
     q4_k_values(blk + 16, v);
     to_registers(v, reg);
-    q4_k_pack_codes(reg, unit + kQ4kCodes + 128 * r);
+    q4_k_pack_codes_low(reg, unit + kQ4kCodes + 128 * r);
+  } else if (t == DType::q5_k) {
+    std::memcpy(unit + 16 * r, blk, 16);  // as Q4_K's
+    q4_k_values(blk + 48, v);
+    q5_k_add_fifth(blk + 16, v);
+    to_registers(v, reg);
+    q5_k_pack_codes(reg, unit + kQ4kCodes + 160 * r);
   } else {
     std::memcpy(unit + 16 * r, blk + 192, 16);  // scales
     std::memcpy(unit + kQ6kD + 2 * r, blk + 208, 2);
@@ -137,6 +188,13 @@ void unpack_block(DType t, const uint8_t* unit, int64_t r, uint8_t* blk) {
     q4_k_unpack_codes(unit + kQ4kCodes + 128 * r, reg);
     from_registers(reg, v);
     q4_k_store(v, blk + 16);
+  } else if (t == DType::q5_k) {
+    std::memcpy(blk, unit + 16 * r, 16);
+    q5_k_unpack_codes(unit + kQ4kCodes + 160 * r, reg);
+    from_registers(reg, v);
+    q5_k_store_fifth(v, blk + 16);
+    for (uint8_t& x : v) x &= 0x0F;
+    q4_k_store(v, blk + 48);
   } else {
     std::memcpy(blk + 192, unit + 16 * r, 16);
     std::memcpy(blk + 208, unit + kQ6kD + 2 * r, 2);

@@ -1,4 +1,4 @@
-// Tile-major ("packed") Q8_0 / Q4_0 / Q4_K / Q6_K weights for the one-token decode kernels.
+// Tile-major ("packed") Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K weights for the one-token decode kernels.
 // As stored in GGUF each row is its own run of blocks, so a 4-row decode tile reads 4 short
 // streams (a 1536-wide Q4_0 row is 864 bytes): the hardware prefetchers cannot follow them and
 // decode leans on software prefetch. Packed, the 4 rows of a tile are interleaved into one
@@ -15,7 +15,7 @@
 //     (xor 0x80, the unsigned operand vpdpbusd wants). Either way one 64-byte register holds a
 //     half block of all 4 rows, lane 4 r + k holding row r's elements 4k..4k+3 (of that half),
 //     so both types share one kernel shape: one scale permute per block.
-// Q4_K and Q6_K (packed_k_tiles.h), per 256-value unit, with the codes in "register order":
+// Q4_K, Q5_K and Q6_K (packed_k_tiles.h), per 256-value unit, with the codes in "register order":
 // 4 registers of 64 codes, register c byte b holding value 16 (b / 4) + 4 c + b % 4, so each
 // 32-bit lane l holds values of the 16-value run l only. The unit's 4 vpdpbusd then chain into
 // one accumulator of per-run sums, and the scales apply once per row and unit instead of once
@@ -24,6 +24,9 @@
 //     heads as stored (f16 d, f16 dmin, 12 bytes of 6-bit scales and mins), row r's at 16 r, so
 //     one load gives the kernel all 4 rows' scales; then each row's 128 nibble bytes at
 //     64 + 128 r, byte 64 h + b holding register 2h's code b (low nibble) and 2h + 1's (high).
+//   - Q5_K (704 bytes): Q4_K's heads and nibbles (of the low 4 bits), each row's 128 nibble bytes
+//     followed by 32 bytes of fifth bits, register c's as a 64-bit mask (bit b for code b), so the
+//     kernel adds them as 16 under that mask; rows at 64 + 160 r.
 //   - Q6_K (840 bytes): the 4 rows' 16 int8 scales (row r at 16 r), their f16 d (at 64 + 2 r),
 //     then each row's 192 code bytes at 72 + 192 r: the low 4 bits as Q4_K's nibbles (128
 //     bytes), then 64 bytes whose bits 2c, 2c + 1 are register c's top 2 bits of code b.
@@ -39,7 +42,7 @@
 
 namespace tern::kernels {
 
-// Whether `t` has a packed form (Q8_0, Q4_0, Q4_K and Q6_K).
+// Whether `t` has a packed form (Q8_0, Q4_0, Q4_K, Q5_K and Q6_K).
 bool packable_dtype(DType t);
 // Bytes of one packed tile: 4 stored rows.
 int64_t packed_tile_bytes(DType t, int64_t cols);
@@ -52,7 +55,7 @@ void pack_tiles(DType t, const uint8_t* src, int64_t rows, int64_t cols, uint8_t
 // that want rows (prefill packers, dequantisation).
 void unpack_row(DType t, const uint8_t* packed, int64_t cols, int64_t r, uint8_t* out);
 // Blocks [b0, b0 + nb) of row r of a packed matrix in stored form (nb blocks' bytes; blocks of
-// the dtype's own size: 32 values, or 256 for Q4_K / Q6_K).
+// the dtype's own size: 32 values, or 256 for the k-quants).
 void unpack_row_blocks(DType t, const uint8_t* packed, int64_t cols, int64_t r, int64_t b0,
                        int64_t nb, uint8_t* out);
 

@@ -1,4 +1,4 @@
-// Packed (tile-major) Q8_0 / Q4_0 / Q4_K / Q6_K: packing then unpacking gives every stored row back
+// Packed (tile-major) Q8_0 / Q4_0 / k-quants: packing then unpacking gives every stored row back
 // byte for byte, the packed size equals the stored size, and the packed SIMD kernel equals the
 // scalar integer reference on the unpacked rows at awkward block and row counts.
 #include <gtest/gtest.h>
@@ -78,10 +78,10 @@ TEST(PackedTiles, SimdKernelEqualsTheReference) {
     }
 }
 
-// Q4_K / Q6_K: 256-value units, the 4 rows' heads together and the codes in register order
+// Q4_K / Q5_K / Q6_K: 256-value units, the 4 rows' heads together and the codes in register order
 // (packed_k_tiles.h), so the round trip is the check that the regrouping is a permutation.
 TEST(PackedTiles, KQuantUnpackGivesEveryStoredRowBack) {
-  for (DType t : {DType::q4_k, DType::q6_k})
+  for (DType t : {DType::q4_k, DType::q5_k, DType::q6_k})
     for (int64_t rows : {1, 4, 6, 9})
       for (int64_t units : {1, 2, 5}) {
         const int64_t cols = units * 256, rb = dtype_bytes_for(t, cols);
@@ -130,7 +130,7 @@ TEST(PackedTiles, KQuantActivationsInRegisterOrder) {
 TEST(PackedTiles, KQuantSimdKernelEqualsTheReference) {
   const GgmlPackedDot4 kernel = ggml_packed_dot4_vnni_if_supported();
   if (!kernel) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
-  for (DType t : {DType::q4_k, DType::q6_k})
+  for (DType t : {DType::q4_k, DType::q5_k, DType::q6_k})
     for (int64_t units : {1, 2, 3, 6, 35}) {
       const int64_t cols = units * 256, rb = dtype_bytes_for(t, cols), rows = 7;
       const std::vector<uint8_t> w = random_weights(t, rows, cols, uint32_t(units));

@@ -1,8 +1,8 @@
-// Packed Q4_K / Q6_K tiles (packed_k_tiles.h) on AVX-512 VNNI. In register order every 32-bit
-// lane l of a register of 64 codes holds 4 values of the 16-value run l (Q4_K sub-block l / 2,
-// Q6_K sub-block l), and ActQ8::qk holds the activations in the same order, so a row's 4
-// vpdpbusd per unit chain into one integer accumulator of per-run sums: one conversion and one
-// FMA per row and unit apply the scales (d * scale * d_x per lane), where the file's order
+// Packed Q4_K / Q5_K / Q6_K tiles (packed_k_tiles.h) on AVX-512 VNNI. In register order every
+// 32-bit lane l of a register of 64 codes holds 4 values of the 16-value run l (Q4_K / Q5_K
+// sub-block l / 2, Q6_K sub-block l), and ActQ8::qk holds the activations in the same order, so a
+// row's 4 vpdpbusd per unit chain into one integer accumulator of per-run sums: one conversion and
+// one FMA per row and unit apply the scales (d * scale * d_x per lane), where the file's order
 // needs a conversion, a lane permute and an FMA per register. The 4 rows' heads arrive
 // together (Q4_K's scales and mins unpacked one 128-bit lane per row); Q4_K's mins meet the
 // activations' block sums in f32 once per unit, two rows per register. Integer sums per run are
@@ -10,6 +10,7 @@
 // Compiled with its own -m flags; ggml_decode.cpp calls it only when CPUID reports VNNI.
 #include <immintrin.h>
 
+#include <cstring>
 #include <type_traits>
 
 #include "kernels/cpu/avx512_hsum.h"
@@ -71,8 +72,10 @@ inline __m512i heads_scales_mins(__m512i head) {
   return _mm512_or_si512(low, top);
 }
 
-template <int kTokens>
-void dot_q4_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, float* out) {
+// kFive: Q5_K, whose fifth bits arrive as one 64-bit mask per register and are added as 16.
+template <bool kFive, int kTokens>
+void dot_q45_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, float* out) {
+  constexpr int64_t kUnit = kFive ? kQ5kUnit : kQ4kUnit, kRowCodes = kFive ? 160 : 128;
   __m512 acc[4][kTokens], acc_min[2][kTokens];
   for (int t = 0; t < kTokens; ++t) {
     for (int r = 0; r < 4; ++r) acc[r][t] = _mm512_setzero_ps();
@@ -87,7 +90,7 @@ void dot_q4_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, 
   const __m512i dmin_pair[2] = {_mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3),
                                 _mm512_setr_epi32(5, 5, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 7, 7, 7, 7)};
   for (int64_t c = 0; c < cols; c += 256) {
-    const uint8_t* unit = tile + c / 256 * kQ4kUnit;
+    const uint8_t* unit = tile + c / 256 * kUnit;
     // Per token: the regrouped codes, d_x per lane (sub-block l / 2) and d_x * sum per block
     // (twice: one copy per row of a min pair).
     __m512i xk[kTokens][4];
@@ -116,13 +119,19 @@ void dot_q4_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, 
       const __m512 fs = _mm512_mul_ps(
           _mm512_cvtepi32_ps(_mm512_shuffle_epi8(_mm512_permutexvar_epi32(rows[r], sm), sc_bytes)),
           _mm512_permutexvar_ps(_mm512_set1_epi32(2 * r), dd));
-      const uint8_t* q = unit + kQ4kCodes + 128 * r;
+      const uint8_t* q = unit + kQ4kCodes + kRowCodes * r;
       __m512i w[4];
       for (int h = 0; h < 2; ++h) {
         const __m512i v = _mm512_loadu_si512(q + 64 * h);
         w[2 * h] = _mm512_and_si512(v, low4);
         w[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
       }
+      if constexpr (kFive)
+        for (int k = 0; k < 4; ++k) {
+          uint64_t bits;
+          std::memcpy(&bits, q + 128 + 8 * k, 8);
+          w[k] = _mm512_mask_add_epi8(w[k], _cvtu64_mask64(bits), w[k], _mm512_set1_epi8(16));
+        }
       for (int t = 0; t < kTokens; ++t) {
         const __m512i g = _mm512_dpbusd_epi32(
             _mm512_dpbusd_epi32(
@@ -202,8 +211,10 @@ void ggml_packed_dot4_vnni(DType t, const uint8_t* tile, const ActQ8* const* xs,
   const auto run = [&](auto n) {
     if (t == DType::q6_k)
       dot_q6_k_packed<n()>(tile, xs, cols, out);
+    else if (t == DType::q5_k)
+      dot_q45_k_packed<true, n()>(tile, xs, cols, out);
     else
-      dot_q4_k_packed<n()>(tile, xs, cols, out);
+      dot_q45_k_packed<false, n()>(tile, xs, cols, out);
   };
   switch (nt) {
     case 1:
