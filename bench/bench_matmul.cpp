@@ -18,6 +18,7 @@
 #include "kernels/int8_decode.h"
 #include "kernels/int8_gemm.h"
 #include "kernels/matmul.h"
+#include "kernels/packed_k_tiles.h"
 #include "kernels/packed_tiles.h"
 #include "kernels/quantize.h"
 
@@ -74,6 +75,7 @@ BenchWeight make(DType dt, int64_t rows, int64_t cols) {
       const std::vector<size_t> f16s = dt == DType::q4_k || dt == DType::q5_k
                                            ? std::vector<size_t>{0, 2}
                                        : dt == DType::q6_k ? std::vector<size_t>{208}
+                                       : dt == DType::q3_k ? std::vector<size_t>{108}
                                                            : std::vector<size_t>{0};
       const uint16_t d = f32_to_f16(0.01f);
       for (size_t blk = 0; blk < b.bytes.size() / block; ++blk)
@@ -138,7 +140,7 @@ void BM_decode_packed(benchmark::State& state, DType dt) {
   std::vector<float> x(static_cast<size_t>(cols), 0.5f), y(static_cast<size_t>(rows + 4));
   const PackedDot4 kernel = packed_dot4_kernel();
   const GgmlPackedDot4 ggml_kernel = ggml_packed_dot4_kernel();
-  const bool k_quant = dt == DType::q4_k || dt == DType::q5_k || dt == DType::q6_k;
+  const bool k_quant = is_k_packed(dt);
   if (k_quant && !ggml_kernel) return state.SkipWithError("no packed k-quant kernel");
   ThreadPool& tp = ThreadPool::global();
   const int64_t n_tiles = (rows + 3) / 4, tile_bytes = packed_tile_bytes(dt, cols);
@@ -235,7 +237,7 @@ int register_all() {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
-  for (DType dt : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q5_k, DType::q6_k})
+  for (DType dt : {DType::q8_0, DType::q4_0, DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k})
     benchmark::RegisterBenchmark(
         (std::string("decode_many/") + std::string(dtype_name(dt))).c_str(), BM_decode_many, dt)
         ->Args({8960, 1536, 96})  // ~1.3-2.5 GB of qwen2-1.5b-sized MLP matrices
@@ -244,7 +246,7 @@ int register_all() {
         ->Args({1536, 1536, 4})
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
-  for (DType dt : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q5_k, DType::q6_k})
+  for (DType dt : {DType::q8_0, DType::q4_0, DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k})
     benchmark::RegisterBenchmark(
         (std::string("decode_packed/") + std::string(dtype_name(dt))).c_str(), BM_decode_packed, dt)
         ->Args({8960, 1536, 96})

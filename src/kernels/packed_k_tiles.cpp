@@ -1,6 +1,6 @@
-// Q4_K / Q5_K / Q6_K tiles (packed_k_tiles.h). Each direction goes through the unit's 256 codes in
-// value order, 8 bytes at a time: the stored bit layouts are runs of 8 or more consecutive values,
-// and register order is a transpose of 4-byte runs.
+// Q3_K / Q4_K / Q5_K / Q6_K tiles (packed_k_tiles.h). Each direction goes through the unit's 256
+// codes in value order, 8 bytes at a time: the stored bit layouts are runs of 8 or more consecutive
+// values, and register order is a transpose of 4-byte runs.
 #include "kernels/packed_k_tiles.h"
 
 #include <algorithm>
@@ -66,12 +66,52 @@ void q5_k_store_fifth(const uint8_t* v, uint8_t* qh) {
 
 // Bit 4 of 8 bytes <-> 8 bits (byte i <-> bit i): the multiply gathers bit 8i into bit 56 + i
 // without carries; the spread keeps bit i in byte i and turns a nonzero byte into its top bit.
-inline uint64_t gather_bit4(uint64_t w) {
-  return (((w >> 4) & kOnes) * 0x0102040810204080ull) >> 56;
+inline uint64_t gather_bit(uint64_t w, int bit) {
+  return (((w >> bit) & kOnes) * 0x0102040810204080ull) >> 56;
 }
-inline uint64_t spread_to_bit4(uint64_t bits8) {
+inline uint64_t spread_to_bit(uint64_t bits8, int bit) {
   const uint64_t kept = (bits8 * kOnes) & 0x8040201008040201ull;
-  return (((kept + 0x7F7F7F7F7F7F7F7Full) >> 7) & kOnes) << 4;
+  return (((kept + 0x7F7F7F7F7F7F7F7Full) >> 7) & kOnes) << bit;
+}
+// Bit `bit` of each of register c's 64 codes as a 64-bit mask at masks + 8 c, and back (OR-ed in).
+void put_bit_masks(const uint8_t* reg, int bit, uint8_t* masks) {
+  for (int c = 0; c < 4; ++c) {
+    uint64_t mask = 0;
+    for (int b = 0; b < 64; b += 8) mask |= gather_bit(word(reg + 64 * c + b), bit) << b;
+    put(masks + 8 * c, mask);
+  }
+}
+void or_bit_masks(const uint8_t* masks, int bit, uint8_t* reg) {
+  for (int c = 0; c < 4; ++c) {
+    const uint64_t mask = word(masks + 8 * c);
+    for (int b = 0; b < 64; b += 8)
+      put(reg + 64 * c + b, word(reg + 64 * c + b) | spread_to_bit((mask >> b) & 0xFF, bit));
+  }
+}
+
+// Q3_K's stored codes: value 128 h + 32 j + l has its low 2 bits in bits 2j of qs[32 h + l] and
+// its third in bit 4h + j of hmask[l].
+void q3_k_values(const uint8_t* hmask, const uint8_t* qs, uint8_t* v) {
+  for (int h = 0; h < 2; ++h)
+    for (int j = 0; j < 4; ++j)
+      for (int l = 0; l < 32; l += 8)
+        put(v + 128 * h + 32 * j + l, ((word(qs + 32 * h + l) >> (2 * j)) & kTop2) |
+                                          ((word(hmask + l) >> (4 * h + j)) & kOnes) << 2);
+}
+void q3_k_store(const uint8_t* v, uint8_t* hmask, uint8_t* qs) {
+  for (int l = 0; l < 32; l += 8) {
+    uint64_t third = 0;
+    for (int h = 0; h < 2; ++h) {
+      uint64_t low = 0;
+      for (int j = 0; j < 4; ++j) {
+        const uint64_t a = word(v + 128 * h + 32 * j + l);
+        low |= (a & kTop2) << (2 * j);
+        third |= ((a >> 2) & kOnes) << (4 * h + j);
+      }
+      put(qs + 32 * h + l, low);
+    }
+    put(hmask + l, third);
+  }
 }
 
 // Q6_K's stored codes: value 128 n + 32 k + j has its low 4 bits in ql[64 n + 32 (k % 2) + j]
@@ -140,29 +180,51 @@ void q6_k_unpack_codes(const uint8_t* p, uint8_t* reg) {
 // at 128 + 8 c (bit b for code b).
 void q5_k_pack_codes(const uint8_t* reg, uint8_t* p) {
   q4_k_pack_codes_low(reg, p);
-  for (int c = 0; c < 4; ++c) {
-    uint64_t mask = 0;
-    for (int b = 0; b < 64; b += 8) mask |= gather_bit4(word(reg + 64 * c + b)) << b;
-    put(p + 128 + 8 * c, mask);
-  }
+  put_bit_masks(reg, 4, p + 128);
 }
 void q5_k_unpack_codes(const uint8_t* p, uint8_t* reg) {
   q4_k_unpack_codes(p, reg);
-  for (int c = 0; c < 4; ++c) {
-    const uint64_t mask = word(p + 128 + 8 * c);
-    for (int b = 0; b < 64; b += 8)
-      put(reg + 64 * c + b, word(reg + 64 * c + b) | spread_to_bit4((mask >> b) & 0xFF));
+  or_bit_masks(p + 128, 4, reg);
+}
+// Q3_K's codes: 64 bytes whose bits 2c, 2c + 1 are register c's low 2 bits of code b, then the
+// third bits as 64-bit masks.
+void q3_k_pack_codes(const uint8_t* reg, uint8_t* p) {
+  for (int b = 0; b < 64; b += 8) {
+    uint64_t low = 0;
+    for (int c = 0; c < 4; ++c) low |= (word(reg + 64 * c + b) & kTop2) << (2 * c);
+    put(p + b, low);
   }
+  put_bit_masks(reg, 2, p + 64);
+}
+void q3_k_unpack_codes(const uint8_t* p, uint8_t* reg) {
+  for (int b = 0; b < 64; b += 8)
+    for (int c = 0; c < 4; ++c) put(reg + 64 * c + b, (word(p + b) >> (2 * c)) & kTop2);
+  or_bit_masks(p + 64, 2, reg);
 }
 
 int64_t unit_bytes(DType t) {
-  return t == DType::q4_k ? kQ4kUnit : t == DType::q5_k ? kQ5kUnit : kQ6kUnit;
+  switch (t) {
+    case DType::q3_k:
+      return kQ3kUnit;
+    case DType::q4_k:
+      return kQ4kUnit;
+    case DType::q5_k:
+      return kQ5kUnit;
+    default:
+      return kQ6kUnit;
+  }
 }
 
 // One stored block <-> row r's share of a packed unit.
 void pack_block(DType t, const uint8_t* blk, uint8_t* unit, int64_t r) {
   alignas(64) uint8_t v[256], reg[256];
-  if (t == DType::q4_k) {
+  if (t == DType::q3_k) {
+    std::memcpy(unit + 12 * r, blk + 96, 12);  // scales
+    std::memcpy(unit + kQ3kD + 2 * r, blk + 108, 2);
+    q3_k_values(blk, blk + 32, v);
+    to_registers(v, reg);
+    q3_k_pack_codes(reg, unit + kQ3kCodes + 96 * r);
+  } else if (t == DType::q4_k) {
     std::memcpy(unit + 16 * r, blk, 16);  // d, dmin, 12 scale bytes
     q4_k_values(blk + 16, v);
     to_registers(v, reg);
@@ -183,7 +245,13 @@ void pack_block(DType t, const uint8_t* blk, uint8_t* unit, int64_t r) {
 }
 void unpack_block(DType t, const uint8_t* unit, int64_t r, uint8_t* blk) {
   alignas(64) uint8_t v[256], reg[256];
-  if (t == DType::q4_k) {
+  if (t == DType::q3_k) {
+    std::memcpy(blk + 96, unit + 12 * r, 12);
+    std::memcpy(blk + 108, unit + kQ3kD + 2 * r, 2);
+    q3_k_unpack_codes(unit + kQ3kCodes + 96 * r, reg);
+    from_registers(reg, v);
+    q3_k_store(v, blk, blk + 32);
+  } else if (t == DType::q4_k) {
     std::memcpy(blk, unit + 16 * r, 16);
     q4_k_unpack_codes(unit + kQ4kCodes + 128 * r, reg);
     from_registers(reg, v);

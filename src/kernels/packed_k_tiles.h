@@ -1,5 +1,5 @@
-// The packed (tile-major) layouts of the k-quants Q4_K, Q5_K and Q6_K, for packed_tiles.h's entry
-// points (which document the layouts) and the kernels in cpu/ggml_packed_vnni.cpp.
+// The packed (tile-major) layouts of the k-quants Q3_K, Q4_K, Q5_K and Q6_K, for packed_tiles.h's
+// entry points (which document the layouts) and the kernels in cpu/ggml_packed_vnni.cpp.
 //
 // Both put the codes of a 256-value unit in "register order": 4 registers of 64 codes, register c
 // byte b holding value 16 (b / 4) + 4 c + b % 4, so every 32-bit lane l of every register holds 4
@@ -13,11 +13,15 @@
 namespace tern::kernels {
 
 inline bool is_k_packed(DType t) {
-  return t == DType::q4_k || t == DType::q5_k || t == DType::q6_k;
+  return t == DType::q3_k || t == DType::q4_k || t == DType::q5_k || t == DType::q6_k;
 }
 
 // Byte sizes of one unit of a 4-row tile (4 stored blocks) and offsets inside it.
 namespace k_tile {
+constexpr int64_t kQ3kUnit = 440;  // 4 x 12 scale bytes, 4 x f16 d, then 4 x 96 code bytes
+constexpr int64_t kQ3kD = 48;      // row r's d at kQ3kD + 2 r
+constexpr int64_t kQ3kCodes = 56;  // row r's codes at kQ3kCodes + 96 r: 64 bytes of low 2 bits
+                                   // (bits 2c: register c), 4 x 64-bit masks of third bits
 constexpr int64_t kQ4kUnit = 576;  // 4 x 16-byte heads, then 4 x 128 nibble bytes
 constexpr int64_t kQ4kCodes = 64;  // row r's nibbles at kQ4kCodes + 128 r
 constexpr int64_t kQ5kUnit = 704;  // Q4_K's heads, then 4 x (128 nibble bytes, 32 bytes of
@@ -28,8 +32,8 @@ constexpr int64_t kQ6kD = 64;      // row r's d at kQ6kD + 2 r
 constexpr int64_t kQ6kCodes = 72;  // row r's codes at kQ6kCodes + 192 r: 128 low nibbles, 64 tops
 }  // namespace k_tile
 
-// Rows [0, rows) of stored Q4_K / Q5_K / Q6_K blocks into tiles (the last tile repeats its last
-// row).
+// Rows [0, rows) of stored Q3_K / Q4_K / Q5_K / Q6_K blocks into tiles (the last tile repeats its
+// last row).
 void pack_k_tiles(DType t, const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
 // Blocks [b0, b0 + nb) of row r in stored form.
 void unpack_k_blocks(DType t, const uint8_t* packed, int64_t cols, int64_t r, int64_t b0,

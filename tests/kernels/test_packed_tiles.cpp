@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <vector>
 
 #include "core/error.h"
@@ -16,6 +17,7 @@
 
 using namespace tern;
 using namespace tern::kernels;
+using tern::kernels::testing::random_ggml_blocks;
 using tern::kernels::testing::random_values;
 using tern::kernels::testing::random_weights;
 
@@ -78,14 +80,25 @@ TEST(PackedTiles, SimdKernelEqualsTheReference) {
     }
 }
 
-// Q4_K / Q5_K / Q6_K: 256-value units, the 4 rows' heads together and the codes in register order
-// (packed_k_tiles.h), so the round trip is the check that the regrouping is a permutation.
+namespace {
+// Random k-quant rows: every byte random but the f16 scales (kept finite), so every bit of the
+// layouts is exercised.
+std::vector<uint8_t> random_k_rows(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> out(size_t(dtype_bytes_for(t, rows * cols)));
+  random_ggml_blocks(t, rows * cols / dtype_block_elems(t), rng, out.data());
+  return out;
+}
+}  // namespace
+
+// Q3_K / Q4_K / Q5_K / Q6_K: 256-value units, the 4 rows' heads together and the codes in register
+// order (packed_k_tiles.h), so the round trip is the check that the regrouping is a permutation.
 TEST(PackedTiles, KQuantUnpackGivesEveryStoredRowBack) {
-  for (DType t : {DType::q4_k, DType::q5_k, DType::q6_k})
+  for (DType t : {DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k})
     for (int64_t rows : {1, 4, 6, 9})
       for (int64_t units : {1, 2, 5}) {
         const int64_t cols = units * 256, rb = dtype_bytes_for(t, cols);
-        const std::vector<uint8_t> w = random_weights(t, rows, cols, uint32_t(rows * 5 + units));
+        const std::vector<uint8_t> w = random_k_rows(t, rows, cols, uint32_t(rows * 5 + units));
         std::vector<uint8_t> packed(size_t(packed_bytes(t, rows, cols)) + 64, 0xA5);
         EXPECT_EQ(packed_bytes(t, rows, cols), (rows + 3) / 4 * 4 * rb);
         pack_tiles(t, w.data(), rows, cols, packed.data());
@@ -130,10 +143,10 @@ TEST(PackedTiles, KQuantActivationsInRegisterOrder) {
 TEST(PackedTiles, KQuantSimdKernelEqualsTheReference) {
   const GgmlPackedDot4 kernel = ggml_packed_dot4_vnni_if_supported();
   if (!kernel) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
-  for (DType t : {DType::q4_k, DType::q5_k, DType::q6_k})
+  for (DType t : {DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k})
     for (int64_t units : {1, 2, 3, 6, 35}) {
       const int64_t cols = units * 256, rb = dtype_bytes_for(t, cols), rows = 7;
-      const std::vector<uint8_t> w = random_weights(t, rows, cols, uint32_t(units));
+      const std::vector<uint8_t> w = random_k_rows(t, rows, cols, uint32_t(units));
       std::vector<uint8_t> packed(size_t(packed_bytes(t, rows, cols)));
       pack_tiles(t, w.data(), rows, cols, packed.data());
       std::vector<ActQ8> acts(4);

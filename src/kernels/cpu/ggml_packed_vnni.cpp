@@ -1,5 +1,5 @@
-// Packed Q4_K / Q5_K / Q6_K tiles (packed_k_tiles.h) on AVX-512 VNNI. In register order every
-// 32-bit lane l of a register of 64 codes holds 4 values of the 16-value run l (Q4_K / Q5_K
+// Packed Q3_K / Q4_K / Q5_K / Q6_K tiles (packed_k_tiles.h) on AVX-512 VNNI. In register order
+// every 32-bit lane l of a register of 64 codes holds 4 values of the 16-value run l (Q4_K / Q5_K
 // sub-block l / 2, Q6_K sub-block l), and ActQ8::qk holds the activations in the same order, so a
 // row's 4 vpdpbusd per unit chain into one integer accumulator of per-run sums: one conversion and
 // one FMA per row and unit apply the scales (d * scale * d_x per lane), where the file's order
@@ -150,6 +150,78 @@ void dot_q45_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols,
     }
 }
 
+// Q3_K: 16 six-bit scales per row (stored - 32), their low nibbles in bytes 0-7 (nibble g / 8 of
+// byte g % 8) and top 2 bits in bytes 8-11 (bits 2 (g / 4) of byte 8 + g % 4), decoded into lane g
+// with one byte shuffle and per-lane shifts; codes are the low 2 bits from one register plus
+// the third bit as 4 under a 64-bit mask; the offset of 4 comes off through the start value.
+template <int kTokens>
+void dot_q3_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, float* out) {
+  __m512 acc[4][kTokens];
+  for (auto& a : acc)
+    for (auto& v : a) v = _mm512_setzero_ps();
+  const __m512i two = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  alignas(64) int8_t pick[64];
+  alignas(64) int32_t low_shift[16], top_shift[16];
+  for (int g = 0; g < 16; ++g) {
+    pick[4 * g] = int8_t(g % 8);
+    pick[4 * g + 1] = int8_t(8 + g % 4);
+    pick[4 * g + 2] = pick[4 * g + 3] = -128;
+    low_shift[g] = 4 * (g / 8);
+    top_shift[g] = 8 + 2 * (g / 4);
+  }
+  const __m512i scale_bytes = _mm512_load_si512(pick);
+  const __m512i lo_sh = _mm512_load_si512(low_shift), hi_sh = _mm512_load_si512(top_shift);
+  const __m512i nib = _mm512_set1_epi32(15), top2 = _mm512_set1_epi32(3);
+  const __m512i bias = _mm512_set1_epi32(32);
+  for (int64_t c = 0; c < cols; c += 256) {
+    const uint8_t* unit = tile + c / 256 * kQ3kUnit;
+    __m512i xk[kTokens][4], start[kTokens];
+    __m512 xd[kTokens];
+    for (int t = 0; t < kTokens; ++t) {
+      for (int k = 0; k < 4; ++k) xk[t][k] = _mm512_loadu_si512(xs[t]->qk.data() + c + 64 * k);
+      xd[t] = _mm512_permutexvar_ps(
+          dup, _mm512_castps256_ps512(_mm256_loadu_ps(xs[t]->d.data() + c / 32)));
+      start[t] =
+          _mm512_sub_epi32(_mm512_setzero_si512(),
+                           _mm512_slli_epi32(_mm512_loadu_si512(xs[t]->sum16.data() + c / 16), 2));
+    }
+    const __m512 d4 = _mm512_castps128_ps512(
+        _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(unit + kQ3kD))));
+    for (int r = 0; r < 4; ++r) {
+      const __m512i v = _mm512_shuffle_epi8(
+          _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + 12 * r))),
+          scale_bytes);
+      const __m512i scale = _mm512_sub_epi32(
+          _mm512_or_si512(
+              _mm512_and_si512(_mm512_srlv_epi32(v, lo_sh), nib),
+              _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(v, hi_sh), top2), 4)),
+          bias);
+      const __m512 fs =
+          _mm512_mul_ps(_mm512_cvtepi32_ps(scale), _mm512_permutexvar_ps(_mm512_set1_epi32(r), d4));
+      const uint8_t* q = unit + kQ3kCodes + 96 * r;
+      const __m512i low = _mm512_loadu_si512(q);
+      __m512i w[4];
+      for (int k = 0; k < 4; ++k) {
+        uint64_t bits;
+        std::memcpy(&bits, q + 64 + 8 * k, 8);
+        const __m512i l2 = _mm512_and_si512(k ? _mm512_srli_epi16(low, 2 * k) : low, two);
+        w[k] = _mm512_mask_add_epi8(l2, _cvtu64_mask64(bits), l2, four);
+      }
+      for (int t = 0; t < kTokens; ++t) {
+        const __m512i g = _mm512_dpbusd_epi32(
+            _mm512_dpbusd_epi32(
+                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start[t], w[0], xk[t][0]), w[1], xk[t][1]),
+                w[2], xk[t][2]),
+            w[3], xk[t][3]);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(g), _mm512_mul_ps(fs, xd[t]), acc[r][t]);
+      }
+    }
+  }
+  for (int t = 0; t < kTokens; ++t)
+    for (int r = 0; r < 4; ++r) out[4 * t + r] = hsum(acc[r][t]);
+}
+
 // Q6_K: 16 int8 scales per row, one per 16-value run, so lane l's factor is d * scale[l] * d_x
 // of run l's block. The codes (0..63) come out of the low nibbles and the 2-bit tops in
 // registers; the offset of 32 comes off through the dot's start value, -32 * ActQ8::sum16.
@@ -211,6 +283,8 @@ void ggml_packed_dot4_vnni(DType t, const uint8_t* tile, const ActQ8* const* xs,
   const auto run = [&](auto n) {
     if (t == DType::q6_k)
       dot_q6_k_packed<n()>(tile, xs, cols, out);
+    else if (t == DType::q3_k)
+      dot_q3_k_packed<n()>(tile, xs, cols, out);
     else if (t == DType::q5_k)
       dot_q45_k_packed<true, n()>(tile, xs, cols, out);
     else
