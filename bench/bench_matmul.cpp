@@ -76,6 +76,7 @@ BenchWeight make(DType dt, int64_t rows, int64_t cols) {
                                            ? std::vector<size_t>{0, 2}
                                        : dt == DType::q6_k ? std::vector<size_t>{208}
                                        : dt == DType::q3_k ? std::vector<size_t>{108}
+                                       : dt == DType::q2_k ? std::vector<size_t>{80, 82}
                                                            : std::vector<size_t>{0};
       const uint16_t d = f32_to_f16(0.01f);
       for (size_t blk = 0; blk < b.bytes.size() / block; ++blk)
@@ -237,7 +238,8 @@ int register_all() {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
-  for (DType dt : {DType::q8_0, DType::q4_0, DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k})
+  for (DType dt :
+       {DType::q8_0, DType::q4_0, DType::q2_k, DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k})
     benchmark::RegisterBenchmark(
         (std::string("decode_many/") + std::string(dtype_name(dt))).c_str(), BM_decode_many, dt)
         ->Args({8960, 1536, 96})  // ~1.3-2.5 GB of qwen2-1.5b-sized MLP matrices
@@ -246,7 +248,8 @@ int register_all() {
         ->Args({1536, 1536, 4})
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
-  for (DType dt : {DType::q8_0, DType::q4_0, DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k})
+  for (DType dt :
+       {DType::q8_0, DType::q4_0, DType::q2_k, DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k})
     benchmark::RegisterBenchmark(
         (std::string("decode_packed/") + std::string(dtype_name(dt))).c_str(), BM_decode_packed, dt)
         ->Args({8960, 1536, 96})

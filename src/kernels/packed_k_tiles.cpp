@@ -1,4 +1,4 @@
-// Q3_K / Q4_K / Q5_K / Q6_K tiles (packed_k_tiles.h). Each direction goes through the unit's 256
+// Q2_K..Q6_K tiles (packed_k_tiles.h). Each direction goes through the unit's 256
 // codes in value order, 8 bytes at a time: the stored bit layouts are runs of 8 or more consecutive
 // values, and register order is a transpose of 4-byte runs.
 #include "kernels/packed_k_tiles.h"
@@ -89,16 +89,18 @@ void or_bit_masks(const uint8_t* masks, int bit, uint8_t* reg) {
   }
 }
 
-// Q3_K's stored codes: value 128 h + 32 j + l has its low 2 bits in bits 2j of qs[32 h + l] and
-// its third in bit 4h + j of hmask[l].
-void q3_k_values(const uint8_t* hmask, const uint8_t* qs, uint8_t* v) {
+// Q2_K's and Q3_K's low 2 bits: value 128 h + 32 j + l has them in bits 2j of qs[32 h + l].
+// Q3_K's third bit is bit 4h + j of hmask[l] (null for Q2_K).
+void q23_k_values(const uint8_t* hmask, const uint8_t* qs, uint8_t* v) {
   for (int h = 0; h < 2; ++h)
     for (int j = 0; j < 4; ++j)
-      for (int l = 0; l < 32; l += 8)
-        put(v + 128 * h + 32 * j + l, ((word(qs + 32 * h + l) >> (2 * j)) & kTop2) |
-                                          ((word(hmask + l) >> (4 * h + j)) & kOnes) << 2);
+      for (int l = 0; l < 32; l += 8) {
+        uint64_t code = (word(qs + 32 * h + l) >> (2 * j)) & kTop2;
+        if (hmask) code |= ((word(hmask + l) >> (4 * h + j)) & kOnes) << 2;
+        put(v + 128 * h + 32 * j + l, code);
+      }
 }
-void q3_k_store(const uint8_t* v, uint8_t* hmask, uint8_t* qs) {
+void q23_k_store(const uint8_t* v, uint8_t* hmask, uint8_t* qs) {
   for (int l = 0; l < 32; l += 8) {
     uint64_t third = 0;
     for (int h = 0; h < 2; ++h) {
@@ -110,7 +112,7 @@ void q3_k_store(const uint8_t* v, uint8_t* hmask, uint8_t* qs) {
       }
       put(qs + 32 * h + l, low);
     }
-    put(hmask + l, third);
+    if (hmask) put(hmask + l, third);
   }
 }
 
@@ -186,24 +188,26 @@ void q5_k_unpack_codes(const uint8_t* p, uint8_t* reg) {
   q4_k_unpack_codes(p, reg);
   or_bit_masks(p + 128, 4, reg);
 }
-// Q3_K's codes: 64 bytes whose bits 2c, 2c + 1 are register c's low 2 bits of code b, then the
-// third bits as 64-bit masks.
-void q3_k_pack_codes(const uint8_t* reg, uint8_t* p) {
+// Q2_K's and Q3_K's codes: 64 bytes whose bits 2c, 2c + 1 are register c's low 2 bits of code
+// b, then (Q3_K) the third bits as 64-bit masks.
+void q23_k_pack_codes(const uint8_t* reg, bool third, uint8_t* p) {
   for (int b = 0; b < 64; b += 8) {
     uint64_t low = 0;
     for (int c = 0; c < 4; ++c) low |= (word(reg + 64 * c + b) & kTop2) << (2 * c);
     put(p + b, low);
   }
-  put_bit_masks(reg, 2, p + 64);
+  if (third) put_bit_masks(reg, 2, p + 64);
 }
-void q3_k_unpack_codes(const uint8_t* p, uint8_t* reg) {
+void q23_k_unpack_codes(const uint8_t* p, bool third, uint8_t* reg) {
   for (int b = 0; b < 64; b += 8)
     for (int c = 0; c < 4; ++c) put(reg + 64 * c + b, (word(p + b) >> (2 * c)) & kTop2);
-  or_bit_masks(p + 64, 2, reg);
+  if (third) or_bit_masks(p + 64, 2, reg);
 }
 
 int64_t unit_bytes(DType t) {
   switch (t) {
+    case DType::q2_k:
+      return kQ2kUnit;
     case DType::q3_k:
       return kQ3kUnit;
     case DType::q4_k:
@@ -218,12 +222,18 @@ int64_t unit_bytes(DType t) {
 // One stored block <-> row r's share of a packed unit.
 void pack_block(DType t, const uint8_t* blk, uint8_t* unit, int64_t r) {
   alignas(64) uint8_t v[256], reg[256];
-  if (t == DType::q3_k) {
+  if (t == DType::q2_k) {
+    std::memcpy(unit + 16 * r, blk, 16);  // scales and mins
+    std::memcpy(unit + kQ2kD + 4 * r, blk + 80, 4);
+    q23_k_values(nullptr, blk + 16, v);
+    to_registers(v, reg);
+    q23_k_pack_codes(reg, false, unit + kQ2kCodes + 64 * r);
+  } else if (t == DType::q3_k) {
     std::memcpy(unit + 12 * r, blk + 96, 12);  // scales
     std::memcpy(unit + kQ3kD + 2 * r, blk + 108, 2);
-    q3_k_values(blk, blk + 32, v);
+    q23_k_values(blk, blk + 32, v);
     to_registers(v, reg);
-    q3_k_pack_codes(reg, unit + kQ3kCodes + 96 * r);
+    q23_k_pack_codes(reg, true, unit + kQ3kCodes + 96 * r);
   } else if (t == DType::q4_k) {
     std::memcpy(unit + 16 * r, blk, 16);  // d, dmin, 12 scale bytes
     q4_k_values(blk + 16, v);
@@ -245,12 +255,18 @@ void pack_block(DType t, const uint8_t* blk, uint8_t* unit, int64_t r) {
 }
 void unpack_block(DType t, const uint8_t* unit, int64_t r, uint8_t* blk) {
   alignas(64) uint8_t v[256], reg[256];
-  if (t == DType::q3_k) {
+  if (t == DType::q2_k) {
+    std::memcpy(blk, unit + 16 * r, 16);
+    std::memcpy(blk + 80, unit + kQ2kD + 4 * r, 4);
+    q23_k_unpack_codes(unit + kQ2kCodes + 64 * r, false, reg);
+    from_registers(reg, v);
+    q23_k_store(v, nullptr, blk + 16);
+  } else if (t == DType::q3_k) {
     std::memcpy(blk + 96, unit + 12 * r, 12);
     std::memcpy(blk + 108, unit + kQ3kD + 2 * r, 2);
-    q3_k_unpack_codes(unit + kQ3kCodes + 96 * r, reg);
+    q23_k_unpack_codes(unit + kQ3kCodes + 96 * r, true, reg);
     from_registers(reg, v);
-    q3_k_store(v, blk, blk + 32);
+    q23_k_store(v, blk, blk + 32);
   } else if (t == DType::q4_k) {
     std::memcpy(blk, unit + 16 * r, 16);
     q4_k_unpack_codes(unit + kQ4kCodes + 128 * r, reg);

@@ -25,8 +25,8 @@ int64_t quant_bytes(DType t) {
 
 void require_packable(DType t) {
   if (!packable_dtype(t))
-    fail(ErrorKind::format, "packed tiles hold q8_0, q4_0, q3_k, q4_k, q5_k or q6_k weights, not " +
-                                std::string(dtype_name(t)));
+    fail(ErrorKind::format,
+         "packed tiles hold q8_0, q4_0 or q2_k..q6_k weights, not " + std::string(dtype_name(t)));
 }
 
 // Offset of group `g0` (first block of the group) inside a tile: the groups before it are

@@ -1,4 +1,4 @@
-// Tile-major ("packed") Q8_0 / Q4_0 / Q3_K..Q6_K weights for the one-token decode kernels.
+// Tile-major ("packed") Q8_0 / Q4_0 / Q2_K..Q6_K weights for the one-token decode kernels.
 // As stored in GGUF each row is its own run of blocks, so a 4-row decode tile reads 4 short
 // streams (a 1536-wide Q4_0 row is 864 bytes): the hardware prefetchers cannot follow them and
 // decode leans on software prefetch. Packed, the 4 rows of a tile are interleaved into one
@@ -15,15 +15,17 @@
 //     (xor 0x80, the unsigned operand vpdpbusd wants). Either way one 64-byte register holds a
 //     half block of all 4 rows, lane 4 r + k holding row r's elements 4k..4k+3 (of that half),
 //     so both types share one kernel shape: one scale permute per block.
-// Q3_K, Q4_K, Q5_K and Q6_K (packed_k_tiles.h), per 256-value unit, with the codes in "register
-// order": 4 registers of 64 codes, register c byte b holding value 16 (b / 4) + 4 c + b % 4, so
-// each 32-bit lane l holds values of the 16-value run l only. The unit's 4 vpdpbusd then chain into
-// one accumulator of per-run sums, and the scales apply once per row and unit instead of once
-// per register (cpu/ggml_packed_vnni.cpp; ActQ8::qk holds the activations in the same order).
+// Q2_K, Q3_K, Q4_K, Q5_K and Q6_K (packed_k_tiles.h), per 256-value unit, with the codes in
+// "register order": 4 registers of 64 codes, register c byte b holding value 16 (b / 4) + 4 c + b %
+// 4, so each 32-bit lane l holds values of the 16-value run l only. The unit's 4 vpdpbusd then
+// chain into one accumulator of per-run sums, and the scales apply once per row and unit instead of
+// once per register (cpu/ggml_packed_vnni.cpp; ActQ8::qk holds the activations in the same order).
 //   - Q4_K (576 bytes, nine cache lines when the tile starts on one): the 4 rows' 16-byte block
 //     heads as stored (f16 d, f16 dmin, 12 bytes of 6-bit scales and mins), row r's at 16 r, so
 //     one load gives the kernel all 4 rows' scales; then each row's 128 nibble bytes at
 //     64 + 128 r, byte 64 h + b holding register 2h's code b (low nibble) and 2h + 1's (high).
+//   - Q2_K (336 bytes): the 4 rows' 16 scale/min bytes as stored (row r at 16 r), their f16 d and
+//     dmin (at 64 + 4 r), then each row's 64 bytes of 2-bit codes at 80 + 64 r (as Q3_K's).
 //   - Q3_K (440 bytes): the 4 rows' 12 scale bytes as stored (row r at 12 r), their f16 d (at
 //     48 + 2 r), then each row's 96 code bytes at 56 + 96 r: 64 bytes whose bits 2c, 2c + 1 are
 //     register c's low 2 bits of code b, then register c's third bits as a 64-bit mask.
@@ -45,7 +47,7 @@
 
 namespace tern::kernels {
 
-// Whether `t` has a packed form (Q8_0, Q4_0, Q3_K, Q4_K, Q5_K and Q6_K).
+// Whether `t` has a packed form (Q8_0, Q4_0 and Q2_K..Q6_K).
 bool packable_dtype(DType t);
 // Bytes of one packed tile: 4 stored rows.
 int64_t packed_tile_bytes(DType t, int64_t cols);

@@ -29,7 +29,7 @@ struct WeightView {
   // kv_b_proj or one expert of a stacked tensor); only scale lookups use it, since `data`
   // already points at that row.
   int64_t row0 = 0;
-  // Q8_0 / Q4_0 / Q3_K..Q6_K only: `data` holds the tile-major layout of packed_tiles.h
+  // Q8_0 / Q4_0 / Q2_K..Q6_K only: `data` holds the tile-major layout of packed_tiles.h
   // (prepacked at load for the decode kernels) instead of rows. A tile is 4 stored rows' bytes, so
   // row_range at a multiple of 4 rows is still a byte offset; readers that want rows unpack them
   // (packed_tiles.h stored_rows / stored_row_segment), and row_ptr refuses, so a reader that

@@ -106,7 +106,7 @@ PrepackReport prepack_decode_weights(const ModelConfig& c, ModelWeights& w) {
     jobs[it->second].users.push_back(l);
   }
   if (jobs.empty()) {
-    report.skipped = "no Q8_0 / Q4_0 / Q3_K..Q6_K matrix to pack";
+    report.skipped = "no Q8_0 / Q4_0 / Q2_K..Q6_K matrix to pack";
     return report;
   }
   int64_t total = 0;

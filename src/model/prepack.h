@@ -1,4 +1,4 @@
-// Prepacking for decode: at load, the Q8_0 / Q4_0 / Q3_K..Q6_K matrices the one-token
+// Prepacking for decode: at load, the Q8_0 / Q4_0 / Q2_K..Q6_K matrices the one-token
 // kernels read are rewritten into the tile-major layout of kernels/packed_tiles.h (each thread's
 // share of a matrix then streams front to back; +9-13% decode on the EPYC here,
 // docs/benchmarks.md). The views then point at the packed copies (WeightView::packed) and every
@@ -25,7 +25,7 @@ struct PrepackReport {
   bool memory_bound = false;  // skipped because the packed copies would not fit in memory
 };
 
-// Packs w's eligible matrices in place. Eligible: Q8_0 / Q4_0 / Q3_K..Q6_K linears with
+// Packs w's eligible matrices in place. Eligible: Q8_0 / Q4_0 / Q2_K..Q6_K linears with
 // whole blocks, except token embeddings (read by row lookups), a head tied to them (the same
 // bytes), kv_b_proj (the MLA per-head views point into it) and MoE routers (small; observers key on
 // their bytes). Skipped, with the reason in `skipped`: TERN_PREPACK=0, a CPU without the packed

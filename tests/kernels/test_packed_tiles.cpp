@@ -91,10 +91,10 @@ std::vector<uint8_t> random_k_rows(DType t, int64_t rows, int64_t cols, uint32_t
 }
 }  // namespace
 
-// Q3_K / Q4_K / Q5_K / Q6_K: 256-value units, the 4 rows' heads together and the codes in register
+// Q2_K..Q6_K: 256-value units, the 4 rows' heads together and the codes in register
 // order (packed_k_tiles.h), so the round trip is the check that the regrouping is a permutation.
 TEST(PackedTiles, KQuantUnpackGivesEveryStoredRowBack) {
-  for (DType t : {DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k})
+  for (DType t : {DType::q2_k, DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k})
     for (int64_t rows : {1, 4, 6, 9})
       for (int64_t units : {1, 2, 5}) {
         const int64_t cols = units * 256, rb = dtype_bytes_for(t, cols);
@@ -143,7 +143,7 @@ TEST(PackedTiles, KQuantActivationsInRegisterOrder) {
 TEST(PackedTiles, KQuantSimdKernelEqualsTheReference) {
   const GgmlPackedDot4 kernel = ggml_packed_dot4_vnni_if_supported();
   if (!kernel) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
-  for (DType t : {DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k})
+  for (DType t : {DType::q2_k, DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k})
     for (int64_t units : {1, 2, 3, 6, 35}) {
       const int64_t cols = units * 256, rb = dtype_bytes_for(t, cols), rows = 7;
       const std::vector<uint8_t> w = random_k_rows(t, rows, cols, uint32_t(units));

@@ -23,15 +23,16 @@ using tern::test::read_case;
 
 namespace {
 
-// The last six hold k-quant matrices (llama-quantize's and tern's Q4_K_M mixes with Q6_K heads,
-// Q3_K_M, Q5_K_M, Q6_K, and a DeepSeek-V3 in a dynamic 1.58-bit mix whose attention and shared
-// experts are Q4_K).
+// The last seven hold k-quant matrices (llama-quantize's and tern's Q4_K_M mixes with Q6_K
+// heads, Q2_K, Q3_K_M, Q5_K_M, Q6_K, and a DeepSeek-V3 in a dynamic 1.58-bit mix whose attention
+// and shared experts are Q4_K).
 const char* const kFixtures[] = {"qwen2_gguf",
                                  "deepseek2_gguf",
                                  "deepseek3_gguf",
                                  "llama3_gguf",
                                  "llama_cpp_quants/qwen2_q4_k_m",
                                  "llama_cpp_quants/tern_qwen2_q4_k_m",
+                                 "llama_cpp_quants/qwen2_q2_k",
                                  "llama_cpp_quants/qwen2_q3_k_m",
                                  "llama_cpp_quants/qwen2_q5_k_m",
                                  "llama_cpp_quants/qwen2_q6_k",

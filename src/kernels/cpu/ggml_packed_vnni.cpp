@@ -1,4 +1,4 @@
-// Packed Q3_K / Q4_K / Q5_K / Q6_K tiles (packed_k_tiles.h) on AVX-512 VNNI. In register order
+// Packed Q2_K..Q6_K tiles (packed_k_tiles.h) on AVX-512 VNNI. In register order
 // every 32-bit lane l of a register of 64 codes holds 4 values of the 16-value run l (Q4_K / Q5_K
 // sub-block l / 2, Q6_K sub-block l), and ActQ8::qk holds the activations in the same order, so a
 // row's 4 vpdpbusd per unit chain into one integer accumulator of per-run sums: one conversion and
@@ -150,6 +150,58 @@ void dot_q45_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols,
     }
 }
 
+// Q2_K: per 16-value run a 4-bit scale (low nibble) and min (high nibble) of d and dmin, so lane
+// l's factor is d * scale[l] * d_x and its min term dmin * min[l] * d_x * sum16[l], both per
+// lane; the codes are one register's 2-bit fields.
+template <int kTokens>
+void dot_q2_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, float* out) {
+  __m512 acc[4][kTokens];
+  for (auto& a : acc)
+    for (auto& v : a) v = _mm512_setzero_ps();
+  const __m512i zero = _mm512_setzero_si512(), two = _mm512_set1_epi8(3);
+  const __m512i nib = _mm512_set1_epi32(15);
+  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  for (int64_t c = 0; c < cols; c += 256) {
+    const uint8_t* unit = tile + c / 256 * kQ2kUnit;
+    __m512i xk[kTokens][4];
+    __m512 xd[kTokens], xsum[kTokens];
+    for (int t = 0; t < kTokens; ++t) {
+      for (int k = 0; k < 4; ++k) xk[t][k] = _mm512_loadu_si512(xs[t]->qk.data() + c + 64 * k);
+      xd[t] = _mm512_permutexvar_ps(
+          dup, _mm512_castps256_ps512(_mm256_loadu_ps(xs[t]->d.data() + c / 32)));
+      xsum[t] = _mm512_mul_ps(xd[t],
+                              _mm512_cvtepi32_ps(_mm512_loadu_si512(xs[t]->sum16.data() + c / 16)));
+    }
+    // [d0, dmin0, d1, dmin1, ..., d3, dmin3]
+    const __m512 dd = _mm512_castps256_ps512(
+        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + kQ2kD))));
+    for (int r = 0; r < 4; ++r) {
+      const __m512i sm =
+          _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + 16 * r)));
+      const __m512 fs = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(sm, nib)),
+                                      _mm512_permutexvar_ps(_mm512_set1_epi32(2 * r), dd));
+      const __m512 fm = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(sm, 4)),
+                                      _mm512_permutexvar_ps(_mm512_set1_epi32(2 * r + 1), dd));
+      const __m512i low = _mm512_loadu_si512(unit + kQ2kCodes + 64 * r);
+      __m512i w[4];
+      for (int k = 0; k < 4; ++k)
+        w[k] = _mm512_and_si512(k ? _mm512_srli_epi16(low, 2 * k) : low, two);
+      for (int t = 0; t < kTokens; ++t) {
+        const __m512i g = _mm512_dpbusd_epi32(
+            _mm512_dpbusd_epi32(
+                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, w[0], xk[t][0]), w[1], xk[t][1]),
+                w[2], xk[t][2]),
+            w[3], xk[t][3]);
+        acc[r][t] = _mm512_fnmadd_ps(
+            fm, xsum[t],
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(g), _mm512_mul_ps(fs, xd[t]), acc[r][t]));
+      }
+    }
+  }
+  for (int t = 0; t < kTokens; ++t)
+    for (int r = 0; r < 4; ++r) out[4 * t + r] = hsum(acc[r][t]);
+}
+
 // Q3_K: 16 six-bit scales per row (stored - 32), their low nibbles in bytes 0-7 (nibble g / 8 of
 // byte g % 8) and top 2 bits in bytes 8-11 (bits 2 (g / 4) of byte 8 + g % 4), decoded into lane g
 // with one byte shuffle and per-lane shifts; codes are the low 2 bits from one register plus
@@ -285,6 +337,8 @@ void ggml_packed_dot4_vnni(DType t, const uint8_t* tile, const ActQ8* const* xs,
       dot_q6_k_packed<n()>(tile, xs, cols, out);
     else if (t == DType::q3_k)
       dot_q3_k_packed<n()>(tile, xs, cols, out);
+    else if (t == DType::q2_k)
+      dot_q2_k_packed<n()>(tile, xs, cols, out);
     else if (t == DType::q5_k)
       dot_q45_k_packed<true, n()>(tile, xs, cols, out);
     else

@@ -32,7 +32,7 @@ GgmlDot4 ggml_dot4_vnni_if_supported();
 // the exact path, which dequantises through the same unpackers).
 GgmlDot4 ggml_dot4_kernel();
 
-// The same over one packed tile (packed_tiles.h: Q3_K..Q6_K): every xs[t]
+// The same over one packed tile (packed_tiles.h: Q2_K..Q6_K): every xs[t]
 // must have its qk order current (regroup_act_k).
 using GgmlPackedDot4 = void (*)(DType t, const uint8_t* tile, const ActQ8* const* xs, int nt,
                                 int64_t cols, float* out);
