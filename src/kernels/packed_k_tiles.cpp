@@ -3,6 +3,8 @@
 // values, and register order is a transpose of 4-byte runs.
 #include "kernels/packed_k_tiles.h"
 
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -25,14 +27,26 @@ inline void put(uint8_t* p, uint64_t w) {
   std::memcpy(p, &w, 8);
 }
 
-// Value order <-> register order (packed_k_tiles.h): reg[64 c + 4 l + i] = v[16 l + 4 c + i].
+// Value order <-> register order (packed_k_tiles.h): reg[64 c + 4 l + i] = v[16 l + 4 c + i],
+// i.e. as 32-bit words a 4 x 16 <-> 16 x 4 transpose, done as four 4 x 4 transposes in SSE2
+// (baseline x86-64; the word-by-word copy was most of the unpacking time).
+inline void transpose4x4(const uint8_t* in, int64_t in_stride, uint8_t* out, int64_t out_stride) {
+  const auto load = [&](int k) {
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + k * in_stride));
+  };
+  const __m128i a0 = load(0), a1 = load(1), a2 = load(2), a3 = load(3);
+  const __m128i t0 = _mm_unpacklo_epi32(a0, a1), t1 = _mm_unpacklo_epi32(a2, a3);
+  const __m128i t2 = _mm_unpackhi_epi32(a0, a1), t3 = _mm_unpackhi_epi32(a2, a3);
+  const __m128i r[4] = {_mm_unpacklo_epi64(t0, t1), _mm_unpackhi_epi64(t0, t1),
+                        _mm_unpacklo_epi64(t2, t3), _mm_unpackhi_epi64(t2, t3)};
+  for (int k = 0; k < 4; ++k)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + k * out_stride), r[k]);
+}
 void to_registers(const uint8_t* v, uint8_t* reg) {
-  for (int c = 0; c < 4; ++c)
-    for (int l = 0; l < 16; ++l) std::memcpy(reg + 64 * c + 4 * l, v + 16 * l + 4 * c, 4);
+  for (int g = 0; g < 4; ++g) transpose4x4(v + 64 * g, 16, reg + 16 * g, 64);
 }
 void from_registers(const uint8_t* reg, uint8_t* v) {
-  for (int c = 0; c < 4; ++c)
-    for (int l = 0; l < 16; ++l) std::memcpy(v + 16 * l + 4 * c, reg + 64 * c + 4 * l, 4);
+  for (int g = 0; g < 4; ++g) transpose4x4(reg + 16 * g, 64, v + 64 * g, 16);
 }
 
 // Q4_K's stored nibbles: byte 32 k + j holds value 64 k + j (low) and 64 k + 32 + j (high).
@@ -64,14 +78,10 @@ void q5_k_store_fifth(const uint8_t* v, uint8_t* qh) {
   }
 }
 
-// Bit 4 of 8 bytes <-> 8 bits (byte i <-> bit i): the multiply gathers bit 8i into bit 56 + i
-// without carries; the spread keeps bit i in byte i and turns a nonzero byte into its top bit.
+// Bit `bit` of 8 bytes -> 8 bits (byte i -> bit i): the multiply gathers bit 8i into bit 56 + i
+// without carries.
 inline uint64_t gather_bit(uint64_t w, int bit) {
   return (((w >> bit) & kOnes) * 0x0102040810204080ull) >> 56;
-}
-inline uint64_t spread_to_bit(uint64_t bits8, int bit) {
-  const uint64_t kept = (bits8 * kOnes) & 0x8040201008040201ull;
-  return (((kept + 0x7F7F7F7F7F7F7F7Full) >> 7) & kOnes) << bit;
 }
 // Bit `bit` of each of register c's 64 codes as a 64-bit mask at masks + 8 c, and back (OR-ed in).
 void put_bit_masks(const uint8_t* reg, int bit, uint8_t* masks) {
@@ -81,11 +91,19 @@ void put_bit_masks(const uint8_t* reg, int bit, uint8_t* masks) {
     put(masks + 8 * c, mask);
   }
 }
+// 16 codes at a time in SSE2: each byte gets its mask byte, keeps its own bit, and compares.
 void or_bit_masks(const uint8_t* masks, int bit, uint8_t* reg) {
+  const __m128i bits = _mm_set1_epi64x(int64_t(0x8040201008040201ull));
+  const __m128i value = _mm_set1_epi8(char(1 << bit));
   for (int c = 0; c < 4; ++c) {
     const uint64_t mask = word(masks + 8 * c);
-    for (int b = 0; b < 64; b += 8)
-      put(reg + 64 * c + b, word(reg + 64 * c + b) | spread_to_bit((mask >> b) & 0xFF, bit));
+    for (int b = 0; b < 64; b += 16) {
+      const __m128i spread = _mm_set_epi64x(int64_t(((mask >> (b + 8)) & 0xFF) * kOnes),
+                                            int64_t(((mask >> b) & 0xFF) * kOnes));
+      const __m128i set = _mm_cmpeq_epi8(_mm_and_si128(spread, bits), bits);
+      __m128i* at = reinterpret_cast<__m128i*>(reg + 64 * c + b);
+      _mm_storeu_si128(at, _mm_or_si128(_mm_loadu_si128(at), _mm_and_si128(set, value)));
+    }
   }
 }
 
