@@ -304,7 +304,12 @@ TEST(PipelineRunner, ShapesThatDoNotFitAreRefusedByName) {
 
 TEST(PipelineCosts, EveryLayerGetsItsKindsMeasuredForwardBackwardAndWeight) {
   Fixture f;
-  const train::ChunkMeasurement m = train::measure_layer_costs(f.c, 2, 8, 1, 3);
+  // The ends are a difference of two clocked runs (a one-layer model with its head, less the
+  // layer alone), which a loaded host can push to zero once (seen in CI while other jobs ran):
+  // measured again, up to three times, before calling it missing.
+  train::ChunkMeasurement m = train::measure_layer_costs(f.c, 2, 8, 1, 3);
+  for (int again = 0; again < 2 && m.ends.forward <= 0; ++again)
+    m = train::measure_layer_costs(f.c, 2, 8, 1, 3);
   ASSERT_EQ(int64_t(m.layers.size()), f.c.num_hidden_layers);
   EXPECT_EQ(m.tokens, 16);
   EXPECT_EQ(m.hand_off_bytes, 16 * f.c.hidden_size * 4);
