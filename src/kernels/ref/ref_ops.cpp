@@ -23,10 +23,16 @@ float q4_0_elem(const uint8_t* block, int i) {
 }
 
 float elem(const WeightView& w, int64_t r, int64_t c) {
-  if (w.packed) {  // prepacked Q8_0 / Q4_0: the one block that holds column c, as stored
-    uint8_t block[34];
-    unpack_row_blocks(w.dtype, static_cast<const uint8_t*>(w.data), w.cols, r, c / 32, 1, block);
-    return w.dtype == DType::q8_0 ? q8_0_elem(block, int(c % 32)) : q4_0_elem(block, int(c % 32));
+  if (w.packed) {  // prepacked: the one block that holds column c, as stored
+    const int64_t be = dtype_block_elems(w.dtype);
+    uint8_t block[256];  // the largest packable block: Q6_K's 210 bytes
+    unpack_row_blocks(w.dtype, static_cast<const uint8_t*>(w.data), w.cols, r, c / be, 1, block);
+    WeightView one = w;
+    one.packed = false;
+    one.data = block;
+    one.rows = 1;
+    one.cols = be;
+    return elem(one, 0, c % be);
   }
   const uint8_t* row = w.row_ptr(r);
   switch (w.dtype) {
@@ -71,7 +77,7 @@ float elem(const WeightView& w, int64_t r, int64_t c) {
 void dequant_row(const WeightView& w, int64_t row, int64_t col0, int64_t n, float* out) {
   require_weight_dtype(w, "dequant_row");
   if (dtype_is_ggml_block(w.dtype) && w.dtype != DType::q8_0 && w.dtype != DType::q4_0) {
-    if (w.packed) {  // prepacked Q4_K: the blocks that hold the columns, as stored
+    if (w.packed) {  // prepacked k-quants: the blocks that hold the columns, as stored
       thread_local std::vector<uint8_t> scratch;
       const int64_t be = dtype_block_elems(w.dtype), c0 = col0 / be * be;
       const WeightView v = stored_row_segment(w, row, c0, col0 + n - c0, scratch);
