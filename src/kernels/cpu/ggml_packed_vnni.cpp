@@ -1,11 +1,12 @@
-// Packed Q2_K..Q6_K tiles (packed_k_tiles.h) on AVX-512 VNNI. In register order
-// every 32-bit lane l of a register of 64 codes holds 4 values of the 16-value run l (Q4_K / Q5_K
-// sub-block l / 2, Q6_K sub-block l), and ActQ8::qk holds the activations in the same order, so a
-// row's 4 vpdpbusd per unit chain into one integer accumulator of per-run sums: one conversion and
-// one FMA per row and unit apply the scales (d * scale * d_x per lane), where the file's order
-// needs a conversion, a lane permute and an FMA per register. The 4 rows' heads arrive
-// together (Q4_K's scales and mins unpacked one 128-bit lane per row); Q4_K's mins meet the
-// activations' block sums in f32 once per unit, two rows per register. Integer sums per run are
+// Packed Q2_K..Q6_K tiles (packed_k_tiles.h) on AVX-512 VNNI. In register order every 32-bit
+// lane l of a register of 64 codes holds 4 values of the 16-value run l (Q4_K / Q5_K sub-block
+// l / 2, Q2_K / Q3_K / Q6_K sub-block l), and ActQ8::qk holds the activations in the same order,
+// so a row's 4 vpdpbusd per unit chain into one integer accumulator of per-run sums: one
+// conversion and one FMA per row and unit apply the scales (d * scale * d_x per lane), where the
+// file's order needs a conversion, a lane permute and an FMA per register. The 4 rows' heads
+// arrive together (Q4_K / Q5_K's scales and mins unpacked one 128-bit lane per row); mins meet
+// the activations' block sums in f32 (Q4_K / Q5_K once per unit, two rows per register; Q2_K per
+// lane), offsets come off through the dot's start value (Q3_K, Q6_K). Integer sums per run are
 // exact, so this differs from the reference only in the f32 order.
 // Compiled with its own -m flags; ggml_decode.cpp calls it only when CPUID reports VNNI.
 #include <immintrin.h>
@@ -33,7 +34,7 @@ inline __m512i row_lanes(int r) {
 inline __m512i scale_bytes() {
   alignas(64) int8_t idx[64];
   for (int l = 0; l < 16; ++l) {
-    idx[4 * l] = int8_t(l / 2 % 16);
+    idx[4 * l] = int8_t(l / 2);
     idx[4 * l + 1] = idx[4 * l + 2] = idx[4 * l + 3] = -128;
   }
   return _mm512_load_si512(idx);
