@@ -165,16 +165,21 @@ const float* dequant_packed(const WeightView& w, int64_t row, int64_t col0, int6
   return dequant(stored_row_segment(w, row, col0, n, scratch), 0, 0, n, out);
 }
 
-void packed_dot4_ref(DType t, const uint8_t* tile, const ActQ8& x, int64_t n_blocks, float* out) {
-  const int64_t cols = n_blocks * 32, row_bytes = dtype_bytes_for(t, cols);
-  thread_local std::vector<uint8_t> rows;
-  rows.resize(size_t(4 * row_bytes));
-  const uint8_t* ptr[4];
+void unpack_tile_rows(DType t, const uint8_t* tile, int64_t cols, std::vector<uint8_t>& scratch,
+                      const uint8_t* rows[4]) {
+  const int64_t row_bytes = dtype_bytes_for(t, cols);
+  if (int64_t(scratch.size()) < 4 * row_bytes) scratch.resize(size_t(4 * row_bytes));
   for (int64_t r = 0; r < 4; ++r) {
-    unpack_row(t, tile, cols, r, rows.data() + r * row_bytes);
-    ptr[r] = rows.data() + r * row_bytes;
+    unpack_row(t, tile, cols, r, scratch.data() + r * row_bytes);
+    rows[r] = scratch.data() + r * row_bytes;
   }
-  int8_dot4_ref(t, ptr, x, n_blocks, out);
+}
+
+void packed_dot4_ref(DType t, const uint8_t* tile, const ActQ8& x, int64_t n_blocks, float* out) {
+  thread_local std::vector<uint8_t> scratch;
+  const uint8_t* rows[4];
+  unpack_tile_rows(t, tile, n_blocks * 32, scratch, rows);
+  int8_dot4_ref(t, rows, x, n_blocks, out);
 }
 
 PackedDot4 packed_dot4_vnni_if_supported() {

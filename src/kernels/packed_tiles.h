@@ -64,6 +64,11 @@ void unpack_row(DType t, const uint8_t* packed, int64_t cols, int64_t r, uint8_t
 void unpack_row_blocks(DType t, const uint8_t* packed, int64_t cols, int64_t r, int64_t b0,
                        int64_t nb, uint8_t* out);
 
+// The 4 rows of one packed tile in stored form, in `scratch` (grown as needed); rows[r] points at
+// row r. For the scalar references of the packed kernels.
+void unpack_tile_rows(DType t, const uint8_t* tile, int64_t cols, std::vector<uint8_t>& scratch,
+                      const uint8_t* rows[4]);
+
 // Row readers of a WeightView that may be packed. Each returns a row-major stored view: `w`'s own
 // bytes when it is not packed (no copy), else rows unpacked into `scratch` (grown as needed; the
 // view is valid until scratch changes).

@@ -12,9 +12,9 @@
 #include <immintrin.h>
 
 #include <cstring>
-#include <type_traits>
 
 #include "kernels/cpu/avx512_hsum.h"
+#include "kernels/cpu/by_tokens.h"
 #include "kernels/ggml/ggml_decode.h"
 #include "kernels/packed_k_tiles.h"
 
@@ -54,6 +54,22 @@ inline __m512i min_bytes() {
   return _mm512_load_si512(idx);
 }
 
+// One token's share of a unit: its codes in register order (xk) and d_x per lane (lane l belongs
+// to block l / 2).
+inline __m512 unit_activations(const ActQ8& x, int64_t c, __m512i xk[4]) {
+  for (int k = 0; k < 4; ++k) xk[k] = _mm512_loadu_si512(x.qk.data() + c + 64 * k);
+  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  return _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_loadu_ps(x.d.data() + c / 32)));
+}
+
+// A row's 4 code registers against a token's: the per-run integer sums, from `start`.
+inline __m512i run_sums(__m512i start, const __m512i w[4], const __m512i xk[4]) {
+  return _mm512_dpbusd_epi32(
+      _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, w[0], xk[0]), w[1], xk[1]),
+                          w[2], xk[2]),
+      w[3], xk[3]);
+}
+
 // The 4 rows' 12 scale bytes (dwords 1..3 of each 128-bit lane, after d and dmin) unpacked to
 // bytes [scale 0..7, min 0..7] per lane, ggml's 6-bit packing: scales 0-3 and mins 0-3 are the
 // low 6 bits of bytes 0-3 and 4-7; scales / mins 4-7 take their low 4 bits from bytes 8-11 (low
@@ -83,7 +99,6 @@ void dot_q45_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols,
     for (int p = 0; p < 2; ++p) acc_min[p][t] = _mm512_setzero_ps();
   }
   const __m512i zero = _mm512_setzero_si512(), low4 = _mm512_set1_epi8(0x0F);
-  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   const __m512i heads_f16 = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
   const __m512i sc_bytes = scale_bytes(), mn_bytes = min_bytes();
   const __m512i rows[4] = {row_lanes(0), row_lanes(1), row_lanes(2), row_lanes(3)};
@@ -97,9 +112,8 @@ void dot_q45_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols,
     __m512i xk[kTokens][4];
     __m512 xd[kTokens], xsum[kTokens];
     for (int t = 0; t < kTokens; ++t) {
-      for (int k = 0; k < 4; ++k) xk[t][k] = _mm512_loadu_si512(xs[t]->qk.data() + c + 64 * k);
+      xd[t] = unit_activations(*xs[t], c, xk[t]);
       const __m256 d8 = _mm256_loadu_ps(xs[t]->d.data() + c / 32);
-      xd[t] = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(d8));
       const __m256 s8 =
           _mm256_mul_ps(d8, _mm256_cvtepi32_ps(_mm256_loadu_si256(
                                 reinterpret_cast<const __m256i*>(xs[t]->sum.data() + c / 32))));
@@ -134,11 +148,7 @@ void dot_q45_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols,
           w[k] = _mm512_mask_add_epi8(w[k], _cvtu64_mask64(bits), w[k], _mm512_set1_epi8(16));
         }
       for (int t = 0; t < kTokens; ++t) {
-        const __m512i g = _mm512_dpbusd_epi32(
-            _mm512_dpbusd_epi32(
-                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, w[0], xk[t][0]), w[1], xk[t][1]),
-                w[2], xk[t][2]),
-            w[3], xk[t][3]);
+        const __m512i g = run_sums(zero, w, xk[t]);
         acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(g), _mm512_mul_ps(fs, xd[t]), acc[r][t]);
       }
     }
@@ -161,15 +171,12 @@ void dot_q2_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, 
     for (auto& v : a) v = _mm512_setzero_ps();
   const __m512i zero = _mm512_setzero_si512(), two = _mm512_set1_epi8(3);
   const __m512i nib = _mm512_set1_epi32(15);
-  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   for (int64_t c = 0; c < cols; c += 256) {
     const uint8_t* unit = tile + c / 256 * kQ2kUnit;
     __m512i xk[kTokens][4];
     __m512 xd[kTokens], xsum[kTokens];
     for (int t = 0; t < kTokens; ++t) {
-      for (int k = 0; k < 4; ++k) xk[t][k] = _mm512_loadu_si512(xs[t]->qk.data() + c + 64 * k);
-      xd[t] = _mm512_permutexvar_ps(
-          dup, _mm512_castps256_ps512(_mm256_loadu_ps(xs[t]->d.data() + c / 32)));
+      xd[t] = unit_activations(*xs[t], c, xk[t]);
       xsum[t] = _mm512_mul_ps(xd[t],
                               _mm512_cvtepi32_ps(_mm512_loadu_si512(xs[t]->sum16.data() + c / 16)));
     }
@@ -188,11 +195,7 @@ void dot_q2_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, 
       for (int k = 0; k < 4; ++k)
         w[k] = _mm512_and_si512(k ? _mm512_srli_epi16(low, 2 * k) : low, two);
       for (int t = 0; t < kTokens; ++t) {
-        const __m512i g = _mm512_dpbusd_epi32(
-            _mm512_dpbusd_epi32(
-                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, w[0], xk[t][0]), w[1], xk[t][1]),
-                w[2], xk[t][2]),
-            w[3], xk[t][3]);
+        const __m512i g = run_sums(zero, w, xk[t]);
         acc[r][t] = _mm512_fnmadd_ps(
             fm, xsum[t],
             _mm512_fmadd_ps(_mm512_cvtepi32_ps(g), _mm512_mul_ps(fs, xd[t]), acc[r][t]));
@@ -213,7 +216,6 @@ void dot_q3_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, 
   for (auto& a : acc)
     for (auto& v : a) v = _mm512_setzero_ps();
   const __m512i two = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
-  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   alignas(64) int8_t pick[64];
   alignas(64) int32_t low_shift[16], top_shift[16];
   for (int g = 0; g < 16; ++g) {
@@ -232,9 +234,7 @@ void dot_q3_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, 
     __m512i xk[kTokens][4], start[kTokens];
     __m512 xd[kTokens];
     for (int t = 0; t < kTokens; ++t) {
-      for (int k = 0; k < 4; ++k) xk[t][k] = _mm512_loadu_si512(xs[t]->qk.data() + c + 64 * k);
-      xd[t] = _mm512_permutexvar_ps(
-          dup, _mm512_castps256_ps512(_mm256_loadu_ps(xs[t]->d.data() + c / 32)));
+      xd[t] = unit_activations(*xs[t], c, xk[t]);
       start[t] =
           _mm512_sub_epi32(_mm512_setzero_si512(),
                            _mm512_slli_epi32(_mm512_loadu_si512(xs[t]->sum16.data() + c / 16), 2));
@@ -262,11 +262,7 @@ void dot_q3_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, 
         w[k] = _mm512_mask_add_epi8(l2, _cvtu64_mask64(bits), l2, four);
       }
       for (int t = 0; t < kTokens; ++t) {
-        const __m512i g = _mm512_dpbusd_epi32(
-            _mm512_dpbusd_epi32(
-                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start[t], w[0], xk[t][0]), w[1], xk[t][1]),
-                w[2], xk[t][2]),
-            w[3], xk[t][3]);
+        const __m512i g = run_sums(start[t], w, xk[t]);
         acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(g), _mm512_mul_ps(fs, xd[t]), acc[r][t]);
       }
     }
@@ -285,16 +281,13 @@ void dot_q6_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, 
     for (auto& v : a) v = _mm512_setzero_ps();
   const __m512i zero = _mm512_setzero_si512(), low4 = _mm512_set1_epi8(0x0F);
   const __m512i top = _mm512_set1_epi8(0x30);
-  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   constexpr int kOrTopBits = 0xF8;  // ternary logic: a | (b & c)
   for (int64_t c = 0; c < cols; c += 256) {
     const uint8_t* unit = tile + c / 256 * kQ6kUnit;
     __m512i xk[kTokens][4], start[kTokens];
     __m512 xd[kTokens];
     for (int t = 0; t < kTokens; ++t) {
-      for (int k = 0; k < 4; ++k) xk[t][k] = _mm512_loadu_si512(xs[t]->qk.data() + c + 64 * k);
-      xd[t] = _mm512_permutexvar_ps(
-          dup, _mm512_castps256_ps512(_mm256_loadu_ps(xs[t]->d.data() + c / 32)));
+      xd[t] = unit_activations(*xs[t], c, xk[t]);
       start[t] = _mm512_sub_epi32(
           zero, _mm512_slli_epi32(_mm512_loadu_si512(xs[t]->sum16.data() + c / 16), 5));
     }
@@ -316,11 +309,7 @@ void dot_q6_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, 
           _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(l1, 4), low4),
                                     _mm512_srli_epi16(h, 2), top, kOrTopBits)};
       for (int t = 0; t < kTokens; ++t) {
-        const __m512i g = _mm512_dpbusd_epi32(
-            _mm512_dpbusd_epi32(
-                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start[t], w[0], xk[t][0]), w[1], xk[t][1]),
-                w[2], xk[t][2]),
-            w[3], xk[t][3]);
+        const __m512i g = run_sums(start[t], w, xk[t]);
         acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(g), _mm512_mul_ps(fs, xd[t]), acc[r][t]);
       }
     }
@@ -333,7 +322,7 @@ void dot_q6_k_packed(const uint8_t* tile, const ActQ8* const* xs, int64_t cols, 
 
 void ggml_packed_dot4_vnni(DType t, const uint8_t* tile, const ActQ8* const* xs, int nt,
                            int64_t cols, float* out) {
-  const auto run = [&](auto n) {
+  by_tokens(nt, [&](auto n) {
     if (t == DType::q6_k)
       dot_q6_k_packed<n()>(tile, xs, cols, out);
     else if (t == DType::q3_k)
@@ -344,17 +333,7 @@ void ggml_packed_dot4_vnni(DType t, const uint8_t* tile, const ActQ8* const* xs,
       dot_q45_k_packed<true, n()>(tile, xs, cols, out);
     else
       dot_q45_k_packed<false, n()>(tile, xs, cols, out);
-  };
-  switch (nt) {
-    case 1:
-      return run(std::integral_constant<int, 1>());
-    case 2:
-      return run(std::integral_constant<int, 2>());
-    case 3:
-      return run(std::integral_constant<int, 3>());
-    default:
-      return run(std::integral_constant<int, 4>());
-  }
+  });
 }
 
 }  // namespace tern::kernels

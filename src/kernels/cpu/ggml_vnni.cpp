@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/avx512_hsum.h"
+#include "kernels/cpu/by_tokens.h"
 #include "kernels/cpu/ggml_unpack_avx512.h"
 #include "kernels/ggml/ggml_decode.h"
 
@@ -360,22 +361,6 @@ void dot_q2_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, 
   }
   for (int t = 0; t < kTokens; ++t)
     for (int r = 0; r < 4; ++r) out[4 * t + r] = hsum(acc[r][t]) - hsum(acc_min[r][t]);
-}
-
-// Calls f(std::integral_constant<int, n>) for the token count nt (1..4): every kernel here is
-// instantiated per token count so its accumulators stay in registers.
-template <class F>
-void by_tokens(int nt, F f) {
-  switch (nt) {
-    case 1:
-      return f(std::integral_constant<int, 1>());
-    case 2:
-      return f(std::integral_constant<int, 2>());
-    case 3:
-      return f(std::integral_constant<int, 3>());
-    default:
-      return f(std::integral_constant<int, 4>());
-  }
 }
 
 struct DotArgs {

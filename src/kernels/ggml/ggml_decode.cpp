@@ -67,14 +67,9 @@ GgmlDot4 ggml_dot4_kernel() {
 
 void ggml_packed_dot4_ref(DType t, const uint8_t* tile, const ActQ8* const* xs, int nt,
                           int64_t cols, float* out) {
-  const int64_t row_bytes = dtype_bytes_for(t, cols);
-  thread_local std::vector<uint8_t> stored;
-  stored.resize(size_t(4 * row_bytes));
+  thread_local std::vector<uint8_t> scratch;
   const uint8_t* rows[4];
-  for (int64_t r = 0; r < 4; ++r) {
-    unpack_row(t, tile, cols, r, stored.data() + r * row_bytes);
-    rows[r] = stored.data() + r * row_bytes;
-  }
+  unpack_tile_rows(t, tile, cols, scratch, rows);
   ggml_dot4_ref(t, rows, xs, nt, cols, out);
 }
 
