@@ -68,8 +68,9 @@ BenchWeight make(DType dt, int64_t rows, int64_t cols) {
       b.view.scales = b.scales.data();
       b.view.block_rows = 1;
       break;
-    default: {  // q8_0 / q4_0 / q4_k / q6_k: random blocks with small f16 scales (speed does
-                // not depend on values): Q4_K's d and dmin lead its block, Q6_K's d ends it
+    default: {  // GGUF blocks: random bytes with small f16 scales (speed does not depend on
+                // values): Q4_K's d and dmin lead its block, Q6_K's d ends it, the i-quants'
+                // d leads (IQ1_M's is spread over its scales: random bits there)
       for (size_t i = 0; i < b.bytes.size(); ++i) b.bytes[i] = uint8_t(rng());
       const size_t block = size_t(dtype_block_bytes(dt));
       const std::vector<size_t> f16s = dt == DType::q4_k || dt == DType::q5_k
@@ -238,8 +239,9 @@ int register_all() {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
-  for (DType dt :
-       {DType::q8_0, DType::q4_0, DType::q2_k, DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k})
+  for (DType dt : {DType::q8_0, DType::q4_0, DType::q2_k, DType::q3_k, DType::q4_k, DType::q5_k,
+                   DType::q6_k, DType::iq4_xs, DType::iq3_s, DType::iq3_xxs, DType::iq2_s,
+                   DType::iq2_xs, DType::iq2_xxs, DType::iq1_m, DType::iq1_s})
     benchmark::RegisterBenchmark(
         (std::string("decode_many/") + std::string(dtype_name(dt))).c_str(), BM_decode_many, dt)
         ->Args({8960, 1536, 96})  // ~1.3-2.5 GB of qwen2-1.5b-sized MLP matrices

@@ -380,6 +380,10 @@ void generic(const DotArgs& a, ggml::UnpackFn unpack, int shift, int64_t be, int
 
 }  // namespace
 
+// cpu/ggml_iq_vnni.cpp: false for a type it does not take.
+bool ggml_iq_dot4_fused(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,
+                        int64_t cols, float* out);
+
 void ggml_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,
                     int64_t cols, float* out) {
   using namespace ggml;
@@ -389,6 +393,7 @@ void ggml_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs,
   const int shift = k->offset ? __builtin_ctz(k->offset) : 0;
   const UnpackFn u = k->unpack;
   const DotArgs a{rows, xs, nt, cols, out};
+  if (ggml_iq_fused_supported() && ggml_iq_dot4_fused(t, rows, xs, nt, cols, out)) return;
   // The fused kernels (no Unpacked round trip) where there is one; cols are whole blocks.
   switch (t) {
     case DType::q4_k:

@@ -1,6 +1,7 @@
 #include "kernels/ggml/ggml_decode.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -55,6 +56,17 @@ void ggml_dot4_ref(DType t, const uint8_t* const* rows, const ActQ8* const* xs, 
 GgmlDot4 ggml_dot4_vnni_if_supported() {
   static const bool ok = int8_dot4_vnni_if_supported() != nullptr;
   return ok ? ggml_dot4_vnni : nullptr;
+}
+
+bool ggml_iq_fused_supported() {
+  static const bool ok = [] {
+    // TERN_IQ_FUSED=0: the unpacking kernel instead (to measure one against the other)
+    if (const char* env = std::getenv("TERN_IQ_FUSED"); env && !std::strcmp(env, "0")) return false;
+    __builtin_cpu_init();
+    return ggml_dot4_vnni_if_supported() && __builtin_cpu_supports("avx512vbmi") &&
+           __builtin_cpu_supports("avx512bitalg");
+  }();
+  return ok;
 }
 
 GgmlDot4 ggml_dot4_kernel() {
