@@ -37,12 +37,23 @@ inline float f16_at(const uint8_t* p) {
 
 // The codebooks as the kernels multiply them (built once, on first use).
 struct IqTables {
-  uint64_t iq2xxs[256];  // each byte + 128
-  uint64_t iq2xs[512];   // each byte + 128
-  uint64_t iq1s[2048];   // each byte 8 * (g + 1)
-  uint64_t iq1m[2048];   // each byte 8 * (g + 1) + 2
+  // IQ2_XXS rows as 2-bit level codes (value b of row i: level (code >> 2 b) & 3 of 8 / 25 / 43),
+  // split into low and high code bytes: 4 registers each, looked up with vpermi2b.
+  alignas(64) uint8_t iq2xxs_lo[256];
+  alignas(64) uint8_t iq2xxs_hi[256];
+  uint64_t iq2xs[512];  // each byte + 128
+  uint64_t iq1s[2048];  // each byte 8 * (g + 1)
+  uint64_t iq1m[2048];  // each byte 8 * (g + 1) + 2
   IqTables() {
-    for (int i = 0; i < 256; ++i) iq2xxs[i] = ggml::kIq2xxsGrid[i] | 0x8080808080808080ull;
+    for (int i = 0; i < 256; ++i) {
+      uint32_t code = 0;
+      for (int b = 0; b < 8; ++b) {
+        const int v = int(ggml::kIq2xxsGrid[i] >> (8 * b)) & 0xFF;
+        code |= uint32_t(v == 8 ? 0 : v == 25 ? 1 : 2) << (2 * b);
+      }
+      iq2xxs_lo[i] = uint8_t(code);
+      iq2xxs_hi[i] = uint8_t(code >> 8);
+    }
     for (int i = 0; i < 512; ++i) iq2xs[i] = ggml::kIq2xsGrid[i] | 0x8080808080808080ull;
     for (int i = 0; i < 2048; ++i) {
       uint64_t v = 0;
@@ -127,20 +138,38 @@ inline void prefetch_next_tile(const uint8_t* blk, int64_t stride, int64_t bytes
       _mm_prefetch(reinterpret_cast<const char*>(blk + stride + line), _MM_HINT_T0);
 }
 
+// 256-entry byte table lookup: 4 registers, the index's bit 7 picking a pair.
+inline __m512i lookup256(const __m512i* t, __m512i idx) {
+  const __m512i lo = _mm512_permutex2var_epi8(t[0], idx, t[1]);
+  const __m512i hi = _mm512_permutex2var_epi8(t[2], idx, t[3]);
+  return _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi);
+}
+
+// IQ2_XXS's 256 rows fit in registers as 2-bit codes (tables().iq2xxs_lo / _hi), so a unit's 32
+// rows come from 4 vpermi2b instead of 32 memory reads: word j of `codes` is row j = 4 g + c's
+// code, so qword g holds the 4 rows of group g and one vpmultishiftqb spreads row c's 8 codes
+// into the bytes of qword g, which a 64-entry vpermb turns into values + 128.
 template <int kTokens>
 void dot_iq2_xxs(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
-  const uint64_t* grid = tables().iq2xxs;
+  __m512i lo_table[4], hi_table[4];
+  for (int i = 0; i < 4; ++i) {
+    lo_table[i] = _mm512_load_si512(tables().iq2xxs_lo + 64 * i);
+    hi_table[i] = _mm512_load_si512(tables().iq2xxs_hi + 64 * i);
+  }
+  alignas(64) uint8_t bytes[64];
+  for (int j = 0; j < 32; ++j) bytes[2 * j] = bytes[2 * j + 1] = uint8_t(8 * (j / 4) + j % 4);
+  const __m512i row_index_pairs = _mm512_load_si512(bytes);  // both bytes of word j: index j
+  for (int n = 0; n < 64; ++n) bytes[n] = uint8_t((n % 4 == 0 ? 8 : n % 4 == 1 ? 25 : 43) + 128);
+  const __m512i level_value = _mm512_load_si512(bytes);  // code (low 2 bits) -> value + 128
   __m512 acc[4][kTokens];
   for (auto& a : acc)
     for (auto& v : a) v = _mm512_setzero_ps();
   const __m512i zero = _mm512_setzero_si512();
   // per qword g = [4 index bytes | u32: four 7-bit sign indices, 4-bit scale in bits 28..31]
   const __m512i sign_fields = _mm512_set1_epi64(0x35'2E'27'20ll);  // bits 32, 39, 46, 53
-  __m512i index_of[4], sign_bits_of[4];
+  __m512i codes_of[4], sign_bits_of[4];
   for (int c = 0; c < 4; ++c) {
-    // byte 0 of qword g takes byte c of qword g (a row's index)
-    index_of[c] =
-        _mm512_add_epi64(_mm512_set1_epi64(c), _mm512_setr_epi64(0, 8, 16, 24, 32, 40, 48, 56));
+    codes_of[c] = _mm512_set1_epi64(0x0E0C0A0806040200ll + 0x1010101010101010ll * c);  // word c
     sign_bits_of[c] = sign_byte(c);
   }
   const int64_t tile_stride = 4 * (rows[1] - rows[0]);  // 0 for a one-row tile
@@ -157,10 +186,13 @@ void dot_iq2_xxs(const uint8_t* const* rows, const ActQ8* const* xs, int64_t col
       prefetch_next_tile(blk, tile_stride, 66);
       const __m512i q = _mm512_loadu_si512(blk + 2);
       const __m512i signs = iq2_sign_bytes(q, sign_fields);
+      const __m512i idx = _mm512_permutexvar_epi8(row_index_pairs, q);
+      const __m512i codes = _mm512_mask_blend_epi8(0xAAAAAAAAAAAAAAAAull, lookup256(lo_table, idx),
+                                                   lookup256(hi_table, idx));
       __m512i w[4];
       for (int k = 0; k < 4; ++k) {
-        const __m512i idx = _mm512_maskz_permutexvar_epi8(0x0101010101010101ull, index_of[k], q);
-        const __m512i g = _mm512_i64gather_epi64(idx, grid, 8);
+        const __m512i g =
+            _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(codes_of[k], codes), level_value);
         const __mmask64 neg = _mm512_bitshuffle_epi64_mask(signs, sign_bits_of[k]);
         w[k] = _mm512_mask_sub_epi8(g, neg, zero, g);
       }
@@ -176,6 +208,18 @@ void dot_iq2_xxs(const uint8_t* const* rows, const ActQ8* const* xs, int64_t col
     for (int r = 0; r < 4; ++r) out[4 * t + r] = hsum(acc[r][t]);
 }
 
+// A block of 33..64 bytes as [bytes 0..31 | the last 32 bytes]: byte b sits at b < 32 ? b : b + 64
+// - bytes. Two plain loads: a masked 64-byte load of a block streamed from memory ran at 2/3 of the
+// speed here (AMD EPYC; masked-off bytes on the next page seem to cost a TLB walk or assist).
+inline __m512i load_block(const uint8_t* blk, int bytes) {
+  const __m256i head = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk));
+  const __m256i tail = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + bytes - 32));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(head), tail, 1);
+}
+inline uint8_t block_byte_at(int b, int bytes) {
+  return uint8_t(b < 32 ? b : b + 64 - bytes);
+}
+
 template <int kTokens>
 void dot_iq1_s(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
   const uint64_t* grid = tables().iq1s;
@@ -187,13 +231,12 @@ void dot_iq1_s(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols,
   alignas(64) uint8_t gather_bytes[64];
   for (int g = 0; g < 8; ++g)
     for (int b = 0; b < 8; ++b)
-      gather_bytes[8 * g + b] = uint8_t(b < 4 ? 2 + 4 * g + b : 34 + 2 * g + b % 2);
+      gather_bytes[8 * g + b] = block_byte_at(b < 4 ? 2 + 4 * g + b : 34 + 2 * g + b % 2, 50);
   const __m512i to_groups = _mm512_load_si512(gather_bytes);
   const __m512i low11 = _mm512_set1_epi64(0x7FF);
   __m512i index_of[4];  // byte 0: bits 8c.. (qs), byte 1: bits 32 + 3c.. (qh's 3 bits)
   for (int c = 0; c < 4; ++c) index_of[c] = _mm512_set1_epi64(((32 + 3 * c) << 8) | (8 * c));
   const __m512i delta_bit = _mm512_set1_epi64(int64_t(1) << 47);
-  const __mmask64 block_bytes = (uint64_t(1) << 50) - 1;
   const int64_t tile_stride = 4 * (rows[1] - rows[0]);  // 0 for a one-row tile
   for (int64_t c = 0; c < cols; c += 256) {
     __m512i xr[kTokens][4], plus[kTokens], minus[kTokens];
@@ -207,8 +250,7 @@ void dot_iq1_s(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols,
     for (int r = 0; r < 4; ++r) {
       const uint8_t* blk = rows[r] + c / 256 * 50;
       prefetch_next_tile(blk, tile_stride, 50);
-      const __m512i q =
-          _mm512_permutexvar_epi8(to_groups, _mm512_maskz_loadu_epi8(block_bytes, blk));
+      const __m512i q = _mm512_permutexvar_epi8(to_groups, load_block(blk, 50));
       __m512i w[4];
       for (int k = 0; k < 4; ++k) {
         const __m512i idx = _mm512_and_si512(_mm512_multishift_epi64_epi8(index_of[k], q), low11);
@@ -299,9 +341,10 @@ void dot_iq1_m(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols,
   alignas(64) uint8_t gather_bytes[64];
   for (int g = 0; g < 8; ++g)
     for (int b = 0; b < 8; ++b)
-      gather_bytes[8 * g + b] = uint8_t(b < 4   ? 4 * g + b
-                                        : b < 6 ? 32 + 2 * g + b - 4
-                                                : 48 + 2 * (g / 2) + b - 6);
+      gather_bytes[8 * g + b] = block_byte_at(b < 4   ? 4 * g + b
+                                              : b < 6 ? 32 + 2 * g + b - 4
+                                                      : 48 + 2 * (g / 2) + b - 6,
+                                              56);
   const __m512i to_groups = _mm512_load_si512(gather_bytes);
   const __m512i low11 = _mm512_set1_epi64(0x7FF), two = _mm512_set1_epi8(2);
   const __m512i seven = _mm512_set1_epi64(7);
@@ -313,7 +356,6 @@ void dot_iq1_m(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols,
     index_of[c] = _mm512_set1_epi64(((32 + 4 * c) << 8) | (8 * c));        // qs byte c, nibble c
     delta_of[c] = _mm512_set1_epi64(0x0101010101010101ll * (35 + 4 * c));  // bit 3 of nibble c
   }
-  const __mmask64 block_bytes = (uint64_t(1) << 56) - 1;
   const int64_t tile_stride = 4 * (rows[1] - rows[0]);  // 0 for a one-row tile
   for (int64_t c = 0; c < cols; c += 256) {
     __m512i xr[kTokens][4], start_lo[kTokens], start_hi[kTokens];
@@ -326,8 +368,7 @@ void dot_iq1_m(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols,
     for (int r = 0; r < 4; ++r) {
       const uint8_t* blk = rows[r] + c / 256 * 56;
       prefetch_next_tile(blk, tile_stride, 56);
-      const __m512i q =
-          _mm512_permutexvar_epi8(to_groups, _mm512_maskz_loadu_epi8(block_bytes, blk));
+      const __m512i q = _mm512_permutexvar_epi8(to_groups, load_block(blk, 56));
       __m512i w[4];
       for (int k = 0; k < 4; ++k) {
         const __m512i idx = _mm512_and_si512(_mm512_multishift_epi64_epi8(index_of[k], q), low11);
