@@ -5,7 +5,8 @@
 // so one permute of the 16 per-group factors s * d_x gives each lane its scale. The offset
 // comes off in integers (the dot starts at -offset * the lane's sum of q, itself a vpdpbusd),
 // the mins in f32 once per unit (m * d_x * ActQ8::sum or ::sum16).
-// Compiled with its own -m flags; ggml_decode.cpp calls it only when CPUID reports VNNI.
+// IQ2_XXS, IQ2_XS, IQ1_S and IQ1_M go to cpu/ggml_iq_vnni.cpp instead where the CPU has VBMI and
+// BITALG too. Compiled with its own -m flags; ggml_decode.cpp calls it only when CPUID reports VNNI.
 #include <immintrin.h>
 
 #include <algorithm>

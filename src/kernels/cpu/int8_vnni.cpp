@@ -26,6 +26,13 @@ bool int8_vnni_built() {
 
 namespace {
 
+// The last 8 bytes of a 72-byte Q4_0 group, zero-extended, by a plain 8-byte load: a masked
+// 64-byte load, whose masked-off bytes reach into the next page, cost the IQ1_S kernel a third of
+// its speed from memory on AMD EPYC (here no difference was measurable; the pattern is avoided).
+inline __m512i tail8(const uint8_t* p) {
+  return _mm512_zextsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+
 inline float f16_scale(const uint8_t* block) {
   uint16_t h;
   std::memcpy(&h, block, 2);
@@ -302,8 +309,7 @@ __attribute__((target("avx512vbmi,gfni"))) void dot4_q4_0_vbmi(const uint8_t* co
       _mm_prefetch(reinterpret_cast<const char*>(grp + ahead), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(grp + ahead + 64), _MM_HINT_T0);
       const __m512i a = _mm512_loadu_si512(grp);
-      const __m512i raw =
-          _mm512_permutex2var_epi8(a, qidx, _mm512_maskz_loadu_epi8(0xFF, grp + 64));
+      const __m512i raw = _mm512_permutex2var_epi8(a, qidx, tail8(grp + 64));
       const __m512 sw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(sidx, a)));
       const __m512i lo = _mm512_and_si512(raw, low4);
       const __m512i hi = high_nibbles(raw);
@@ -339,8 +345,7 @@ __attribute__((target("avx512vbmi,gfni"))) void dot4xn_q4_0_vbmi(const uint8_t* 
       _mm_prefetch(reinterpret_cast<const char*>(grp + ahead), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(grp + ahead + 64), _MM_HINT_T0);
       const __m512i a = _mm512_loadu_si512(grp);
-      const __m512i raw =
-          _mm512_permutex2var_epi8(a, qidx, _mm512_maskz_loadu_epi8(0xFF, grp + 64));
+      const __m512i raw = _mm512_permutex2var_epi8(a, qidx, tail8(grp + 64));
       const __m512 sw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(sidx, a)));
       const __m512i lo = _mm512_and_si512(raw, low4);
       const __m512i hi = high_nibbles(raw);

@@ -28,8 +28,9 @@ void ggml_dot4_ref(DType t, const uint8_t* const* rows, const ActQ8* const* xs, 
 
 // AVX-512 VNNI (with the SIMD unpackers where a type has one) when this CPU runs it, else null.
 GgmlDot4 ggml_dot4_vnni_if_supported();
-// Whether the VNNI kernel may take IQ2_XXS / IQ1_S straight from their blocks (cpu/ggml_iq_vnni.cpp
-// also needs AVX-512 VBMI and BITALG); otherwise they go through their unpackers like the rest.
+// Whether the VNNI kernel may take IQ2_XXS, IQ2_XS, IQ1_S and IQ1_M straight from their blocks
+// (cpu/ggml_iq_vnni.cpp also needs AVX-512 VBMI and BITALG; TERN_IQ_FUSED=0 says no); otherwise
+// they go through their unpackers like the rest.
 bool ggml_iq_fused_supported();
 // The kernel the serving paths use: the VNNI one on the avx512 ISA, else null (those CPUs take
 // the exact path, which dequantises through the same unpackers).
