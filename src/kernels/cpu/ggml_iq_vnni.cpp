@@ -143,6 +143,28 @@ inline __m512i sign_byte(int c) {
   return _mm512_set1_epi64(0x0706050403020100ll + 0x0808080808080808ll * c);
 }
 
+// value + 128 for a 2-bit IQ2 level code in the low bits of a byte (a 64-entry vpermb table).
+inline constexpr struct Iq2LevelValues {
+  alignas(64) uint8_t v[64];
+  constexpr Iq2LevelValues() : v() {
+    for (int n = 0; n < 64; ++n) v[n] = uint8_t((n % 4 == 0 ? 8 : n % 4 == 1 ? 25 : 43) + 128);
+  }
+} kIq2LevelValues;
+
+// The 4 signed row registers of an IQ2 unit from `codes` (word 4 g + c: row c of group g as 2-bit
+// levels) and its sign bytes (iq2_sign_bytes): row c's codes spread over the bytes of qword g
+// (vpmultishiftqb), turned into value + 128 (vpermb), negated under the row's sign mask.
+inline void iq2_signed_rows(__m512i codes, __m512i signs, __m512i w[4]) {
+  const __m512i level_value = _mm512_load_si512(kIq2LevelValues.v);
+  for (int c = 0; c < 4; ++c) {
+    const __m512i spread = _mm512_set1_epi64(0x0E0C0A0806040200ll + 0x1010101010101010ll * c);
+    const __m512i g =
+        _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(spread, codes), level_value);
+    w[c] = _mm512_mask_sub_epi8(g, _mm512_bitshuffle_epi64_mask(signs, sign_byte(c)),
+                                _mm512_setzero_si512(), g);
+  }
+}
+
 inline void prefetch_next_tile(const uint8_t* blk, int64_t stride, int64_t bytes) {
   if (stride > 0)
     for (int64_t line = 0; line < bytes; line += 64)
@@ -170,20 +192,12 @@ void dot_iq2_xxs(const uint8_t* const* rows, const ActQ8* const* xs, int64_t col
   alignas(64) uint8_t bytes[64];
   for (int j = 0; j < 32; ++j) bytes[2 * j] = bytes[2 * j + 1] = uint8_t(8 * (j / 4) + j % 4);
   const __m512i row_index_pairs = _mm512_load_si512(bytes);  // both bytes of word j: index j
-  for (int n = 0; n < 64; ++n) bytes[n] = uint8_t((n % 4 == 0 ? 8 : n % 4 == 1 ? 25 : 43) + 128);
-  const __m512i level_value = _mm512_load_si512(bytes);  // code (low 2 bits) -> value + 128
   __m512 acc[4][kTokens];
   for (auto& a : acc)
     for (auto& v : a) v = _mm512_setzero_ps();
-  const __m512i zero = _mm512_setzero_si512();
   // per qword g = [4 index bytes | u32: four 7-bit sign indices, 4-bit scale in bits 28..31]
   const __m512i sign_fields = _mm512_set1_epi64(0x35'2E'27'20ll);  // bits 32, 39, 46, 53
-  __m512i codes_of[4], sign_bits_of[4];
-  for (int c = 0; c < 4; ++c) {
-    codes_of[c] = _mm512_set1_epi64(0x0E0C0A0806040200ll + 0x1010101010101010ll * c);  // word c
-    sign_bits_of[c] = sign_byte(c);
-  }
-  const int64_t tile_stride = 4 * (rows[1] - rows[0]);  // 0 for a one-row tile
+  const int64_t tile_stride = 4 * (rows[1] - rows[0]);             // 0 for a one-row tile
   for (int64_t c = 0; c < cols; c += 256) {
     __m512i xr[kTokens][4], start[kTokens];
     __m512 xd[kTokens];
@@ -201,12 +215,7 @@ void dot_iq2_xxs(const uint8_t* const* rows, const ActQ8* const* xs, int64_t col
       const __m512i codes = _mm512_mask_blend_epi8(0xAAAAAAAAAAAAAAAAull, lookup256(lo_table, idx),
                                                    lookup256(hi_table, idx));
       __m512i w[4];
-      for (int k = 0; k < 4; ++k) {
-        const __m512i g =
-            _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(codes_of[k], codes), level_value);
-        const __mmask64 neg = _mm512_bitshuffle_epi64_mask(signs, sign_bits_of[k]);
-        w[k] = _mm512_mask_sub_epi8(g, neg, zero, g);
-      }
+      iq2_signed_rows(codes, signs, w);
       const __m512 f = odd_scale_factors(q, 60, 15, f16_at(blk));
       for (int t = 0; t < kTokens; ++t) {
         __m512i dot = start[t];
@@ -297,20 +306,11 @@ template <int kTokens>
 void dot_iq2_xs(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
   __m512i words[16];
   for (int i = 0; i < 16; ++i) words[i] = _mm512_load_si512(tables().iq2xs + 32 * i);
-  alignas(64) uint8_t lut[64];
-  for (int n = 0; n < 64; ++n) lut[n] = uint8_t((n % 4 == 0 ? 8 : n % 4 == 1 ? 25 : 43) + 128);
-  const __m512i level_value = _mm512_load_si512(lut);  // code (low 2 bits) -> value + 128
   __m512 acc[4][kTokens];
   for (auto& a : acc)
     for (auto& v : a) v = _mm512_setzero_ps();
-  const __m512i zero = _mm512_setzero_si512();
   const __m512i sign_fields = _mm512_set1_epi64(0x39'29'19'09ll);  // bits 9, 25, 41, 57
-  __m512i codes_of[4], sign_bits_of[4];
-  for (int c = 0; c < 4; ++c) {
-    codes_of[c] = _mm512_set1_epi64(0x0E0C0A0806040200ll + 0x1010101010101010ll * c);  // word c
-    sign_bits_of[c] = sign_byte(c);
-  }
-  const int64_t tile_stride = 4 * (rows[1] - rows[0]);  // 0 for a one-row tile
+  const int64_t tile_stride = 4 * (rows[1] - rows[0]);             // 0 for a one-row tile
   for (int64_t c = 0; c < cols; c += 256) {
     __m512i xr[kTokens][4], start_lo[kTokens], start_hi[kTokens];
     __m512 xd[kTokens];
@@ -337,12 +337,7 @@ void dot_iq2_xs(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols
         part[i] = _mm512_mask_blend_epi16(b7, part[2 * i], part[2 * i + 1]);
       const __m512i codes = _mm512_mask_blend_epi16(b8, part[0], part[1]);
       __m512i w[4];
-      for (int k = 0; k < 4; ++k) {
-        const __m512i g =
-            _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(codes_of[k], codes), level_value);
-        w[k] =
-            _mm512_mask_sub_epi8(g, _mm512_bitshuffle_epi64_mask(signs, sign_bits_of[k]), zero, g);
-      }
+      iq2_signed_rows(codes, signs, w);
       const float d = f16_at(blk);
       const __m512i sc =
           _mm512_cvtepu8_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 66)));
