@@ -248,6 +248,7 @@ int register_all() {
         ->Args({1536, 1536, 512})
         ->Args({393216, 1536, 1})  // the same bytes as one matrix
         ->Args({1536, 1536, 4})
+        ->Args({512, 1536, 1})  // a few hundred kB: the kernel's own rate, from L2
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   for (DType dt :
