@@ -15,6 +15,10 @@ namespace tern::kernels {
 
 void packed_dot4_vnni(DType t, const uint8_t* tile, const ActQ8& x, int64_t n_blocks,
                       float* out);  // cpu/int8_packed_vnni.cpp
+void packed_dot4_avxvnni(DType t, const uint8_t* tile, const ActQ8& x, int64_t n_blocks,
+                         float* out);  // cpu/int8_avxvnni.cpp
+void packed_dot4_avx2(DType t, const uint8_t* tile, const ActQ8& x, int64_t n_blocks,
+                      float* out);  // cpu/int8_avx2.cpp
 
 namespace {
 
@@ -186,10 +190,23 @@ PackedDot4 packed_dot4_vnni_if_supported() {
   return int8_dot4_vnni_if_supported() ? packed_dot4_vnni : nullptr;
 }
 
+PackedDot4 packed_dot4_avxvnni_if_supported() {
+  return int8_dot4_avxvnni_if_supported() ? packed_dot4_avxvnni : nullptr;
+}
+
+PackedDot4 packed_dot4_avx2_if_supported() {
+  return int8_dot4_avx2_if_supported() ? packed_dot4_avx2 : nullptr;
+}
+
 PackedDot4 packed_dot4_kernel() {
   static const PackedDot4 chosen = []() -> PackedDot4 {
-    if (std::string(active_isa().name) == "avx512")
+    const std::string isa = active_isa().name;
+    if (isa == "avx512")
       if (PackedDot4 k = packed_dot4_vnni_if_supported()) return k;
+    if (isa == "avx512" || isa == "avx2") {
+      if (PackedDot4 k = packed_dot4_avxvnni_if_supported()) return k;
+      if (PackedDot4 k = packed_dot4_avx2_if_supported()) return k;
+    }
     return packed_dot4_ref;
   }();
   return chosen;

@@ -92,7 +92,12 @@ using PackedDot4 = void (*)(DType t, const uint8_t* tile, const ActQ8& x, int64_
 void packed_dot4_ref(DType t, const uint8_t* tile, const ActQ8& x, int64_t n_blocks, float* out);
 // The AVX-512 VNNI kernel where the CPU has it (cpu/int8_packed_vnni.cpp), else null.
 PackedDot4 packed_dot4_vnni_if_supported();
-// The active ISA's kernel: AVX-512 VNNI on the avx512 ISA, else the reference.
+// The 256-bit kernels (cpu/int8_avx2_impl.h): AVX-VNNI, and AVX2 (vpmaddubsw), where the CPU has
+// them, else null.
+PackedDot4 packed_dot4_avxvnni_if_supported();
+PackedDot4 packed_dot4_avx2_if_supported();
+// The active ISA's kernel: AVX-512 VNNI on the avx512 ISA, else AVX-VNNI or AVX2 on the avx512 /
+// avx2 ISAs, else the reference.
 PackedDot4 packed_dot4_kernel();
 
 }  // namespace tern::kernels

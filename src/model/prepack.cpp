@@ -82,7 +82,7 @@ PrepackReport prepack_decode_weights(const ModelConfig& c, ModelWeights& w) {
     return report;
   }
   if (kernels::packed_dot4_kernel() == kernels::packed_dot4_ref) {
-    report.skipped = "no packed decode kernel on this CPU (it needs AVX-512 VNNI)";
+    report.skipped = "no packed decode kernel on this CPU (it needs AVX2)";
     return report;
   }
   const auto t0 = std::chrono::steady_clock::now();

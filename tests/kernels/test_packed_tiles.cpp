@@ -50,34 +50,39 @@ TEST(PackedTiles, RefusesTypesWithoutAPackedForm) {
 }
 
 TEST(PackedTiles, SimdKernelEqualsTheReference) {
-  const PackedDot4 kernel = packed_dot4_vnni_if_supported();
-  if (!kernel) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
-  for (DType t : {DType::q8_0, DType::q4_0})
-    for (int64_t blocks : {1, 2, 3, 4, 5, 7, 8, 48, 67}) {
-      const int64_t cols = blocks * 32, rb = dtype_bytes_for(t, cols);
-      const int64_t rows = 7;  // a full tile and a short one (its last row repeated)
-      const std::vector<uint8_t> w = random_weights(t, rows, cols, uint32_t(blocks));
-      std::vector<uint8_t> packed(size_t(packed_bytes(t, rows, cols)));
-      pack_tiles(t, w.data(), rows, cols, packed.data());
-      ActQ8 x;
-      const std::vector<float> xf = random_values(cols, 99, 3.0f);
-      quantize_act_q8(xf.data(), cols, x);
-      for (int64_t r0 = 0; r0 < rows; r0 += 4) {
-        const uint8_t* stored[4];
-        for (int64_t r = 0; r < 4; ++r) stored[r] = w.data() + std::min(r0 + r, rows - 1) * rb;
-        float want[4], ref[4], got[4];
-        int8_dot4_ref(t, stored, x, blocks, want);
-        const uint8_t* tile = packed.data() + (r0 / 4) * packed_tile_bytes(t, cols);
-        packed_dot4_ref(t, tile, x, blocks, ref);
-        kernel(t, tile, x, blocks, got);
-        for (int r = 0; r < 4; ++r) {
-          EXPECT_EQ(ref[r], want[r]) << "the reference unpacks exactly";
-          // Same integer block sums; only the float accumulation order differs.
-          EXPECT_NEAR(got[r], want[r], 1e-5f * (1.0f + std::fabs(want[r])))
-              << dtype_name(t) << " blocks " << blocks << " tile " << r0 / 4 << " row " << r;
+  std::vector<std::pair<const char*, PackedDot4>> kernels;
+  if (PackedDot4 k = packed_dot4_vnni_if_supported()) kernels.push_back({"avx512-vnni", k});
+  if (PackedDot4 k = packed_dot4_avxvnni_if_supported()) kernels.push_back({"avx-vnni", k});
+  if (PackedDot4 k = packed_dot4_avx2_if_supported()) kernels.push_back({"avx2", k});
+  if (kernels.empty()) GTEST_SKIP() << "this CPU has no SIMD packed kernel";
+  for (auto [name, kernel] : kernels)
+    for (DType t : {DType::q8_0, DType::q4_0})
+      for (int64_t blocks : {1, 2, 3, 4, 5, 7, 8, 48, 67}) {
+        const int64_t cols = blocks * 32, rb = dtype_bytes_for(t, cols);
+        const int64_t rows = 7;  // a full tile and a short one (its last row repeated)
+        const std::vector<uint8_t> w = random_weights(t, rows, cols, uint32_t(blocks));
+        std::vector<uint8_t> packed(size_t(packed_bytes(t, rows, cols)));
+        pack_tiles(t, w.data(), rows, cols, packed.data());
+        ActQ8 x;
+        const std::vector<float> xf = random_values(cols, 99, 3.0f);
+        quantize_act_q8(xf.data(), cols, x);
+        for (int64_t r0 = 0; r0 < rows; r0 += 4) {
+          const uint8_t* stored[4];
+          for (int64_t r = 0; r < 4; ++r) stored[r] = w.data() + std::min(r0 + r, rows - 1) * rb;
+          float want[4], ref[4], got[4];
+          int8_dot4_ref(t, stored, x, blocks, want);
+          const uint8_t* tile = packed.data() + (r0 / 4) * packed_tile_bytes(t, cols);
+          packed_dot4_ref(t, tile, x, blocks, ref);
+          kernel(t, tile, x, blocks, got);
+          for (int r = 0; r < 4; ++r) {
+            EXPECT_EQ(ref[r], want[r]) << "the reference unpacks exactly";
+            // Same integer block sums; only the float accumulation order differs.
+            EXPECT_NEAR(got[r], want[r], 1e-5f * (1.0f + std::fabs(want[r])))
+                << name << " " << dtype_name(t) << " blocks " << blocks << " tile " << r0 / 4
+                << " row " << r;
+          }
         }
       }
-    }
 }
 
 namespace {

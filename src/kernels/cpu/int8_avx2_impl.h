@@ -15,6 +15,7 @@
 #include "kernels/cpu/tile_prefetch.h"
 #include "kernels/int8_decode.h"
 #include "kernels/int8_gemm.h"
+#include "kernels/packed_tiles.h"
 
 #define TERN_INT8_CAT2(a, b) a##b
 #define TERN_INT8_CAT(a, b) TERN_INT8_CAT2(a, b)
@@ -225,6 +226,95 @@ void tile(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd
   }
 }
 
+// Packed tiles (packed_tiles.h): a block's 4 rows are two 256-bit registers of 2 rows x 16
+// bytes, so each instruction serves 2 rows and a thread reads one stream. Lane 4 h + k of the
+// register for rows (2 p, 2 p + 1) sums row 2 p + h's elements 4k..4k+3 of the block's first
+// half and 16+4k..16+4k+3 of its second, as the AVX-512 kernel's lanes do, so the same start
+// values (ActQ8::init4, init4x32) undo the offsets. A group's f16 scales are one 32-byte run.
+template <DType T>
+void dot4_packed(const uint8_t* tile, const ActQ8& x, int64_t n_blocks, float* out) {
+  constexpr int64_t kArea = T == DType::q8_0 ? 128 : 64;  // quant bytes of a block's 4 rows
+  const __m256i low4 = _mm256_set1_epi8(15);
+  __m256 acc01 = _mm256_setzero_ps(), acc23 = _mm256_setzero_ps();
+  const uint8_t* p = tile;
+  for (int64_t g0 = 0; g0 < n_blocks; g0 += 4) {
+    const int64_t g = n_blocks - g0 < 4 ? n_blocks - g0 : 4;
+    // d_w(row r, block b) * d_x(block b) in lane 4 (b % 2) + r of sc[b / 2].
+    alignas(32) uint16_t half[16] = {};
+    alignas(16) float dx[4] = {};
+    std::memcpy(half, p, size_t(8 * g));
+    std::memcpy(dx, x.d.data() + g0, size_t(4 * g));
+    const __m256 sc[2] = {
+        _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(half))),
+                      _mm256_set_m128(_mm_set1_ps(dx[1]), _mm_set1_ps(dx[0]))),
+        _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(half + 8))),
+                      _mm256_set_m128(_mm_set1_ps(dx[3]), _mm_set1_ps(dx[2])))};
+    const uint8_t* q = p + 8 * g;
+    for (int64_t b = 0; b < g; ++b) {
+      const int8_t* xb = x.q.data() + (g0 + b) * 32;
+      const __m256i xl =
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb)));
+      const __m256i xh =
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 16)));
+      const uint8_t* qb = q + kArea * b;
+      __m256i d01, d23;
+      if constexpr (T == DType::q8_0) {  // stored + 128
+        const __m256i init = _mm256_set1_epi32(x.init4x32[size_t(g0 + b)]);
+#if TERN_INT8_AVXVNNI
+        d01 = _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(init, load256(qb), xl),
+                                      load256(qb + 64), xh);
+        d23 = _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(init, load256(qb + 32), xl),
+                                      load256(qb + 96), xh);
+#else
+        (void)init;  // vpmaddubsw would saturate on w + 128: back to signed bytes instead
+        const __m256i flip = _mm256_set1_epi8(char(0x80));
+        const auto sw = [&](int64_t at) { return _mm256_xor_si256(load256(qb + at), flip); };
+        d01 = dot_s8s8(dot_s8s8(_mm256_setzero_si256(), sw(0), xl), sw(64), xh);
+        d23 = dot_s8s8(dot_s8s8(_mm256_setzero_si256(), sw(32), xl), sw(96), xh);
+#endif
+      } else {
+        const __m256i init = _mm256_set1_epi32(x.init4[size_t(4 * (g0 + b))]);
+        const __m256i w01 = load256(qb), w23 = load256(qb + 32);
+        const __m256i lo01 = _mm256_and_si256(w01, low4), lo23 = _mm256_and_si256(w23, low4);
+        const __m256i hi01 = _mm256_and_si256(_mm256_srli_epi16(w01, 4), low4);
+        const __m256i hi23 = _mm256_and_si256(_mm256_srli_epi16(w23, 4), low4);
+#if TERN_INT8_AVXVNNI
+        d01 = _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(init, lo01, xl), hi01, xh);
+        d23 = _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(init, lo23, xl), hi23, xh);
+#else  // 4 products of at most 15 * 127 per 16-bit pair sum: exact
+        const __m256i ones = _mm256_set1_epi16(1);
+        d01 = _mm256_add_epi32(init,
+                               _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo01, xl),
+                                                                  _mm256_maddubs_epi16(hi01, xh)),
+                                                 ones));
+        d23 = _mm256_add_epi32(init,
+                               _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo23, xl),
+                                                                  _mm256_maddubs_epi16(hi23, xh)),
+                                                 ones));
+#endif
+      }
+      const int h = int(b & 1) * 4;
+      const __m256 s = sc[b / 2];
+      acc01 = _mm256_fmadd_ps(
+          _mm256_cvtepi32_ps(d01),
+          _mm256_permutevar8x32_ps(s, _mm256_setr_epi32(h, h, h, h, h + 1, h + 1, h + 1, h + 1)),
+          acc01);
+      acc23 = _mm256_fmadd_ps(
+          _mm256_cvtepi32_ps(d23),
+          _mm256_permutevar8x32_ps(
+              s, _mm256_setr_epi32(h + 2, h + 2, h + 2, h + 2, h + 3, h + 3, h + 3, h + 3)),
+          acc23);
+    }
+    p = q + kArea * g;
+  }
+  // (a, b) -> a's 4 lanes summed, then b's: rows 2 p and 2 p + 1 of each accumulator.
+  const __m256 h = _mm256_hadd_ps(acc01, acc23);  // row0 01 23 | row2 .. | row1 .. | row3 ..
+  const __m256 q = _mm256_hadd_ps(h, h);
+  alignas(32) float lane[8];
+  _mm256_store_ps(lane, q);
+  out[0] = lane[0], out[1] = lane[4], out[2] = lane[1], out[3] = lane[5];
+}
+
 }  // namespace
 
 void TERN_INT8_NAME(int8_dot4_)(DType t, const uint8_t* const* rows, const ActQ8& x,
@@ -233,6 +323,14 @@ void TERN_INT8_NAME(int8_dot4_)(DType t, const uint8_t* const* rows, const ActQ8
     dot4_q8_0(rows, x, n_blocks, out);
   else
     dot4_q4_0(rows, x, n_blocks, out);
+}
+
+void TERN_INT8_NAME(packed_dot4_)(DType t, const uint8_t* tile, const ActQ8& x, int64_t n_blocks,
+                                  float* out) {
+  if (t == DType::q8_0)
+    dot4_packed<DType::q8_0>(tile, x, n_blocks, out);
+  else
+    dot4_packed<DType::q4_0>(tile, x, n_blocks, out);
 }
 
 void TERN_INT8_NAME(int8_gemm_tile_)(const PackedPanel& p, const uint8_t* const* xq,
