@@ -87,6 +87,7 @@ void quantize_act_rows(const float* x, int64_t T, int64_t ldx, int64_t cols, Act
 
 void pack_panel(const WeightView& w, int64_t r0, PackedPanel& out, bool simd) {
   TERN_CHECK((w.dtype == DType::q8_0 || w.dtype == DType::q4_0) && w.cols % kBlock == 0);
+  out.small_weights = w.dtype == DType::q4_0;
   if (simd && cpu_has_vnni()) return pack_panel_vnni(w, r0, out);  // reads packed views too
   if (w.packed) {  // prepacked for decode: the panel's rows back in stored form first
     thread_local std::vector<uint8_t> rows;

@@ -47,6 +47,9 @@ void quantize_act_rows(const float* x, int64_t T, int64_t ldx, int64_t cols, Act
 // Rows past the matrix's end are zero.
 struct PackedPanel {
   int64_t n_blocks = 0;
+  // Every weight in [-8, 7] (Q4_0): the AVX2 tile then adds a block's vpmaddubsw results in 16
+  // bits (16 products of at most 255 * 8 per lane: 32640) and widens once per block.
+  bool small_weights = false;
   std::vector<int8_t> w;
   std::vector<float> dw;
   std::vector<int32_t> nws;

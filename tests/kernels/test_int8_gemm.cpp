@@ -121,6 +121,42 @@ TEST(Int8Gemm, EverySimdTileEqualsTheReference) {
     }
 }
 
+// The AVX2 tile adds a Q4_0 block's products in 16 bits: at the extremes (every weight -8 or 7,
+// every activation code +-127) the sums must still equal the reference's.
+TEST(Int8Gemm, Q4TilesStayExactAtTheExtremes) {
+  std::vector<std::pair<const char*, Int8GemmTile>> tiles = {{"ref", int8_gemm_tile_ref}};
+  if (Int8GemmTile k = int8_gemm_tile_avxvnni_if_supported()) tiles.push_back({"avx-vnni", k});
+  if (Int8GemmTile k = int8_gemm_tile_avx2_if_supported()) tiles.push_back({"avx2", k});
+  const int64_t blocks = 3, cols = blocks * 32;
+  std::vector<uint8_t> bytes(size_t(kPanelRows * blocks * 18));
+  for (int64_t r = 0; r < kPanelRows; ++r)
+    for (int64_t b = 0; b < blocks; ++b) {
+      uint8_t* blk = bytes.data() + (r * blocks + b) * 18;
+      blk[0] = 0x00, blk[1] = 0x3c;                                // f16 1.0
+      std::fill(blk + 2, blk + 18, uint8_t(r % 2 ? 0xff : 0x00));  // all 7 or all -8
+    }
+  PackedPanel p;
+  pack_panel(WeightView{DType::q4_0, kPanelRows, cols, bytes.data()}, 0, p);
+  EXPECT_TRUE(p.small_weights);
+  std::vector<float> x(size_t(kTileTokens * cols));
+  for (int64_t t = 0; t < kTileTokens; ++t)
+    for (int64_t c = 0; c < cols; ++c) x[size_t(t * cols + c)] = t % 2 ? -1.0f : 1.0f;
+  ActQ8Rows q;
+  quantize_act_rows(x.data(), kTileTokens, cols, cols, q);
+  const uint8_t* xs[kTileTokens];
+  const float* ds[kTileTokens];
+  for (int i = 0; i < kTileTokens; ++i) xs[i] = q.row(i), ds[i] = q.scales(i);
+  for (auto [name, tile] : tiles) {
+    std::vector<float> got(size_t(kTileTokens * kPanelRows));
+    tile(p, xs, ds, kTileTokens, got.data());
+    for (int64_t t = 0; t < kTileTokens; ++t)
+      for (int64_t r = 0; r < kPanelRows; ++r)  // w * x summed over the row, x = +-1 exactly
+        EXPECT_FLOAT_EQ(got[size_t(t * kPanelRows + r)],
+                        float(cols * (r % 2 ? 7 : -8) * (t % 2 ? -1 : 1)))
+            << name << " token " << t << " row " << r;
+  }
+}
+
 // Each output moves from the exact result by at most the activation rounding: per block,
 // d_x / 2 times the weight block's L1 norm (the integer sums are exact).
 TEST(Int8Gemm, MatmulStaysWithinTheRoundingBoundForEveryTileKernel) {

@@ -226,6 +226,41 @@ void tile(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd
   }
 }
 
+// A Q4_0 panel (PackedPanel::small_weights): the activation codes as stored (q + 128, unsigned)
+// meet the signed weights in vpmaddubsw directly, a block's 8 results add in 16 bits, and one
+// vpmaddwd per block widens them: sum w (q + 128) plus the packed -128 sum w is sum w q, exact,
+// and the float steps are the reference's. A third of the general tile's integer instructions.
+template <int NT>
+void tile_small(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
+                float* out) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int g = 0; g < int(kPanelRows / 8); ++g) {
+    __m256 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < p.n_blocks; ++b) {
+      const int8_t* w = p.w.data() + b * 32 * kPanelRows + g * 32;
+      __m256i s16[NT];
+      for (int t = 0; t < NT; ++t) s16[t] = _mm256_setzero_si256();
+      for (int k4 = 0; k4 < 8; ++k4) {
+        const __m256i wv = load256(w + k4 * kPanelRows * 4);
+        for (int t = 0; t < NT; ++t) {
+          int32_t group;
+          std::memcpy(&group, xq[t] + b * 32 + k4 * 4, 4);
+          s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(_mm256_set1_epi32(group), wv));
+        }
+      }
+      const __m256i nws = load256(p.nws.data() + b * kPanelRows + g * 8);
+      const __m256 d = _mm256_loadu_ps(p.dw.data() + b * kPanelRows + g * 8);
+      for (int t = 0; t < NT; ++t) {
+        const __m256i dot = _mm256_add_epi32(_mm256_madd_epi16(s16[t], ones), nws);
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot),
+                                 _mm256_mul_ps(d, _mm256_set1_ps(xd[t][b])), acc[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) _mm256_storeu_ps(out + t * kPanelRows + g * 8, acc[t]);
+  }
+}
+
 // Packed tiles (packed_tiles.h): a block's 4 rows are two 256-bit registers of 2 rows x 16
 // bytes, so each instruction serves 2 rows and a thread reads one stream. Lane 4 h + k of the
 // register for rows (2 p, 2 p + 1) sums row 2 p + h's elements 4k..4k+3 of the block's first
@@ -335,6 +370,18 @@ void TERN_INT8_NAME(packed_dot4_)(DType t, const uint8_t* tile, const ActQ8& x, 
 
 void TERN_INT8_NAME(int8_gemm_tile_)(const PackedPanel& p, const uint8_t* const* xq,
                                      const float* const* xd, int nt, float* out) {
+  if (p.small_weights) {
+    switch (nt) {
+      case 1:
+        return tile_small<1>(p, xq, xd, out);
+      case 2:
+        return tile_small<2>(p, xq, xd, out);
+      case 3:
+        return tile_small<3>(p, xq, xd, out);
+      default:
+        return tile_small<4>(p, xq, xd, out);
+    }
+  }
   switch (nt) {
     case 1:
       return tile<1>(p, xq, xd, out);
