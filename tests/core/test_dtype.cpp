@@ -85,6 +85,22 @@ TEST(F16, AllPatternsRoundTrip) {
   }
   EXPECT_EQ(f16_to_f32(0x3C00), 1.0f);
   EXPECT_EQ(f16_to_f32(0x0001), std::ldexp(1.0f, -24));
+  // Every pattern against the format's definition: (-1)^s 2^(e - 15) (1 + m / 1024), subnormals
+  // 2^-14 (m / 1024), e = 31 infinity or NaN.
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const uint32_t e = (h >> 10) & 31, m = h & 1023;
+    const float mag = e == 31  ? (m ? NAN : INFINITY)
+                      : e == 0 ? std::ldexp(float(m), -24)
+                               : std::ldexp(float(1024 + m), int(e) - 25);
+    const float want = (h >> 15) ? -mag : mag;
+    const float got = f16_to_f32(uint16_t(h));
+    if (std::isnan(want)) {
+      ASSERT_TRUE(std::isnan(got)) << h;
+      continue;
+    }
+    ASSERT_EQ(std::signbit(got), std::signbit(want)) << h;
+    ASSERT_EQ(got, want) << h;
+  }
   EXPECT_EQ(f16_to_f32(0x7BFF), 65504.0f);
 }
 
