@@ -79,7 +79,10 @@ bool int_group_takes(const WeightView& w) {
   return int_group_dot4_kernel() && int_group_eligible(w);
 }
 bool ggml_decode_takes(const WeightView& w) {
-  return ggml_dot4_kernel() && ggml_decode_eligible(w.dtype, w.cols);
+  // Packed k-quant views need the packed kernel (AVX-512 VNNI); elsewhere they are never packed
+  // at load (model/prepack.cpp), and a packed view made by hand takes the exact path.
+  return ggml_kernel_takes(w.dtype) && ggml_decode_eligible(w.dtype, w.cols) &&
+         (!w.packed || ggml_packed_dot4_kernel());
 }
 
 // How run_decode_group computes a matmul: the activation format and kernel family.
@@ -215,11 +218,14 @@ std::vector<MatmulPath> build_paths() {
                      1,
                      "avx512-vnni",
                      run_decode});
-  if (ggml_dot4_kernel()) {
-    paths.push_back(
-        {"ggml-decode", ActFormat::int8_block32, ggml_formats(), 1, 1, "avx512-vnni", run_decode});
-    paths.push_back({"ggml-few-tokens", ActFormat::int8_block32, ggml_formats(), 2, kFewTokens,
-                     "avx512-vnni", run_ggml_few_tokens});
+  if (const GgmlDot4 k = ggml_dot4_kernel()) {
+    std::vector<DType> taken;  // the AVX2 kernel takes a few types, the VNNI one all of them
+    for (DType t : ggml_formats())
+      if (ggml_kernel_takes(t)) taken.push_back(t);
+    const char* variant = k == ggml_dot4_avx2_if_supported() ? "avx2" : "avx512-vnni";
+    paths.push_back({"ggml-decode", ActFormat::int8_block32, taken, 1, 1, variant, run_decode});
+    paths.push_back({"ggml-few-tokens", ActFormat::int8_block32, taken, 2, kFewTokens, variant,
+                     run_ggml_few_tokens});
   }
   if (bf16_dot4_kernel()) {
     paths.push_back({"bf16-decode",

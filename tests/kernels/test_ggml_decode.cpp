@@ -72,12 +72,12 @@ TEST(GgmlDecode, FastDequantisationEqualsTheScalarOne) {
   }
 }
 
-TEST(GgmlDecode, VnniKernelEqualsTheReference) {
-  const GgmlDot4 kernel = ggml_dot4_vnni_if_supported();
-  if (!kernel) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+namespace {
+void expect_kernel_equals_reference(GgmlDot4 kernel, bool (*takes)(DType)) {
   std::mt19937 rng(3);
   for (DType t : kTypes)
     for (int64_t units : {1, 2, 5}) {
+      if (!takes(t)) continue;
       const int64_t cols = row_cols(t, units);
       const auto tw = make_weight(t, 4, cols, rng);
       ActQ8 acts[4];
@@ -110,6 +110,23 @@ TEST(GgmlDecode, VnniKernelEqualsTheReference) {
       }
     }
 }
+bool every_type(DType) {
+  return true;
+}
+}  // namespace
+
+TEST(GgmlDecode, VnniKernelEqualsTheReference) {
+  const GgmlDot4 kernel = ggml_dot4_vnni_if_supported();
+  if (!kernel) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  expect_kernel_equals_reference(kernel, every_type);
+}
+
+TEST(GgmlDecode, Avx2KernelEqualsTheReference) {
+  const GgmlDot4 kernel = ggml_dot4_avx2_if_supported();
+  if (!kernel) GTEST_SKIP() << "this CPU has no AVX2";
+  EXPECT_TRUE(ggml_dot4_avx2_takes(DType::q4_k) && ggml_dot4_avx2_takes(DType::q6_k));
+  expect_kernel_equals_reference(kernel, ggml_dot4_avx2_takes);
+}
 
 // y_fast - y_exact is bounded by the activation rounding: per block of 32, d_x / 2 times the
 // dequantised weights' L1 norm over the block (plus f32 summation noise).
@@ -126,7 +143,7 @@ TEST(GgmlDecode, MatmulStaysWithinTheRoundingBound) {
         const ScopedServingKernels on(true);
         matmul(MatmulParams{x.data(), cols, fast.data(), rows, T, tw.view});
       }
-      if (!ggml_dot4_kernel()) {
+      if (!ggml_kernel_takes(t)) {
         EXPECT_EQ(fast, exact) << "without an integer kernel the exact path runs";
         continue;
       }

@@ -17,6 +17,8 @@ void ggml_dot4_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs,
                     int64_t cols, float* out);
 void ggml_packed_dot4_vnni(DType t, const uint8_t* tile, const ActQ8* const* xs, int nt,
                            int64_t cols, float* out);  // cpu/ggml_packed_vnni.cpp
+void ggml_dot4_avx2(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,
+                    int64_t cols, float* out);  // cpu/ggml_avx2.cpp
 namespace ggml {
 UnpackFn unpacker_avx512(DType t);
 void dequant_row_avx512(DType t, UnpackFn unpack, const uint8_t* row, int64_t col0, int64_t n,
@@ -69,12 +71,30 @@ bool ggml_iq_fused_supported() {
   return ok;
 }
 
+GgmlDot4 ggml_dot4_avx2_if_supported() {
+  static const bool ok = int8_dot4_avx2_if_supported() != nullptr;
+  return ok ? ggml_dot4_avx2 : nullptr;
+}
+
+bool ggml_dot4_avx2_takes(DType t) {
+  return t == DType::q4_k || t == DType::q5_k || t == DType::q6_k;
+}
+
 GgmlDot4 ggml_dot4_kernel() {
   static const GgmlDot4 chosen = []() -> GgmlDot4 {
-    if (std::strcmp(active_isa().name, "avx512") != 0) return nullptr;
-    return ggml_dot4_vnni_if_supported();
+    const char* isa = active_isa().name;
+    if (!std::strcmp(isa, "avx512"))
+      if (GgmlDot4 k = ggml_dot4_vnni_if_supported()) return k;
+    if (!std::strcmp(isa, "avx512") || !std::strcmp(isa, "avx2"))
+      return ggml_dot4_avx2_if_supported();
+    return nullptr;
   }();
   return chosen;
+}
+
+bool ggml_kernel_takes(DType t) {
+  const GgmlDot4 k = ggml_dot4_kernel();
+  return k && (k != ggml_dot4_avx2_if_supported() || ggml_dot4_avx2_takes(t));
 }
 
 void ggml_packed_dot4_ref(DType t, const uint8_t* tile, const ActQ8* const* xs, int nt,

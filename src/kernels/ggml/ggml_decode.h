@@ -32,9 +32,15 @@ GgmlDot4 ggml_dot4_vnni_if_supported();
 // (cpu/ggml_iq_vnni.cpp also needs AVX-512 VBMI and BITALG; TERN_IQ_FUSED=0 says no); otherwise
 // they go through their unpackers like the rest.
 bool ggml_iq_fused_supported();
-// The kernel the serving paths use: the VNNI one on the avx512 ISA, else null (those CPUs take
-// the exact path, which dequantises through the same unpackers).
+// AVX2 (cpu/ggml_avx2.cpp) where the CPU has it, else null; it takes Q4_K, Q5_K and Q6_K only
+// (ggml_dot4_avx2_takes): the k-quants of the files most often downloaded.
+GgmlDot4 ggml_dot4_avx2_if_supported();
+bool ggml_dot4_avx2_takes(DType t);
+// The kernel the serving paths use: the VNNI one on the avx512 ISA, else the AVX2 one on the
+// avx512 / avx2 ISAs, else null; ggml_kernel_takes(t) says whether it computes type t (the
+// types it does not take go the exact path, which dequantises through the same unpackers).
 GgmlDot4 ggml_dot4_kernel();
+bool ggml_kernel_takes(DType t);
 
 // The same over one packed tile (packed_tiles.h: Q2_K..Q6_K): every xs[t]
 // must have its qk order current (regroup_act_k).

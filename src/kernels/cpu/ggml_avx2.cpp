@@ -1,0 +1,208 @@
+// The GGUF decode kernel (ggml/ggml_decode.h) on AVX2, for CPUs without AVX-512 VNNI (AMD Zen
+// 2/3, Intel before Ice Lake): the k-quants of the Q4_K_M / Q5_K_M / Q6_K files most people
+// download, computed from their blocks with vpmaddubsw against the int8 activations (ActQ8).
+// Without it those CPUs dequantised every weight to f32 and ran 15x slower than llama.cpp.
+// The codes are unsigned and small (4, 5 or 6 bits), so a pair of products fits vpmaddubsw's
+// 16 bits (at most 2 * 63 * 127); per 32 values (one activation block) the integer sum is exact
+// and is scaled once in f32. Q4_K / Q5_K: sub-block scales and mins per 32 are decoded in
+// 32-bit words and meet the block's d_x as one 8-lane vector per 256 values; the mins meet
+// ActQ8::sum. Q6_K: its int8 scales per 16 multiply in 16 bits (vpmaddwd), its offset 32 meets
+// ActQ8::sum16 once per 256 values. Compiled with -mavx2 -mfma -mf16c; ggml_decode.cpp calls
+// it only when CPUID reports AVX2.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "core/dtype.h"
+#include "kernels/cpu/tile_prefetch.h"
+#include "kernels/int8_decode.h"
+
+namespace tern::kernels {
+namespace {
+
+inline __m256i load256(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+
+inline float hsum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+inline float f16_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+// Q4_K / Q5_K's 12 scale bytes as two 8-lane vectors: d * scale and dmin * min of sub-block j
+// in lane j. Bytes 0-3 hold scales 0-3 (low 6 bits), 4-7 mins 0-3, 8-11 the low 4 bits of
+// scales 4-7 (low nibbles) and mins 4-7 (high nibbles), whose top 2 bits are the spare bits
+// 6-7 of bytes 0-3 (scales) and 4-7 (mins): ggml/unpack.h's k_scale_min, four lanes at once.
+inline void k_scales(const uint8_t* blk, __m256* dsc, __m256* dmn) {
+  uint32_t w0, w1, w2;
+  std::memcpy(&w0, blk + 4, 4);
+  std::memcpy(&w1, blk + 8, 4);
+  std::memcpy(&w2, blk + 12, 4);
+  const uint32_t sc_lo = w0 & 0x3f3f3f3f, mn_lo = w1 & 0x3f3f3f3f;
+  const uint32_t sc_hi = (w2 & 0x0f0f0f0f) | (((w0 >> 6) & 0x03030303) << 4);
+  const uint32_t mn_hi = ((w2 >> 4) & 0x0f0f0f0f) | (((w1 >> 6) & 0x03030303) << 4);
+  const __m256 sc =
+      _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_setr_epi32(int(sc_lo), int(sc_hi), 0, 0)));
+  const __m256 mn =
+      _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_setr_epi32(int(mn_lo), int(mn_hi), 0, 0)));
+  *dsc = _mm256_mul_ps(sc, _mm256_set1_ps(f16_at(blk)));
+  *dmn = _mm256_mul_ps(mn, _mm256_set1_ps(f16_at(blk + 2)));
+}
+
+// 8 lanes of block sums u . x for two 32-value sub-blocks (lo against xa, hi against xb),
+// lanes {0, 1, 4, 5} from lo's and {2, 3, 6, 7} from hi's.
+inline __m256i pair_sums(__m256i lo, __m256i xa, __m256i hi, __m256i xb) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  return _mm256_hadd_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, xa), ones),
+                           _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xb), ones));
+}
+
+// Lane pattern of pair_sums for sub-blocks 2j, 2j + 1: index into an 8-lane per-sub-block vector.
+inline __m256i pair_index(int j) {
+  const int a = 2 * j, b = 2 * j + 1;
+  return _mm256_setr_epi32(a, a, b, b, a, a, b, b);
+}
+
+// Q4_K (kFifth false) and Q5_K: 256 values a block; value = d sc_j q - dmin m_j per 32.
+template <bool kFifth>
+void dot_q45_k(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols,
+               float* out) {
+  constexpr int64_t kBytes = kFifth ? 176 : 144, kQs = kFifth ? 48 : 16;
+  const int64_t ahead = tile_prefetch_distance(rows);
+  const __m256i low4 = _mm256_set1_epi8(15);
+  for (int r = 0; r < 4; ++r) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    for (int64_t u = 0; u < cols / 256; ++u) {
+      const uint8_t* blk = rows[r] + u * kBytes;
+      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 64), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 128), _MM_HINT_T0);
+      __m256 dsc, dmn;
+      k_scales(blk, &dsc, &dmn);
+      __m256i lo[4], hi[4];
+      const __m256i qh = kFifth ? load256(blk + 16) : _mm256_setzero_si256();
+      for (int j = 0; j < 4; ++j) {
+        const __m256i qs = load256(blk + kQs + 32 * j);
+        lo[j] = _mm256_and_si256(qs, low4);
+        hi[j] = _mm256_and_si256(_mm256_srli_epi16(qs, 4), low4);
+        if constexpr (kFifth) {  // bit 2j of qh byte l is value l's fifth bit, 2j + 1 value 32 +
+                                 // l's
+          const __m256i bit = _mm256_set1_epi8(char(1 << (2 * j))),
+                        bit2 = _mm256_set1_epi8(char(2 << (2 * j)));
+          lo[j] = _mm256_or_si256(
+              lo[j], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit),
+                                      _mm256_set1_epi8(16)));
+          hi[j] = _mm256_or_si256(
+              hi[j], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit2), bit2),
+                                      _mm256_set1_epi8(16)));
+        }
+      }
+      for (int t = 0; t < nt; ++t) {
+        const ActQ8& x = *xs[t];
+        const int8_t* xq = x.q.data() + u * 256;
+        const __m256 dx = _mm256_loadu_ps(x.d.data() + u * 8);
+        const __m256 f = _mm256_mul_ps(dsc, dx);
+        // The mins: - dmin m_j d_x sum_j(q), lane j.
+        const __m256 sx = _mm256_cvtepi32_ps(load256(x.sum.data() + u * 8));
+        acc[t] = _mm256_fnmadd_ps(_mm256_mul_ps(dmn, dx), sx, acc[t]);
+        for (int j = 0; j < 4; ++j) {
+          const __m256i s =
+              pair_sums(lo[j], load256(xq + 64 * j), hi[j], load256(xq + 64 * j + 32));
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
+                                   _mm256_permutevar8x32_ps(f, pair_index(j)), acc[t]);
+        }
+      }
+    }
+    for (int t = 0; t < nt; ++t) out[4 * t + r] = hsum(acc[t]);
+  }
+}
+
+// Q6_K: 256 values a block: ql[128] low 4 bits, qh[64] top 2 bits, 16 int8 scales, f16 d;
+// value = d sc_{i/16} (q - 32). In each half h of 128 values, ql byte l (l < 32) holds values
+// l (low nibble) and 64 + l (high), ql byte 32 + l values 32 + l and 96 + l, and qh byte l the
+// top bits of l, 32 + l, 64 + l, 96 + l in bit pairs 0-1, 2-3, 4-5, 6-7.
+void dot_q6_k(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols,
+              float* out) {
+  constexpr int64_t kBytes = 210;
+  const int64_t ahead = tile_prefetch_distance(rows);
+  const __m256i low4 = _mm256_set1_epi8(15), two = _mm256_set1_epi8(3 << 4);
+  for (int r = 0; r < 4; ++r) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    for (int64_t u = 0; u < cols / 256; ++u) {
+      const uint8_t* blk = rows[r] + u * kBytes;
+      for (int k = 0; k < 4; ++k)
+        _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 64 * k), _MM_HINT_T0);
+      const float d = f16_at(blk + 208);
+      const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
+      __m256i code[8];  // values 32 k .. 32 k + 31
+      for (int h = 0; h < 2; ++h) {
+        const __m256i qa = load256(blk + 64 * h), qb = load256(blk + 64 * h + 32);
+        const __m256i qh = load256(blk + 128 + 32 * h);
+        code[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(qa, low4),
+                                          _mm256_and_si256(_mm256_slli_epi16(qh, 4), two));
+        code[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(qb, low4),
+                                          _mm256_and_si256(_mm256_slli_epi16(qh, 2), two));
+        code[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), low4),
+                                          _mm256_and_si256(qh, two));
+        code[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), low4),
+                                          _mm256_and_si256(_mm256_srli_epi16(qh, 2), two));
+      }
+      // The 16 scales as floats (lanes 0-7, 8-15) for the offset term.
+      const __m256 sc_lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8));
+      const __m256 sc_hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8)));
+      for (int t = 0; t < nt; ++t) {
+        const ActQ8& x = *xs[t];
+        const int8_t* xq = x.q.data() + u * 256;
+        const float* xd = x.d.data() + u * 8;
+        // - 32 d sum_g sc_g d_x(g / 2) sum16_g: the offset, per 16-value group g.
+        const __m256 s16_lo = _mm256_cvtepi32_ps(load256(x.sum16.data() + u * 16));
+        const __m256 s16_hi = _mm256_cvtepi32_ps(load256(x.sum16.data() + u * 16 + 8));
+        const __m256 dx = _mm256_loadu_ps(xd);
+        const __m256 dx_lo =
+            _mm256_permutevar8x32_ps(dx, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+        const __m256 dx_hi =
+            _mm256_permutevar8x32_ps(dx, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
+        const __m256 off = _mm256_fmadd_ps(_mm256_mul_ps(sc_lo, dx_lo), s16_lo,
+                                           _mm256_mul_ps(_mm256_mul_ps(sc_hi, dx_hi), s16_hi));
+        acc[t] = _mm256_fnmadd_ps(off, _mm256_set1_ps(32.0f * d), acc[t]);
+        for (int k = 0; k < 8; ++k) {
+          // int16 scales of groups 2k (lanes 0-7) and 2k + 1 (lanes 8-15)
+          const __m128i pick = _mm_setr_epi8(
+              char(2 * k), char(2 * k), char(2 * k), char(2 * k), char(2 * k), char(2 * k),
+              char(2 * k), char(2 * k), char(2 * k + 1), char(2 * k + 1), char(2 * k + 1),
+              char(2 * k + 1), char(2 * k + 1), char(2 * k + 1), char(2 * k + 1), char(2 * k + 1));
+          const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
+          const __m256i s =
+              _mm256_madd_epi16(_mm256_maddubs_epi16(code[k], load256(xq + 32 * k)), sc16);
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * xd[k]), acc[t]);
+        }
+      }
+    }
+    for (int t = 0; t < nt; ++t) out[4 * t + r] = hsum(acc[t]);
+  }
+}
+
+}  // namespace
+
+void ggml_dot4_avx2(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,
+                    int64_t cols, float* out) {
+  switch (t) {
+    case DType::q4_k:
+      return dot_q45_k<false>(rows, xs, nt, cols, out);
+    case DType::q5_k:
+      return dot_q45_k<true>(rows, xs, nt, cols, out);
+    default:
+      return dot_q6_k(rows, xs, nt, cols, out);
+  }
+}
+
+}  // namespace tern::kernels
