@@ -22,21 +22,10 @@ void packed_dot4_avx2(DType t, const uint8_t* tile, const ActQ8& x, int64_t n_bl
 
 namespace {
 
-// Quant bytes of one block of one row (after its 2-byte scale when stored).
-int64_t quant_bytes(DType t) {
-  return t == DType::q8_0 ? 32 : 16;
-}
-
 void require_packable(DType t) {
   if (!packable_dtype(t))
     fail(ErrorKind::format,
          "packed tiles hold q8_0, q4_0 or q2_k..q6_k weights, not " + std::string(dtype_name(t)));
-}
-
-// Offset of group `g0` (first block of the group) inside a tile: the groups before it are
-// whole groups of 4 blocks, each 4 rows x 4 stored blocks.
-int64_t group_offset(DType t, int64_t g0) {
-  return 4 * g0 * dtype_block_bytes(t);
 }
 
 }  // namespace
@@ -93,6 +82,21 @@ void pack_tiles_as(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst)
   }
 }
 
+// Blocks [b0, b0 + nb) of row rr (0..3) of one tile in stored form; constant sizes per type (the
+// prefill packers read packed matrices through this, block by block).
+template <DType T>
+void unpack_blocks_as(const uint8_t* tile, int64_t n_blocks, int64_t rr, int64_t b0, int64_t nb,
+                      uint8_t* out) {
+  constexpr int64_t kBlock = T == DType::q8_0 ? 34 : 18, kQuant = kBlock - 2;
+  for (int64_t b = b0; b < b0 + nb; ++b) {
+    const int64_t g0 = b / 4 * 4, g = std::min<int64_t>(4, n_blocks - g0), k = b - g0;
+    const uint8_t* in = tile + 4 * g0 * kBlock;
+    uint8_t* blk = out + (b - b0) * kBlock;
+    std::memcpy(blk, in + 2 * (4 * k + rr), 2);
+    copy_quants<T, false>(in + 8 * g + 4 * k * kQuant, blk + 2, rr);
+  }
+}
+
 }  // namespace
 
 void pack_tiles(DType t, const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
@@ -108,21 +112,13 @@ void unpack_row_blocks(DType t, const uint8_t* packed, int64_t cols, int64_t r, 
                        int64_t nb, uint8_t* out) {
   require_packable(t);
   if (is_k_packed(t)) return unpack_k_blocks(t, packed, cols, r, b0, nb, out);
-  const int64_t n_blocks = cols / 32, block = dtype_block_bytes(t);
+  const int64_t n_blocks = cols / 32;
   TERN_CHECK(b0 >= 0 && nb >= 0 && b0 + nb <= n_blocks);
   const uint8_t* tile = packed + (r / 4) * packed_tile_bytes(t, cols);
-  const int64_t rr = r % 4;
-  for (int64_t b = b0; b < b0 + nb; ++b) {
-    const int64_t g0 = b / 4 * 4, g = std::min<int64_t>(4, n_blocks - g0), k = b - g0;
-    const uint8_t* in = tile + group_offset(t, g0);
-    uint8_t* blk = out + (b - b0) * block;
-    std::memcpy(blk, in + 2 * (4 * k + rr), 2);
-    const uint8_t* area = in + 8 * g + 4 * k * quant_bytes(t);
-    if (t == DType::q8_0)
-      copy_quants<DType::q8_0, false>(area, blk + 2, rr);
-    else
-      copy_quants<DType::q4_0, false>(area, blk + 2, rr);
-  }
+  if (t == DType::q8_0)
+    unpack_blocks_as<DType::q8_0>(tile, n_blocks, r % 4, b0, nb, out);
+  else
+    unpack_blocks_as<DType::q4_0>(tile, n_blocks, r % 4, b0, nb, out);
 }
 
 void unpack_row(DType t, const uint8_t* packed, int64_t cols, int64_t r, uint8_t* out) {
