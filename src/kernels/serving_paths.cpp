@@ -181,6 +181,19 @@ bool run_ggml_few_tokens(const MatmulParams& p, ThreadPool& tp) {
   return true;
 }
 
+// Many tokens through the few-token kernel, kFewTokens at a time.
+bool run_ggml_token_groups(const MatmulParams& p, ThreadPool& tp) {
+  if (!ggml_decode_takes(p.w)) return false;
+  for (int64_t t0 = 0; t0 < p.T; t0 += kFewTokens) {
+    MatmulParams part = p;
+    part.x = p.x + t0 * p.ldx;
+    part.y = p.y + t0 * p.ldy;
+    part.T = std::min(kFewTokens, p.T - t0);
+    if (part.T == 1 ? !run_decode(part, tp) : !run_ggml_few_tokens(part, tp)) return false;
+  }
+  return true;
+}
+
 bool run_int8_gemm(const MatmulParams& p, ThreadPool& tp) {
   return int8_gemm(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp);
 }
@@ -226,6 +239,11 @@ std::vector<MatmulPath> build_paths() {
     paths.push_back({"ggml-decode", ActFormat::int8_block32, taken, 1, 1, variant, run_decode});
     paths.push_back({"ggml-few-tokens", ActFormat::int8_block32, taken, 2, kFewTokens, variant,
                      run_ggml_few_tokens});
+    // Without AVX-512 BF16 there is no bf16 GEMM below: prefill runs the same kernel 4 tokens
+    // at a time (each weight read once per 4 tokens): 1.15-1.25x the f32 path on an AVX2 EPYC.
+    if (!bf16_dot4_kernel())
+      paths.push_back({"ggml-token-groups", ActFormat::int8_block32, taken, kFewTokens + 1, kMany,
+                       variant, run_ggml_token_groups});
   }
   if (bf16_dot4_kernel()) {
     paths.push_back({"bf16-decode",
