@@ -93,8 +93,9 @@ void dot_q45_k(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64
         const __m256i qs = load256(blk + kQs + 32 * j);
         lo[j] = _mm256_and_si256(qs, low4);
         hi[j] = _mm256_and_si256(_mm256_srli_epi16(qs, 4), low4);
-        if constexpr (kFifth) {  // bit 2j of qh byte l is value l's fifth bit, 2j + 1 value 32 +
-                                 // l's
+        // Q5_K: bit 2j of qh byte l is the fifth bit of value 64j + l, bit 2j + 1 that of 64j + 32
+        // + l.
+        if constexpr (kFifth) {
           const __m256i bit = _mm256_set1_epi8(char(1 << (2 * j))),
                         bit2 = _mm256_set1_epi8(char(2 << (2 * j)));
           lo[j] = _mm256_or_si256(
@@ -133,7 +134,8 @@ void dot_q6_k(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_
               float* out) {
   constexpr int64_t kBytes = 210;
   const int64_t ahead = tile_prefetch_distance(rows);
-  const __m256i low4 = _mm256_set1_epi8(15), two = _mm256_set1_epi8(3 << 4);
+  const __m256i low4 = _mm256_set1_epi8(15),
+                top2 = _mm256_set1_epi8(3 << 4);  // where a code's 2 top bits go
   for (int r = 0; r < 4; ++r) {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                      _mm256_setzero_ps()};
@@ -148,13 +150,13 @@ void dot_q6_k(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_
         const __m256i qa = load256(blk + 64 * h), qb = load256(blk + 64 * h + 32);
         const __m256i qh = load256(blk + 128 + 32 * h);
         code[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(qa, low4),
-                                          _mm256_and_si256(_mm256_slli_epi16(qh, 4), two));
+                                          _mm256_and_si256(_mm256_slli_epi16(qh, 4), top2));
         code[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(qb, low4),
-                                          _mm256_and_si256(_mm256_slli_epi16(qh, 2), two));
+                                          _mm256_and_si256(_mm256_slli_epi16(qh, 2), top2));
         code[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), low4),
-                                          _mm256_and_si256(qh, two));
+                                          _mm256_and_si256(qh, top2));
         code[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), low4),
-                                          _mm256_and_si256(_mm256_srli_epi16(qh, 2), two));
+                                          _mm256_and_si256(_mm256_srli_epi16(qh, 2), top2));
       }
       // The 16 scales as floats (lanes 0-7, 8-15) for the offset term.
       const __m256 sc_lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8));

@@ -294,14 +294,14 @@ void dot4_packed(const uint8_t* tile, const ActQ8& x, int64_t n_blocks, float* o
       const uint8_t* qb = q + kArea * b;
       __m256i d01, d23;
       if constexpr (T == DType::q8_0) {  // stored + 128
-        const __m256i init = _mm256_set1_epi32(x.init4x32[size_t(g0 + b)]);
 #if TERN_INT8_AVXVNNI
+        const __m256i init = _mm256_set1_epi32(x.init4x32[size_t(g0 + b)]);
         d01 = _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(init, load256(qb), xl),
                                       load256(qb + 64), xh);
         d23 = _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(init, load256(qb + 32), xl),
                                       load256(qb + 96), xh);
 #else
-        (void)init;  // vpmaddubsw would saturate on w + 128: back to signed bytes instead
+        // vpmaddubsw would saturate on w + 128: back to signed bytes, which need no start value
         const __m256i flip = _mm256_set1_epi8(char(0x80));
         const auto sw = [&](int64_t at) { return _mm256_xor_si256(load256(qb + at), flip); };
         d01 = dot_s8s8(dot_s8s8(_mm256_setzero_si256(), sw(0), xl), sw(64), xh);
@@ -342,8 +342,9 @@ void dot4_packed(const uint8_t* tile, const ActQ8& x, int64_t n_blocks, float* o
     }
     p = q + kArea * g;
   }
-  // (a, b) -> a's 4 lanes summed, then b's: rows 2 p and 2 p + 1 of each accumulator.
-  const __m256 h = _mm256_hadd_ps(acc01, acc23);  // row0 01 23 | row2 .. | row1 .. | row3 ..
+  // Each row's 4 lanes summed: after two horizontal adds lane 0 holds row 0 (acc01's low
+  // half), lane 1 row 2 (acc23's low half), lane 4 row 1 and lane 5 row 3 (the high halves).
+  const __m256 h = _mm256_hadd_ps(acc01, acc23);
   const __m256 q = _mm256_hadd_ps(h, h);
   alignas(32) float lane[8];
   _mm256_store_ps(lane, q);
