@@ -15,6 +15,7 @@
 
 #include "core/dtype.h"
 #include "kernels/cpu/tile_prefetch.h"
+#include "kernels/ggml/iq_grids.h"
 #include "kernels/int8_decode.h"
 
 namespace tern::kernels {
@@ -193,6 +194,154 @@ void dot_q6_k(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_
   }
 }
 
+// The 16 per-16-group factors a_g d_x(g / 2) s16_g summed into 8 lanes, for a term
+// sum_g a_g d_x(g / 2) sum16_g: Q6_K's and Q3_K's offsets, Q2_K's mins. a: the 16 factors as
+// two 8-lane vectors (groups 0-7, 8-15).
+inline __m256 group_sum_term(__m256 a_lo, __m256 a_hi, const ActQ8& x, int64_t u) {
+  const __m256 dx = _mm256_loadu_ps(x.d.data() + u * 8);
+  const __m256 dx_lo = _mm256_permutevar8x32_ps(dx, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+  const __m256 dx_hi = _mm256_permutevar8x32_ps(dx, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
+  const __m256 s_lo = _mm256_cvtepi32_ps(load256(x.sum16.data() + u * 16));
+  const __m256 s_hi = _mm256_cvtepi32_ps(load256(x.sum16.data() + u * 16 + 8));
+  return _mm256_fmadd_ps(_mm256_mul_ps(a_lo, dx_lo), s_lo,
+                         _mm256_mul_ps(_mm256_mul_ps(a_hi, dx_hi), s_hi));
+}
+
+// 16-bit scales of groups 2k (lanes 0-7) and 2k + 1 (lanes 8-15) from 16 int8 scales.
+inline __m256i pair_scales16(__m128i sc8, int k) {
+  const char a = char(2 * k), b = char(2 * k + 1);
+  return _mm256_cvtepi8_epi16(
+      _mm_shuffle_epi8(sc8, _mm_setr_epi8(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b)));
+}
+
+// Q2_K (84 bytes): scales[16] (low nibble scale, high nibble min, per 16), qs[64], f16 d and dmin.
+// Value 128h + 32j + l is bits 2j..2j+1 of qs[32h + l]; w = d sc q - dmin m. Q3_K (110 bytes):
+// hmask[32], qs[64] as Q2_K's low 2 bits, 12 bytes of 6-bit scales, f16 d; bit (value / 32) of
+// hmask[l] is the third bit, q = low + 4 third - 4, scale s - 32: ggml/unpack_ref.cpp spells out
+// where each scale's bits are.
+template <bool kQ3>
+void dot_q23_k(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols,
+               float* out) {
+  constexpr int64_t kBytes = kQ3 ? 110 : 84, kQs = kQ3 ? 32 : 16;
+  const int64_t ahead = tile_prefetch_distance(rows);
+  const __m256i three = _mm256_set1_epi8(3);
+  for (int r = 0; r < 4; ++r) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    for (int64_t u = 0; u < cols / 256; ++u) {
+      const uint8_t* blk = rows[r] + u * kBytes;
+      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 64), _MM_HINT_T0);
+      __m128i sc8;              // the 16 signed scales
+      __m256 term_lo, term_hi;  // per-group factors of the sum16 term (mins, or the offset 4)
+      float d;
+      if constexpr (kQ3) {
+        d = f16_at(blk + 108);
+        const uint8_t* sc = blk + 96;
+        const __m128i low = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc));
+        const __m128i nib =
+            _mm_unpacklo_epi64(_mm_and_si128(low, _mm_set1_epi8(15)),
+                               _mm_and_si128(_mm_srli_epi16(low, 4), _mm_set1_epi8(15)));
+        uint32_t hw;
+        std::memcpy(&hw, sc + 8, 4);
+        const __m128i high = _mm_and_si128(
+            _mm_srlv_epi32(_mm_set1_epi32(int(hw)), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
+        sc8 = _mm_sub_epi8(_mm_or_si128(nib, _mm_slli_epi16(high, 4)), _mm_set1_epi8(32));
+        term_lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8));
+        term_hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8)));
+      } else {
+        d = f16_at(blk + 80);
+        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk));
+        sc8 = _mm_and_si128(raw, _mm_set1_epi8(15));
+        const __m128i mins = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15));
+        term_lo = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(mins));
+        term_hi = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(mins, 8)));
+      }
+      // The subtracted term's factor: 4 d per unit of the offset (Q3_K), dmin per min (Q2_K).
+      const float term_scale = kQ3 ? 4.0f * d : f16_at(blk + 82);
+      __m256i code[8];  // values 32 k .. 32 k + 31
+      const __m256i hmask = kQ3 ? load256(blk) : _mm256_setzero_si256();
+      for (int h = 0; h < 2; ++h) {
+        const __m256i qs = load256(blk + kQs + 32 * h);
+        for (int j = 0; j < 4; ++j) {
+          __m256i c = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), three);
+          if constexpr (kQ3) {
+            const __m256i bit = _mm256_set1_epi8(char(1 << (4 * h + j)));
+            c = _mm256_or_si256(
+                c, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hmask, bit), bit),
+                                    _mm256_set1_epi8(4)));
+          }
+          code[4 * h + j] = c;
+        }
+      }
+      for (int t = 0; t < nt; ++t) {
+        const ActQ8& x = *xs[t];
+        const int8_t* xq = x.q.data() + u * 256;
+        const float* xd = x.d.data() + u * 8;
+        acc[t] = _mm256_fnmadd_ps(group_sum_term(term_lo, term_hi, x, u),
+                                  _mm256_set1_ps(term_scale), acc[t]);
+        for (int k = 0; k < 8; ++k) {
+          const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(code[k], load256(xq + 32 * k)),
+                                              pair_scales16(sc8, k));
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * xd[k]), acc[t]);
+        }
+      }
+    }
+    for (int t = 0; t < nt; ++t) out[4 * t + r] = hsum(acc[t]);
+  }
+}
+
+// IQ4_NL (18 bytes: f16 d, 16 nibble bytes as Q4_0) and IQ4_XS (136 bytes: f16 d, u16 high scale
+// bits, 4 bytes of low scale nibbles, 128 nibble bytes; group j's scale is nibble j % 2 of byte
+// j / 2 | bits 2j of the u16 << 4, minus 32): each nibble indexes 16 signed levels, looked up
+// with vpshufb; a block of 32 is the low nibbles of 16 bytes then their high ones.
+template <bool kXs>
+void dot_iq4(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols, float* out) {
+  const int64_t ahead = tile_prefetch_distance(rows);
+  const __m256i levels = _mm256_broadcastsi128_si256(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(ggml::kIq4nlValues)));
+  const __m128i low4 = _mm_set1_epi8(15);
+  const int64_t n32 = cols / 32;
+  for (int r = 0; r < 4; ++r) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    for (int64_t b = 0; b < n32; ++b) {
+      const uint8_t* qs;
+      float scale;
+      if constexpr (kXs) {
+        const uint8_t* blk = rows[r] + b / 8 * 136;
+        const int j = int(b % 8);
+        if (j == 0) _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
+        if (j == 4) _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 64), _MM_HINT_T0);
+        uint16_t sh;
+        std::memcpy(&sh, blk + 2, 2);
+        const int ls = ((blk[4 + j / 2] >> (4 * (j % 2))) & 15) | (((sh >> (2 * j)) & 3) << 4);
+        scale = f16_at(blk) * float(ls - 32);
+        qs = blk + 8 + 16 * j;
+      } else {
+        const uint8_t* blk = rows[r] + b * 18;
+        if (b % 4 == 0) _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
+        scale = f16_at(blk);
+        qs = blk + 2;
+      }
+      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+      const __m256i idx = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4),
+                                           _mm_and_si128(bytes, low4));
+      const __m256i w = _mm256_shuffle_epi8(levels, idx);
+      const __m256i aw = _mm256_sign_epi8(w, w);
+      for (int t = 0; t < nt; ++t) {
+        const ActQ8& x = *xs[t];
+        const __m256i xq = load256(x.q.data() + b * 32);
+        const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq, w)),
+                                              _mm256_set1_epi16(1));
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(scale * x.d[size_t(b)]),
+                                 acc[t]);
+      }
+    }
+    for (int t = 0; t < nt; ++t) out[4 * t + r] = hsum(acc[t]);
+  }
+}
+
 }  // namespace
 
 void ggml_dot4_avx2(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,
@@ -202,6 +351,14 @@ void ggml_dot4_avx2(DType t, const uint8_t* const* rows, const ActQ8* const* xs,
       return dot_q45_k<false>(rows, xs, nt, cols, out);
     case DType::q5_k:
       return dot_q45_k<true>(rows, xs, nt, cols, out);
+    case DType::q2_k:
+      return dot_q23_k<false>(rows, xs, nt, cols, out);
+    case DType::q3_k:
+      return dot_q23_k<true>(rows, xs, nt, cols, out);
+    case DType::iq4_nl:
+      return dot_iq4<false>(rows, xs, nt, cols, out);
+    case DType::iq4_xs:
+      return dot_iq4<true>(rows, xs, nt, cols, out);
     default:
       return dot_q6_k(rows, xs, nt, cols, out);
   }

@@ -77,7 +77,8 @@ GgmlDot4 ggml_dot4_avx2_if_supported() {
 }
 
 bool ggml_dot4_avx2_takes(DType t) {
-  return t == DType::q4_k || t == DType::q5_k || t == DType::q6_k;
+  return t == DType::q2_k || t == DType::q3_k || t == DType::q4_k || t == DType::q5_k ||
+         t == DType::q6_k || t == DType::iq4_nl || t == DType::iq4_xs;
 }
 
 GgmlDot4 ggml_dot4_kernel() {
