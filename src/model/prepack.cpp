@@ -106,7 +106,9 @@ PrepackReport prepack_decode_weights(const ModelConfig& c, ModelWeights& w) {
     jobs[it->second].users.push_back(l);
   }
   if (jobs.empty()) {
-    report.skipped = "no Q8_0 / Q4_0 / Q2_K..Q6_K matrix to pack";
+    report.skipped = kernels::ggml_packed_dot4_kernel()
+                         ? "no Q8_0 / Q4_0 / Q2_K..Q6_K matrix to pack"
+                         : "no Q8_0 / Q4_0 matrix to pack (Q2_K..Q6_K pack only with AVX-512 VNNI)";
     return report;
   }
   int64_t total = 0;
