@@ -1,14 +1,15 @@
 // The GGUF decode kernel (ggml/ggml_decode.h) on AVX2, for CPUs without AVX-512 VNNI (AMD Zen
-// 2/3, Intel before Ice Lake): the k-quants of the Q4_K_M / Q5_K_M / Q6_K files most people
-// download, computed from their blocks with vpmaddubsw against the int8 activations (ActQ8).
-// Without it those CPUs dequantised every weight to f32 and ran 15x slower than llama.cpp.
-// The codes are unsigned and small (4, 5 or 6 bits), so a pair of products fits vpmaddubsw's
-// 16 bits (at most 2 * 63 * 127); per 32 values (one activation block) the integer sum is exact
-// and is scaled once in f32. Q4_K / Q5_K: sub-block scales and mins per 32 are decoded in
-// 32-bit words and meet the block's d_x as one 8-lane vector per 256 values; the mins meet
-// ActQ8::sum. Q6_K: its int8 scales per 16 multiply in 16 bits (vpmaddwd), its offset 32 meets
-// ActQ8::sum16 once per 256 values. Compiled with -mavx2 -mfma -mf16c; ggml_decode.cpp calls
-// it only when CPUID reports AVX2.
+// 2/3, Intel before Ice Lake): Q2_K..Q6_K, IQ4_NL and IQ4_XS, the types of the Q2_K .. Q6_K and
+// IQ4_XS files most people download, computed from their blocks with vpmaddubsw against the
+// int8 activations (ActQ8). Without it those CPUs dequantised every weight to f32 and ran 15x
+// slower than llama.cpp. The k-quant codes are unsigned and small (2 to 6 bits), so a pair of
+// products fits vpmaddubsw's 16 bits (at most 2 * 63 * 127); per 32 values (one activation
+// block) the integer sum is exact and is scaled once in f32. Q4_K / Q5_K: sub-block scales and
+// mins per 32 are decoded in 32-bit words and meet the block's d_x as one 8-lane vector per 256
+// values; the mins meet ActQ8::sum. Q2_K / Q3_K / Q6_K: their scales per 16 multiply in 16 bits
+// (vpmaddwd), their mins or offsets meet ActQ8::sum16 once per 256 values. IQ4: 16 signed
+// levels by vpshufb, then the sign trick. Compiled with -mavx2 -mfma -mf16c; ggml_decode.cpp
+// calls it only when CPUID reports AVX2.
 #include <immintrin.h>
 
 #include <cstring>
