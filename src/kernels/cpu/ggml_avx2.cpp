@@ -15,28 +15,13 @@
 #include <cstring>
 
 #include "core/dtype.h"
+#include "kernels/cpu/avx2_helpers.h"
 #include "kernels/cpu/tile_prefetch.h"
 #include "kernels/ggml/iq_grids.h"
 #include "kernels/int8_decode.h"
 
 namespace tern::kernels {
 namespace {
-
-inline __m256i load256(const void* p) {
-  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
-}
-
-inline float hsum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
-
-inline float f16_at(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
-}
 
 // Q4_K / Q5_K's 12 scale bytes as two 8-lane vectors: d * scale and dmin * min of sub-block j
 // in lane j. Bytes 0-3 hold scales 0-3 (low 6 bits), 4-7 mins 0-3, 8-11 the low 4 bits of

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/cpu/avx2_helpers.h"
 #include "kernels/cpu/tile_prefetch.h"
 #include "kernels/int8_decode.h"
 #include "kernels/int8_gemm.h"
@@ -36,22 +37,6 @@ inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
 // Signed w * x summed in groups of 4 bytes, added to acc.
 inline __m256i dot_s8s8(__m256i acc, __m256i w, __m256i x) {
   return dot_u8s8(acc, _mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-}
-
-inline float hsum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
-
-inline float f16_scale(const uint8_t* block) {
-  uint16_t h;
-  std::memcpy(&h, block, 2);
-  return _cvtsh_ss(h);
-}
-
-inline __m256i load256(const void* p) {
-  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
 }
 
 // Q4_0's 32 weights as unsigned nibbles: low nibbles are elements 0..15, high nibbles 16..31.
@@ -103,8 +88,7 @@ void dot4_blocks(const uint8_t* const* rows, const ActQ8& x, int64_t b0, int64_t
       } else {  // sum (nib - 8) x = sum nib x - 8 sum x: each of the 8 lanes starts at -sum x
         dot = dot_u8s8(_mm256_set1_epi32(-x.sum[size_t(b)]), nibbles(blk), xq);
       }
-      acc[r] =
-          _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(f16_scale(blk) * xd), acc[r]);
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(f16_at(blk) * xd), acc[r]);
     }
   }
 }
