@@ -1,6 +1,6 @@
 // The GGUF decode kernel (ggml/ggml_decode.h) on AVX2, for CPUs without AVX-512 VNNI (AMD Zen
-// 2/3, Intel before Ice Lake): Q2_K..Q6_K, IQ4_NL and IQ4_XS, the types of the Q2_K .. Q6_K and
-// IQ4_XS files most people download, computed from their blocks with vpmaddubsw against the
+// 2/3, Intel before Ice Lake): Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, IQ4_NL and IQ4_XS (the i-quants
+// below 4 bits are in cpu/ggml_iq_avx2.cpp), computed from their blocks with vpmaddubsw against the
 // int8 activations (ActQ8). Without it those CPUs dequantised every weight to f32 and ran 15x
 // slower than llama.cpp. The k-quant codes are unsigned and small (2 to 6 bits), so a pair of
 // products fits vpmaddubsw's 16 bits (at most 2 * 63 * 127); per 32 values (one activation
@@ -328,11 +328,68 @@ void dot_iq4(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t
   }
 }
 
+// Q4_1 (20 B: d, m, qs[16]), Q5_0 (22 B: d, qh u32, qs[16]) and Q5_1 (24 B: d, m, qh, qs[16]):
+// 32-value blocks whose low nibbles are values 0-15 and high nibbles 16-31 (bit i of qh is value
+// i's fifth bit). The codes are unsigned (4 or 5 bits); Q4_1 / Q5_1 add m per value (m d_x sum_x
+// per block), Q5_0 subtracts 16 (16 d d_x sum_x).
+template <int kBytes, bool kMin, bool kFifth>
+void dot_q45_legacy(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols,
+                    float* out) {
+  constexpr int kQs = kBytes - 16;
+  const int64_t ahead = tile_prefetch_distance(rows);
+  const __m128i low4 = _mm_set1_epi8(15);
+  // qh to one byte per value: byte i takes qh's byte i / 8, then its bit i % 8.
+  const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
+                                          2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const __m256i bits = _mm256_set1_epi64x(0x8040201008040201ll);
+  const int64_t n32 = cols / 32;
+  for (int r = 0; r < 4; ++r) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    float side[4] = {};  // the mins (or Q5_0's offset) times d_x sum_x
+    for (int64_t b = 0; b < n32; ++b) {
+      const uint8_t* blk = rows[r] + b * kBytes;
+      if (b % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
+      const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kQs));
+      __m256i code =
+          _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), low4), _mm_and_si128(qs, low4));
+      if constexpr (kFifth) {
+        uint32_t qh;
+        std::memcpy(&qh, blk + kQs - 4, 4);
+        const __m256i spread_qh = _mm256_shuffle_epi8(_mm256_set1_epi32(int(qh)), spread);
+        code = _mm256_or_si256(
+            code, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread_qh, bits), bits),
+                                   _mm256_set1_epi8(16)));
+      }
+      const float d = f16_at(blk);
+      const float m = kMin ? f16_at(blk + 2) : -16.0f * d;
+      for (int t = 0; t < nt; ++t) {
+        const ActQ8& x = *xs[t];
+        const float dx = x.d[size_t(b)];
+        const __m256i s = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(code, load256(x.q.data() + b * 32)), _mm256_set1_epi16(1));
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * dx), acc[t]);
+        side[t] += m * dx * float(x.sum[size_t(b)]);
+      }
+    }
+    for (int t = 0; t < nt; ++t) out[4 * t + r] = hsum(acc[t]) + side[t];
+  }
+}
+
 }  // namespace
+
+bool ggml_dot4_iq_avx2(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,
+                       int64_t cols, float* out);  // cpu/ggml_iq_avx2.cpp
 
 void ggml_dot4_avx2(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,
                     int64_t cols, float* out) {
   switch (t) {
+    case DType::q4_1:
+      return dot_q45_legacy<20, true, false>(rows, xs, nt, cols, out);
+    case DType::q5_0:
+      return dot_q45_legacy<22, false, true>(rows, xs, nt, cols, out);
+    case DType::q5_1:
+      return dot_q45_legacy<24, true, true>(rows, xs, nt, cols, out);
     case DType::q4_k:
       return dot_q45_k<false>(rows, xs, nt, cols, out);
     case DType::q5_k:
@@ -341,12 +398,14 @@ void ggml_dot4_avx2(DType t, const uint8_t* const* rows, const ActQ8* const* xs,
       return dot_q23_k<false>(rows, xs, nt, cols, out);
     case DType::q3_k:
       return dot_q23_k<true>(rows, xs, nt, cols, out);
+    case DType::q6_k:
+      return dot_q6_k(rows, xs, nt, cols, out);
     case DType::iq4_nl:
       return dot_iq4<false>(rows, xs, nt, cols, out);
     case DType::iq4_xs:
       return dot_iq4<true>(rows, xs, nt, cols, out);
     default:
-      return dot_q6_k(rows, xs, nt, cols, out);
+      ggml_dot4_iq_avx2(t, rows, xs, nt, cols, out);
   }
 }
 

@@ -77,8 +77,7 @@ GgmlDot4 ggml_dot4_avx2_if_supported() {
 }
 
 bool ggml_dot4_avx2_takes(DType t) {
-  return t == DType::q2_k || t == DType::q3_k || t == DType::q4_k || t == DType::q5_k ||
-         t == DType::q6_k || t == DType::iq4_nl || t == DType::iq4_xs;
+  return dtype_is_ggml_block(t) && t != DType::q8_0 && t != DType::q4_0;
 }
 
 GgmlDot4 ggml_dot4_kernel() {

@@ -32,8 +32,9 @@ GgmlDot4 ggml_dot4_vnni_if_supported();
 // (cpu/ggml_iq_vnni.cpp also needs AVX-512 VBMI and BITALG; TERN_IQ_FUSED=0 says no); otherwise
 // they go through their unpackers like the rest.
 bool ggml_iq_fused_supported();
-// AVX2 (cpu/ggml_avx2.cpp) where the CPU has it, else null; it takes Q4_K, Q5_K and Q6_K only
-// (ggml_dot4_avx2_takes): the k-quants of the files most often downloaded.
+// AVX2 (cpu/ggml_avx2.cpp, the i-quants in cpu/ggml_iq_avx2.cpp) where the CPU has it, else
+// null; ggml_dot4_avx2_takes says which types it computes (every type but Q8_0 / Q4_0, which
+// have their own kernels in int8_decode.h).
 GgmlDot4 ggml_dot4_avx2_if_supported();
 bool ggml_dot4_avx2_takes(DType t);
 // The kernel the serving paths use: the VNNI one on the avx512 ISA, else the AVX2 one on the
