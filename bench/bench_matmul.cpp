@@ -239,6 +239,17 @@ int register_all() {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
+  // GGUF types in prefill: bf16 GEMM / AMX where the CPU has them, else int8 panels (the
+  // types ggml_panel_supported names) or the 4-token kernel 4 tokens at a time.
+  for (DType dt : {DType::q2_k, DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k, DType::iq4_xs,
+                   DType::iq2_xxs, DType::iq1_m})
+    benchmark::RegisterBenchmark(
+        (std::string("matmul_fast/") + std::string(dtype_name(dt))).c_str(), BM_matmul_fast, dt)
+        ->Args({8960, 1536, 16})
+        ->Args({1536, 8960, 256})
+        ->Args({1536, 1536, 512})
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
   for (DType dt : {DType::q8_0, DType::q4_0, DType::q2_k, DType::q3_k, DType::q4_k, DType::q5_k,
                    DType::q6_k, DType::iq4_xs, DType::iq3_s, DType::iq3_xxs, DType::iq2_s,
                    DType::iq2_xs, DType::iq2_xxs, DType::iq1_m, DType::iq1_s})

@@ -14,11 +14,11 @@
 namespace tern::kernels {
 
 void int8_gemm_tile_vnni(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
-                         int nt, float* out);  // cpu/int8_gemm_vnni.cpp
+                         const float* const* xs16, int nt, float* out);  // cpu/int8_gemm_vnni.cpp
 void int8_gemm_tile_avx2(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
-                         int nt, float* out);  // cpu/int8_avx2.cpp
+                         const float* const* xs16, int nt, float* out);  // cpu/int8_avx2.cpp
 void int8_gemm_tile_avxvnni(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
-                            int nt, float* out);  // cpu/int8_avxvnni.cpp
+                            const float* const* xs16, int nt, float* out);  // cpu/int8_avxvnni.cpp
 void quantize_act_row_avx512(const float* x, int64_t n, uint8_t* q, float* d);
 void pack_panel_vnni(const WeightView& w, int64_t r0, PackedPanel& out);
 
@@ -73,11 +73,19 @@ void quantize_act_rows(const float* x, int64_t T, int64_t ldx, int64_t cols, Act
   out.cols = cols;
   out.q.resize(size_t(T * cols));
   out.d.resize(size_t(T * (cols / kBlock)));
+  out.sum16.resize(size_t(T * (cols / 16)));
   static const bool simd = cpu_has_avx512();
   const auto rows = [&](int64_t begin, int64_t end, int) {
-    for (int64_t t = begin; t < end; ++t)
-      (simd ? quantize_act_row_avx512 : quantize_act_row)(
-          x + t * ldx, cols, out.q.data() + t * cols, out.d.data() + t * (cols / kBlock));
+    for (int64_t t = begin; t < end; ++t) {
+      uint8_t* q = out.q.data() + t * cols;
+      float* d = out.d.data() + t * (cols / kBlock);
+      (simd ? quantize_act_row_avx512 : quantize_act_row)(x + t * ldx, cols, q, d);
+      for (int64_t h = 0; h < cols / 16; ++h) {
+        int32_t sum = -16 * 128;
+        for (int j = 0; j < 16; ++j) sum += q[h * 16 + j];
+        out.sum16[size_t(t * (cols / 16) + h)] = d[h / 2] * float(sum);
+      }
+    }
   };
   if (pool && T > 1)
     pool->parallel_for(T, 1, rows);
@@ -88,6 +96,8 @@ void quantize_act_rows(const float* x, int64_t T, int64_t ldx, int64_t cols, Act
 void pack_panel(const WeightView& w, int64_t r0, PackedPanel& out, bool simd) {
   TERN_CHECK((w.dtype == DType::q8_0 || w.dtype == DType::q4_0) && w.cols % kBlock == 0);
   out.small_weights = w.dtype == DType::q4_0;
+  out.sc16.clear();  // a thread's panel may last have held a GGUF k-quant
+  out.mw.clear();
   if (simd && cpu_has_vnni()) return pack_panel_vnni(w, r0, out);  // reads packed views too
   if (w.packed) {  // prepacked for decode: the panel's rows back in stored form first
     thread_local std::vector<uint8_t> rows;
@@ -121,17 +131,22 @@ void pack_panel(const WeightView& w, int64_t r0, PackedPanel& out, bool simd) {
 }
 
 void int8_gemm_tile_ref(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
-                        int nt, float* out) {
+                        const float* const* xs16, int nt, float* out) {
   for (int t = 0; t < nt; ++t) {
     for (int64_t r = 0; r < kPanelRows; ++r) {
       float acc = 0;
       for (int64_t b = 0; b < p.n_blocks; ++b) {
         const int8_t* wb = p.w.data() + b * kBlockPanelBytes + r * 4;
         int32_t dot = p.nws[size_t(b * kPanelRows + r)];
-        for (int64_t j = 0; j < kBlock; ++j)
-          dot += int32_t(wb[(j / 4) * kPanelRows * 4 + j % 4]) * int32_t(xq[t][b * kBlock + j]);
-        // Fused multiply-add as the SIMD tiles do, so they agree to the bit.
+        for (int64_t j = 0; j < kBlock; ++j) {
+          const int32_t sc = p.sc16.empty() ? 1 : p.sc16[size_t((2 * b + j / 16) * kPanelRows + r)];
+          dot +=
+              sc * int32_t(wb[(j / 4) * kPanelRows * 4 + j % 4]) * int32_t(xq[t][b * kBlock + j]);
+        }
+        // Fused multiply-adds in the SIMD tiles' order, so they agree to the bit.
         acc = std::fma(float(dot), p.dw[size_t(b * kPanelRows + r)] * xd[t][b], acc);
+        for (int64_t h = 2 * b; h < 2 * b + 2 && !p.mw.empty(); ++h)
+          acc = std::fma(p.mw[size_t(h * kPanelRows + r)], xs16[t][h], acc);
       }
       out[t * kPanelRows + r] = acc;
     }
@@ -182,11 +197,30 @@ Int8GemmTile int8_gemm_tile_kernel() {
   return chosen;
 }
 
+bool int8_gemm_tile_takes_ggml(Int8GemmTile tile) {
+  return tile && (tile == int8_gemm_tile_ref || tile == int8_gemm_tile_avx2_if_supported() ||
+                  tile == int8_gemm_tile_avxvnni_if_supported());
+}
+
+namespace {
+bool takes(const WeightView& w, Int8GemmTile tile) {
+  if (!tile) return false;
+  if (w.dtype == DType::q8_0 || w.dtype == DType::q4_0) return w.cols % kBlock == 0;
+  // GGUF panels are packed from stored blocks (on these CPUs nothing prepacks them)
+  return ggml_panel_supported(w.dtype) && int8_gemm_tile_takes_ggml(tile) && !w.packed &&
+         w.cols % 256 == 0;
+}
+}  // namespace
+
+bool int8_gemm_takes(const WeightView& w) {
+  return takes(w, int8_gemm_tile_kernel());
+}
+
 bool int8_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y, int64_t ldy,
                ThreadPool& pool, Int8GemmTile tile) {
-  if ((w.dtype != DType::q8_0 && w.dtype != DType::q4_0) || w.cols % kBlock != 0) return false;
   if (!tile) tile = int8_gemm_tile_kernel();
-  if (!tile) return false;
+  if (!takes(w, tile)) return false;
+  const bool ggml = w.dtype != DType::q8_0 && w.dtype != DType::q4_0;
   thread_local ActQ8Rows act;
   quantize_act_rows(x, T, ldx, w.cols, act, &pool);
   const ActQ8Rows& xr = act;  // workers read the calling thread's buffer
@@ -196,13 +230,17 @@ bool int8_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, floa
     alignas(64) float out[kTileTokens * kPanelRows];
     for (int64_t pi = begin; pi < end; ++pi) {
       const int64_t r0 = pi * kPanelRows, nr = std::min(kPanelRows, w.rows - r0);
-      pack_panel(w, r0, panel, tile != int8_gemm_tile_ref);
+      if (ggml)
+        pack_panel_ggml(w, r0, panel);
+      else
+        pack_panel(w, r0, panel, tile != int8_gemm_tile_ref);
       for (int64_t t0 = 0; t0 < T; t0 += kTileTokens) {
         const int nt = int(std::min<int64_t>(kTileTokens, T - t0));
         const uint8_t* xs[kTileTokens];
-        const float* ds[kTileTokens];
-        for (int t = 0; t < nt; ++t) xs[t] = xr.row(t0 + t), ds[t] = xr.scales(t0 + t);
-        tile(panel, xs, ds, nt, out);
+        const float *ds[kTileTokens], *s16[kTileTokens];
+        for (int t = 0; t < nt; ++t)
+          xs[t] = xr.row(t0 + t), ds[t] = xr.scales(t0 + t), s16[t] = xr.sums16(t0 + t);
+        tile(panel, xs, ds, s16, nt, out);
         for (int t = 0; t < nt; ++t) std::copy_n(out + t * kPanelRows, nr, y + (t0 + t) * ldy + r0);
       }
     }

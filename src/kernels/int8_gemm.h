@@ -30,10 +30,12 @@ constexpr int64_t kPanelRows = 32;
 // d = amax / 127 (as quantize_act_q8), and the scales.
 struct ActQ8Rows {
   int64_t T = 0, cols = 0;
-  std::vector<uint8_t> q;  // [T, cols]
-  std::vector<float> d;    // [T, cols / 32]
+  std::vector<uint8_t> q;    // [T, cols]
+  std::vector<float> d;      // [T, cols / 32]
+  std::vector<float> sum16;  // [T, cols / 16]: d times the sum of the 16 signed codes
   const uint8_t* row(int64_t t) const { return q.data() + t * cols; }
   const float* scales(int64_t t) const { return d.data() + t * (cols / 32); }
+  const float* sums16(int64_t t) const { return sum16.data() + t * (cols / 16); }
 };
 // x: [T, cols] with row stride ldx; cols a multiple of 32. Rows are split over `pool` when
 // given. Same bits on every ISA (the AVX-512 quantiser repeats the scalar float steps).
@@ -53,21 +55,39 @@ struct PackedPanel {
   std::vector<int8_t> w;
   std::vector<float> dw;
   std::vector<int32_t> nws;
+  // GGUF k-/i-quant panels (pack_panel_ggml) only, empty otherwise:
+  //   sc16 [block][half][row] integer scales per 16 weights, every weight in [-64, 63]: a block's
+  //     integer sum is sum_j sc16(j / 16) w_j q_j (and nws -128 times sum_j sc16 w_j);
+  //   mw   [block][half][row] a per-16-values term: y += mw * d_x * sum of those 16 codes
+  //     (ActQ8Rows::sum16, the tile's xs16): the k-quants' mins and the offsets their codes are
+  //     centred by.
+  std::vector<int16_t> sc16;
+  std::vector<float> mw;
 };
 // Packs rows [r0, r0 + kPanelRows) of a Q8_0 or Q4_0 matrix (cols a multiple of 32); with
 // `simd`, by the AVX-512 packer where the CPU has VNNI (the same bytes, transposed in registers).
 void pack_panel(const WeightView& w, int64_t r0, PackedPanel& out, bool simd = false);
 
+// The GGUF block types pack_panel_ggml takes: those whose scales are one per 32 values, or
+// integer multiples of one per 256 (Q2_K, Q3_K, Q6_K, IQ2_XS, IQ2_S).
+bool ggml_panel_supported(DType t);
+// Packs rows [r0, r0 + kPanelRows) of such a matrix (stored form, cols a multiple of 256)
+// exactly: weight j of a block is dw * sc16(j / 16) * w_j + mw(j / 16) (sc16 taken as 1 where
+// empty) to the f32 rounding of dw * sc16 and of mw.
+void pack_panel_ggml(const WeightView& w, int64_t r0, PackedPanel& out);
+
 // One tile: out[t * kPanelRows + r] = y[t, r] for t < nt (at most kTileTokens) and all panel
-// rows, from a packed panel and nt activation rows (codes and scales per token).
+// rows, from a packed panel and nt activation rows (codes, scales and, for panels with mw, the
+// scaled sums per 16: ActQ8Rows::sums16; may be null otherwise).
 constexpr int kTileTokens = 4;
 using Int8GemmTile = void (*)(const PackedPanel& p, const uint8_t* const* xq,
-                              const float* const* xd, int nt, float* out);
+                              const float* const* xd, const float* const* xs16, int nt, float* out);
 
 // The scalar reference: exact integer block sums, then per block acc = fma(dot, d_w * d_x, acc)
-// in order, which is what every SIMD tile computes per row, so they agree to the bit.
+// (and acc = fma(mw, xs16, acc) for each half) in order, which is what every SIMD tile computes
+// per row, so they agree to the bit.
 void int8_gemm_tile_ref(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
-                        int nt, float* out);
+                        const float* const* xs16, int nt, float* out);
 // Each SIMD tile when this CPU runs it, else null.
 Int8GemmTile int8_gemm_tile_vnni_if_supported();     // AVX-512 VNNI
 Int8GemmTile int8_gemm_tile_avxvnni_if_supported();  // AVX-VNNI
@@ -76,9 +96,15 @@ Int8GemmTile int8_gemm_tile_avx2_if_supported();     // AVX2
 // avx512 / avx2 ISAs, the reference on the scalar ISA.
 Int8GemmTile int8_gemm_tile_kernel();
 
-// y[t, r] (row stride ldy, overwritten) for x: [T, w.cols] (row stride ldx) and Q8_0 / Q4_0
-// weights. Returns false (and does nothing) when no integer tile exists for this CPU or the
-// weights are not Q8_0 / Q4_0 with whole blocks.
+// Whether a tile computes sc16 panels (the AVX2 / AVX-VNNI tiles and the reference).
+bool int8_gemm_tile_takes_ggml(Int8GemmTile tile);
+// Whether int8_gemm computes w (with the active ISA's tile): Q8_0 / Q4_0, and the types of
+// pack_panel_ggml where the tile takes them; whole blocks either way.
+bool int8_gemm_takes(const WeightView& w);
+
+// y[t, r] (row stride ldy, overwritten) for x: [T, w.cols] (row stride ldx). Returns false (and
+// does nothing) when no integer tile exists for this CPU or int8_gemm_takes(w) says no (for the
+// given tile).
 bool int8_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y, int64_t ldy,
                ThreadPool& pool, Int8GemmTile tile = nullptr);
 

@@ -24,6 +24,9 @@ constexpr int64_t kMany = std::numeric_limits<int64_t>::max();
 // v3-mini-8l's batch-16 decode, where most experts get 1 to 4 tokens; from 8 tokens the packed
 // panels pay for themselves.
 constexpr int64_t kFewTokens = 4;
+// From this many tokens the GGUF int8 GEMM's per-call panel packing costs less than reading
+// each weight once per 4 tokens (bench_matmul matmul_fast, AVX2 EPYC).
+constexpr int64_t kGgmlGemmMinTokens = 16;
 
 bool is_int8_format(DType t) {
   return t == DType::q8_0 || t == DType::q4_0;
@@ -239,11 +242,22 @@ std::vector<MatmulPath> build_paths() {
     paths.push_back({"ggml-decode", ActFormat::int8_block32, taken, 1, 1, variant, run_decode});
     paths.push_back({"ggml-few-tokens", ActFormat::int8_block32, taken, 2, kFewTokens, variant,
                      run_ggml_few_tokens});
-    // Without AVX-512 BF16 there is no bf16 GEMM below: prefill runs the same kernel 4 tokens
-    // at a time (each weight read once per 4 tokens): 1.15-1.25x the f32 path on an AVX2 EPYC.
-    if (!bf16_dot4_kernel())
+    // Without AVX-512 BF16 there is no bf16 GEMM below. Prefill then packs int8 panels of the
+    // types ggml_panel_supported names (each weight unpacked once per call, int8_gemm.h), and
+    // runs the rest through the same kernel 4 tokens at a time (each weight read once per 4
+    // tokens: 1.15-1.25x the f32 path on an AVX2 EPYC).
+    if (!bf16_dot4_kernel()) {
+      if (const char* v = int8_gemm_variant();
+          v && int8_gemm_tile_takes_ggml(int8_gemm_tile_kernel())) {
+        std::vector<DType> panels;
+        for (DType t : taken)
+          if (ggml_panel_supported(t)) panels.push_back(t);
+        paths.push_back({"int8-gemm", ActFormat::int8_block32, panels, kGgmlGemmMinTokens, kMany, v,
+                         run_int8_gemm});
+      }
       paths.push_back({"ggml-token-groups", ActFormat::int8_block32, taken, kFewTokens + 1, kMany,
                        variant, run_ggml_token_groups});
+    }
   }
   if (bf16_dot4_kernel()) {
     paths.push_back({"bf16-decode",

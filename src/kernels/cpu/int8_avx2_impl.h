@@ -178,70 +178,110 @@ void dot4_q4_0(const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks, flo
 }
 
 // A packed panel (int8_gemm.h) 8 rows at a time: a 256-bit load holds 4 consecutive weights of
-// 8 rows. The activation codes are stored + 128; xor 0x80 gives back the signed q, so the
-// integer block sum is sum w q itself (the reference's -128 sum w + sum w (q + 128)), and the
-// float steps are the reference's: equal to the bit.
-template <int NT>
-void tile(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd, float* out) {
-  const __m256i flip = _mm256_set1_epi8(char(0x80));
+// 8 rows. block_sums gives a block's exact integer sums sum w q for the 8 rows and NT tokens,
+// one of three ways by the panel's weights; panel_tile scales them by d_w * d_x, adds the
+// GGUF panels' per-16 terms, and takes the float steps in the reference's order: equal to the
+// bit.
+enum class PanelTile { general, small, scaled };
+
+// General (any int8 weight): the activation codes are stored + 128; xor 0x80 gives back the
+// signed q, so the integer block sum is sum w q itself (the reference's -128 sum w + sum w
+// (q + 128)).
+// Small (PackedPanel::small_weights, every weight in [-8, 7]: Q4_0 and the 4-bit GGUF types): the
+// codes as stored (unsigned) meet the signed weights in vpmaddubsw directly, a block's 8 results
+// add in 16 bits (16 products of at most 255 * 8 per lane: 32640), one vpmaddwd per block widens
+// them, and the packed -128 sum w makes the sum exact. A third of the general instructions.
+// Scaled (PackedPanel::sc16, every weight in [-64, 63]: the other GGUF types): as small, but each
+// pair sum (at most 2 * 255 * 64 = 32640) is widened at once by vpmaddwd against its row's
+// integer scale for that half of the block, so the sum is sum sc16 w (q + 128) and the packed
+// -128 sum sc16 w makes it sum sc16 w q (at most 32 * 64 * 128 * 255 in magnitude).
+template <PanelTile K, int NT>
+inline void block_sums(const PackedPanel& p, int64_t b, int g, const uint8_t* const* xq,
+                       __m256i* dot) {
+  const int8_t* w = p.w.data() + b * 32 * kPanelRows + g * 32;
+  const auto act = [&](int t, int k4) {  // 4 activation codes of token t, in every lane
+    int32_t group;
+    std::memcpy(&group, xq[t] + b * 32 + k4 * 4, 4);
+    return _mm256_set1_epi32(group);
+  };
+  const __m256i nws = load256(p.nws.data() + b * kPanelRows + g * 8);
+  if constexpr (K == PanelTile::general) {
+    const __m256i flip = _mm256_set1_epi8(char(0x80));
+    for (int t = 0; t < NT; ++t) dot[t] = _mm256_setzero_si256();
+#pragma GCC unroll 2
+    for (int k4 = 0; k4 < 8; ++k4) {
+      const __m256i wv = load256(w + k4 * kPanelRows * 4);
+      const __m256i aw = _mm256_sign_epi8(wv, wv);
+      for (int t = 0; t < NT; ++t)
+        dot[t] = dot_u8s8(dot[t], aw, _mm256_sign_epi8(_mm256_xor_si256(act(t, k4), flip), wv));
+    }
+  } else if constexpr (K == PanelTile::small) {
+    __m256i s16[NT];
+    for (int t = 0; t < NT; ++t) s16[t] = _mm256_setzero_si256();
+#pragma GCC unroll 2  // fully unrolled, GCC keeps every product live and spills them
+    for (int k4 = 0; k4 < 8; ++k4) {
+      const __m256i wv = load256(w + k4 * kPanelRows * 4);
+      for (int t = 0; t < NT; ++t)
+        s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(act(t, k4), wv));
+    }
+    for (int t = 0; t < NT; ++t)
+      dot[t] = _mm256_add_epi32(_mm256_madd_epi16(s16[t], _mm256_set1_epi16(1)), nws);
+  } else {
+    for (int t = 0; t < NT; ++t) dot[t] = nws;
+#pragma GCC unroll 1
+    for (int h = 0; h < 2; ++h) {
+      // 8 rows' scales, each in the two 16-bit lanes its 4 weights' pair sums occupy
+      const __m128i s8 = _mm_loadu_si128(
+          reinterpret_cast<const __m128i*>(p.sc16.data() + (2 * b + h) * kPanelRows + g * 8));
+      const __m256i sc = _mm256_set_m128i(_mm_unpackhi_epi16(s8, s8), _mm_unpacklo_epi16(s8, s8));
+#pragma GCC unroll 2
+      for (int k4 = 4 * h; k4 < 4 * h + 4; ++k4) {
+        const __m256i wv = load256(w + k4 * kPanelRows * 4);
+        for (int t = 0; t < NT; ++t)
+          dot[t] =
+              _mm256_add_epi32(dot[t], _mm256_madd_epi16(_mm256_maddubs_epi16(act(t, k4), wv), sc));
+      }
+    }
+  }
+}
+
+template <PanelTile K, bool kMins, int NT>
+void panel_tile(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
+                const float* const* xs16, float* out) {
   for (int g = 0; g < int(kPanelRows / 8); ++g) {
     __m256 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < p.n_blocks; ++b) {
-      const int8_t* w = p.w.data() + b * 32 * kPanelRows + g * 32;
       __m256i dot[NT];
-      for (int t = 0; t < NT; ++t) dot[t] = _mm256_setzero_si256();
-      for (int k4 = 0; k4 < 8; ++k4) {
-        const __m256i wv = load256(w + k4 * kPanelRows * 4);
-        const __m256i aw = _mm256_sign_epi8(wv, wv);
-        for (int t = 0; t < NT; ++t) {
-          int32_t group;
-          std::memcpy(&group, xq[t] + b * 32 + k4 * 4, 4);
-          const __m256i q = _mm256_xor_si256(_mm256_set1_epi32(group), flip);
-          dot[t] = dot_u8s8(dot[t], aw, _mm256_sign_epi8(q, wv));
-        }
-      }
+      block_sums<K, NT>(p, b, g, xq, dot);
       const __m256 d = _mm256_loadu_ps(p.dw.data() + b * kPanelRows + g * 8);
       for (int t = 0; t < NT; ++t)
         acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[t]),
                                  _mm256_mul_ps(d, _mm256_set1_ps(xd[t][b])), acc[t]);
+      if constexpr (kMins) {  // mw times d_x sum q, per half block
+        const __m256 m0 = _mm256_loadu_ps(p.mw.data() + 2 * b * kPanelRows + g * 8);
+        const __m256 m1 = _mm256_loadu_ps(p.mw.data() + (2 * b + 1) * kPanelRows + g * 8);
+        for (int t = 0; t < NT; ++t)
+          acc[t] = _mm256_fmadd_ps(m1, _mm256_set1_ps(xs16[t][2 * b + 1]),
+                                   _mm256_fmadd_ps(m0, _mm256_set1_ps(xs16[t][2 * b]), acc[t]));
+      }
     }
     for (int t = 0; t < NT; ++t) _mm256_storeu_ps(out + t * kPanelRows + g * 8, acc[t]);
   }
 }
 
-// A Q4_0 panel (PackedPanel::small_weights): the activation codes as stored (q + 128, unsigned)
-// meet the signed weights in vpmaddubsw directly, a block's 8 results add in 16 bits, and one
-// vpmaddwd per block widens them: sum w (q + 128) plus the packed -128 sum w is sum w q, exact,
-// and the float steps are the reference's. A third of the general tile's integer instructions.
-template <int NT>
-void tile_small(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
-                float* out) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  for (int g = 0; g < int(kPanelRows / 8); ++g) {
-    __m256 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < p.n_blocks; ++b) {
-      const int8_t* w = p.w.data() + b * 32 * kPanelRows + g * 32;
-      __m256i s16[NT];
-      for (int t = 0; t < NT; ++t) s16[t] = _mm256_setzero_si256();
-      for (int k4 = 0; k4 < 8; ++k4) {
-        const __m256i wv = load256(w + k4 * kPanelRows * 4);
-        for (int t = 0; t < NT; ++t) {
-          int32_t group;
-          std::memcpy(&group, xq[t] + b * 32 + k4 * 4, 4);
-          s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(_mm256_set1_epi32(group), wv));
-        }
-      }
-      const __m256i nws = load256(p.nws.data() + b * kPanelRows + g * 8);
-      const __m256 d = _mm256_loadu_ps(p.dw.data() + b * kPanelRows + g * 8);
-      for (int t = 0; t < NT; ++t) {
-        const __m256i dot = _mm256_add_epi32(_mm256_madd_epi16(s16[t], ones), nws);
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot),
-                                 _mm256_mul_ps(d, _mm256_set1_ps(xd[t][b])), acc[t]);
-      }
-    }
-    for (int t = 0; t < NT; ++t) _mm256_storeu_ps(out + t * kPanelRows + g * 8, acc[t]);
+template <PanelTile K, bool kMins>
+void panel_tile_nt(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
+                   const float* const* xs16, int nt, float* out) {
+  switch (nt) {
+    case 1:
+      return panel_tile<K, kMins, 1>(p, xq, xd, xs16, out);
+    case 2:
+      return panel_tile<K, kMins, 2>(p, xq, xd, xs16, out);
+    case 3:
+      return panel_tile<K, kMins, 3>(p, xq, xd, xs16, out);
+    default:
+      return panel_tile<K, kMins, 4>(p, xq, xd, xs16, out);
   }
 }
 
@@ -354,29 +394,17 @@ void TERN_INT8_NAME(packed_dot4_)(DType t, const uint8_t* tile, const ActQ8& x, 
 }
 
 void TERN_INT8_NAME(int8_gemm_tile_)(const PackedPanel& p, const uint8_t* const* xq,
-                                     const float* const* xd, int nt, float* out) {
-  if (p.small_weights) {
-    switch (nt) {
-      case 1:
-        return tile_small<1>(p, xq, xd, out);
-      case 2:
-        return tile_small<2>(p, xq, xd, out);
-      case 3:
-        return tile_small<3>(p, xq, xd, out);
-      default:
-        return tile_small<4>(p, xq, xd, out);
-    }
-  }
-  switch (nt) {
-    case 1:
-      return tile<1>(p, xq, xd, out);
-    case 2:
-      return tile<2>(p, xq, xd, out);
-    case 3:
-      return tile<3>(p, xq, xd, out);
-    default:
-      return tile<4>(p, xq, xd, out);
-  }
+                                     const float* const* xd, const float* const* xs16, int nt,
+                                     float* out) {
+  const bool mins = !p.mw.empty();
+  if (!p.sc16.empty())
+    return mins ? panel_tile_nt<PanelTile::scaled, true>(p, xq, xd, xs16, nt, out)
+                : panel_tile_nt<PanelTile::scaled, false>(p, xq, xd, xs16, nt, out);
+  if (p.small_weights)
+    return mins ? panel_tile_nt<PanelTile::small, true>(p, xq, xd, xs16, nt, out)
+                : panel_tile_nt<PanelTile::small, false>(p, xq, xd, xs16, nt, out);
+  return mins ? panel_tile_nt<PanelTile::general, true>(p, xq, xd, xs16, nt, out)
+              : panel_tile_nt<PanelTile::general, false>(p, xq, xd, xs16, nt, out);
 }
 
 }  // namespace tern::kernels

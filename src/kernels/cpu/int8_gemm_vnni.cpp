@@ -223,8 +223,9 @@ void quantize_act_row_avx512(const float* x, int64_t n, uint8_t* q, float* d) {
   }
 }
 
+// Q8_0 / Q4_0 panels only (int8_gemm_tile_takes_ggml says no): no sc16, no mw, so no sums16.
 void int8_gemm_tile_vnni(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
-                         int nt, float* out) {
+                         const float* const* /*xs16*/, int nt, float* out) {
   switch (nt) {
     case 1:
       return tile<1>(p, xq, xd, out);
