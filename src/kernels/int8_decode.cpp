@@ -20,6 +20,8 @@ bool int8_dot4xn_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* x
                       int64_t n_blocks, float* out);  // cpu/int8_vnni.cpp
 void int8_dot4_avx2(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
                     float* out);  // cpu/int8_avx2.cpp
+void quantize_act_q8_avx2(const float* x, int64_t n, int8_t* q, float* d,
+                          int32_t* sum16);  // cpu/quantize_avx2.cpp
 void int8_dot4_avxvnni(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
                        float* out);  // cpu/int8_avxvnni.cpp
 
@@ -123,6 +125,12 @@ void quantize_act_q8_scalar(const float* x, int64_t n, ActQ8& out) {
 
 void quantize_act_q8(const float* x, int64_t n, ActQ8& out) {
   static const bool simd = int8_dot4_vnni_if_supported() != nullptr;
+  static const bool avx2 = int8_dot4_avx2_if_supported() != nullptr;
+  if (!simd && avx2) {
+    size_act_q8(n, out);
+    quantize_act_q8_avx2(x, n, out.q.data(), out.d.data(), out.sum16.data());
+    return finish_act_q8(n, out, false);
+  }
   if (!simd) return quantize_act_q8_scalar(x, n, out);
   size_act_q8(n, out);
   out.qeo.resize(size_t(n));

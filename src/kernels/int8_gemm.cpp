@@ -20,6 +20,8 @@ void int8_gemm_tile_avx2(const PackedPanel& p, const uint8_t* const* xq, const f
 void int8_gemm_tile_avxvnni(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
                             const float* const* xs16, int nt, float* out);  // cpu/int8_avxvnni.cpp
 void quantize_act_row_avx512(const float* x, int64_t n, uint8_t* q, float* d);
+void quantize_act_row_avx2(const float* x, int64_t n, uint8_t* q, float* d,
+                           float* sum16);  // cpu/quantize_avx2.cpp
 void pack_panel_vnni(const WeightView& w, int64_t r0, PackedPanel& out);
 
 namespace {
@@ -74,11 +76,15 @@ void quantize_act_rows(const float* x, int64_t T, int64_t ldx, int64_t cols, Act
   out.q.resize(size_t(T * cols));
   out.d.resize(size_t(T * (cols / kBlock)));
   out.sum16.resize(size_t(T * (cols / 16)));
-  static const bool simd = cpu_has_avx512();
+  static const bool simd = cpu_has_avx512(), avx2 = cpu_has_avx2();
   const auto rows = [&](int64_t begin, int64_t end, int) {
     for (int64_t t = begin; t < end; ++t) {
       uint8_t* q = out.q.data() + t * cols;
       float* d = out.d.data() + t * (cols / kBlock);
+      if (!simd && avx2) {
+        quantize_act_row_avx2(x + t * ldx, cols, q, d, out.sum16.data() + t * (cols / 16));
+        continue;
+      }
       (simd ? quantize_act_row_avx512 : quantize_act_row)(x + t * ldx, cols, q, d);
       for (int64_t h = 0; h < cols / 16; ++h) {
         int32_t sum = -16 * 128;

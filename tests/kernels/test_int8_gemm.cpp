@@ -34,6 +34,11 @@ TEST(Int8Gemm, ActivationRowsQuantiseAsTheBlockQuantiser) {
       const float d = quantize_block_q8(x.data() + t * ldx + b * 32, want);
       EXPECT_EQ(q.scales(t)[b], d);
       for (int j = 0; j < 32; ++j) EXPECT_EQ(int(q.row(t)[b * 32 + j]), want[j] + 128);
+      for (int h = 0; h < 2; ++h) {  // d times the codes' sum per 16 (the GGUF panels' mins)
+        int32_t sum = 0;
+        for (int j = 0; j < 16; ++j) sum += want[16 * h + j];
+        EXPECT_EQ(q.sums16(t)[2 * b + h], d * float(sum));
+      }
     }
   }
 }
