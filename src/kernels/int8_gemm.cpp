@@ -13,12 +13,15 @@
 
 namespace tern::kernels {
 
-void int8_gemm_tile_vnni(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
-                         const float* const* xs16, int nt, float* out);  // cpu/int8_gemm_vnni.cpp
-void int8_gemm_tile_avx2(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
-                         const float* const* xs16, int nt, float* out);  // cpu/int8_avx2.cpp
-void int8_gemm_tile_avxvnni(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
-                            const float* const* xs16, int nt, float* out);  // cpu/int8_avxvnni.cpp
+void int8_gemm_tile_vnni(const PackedPanel& p, int64_t b0, int64_t b1, const uint8_t* const* xq,
+                         const float* const* xd, const float* const* xs16, int nt,
+                         float* out);  // cpu/int8_gemm_vnni.cpp
+void int8_gemm_tile_avx2(const PackedPanel& p, int64_t b0, int64_t b1, const uint8_t* const* xq,
+                         const float* const* xd, const float* const* xs16, int nt,
+                         float* out);  // cpu/int8_avx2.cpp
+void int8_gemm_tile_avxvnni(const PackedPanel& p, int64_t b0, int64_t b1, const uint8_t* const* xq,
+                            const float* const* xd, const float* const* xs16, int nt,
+                            float* out);  // cpu/int8_avxvnni.cpp
 void quantize_act_row_avx512(const float* x, int64_t n, uint8_t* q, float* d);
 void quantize_act_row_avx2(const float* x, int64_t n, uint8_t* q, float* d,
                            float* sum16);  // cpu/quantize_avx2.cpp
@@ -136,12 +139,12 @@ void pack_panel(const WeightView& w, int64_t r0, PackedPanel& out, bool simd) {
   }
 }
 
-void int8_gemm_tile_ref(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
-                        const float* const* xs16, int nt, float* out) {
+void int8_gemm_tile_ref(const PackedPanel& p, int64_t b0, int64_t b1, const uint8_t* const* xq,
+                        const float* const* xd, const float* const* xs16, int nt, float* out) {
   for (int t = 0; t < nt; ++t) {
     for (int64_t r = 0; r < kPanelRows; ++r) {
       float acc = 0;
-      for (int64_t b = 0; b < p.n_blocks; ++b) {
+      for (int64_t b = b0; b < b1; ++b) {
         const int8_t* wb = p.w.data() + b * kBlockPanelBytes + r * 4;
         int32_t dot = p.nws[size_t(b * kPanelRows + r)];
         for (int64_t j = 0; j < kBlock; ++j) {
@@ -231,6 +234,9 @@ bool int8_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, floa
   quantize_act_rows(x, T, ldx, w.cols, act, &pool);
   const ActQ8Rows& xr = act;  // workers read the calling thread's buffer
   const int64_t n_panels = (w.rows + kPanelRows - 1) / kPanelRows;
+  // Blocks per chunk: 16 (a 16 KB chunk of weights) for the 256-bit tiles; the AVX-512 tile
+  // (not measured with chunks) takes the whole panel at once.
+  const int64_t chunk = tile == int8_gemm_tile_vnni_if_supported() ? w.cols / kBlock : 16;
   pool.parallel_for(n_panels, 1, [&](int64_t begin, int64_t end, int) {
     thread_local PackedPanel panel;
     alignas(64) float out[kTileTokens * kPanelRows];
@@ -240,14 +246,26 @@ bool int8_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, floa
         pack_panel_ggml(w, r0, panel);
       else
         pack_panel(w, r0, panel, tile != int8_gemm_tile_ref);
-      for (int64_t t0 = 0; t0 < T; t0 += kTileTokens) {
-        const int nt = int(std::min<int64_t>(kTileTokens, T - t0));
-        const uint8_t* xs[kTileTokens];
-        const float *ds[kTileTokens], *s16[kTileTokens];
-        for (int t = 0; t < nt; ++t)
-          xs[t] = xr.row(t0 + t), ds[t] = xr.scales(t0 + t), s16[t] = xr.sums16(t0 + t);
-        tile(panel, xs, ds, s16, nt, out);
-        for (int t = 0; t < nt; ++t) std::copy_n(out + t * kPanelRows, nr, y + (t0 + t) * ldy + r0);
+      // A chunk of the panel's blocks for all tokens, then the next: the chunk's weights stay
+      // in L1 while every token passes (a whole 1536-wide panel is 48 KB); the chunks' sums
+      // add in f32.
+      for (int64_t b0 = 0; b0 < panel.n_blocks; b0 += chunk) {
+        const int64_t b1 = std::min(panel.n_blocks, b0 + chunk);
+        for (int64_t t0 = 0; t0 < T; t0 += kTileTokens) {
+          const int nt = int(std::min<int64_t>(kTileTokens, T - t0));
+          const uint8_t* xs[kTileTokens];
+          const float *ds[kTileTokens], *s16[kTileTokens];
+          for (int t = 0; t < nt; ++t)
+            xs[t] = xr.row(t0 + t), ds[t] = xr.scales(t0 + t), s16[t] = xr.sums16(t0 + t);
+          tile(panel, b0, b1, xs, ds, s16, nt, out);
+          for (int t = 0; t < nt; ++t) {
+            float* yt = y + (t0 + t) * ldy + r0;
+            if (b0 == 0)
+              std::copy_n(out + t * kPanelRows, nr, yt);
+            else
+              for (int64_t r = 0; r < nr; ++r) yt[r] += out[t * kPanelRows + r];
+          }
+        }
       }
     }
   });

@@ -76,18 +76,20 @@ bool ggml_panel_supported(DType t);
 // empty) to the f32 rounding of dw * sc16 and of mw.
 void pack_panel_ggml(const WeightView& w, int64_t r0, PackedPanel& out);
 
-// One tile: out[t * kPanelRows + r] = y[t, r] for t < nt (at most kTileTokens) and all panel
-// rows, from a packed panel and nt activation rows (codes, scales and, for panels with mw, the
-// scaled sums per 16: ActQ8Rows::sums16; may be null otherwise).
+// One tile: out[t * kPanelRows + r] = the part of y[t, r] from the panel's blocks [b0, b1), for
+// t < nt (at most kTileTokens) and all panel rows, from nt activation rows (codes, scales and,
+// for panels with mw, the scaled sums per 16: ActQ8Rows::sums16; may be null otherwise). The
+// activation pointers are the rows' starts (block b is at b * 32).
 constexpr int kTileTokens = 4;
-using Int8GemmTile = void (*)(const PackedPanel& p, const uint8_t* const* xq,
-                              const float* const* xd, const float* const* xs16, int nt, float* out);
+using Int8GemmTile = void (*)(const PackedPanel& p, int64_t b0, int64_t b1,
+                              const uint8_t* const* xq, const float* const* xd,
+                              const float* const* xs16, int nt, float* out);
 
 // The scalar reference: exact integer block sums, then per block acc = fma(dot, d_w * d_x, acc)
 // (and acc = fma(mw, xs16, acc) for each half) in order, which is what every SIMD tile computes
 // per row, so they agree to the bit.
-void int8_gemm_tile_ref(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
-                        const float* const* xs16, int nt, float* out);
+void int8_gemm_tile_ref(const PackedPanel& p, int64_t b0, int64_t b1, const uint8_t* const* xq,
+                        const float* const* xd, const float* const* xs16, int nt, float* out);
 // Each SIMD tile when this CPU runs it, else null.
 Int8GemmTile int8_gemm_tile_vnni_if_supported();     // AVX-512 VNNI
 Int8GemmTile int8_gemm_tile_avxvnni_if_supported();  // AVX-VNNI

@@ -114,8 +114,8 @@ TEST(GgmlPanel, SimdTilesEqualTheReference) {
       for (auto [name, tile] : tiles)
         for (int nt = 1; nt <= kTileTokens; ++nt) {
           std::vector<float> want(size_t(kTileTokens * kPanelRows), -1.0f), got = want;
-          int8_gemm_tile_ref(p, xs, ds, s16, nt, want.data());
-          tile(p, xs, ds, s16, nt, got.data());
+          int8_gemm_tile_ref(p, 0, p.n_blocks, xs, ds, s16, nt, want.data());
+          tile(p, 0, p.n_blocks, xs, ds, s16, nt, got.data());
           for (int64_t i = 0; i < nt * kPanelRows; ++i)
             ASSERT_EQ(got[size_t(i)], want[size_t(i)])
                 << name << " " << dtype_name(t) << " cols " << cols << " tokens " << nt;
@@ -155,7 +155,7 @@ TEST(GgmlPanel, ScaledTileStaysExactAtTheExtremes) {
   tiles.push_back({"ref", int8_gemm_tile_ref});
   for (auto [name, tile] : tiles) {
     std::vector<float> got(size_t(kTileTokens * kPanelRows));
-    tile(p, xs, ds, nullptr, kTileTokens, got.data());
+    tile(p, 0, p.n_blocks, xs, ds, nullptr, kTileTokens, got.data());
     for (int64_t t = 0; t < kTileTokens; ++t)
       for (int64_t r = 0; r < kPanelRows; ++r) {
         const int v = r % 2 ? 63 : -64, sc0 = r % 4 < 2 ? 127 : -128, sc1 = -sc0 - 1;

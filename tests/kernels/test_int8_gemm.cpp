@@ -113,8 +113,8 @@ TEST(Int8Gemm, EverySimdTileEqualsTheReference) {
         for (int i = 0; i < kTileTokens; ++i) xs[i] = q.row(i), ds[i] = q.scales(i);
         for (int nt = 1; nt <= kTileTokens; ++nt) {
           std::vector<float> want(size_t(kTileTokens * kPanelRows), -1.0f), got = want;
-          int8_gemm_tile_ref(p, xs, ds, nullptr, nt, want.data());
-          tile(p, xs, ds, nullptr, nt, got.data());
+          int8_gemm_tile_ref(p, 0, p.n_blocks, xs, ds, nullptr, nt, want.data());
+          tile(p, 0, p.n_blocks, xs, ds, nullptr, nt, got.data());
           // Same integer block sums and the same fused float steps: equal to the bit.
           for (int64_t i = 0; i < nt * kPanelRows; ++i)
             EXPECT_EQ(got[size_t(i)], want[size_t(i)]) << name << " " << dtype_name(t) << " blocks "
@@ -153,7 +153,7 @@ TEST(Int8Gemm, Q4TilesStayExactAtTheExtremes) {
   for (int i = 0; i < kTileTokens; ++i) xs[i] = q.row(i), ds[i] = q.scales(i);
   for (auto [name, tile] : tiles) {
     std::vector<float> got(size_t(kTileTokens * kPanelRows));
-    tile(p, xs, ds, nullptr, kTileTokens, got.data());
+    tile(p, 0, p.n_blocks, xs, ds, nullptr, kTileTokens, got.data());
     for (int64_t t = 0; t < kTileTokens; ++t)
       for (int64_t r = 0; r < kPanelRows; ++r)  // w * x summed over the row, x = +-1 exactly
         EXPECT_FLOAT_EQ(got[size_t(t * kPanelRows + r)],

@@ -202,6 +202,13 @@ inline __m256i group_dot(const Group& w, const int8_t* xq) {
                            w.scale);
 }
 
+// The lanes of groups 2j, 2j + 1 after the hadd below (a constant table: built in the loop,
+// the index vector cost more than the multiply-add it feeds).
+alignas(32) constexpr int32_t kPairLanes[4][8] = {{0, 0, 1, 1, 0, 0, 1, 1},
+                                                  {2, 2, 3, 3, 2, 2, 3, 3},
+                                                  {4, 4, 5, 5, 4, 4, 5, 5},
+                                                  {6, 6, 7, 7, 6, 6, 7, 7}};
+
 // Rows 4, tokens kNt (1..4): groups two at a time, their sums folded by one hadd into lanes
 // {0, 1, 4, 5} (group 2j) and {2, 3, 6, 7} (group 2j + 1), then one multiply-add by d * kFactor *
 // d_x per lane.
@@ -222,8 +229,7 @@ void dot_iq(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, fl
         f[t] = _mm256_mul_ps(dw, _mm256_loadu_ps(xs[t]->d.data() + u * 8));
       for (int j = 0; j < 4; ++j) {
         const Group a = T::group(blk, 2 * j), b = T::group(blk, 2 * j + 1);
-        const __m256i pick = _mm256_setr_epi32(2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j, 2 * j,
-                                               2 * j + 1, 2 * j + 1);
+        const __m256i pick = load256(kPairLanes[j]);
         for (int t = 0; t < kNt; ++t) {
           const int8_t* xq = xs[t]->q.data() + u * 256 + 64 * j;
           const __m256i s = _mm256_hadd_epi32(group_dot(a, xq), group_dot(b, xq + 32));

@@ -246,12 +246,12 @@ inline void block_sums(const PackedPanel& p, int64_t b, int g, const uint8_t* co
 }
 
 template <PanelTile K, bool kMins, int NT>
-void panel_tile(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
-                const float* const* xs16, float* out) {
+void panel_tile(const PackedPanel& p, int64_t b0, int64_t b1, const uint8_t* const* xq,
+                const float* const* xd, const float* const* xs16, float* out) {
   for (int g = 0; g < int(kPanelRows / 8); ++g) {
     __m256 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < p.n_blocks; ++b) {
+    for (int64_t b = b0; b < b1; ++b) {
       __m256i dot[NT];
       block_sums<K, NT>(p, b, g, xq, dot);
       const __m256 d = _mm256_loadu_ps(p.dw.data() + b * kPanelRows + g * 8);
@@ -271,17 +271,17 @@ void panel_tile(const PackedPanel& p, const uint8_t* const* xq, const float* con
 }
 
 template <PanelTile K, bool kMins>
-void panel_tile_nt(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
-                   const float* const* xs16, int nt, float* out) {
+void panel_tile_nt(const PackedPanel& p, int64_t b0, int64_t b1, const uint8_t* const* xq,
+                   const float* const* xd, const float* const* xs16, int nt, float* out) {
   switch (nt) {
     case 1:
-      return panel_tile<K, kMins, 1>(p, xq, xd, xs16, out);
+      return panel_tile<K, kMins, 1>(p, b0, b1, xq, xd, xs16, out);
     case 2:
-      return panel_tile<K, kMins, 2>(p, xq, xd, xs16, out);
+      return panel_tile<K, kMins, 2>(p, b0, b1, xq, xd, xs16, out);
     case 3:
-      return panel_tile<K, kMins, 3>(p, xq, xd, xs16, out);
+      return panel_tile<K, kMins, 3>(p, b0, b1, xq, xd, xs16, out);
     default:
-      return panel_tile<K, kMins, 4>(p, xq, xd, xs16, out);
+      return panel_tile<K, kMins, 4>(p, b0, b1, xq, xd, xs16, out);
   }
 }
 
@@ -393,18 +393,18 @@ void TERN_INT8_NAME(packed_dot4_)(DType t, const uint8_t* tile, const ActQ8& x, 
     dot4_packed<DType::q4_0>(tile, x, n_blocks, out);
 }
 
-void TERN_INT8_NAME(int8_gemm_tile_)(const PackedPanel& p, const uint8_t* const* xq,
-                                     const float* const* xd, const float* const* xs16, int nt,
-                                     float* out) {
+void TERN_INT8_NAME(int8_gemm_tile_)(const PackedPanel& p, int64_t b0, int64_t b1,
+                                     const uint8_t* const* xq, const float* const* xd,
+                                     const float* const* xs16, int nt, float* out) {
   const bool mins = !p.mw.empty();
   if (!p.sc16.empty())
-    return mins ? panel_tile_nt<PanelTile::scaled, true>(p, xq, xd, xs16, nt, out)
-                : panel_tile_nt<PanelTile::scaled, false>(p, xq, xd, xs16, nt, out);
+    return mins ? panel_tile_nt<PanelTile::scaled, true>(p, b0, b1, xq, xd, xs16, nt, out)
+                : panel_tile_nt<PanelTile::scaled, false>(p, b0, b1, xq, xd, xs16, nt, out);
   if (p.small_weights)
-    return mins ? panel_tile_nt<PanelTile::small, true>(p, xq, xd, xs16, nt, out)
-                : panel_tile_nt<PanelTile::small, false>(p, xq, xd, xs16, nt, out);
-  return mins ? panel_tile_nt<PanelTile::general, true>(p, xq, xd, xs16, nt, out)
-              : panel_tile_nt<PanelTile::general, false>(p, xq, xd, xs16, nt, out);
+    return mins ? panel_tile_nt<PanelTile::small, true>(p, b0, b1, xq, xd, xs16, nt, out)
+                : panel_tile_nt<PanelTile::small, false>(p, b0, b1, xq, xd, xs16, nt, out);
+  return mins ? panel_tile_nt<PanelTile::general, true>(p, b0, b1, xq, xd, xs16, nt, out)
+              : panel_tile_nt<PanelTile::general, false>(p, b0, b1, xq, xd, xs16, nt, out);
 }
 
 }  // namespace tern::kernels

@@ -15,12 +15,13 @@ namespace tern::kernels {
 namespace {
 
 template <int NT>
-void tile(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd, float* out) {
+void tile(const PackedPanel& p, int64_t b0, int64_t b1, const uint8_t* const* xq,
+          const float* const* xd, float* out) {
   static_assert(kPanelRows == 32 && NT <= kTileTokens);
   __m512 acc[NT][2];
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
-  const int8_t* w = p.w.data();
-  for (int64_t b = 0; b < p.n_blocks; ++b, w += 32 * kPanelRows) {
+  const int8_t* w = p.w.data() + b0 * 32 * kPanelRows;
+  for (int64_t b = b0; b < b1; ++b, w += 32 * kPanelRows) {
     const __m512i n0 = _mm512_loadu_si512(p.nws.data() + b * kPanelRows);
     const __m512i n1 = _mm512_loadu_si512(p.nws.data() + b * kPanelRows + 16);
     __m512i dot[NT][2];
@@ -224,17 +225,17 @@ void quantize_act_row_avx512(const float* x, int64_t n, uint8_t* q, float* d) {
 }
 
 // Q8_0 / Q4_0 panels only (int8_gemm_tile_takes_ggml says no): no sc16, no mw, so no sums16.
-void int8_gemm_tile_vnni(const PackedPanel& p, const uint8_t* const* xq, const float* const* xd,
-                         const float* const* /*xs16*/, int nt, float* out) {
+void int8_gemm_tile_vnni(const PackedPanel& p, int64_t b0, int64_t b1, const uint8_t* const* xq,
+                         const float* const* xd, const float* const* /*xs16*/, int nt, float* out) {
   switch (nt) {
     case 1:
-      return tile<1>(p, xq, xd, out);
+      return tile<1>(p, b0, b1, xq, xd, out);
     case 2:
-      return tile<2>(p, xq, xd, out);
+      return tile<2>(p, b0, b1, xq, xd, out);
     case 3:
-      return tile<3>(p, xq, xd, out);
+      return tile<3>(p, b0, b1, xq, xd, out);
     default:
-      return tile<4>(p, xq, xd, out);
+      return tile<4>(p, b0, b1, xq, xd, out);
   }
 }
 
