@@ -23,7 +23,10 @@ inline constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22,
 // IQ2 / IQ3 sign patterns: a 7-bit index gives the signs of 8 values, the eighth chosen so the
 // number of negatives is even (bit k set = value k negative).
 inline constexpr uint8_t iq_signs(uint32_t index7) {
-  return uint8_t(index7 | ((__builtin_popcount(index7) & 1u) << 7));
+  uint32_t parity = index7 ^ (index7 >> 4);  // folded by hand: without -mpopcnt the builtin is
+  parity ^= parity >> 2;                     // a library call, a fifth of an i-quant prefill
+  parity ^= parity >> 1;
+  return uint8_t(index7 | ((parity & 1u) << 7));
 }
 
 }  // namespace tern::kernels::ggml
