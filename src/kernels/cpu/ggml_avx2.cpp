@@ -16,6 +16,7 @@
 
 #include "core/dtype.h"
 #include "kernels/cpu/avx2_helpers.h"
+#include "kernels/cpu/by_tokens.h"
 #include "kernels/cpu/tile_prefetch.h"
 #include "kernels/ggml/iq_grids.h"
 #include "kernels/int8_decode.h"
@@ -43,24 +44,17 @@ inline void k_scales(const uint8_t* blk, __m256* dsc, __m256* dmn) {
   *dmn = _mm256_mul_ps(mn, _mm256_set1_ps(f16_at(blk + 2)));
 }
 
-// 8 lanes of block sums u . x for two 32-value sub-blocks (lo against xa, hi against xb),
-// lanes {0, 1, 4, 5} from lo's and {2, 3, 6, 7} from hi's.
-inline __m256i pair_sums(__m256i lo, __m256i xa, __m256i hi, __m256i xb) {
+// 8 lanes of block sums u . x for two 32-value sub-blocks (lo against xa, hi against xb) in
+// pair_sums's lane order.
+inline __m256i code_pair_sums(__m256i lo, __m256i xa, __m256i hi, __m256i xb) {
   const __m256i ones = _mm256_set1_epi16(1);
-  return _mm256_hadd_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, xa), ones),
-                           _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xb), ones));
-}
-
-// Lane pattern of pair_sums for sub-blocks 2j, 2j + 1: index into an 8-lane per-sub-block vector.
-inline __m256i pair_index(int j) {
-  const int a = 2 * j, b = 2 * j + 1;
-  return _mm256_setr_epi32(a, a, b, b, a, a, b, b);
+  return pair_sums(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, xa), ones),
+                   _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xb), ones));
 }
 
 // Q4_K (kFifth false) and Q5_K: 256 values a block; value = d sc_j q - dmin m_j per 32.
-template <bool kFifth>
-void dot_q45_k(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols,
-               float* out) {
+template <bool kFifth, int kNt>
+void dot_q45_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
   constexpr int64_t kBytes = kFifth ? 176 : 144, kQs = kFifth ? 48 : 16;
   const int64_t ahead = tile_prefetch_distance(rows);
   const __m256i low4 = _mm256_set1_epi8(15);
@@ -93,7 +87,7 @@ void dot_q45_k(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64
                                       _mm256_set1_epi8(16)));
         }
       }
-      for (int t = 0; t < nt; ++t) {
+      for (int t = 0; t < kNt; ++t) {
         const ActQ8& x = *xs[t];
         const int8_t* xq = x.q.data() + u * 256;
         const __m256 dx = _mm256_loadu_ps(x.d.data() + u * 8);
@@ -103,22 +97,47 @@ void dot_q45_k(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64
         acc[t] = _mm256_fnmadd_ps(_mm256_mul_ps(dmn, dx), sx, acc[t]);
         for (int j = 0; j < 4; ++j) {
           const __m256i s =
-              pair_sums(lo[j], load256(xq + 64 * j), hi[j], load256(xq + 64 * j + 32));
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
-                                   _mm256_permutevar8x32_ps(f, pair_index(j)), acc[t]);
+              code_pair_sums(lo[j], load256(xq + 64 * j), hi[j], load256(xq + 64 * j + 32));
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), pair_factor(f, j), acc[t]);
         }
       }
     }
-    for (int t = 0; t < nt; ++t) out[4 * t + r] = hsum(acc[t]);
+    for (int t = 0; t < kNt; ++t) out[4 * t + r] = hsum(acc[t]);
   }
+}
+
+// The 16 per-16-group factors a_g d_x(g / 2) s16_g summed into 8 lanes, for a term
+// sum_g a_g d_x(g / 2) sum16_g: Q6_K's and Q3_K's offsets, Q2_K's mins. a: the 16 factors as
+// two 8-lane vectors (groups 0-7, 8-15).
+inline __m256 group_sum_term(__m256 a_lo, __m256 a_hi, const ActQ8& x, int64_t u) {
+  const __m256 dx = _mm256_loadu_ps(x.d.data() + u * 8);
+  const __m256 dx_lo = _mm256_permutevar8x32_ps(dx, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+  const __m256 dx_hi = _mm256_permutevar8x32_ps(dx, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
+  const __m256 s_lo = _mm256_cvtepi32_ps(load256(x.sum16.data() + u * 16));
+  const __m256 s_hi = _mm256_cvtepi32_ps(load256(x.sum16.data() + u * 16 + 8));
+  return _mm256_fmadd_ps(_mm256_mul_ps(a_lo, dx_lo), s_lo,
+                         _mm256_mul_ps(_mm256_mul_ps(a_hi, dx_hi), s_hi));
+}
+
+// 16-bit scales of groups 2k (lanes 0-7) and 2k + 1 (lanes 8-15) from 16 int8 scales.
+inline __m256i pair_scales16(__m128i sc8, int k) {
+  const char a = char(2 * k), b = char(2 * k + 1);
+  return _mm256_cvtepi8_epi16(
+      _mm_shuffle_epi8(sc8, _mm_setr_epi8(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b)));
+}
+
+// The integer sum of 32 codes against 32 activations with the scales of its two halves
+// (pair_scales16 of block k), in 8 lanes.
+inline __m256i scaled_block_dot(__m256i code, const int8_t* x, __m128i sc8, int k) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(code, load256(x)), pair_scales16(sc8, k));
 }
 
 // Q6_K: 256 values a block: ql[128] low 4 bits, qh[64] top 2 bits, 16 int8 scales, f16 d;
 // value = d sc_{i/16} (q - 32). In each half h of 128 values, ql byte l (l < 32) holds values
 // l (low nibble) and 64 + l (high), ql byte 32 + l values 32 + l and 96 + l, and qh byte l the
 // top bits of l, 32 + l, 64 + l, 96 + l in bit pairs 0-1, 2-3, 4-5, 6-7.
-void dot_q6_k(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols,
-              float* out) {
+template <int kNt>
+void dot_q6_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
   constexpr int64_t kBytes = 210;
   const int64_t ahead = tile_prefetch_distance(rows);
   const __m256i low4 = _mm256_set1_epi8(15),
@@ -148,56 +167,24 @@ void dot_q6_k(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_
       // The 16 scales as floats (lanes 0-7, 8-15) for the offset term.
       const __m256 sc_lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8));
       const __m256 sc_hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8)));
-      for (int t = 0; t < nt; ++t) {
+      for (int t = 0; t < kNt; ++t) {
         const ActQ8& x = *xs[t];
         const int8_t* xq = x.q.data() + u * 256;
         const float* xd = x.d.data() + u * 8;
         // - 32 d sum_g sc_g d_x(g / 2) sum16_g: the offset, per 16-value group g.
-        const __m256 s16_lo = _mm256_cvtepi32_ps(load256(x.sum16.data() + u * 16));
-        const __m256 s16_hi = _mm256_cvtepi32_ps(load256(x.sum16.data() + u * 16 + 8));
-        const __m256 dx = _mm256_loadu_ps(xd);
-        const __m256 dx_lo =
-            _mm256_permutevar8x32_ps(dx, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
-        const __m256 dx_hi =
-            _mm256_permutevar8x32_ps(dx, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
-        const __m256 off = _mm256_fmadd_ps(_mm256_mul_ps(sc_lo, dx_lo), s16_lo,
-                                           _mm256_mul_ps(_mm256_mul_ps(sc_hi, dx_hi), s16_hi));
+        const __m256 off = group_sum_term(sc_lo, sc_hi, x, u);
         acc[t] = _mm256_fnmadd_ps(off, _mm256_set1_ps(32.0f * d), acc[t]);
-        for (int k = 0; k < 8; ++k) {
-          // int16 scales of groups 2k (lanes 0-7) and 2k + 1 (lanes 8-15)
-          const __m128i pick = _mm_setr_epi8(
-              char(2 * k), char(2 * k), char(2 * k), char(2 * k), char(2 * k), char(2 * k),
-              char(2 * k), char(2 * k), char(2 * k + 1), char(2 * k + 1), char(2 * k + 1),
-              char(2 * k + 1), char(2 * k + 1), char(2 * k + 1), char(2 * k + 1), char(2 * k + 1));
-          const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
+        const __m256 f = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps(xd));
+        for (int j = 0; j < 4; ++j) {
           const __m256i s =
-              _mm256_madd_epi16(_mm256_maddubs_epi16(code[k], load256(xq + 32 * k)), sc16);
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * xd[k]), acc[t]);
+              pair_sums(scaled_block_dot(code[2 * j], xq + 64 * j, sc8, 2 * j),
+                        scaled_block_dot(code[2 * j + 1], xq + 64 * j + 32, sc8, 2 * j + 1));
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), pair_factor(f, j), acc[t]);
         }
       }
     }
-    for (int t = 0; t < nt; ++t) out[4 * t + r] = hsum(acc[t]);
+    for (int t = 0; t < kNt; ++t) out[4 * t + r] = hsum(acc[t]);
   }
-}
-
-// The 16 per-16-group factors a_g d_x(g / 2) s16_g summed into 8 lanes, for a term
-// sum_g a_g d_x(g / 2) sum16_g: Q6_K's and Q3_K's offsets, Q2_K's mins. a: the 16 factors as
-// two 8-lane vectors (groups 0-7, 8-15).
-inline __m256 group_sum_term(__m256 a_lo, __m256 a_hi, const ActQ8& x, int64_t u) {
-  const __m256 dx = _mm256_loadu_ps(x.d.data() + u * 8);
-  const __m256 dx_lo = _mm256_permutevar8x32_ps(dx, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
-  const __m256 dx_hi = _mm256_permutevar8x32_ps(dx, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
-  const __m256 s_lo = _mm256_cvtepi32_ps(load256(x.sum16.data() + u * 16));
-  const __m256 s_hi = _mm256_cvtepi32_ps(load256(x.sum16.data() + u * 16 + 8));
-  return _mm256_fmadd_ps(_mm256_mul_ps(a_lo, dx_lo), s_lo,
-                         _mm256_mul_ps(_mm256_mul_ps(a_hi, dx_hi), s_hi));
-}
-
-// 16-bit scales of groups 2k (lanes 0-7) and 2k + 1 (lanes 8-15) from 16 int8 scales.
-inline __m256i pair_scales16(__m128i sc8, int k) {
-  const char a = char(2 * k), b = char(2 * k + 1);
-  return _mm256_cvtepi8_epi16(
-      _mm_shuffle_epi8(sc8, _mm_setr_epi8(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b)));
 }
 
 // Q2_K (84 bytes): scales[16] (low nibble scale, high nibble min, per 16), qs[64], f16 d and dmin.
@@ -205,9 +192,8 @@ inline __m256i pair_scales16(__m128i sc8, int k) {
 // hmask[32], qs[64] as Q2_K's low 2 bits, 12 bytes of 6-bit scales, f16 d; bit (value / 32) of
 // hmask[l] is the third bit, q = low + 4 third - 4, scale s - 32: ggml/unpack_ref.cpp spells out
 // where each scale's bits are.
-template <bool kQ3>
-void dot_q23_k(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols,
-               float* out) {
+template <bool kQ3, int kNt>
+void dot_q23_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
   constexpr int64_t kBytes = kQ3 ? 110 : 84, kQs = kQ3 ? 32 : 16;
   const int64_t ahead = tile_prefetch_distance(rows);
   const __m256i three = _mm256_set1_epi8(3);
@@ -260,71 +246,119 @@ void dot_q23_k(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64
           code[4 * h + j] = c;
         }
       }
-      for (int t = 0; t < nt; ++t) {
+      for (int t = 0; t < kNt; ++t) {
         const ActQ8& x = *xs[t];
         const int8_t* xq = x.q.data() + u * 256;
         const float* xd = x.d.data() + u * 8;
         acc[t] = _mm256_fnmadd_ps(group_sum_term(term_lo, term_hi, x, u),
                                   _mm256_set1_ps(term_scale), acc[t]);
-        for (int k = 0; k < 8; ++k) {
-          const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(code[k], load256(xq + 32 * k)),
-                                              pair_scales16(sc8, k));
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * xd[k]), acc[t]);
+        const __m256 f = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps(xd));
+        for (int j = 0; j < 4; ++j) {
+          const __m256i s =
+              pair_sums(scaled_block_dot(code[2 * j], xq + 64 * j, sc8, 2 * j),
+                        scaled_block_dot(code[2 * j + 1], xq + 64 * j + 32, sc8, 2 * j + 1));
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), pair_factor(f, j), acc[t]);
         }
       }
     }
-    for (int t = 0; t < nt; ++t) out[4 * t + r] = hsum(acc[t]);
+    for (int t = 0; t < kNt; ++t) out[4 * t + r] = hsum(acc[t]);
   }
 }
 
-// IQ4_NL (18 bytes: f16 d, 16 nibble bytes as Q4_0) and IQ4_XS (136 bytes: f16 d, u16 high scale
-// bits, 4 bytes of low scale nibbles, 128 nibble bytes; group j's scale is nibble j % 2 of byte
-// j / 2 | bits 2j of the u16 << 4, minus 32): each nibble indexes 16 signed levels, looked up
-// with vpshufb; a block of 32 is the low nibbles of 16 bytes then their high ones.
-template <bool kXs>
-void dot_iq4(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols, float* out) {
+// IQ4_XS per 256-value unit: the 8 block scales as one vector (bytes 4-7: low nibbles, block j's
+// in nibble j % 2 of byte j / 2; bits 2j of the u16 at 2: its top 2 bits; minus 32, times d), so
+// blocks go two at a time through one hadd and one multiply-add, as Q4_K's do.
+template <int kNt>
+void dot_iq4_xs(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
+  const int64_t ahead = tile_prefetch_distance(rows);
+  const __m256i levels = _mm256_broadcastsi128_si256(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(ggml::kIq4nlValues)));
+  const __m128i low4 = _mm_set1_epi8(15);
+  for (int r = 0; r < 4; ++r) {
+    __m256 acc[kNt];
+    for (int t = 0; t < kNt; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t u = 0; u < cols / 256; ++u) {
+      const uint8_t* blk = rows[r] + u * 136;
+      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 64), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 128), _MM_HINT_T0);
+      uint16_t sh;
+      uint32_t sl;
+      std::memcpy(&sh, blk + 2, 2);
+      std::memcpy(&sl, blk + 4, 4);
+      const __m128i nib = _mm_unpacklo_epi8(_mm_cvtsi32_si128(int(sl & 0x0f0f0f0f)),
+                                            _mm_cvtsi32_si128(int((sl >> 4) & 0x0f0f0f0f)));
+      const __m256i top = _mm256_and_si256(
+          _mm256_srlv_epi32(_mm256_set1_epi32(sh), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+          _mm256_set1_epi32(3));
+      const __m256i ls =
+          _mm256_sub_epi32(_mm256_or_si256(_mm256_cvtepu8_epi32(nib), _mm256_slli_epi32(top, 4)),
+                           _mm256_set1_epi32(32));
+      const __m256 dsc = _mm256_mul_ps(_mm256_cvtepi32_ps(ls), _mm256_set1_ps(f16_at(blk)));
+      __m256 f[kNt];
+      for (int t = 0; t < kNt; ++t)
+        f[t] = _mm256_mul_ps(dsc, _mm256_loadu_ps(xs[t]->d.data() + u * 8));
+      for (int j = 0; j < 4; ++j) {
+        __m256i w[2], aw[2];
+        for (int k = 0; k < 2; ++k) {
+          const __m128i bytes =
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 8 + 32 * j + 16 * k));
+          w[k] = _mm256_shuffle_epi8(levels,
+                                     _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4),
+                                                      _mm_and_si128(bytes, low4)));
+          aw[k] = _mm256_sign_epi8(w[k], w[k]);
+        }
+        for (int t = 0; t < kNt; ++t) {
+          const int8_t* xq = xs[t]->q.data() + u * 256 + 64 * j;
+          const auto dot = [&](int k) {
+            return _mm256_madd_epi16(
+                _mm256_maddubs_epi16(aw[k], _mm256_sign_epi8(load256(xq + 32 * k), w[k])),
+                _mm256_set1_epi16(1));
+          };
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pair_sums(dot(0), dot(1))),
+                                   pair_factor(f[t], j), acc[t]);
+        }
+      }
+    }
+    for (int t = 0; t < kNt; ++t) out[4 * t + r] = hsum(acc[t]);
+  }
+}
+
+// IQ4_NL (18 bytes: f16 d, 16 nibble bytes as Q4_0): each nibble indexes 16 signed levels,
+// looked up with vpshufb; a block of 32 is the low nibbles of 16 bytes then their high ones.
+template <int kNt>
+void dot_iq4_nl(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
   const int64_t ahead = tile_prefetch_distance(rows);
   const __m256i levels = _mm256_broadcastsi128_si256(
       _mm_loadu_si128(reinterpret_cast<const __m128i*>(ggml::kIq4nlValues)));
   const __m128i low4 = _mm_set1_epi8(15);
   const int64_t n32 = cols / 32;
   for (int r = 0; r < 4; ++r) {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    for (int64_t b = 0; b < n32; ++b) {
-      const uint8_t* qs;
-      float scale;
-      if constexpr (kXs) {
-        const uint8_t* blk = rows[r] + b / 8 * 136;
-        const int j = int(b % 8);
-        if (j == 0) _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
-        if (j == 4) _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 64), _MM_HINT_T0);
-        uint16_t sh;
-        std::memcpy(&sh, blk + 2, 2);
-        const int ls = ((blk[4 + j / 2] >> (4 * (j % 2))) & 15) | (((sh >> (2 * j)) & 3) << 4);
-        scale = f16_at(blk) * float(ls - 32);
-        qs = blk + 8 + 16 * j;
-      } else {
-        const uint8_t* blk = rows[r] + b * 18;
-        if (b % 4 == 0) _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
-        scale = f16_at(blk);
-        qs = blk + 2;
-      }
+    __m256 acc[2][kNt];  // even and odd blocks: two chains of multiply-adds, not one
+    for (int t = 0; t < kNt; ++t) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+    const auto block = [&](int64_t b, __m256* a) {
+      const uint8_t* blk = rows[r] + b * 18;
+      if (b % 4 == 0) _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
+      const float scale = f16_at(blk);
+      const uint8_t* qs = blk + 2;
       const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
       const __m256i idx = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4),
                                            _mm_and_si128(bytes, low4));
       const __m256i w = _mm256_shuffle_epi8(levels, idx);
       const __m256i aw = _mm256_sign_epi8(w, w);
-      for (int t = 0; t < nt; ++t) {
+      for (int t = 0; t < kNt; ++t) {
         const ActQ8& x = *xs[t];
         const __m256i xq = load256(x.q.data() + b * 32);
         const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq, w)),
                                               _mm256_set1_epi16(1));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(scale * x.d[size_t(b)]),
-                                 acc[t]);
+        a[t] =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(scale * x.d[size_t(b)]), a[t]);
       }
-    }
-    for (int t = 0; t < nt; ++t) out[4 * t + r] = hsum(acc[t]);
+    };
+    int64_t b = 0;
+    for (; b + 1 < n32; b += 2) block(b, acc[0]), block(b + 1, acc[1]);
+    if (b < n32) block(b, acc[0]);
+    for (int t = 0; t < kNt; ++t) out[4 * t + r] = hsum(_mm256_add_ps(acc[0][t], acc[1][t]));
   }
 }
 
@@ -332,9 +366,8 @@ void dot_iq4(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t
 // 32-value blocks whose low nibbles are values 0-15 and high nibbles 16-31 (bit i of qh is value
 // i's fifth bit). The codes are unsigned (4 or 5 bits); Q4_1 / Q5_1 add m per value (m d_x sum_x
 // per block), Q5_0 subtracts 16 (16 d d_x sum_x).
-template <int kBytes, bool kMin, bool kFifth>
-void dot_q45_legacy(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols,
-                    float* out) {
+template <int kBytes, bool kMin, bool kFifth, int kNt>
+void dot_q45_legacy(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, float* out) {
   constexpr int kQs = kBytes - 16;
   const int64_t ahead = tile_prefetch_distance(rows);
   const __m128i low4 = _mm_set1_epi8(15);
@@ -344,10 +377,10 @@ void dot_q45_legacy(const uint8_t* const* rows, const ActQ8* const* xs, int nt, 
   const __m256i bits = _mm256_set1_epi64x(0x8040201008040201ll);
   const int64_t n32 = cols / 32;
   for (int r = 0; r < 4; ++r) {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    float side[4] = {};  // the mins (or Q5_0's offset) times d_x sum_x
-    for (int64_t b = 0; b < n32; ++b) {
+    __m256 acc[2][kNt];  // even and odd blocks: two chains of multiply-adds, not one
+    for (int t = 0; t < kNt; ++t) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+    float side[kNt] = {};  // the mins (or Q5_0's offset) times d_x sum_x
+    const auto block = [&](int64_t b, __m256* a) {
       const uint8_t* blk = rows[r] + b * kBytes;
       if (b % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
       const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kQs));
@@ -363,16 +396,20 @@ void dot_q45_legacy(const uint8_t* const* rows, const ActQ8* const* xs, int nt, 
       }
       const float d = f16_at(blk);
       const float m = kMin ? f16_at(blk + 2) : -16.0f * d;
-      for (int t = 0; t < nt; ++t) {
+      for (int t = 0; t < kNt; ++t) {
         const ActQ8& x = *xs[t];
         const float dx = x.d[size_t(b)];
         const __m256i s = _mm256_madd_epi16(
             _mm256_maddubs_epi16(code, load256(x.q.data() + b * 32)), _mm256_set1_epi16(1));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * dx), acc[t]);
+        a[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * dx), a[t]);
         side[t] += m * dx * float(x.sum[size_t(b)]);
       }
-    }
-    for (int t = 0; t < nt; ++t) out[4 * t + r] = hsum(acc[t]) + side[t];
+    };
+    int64_t b = 0;
+    for (; b + 1 < n32; b += 2) block(b, acc[0]), block(b + 1, acc[1]);
+    if (b < n32) block(b, acc[0]);
+    for (int t = 0; t < kNt; ++t)
+      out[4 * t + r] = hsum(_mm256_add_ps(acc[0][t], acc[1][t])) + side[t];
   }
 }
 
@@ -383,30 +420,35 @@ bool ggml_dot4_iq_avx2(DType t, const uint8_t* const* rows, const ActQ8* const* 
 
 void ggml_dot4_avx2(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,
                     int64_t cols, float* out) {
-  switch (t) {
-    case DType::q4_1:
-      return dot_q45_legacy<20, true, false>(rows, xs, nt, cols, out);
-    case DType::q5_0:
-      return dot_q45_legacy<22, false, true>(rows, xs, nt, cols, out);
-    case DType::q5_1:
-      return dot_q45_legacy<24, true, true>(rows, xs, nt, cols, out);
-    case DType::q4_k:
-      return dot_q45_k<false>(rows, xs, nt, cols, out);
-    case DType::q5_k:
-      return dot_q45_k<true>(rows, xs, nt, cols, out);
-    case DType::q2_k:
-      return dot_q23_k<false>(rows, xs, nt, cols, out);
-    case DType::q3_k:
-      return dot_q23_k<true>(rows, xs, nt, cols, out);
-    case DType::q6_k:
-      return dot_q6_k(rows, xs, nt, cols, out);
-    case DType::iq4_nl:
-      return dot_iq4<false>(rows, xs, nt, cols, out);
-    case DType::iq4_xs:
-      return dot_iq4<true>(rows, xs, nt, cols, out);
-    default:
-      ggml_dot4_iq_avx2(t, rows, xs, nt, cols, out);
-  }
+  // The token count as a template argument: the accumulators then stay in registers (a
+  // run-time count kept them in memory, one store-to-load round trip per multiply-add).
+  by_tokens(nt, [&](auto n) {
+    constexpr int kNt = decltype(n)::value;
+    switch (t) {
+      case DType::q4_1:
+        return dot_q45_legacy<20, true, false, kNt>(rows, xs, cols, out);
+      case DType::q5_0:
+        return dot_q45_legacy<22, false, true, kNt>(rows, xs, cols, out);
+      case DType::q5_1:
+        return dot_q45_legacy<24, true, true, kNt>(rows, xs, cols, out);
+      case DType::q4_k:
+        return dot_q45_k<false, kNt>(rows, xs, cols, out);
+      case DType::q5_k:
+        return dot_q45_k<true, kNt>(rows, xs, cols, out);
+      case DType::q2_k:
+        return dot_q23_k<false, kNt>(rows, xs, cols, out);
+      case DType::q3_k:
+        return dot_q23_k<true, kNt>(rows, xs, cols, out);
+      case DType::q6_k:
+        return dot_q6_k<kNt>(rows, xs, cols, out);
+      case DType::iq4_nl:
+        return dot_iq4_nl<kNt>(rows, xs, cols, out);
+      case DType::iq4_xs:
+        return dot_iq4_xs<kNt>(rows, xs, cols, out);
+      default:
+        ggml_dot4_iq_avx2(t, rows, xs, nt, cols, out);
+    }
+  });
 }
 
 }  // namespace tern::kernels

@@ -20,6 +20,7 @@
 
 #include "core/dtype.h"
 #include "kernels/cpu/avx2_helpers.h"
+#include "kernels/cpu/by_tokens.h"
 #include "kernels/cpu/tile_prefetch.h"
 #include "kernels/ggml/iq_grids.h"
 #include "kernels/int8_decode.h"
@@ -202,13 +203,6 @@ inline __m256i group_dot(const Group& w, const int8_t* xq) {
                            w.scale);
 }
 
-// The lanes of groups 2j, 2j + 1 after the hadd below (a constant table: built in the loop,
-// the index vector cost more than the multiply-add it feeds).
-alignas(32) constexpr int32_t kPairLanes[4][8] = {{0, 0, 1, 1, 0, 0, 1, 1},
-                                                  {2, 2, 3, 3, 2, 2, 3, 3},
-                                                  {4, 4, 5, 5, 4, 4, 5, 5},
-                                                  {6, 6, 7, 7, 6, 6, 7, 7}};
-
 // Rows 4, tokens kNt (1..4): groups two at a time, their sums folded by one hadd into lanes
 // {0, 1, 4, 5} (group 2j) and {2, 3, 6, 7} (group 2j + 1), then one multiply-add by d * kFactor *
 // d_x per lane.
@@ -229,12 +223,10 @@ void dot_iq(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, fl
         f[t] = _mm256_mul_ps(dw, _mm256_loadu_ps(xs[t]->d.data() + u * 8));
       for (int j = 0; j < 4; ++j) {
         const Group a = T::group(blk, 2 * j), b = T::group(blk, 2 * j + 1);
-        const __m256i pick = load256(kPairLanes[j]);
         for (int t = 0; t < kNt; ++t) {
           const int8_t* xq = xs[t]->q.data() + u * 256 + 64 * j;
-          const __m256i s = _mm256_hadd_epi32(group_dot(a, xq), group_dot(b, xq + 32));
-          acc[t] =
-              _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_permutevar8x32_ps(f[t], pick), acc[t]);
+          const __m256i s = pair_sums(group_dot(a, xq), group_dot(b, xq + 32));
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), pair_factor(f[t], j), acc[t]);
         }
       }
     }
@@ -242,19 +234,11 @@ void dot_iq(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, fl
   }
 }
 
+// The token count as a template argument, so the accumulators stay in registers.
 template <class T>
-void dot_iq_tokens(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols,
-                   float* out) {
-  switch (nt) {
-    case 1:
-      return dot_iq<T, 1>(rows, xs, cols, out);
-    case 2:
-      return dot_iq<T, 2>(rows, xs, cols, out);
-    case 3:
-      return dot_iq<T, 3>(rows, xs, cols, out);
-    default:
-      return dot_iq<T, 4>(rows, xs, cols, out);
-  }
+void dot_iq_any(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int64_t cols,
+                float* out) {
+  by_tokens(nt, [&](auto n) { dot_iq<T, decltype(n)::value>(rows, xs, cols, out); });
 }
 
 }  // namespace
@@ -264,19 +248,19 @@ bool ggml_dot4_iq_avx2(DType t, const uint8_t* const* rows, const ActQ8* const* 
                        int64_t cols, float* out) {
   switch (t) {
     case DType::iq2_xxs:
-      return dot_iq_tokens<Iq2xxs>(rows, xs, nt, cols, out), true;
+      return dot_iq_any<Iq2xxs>(rows, xs, nt, cols, out), true;
     case DType::iq2_xs:
-      return dot_iq_tokens<Iq2xs>(rows, xs, nt, cols, out), true;
+      return dot_iq_any<Iq2xs>(rows, xs, nt, cols, out), true;
     case DType::iq2_s:
-      return dot_iq_tokens<Iq2s>(rows, xs, nt, cols, out), true;
+      return dot_iq_any<Iq2s>(rows, xs, nt, cols, out), true;
     case DType::iq3_xxs:
-      return dot_iq_tokens<Iq3xxs>(rows, xs, nt, cols, out), true;
+      return dot_iq_any<Iq3xxs>(rows, xs, nt, cols, out), true;
     case DType::iq3_s:
-      return dot_iq_tokens<Iq3s>(rows, xs, nt, cols, out), true;
+      return dot_iq_any<Iq3s>(rows, xs, nt, cols, out), true;
     case DType::iq1_s:
-      return dot_iq_tokens<Iq1s>(rows, xs, nt, cols, out), true;
+      return dot_iq_any<Iq1s>(rows, xs, nt, cols, out), true;
     case DType::iq1_m:
-      return dot_iq_tokens<Iq1m>(rows, xs, nt, cols, out), true;
+      return dot_iq_any<Iq1m>(rows, xs, nt, cols, out), true;
     default:
       return false;
   }
