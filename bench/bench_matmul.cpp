@@ -183,6 +183,12 @@ void BM_vnni_int8_peak(benchmark::State& state) {
   state.counters["peak_GOP/s"] = gops;
 }
 
+void BM_avx2_int8_peak(benchmark::State& state) {
+  double gops = 0;
+  for (auto _ : state) gops = avx2_int8_peak_gops(ThreadPool::global());
+  state.counters["peak_GOP/s"] = gops;
+}
+
 void BM_memory_bandwidth(benchmark::State& state) {
   double gbs = 0;
   for (auto _ : state) gbs = account::measure_bandwidth().gbs;
@@ -197,6 +203,9 @@ int register_all() {
       ->Iterations(1)
       ->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("vnni_int8_peak", BM_vnni_int8_peak)
+      ->Iterations(1)
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("avx2_int8_peak", BM_avx2_int8_peak)
       ->Iterations(1)
       ->Unit(benchmark::kMillisecond);
   for (const IsaKernels* isa : supported_isas()) {

@@ -163,19 +163,30 @@ void int8_gemm_tile_ref(const PackedPanel& p, int64_t b0, int64_t b1, const uint
 }
 
 double vnni_peak_ops(int64_t steps);  // cpu/int8_gemm_vnni.cpp
+double avx2_peak_ops(int64_t steps);  // cpu/int8_peak_avx2.cpp
 
-double vnni_int8_peak_gops(ThreadPool& pool) {
-  if (!int8_gemm_tile_vnni_if_supported()) return 0;
+namespace {
+// `steps` of `probe` on every thread of the pool at once: GOP/s.
+double peak_gops(ThreadPool& pool, double (*probe)(int64_t)) {
   constexpr int64_t kSteps = 1 << 22;  // ~50 ms per thread at 4 GHz
   std::vector<double> ops(size_t(pool.size()), 0.0);
   const auto start = std::chrono::steady_clock::now();
   pool.parallel_for(pool.size(), 1, [&](int64_t b, int64_t e, int thread) {
-    for (int64_t i = b; i < e; ++i) ops[size_t(thread)] += vnni_peak_ops(kSteps);
+    for (int64_t i = b; i < e; ++i) ops[size_t(thread)] += probe(kSteps);
   });
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   double total = 0;
   for (double o : ops) total += o;
   return total / s / 1e9;
+}
+}  // namespace
+
+double vnni_int8_peak_gops(ThreadPool& pool) {
+  return int8_gemm_tile_vnni_if_supported() ? peak_gops(pool, vnni_peak_ops) : 0.0;
+}
+
+double avx2_int8_peak_gops(ThreadPool& pool) {
+  return cpu_has_avx2() ? peak_gops(pool, avx2_peak_ops) : 0.0;
 }
 
 Int8GemmTile int8_gemm_tile_vnni_if_supported() {

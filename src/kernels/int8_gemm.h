@@ -114,5 +114,8 @@ bool int8_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, floa
 // per byte pair; registers only, no memory traffic), or 0 without VNNI: the peak benchmarks
 // state next to the integer GEMM's rate where there is no AMX.
 double vnni_int8_peak_gops(ThreadPool& pool);
+// The same for AVX2's vpmaddubsw (32 byte products per instruction), or 0 without AVX2: the peak
+// stated for the AVX2 tiles.
+double avx2_int8_peak_gops(ThreadPool& pool);
 
 }  // namespace tern::kernels
