@@ -24,9 +24,13 @@ constexpr int64_t kMany = std::numeric_limits<int64_t>::max();
 // v3-mini-8l's batch-16 decode, where most experts get 1 to 4 tokens; from 8 tokens the packed
 // panels pay for themselves.
 constexpr int64_t kFewTokens = 4;
-// From this many tokens the GGUF int8 GEMM's per-call panel packing costs less than reading
-// each weight once per 4 tokens (bench_matmul matmul_fast, AVX2 EPYC).
-constexpr int64_t kGgmlGemmMinTokens = 16;
+// From this many tokens the GGUF int8 GEMM's per-call panel packing (through the scalar
+// unpackers: ~0.5 ms for a 1536 x 1536 Q4_K matrix, ~1.6 ms for IQ2_XXS) costs less than
+// reading each weight once per 4 tokens: bench_matmul matmul_fast/TYPE/1536/1536/T on an AVX2
+// EPYC put the crossover between 24 and 48 tokens for Q4_K, Q6_K and IQ2_XXS (5-16 tokens: the
+// 4-token kernel 2-4x faster). Batched decode stays on the 4-token kernel; prefill chunks take
+// the panels.
+constexpr int64_t kGgmlGemmMinTokens = 32;
 
 bool is_int8_format(DType t) {
   return t == DType::q8_0 || t == DType::q4_0;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/ggml/ggml_decode.h"
+#include "kernels/int8_gemm.h"
 #include "kernels/matmul.h"
 #include "kernels/ref/ref_ops.h"
 #include "kernels/serving_paths.h"
@@ -133,7 +134,8 @@ TEST(GgmlDecode, Avx2KernelEqualsTheReference) {
 TEST(GgmlDecode, MatmulStaysWithinTheRoundingBound) {
   std::mt19937 rng(4);
   for (DType t : kTypes)
-    for (int64_t T : {1, 3, 9}) {  // 9: 4-token groups where there is no bf16 GEMM (AVX2)
+    // 9: 4-token groups where there is no bf16 GEMM (AVX2); 40: there, int8 panels
+    for (int64_t T : {1, 3, 9, 40}) {
       const int64_t rows = 37, cols = row_cols(t, 2);
       const auto tw = make_weight(t, rows, cols, rng);
       const std::vector<float> x = random_values(T * cols, 8, 2.0f);
@@ -147,13 +149,20 @@ TEST(GgmlDecode, MatmulStaysWithinTheRoundingBound) {
         EXPECT_EQ(fast, exact) << "without an integer kernel the exact path runs";
         continue;
       }
-      if (T > 4 && serving_path_name(tw.view, T).rfind("ggml-token-groups[", 0) != 0) continue;
-      EXPECT_EQ(serving_path_name(tw.view, T)
-                    .rfind(T == 1   ? "ggml-decode["
+      const std::string path = serving_path_name(tw.view, T);
+      const bool panels = path.rfind("int8-gemm[", 0) == 0;
+      if (T > 4 && path.rfind("ggml-token-groups[", 0) != 0 && !panels) continue;
+      EXPECT_EQ(path.rfind(T == 1   ? "ggml-decode["
                            : T <= 4 ? "ggml-few-tokens["
+                           : panels ? "int8-gemm["
                                     : "ggml-token-groups[",
                            0),
                 0u);
+      // (The name goes by the type; a width that is not whole 256-value units falls through to
+      // the 4-token kernel inside.)
+      EXPECT_EQ(panels, T >= 32 && ggml_panel_supported(t) &&
+                            int8_gemm_tile_takes_ggml(int8_gemm_tile_kernel()))
+          << dtype_name(t) << " T " << T;
       std::vector<float> wrow(static_cast<size_t>(cols));
       int64_t changed = 0;
       for (int64_t tok = 0; tok < T; ++tok) {
