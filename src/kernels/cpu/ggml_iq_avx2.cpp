@@ -23,6 +23,7 @@
 #include "kernels/cpu/by_tokens.h"
 #include "kernels/cpu/tile_prefetch.h"
 #include "kernels/ggml/iq_grids.h"
+#include "kernels/ggml/unpack.h"
 #include "kernels/int8_decode.h"
 
 namespace tern::kernels {
@@ -88,6 +89,12 @@ struct Iq2xxs {  // 66 B: d, per group two u32 (4 grid bytes; 4 sign indices + 4
   static constexpr int64_t kBytes = 66;
   static constexpr float kFactor = 0.125f;
   static float d(const uint8_t* blk) { return f16_at(blk); }
+  // The scales as ggml/unpack_ref.cpp computes them (the same float steps, so the same bits).
+  static void scales(const uint8_t* blk, float* s) {
+    const float d = f16_at(blk);
+    for (int g = 0; g < 8; ++g)
+      s[2 * g] = s[2 * g + 1] = d * (0.5f + float(u32_at(blk + 6 + 8 * g) >> 28)) * 0.25f;
+  }
   static Group group(const uint8_t* blk, int g) {
     const uint8_t* q = blk + 2 + 8 * g;
     const uint32_t aux = u32_at(q + 4);
@@ -103,6 +110,11 @@ struct Iq2xs {  // 74 B: d, u16[32] (9-bit grid index, 7-bit sign index), nibble
   static constexpr int64_t kBytes = 74;
   static constexpr float kFactor = 0.125f;
   static float d(const uint8_t* blk) { return f16_at(blk); }
+  static void scales(const uint8_t* blk, float* s) {  // a nibble per 16 at byte 66
+    const float d = f16_at(blk);
+    for (int g = 0; g < 16; ++g)
+      s[g] = d * (0.5f + float((blk[66 + g / 2] >> (4 * (g % 2))) & 15)) * 0.25f;
+  }
   static Group group(const uint8_t* blk, int g) {
     const uint8_t* q = blk + 2 + 8 * g;
     const uint16_t e0 = u16_at(q), e1 = u16_at(q + 2), e2 = u16_at(q + 4), e3 = u16_at(q + 6);
@@ -117,6 +129,11 @@ struct Iq2s {  // 82 B: d, qs[32], signs[32], qh[8] (2 index bits each), nibble 
   static constexpr int64_t kBytes = 82;
   static constexpr float kFactor = 0.125f;
   static float d(const uint8_t* blk) { return f16_at(blk); }
+  static void scales(const uint8_t* blk, float* s) {  // a nibble per 16 at byte 74
+    const float d = f16_at(blk);
+    for (int g = 0; g < 16; ++g)
+      s[g] = d * (0.5f + float((blk[74 + g / 2] >> (4 * (g % 2))) & 15)) * 0.25f;
+  }
   static Group group(const uint8_t* blk, int g) {
     const uint8_t *qs = blk + 2 + 4 * g, *signs = blk + 34 + 4 * g;
     const int qh = blk[66 + g], sc = blk[74 + g];
@@ -131,6 +148,11 @@ struct Iq3xxs {  // 98 B: d, qs[64] (grid bytes, 4 values each), per group a u32
   static constexpr int64_t kBytes = 98;
   static constexpr float kFactor = 0.25f;
   static float d(const uint8_t* blk) { return f16_at(blk); }
+  static void scales(const uint8_t* blk, float* s) {
+    const float d = f16_at(blk);
+    for (int g = 0; g < 8; ++g)
+      s[2 * g] = s[2 * g + 1] = d * (0.5f + float(u32_at(blk + 66 + 4 * g) >> 28)) * 0.5f;
+  }
   static Group group(const uint8_t* blk, int g) {
     const uint8_t* q = blk + 2 + 8 * g;
     const uint32_t aux = u32_at(blk + 66 + 4 * g);
@@ -146,6 +168,11 @@ struct Iq3s {  // 110 B: d, qs[64], qh[8] (ninth index bits), signs[32], nibble 
   static constexpr int64_t kBytes = 110;
   static constexpr float kFactor = 1.0f;
   static float d(const uint8_t* blk) { return f16_at(blk); }
+  static void scales(const uint8_t* blk, float* s) {
+    const float d = f16_at(blk);
+    for (int g = 0; g < 8; ++g)
+      s[2 * g] = s[2 * g + 1] = d * float(1 + 2 * ((blk[106 + g / 2] >> (4 * (g % 2))) & 15));
+  }
   static Group group(const uint8_t* blk, int g) {
     const uint8_t *q = blk + 2 + 8 * g, *signs = blk + 74 + 4 * g;
     const int qh = blk[66 + g];
@@ -161,6 +188,11 @@ struct Iq1s {  // 50 B: d, qs[32] (low index bits), per group a u16 (3 index bit
   static constexpr int64_t kBytes = 50;
   static constexpr float kFactor = 0.125f;
   static float d(const uint8_t* blk) { return f16_at(blk); }
+  static void scales(const uint8_t* blk, float* s) {
+    const float d = f16_at(blk);
+    for (int g = 0; g < 8; ++g)
+      s[2 * g] = s[2 * g + 1] = d * float(2 * ((u16_at(blk + 34 + 2 * g) >> 12) & 7) + 1) * 0.125f;
+  }
   static Group group(const uint8_t* blk, int g) {
     const uint8_t* qs = blk + 2 + 4 * g;
     const int qh = u16_at(blk + 34 + 2 * g);
@@ -181,6 +213,11 @@ struct Iq1m {  // 56 B: qs[32], qh[16] (a nibble per run: 3 index bits, the delt
     const uint16_t bits = uint16_t(((sc >> 12) & 0xF) | ((sc >> 24) & 0xF0) | ((sc >> 36) & 0xF00) |
                                    ((sc >> 48) & 0xF000));
     return _cvtsh_ss(bits);
+  }
+  static void scales(const uint8_t* blk, float* s) {
+    const float dd = d(blk);
+    for (int g = 0; g < 16; ++g)
+      s[g] = dd * float(2 * ((u16_at(blk + 48 + 2 * (g / 4)) >> (3 * (g % 4))) & 7) + 1) * 0.125f;
   }
   static Group group(const uint8_t* blk, int g) {
     const uint8_t* qs = blk + 4 * g;
@@ -241,7 +278,46 @@ void dot_iq_any(const uint8_t* const* rows, const ActQ8* const* xs, int nt, int6
   by_tokens(nt, [&](auto n) { dot_iq<T, decltype(n)::value>(rows, xs, cols, out); });
 }
 
+// ggml::Unpacked of one 256-value unit, as the scalar unpacker writes it: u = w + 128 for the
+// signed weights w (the grid values with their signs, IQ1's 8 grid + delta), the scales, no mins.
+template <class T>
+void unpack_unit(const uint8_t* blk, int /*n32: always 8*/, ggml::Unpacked* out) {
+  for (int g = 0; g < 8; ++g) {
+    const Group w = T::group(blk, g);
+    _mm256_store_si256(
+        reinterpret_cast<__m256i*>(out->u + 32 * g),
+        _mm256_xor_si256(_mm256_sign_epi8(w.mag, w.sign), _mm256_set1_epi8(char(0x80))));
+  }
+  T::scales(blk, out->s);
+  std::memset(out->m, 0, sizeof out->m);
+}
+
 }  // namespace
+
+namespace ggml {
+// The AVX2 unpackers of the i-quants below IQ4 (the scalar ones spend most of an i-quant
+// prefill's panel packing), else null.
+UnpackFn unpacker_avx2(DType t) {
+  switch (t) {
+    case DType::iq2_xxs:
+      return unpack_unit<Iq2xxs>;
+    case DType::iq2_xs:
+      return unpack_unit<Iq2xs>;
+    case DType::iq2_s:
+      return unpack_unit<Iq2s>;
+    case DType::iq3_xxs:
+      return unpack_unit<Iq3xxs>;
+    case DType::iq3_s:
+      return unpack_unit<Iq3s>;
+    case DType::iq1_s:
+      return unpack_unit<Iq1s>;
+    case DType::iq1_m:
+      return unpack_unit<Iq1m>;
+    default:
+      return nullptr;
+  }
+}
+}  // namespace ggml
 
 // The i-quant part of ggml_dot4_avx2 (cpu/ggml_avx2.cpp dispatches here).
 bool ggml_dot4_iq_avx2(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,

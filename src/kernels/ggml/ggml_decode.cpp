@@ -21,6 +21,7 @@ void ggml_dot4_avx2(DType t, const uint8_t* const* rows, const ActQ8* const* xs,
                     int64_t cols, float* out);  // cpu/ggml_avx2.cpp
 namespace ggml {
 UnpackFn unpacker_avx512(DType t);
+UnpackFn unpacker_avx2(DType t);  // cpu/ggml_iq_avx2.cpp
 void dequant_row_avx512(DType t, UnpackFn unpack, const uint8_t* row, int64_t col0, int64_t n,
                         float* out);
 }  // namespace ggml
@@ -125,6 +126,8 @@ UnpackFn best_unpacker(DType t) {
   TERN_CHECK(k != nullptr);
   if (ggml_dot4_vnni_if_supported())
     if (UnpackFn f = unpacker_avx512(t)) return f;
+  if (ggml_dot4_avx2_if_supported())
+    if (UnpackFn f = unpacker_avx2(t)) return f;
   return k->unpack;
 }
 

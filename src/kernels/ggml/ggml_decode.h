@@ -60,7 +60,8 @@ GgmlPackedDot4 ggml_packed_dot4_kernel();
 bool ggml_decode_eligible(DType t, int64_t cols);
 
 namespace ggml {
-// The SIMD unpacker for t on this CPU (AVX-512BW), else the scalar one: tests compare them.
+// The SIMD unpacker for t on this CPU (AVX-512BW; AVX2 for the i-quants below IQ4), else the
+// scalar one: tests compare them.
 UnpackFn best_unpacker(DType t);
 // Values [col0, col0 + n) of a row of type t (col0 and n whole blocks) through best_unpacker,
 // expanded with SIMD where the CPU has AVX-512: the exact path's dequantisation.

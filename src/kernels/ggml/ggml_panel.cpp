@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/ggml/ggml_decode.h"
 #include "kernels/ggml/unpack.h"
 #include "kernels/int8_gemm.h"
 
@@ -64,6 +65,7 @@ void pack_panel_ggml(const WeightView& w, int64_t r0, PackedPanel& out) {
   const PanelType* pt = panel_type(w.dtype);
   const ggml::GgmlTypeKernels* k = ggml::ggml_type_kernels(w.dtype);
   TERN_CHECK(pt && k && !w.packed && w.cols % 256 == 0);
+  const ggml::UnpackFn unpack = ggml::best_unpacker(w.dtype);  // SIMD where there is one
   const int64_t nb = w.cols / 32, nr = std::min(kPanelRows, w.rows - r0);
   const int64_t be = dtype_block_elems(w.dtype), bb = dtype_block_bytes(w.dtype);
   const bool scaled = pt->tile == Tile::scaled;
@@ -90,7 +92,7 @@ void pack_panel_ggml(const WeightView& w, int64_t r0, PackedPanel& out) {
       float dw[4] = {};
       for (int q = 0; q < 4 && r + q < nr; ++q) {
         const uint8_t* unit = w.row_ptr(r0 + r + q) + c / be * bb;
-        k->unpack(unit, 8, &p[q]);
+        unpack(unit, 8, &p[q]);
         if (pt->d_at >= 0) dw[q] = f16_at(unit + pt->d_at) * pt->factor;
       }
       for (int g = 0; g < 8; ++g) {
