@@ -69,7 +69,7 @@ struct PackedPanel {
 void pack_panel(const WeightView& w, int64_t r0, PackedPanel& out, bool simd = false);
 
 // The GGUF block types pack_panel_ggml takes: those whose scales are one per 32 values, or
-// integer multiples of one per 256 (Q2_K, Q3_K, Q6_K, IQ2_XS, IQ2_S).
+// integer multiples of one per 256 (Q2_K, Q3_K, Q6_K, IQ2_XS, IQ2_S, IQ1_M): every GGUF block type.
 bool ggml_panel_supported(DType t);
 // Packs rows [r0, r0 + kPanelRows) of such a matrix (stored form, cols a multiple of 256)
 // exactly: weight j of a block is dw * sc16(j / 16) * w_j + mw(j / 16) (sc16 taken as 1 where

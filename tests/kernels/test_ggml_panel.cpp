@@ -52,12 +52,9 @@ std::vector<std::pair<const char*, Int8GemmTile>> simd_tiles() {
 
 }  // namespace
 
-TEST(GgmlPanel, EveryTypeWithOneScalePer32OrIntegerScalesPacks) {
-  // The 1.5-bit IQ1_M has 3-bit scales per 16 but its d is spread over four words: left to the
-  // 4-token kernel.
-  EXPECT_EQ(panel_types().size(), std::size(kAll) - 1);
-  EXPECT_FALSE(ggml_panel_supported(DType::iq1_m));
-  EXPECT_FALSE(ggml_panel_supported(DType::q8_0));
+TEST(GgmlPanel, EveryGgufBlockTypePacks) {
+  EXPECT_EQ(panel_types().size(), std::size(kAll));
+  EXPECT_FALSE(ggml_panel_supported(DType::q8_0));  // Q8_0 / Q4_0 have their own packer
 }
 
 TEST(GgmlPanel, PanelHoldsTheExactWeights) {
@@ -207,7 +204,7 @@ TEST(GgmlPanel, MatmulStaysWithinTheRoundingBound) {
 }
 
 // Prefill takes the panels where the CPU has no bf16 GEMM (AVX2); a width that is not whole
-// 256-value units, or a type without panels, goes on to the 4-token kernel.
+// 256-value units, or a prepacked view, goes on to the 4-token kernel.
 TEST(GgmlPanel, PrefillPathAndItsLimits) {
   std::mt19937 rng(8);
   const auto tw = make_weight(DType::q4_k, 8, 256, rng);
@@ -218,6 +215,7 @@ TEST(GgmlPanel, PrefillPathAndItsLimits) {
   EXPECT_FALSE(int8_gemm_takes(odd));
   odd.dtype = DType::iq1_m;
   odd.cols = 256;
+  odd.packed = true;  // a prepacked view (only AVX-512 machines prepack k-quants)
   EXPECT_FALSE(int8_gemm_takes(odd));
   const std::string name = serving_path_name(tw.view, 64);
   if (int8_gemm_takes(tw.view) && name.rfind("bf16", 0) != 0 && name.rfind("amx", 0) != 0) {

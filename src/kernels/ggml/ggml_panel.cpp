@@ -6,8 +6,8 @@
 // tile, <= 64 for the scaled one), and moves the rest into per-16 terms: the weight is
 // dw * sc16 * v + mw with dw * sc16 = s and mw = s * (center - offset) + m. Types with one scale
 // per 32 values take dw = s and sc16 = 1; those with per-16 scales that are integers times one
-// per-256 factor (Q6_K, Q3_K, Q2_K: d; IQ2_XS / IQ2_S: d / 8) take that factor as dw and the
-// integers as sc16, so a block's integer sum carries the scales exactly.
+// per-256 factor (Q6_K, Q3_K, Q2_K: d; IQ2_XS / IQ2_S / IQ1_M: d / 8) take that factor as dw and
+// the integers as sc16, so a block's integer sum carries the scales exactly.
 #include <emmintrin.h>
 
 #include <algorithm>
@@ -28,19 +28,32 @@ struct PanelType {
   DType type;
   int center;    // subtracted from the codes u
   Tile tile;     // which tile the centred codes fit
-  int d_at;      // per-16 scale types: byte offset of the block's f16 d; -1: one scale per 32
+  int d_at;      // per-16 scale types: byte offset of the block's f16 d (kIq1mD: IQ1_M's);
+                 // -1: one scale per 32
   float factor;  // dw = d * factor for per-16 types
 };
 
+// IQ1_M keeps its f16 d in the top nibbles of its four scale words (bytes 48-55).
+constexpr int kIq1mD = 1000;
+
 constexpr PanelType kTypes[] = {
-    {DType::q4_1, 8, Tile::small, -1, 0},          {DType::q5_0, 16, Tile::scaled, -1, 0},
-    {DType::q5_1, 16, Tile::scaled, -1, 0},        {DType::q4_k, 8, Tile::small, -1, 0},
-    {DType::q5_k, 16, Tile::scaled, -1, 0},        {DType::iq4_nl, 128, Tile::wide, -1, 0},
-    {DType::iq4_xs, 128, Tile::wide, -1, 0},       {DType::iq2_xxs, 128, Tile::scaled, -1, 0},
-    {DType::iq3_xxs, 128, Tile::scaled, -1, 0},    {DType::iq3_s, 128, Tile::scaled, -1, 0},
-    {DType::iq1_s, 128, Tile::scaled, -1, 0},      {DType::q6_k, 32, Tile::scaled, 208, 1.0f},
-    {DType::q3_k, 4, Tile::scaled, 108, 1.0f},     {DType::q2_k, 0, Tile::scaled, 80, 1.0f},
-    {DType::iq2_xs, 128, Tile::scaled, 0, 0.125f}, {DType::iq2_s, 128, Tile::scaled, 0, 0.125f},
+    {DType::q4_1, 8, Tile::small, -1, 0},
+    {DType::q5_0, 16, Tile::scaled, -1, 0},
+    {DType::q5_1, 16, Tile::scaled, -1, 0},
+    {DType::q4_k, 8, Tile::small, -1, 0},
+    {DType::q5_k, 16, Tile::scaled, -1, 0},
+    {DType::iq4_nl, 128, Tile::wide, -1, 0},
+    {DType::iq4_xs, 128, Tile::wide, -1, 0},
+    {DType::iq2_xxs, 128, Tile::scaled, -1, 0},
+    {DType::iq3_xxs, 128, Tile::scaled, -1, 0},
+    {DType::iq3_s, 128, Tile::scaled, -1, 0},
+    {DType::iq1_s, 128, Tile::scaled, -1, 0},
+    {DType::q6_k, 32, Tile::scaled, 208, 1.0f},
+    {DType::q3_k, 4, Tile::scaled, 108, 1.0f},
+    {DType::q2_k, 0, Tile::scaled, 80, 1.0f},
+    {DType::iq2_xs, 128, Tile::scaled, 0, 0.125f},
+    {DType::iq2_s, 128, Tile::scaled, 0, 0.125f},
+    {DType::iq1_m, 128, Tile::scaled, kIq1mD, 0.125f},
 };
 
 const PanelType* panel_type(DType t) {
@@ -53,6 +66,14 @@ float f16_at(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
   return f16_to_f32(h);
+}
+
+// A unit's d: the f16 at d_at, or IQ1_M's (word w's top nibble is bits 4w..4w+3 of it).
+float unit_d(const PanelType& pt, const uint8_t* unit) {
+  if (pt.d_at != kIq1mD) return f16_at(unit + pt.d_at);
+  uint16_t bits = 0;
+  for (int w = 0; w < 4; ++w) bits = uint16_t(bits | ((unit[48 + 2 * w + 1] >> 4) << (4 * w)));
+  return f16_to_f32(bits);
 }
 
 }  // namespace
@@ -93,7 +114,7 @@ void pack_panel_ggml(const WeightView& w, int64_t r0, PackedPanel& out) {
       for (int q = 0; q < 4 && r + q < nr; ++q) {
         const uint8_t* unit = w.row_ptr(r0 + r + q) + c / be * bb;
         unpack(unit, 8, &p[q]);
-        if (pt->d_at >= 0) dw[q] = f16_at(unit + pt->d_at) * pt->factor;
+        if (pt->d_at >= 0) dw[q] = unit_d(*pt, unit) * pt->factor;
       }
       for (int g = 0; g < 8; ++g) {
         const int64_t b = c / 32 + g;
