@@ -108,11 +108,7 @@ void pack_panel(const WeightView& w, int64_t r0, PackedPanel& out, bool simd) {
   out.sc16.clear();  // a thread's panel may last have held a GGUF k-quant
   out.mw.clear();
   if (simd && cpu_has_vnni()) return pack_panel_vnni(w, r0, out);  // reads packed views too
-  if (w.packed) {  // prepacked for decode: the panel's rows back in stored form first
-    thread_local std::vector<uint8_t> rows;
-    const int64_t nr = std::min(kPanelRows, w.rows - r0);
-    return pack_panel(stored_rows(w, r0, nr, rows), 0, out, simd);
-  }
+  if (w.packed) return pack_panel_from_tiles(w, r0, out);          // prepacked for decode
   const int64_t nb = w.cols / kBlock, nr = std::min(kPanelRows, w.rows - r0);
   const int64_t block_bytes = dtype_block_bytes(w.dtype);
   out.n_blocks = nb;

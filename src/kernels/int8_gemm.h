@@ -67,6 +67,10 @@ struct PackedPanel {
 // Packs rows [r0, r0 + kPanelRows) of a Q8_0 or Q4_0 matrix (cols a multiple of 32); with
 // `simd`, by the AVX-512 packer where the CPU has VNNI (the same bytes, transposed in registers).
 void pack_panel(const WeightView& w, int64_t r0, PackedPanel& out, bool simd = false);
+// The same from a tile-major view (packed_tiles.h; r0 a multiple of 4), without going through
+// the stored form (panel_from_tiles.cpp): what pack_panel does with packed views unless the
+// AVX-512 packer takes them.
+void pack_panel_from_tiles(const WeightView& w, int64_t r0, PackedPanel& out);
 
 // The GGUF block types pack_panel_ggml takes: those whose scales are one per 32 values, or
 // integer multiples of one per 256 (Q2_K, Q3_K, Q6_K, IQ2_XS, IQ2_S, IQ1_M): every GGUF block type.

@@ -11,6 +11,7 @@
 #include "kernels/int8_decode.h"
 #include "kernels/int8_gemm.h"
 #include "kernels/matmul.h"
+#include "kernels/packed_tiles.h"
 #include "kernels/quantize.h"
 #include "kernels/ref/ref_ops.h"
 #include "test_weight.h"
@@ -88,6 +89,31 @@ TEST(Int8Gemm, SimdPackerWritesTheScalarPackersBytes) {
       EXPECT_EQ(a.w, b.w) << dtype_name(t) << " panel at " << r0;
       EXPECT_EQ(a.dw, b.dw);
       EXPECT_EQ(a.nws, b.nws);
+    }
+  }
+}
+
+// Weights prepacked for decode (tile-major) pack into the same panel bytes as their stored form:
+// partial panels (13 rows: a last tile of one row), a last group of fewer than 4 blocks.
+TEST(Int8Gemm, PanelsFromPackedTilesEqualPanelsFromStoredRows) {
+  for (DType t : {DType::q8_0, DType::q4_0}) {
+    const int64_t rows = 45, cols = 160;
+    const std::vector<uint8_t> bytes = random_weights(t, rows, cols, 17);
+    std::vector<uint8_t> packed(size_t(packed_bytes(t, rows, cols)));
+    pack_tiles(t, bytes.data(), rows, cols, packed.data());
+    const WeightView stored{t, rows, cols, bytes.data()};
+    WeightView tiles = stored;
+    tiles.data = packed.data();
+    tiles.packed = true;
+    for (int64_t r0 : {int64_t(0), kPanelRows}) {
+      PackedPanel a, b;
+      pack_panel(stored, r0, a);
+      b.w.assign(a.w.size(), 99);  // stale bytes must be overwritten
+      pack_panel_from_tiles(tiles, r0, b);
+      EXPECT_EQ(a.w, b.w) << dtype_name(t) << " panel at " << r0;
+      EXPECT_EQ(a.dw, b.dw);
+      EXPECT_EQ(a.nws, b.nws);
+      EXPECT_EQ(a.small_weights, b.small_weights);
     }
   }
 }
