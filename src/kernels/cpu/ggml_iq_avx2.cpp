@@ -47,18 +47,6 @@ constexpr std::array<uint64_t, 128> kSigns7 = [] {
   return a;
 }();
 
-// IQ1's grid rows as 8 * value (-8 / 0 / 8), so a run's weights are one add of its delta away.
-const uint64_t* iq1_grid8() {
-  static const std::array<uint64_t, 2048> t = [] {
-    std::array<uint64_t, 2048> a{};
-    for (int i = 0; i < 2048; ++i)
-      for (int b = 0; b < 8; ++b)
-        a[size_t(i)] |= uint64_t(uint8_t(8 * int8_t(ggml::kIq1sGrid[i] >> (8 * b)))) << (8 * b);
-    return a;
-  }();
-  return t.data();
-}
-
 inline uint16_t u16_at(const uint8_t* p) {
   uint16_t v;
   std::memcpy(&v, p, 2);
@@ -196,11 +184,11 @@ struct Iq1s {  // 50 B: d, qs[32] (low index bits), per group a u16 (3 index bit
   static Group group(const uint8_t* blk, int g) {
     const uint8_t* qs = blk + 2 + 4 * g;
     const int qh = u16_at(blk + 34 + 2 * g);
-    const uint64_t* grid = iq1_grid8();
-    const __m256i w =
-        _mm256_add_epi8(rows8(grid[qs[0] | (qh & 7) << 8], grid[qs[1] | (qh & 0x38) << 5],
-                              grid[qs[2] | (qh & 0x1c0) << 2], grid[qs[3] | (qh & 0xe00) >> 1]),
-                        _mm256_set1_epi8(qh & 0x8000 ? -1 : 1));
+    const uint64_t* grid = ggml::kIq1sGrid;
+    const __m256i rows = rows8(grid[qs[0] | (qh & 7) << 8], grid[qs[1] | (qh & 0x38) << 5],
+                               grid[qs[2] | (qh & 0x1c0) << 2], grid[qs[3] | (qh & 0xe00) >> 1]);
+    const __m256i w = _mm256_add_epi8(_mm256_sign_epi8(_mm256_set1_epi8(8), rows),
+                                      _mm256_set1_epi8(char(1 - ((qh >> 14) & 2))));
     return {_mm256_sign_epi8(w, w), w, _mm256_set1_epi16(short(2 * ((qh >> 12) & 7) + 1))};
   }
 };
@@ -222,13 +210,13 @@ struct Iq1m {  // 56 B: qs[32], qh[16] (a nibble per run: 3 index bits, the delt
   static Group group(const uint8_t* blk, int g) {
     const uint8_t* qs = blk + 4 * g;
     const int qh = u16_at(blk + 32 + 2 * g);  // the nibbles of runs 4g .. 4g + 3
-    const uint64_t* grid = iq1_grid8();
+    const uint64_t* grid = ggml::kIq1sGrid;
     constexpr uint64_t kPlus = 0x0101010101010101ull;
     auto delta = [&](int run) { return qh & (8 << (4 * run)) ? ~0ull : kPlus; };
-    const __m256i w =
-        _mm256_add_epi8(rows8(grid[qs[0] | (qh & 7) << 8], grid[qs[1] | (qh & 0x70) << 4],
-                              grid[qs[2] | (qh & 0x700)], grid[qs[3] | (qh & 0x7000) >> 4]),
-                        rows8(delta(0), delta(1), delta(2), delta(3)));
+    const __m256i rows = rows8(grid[qs[0] | (qh & 7) << 8], grid[qs[1] | (qh & 0x70) << 4],
+                               grid[qs[2] | (qh & 0x700)], grid[qs[3] | (qh & 0x7000) >> 4]);
+    const __m256i w = _mm256_add_epi8(_mm256_sign_epi8(_mm256_set1_epi8(8), rows),
+                                      rows8(delta(0), delta(1), delta(2), delta(3)));
     const int sc = u16_at(blk + 48 + 2 * (g / 2)) >> (6 * (g % 2));
     return {_mm256_sign_epi8(w, w), w, half_scales(2 * (sc & 7) + 1, 2 * ((sc >> 3) & 7) + 1)};
   }
