@@ -132,6 +132,23 @@ inline __m256i scaled_block_dot(__m256i code, const int8_t* x, __m128i sc8, int 
   return _mm256_madd_epi16(_mm256_maddubs_epi16(code, load256(x)), pair_scales16(sc8, k));
 }
 
+// One 256-value unit of a type with 16 int8 scales (Q6_K, Q3_K, Q2_K) against one token, added
+// to acc: d times the 8 blocks' scaled integer sums (two blocks per hadd), minus term_scale times
+// the per-16 term sum_g a_g d_x sum16_g (group_sum_term: the offsets or mins).
+inline __m256 scaled_unit(__m256 acc, const __m256i* code, __m128i sc8, float d, __m256 a_lo,
+                          __m256 a_hi, float term_scale, const ActQ8& x, int64_t u) {
+  const int8_t* xq = x.q.data() + u * 256;
+  acc = _mm256_fnmadd_ps(group_sum_term(a_lo, a_hi, x, u), _mm256_set1_ps(term_scale), acc);
+  const __m256 f = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps(x.d.data() + u * 8));
+  for (int j = 0; j < 4; ++j) {
+    const __m256i s =
+        pair_sums(scaled_block_dot(code[2 * j], xq + 64 * j, sc8, 2 * j),
+                  scaled_block_dot(code[2 * j + 1], xq + 64 * j + 32, sc8, 2 * j + 1));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), pair_factor(f, j), acc);
+  }
+  return acc;
+}
+
 // Q6_K: 256 values a block: ql[128] low 4 bits, qh[64] top 2 bits, 16 int8 scales, f16 d;
 // value = d sc_{i/16} (q - 32). In each half h of 128 values, ql byte l (l < 32) holds values
 // l (low nibble) and 64 + l (high), ql byte 32 + l values 32 + l and 96 + l, and qh byte l the
@@ -167,21 +184,9 @@ void dot_q6_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, 
       // The 16 scales as floats (lanes 0-7, 8-15) for the offset term.
       const __m256 sc_lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8));
       const __m256 sc_hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8)));
-      for (int t = 0; t < kNt; ++t) {
-        const ActQ8& x = *xs[t];
-        const int8_t* xq = x.q.data() + u * 256;
-        const float* xd = x.d.data() + u * 8;
-        // - 32 d sum_g sc_g d_x(g / 2) sum16_g: the offset, per 16-value group g.
-        const __m256 off = group_sum_term(sc_lo, sc_hi, x, u);
-        acc[t] = _mm256_fnmadd_ps(off, _mm256_set1_ps(32.0f * d), acc[t]);
-        const __m256 f = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps(xd));
-        for (int j = 0; j < 4; ++j) {
-          const __m256i s =
-              pair_sums(scaled_block_dot(code[2 * j], xq + 64 * j, sc8, 2 * j),
-                        scaled_block_dot(code[2 * j + 1], xq + 64 * j + 32, sc8, 2 * j + 1));
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), pair_factor(f, j), acc[t]);
-        }
-      }
+      // - 32 d sum_g sc_g d_x(g / 2) sum16_g: the offset, per 16-value group g.
+      for (int t = 0; t < kNt; ++t)
+        acc[t] = scaled_unit(acc[t], code, sc8, d, sc_lo, sc_hi, 32.0f * d, *xs[t], u);
     }
     for (int t = 0; t < kNt; ++t) out[4 * t + r] = hsum(acc[t]);
   }
@@ -246,23 +251,25 @@ void dot_q23_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols,
           code[4 * h + j] = c;
         }
       }
-      for (int t = 0; t < kNt; ++t) {
-        const ActQ8& x = *xs[t];
-        const int8_t* xq = x.q.data() + u * 256;
-        const float* xd = x.d.data() + u * 8;
-        acc[t] = _mm256_fnmadd_ps(group_sum_term(term_lo, term_hi, x, u),
-                                  _mm256_set1_ps(term_scale), acc[t]);
-        const __m256 f = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps(xd));
-        for (int j = 0; j < 4; ++j) {
-          const __m256i s =
-              pair_sums(scaled_block_dot(code[2 * j], xq + 64 * j, sc8, 2 * j),
-                        scaled_block_dot(code[2 * j + 1], xq + 64 * j + 32, sc8, 2 * j + 1));
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), pair_factor(f, j), acc[t]);
-        }
-      }
+      for (int t = 0; t < kNt; ++t)
+        acc[t] = scaled_unit(acc[t], code, sc8, d, term_lo, term_hi, term_scale, *xs[t], u);
     }
     for (int t = 0; t < kNt; ++t) out[4 * t + r] = hsum(acc[t]);
   }
+}
+
+// 32 IQ4 weights as signed levels (each nibble indexes the 16 of kIq4nlValues, held in `levels`
+// in both lanes): the low nibbles of 16 bytes, then their high ones.
+inline __m256i iq4_weights(const uint8_t* qs, __m256i levels) {
+  const __m128i low4 = _mm_set1_epi8(15);
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_shuffle_epi8(levels, _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4),
+                                                      _mm_and_si128(bytes, low4)));
+}
+// 8 lanes of sums of 32 signed weights w (|w| given as aw) times 32 activations: the sign trick.
+inline __m256i signed_block_dot(__m256i w, __m256i aw, const int8_t* x) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(load256(x), w)),
+                           _mm256_set1_epi16(1));
 }
 
 // IQ4_XS per 256-value unit: the 8 block scales as one vector (bytes 4-7: low nibbles, block j's
@@ -273,7 +280,6 @@ void dot_iq4_xs(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols
   const int64_t ahead = tile_prefetch_distance(rows);
   const __m256i levels = _mm256_broadcastsi128_si256(
       _mm_loadu_si128(reinterpret_cast<const __m128i*>(ggml::kIq4nlValues)));
-  const __m128i low4 = _mm_set1_epi8(15);
   for (int r = 0; r < 4; ++r) {
     __m256 acc[kNt];
     for (int t = 0; t < kNt; ++t) acc[t] = _mm256_setzero_ps();
@@ -301,22 +307,14 @@ void dot_iq4_xs(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols
       for (int j = 0; j < 4; ++j) {
         __m256i w[2], aw[2];
         for (int k = 0; k < 2; ++k) {
-          const __m128i bytes =
-              _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 8 + 32 * j + 16 * k));
-          w[k] = _mm256_shuffle_epi8(levels,
-                                     _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4),
-                                                      _mm_and_si128(bytes, low4)));
+          w[k] = iq4_weights(blk + 8 + 32 * j + 16 * k, levels);
           aw[k] = _mm256_sign_epi8(w[k], w[k]);
         }
         for (int t = 0; t < kNt; ++t) {
           const int8_t* xq = xs[t]->q.data() + u * 256 + 64 * j;
-          const auto dot = [&](int k) {
-            return _mm256_madd_epi16(
-                _mm256_maddubs_epi16(aw[k], _mm256_sign_epi8(load256(xq + 32 * k), w[k])),
-                _mm256_set1_epi16(1));
-          };
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pair_sums(dot(0), dot(1))),
-                                   pair_factor(f[t], j), acc[t]);
+          const __m256i s =
+              pair_sums(signed_block_dot(w[0], aw[0], xq), signed_block_dot(w[1], aw[1], xq + 32));
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), pair_factor(f[t], j), acc[t]);
         }
       }
     }
@@ -331,7 +329,6 @@ void dot_iq4_nl(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols
   const int64_t ahead = tile_prefetch_distance(rows);
   const __m256i levels = _mm256_broadcastsi128_si256(
       _mm_loadu_si128(reinterpret_cast<const __m128i*>(ggml::kIq4nlValues)));
-  const __m128i low4 = _mm_set1_epi8(15);
   const int64_t n32 = cols / 32;
   for (int r = 0; r < 4; ++r) {
     __m256 acc[2][kNt];  // even and odd blocks: two chains of multiply-adds, not one
@@ -340,17 +337,11 @@ void dot_iq4_nl(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols
       const uint8_t* blk = rows[r] + b * 18;
       if (b % 4 == 0) _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
       const float scale = f16_at(blk);
-      const uint8_t* qs = blk + 2;
-      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-      const __m256i idx = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4),
-                                           _mm_and_si128(bytes, low4));
-      const __m256i w = _mm256_shuffle_epi8(levels, idx);
+      const __m256i w = iq4_weights(blk + 2, levels);
       const __m256i aw = _mm256_sign_epi8(w, w);
       for (int t = 0; t < kNt; ++t) {
         const ActQ8& x = *xs[t];
-        const __m256i xq = load256(x.q.data() + b * 32);
-        const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq, w)),
-                                              _mm256_set1_epi16(1));
+        const __m256i dot = signed_block_dot(w, aw, x.q.data() + b * 32);
         a[t] =
             _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(scale * x.d[size_t(b)]), a[t]);
       }

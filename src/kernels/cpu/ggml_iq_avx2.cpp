@@ -12,6 +12,8 @@
 // sum per 32 values, then scaled once in f32 by the block's d, the format's constant factor and
 // the activations' block scale. Two groups share one hadd and one f32 multiply-add.
 // Same integer sums as the scalar reference (ggml_dot4_ref), f32 rounding in a different order.
+// The same group decoding also gives AVX2 unpackers (ggml::unpacker_avx2: the scalar unpackers'
+// bytes and scale bits), which the int8 GEMM's panel packer uses for prefill.
 // Compiled with -mavx2 -mfma -mf16c; ggml_decode.cpp calls it only when CPUID reports AVX2.
 #include <immintrin.h>
 
