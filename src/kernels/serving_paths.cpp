@@ -257,7 +257,7 @@ std::vector<MatmulPath> build_paths() {
         for (DType t : taken)
           if (ggml_panel_supported(t)) panels.push_back(t);
         paths.push_back({"int8-gemm", ActFormat::int8_block32, panels, kGgmlGemmMinTokens, kMany, v,
-                         run_int8_gemm});
+                         run_int8_gemm, int8_gemm_takes});
       }
       paths.push_back({"ggml-token-groups", ActFormat::int8_block32, taken, kFewTokens + 1, kMany,
                        variant, run_ggml_token_groups});
@@ -310,7 +310,8 @@ const char* act_format_name(ActFormat a) {
 
 bool MatmulPath::takes(const WeightView& w, int64_t T) const {
   return T >= min_tokens && T <= max_tokens &&
-         std::find(weights.begin(), weights.end(), w.dtype) != weights.end();
+         std::find(weights.begin(), weights.end(), w.dtype) != weights.end() &&
+         (!accepts || accepts(w));
 }
 
 const std::vector<MatmulPath>& serving_paths() {

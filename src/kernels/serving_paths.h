@@ -38,6 +38,9 @@ struct MatmulPath {
   const char* variant;  // the kernel it runs on this CPU, e.g. "avx512-vnni"
   // Computes p (y overwritten); false when it declines this shape (matmul tries the next path).
   bool (*run)(const MatmulParams& p, ThreadPool& pool);
+  // Shapes the path declines whatever the token count (null: none), so that the name reported
+  // for a weight is the path that runs it.
+  bool (*accepts)(const WeightView& w) = nullptr;
 
   bool takes(const WeightView& w, int64_t T) const;
 };
