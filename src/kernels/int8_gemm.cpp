@@ -72,7 +72,7 @@ void quantize_act_row(const float* x, int64_t cols, uint8_t* q, float* d) {
 }  // namespace
 
 void quantize_act_rows(const float* x, int64_t T, int64_t ldx, int64_t cols, ActQ8Rows& out,
-                       ThreadPool* pool) {
+                       ThreadPool* pool, bool with_sums16) {
   TERN_CHECK(cols % kBlock == 0);
   out.T = T;
   out.cols = cols;
@@ -89,7 +89,7 @@ void quantize_act_rows(const float* x, int64_t T, int64_t ldx, int64_t cols, Act
         continue;
       }
       (simd ? quantize_act_row_avx512 : quantize_act_row)(x + t * ldx, cols, q, d);
-      for (int64_t h = 0; h < cols / 16; ++h) {
+      for (int64_t h = 0; h < cols / 16 && with_sums16; ++h) {
         int32_t sum = -16 * 128;
         for (int j = 0; j < 16; ++j) sum += q[h * 16 + j];
         out.sum16[size_t(t * (cols / 16) + h)] = d[h / 2] * float(sum);
@@ -238,7 +238,7 @@ bool int8_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, floa
   if (!takes(w, tile)) return false;
   const bool ggml = w.dtype != DType::q8_0 && w.dtype != DType::q4_0;
   thread_local ActQ8Rows act;
-  quantize_act_rows(x, T, ldx, w.cols, act, &pool);
+  quantize_act_rows(x, T, ldx, w.cols, act, &pool, /*with_sums16=*/ggml);
   const ActQ8Rows& xr = act;  // workers read the calling thread's buffer
   const int64_t n_panels = (w.rows + kPanelRows - 1) / kPanelRows;
   // Blocks per chunk: 16 (a 16 KB chunk of weights) for the 256-bit tiles; the AVX-512 tile

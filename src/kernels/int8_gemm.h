@@ -38,9 +38,10 @@ struct ActQ8Rows {
   const float* sums16(int64_t t) const { return sum16.data() + t * (cols / 16); }
 };
 // x: [T, cols] with row stride ldx; cols a multiple of 32. Rows are split over `pool` when
-// given. Same bits on every ISA (the AVX-512 quantiser repeats the scalar float steps).
+// given. Same bits on every ISA (the AVX-512 quantiser repeats the scalar float steps). sum16 is
+// filled only `with_sums16` (the GGUF panels' mins need it; the AVX2 quantiser fills it anyway).
 void quantize_act_rows(const float* x, int64_t T, int64_t ldx, int64_t cols, ActQ8Rows& out,
-                       ThreadPool* pool = nullptr);
+                       ThreadPool* pool = nullptr, bool with_sums16 = false);
 
 // kPanelRows rows of weights in the packed layout, for cols / 32 blocks:
 //   w   [block][k4 = 0..7][row = 0..31][4 bytes]   (signed int8 weights)

@@ -103,7 +103,7 @@ TEST(GgmlPanel, SimdTilesEqualTheReference) {
       pack_panel_ggml(tw.view, 0, p);
       const std::vector<float> x = random_values(kTileTokens * cols, uint32_t(units), 3.0f);
       ActQ8Rows q;
-      quantize_act_rows(x.data(), kTileTokens, cols, cols, q);
+      quantize_act_rows(x.data(), kTileTokens, cols, cols, q, nullptr, true);
       const uint8_t* xs[kTileTokens];
       const float *ds[kTileTokens], *s16[kTileTokens];
       for (int i = 0; i < kTileTokens; ++i)
@@ -144,7 +144,7 @@ TEST(GgmlPanel, ScaledTileStaysExactAtTheExtremes) {
   for (int64_t t = 0; t < kTileTokens; ++t)
     for (int64_t c = 0; c < cols; ++c) x[size_t(t * cols + c)] = (t + c / 16) % 2 ? -1.0f : 1.0f;
   ActQ8Rows q;
-  quantize_act_rows(x.data(), kTileTokens, cols, cols, q);
+  quantize_act_rows(x.data(), kTileTokens, cols, cols, q, nullptr, true);
   const uint8_t* xs[kTileTokens];
   const float* ds[kTileTokens];
   for (int i = 0; i < kTileTokens; ++i) xs[i] = q.row(i), ds[i] = q.scales(i);
@@ -179,7 +179,7 @@ TEST(GgmlPanel, MatmulStaysWithinTheRoundingBound) {
     std::vector<float> exact(size_t(T * ldy));
     ref::matmul(x.data(), ldx, tw.view, exact.data(), ldy, T);
     ActQ8Rows q;
-    quantize_act_rows(x.data(), T, ldx, cols, q);
+    quantize_act_rows(x.data(), T, ldx, cols, q, nullptr, true);
     std::vector<float> wrow(static_cast<size_t>(cols));
     for (Int8GemmTile tile : tiles) {
       std::vector<float> y(size_t(T * ldy), 7.0f);

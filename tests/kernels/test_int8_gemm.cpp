@@ -28,7 +28,7 @@ TEST(Int8Gemm, ActivationRowsQuantiseAsTheBlockQuantiser) {
   for (int64_t j = 32; j < 64; ++j) x[size_t(ldx + j)] = 0;  // an all-zero block
   x[2] = 0.5f, x[3] = -0.5f;  // exact halves after scaling are rare; ties must still match
   ActQ8Rows q;
-  quantize_act_rows(x.data(), T, ldx, cols, q, &pool);
+  quantize_act_rows(x.data(), T, ldx, cols, q, &pool, true);
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t b = 0; b < cols / 32; ++b) {
       int8_t want[32];

@@ -63,9 +63,7 @@ void dot_q45_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols,
                      _mm256_setzero_ps()};
     for (int64_t u = 0; u < cols / 256; ++u) {
       const uint8_t* blk = rows[r] + u * kBytes;
-      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 64), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 128), _MM_HINT_T0);
+      prefetch_unit<kBytes>(blk + ahead);
       __m256 dsc, dmn;
       k_scales(blk, &dsc, &dmn);
       __m256i lo[4], hi[4];
@@ -164,8 +162,7 @@ void dot_q6_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, 
                      _mm256_setzero_ps()};
     for (int64_t u = 0; u < cols / 256; ++u) {
       const uint8_t* blk = rows[r] + u * kBytes;
-      for (int k = 0; k < 4; ++k)
-        _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 64 * k), _MM_HINT_T0);
+      prefetch_unit<kBytes>(blk + ahead);
       const float d = f16_at(blk + 208);
       const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
       __m256i code[8];  // values 32 k .. 32 k + 31
@@ -207,8 +204,7 @@ void dot_q23_k(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols,
                      _mm256_setzero_ps()};
     for (int64_t u = 0; u < cols / 256; ++u) {
       const uint8_t* blk = rows[r] + u * kBytes;
-      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 64), _MM_HINT_T0);
+      prefetch_unit<kBytes>(blk + ahead);
       __m128i sc8;              // the 16 signed scales
       __m256 term_lo, term_hi;  // per-group factors of the sum16 term (mins, or the offset 4)
       float d;
@@ -285,9 +281,7 @@ void dot_iq4_xs(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols
     for (int t = 0; t < kNt; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t u = 0; u < cols / 256; ++u) {
       const uint8_t* blk = rows[r] + u * 136;
-      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 64), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 128), _MM_HINT_T0);
+      prefetch_unit<136>(blk + ahead);
       uint16_t sh;
       uint32_t sl;
       std::memcpy(&sh, blk + 2, 2);

@@ -241,9 +241,7 @@ void dot_iq(const uint8_t* const* rows, const ActQ8* const* xs, int64_t cols, fl
     for (int t = 0; t < kNt; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t u = 0; u < cols / 256; ++u) {
       const uint8_t* blk = rows[r] + u * T::kBytes;
-      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
-      if constexpr (T::kBytes > 64)
-        _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 64), _MM_HINT_T0);
+      prefetch_unit<T::kBytes>(blk + ahead);
       const __m256 dw = _mm256_set1_ps(T::d(blk) * T::kFactor);
       __m256 f[kNt];  // d * kFactor * d_x of the unit's 8 activation blocks
       for (int t = 0; t < kNt; ++t)
