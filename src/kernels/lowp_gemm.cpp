@@ -7,6 +7,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/fp8_scaling.h"
 
 namespace tern::kernels {
@@ -172,8 +173,10 @@ const LowpMicroKernel& lowp_micro_scalar() {
 
 const LowpMicroKernel& lowp_micro_active() {
   static const LowpMicroKernel* chosen = [] {
-    const LowpMicroKernel* simd = lowp_micro_avx512bf16();
-    return simd ? simd : &lowp_micro_scalar();
+    const std::string isa = active_isa().name;
+    if (isa == "avx512" && lowp_micro_avx512bf16()) return lowp_micro_avx512bf16();
+    if ((isa == "avx512" || isa == "avx2") && lowp_micro_avx2()) return lowp_micro_avx2();
+    return &lowp_micro_scalar();
   }();
   return *chosen;
 }
@@ -214,6 +217,7 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
   }
   const LowpMicroKernel& mk = micro ? *micro : lowp_micro_active();
   const int mr = mk.mr, nr = mk.nr;
+  const int64_t pw = mk.pair_words;  // words per packed pair (lowp_gemm.h)
   const int64_t whole_k = (p.K + 1) & ~int64_t(1);
   Plan plan{spec, e4m3, 0, 0};
   if (e4m3 && spec.promote_every == 0) {
@@ -223,7 +227,7 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
     // A deep, narrow product (a weight gradient: K = the batch's tokens) packs all of K at
     // once while both packs stay within L2: one pack and one fork-join instead of one per
     // kKc, and C written once.
-    if ((p.M + mr + p.N + nr) * whole_k * 2 <= kWholeKPackBytes) plan.kc = whole_k;
+    if ((p.M + mr + p.N + nr) * whole_k * 2 * pw <= kWholeKPackBytes) plan.kc = whole_k;
     plan.chunk = e4m3 ? spec.promote_every : plan.kc;
     if (e4m3 && plan.chunk > kKc) plan.kc = std::min(plan.chunk, whole_k);
   }
@@ -234,11 +238,13 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
   if (e4m3 && b.group == Fp8Group::block) block_grid(b, plan, *pool);
 
   const int64_t m_panels = (p.M + mr - 1) / mr, n_panels = (p.N + nr - 1) / nr;
-  const int64_t kcp = plan.kc / 2, max_chunks = e4m3 ? (plan.kc + plan.chunk - 1) / plan.chunk : 0;
-  ws.packs.resize(size_t((m_panels * mr + n_panels * nr) * kcp));
+  // kcw: the words one op-row of a packed block takes.
+  const int64_t kcw = plan.kc / 2 * pw,
+                max_chunks = e4m3 ? (plan.kc + plan.chunk - 1) / plan.chunk : 0;
+  ws.packs.resize(size_t((m_panels * mr + n_panels * nr) * kcw));
   ws.scales.resize(size_t((m_panels * mr + n_panels * nr) * max_chunks));
   uint32_t* ap = ws.packs.data();
-  uint32_t* bp = ap + m_panels * mr * kcp;
+  uint32_t* bp = ap + m_panels * mr * kcw;
   float* as = ws.scales.data();
   float* bs = as + m_panels * mr * max_chunks;
   // Macro tiles of up to kTilePanels x kTilePanels panels, smaller when that would leave
@@ -262,14 +268,14 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
     const int64_t kb = std::min(plan.kc, p.K - k0), kp = (kb + 1) / 2;
     const int64_t cp = e4m3 ? plan.chunk / 2 : kp;
     const bool acc = p.accumulate || k0 > 0;
-    const int64_t ars = a.k_contiguous ? kp : 0;  // A panels in rows layout (no transposition)
+    const int64_t ars = a.k_contiguous ? kp * pw : 0;  // A panels in rows layout (no transposition)
     // Tasks: A's panels (or its sweep pieces of kSweepPairs pairs), then B's.
     const int64_t sweep_pieces = (kp + kSweepPairs - 1) / kSweepPairs;
     const int64_t a_tasks = swept ? sweep_pieces : m_panels;
     const int64_t b_tasks = swept ? sweep_pieces : n_panels;
     const auto sweep = [&](const Operand& o, int w, uint32_t* dst, int64_t piece) {
       const int64_t p0 = piece * kSweepPairs;
-      mk.sweep({o.p, o.ld, o.n, w, k0, kb, p0, std::min(kp, p0 + kSweepPairs), dst, w * kcp});
+      mk.sweep({o.p, o.ld, o.n, w, k0, kb, p0, std::min(kp, p0 + kSweepPairs), dst, w * kcw});
     };
     pool->parallel_for(a_tasks + b_tasks, 1, [&](int64_t lo, int64_t hi, int) {
       for (int64_t i = lo; i < hi; ++i) {
@@ -277,16 +283,16 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
           sweep(a, mr, ap, i);
         else if (i < a_tasks)
           mk.pack(
-              panel_job(a, plan, i, mr, k0, kb, ap + i * mr * kcp, as + i * mr * max_chunks, true));
+              panel_job(a, plan, i, mr, k0, kb, ap + i * mr * kcw, as + i * mr * max_chunks, true));
         else if (swept)
           sweep(b, nr, bp, i - a_tasks);
         else
-          mk.pack(panel_job(b, plan, i - a_tasks, nr, k0, kb, bp + (i - a_tasks) * nr * kcp,
+          mk.pack(panel_job(b, plan, i - a_tasks, nr, k0, kb, bp + (i - a_tasks) * nr * kcw,
                             bs + (i - a_tasks) * nr * max_chunks, false));
       }
     });
     pool->parallel_for(m_tiles * n_tiles, 1, [&](int64_t lo, int64_t hi, int) {
-      float tmp[32 * 64];
+      float tmp[32 * 64] = {};  // partial tiles: finite values in the lanes nobody reads
       TERN_CHECK(mr * nr <= 32 * 64);
       for (int64_t t = lo; t < hi; ++t) {
         const int64_t mt = t / n_tiles, nt = t % n_tiles;
@@ -297,8 +303,8 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
           for (int64_t im = mt * tm; im < mp_end; ++im) {
             const int64_t r0 = im * mr, rows = std::min<int64_t>(mr, p.M - r0);
             float* c = p.C + r0 * p.ldc + n0;
-            const uint32_t* pa = ap + im * mr * kcp;
-            const uint32_t* pb = bp + jn * nr * kcp;
+            const uint32_t* pa = ap + im * mr * kcw;
+            const uint32_t* pb = bp + jn * nr * kcw;
             const float* sa = e4m3 ? as + im * mr * max_chunks : nullptr;
             const float* sb = e4m3 ? bs + jn * nr * max_chunks : nullptr;
             const bool lim = spec.accumulator == Accumulator::limited14;
@@ -306,10 +312,12 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
               mk.run(kp, cp, pa, ars, pb, sa, sb, c, p.ldc, acc, lim);
               continue;
             }
-            mk.run(kp, cp, pa, ars, pb, sa, sb, tmp, nr, false, lim);
-            for (int64_t i = 0; i < rows; ++i)
-              for (int64_t j = 0; j < cols; ++j)
-                c[i * p.ldc + j] = acc ? c[i * p.ldc + j] + tmp[i * nr + j] : tmp[i * nr + j];
+            // A partial tile runs on a copy of C's corner, accumulating as a full one does,
+            // so every element's sum is in the same order whatever the kernel's tile shape.
+            if (acc)
+              for (int64_t i = 0; i < rows; ++i) std::copy_n(c + i * p.ldc, cols, tmp + i * nr);
+            mk.run(kp, cp, pa, ars, pb, sa, sb, tmp, nr, acc, lim);
+            for (int64_t i = 0; i < rows; ++i) std::copy_n(tmp + i * nr, cols, c + i * p.ldc);
           }
         }
       }

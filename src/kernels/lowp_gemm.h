@@ -84,6 +84,12 @@ struct LowpSweep {
 // chunk_pairs pairs of sa ⊗ sb ∘ (a·b), a = [kp][mr] packed pairs (or, when a_row_stride > 0,
 // row i's pairs at a + i * a_row_stride), b = [kp][nr], sa = [chunk][mr] and sb = [chunk][nr]
 // (both null: no scaling, one chunk).
+//
+// pair_words: the 32-bit words one packed pair takes. 1: a bf16 pair (even k in the low half),
+// the layouts above. 2: the pair's two values as f32, already rounded to bf16 / E4M3 (for a CPU
+// with no bf16 arithmetic: its FMAs take them as they are), panels [2 * kp][w] (value (k, i) at
+// k * w + i) and rows [w][2 * kp] (row i's value k at i * 2 * kp + k); a_row_stride, sweep
+// panel strides and buffer offsets count words, so they double too.
 struct LowpMicroKernel {
   const char* name;
   int mr, nr;
@@ -92,6 +98,7 @@ struct LowpMicroKernel {
               bool accumulate, bool limited14);
   void (*pack)(const LowpPanel& panel);
   void (*sweep)(const LowpSweep& sweep);  // bf16 strided operands; null: pack per panel
+  int pair_words = 1;
 };
 
 // The scalar packers (the references the SIMD ones are tested against).
@@ -101,6 +108,10 @@ void lowp_sweep_ref(const LowpSweep& sweep);
 const LowpMicroKernel& lowp_micro_scalar();
 // Null when the build has no AVX-512 BF16 unit or the CPU lacks AVX-512 BF16.
 const LowpMicroKernel* lowp_micro_avx512bf16();
+// Null when the CPU lacks AVX2 + FMA. f32 packs (pair_words 2) on the FMA unit: on a CPU with
+// no bf16 instructions the rounding is the point, not the arithmetic.
+const LowpMicroKernel* lowp_micro_avx2();
+// AVX-512 BF16, else AVX2, else scalar; TERN_ISA=avx2 / scalar (cpu/isa.h) caps the choice.
 const LowpMicroKernel& lowp_micro_active();
 
 // Runs on `pool` (the global pool when null). Sums over K in an order that does not depend on
@@ -111,7 +122,7 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool = nul
 
 // The measured peak of the unit the active micro-kernel runs on (vdpbf16ps on AVX-512 BF16),
 // over every thread of `pool` for about `seconds`, in GFLOP/s; 0 when there is no such unit
-// (the scalar kernel: MFU is then reported against the f32 peak). The MFU basis of
+// (the AVX2 and scalar kernels: MFU is then reported against the f32 FMA peak). The MFU basis of
 // --precision bf16 / fp8 (E4M3 runs on the bf16 unit: its products are exact there).
 double lowp_peak_gflops(ThreadPool& pool, double seconds = 0.2);
 // The AVX-512 BF16 unit's probe: FLOPs done by `reps` rounds of 16 vdpbf16ps.
