@@ -38,7 +38,8 @@ const GemmMicroKernel* gemm_micro_avx512();  // null when the build has no AVX-5
 // The best micro-kernel this CPU runs (follows active_isa(), so TERN_ISA applies).
 const GemmMicroKernel& gemm_micro_active();
 
-// Runs on `pool` (the global pool when null) with `micro` (gemm_micro_active() when null).
+// Runs on `pool` (the global pool when null) with `micro` (gemm_micro_active() when null;
+// where that is the AVX2 kernel, gemm_lowp's f32 route instead: lowp_gemm.h).
 // Sizes may be 0. Throws ErrorKind::internal for negative sizes or strides shorter than a row.
 void gemm(const GemmParams& p, ThreadPool* pool = nullptr, const GemmMicroKernel* micro = nullptr);
 

@@ -155,6 +155,7 @@ LowpPanel panel_job(const Operand& o, const Plan& plan, int64_t panel, int w, in
   j.grid_k = (o.K + plan.chunk - 1) / plan.chunk;
   j.dst = dst, j.scales = scales;
   j.rows_layout = rows_layout && o.k_contiguous;
+  j.exact = plan.spec.format == LowpFormat::f32;
   return j;
 }
 
@@ -218,6 +219,8 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
   const LowpMicroKernel& mk = micro ? *micro : lowp_micro_active();
   const int mr = mk.mr, nr = mk.nr;
   const int64_t pw = mk.pair_words;  // words per packed pair (lowp_gemm.h)
+  const bool exact = spec.format == LowpFormat::f32;
+  TERN_CHECK(!exact || pw == 2);
   const int64_t whole_k = (p.K + 1) & ~int64_t(1);
   Plan plan{spec, e4m3, 0, 0};
   if (e4m3 && spec.promote_every == 0) {
@@ -275,7 +278,8 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
     const int64_t b_tasks = swept ? sweep_pieces : n_panels;
     const auto sweep = [&](const Operand& o, int w, uint32_t* dst, int64_t piece) {
       const int64_t p0 = piece * kSweepPairs;
-      mk.sweep({o.p, o.ld, o.n, w, k0, kb, p0, std::min(kp, p0 + kSweepPairs), dst, w * kcw});
+      mk.sweep(
+          {o.p, o.ld, o.n, w, k0, kb, p0, std::min(kp, p0 + kSweepPairs), dst, w * kcw, exact});
     };
     pool->parallel_for(a_tasks + b_tasks, 1, [&](int64_t lo, int64_t hi, int) {
       for (int64_t i = lo; i < hi; ++i) {

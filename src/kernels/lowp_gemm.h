@@ -20,7 +20,9 @@
 
 namespace tern::kernels {
 
-enum class LowpFormat { bf16, e4m3 };
+// f32: the inputs as they are, on the low-precision GEMM's packing and tiling (kernels with
+// pair_words 2 only; gemm() takes this route where the active kernel has them).
+enum class LowpFormat { bf16, e4m3, f32 };
 enum class Fp8Group { tile, block };  // 1x128 along K, or 128x128
 enum class Accumulator { f32, limited14 };
 
@@ -62,6 +64,7 @@ struct LowpPanel {
   uint32_t* dst;
   float* scales;
   bool rows_layout = false;  // k-contiguous operands only
+  bool exact = false;        // LowpFormat::f32: values stored unrounded (pair_words 2 only)
 };
 
 // Every panel of a bf16 operand whose op-rows are contiguous in memory (element (i, k) at
@@ -78,6 +81,7 @@ struct LowpSweep {
   int64_t k0, kb, p0, p1;
   uint32_t* dst;
   int64_t panel_stride;
+  bool exact = false;  // LowpFormat::f32 (pair_words 2 only)
 };
 
 // A micro-kernel and the packer that feeds it. run: c[mr, nr] (+)= the sum over chunks of

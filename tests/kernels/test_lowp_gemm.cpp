@@ -248,6 +248,42 @@ TEST(LowpGemm, E4m3MatchesDequantisedReference) {
 
 // Small products take all of K in one packed block; packs over 2 MB are cut into blocks of K
 // (lowp_gemm.cpp): these shapes take several blocks, with a partial last one.
+// LowpFormat::f32 (kernels with f32 packs): the unrounded product, within f32 summation error
+// of a double reference, any thread count giving the same bits, also cut into K blocks; gemm()
+// takes this route where the AVX2 kernel is the best f32 one and returns the same bits.
+TEST(LowpGemm, F32FormatComputesTheUnroundedProduct) {
+  std::vector<Case> cases(std::begin(kCases), std::end(kCases));
+  cases.push_back({300, 200, 1500, true, false, true});  // K cut into blocks
+  for (const LowpMicroKernel* mk : micro_kernels()) {
+    if (mk->pair_words != 2) continue;
+    LowpSpec spec;
+    spec.format = LowpFormat::f32;
+    for (const Case& c : cases) {
+      const Operands o = make(c, uint32_t(c.N * 5 + c.K));
+      const std::vector<float> a = op_a(c, o), b = op_b(c, o);
+      std::vector<double> want(size_t(c.M * c.N)), mag(want.size());
+      for (int64_t m = 0; m < c.M; ++m)
+        for (int64_t n = 0; n < c.N; ++n)
+          for (int64_t k = 0; k < c.K; ++k) {
+            const double p = double(a[size_t(m * c.K + k)]) * b[size_t(n * c.K + k)];
+            want[size_t(m * c.N + n)] += p;
+            mag[size_t(m * c.N + n)] += std::fabs(p);
+          }
+      const std::vector<float> one = run(c, o, spec, mk, 1), two = run(c, o, spec, mk, 2);
+      ASSERT_EQ(one, two) << mk->name;
+      expect_close(c, o, one, want, mag, 2e-6 * std::sqrt(double(c.K)), mk->name);
+      if (mk == &lowp_micro_active() && &gemm_micro_active() == gemm_micro_avx2()) {
+        std::vector<float> C = o.C0;
+        ThreadPool pool(2);
+        gemm({c.M, c.N, c.K, o.A.data(), o.lda, c.ta, o.B.data(), o.ldb, c.tb, C.data(), o.ldc,
+              c.acc},
+             &pool);
+        ASSERT_EQ(C, one) << "gemm() on the f32 route";
+      }
+    }
+  }
+}
+
 TEST(LowpGemm, DeepProductsCutIntoKBlocksMatchTheReference) {
   const Case deep[] = {{40, 1000, 1300, false, true, true}, {33, 1030, 1100, true, false, false}};
   const LowpMicroKernel* mk = &lowp_micro_active();
@@ -354,8 +390,8 @@ TEST(LowpGemm, MicroKernelsAgreeAndThreadsDoNotChangeBits) {
             while (bad < ref.size() && one[bad] == ref[bad]) ++bad;
             ASSERT_EQ(one, ref) << mk->name << " M " << c.M << " N " << c.N << " K " << c.K
                                 << " e4m3 " << (f == LowpFormat::e4m3) << " limited "
-                                << (acc == Accumulator::limited14) << " first difference at "
-                                << bad << ": " << one[bad] - ref[bad] << " of " << ref[bad];
+                                << (acc == Accumulator::limited14) << " first difference at " << bad
+                                << ": " << one[bad] - ref[bad] << " of " << ref[bad];
           }
           for (size_t i = 0; i < ref.size(); ++i)
             ASSERT_NEAR(one[i], ref[i], 1e-3f * (std::fabs(ref[i]) + 1e-3f))

@@ -178,8 +178,8 @@ void round_row(const LowpPanel& j, int64_t i, float* out) {
   const float* src = j.p + (j.i0 + i) * j.ld + j.k0;
   if (!j.e4m3) {
     for (int64_t k = 0; k < 2 * kp; k += 8) {
-      const __m256i m = lanes(j.kb - k);
-      const __m256 v = bf16_round8(_mm256_maskload_ps(src + k, m));
+      const __m256 x = _mm256_maskload_ps(src + k, lanes(j.kb - k));
+      const __m256 v = j.exact ? x : bf16_round8(x);
       _mm256_maskstore_ps(out + k, lanes(2 * kp - k), v);
     }
     return;
@@ -268,7 +268,7 @@ void pack_k_strided(const LowpPanel& j) {
       __m256 v = _mm256_setzero_ps();
       if (k < j.kb) {
         v = _mm256_maskload_ps(col + k * j.ld, load);
-        v = j.e4m3 ? e4m3_round8(_mm256_div_ps(v, scale)) : bf16_round8(v);
+        v = j.e4m3 ? e4m3_round8(_mm256_div_ps(v, scale)) : j.exact ? v : bf16_round8(v);
       }
       _mm256_maskstore_ps(dst + k * j.w + g, store, v);
     }
@@ -282,8 +282,8 @@ void pack(const LowpPanel& j) {
     pack_k_strided(j);
 }
 
-// LowpSweep in f32 panels: row k of memory rounded, 8 columns at a time, into row k of the
-// panels its columns belong to.
+// LowpSweep in f32 panels: row k of memory rounded (or, exact, copied), 8 columns at a time,
+// into row k of the panels its columns belong to.
 void sweep(const LowpSweep& s) {
   float* dst = reinterpret_cast<float*>(s.dst);
   const int64_t panels = (s.n + s.w - 1) / s.w;
@@ -294,9 +294,11 @@ void sweep(const LowpSweep& s) {
       float* out = dst + q * s.panel_stride + k * s.w;
       for (int g = 0; g < s.w; g += 8) {
         const int64_t c = q * s.w + g;
-        const __m256 v = pad ? _mm256_setzero_ps()
-                             : bf16_round8(_mm256_maskload_ps(
-                                   row + c, lanes(std::min<int64_t>(s.w - g, s.n - c))));
+        __m256 v = _mm256_setzero_ps();
+        if (!pad) {
+          v = _mm256_maskload_ps(row + c, lanes(std::min<int64_t>(s.w - g, s.n - c)));
+          if (!s.exact) v = bf16_round8(v);
+        }
         _mm256_maskstore_ps(out + g, lanes(s.w - g), v);
       }
     }
