@@ -271,7 +271,8 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
     const int64_t kb = std::min(plan.kc, p.K - k0), kp = (kb + 1) / 2;
     const int64_t cp = e4m3 ? plan.chunk / 2 : kp;
     const bool acc = p.accumulate || k0 > 0;
-    const int64_t ars = a.k_contiguous ? kp * pw : 0;  // A panels in rows layout (no transposition)
+    const bool a_rows = a.k_contiguous && mk.a_rows;  // A in rows layout (no transposition)
+    const int64_t ars = a_rows ? kp * pw : 0;
     // Tasks: A's panels (or its sweep pieces of kSweepPairs pairs), then B's.
     const int64_t sweep_pieces = (kp + kSweepPairs - 1) / kSweepPairs;
     const int64_t a_tasks = swept ? sweep_pieces : m_panels;
@@ -286,8 +287,8 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
         if (i < a_tasks && swept)
           sweep(a, mr, ap, i);
         else if (i < a_tasks)
-          mk.pack(
-              panel_job(a, plan, i, mr, k0, kb, ap + i * mr * kcw, as + i * mr * max_chunks, true));
+          mk.pack(panel_job(a, plan, i, mr, k0, kb, ap + i * mr * kcw, as + i * mr * max_chunks,
+                            a_rows));
         else if (swept)
           sweep(b, nr, bp, i - a_tasks);
         else

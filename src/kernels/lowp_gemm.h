@@ -103,6 +103,8 @@ struct LowpMicroKernel {
   void (*pack)(const LowpPanel& panel);
   void (*sweep)(const LowpSweep& sweep);  // bf16 strided operands; null: pack per panel
   int pair_words = 1;
+  // Whether k-contiguous A operands are packed as rows (no transposition) rather than panels.
+  bool a_rows = true;
 };
 
 // The scalar packers (the references the SIMD ones are tested against).

@@ -135,6 +135,18 @@ inline __m256i lanes(int64_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::clamp<int64_t>(n, 0, 8))), idx);
 }
 
+// The first n floats at p (n clamped to [0, 8]; zeros after) and their store: plain moves when
+// all 8 lanes are wanted, since AMD's masked moves are slow (the stores microcoded).
+inline __m256 load_first(const float* p, int64_t n) {
+  return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes(n));
+}
+inline void store_first(float* p, __m256 v, int64_t n) {
+  if (n >= 8)
+    _mm256_storeu_ps(p, v);
+  else
+    _mm256_maskstore_ps(p, lanes(n), v);
+}
+
 inline float hmax(__m256 v) {
   __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   m = _mm_max_ps(m, _mm_movehl_ps(m, m));
@@ -176,11 +188,15 @@ void round_row(const LowpPanel& j, int64_t i, float* out) {
     return;
   }
   const float* src = j.p + (j.i0 + i) * j.ld + j.k0;
+  // Two rows ahead (a row of an input gradient's dy is a 1 KB stripe of a 16 KB line of
+  // memory: the stream prefetchers do not start in time and the loads wait on DRAM).
+  if (i + 2 < j.rows)
+    for (int64_t k = 0; k < j.kb; k += 16)
+      _mm_prefetch((const char*)(src + 2 * j.ld + k), _MM_HINT_T0);
   if (!j.e4m3) {
     for (int64_t k = 0; k < 2 * kp; k += 8) {
-      const __m256 x = _mm256_maskload_ps(src + k, lanes(j.kb - k));
-      const __m256 v = j.exact ? x : bf16_round8(x);
-      _mm256_maskstore_ps(out + k, lanes(2 * kp - k), v);
+      const __m256 x = load_first(src + k, j.kb - k);
+      store_first(out + k, j.exact ? x : bf16_round8(x), 2 * kp - k);
     }
     return;
   }
@@ -192,15 +208,14 @@ void round_row(const LowpPanel& j, int64_t i, float* out) {
     } else {
       __m256 amax = _mm256_setzero_ps();
       for (int64_t k = c0; k < c1; k += 8)
-        amax = _mm256_max_ps(amax, abs8(_mm256_maskload_ps(src + k, lanes(c1 - k))));
+        amax = _mm256_max_ps(amax, abs8(load_first(src + k, c1 - k)));
       s = fp8_scale(hmax(amax), j.pow2);
     }
     j.scales[c * j.w + i] = s;
     const __m256 sv = _mm256_set1_ps(s);
     const int64_t end = c + 1 < chunks ? c1 : 2 * kp;  // the last chunk also writes the pad
     for (int64_t k = c0; k < end; k += 8) {
-      const __m256 v = e4m3_round8(_mm256_div_ps(_mm256_maskload_ps(src + k, lanes(c1 - k)), sv));
-      _mm256_maskstore_ps(out + k, lanes(end - k), v);
+      store_first(out + k, e4m3_round8(_mm256_div_ps(load_first(src + k, c1 - k), sv)), end - k);
     }
   }
 }
@@ -224,9 +239,10 @@ void pack_k_contiguous(const LowpPanel& j) {
       __m256 t[8];
       for (int r = 0; r < 8; ++r) t[r] = _mm256_loadu_ps(rows.data() + r * stride + k);
       transpose8(t);
-      const __m256i keep = lanes(width);
+      // A panel narrower than 8 (A's 6) takes whole stores too: the 2 lanes past a row land on
+      // the next row, which is stored after it; only the last row is masked.
       for (int r = 0; r < 8 && k + r < kw; ++r)
-        _mm256_maskstore_ps(dst + (k + r) * j.w + g, keep, t[r]);
+        store_first(dst + (k + r) * j.w + g, t[r], j.w <= 8 && k + r + 1 < kw ? 8 : width);
     }
   }
 }
@@ -238,8 +254,7 @@ void pack_k_strided(const LowpPanel& j) {
   float* dst = reinterpret_cast<float*>(j.dst);
   for (int g = 0; g < j.w; g += 8) {
     const int width = std::min(8, j.w - g);
-    const __m256i store = lanes(width);
-    const __m256i load = lanes(std::min<int64_t>(width, j.rows - g));
+    const int64_t valid = std::min<int64_t>(width, j.rows - g);
     const float* col = j.p + j.k0 * j.ld + j.i0 + g;
     alignas(32) float sc[8];
     __m256 scale = _mm256_set1_ps(1.0f);
@@ -256,7 +271,7 @@ void pack_k_strided(const LowpPanel& j) {
         } else {
           __m256 amax = _mm256_setzero_ps();
           for (int64_t kk = c0; kk < chunk_end; ++kk)
-            amax = _mm256_max_ps(amax, abs8(_mm256_maskload_ps(col + kk * j.ld, load)));
+            amax = _mm256_max_ps(amax, abs8(load_first(col + kk * j.ld, valid)));
           _mm256_store_ps(sc, amax);
           for (int l = 0; l < 8; ++l) sc[l] = fp8_scale(sc[l], j.pow2);
         }
@@ -267,10 +282,11 @@ void pack_k_strided(const LowpPanel& j) {
         _mm_prefetch((const char*)(col + (k + 8) * j.ld), _MM_HINT_T0);
       __m256 v = _mm256_setzero_ps();
       if (k < j.kb) {
-        v = _mm256_maskload_ps(col + k * j.ld, load);
+        v = load_first(col + k * j.ld, valid);
         v = j.e4m3 ? e4m3_round8(_mm256_div_ps(v, scale)) : j.exact ? v : bf16_round8(v);
       }
-      _mm256_maskstore_ps(dst + k * j.w + g, store, v);
+      // Narrow panels (A's 6) store whole vectors but the last row, as pack_k_contiguous does.
+      store_first(dst + k * j.w + g, v, j.w <= 8 && k + 1 < 2 * kp ? 8 : width);
     }
   }
 }
@@ -296,10 +312,12 @@ void sweep(const LowpSweep& s) {
         const int64_t c = q * s.w + g;
         __m256 v = _mm256_setzero_ps();
         if (!pad) {
-          v = _mm256_maskload_ps(row + c, lanes(std::min<int64_t>(s.w - g, s.n - c)));
+          v = load_first(row + c, std::min<int64_t>(s.w - g, s.n - c));
           if (!s.exact) v = bf16_round8(v);
         }
-        _mm256_maskstore_ps(out + g, lanes(s.w - g), v);
+        // A narrow panel's row spills 2 lanes onto its next row, which this call stores later
+        // unless k is the last row of its range.
+        store_first(out + g, v, s.w <= 8 && k + 1 < 2 * s.p1 ? 8 : s.w - g);
       }
     }
   }
@@ -308,7 +326,8 @@ void sweep(const LowpSweep& s) {
 }  // namespace
 
 const LowpMicroKernel* lowp_micro_avx2() {
-  static const LowpMicroKernel k{"avx2", MR, NR, micro, pack, sweep, 2};
+  // A in panels: broadcasts from six row streams cost GCC its registers (~25% slower).
+  static const LowpMicroKernel k{"avx2", MR, NR, micro, pack, sweep, 2, false};
   static const bool ok = cpu_has_avx2();
   return ok ? &k : nullptr;
 }
