@@ -28,6 +28,13 @@ template <bool kLimited, bool kRows>
 void run(int64_t kp, int64_t cp, const float* a, int64_t ars, const float* b, const float* sa,
          const float* sb, float* c, int64_t ldc, bool accumulate) {
   const auto a_at = [&](int i, int64_t k) { return kRows ? a + i * ars + k : a + k * MR + i; };
+  // C's lines requested for writing now, so their fetch overlaps the products: a large output
+  // (logits, a forward's activations) is written once, and its lines come from DRAM (this
+  // took the forward of a 4096-wide head from ~60 to ~80 GFLOP/s on the Zen 3).
+  for (int i = 0; i < MR; ++i) {
+    __builtin_prefetch(c + i * ldc, 1, 3);
+    __builtin_prefetch(c + i * ldc + NR - 1, 1, 3);
+  }
   for (int64_t p0 = 0, ch = 0; p0 < kp; p0 += cp, ++ch) {
     const int64_t pe = p0 + cp < kp ? p0 + cp : kp;
     __m256 acc[MR][2];
