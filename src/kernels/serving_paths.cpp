@@ -107,27 +107,34 @@ bool run_decode(const MatmulParams& p, ThreadPool& tp) {
   return true;
 }
 
-// A few tokens (batched decode, an expert's share of a batch, MTP verification): each token's
-// row rounded once by `prepare` (into Act), then every 4-row tile read as stored and computed
-// for all tokens by `tile(r0, xs, out)` (out[4 * t + r]); no panels are packed, which at this
-// size costs more than the products (int8_gemm.h).
+// Several tokens (batched decode, an expert's share of a batch, MTP verification): each
+// token's row rounded once by `prepare` (into Act), then every 4-row tile read as stored and
+// computed for the tokens kFewTokens at a time by `tile(r0, xs, nt, out)` (out[4 * t + r]).
+// The groups pass while the tile is in L1, so a step reads each weight from memory once
+// whatever the batch (one pass per group read them T / 4 times). No panels are packed, which
+// at these sizes costs more than the products (int8_gemm.h).
 template <class Act, class Prepare, class Tile>
-void run_few_tokens(const MatmulParams& p, ThreadPool& tp, Prepare prepare, Tile tile) {
+void run_token_tiles(const MatmulParams& p, ThreadPool& tp, Prepare prepare, Tile tile) {
   thread_local std::vector<Act> acts;
+  thread_local std::vector<const Act*> act_ptrs;
   if (int64_t(acts.size()) < p.T) acts.resize(size_t(p.T));
-  const Act* xs[kFewTokens];
+  act_ptrs.resize(size_t(p.T));
   for (int64_t t = 0; t < p.T; ++t) {
     prepare(p.x + t * p.ldx, p.w.cols, acts[size_t(t)]);
-    xs[t] = &acts[size_t(t)];  // workers read the calling thread's buffers
+    act_ptrs[size_t(t)] = &acts[size_t(t)];
   }
+  const Act* const* xs = act_ptrs.data();  // workers read the calling thread's buffers
   const int64_t n_tiles = (p.w.rows + kRowTile - 1) / kRowTile;
   const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * tp.size()));
   tp.parallel_for(n_tiles, grain, [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) {
       const int64_t r0 = i * kRowTile, nr = std::min(kRowTile, p.w.rows - r0);
-      float out[4 * kFewTokens];
-      tile(r0, xs, out);
-      for (int64_t t = 0; t < p.T; ++t) std::copy_n(out + 4 * t, nr, p.y + t * p.ldy + r0);
+      for (int64_t t0 = 0; t0 < p.T; t0 += kFewTokens) {
+        const int nt = int(std::min(kFewTokens, p.T - t0));
+        float out[4 * kFewTokens];
+        tile(r0, xs + t0, nt, out);
+        for (int t = 0; t < nt; ++t) std::copy_n(out + 4 * t, nr, p.y + (t0 + t) * p.ldy + r0);
+      }
     }
   });
 }
@@ -140,38 +147,38 @@ bool run_int8_few_tokens(const MatmulParams& p, ThreadPool& tp) {
   const PackedDot4 packed = packed_dot4_kernel();
   const WeightView& w = p.w;
   const int64_t nb = w.cols / 32;
-  const int nt = int(p.T);
-  run_few_tokens<ActQ8>(p, tp, quantize_act_q8,
-                        [&](int64_t r0, const ActQ8* const* xs, float* out) {
-                          if (w.packed) {  // the tile stays in L1 across the tokens
-                            const uint8_t* tile = packed_tile(w, r0);
-                            for (int t = 0; t < nt; ++t)
-                              packed(w.dtype, tile, *xs[t], nb, out + 4 * t);
-                            return;
-                          }
-                          const uint8_t* rows[kRowTile];
-                          tile_rows(w, r0, rows);
-                          if (!(many && many(w.dtype, rows, xs, nt, nb, out)))
-                            for (int t = 0; t < nt; ++t)
-                              one(w.dtype, rows, *xs[t], nb, out + 4 * t);
-                        });
+  run_token_tiles<ActQ8>(p, tp, quantize_act_q8,
+                         [&](int64_t r0, const ActQ8* const* xs, int nt, float* out) {
+                           if (w.packed) {  // the tile stays in L1 across the tokens
+                             const uint8_t* tile = packed_tile(w, r0);
+                             for (int t = 0; t < nt; ++t)
+                               packed(w.dtype, tile, *xs[t], nb, out + 4 * t);
+                             return;
+                           }
+                           const uint8_t* rows[kRowTile];
+                           tile_rows(w, r0, rows);
+                           if (!(many && many(w.dtype, rows, xs, nt, nb, out)))
+                             for (int t = 0; t < nt; ++t)
+                               one(w.dtype, rows, *xs[t], nb, out + 4 * t);
+                         });
   return true;
 }
 
 // bf16 / FP8: bf16 activations, each weight widened once per token pair (bf16_decode.h).
 bool run_bf16_few_tokens(const MatmulParams& p, ThreadPool& tp) {
   if (!bf16_decode_takes(p.w) || p.T > kFewTokens) return false;
-  run_few_tokens<ActBF16>(p, tp, round_act_bf16,
-                          [&](int64_t r0, const ActBF16* const* xs, float* out) {
-                            bf16_dot4xn_avx512bf16(bf16_rows(p.w, r0), xs, int(p.T), out);
-                          });
+  run_token_tiles<ActBF16>(p, tp, round_act_bf16,
+                           [&](int64_t r0, const ActBF16* const* xs, int nt, float* out) {
+                             bf16_dot4xn_avx512bf16(bf16_rows(p.w, r0), xs, nt, out);
+                           });
   return true;
 }
 
 // The other GGUF quantisations: int8 activations, each 256-value unit of a tile unpacked once
-// for all tokens.
-bool run_ggml_few_tokens(const MatmulParams& p, ThreadPool& tp) {
-  if (!ggml_decode_takes(p.w) || p.T > kFewTokens) return false;
+// per 4 tokens; any token count (ggml-few-tokens, and ggml-token-groups for batches and, where
+// there is no GEMM for the type, prefill).
+bool run_ggml_tokens(const MatmulParams& p, ThreadPool& tp) {
+  if (!ggml_decode_takes(p.w)) return false;
   const GgmlDot4 kernel = ggml_dot4_kernel();
   const GgmlPackedDot4 packed = ggml_packed_dot4_kernel();
   const WeightView& w = p.w;
@@ -179,25 +186,14 @@ bool run_ggml_few_tokens(const MatmulParams& p, ThreadPool& tp) {
     quantize_act_q8(x, n, act);
     if (w.packed) regroup_act_k(act);
   };
-  run_few_tokens<ActQ8>(p, tp, prepare, [&](int64_t r0, const ActQ8* const* xs, float* out) {
-    if (w.packed) return packed(w.dtype, packed_tile(w, r0), xs, int(p.T), w.cols, out);
-    const uint8_t* rows[kRowTile];
-    tile_rows(w, r0, rows);
-    kernel(w.dtype, rows, xs, int(p.T), w.cols, out);
-  });
-  return true;
-}
-
-// Many tokens through the few-token kernel, kFewTokens at a time.
-bool run_ggml_token_groups(const MatmulParams& p, ThreadPool& tp) {
-  if (!ggml_decode_takes(p.w)) return false;
-  for (int64_t t0 = 0; t0 < p.T; t0 += kFewTokens) {
-    MatmulParams part = p;
-    part.x = p.x + t0 * p.ldx;
-    part.y = p.y + t0 * p.ldy;
-    part.T = std::min(kFewTokens, p.T - t0);
-    if (part.T == 1 ? !run_decode(part, tp) : !run_ggml_few_tokens(part, tp)) return false;
-  }
+  run_token_tiles<ActQ8>(p, tp, prepare,
+                         [&](int64_t r0, const ActQ8* const* xs, int nt, float* out) {
+                           if (w.packed)
+                             return packed(w.dtype, packed_tile(w, r0), xs, nt, w.cols, out);
+                           const uint8_t* rows[kRowTile];
+                           tile_rows(w, r0, rows);
+                           kernel(w.dtype, rows, xs, nt, w.cols, out);
+                         });
   return true;
 }
 
@@ -245,7 +241,7 @@ std::vector<MatmulPath> build_paths() {
     const char* variant = k == ggml_dot4_avx2_if_supported() ? "avx2" : "avx512-vnni";
     paths.push_back({"ggml-decode", ActFormat::int8_block32, taken, 1, 1, variant, run_decode});
     paths.push_back({"ggml-few-tokens", ActFormat::int8_block32, taken, 2, kFewTokens, variant,
-                     run_ggml_few_tokens});
+                     run_ggml_tokens});
     // Without AVX-512 BF16 there is no bf16 GEMM below. Prefill then packs int8 panels of the
     // types ggml_panel_supported names (each weight unpacked once per call, int8_gemm.h), and
     // runs the rest through the same kernel 4 tokens at a time (each weight read once per 4
@@ -260,7 +256,7 @@ std::vector<MatmulPath> build_paths() {
                          run_int8_gemm, int8_gemm_takes});
       }
       paths.push_back({"ggml-token-groups", ActFormat::int8_block32, taken, kFewTokens + 1, kMany,
-                       variant, run_ggml_token_groups});
+                       variant, run_ggml_tokens});
     }
   }
   if (bf16_dot4_kernel()) {
