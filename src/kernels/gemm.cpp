@@ -106,8 +106,9 @@ const GemmMicroKernel& gemm_micro_active() {
 void gemm(const GemmParams& p, ThreadPool* pool, const GemmMicroKernel* micro) {
   check_params(p);
   // Where the best f32 kernel is the AVX2 one, the product takes the low-precision GEMM's
-  // vectorised packers, rows-layout A, whole-K blocks and sweeps (LowpFormat::f32) instead of
-  // the scalar packers below: about twice the rate on train-small-v3's shapes.
+  // driver and AVX2 kernel (LowpFormat::f32: vectorised packers, whole-K blocks, sweeps, C
+  // prefetched for writing) instead of the scalar packers below: 1.4-2x the rate on
+  // train-small-v3's shapes (docs/benchmarks.md).
   if (!micro && &gemm_micro_active() == gemm_micro_avx2() && lowp_micro_active().pair_words == 2) {
     LowpSpec spec;
     spec.format = LowpFormat::f32;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "core/thread_pool.h"
 #include "kernels/gemm.h"
@@ -106,6 +107,20 @@ struct LowpMicroKernel {
   // Whether k-contiguous A operands are packed as rows (no transposition) rather than panels.
   bool a_rows = true;
 };
+
+// Calls f(limited14, rows) with both flags as std::bool_constant: how a SIMD micro-kernel
+// instantiates its loop once per (14-bit accumulator, A in rows) combination.
+template <class F>
+void with_lowp_variant(bool limited14, bool rows, F&& f) {
+  if (limited14 && rows)
+    f(std::true_type{}, std::true_type{});
+  else if (limited14)
+    f(std::true_type{}, std::false_type{});
+  else if (rows)
+    f(std::false_type{}, std::true_type{});
+  else
+    f(std::false_type{}, std::false_type{});
+}
 
 // The scalar packers (the references the SIMD ones are tested against).
 void lowp_pack_ref(const LowpPanel& panel);

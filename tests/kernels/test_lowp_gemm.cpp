@@ -175,19 +175,33 @@ const Case kCases[] = {{8, 32, 256, false, true, false},   {37, 45, 261, false, 
                        {64, 33, 129, false, false, false}, {1, 1, 1, false, true, false},
                        {5, 3, 520, true, false, true}};
 
+// sum_k round(a(m,k)) round(b(n,k)) in double (want) and the sum of the products' magnitudes
+// (mag), for op(A) and op(B) as [M, K] and [N, K].
+void double_reference(const Case& c, const std::vector<float>& a, const std::vector<float>& b,
+                      float (*round)(float), std::vector<double>& want, std::vector<double>& mag) {
+  want.assign(size_t(c.M * c.N), 0.0);
+  mag.assign(want.size(), 0.0);
+  for (int64_t m = 0; m < c.M; ++m)
+    for (int64_t n = 0; n < c.N; ++n)
+      for (int64_t k = 0; k < c.K; ++k) {
+        const double p = double(round(a[size_t(m * c.K + k)])) * round(b[size_t(n * c.K + k)]);
+        want[size_t(m * c.N + n)] += p;
+        mag[size_t(m * c.N + n)] += std::fabs(p);
+      }
+}
+
+float bf16_rounded(float v) {
+  return bf16_to_f32(f32_to_bf16(v));
+}
+float unrounded(float v) {
+  return v;
+}
+
 void check_bf16(const LowpMicroKernel* mk, std::span<const Case> cases) {
   for (const Case& c : cases) {
     const Operands o = make(c, uint32_t(c.M * 7 + c.K));
-    const std::vector<float> a = op_a(c, o), b = op_b(c, o);
-    std::vector<double> want(size_t(c.M * c.N)), mag(want.size());
-    for (int64_t m = 0; m < c.M; ++m)
-      for (int64_t n = 0; n < c.N; ++n)
-        for (int64_t k = 0; k < c.K; ++k) {
-          const double p = double(bf16_to_f32(f32_to_bf16(a[size_t(m * c.K + k)]))) *
-                           bf16_to_f32(f32_to_bf16(b[size_t(n * c.K + k)]));
-          want[size_t(m * c.N + n)] += p;
-          mag[size_t(m * c.N + n)] += std::fabs(p);
-        }
+    std::vector<double> want, mag;
+    double_reference(c, op_a(c, o), op_b(c, o), bf16_rounded, want, mag);
     for (int threads : {1, 2}) {
       const std::vector<float> C = run(c, o, {}, mk, threads);
       expect_close(c, o, C, want, mag, 2e-6, std::string(mk->name) + " bf16");
@@ -246,8 +260,6 @@ TEST(LowpGemm, E4m3MatchesDequantisedReference) {
   }
 }
 
-// Small products take all of K in one packed block; packs over 2 MB are cut into blocks of K
-// (lowp_gemm.cpp): these shapes take several blocks, with a partial last one.
 // LowpFormat::f32 (kernels with f32 packs): the unrounded product, within f32 summation error
 // of a double reference, any thread count giving the same bits, also cut into K blocks; gemm()
 // takes this route where the AVX2 kernel is the best f32 one and returns the same bits.
@@ -260,15 +272,8 @@ TEST(LowpGemm, F32FormatComputesTheUnroundedProduct) {
     spec.format = LowpFormat::f32;
     for (const Case& c : cases) {
       const Operands o = make(c, uint32_t(c.N * 5 + c.K));
-      const std::vector<float> a = op_a(c, o), b = op_b(c, o);
-      std::vector<double> want(size_t(c.M * c.N)), mag(want.size());
-      for (int64_t m = 0; m < c.M; ++m)
-        for (int64_t n = 0; n < c.N; ++n)
-          for (int64_t k = 0; k < c.K; ++k) {
-            const double p = double(a[size_t(m * c.K + k)]) * b[size_t(n * c.K + k)];
-            want[size_t(m * c.N + n)] += p;
-            mag[size_t(m * c.N + n)] += std::fabs(p);
-          }
+      std::vector<double> want, mag;
+      double_reference(c, op_a(c, o), op_b(c, o), unrounded, want, mag);
       const std::vector<float> one = run(c, o, spec, mk, 1), two = run(c, o, spec, mk, 2);
       ASSERT_EQ(one, two) << mk->name;
       expect_close(c, o, one, want, mag, 2e-6 * std::sqrt(double(c.K)), mk->name);
@@ -284,6 +289,8 @@ TEST(LowpGemm, F32FormatComputesTheUnroundedProduct) {
   }
 }
 
+// Small products take all of K in one packed block; packs over 2 MB are cut into blocks of K
+// (lowp_gemm.cpp): these shapes take several blocks, with a partial last one.
 TEST(LowpGemm, DeepProductsCutIntoKBlocksMatchTheReference) {
   const Case deep[] = {{40, 1000, 1300, false, true, true}, {33, 1030, 1100, true, false, false}};
   const LowpMicroKernel* mk = &lowp_micro_active();

@@ -90,14 +90,10 @@ void micro(int64_t kp, int64_t cp, const uint32_t* aw, int64_t ars, const uint32
            bool limited14) {
   const float* a = reinterpret_cast<const float*>(aw);
   const float* b = reinterpret_cast<const float*>(bw);
-  if (limited14 && ars)
-    run<true, true>(kp, cp, a, ars, b, sa, sb, c, ldc, accumulate);
-  else if (limited14)
-    run<true, false>(kp, cp, a, ars, b, sa, sb, c, ldc, accumulate);
-  else if (ars)
-    run<false, true>(kp, cp, a, ars, b, sa, sb, c, ldc, accumulate);
-  else
-    run<false, false>(kp, cp, a, ars, b, sa, sb, c, ldc, accumulate);
+  with_lowp_variant(limited14, ars != 0, [&](auto limited, auto rows) {
+    run<decltype(limited)::value, decltype(rows)::value>(kp, cp, a, ars, b, sa, sb, c, ldc,
+                                                         accumulate);
+  });
 }
 
 inline __m256i splat(uint32_t v) {

@@ -70,14 +70,10 @@ void run(int64_t kp, int64_t cp, const uint32_t* a, int64_t ars, const uint32_t*
 void micro(int64_t kp, int64_t cp, const uint32_t* a, int64_t ars, const uint32_t* b,
            const float* sa, const float* sb, float* c, int64_t ldc, bool accumulate,
            bool limited14) {
-  if (limited14 && ars)
-    run<true, true>(kp, cp, a, ars, b, sa, sb, c, ldc, accumulate);
-  else if (limited14)
-    run<true, false>(kp, cp, a, ars, b, sa, sb, c, ldc, accumulate);
-  else if (ars)
-    run<false, true>(kp, cp, a, ars, b, sa, sb, c, ldc, accumulate);
-  else
-    run<false, false>(kp, cp, a, ars, b, sa, sb, c, ldc, accumulate);
+  with_lowp_variant(limited14, ars != 0, [&](auto limited, auto rows) {
+    run<decltype(limited)::value, decltype(rows)::value>(kp, cp, a, ars, b, sa, sb, c, ldc,
+                                                         accumulate);
+  });
 }
 
 // 16 floats rounded to E4M3 exactly as e4m3_round does (ties to even, saturating, NaN kept).
