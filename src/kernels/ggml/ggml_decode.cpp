@@ -111,7 +111,10 @@ GgmlPackedDot4 ggml_packed_dot4_vnni_if_supported() {
 }
 
 GgmlPackedDot4 ggml_packed_dot4_kernel() {
-  return ggml_dot4_kernel() ? ggml_packed_dot4_vnni_if_supported() : nullptr;
+  // Only beside the VNNI stored-row kernel: under TERN_ISA=avx2 on a VNNI CPU the AVX2 one is
+  // active, and packed views must then take the path the stored rows take.
+  const GgmlDot4 k = ggml_dot4_kernel();
+  return k && k == ggml_dot4_vnni_if_supported() ? ggml_packed_dot4_vnni_if_supported() : nullptr;
 }
 
 bool ggml_decode_eligible(DType t, int64_t cols) {
