@@ -20,6 +20,7 @@
 #include "model/grad/linear_grad.h"
 #include "model/grad/mlp_grad.h"
 #include "model/grad/model_grad.h"
+#include "model/grad/moe_grad.h"
 
 using namespace tern;
 using namespace tern::model;
@@ -329,4 +330,42 @@ TEST(Grad, JointProjectionsEqualSeparateOnesThroughTheModel) {
     for (int64_t k = 0; k < pj[i].size; ++k)
       ASSERT_NEAR(pj[i].data[k], ps[i].data[k], 1e-5f * (1.0f + std::fabs(ps[i].data[k])))
           << pj[i].name << " [" << k << "]";
+}
+
+// The routed experts keep their saved activations in one per-layer region sized by N·K rows, so
+// the per-expert row counts, which move with every step's routing, never reallocate it (growing
+// per-expert buffers cost page faults and copies in the first hundreds of steps); and reusing
+// the saved state gives the same bits as a fresh one.
+TEST(Grad, MoeStepsWithNewRoutingReuseTheExpertStore) {
+  const ModelConfig c = ModelConfig::from_json(tiny_v3(), "test");
+  ModelWeights w = make_f32_weights(c), g = make_f32_weights(c);
+  randomise(c, w, 11);
+  const MoeWeights& moe = w.layers[1].moe;
+  ThreadPool pool(2);
+  const MoeContext ctx{&c, 2, 7, 0.01f, &pool, nullptr};
+  const int64_t N = ctx.B * ctx.T, d = c.hidden_size;
+  MoeSaved reused;
+  const float* store = nullptr;
+  std::vector<int64_t> first_counts;
+  for (uint32_t seed : {1u, 2u, 3u}) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd;
+    std::vector<float> x(size_t(N * d)), dy(x.size());
+    for (float& v : x) v = nd(rng);
+    for (float& v : dy) v = nd(rng);
+    std::vector<float> y1(x.size()), y2(x.size()), dx1(x.size()), dx2(x.size());
+    MoeSaved fresh;
+    moe_fwd(ctx, moe, x.data(), y1.data(), reused);
+    moe_fwd(ctx, moe, x.data(), y2.data(), fresh);
+    EXPECT_EQ(y1, y2);
+    if (!store) {
+      store = reused.expert_gates.data();
+      first_counts = reused.counts;
+    }
+    EXPECT_EQ(reused.expert_gates.data(), store) << "seed " << seed;
+    moe_bwd(ctx, moe, g.layers[1].moe, x.data(), dy.data(), dx1.data(), reused);
+    moe_bwd(ctx, moe, g.layers[1].moe, x.data(), dy.data(), dx2.data(), fresh);
+    EXPECT_EQ(dx1, dx2);
+    if (seed == 3) EXPECT_NE(reused.counts, first_counts) << "the routing should have moved";
+  }
 }

@@ -7,16 +7,50 @@
 #include "model/grad/linear_grad.h"
 
 namespace tern::model::grad {
+int64_t mlp_store_width(const MlpWeights& w) {
+  return w.gate_proj.view.rows;
+}
+
+// Gate and up as one GEMM when laid out jointly (joint_rows): g[n, i] and u[n, i] side by side
+// in rows of 2f.
+MlpStore mlp_store(const MlpWeights& w, MlpSaved& s, int64_t N) {
+  const int64_t f = mlp_store_width(w);
+  const bool joint = joint_rows(w.gate_proj, w.up_proj).has_value();
+  MlpStore at;
+  at.ld = joint ? 2 * f : f;
+  at.gate = take(s.gate, N * at.ld);
+  at.up = joint ? at.gate + f : take(s.up, N * f);
+  at.act = take(s.act, N * f);
+  return at;
+}
+
+MlpStore mlp_store_at(const MlpWeights& w, float* gates, float* acts, int64_t rows, int64_t row) {
+  const int64_t f = mlp_store_width(w);
+  const bool joint = joint_rows(w.gate_proj, w.up_proj).has_value();
+  MlpStore at;
+  at.ld = joint ? 2 * f : f;
+  at.gate = gates + row * at.ld;
+  at.up = joint ? at.gate + f : gates + rows * f + row * f;  // apart: up in the second half
+  at.act = acts + row * f;
+  return at;
+}
+
 void mlp_fwd(const MlpWeights& w, const float* x, int64_t N, float* y, MlpSaved& s,
              ThreadPool& pool) {
-  const int64_t f = w.gate_proj.view.rows;
-  // Gate and up as one GEMM when laid out jointly (joint_rows): g[n, i] and u[n, i] at row
-  // stride ld, side by side in s.gate ([N, 2f]).
+  mlp_fwd(w, x, N, y, mlp_store(w, s, N), pool);
+}
+
+void mlp_bwd(const MlpWeights& w, MlpWeights& gw, const float* x, const float* dy, int64_t N,
+             float* dx, bool accumulate, MlpSaved& s, ThreadPool& pool) {
+  mlp_bwd(w, gw, x, dy, N, dx, accumulate, mlp_store(w, s, N), pool);
+}
+
+void mlp_fwd(const MlpWeights& w, const float* x, int64_t N, float* y, const MlpStore& at,
+             ThreadPool& pool) {
+  const int64_t f = mlp_store_width(w);
   const std::optional<Linear> joint = joint_rows(w.gate_proj, w.up_proj);
-  const int64_t ld = joint ? 2 * f : f;
-  float* g = take(s.gate, N * ld);
-  float* u = joint ? g + f : take(s.up, N * f);
-  float* a = take(s.act, N * f);
+  const int64_t ld = at.ld;
+  float *g = at.gate, *u = at.up, *a = at.act;
   if (joint) {
     linear_fwd(*joint, x, N, g, pool);
   } else {
@@ -38,13 +72,11 @@ void mlp_fwd(const MlpWeights& w, const float* x, int64_t N, float* y, MlpSaved&
 }
 
 void mlp_bwd(const MlpWeights& w, MlpWeights& gw, const float* x, const float* dy, int64_t N,
-             float* dx, bool accumulate, MlpSaved& s, ThreadPool& pool) {
-  const int64_t f = w.gate_proj.view.rows;
+             float* dx, bool accumulate, const MlpStore& at, ThreadPool& pool) {
+  const int64_t f = mlp_store_width(w);
   const std::optional<Linear> joint = joint_rows(w.gate_proj, w.up_proj);
-  const int64_t ld = joint ? 2 * f : f;  // as in mlp_fwd
-  float* g = s.gate.data();
-  float* u = joint ? g + f : s.up.data();
-  float* a = s.act.data();
+  const int64_t ld = at.ld;
+  float *g = at.gate, *u = at.up, *a = at.act;
   linear_bwd_weight(gw.down_proj, dy, a, N, pool);
   float* da = a;  // act is no longer needed: reuse it for its gradient
   linear_bwd_input(w.down_proj, dy, N, da, false, pool);

@@ -14,10 +14,34 @@ struct MlpSaved {
   Buffer gate, up, act;  // [N, width] each: gate(x), up(x), silu(gate) ⊙ up
 };
 
-// y[N, d] = MLP(x[N, d]); saves what the backward needs (x stays the caller's).
+// Where one MLP call keeps what its backward needs: gate(x) and up(x) rows at stride ld
+// (2·width with up beside gate when the two are one GEMM, else width), act [N, width].
+struct MlpStore {
+  float* gate = nullptr;
+  float* up = nullptr;
+  float* act = nullptr;
+  int64_t ld = 0;
+};
+
+// Rows per value of one token in an MlpStore: gate and up, then act (width = w's intermediate).
+int64_t mlp_store_width(const MlpWeights& w);
+// A store for N tokens in s's own buffers (sized here; they only grow).
+MlpStore mlp_store(const MlpWeights& w, MlpSaved& s, int64_t N);
+// A store for the rows [row, row + n) of a shared region holding `rows` tokens: gates
+// [rows, 2·width], acts [rows, width] (the routed experts' rows in one allocation, sized once
+// per step, so the per-expert row counts that move from step to step never reallocate).
+MlpStore mlp_store_at(const MlpWeights& w, float* gates, float* acts, int64_t rows, int64_t row);
+
+// y[N, d] = MLP(x[N, d]); saves what the backward needs (x stays the caller's) in `at`.
+void mlp_fwd(const MlpWeights& w, const float* x, int64_t N, float* y, const MlpStore& at,
+             ThreadPool& pool);
+// dx[N, d] (+)= ∂/∂x; weight gradients accumulate into g. `at` (the forward's) is clobbered.
+void mlp_bwd(const MlpWeights& w, MlpWeights& g, const float* x, const float* dy, int64_t N,
+             float* dx, bool accumulate, const MlpStore& at, ThreadPool& pool);
+
+// The same with the store in s's buffers.
 void mlp_fwd(const MlpWeights& w, const float* x, int64_t N, float* y, MlpSaved& s,
              ThreadPool& pool);
-// dx[N, d] (+)= ∂/∂x; weight gradients accumulate into g. `s` is clobbered.
 void mlp_bwd(const MlpWeights& w, MlpWeights& g, const float* x, const float* dy, int64_t N,
              float* dx, bool accumulate, MlpSaved& s, ThreadPool& pool);
 

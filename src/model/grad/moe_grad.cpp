@@ -113,6 +113,14 @@ int64_t total(const std::vector<int64_t>& v) {
   return t;
 }
 
+// Expert e's saved-activation store for its rows [r0, ...) of the `rows` sorted rows.
+MlpStore expert_store(const MoeWeights& w, MoeSaved& s, int64_t e, int64_t rows, int64_t r0) {
+  const int64_t f = mlp_store_width(w.experts[size_t(e)]);
+  float* gates = take(s.expert_gates, std::max<int64_t>(rows, 1) * 2 * f);
+  float* acts = take(s.expert_acts, std::max<int64_t>(rows, 1) * f);
+  return mlp_store_at(w.experts[size_t(e)], gates, acts, rows, r0);
+}
+
 // The routed experts' forward with the experts spread over ranks: xe's rows (sorted by expert)
 // go to their experts' ranks, this rank's experts run over every rank's rows, ye's rows come
 // back in xe's order. `meanwhile` runs while the rows are on their way (the shared experts).
@@ -132,12 +140,13 @@ void experts_fwd_parallel(const MoeContext& ctx, const MoeWeights& w, const floa
   float* ym = take(s.ye_mine, std::max<int64_t>(R, 1) * d);
   for (int64_t i = 0; i < R; ++i) std::copy_n(got + s.perm[size_t(i)] * d, d, xm + i * d);
   const int64_t held = int64_t(s.mine_offsets.size()) - 1;
+  if (held > 0) expert_store(w, s, b, R, 0);  // sized before the threads share it
   pool.parallel_for(held, 1, [&](int64_t lo, int64_t hi, int) {
     for (int64_t j = lo; j < hi; ++j) {
       const int64_t r0 = s.mine_offsets[size_t(j)], n = s.mine_offsets[size_t(j + 1)] - r0;
       if (n > 0)
-        mlp_fwd(w.experts[size_t(b + j)], xm + r0 * d, n, ym + r0 * d, s.experts[size_t(b + j)],
-                pool);
+        mlp_fwd(w.experts[size_t(b + j)], xm + r0 * d, n, ym + r0 * d,
+                expert_store(w, s, b + j, R, r0), pool);
     }
   });
   for (int64_t i = 0; i < R; ++i) std::copy_n(ym + i * d, d, got + s.perm[size_t(i)] * d);
@@ -170,7 +179,7 @@ void experts_bwd_parallel(const MoeContext& ctx, const MoeWeights& w, MoeWeights
       const int64_t r0 = s.mine_offsets[size_t(j)], n = s.mine_offsets[size_t(j + 1)] - r0;
       if (n > 0)
         mlp_bwd(w.experts[size_t(b + j)], g.experts[size_t(b + j)], s.xe_mine.data() + r0 * d,
-                dym + r0 * d, n, dxm + r0 * d, false, s.experts[size_t(b + j)], pool);
+                dym + r0 * d, n, dxm + r0 * d, false, expert_store(w, s, b + j, R, r0), pool);
     }
   });
   for (int64_t i = 0; i < R; ++i) std::copy_n(dxm + i * d, d, got + s.perm[size_t(i)] * d);
@@ -225,7 +234,7 @@ void moe_fwd(const MoeContext& ctx, const MoeWeights& w, const float* x, float* 
   float* ye = take(s.ye, N * K * d);
   for (int64_t r = 0; r < N * K; ++r)
     std::copy_n(x + int64_t(s.token_of[size_t(r)]) * d, d, xe + r * d);
-  s.experts.resize(size_t(E));
+  if (E > 0) expert_store(w, s, 0, N * K, 0);  // sized here, before the threads share it
   float* sy = take(s.shared_y, N * d);
   const auto shared_fwd = [&] {
     if (c.n_shared_experts > 0)
@@ -242,7 +251,8 @@ void moe_fwd(const MoeContext& ctx, const MoeWeights& w, const float* x, float* 
         const int64_t ex = s.by_load[size_t(i)];
         const int64_t r0 = s.offsets[size_t(ex)], n = s.offsets[size_t(ex + 1)] - r0;
         if (n > 0)
-          mlp_fwd(w.experts[size_t(ex)], xe + r0 * d, n, ye + r0 * d, s.experts[size_t(ex)], pool);
+          mlp_fwd(w.experts[size_t(ex)], xe + r0 * d, n, ye + r0 * d,
+                  expert_store(w, s, ex, N * K, r0), pool);
       }
     });
   if (!spread) shared_fwd();
@@ -303,7 +313,7 @@ void moe_bwd(const MoeContext& ctx, const MoeWeights& w, MoeWeights& g, const fl
         const int64_t r0 = s.offsets[size_t(ex)], n = s.offsets[size_t(ex + 1)] - r0;
         if (n > 0)
           mlp_bwd(w.experts[size_t(ex)], g.experts[size_t(ex)], s.xe.data() + r0 * d, ye + r0 * d,
-                  n, dxe + r0 * d, false, s.experts[size_t(ex)], pool);
+                  n, dxe + r0 * d, false, expert_store(w, s, ex, N * K, r0), pool);
       }
     });
   // Router: gating-weight gradient → ds (selected experts), plus the balance loss's P term.

@@ -25,7 +25,9 @@ struct MoeSaved {
   std::vector<int64_t> row_of;    // [N * K]: sorted row of assignment (n, k)
   std::vector<int32_t> token_of;  // [N * K]: token of sorted row
   Buffer xe, ye;                  // [N * K, d] gathered inputs, expert outputs
-  std::vector<MlpSaved> experts;
+  // The routed experts' saved activations, expert-major rows as xe (mlp_store_at): gate and up
+  // [rows, 2·width], act [rows, width]; one region per layer, so no step reallocates them.
+  Buffer expert_gates, expert_acts;
   MlpSaved shared;
   Buffer shared_y;               // [N, d]
   Buffer dxe, dscores, dlogits;  // backward scratch
