@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/phase_timer.h"
 #include "kernels/reduce.h"
@@ -32,30 +33,37 @@ void rmsnorm_bwd(const float* dy, const float* x, const float* w, const float* r
   if (!ldx) ldx = d;
   if (!lddx) lddx = d;
   if (!lddy) lddy = d;
-  // dx = r·(w⊙dy − x̂·mean(w⊙dy⊙x̂)), x̂ = r·x.
-  pool.parallel_for(N, 16, [&](int64_t b, int64_t e, int) {
-    for (int64_t n = b; n < e; ++n) {
-      const float* xr = x + n * ldx;
-      const float* g = dy + n * lddy;
-      float* o = dx + n * lddx;
-      const float r = rstd[n];
-      const double dot =
-          kernels::lane_sum(d, [&](int64_t i) { return double(w[i] * g[i]) * (xr[i] * r); });
-      const float m = float(dot / double(d));
-      for (int64_t i = 0; i < d; ++i) {
-        const float v = r * (w[i] * g[i] - xr[i] * r * m);
-        o[i] = accumulate ? o[i] + v : v;
+  // dx = r·(w⊙dy − x̂·mean(w⊙dy⊙x̂)), x̂ = r·x; dw = Σ_n dy⊙x̂. Both in one pass over the rows
+  // (the pass is memory-bound: a second one for dw re-read x and dy), dw summed per block of
+  // kRows rows and the blocks then added in order: the same bits for any thread count.
+  constexpr int64_t kRows = 64;
+  const int64_t blocks = (N + kRows - 1) / kRows;
+  thread_local std::vector<float> partial;  // [blocks, d], the calling thread's (workers share it)
+  if (partial.size() < size_t(blocks * d)) partial.resize(size_t(blocks * d));
+  float* part = partial.data();
+  pool.parallel_for(blocks, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t blk = b; blk < e; ++blk) {
+      float* pdw = part + blk * d;
+      std::fill_n(pdw, d, 0.0f);
+      for (int64_t n = blk * kRows; n < std::min(N, (blk + 1) * kRows); ++n) {
+        const float* xr = x + n * ldx;
+        const float* g = dy + n * lddy;
+        float* o = dx + n * lddx;
+        const float r = rstd[n];
+        const double dot =
+            kernels::lane_sum(d, [&](int64_t i) { return double(w[i] * g[i]) * (xr[i] * r); });
+        const float m = float(dot / double(d));
+        for (int64_t i = 0; i < d; ++i) {
+          const float v = r * (w[i] * g[i] - xr[i] * r * m);
+          o[i] = accumulate ? o[i] + v : v;
+          pdw[i] += g[i] * (xr[i] * r);
+        }
       }
     }
   });
-  // Columns split across threads, rows summed in order within each column.
   pool.parallel_for(d, 64, [&](int64_t b, int64_t e, int) {
-    for (int64_t n = 0; n < N; ++n) {
-      const float* xr = x + n * ldx;
-      const float* g = dy + n * lddy;
-      const float r = rstd[n];
-      for (int64_t i = b; i < e; ++i) dw[i] += g[i] * (xr[i] * r);
-    }
+    for (int64_t blk = 0; blk < blocks; ++blk)
+      for (int64_t i = b; i < e; ++i) dw[i] += part[blk * d + i];
   });
 }
 
