@@ -23,11 +23,12 @@ struct MlpStore {
   int64_t ld = 0;
 };
 
-// Rows per value of one token in an MlpStore: gate and up, then act (width = w's intermediate).
+// w's intermediate width (gate_proj's rows): a token takes 2·width gate/up values and width act
+// values in an MlpStore.
 int64_t mlp_store_width(const MlpWeights& w);
 // A store for N tokens in s's own buffers (sized here; they only grow).
 MlpStore mlp_store(const MlpWeights& w, MlpSaved& s, int64_t N);
-// A store for the rows [row, row + n) of a shared region holding `rows` tokens: gates
+// A store whose first token is row `row` of a shared region holding `rows` tokens: gates
 // [rows, 2·width], acts [rows, width] (the routed experts' rows in one allocation, sized once
 // per step, so the per-expert row counts that move from step to step never reallocate).
 MlpStore mlp_store_at(const MlpWeights& w, float* gates, float* acts, int64_t rows, int64_t row);

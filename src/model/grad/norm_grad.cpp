@@ -55,8 +55,8 @@ void rmsnorm_bwd(const float* dy, const float* x, const float* w, const float* r
         const float m = float(dot / double(d));
         for (int64_t i = 0; i < d; ++i) {
           const float v = r * (w[i] * g[i] - xr[i] * r * m);
+          pdw[i] += g[i] * (xr[i] * r);  // before o[i]: dx may be dy's storage
           o[i] = accumulate ? o[i] + v : v;
-          pdw[i] += g[i] * (xr[i] * r);
         }
       }
     }
