@@ -15,6 +15,11 @@
 #   PT_VARIANTS_2 ["2:2 2:1 1:2"]  PyTorch thread splits tried at 2 threads, as INTRA:BLAS
 #                   (torch.set_num_threads : OPENBLAS_NUM_THREADS); every split gets its row
 #   CORPUS_MB [2]  KEEP [0] (1: keep the temp dir with the run directories)
+#   ROUNDS [1]     repeat the whole set this many times: each row then shows the median
+#                  tokens/s, and the ratios are the medians (and ranges) of the per-round
+#                  ratios, each against the best PyTorch row of the same round. On a shared
+#                  host whose load moves both engines by 15-40% within minutes, one round's
+#                  ratio says little.
 #
 # tokens/s: PyTorch = B*T / mean step time after the warm-up (bench_fast.py); tern = B*T / mean
 # step time over steps 2..N from the run's log.jsonl (the same per-step clock tern reports).
@@ -35,6 +40,8 @@ TERN_PRECISIONS=${TERN_PRECISIONS:-"fp32 bf16 fp8"}
 PT_VARIANTS_2=${PT_VARIANTS_2:-"2:2 2:1 1:2"}
 CORPUS_MB=${CORPUS_MB:-2}
 KEEP=${KEEP:-0}
+ROUNDS=${ROUNDS:-1}
+ROUND=1
 
 WORK=$(mktemp -d /tmp/train_vs_pytorch.XXXXXX)
 if [ "$KEEP" = 1 ]; then echo "work dir: $WORK" >&2; else trap 'rm -rf "$WORK"' EXIT; fi
@@ -62,13 +69,13 @@ run_pytorch() {  # precision threads intra blas
   local tps
   tps=$(echo "$out" | sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p' | tail -1)
   if [ -z "$tps" ]; then tps=failed; tail -5 "$WORK/pt.err" >&2; fi
-  printf 'pytorch\t%s\t%s\t%s\t%s\n' "$p" "$label" "$t" "$tps" >> "$RESULTS"
+  printf 'pytorch\t%s\t%s\t%s\t%s\t%s\n' "$p" "$label" "$t" "$tps" "$ROUND" >> "$RESULTS"
 }
 
 TOKENIZER=""
 run_tern() {  # precision threads
-  local p=$1 t=$2 dir=$WORK/tern-$1-$2 tps rc
-  if [ ! -x "$TERN" ]; then printf 'tern\t%s\t%s\t%s\tmissing\n' "$p" "$t" "$t" >> "$RESULTS"; return; fi
+  local p=$1 t=$2 dir=$WORK/tern-$1-$2-round$ROUND tps rc
+  if [ ! -x "$TERN" ]; then printf 'tern\t%s\t%s\t%s\tmissing\t%s\n' "$p" "$t" "$t" "$ROUND" >> "$RESULTS"; return; fi
   local extra=()
   [ -n "$TOKENIZER" ] && extra=(--tokenizer "$TOKENIZER")
   "$TERN" train --config "$CFG" --data "$CORPUS" --out "$dir" --steps "$TERN_STEPS" --batch "$BATCH" \
@@ -90,25 +97,28 @@ EOF
 )
     echo "tern precision=$p threads=$t tokens_per_s=$tps ($(grep -o 'trained .*' "$WORK/tern.out" | head -1))" >&2
   fi
-  printf 'tern\t%s\t%s\t%s\t%s\n' "$p" "$t" "$t" "$tps" >> "$RESULTS"
+  printf 'tern\t%s\t%s\t%s\t%s\t%s\n' "$p" "$t" "$t" "$tps" "$ROUND" >> "$RESULTS"
 }
 
 START="$(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
-for t in $THREADS; do
-  variants="$t:$t"
-  [ "$t" = 2 ] && variants=$PT_VARIANTS_2
-  for p in $PT_PRECISIONS; do
-    for v in $variants; do run_pytorch "$p" "$t" "${v%%:*}" "${v##*:}"; done
+for ROUND in $(seq "$ROUNDS"); do
+  for t in $THREADS; do
+    variants="$t:$t"
+    [ "$t" = 2 ] && variants=$PT_VARIANTS_2
+    for p in $PT_PRECISIONS; do
+      for v in $variants; do run_pytorch "$p" "$t" "${v%%:*}" "${v##*:}"; done
+    done
+    for p in $TERN_PRECISIONS; do run_tern "$p" "$t"; done
   done
-  for p in $TERN_PRECISIONS; do run_tern "$p" "$t"; done
 done
 
 echo
 echo "Training tokens/s, $(basename "$CFG"), B$BATCH x T$SEQ; $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(nproc) CPUs"
 echo "started $START; ended $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg); torch $($PY -c 'import torch; print(torch.__version__)' 2>/dev/null); tern $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo '+dirty')"
-echo "PyTorch: $PT_STEPS timed steps after 1 warm-up; tern: $TERN_STEPS steps, the first not counted"
+echo "PyTorch: $PT_STEPS timed steps after 1 warm-up; tern: $TERN_STEPS steps, the first not counted; $ROUNDS round(s)"
 echo
 $PY - "$RESULTS" <<'EOF'
+import statistics
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 def num(x):
@@ -116,17 +126,37 @@ def num(x):
         return float(x)
     except ValueError:
         return None
-best_t, best_all = {}, None
-for eng, p, label, t, v in rows:
+# The best PyTorch figure of each round at each thread count, and of the whole round.
+best_t, best_all = {}, {}
+for eng, p, label, t, v, r in rows:
     if eng == "pytorch" and num(v):
-        best_t[t] = max(best_t.get(t, 0), num(v))
-        best_all = max(best_all or 0, num(v))
+        best_t[(r, t)] = max(best_t.get((r, t), 0), num(v))
+        best_all[r] = max(best_all.get(r, 0), num(v))
+keys = []
+for eng, p, label, t, v, r in rows:
+    if (eng, p, label, t) not in keys:
+        keys.append((eng, p, label, t))
+def ratios(key, best):
+    return [num(v) / best(r, t) for eng, p, label, t, v, r in rows
+            if (eng, p, label, t) == key and num(v) and best(r, t)]
+def show(rs):
+    if not rs:
+        return "-"
+    m = f"{statistics.median(rs):.2f}x"
+    return m if len(rs) == 1 else f"{m} ({min(rs):.2f}-{max(rs):.2f})"
 print("| engine | precision | threads | tokens/s | x best PyTorch, same threads | x best PyTorch, any |")
 print("| --- | --- | --- | ---: | ---: | ---: |")
-for eng, p, label, t, v in rows:
-    x = num(v)
-    r1 = f"{x / best_t[t]:.2f}x" if x and best_t.get(t) else "-"
-    r2 = f"{x / best_all:.2f}x" if x and best_all else "-"
+for key in keys:
+    eng, p, label, t = key
+    vals = [v for e, pp, l, tt, v, r in rows if (e, pp, l, tt) == key]
+    got = [num(v) for v in vals if num(v)]
+    shown = f"{statistics.median(got):,.0f}" if got else vals[0]
+    r1 = show(ratios(key, lambda r, t: best_t.get((r, t))))
+    r2 = show(ratios(key, lambda r, t: best_all.get(r)))
     print(f"| {'PyTorch' if eng == 'pytorch' else 'tern'} | {p}{' autocast' if eng == 'pytorch' and p == 'bf16' else ''} "
-          f"| {label} | {f'{x:,.0f}' if x else v} | {r1} | {r2} |")
+          f"| {label} | {shown} | {r1} | {r2} |")
+rounds = {r for *_, r in rows}
+if len(rounds) > 1:
+    print()
+    print(f"tokens/s: median of {len(rounds)} rounds; ratios: median (min-max) of the per-round ratios")
 EOF
