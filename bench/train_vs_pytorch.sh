@@ -42,6 +42,7 @@ CORPUS_MB=${CORPUS_MB:-2}
 KEEP=${KEEP:-0}
 ROUNDS=${ROUNDS:-1}
 ROUND=1
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer, not '$ROUNDS'" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/train_vs_pytorch.XXXXXX)
 if [ "$KEEP" = 1 ]; then echo "work dir: $WORK" >&2; else trap 'rm -rf "$WORK"' EXIT; fi
