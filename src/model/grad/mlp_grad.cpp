@@ -11,26 +11,20 @@ int64_t mlp_store_width(const MlpWeights& w) {
   return w.gate_proj.view.rows;
 }
 
-// Gate and up as one GEMM when laid out jointly (joint_rows): g[n, i] and u[n, i] side by side
-// in rows of 2f.
 MlpStore mlp_store(const MlpWeights& w, MlpSaved& s, int64_t N) {
   const int64_t f = mlp_store_width(w);
-  const bool joint = joint_rows(w.gate_proj, w.up_proj).has_value();
-  MlpStore at;
-  at.ld = joint ? 2 * f : f;
-  at.gate = take(s.gate, N * at.ld);
-  at.up = joint ? at.gate + f : take(s.up, N * f);
-  at.act = take(s.act, N * f);
-  return at;
+  return mlp_store_at(w, take(s.gate, N * 2 * f), take(s.act, N * f), N, 0);
 }
 
+// Gate and up as one GEMM when laid out jointly (joint_rows): g[n, i] and u[n, i] side by side
+// in rows of 2f; else each in its own half of the region, rows of f.
 MlpStore mlp_store_at(const MlpWeights& w, float* gates, float* acts, int64_t rows, int64_t row) {
   const int64_t f = mlp_store_width(w);
   const bool joint = joint_rows(w.gate_proj, w.up_proj).has_value();
   MlpStore at;
   at.ld = joint ? 2 * f : f;
   at.gate = gates + row * at.ld;
-  at.up = joint ? at.gate + f : gates + rows * f + row * f;  // apart: up in the second half
+  at.up = joint ? at.gate + f : gates + rows * f + row * f;
   at.act = acts + row * f;
   return at;
 }

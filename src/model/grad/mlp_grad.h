@@ -11,7 +11,7 @@
 namespace tern::model::grad {
 
 struct MlpSaved {
-  Buffer gate, up, act;  // [N, width] each: gate(x), up(x), silu(gate) ⊙ up
+  Buffer gate, act;  // [N, 2·width] gate(x) and up(x) (mlp_store_at's layout), [N, width] act
 };
 
 // Where one MLP call keeps what its backward needs: gate(x) and up(x) rows at stride ld
