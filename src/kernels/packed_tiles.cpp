@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/packed_k_tiles.h"
+#include "kernels/packed_panels.h"
 
 namespace tern::kernels {
 
@@ -109,8 +110,9 @@ void pack_tiles(DType t, const uint8_t* src, int64_t rows, int64_t cols, uint8_t
 }
 
 void unpack_row_blocks(DType t, const uint8_t* packed, int64_t cols, int64_t r, int64_t b0,
-                       int64_t nb, uint8_t* out) {
+                       int64_t nb, uint8_t* out, bool panels) {
   require_packable(t);
+  if (panels) return unpack_panel_blocks(t, packed, cols, r, b0, nb, out);
   if (is_k_packed(t)) return unpack_k_blocks(t, packed, cols, r, b0, nb, out);
   const int64_t n_blocks = cols / 32;
   TERN_CHECK(b0 >= 0 && nb >= 0 && b0 + nb <= n_blocks);
@@ -121,8 +123,9 @@ void unpack_row_blocks(DType t, const uint8_t* packed, int64_t cols, int64_t r, 
     unpack_blocks_as<DType::q4_0>(tile, n_blocks, r % 4, b0, nb, out);
 }
 
-void unpack_row(DType t, const uint8_t* packed, int64_t cols, int64_t r, uint8_t* out) {
-  unpack_row_blocks(t, packed, cols, r, 0, cols / dtype_block_elems(t), out);
+void unpack_row(DType t, const uint8_t* packed, int64_t cols, int64_t r, uint8_t* out,
+                bool panels) {
+  unpack_row_blocks(t, packed, cols, r, 0, cols / dtype_block_elems(t), out, panels);
 }
 
 WeightView stored_rows(const WeightView& w, int64_t r0, int64_t n, std::vector<uint8_t>& scratch) {
@@ -131,9 +134,9 @@ WeightView stored_rows(const WeightView& w, int64_t r0, int64_t n, std::vector<u
   if (int64_t(scratch.size()) < n * row_bytes) scratch.resize(size_t(n * row_bytes));
   for (int64_t r = 0; r < n; ++r)
     unpack_row(w.dtype, static_cast<const uint8_t*>(w.data), w.cols, r0 + r,
-               scratch.data() + r * row_bytes);
+               scratch.data() + r * row_bytes, w.panels);
   WeightView v = w;
-  v.packed = false;
+  v.packed = v.panels = false;
   v.data = scratch.data();
   v.rows = n;
   v.row0 = w.row0 + r0;
@@ -148,10 +151,10 @@ WeightView stored_row_segment(const WeightView& w, int64_t r, int64_t col0, int6
   const int64_t b0 = col0 / be, nb = (n + be - 1) / be;
   const int64_t bytes = nb * dtype_block_bytes(w.dtype);
   if (int64_t(scratch.size()) < bytes) scratch.resize(size_t(bytes));
-  unpack_row_blocks(w.dtype, static_cast<const uint8_t*>(w.data), w.cols, r, b0, nb,
-                    scratch.data());
+  unpack_row_blocks(w.dtype, static_cast<const uint8_t*>(w.data), w.cols, r, b0, nb, scratch.data(),
+                    w.panels);
   WeightView v = w;
-  v.packed = false;
+  v.packed = v.panels = false;
   v.data = scratch.data();
   v.rows = 1;
   v.cols = nb * be;

@@ -57,12 +57,14 @@ int64_t packed_bytes(DType t, int64_t rows, int64_t cols);
 // Packs rows [0, rows) of a row-major stored matrix (src, as in GGUF) into dst.
 void pack_tiles(DType t, const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
 // Row r of a packed matrix back in its stored form (row_bytes of dtype t, cols): for readers
-// that want rows (prefill packers, dequantisation).
-void unpack_row(DType t, const uint8_t* packed, int64_t cols, int64_t r, uint8_t* out);
+// that want rows (prefill packers, dequantisation). `panels`: the matrix is in the 32-row panels
+// of packed_panels.h (WeightView::panels) rather than 4-row tiles.
+void unpack_row(DType t, const uint8_t* packed, int64_t cols, int64_t r, uint8_t* out,
+                bool panels = false);
 // Blocks [b0, b0 + nb) of row r of a packed matrix in stored form (nb blocks' bytes; blocks of
 // the dtype's own size: 32 values, or 256 for the k-quants).
 void unpack_row_blocks(DType t, const uint8_t* packed, int64_t cols, int64_t r, int64_t b0,
-                       int64_t nb, uint8_t* out);
+                       int64_t nb, uint8_t* out, bool panels = false);
 
 // The 4 rows of one packed tile in stored form, in `scratch` (grown as needed); rows[r] points at
 // row r. For the scalar references of the packed kernels.

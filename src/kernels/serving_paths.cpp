@@ -11,6 +11,7 @@
 #include "kernels/int8_decode.h"
 #include "kernels/int8_gemm.h"
 #include "kernels/int_group_decode.h"
+#include "kernels/packed_panels.h"
 #include "kernels/packed_tiles.h"
 
 namespace tern::kernels {
@@ -36,9 +37,15 @@ bool is_int8_format(DType t) {
   return t == DType::q8_0 || t == DType::q4_0;
 }
 
-// The packed tile holding rows r0..r0+3 (r0 a multiple of 4): a tile is 4 stored rows' bytes.
+// The packed tile holding rows r0..r0+3 (r0 a multiple of 4): a tile is 4 stored rows' bytes;
+// likewise the panel holding rows r0..r0+31 of a panel-packed view.
 const uint8_t* packed_tile(const WeightView& w, int64_t r0) {
   return static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes();
+}
+
+// Rows one unit of the decode loop computes: a 32-row panel or a 4-row tile.
+int64_t unit_rows(const WeightView& w) {
+  return w.packed && w.panels ? kPanelPackRows : kRowTile;
 }
 
 // The GGUF quantisations other than Q8_0 / Q4_0 (those have kernels of their own).
@@ -142,6 +149,10 @@ void run_token_tiles(const MatmulParams& p, ThreadPool& tp, Prepare prepare, Til
 // Q8_0 / Q4_0: int8 activations, up to 4 tokens per multi-token kernel call where one exists.
 bool run_int8_few_tokens(const MatmulParams& p, ThreadPool& tp) {
   if (!int8_decode_takes(p.w) || p.T > kFewTokens) return false;
+  if (p.w.panels) {  // prepacked panels: the same loop as many tokens
+    panel_matmul(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp);
+    return true;
+  }
   const Int8Dot4 one = int8_dot4_kernel();
   const Int8Dot4xN many = int8_dot4xn_kernel();
   const PackedDot4 packed = packed_dot4_kernel();
@@ -326,7 +337,8 @@ std::string serving_path_name(const WeightView& w, int64_t T) {
     if (!path.takes(w, T)) continue;
     // The decode paths also need whole blocks; the others check inside run().
     if (T == 1 && !decode_eligible(MatmulParams{nullptr, w.cols, nullptr, w.rows, 1, w})) continue;
-    return std::string(path.name) + "[" + path.variant + (w.packed ? ",packed" : "") + "]";
+    return std::string(path.name) + "[" + path.variant +
+           (w.packed ? (w.panels ? ",panels" : ",packed") : "") + "]";
   }
   return "exact-f32[" + std::string(active_isa().name) + "]";
 }
@@ -356,6 +368,7 @@ void run_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
   const Bf16Dot4 bf16_kernel = bf16_dot4_kernel();
   const GgmlDot4 ggml_kernel = ggml_dot4_kernel();
   const GgmlPackedDot4 ggml_packed_kernel = ggml_packed_dot4_kernel();
+  const PanelDot panel_kernel = panel_dot_kernel() ? panel_dot_kernel() : panel_dot_ref;
   // Each distinct (x, cols, activation format) rounded once: gate and up share theirs.
   thread_local std::vector<ActQ8> acts8;
   thread_local std::vector<ActBF16> acts16;
@@ -383,7 +396,8 @@ void run_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
     }
     if (ps[i].w.packed && decode_kind(ps[i].w) == DecodeKind::ggml_blocks)
       regroup_act_k(acts8[size_t(act_of[size_t(i)])]);
-    first_tile[size_t(i) + 1] = first_tile[size_t(i)] + (ps[i].w.rows + kRowTile - 1) / kRowTile;
+    const int64_t unit = unit_rows(ps[i].w);
+    first_tile[size_t(i) + 1] = first_tile[size_t(i)] + (ps[i].w.rows + unit - 1) / unit;
   }
   const int64_t n_tiles = first_tile[size_t(n)];
   const int64_t grain = std::max<int64_t>(1, n_tiles / (8 * tp.size()));
@@ -397,10 +411,17 @@ void run_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
       while (tile >= starts[i + 1]) ++i;
       const MatmulParams& p = ps[i];
       const WeightView& w = p.w;
-      const int64_t r0 = (tile - starts[i]) * kRowTile, nr = std::min(kRowTile, w.rows - r0);
-      float out[kRowTile];
+      const int64_t unit = unit_rows(w);
+      const int64_t r0 = (tile - starts[i]) * unit, nr = std::min(unit, w.rows - r0);
+      float out[kPanelPackRows];
       switch (decode_kind(w)) {
         case DecodeKind::int8_blocks: {
+          if (w.packed && w.panels) {
+            const ActQ8* x = &a8[owner_act[i]];
+            std::fill_n(out, kPanelPackRows, 0.0f);
+            panel_kernel(w.dtype, packed_tile(w, r0), 0, w.cols / 32, &x, 1, out);
+            break;
+          }
           if (w.packed) {
             packed_kernel(w.dtype, packed_tile(w, r0), a8[owner_act[i]], w.cols / 32, out);
             break;

@@ -35,6 +35,10 @@ struct WeightView {
   // (packed_tiles.h stored_rows / stored_row_segment), and row_ptr refuses, so a reader that
   // forgot fails loudly instead of reading shuffled bytes.
   bool packed = false;
+  // With packed, Q8_0 / Q4_0 only: the 32-row panels of packed_panels.h instead of 4-row tiles
+  // (prepacked so on AVX-512 VNNI, where one layout then serves decode and the integer GEMM). A
+  // panel is 32 stored rows' bytes: row_range must start on a panel edge.
+  bool panels = false;
 
   int64_t n_block_cols() const { return (cols + block_cols - 1) / block_cols; }
   const float* scale_row(int64_t r) const {
@@ -42,7 +46,7 @@ struct WeightView {
   }
   // Rows [begin, begin + n) as their own view (zero-copy).
   WeightView row_range(int64_t begin, int64_t n) const {
-    if (packed && begin % 4) fail_packed_row_read("row_range off a tile edge");
+    if (packed && begin % (panels ? 32 : 4)) fail_packed_row_read("row_range off a tile edge");
     WeightView v = *this;
     v.data = static_cast<const uint8_t*>(data) + begin * row_bytes();
     v.rows = n;

@@ -18,6 +18,7 @@
 #include "formats/mapped_file.h"
 #include "kernels/ggml/ggml_decode.h"
 #include "kernels/packed_k_tiles.h"
+#include "kernels/packed_panels.h"
 #include "kernels/packed_tiles.h"
 
 namespace tern::model {
@@ -69,6 +70,7 @@ class Arena {
 
 struct Job {
   const kernels::WeightView* source = nullptr;  // the first linear holding these bytes
+  bool panels = false;  // 32-row panels (packed_panels.h) rather than 4-row tiles
   Tensor packed;
   std::vector<Linear*> users;  // every linear viewing the same bytes
 };
@@ -85,6 +87,11 @@ PrepackReport prepack_decode_weights(const ModelConfig& c, ModelWeights& w) {
     report.skipped = "no packed decode kernel on this CPU (it needs AVX2)";
     return report;
   }
+  // Q8_0 / Q4_0 go into the 32-row panels that decode and the batched GEMM both read in place
+  // where the CPU has the kernel for them (TERN_PANELS=0 keeps the 4-row tiles, for comparisons).
+  const char* panels_env = std::getenv("TERN_PANELS");
+  const bool panels_here =
+      kernels::panel_dot_kernel() && !(panels_env && std::string(panels_env) == "0");
   const auto t0 = std::chrono::steady_clock::now();
   std::set<const void*> skip;  // bytes row lookups read: the embeddings and a head tied to them
   std::map<const void*, size_t> job_of;
@@ -102,7 +109,9 @@ PrepackReport prepack_decode_weights(const ModelConfig& c, ModelWeights& w) {
       continue;
     if (kernels::is_k_packed(v.dtype) && !kernels::ggml_packed_dot4_kernel()) continue;
     auto [it, fresh] = job_of.emplace(v.data, jobs.size());
-    if (fresh) jobs.push_back(Job{&v, {}, {}});
+    if (fresh)
+      jobs.push_back(
+          Job{&v, panels_here && kernels::panel_packable(v.dtype, v.rows, v.cols), {}, {}});
     jobs[it->second].users.push_back(l);
   }
   if (jobs.empty()) {
@@ -139,7 +148,9 @@ PrepackReport prepack_decode_weights(const ModelConfig& c, ModelWeights& w) {
     const int64_t bytes = kernels::packed_bytes(v.dtype, v.rows, v.cols);
     jobs[i].packed = Tensor(DType::u8, {bytes}, arena->at(offset), arena);
     offset += (bytes + 63) / 64 * 64;  // the kernels load whole 64-byte groups
-    const int64_t step = std::max<int64_t>(4, (int64_t(4) << 20) / (4 * v.row_bytes()) * 4);
+    const int64_t unit = jobs[i].panels ? kernels::kPanelPackRows : 4;
+    const int64_t step =
+        std::max<int64_t>(unit, (int64_t(4) << 20) / (unit * v.row_bytes()) * unit);
     for (int64_t r0 = 0; r0 < v.rows; r0 += step)
       pieces.push_back({i, r0, std::min(step, v.rows - r0)});
   }
@@ -149,8 +160,11 @@ PrepackReport prepack_decode_weights(const ModelConfig& c, ModelWeights& w) {
       Job& j = jobs[piece.job];
       const kernels::WeightView& v = *j.source;
       const uint8_t* src = static_cast<const uint8_t*>(v.data) + piece.r0 * v.row_bytes();
-      kernels::pack_tiles(v.dtype, src, piece.rows, v.cols,
-                          j.packed.data_as<uint8_t>() + piece.r0 * v.row_bytes());
+      uint8_t* dst = j.packed.data_as<uint8_t>() + piece.r0 * v.row_bytes();
+      if (j.panels)
+        kernels::pack_panels(v.dtype, src, piece.rows, v.cols, dst);
+      else
+        kernels::pack_tiles(v.dtype, src, piece.rows, v.cols, dst);
       formats::MappedFile::release_pages(src, size_t(piece.rows * v.row_bytes()));
     }
   });
@@ -158,6 +172,7 @@ PrepackReport prepack_decode_weights(const ModelConfig& c, ModelWeights& w) {
     for (Linear* l : j.users) {
       l->view.data = j.packed.data();
       l->view.packed = true;
+      l->view.panels = j.panels;
       l->data = j.packed;
     }
     report.bytes += j.packed.nbytes();

@@ -269,7 +269,7 @@ bool dot4_fused_blocks(const WeightView& w, int64_t r0, int64_t col0, int64_t n,
     if (n / 32 > kMaxPackedBlocks) return false;
     for (int r = 0; r < 4; ++r) {
       unpack_row_blocks(kType, static_cast<const uint8_t*>(w.data), w.cols, r0 + r, col0 / 32,
-                        n / 32, unpacked[r]);
+                        n / 32, unpacked[r], w.panels);
       blocks[r] = unpacked[r];
     }
   } else {

@@ -26,9 +26,10 @@ float elem(const WeightView& w, int64_t r, int64_t c) {
   if (w.packed) {  // prepacked: the one block that holds column c, as stored
     const int64_t be = dtype_block_elems(w.dtype);
     uint8_t block[256];  // the largest packable block: Q6_K's 210 bytes
-    unpack_row_blocks(w.dtype, static_cast<const uint8_t*>(w.data), w.cols, r, c / be, 1, block);
+    unpack_row_blocks(w.dtype, static_cast<const uint8_t*>(w.data), w.cols, r, c / be, 1, block,
+                      w.panels);
     WeightView one = w;
-    one.packed = false;
+    one.packed = one.panels = false;
     one.data = block;
     one.rows = 1;
     one.cols = be;

@@ -1,0 +1,172 @@
+// Panel-major Q8_0 / Q4_0 (packed_panels.h): the layout, its inverse, the scalar reference and
+// the many-token loop.
+#include "kernels/packed_panels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/cpu/isa.h"
+
+namespace tern::kernels {
+
+void panel_dot_vnni(DType t, const uint8_t* panel, int64_t b0, int64_t b1, const ActQ8* const* xs,
+                    int nt, float* acc);  // cpu/int8_panels_vnni.cpp
+
+namespace {
+
+constexpr int64_t kRows = kPanelPackRows;
+
+int64_t block_bytes(DType t) {
+  return t == DType::q8_0 ? 34 : 18;
+}
+int64_t words(DType t) {
+  return t == DType::q8_0 ? 8 : 4;
+}
+// Bytes of one block of a panel: 32 rows' scales and quants.
+int64_t panel_block_bytes(DType t) {
+  return kRows * block_bytes(t);
+}
+// Q8_0's codes are stored + 128 in panels; Q4_0's bytes as they are.
+uint8_t code_byte(DType t, uint8_t b) {
+  return t == DType::q8_0 ? uint8_t(b ^ 0x80) : b;
+}
+
+void require_panel_type(DType t) {
+  if (t != DType::q8_0 && t != DType::q4_0)
+    fail(ErrorKind::format,
+         "panel-packed weights hold q8_0 or q4_0, not " + std::string(dtype_name(t)));
+}
+
+}  // namespace
+
+bool panel_packable(DType t, int64_t rows, int64_t cols) {
+  return (t == DType::q8_0 || t == DType::q4_0) && rows > 0 && rows % kRows == 0 && cols > 0 &&
+         cols % 32 == 0;
+}
+
+void pack_panels(DType t, const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+  require_panel_type(t);
+  TERN_CHECK(rows % kRows == 0 && cols % 32 == 0);
+  const int64_t bb = block_bytes(t), nw = words(t), nb = cols / 32, row_bytes = nb * bb;
+  for (int64_t p = 0; p < rows / kRows; ++p) {
+    uint8_t* panel = dst + p * kRows * row_bytes;
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* blk = panel + b * panel_block_bytes(t);
+      for (int64_t r = 0; r < kRows; ++r) {
+        const uint8_t* in = src + (p * kRows + r) * row_bytes + b * bb;
+        std::memcpy(blk + 2 * r, in, 2);
+        for (int64_t j = 0; j < nw; ++j)
+          for (int64_t i = 0; i < 4; ++i)
+            blk[64 + 4 * (kRows * j + r) + i] = code_byte(t, in[2 + 4 * j + i]);
+      }
+    }
+  }
+}
+
+void unpack_panel_blocks(DType t, const uint8_t* packed, int64_t cols, int64_t r, int64_t b0,
+                         int64_t nb, uint8_t* out) {
+  require_panel_type(t);
+  const int64_t bb = block_bytes(t), nw = words(t), n_blocks = cols / 32;
+  TERN_CHECK(cols % 32 == 0 && b0 >= 0 && nb >= 0 && b0 + nb <= n_blocks && r >= 0);
+  const uint8_t* panel = packed + (r / kRows) * kRows * n_blocks * bb;
+  const int64_t rr = r % kRows;
+  for (int64_t b = b0; b < b0 + nb; ++b) {
+    const uint8_t* blk = panel + b * panel_block_bytes(t);
+    uint8_t* o = out + (b - b0) * bb;
+    std::memcpy(o, blk + 2 * rr, 2);
+    for (int64_t j = 0; j < nw; ++j)
+      for (int64_t i = 0; i < 4; ++i)
+        o[2 + 4 * j + i] = code_byte(t, blk[64 + 4 * (kRows * j + rr) + i]);
+  }
+}
+
+void panel_dot_ref(DType t, const uint8_t* panel, int64_t b0, int64_t b1, const ActQ8* const* xs,
+                   int nt, float* acc) {
+  require_panel_type(t);
+  const bool q8 = t == DType::q8_0;
+  for (int64_t b = b0; b < b1; ++b) {
+    const uint8_t* blk = panel + b * panel_block_bytes(t);
+    for (int64_t r = 0; r < kRows; ++r) {
+      uint16_t h;
+      std::memcpy(&h, blk + 2 * r, 2);
+      const float dw = f16_to_f32(h);
+      for (int tk = 0; tk < nt; ++tk) {
+        const int8_t* q = xs[tk]->q.data() + b * 32;
+        // The codes are unsigned (w + 8, or w + 128): the offset times sum(q) comes off once.
+        int32_t dot = -(q8 ? 128 : 8) * xs[tk]->sum[size_t(b)];
+        for (int64_t j = 0; j < words(t); ++j)
+          for (int64_t i = 0; i < 4; ++i) {
+            const uint8_t c = blk[64 + 4 * (kRows * j + r) + i];
+            if (q8) {
+              dot += int32_t(c) * q[4 * j + i];
+            } else {
+              dot += int32_t(c & 15) * q[4 * j + i] + int32_t(c >> 4) * q[16 + 4 * j + i];
+            }
+          }
+        float& a = acc[kRows * tk + r];
+        a = std::fma(float(dot), dw * xs[tk]->d[size_t(b)], a);
+      }
+    }
+  }
+}
+
+PanelDot panel_dot_vnni_if_supported() {
+  return int8_dot4_vnni_if_supported() ? panel_dot_vnni : nullptr;
+}
+
+PanelDot panel_dot_kernel() {
+  static const PanelDot chosen = []() -> PanelDot {
+    if (std::string(active_isa().name) == "avx512") return panel_dot_vnni_if_supported();
+    return nullptr;
+  }();
+  return chosen;
+}
+
+void panel_matmul(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y,
+                  int64_t ldy, ThreadPool& pool) {
+  TERN_CHECK(w.packed && w.panels && panel_packable(w.dtype, w.rows, w.cols) && T > 0);
+  PanelDot kernel = panel_dot_kernel();
+  if (!kernel) kernel = panel_dot_ref;  // views packed by hand on another ISA stay correct
+  // Each token quantised once (on the pool when there are many), on the calling thread's buffers.
+  thread_local std::vector<ActQ8> acts;
+  thread_local std::vector<const ActQ8*> act_ptrs;
+  if (int64_t(acts.size()) < T) acts.resize(size_t(T));
+  act_ptrs.resize(size_t(T));
+  for (int64_t t = 0; t < T; ++t) act_ptrs[size_t(t)] = &acts[size_t(t)];
+  ActQ8* act_data = acts.data();
+  const auto quantize = [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) quantize_act_q8(x + t * ldx, w.cols, act_data[t]);
+  };
+  if (T > kPanelTokens)
+    pool.parallel_for(T, 1, quantize);
+  else
+    quantize(0, T, 0);
+  const ActQ8* const* xs = act_ptrs.data();
+  // A chunk of about 16 KB of weights stays in L1 while the token groups pass.
+  const int64_t nb = w.cols / 32, chunk = w.dtype == DType::q8_0 ? 16 : 32;
+  const int64_t panel_bytes = kRows * w.row_bytes(), n_panels = w.rows / kRows;
+  const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  const int64_t grain = std::max<int64_t>(1, n_panels / (8 * pool.size()));
+  pool.parallel_for(n_panels, grain, [&](int64_t begin, int64_t end, int) {
+    thread_local std::vector<float> acc;
+    acc.assign(size_t(T * kRows), 0.0f);
+    for (int64_t pi = begin; pi < end; ++pi) {
+      const uint8_t* panel = base + pi * panel_bytes;
+      if (pi > begin) std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int64_t b0 = 0; b0 < nb; b0 += chunk) {
+        const int64_t b1 = std::min(nb, b0 + chunk);
+        for (int64_t t0 = 0; t0 < T; t0 += kPanelTokens)
+          kernel(w.dtype, panel, b0, b1, xs + t0, int(std::min<int64_t>(kPanelTokens, T - t0)),
+                 acc.data() + t0 * kRows);
+      }
+      for (int64_t t = 0; t < T; ++t)
+        std::copy_n(acc.data() + t * kRows, kRows, y + t * ldy + pi * kRows);
+    }
+  });
+}
+
+}  // namespace tern::kernels
