@@ -19,6 +19,7 @@
 #include "kernels/int8_gemm.h"
 #include "kernels/matmul.h"
 #include "kernels/packed_k_tiles.h"
+#include "kernels/packed_panels.h"
 #include "kernels/packed_tiles.h"
 #include "kernels/quantize.h"
 
@@ -108,6 +109,30 @@ void BM_matmul(benchmark::State& state, DType dt, const IsaKernels* isa) {
 void BM_matmul_fast(benchmark::State& state, DType dt) {
   const ScopedServingKernels on(true);
   BM_matmul(state, dt, nullptr);
+}
+
+// matmul_fast on the 32-row panels prepacking chooses on AVX-512 VNNI (kernels/packed_panels.h):
+// the same shapes, so the layout's gain over packing int8 panels per call shows in one run.
+void BM_matmul_panels(benchmark::State& state, DType dt) {
+  if (!panel_dot_kernel()) return state.SkipWithError("no panel kernel on this CPU / ISA");
+  const ScopedServingKernels on(true);
+  const int64_t rows = state.range(0), cols = state.range(1), T = state.range(2);
+  BenchWeight w = make(dt, rows, cols);
+  std::vector<uint8_t> panels(w.bytes.size());
+  pack_panels(dt, w.bytes.data(), rows, cols, panels.data());
+  w.bytes.swap(panels);
+  w.view.data = w.bytes.data();
+  w.view.packed = w.view.panels = true;
+  std::vector<float> x(static_cast<size_t>(T * cols), 0.5f), y(static_cast<size_t>(T * rows));
+  for (auto _ : state) {
+    matmul(MatmulParams{x.data(), cols, y.data(), rows, T, w.view});
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double iters = double(state.iterations());
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * double(rows * cols * T) * iters / 1e9, benchmark::Counter::kIsRate);
+  state.counters["weight_GB/s"] =
+      benchmark::Counter(double(w.bytes.size()) * iters / 1e9, benchmark::Counter::kIsRate);
 }
 
 // Decode through many distinct matrices in turn (more bytes than the last-level cache), as a
@@ -248,6 +273,18 @@ int register_all() {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
+  for (DType dt : {DType::q8_0, DType::q4_0})
+    benchmark::RegisterBenchmark(
+        (std::string("matmul_panels/") + std::string(dtype_name(dt))).c_str(), BM_matmul_panels, dt)
+        ->Args({8960, 1536, 1})
+        ->Args({8960, 1536, 16})
+        ->Args({1408, 2048, 4})
+        ->Args({1408, 2048, 16})
+        ->Args({1536, 8960, 256})
+        ->Args({8960, 1536, 512})
+        ->Args({1536, 1536, 512})
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
   // GGUF types in prefill: bf16 GEMM / AMX where the CPU has them, else int8 panels (the
   // types ggml_panel_supported names) or the 4-token kernel 4 tokens at a time.
   for (DType dt : {DType::q2_k, DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k, DType::iq4_xs,

@@ -88,6 +88,7 @@ void panel_dot_ref(DType t, const uint8_t* panel, int64_t b0, int64_t b1, const 
                    int nt, float* acc) {
   require_panel_type(t);
   const bool q8 = t == DType::q8_0;
+  if (b0 == 0) std::fill_n(acc, nt * kRows, 0.0f);
   for (int64_t b = b0; b < b1; ++b) {
     const uint8_t* blk = panel + b * panel_block_bytes(t);
     for (int64_t r = 0; r < kRows; ++r) {
@@ -153,10 +154,9 @@ void panel_matmul(const float* x, int64_t ldx, int64_t T, const WeightView& w, f
   const int64_t grain = std::max<int64_t>(1, n_panels / (8 * pool.size()));
   pool.parallel_for(n_panels, grain, [&](int64_t begin, int64_t end, int) {
     thread_local std::vector<float> acc;
-    acc.assign(size_t(T * kRows), 0.0f);
+    if (int64_t(acc.size()) < T * kRows) acc.resize(size_t(T * kRows));
     for (int64_t pi = begin; pi < end; ++pi) {
       const uint8_t* panel = base + pi * panel_bytes;
-      if (pi > begin) std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t b0 = 0; b0 < nb; b0 += chunk) {
         const int64_t b1 = std::min(nb, b0 + chunk);
         for (int64_t t0 = 0; t0 < T; t0 += kPanelTokens)

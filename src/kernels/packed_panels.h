@@ -46,8 +46,9 @@ void unpack_panel_blocks(DType t, const uint8_t* packed, int64_t cols, int64_t r
 
 // acc[32 t + r] += the products of blocks [b0, b1) of the panel's row r with token xs[t], for
 // t < nt (at most kPanelTokens): per block, the exact integer sum, then acc = fma(float(sum),
-// d_w * d_x, acc). Blocks in order, so calls over consecutive block ranges continue one chain
-// and every kernel agrees with the reference to the bit.
+// d_w * d_x, acc). A call with b0 = 0 starts the sums (acc's old values are not read, so callers
+// need not clear it); calls over consecutive block ranges continue them, blocks in order, so
+// every kernel agrees with the reference to the bit.
 using PanelDot = void (*)(DType t, const uint8_t* panel, int64_t b0, int64_t b1,
                           const ActQ8* const* xs, int nt, float* acc);
 void panel_dot_ref(DType t, const uint8_t* panel, int64_t b0, int64_t b1, const ActQ8* const* xs,

@@ -418,7 +418,6 @@ void run_decode_group(const MatmulParams* ps, int64_t n, ThreadPool& tp) {
         case DecodeKind::int8_blocks: {
           if (w.packed && w.panels) {
             const ActQ8* x = &a8[owner_act[i]];
-            std::fill_n(out, kPanelPackRows, 0.0f);
             panel_kernel(w.dtype, packed_tile(w, r0), 0, w.cols / 32, &x, 1, out);
             break;
           }

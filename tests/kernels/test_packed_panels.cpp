@@ -115,7 +115,7 @@ TEST(PackedPanels, ReferenceMatchesTheStoredRows) {
     const std::vector<ActQ8> acts = quantised_tokens(3, cols, 10);
     const ActQ8* xs[3] = {&acts[0], &acts[1], &acts[2]};
     for (int64_t panel : {0, 1}) {
-      std::vector<float> acc(static_cast<size_t>(3 * kPanelPackRows), 0.0f);
+      std::vector<float> acc(static_cast<size_t>(3 * kPanelPackRows), std::nanf(""));
       const uint8_t* p = m.packed.data() + panel * kPanelPackRows * m.s.row_bytes();
       panel_dot_ref(t, p, 0, cols / 32, xs, 3, acc.data());
       for (int tk = 0; tk < 3; ++tk)
@@ -141,10 +141,12 @@ TEST(PackedPanels, SimdKernelEqualsTheReference) {
       const std::vector<ActQ8> acts = quantised_tokens(4, cols, 20);
       const ActQ8* xs[4] = {&acts[0], &acts[1], &acts[2], &acts[3]};
       for (int nt = 1; nt <= 4; ++nt) {
-        // A nonzero start (the chain continues) and the block range in two calls.
-        std::vector<float> want(static_cast<size_t>(nt * kPanelPackRows), 0.25f), got = want;
+        // Starting at block 0 never reads acc (NaN there), and the block range in two calls
+        // continues one chain.
+        std::vector<float> want(static_cast<size_t>(nt * kPanelPackRows), std::nanf("")),
+            got = want;
         panel_dot_ref(t, m.packed.data(), 0, blocks, xs, nt, want.data());
-        const int64_t mid = blocks / 2;
+        const int64_t mid = (blocks + 1) / 2;
         k(t, m.packed.data(), 0, mid, xs, nt, got.data());
         k(t, m.packed.data(), mid, blocks, xs, nt, got.data());
         EXPECT_EQ(want, got) << dtype_name(t) << " blocks " << blocks << " tokens " << nt;

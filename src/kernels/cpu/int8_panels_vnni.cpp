@@ -37,8 +37,8 @@ void panel_dot(const uint8_t* panel, int64_t b0, int64_t b1, const ActQ8* const*
   const int32_t* sum[NT];
   const float* d[NT];
   for (int t = 0; t < NT; ++t) {
-    a[t][0] = _mm512_loadu_ps(acc + 32 * t);
-    a[t][1] = _mm512_loadu_ps(acc + 32 * t + 16);
+    a[t][0] = b0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + 32 * t);
+    a[t][1] = b0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + 32 * t + 16);
     q[t] = xs[t]->q.data();
     sum[t] = xs[t]->sum.data();
     d[t] = xs[t]->d.data();
