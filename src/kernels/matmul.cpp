@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/packed_panels.h"
 #include "kernels/serving_paths.h"
 
 namespace tern::kernels {
@@ -105,19 +106,27 @@ void matmul(const MatmulParams& p, ThreadPool* pool, const IsaKernels* isa) {
 
 void matmul_group(const MatmulParams* ps, int64_t n, ThreadPool* pool) {
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
-  // The decode paths take every eligible matmul in one loop; the rest run one by one.
-  thread_local std::vector<MatmulParams> fused;
+  // The decode paths take every eligible matmul in one loop, and the panel-packed ones with
+  // several tokens (a batch's routed experts) another; the rest run one by one.
+  thread_local std::vector<MatmulParams> fused, panels;
   fused.clear();
+  panels.clear();
   for (int64_t i = 0; i < n; ++i) {
     if (ps[i].T <= 0 || ps[i].w.rows <= 0) continue;
     require_weight_dtype(ps[i].w, "matmul");
-    if (serving_kernels() && decode_eligible(ps[i])) {
+    const bool serving = serving_kernels();
+    if (serving && decode_eligible(ps[i])) {
       if (t_observer) t_observer->notify(ps[i]);
       fused.push_back(ps[i]);
-    } else
+    } else if (serving && panel_group_takes(ps[i])) {
+      if (t_observer) t_observer->notify(ps[i]);
+      panels.push_back(ps[i]);
+    } else {
       matmul(ps[i], &tp);
+    }
   }
   if (!fused.empty()) run_decode_group(fused.data(), int64_t(fused.size()), tp);
+  if (!panels.empty()) panel_matmul_group(panels.data(), int64_t(panels.size()), tp);
 }
 
 bool serving_kernels() {

@@ -127,44 +127,80 @@ PanelDot panel_dot_kernel() {
   return chosen;
 }
 
+bool panel_group_takes(const MatmulParams& p) {
+  return p.T >= 1 && p.w.packed && p.w.panels && panel_packable(p.w.dtype, p.w.rows, p.w.cols);
+}
+
 void panel_matmul(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y,
                   int64_t ldy, ThreadPool& pool) {
-  TERN_CHECK(w.packed && w.panels && panel_packable(w.dtype, w.rows, w.cols) && T > 0);
+  const MatmulParams p{x, ldx, y, ldy, T, w};
+  panel_matmul_group(&p, 1, pool);
+}
+
+void panel_matmul_group(const MatmulParams* ps, int64_t n, ThreadPool& pool) {
   PanelDot kernel = panel_dot_kernel();
   if (!kernel) kernel = panel_dot_ref;  // views packed by hand on another ISA stay correct
-  // Each token quantised once (on the pool when there are many), on the calling thread's buffers.
+  // Each distinct activation block (x, ldx, T, cols) quantised once, token by token, into the
+  // calling thread's buffers (workers read them); first_act[i] is matmul i's first token.
   thread_local std::vector<ActQ8> acts;
   thread_local std::vector<const ActQ8*> act_ptrs;
-  if (int64_t(acts.size()) < T) acts.resize(size_t(T));
-  act_ptrs.resize(size_t(T));
-  for (int64_t t = 0; t < T; ++t) act_ptrs[size_t(t)] = &acts[size_t(t)];
+  thread_local std::vector<int64_t> first_act, first_unit;
+  thread_local std::vector<std::pair<const float*, int64_t>> to_quantise;  // (row, cols)
+  first_act.assign(size_t(n), 0);
+  first_unit.assign(size_t(n) + 1, 0);
+  to_quantise.clear();
+  for (int64_t i = 0; i < n; ++i) {
+    const MatmulParams& p = ps[i];
+    TERN_CHECK(panel_group_takes(p));
+    int64_t a = 0;
+    while (a < i &&
+           !(ps[a].x == p.x && ps[a].ldx == p.ldx && ps[a].T == p.T && ps[a].w.cols == p.w.cols))
+      ++a;
+    if (a < i) {
+      first_act[size_t(i)] = first_act[size_t(a)];
+    } else {
+      first_act[size_t(i)] = int64_t(to_quantise.size());
+      for (int64_t t = 0; t < p.T; ++t) to_quantise.emplace_back(p.x + t * p.ldx, p.w.cols);
+    }
+    first_unit[size_t(i) + 1] = first_unit[size_t(i)] + p.w.rows / kRows;
+  }
+  const int64_t n_acts = int64_t(to_quantise.size());
+  if (int64_t(acts.size()) < n_acts) acts.resize(size_t(n_acts));
+  act_ptrs.resize(size_t(n_acts));
+  for (int64_t a = 0; a < n_acts; ++a) act_ptrs[size_t(a)] = &acts[size_t(a)];
   ActQ8* act_data = acts.data();
-  const auto quantize = [&](int64_t b, int64_t e, int) {
-    for (int64_t t = b; t < e; ++t) quantize_act_q8(x + t * ldx, w.cols, act_data[t]);
+  const std::pair<const float*, int64_t>* rows = to_quantise.data();
+  const auto quantise = [&](int64_t b, int64_t e, int) {
+    for (int64_t a = b; a < e; ++a) quantize_act_q8(rows[a].first, rows[a].second, act_data[a]);
   };
-  if (T > kPanelTokens)
-    pool.parallel_for(T, 1, quantize);
+  if (n_acts > kPanelTokens)
+    pool.parallel_for(n_acts, 1, quantise);
   else
-    quantize(0, T, 0);
+    quantise(0, n_acts, 0);
   const ActQ8* const* xs = act_ptrs.data();
-  // A chunk of about 16 KB of weights stays in L1 while the token groups pass.
-  const int64_t nb = w.cols / 32, chunk = w.dtype == DType::q8_0 ? 16 : 32;
-  const int64_t panel_bytes = kRows * w.row_bytes(), n_panels = w.rows / kRows;
-  const uint8_t* base = static_cast<const uint8_t*>(w.data);
-  const int64_t grain = std::max<int64_t>(1, n_panels / (8 * pool.size()));
-  pool.parallel_for(n_panels, grain, [&](int64_t begin, int64_t end, int) {
+  const int64_t* starts = first_unit.data();
+  const int64_t* act_of = first_act.data();
+  const int64_t n_units = starts[n];
+  const int64_t grain = std::max<int64_t>(1, n_units / (8 * pool.size()));
+  pool.parallel_for(n_units, grain, [&](int64_t begin, int64_t end, int) {
     thread_local std::vector<float> acc;
-    if (int64_t(acc.size()) < T * kRows) acc.resize(size_t(T * kRows));
-    for (int64_t pi = begin; pi < end; ++pi) {
-      const uint8_t* panel = base + pi * panel_bytes;
+    int64_t i = std::upper_bound(starts, starts + n + 1, begin) - starts - 1;
+    for (int64_t u = begin; u < end; ++u) {
+      while (u >= starts[i + 1]) ++i;
+      const MatmulParams& p = ps[i];
+      const int64_t T = p.T, nb = p.w.cols / 32, r0 = (u - starts[i]) * kRows;
+      // A chunk of about 16 KB of weights stays in L1 while the token groups pass.
+      const int64_t chunk = p.w.dtype == DType::q8_0 ? 16 : 32;
+      const uint8_t* panel = static_cast<const uint8_t*>(p.w.data) + r0 * p.w.row_bytes();
+      if (int64_t(acc.size()) < T * kRows) acc.resize(size_t(T * kRows));
       for (int64_t b0 = 0; b0 < nb; b0 += chunk) {
         const int64_t b1 = std::min(nb, b0 + chunk);
         for (int64_t t0 = 0; t0 < T; t0 += kPanelTokens)
-          kernel(w.dtype, panel, b0, b1, xs + t0, int(std::min<int64_t>(kPanelTokens, T - t0)),
-                 acc.data() + t0 * kRows);
+          kernel(p.w.dtype, panel, b0, b1, xs + act_of[i] + t0,
+                 int(std::min<int64_t>(kPanelTokens, T - t0)), acc.data() + t0 * kRows);
       }
       for (int64_t t = 0; t < T; ++t)
-        std::copy_n(acc.data() + t * kRows, kRows, y + t * ldy + pi * kRows);
+        std::copy_n(acc.data() + t * kRows, kRows, p.y + t * p.ldy + r0);
     }
   });
 }

@@ -26,6 +26,7 @@
 #include "core/dtype.h"
 #include "core/thread_pool.h"
 #include "kernels/int8_decode.h"
+#include "kernels/matmul.h"
 #include "kernels/weight.h"
 
 namespace tern::kernels {
@@ -65,5 +66,11 @@ PanelDot panel_dot_kernel();
 // group of 4 tokens passes, so each weight is read from memory once per call.
 void panel_matmul(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y,
                   int64_t ldy, ThreadPool& pool);
+// Several such matmuls (any token counts; a batch's routed experts) as one parallel loop over
+// all their panels, so the pool forks and joins once, not once per matrix; matmuls reading the
+// same rows of x (gate and up) quantise them once. Outputs must not overlap any input.
+void panel_matmul_group(const MatmulParams* ps, int64_t n, ThreadPool& pool);
+// Whether panel_matmul_group takes p: a panel-packed view (and T >= 1).
+bool panel_group_takes(const MatmulParams& p);
 
 }  // namespace tern::kernels

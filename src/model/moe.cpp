@@ -61,6 +61,75 @@ bool experts_one_token(const ModelConfig& c, const MoeWeights& w, const float* x
   return true;
 }
 
+// Tokens up to which a step's experts run grouped (batched decode, MTP verification, short
+// prompts): every expert's gate and up projections in one parallel loop, then every down
+// projection in another, where one loop per matrix forked and joined the pool some 150 times a
+// layer for a few microseconds of work each. Above it each expert's share of the batch keeps the
+// threads busy on its own, and grouping would hold every expert's activations at once.
+constexpr int64_t kGroupedMaxTokens = 16;
+
+// The grouped form of moe_forward_local's expert loop (same products, same order of the sums
+// into out). Returns false (having done nothing) where an expert has a bias.
+bool experts_grouped(const ModelConfig& c, const MoeWeights& w, const float* x, int64_t T,
+                     const int32_t* order, const int32_t* start, const float* weights, float* out,
+                     Arena& scratch, ThreadPool* pool, const ExpertParallel& ep) {
+  const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  const bool shared = w.shared_experts.gate_proj.present() && ep.runs_shared();
+  int64_t pairs = 0, gate_floats = 0;
+  for (int64_t e = ep.begin(E); e < ep.end(E); ++e) {
+    const int64_t n = start[e + 1] - start[e];
+    if (n == 0) continue;
+    if (has_bias(w.experts[size_t(e)])) return false;
+    pairs += n;
+    gate_floats += n * w.experts[size_t(e)].gate_proj.view.rows;
+  }
+  if (shared) {
+    if (has_bias(w.shared_experts)) return false;
+    gate_floats += T * w.shared_experts.gate_proj.view.rows;
+  }
+  auto alloc = [&](int64_t n, const char* what) {
+    return static_cast<float*>(scratch.allocate(size_t(std::max<int64_t>(n, 1)) * 4, what));
+  };
+  float* xe = alloc(pairs * d, "grouped expert inputs");
+  float* ye = alloc((pairs + (shared ? T : 0)) * d, "grouped expert outputs");
+  float* g = alloc(gate_floats, "grouped expert gates");
+  float* u = alloc(gate_floats, "grouped expert ups");
+  thread_local std::vector<kernels::MatmulParams> gu, down;
+  gu.clear();
+  down.clear();
+  int64_t row = 0, goff = 0;
+  const auto add = [&](const MlpWeights& m, const float* in, int64_t n, float* y) {
+    const kernels::WeightView &gv = m.gate_proj.view, &uv = m.up_proj.view;
+    gu.push_back({in, gv.cols, g + goff, gv.rows, n, gv});
+    gu.push_back({in, uv.cols, u + goff, uv.rows, n, uv});
+    down.push_back({g + goff, gv.rows, y, d, n, m.down_proj.view});
+    goff += n * gv.rows;
+  };
+  for (int64_t e = ep.begin(E); e < ep.end(E); ++e) {
+    const int64_t n = start[e + 1] - start[e];
+    if (n == 0) continue;
+    for (int64_t j = 0; j < n; ++j)
+      std::copy_n(x + (order[start[e] + j] / K) * d, d, xe + (row + j) * d);
+    add(w.experts[size_t(e)], xe + row * d, n, ye + row * d);
+    row += n;
+  }
+  if (shared) add(w.shared_experts, x, T, ye + pairs * d);
+  kernels::matmul_group(gu.data(), int64_t(gu.size()), pool);
+  kernels::swiglu(g, u, g, gate_floats);
+  kernels::matmul_group(down.data(), int64_t(down.size()), pool);
+  const kernels::IsaKernels& isa = kernels::active_isa();
+  std::fill_n(out, T * d, 0.0f);
+  row = 0;
+  for (int64_t e = ep.begin(E); e < ep.end(E); ++e)
+    for (int64_t j = 0; j < start[e + 1] - start[e]; ++j, ++row) {
+      const int32_t pair = order[start[e] + j];
+      isa.axpy(weights[pair], ye + row * d, out + (pair / K) * d, d);
+    }
+  if (shared)
+    for (int64_t t = 0; t < T; ++t) isa.axpy(1.0f, ye + (pairs + t) * d, out + t * d, d);
+  return true;
+}
+
 // The experts `ep` places on this rank (all of them alone), weighted, into out.
 void moe_forward_local(const ModelConfig& c, const MoeWeights& w, const float* x, int64_t T,
                        float* out, Arena& scratch, int32_t* routed_idx, ThreadPool* pool,
@@ -91,6 +160,12 @@ void moe_forward_local(const ModelConfig& c, const MoeWeights& w, const float* x
   int32_t* fill = reinterpret_cast<int32_t*>(alloc(E, "moe fill"));
   std::fill_n(fill, E, 0);
   for (int64_t i = 0; i < T * K; ++i) order[start[idx[i]] + fill[idx[i]]++] = int32_t(i);
+
+  if (T <= kGroupedMaxTokens) {
+    const size_t before = scratch.used();
+    if (experts_grouped(c, w, x, T, order, start, weights, out, scratch, pool, ep)) return;
+    scratch.reset_to(before);
+  }
 
   float* xe = alloc(T * d, "expert inputs");
   float* ye = alloc(T * d, "expert outputs");
@@ -135,8 +210,15 @@ int64_t moe_scratch_floats(const ModelConfig& c, int64_t T) {
       (K + 1) * d +
       2 * (K * c.moe_intermediate_size + c.n_shared_experts * c.moe_intermediate_size) +
       16 * (K + 2);
-  return T * E + 3 * E + 3 * T * K + 2 * E + 1 + 2 * T * d + mlp_scratch_floats(T, width) +
-         one_token + 16 * 12;
+  // experts_grouped (up to kGroupedMaxTokens): every (token, expert) pair's input and output,
+  // the shared experts' outputs, and the gate and up rows of both.
+  const int64_t shared_width = c.n_shared_experts * c.moe_intermediate_size;
+  const int64_t grouped =
+      T <= kGroupedMaxTokens
+          ? (2 * T * K + T) * d + 2 * (T * K * c.moe_intermediate_size + T * shared_width) + 16 * 4
+          : 0;
+  return T * E + 3 * E + 3 * T * K + 2 * E + 1 + 2 * T * d +
+         std::max(mlp_scratch_floats(T, width), grouped) + one_token + 16 * 12;
 }
 
 }  // namespace tern::model
