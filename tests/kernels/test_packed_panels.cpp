@@ -221,3 +221,41 @@ TEST(PackedPanels, DecodeGroupsMixThemWithOtherViews) {
     for (size_t j = 0; j < ys[i].size(); ++j) ASSERT_NEAR(ys[i][j], yp[i][j], tol) << i << " " << j;
   }
 }
+
+// A group of panel matmuls (gate and up sharing their rows of x, an expert with other tokens,
+// one token beside them) gives each matmul's own result to the bit: the same kernel calls in
+// the same order per panel, whatever the loop around them.
+TEST(PackedPanels, GroupsGiveEachMatmulsOwnResult) {
+  const int64_t cols = 32 * 20;
+  const Panels gate(DType::q4_0, 64, cols, 1), up(DType::q4_0, 64, cols, 2),
+      down(DType::q8_0, 32, cols, 3);
+  const std::vector<float> x = random_values(9 * cols, 5, 1.5f);
+  struct Case {
+    const WeightView* w;
+    const float* x;
+    int64_t T;
+  };
+  const Case cases[] = {{&gate.p, x.data(), 5},
+                        {&up.p, x.data(), 5},
+                        {&down.p, x.data() + 5 * cols, 3},
+                        {&gate.p, x.data() + 8 * cols, 1}};
+  std::vector<std::vector<float>> alone, grouped;
+  std::vector<MatmulParams> ps;
+  for (const Case& c : cases) {
+    alone.emplace_back(size_t(c.T * c.w->rows), std::nanf(""));
+    grouped.emplace_back(size_t(c.T * c.w->rows), std::nanf(""));
+  }
+  ThreadPool& pool = ThreadPool::global();
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    const Case& c = cases[i];
+    panel_matmul(c.x, cols, c.T, *c.w, alone[i].data(), c.w->rows, pool);
+    ps.push_back({c.x, cols, grouped[i].data(), c.w->rows, c.T, *c.w});
+  }
+  panel_matmul_group(ps.data(), int64_t(ps.size()), pool);
+  for (size_t i = 0; i < std::size(cases); ++i) EXPECT_EQ(alone[i], grouped[i]) << i;
+  // matmul_group routes them so too (the one-token matmul through the decode group).
+  for (auto& g : grouped) std::fill(g.begin(), g.end(), std::nanf(""));
+  const ScopedServingKernels scope(true);
+  matmul_group(ps.data(), int64_t(ps.size()));
+  for (size_t i = 0; i < std::size(cases); ++i) EXPECT_EQ(alone[i], grouped[i]) << i;
+}
