@@ -277,6 +277,7 @@ int register_all() {
     benchmark::RegisterBenchmark(
         (std::string("matmul_panels/") + std::string(dtype_name(dt))).c_str(), BM_matmul_panels, dt)
         ->Args({8960, 1536, 1})
+        ->Args({65536, 4096, 1})  // DRAM-sized: decode's bandwidth
         ->Args({8960, 1536, 16})
         ->Args({1408, 2048, 4})
         ->Args({1408, 2048, 16})

@@ -12,6 +12,7 @@
 // flags; packed_panels.cpp calls it only when CPUID reports VNNI.
 #include <immintrin.h>
 
+#include "kernels/cpu/tile_prefetch.h"
 #include "kernels/packed_panels.h"
 
 namespace tern::kernels {
@@ -45,6 +46,9 @@ void panel_dot(const uint8_t* panel, int64_t b0, int64_t b1, const ActQ8* const*
   }
   for (int64_t b = b0; b < b1; ++b) {
     const uint8_t* blk = panel + b * kBlock;
+    // With one or two tokens the kernel outruns memory: fetch a block two ahead (the next
+    // panel's first ones at the end; a thread's panels are consecutive).
+    if constexpr (NT <= 2) prefetch_unit<kBlock>(blk + 2 * kBlock);
     const __m512 dw0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
     const __m512 dw1 =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32)));
