@@ -30,16 +30,18 @@ double attention_bytes(const model::LayerWeights& L) {
          bytes(g.k_proj) + bytes(g.v_proj) + bytes(g.o_proj);
 }
 
-void add_dtype(const model::Linear& l, std::vector<DType>& out) {
-  if (l.present() && std::find(out.begin(), out.end(), l.view.dtype) == out.end())
-    out.push_back(l.view.dtype);
+void add_dtype(const model::Linear& l, std::vector<kernels::WeightView>& out) {
+  if (l.present() && std::none_of(out.begin(), out.end(), [&](const kernels::WeightView& v) {
+        return v.dtype == l.view.dtype;
+      }))
+    out.push_back(l.view);
 }
 
 }  // namespace
 
-std::vector<DType> matrix_dtypes(const model::Model& m) {
+std::vector<kernels::WeightView> matrix_kinds(const model::Model& m) {
   const model::ModelWeights& w = m.weights();
-  std::vector<DType> out;
+  std::vector<kernels::WeightView> out;
   for (const model::LayerWeights& L : w.layers) {
     const model::MlaWeights& a = L.mla;
     const model::GqaWeights& g = L.gqa;

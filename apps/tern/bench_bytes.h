@@ -28,8 +28,8 @@ struct DecodeWeightBytes {
 
 DecodeWeightBytes decode_weight_bytes(const model::Model& m);
 
-// The distinct storage dtypes of the model's matrices (first seen first): what the serving
-// kernels' paths are chosen by.
-std::vector<DType> matrix_dtypes(const model::Model& m);
+// The first matrix of each distinct storage dtype (first seen first), as loaded (prepacked or
+// not): what the serving kernels' paths are chosen by.
+std::vector<kernels::WeightView> matrix_kinds(const model::Model& m);
 
 }  // namespace tern::app

@@ -126,7 +126,7 @@ BenchFigures measure(const model::Model& m, const BenchArgs& a, BenchParams p,
   f.batch = p.batch, f.prompt = p.prompt, f.gen = p.gen;
   f.threads = ThreadPool::global().size();
   f.kv_dtype = a.kv_dtype;
-  f.kernels = a.exact ? "exact" : kernels::describe_serving_paths(matrix_dtypes(m));
+  f.kernels = a.exact ? "exact" : kernels::describe_serving_paths(matrix_kinds(m));
   f.prefill_tokens_per_s = median(pp);
   f.decode_tokens_per_s = median(tg);
   f.ttft_s = median(ttft);

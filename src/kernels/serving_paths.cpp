@@ -337,23 +337,30 @@ std::string serving_path_name(const WeightView& w, int64_t T) {
     if (!path.takes(w, T)) continue;
     // The decode paths also need whole blocks; the others check inside run().
     if (T == 1 && !decode_eligible(MatmulParams{nullptr, w.cols, nullptr, w.rows, 1, w})) continue;
-    return std::string(path.name) + "[" + path.variant +
-           (w.packed ? (w.panels ? ",panels" : ",packed") : "") + "]";
+    // Panel-packed views run the panel kernel on every int8 path, whatever the path's variant.
+    if (w.packed && w.panels)
+      return std::string(path.name) + "[" + (panel_dot_kernel() ? "avx512-vnni" : "scalar") +
+             ",panels]";
+    return std::string(path.name) + "[" + path.variant + (w.packed ? ",packed" : "") + "]";
   }
   return "exact-f32[" + std::string(active_isa().name) + "]";
 }
 
-std::string describe_serving_paths(const std::vector<DType>& dtypes) {
+std::string describe_serving_paths(const std::vector<WeightView>& samples) {
   std::string out;
-  for (DType t : dtypes) {
-    WeightView w;
-    w.dtype = t;
-    w.rows = w.cols = 4096;
+  for (WeightView w : samples) {
+    w.rows = w.cols = 4096;  // the paths for the format and layout, not this matrix's shape
     if (!out.empty()) out += "; ";
-    out += std::string(dtype_name(t)) + ": decode " + serving_path_name(w, 1) + ", 4 tokens " +
-           serving_path_name(w, 4) + ", 512 tokens " + serving_path_name(w, 512);
+    out += std::string(dtype_name(w.dtype)) + ": decode " + serving_path_name(w, 1) +
+           ", 4 tokens " + serving_path_name(w, 4) + ", 512 tokens " + serving_path_name(w, 512);
   }
   return out;
+}
+
+std::string describe_serving_paths(const std::vector<DType>& dtypes) {
+  std::vector<WeightView> samples(dtypes.size());
+  for (size_t i = 0; i < dtypes.size(); ++i) samples[i].dtype = dtypes[i];
+  return describe_serving_paths(samples);
 }
 
 bool decode_eligible(const MatmulParams& p) {

@@ -58,6 +58,9 @@ std::string serving_path_name(const WeightView& w, int64_t T);
 // One line per weight format in `dtypes`: the paths for decode, a few tokens and prefill, as
 // `tern bench` prints them ("q4_0: decode int8-decode[avx512-vnni], ...").
 std::string describe_serving_paths(const std::vector<DType>& dtypes);
+// The same for sample views, one per format as a model holds it: a prepacked view names its
+// layout (",packed" tiles, ",panels").
+std::string describe_serving_paths(const std::vector<WeightView>& samples);
 
 // Whether a decode path (one token: the GGUF quantisations and group-quantised i8 / i4 in
 // integers, bf16 / FP8 with bf16 products) takes p.
