@@ -15,7 +15,7 @@ void int8_dot4_vnni_plain(DType t, const uint8_t* const* rows, const ActQ8& x, i
                           float* out);
 bool int8_vnni_built();
 void quantize_act_q8_avx512(const float* x, int64_t n, int8_t* q, float* d, int32_t* sum16,
-                            int8_t* qeo);  // cpu/int8_vnni.cpp
+                            int8_t* qeo);  // cpu/int8_vnni.cpp; qeo may be null (not written)
 bool int8_dot4xn_vnni(DType t, const uint8_t* const* rows, const ActQ8* const* xs, int nt,
                       int64_t n_blocks, float* out);  // cpu/int8_vnni.cpp
 void int8_dot4_avx2(DType t, const uint8_t* const* rows, const ActQ8& x, int64_t n_blocks,
@@ -52,12 +52,22 @@ float quantize_block_q8(const float* x, int8_t* q) {
 
 namespace {
 
+void fill_panel_starts(int64_t nb, ActQ8& out) {
+  out.panel8.resize(size_t(nb));
+  out.panel128.resize(size_t(nb));
+  for (int64_t b = 0; b < nb; ++b) {
+    out.panel8[size_t(b)] = -8 * out.sum[size_t(b)];
+    out.panel128[size_t(b)] = -128 * out.sum[size_t(b)];
+  }
+}
+
 // The layouts derived from the codes (ActQ8's comments); `qeo_done` when a SIMD unit already
 // wrote qeo.
 void finish_act_q8(int64_t n, ActQ8& out, bool qeo_done) {
   const int64_t nb = n / 32;
   for (int64_t b = 0; b < nb; ++b)
     out.sum[size_t(b)] = out.sum16[size_t(2 * b)] + out.sum16[size_t(2 * b + 1)];
+  fill_panel_starts(nb, out);
   out.init8.resize(size_t(nb * 8));
   out.init4.resize(size_t(nb * 4));
   out.init4x32.resize(size_t(nb));
@@ -136,6 +146,22 @@ void quantize_act_q8(const float* x, int64_t n, ActQ8& out) {
   out.qeo.resize(size_t(n));
   quantize_act_q8_avx512(x, n, out.q.data(), out.d.data(), out.sum16.data(), out.qeo.data());
   finish_act_q8(n, out, true);
+}
+
+void quantize_act_q8_codes(const float* x, int64_t n, ActQ8& out) {
+  static const bool simd = int8_dot4_vnni_if_supported() != nullptr;
+  static const bool avx2 = int8_dot4_avx2_if_supported() != nullptr;
+  if (!simd && !avx2) return quantize_act_q8_scalar(x, n, out);
+  size_act_q8(n, out);
+  if (simd)
+    quantize_act_q8_avx512(x, n, out.q.data(), out.d.data(), out.sum16.data(), nullptr);
+  else
+    quantize_act_q8_avx2(x, n, out.q.data(), out.d.data(), out.sum16.data());
+  for (int64_t b = 0; b < n / 32; ++b)
+    out.sum[size_t(b)] = out.sum16[size_t(2 * b)] + out.sum16[size_t(2 * b + 1)];
+  fill_panel_starts(n / 32, out);
+  // Empty, so a kernel that wanted them reads nothing rather than another row's layouts.
+  out.init8.clear(), out.init4.clear(), out.init4x32.clear(), out.q4x.clear(), out.qeo.clear();
 }
 
 void int8_dot4_ref(DType t, const uint8_t* const* rows, const ActQ8& xa, int64_t n_blocks,

@@ -31,6 +31,10 @@ struct ActQ8 {
   // init4x32 [n / 32]: -32 * sum, one per block: the 4 lanes of a row in the packed Q8_0 layout
   //   (packed_tiles.h; stored + 128) start there and end at -128 * sum.
   std::vector<int32_t> init8, init4, init4x32;
+  // panel8 / panel128 [n / 32]: -8 * sum and -128 * sum, where the panel kernel's integer sums
+  //   start (packed_panels.h: Q4_0's nibbles and Q8_0's codes + 128 are unsigned); loaded as
+  //   they are, since moving a computed value into a vector register showed as 5-10% there.
+  std::vector<int32_t> panel8, panel128;
   std::vector<int8_t> q4x, qeo;
   // qk [n] (n a multiple of 256), for the packed k-quant kernels, filled on demand by
   //   regroup_act_k: per 256-value unit, 64-byte register c, byte b = value 16 (b / 4) + 4 c +
@@ -50,6 +54,11 @@ float quantize_block_q8(const float* x, int8_t* q);
 // (the same float steps, rounding to nearest even), which tests compare it with.
 void quantize_act_q8(const float* x, int64_t n, ActQ8& out);
 void quantize_act_q8_scalar(const float* x, int64_t n, ActQ8& out);
+// The same codes, scales and sums (q, d, sum, sum16, panel8, panel128) without the other derived
+// layouts, which are left empty: for kernels that read nothing else (the panel kernel,
+// packed_panels.h), where a prefill's millions of activations made the layouts a tenth of the
+// time.
+void quantize_act_q8_codes(const float* x, int64_t n, ActQ8& out);
 
 // out[i] = sum over n_blocks blocks b of d_w(rows[i], b) * x.d[b] * sum_j w(rows[i], b, j) * x.q,
 // for the 4 rows whose Q8_0 (34-byte) or Q4_0 (18-byte) blocks start at rows[i].

@@ -171,7 +171,8 @@ void panel_matmul_group(const MatmulParams* ps, int64_t n, ThreadPool& pool) {
   ActQ8* act_data = acts.data();
   const std::pair<const float*, int64_t>* rows = to_quantise.data();
   const auto quantise = [&](int64_t b, int64_t e, int) {
-    for (int64_t a = b; a < e; ++a) quantize_act_q8(rows[a].first, rows[a].second, act_data[a]);
+    for (int64_t a = b; a < e; ++a)
+      quantize_act_q8_codes(rows[a].first, rows[a].second, act_data[a]);
   };
   if (n_acts > kPanelTokens)
     pool.parallel_for(n_acts, 1, quantise);

@@ -259,3 +259,23 @@ TEST(PackedPanels, GroupsGiveEachMatmulsOwnResult) {
   matmul_group(ps.data(), int64_t(ps.size()));
   for (size_t i = 0; i < std::size(cases); ++i) EXPECT_EQ(alone[i], grouped[i]) << i;
 }
+
+// The panel path's lean quantiser gives the codes, scales and sums of the full one, on the
+// active ISA (ctest runs this binary with TERN_ISA=avx2 and scalar too).
+TEST(PackedPanels, LeanActivationsEqualTheFullOnes) {
+  for (int64_t n : {32, 96, 1056}) {
+    const std::vector<float> x = random_values(n, uint32_t(n), 3.0f);
+    ActQ8 full, lean;
+    quantize_act_q8(x.data(), n, full);
+    quantize_act_q8_codes(x.data(), n, lean);
+    EXPECT_EQ(full.q, lean.q) << n;
+    EXPECT_EQ(full.d, lean.d) << n;
+    EXPECT_EQ(full.sum, lean.sum) << n;
+    EXPECT_EQ(full.sum16, lean.sum16) << n;
+    EXPECT_EQ(full.panel8, lean.panel8) << n;
+    EXPECT_EQ(full.panel128, lean.panel128) << n;
+    for (size_t b = 0; b < full.sum.size(); ++b)
+      ASSERT_EQ(full.panel128[b], -128 * full.sum[b]) << n;
+    EXPECT_TRUE(lean.q4x.empty() && lean.init4.empty()) << n;
+  }
+}

@@ -5,7 +5,8 @@
 //   and high nibbles (16 + 4j..), both unsigned, so 8 vpdpbusd per token and 16 rows cover the
 //   block, and the split is shared by every token of the call;
 // - Q8_0: words j = 0..7 are the codes + 128, read as they are.
-// Each (token, 16 rows) integer sum starts at -offset * sum(q) (ActQ8::sum), so it ends exact;
+// Each (token, 16 rows) integer sum starts at -offset * sum(q) (ActQ8::panel8 / panel128), so it
+// ends exact;
 // then acc = fma(float(sum), d_w * d_x, acc), block after block, as the reference does.
 // With one or two tokens each sum is split in two chains (words 0-1 and 2-3 for Q4_0, 0-3 and
 // 4-7 for Q8_0) so the vpdpbusd latency does not serialise the block. Compiled with its own -m
@@ -30,18 +31,17 @@ void panel_dot(const uint8_t* panel, int64_t b0, int64_t b1, const ActQ8* const*
   constexpr bool kQ8 = T == DType::q8_0;
   constexpr int64_t kBlock = kQ8 ? 34 * 32 : 18 * 32;
   constexpr int kWords = kQ8 ? 8 : 4;
-  constexpr int32_t kOffset = kQ8 ? 128 : 8;
   constexpr bool kSplit = NT <= 2;  // two chains per sum when there are few of them
   const __m512i low4 = _mm512_set1_epi8(15);
   __m512 a[NT][2];
   const int8_t* q[NT];
-  const int32_t* sum[NT];
+  const int32_t* start[NT];
   const float* d[NT];
   for (int t = 0; t < NT; ++t) {
     a[t][0] = b0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + 32 * t);
     a[t][1] = b0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + 32 * t + 16);
     q[t] = xs[t]->q.data();
-    sum[t] = xs[t]->sum.data();
+    start[t] = kQ8 ? xs[t]->panel128.data() : xs[t]->panel8.data();
     d[t] = xs[t]->d.data();
   }
   for (int64_t b = b0; b < b1; ++b) {
@@ -55,7 +55,7 @@ void panel_dot(const uint8_t* panel, int64_t b0, int64_t b1, const ActQ8* const*
     const uint8_t* w = blk + 64;
     __m512i s[NT][2], s2[NT][2];
     for (int t = 0; t < NT; ++t) {
-      s[t][0] = s[t][1] = _mm512_set1_epi32(-kOffset * sum[t][b]);
+      s[t][0] = s[t][1] = _mm512_set1_epi32(start[t][b]);
       if constexpr (kSplit) s2[t][0] = s2[t][1] = _mm512_setzero_si512();
     }
     for (int j = 0; j < kWords; ++j) {

@@ -426,6 +426,7 @@ void quantize_act_q8_avx512(const float* x, int64_t n, int8_t* q, float* d, int3
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 32), _mm512_cvtepi32_epi8(qlo));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 32 + 16), _mm512_cvtepi32_epi8(qhi));
   }
+  if (!qeo) return;
   int64_t c = 0;
   for (; c + 128 <= n; c += 128)
     for (int half = 0; half < 2; ++half) {
