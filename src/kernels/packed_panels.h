@@ -61,9 +61,9 @@ PanelDot panel_dot_vnni_if_supported();
 PanelDot panel_dot_kernel();
 
 // y[t, r] (row stride ldy, overwritten) = x[t] · W[r] for a panel-packed w and T tokens (rows
-// of x at stride ldx), each token quantised once (int8 blocks of 32, quantize_act_q8): the
-// panels are split over `pool`, and within one, a chunk of blocks stays in L1 while every
-// group of 4 tokens passes, so each weight is read from memory once per call.
+// of x at stride ldx), each token quantised once (int8 blocks of 32, quantize_act_q8_codes):
+// the panels are split over `pool`, and each group of 4 tokens passes over a whole panel while
+// it sits in L2 (a 1536-wide Q4_0 panel is 27 KB), so each weight is read from memory once.
 void panel_matmul(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y,
                   int64_t ldy, ThreadPool& pool);
 // Several such matmuls (any token counts; a batch's routed experts) as one parallel loop over
