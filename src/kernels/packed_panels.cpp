@@ -128,7 +128,10 @@ PanelDot panel_dot_kernel() {
 }
 
 bool panel_group_takes(const MatmulParams& p) {
-  return p.T >= 1 && p.w.packed && p.w.panels && panel_packable(p.w.dtype, p.w.rows, p.w.cols);
+  // Any row count: a view of a panel-aligned row range ends inside its parent's last panel,
+  // whose rows past the view are computed and dropped.
+  return p.T >= 1 && p.w.packed && p.w.panels && p.w.rows > 0 &&
+         panel_packable(p.w.dtype, kRows, p.w.cols);
 }
 
 void panel_matmul(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y,
@@ -162,7 +165,7 @@ void panel_matmul_group(const MatmulParams* ps, int64_t n, ThreadPool& pool) {
       first_act[size_t(i)] = int64_t(to_quantise.size());
       for (int64_t t = 0; t < p.T; ++t) to_quantise.emplace_back(p.x + t * p.ldx, p.w.cols);
     }
-    first_unit[size_t(i) + 1] = first_unit[size_t(i)] + p.w.rows / kRows;
+    first_unit[size_t(i) + 1] = first_unit[size_t(i)] + (p.w.rows + kRows - 1) / kRows;
   }
   const int64_t n_acts = int64_t(to_quantise.size());
   if (int64_t(acts.size()) < n_acts) acts.resize(size_t(n_acts));
@@ -190,6 +193,7 @@ void panel_matmul_group(const MatmulParams* ps, int64_t n, ThreadPool& pool) {
       while (u >= starts[i + 1]) ++i;
       const MatmulParams& p = ps[i];
       const int64_t T = p.T, nb = p.w.cols / 32, r0 = (u - starts[i]) * kRows;
+      const int64_t nr = std::min(kRows, p.w.rows - r0);
       const uint8_t* panel = static_cast<const uint8_t*>(p.w.data) + r0 * p.w.row_bytes();
       if (int64_t(acc.size()) < T * kRows) acc.resize(size_t(T * kRows));
       // Each group of 4 tokens over the whole panel, which stays in L2 while the groups pass
@@ -197,8 +201,7 @@ void panel_matmul_group(const MatmulParams* ps, int64_t n, ThreadPool& pool) {
       for (int64_t t0 = 0; t0 < T; t0 += kPanelTokens)
         kernel(p.w.dtype, panel, 0, nb, xs + act_of[i] + t0,
                int(std::min<int64_t>(kPanelTokens, T - t0)), acc.data() + t0 * kRows);
-      for (int64_t t = 0; t < T; ++t)
-        std::copy_n(acc.data() + t * kRows, kRows, p.y + t * p.ldy + r0);
+      for (int64_t t = 0; t < T; ++t) std::copy_n(acc.data() + t * kRows, nr, p.y + t * p.ldy + r0);
     }
   });
 }

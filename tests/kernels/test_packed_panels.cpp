@@ -162,6 +162,25 @@ TEST(PackedPanels, RowRangesStartOnAPanelEdge) {
   std::vector<uint8_t> scratch;
   EXPECT_EQ(0, std::memcmp(stored_rows(second, 0, 32, scratch).data, m.s.row_ptr(32),
                            size_t(32 * m.s.row_bytes())));
+  // A range ending inside a panel: every path computes its rows and writes no others.
+  const WeightView part_p = m.p.row_range(32, 20), part_s = m.s.row_range(32, 20);
+  const ScopedServingKernels scope(true);
+  for (int64_t T : {1, 3, 9}) {
+    const std::vector<float> x = random_values(T * 64, uint32_t(T), 1.0f);
+    std::vector<float> want(static_cast<size_t>(T * 24), 7.0f), got = want;
+    matmul(MatmulParams{x.data(), 64, want.data(), 24, T, part_s});
+    matmul(MatmulParams{x.data(), 64, got.data(), 24, T, part_p});
+    const float tol = 1e-5f * max_abs(want) + 1e-6f;
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t r = 0; r < 24; ++r) {
+        const size_t i = size_t(t * 24 + r);
+        if (r >= 20) {
+          ASSERT_EQ(got[i], 7.0f) << "T " << T << " wrote past the view at row " << r;
+        } else {
+          ASSERT_NEAR(want[i], got[i], tol) << "T " << T << " row " << r;
+        }
+      }
+  }
 }
 
 // 1 token (decode), 3 (few tokens), 9 and 40 (the GEMM paths): the same products as the stored
