@@ -89,9 +89,9 @@ BenchWeight make(DType dt, int64_t rows, int64_t cols) {
   return b;
 }
 
-void BM_matmul(benchmark::State& state, DType dt, const IsaKernels* isa) {
-  const int64_t rows = state.range(0), cols = state.range(1), T = state.range(2);
-  const BenchWeight w = make(dt, rows, cols);
+// Times matmul on w.view with state.range(2) tokens: GFLOP/s and weight bytes read per second.
+void time_matmul(benchmark::State& state, const BenchWeight& w, const IsaKernels* isa) {
+  const int64_t rows = w.view.rows, cols = w.view.cols, T = state.range(2);
   std::vector<float> x(static_cast<size_t>(T * cols), 0.5f), y(static_cast<size_t>(T * rows));
   for (auto _ : state) {
     matmul(MatmulParams{x.data(), cols, y.data(), rows, T, w.view}, nullptr, isa);
@@ -102,6 +102,10 @@ void BM_matmul(benchmark::State& state, DType dt, const IsaKernels* isa) {
       benchmark::Counter(2.0 * double(rows * cols * T) * iters / 1e9, benchmark::Counter::kIsRate);
   state.counters["weight_GB/s"] =
       benchmark::Counter(double(w.bytes.size()) * iters / 1e9, benchmark::Counter::kIsRate);
+}
+
+void BM_matmul(benchmark::State& state, DType dt, const IsaKernels* isa) {
+  time_matmul(state, make(dt, state.range(0), state.range(1)), isa);
 }
 
 // The serving kernels (quantised activations): one-token integer decode, and for several tokens
@@ -116,23 +120,14 @@ void BM_matmul_fast(benchmark::State& state, DType dt) {
 void BM_matmul_panels(benchmark::State& state, DType dt) {
   if (!panel_dot_kernel()) return state.SkipWithError("no panel kernel on this CPU / ISA");
   const ScopedServingKernels on(true);
-  const int64_t rows = state.range(0), cols = state.range(1), T = state.range(2);
+  const int64_t rows = state.range(0), cols = state.range(1);
   BenchWeight w = make(dt, rows, cols);
   std::vector<uint8_t> panels(w.bytes.size());
   pack_panels(dt, w.bytes.data(), rows, cols, panels.data());
   w.bytes.swap(panels);
   w.view.data = w.bytes.data();
   w.view.packed = w.view.panels = true;
-  std::vector<float> x(static_cast<size_t>(T * cols), 0.5f), y(static_cast<size_t>(T * rows));
-  for (auto _ : state) {
-    matmul(MatmulParams{x.data(), cols, y.data(), rows, T, w.view});
-    benchmark::DoNotOptimize(y.data());
-  }
-  const double iters = double(state.iterations());
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * double(rows * cols * T) * iters / 1e9, benchmark::Counter::kIsRate);
-  state.counters["weight_GB/s"] =
-      benchmark::Counter(double(w.bytes.size()) * iters / 1e9, benchmark::Counter::kIsRate);
+  time_matmul(state, w, nullptr);
 }
 
 // Decode through many distinct matrices in turn (more bytes than the last-level cache), as a

@@ -59,6 +59,8 @@ TEST(Int8Decode, SimdActivationQuantiserEqualsTheScalarOne) {
     EXPECT_EQ(fast.init4, slow.init4) << n;
     EXPECT_EQ(fast.q4x, slow.q4x) << n;
     EXPECT_EQ(fast.qeo, slow.qeo) << n;
+    EXPECT_EQ(fast.panel8, slow.panel8) << n;
+    EXPECT_EQ(fast.panel128, slow.panel128) << n;
   }
 }
 
