@@ -67,21 +67,39 @@ void pack_panels(DType t, const uint8_t* src, int64_t rows, int64_t cols, uint8_
   }
 }
 
+namespace {
+
+// Row rr's blocks [b0, b0 + nb) of one panel in stored form; constant sizes per type, since the
+// prefill dequantisers (AMX, the exact path) read panel views through this block by block.
+template <DType T>
+void unpack_panel_blocks_as(const uint8_t* panel, int64_t rr, int64_t b0, int64_t nb,
+                            uint8_t* out) {
+  constexpr int64_t kBlock = T == DType::q8_0 ? 34 : 18, kWords = (kBlock - 2) / 4;
+  for (int64_t b = b0; b < b0 + nb; ++b) {
+    const uint8_t* blk = panel + b * kRows * kBlock;
+    uint8_t* o = out + (b - b0) * kBlock;
+    std::memcpy(o, blk + 2 * rr, 2);
+    for (int64_t j = 0; j < kWords; ++j) {
+      uint32_t word;
+      std::memcpy(&word, blk + 64 + 4 * (kRows * j + rr), 4);
+      if constexpr (T == DType::q8_0) word ^= 0x80808080u;
+      std::memcpy(o + 2 + 4 * j, &word, 4);
+    }
+  }
+}
+
+}  // namespace
+
 void unpack_panel_blocks(DType t, const uint8_t* packed, int64_t cols, int64_t r, int64_t b0,
                          int64_t nb, uint8_t* out) {
   require_panel_type(t);
-  const int64_t bb = block_bytes(t), nw = words(t), n_blocks = cols / 32;
+  const int64_t n_blocks = cols / 32;
   TERN_CHECK(cols % 32 == 0 && b0 >= 0 && nb >= 0 && b0 + nb <= n_blocks && r >= 0);
-  const uint8_t* panel = packed + (r / kRows) * kRows * n_blocks * bb;
-  const int64_t rr = r % kRows;
-  for (int64_t b = b0; b < b0 + nb; ++b) {
-    const uint8_t* blk = panel + b * panel_block_bytes(t);
-    uint8_t* o = out + (b - b0) * bb;
-    std::memcpy(o, blk + 2 * rr, 2);
-    for (int64_t j = 0; j < nw; ++j)
-      for (int64_t i = 0; i < 4; ++i)
-        o[2 + 4 * j + i] = code_byte(t, blk[64 + 4 * (kRows * j + rr) + i]);
-  }
+  const uint8_t* panel = packed + (r / kRows) * kRows * n_blocks * block_bytes(t);
+  if (t == DType::q8_0)
+    unpack_panel_blocks_as<DType::q8_0>(panel, r % kRows, b0, nb, out);
+  else
+    unpack_panel_blocks_as<DType::q4_0>(panel, r % kRows, b0, nb, out);
 }
 
 void panel_dot_ref(DType t, const uint8_t* panel, int64_t b0, int64_t b1, const ActQ8* const* xs,
