@@ -337,9 +337,13 @@ std::string serving_path_name(const WeightView& w, int64_t T) {
     if (!path.takes(w, T)) continue;
     // The decode paths also need whole blocks; the others check inside run().
     if (T == 1 && !decode_eligible(MatmulParams{nullptr, w.cols, nullptr, w.rows, 1, w})) continue;
-    // Panel-packed views run the panel kernel on every int8 path, whatever the path's variant.
+    // Panel-packed views run the panel kernel on every int8 path, whatever the path's variant
+    // (AMX dequantises them like any packed view).
     if (w.packed && w.panels)
-      return std::string(path.name) + "[" + (panel_dot_kernel() ? "avx512-vnni" : "scalar") +
+      return std::string(path.name) + "[" +
+             (path.act != ActFormat::int8_block32 ? path.variant
+              : panel_dot_kernel()                ? "avx512-vnni"
+                                                  : "scalar") +
              ",panels]";
     return std::string(path.name) + "[" + path.variant + (w.packed ? ",packed" : "") + "]";
   }

@@ -15,6 +15,7 @@
 #include "kernels/packed_panels.h"
 #include "kernels/packed_tiles.h"
 #include "kernels/ref/ref_ops.h"
+#include "kernels/serving_paths.h"
 #include "test_weight.h"
 
 using namespace tern;
@@ -297,4 +298,17 @@ TEST(PackedPanels, LeanActivationsEqualTheFullOnes) {
       ASSERT_EQ(full.panel128[b], -128 * full.sum[b]) << n;
     EXPECT_TRUE(lean.q4x.empty() && lean.init4.empty()) << n;
   }
+}
+
+// tern bench names the layout a format runs on: every int8 path of a panel view says so.
+TEST(PackedPanels, PathNamesSayPanels) {
+  const Panels m(DType::q4_0, 64, 64, 1);
+  for (int64_t T : {1, 3, 512}) {
+    const std::string name = serving_path_name(m.p, T);
+    EXPECT_NE(name.find(",panels]"), std::string::npos) << name;
+  }
+  EXPECT_EQ(serving_path_name(m.s, 1).find("panels"), std::string::npos);
+  const std::string line = describe_serving_paths(std::vector<WeightView>{m.p});
+  EXPECT_NE(line.find("q4_0: decode int8-decode["), std::string::npos) << line;
+  EXPECT_NE(line.find(",panels]"), std::string::npos) << line;
 }
