@@ -52,10 +52,12 @@ float quantize_block_q8(const float* x, int8_t* q) {
 
 namespace {
 
-void fill_panel_starts(int64_t nb, ActQ8& out) {
+// Each block's sum from its halves', and the panel kernel's start values from those.
+void fill_block_sums(int64_t nb, ActQ8& out) {
   out.panel8.resize(size_t(nb));
   out.panel128.resize(size_t(nb));
   for (int64_t b = 0; b < nb; ++b) {
+    out.sum[size_t(b)] = out.sum16[size_t(2 * b)] + out.sum16[size_t(2 * b + 1)];
     out.panel8[size_t(b)] = -8 * out.sum[size_t(b)];
     out.panel128[size_t(b)] = -128 * out.sum[size_t(b)];
   }
@@ -65,9 +67,7 @@ void fill_panel_starts(int64_t nb, ActQ8& out) {
 // wrote qeo.
 void finish_act_q8(int64_t n, ActQ8& out, bool qeo_done) {
   const int64_t nb = n / 32;
-  for (int64_t b = 0; b < nb; ++b)
-    out.sum[size_t(b)] = out.sum16[size_t(2 * b)] + out.sum16[size_t(2 * b + 1)];
-  fill_panel_starts(nb, out);
+  fill_block_sums(nb, out);
   out.init8.resize(size_t(nb * 8));
   out.init4.resize(size_t(nb * 4));
   out.init4x32.resize(size_t(nb));
@@ -133,33 +133,40 @@ void quantize_act_q8_scalar(const float* x, int64_t n, ActQ8& out) {
   finish_act_q8(n, out, false);
 }
 
-void quantize_act_q8(const float* x, int64_t n, ActQ8& out) {
-  static const bool simd = int8_dot4_vnni_if_supported() != nullptr;
+namespace {
+
+// q, d and sum16 (sized) by the SIMD quantiser this CPU has, and qeo too where that is the
+// AVX-512 one and `with_qeo` (qeo_written says so). False, having done nothing, without AVX2:
+// the scalar form is the caller's.
+bool quantize_codes_simd(const float* x, int64_t n, ActQ8& out, bool with_qeo, bool& qeo_written) {
+  static const bool avx512 = int8_dot4_vnni_if_supported() != nullptr;
   static const bool avx2 = int8_dot4_avx2_if_supported() != nullptr;
-  if (!simd && avx2) {
-    size_act_q8(n, out);
-    quantize_act_q8_avx2(x, n, out.q.data(), out.d.data(), out.sum16.data());
-    return finish_act_q8(n, out, false);
-  }
-  if (!simd) return quantize_act_q8_scalar(x, n, out);
+  qeo_written = false;
+  if (!avx512 && !avx2) return false;
   size_act_q8(n, out);
-  out.qeo.resize(size_t(n));
-  quantize_act_q8_avx512(x, n, out.q.data(), out.d.data(), out.sum16.data(), out.qeo.data());
-  finish_act_q8(n, out, true);
+  if (!avx512) {
+    quantize_act_q8_avx2(x, n, out.q.data(), out.d.data(), out.sum16.data());
+    return true;
+  }
+  if (with_qeo) out.qeo.resize(size_t(n));
+  quantize_act_q8_avx512(x, n, out.q.data(), out.d.data(), out.sum16.data(),
+                         with_qeo ? out.qeo.data() : nullptr);
+  qeo_written = with_qeo;
+  return true;
+}
+
+}  // namespace
+
+void quantize_act_q8(const float* x, int64_t n, ActQ8& out) {
+  bool qeo_written;
+  if (!quantize_codes_simd(x, n, out, true, qeo_written)) return quantize_act_q8_scalar(x, n, out);
+  finish_act_q8(n, out, qeo_written);
 }
 
 void quantize_act_q8_codes(const float* x, int64_t n, ActQ8& out) {
-  static const bool simd = int8_dot4_vnni_if_supported() != nullptr;
-  static const bool avx2 = int8_dot4_avx2_if_supported() != nullptr;
-  if (!simd && !avx2) return quantize_act_q8_scalar(x, n, out);
-  size_act_q8(n, out);
-  if (simd)
-    quantize_act_q8_avx512(x, n, out.q.data(), out.d.data(), out.sum16.data(), nullptr);
-  else
-    quantize_act_q8_avx2(x, n, out.q.data(), out.d.data(), out.sum16.data());
-  for (int64_t b = 0; b < n / 32; ++b)
-    out.sum[size_t(b)] = out.sum16[size_t(2 * b)] + out.sum16[size_t(2 * b + 1)];
-  fill_panel_starts(n / 32, out);
+  bool qeo_written;
+  if (!quantize_codes_simd(x, n, out, false, qeo_written)) return quantize_act_q8_scalar(x, n, out);
+  fill_block_sums(n / 32, out);
   // Empty, so a kernel that wanted them reads nothing rather than another row's layouts.
   out.init8.clear(), out.init4.clear(), out.init4x32.clear(), out.q4x.clear(), out.qeo.clear();
 }

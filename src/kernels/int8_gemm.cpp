@@ -9,7 +9,6 @@
 #include "core/error.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/int8_decode.h"
-#include "kernels/packed_panels.h"
 #include "kernels/packed_tiles.h"
 
 namespace tern::kernels {
@@ -106,7 +105,7 @@ void quantize_act_rows(const float* x, int64_t T, int64_t ldx, int64_t cols, Act
 void pack_panel(const WeightView& w, int64_t r0, PackedPanel& out, bool simd) {
   TERN_CHECK((w.dtype == DType::q8_0 || w.dtype == DType::q4_0) && w.cols % kBlock == 0);
   out.small_weights = w.dtype == DType::q4_0;
-  TERN_CHECK(!w.panels);  // panel-packed views are computed in place (int8_gemm)
+  TERN_CHECK(!w.panels);  // panel-packed views are computed in place (the int8-panels path)
   out.sc16.clear();       // a thread's panel may last have held a GGUF k-quant
   out.mw.clear();
   if (simd && cpu_has_vnni()) return pack_panel_vnni(w, r0, out);  // reads packed views too
@@ -236,10 +235,6 @@ bool int8_gemm_takes(const WeightView& w) {
 
 bool int8_gemm(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y, int64_t ldy,
                ThreadPool& pool, Int8GemmTile tile) {
-  if (w.panels) {  // prepacked in the GEMM's own order: computed in place, nothing to pack
-    panel_matmul(x, ldx, T, w, y, ldy, pool);
-    return true;
-  }
   if (!tile) tile = int8_gemm_tile_kernel();
   if (!takes(w, tile)) return false;
   const bool ggml = w.dtype != DType::q8_0 && w.dtype != DType::q4_0;

@@ -149,10 +149,6 @@ void run_token_tiles(const MatmulParams& p, ThreadPool& tp, Prepare prepare, Til
 // Q8_0 / Q4_0: int8 activations, up to 4 tokens per multi-token kernel call where one exists.
 bool run_int8_few_tokens(const MatmulParams& p, ThreadPool& tp) {
   if (!int8_decode_takes(p.w) || p.T > kFewTokens) return false;
-  if (p.w.panels) {  // prepacked panels: the same loop as many tokens
-    panel_matmul(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp);
-    return true;
-  }
   const Int8Dot4 one = int8_dot4_kernel();
   const Int8Dot4xN many = int8_dot4xn_kernel();
   const PackedDot4 packed = packed_dot4_kernel();
@@ -208,6 +204,18 @@ bool run_ggml_tokens(const MatmulParams& p, ThreadPool& tp) {
   return true;
 }
 
+// Panel-packed Q8_0 / Q4_0 (packed_panels.h): read in place at any token count.
+bool is_panel_view(const WeightView& w) {
+  return w.packed && w.panels;
+}
+bool is_not_panel_view(const WeightView& w) {
+  return !is_panel_view(w);
+}
+bool run_int8_panels(const MatmulParams& p, ThreadPool& tp) {
+  panel_matmul(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp);
+  return true;
+}
+
 bool run_int8_gemm(const MatmulParams& p, ThreadPool& tp) {
   return int8_gemm(p.x, p.ldx, p.T, p.w, p.y, p.ldy, tp);
 }
@@ -235,8 +243,15 @@ std::vector<MatmulPath> build_paths() {
          concat({DType::bf16, DType::f16, DType::f8_e4m3, DType::i8, DType::i4}, ggml_formats()),
          16, kMany, "amx-bf16", run_amx});
   }
-  paths.push_back(
-      {"int8-decode", ActFormat::int8_block32, int8_formats, 1, 1, int8_variant(), run_decode});
+  // Panel-packed views (prepacked so on AVX-512 VNNI; by hand elsewhere, on the reference) take
+  // the panel kernel at every token count; the decode group runs it for one token.
+  const char* panel_variant = panel_dot_kernel() ? "avx512-vnni" : "scalar";
+  paths.push_back({"int8-decode", ActFormat::int8_block32, int8_formats, 1, 1, panel_variant,
+                   run_decode, is_panel_view});
+  paths.push_back({"int8-panels", ActFormat::int8_block32, int8_formats, 2, kMany, panel_variant,
+                   run_int8_panels, is_panel_view});
+  paths.push_back({"int8-decode", ActFormat::int8_block32, int8_formats, 1, 1, int8_variant(),
+                   run_decode, is_not_panel_view});
   if (int_group_dot4_kernel())
     paths.push_back({"int-group-decode",
                      ActFormat::int8_block32,
@@ -337,15 +352,8 @@ std::string serving_path_name(const WeightView& w, int64_t T) {
     if (!path.takes(w, T)) continue;
     // The decode paths also need whole blocks; the others check inside run().
     if (T == 1 && !decode_eligible(MatmulParams{nullptr, w.cols, nullptr, w.rows, 1, w})) continue;
-    // Panel-packed views run the panel kernel on every int8 path, whatever the path's variant
-    // (AMX dequantises them like any packed view).
-    if (w.packed && w.panels)
-      return std::string(path.name) + "[" +
-             (path.act != ActFormat::int8_block32 ? path.variant
-              : panel_dot_kernel()                ? "avx512-vnni"
-                                                  : "scalar") +
-             ",panels]";
-    return std::string(path.name) + "[" + path.variant + (w.packed ? ",packed" : "") + "]";
+    return std::string(path.name) + "[" + path.variant +
+           (w.packed ? (w.panels ? ",panels" : ",packed") : "") + "]";
   }
   return "exact-f32[" + std::string(active_isa().name) + "]";
 }
