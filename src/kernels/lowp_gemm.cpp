@@ -140,6 +140,21 @@ void lowp_sweep_ref(const LowpSweep& s) {
   }
 }
 
+void lowp_bf16_layouts_ref(const Bf16Layouts& j) {
+  const auto at = [&](int64_t r, int64_t c) {
+    return r < j.r1 && c < j.cols ? f32_to_bf16(j.x[r * j.ld + c]) : uint16_t(0);
+  };
+  const auto word = [](uint16_t lo, uint16_t hi) { return uint32_t(lo) | uint32_t(hi) << 16; };
+  if (j.rows)
+    for (int64_t r = j.r0; r < j.r1; ++r)
+      for (int64_t q = 0; q < (j.cols + 1) / 2; ++q)
+        j.rows[r * j.rows_stride + q] = word(at(r, 2 * q), at(r, 2 * q + 1));
+  if (j.pairs)
+    for (int64_t q = j.r0 / 2; q < (j.r1 + 1) / 2; ++q)
+      for (int64_t c = 0; c < j.cols; ++c)
+        j.pairs[c * j.pairs_stride + q] = word(at(2 * q, c), at(2 * q + 1, c));
+}
+
 namespace {
 
 // The job of panel `panel` (w op-rows) of o over depth [k0, k0 + kb).
@@ -168,7 +183,8 @@ struct Workspace {
 }  // namespace
 
 const LowpMicroKernel& lowp_micro_scalar() {
-  static const LowpMicroKernel k{"scalar", 4, 8, micro_scalar, lowp_pack_ref, lowp_sweep_ref};
+  static const LowpMicroKernel k{"scalar",       4, 8,    micro_scalar,         lowp_pack_ref,
+                                 lowp_sweep_ref, 1, true, lowp_bf16_layouts_ref};
   return k;
 }
 
@@ -201,11 +217,27 @@ double lowp_peak_gflops(ThreadPool& pool, double seconds) {
   return total / elapsed / 1e9;
 }
 
-void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
-               const LowpMicroKernel* micro) {
+bool lowp_rows_a_supported(const LowpSpec& spec, const LowpMicroKernel* micro) {
+  const LowpMicroKernel& mk = micro ? *micro : lowp_micro_active();
+  return spec.format == LowpFormat::bf16 && mk.bf16_layouts && mk.a_rows && mk.pair_words == 1 &&
+         kLowpRowsPad % mk.mr == 0;
+}
+
+void lowp_bf16_layouts(const Bf16Layouts& job, const LowpMicroKernel* micro) {
+  const LowpMicroKernel& mk = micro ? *micro : lowp_micro_active();
+  TERN_CHECK(mk.bf16_layouts && job.r0 % 2 == 0 && job.r0 <= job.r1);
+  mk.bf16_layouts(job);
+}
+
+namespace {
+
+// gemm_lowp, with A from `pre` (bf16 rows, not packed here) when given.
+void run_gemm(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
+              const LowpMicroKernel* micro, const LowpRowsA* pre) {
   TERN_CHECK(p.M >= 0 && p.N >= 0 && p.K >= 0);
   TERN_CHECK(p.ldc >= p.N);
-  TERN_CHECK(p.lda >= (p.trans_a ? p.M : p.K));
+  TERN_CHECK(pre || p.lda >= (p.trans_a ? p.M : p.K));
+  TERN_CHECK(!pre || (pre->words && pre->stride >= (p.K + 1) / 2));
   TERN_CHECK(p.ldb >= (p.trans_b ? p.K : p.N));
   const bool e4m3 = spec.format == LowpFormat::e4m3;
   TERN_CHECK(!e4m3 || (spec.promote_every >= 0 && spec.promote_every % kFp8Tile == 0));
@@ -217,6 +249,7 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
     return;
   }
   const LowpMicroKernel& mk = micro ? *micro : lowp_micro_active();
+  TERN_CHECK(!pre || lowp_rows_a_supported(spec, &mk));
   const int mr = mk.mr, nr = mk.nr;
   const int64_t pw = mk.pair_words;  // words per packed pair (lowp_gemm.h)
   const bool exact = spec.format == LowpFormat::f32;
@@ -235,7 +268,7 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
     if (e4m3 && plan.chunk > kKc) plan.kc = std::min(plan.chunk, whole_k);
   }
   thread_local Workspace ws;
-  Operand a{p.A, p.lda, !p.trans_a, p.M, p.K, spec.a_group, &ws.a_grid};
+  Operand a{p.A, p.lda, pre || !p.trans_a, p.M, p.K, spec.a_group, &ws.a_grid};
   Operand b{p.B, p.ldb, p.trans_b, p.N, p.K, spec.b_group, &ws.b_grid};
   if (e4m3 && a.group == Fp8Group::block) block_grid(a, plan, *pool);
   if (e4m3 && b.group == Fp8Group::block) block_grid(b, plan, *pool);
@@ -244,10 +277,11 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
   // kcw: the words one op-row of a packed block takes.
   const int64_t kcw = plan.kc / 2 * pw,
                 max_chunks = e4m3 ? (plan.kc + plan.chunk - 1) / plan.chunk : 0;
-  ws.packs.resize(size_t((m_panels * mr + n_panels * nr) * kcw));
+  const int64_t a_words = pre ? 0 : m_panels * mr * kcw;
+  ws.packs.resize(size_t(a_words + n_panels * nr * kcw));
   ws.scales.resize(size_t((m_panels * mr + n_panels * nr) * max_chunks));
   uint32_t* ap = ws.packs.data();
-  uint32_t* bp = ap + m_panels * mr * kcw;
+  uint32_t* bp = ap + a_words;
   float* as = ws.scales.data();
   float* bs = as + m_panels * mr * max_chunks;
   // Macro tiles of up to kTilePanels x kTilePanels panels, smaller when that would leave
@@ -272,10 +306,10 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
     const int64_t cp = e4m3 ? plan.chunk / 2 : kp;
     const bool acc = p.accumulate || k0 > 0;
     const bool a_rows = a.k_contiguous && mk.a_rows;  // A in rows layout (no transposition)
-    const int64_t ars = a_rows ? kp * pw : 0;
+    const int64_t ars = pre ? pre->stride : a_rows ? kp * pw : 0;
     // Tasks: A's panels (or its sweep pieces of kSweepPairs pairs), then B's.
     const int64_t sweep_pieces = (kp + kSweepPairs - 1) / kSweepPairs;
-    const int64_t a_tasks = swept ? sweep_pieces : m_panels;
+    const int64_t a_tasks = pre ? 0 : swept ? sweep_pieces : m_panels;
     const int64_t b_tasks = swept ? sweep_pieces : n_panels;
     const auto sweep = [&](const Operand& o, int w, uint32_t* dst, int64_t piece) {
       const int64_t p0 = piece * kSweepPairs;
@@ -308,7 +342,8 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
           for (int64_t im = mt * tm; im < mp_end; ++im) {
             const int64_t r0 = im * mr, rows = std::min<int64_t>(mr, p.M - r0);
             float* c = p.C + r0 * p.ldc + n0;
-            const uint32_t* pa = ap + im * mr * kcw;
+            const uint32_t* pa =
+                pre ? pre->words + im * mr * pre->stride + k0 / 2 : ap + im * mr * kcw;
             const uint32_t* pb = bp + jn * nr * kcw;
             const float* sa = e4m3 ? as + im * mr * max_chunks : nullptr;
             const float* sb = e4m3 ? bs + jn * nr * max_chunks : nullptr;
@@ -328,6 +363,18 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
       }
     });
   }
+}
+
+}  // namespace
+
+void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
+               const LowpMicroKernel* micro) {
+  run_gemm(p, spec, pool, micro, nullptr);
+}
+
+void gemm_lowp_rows_a(const GemmParams& p, const LowpRowsA& a, const LowpSpec& spec,
+                      ThreadPool* pool, const LowpMicroKernel* micro) {
+  run_gemm(p, spec, pool, micro, &a);
 }
 
 }  // namespace tern::kernels

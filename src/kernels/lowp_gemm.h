@@ -85,6 +85,8 @@ struct LowpSweep {
   bool exact = false;  // LowpFormat::f32 (pair_words 2 only)
 };
 
+struct Bf16Layouts;
+
 // A micro-kernel and the packer that feeds it. run: c[mr, nr] (+)= the sum over chunks of
 // chunk_pairs pairs of sa ⊗ sb ∘ (a·b), a = [kp][mr] packed pairs (or, when a_row_stride > 0,
 // row i's pairs at a + i * a_row_stride), b = [kp][nr], sa = [chunk][mr] and sb = [chunk][nr]
@@ -106,7 +108,34 @@ struct LowpMicroKernel {
   int pair_words = 1;
   // Whether k-contiguous A operands are packed as rows (no transposition) rather than panels.
   bool a_rows = true;
+  // Writes Bf16Layouts, rounding as `pack` does; null where gemm_lowp_rows_a cannot run.
+  void (*bf16_layouts)(const Bf16Layouts& job) = nullptr;
 };
+
+// Rows [r0, r1) of an f32 matrix x (`cols` columns, row stride ld) written in bf16 in the two
+// layouts gemm_lowp_rows_a reads, so a matrix that feeds two GEMMs is rounded once instead of
+// packed by each: `rows`, row r's pairs along the columns at rows + r * rows_stride words (an
+// odd cols' last high half zero), and `pairs`, column c's pairs along the rows (x[2q][c] low,
+// x[2q + 1][c] high) at pairs + c * pairs_stride + q. r0 is even; an odd r1 (the matrix's last
+// row) pairs with zero. Either output may be null.
+struct Bf16Layouts {
+  const float* x;
+  int64_t ld, cols, r0, r1;
+  uint32_t* rows;
+  int64_t rows_stride;
+  uint32_t* pairs;
+  int64_t pairs_stride;
+};
+
+// A bf16 A operand for gemm_lowp_rows_a: op-row i's pairs along K at words + i * stride
+// (Bf16Layouts' `rows` for A = x, its `pairs` for A = xᵀ), readable up to M rounded up to
+// kLowpRowsPad rows (what those extra rows hold reaches no output), an odd K's last high half
+// zero.
+struct LowpRowsA {
+  const uint32_t* words;
+  int64_t stride;
+};
+constexpr int64_t kLowpRowsPad = 16;
 
 // Calls f(limited14, rows) with both flags as std::bool_constant: how a SIMD micro-kernel
 // instantiates its loop once per (14-bit accumulator, A in rows) combination.
@@ -125,6 +154,7 @@ void with_lowp_variant(bool limited14, bool rows, F&& f) {
 // The scalar packers (the references the SIMD ones are tested against).
 void lowp_pack_ref(const LowpPanel& panel);
 void lowp_sweep_ref(const LowpSweep& sweep);
+void lowp_bf16_layouts_ref(const Bf16Layouts& job);
 
 const LowpMicroKernel& lowp_micro_scalar();
 // Null when the build has no AVX-512 BF16 unit or the CPU lacks AVX-512 BF16.
@@ -140,6 +170,18 @@ const LowpMicroKernel& lowp_micro_active();
 // not a multiple of 128.
 void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool = nullptr,
                const LowpMicroKernel* micro = nullptr);
+
+// Whether gemm_lowp_rows_a runs for `spec` on the micro-kernel (the active one when null):
+// bf16 inputs on a kernel that reads A as rows of bf16 pairs.
+bool lowp_rows_a_supported(const LowpSpec& spec, const LowpMicroKernel* micro = nullptr);
+// Bf16Layouts on the micro-kernel's rounding (the active one when null); needs
+// lowp_rows_a_supported.
+void lowp_bf16_layouts(const Bf16Layouts& job, const LowpMicroKernel* micro = nullptr);
+// gemm_lowp with A already in bf16 (p.A, p.lda and p.trans_a unused): no packing of A, and the
+// same sums in the same order as gemm_lowp on the f32 A those words were rounded from. Needs
+// lowp_rows_a_supported.
+void gemm_lowp_rows_a(const GemmParams& p, const LowpRowsA& a, const LowpSpec& spec,
+                      ThreadPool* pool = nullptr, const LowpMicroKernel* micro = nullptr);
 
 // The measured peak of the unit the active micro-kernel runs on (vdpbf16ps on AVX-512 BF16),
 // over every thread of `pool` for about `seconds`, in GFLOP/s; 0 when there is no such unit

@@ -412,6 +412,84 @@ TEST(LowpGemm, MicroKernelsAgreeAndThreadsDoNotChangeBits) {
   }
 }
 
+// Both bf16 layouts of awkward row blocks and widths, SIMD against the scalar reference word
+// for word, and nothing written outside them (the buffers start poisoned).
+TEST(LowpGemm, Bf16LayoutsEqualTheReference) {
+  constexpr uint32_t kPoison = 0xdeadbeefu;
+  for (const LowpMicroKernel* mk : micro_kernels()) {
+    if (!mk->bf16_layouts) continue;
+    for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{1, 1},
+                                     {2, 16},
+                                     {7, 33},
+                                     {33, 17},
+                                     {40, 64},
+                                     {64, 129},
+                                     {35, 300}}) {
+      std::mt19937 rng(uint32_t(rows * 131 + cols));
+      std::normal_distribution<float> n(0.0f, 3.0f);
+      const int64_t ld = cols + 5, rs = (cols + 1) / 2 + 3, ps = (rows + 1) / 2 + 7;
+      std::vector<float> x(size_t(rows * ld));
+      for (float& v : x) v = n(rng);
+      for (const auto& [r0, r1] : {std::pair<int64_t, int64_t>{0, rows},
+                                   {0, rows / 2 * 2},
+                                   {rows / 4 * 2, rows},
+                                   {2, std::min<int64_t>(rows, 35)}}) {
+        if (r0 > r1) continue;
+        std::vector<uint32_t> want_r(size_t(rows * rs), kPoison),
+            want_p(size_t(cols * ps), kPoison);
+        std::vector<uint32_t> got_r = want_r, got_p = want_p;
+        lowp_bf16_layouts_ref({x.data(), ld, cols, r0, r1, want_r.data(), rs, want_p.data(), ps});
+        lowp_bf16_layouts({x.data(), ld, cols, r0, r1, got_r.data(), rs, got_p.data(), ps}, mk);
+        ASSERT_EQ(got_r, want_r) << mk->name << " rows " << rows << "x" << cols << " [" << r0
+                                 << ", " << r1 << ")";
+        ASSERT_EQ(got_p, want_p) << mk->name << " pairs " << rows << "x" << cols << " [" << r0
+                                 << ", " << r1 << ")";
+        // The reference itself: the values land where the layouts say.
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t c = 0; c < cols; ++c) {
+            const uint16_t want = f32_to_bf16(x[size_t(r * ld + c)]);
+            ASSERT_EQ(uint16_t(want_r[size_t(r * rs + c / 2)] >> (c % 2 * 16)), want);
+            ASSERT_EQ(uint16_t(want_p[size_t(c * ps + r / 2)] >> (r % 2 * 16)), want);
+          }
+        if (r1 % 2 == 1) {
+          for (int64_t c = 0; c < cols; ++c) ASSERT_EQ(want_p[size_t(c * ps + r1 / 2)] >> 16, 0u);
+        }
+      }
+    }
+  }
+}
+
+// A from either bf16 layout gives the bits of the GEMM that packs the f32 A itself: every case
+// (transposed A from the pairs layout, padded rows, odd K, several K blocks), any thread count.
+TEST(LowpGemm, RowsAGemmEqualsThePackingGemm) {
+  for (const LowpMicroKernel* mk : micro_kernels()) {
+    if (!lowp_rows_a_supported({}, mk)) continue;
+    for (const Case& c : kCases) {
+      const Operands o = make(c, 23);
+      const int64_t stride = (c.K + 1) / 2 + 16,
+                    padded = (c.M + kLowpRowsPad - 1) / kLowpRowsPad * kLowpRowsPad;
+      std::vector<uint32_t> words(size_t(padded * stride), 0u);
+      if (c.ta)  // stored [K][M]: op-row m is column m, its pairs run down the rows
+        lowp_bf16_layouts({o.A.data(), o.lda, c.M, 0, c.K, nullptr, 0, words.data(), stride}, mk);
+      else
+        lowp_bf16_layouts({o.A.data(), o.lda, c.K, 0, c.M, words.data(), stride, nullptr, 0}, mk);
+      const std::vector<float> want = run(c, o, {}, mk, 1);
+      for (int threads : {1, 2}) {
+        std::vector<float> C = o.C0;
+        ThreadPool pool(threads);
+        gemm_lowp_rows_a(
+            {c.M, c.N, c.K, nullptr, 0, false, o.B.data(), o.ldb, c.tb, C.data(), o.ldc, c.acc},
+            {words.data(), stride}, {}, &pool, mk);
+        ASSERT_EQ(C, want) << mk->name << " M " << c.M << " N " << c.N << " K " << c.K << " ta "
+                           << c.ta << " threads " << threads;
+      }
+    }
+  }
+  LowpSpec e4m3;
+  e4m3.format = LowpFormat::e4m3;
+  EXPECT_FALSE(lowp_rows_a_supported(e4m3));
+}
+
 // DeepSeek-V3 reports that Hopper's ~14-bit accumulation loses about 2% over K = 4096 unless
 // partial sums are promoted to f32 every 128 products. The emulated accumulator shows the same.
 TEST(LowpGemm, PromotionEvery128BoundsTheLimitedAccumulatorError) {

@@ -253,6 +253,77 @@ void sweep(const LowpSweep& s) {
   }
 }
 
+// 16 x 16 words transposed in registers: v[i] lane l becomes v[l] lane i.
+inline void transpose16(__m512i v[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
+  }
+  // u[4i + j], 128-bit lane L: column 4L + j of rows 4i .. 4i + 3.
+  for (int i = 0; i < 16; i += 4) {
+    u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88);
+    const __m512i v1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xdd);
+    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88);
+    const __m512i w1 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xdd);
+    v[j] = _mm512_shuffle_i32x4(v0, w0, 0x88);
+    v[4 + j] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+    v[8 + j] = _mm512_shuffle_i32x4(v0, w0, 0xdd);
+    v[12 + j] = _mm512_shuffle_i32x4(v1, w1, 0xdd);
+  }
+}
+
+// Bf16Layouts: rows converted 32 values at a time; pairs built 16 row pairs x 16 columns at a
+// time (two rows interleaved into words, as the sweep does, then transposed so each column's
+// 16 words are one 64-byte store).
+void bf16_layouts(const Bf16Layouts& j) {
+  const int64_t kp = (j.cols + 1) / 2;
+  if (j.rows)
+    for (int64_t r = j.r0; r < j.r1; ++r) {
+      const float* src = j.x + r * j.ld;
+      uint32_t* dst = j.rows + r * j.rows_stride;
+      for (int64_t k = 0; k < j.cols; k += 32) {
+        const __m512 lo = _mm512_maskz_loadu_ps(lanes(j.cols - k), src + k);
+        const __m512 hi = _mm512_maskz_loadu_ps(lanes(j.cols - k - 16), src + k + 16);
+        _mm512_mask_storeu_epi32(dst + k / 2, lanes(kp - k / 2),
+                                 (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+      }
+    }
+  if (!j.pairs) return;
+  const __m512i interleave =
+      _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                       21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const int64_t q_end = (j.r1 + 1) / 2;
+  for (int64_t q0 = j.r0 / 2; q0 < q_end; q0 += 16) {
+    const int64_t nq = std::min<int64_t>(16, q_end - q0);
+    for (int64_t c = 0; c < j.cols; c += 16) {
+      const __mmask16 m = lanes(j.cols - c);
+      __m512i v[16];
+      for (int64_t q = 0; q < 16; ++q) {
+        const int64_t r = 2 * (q0 + q);
+        if (q >= nq) {
+          v[q] = _mm512_setzero_si512();
+          continue;
+        }
+        const __m512 lo = _mm512_maskz_loadu_ps(m, j.x + r * j.ld + c);
+        const __m512 hi =
+            r + 1 < j.r1 ? _mm512_maskz_loadu_ps(m, j.x + (r + 1) * j.ld + c) : _mm512_setzero_ps();
+        v[q] = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+      }
+      transpose16(v);
+      const __mmask16 store = lanes(nq);
+      for (int64_t l = 0; l < 16 && c + l < j.cols; ++l)
+        _mm512_mask_storeu_epi32(j.pairs + (c + l) * j.pairs_stride + q0, store, v[l]);
+    }
+  }
+}
+
 void pack(const LowpPanel& j) {
   if (j.k_contiguous)
     pack_k_contiguous(j);
@@ -284,7 +355,7 @@ double dpbf16_peak_flops_loop(int64_t reps) {
 }
 
 const LowpMicroKernel* lowp_micro_avx512bf16() {
-  static const LowpMicroKernel k{"avx512bf16", MR, NR, micro, pack, sweep};
+  static const LowpMicroKernel k{"avx512bf16", MR, NR, micro, pack, sweep, 1, true, bf16_layouts};
   static const bool ok = cpu_has_avx512_bf16();
   return ok ? &k : nullptr;
 }

@@ -158,21 +158,59 @@ void linear_bwd_input(const Linear& w, const float* dy, int64_t N, float* dx, bo
                 &pool);
 }
 
+namespace {
+
+// A weight gradient's phase and, while a WeightGradClock lives on this thread, its seconds.
+class WeightGradTimer {
+ public:
+  WeightGradTimer()
+      : phase_(phase::linear_weight_grad),
+        clock_(active_clock),
+        t0_(clock_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{}) {}
+  ~WeightGradTimer() {
+    if (clock_)
+      clock_->add(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count());
+  }
+  WeightGradTimer(const WeightGradTimer&) = delete;
+  WeightGradTimer& operator=(const WeightGradTimer&) = delete;
+
+ private:
+  phase::Scope phase_;
+  WeightGradClock* clock_;
+  std::chrono::steady_clock::time_point t0_;
+};
+
+}  // namespace
+
+bool bf16_backward_applies(const Linear& w, const Linear& dw) {
+  const auto bf16 = [](const Linear& l) {
+    return is_f32(l) && l.train_lowp && kernels::lowp_rows_a_supported(*l.train_lowp) && !l.lora &&
+           l.bias.empty();
+  };
+  return bf16(w) && dw.present() && bf16(dw) && !active_deferral;
+}
+
+void linear_bwd_bf16(const Linear& w, Linear& dw, const kernels::LowpRowsA& dy_rows,
+                     const kernels::LowpRowsA& dy_pairs, const float* x, int64_t N, float* dx,
+                     bool accumulate, ThreadPool& pool) {
+  TERN_CHECK(bf16_backward_applies(w, dw));
+  const int64_t rows = w.view.rows, cols = w.view.cols;
+  {
+    const WeightGradTimer timer;
+    kernels::gemm_lowp_rows_a(
+        {rows, cols, N, nullptr, 0, true, x, cols, false, f32(dw), cols, true}, dy_pairs,
+        *dw.train_lowp, &pool);
+  }
+  const phase::Scope timer(phase::linear_input_grad);
+  kernels::gemm_lowp_rows_a(
+      {N, cols, rows, nullptr, 0, false, f32(w), cols, false, dx, cols, accumulate}, dy_rows,
+      *w.train_lowp, &pool);
+}
+
 void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, ThreadPool& pool,
                        int64_t lddy, int64_t ldx) {
   if (active_deferral) return active_deferral->record(dw, dy, x, N, lddy, ldx);
-  const phase::Scope timer(phase::linear_weight_grad);
-  WeightGradClock* clock = active_clock;
-  const auto t0 =
-      clock ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-  struct Stop {
-    WeightGradClock* clock;
-    std::chrono::steady_clock::time_point t0;
-    ~Stop() {
-      if (clock)
-        clock->add(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-  } stop{clock, t0};
+  const WeightGradTimer timer;
   const int64_t rows = dw.view.rows, cols = dw.view.cols;
   if (!lddy) lddy = rows;
   if (!ldx) ldx = cols;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/lowp_gemm.h"
 #include "model/weights.h"
 
 namespace tern::model::grad {
@@ -34,6 +35,18 @@ void linear_bwd_input(const Linear& w, const float* dy, int64_t N, float* dx, bo
 // (rows summed in order).
 void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, ThreadPool& pool,
                        int64_t lddy = 0, int64_t ldx = 0);
+
+// Whether linear_bwd_bf16 runs for w and its gradient slot dw: an f32 master weight trained in
+// bf16 with no adapter or bias, on a micro-kernel that reads bf16 rows, weight gradients not
+// deferred.
+bool bf16_backward_applies(const Linear& w, const Linear& dw);
+// linear_bwd_weight then linear_bwd_input with dy[N, rows] already in bf16 (Bf16Layouts of dy,
+// kernels/lowp_gemm.h: `pairs` feeds the weight gradient, `rows` the input gradient; both padded
+// to kLowpRowsPad op-rows), so neither GEMM packs dy: the same bits as those two calls on the
+// f32 dy the words were rounded from. Needs bf16_backward_applies.
+void linear_bwd_bf16(const Linear& w, Linear& dw, const kernels::LowpRowsA& dy_rows,
+                     const kernels::LowpRowsA& dy_pairs, const float* x, int64_t N, float* dx,
+                     bool accumulate, ThreadPool& pool);
 
 // While one lives on a thread, the seconds linear_bwd_weight spends on that thread (nested in
 // any other phase or not): the W of a pipeline chunk, measured as a whole backward runs
