@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "core/dtype.h"
@@ -174,6 +175,43 @@ LowpPanel panel_job(const Operand& o, const Plan& plan, int64_t panel, int w, in
   return j;
 }
 
+// K blocking and scale chunks of a product; every driver of one product uses the same plan, so
+// each C element is summed in the same order.
+Plan make_plan(const GemmParams& p, const LowpSpec& spec, const LowpMicroKernel& mk) {
+  const bool e4m3 = spec.format == LowpFormat::e4m3;
+  const int64_t whole_k = (p.K + 1) & ~int64_t(1), pw = mk.pair_words;
+  Plan plan{spec, e4m3, 0, 0};
+  if (e4m3 && spec.promote_every == 0) {
+    plan.chunk = plan.kc = whole_k;  // one chunk: the no-promotion experiment
+    return plan;
+  }
+  plan.kc = std::min(kKc, whole_k);
+  // A deep, narrow product (a weight gradient: K = the batch's tokens) packs all of K at
+  // once while both packs stay within L2: one pack and one fork-join instead of one per
+  // kKc, and C written once.
+  if ((p.M + mk.mr + p.N + mk.nr) * whole_k * 2 * pw <= kWholeKPackBytes) plan.kc = whole_k;
+  plan.chunk = e4m3 ? spec.promote_every : plan.kc;
+  if (e4m3 && plan.chunk > kKc) plan.kc = std::min(plan.chunk, whole_k);
+  return plan;
+}
+
+// One mr x nr tile of C at (r0, n0) over one K block. A partial tile runs on a copy of C's
+// corner, accumulating as a full one does, so every element's sum is in the same order
+// whatever the kernel's tile shape.
+// The tile's corner is c (row stride ldc); rows and cols: how much of it lies inside C.
+void run_tile(const LowpMicroKernel& mk, float* c, int64_t ldc, int64_t rows, int64_t cols,
+              int64_t kp, int64_t cp, const uint32_t* pa, int64_t ars, const uint32_t* pb,
+              const float* sa, const float* sb, bool acc, bool lim) {
+  rows = std::min<int64_t>(rows, mk.mr), cols = std::min<int64_t>(cols, mk.nr);
+  if (rows == mk.mr && cols == mk.nr) return mk.run(kp, cp, pa, ars, pb, sa, sb, c, ldc, acc, lim);
+  float tmp[32 * 64] = {};  // finite values in the lanes nobody reads
+  TERN_CHECK(mk.mr * mk.nr <= 32 * 64);
+  if (acc)
+    for (int64_t i = 0; i < rows; ++i) std::copy_n(c + i * ldc, cols, tmp + i * mk.nr);
+  mk.run(kp, cp, pa, ars, pb, sa, sb, tmp, mk.nr, acc, lim);
+  for (int64_t i = 0; i < rows; ++i) std::copy_n(tmp + i * mk.nr, cols, c + i * ldc);
+}
+
 // Per calling thread, grown to the largest call seen: a training step allocates nothing here.
 struct Workspace {
   std::vector<uint32_t> packs;
@@ -254,19 +292,7 @@ void run_gemm(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
   const int64_t pw = mk.pair_words;  // words per packed pair (lowp_gemm.h)
   const bool exact = spec.format == LowpFormat::f32;
   TERN_CHECK(!exact || pw == 2);
-  const int64_t whole_k = (p.K + 1) & ~int64_t(1);
-  Plan plan{spec, e4m3, 0, 0};
-  if (e4m3 && spec.promote_every == 0) {
-    plan.chunk = plan.kc = whole_k;  // one chunk: the no-promotion experiment
-  } else {
-    plan.kc = std::min(kKc, whole_k);
-    // A deep, narrow product (a weight gradient: K = the batch's tokens) packs all of K at
-    // once while both packs stay within L2: one pack and one fork-join instead of one per
-    // kKc, and C written once.
-    if ((p.M + mr + p.N + nr) * whole_k * 2 * pw <= kWholeKPackBytes) plan.kc = whole_k;
-    plan.chunk = e4m3 ? spec.promote_every : plan.kc;
-    if (e4m3 && plan.chunk > kKc) plan.kc = std::min(plan.chunk, whole_k);
-  }
+  const Plan plan = make_plan(p, spec, mk);
   thread_local Workspace ws;
   Operand a{p.A, p.lda, pre || !p.trans_a, p.M, p.K, spec.a_group, &ws.a_grid};
   Operand b{p.B, p.ldb, p.trans_b, p.N, p.K, spec.b_group, &ws.b_grid};
@@ -330,36 +356,18 @@ void run_gemm(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
                             bs + (i - a_tasks) * nr * max_chunks, false));
       }
     });
+    const bool lim = spec.accumulator == Accumulator::limited14;
     pool->parallel_for(m_tiles * n_tiles, 1, [&](int64_t lo, int64_t hi, int) {
-      float tmp[32 * 64] = {};  // partial tiles: finite values in the lanes nobody reads
-      TERN_CHECK(mr * nr <= 32 * 64);
       for (int64_t t = lo; t < hi; ++t) {
         const int64_t mt = t / n_tiles, nt = t % n_tiles;
         const int64_t np_end = std::min(n_panels, (nt + 1) * tn);
         const int64_t mp_end = std::min(m_panels, (mt + 1) * tm);
-        for (int64_t jn = nt * tn; jn < np_end; ++jn) {
-          const int64_t n0 = jn * nr, cols = std::min<int64_t>(nr, p.N - n0);
-          for (int64_t im = mt * tm; im < mp_end; ++im) {
-            const int64_t r0 = im * mr, rows = std::min<int64_t>(mr, p.M - r0);
-            float* c = p.C + r0 * p.ldc + n0;
-            const uint32_t* pa =
-                pre ? pre->words + im * mr * pre->stride + k0 / 2 : ap + im * mr * kcw;
-            const uint32_t* pb = bp + jn * nr * kcw;
-            const float* sa = e4m3 ? as + im * mr * max_chunks : nullptr;
-            const float* sb = e4m3 ? bs + jn * nr * max_chunks : nullptr;
-            const bool lim = spec.accumulator == Accumulator::limited14;
-            if (rows == mr && cols == nr) {
-              mk.run(kp, cp, pa, ars, pb, sa, sb, c, p.ldc, acc, lim);
-              continue;
-            }
-            // A partial tile runs on a copy of C's corner, accumulating as a full one does,
-            // so every element's sum is in the same order whatever the kernel's tile shape.
-            if (acc)
-              for (int64_t i = 0; i < rows; ++i) std::copy_n(c + i * p.ldc, cols, tmp + i * nr);
-            mk.run(kp, cp, pa, ars, pb, sa, sb, tmp, nr, acc, lim);
-            for (int64_t i = 0; i < rows; ++i) std::copy_n(tmp + i * nr, cols, c + i * p.ldc);
-          }
-        }
+        for (int64_t jn = nt * tn; jn < np_end; ++jn)
+          for (int64_t im = mt * tm; im < mp_end; ++im)
+            run_tile(mk, p.C + im * mr * p.ldc + jn * nr, p.ldc, p.M - im * mr, p.N - jn * nr, kp,
+                     cp, pre ? pre->words + im * mr * pre->stride + k0 / 2 : ap + im * mr * kcw,
+                     ars, bp + jn * nr * kcw, e4m3 ? as + im * mr * max_chunks : nullptr,
+                     e4m3 ? bs + jn * nr * max_chunks : nullptr, acc, lim);
       }
     });
   }
@@ -370,6 +378,93 @@ void run_gemm(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
 void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
                const LowpMicroKernel* micro) {
   run_gemm(p, spec, pool, micro, nullptr);
+}
+
+void gemm_lowp_row_blocks(const GemmParams& p, const LowpSpec& spec, int64_t block_rows,
+                          const std::function<void(int64_t r0, int64_t r1, float* rows)>& done,
+                          ThreadPool* pool, const LowpMicroKernel* micro) {
+  TERN_CHECK(p.M >= 0 && p.N >= 0 && p.K >= 0 && block_rows > 0 && !p.trans_a);
+  TERN_CHECK(p.C || !p.accumulate);
+  TERN_CHECK(p.ldc >= p.N && p.lda >= p.K && p.ldb >= (p.trans_b ? p.K : p.N));
+  const bool e4m3 = spec.format == LowpFormat::e4m3;
+  TERN_CHECK(!e4m3 || (spec.promote_every >= 0 && spec.promote_every % kFp8Tile == 0));
+  if (!pool) pool = &ThreadPool::global();
+  const LowpMicroKernel& mk = micro ? *micro : lowp_micro_active();
+  const int mr = mk.mr, nr = mk.nr;
+  TERN_CHECK(spec.format != LowpFormat::f32 || mk.pair_words == 2);
+  block_rows = (block_rows + mr - 1) / mr * mr;
+  const int64_t blocks = (p.M + block_rows - 1) / block_rows;
+  // The block's rows: in C, or in the calling thread's own block when C is null.
+  const auto block_c = [&](int64_t r0) {
+    if (p.C) return p.C + r0 * p.ldc;
+    thread_local std::vector<float> own;
+    own.resize(size_t(block_rows * p.ldc));
+    return own.data();
+  };
+  if (p.N == 0 || p.K == 0) {
+    pool->parallel_for(blocks, 1, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t b = lo; b < hi; ++b) {
+        const int64_t r0 = b * block_rows, r1 = std::min(p.M, r0 + block_rows);
+        float* c = block_c(r0);
+        if (!p.accumulate)
+          for (int64_t i = 0; i < r1 - r0; ++i) std::fill_n(c + i * p.ldc, p.N, 0.0f);
+        done(r0, r1, c);
+      }
+    });
+    return;
+  }
+  const Plan plan = make_plan(p, spec, mk);
+  thread_local Workspace ws;
+  Operand a{p.A, p.lda, true, p.M, p.K, spec.a_group, &ws.a_grid};
+  Operand b{p.B, p.ldb, p.trans_b, p.N, p.K, spec.b_group, &ws.b_grid};
+  if (e4m3 && a.group == Fp8Group::block) block_grid(a, plan, *pool);
+  if (e4m3 && b.group == Fp8Group::block) block_grid(b, plan, *pool);
+  const int64_t n_panels = (p.N + nr - 1) / nr, k_blocks = (p.K + plan.kc - 1) / plan.kc;
+  const int64_t pw = mk.pair_words, kcw = plan.kc / 2 * pw;
+  const int64_t max_chunks = e4m3 ? (plan.kc + plan.chunk - 1) / plan.chunk : 0;
+  // All of B once, block by block of K; each thread packs its rows of A.
+  const int64_t b_block = n_panels * nr * kcw, bs_block = n_panels * nr * max_chunks;
+  ws.packs.resize(size_t(k_blocks * b_block));
+  ws.scales.resize(size_t(k_blocks * bs_block));
+  uint32_t* const b_packs = ws.packs.data();  // this thread's workspace, shared by the workers
+  float* const b_scales = ws.scales.data();
+  pool->parallel_for(k_blocks * n_panels, 1, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t t = lo; t < hi; ++t) {
+      const int64_t kblk = t / n_panels, jn = t % n_panels, k0 = kblk * plan.kc;
+      mk.pack(panel_job(b, plan, jn, nr, k0, std::min(plan.kc, p.K - k0),
+                        b_packs + kblk * b_block + jn * nr * kcw,
+                        b_scales + kblk * bs_block + jn * nr * max_chunks, false));
+    }
+  });
+  const bool lim = spec.accumulator == Accumulator::limited14;
+  pool->parallel_for(blocks, 1, [&](int64_t lo, int64_t hi, int) {
+    thread_local std::vector<uint32_t> apack;
+    thread_local std::vector<float> ascales;
+    const int64_t panels = block_rows / mr;
+    apack.resize(size_t(panels * mr * kcw));
+    ascales.resize(size_t(panels * mr * max_chunks));
+    for (int64_t blk = lo; blk < hi; ++blk) {
+      const int64_t r0 = blk * block_rows, r1 = std::min(p.M, r0 + block_rows);
+      const int64_t m_panels = (r1 - r0 + mr - 1) / mr, first = r0 / mr;
+      float* c = block_c(r0);
+      for (int64_t kblk = 0; kblk < k_blocks; ++kblk) {
+        const int64_t k0 = kblk * plan.kc, kb = std::min(plan.kc, p.K - k0), kp = (kb + 1) / 2;
+        const int64_t cp = e4m3 ? plan.chunk / 2 : kp, ars = mk.a_rows ? kp * pw : 0;
+        for (int64_t im = 0; im < m_panels; ++im)
+          mk.pack(panel_job(a, plan, first + im, mr, k0, kb, apack.data() + im * mr * kcw,
+                            ascales.data() + im * mr * max_chunks, mk.a_rows));
+        const uint32_t* bp = b_packs + kblk * b_block;
+        const float* bs = b_scales + kblk * bs_block;
+        for (int64_t jn = 0; jn < n_panels; ++jn)
+          for (int64_t im = 0; im < m_panels; ++im)
+            run_tile(mk, c + im * mr * p.ldc + jn * nr, p.ldc, r1 - r0 - im * mr, p.N - jn * nr, kp,
+                     cp, apack.data() + im * mr * kcw, ars, bp + jn * nr * kcw,
+                     e4m3 ? ascales.data() + im * mr * max_chunks : nullptr,
+                     e4m3 ? bs + jn * nr * max_chunks : nullptr, p.accumulate || k0 > 0, lim);
+      }
+      done(r0, r1, c);
+    }
+  });
 }
 
 void gemm_lowp_rows_a(const GemmParams& p, const LowpRowsA& a, const LowpSpec& spec,

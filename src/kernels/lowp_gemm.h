@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <type_traits>
 
 #include "core/thread_pool.h"
@@ -170,6 +171,17 @@ const LowpMicroKernel& lowp_micro_active();
 // not a multiple of 128.
 void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool = nullptr,
                const LowpMicroKernel* micro = nullptr);
+
+// gemm_lowp with A not transposed, computed `block_rows` rows of C at a time (rounded up to the
+// kernel's mr): B packed once, then each block's A packed and multiplied by one thread, which
+// calls done(r0, r1, rows) on the block's finished rows (row r at rows + (r - r0) * ldc) while
+// they are still in its caches: a row-wise epilogue, such as a softmax, reads them there instead
+// of from memory. The same bits as gemm_lowp. With C null (no accumulate) the rows live in a
+// block-sized buffer of the thread's, reused block after block, so the product never exists
+// whole. done runs on several threads at once, for disjoint blocks.
+void gemm_lowp_row_blocks(const GemmParams& p, const LowpSpec& spec, int64_t block_rows,
+                          const std::function<void(int64_t r0, int64_t r1, float* rows)>& done,
+                          ThreadPool* pool = nullptr, const LowpMicroKernel* micro = nullptr);
 
 // Whether gemm_lowp_rows_a runs for `spec` on the micro-kernel (the active one when null):
 // bf16 inputs on a kernel that reads A as rows of bf16 pairs.

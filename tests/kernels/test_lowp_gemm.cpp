@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <mutex>
 #include <random>
 #include <span>
 #include <string>
@@ -488,6 +489,66 @@ TEST(LowpGemm, RowsAGemmEqualsThePackingGemm) {
   LowpSpec e4m3;
   e4m3.format = LowpFormat::e4m3;
   EXPECT_FALSE(lowp_rows_a_supported(e4m3));
+}
+
+// The row-block driver gives gemm_lowp's bits, and each block's rows are final when its
+// callback runs (checked inside the callback), every row exactly once.
+TEST(LowpGemm, RowBlocksEqualTheWholeProductAndHandOverFinishedRows) {
+  for (const LowpMicroKernel* mk : micro_kernels())
+    for (const Case& c : kCases) {
+      if (c.ta) continue;
+      const Operands o = make(c, 31);
+      for (LowpFormat f : {LowpFormat::bf16, LowpFormat::e4m3}) {
+        LowpSpec spec;
+        spec.format = f;
+        const std::vector<float> want = run(c, o, spec, mk, 1);
+        for (int64_t block_rows : {int64_t(1), int64_t(16), int64_t(37)})
+          for (int threads : {1, 2}) {
+            std::vector<float> C = o.C0;
+            std::vector<int> seen(size_t(c.M), 0);
+            std::mutex mu;
+            bool early = false;
+            ThreadPool pool(threads);
+            gemm_lowp_row_blocks(
+                {c.M, c.N, c.K, o.A.data(), o.lda, false, o.B.data(), o.ldb, c.tb, C.data(), o.ldc,
+                 c.acc},
+                spec, block_rows,
+                [&](int64_t r0, int64_t r1, float* rows) {
+                  const std::lock_guard lock(mu);
+                  early |= rows != C.data() + r0 * o.ldc;
+                  for (int64_t r = r0; r < r1; ++r) {
+                    ++seen[size_t(r)];
+                    for (int64_t n = 0; n < c.N; ++n)
+                      early |= C[size_t(r * o.ldc + n)] != want[size_t(r * o.ldc + n)];
+                  }
+                },
+                &pool, mk);
+            // C null: the rows come in the thread's own block buffer, with the same bits.
+            if (!c.acc) {
+              std::vector<float> got(C.size(), 0.0f);
+              gemm_lowp_row_blocks(
+                  {c.M, c.N, c.K, o.A.data(), o.lda, false, o.B.data(), o.ldb, c.tb, nullptr, o.ldc,
+                   false},
+                  spec, block_rows,
+                  [&](int64_t r0, int64_t r1, float* rows) {
+                    const std::lock_guard lock(mu);
+                    for (int64_t r = r0; r < r1; ++r)
+                      std::copy_n(rows + (r - r0) * o.ldc, c.N, got.data() + r * o.ldc);
+                  },
+                  &pool, mk);
+              for (int64_t r = 0; r < c.M; ++r)
+                for (int64_t n = 0; n < c.N; ++n)
+                  ASSERT_EQ(got[size_t(r * o.ldc + n)], want[size_t(r * o.ldc + n)])
+                      << mk->name << " C null, row " << r;
+            }
+            const std::string what = std::string(mk->name) + " M " + std::to_string(c.M) + " K " +
+                                     std::to_string(c.K) + " block " + std::to_string(block_rows);
+            EXPECT_FALSE(early) << what;
+            EXPECT_EQ(seen, std::vector<int>(size_t(c.M), 1)) << what;
+            ASSERT_EQ(C, want) << what << " threads " << threads;
+          }
+      }
+    }
 }
 
 // DeepSeek-V3 reports that Hopper's ~14-bit accumulation loses about 2% over K = 4096 unless

@@ -1,9 +1,11 @@
 // The per-op harness: every primitive of every ISA this CPU runs (IsaKernels: dequant, dot4,
-// dot4x4, dot4_fused, dot, axpy, axpy4, exp_affine) against the scalar reference (kernels/ref
-// in double, or the definition), at awkward lengths around each vector width, with inputs
-// poisoned by NaN past their ends and outputs that must stay untouched past theirs.
+// dot4x4, dot4_fused, dot, axpy, axpy4, exp_affine, max_scaled, exp_affine_sum) against the scalar
+// reference (kernels/ref in double, or the definition), at awkward lengths around each vector
+// width, with inputs poisoned by NaN past their ends and outputs that must stay untouched past
+// theirs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -122,6 +124,37 @@ TEST_P(IsaOps, ExpAffineMatchesStdExpAndStopsAtN) {
       EXPECT_NEAR(out[size_t(i)], want, 3e-7 * want) << k.name << " n " << n;
     }
     for (int64_t i = n; i < n + 16; ++i) EXPECT_TRUE(std::isnan(out[size_t(i)])) << k.name;
+  }
+}
+
+// The softmax pieces: the max of scaled values exactly (NaNs inside skipped, -inf for none), and
+// the exponentials with their sum in one pass equal to exp_affine's values and their double sum.
+TEST_P(IsaOps, MaxScaledAndExpAffineSumMatchTheDefinitions) {
+  const IsaKernels& k = *GetParam();
+  std::mt19937 rng(6);
+  for (int64_t n : kLengths) {
+    auto x = poisoned(n, rng);
+    float want = -std::numeric_limits<float>::infinity();
+    for (int64_t i = 0; i < n; ++i) want = std::max(want, x[size_t(i)] * 0.7f);
+    EXPECT_EQ(k.max_scaled(x.data(), n, 0.7f), want) << k.name << " n " << n;
+    if (n > 2) {
+      x[1] = kNaN;  // skipped, as max_scaled_f32 skips it
+      float without = -std::numeric_limits<float>::infinity();
+      for (int64_t i = 0; i < n; ++i)
+        if (i != 1) without = std::max(without, x[size_t(i)] * 0.7f);
+      EXPECT_EQ(k.max_scaled(x.data(), n, 0.7f), without) << k.name << " n " << n;
+      x[1] = 0.5f;
+    }
+    std::vector<float> plain(size_t(n + 16), kNaN), summed(size_t(n + 16), kNaN);
+    k.exp_affine(x.data(), 1.5f, -0.25f, plain.data(), n);
+    const double sum = k.exp_affine_sum(x.data(), 1.5f, -0.25f, summed.data(), n);
+    double want_sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(summed[size_t(i)], plain[size_t(i)]) << k.name << " n " << n << " at " << i;
+      want_sum += summed[size_t(i)];
+    }
+    EXPECT_NEAR(sum, want_sum, 1e-13 * want_sum) << k.name << " n " << n;
+    for (int64_t i = n; i < n + 16; ++i) EXPECT_TRUE(std::isnan(summed[size_t(i)])) << k.name;
   }
 }
 

@@ -36,6 +36,11 @@ struct IsaKernels {
   // use a range reduction to 2^n times a degree-6 polynomial, within 2 ulp of std::exp;
   // arguments below -87.3 give 0, above 88.7 give +inf, NaN stays NaN.
   void (*exp_affine)(const float* x, float a, float b, float* out, int64_t n);
+  // max_i x[i] * scale (-inf when n is 0; NaNs skipped): a softmax row's shift.
+  float (*max_scaled)(const float* x, int64_t n, float scale);
+  // exp_affine, returning Σ out[i] summed in double: a softmax row's exponentials and their
+  // normaliser in one pass.
+  double (*exp_affine_sum)(const float* x, float a, float b, float* out, int64_t n);
 };
 
 const IsaKernels& isa_scalar();

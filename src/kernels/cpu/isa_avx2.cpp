@@ -260,25 +260,62 @@ inline __m256 exp8(__m256 x) {
   return _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
 }
 
-void exp_affine(const float* x, float a, float b, float* out, int64_t n) {
+// exp_affine, and Σ out in double when `sum` is set (the vector part in 4 double lanes, the
+// scalar tail after).
+template <bool kSum>
+double exp_affine_impl(const float* x, float a, float b, float* out, int64_t n) {
   const __m256 av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b);
   const __m256 lo = _mm256_set1_ps(-87.3f), hi = _mm256_set1_ps(88.7f);
   const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  __m256d s0 = _mm256_setzero_pd(), s1 = s0;
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m256 z = _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), bv);
     __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(z, lo, _CMP_LT_OQ), exp8(z));  // underflow: 0
     e = _mm256_blendv_ps(e, inf, _mm256_cmp_ps(z, hi, _CMP_GT_OQ));
     _mm256_storeu_ps(out + i, e);
+    if constexpr (kSum) {
+      s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+      s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
   }
-  for (; i < n; ++i) out[i] = std::exp(a * x[i] + b);
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(s0, s1));
+  double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (; i < n; ++i) sum += double(out[i] = std::exp(a * x[i] + b));
+  return sum;
+}
+
+void exp_affine(const float* x, float a, float b, float* out, int64_t n) {
+  exp_affine_impl<false>(x, a, b, out, n);
+}
+
+double exp_affine_sum(const float* x, float a, float b, float* out, int64_t n) {
+  return exp_affine_impl<true>(x, a, b, out, n);
+}
+
+float max_scaled(const float* x, int64_t n, float scale) {
+  const __m256 sv = _mm256_set1_ps(scale);
+  __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t i = 0;
+  // max(v, m) returns m when v is NaN: NaNs are skipped.
+  for (; i + 8 <= n; i += 8) m = _mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), sv), m);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  float best = lanes[0];
+  for (int j = 1; j < 8; ++j) best = best < lanes[j] ? lanes[j] : best;
+  for (; i < n; ++i) {
+    const float v = x[i] * scale;
+    best = best < v ? v : best;
+  }
+  return best;
 }
 
 }  // namespace
 
 const IsaKernels* isa_avx2() {
-  static const IsaKernels k{"avx2", dequant, dot4,  dot4x4,    dot4_fused,
-                            dot,    axpy,    axpy4, exp_affine};
+  static const IsaKernels k{"avx2", dequant, dot4,       dot4x4,     dot4_fused,    dot,
+                            axpy,   axpy4,   exp_affine, max_scaled, exp_affine_sum};
   return &k;
 }
 

@@ -387,7 +387,9 @@ inline __m512 exp16(__m512 x) {
   return _mm512_scalef_ps(y, n);
 }
 
-void exp_affine(const float* x, float a, float b, float* out, int64_t n) {
+// exp_affine, and Σ out in double when kSum (8 double lanes, the masked tail included).
+template <bool kSum>
+double exp_affine_impl(const float* x, float a, float b, float* out, int64_t n) {
   const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b);
   const __m512 lo = _mm512_set1_ps(-87.3f), hi = _mm512_set1_ps(88.7f);
   auto one = [&](__m512 v) {
@@ -397,19 +399,57 @@ void exp_affine(const float* x, float a, float b, float* out, int64_t n) {
     return _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(z, hi, _CMP_GT_OQ),
                               _mm512_set1_ps(std::numeric_limits<float>::infinity()));
   };
+  __m512d s0 = _mm512_setzero_pd(), s1 = s0;
+  const auto add = [&](__m512 e) {
+    s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+    s1 = _mm512_add_pd(
+        s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+  };
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, one(_mm512_loadu_ps(x + i)));
+  for (; i + 16 <= n; i += 16) {
+    const __m512 e = one(_mm512_loadu_ps(x + i));
+    _mm512_storeu_ps(out + i, e);
+    if constexpr (kSum) add(e);
+  }
   if (i < n) {
     const __mmask16 m = __mmask16((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(out + i, m, one(_mm512_maskz_loadu_ps(m, x + i)));
+    const __m512 e = _mm512_maskz_mov_ps(m, one(_mm512_maskz_loadu_ps(m, x + i)));
+    _mm512_mask_storeu_ps(out + i, m, e);
+    if constexpr (kSum) add(e);
   }
+  return kSum ? _mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) : 0.0;
+}
+
+void exp_affine(const float* x, float a, float b, float* out, int64_t n) {
+  exp_affine_impl<false>(x, a, b, out, n);
+}
+
+double exp_affine_sum(const float* x, float a, float b, float* out, int64_t n) {
+  return exp_affine_impl<true>(x, a, b, out, n);
+}
+
+float max_scaled(const float* x, int64_t n, float scale) {
+  const __m512 sv = _mm512_set1_ps(scale),
+               none = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 m0 = none, m1 = none;
+  int64_t i = 0;
+  // max(v, m) returns m when v is NaN: NaNs are skipped.
+  for (; i + 32 <= n; i += 32) {
+    m0 = _mm512_max_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), sv), m0);
+    m1 = _mm512_max_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i + 16), sv), m1);
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    m0 = _mm512_max_ps(_mm512_mask_mul_ps(none, m, _mm512_maskz_loadu_ps(m, x + i), sv), m0);
+  }
+  return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
 }
 
 }  // namespace
 
 const IsaKernels* isa_avx512() {
-  static const IsaKernels k{"avx512", dequant, dot4,  dot4x4,    dot4_fused,
-                            dot,      axpy,    axpy4, exp_affine};
+  static const IsaKernels k{"avx512", dequant, dot4,       dot4x4,     dot4_fused,    dot,
+                            axpy,     axpy4,   exp_affine, max_scaled, exp_affine_sum};
   return &k;
 }
 

@@ -3,6 +3,7 @@
 
 #include "kernels/cpu/isa.h"
 #include "kernels/packed_tiles.h"
+#include "kernels/reduce.h"
 #include "kernels/ref/ref_ops.h"
 
 namespace tern::kernels {
@@ -53,11 +54,20 @@ void exp_affine(const float* x, float a, float b, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = std::exp(a * x[i] + b);
 }
 
+float max_scaled(const float* x, int64_t n, float scale) {
+  return max_scaled_f32(x, n, scale);
+}
+
+double exp_affine_sum(const float* x, float a, float b, float* out, int64_t n) {
+  exp_affine(x, a, b, out, n);
+  return sum_f64(out, n);
+}
+
 }  // namespace
 
 const IsaKernels& isa_scalar() {
-  static const IsaKernels k{"scalar", dequant, dot4,  dot4x4,    dot4_fused,
-                            dot,      axpy,    axpy4, exp_affine};
+  static const IsaKernels k{"scalar", dequant, dot4,       dot4x4,     dot4_fused,    dot,
+                            axpy,     axpy4,   exp_affine, max_scaled, exp_affine_sum};
   return k;
 }
 

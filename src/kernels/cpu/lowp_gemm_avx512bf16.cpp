@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "kernels/fp8_scaling.h"
@@ -282,6 +283,16 @@ inline void transpose16(__m512i v[16]) {
 // Bf16Layouts: rows converted 32 values at a time; pairs built 16 row pairs x 16 columns at a
 // time (two rows interleaved into words, as the sweep does, then transposed so each column's
 // 16 words are one 64-byte store).
+// 16 words to dst: a whole aligned cache line goes around the caches (the layouts are read
+// back by GEMMs after the whole matrix is written, far too late for them to still be cached,
+// and a streamed line needs no read for ownership), anything else is a masked store.
+inline void store_words(uint32_t* dst, __mmask16 m, __m512i v) {
+  if (m == 0xffff && (reinterpret_cast<uintptr_t>(dst) & 63) == 0)
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(dst), v);
+  else
+    _mm512_mask_storeu_epi32(dst, m, v);
+}
+
 void bf16_layouts(const Bf16Layouts& j) {
   const int64_t kp = (j.cols + 1) / 2;
   if (j.rows)
@@ -291,11 +302,10 @@ void bf16_layouts(const Bf16Layouts& j) {
       for (int64_t k = 0; k < j.cols; k += 32) {
         const __m512 lo = _mm512_maskz_loadu_ps(lanes(j.cols - k), src + k);
         const __m512 hi = _mm512_maskz_loadu_ps(lanes(j.cols - k - 16), src + k + 16);
-        _mm512_mask_storeu_epi32(dst + k / 2, lanes(kp - k / 2),
-                                 (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        store_words(dst + k / 2, lanes(kp - k / 2), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
       }
     }
-  if (!j.pairs) return;
+  if (!j.pairs) return _mm_sfence();
   const __m512i interleave =
       _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
                        21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
@@ -319,9 +329,10 @@ void bf16_layouts(const Bf16Layouts& j) {
       transpose16(v);
       const __mmask16 store = lanes(nq);
       for (int64_t l = 0; l < 16 && c + l < j.cols; ++l)
-        _mm512_mask_storeu_epi32(j.pairs + (c + l) * j.pairs_stride + q0, store, v[l]);
+        store_words(j.pairs + (c + l) * j.pairs_stride + q0, store, v[l]);
     }
   }
+  _mm_sfence();  // streamed lines visible before another thread reads them
 }
 
 void pack(const LowpPanel& j) {

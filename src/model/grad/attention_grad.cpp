@@ -53,9 +53,8 @@ void attention_fwd(const AttentionShape& s, const float* q, const float* k, cons
            pool);
         for (int64_t t = r0; t < r1; ++t) {
           float* row = p + t * T;
-          const float mx = kernels::max_scaled_f32(row, t + 1, s.scale);
-          isa.exp_affine(row, s.scale, -mx, row, t + 1);
-          const double sum = kernels::sum_f64(row, t + 1);
+          const float mx = isa.max_scaled(row, t + 1, s.scale);
+          const double sum = isa.exp_affine_sum(row, s.scale, -mx, row, t + 1);
           const float inv = float(1.0 / sum);
           for (int64_t j = 0; j <= t; ++j) row[j] *= inv;
           std::fill(row + t + 1, row + T, 0.0f);

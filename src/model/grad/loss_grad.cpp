@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "core/phase_timer.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/lowp_gemm.h"
-#include "kernels/reduce.h"
 #include "model/grad/linear_grad.h"
 
 namespace tern::model::grad {
@@ -21,65 +21,83 @@ double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int3
   const int64_t kChunk =
       std::max<int64_t>(128, (int64_t(16) << 20) / std::max<int64_t>(V, 1) / 128 * 128);
   const int64_t rows_max = std::min(N, kChunk);
-  float* logits = take(scratch.logits, rows_max * V);
+  // Rows one cache line longer than V: the 32 rows a rounding task reads side by side would
+  // otherwise sit a multiple of 4 KB apart, all in one L1 set.
+  const int64_t ldl = V + 16;
+  const bool bf16 = dhead && bf16_backward_applies(head, *dhead);
+  // In bf16 each thread's block of logits is its own (gemm_lowp_row_blocks); else all of them.
+  float* logits = bf16 ? nullptr : take(scratch.logits, rows_max * ldl);
   // In bf16 the logit gradient is rounded once, as each 32-row block finishes, into the layouts
   // of both backward GEMMs (each would otherwise pack the f32 [N, V] matrix on its own). Strides
   // one cache line past a multiple of 16 words, so rows 4 KB apart do not share L1 sets.
-  const bool bf16 = dhead && bf16_backward_applies(head, *dhead);
   const auto padded = [](int64_t n, int64_t to) { return (n + to - 1) / to * to; };
   const int64_t rows_stride = padded((V + 1) / 2, 16) + 16;
   const int64_t pairs_stride = padded((rows_max + 1) / 2, 16) + 16;
+  // Both on 64-byte boundaries, so whole lines can be streamed to them.
+  const auto aligned = [](std::vector<uint32_t>& v, int64_t words) {
+    v.resize(size_t(words + 16));
+    return v.data() + (16 - reinterpret_cast<uintptr_t>(v.data()) / 4 % 16) % 16;
+  };
+  uint32_t *rows_out = nullptr, *pairs_out = nullptr;
   if (bf16) {
-    scratch.rows.resize(size_t(padded(rows_max, kernels::kLowpRowsPad) * rows_stride));
-    scratch.pairs.resize(size_t(padded(V, kernels::kLowpRowsPad) * pairs_stride));
+    rows_out = aligned(scratch.rows, padded(rows_max, kernels::kLowpRowsPad) * rows_stride);
+    pairs_out = aligned(scratch.pairs, padded(V, kernels::kLowpRowsPad) * pairs_stride);
   }
   constexpr int64_t kBlock = 32;  // rows per task: 16 row pairs, one 64-byte store per column
   double total = 0;
   const kernels::IsaKernels& isa = kernels::active_isa();
   for (int64_t r0 = 0; r0 < N; r0 += kChunk) {
     const int64_t n = std::min(kChunk, N - r0);
-    linear_fwd(head, hn + r0 * d, n, logits, pool);
     std::vector<double> row_loss_out(size_t(n), 0.0);
-    pool.parallel_for((n + kBlock - 1) / kBlock, 1, [&](int64_t b, int64_t e, int) {
-      for (int64_t blk = b; blk < e; ++blk) {
-        const int64_t i0 = blk * kBlock, i1 = std::min(n, i0 + kBlock);
-        for (int64_t i = i0; i < i1; ++i) {
-          float* l = logits + i * V;
-          const int32_t t = target[r0 + i];
-          if (t < 0) {
-            std::fill_n(l, V, 0.0f);
-            continue;
-          }
-          if (row_loss) {
-            row_loss_out[size_t(i)] = (*row_loss)(r0 + i, l, V);
-            continue;
-          }
-          const float mx = kernels::max_scaled_f32(l, V), lt = l[t];
-          // exp(l - mx) in place (SIMD, within 2 ulp), summed in double; the softmax is then
-          // one multiply per logit instead of a second exp.
-          isa.exp_affine(l, 1.0f, -mx, l, V);
-          const double sum = kernels::sum_f64(l, V);
-          row_loss_out[size_t(i)] = double(mx) + std::log(sum) - double(lt);
-          const float wt = per_target ? (*per_target)(r0 + i, -row_loss_out[size_t(i)]) : weight;
-          const float inv = float(double(wt) / sum);
-          for (int64_t v = 0; v < V; ++v) l[v] *= inv;
-          l[t] -= wt;
-        }
-        if (bf16)
-          kernels::lowp_bf16_layouts({logits, V, V, i0, i1, scratch.rows.data(), rows_stride,
-                                      scratch.pairs.data(), pairs_stride});
+    // Row i's loss, and its logits l turned into their gradient in place.
+    const auto row = [&](int64_t i, float* l) {
+      const int32_t t = target[r0 + i];
+      if (t < 0) {
+        std::fill_n(l, V, 0.0f);
+        return;
       }
-    });
+      if (row_loss) {
+        row_loss_out[size_t(i)] = (*row_loss)(r0 + i, l, V);
+        return;
+      }
+      const float mx = isa.max_scaled(l, V, 1.0f), lt = l[t];
+      // exp(l - mx) in place (SIMD, within 2 ulp), summed in double in the same pass; the
+      // softmax is then one multiply per logit instead of a second exp.
+      const double sum = isa.exp_affine_sum(l, 1.0f, -mx, l, V);
+      row_loss_out[size_t(i)] = double(mx) + std::log(sum) - double(lt);
+      const float wt = per_target ? (*per_target)(r0 + i, -row_loss_out[size_t(i)]) : weight;
+      const float inv = float(double(wt) / sum);
+      for (int64_t v = 0; v < V; ++v) l[v] *= inv;
+      l[t] -= wt;
+    };
+    if (bf16) {
+      // Each block of rows goes through softmax and rounding as soon as the forward GEMM has
+      // finished it, while it is in the thread's caches: the [n, V] logits never make the trip
+      // to memory and back.
+      kernels::gemm_lowp_row_blocks(
+          {n, V, d, hn + r0 * d, d, false, f32(head), d, true, nullptr, ldl, false},
+          *head.train_lowp, kBlock,
+          [&](int64_t i0, int64_t i1, float* rows) {
+            for (int64_t i = i0; i < i1; ++i) row(i, rows + (i - i0) * ldl);
+            kernels::lowp_bf16_layouts({rows, ldl, V, 0, i1 - i0, rows_out + i0 * rows_stride,
+                                        rows_stride, pairs_out + i0 / 2, pairs_stride});
+          },
+          &pool);
+    } else {
+      linear_fwd(head, hn + r0 * d, n, logits, pool, 0, ldl);
+      pool.parallel_for((n + kBlock - 1) / kBlock, 1, [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b * kBlock; i < std::min(n, e * kBlock); ++i) row(i, logits + i * ldl);
+      });
+    }
     for (double x : row_loss_out) total += x;
     if (!dhead) continue;
     if (bf16) {
-      linear_bwd_bf16(head, *dhead, {scratch.rows.data(), rows_stride},
-                      {scratch.pairs.data(), pairs_stride}, hn + r0 * d, n, dhn + r0 * d,
-                      accumulate, pool);
+      linear_bwd_bf16(head, *dhead, {rows_out, rows_stride}, {pairs_out, pairs_stride}, hn + r0 * d,
+                      n, dhn + r0 * d, accumulate, pool);
       continue;
     }
-    linear_bwd_weight(*dhead, logits, hn + r0 * d, n, pool);
-    linear_bwd_input(head, logits, n, dhn + r0 * d, accumulate, pool);
+    linear_bwd_weight(*dhead, logits, hn + r0 * d, n, pool, ldl);
+    linear_bwd_input(head, logits, n, dhn + r0 * d, accumulate, pool, ldl);
   }
   return total;
 }
