@@ -1,5 +1,6 @@
 // The per-op harness: every primitive of every ISA this CPU runs (IsaKernels: dequant, dot4,
-// dot4x4, dot4_fused, dot, axpy, axpy4, exp_affine, max_scaled, exp_affine_sum) against the scalar
+// dot4x4, dot4_fused, dot, axpy, axpy4, exp_affine, max_scaled, exp_affine_sum, rmsnorm_row,
+// rmsnorm_bwd_row) against the scalar
 // reference (kernels/ref in double, or the definition), at awkward lengths around each vector
 // width, with inputs poisoned by NaN past their ends and outputs that must stay untouched past
 // theirs.
@@ -155,6 +156,42 @@ TEST_P(IsaOps, MaxScaledAndExpAffineSumMatchTheDefinitions) {
     }
     EXPECT_NEAR(sum, want_sum, 1e-13 * want_sum) << k.name << " n " << n;
     for (int64_t i = n; i < n + 16; ++i) EXPECT_TRUE(std::isnan(summed[size_t(i)])) << k.name;
+  }
+}
+
+// RMSNorm rows, forward and backward, give the scalar rows' bits on every ISA (same lane order
+// for the double sums, no FMA contraction), with dx in place of dy too; and the forward agrees
+// with its definition in double.
+TEST_P(IsaOps, RmsnormRowsEqualTheScalarRowsBitForBit) {
+  const IsaKernels& k = *GetParam();
+  const IsaKernels& ref = isa_scalar();
+  std::mt19937 rng(7);
+  for (int64_t n : kLengths) {
+    if (n == 0) continue;
+    const auto x = poisoned(n, rng), w = poisoned(n, rng), dy = poisoned(n, rng);
+    std::vector<float> y(size_t(n + 16), kNaN), y_ref = y;
+    const float r = k.rmsnorm_row(x.data(), w.data(), y.data(), n, 1e-6f);
+    ASSERT_EQ(r, ref.rmsnorm_row(x.data(), w.data(), y_ref.data(), n, 1e-6f)) << k.name << " " << n;
+    double ss = 0;
+    for (int64_t i = 0; i < n; ++i) ss += double(x[size_t(i)]) * x[size_t(i)];
+    EXPECT_NEAR(r, 1.0 / std::sqrt(ss / double(n) + 1e-6), 1e-6 * r) << k.name;
+    for (size_t i = 0; i < y.size(); ++i)
+      ASSERT_TRUE(y[i] == y_ref[i] || (std::isnan(y[i]) && std::isnan(y_ref[i])))
+          << k.name << " " << i;
+    for (bool accumulate : {false, true})
+      for (bool in_place : {false, true}) {
+        std::vector<float> dx(size_t(n), 0.25f), dw(size_t(n), 0.5f);
+        std::vector<float> dx_ref = dx, dw_ref = dw, g = dy, g_ref = dy;
+        float* out = in_place ? g.data() : dx.data();
+        float* out_ref = in_place ? g_ref.data() : dx_ref.data();
+        k.rmsnorm_bwd_row(g.data(), x.data(), w.data(), r, out, accumulate, dw.data(), n);
+        ref.rmsnorm_bwd_row(g_ref.data(), x.data(), w.data(), r, out_ref, accumulate, dw_ref.data(),
+                            n);
+        for (int64_t i = 0; i < n; ++i) {
+          ASSERT_EQ(out[i], out_ref[i]) << k.name << " n " << n << " at " << i;
+          ASSERT_EQ(dw[size_t(i)], dw_ref[size_t(i)]) << k.name << " n " << n << " at " << i;
+        }
+      }
   }
 }
 

@@ -41,6 +41,15 @@ struct IsaKernels {
   // exp_affine, returning Σ out[i] summed in double: a softmax row's exponentials and their
   // normaliser in one pass.
   double (*exp_affine_sum)(const float* x, float a, float b, float* out, int64_t n);
+  // RMSNorm of one row of d values: y = w ⊙ (x · r), r = 1 / sqrt(mean(x²) + eps) (the mean
+  // summed in double as kernels::sum_squares_f64 sums); returns r. Every ISA gives the same
+  // bits (the SIMD versions keep reduce.h's lane order and do no FMA contraction).
+  float (*rmsnorm_row)(const float* x, const float* w, float* y, int64_t d, float eps);
+  // Its backward for one row: dx (+)= r·(w⊙dy − x̂·mean(w⊙dy⊙x̂)), x̂ = r·x, the mean summed in
+  // double in reduce.h's lane order, and dw += dy ⊙ x̂ (dw read before dx is written: dx may be
+  // dy's storage). The same bits on every ISA.
+  void (*rmsnorm_bwd_row)(const float* dy, const float* x, const float* w, float r, float* dx,
+                          bool accumulate, float* dw, int64_t d);
 };
 
 const IsaKernels& isa_scalar();

@@ -314,8 +314,19 @@ float max_scaled(const float* x, int64_t n, float scale) {
 }  // namespace
 
 const IsaKernels* isa_avx2() {
-  static const IsaKernels k{"avx2", dequant, dot4,       dot4x4,     dot4_fused,    dot,
-                            axpy,   axpy4,   exp_affine, max_scaled, exp_affine_sum};
+  static const IsaKernels k{"avx2",
+                            dequant,
+                            dot4,
+                            dot4x4,
+                            dot4_fused,
+                            dot,
+                            axpy,
+                            axpy4,
+                            exp_affine,
+                            max_scaled,
+                            exp_affine_sum,
+                            isa_scalar().rmsnorm_row,
+                            isa_scalar().rmsnorm_bwd_row};
   return &k;
 }
 

@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/avx512_hsum.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/norm_rows.h"
 #include "kernels/ggml/ggml_decode.h"
 #include "kernels/packed_tiles.h"
 #include "kernels/ref/ref_ops.h"
@@ -448,8 +449,19 @@ float max_scaled(const float* x, int64_t n, float scale) {
 }  // namespace
 
 const IsaKernels* isa_avx512() {
-  static const IsaKernels k{"avx512", dequant, dot4,       dot4x4,     dot4_fused,    dot,
-                            axpy,     axpy4,   exp_affine, max_scaled, exp_affine_sum};
+  static const IsaKernels k{"avx512",
+                            dequant,
+                            dot4,
+                            dot4x4,
+                            dot4_fused,
+                            dot,
+                            axpy,
+                            axpy4,
+                            exp_affine,
+                            max_scaled,
+                            exp_affine_sum,
+                            rmsnorm_row_avx512,
+                            rmsnorm_bwd_row_avx512};
   return &k;
 }
 

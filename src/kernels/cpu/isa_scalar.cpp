@@ -63,11 +63,30 @@ double exp_affine_sum(const float* x, float a, float b, float* out, int64_t n) {
   return sum_f64(out, n);
 }
 
+float rmsnorm_row(const float* x, const float* w, float* y, int64_t d, float eps) {
+  const double ss = sum_squares_f64(x, d);
+  const float r = float(1.0 / std::sqrt(ss / double(d) + double(eps)));
+  for (int64_t i = 0; i < d; ++i) y[i] = w[i] * (x[i] * r);
+  return r;
+}
+
+void rmsnorm_bwd_row(const float* dy, const float* x, const float* w, float r, float* dx,
+                     bool accumulate, float* dw, int64_t d) {
+  const double dot = lane_sum(d, [&](int64_t i) { return double(w[i] * dy[i]) * (x[i] * r); });
+  const float m = float(dot / double(d));
+  for (int64_t i = 0; i < d; ++i) {
+    const float v = r * (w[i] * dy[i] - x[i] * r * m);
+    dw[i] += dy[i] * (x[i] * r);
+    dx[i] = accumulate ? dx[i] + v : v;
+  }
+}
+
 }  // namespace
 
 const IsaKernels& isa_scalar() {
-  static const IsaKernels k{"scalar", dequant, dot4,       dot4x4,     dot4_fused,    dot,
-                            axpy,     axpy4,   exp_affine, max_scaled, exp_affine_sum};
+  static const IsaKernels k{
+      "scalar",   dequant,    dot4,           dot4x4,      dot4_fused,     dot, axpy, axpy4,
+      exp_affine, max_scaled, exp_affine_sum, rmsnorm_row, rmsnorm_bwd_row};
   return k;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <vector>
 
 #include "core/error.h"
@@ -190,20 +191,38 @@ bool bf16_backward_applies(const Linear& w, const Linear& dw) {
   return bf16(w) && dw.present() && bf16(dw) && !active_deferral;
 }
 
-void linear_bwd_bf16(const Linear& w, Linear& dw, const kernels::LowpRowsA& dy_rows,
-                     const kernels::LowpRowsA& dy_pairs, const float* x, int64_t N, float* dx,
-                     bool accumulate, ThreadPool& pool) {
-  TERN_CHECK(bf16_backward_applies(w, dw));
+Bf16Grad::Bf16Grad(int64_t N, int64_t cols) : cols_(cols) {
+  // Strides one cache line past a multiple of 16 words: rows 4 KB apart would share L1 sets.
+  const auto padded = [](int64_t n, int64_t to) { return (n + to - 1) / to * to; };
+  rows_stride_ = padded((cols + 1) / 2, 16) + 16;
+  pairs_stride_ = padded((N + 1) / 2, 16) + 16;
+  const auto aligned = [](std::vector<uint32_t>& v, int64_t words) {
+    v.resize(size_t(words + 16));
+    return v.data() + (16 - reinterpret_cast<uintptr_t>(v.data()) / 4 % 16) % 16;
+  };
+  thread_local std::vector<uint32_t> rows_words, pairs_words;
+  rows_ = aligned(rows_words, padded(N, kernels::kLowpRowsPad) * rows_stride_);
+  pairs_ = aligned(pairs_words, padded(cols, kernels::kLowpRowsPad) * pairs_stride_);
+}
+
+void Bf16Grad::round(const float* x, int64_t ld, int64_t r0, int64_t r1) const {
+  kernels::lowp_bf16_layouts({x, ld, cols_, 0, r1 - r0, rows_ + r0 * rows_stride_, rows_stride_,
+                              pairs_ + r0 / 2, pairs_stride_});
+}
+
+void linear_bwd_bf16(const Linear& w, Linear& dw, const Bf16Grad& dy, const float* x, int64_t N,
+                     float* dx, bool accumulate, ThreadPool& pool) {
+  TERN_CHECK(bf16_backward_applies(w, dw) && dy.cols() == w.view.rows);
   const int64_t rows = w.view.rows, cols = w.view.cols;
   {
     const WeightGradTimer timer;
     kernels::gemm_lowp_rows_a(
-        {rows, cols, N, nullptr, 0, true, x, cols, false, f32(dw), cols, true}, dy_pairs,
+        {rows, cols, N, nullptr, 0, true, x, cols, false, f32(dw), cols, true}, dy.pairs(),
         *dw.train_lowp, &pool);
   }
   const phase::Scope timer(phase::linear_input_grad);
   kernels::gemm_lowp_rows_a(
-      {N, cols, rows, nullptr, 0, false, f32(w), cols, false, dx, cols, accumulate}, dy_rows,
+      {N, cols, rows, nullptr, 0, false, f32(w), cols, false, dx, cols, accumulate}, dy.rows(),
       *w.train_lowp, &pool);
 }
 

@@ -40,13 +40,33 @@ void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, T
 // bf16 with no adapter or bias, on a micro-kernel that reads bf16 rows, weight gradients not
 // deferred.
 bool bf16_backward_applies(const Linear& w, const Linear& dw);
-// linear_bwd_weight then linear_bwd_input with dy[N, rows] already in bf16 (Bf16Layouts of dy,
-// kernels/lowp_gemm.h: `pairs` feeds the weight gradient, `rows` the input gradient; both padded
-// to kLowpRowsPad op-rows), so neither GEMM packs dy: the same bits as those two calls on the
-// f32 dy the words were rounded from. Needs bf16_backward_applies.
-void linear_bwd_bf16(const Linear& w, Linear& dw, const kernels::LowpRowsA& dy_rows,
-                     const kernels::LowpRowsA& dy_pairs, const float* x, int64_t N, float* dx,
-                     bool accumulate, ThreadPool& pool);
+
+// An output gradient dy[N, cols] rounded once to bf16, in the two layouts of its backward GEMMs
+// (kernels::Bf16Layouts: `pairs` feeds the weight gradient, `rows` the input gradient), so
+// neither packs it. Its producer rounds each block of rows as it finishes them, while they are
+// in cache. The words live in buffers of the constructing thread, 64-byte aligned, reused by
+// its next Bf16Grad: one in use per thread at a time.
+class Bf16Grad {
+ public:
+  Bf16Grad(int64_t N, int64_t cols);
+  // Rows [r0, r1) from x (row r at x + (r - r0) * ld). r0 even; blocks of 32 rows keep every
+  // store a whole line. Any thread, disjoint blocks.
+  void round(const float* x, int64_t ld, int64_t r0, int64_t r1) const;
+  kernels::LowpRowsA rows() const { return {rows_, rows_stride_}; }
+  kernels::LowpRowsA pairs() const { return {pairs_, pairs_stride_}; }
+  int64_t cols() const { return cols_; }
+
+ private:
+  int64_t cols_, rows_stride_, pairs_stride_;
+  uint32_t *rows_, *pairs_;
+};
+// Rows per block for Bf16Grad::round: 16 row pairs, one 64-byte store per column.
+constexpr int64_t kBf16GradBlock = 32;
+
+// linear_bwd_weight then linear_bwd_input with dy already rounded: the same bits as those two
+// calls on the f32 dy the words were rounded from. Needs bf16_backward_applies.
+void linear_bwd_bf16(const Linear& w, Linear& dw, const Bf16Grad& dy, const float* x, int64_t N,
+                     float* dx, bool accumulate, ThreadPool& pool);
 
 // While one lives on a thread, the seconds linear_bwd_weight spends on that thread (nested in
 // any other phase or not): the W of a pipeline chunk, measured as a whole backward runs

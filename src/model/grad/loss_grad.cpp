@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
+#include <optional>
 
 #include "core/phase_timer.h"
 #include "kernels/cpu/isa.h"
@@ -12,7 +12,7 @@
 namespace tern::model::grad {
 
 double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int32_t* target,
-                  int64_t N, float weight, float* dhn, bool accumulate, HeadScratch& scratch,
+                  int64_t N, float weight, float* dhn, bool accumulate, Buffer& scratch,
                   ThreadPool& pool, const TargetWeight* per_target, const RowLoss* row_loss) {
   const phase::Scope timer(phase::head_and_loss);
   const int64_t V = head.view.rows, d = head.view.cols;
@@ -26,24 +26,12 @@ double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int3
   const int64_t ldl = V + 16;
   const bool bf16 = dhead && bf16_backward_applies(head, *dhead);
   // In bf16 each thread's block of logits is its own (gemm_lowp_row_blocks); else all of them.
-  float* logits = bf16 ? nullptr : take(scratch.logits, rows_max * ldl);
+  float* logits = bf16 ? nullptr : take(scratch, rows_max * ldl);
   // In bf16 the logit gradient is rounded once, as each 32-row block finishes, into the layouts
-  // of both backward GEMMs (each would otherwise pack the f32 [N, V] matrix on its own). Strides
-  // one cache line past a multiple of 16 words, so rows 4 KB apart do not share L1 sets.
-  const auto padded = [](int64_t n, int64_t to) { return (n + to - 1) / to * to; };
-  const int64_t rows_stride = padded((V + 1) / 2, 16) + 16;
-  const int64_t pairs_stride = padded((rows_max + 1) / 2, 16) + 16;
-  // Both on 64-byte boundaries, so whole lines can be streamed to them.
-  const auto aligned = [](std::vector<uint32_t>& v, int64_t words) {
-    v.resize(size_t(words + 16));
-    return v.data() + (16 - reinterpret_cast<uintptr_t>(v.data()) / 4 % 16) % 16;
-  };
-  uint32_t *rows_out = nullptr, *pairs_out = nullptr;
-  if (bf16) {
-    rows_out = aligned(scratch.rows, padded(rows_max, kernels::kLowpRowsPad) * rows_stride);
-    pairs_out = aligned(scratch.pairs, padded(V, kernels::kLowpRowsPad) * pairs_stride);
-  }
-  constexpr int64_t kBlock = 32;  // rows per task: 16 row pairs, one 64-byte store per column
+  // of both backward GEMMs (each would otherwise pack the f32 [N, V] matrix on its own).
+  std::optional<Bf16Grad> grad;
+  if (bf16) grad.emplace(rows_max, V);
+  constexpr int64_t kBlock = kBf16GradBlock;
   double total = 0;
   const kernels::IsaKernels& isa = kernels::active_isa();
   for (int64_t r0 = 0; r0 < N; r0 += kChunk) {
@@ -79,8 +67,7 @@ double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int3
           *head.train_lowp, kBlock,
           [&](int64_t i0, int64_t i1, float* rows) {
             for (int64_t i = i0; i < i1; ++i) row(i, rows + (i - i0) * ldl);
-            kernels::lowp_bf16_layouts({rows, ldl, V, 0, i1 - i0, rows_out + i0 * rows_stride,
-                                        rows_stride, pairs_out + i0 / 2, pairs_stride});
+            grad->round(rows, ldl, i0, i1);
           },
           &pool);
     } else {
@@ -92,8 +79,7 @@ double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int3
     for (double x : row_loss_out) total += x;
     if (!dhead) continue;
     if (bf16) {
-      linear_bwd_bf16(head, *dhead, {rows_out, rows_stride}, {pairs_out, pairs_stride}, hn + r0 * d,
-                      n, dhn + r0 * d, accumulate, pool);
+      linear_bwd_bf16(head, *dhead, *grad, hn + r0 * d, n, dhn + r0 * d, accumulate, pool);
       continue;
     }
     linear_bwd_weight(*dhead, logits, hn + r0 * d, n, pool, ldl);

@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <vector>
 
 #include "core/thread_pool.h"
 #include "model/grad/saved.h"
@@ -26,19 +25,13 @@ using TargetWeight = std::function<float(int64_t row, double logprob)>;
 // with target >= 0, from several threads at once (distinct rows).
 using RowLoss = std::function<double(int64_t row, float* logits, int64_t V)>;
 
-// lm_head_ce's buffers, kept between calls: a chunk of logits and, where the head trains in
-// bf16, the chunk's logit gradient rounded once into the two layouts its backward GEMMs read.
-struct HeadScratch {
-  Buffer logits;
-  std::vector<uint32_t> rows, pairs;
-};
-
 // Σ over rows with target >= 0 of CE(head(hn[n]), target[n]) (f64 sum, rows in order).
 // The objective's weight on that sum is `weight` (or per_target's, when given): dhn[N, d] (+)=
-// weight · ∂/∂hn and dhead += weight · ∂/∂W, unless dhead is null (loss only). With row_loss,
-// each row's loss and gradient are its instead.
+// weight · ∂/∂hn and dhead += weight · ∂/∂W, unless dhead is null (loss only). `scratch` holds a
+// chunk of logits (not needed where the head trains in bf16). With row_loss, each row's loss
+// and gradient are its instead.
 double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int32_t* target,
-                  int64_t N, float weight, float* dhn, bool accumulate, HeadScratch& scratch,
+                  int64_t N, float weight, float* dhn, bool accumulate, Buffer& scratch,
                   ThreadPool& pool, const TargetWeight* per_target = nullptr,
                   const RowLoss* row_loss = nullptr);
 

@@ -74,29 +74,38 @@ void mlp_bwd(const MlpWeights& w, MlpWeights& gw, const float* x, const float* d
   linear_bwd_weight(gw.down_proj, dy, a, N, pool);
   float* da = a;  // act is no longer needed: reuse it for its gradient
   linear_bwd_input(w.down_proj, dy, N, da, false, pool);
-  // silu'(z) = σ(z)·(1 + z·(1 − σ(z))); g and u become their gradients in place.
-  const kernels::IsaKernels& isa = kernels::active_isa();
-  pool.parallel_for(N, std::max<int64_t>(1, 8192 / f), [&](int64_t b, int64_t e, int) {
-    constexpr int64_t kPiece = 1024;  // a row may be wider: exp in stack pieces
-    float ex[kPiece];
-    for (int64_t n = b; n < e; ++n)
-      for (int64_t p = 0; p < f; p += kPiece) {
-        const int64_t m = std::min(kPiece, f - p);
-        float *gr = g + n * ld + p, *ur = u + n * ld + p;
-        const float* dar = da + n * f + p;
-        isa.exp_affine(gr, -1.0f, 0.0f, ex, m);
-        for (int64_t i = 0; i < m; ++i) {
-          const float z = gr[i], sg = 1.0f / (1.0f + ex[i]);
-          const float dg = dar[i] * ur[i] * sg * (1.0f + z * (1.0f - sg));
-          ur[i] = dar[i] * z * sg;
-          gr[i] = dg;
-        }
-      }
-  });
   // The gradients' joint view, when they are laid out as the weights are; a deferred weight
   // gradient (pipeline W pass) keeps a pointer to its Linear, so it takes the two halves.
   std::optional<Linear> joint_grad;
   if (joint && !active_weight_grad_deferral()) joint_grad = joint_rows(gw.gate_proj, gw.up_proj);
+  // In bf16 the joint gradient is rounded once, block by block as it is made, for both GEMMs.
+  std::optional<Bf16Grad> rounded;
+  if (joint_grad && bf16_backward_applies(*joint, *joint_grad)) rounded.emplace(N, 2 * f);
+  // silu'(z) = σ(z)·(1 + z·(1 − σ(z))); g and u become their gradients in place.
+  const kernels::IsaKernels& isa = kernels::active_isa();
+  constexpr int64_t kBlock = kBf16GradBlock;
+  pool.parallel_for((N + kBlock - 1) / kBlock, 1, [&](int64_t b, int64_t e, int) {
+    constexpr int64_t kPiece = 1024;  // a row may be wider: exp in stack pieces
+    float ex[kPiece];
+    for (int64_t blk = b; blk < e; ++blk) {
+      const int64_t n0 = blk * kBlock, n1 = std::min(N, n0 + kBlock);
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t p = 0; p < f; p += kPiece) {
+          const int64_t m = std::min(kPiece, f - p);
+          float *gr = g + n * ld + p, *ur = u + n * ld + p;
+          const float* dar = da + n * f + p;
+          isa.exp_affine(gr, -1.0f, 0.0f, ex, m);
+          for (int64_t i = 0; i < m; ++i) {
+            const float z = gr[i], sg = 1.0f / (1.0f + ex[i]);
+            const float dg = dar[i] * ur[i] * sg * (1.0f + z * (1.0f - sg));
+            ur[i] = dar[i] * z * sg;
+            gr[i] = dg;
+          }
+        }
+      if (rounded) rounded->round(g + n0 * ld, ld, n0, n1);
+    }
+  });
+  if (rounded) return linear_bwd_bf16(*joint, *joint_grad, *rounded, x, N, dx, accumulate, pool);
   if (joint_grad) {
     linear_bwd_weight(*joint_grad, g, x, N, pool);
   } else {

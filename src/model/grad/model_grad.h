@@ -143,8 +143,7 @@ class ModelGrad {
   Buffer layer_inputs_, recompute_h_;  // [L, N, d] and [N, d] (recompute only)
   RopeAngles rope_;
   std::vector<int32_t> ids_, target_;  // [N]
-  Buffer h_, h_final_, final_rstd_, hn_, dhn_, dh_;
-  HeadScratch head_scratch_;
+  Buffer h_, h_final_, final_rstd_, hn_, dhn_, dh_, head_scratch_;
   std::vector<BlockSaved> blocks_;
   std::vector<MtpSaved> mtp_;
   GradsReady grads_ready_;

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "core/phase_timer.h"
-#include "kernels/reduce.h"
+#include "kernels/cpu/isa.h"
 
 namespace tern::model::grad {
 
@@ -14,15 +14,9 @@ void rmsnorm_fwd(const float* x, const float* w, float* y, float* rstd, int64_t 
   const phase::Scope timer(phase::norm);
   if (!ldx) ldx = d;
   if (!ldy) ldy = d;
+  const kernels::IsaKernels& isa = kernels::active_isa();
   pool.parallel_for(N, 16, [&](int64_t b, int64_t e, int) {
-    for (int64_t n = b; n < e; ++n) {
-      const float* xr = x + n * ldx;
-      float* yr = y + n * ldy;
-      const double ss = kernels::sum_squares_f64(xr, d);
-      const float r = float(1.0 / std::sqrt(ss / double(d) + double(eps)));
-      rstd[n] = r;
-      for (int64_t i = 0; i < d; ++i) yr[i] = w[i] * (xr[i] * r);
-    }
+    for (int64_t n = b; n < e; ++n) rstd[n] = isa.rmsnorm_row(x + n * ldx, w, y + n * ldy, d, eps);
   });
 }
 
@@ -41,24 +35,14 @@ void rmsnorm_bwd(const float* dy, const float* x, const float* w, const float* r
   thread_local std::vector<float> partial;  // [blocks, d], the calling thread's (workers share it)
   if (partial.size() < size_t(blocks * d)) partial.resize(size_t(blocks * d));
   float* part = partial.data();
+  const kernels::IsaKernels& isa = kernels::active_isa();
   pool.parallel_for(blocks, 1, [&](int64_t b, int64_t e, int) {
     for (int64_t blk = b; blk < e; ++blk) {
       float* pdw = part + blk * d;
       std::fill_n(pdw, d, 0.0f);
-      for (int64_t n = blk * kRows; n < std::min(N, (blk + 1) * kRows); ++n) {
-        const float* xr = x + n * ldx;
-        const float* g = dy + n * lddy;
-        float* o = dx + n * lddx;
-        const float r = rstd[n];
-        const double dot =
-            kernels::lane_sum(d, [&](int64_t i) { return double(w[i] * g[i]) * (xr[i] * r); });
-        const float m = float(dot / double(d));
-        for (int64_t i = 0; i < d; ++i) {
-          const float v = r * (w[i] * g[i] - xr[i] * r * m);
-          pdw[i] += g[i] * (xr[i] * r);  // before o[i]: dx may be dy's storage
-          o[i] = accumulate ? o[i] + v : v;
-        }
-      }
+      for (int64_t n = blk * kRows; n < std::min(N, (blk + 1) * kRows); ++n)
+        isa.rmsnorm_bwd_row(dy + n * lddy, x + n * ldx, w, rstd[n], dx + n * lddx, accumulate, pdw,
+                            d);
     }
   });
   pool.parallel_for(d, 64, [&](int64_t b, int64_t e, int) {
