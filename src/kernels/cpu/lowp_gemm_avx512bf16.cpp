@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/avx512_transpose.h"
 #include "kernels/fp8_scaling.h"
 #include "kernels/lowp_gemm.h"
 
@@ -251,32 +252,6 @@ void sweep(const LowpSweep& s) {
           s.dst[(c + l) / s.w * s.panel_stride + pr * s.w + (c + l) % s.w] = w16[l];
       }
     }
-  }
-}
-
-// 16 x 16 words transposed in registers: v[i] lane l becomes v[l] lane i.
-inline void transpose16(__m512i v[16]) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
-  }
-  // u[4i + j], 128-bit lane L: column 4L + j of rows 4i .. 4i + 3.
-  for (int i = 0; i < 16; i += 4) {
-    u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-    u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-    u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-    u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-  }
-  for (int j = 0; j < 4; ++j) {
-    const __m512i v0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88);
-    const __m512i v1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xdd);
-    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88);
-    const __m512i w1 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xdd);
-    v[j] = _mm512_shuffle_i32x4(v0, w0, 0x88);
-    v[4 + j] = _mm512_shuffle_i32x4(v1, w1, 0x88);
-    v[8 + j] = _mm512_shuffle_i32x4(v0, w0, 0xdd);
-    v[12 + j] = _mm512_shuffle_i32x4(v1, w1, 0xdd);
   }
 }
 
