@@ -19,9 +19,10 @@ Linear& head_of(const ModelConfig& c, ModelWeights& w) {
 }
 
 // Embedding rows of the table in its stored dtype (a frozen LoRA base may be quantised).
-void embed(const Linear& table, const int32_t* ids, int64_t N, int64_t d, float* out) {
+void embed(const Linear& table, const int32_t* ids, int64_t N, int64_t d, float* out,
+           ThreadPool& pool) {
   if (table.view.dtype == DType::f32)
-    embedding_fwd(f32(table), ids, N, d, out);
+    embedding_fwd(f32(table), ids, N, d, out, pool);
   else
     embed_rows(table, ids, N, out);
 }
@@ -157,7 +158,7 @@ StepResult ModelGrad::forward(const ModelWeights& w, ModelWeights* g, const Trai
   // Main model: this stage's layers.
   float* h = take(h_, N * d);
   if (embeds)
-    embed(w.embed_tokens, ids_.data(), N, d, h);
+    embed(w.embed_tokens, ids_.data(), N, d, h, pool);
   else
     std::copy_n(h_in, N * d, h);
   if (recompute_) take(layer_inputs_, L * N * d);
@@ -190,7 +191,7 @@ StepResult ModelGrad::forward(const ModelWeights& w, ModelWeights* g, const Trai
     MtpSaved& s = mtp_[size_t(k)];
     const float* hprev = k == 0 ? hn : mtp_[size_t(k - 1)].hk.data();
     float* e = take(s.e, N * d);
-    embed(w.embed_tokens, s.ids.data(), N, d, e);
+    embed(w.embed_tokens, s.ids.data(), N, d, e, pool);
     float* cat = take(s.cat, N * 2 * d);  // [enorm(Emb) | hnorm(h)], embedding first (§8.1)
     rmsnorm_fwd(e, m.enorm.ptr(), cat, take(s.e_rstd, N), N, d, eps, pool, d, 2 * d);
     rmsnorm_fwd(hprev, m.hnorm.ptr(), cat + d, take(s.h_rstd, N), N, d, eps, pool, d, 2 * d);
@@ -237,7 +238,8 @@ void ModelGrad::backward(const ModelWeights& w, ModelWeights& g, ThreadPool& poo
       float* de = s.z.data();  // free since the block ran: the embedding half's gradient
       rmsnorm_bwd(dcat, s.e.data(), m.enorm.ptr(), s.e_rstd.data(), de, false,
                   gm.enorm.data.data_as<float>(), N, d, pool, d, d, 2 * d);
-      if (g.embed_tokens.present()) embedding_bwd(de, s.ids.data(), N, d, f32(g.embed_tokens));
+      if (g.embed_tokens.present())
+        embedding_bwd(de, s.ids.data(), N, d, f32(g.embed_tokens), pool);
       const float* hprev = k == 0 ? hn : mtp_[size_t(k - 1)].hk.data();
       float* dprev = k == 0 ? dhn : mtp_[size_t(k - 1)].dhk.data();
       rmsnorm_bwd(dcat + d, hprev, m.hnorm.ptr(), s.h_rstd.data(), dprev, true,
@@ -267,7 +269,7 @@ void ModelGrad::backward(const ModelWeights& w, ModelWeights& g, ThreadPool& poo
     if (dh_in) std::copy_n(dh, N * d, dh_in);
     return;
   }
-  if (g.embed_tokens.present()) embedding_bwd(dh, ids_.data(), N, d, f32(g.embed_tokens));
+  if (g.embed_tokens.present()) embedding_bwd(dh, ids_.data(), N, d, f32(g.embed_tokens), pool);
   if (grads_ready_) grads_ready_(kEmbedding);
 }
 

@@ -232,8 +232,10 @@ void moe_fwd(const MoeContext& ctx, const MoeWeights& w, const float* x, float* 
   }
   float* xe = take(s.xe, N * K * d);
   float* ye = take(s.ye, N * K * d);
-  for (int64_t r = 0; r < N * K; ++r)
-    std::copy_n(x + int64_t(s.token_of[size_t(r)]) * d, d, xe + r * d);
+  pool.parallel_for(N * K, 64, [&](int64_t b, int64_t e, int) {
+    for (int64_t r = b; r < e; ++r)
+      std::copy_n(x + int64_t(s.token_of[size_t(r)]) * d, d, xe + r * d);
+  });
   if (E > 0) expert_store(w, s, 0, N * K, 0);  // sized here, before the threads share it
   float* sy = take(s.shared_y, N * d);
   const auto shared_fwd = [&] {

@@ -51,16 +51,24 @@ void rmsnorm_bwd(const float* dy, const float* x, const float* w, const float* r
   });
 }
 
-void embedding_fwd(const float* table, const int32_t* ids, int64_t N, int64_t d, float* out) {
-  for (int64_t n = 0; n < N; ++n) std::copy_n(table + int64_t(ids[n]) * d, d, out + n * d);
+void embedding_fwd(const float* table, const int32_t* ids, int64_t N, int64_t d, float* out,
+                   ThreadPool& pool) {
+  pool.parallel_for(N, 64, [&](int64_t b, int64_t e, int) {
+    for (int64_t n = b; n < e; ++n) std::copy_n(table + int64_t(ids[n]) * d, d, out + n * d);
+  });
 }
 
-void embedding_bwd(const float* dout, const int32_t* ids, int64_t N, int64_t d, float* dtable) {
-  for (int64_t n = 0; n < N; ++n) {
-    float* row = dtable + int64_t(ids[n]) * d;
-    const float* g = dout + n * d;
-    for (int64_t i = 0; i < d; ++i) row[i] += g[i];
-  }
+void embedding_bwd(const float* dout, const int32_t* ids, int64_t N, int64_t d, float* dtable,
+                   ThreadPool& pool) {
+  // Threads take slices of the columns, each walking every token in order: a row that several
+  // tokens share sums them in token order whatever the thread count.
+  pool.parallel_for(d, 32, [&](int64_t c0, int64_t c1, int) {
+    for (int64_t n = 0; n < N; ++n) {
+      float* row = dtable + int64_t(ids[n]) * d;
+      const float* g = dout + n * d;
+      for (int64_t i = c0; i < c1; ++i) row[i] += g[i];
+    }
+  });
 }
 
 }  // namespace tern::model::grad

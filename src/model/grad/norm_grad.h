@@ -18,8 +18,10 @@ void rmsnorm_bwd(const float* dy, const float* x, const float* w, const float* r
                  int64_t ldx = 0, int64_t lddx = 0, int64_t lddy = 0);
 
 // out[N, d] = table[ids[n]]; ids already validated against the table's rows.
-void embedding_fwd(const float* table, const int32_t* ids, int64_t N, int64_t d, float* out);
-// dtable[ids[n]] += dout[n], rows in order.
-void embedding_bwd(const float* dout, const int32_t* ids, int64_t N, int64_t d, float* dtable);
+void embedding_fwd(const float* table, const int32_t* ids, int64_t N, int64_t d, float* out,
+                   ThreadPool& pool);
+// dtable[ids[n]] += dout[n], each table row summing its tokens in order (any thread count).
+void embedding_bwd(const float* dout, const int32_t* ids, int64_t N, int64_t d, float* dtable,
+                   ThreadPool& pool);
 
 }  // namespace tern::model::grad
