@@ -190,10 +190,11 @@ TEST(Precision, Fp8PassesSwitchKeepsOnlyTheNamedGemmsInE4m3) {
   EXPECT_EQ(forward_with(&backward_only), bf16);
 }
 
-// In bf16 the heads' backward takes its logit gradient rounded once into both GEMM layouts
-// (loss_grad.cpp); with weight gradients deferred it packs the f32 gradient in each GEMM
-// instead. Both give the same loss and every gradient to the bit.
-TEST(Precision, HeadBackwardFromBf16LayoutsEqualsThePackingPath) {
+// In bf16 the heads' logit gradient and the MLPs' gate/up and down gradients are rounded once
+// into both GEMM layouts (Bf16Grad: loss_grad.cpp, mlp_grad.cpp); with weight gradients
+// deferred each GEMM packs the f32 gradient instead. Both give the same loss and every gradient
+// to the bit (the model has a dense MLP, routed and shared experts, and an MTP head).
+TEST(Precision, Bf16GradientsRoundedOnceEqualThePackingPath) {
   const model::ModelConfig c = config();
   model::ModelWeights w = model::grad::make_f32_weights(c), g = model::grad::make_f32_weights(c);
   const auto recipe = train::PrecisionRecipe::make("bf16", false, "f32");
