@@ -46,6 +46,11 @@ class ThreadPool {
   // (thread_index is for per-thread scratch, never for the order of a reduction).
   // Chunks are multiples of `grain` (except the last). Exceptions from fn are rethrown here.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
+  // parallel_for with every index its own chunk, claimed in order: for a few large tasks of
+  // uneven size sorted heaviest first (MoE experts by token count), so the light ones fill in
+  // at the end instead of riding along in a heavy one's chunk. Inline (one thread, nested) the
+  // calls still take one index each.
+  void parallel_tasks(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
 
   // The process-wide pool, created on first use: sized by set_global_threads, else by
   // TERN_THREADS, else by available_cpus(). Throws ErrorKind::request for a bad TERN_THREADS.
@@ -56,6 +61,9 @@ class ThreadPool {
  private:
   void worker_loop(int index);
   void run_pieces(int index);
+  // The loop of `pieces` chunks of whole grains over [0, n).
+  void run(int64_t n, int64_t grain, int64_t pieces,
+           const std::function<void(int64_t, int64_t, int)>& fn);
 
   std::vector<std::thread> workers_;
   std::mutex mu_;

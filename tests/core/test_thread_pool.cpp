@@ -20,6 +20,24 @@ TEST(ThreadPool, CoversEveryIndexExactlyOnce) {
   }
 }
 
+// parallel_tasks hands out one index per call, every index once, for any thread count (one
+// thread runs them inline, still one per call).
+TEST(ThreadPool, TasksAreSingleIndicesCoveringTheRange) {
+  for (int threads : {1, 2, 4}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 5, 16, 33}) {
+      std::vector<std::atomic<int>> hits(size_t(n) + 1);
+      std::atomic<bool> wide{false};
+      pool.parallel_tasks(n, [&](int64_t b, int64_t e, int) {
+        wide = wide || e - b != 1;
+        hits[size_t(b)]++;
+      });
+      EXPECT_FALSE(wide.load()) << threads << " threads, n " << n;
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[size_t(i)].load(), 1) << n << " " << i;
+    }
+  }
+}
+
 TEST(ThreadPool, PropagatesExceptionsAndStaysUsable) {
   ThreadPool pool(3);
   EXPECT_THROW(pool.parallel_for(100, 1,

@@ -248,7 +248,7 @@ void moe_fwd(const MoeContext& ctx, const MoeWeights& w, const float* x, float* 
   if (spread)  // the shared experts run while the rows travel to their experts' ranks
     experts_fwd_parallel(ctx, w, xe, ye, s, shared_fwd);
   else
-    pool.parallel_for(E, 1, [&](int64_t b, int64_t e, int) {
+    pool.parallel_tasks(E, [&](int64_t b, int64_t e, int) {
       for (int64_t i = b; i < e; ++i) {
         const int64_t ex = s.by_load[size_t(i)];
         const int64_t r0 = s.offsets[size_t(ex)], n = s.offsets[size_t(ex + 1)] - r0;
@@ -308,7 +308,7 @@ void moe_bwd(const MoeContext& ctx, const MoeWeights& w, MoeWeights& g, const fl
   if (spread)  // the shared experts' backward runs while dye travels
     experts_bwd_parallel(ctx, w, g, ye, dxe, s, shared_bwd);
   else
-    pool.parallel_for(E, 1, [&](int64_t b, int64_t e, int) {
+    pool.parallel_tasks(E, [&](int64_t b, int64_t e, int) {
       const DeferWeightGrads scope(defer);
       for (int64_t i = b; i < e; ++i) {
         const int64_t ex = s.by_load[size_t(i)];
