@@ -472,4 +472,46 @@ void gemm_lowp_rows_a(const GemmParams& p, const LowpRowsA& a, const LowpSpec& s
   run_gemm(p, spec, pool, micro, &a);
 }
 
+void lowp_pack_b(const float* B, int64_t ldb, bool trans_b, int64_t n, int64_t k, LowpPackedB& out,
+                 const LowpMicroKernel* micro) {
+  static const LowpSpec kBf16{};
+  const LowpMicroKernel& mk = micro ? *micro : lowp_micro_active();
+  TERN_CHECK(lowp_rows_a_supported(kBf16, &mk));
+  TERN_CHECK(n >= 0 && k >= 0 && ldb >= (trans_b ? k : n));
+  out.n = n, out.k = k, out.kp = (k + 1) / 2, out.nr = mk.nr;
+  const int64_t panels = (n + mk.nr - 1) / mk.nr, panel_words = out.kp * mk.nr;
+  if (out.words.size() < size_t(panels * panel_words))
+    out.words.resize(size_t(panels * panel_words));
+  if (k == 0) return;
+  const Plan plan{kBf16, false, (k + 1) & ~int64_t(1), (k + 1) & ~int64_t(1)};
+  const Operand o{B, ldb, trans_b, n, k, Fp8Group::tile, nullptr};
+  for (int64_t q = 0; q < panels; ++q)
+    mk.pack(panel_job(o, plan, q, mk.nr, 0, k, out.words.data() + q * panel_words, nullptr, false));
+}
+
+void gemm_lowp_packed(const LowpRowsA& a, int64_t M, int64_t N, int64_t K, const LowpPackedB& b,
+                      float* C, int64_t ldc, bool accumulate, const LowpMicroKernel* micro) {
+  static const LowpSpec kBf16{};
+  const LowpMicroKernel& mk = micro ? *micro : lowp_micro_active();
+  TERN_CHECK(mk.nr == b.nr && lowp_rows_a_supported(kBf16, &mk));
+  TERN_CHECK(M >= 0 && N >= 0 && N <= b.n && K >= 0 && K <= b.k && (K == b.k || K % 2 == 0));
+  TERN_CHECK(ldc >= N && a.words && a.stride >= (K + 1) / 2);
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i) std::fill_n(C + i * ldc, N, 0.0f);
+    return;
+  }
+  // gemm_lowp's K blocks become the micro-kernel's chunks: each block's sum added to C in turn,
+  // the same order.
+  const GemmParams shape{M, N, K, nullptr, 0, false, nullptr, 0, true, C, ldc, accumulate};
+  const Plan plan = make_plan(shape, kBf16, mk);
+  const int64_t kp = (K + 1) / 2, cp = plan.kc / 2, panel_words = b.kp * mk.nr;
+  for (int64_t jn = 0; jn * mk.nr < N; ++jn)
+    for (int64_t im = 0; im * mk.mr < M; ++im)
+      run_tile(mk, C + im * mk.mr * ldc + jn * mk.nr, ldc, M - im * mk.mr, N - jn * mk.nr, kp, cp,
+               a.words + im * mk.mr * a.stride, a.stride, b.words.data() + jn * panel_words,
+               nullptr, nullptr, accumulate, false);
+}
+
 }  // namespace tern::kernels

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <type_traits>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "kernels/gemm.h"
@@ -126,6 +127,9 @@ struct Bf16Layouts {
   int64_t rows_stride;
   uint32_t* pairs;
   int64_t pairs_stride;
+  // The words are read back at once (a small operand used right away): keep them in cache
+  // instead of streaming whole lines past it to memory.
+  bool cached = false;
 };
 
 // A bf16 A operand for gemm_lowp_rows_a: op-row i's pairs along K at words + i * stride
@@ -194,6 +198,27 @@ void lowp_bf16_layouts(const Bf16Layouts& job, const LowpMicroKernel* micro = nu
 // lowp_rows_a_supported.
 void gemm_lowp_rows_a(const GemmParams& p, const LowpRowsA& a, const LowpSpec& spec,
                       ThreadPool* pool = nullptr, const LowpMicroKernel* micro = nullptr);
+
+// A bf16 B operand packed once for several single-threaded products that read it (attention
+// reuses each head's keys and values across its row blocks): op-rows [0, n) over depth [0, k),
+// panels of the micro-kernel's nr op-rows, each [ceil(k/2)][nr] words, an odd k's last high half
+// zero. B as in GemmParams (trans_b: [n, k] at B[i * ldb + kk], else [k, n]). Grown, never
+// shrunk: one kept per thread allocates nothing after the first.
+struct LowpPackedB {
+  std::vector<uint32_t> words;
+  int64_t n = 0, k = 0, kp = 0;
+  int nr = 0;
+};
+// Needs lowp_rows_a_supported(bf16) on the micro-kernel (the active one when null).
+void lowp_pack_b(const float* B, int64_t ldb, bool trans_b, int64_t n, int64_t k, LowpPackedB& out,
+                 const LowpMicroKernel* micro = nullptr);
+// C[M, N] (+)= A · B on the calling thread alone, A in bf16 rows (depth K), B = b's op-rows
+// [0, N) over its depth prefix [0, K) (K == b.k, or even). The same bits as gemm_lowp of
+// (M, N, K) on the f32 operands the words were rounded from, at any thread count. `micro` must be
+// the one b was packed for.
+void gemm_lowp_packed(const LowpRowsA& a, int64_t M, int64_t N, int64_t K, const LowpPackedB& b,
+                      float* C, int64_t ldc, bool accumulate,
+                      const LowpMicroKernel* micro = nullptr);
 
 // The measured peak of the unit the active micro-kernel runs on (vdpbf16ps on AVX-512 BF16),
 // over every thread of `pool` for about `seconds`, in GFLOP/s; 0 when there is no such unit

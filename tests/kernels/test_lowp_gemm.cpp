@@ -491,6 +491,41 @@ TEST(LowpGemm, RowsAGemmEqualsThePackingGemm) {
   EXPECT_FALSE(lowp_rows_a_supported(e4m3));
 }
 
+// B packed once and multiplied on the caller's thread gives gemm_lowp's bits: every case, a depth
+// prefix of a deeper packed B (as attention's row blocks read their keys), and K past 256 with
+// large operands, where gemm_lowp sums K block by block (the SIMD kernel only: the scalar one
+// would take seconds).
+TEST(LowpGemm, PackedBProductsEqualThePackingGemm) {
+  for (const LowpMicroKernel* mk : micro_kernels()) {
+    if (!lowp_rows_a_supported({}, mk)) continue;
+    std::vector<Case> cases(std::begin(kCases), std::end(kCases));
+    if (mk != &lowp_micro_scalar()) cases.push_back({1500, 300, 600, false, true, true});
+    for (const Case& c : cases) {
+      for (const int64_t depth : {c.K, c.K + 7}) {  // B packed over depth, the product over c.K
+        if (depth != c.K && c.K % 2) continue;
+        const Case packed{c.M, c.N, depth, c.ta, c.tb, c.acc};
+        const Operands o = make(packed, 41);
+        const int64_t stride = (depth + 1) / 2,
+                      padded = (c.M + kLowpRowsPad - 1) / kLowpRowsPad * kLowpRowsPad;
+        std::vector<uint32_t> words(size_t(padded * stride), 0u);
+        if (c.ta)
+          lowp_bf16_layouts({o.A.data(), o.lda, c.M, 0, depth, nullptr, 0, words.data(), stride},
+                            mk);
+        else
+          lowp_bf16_layouts({o.A.data(), o.lda, depth, 0, c.M, words.data(), stride, nullptr, 0},
+                            mk);
+        const std::vector<float> want = run(c, o, {}, mk, 1);  // K = c.K of the deeper operands
+        LowpPackedB b;
+        lowp_pack_b(o.B.data(), o.ldb, c.tb, c.N, depth, b, mk);
+        std::vector<float> C = o.C0;
+        gemm_lowp_packed({words.data(), stride}, c.M, c.N, c.K, b, C.data(), o.ldc, c.acc, mk);
+        ASSERT_EQ(C, want) << mk->name << " M " << c.M << " N " << c.N << " K " << c.K << " depth "
+                           << depth << " ta " << c.ta << " tb " << c.tb;
+      }
+    }
+  }
+}
+
 // The row-block driver gives gemm_lowp's bits, and each block's rows are final when its
 // callback runs (checked inside the callback), every row exactly once.
 TEST(LowpGemm, RowBlocksEqualTheWholeProductAndHandOverFinishedRows) {

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <utility>
 #include <vector>
@@ -235,6 +236,46 @@ TEST(Grad, AttentionCoreMatchesFiniteDifferencesPerElement) {
       // Per element, f32 noise ~ 1e-6·|o|·|r|·N/h: absolute 2e-3.
       EXPECT_NEAR((*dx)[i], fd, 0.02 * std::fabs(fd) + 2e-3) << i;
     }
+}
+
+// The bf16 attention that rounds and packs each operand once gives the generic form's bits (the
+// same sums in the same order): T across row blocks with a ragged last one, odd T and head dims
+// (odd depths), 1 and 2 threads. Fails if a block offset, stride or depth prefix is off.
+TEST(Grad, Bf16AttentionPackedOnceEqualsTheGenericForm) {
+  if (!attention_packs_once(AttentionShape{1, 1, 1, 2, 2, 1.0f, true}))
+    GTEST_SKIP() << "the micro-kernel does not read bf16 rows";
+  for (const AttentionShape s :
+       {AttentionShape{2, 150, 3, 48, 32, 0.3f, true}, AttentionShape{1, 5, 2, 7, 3, 0.5f, true},
+        AttentionShape{2, 64, 1, 20, 17, 0.2f, true}}) {
+    for (const int threads : {1, 2}) {
+      SCOPED_TRACE("T " + std::to_string(s.T) + " threads " + std::to_string(threads));
+      const int64_t N = s.B * s.T;
+      std::mt19937 rng(11);
+      std::normal_distribution<float> nd;
+      std::vector<float> q(size_t(N * s.H * s.dq)), k(q.size()), v(size_t(N * s.H * s.dv));
+      std::vector<float> r(v.size());
+      for (auto* x : {&q, &k, &v, &r})
+        for (float& e : *x) e = nd(rng);
+      ThreadPool pool(threads);
+      const size_t np = size_t(s.B * s.H * s.T * s.T);
+      std::vector<float> P1(np), P2(np), o1(v.size()), o2(v.size());
+      attention_fwd_generic(s, q.data(), k.data(), v.data(), P1.data(), o1.data(), pool);
+      attention_fwd_bf16(s, q.data(), k.data(), v.data(), P2.data(), o2.data(), pool);
+      ASSERT_EQ(P1, P2);
+      ASSERT_EQ(o1, o2);
+      // NaN-poisoned outputs: every element must be written.
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      std::vector<float> dq1(q.size()), dk1(k.size()), dv1(v.size());
+      std::vector<float> dq2(q.size(), nan), dk2(k.size(), nan), dv2(v.size(), nan);
+      attention_bwd_generic(s, q.data(), k.data(), v.data(), P1.data(), r.data(), dq1.data(),
+                            dk1.data(), dv1.data(), pool);
+      attention_bwd_bf16(s, q.data(), k.data(), v.data(), P1.data(), r.data(), dq2.data(),
+                         dk2.data(), dv2.data(), pool);
+      ASSERT_EQ(dq1, dq2);
+      ASSERT_EQ(dk1, dk2);
+      ASSERT_EQ(dv1, dv2);
+    }
+  }
 }
 
 // make_f32_weights lays each MLP's gate and up out as one [2f, d] matrix and the MLP then runs

@@ -260,9 +260,10 @@ void sweep(const LowpSweep& s) {
 // 16 words are one 64-byte store).
 // 16 words to dst: a whole aligned cache line goes around the caches (the layouts are read
 // back by GEMMs after the whole matrix is written, far too late for them to still be cached,
-// and a streamed line needs no read for ownership), anything else is a masked store.
-inline void store_words(uint32_t* dst, __mmask16 m, __m512i v) {
-  if (m == 0xffff && (reinterpret_cast<uintptr_t>(dst) & 63) == 0)
+// and a streamed line needs no read for ownership; not when the caller reads them back at once,
+// Bf16Layouts::cached), anything else is a masked store.
+inline void store_words(uint32_t* dst, __mmask16 m, __m512i v, bool cached) {
+  if (!cached && m == 0xffff && (reinterpret_cast<uintptr_t>(dst) & 63) == 0)
     _mm512_stream_si512(reinterpret_cast<__m512i*>(dst), v);
   else
     _mm512_mask_storeu_epi32(dst, m, v);
@@ -277,7 +278,7 @@ void bf16_layouts(const Bf16Layouts& j) {
       for (int64_t k = 0; k < j.cols; k += 32) {
         const __m512 lo = _mm512_maskz_loadu_ps(lanes(j.cols - k), src + k);
         const __m512 hi = _mm512_maskz_loadu_ps(lanes(j.cols - k - 16), src + k + 16);
-        store_words(dst + k / 2, lanes(kp - k / 2), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        store_words(dst + k / 2, lanes(kp - k / 2), (__m512i)_mm512_cvtne2ps_pbh(hi, lo), j.cached);
       }
     }
   if (!j.pairs) return _mm_sfence();
@@ -304,7 +305,7 @@ void bf16_layouts(const Bf16Layouts& j) {
       transpose16(v);
       const __mmask16 store = lanes(nq);
       for (int64_t l = 0; l < 16 && c + l < j.cols; ++l)
-        store_words(j.pairs + (c + l) * j.pairs_stride + q0, store, v[l]);
+        store_words(j.pairs + (c + l) * j.pairs_stride + q0, store, v[l], j.cached);
     }
   }
   _mm_sfence();  // streamed lines visible before another thread reads them

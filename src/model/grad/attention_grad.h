@@ -28,4 +28,30 @@ void attention_bwd(const AttentionShape& s, const float* q, const float* k, cons
                    const float* P, const float* dO, float* dq, float* dk, float* dv,
                    ThreadPool& pool);
 
+// The two ways attention_fwd / attention_bwd compute, with the same bits. In bf16, where the
+// micro-kernel reads A as bf16 rows (kernels::lowp_rows_a_supported), each (window, head)
+// rounds and packs its queries, keys and values once, and each row block's probabilities and
+// score gradients once, for all the products that read them (attention_bf16.cpp); otherwise
+// every product is a gemm / gemm_lowp call that packs its own operands (the generic form, kept
+// callable so tests can compare the two).
+bool attention_packs_once(const AttentionShape& s);
+void attention_fwd_generic(const AttentionShape& s, const float* q, const float* k, const float* v,
+                           float* P, float* o, ThreadPool& pool);
+void attention_bwd_generic(const AttentionShape& s, const float* q, const float* k, const float* v,
+                           const float* P, const float* dO, float* dq, float* dk, float* dv,
+                           ThreadPool& pool);
+void attention_fwd_bf16(const AttentionShape& s, const float* q, const float* k, const float* v,
+                        float* P, float* o, ThreadPool& pool);
+void attention_bwd_bf16(const AttentionShape& s, const float* q, const float* k, const float* v,
+                        const float* P, const float* dO, float* dq, float* dk, float* dv,
+                        ThreadPool& pool);
+// Rows per block: block [r0, r1) attends to keys [0, r1) only, so the products skip the upper
+// triangle past each block (about 40% of the work at T = 256).
+constexpr int64_t kAttentionRowBlock = 64;
+// The softmax of score row t (keys [0, t], scaled; the rest of the row zeroed), in place.
+void attention_softmax_row(float* row, int64_t t, int64_t T, float scale);
+// dS = P ⊙ (dP − Σ_j P dP) · scale for row t over keys [0, t], in place in dP's row; keys
+// (t, r1) zeroed, where P is zero.
+void attention_dscore_row(const float* p_row, float* ds_row, int64_t t, int64_t r1, float scale);
+
 }  // namespace tern::model::grad
