@@ -88,30 +88,37 @@ double AdamW::sum_squares(const std::function<bool(const std::string& name)>& co
   return ss;
 }
 
-void AdamW::step(double lr, double norm, ThreadPool& pool) {
+void AdamW::step(double lr, double norm, ThreadPool& pool, bool zero_grads) {
   ++t_;
   const AdamWUpdate u = AdamWUpdate::make(cfg_, lr, norm, t_);
   for (size_t i = 0; i < p_.size(); ++i) {
-    if (!p_[i].trainable) continue;
+    float* g = g_[i].data;
+    if (!p_[i].trainable) {  // an alias's storage is zeroed through the slot it aliases
+      if (zero_grads && !g_[i].alias) zero_slot(i, pool);
+      continue;
+    }
     float* p = p_[i].data;
-    const float* g = g_[i].data;
     float* m = ms_[i].data;
     float* v = vs_[i].data;
     const bool decay = p_[i].decay;
     pool.parallel_for(p_[i].size, 4096, [&](int64_t b, int64_t e, int) {
       adamw_update(u, decay, p + b, g + b, m + b, v + b, e - b);
+      if (zero_grads) std::fill(g + b, g + e, 0.0f);
     });
   }
+}
+
+void AdamW::zero_slot(size_t i, ThreadPool& pool) {
+  float* g = g_[i].data;
+  pool.parallel_for(g_[i].size, 1 << 14,
+                    [&](int64_t b, int64_t e, int) { std::fill(g + b, g + e, 0.0f); });
 }
 
 void AdamW::zero_grad() {
   // Tens of megabytes: one thread alone would take milliseconds of every step.
   ThreadPool& pool = ThreadPool::global();
   for (size_t i = 0; i < g_.size(); ++i)
-    if (!g_[i].alias)
-      pool.parallel_for(g_[i].size, 1 << 14, [&](int64_t b, int64_t e, int) {
-        std::fill(g_[i].data + b, g_[i].data + e, 0.0f);
-      });
+    if (!g_[i].alias) zero_slot(i, pool);
 }
 
 }  // namespace tern::train

@@ -52,7 +52,9 @@ class AdamW {
   // Σ g² over the trainable slots whose names `counted` accepts (slots in order).
   double sum_squares(const std::function<bool(const std::string& name)>& counted) const;
   // Clips by `norm` (grad_norm()), applies one update at rate lr, increments the step count.
-  void step(double lr, double norm, ThreadPool& pool);
+  // zero_grads: leaves every gradient zero, as zero_grad() would, each piece zeroed as soon as
+  // the update has read it (still in cache: one pass over the gradients instead of two).
+  void step(double lr, double norm, ThreadPool& pool, bool zero_grads = false);
   // Sets every gradient to zero (before the next accumulation).
   void zero_grad();
 
@@ -65,6 +67,8 @@ class AdamW {
  private:
   AdamWConfig cfg_;
   model::ModelWeights m_, v_;
+  void zero_slot(size_t i, ThreadPool& pool);
+
   std::vector<model::grad::ParamSlot> p_, g_, ms_, vs_;
   int64_t t_ = 0;
 };

@@ -202,13 +202,16 @@ double Trainable::grad_norm() {
   return std::sqrt(ss);
 }
 
-void Trainable::step(double lr, double norm, ThreadPool& pool) {
+void Trainable::step(double lr, double norm, ThreadPool& pool, bool zero_grads) {
+  grads_zeroed_ = false;
   for (auto& z : stage_zeros_) z->step(lr, norm, pool);
   if (!stage_zeros_.empty()) return;
-  if (zero_)
+  if (zero_) {
     zero_->step(lr, norm, pool);
-  else
-    adam_->step(lr, norm, pool);
+  } else {
+    adam_->step(lr, norm, pool, zero_grads);
+    grads_zeroed_ = zero_grads;
+  }
   if (expert_adam_) expert_adam_->step(lr, norm, pool);
 }
 
@@ -255,7 +258,9 @@ int64_t Trainable::trained_parameters(const model::ModelConfig& c) {
 }
 
 void Trainable::zero_grad() {
-  if (!stage_zeros_.empty())
+  if (grads_zeroed_)
+    grads_zeroed_ = false;
+  else if (!stage_zeros_.empty())
     stage_zeros_.front()->zero_grad();  // every gradient of this rank, not only its group's
   else if (zero_)
     zero_->zero_grad();
@@ -267,6 +272,7 @@ void Trainable::zero_grad() {
 
 std::string Trainable::save(const std::string& run_dir, int64_t step, const model::ModelConfig& c,
                             const CheckpointFiles& files) {
+  grads_zeroed_ = false;  // the gradients' storage may carry moments to the checkpoint
   if (stages_) {
     // ZeRO: each holder group's moments gathered to its first rank (one of the gathering
     // pipelines, at the group's lowest position: the tensors' owner there), in this rank's
@@ -346,6 +352,7 @@ void Trainable::join_save() {
 
 int64_t Trainable::resume(const std::string& dir, const nlohmann::json& state,
                           const model::ModelConfig& c) {
+  grads_zeroed_ = false;  // the gradients' storage may carry moments from the checkpoint
   if (!stage_zeros_.empty()) {
     // Every rank reads its tensors and keeps its groups' shares of their moments.
     load_params(dir, c, params_, placement());

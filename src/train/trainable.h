@@ -86,7 +86,9 @@ class Trainable {
   // Whichever optimizer this run has: the global gradient norm (a collective with ZeRO), one
   // update, the update count.
   double grad_norm();
-  void step(double lr, double norm, ThreadPool& pool);
+  // zero_grads: the gradients are left zero, fused into the update where the optimizer can
+  // (the unsharded one), so the next zero_grad() has nothing to do.
+  void step(double lr, double norm, ThreadPool& pool, bool zero_grads = false);
   int64_t optimizer_steps() const;
   // The base without adapters (LoRA): GRPO's frozen reference for free. Full: not available.
   model::ModelWeights base_weights(const model::ModelConfig& c) const;
@@ -150,6 +152,9 @@ class Trainable {
   std::unique_ptr<model::LoraAdapters> adapters_;
   std::string base_dir_;
   std::vector<std::pair<float*, int64_t>> frozen_vectors_;  // LoRA: grads_' vector slots
+  // The last step(zero_grads) left the optimizer's gradients zero and nothing has written them
+  // since (save and resume use their storage for moments and clear it).
+  bool grads_zeroed_ = false;
 };
 
 }  // namespace tern::train

@@ -594,7 +594,7 @@ TrainSummary train(TrainOptions o) {
     const double lr = sched.at(step);
     {
       const phase::Scope timer(phase::optimizer);
-      trainable->step(lr, norm, pool);
+      trainable->step(lr, norm, pool, /*zero_grads=*/true);  // the next zero_grad is free
     }
     if (!trainable->is_lora()) update_bias(c, params, counts, o.bias_speed);  // a frozen base
     const BalanceStats bs = balance_stats(c, counts);

@@ -1,0 +1,69 @@
+// AdamW's fused zeroing: step(zero_grads) updates exactly as step() and leaves every gradient
+// zero as zero_grad() does (the correction bias' slot, which the update skips, included); a
+// Trainable then skips its next zero_grad() and only that one.
+#include <gtest/gtest.h>
+
+#include "core/thread_pool.h"
+#include "model/config.h"
+#include "model/grad/f32_weights.h"
+#include "train/adamw.h"
+#include "train/trainable.h"
+
+using namespace tern;
+
+namespace {
+
+const std::string kConfig = std::string(TERN_TEST_DATA) + "/golden/train_tiny_v3/config.json";
+
+void fill(const model::ModelConfig& c, model::ModelWeights& w, float base) {
+  auto slots = model::grad::param_slots(c, w);
+  for (size_t s = 0; s < slots.size(); ++s)
+    if (!slots[s].alias)
+      for (int64_t i = 0; i < slots[s].size; ++i)
+        slots[s].data[i] = base + 0.01f * float((int64_t(s) * 13 + i * 7) % 23) - 0.1f;
+}
+
+void expect_zero(const model::ModelConfig& c, model::ModelWeights& g, const std::string& what) {
+  for (const auto& s : model::grad::param_slots(c, g))
+    for (int64_t i = 0; i < s.size; ++i) ASSERT_EQ(s.data[i], 0.0f) << what << " " << s.name;
+}
+
+}  // namespace
+
+TEST(AdamW, FusedZeroingUpdatesAsStepThenZeroGrad) {
+  const model::ModelConfig c = model::ModelConfig::from_file(kConfig);
+  ThreadPool pool(2);
+  model::ModelWeights pa = model::grad::make_f32_weights(c), ga = model::grad::make_f32_weights(c);
+  model::ModelWeights pb = model::grad::make_f32_weights(c), gb = model::grad::make_f32_weights(c);
+  fill(c, pa, 0.0f), fill(c, pb, 0.0f);
+  train::AdamW a(c, pa, ga, {}), b(c, pb, gb, {});
+  for (int step = 0; step < 3; ++step) {
+    fill(c, ga, 0.02f * float(step)), fill(c, gb, 0.02f * float(step));
+    a.step(1e-2, a.grad_norm(), pool, true);
+    b.step(1e-2, b.grad_norm(), pool);
+    b.zero_grad();
+    expect_zero(c, ga, "after the fused step");
+    auto sa = model::grad::param_slots(c, pa), sb = model::grad::param_slots(c, pb);
+    for (size_t s = 0; s < sa.size(); ++s)
+      for (int64_t i = 0; i < sa[s].size; ++i)
+        ASSERT_EQ(sa[s].data[i], sb[s].data[i]) << sa[s].name << " step " << step;
+  }
+}
+
+TEST(AdamW, TrainableSkipsOnlyTheZeroGradAfterAFusedStep) {
+  const model::ModelConfig c = model::ModelConfig::from_file(kConfig);
+  ThreadPool pool(2);
+  auto t = train::Trainable::full(c, {});
+  fill(c, t->params(), 0.0f);
+  fill(c, t->grads(), 0.0f);
+  t->step(1e-2, t->grad_norm(), pool, true);
+  expect_zero(c, t->grads(), "after the fused step");
+  t->zero_grad();             // free: nothing wrote the gradients since
+  fill(c, t->grads(), 0.5f);  // a backward
+  t->zero_grad();             // must zero again
+  expect_zero(c, t->grads(), "after a backward and zero_grad");
+  fill(c, t->grads(), 0.5f);
+  t->step(1e-2, t->grad_norm(), pool);  // not fused: the gradients stay
+  t->zero_grad();
+  expect_zero(c, t->grads(), "after an unfused step and zero_grad");
+}
