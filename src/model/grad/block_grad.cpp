@@ -24,7 +24,7 @@ void block_fwd(const BlockContext& ctx, const LayerWeights& w, float* h, BlockSa
   ThreadPool& pool = *ctx.pool;
   const int64_t N = ctx.B * ctx.T, d = c.hidden_size;
   const float eps = float(c.rms_norm_eps);
-  std::copy_n(h, N * d, take(s.h_in, N * d));
+  pool_copy(h, N * d, take(s.h_in, N * d), pool);
   float* x1 = take(s.x1, N * d);
   float* tmp = take(s.tmp, N * d);
   rmsnorm_fwd(h, w.input_layernorm.ptr(), x1, take(s.rstd1, N), N, d, eps, pool);
@@ -32,15 +32,14 @@ void block_fwd(const BlockContext& ctx, const LayerWeights& w, float* h, BlockSa
     mla_fwd(mla_ctx(ctx), w.mla, x1, tmp, s.mla);
   else
     gqa_fwd(gqa_ctx(ctx), w.gqa, x1, tmp, s.gqa);
-  for (int64_t i = 0; i < N * d; ++i) h[i] += tmp[i];
-  std::copy_n(h, N * d, take(s.h_mid, N * d));
+  pool_residual_add(h, tmp, N * d, take(s.h_mid, N * d), pool);
   float* x2 = take(s.x2, N * d);
   rmsnorm_fwd(h, w.post_attention_layernorm.ptr(), x2, take(s.rstd2, N), N, d, eps, pool);
   if (w.is_moe)
     moe_fwd(moe_ctx(ctx), w.moe, x2, tmp, s.moe);
   else
     mlp_fwd(w.mlp, x2, N, tmp, s.mlp, pool);
-  for (int64_t i = 0; i < N * d; ++i) h[i] += tmp[i];
+  pool_residual_add(h, tmp, N * d, nullptr, pool);
 }
 
 void block_bwd(const BlockContext& ctx, const LayerWeights& w, LayerWeights& g, float* dh,

@@ -17,15 +17,17 @@ void gqa_fwd(const GqaContext& ctx, const GqaWeights& w, const float* x, float* 
   linear_fwd(w.q_proj, x, N, q, pool);
   linear_fwd(w.k_proj, x, N, kr, pool);
   linear_fwd(w.v_proj, x, N, vr, pool);
-  for (int64_t h = 0; h < H; ++h) ctx.rope->forward(q + h * hd, N, H * hd);
-  for (int64_t h = 0; h < Hkv; ++h) ctx.rope->forward(kr + h * hd, N, Hkv * hd);
+  ctx.rope->forward(q, N, H * hd, pool, H, hd);
+  ctx.rope->forward(kr, N, Hkv * hd, pool, Hkv, hd);
   float* k = take(s.k, N * H * hd);
   float* v = take(s.v, N * H * hd);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t h = 0; h < H; ++h) {
-      std::copy_n(kr + (n * Hkv + h / group) * hd, hd, k + (n * H + h) * hd);
-      std::copy_n(vr + (n * Hkv + h / group) * hd, hd, v + (n * H + h) * hd);
-    }
+  pool.parallel_for(N, 64, [&](int64_t b, int64_t e, int) {
+    for (int64_t n = b; n < e; ++n)
+      for (int64_t h = 0; h < H; ++h) {
+        std::copy_n(kr + (n * Hkv + h / group) * hd, hd, k + (n * H + h) * hd);
+        std::copy_n(vr + (n * Hkv + h / group) * hd, hd, v + (n * H + h) * hd);
+      }
+  });
   float* o = take(s.o, N * H * hd);
   const AttentionShape as{
       ctx.B, ctx.T, H, hd, hd, float(c.softmax_scale()), w.o_proj.train_lowp != nullptr};
@@ -50,16 +52,18 @@ void gqa_bwd(const GqaContext& ctx, const GqaWeights& w, GqaWeights& g, const fl
   attention_bwd(as, s.q.data(), s.k.data(), s.v.data(), s.P.data(), d_o, dq, dk, dv, pool);
   float* dkr = take_zero(s.dkr, N * Hkv * hd);
   float* dvr = take_zero(s.dvr, N * Hkv * hd);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t h = 0; h < H; ++h) {
-      float* kd = dkr + (n * Hkv + h / group) * hd;
-      float* vd = dvr + (n * Hkv + h / group) * hd;
-      const float* ks = dk + (n * H + h) * hd;
-      const float* vs = dv + (n * H + h) * hd;
-      for (int64_t i = 0; i < hd; ++i) kd[i] += ks[i], vd[i] += vs[i];
-    }
-  for (int64_t h = 0; h < H; ++h) ctx.rope->backward(dq + h * hd, N, H * hd);
-  for (int64_t h = 0; h < Hkv; ++h) ctx.rope->backward(dkr + h * hd, N, Hkv * hd);
+  pool.parallel_for(N, 64, [&](int64_t b, int64_t e, int) {  // rows apart: heads sum in order
+    for (int64_t n = b; n < e; ++n)
+      for (int64_t h = 0; h < H; ++h) {
+        float* kd = dkr + (n * Hkv + h / group) * hd;
+        float* vd = dvr + (n * Hkv + h / group) * hd;
+        const float* ks = dk + (n * H + h) * hd;
+        const float* vs = dv + (n * H + h) * hd;
+        for (int64_t i = 0; i < hd; ++i) kd[i] += ks[i], vd[i] += vs[i];
+      }
+  });
+  ctx.rope->backward(dq, N, H * hd, pool, H, hd);
+  ctx.rope->backward(dkr, N, Hkv * hd, pool, Hkv, hd);
   linear_bwd_weight(g.q_proj, dq, x, N, pool);
   linear_bwd_weight(g.k_proj, dkr, x, N, pool);
   linear_bwd_weight(g.v_proj, dvr, x, N, pool);

@@ -61,11 +61,11 @@ void mla_fwd(const MlaContext& ctx, const MlaWeights& w, const float* x, float* 
     linear_fwd(w.q_proj, x, m.N, q, pool);
     linear_fwd(w.kv_a_proj_with_mqa, x, m.N, kva, pool);
   }
-  for (int64_t h = 0; h < m.H; ++h) ctx.rope->forward(q + h * m.dq + m.dn, m.N, m.H * m.dq);
+  ctx.rope->forward(q + m.dn, m.N, m.H * m.dq, pool, m.H, m.dq);
 
   float* c = take(s.c, m.N * m.rkv);
   rmsnorm_fwd(kva, w.kv_a_layernorm.ptr(), c, take(s.c_rstd, m.N), m.N, m.rkv, m.eps, pool, lka);
-  ctx.rope->forward(kva + m.rkv, m.N, lka);  // k_pe: one key shared by all heads
+  ctx.rope->forward(kva + m.rkv, m.N, lka, pool);  // k_pe: one key shared by all heads
 
   // kv = W_kvb c; per head rows [k_nope (dn) | v (dv)] (spec §6.1).
   const int64_t lkv = m.H * (m.dn + m.dv);
@@ -73,14 +73,16 @@ void mla_fwd(const MlaContext& ctx, const MlaWeights& w, const float* x, float* 
   linear_fwd(w.kv_b_proj, c, m.N, kv, pool);
   float* k = take(s.k, m.N * m.H * m.dq);
   float* v = take(s.v, m.N * m.H * m.dv);
-  for (int64_t n = 0; n < m.N; ++n)
-    for (int64_t h = 0; h < m.H; ++h) {
-      const float* src = kv + n * lkv + h * (m.dn + m.dv);
-      float* kr = k + (n * m.H + h) * m.dq;
-      std::copy_n(src, m.dn, kr);
-      std::copy_n(kva + n * lka + m.rkv, m.dr, kr + m.dn);
-      std::copy_n(src + m.dn, m.dv, v + (n * m.H + h) * m.dv);
-    }
+  pool.parallel_for(m.N, 64, [&](int64_t b, int64_t e, int) {
+    for (int64_t n = b; n < e; ++n)
+      for (int64_t h = 0; h < m.H; ++h) {
+        const float* src = kv + n * lkv + h * (m.dn + m.dv);
+        float* kr = k + (n * m.H + h) * m.dq;
+        std::copy_n(src, m.dn, kr);
+        std::copy_n(kva + n * lka + m.rkv, m.dr, kr + m.dn);
+        std::copy_n(src + m.dn, m.dv, v + (n * m.H + h) * m.dv);
+      }
+  });
   float* o = take(s.o, m.N * m.H * m.dv);
   attention_fwd(attention_shape(ctx, m, w), q, k, v, take(s.P, ctx.B * m.H * ctx.T * ctx.T), o,
                 pool);
@@ -111,18 +113,20 @@ void mla_bwd(const MlaContext& ctx, const MlaWeights& w, MlaWeights& g, const fl
                 dk, dv, pool);
   // dkv per head from dk_nope and dv; the shared k_pe sums every head's rope part.
   float* dkv = take(s.dkv, m.N * lkv);
-  for (int64_t n = 0; n < m.N; ++n) {
-    float* dpe = dkva + n * lka + m.rkv;
-    std::fill_n(dpe, m.dr, 0.0f);
-    for (int64_t h = 0; h < m.H; ++h) {
-      float* dst = dkv + n * lkv + h * (m.dn + m.dv);
-      const float* dkr = dk + (n * m.H + h) * m.dq;
-      std::copy_n(dkr, m.dn, dst);
-      std::copy_n(dv + (n * m.H + h) * m.dv, m.dv, dst + m.dn);
-      for (int64_t i = 0; i < m.dr; ++i) dpe[i] += dkr[m.dn + i];
+  pool.parallel_for(m.N, 64, [&](int64_t b, int64_t e, int) {
+    for (int64_t n = b; n < e; ++n) {
+      float* dpe = dkva + n * lka + m.rkv;
+      std::fill_n(dpe, m.dr, 0.0f);
+      for (int64_t h = 0; h < m.H; ++h) {
+        float* dst = dkv + n * lkv + h * (m.dn + m.dv);
+        const float* dkr = dk + (n * m.H + h) * m.dq;
+        std::copy_n(dkr, m.dn, dst);
+        std::copy_n(dv + (n * m.H + h) * m.dv, m.dv, dst + m.dn);
+        for (int64_t i = 0; i < m.dr; ++i) dpe[i] += dkr[m.dn + i];
+      }
     }
-  }
-  ctx.rope->backward(dkva + m.rkv, m.N, lka);
+  });
+  ctx.rope->backward(dkva + m.rkv, m.N, lka, pool);
   linear_bwd_weight(g.kv_b_proj, dkv, s.c.data(), m.N, pool);
   float* dc = take(s.dc, m.N * m.rkv);
   linear_bwd_input(w.kv_b_proj, dkv, m.N, dc, false, pool);
@@ -133,7 +137,7 @@ void mla_bwd(const MlaContext& ctx, const MlaWeights& w, MlaWeights& g, const fl
     linear_bwd_input(w.kv_a_proj_with_mqa, dkva, m.N, dx, false, pool, lka);
   }
   // queries
-  for (int64_t h = 0; h < m.H; ++h) ctx.rope->backward(dq + h * m.dq + m.dn, m.N, m.H * m.dq);
+  ctx.rope->backward(dq + m.dn, m.N, m.H * m.dq, pool, m.H, m.dq);
   if (m.rq > 0) {
     linear_bwd_weight(g.q_b_proj, dq, s.qa_norm.data(), m.N, pool);
     float* dqn = s.qa_norm.data();  // consumed: reuse for its gradient

@@ -160,20 +160,20 @@ StepResult ModelGrad::forward(const ModelWeights& w, ModelWeights* g, const Trai
   if (embeds)
     embed(w.embed_tokens, ids_.data(), N, d, h, pool);
   else
-    std::copy_n(h_in, N * d, h);
+    pool_copy(h_in, N * d, h, pool);
   if (recompute_) take(layer_inputs_, L * N * d);
   for (int64_t l = first; l < end; ++l) {
-    if (recompute_) std::copy_n(h, N * d, layer_inputs_.data() + l * N * d);
+    if (recompute_) pool_copy(h, N * d, layer_inputs_.data() + l * N * d, pool);
     block_fwd(p.bctx, w.layers[size_t(l)], h, block_saved(l));
     collect(l, w.layers[size_t(l)], block_saved(l));
   }
   p.D = 0;
   if (!heads) {
-    if (h_out) std::copy_n(h, N * d, h_out);
+    if (h_out) pool_copy(h, N * d, h_out, pool);
     r.loss = double(lw.balance_alpha) * r.balance;
     return r;
   }
-  std::copy_n(h, N * d, take(h_final_, N * d));
+  pool_copy(h, N * d, take(h_final_, N * d), pool);
   float* hn = take(hn_, N * d);
   rmsnorm_fwd(h, w.norm.ptr(), hn, take(final_rstd_, N), N, d, eps, pool);
   float* dhn = take(dhn_, N * d);
@@ -198,7 +198,7 @@ StepResult ModelGrad::forward(const ModelWeights& w, ModelWeights* g, const Trai
     float* z = take(s.z, N * d);
     linear_fwd(m.eh_proj, cat, N, z, pool);
     block_fwd(p.bctx, m.block, z, s.block);
-    std::copy_n(z, N * d, take(s.z_out, N * d));
+    pool_copy(z, N * d, take(s.z_out, N * d), pool);
     float* hk = take(s.hk, N * d);
     rmsnorm_fwd(z, m.shared_head_norm.ptr(), hk, take(s.hk_rstd, N), N, d, eps, pool);
     r.mtp += lm_head_ce(head, dhead, hk, s.target.data(), N, mtp_w, take(s.dhk, N * d), false,
@@ -253,20 +253,20 @@ void ModelGrad::backward(const ModelWeights& w, ModelWeights& g, ThreadPool& poo
     if (grads_ready_) grads_ready_(kHeadAndNorm);
   } else {
     dh = take(dh_, N * d);
-    std::copy_n(dh_out, N * d, dh);
+    pool_copy(dh_out, N * d, dh, pool);
   }
   // This stage's blocks, last to first, then the embedding or the hand-back.
   for (int64_t l = p.end - 1; l >= p.first; --l) {
     if (recompute_) {  // rebuild this layer's saved activations from its input
       float* x = take(recompute_h_, N * d);
-      std::copy_n(layer_inputs_.data() + l * N * d, N * d, x);
+      pool_copy(layer_inputs_.data() + l * N * d, N * d, x, pool);
       block_fwd(bctx, w.layers[size_t(l)], x, block_saved(l));
     }
     block_bwd(bctx, w.layers[size_t(l)], g.layers[size_t(l)], dh, block_saved(l));
     if (grads_ready_) grads_ready_(l);
   }
   if (!embeds) {
-    if (dh_in) std::copy_n(dh, N * d, dh_in);
+    if (dh_in) pool_copy(dh, N * d, dh_in, pool);
     return;
   }
   if (g.embed_tokens.present()) embedding_bwd(dh, ids_.data(), N, d, f32(g.embed_tokens), pool);

@@ -16,20 +16,27 @@ RopeAngles::RopeAngles(const ModelConfig& c, int64_t rot_dim, int64_t T) : T_(T)
   for (size_t i = 0; i < sin_.size(); ++i) neg_sin_[i] = -sin_[i];
 }
 
-void RopeAngles::rotate(float* x, int64_t N, int64_t ld, const std::vector<float>& sin) const {
+void RopeAngles::rotate(float* x, int64_t N, int64_t ld, ThreadPool& pool, int64_t heads,
+                        int64_t head_stride, const std::vector<float>& sin) const {
   const int64_t h = dim_ / 2;
-  for (int64_t n = 0; n < N; ++n) {
-    const int64_t p = n % T_;
-    kernels::rope_rotate(x + n * ld, dim_, cos_.data() + p * h, sin.data() + p * h, interleaved_);
-  }
+  pool.parallel_for(N, 64, [&](int64_t b, int64_t e, int) {
+    for (int64_t n = b; n < e; ++n) {
+      const int64_t p = n % T_;
+      for (int64_t k = 0; k < heads; ++k)
+        kernels::rope_rotate(x + n * ld + k * head_stride, dim_, cos_.data() + p * h,
+                             sin.data() + p * h, interleaved_);
+    }
+  });
 }
 
-void RopeAngles::forward(float* x, int64_t N, int64_t ld) const {
-  rotate(x, N, ld, sin_);
+void RopeAngles::forward(float* x, int64_t N, int64_t ld, ThreadPool& pool, int64_t heads,
+                         int64_t head_stride) const {
+  rotate(x, N, ld, pool, heads, head_stride, sin_);
 }
 
-void RopeAngles::backward(float* dx, int64_t N, int64_t ld) const {
-  rotate(dx, N, ld, neg_sin_);
+void RopeAngles::backward(float* dx, int64_t N, int64_t ld, ThreadPool& pool, int64_t heads,
+                          int64_t head_stride) const {
+  rotate(dx, N, ld, pool, heads, head_stride, neg_sin_);
 }
 
 }  // namespace tern::model::grad
