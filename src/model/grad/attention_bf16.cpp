@@ -65,12 +65,12 @@ void attention_fwd_bf16(const AttentionShape& s, const float* q, const float* k,
   pool.parallel_for(s.B * H, 1, [&](int64_t b0, int64_t e0, int) {
     Scratch& w = scratch();
     for (int64_t task = b0; task < e0; ++task) {
-      const int64_t b = task / H, h = task % H;
-      const float* qh = q + b * T * ldq + h * s.dq;  // [T, dq] stride ldq
-      const float* kh = k + b * T * ldq + h * s.dq;
-      const float* vh = v + b * T * ldv + h * s.dv;
+      const HeadOffsets at = head_offsets(s, task);
+      const float* qh = q + at.q;  // [T, dq] stride ldq
+      const float* kh = k + at.q;
+      const float* vh = v + at.v;
       float* p = P + task * T * T;  // [T, T]
-      float* oh = o + b * T * ldv + h * s.dv;
+      float* oh = o + at.v;
       round_a(qh, ldq, T, s.dq, &w.q, nullptr);
       kernels::lowp_pack_b(kh, ldq, true, T, s.dq, w.k_t);  // S = Q·Kᵀ
       kernels::lowp_pack_b(vh, ldv, false, s.dv, T, w.v);   // O = P·V
@@ -93,8 +93,8 @@ void attention_bwd_bf16(const AttentionShape& s, const float* q, const float* k,
     Scratch& w = scratch();
     if (w.ds.size() < size_t(kAttentionRowBlock * T)) w.ds.resize(size_t(kAttentionRowBlock * T));
     for (int64_t task = b0; task < e0; ++task) {
-      const int64_t b = task / H, h = task % H;
-      const int64_t oq = b * T * ldq + h * s.dq, ov = b * T * ldv + h * s.dv;
+      const HeadOffsets at = head_offsets(s, task);
+      const int64_t oq = at.q, ov = at.v;
       const float* p = P + task * T * T;
       // dK and dV collect every row block's share: zero this head's slices first.
       for (int64_t t = 0; t < T; ++t) {

@@ -70,12 +70,12 @@ void attention_fwd_generic(const AttentionShape& s, const float* q, const float*
   const int64_t T = s.T, H = s.H, ldq = H * s.dq, ldv = H * s.dv;
   pool.parallel_for(s.B * H, 1, [&](int64_t b0, int64_t e0, int) {
     for (int64_t task = b0; task < e0; ++task) {
-      const int64_t b = task / H, h = task % H;
-      const float* qh = q + b * T * ldq + h * s.dq;  // [T, dq] stride ldq
-      const float* kh = k + b * T * ldq + h * s.dq;
-      const float* vh = v + b * T * ldv + h * s.dv;
+      const HeadOffsets at = head_offsets(s, task);
+      const float* qh = q + at.q;  // [T, dq] stride ldq
+      const float* kh = k + at.q;
+      const float* vh = v + at.v;
       float* p = P + task * T * T;  // [T, T]
-      float* oh = o + b * T * ldv + h * s.dv;
+      float* oh = o + at.v;
       for (int64_t r0 = 0; r0 < T; r0 += kAttentionRowBlock) {
         const int64_t r1 = std::min(T, r0 + kAttentionRowBlock), rows = r1 - r0;
         mm(s, {rows, r1, s.dq, qh + r0 * ldq, ldq, false, kh, ldq, true, p + r0 * T, T, false},
@@ -94,8 +94,8 @@ void attention_bwd_generic(const AttentionShape& s, const float* q, const float*
   const int64_t T = s.T, H = s.H, ldq = H * s.dq, ldv = H * s.dv;
   pool.parallel_for(s.B * H, 1, [&](int64_t b0, int64_t e0, int) {
     for (int64_t task = b0; task < e0; ++task) {
-      const int64_t b = task / H, h = task % H;
-      const int64_t oq = b * T * ldq + h * s.dq, ov = b * T * ldv + h * s.dv;
+      const HeadOffsets at = head_offsets(s, task);
+      const int64_t oq = at.q, ov = at.v;
       const float* p = P + task * T * T;
       float* ds = task_scratch(size_t(T * T)).data();  // dP, then dS in place
       // dK and dV collect every row block's share: zero this head's slices first.

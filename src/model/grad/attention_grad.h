@@ -45,6 +45,15 @@ void attention_fwd_bf16(const AttentionShape& s, const float* q, const float* k,
 void attention_bwd_bf16(const AttentionShape& s, const float* q, const float* k, const float* v,
                         const float* P, const float* dO, float* dq, float* dk, float* dv,
                         ThreadPool& pool);
+// Where task `task` (window task / H, head task % H) starts in q / k ([B*T, H, dq]) and in v /
+// o ([B*T, H, dv]): row t of the head at + t * H * dq, or + t * H * dv.
+struct HeadOffsets {
+  int64_t q, v;
+};
+inline HeadOffsets head_offsets(const AttentionShape& s, int64_t task) {
+  const int64_t b = task / s.H, h = task % s.H;
+  return {b * s.T * s.H * s.dq + h * s.dq, b * s.T * s.H * s.dv + h * s.dv};
+}
 // Rows per block: block [r0, r1) attends to keys [0, r1) only, so the products skip the upper
 // triangle past each block (about 40% of the work at T = 256).
 constexpr int64_t kAttentionRowBlock = 64;
