@@ -65,10 +65,10 @@ class AdamW {
   const AdamWConfig& config() const { return cfg_; }
 
  private:
-  AdamWConfig cfg_;
-  model::ModelWeights m_, v_;
   void zero_slot(size_t i, ThreadPool& pool);
 
+  AdamWConfig cfg_;
+  model::ModelWeights m_, v_;
   std::vector<model::grad::ParamSlot> p_, g_, ms_, vs_;
   int64_t t_ = 0;
 };
