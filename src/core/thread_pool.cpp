@@ -140,15 +140,14 @@ void ThreadPool::worker_loop(int index) {
   }
 }
 
-void ThreadPool::parallel_for(int64_t n, int64_t grain,
-                              const std::function<void(int64_t, int64_t, int)>& fn) {
+void ThreadPool::parallel_for(int64_t n, int64_t grain, LoopBody fn) {
   grain = std::max<int64_t>(1, grain);
   // A few pieces per thread: enough to even out uneven threads, few enough that claiming them
   // costs nothing next to the work.
   run(n, grain, std::min<int64_t>((n + grain - 1) / grain, int64_t(size()) * kPiecesPerThread), fn);
 }
 
-void ThreadPool::parallel_tasks(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
+void ThreadPool::parallel_tasks(int64_t n, LoopBody fn) {
   if (workers_.empty() || n <= 1 || t_inside_pool) {  // inline, still one index per call
     for (int64_t i = 0; i < n; ++i) fn(i, i + 1, 0);
     return;
@@ -156,8 +155,7 @@ void ThreadPool::parallel_tasks(int64_t n, const std::function<void(int64_t, int
   run(n, 1, n, fn);
 }
 
-void ThreadPool::run(int64_t n, int64_t grain, int64_t pieces,
-                     const std::function<void(int64_t, int64_t, int)>& fn) {
+void ThreadPool::run(int64_t n, int64_t grain, int64_t pieces, LoopBody fn) {
   if (n <= 0) return;
   const int64_t n_grains = (n + grain - 1) / grain;
   if (workers_.empty() || n_grains == 1 || t_inside_pool) {

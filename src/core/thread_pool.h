@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/function_ref.h"
+
 namespace tern {
 
 // CPUs in this process's affinity mask (sched_getaffinity), so taskset and cgroup cpusets count.
@@ -30,6 +32,9 @@ int max_threads();
 int checked_thread_count(long long n, const std::string& source);
 // TERN_THREADS checked as above; 0 when it is not set. Non-numbers are refused too.
 int thread_count_from_env();
+
+// A loop body: fn(begin, end, thread_index). Referenced, not copied: no allocation per loop.
+using LoopBody = FunctionRef<void(int64_t, int64_t, int)>;
 
 class ThreadPool {
  public:
@@ -45,12 +50,12 @@ class ThreadPool {
   // thread may be given several chunks, and which thread runs which chunk varies between calls
   // (thread_index is for per-thread scratch, never for the order of a reduction).
   // Chunks are multiples of `grain` (except the last). Exceptions from fn are rethrown here.
-  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
+  void parallel_for(int64_t n, int64_t grain, LoopBody fn);
   // parallel_for with every index its own chunk, claimed in order: for a few large tasks of
   // uneven size sorted heaviest first (MoE experts by token count), so the light ones fill in
   // at the end instead of riding along in a heavy one's chunk. Inline (one thread, nested) the
   // calls still take one index each.
-  void parallel_tasks(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
+  void parallel_tasks(int64_t n, LoopBody fn);
 
   // The process-wide pool, created on first use: sized by set_global_threads, else by
   // TERN_THREADS, else by available_cpus(). Throws ErrorKind::request for a bad TERN_THREADS.
@@ -62,14 +67,13 @@ class ThreadPool {
   void worker_loop(int index);
   void run_pieces(int index);
   // The loop of `pieces` chunks of whole grains over [0, n).
-  void run(int64_t n, int64_t grain, int64_t pieces,
-           const std::function<void(int64_t, int64_t, int)>& fn);
+  void run(int64_t n, int64_t grain, int64_t pieces, LoopBody fn);
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::mutex call_mu_;  // held by the one caller whose loop the workers are running
   std::condition_variable start_cv_, done_cv_;
-  const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
+  const LoopBody* job_ = nullptr;
   int64_t job_n_ = 0, job_piece_ = 0, job_pieces_ = 0;
   std::atomic<int64_t> next_piece_{0};
   std::atomic<uint64_t> generation_{0};

@@ -381,7 +381,7 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
 }
 
 void gemm_lowp_row_blocks(const GemmParams& p, const LowpSpec& spec, int64_t block_rows,
-                          const std::function<void(int64_t r0, int64_t r1, float* rows)>& done,
+                          FunctionRef<void(int64_t r0, int64_t r1, float* rows)> done,
                           ThreadPool* pool, const LowpMicroKernel* micro) {
   TERN_CHECK(p.M >= 0 && p.N >= 0 && p.K >= 0 && block_rows > 0 && !p.trans_a);
   TERN_CHECK(p.C || !p.accumulate);

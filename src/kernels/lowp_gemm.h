@@ -184,7 +184,7 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool = nul
 // block-sized buffer of the thread's, reused block after block, so the product never exists
 // whole. done runs on several threads at once, for disjoint blocks.
 void gemm_lowp_row_blocks(const GemmParams& p, const LowpSpec& spec, int64_t block_rows,
-                          const std::function<void(int64_t r0, int64_t r1, float* rows)>& done,
+                          FunctionRef<void(int64_t r0, int64_t r1, float* rows)> done,
                           ThreadPool* pool = nullptr, const LowpMicroKernel* micro = nullptr);
 
 // Whether gemm_lowp_rows_a runs for `spec` on the micro-kernel (the active one when null):

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <unordered_map>
 #include <vector>
 
 #include "core/error.h"
@@ -101,19 +102,42 @@ float* f32(Linear& l) {
   return l.data.data_as<float>();
 }
 
-std::optional<Linear> joint_rows(const Linear& a, const Linear& b) {
+bool joint_layout(const Linear& a, const Linear& b) {
   if (a.data.dtype() != DType::f32 || b.data.dtype() != DType::f32 || a.lora || b.lora ||
       !a.bias.empty() || !b.bias.empty() || a.train_lowp != b.train_lowp)
-    return std::nullopt;
+    return false;
+  return b.view.cols == a.view.cols && f32(b) == f32(a) + a.view.rows * a.view.cols;
+}
+
+Linear* joint_rows(const Linear& a, const Linear& b) {
+  if (!joint_layout(a, b)) return nullptr;
+  // Keyed by everything the view depends on: a key that matches describes the same view, even
+  // of memory freed and reused since. Nodes never move, so the pointers stay valid.
+  struct Key {
+    const float* p;
+    int64_t ra, rb, cols;
+    const kernels::LowpSpec* lowp;
+    bool operator==(const Key& o) const {
+      return p == o.p && ra == o.ra && rb == o.rb && cols == o.cols && lowp == o.lowp;
+    }
+  };
+  struct Hash {
+    size_t operator()(const Key& k) const {
+      return std::hash<const void*>()(k.p) ^ size_t(k.ra * 1000003 + k.rb * 131 + k.cols);
+    }
+  };
+  thread_local std::unordered_map<Key, Linear, Hash> views;
   const int64_t ra = a.view.rows, rb = b.view.rows, cols = a.view.cols;
-  if (b.view.cols != cols || f32(b) != f32(a) + ra * cols) return std::nullopt;
+  const Key key{f32(a), ra, rb, cols, a.train_lowp};
+  const auto found = views.find(key);
+  if (found != views.end()) return &found->second;
   Linear j;
-  j.data = Tensor(DType::f32, {ra + rb, cols}, const_cast<float*>(f32(a)), a.data.owner());
+  j.data = Tensor(DType::f32, {ra + rb, cols}, const_cast<float*>(f32(a)));
   j.view = a.view;
   j.view.rows = ra + rb;
   j.view.data = j.data.data();
   j.train_lowp = a.train_lowp;
-  return j;
+  return &views.emplace(key, std::move(j)).first->second;
 }
 
 void linear_fwd(const Linear& w, const float* x, int64_t N, float* y, ThreadPool& pool, int64_t ldx,

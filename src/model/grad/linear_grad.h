@@ -25,8 +25,12 @@ void linear_fwd(const Linear& w, const float* x, int64_t N, float* y, ThreadPool
 // a's rows then b's as one matrix [a.rows + b.rows, cols], when b's f32 values follow a's in
 // one allocation (make_f32_weights lays out an MLP's gate and up, and MLA's q_a and kv_a, so)
 // and both take the same GEMM precision with no adapter or bias: one GEMM then serves two
-// projections of the same input (packed once). A view sharing the allocation's owner.
-std::optional<Linear> joint_rows(const Linear& a, const Linear& b);
+// projections of the same input (packed once). Null when they are not so laid out. The view
+// is the calling thread's, kept for as long as the thread lives (making one allocates, and a
+// step asks for hundreds): it owns nothing, so use it only while a and b are alive.
+Linear* joint_rows(const Linear& a, const Linear& b);
+// Whether joint_rows(a, b) gives a view, without making one.
+bool joint_layout(const Linear& a, const Linear& b);
 
 // dx[N, cols] (+)= dy[N, rows] · W.
 void linear_bwd_input(const Linear& w, const float* dy, int64_t N, float* dx, bool accumulate,

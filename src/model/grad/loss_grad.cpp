@@ -36,7 +36,11 @@ double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int3
   const kernels::IsaKernels& isa = kernels::active_isa();
   for (int64_t r0 = 0; r0 < N; r0 += kChunk) {
     const int64_t n = std::min(kChunk, N - r0);
-    std::vector<double> row_loss_out(size_t(n), 0.0);
+    // Kept between calls (a step allocates nothing); the pool's threads write through the
+    // pointer, not their own thread_local copies.
+    thread_local std::vector<double> row_losses;
+    row_losses.assign(size_t(n), 0.0);
+    double* const row_loss_out = row_losses.data();
     // Row i's loss, and its logits l turned into their gradient in place.
     const auto row = [&](int64_t i, float* l) {
       const int32_t t = target[r0 + i];
@@ -45,15 +49,15 @@ double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int3
         return;
       }
       if (row_loss) {
-        row_loss_out[size_t(i)] = (*row_loss)(r0 + i, l, V);
+        row_loss_out[i] = (*row_loss)(r0 + i, l, V);
         return;
       }
       const float mx = isa.max_scaled(l, V, 1.0f), lt = l[t];
       // exp(l - mx) in place (SIMD, within 2 ulp), summed in double in the same pass; the
       // softmax is then one multiply per logit instead of a second exp.
       const double sum = isa.exp_affine_sum(l, 1.0f, -mx, l, V);
-      row_loss_out[size_t(i)] = double(mx) + std::log(sum) - double(lt);
-      const float wt = per_target ? (*per_target)(r0 + i, -row_loss_out[size_t(i)]) : weight;
+      row_loss_out[i] = double(mx) + std::log(sum) - double(lt);
+      const float wt = per_target ? (*per_target)(r0 + i, -row_loss_out[i]) : weight;
       const float inv = float(double(wt) / sum);
       for (int64_t v = 0; v < V; ++v) l[v] *= inv;
       l[t] -= wt;
@@ -76,7 +80,7 @@ double lm_head_ce(const Linear& head, Linear* dhead, const float* hn, const int3
         for (int64_t i = b * kBlock; i < std::min(n, e * kBlock); ++i) row(i, logits + i * ldl);
       });
     }
-    for (double x : row_loss_out) total += x;
+    for (double x : row_losses) total += x;
     if (!dhead) continue;
     if (bf16) {
       linear_bwd_bf16(head, *dhead, *grad, hn + r0 * d, n, dhn + r0 * d, accumulate, pool);

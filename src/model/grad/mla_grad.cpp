@@ -27,8 +27,8 @@ AttentionShape attention_shape(const MlaContext& ctx, const Dims& m, const MlaWe
 }
 
 // q_a and kv_a as one matrix (only with q compression).
-std::optional<Linear> joint_a(const MlaWeights& w, const Dims& m) {
-  if (m.rq == 0) return std::nullopt;
+const Linear* joint_a(const MlaWeights& w, const Dims& m) {
+  if (m.rq == 0) return nullptr;
   return joint_rows(w.q_a_proj, w.kv_a_proj_with_mqa);
 }
 
@@ -41,7 +41,7 @@ void mla_fwd(const MlaContext& ctx, const MlaWeights& w, const float* x, float* 
   const int64_t la = m.rkv + m.dr;
   // q_a and kv_a as one GEMM when laid out jointly (joint_rows): qa then kva side by side in
   // s.qa, row stride rq + la; else each in its own buffer.
-  const std::optional<Linear> joint = joint_a(w, m);
+  const Linear* joint = joint_a(w, m);
   const int64_t lqa = joint ? m.rq + la : m.rq, lka = joint ? m.rq + la : la;
   float* kva;
   if (m.rq > 0) {
@@ -95,7 +95,7 @@ void mla_bwd(const MlaContext& ctx, const MlaWeights& w, MlaWeights& g, const fl
   ThreadPool& pool = *ctx.pool;
   const int64_t la = m.rkv + m.dr, lkv = m.H * (m.dn + m.dv);
   // The forward's layout (mla_fwd); when joint, dqa and dkva sit side by side in s.dqa too.
-  const std::optional<Linear> joint = joint_a(w, m);
+  const Linear* joint = joint_a(w, m);
   const int64_t lj = m.rq + la, lqa = joint ? lj : m.rq, lka = joint ? lj : la;
   const float* qa = s.qa.data();
   const float* kva = joint ? qa + m.rq : s.kva.data();
@@ -147,7 +147,7 @@ void mla_bwd(const MlaContext& ctx, const MlaWeights& w, MlaWeights& g, const fl
     if (joint) {
       // One input-gradient GEMM over K = rq + la; one weight gradient when the gradients are
       // laid out jointly too (a deferred W keeps a pointer to its Linear: then two).
-      std::optional<Linear> joint_grad;
+      Linear* joint_grad = nullptr;
       if (!active_weight_grad_deferral()) joint_grad = joint_rows(g.q_a_proj, g.kv_a_proj_with_mqa);
       if (joint_grad) {
         linear_bwd_weight(*joint_grad, dqa, x, m.N, pool);

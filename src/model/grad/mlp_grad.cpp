@@ -20,7 +20,7 @@ MlpStore mlp_store(const MlpWeights& w, MlpSaved& s, int64_t N) {
 // in rows of 2f; else each in its own half of the region, rows of f.
 MlpStore mlp_store_at(const MlpWeights& w, float* gates, float* acts, int64_t rows, int64_t row) {
   const int64_t f = mlp_store_width(w);
-  const bool joint = joint_rows(w.gate_proj, w.up_proj).has_value();
+  const bool joint = joint_layout(w.gate_proj, w.up_proj);
   MlpStore at;
   at.ld = joint ? 2 * f : f;
   at.gate = gates + row * at.ld;
@@ -42,7 +42,7 @@ void mlp_bwd(const MlpWeights& w, MlpWeights& gw, const float* x, const float* d
 void mlp_fwd(const MlpWeights& w, const float* x, int64_t N, float* y, const MlpStore& at,
              ThreadPool& pool) {
   const int64_t f = mlp_store_width(w);
-  const std::optional<Linear> joint = joint_rows(w.gate_proj, w.up_proj);
+  const Linear* joint = joint_rows(w.gate_proj, w.up_proj);
   const int64_t ld = at.ld;
   float *g = at.gate, *u = at.up, *a = at.act;
   if (joint) {
@@ -68,7 +68,7 @@ void mlp_fwd(const MlpWeights& w, const float* x, int64_t N, float* y, const Mlp
 void mlp_bwd(const MlpWeights& w, MlpWeights& gw, const float* x, const float* dy, int64_t N,
              float* dx, bool accumulate, const MlpStore& at, ThreadPool& pool) {
   const int64_t f = mlp_store_width(w);
-  const std::optional<Linear> joint = joint_rows(w.gate_proj, w.up_proj);
+  const Linear* joint = joint_rows(w.gate_proj, w.up_proj);
   const int64_t ld = at.ld;
   float *g = at.gate, *u = at.up, *a = at.act;
   float* da = a;  // act is no longer needed after the weight gradient: it takes its gradient
@@ -89,7 +89,7 @@ void mlp_bwd(const MlpWeights& w, MlpWeights& gw, const float* x, const float* d
   }
   // The gradients' joint view, when they are laid out as the weights are; a deferred weight
   // gradient (pipeline W pass) keeps a pointer to its Linear, so it takes the two halves.
-  std::optional<Linear> joint_grad;
+  Linear* joint_grad = nullptr;
   if (joint && !active_weight_grad_deferral()) joint_grad = joint_rows(gw.gate_proj, gw.up_proj);
   // In bf16 the joint gradient is rounded once, block by block as it is made, for both GEMMs.
   std::optional<Bf16Grad> rounded;

@@ -142,10 +142,17 @@ StepResult ModelGrad::forward(const ModelWeights& w, ModelWeights* g, const Trai
   Linear* dhead = g ? &head_of(c_, *g) : nullptr;
 
   // One zero row per MoE layer (main layers in order, then the MTP blocks): a stage fills its own.
-  std::vector<size_t> moe_row(size_t(L + D_), size_t(-1));
+  // The result's rows are the step's only allocations (one list, one row per MoE layer).
+  std::vector<size_t>& moe_row = moe_row_;
+  moe_row.assign(size_t(L + D_), size_t(-1));
+  const auto is_moe = [&](int64_t l) {
+    return (l < L ? w.layers[size_t(l)] : w.mtp[size_t(l - L)].block).is_moe;
+  };
+  size_t moe_layers = 0;
+  for (int64_t l = 0; l < L + D_; ++l) moe_layers += is_moe(l);
+  r.expert_counts.reserve(moe_layers);
   for (int64_t l = 0; l < L + D_; ++l) {
-    const LayerWeights& lw_l = l < L ? w.layers[size_t(l)] : w.mtp[size_t(l - L)].block;
-    if (!lw_l.is_moe) continue;
+    if (!is_moe(l)) continue;
     moe_row[size_t(l)] = r.expert_counts.size();
     r.expert_counts.emplace_back(size_t(c_.n_routed_experts), int64_t(0));
   }

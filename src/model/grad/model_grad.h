@@ -143,6 +143,7 @@ class ModelGrad {
   Buffer layer_inputs_, recompute_h_;  // [L, N, d] and [N, d] (recompute only)
   RopeAngles rope_;
   std::vector<int32_t> ids_, target_;  // [N]
+  std::vector<size_t> moe_row_;        // [L + D]: each MoE layer's row of expert_counts
   Buffer h_, h_final_, final_rstd_, hn_, dhn_, dh_, head_scratch_;
   std::vector<BlockSaved> blocks_;
   std::vector<MtpSaved> mtp_;

@@ -30,13 +30,14 @@ void score_row(const ModelConfig& c, const float* logits, float* s, int64_t E) {
 }
 
 // The balance value of each window and the counts behind it (§9.2, actual routed set).
-double balance_value(const ModelConfig& c, const MoeSaved& s, int64_t B, int64_t T,
-                     std::vector<double>& f) {
+double balance_value(const ModelConfig& c, MoeSaved& s, int64_t B, int64_t T) {
   const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
+  std::vector<double>& f = s.balance_f;
+  std::vector<double>& P = s.balance_p;
   double total = 0;
   for (int64_t b = 0; b < B; ++b) {
-    std::fill(f.begin(), f.end(), 0.0);
-    std::vector<double> P(size_t(E), 0.0);
+    f.assign(size_t(E), 0.0);
+    P.assign(size_t(E), 0.0);
     for (int64_t t = b * T; t < (b + 1) * T; ++t) {
       for (int64_t k = 0; k < K; ++k) f[size_t(s.idx[size_t(t * K + k)])] += 1.0;
       const float* sr = s.scores.data() + t * E;
@@ -203,7 +204,8 @@ void moe_fwd(const MoeContext& ctx, const MoeWeights& w, const float* x, float* 
   const float* bias =
       w.e_score_correction_bias.present() ? w.e_score_correction_bias.ptr() : nullptr;
   pool.parallel_for(N, 16, [&](int64_t b, int64_t e, int) {
-    std::vector<float> scratch(size_t(3 * E));
+    thread_local std::vector<float> scratch;
+    scratch.resize(size_t(3 * E));
     for (int64_t n = b; n < e; ++n) {
       score_row(c, logits + n * E, scores + n * E, E);
       route_token(c, logits + n * E, bias, scratch.data(), s.idx.data() + n * K, weight + n * K);
@@ -217,16 +219,19 @@ void moe_fwd(const MoeContext& ctx, const MoeWeights& w, const float* x, float* 
   // change its numbers.
   s.by_load.resize(size_t(E));
   for (int64_t e = 0; e < E; ++e) s.by_load[size_t(e)] = int32_t(e);
-  std::stable_sort(s.by_load.begin(), s.by_load.end(),
-                   [&](int32_t a, int32_t b) { return s.counts[size_t(a)] > s.counts[size_t(b)]; });
+  // Ties in expert order, as a stable sort would leave them (std::stable_sort allocates).
+  std::sort(s.by_load.begin(), s.by_load.end(), [&](int32_t a, int32_t b) {
+    const int64_t ca = s.counts[size_t(a)], cb = s.counts[size_t(b)];
+    return ca != cb ? ca > cb : a < b;
+  });
   s.offsets.assign(size_t(E + 1), 0);
   for (int64_t e = 0; e < E; ++e)
     s.offsets[size_t(e + 1)] = s.offsets[size_t(e)] + s.counts[size_t(e)];
   s.row_of.resize(size_t(N * K));
   s.token_of.resize(size_t(N * K));
-  std::vector<int64_t> fill(s.offsets.begin(), s.offsets.end() - 1);
+  s.fill.assign(s.offsets.begin(), s.offsets.end() - 1);
   for (int64_t a = 0; a < N * K; ++a) {
-    const int64_t r = fill[size_t(s.idx[size_t(a)])]++;
+    const int64_t r = s.fill[size_t(s.idx[size_t(a)])]++;
     s.row_of[size_t(a)] = r;
     s.token_of[size_t(r)] = int32_t(a / K);
   }
@@ -269,8 +274,7 @@ void moe_fwd(const MoeContext& ctx, const MoeWeights& w, const float* x, float* 
       }
     }
   });
-  std::vector<double> f(static_cast<size_t>(E));
-  s.balance = balance_value(c, s, ctx.B, ctx.T, f);
+  s.balance = balance_value(c, s, ctx.B, ctx.T);
 }
 
 void moe_bwd(const MoeContext& ctx, const MoeWeights& w, MoeWeights& g, const float* x,
@@ -292,13 +296,13 @@ void moe_bwd(const MoeContext& ctx, const MoeWeights& w, MoeWeights& g, const fl
   float* dgate = take(s.dscores, N * E);  // ds per token, gating part first
   std::fill_n(dgate, N * E, 0.0f);
   float* ye = s.ye.data();
-  std::vector<float> dw(static_cast<size_t>(N * K));
+  float* dw = take(s.dweight, N * K);
   pool.parallel_for(N, 16, [&](int64_t b, int64_t e, int) {
     for (int64_t n = b; n < e; ++n)
       for (int64_t k = 0; k < K; ++k) {
         float* er = ye + s.row_of[size_t(n * K + k)] * d;
         const float* g_row = dy + n * d;
-        dw[size_t(n * K + k)] = float(kernels::dot_f64(g_row, er, d));
+        dw[n * K + k] = float(kernels::dot_f64(g_row, er, d));
         const float wk = s.weight[size_t(n * K + k)];
         for (int64_t i = 0; i < d; ++i) er[i] = wk * g_row[i];
       }
@@ -322,20 +326,21 @@ void moe_bwd(const MoeContext& ctx, const MoeWeights& w, MoeWeights& g, const fl
   const bool v3 = c.arch == Arch::deepseek_v3;
   const bool normalise = c.norm_topk_prob && (v3 || K > 1);
   const double scale = (v3 || !normalise) ? c.routed_scaling_factor : 1.0;
-  std::vector<std::vector<double>> f_win(size_t(ctx.B), std::vector<double>(size_t(E), 0.0));
+  s.f_win.assign(size_t(ctx.B * E), 0.0);  // [window][expert]
   for (int64_t b = 0; b < ctx.B; ++b)
     for (int64_t t = b * T; t < (b + 1) * T; ++t)
       for (int64_t k = 0; k < K; ++k)
-        f_win[size_t(b)][size_t(s.idx[size_t(t * K + k)])] += double(E) / double(K * T);
+        s.f_win[size_t(b * E + s.idx[size_t(t * K + k)])] += double(E) / double(K * T);
   const double bal = double(ctx.balance_weight) / double(ctx.B) / double(T);
   float* dlogits = take(s.dlogits, N * E);
   pool.parallel_for(N, 16, [&](int64_t b, int64_t e, int) {
-    std::vector<double> ds(static_cast<size_t>(E));
+    thread_local std::vector<double> ds;
+    ds.resize(size_t(E));
     for (int64_t n = b; n < e; ++n) {
       const float* sr = s.scores.data() + n * E;
       std::fill(ds.begin(), ds.end(), 0.0);
       const int32_t* id = s.idx.data() + n * K;
-      const float* dwn = dw.data() + n * K;
+      const float* dwn = dw + n * K;
       if (normalise) {
         double S = 0, dot = 0;
         for (int64_t k = 0; k < K; ++k) S += sr[id[k]], dot += double(dwn[k]) * sr[id[k]];
@@ -346,7 +351,7 @@ void moe_bwd(const MoeContext& ctx, const MoeWeights& w, MoeWeights& g, const fl
         for (int64_t k = 0; k < K; ++k) ds[size_t(id[k])] += scale * dwn[k];
       }
       if (bal != 0) {
-        const std::vector<double>& fw = f_win[size_t(n / T)];
+        const double* fw = s.f_win.data() + (n / T) * E;
         if (sigmoid_scores(c)) {  // s' = s / Σ s
           double z = 0, dot = 0;
           for (int64_t j = 0; j < E; ++j) z += sr[j];

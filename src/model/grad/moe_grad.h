@@ -34,6 +34,12 @@ struct MoeSaved {
   std::vector<int64_t> counts;   // [E] tokens routed to each expert in this forward
   std::vector<int32_t> by_load;  // [E] experts, most rows first (the order threads take them)
   double balance = 0;            // Σ_i f_i P_i averaged over the windows (before α)
+  // Step scratch, kept so a steady-state step allocates nothing: the sort's cursors [E], the
+  // balance value's counts and mean scores [E], each window's f [B, E], the gating weights'
+  // gradient [N, K].
+  std::vector<int64_t> fill;
+  std::vector<double> balance_f, balance_p, f_win;
+  Buffer dweight;
   // Expert parallel (MoeContext::ep): the rows this rank's experts serve for every rank.
   std::vector<int64_t> send_rows, recv_rows;    // [ranks]: rows sent to / received from each
   std::vector<int64_t> mine_offsets;            // [held + 1]: expert-major rows of each held expert
