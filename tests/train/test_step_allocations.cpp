@@ -3,21 +3,22 @@
 // threads' workspaces. The whole step: forward, backward (MoE with routed and shared experts,
 // MLA, MTP, both heads), the gradient norm and the AdamW update, at f32 and bf16, on one
 // thread (where each piece runs is then fixed, so each thread's scratch has seen its largest
-// shape). Only the step's result allocates: its per-layer expert counts. Its own binary: it replaces the global operator new. TERN_TEST_ALLOC_TRACE=1 prints
-// a backtrace of each allocation counted, to find the code that made it.
+// shape). Only the step's result allocates: its per-layer expert counts. Its own binary: it
+// replaces the global operator new. TERN_TEST_ALLOC_TRACE=1 prints a backtrace of each allocation
+// counted, to find the code that made it.
 #include <execinfo.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <new>
-#include <nlohmann/json.hpp>
 #include <random>
 
 #include "core/thread_pool.h"
 #include "model/config.h"
 #include "model/grad/f32_weights.h"
 #include "model/grad/model_grad.h"
+#include "tests/train/small_moe_config.h"
 #include "train/adamw.h"
 #include "train/precision.h"
 
@@ -71,42 +72,8 @@ using namespace tern;
 
 namespace {
 
-model::ModelConfig config() {
-  const nlohmann::json j = {{"architectures", {"DeepseekV3ForCausalLM"}},
-                            {"model_type", "deepseek_v3"},
-                            {"hidden_size", 128},
-                            {"intermediate_size", 192},
-                            {"moe_intermediate_size", 64},
-                            {"num_hidden_layers", 2},
-                            {"first_k_dense_replace", 1},
-                            {"moe_layer_freq", 1},
-                            {"num_attention_heads", 2},
-                            {"num_key_value_heads", 2},
-                            {"q_lora_rank", 64},
-                            {"kv_lora_rank", 32},
-                            {"qk_nope_head_dim", 16},
-                            {"qk_rope_head_dim", 8},
-                            {"v_head_dim", 16},
-                            {"n_routed_experts", 8},
-                            {"n_shared_experts", 1},
-                            {"num_experts_per_tok", 2},
-                            {"n_group", 2},
-                            {"topk_group", 1},
-                            {"routed_scaling_factor", 2.5},
-                            {"scoring_func", "sigmoid"},
-                            {"topk_method", "noaux_tc"},
-                            {"norm_topk_prob", true},
-                            {"num_nextn_predict_layers", 1},
-                            {"rms_norm_eps", 1e-6},
-                            {"rope_theta", 10000},
-                            {"max_position_embeddings", 128},
-                            {"vocab_size", 256},
-                            {"tie_word_embeddings", false}};
-  return model::ModelConfig::from_json(j, "test");
-}
-
 long allocations_in_a_step(const std::string& precision) {
-  const model::ModelConfig c = config();
+  const model::ModelConfig c = test::small_moe_config();
   model::ModelWeights w = model::grad::make_f32_weights(c), g = model::grad::make_f32_weights(c);
   model::grad::init_random(c, w, 7, 0.05);
   const auto recipe = train::PrecisionRecipe::make(precision, false, "f32");
