@@ -45,9 +45,11 @@ class AdamW {
         std::vector<model::grad::ParamSlot> m, std::vector<model::grad::ParamSlot> v,
         AdamWConfig cfg);
 
-  // ||g||₂ over every trainable slot (f64, slots and elements in order).
+  // ||g||₂ over every trainable slot (f64, slots in order, each summed in fixed chunks on the
+  // global pool and the chunks added in order: the same bits at any thread count).
   double grad_norm() const;
-  // Σ g² over the trainable routed-expert slots (routed_experts) or over the others.
+  // Σ g² over the trainable routed-expert slots (routed_experts) or over the others (summed as
+  // grad_norm sums).
   double sum_squares(bool routed_experts) const;
   // Σ g² over the trainable slots whose names `counted` accepts (slots in order).
   double sum_squares(const std::function<bool(const std::string& name)>& counted) const;

@@ -1,7 +1,11 @@
 // AdamW's fused zeroing: step(zero_grads) updates exactly as step() and leaves every gradient
 // zero as zero_grad() does (the correction bias' slot, which the update skips, included); a
-// Trainable then skips its next zero_grad() and only that one.
+// Trainable then skips its next zero_grad() and only that one. grad_norm over chunked slots.
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "model/config.h"
@@ -66,4 +70,35 @@ TEST(AdamW, TrainableSkipsOnlyTheZeroGradAfterAFusedStep) {
   t->step(1e-2, t->grad_norm(), pool);  // not fused: the gradients stay
   t->zero_grad();
   expect_zero(c, t->grads(), "after an unfused step and zero_grad");
+}
+
+// The norm sums each slot in fixed chunks over the pool: it must still be ||g||₂, with slots
+// of one chunk, several, and a ragged last one (checked against a plain f64 sum; the chunked
+// sum may differ from it only in rounding).
+TEST(AdamW, GradNormOverChunkedSlotsIsTheNorm) {
+  const std::vector<int64_t> sizes = {7, int64_t(1) << 15, (int64_t(5) << 15) + 123, 1000};
+  std::vector<std::vector<float>> store(4 * sizes.size());
+  std::vector<model::grad::ParamSlot> p, g, m, v;
+  double ref = 0;
+  for (size_t s = 0; s < sizes.size(); ++s) {
+    for (int k = 0; k < 4; ++k) store[4 * s + k].assign(size_t(sizes[s]), 0.0f);
+    std::vector<float>& gs = store[4 * s + 1];
+    for (int64_t i = 0; i < sizes[s]; ++i) {
+      gs[size_t(i)] = float((i * 37 + int64_t(s) * 11) % 101 - 50) * 1e-3f;
+      ref += double(gs[size_t(i)]) * double(gs[size_t(i)]);
+    }
+    const auto slot = [&](int k) {
+      model::grad::ParamSlot out;
+      out.name = "w" + std::to_string(s);
+      out.shape = {sizes[s]};
+      out.data = store[4 * s + k].data();
+      out.size = sizes[s];
+      return out;
+    };
+    p.push_back(slot(0)), g.push_back(slot(1)), m.push_back(slot(2)), v.push_back(slot(3));
+  }
+  train::AdamW a(p, g, m, v, {});
+  const double norm = a.grad_norm();
+  EXPECT_NEAR(norm, std::sqrt(ref), 1e-12 * std::sqrt(ref));
+  EXPECT_EQ(norm, a.grad_norm());  // the same bits every call
 }
