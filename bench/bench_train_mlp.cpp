@@ -70,7 +70,7 @@ void run(benchmark::State& st, bool joint) {
 }
 
 void shapes(benchmark::internal::Benchmark* b) {
-  b->Args({2048, 768})->Args({512, 128})->UseRealTime();
+  b->Args({2048, 768})->Args({512, 128})->Args({2048, 128})->UseRealTime();
 }
 
 BENCHMARK_CAPTURE(run, separate, false)->Apply(shapes);

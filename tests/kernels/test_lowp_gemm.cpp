@@ -526,16 +526,22 @@ TEST(LowpGemm, PackedBProductsEqualThePackingGemm) {
   }
 }
 
-// The row-block driver gives gemm_lowp's bits, and each block's rows are final when its
-// callback runs (checked inside the callback), every row exactly once.
+// The row-block driver gives gemm_lowp's bits (bf16, and E4M3 with each experiment switch),
+// and each block's rows are final when its callback runs (checked inside the callback), every row
+// exactly once.
 TEST(LowpGemm, RowBlocksEqualTheWholeProductAndHandOverFinishedRows) {
   for (const LowpMicroKernel* mk : micro_kernels())
     for (const Case& c : kCases) {
       if (c.ta) continue;
       const Operands o = make(c, 31);
-      for (LowpFormat f : {LowpFormat::bf16, LowpFormat::e4m3}) {
-        LowpSpec spec;
-        spec.format = f;
+      // The training GEMMs with A in rows take this driver, the FP8 experiment's switches too.
+      LowpSpec e4m3, limited, unpromoted, fine_b;
+      e4m3.format = limited.format = unpromoted.format = fine_b.format = LowpFormat::e4m3;
+      limited.accumulator = Accumulator::limited14;
+      unpromoted.promote_every = 0;
+      fine_b.b_group = Fp8Group::tile;
+      fine_b.pow2_scales = true;
+      for (const LowpSpec& spec : {LowpSpec{}, e4m3, limited, unpromoted, fine_b}) {
         const std::vector<float> want = run(c, o, spec, mk, 1);
         for (int64_t block_rows : {int64_t(1), int64_t(16), int64_t(37)})
           for (int threads : {1, 2}) {

@@ -16,6 +16,8 @@
 namespace tern::model::grad {
 namespace {
 
+constexpr int64_t kRowBlock = 64;  // rows of A per task of a row-blocked training GEMM
+
 // The GEMM at w's training precision. E4M3 (DeepSeek-V3's recipe): the forward and the input
 // gradient quantise the activation / output gradient in 1x128 tiles along K and the weight in
 // 128x128 blocks; the weight gradient quantises both operands in tiles along the tokens.
@@ -28,7 +30,12 @@ void train_gemm(const Linear& w, const kernels::GemmParams& p, kernels::LowpPass
   s.b_group = weight_grad ? kernels::Fp8Group::tile : kernels::Fp8Group::block;
   if (s.format == kernels::LowpFormat::e4m3 && !(s.fp8_passes & pass))
     s.format = kernels::LowpFormat::bf16;  // the ablation: this pass in bf16
-  kernels::gemm_lowp(p, s, &pool);
+  if (p.trans_a) return kernels::gemm_lowp(p, s, &pool);
+  // A in rows (the forward's activations, an input gradient's dy): B packed once over all of
+  // K, then each thread packs a block of A's rows and multiplies it at once, while it is in its
+  // caches: one fork-join per phase instead of two per K block, the same sums as gemm_lowp.
+  kernels::gemm_lowp_row_blocks(
+      p, s, kRowBlock, [](int64_t, int64_t, float*) {}, &pool);
 }
 
 thread_local WeightGradClock* active_clock = nullptr;
