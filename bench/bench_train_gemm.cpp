@@ -1,7 +1,8 @@
 // The training GEMMs at the shapes of train-small-v3 (B8 x T256 = 2048 tokens, d = 256): the
 // forward (x·Wᵀ), input gradient (dy·W) and weight gradient (dyᵀ·x) in f32, bf16 and E4M3
-// (lowp_gemm.h), reported in GFLOP/s with packing included, next to the measured peaks of the
-// FMA and bf16 dot-product units (so the figures read as a fraction of peak).
+// (lowp_gemm.h; bf16 also as the step runs them: row-blocked, and from dy rounded once), reported
+// in GFLOP/s with packing included, next to the measured peaks of the FMA and bf16 dot-product
+// units (so the figures read as a fraction of peak).
 //
 //   build/release/bench/bench_train_gemm [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
@@ -42,9 +43,29 @@ void run(benchmark::State& st, int precision, Pass pass) {
     spec.b_group = pass == kWeightGrad ? Fp8Group::tile : Fp8Group::block;
   }
   ThreadPool& pool = ThreadPool::global();
+  // precision 4: bf16 through the row-block driver (the step's form of x·Wᵀ and of f32-dy input
+  // gradients). precision 3: bf16 with dy rounded once beforehand (Bf16Grad in the step): its
+  // rows are A of the input gradient, its pairs (dyᵀ) A of the weight gradient.
+  std::vector<uint32_t> words;
+  LowpRowsA pre{};
+  if (precision == 3) {
+    const int64_t rows_stride = (rows + 1) / 2 + 16, pairs_stride = (T + 1) / 2 + 16;
+    const int64_t pad = kLowpRowsPad;
+    words.assign(size_t((T + pad) * rows_stride + (rows + pad) * pairs_stride), 0u);
+    uint32_t* pairs = words.data() + (T + pad) * rows_stride;
+    lowp_bf16_layouts(
+        {dy.data(), rows, rows, 0, T, words.data(), rows_stride, pairs, pairs_stride});
+    pre =
+        pass == kWeightGrad ? LowpRowsA{pairs, pairs_stride} : LowpRowsA{words.data(), rows_stride};
+  }
   for (auto _ : st) {
     if (precision == 0)
       gemm(p, &pool);
+    else if (precision == 3)
+      gemm_lowp_rows_a(p, pre, spec, &pool);
+    else if (precision == 4)  // the training step's form of an f32-A product (linear_grad.cpp)
+      gemm_lowp_row_blocks(
+          p, spec, 64, [](int64_t, int64_t, float*) {}, &pool);
     else
       gemm_lowp(p, spec, &pool);
     benchmark::DoNotOptimize(out.data());
@@ -72,6 +93,9 @@ TRAIN_GEMM(f32_weight_grad, 0, kWeightGrad)
 TRAIN_GEMM(bf16_forward, 1, kForward)
 TRAIN_GEMM(bf16_input_grad, 1, kInputGrad)
 TRAIN_GEMM(bf16_weight_grad, 1, kWeightGrad)
+TRAIN_GEMM(bf16_row_blocks_forward, 4, kForward)
+TRAIN_GEMM(bf16_rounded_dy_input_grad, 3, kInputGrad)
+TRAIN_GEMM(bf16_rounded_dy_weight_grad, 3, kWeightGrad)
 TRAIN_GEMM(e4m3_forward, 2, kForward)
 TRAIN_GEMM(e4m3_input_grad, 2, kInputGrad)
 TRAIN_GEMM(e4m3_weight_grad, 2, kWeightGrad)

@@ -20,6 +20,8 @@ constexpr int64_t kSweepPairs = 16;  // K pairs per sweep task (LowpSweep)
 // Packs of at most this many bytes take all of K in one block (measured on train-small-v3's
 // weight gradients: 2 MB takes the 128 x 256 ones, +30%; 4 MB ones gained nothing).
 constexpr int64_t kWholeKPackBytes = int64_t(2) << 20;
+// The most a row-blocked product packs of B at once (all of it, over all of K).
+constexpr int64_t kRowBlocksMaxPackBytes = int64_t(64) << 20;
 
 void micro_scalar(int64_t kp, int64_t cp, const uint32_t* a, int64_t ars, const uint32_t* b,
                   const float* sa, const float* sb, float* c, int64_t ldc, bool accumulate,
@@ -380,18 +382,23 @@ void gemm_lowp(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
   run_gemm(p, spec, pool, micro, nullptr);
 }
 
-void gemm_lowp_row_blocks(const GemmParams& p, const LowpSpec& spec, int64_t block_rows,
-                          FunctionRef<void(int64_t r0, int64_t r1, float* rows)> done,
-                          ThreadPool* pool, const LowpMicroKernel* micro) {
-  TERN_CHECK(p.M >= 0 && p.N >= 0 && p.K >= 0 && block_rows > 0 && !p.trans_a);
+namespace {
+
+// gemm_lowp_row_blocks, or with A already in bf16 rows (pre: p.A, p.lda and p.trans_a unused).
+void row_blocks(const GemmParams& p, const LowpSpec& spec, int64_t block_rows,
+                FunctionRef<void(int64_t r0, int64_t r1, float* rows)> done, ThreadPool* pool,
+                const LowpMicroKernel* micro, const LowpRowsA* pre) {
+  TERN_CHECK(p.M >= 0 && p.N >= 0 && p.K >= 0 && block_rows > 0 && (pre || !p.trans_a));
   TERN_CHECK(p.C || !p.accumulate);
-  TERN_CHECK(p.ldc >= p.N && p.lda >= p.K && p.ldb >= (p.trans_b ? p.K : p.N));
+  TERN_CHECK(p.ldc >= p.N && (pre || p.lda >= p.K) && p.ldb >= (p.trans_b ? p.K : p.N));
+  TERN_CHECK(!pre || (pre->words && pre->stride >= (p.K + 1) / 2));
   const bool e4m3 = spec.format == LowpFormat::e4m3;
   TERN_CHECK(!e4m3 || (spec.promote_every >= 0 && spec.promote_every % kFp8Tile == 0));
   if (!pool) pool = &ThreadPool::global();
   const LowpMicroKernel& mk = micro ? *micro : lowp_micro_active();
   const int mr = mk.mr, nr = mk.nr;
   TERN_CHECK(spec.format != LowpFormat::f32 || mk.pair_words == 2);
+  TERN_CHECK(!pre || lowp_rows_a_supported(spec, &mk));
   block_rows = (block_rows + mr - 1) / mr * mr;
   const int64_t blocks = (p.M + block_rows - 1) / block_rows;
   // The block's rows: in C, or in the calling thread's own block when C is null.
@@ -441,7 +448,7 @@ void gemm_lowp_row_blocks(const GemmParams& p, const LowpSpec& spec, int64_t blo
     thread_local std::vector<uint32_t> apack;
     thread_local std::vector<float> ascales;
     const int64_t panels = block_rows / mr;
-    apack.resize(size_t(panels * mr * kcw));
+    apack.resize(size_t(pre ? 0 : panels * mr * kcw));
     ascales.resize(size_t(panels * mr * max_chunks));
     for (int64_t blk = lo; blk < hi; ++blk) {
       const int64_t r0 = blk * block_rows, r1 = std::min(p.M, r0 + block_rows);
@@ -449,16 +456,23 @@ void gemm_lowp_row_blocks(const GemmParams& p, const LowpSpec& spec, int64_t blo
       float* c = block_c(r0);
       for (int64_t kblk = 0; kblk < k_blocks; ++kblk) {
         const int64_t k0 = kblk * plan.kc, kb = std::min(plan.kc, p.K - k0), kp = (kb + 1) / 2;
-        const int64_t cp = e4m3 ? plan.chunk / 2 : kp, ars = mk.a_rows ? kp * pw : 0;
-        for (int64_t im = 0; im < m_panels; ++im)
-          mk.pack(panel_job(a, plan, first + im, mr, k0, kb, apack.data() + im * mr * kcw,
-                            ascales.data() + im * mr * max_chunks, mk.a_rows));
+        const int64_t cp = e4m3 ? plan.chunk / 2 : kp;
+        const int64_t ars = pre ? pre->stride : mk.a_rows ? kp * pw : 0;
+        if (!pre)
+          for (int64_t im = 0; im < m_panels; ++im)
+            mk.pack(panel_job(a, plan, first + im, mr, k0, kb, apack.data() + im * mr * kcw,
+                              ascales.data() + im * mr * max_chunks, mk.a_rows));
+        // Panel im's A: its packed words, or its rows of the bf16 words (as run_gemm reads them).
+        const auto a_words = [&](int64_t im) {
+          return pre ? pre->words + (first + im) * mr * pre->stride + k0 / 2
+                     : apack.data() + im * mr * kcw;
+        };
         const uint32_t* bp = b_packs + kblk * b_block;
         const float* bs = b_scales + kblk * bs_block;
         for (int64_t jn = 0; jn < n_panels; ++jn)
           for (int64_t im = 0; im < m_panels; ++im)
             run_tile(mk, c + im * mr * p.ldc + jn * nr, p.ldc, r1 - r0 - im * mr, p.N - jn * nr, kp,
-                     cp, apack.data() + im * mr * kcw, ars, bp + jn * nr * kcw,
+                     cp, a_words(im), ars, bp + jn * nr * kcw,
                      e4m3 ? ascales.data() + im * mr * max_chunks : nullptr,
                      e4m3 ? bs + jn * nr * max_chunks : nullptr, p.accumulate || k0 > 0, lim);
       }
@@ -467,9 +481,34 @@ void gemm_lowp_row_blocks(const GemmParams& p, const LowpSpec& spec, int64_t blo
   });
 }
 
+}  // namespace
+
+void gemm_lowp_row_blocks(const GemmParams& p, const LowpSpec& spec, int64_t block_rows,
+                          FunctionRef<void(int64_t r0, int64_t r1, float* rows)> done,
+                          ThreadPool* pool, const LowpMicroKernel* micro) {
+  row_blocks(p, spec, block_rows, done, pool, micro, nullptr);
+}
+
 void gemm_lowp_rows_a(const GemmParams& p, const LowpRowsA& a, const LowpSpec& spec,
                       ThreadPool* pool, const LowpMicroKernel* micro) {
-  run_gemm(p, spec, pool, micro, &a);
+  // Row blocks: B packed once over all of K, then each task takes a block of C's rows through
+  // every K block while they stay in its cache (a head's input gradient has 16 K blocks, each
+  // a pack and a pass over all of C in the per-K-block form). Blocks of up to 64 rows, smaller
+  // when that leaves fewer than four per thread (a weight gradient's M is a weight's rows).
+  // A product of fewer rows than 512 or 256 per thread (a weight gradient of a small weight:
+  // its tiles over N balance better), or whose B would take more than kRowBlocksMaxPackBytes
+  // packed whole, keeps the per-K-block form (bench_train_gemm bf16_rounded_dy_*: M 4096 and
+  // 2048 +7-24%, M 768 about even, M 128 4-18% slower).
+  if (!pool) pool = &ThreadPool::global();
+  const LowpMicroKernel& mk = micro ? *micro : lowp_micro_active();
+  const int64_t threads = pool->size(), mr = mk.mr, nr = mk.nr;
+  const int64_t b_bytes = (p.N + nr - 1) / nr * nr * ((p.K + 1) / 2) * mk.pair_words * 4;
+  if (p.M < std::max<int64_t>(512, 256 * threads) || b_bytes > kRowBlocksMaxPackBytes)
+    return run_gemm(p, spec, pool, micro, &a);
+  const int64_t per_task = (p.M + 4 * threads - 1) / (4 * threads);
+  const int64_t block_rows = std::clamp<int64_t>((per_task + mr - 1) / mr * mr, mr, 64);
+  row_blocks(
+      p, spec, block_rows, [](int64_t, int64_t, float*) {}, pool, micro, &a);
 }
 
 void lowp_pack_b(const float* B, int64_t ldb, bool trans_b, int64_t n, int64_t k, LowpPackedB& out,

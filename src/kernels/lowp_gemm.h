@@ -195,7 +195,9 @@ bool lowp_rows_a_supported(const LowpSpec& spec, const LowpMicroKernel* micro = 
 void lowp_bf16_layouts(const Bf16Layouts& job, const LowpMicroKernel* micro = nullptr);
 // gemm_lowp with A already in bf16 (p.A, p.lda and p.trans_a unused): no packing of A, and the
 // same sums in the same order as gemm_lowp on the f32 A those words were rounded from. Needs
-// lowp_rows_a_supported.
+// lowp_rows_a_supported. With M at least 512 and 256 per thread, B is packed once over all of K
+// (up to 64 MB) and each task carries a block of C's rows through every K block, as
+// gemm_lowp_row_blocks does; shorter products run as gemm_lowp does.
 void gemm_lowp_rows_a(const GemmParams& p, const LowpRowsA& a, const LowpSpec& spec,
                       ThreadPool* pool = nullptr, const LowpMicroKernel* micro = nullptr);
 

@@ -461,11 +461,17 @@ TEST(LowpGemm, Bf16LayoutsEqualTheReference) {
 }
 
 // A from either bf16 layout gives the bits of the GEMM that packs the f32 A itself: every case
-// (transposed A from the pairs layout, padded rows, odd K, several K blocks), any thread count.
+// (transposed A from the pairs layout, padded rows, odd K), any thread count; products too short
+// for the row-block driver and, past 512 rows, through it, with K in one block and (packs past
+// 2 MB) in five.
 TEST(LowpGemm, RowsAGemmEqualsThePackingGemm) {
+  std::vector<Case> cases(std::begin(kCases), std::end(kCases));
+  cases.push_back({1000, 64, 1100, true, false, true});
+  cases.push_back({999, 70, 1101, false, true, false});
+  cases.push_back({777, 45, 261, true, true, true});
   for (const LowpMicroKernel* mk : micro_kernels()) {
     if (!lowp_rows_a_supported({}, mk)) continue;
-    for (const Case& c : kCases) {
+    for (const Case& c : cases) {
       const Operands o = make(c, 23);
       const int64_t stride = (c.K + 1) / 2 + 16,
                     padded = (c.M + kLowpRowsPad - 1) / kLowpRowsPad * kLowpRowsPad;

@@ -30,10 +30,13 @@ void train_gemm(const Linear& w, const kernels::GemmParams& p, kernels::LowpPass
   s.b_group = weight_grad ? kernels::Fp8Group::tile : kernels::Fp8Group::block;
   if (s.format == kernels::LowpFormat::e4m3 && !(s.fp8_passes & pass))
     s.format = kernels::LowpFormat::bf16;  // the ablation: this pass in bf16
-  if (p.trans_a) return kernels::gemm_lowp(p, s, &pool);
-  // A in rows (the forward's activations, an input gradient's dy): B packed once over all of
-  // K, then each thread packs a block of A's rows and multiplies it at once, while it is in its
-  // caches: one fork-join per phase instead of two per K block, the same sums as gemm_lowp.
+  // A in rows (the forward's activations, an input gradient's dy) with two blocks per thread:
+  // B packed once over all of K (up to 64 MB of it), then each thread packs a block of A's rows
+  // and multiplies it at once, while it is in its caches: one fork-join per phase instead of
+  // two per K block, the same sums as gemm_lowp.
+  const bool row_blocked = !p.trans_a && p.M >= 2 * kRowBlock * pool.size() &&
+                           p.N * p.K * int64_t(sizeof(uint16_t)) <= (int64_t(64) << 20);
+  if (!row_blocked) return kernels::gemm_lowp(p, s, &pool);
   kernels::gemm_lowp_row_blocks(
       p, s, kRowBlock, [](int64_t, int64_t, float*) {}, &pool);
 }
