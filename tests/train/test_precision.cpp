@@ -157,8 +157,9 @@ TEST(Precision, Fp8PassesSwitchKeepsOnlyTheNamedGemmsInE4m3) {
   EXPECT_EQ(forward_with(&backward_only), bf16);
 }
 
-// In bf16 the heads' logit gradient and the MLPs' gate/up and down gradients are rounded once
-// into both GEMM layouts (Bf16Grad: loss_grad.cpp, mlp_grad.cpp); with weight gradients
+// In bf16 the heads' logit gradient, the MLPs' gate/up and down gradients and the attention
+// projections' and MTP projection's output gradients are rounded once into both GEMM layouts
+// (Bf16Grad: loss_grad.cpp, mlp_grad.cpp, linear_bwd); with weight gradients
 // deferred each GEMM packs the f32 gradient instead. Both give the same loss and every gradient
 // to the bit (the model has a dense MLP, routed and shared experts, and an MTP head).
 TEST(Precision, Bf16GradientsRoundedOnceEqualThePackingPath) {

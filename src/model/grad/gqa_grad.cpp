@@ -41,9 +41,8 @@ void gqa_bwd(const GqaContext& ctx, const GqaWeights& w, GqaWeights& g, const fl
   ThreadPool& pool = *ctx.pool;
   const int64_t N = ctx.B * ctx.T, H = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const int64_t hd = c.head_dim, group = H / Hkv;
-  linear_bwd_weight(g.o_proj, dout, s.o.data(), N, pool);
-  float* d_o = s.o.data();
-  linear_bwd_input(w.o_proj, dout, N, d_o, false, pool);
+  float* d_o = s.o.data();  // o is consumed: its buffer takes dO
+  linear_bwd(w.o_proj, g.o_proj, dout, s.o.data(), N, d_o, false, pool);
   float* dq = take(s.dq, N * H * hd);
   float* dk = take(s.dk, N * H * hd);
   float* dv = take(s.dv, N * H * hd);

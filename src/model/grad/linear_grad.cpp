@@ -260,6 +260,23 @@ void linear_bwd_bf16(const Linear& w, Linear& dw, const Bf16Grad& dy, const floa
       *w.train_lowp, &pool);
 }
 
+void linear_bwd(const Linear& w, Linear& dw, const float* dy, const float* x, int64_t N, float* dx,
+                bool accumulate, ThreadPool& pool) {
+  if (!bf16_backward_applies(w, dw)) {
+    linear_bwd_weight(dw, dy, x, N, pool);
+    return linear_bwd_input(w, dy, N, dx, accumulate, pool);
+  }
+  const int64_t rows = w.view.rows;
+  const Bf16Grad rounded(N, rows);
+  pool.parallel_for((N + kBf16GradBlock - 1) / kBf16GradBlock, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t blk = b; blk < e; ++blk) {
+      const int64_t n0 = blk * kBf16GradBlock;
+      rounded.round(dy + n0 * rows, rows, n0, std::min(N, n0 + kBf16GradBlock));
+    }
+  });
+  linear_bwd_bf16(w, dw, rounded, x, N, dx, accumulate, pool);
+}
+
 void linear_bwd_weight(Linear& dw, const float* dy, const float* x, int64_t N, ThreadPool& pool,
                        int64_t lddy, int64_t ldx) {
   if (active_deferral) return active_deferral->record(dw, dy, x, N, lddy, ldx);

@@ -71,6 +71,12 @@ constexpr int64_t kBf16GradBlock = 32;
 void linear_bwd_bf16(const Linear& w, Linear& dw, const Bf16Grad& dy, const float* x, int64_t N,
                      float* dx, bool accumulate, ThreadPool& pool);
 
+// linear_bwd_weight then linear_bwd_input (dx (+)= dy·W), every matrix at its default stride; where
+// bf16_backward_applies, dy is rounded once (a Bf16Grad of this thread's) for both GEMMs instead
+// of packed by each: the same bits. dx may be x's storage (the weight gradient reads x first).
+void linear_bwd(const Linear& w, Linear& dw, const float* dy, const float* x, int64_t N, float* dx,
+                bool accumulate, ThreadPool& pool);
+
 // While one lives on a thread, the seconds linear_bwd_weight spends on that thread (nested in
 // any other phase or not): the W of a pipeline chunk, measured as a whole backward runs
 // (train/pipeline_costs.h). Calls on pool workers are not seen: measure with one thread.

@@ -102,9 +102,8 @@ void mla_bwd(const MlaContext& ctx, const MlaWeights& w, MlaWeights& g, const fl
   float* dqa = m.rq > 0 ? take(s.dqa, m.N * lqa) : nullptr;
   float* dkva = joint ? dqa + m.rq : take(s.dkva, m.N * la);
   // o_proj
-  linear_bwd_weight(g.o_proj, dout, s.o.data(), m.N, pool);
   float* d_o = s.o.data();  // o is consumed: its buffer takes dO
-  linear_bwd_input(w.o_proj, dout, m.N, d_o, false, pool);
+  linear_bwd(w.o_proj, g.o_proj, dout, s.o.data(), m.N, d_o, false, pool);
   // attention
   float* dq = take(s.dq, m.N * m.H * m.dq);
   float* dk = take(s.dk, m.N * m.H * m.dq);
@@ -127,9 +126,8 @@ void mla_bwd(const MlaContext& ctx, const MlaWeights& w, MlaWeights& g, const fl
     }
   });
   ctx.rope->backward(dkva + m.rkv, m.N, lka, pool);
-  linear_bwd_weight(g.kv_b_proj, dkv, s.c.data(), m.N, pool);
   float* dc = take(s.dc, m.N * m.rkv);
-  linear_bwd_input(w.kv_b_proj, dkv, m.N, dc, false, pool);
+  linear_bwd(w.kv_b_proj, g.kv_b_proj, dkv, s.c.data(), m.N, dc, false, pool);
   rmsnorm_bwd(dc, kva, w.kv_a_layernorm.ptr(), s.c_rstd.data(), dkva, false,
               g.kv_a_layernorm.data.data_as<float>(), m.N, m.rkv, pool, lka, lka);
   if (!joint) {
@@ -139,9 +137,8 @@ void mla_bwd(const MlaContext& ctx, const MlaWeights& w, MlaWeights& g, const fl
   // queries
   ctx.rope->backward(dq + m.dn, m.N, m.H * m.dq, pool, m.H, m.dq);
   if (m.rq > 0) {
-    linear_bwd_weight(g.q_b_proj, dq, s.qa_norm.data(), m.N, pool);
     float* dqn = s.qa_norm.data();  // consumed: reuse for its gradient
-    linear_bwd_input(w.q_b_proj, dq, m.N, dqn, false, pool);
+    linear_bwd(w.q_b_proj, g.q_b_proj, dq, s.qa_norm.data(), m.N, dqn, false, pool);
     rmsnorm_bwd(dqn, qa, w.q_a_layernorm.ptr(), s.qa_rstd.data(), dqa, false,
                 g.q_a_layernorm.data.data_as<float>(), m.N, m.rq, pool, lqa, lqa);
     if (joint) {
@@ -150,19 +147,17 @@ void mla_bwd(const MlaContext& ctx, const MlaWeights& w, MlaWeights& g, const fl
       Linear* joint_grad = nullptr;
       if (!active_weight_grad_deferral()) joint_grad = joint_rows(g.q_a_proj, g.kv_a_proj_with_mqa);
       if (joint_grad) {
-        linear_bwd_weight(*joint_grad, dqa, x, m.N, pool);
+        linear_bwd(*joint, *joint_grad, dqa, x, m.N, dx, false, pool);
       } else {
         linear_bwd_weight(g.q_a_proj, dqa, x, m.N, pool, lj);
         linear_bwd_weight(g.kv_a_proj_with_mqa, dkva, x, m.N, pool, lj);
+        linear_bwd_input(*joint, dqa, m.N, dx, false, pool);
       }
-      linear_bwd_input(*joint, dqa, m.N, dx, false, pool);
     } else {
-      linear_bwd_weight(g.q_a_proj, dqa, x, m.N, pool);
-      linear_bwd_input(w.q_a_proj, dqa, m.N, dx, true, pool);
+      linear_bwd(w.q_a_proj, g.q_a_proj, dqa, x, m.N, dx, true, pool);
     }
   } else {
-    linear_bwd_weight(g.q_proj, dq, x, m.N, pool);
-    linear_bwd_input(w.q_proj, dq, m.N, dx, true, pool);
+    linear_bwd(w.q_proj, g.q_proj, dq, x, m.N, dx, true, pool);
   }
 }
 

@@ -73,21 +73,7 @@ void mlp_bwd(const MlpWeights& w, MlpWeights& gw, const float* x, const float* d
   const int64_t ld = at.ld;
   float *g = at.gate, *u = at.up, *a = at.act;
   float* da = a;  // act is no longer needed after the weight gradient: it takes its gradient
-  if (bf16_backward_applies(w.down_proj, gw.down_proj)) {
-    // dy rounded once for both GEMMs instead of packed by each.
-    const Bf16Grad rounded(N, w.down_proj.view.rows);
-    const int64_t d = w.down_proj.view.rows;
-    pool.parallel_for((N + kBf16GradBlock - 1) / kBf16GradBlock, 1, [&](int64_t b, int64_t e, int) {
-      for (int64_t blk = b; blk < e; ++blk) {
-        const int64_t n0 = blk * kBf16GradBlock;
-        rounded.round(dy + n0 * d, d, n0, std::min(N, n0 + kBf16GradBlock));
-      }
-    });
-    linear_bwd_bf16(w.down_proj, gw.down_proj, rounded, a, N, da, false, pool);
-  } else {
-    linear_bwd_weight(gw.down_proj, dy, a, N, pool);
-    linear_bwd_input(w.down_proj, dy, N, da, false, pool);
-  }
+  linear_bwd(w.down_proj, gw.down_proj, dy, a, N, da, false, pool);
   // The gradients' joint view, when they are laid out as the weights are; a deferred weight
   // gradient (pipeline W pass) keeps a pointer to its Linear, so it takes the two halves.
   Linear* joint_grad = nullptr;

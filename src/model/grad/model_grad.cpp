@@ -239,9 +239,8 @@ void ModelGrad::backward(const ModelWeights& w, ModelWeights& g, ThreadPool& poo
       rmsnorm_bwd(s.dhk.data(), s.z_out.data(), m.shared_head_norm.ptr(), s.hk_rstd.data(), dz,
                   false, gm.shared_head_norm.data.data_as<float>(), N, d, pool);
       block_bwd(bctx, m.block, gm.block, dz, s.block);
-      linear_bwd_weight(gm.eh_proj, dz, s.cat.data(), N, pool);
       float* dcat = s.cat.data();  // consumed: its buffer takes the gradient
-      linear_bwd_input(m.eh_proj, dz, N, dcat, false, pool);
+      linear_bwd(m.eh_proj, gm.eh_proj, dz, s.cat.data(), N, dcat, false, pool);
       float* de = s.z.data();  // free since the block ran: the embedding half's gradient
       rmsnorm_bwd(dcat, s.e.data(), m.enorm.ptr(), s.e_rstd.data(), de, false,
                   gm.enorm.data.data_as<float>(), N, d, pool, d, d, 2 * d);
