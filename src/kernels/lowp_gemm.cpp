@@ -23,6 +23,14 @@ constexpr int64_t kWholeKPackBytes = int64_t(2) << 20;
 // The most a row-blocked product packs of B at once (all of it, over all of K).
 constexpr int64_t kRowBlocksMaxPackBytes = int64_t(64) << 20;
 
+// Grows v to at least n elements, never shrinks it: a std::vector shrunk by one call and grown
+// back by the next value-initialises the regrown part (megabytes of memset per GEMM when a
+// small product comes between two large ones).
+template <class T>
+void at_least(std::vector<T>& v, int64_t n) {
+  if (v.size() < size_t(n)) v.resize(size_t(n));
+}
+
 void micro_scalar(int64_t kp, int64_t cp, const uint32_t* a, int64_t ars, const uint32_t* b,
                   const float* sa, const float* sb, float* c, int64_t ldc, bool accumulate,
                   bool limited14) {
@@ -206,8 +214,11 @@ void run_tile(const LowpMicroKernel& mk, float* c, int64_t ldc, int64_t rows, in
               const float* sa, const float* sb, bool acc, bool lim) {
   rows = std::min<int64_t>(rows, mk.mr), cols = std::min<int64_t>(cols, mk.nr);
   if (rows == mk.mr && cols == mk.nr) return mk.run(kp, cp, pa, ars, pb, sa, sb, c, ldc, acc, lim);
-  float tmp[32 * 64] = {};  // finite values in the lanes nobody reads
   TERN_CHECK(mk.mr * mk.nr <= 32 * 64);
+  alignas(64) float tmp[32 * 64];
+  // Only the tile's mr x nr lanes (1 KB for 8 x 32, not the whole 8 KB: partial tiles come once
+  // per column panel of every expert and attention block); those nobody reads stay finite.
+  std::fill_n(tmp, mk.mr * mk.nr, 0.0f);
   if (acc)
     for (int64_t i = 0; i < rows; ++i) std::copy_n(c + i * ldc, cols, tmp + i * mk.nr);
   mk.run(kp, cp, pa, ars, pb, sa, sb, tmp, mk.nr, acc, lim);
@@ -306,8 +317,8 @@ void run_gemm(const GemmParams& p, const LowpSpec& spec, ThreadPool* pool,
   const int64_t kcw = plan.kc / 2 * pw,
                 max_chunks = e4m3 ? (plan.kc + plan.chunk - 1) / plan.chunk : 0;
   const int64_t a_words = pre ? 0 : m_panels * mr * kcw;
-  ws.packs.resize(size_t(a_words + n_panels * nr * kcw));
-  ws.scales.resize(size_t((m_panels * mr + n_panels * nr) * max_chunks));
+  at_least(ws.packs, a_words + n_panels * nr * kcw);
+  at_least(ws.scales, (m_panels * mr + n_panels * nr) * max_chunks);
   uint32_t* ap = ws.packs.data();
   uint32_t* bp = ap + a_words;
   float* as = ws.scales.data();
@@ -405,7 +416,7 @@ void row_blocks(const GemmParams& p, const LowpSpec& spec, int64_t block_rows,
   const auto block_c = [&](int64_t r0) {
     if (p.C) return p.C + r0 * p.ldc;
     thread_local std::vector<float> own;
-    own.resize(size_t(block_rows * p.ldc));
+    at_least(own, block_rows * p.ldc);
     return own.data();
   };
   if (p.N == 0 || p.K == 0) {
@@ -431,8 +442,8 @@ void row_blocks(const GemmParams& p, const LowpSpec& spec, int64_t block_rows,
   const int64_t max_chunks = e4m3 ? (plan.kc + plan.chunk - 1) / plan.chunk : 0;
   // All of B once, block by block of K; each thread packs its rows of A.
   const int64_t b_block = n_panels * nr * kcw, bs_block = n_panels * nr * max_chunks;
-  ws.packs.resize(size_t(k_blocks * b_block));
-  ws.scales.resize(size_t(k_blocks * bs_block));
+  at_least(ws.packs, k_blocks * b_block);
+  at_least(ws.scales, k_blocks * bs_block);
   uint32_t* const b_packs = ws.packs.data();  // this thread's workspace, shared by the workers
   float* const b_scales = ws.scales.data();
   pool->parallel_for(k_blocks * n_panels, 1, [&](int64_t lo, int64_t hi, int) {
@@ -448,8 +459,8 @@ void row_blocks(const GemmParams& p, const LowpSpec& spec, int64_t block_rows,
     thread_local std::vector<uint32_t> apack;
     thread_local std::vector<float> ascales;
     const int64_t panels = block_rows / mr;
-    apack.resize(size_t(pre ? 0 : panels * mr * kcw));
-    ascales.resize(size_t(panels * mr * max_chunks));
+    at_least(apack, pre ? 0 : panels * mr * kcw);
+    at_least(ascales, panels * mr * max_chunks);
     for (int64_t blk = lo; blk < hi; ++blk) {
       const int64_t r0 = blk * block_rows, r1 = std::min(p.M, r0 + block_rows);
       const int64_t m_panels = (r1 - r0 + mr - 1) / mr, first = r0 / mr;

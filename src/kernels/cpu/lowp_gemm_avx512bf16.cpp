@@ -116,8 +116,9 @@ void pack_k_contiguous(const LowpPanel& j) {
   const int64_t kp = (j.kb + 1) / 2;
   thread_local std::vector<uint32_t> words;
   thread_local std::vector<float> row;
-  words.resize(size_t(j.w * kp));
-  row.resize(size_t(2 * kp + 32));
+  // Grown only: a vector shrunk and regrown zero-fills the regrown part on every panel.
+  if (words.size() < size_t(j.w * kp)) words.resize(size_t(j.w * kp));
+  if (row.size() < size_t(2 * kp + 32)) row.resize(size_t(2 * kp + 32));
   const int64_t chunks = j.e4m3 ? (j.kb + j.chunk - 1) / j.chunk : 0, kbase = j.k0 / j.chunk;
   for (int64_t i = 0; i < j.w; ++i) {
     uint32_t* wi = j.rows_layout ? j.dst + i * kp : words.data() + i * kp;

@@ -231,7 +231,9 @@ Bf16Grad::Bf16Grad(int64_t N, int64_t cols) : cols_(cols) {
   rows_stride_ = padded((cols + 1) / 2, 16) + 16;
   pairs_stride_ = padded((N + 1) / 2, 16) + 16;
   const auto aligned = [](std::vector<uint32_t>& v, int64_t words) {
-    v.resize(size_t(words + 16));
+    // Grown only: the head's gradient and an MLP's take turns, and a vector shrunk by one and
+    // regrown by the other zero-fills tens of megabytes.
+    if (v.size() < size_t(words + 16)) v.resize(size_t(words + 16));
     return v.data() + (16 - reinterpret_cast<uintptr_t>(v.data()) / 4 % 16) % 16;
   };
   thread_local std::vector<uint32_t> rows_words, pairs_words;
