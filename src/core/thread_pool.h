@@ -5,8 +5,9 @@
 // second model computes): their loops take turns, each still spread over every worker.
 // Shaped for kernels: no allocation per call, the caller thread works too, pieces of the range
 // are claimed from an atomic counter (a thread slowed by the host or a longer piece does not
-// hold the others up), and idle workers spin briefly before sleeping, so the hundreds of small
-// loops of one decode step do not each pay a futex wake-up.
+// hold the others up), and idle workers poll before sleeping (50 us spinning, then up to 1 ms
+// yielding the CPU between polls), so the hundreds of small loops of a decode or training step
+// do not each pay a futex wake-up.
 #pragma once
 
 #include <atomic>
