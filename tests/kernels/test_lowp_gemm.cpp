@@ -302,7 +302,8 @@ TEST(LowpGemm, DeepProductsCutIntoKBlocksMatchTheReference) {
 }
 
 // Each SIMD packer writes the same words and scales as the scalar one, for both layouts, bf16
-// and e4m3 (tile and block scales), partial panels and odd depths.
+// and e4m3 (tile and block scales), partial panels, odd depths and panel widths that are and
+// are not multiples of 16.
 TEST(LowpGemm, SimdPackersEqualTheReference) {
   std::mt19937 rng(9);
   std::normal_distribution<float> n(0.0f, 3.0f);
@@ -314,32 +315,33 @@ TEST(LowpGemm, SimdPackersEqualTheReference) {
   for (const LowpMicroKernel* mk : micro_kernels())
     for (int layout = 0; layout < 3; ++layout)  // k-contiguous, k-contiguous as rows, strided
       for (int fmt = 0; fmt < 4; ++fmt)         // bf16, e4m3 tiles, e4m3 blocks, e4m3 tiles pow2
-        for (int64_t rows : {int64_t(mk->mr), int64_t(3)})
-          for (int64_t kb : {int64_t(256), int64_t(131), int64_t(7)}) {
-            const int w = mk->nr;
-            LowpPanel j{};
-            const bool contiguous = layout < 2;
-            j.p = x.data(), j.ld = 400, j.k_contiguous = contiguous, j.i0 = 5, j.rows = rows;
-            j.rows_layout = layout == 1;
-            j.w = w, j.k0 = 128, j.kb = kb, j.e4m3 = fmt > 0, j.pow2 = fmt == 3, j.chunk = 128;
-            j.grid = fmt == 2 ? grid.data() : nullptr, j.grid_k = 3;
-            const int64_t kp = (kb + 1) / 2;
-            std::vector<uint32_t> d1(size_t(kp * w), 7), d2(size_t(kp * w * mk->pair_words), 7);
-            std::vector<float> s1(size_t(2 * w), -1), s2(s1);
-            j.dst = d1.data(), j.scales = s1.data();
-            lowp_pack_ref(j);
-            d1 = as_pair_words(d1, mk->pair_words, w, kp, j.rows_layout);
-            j.dst = d2.data(), j.scales = s2.data();
-            mk->pack(j);
-            size_t bad = 0;
-            while (bad < d1.size() && d1[bad] == d2[bad]) ++bad;
-            ASSERT_EQ(d1, d2) << "first difference at word " << bad << ": " << mk->name
-                              << " layout " << layout << " fmt " << fmt << " rows " << rows
-                              << " kb " << kb;
-            if (fmt > 0) {
-              ASSERT_EQ(s1, s2) << mk->name;
+        for (int64_t rows : {int64_t(mk->mr), int64_t(3), int64_t(20)})
+          for (int64_t kb : {int64_t(256), int64_t(131), int64_t(7)})
+            for (const int w : {mk->nr, mk->mr, 24}) {  // B panels, A panels, 16 + a remainder
+              if (rows > w) continue;
+              LowpPanel j{};
+              const bool contiguous = layout < 2;
+              j.p = x.data(), j.ld = 400, j.k_contiguous = contiguous, j.i0 = 5, j.rows = rows;
+              j.rows_layout = layout == 1;
+              j.w = w, j.k0 = 128, j.kb = kb, j.e4m3 = fmt > 0, j.pow2 = fmt == 3, j.chunk = 128;
+              j.grid = fmt == 2 ? grid.data() : nullptr, j.grid_k = 3;
+              const int64_t kp = (kb + 1) / 2;
+              std::vector<uint32_t> d1(size_t(kp * w), 7), d2(size_t(kp * w * mk->pair_words), 7);
+              std::vector<float> s1(size_t(2 * w), -1), s2(s1);
+              j.dst = d1.data(), j.scales = s1.data();
+              lowp_pack_ref(j);
+              d1 = as_pair_words(d1, mk->pair_words, w, kp, j.rows_layout);
+              j.dst = d2.data(), j.scales = s2.data();
+              mk->pack(j);
+              size_t bad = 0;
+              while (bad < d1.size() && d1[bad] == d2[bad]) ++bad;
+              ASSERT_EQ(d1, d2) << "first difference at word " << bad << ": " << mk->name
+                                << " layout " << layout << " fmt " << fmt << " rows " << rows
+                                << " kb " << kb;
+              if (fmt > 0) {
+                ASSERT_EQ(s1, s2) << mk->name;
+              }
             }
-          }
 }
 
 // Each sweep (the scalar one and the SIMD one) writes, for every panel, the words the per-panel
