@@ -504,12 +504,11 @@ void gemm_lowp_rows_a(const GemmParams& p, const LowpRowsA& a, const LowpSpec& s
                       ThreadPool* pool, const LowpMicroKernel* micro) {
   // Row blocks: B packed once over all of K, then each task takes a block of C's rows through
   // every K block while they stay in its cache (a head's input gradient has 16 K blocks, each
-  // a pack and a pass over all of C in the per-K-block form). Blocks of up to 64 rows, smaller
-  // when that leaves fewer than four per thread (a weight gradient's M is a weight's rows).
-  // A product of fewer rows than 512 or 256 per thread (a weight gradient of a small weight:
-  // its tiles over N balance better), or whose B would take more than kRowBlocksMaxPackBytes
-  // packed whole, keeps the per-K-block form (bench_train_gemm bf16_rounded_dy_*: M 4096 and
-  // 2048 +7-24%, M 768 about even, M 128 4-18% slower).
+  // a pack and a pass over all of C in the per-K-block form); blocks of up to 64 rows, at least
+  // four per thread. A product of fewer rows than 512 or 256 per thread (a weight gradient of a
+  // small weight: its tiles over N balance better), or whose B would take more than
+  // kRowBlocksMaxPackBytes packed whole, keeps the per-K-block form (bench_train_gemm
+  // bf16_rounded_dy_*: M 4096 and 2048 +7-24%, M 768 about even, M 128 4-18% slower).
   if (!pool) pool = &ThreadPool::global();
   const LowpMicroKernel& mk = micro ? *micro : lowp_micro_active();
   const int64_t threads = pool->size(), mr = mk.mr, nr = mk.nr;

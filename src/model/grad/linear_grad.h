@@ -71,9 +71,10 @@ constexpr int64_t kBf16GradBlock = 32;
 void linear_bwd_bf16(const Linear& w, Linear& dw, const Bf16Grad& dy, const float* x, int64_t N,
                      float* dx, bool accumulate, ThreadPool& pool);
 
-// linear_bwd_weight then linear_bwd_input (dx (+)= dy·W), every matrix at its default stride; where
-// bf16_backward_applies, dy is rounded once (a Bf16Grad of this thread's) for both GEMMs instead
-// of packed by each: the same bits. dx may be x's storage (the weight gradient reads x first).
+// linear_bwd_weight then linear_bwd_input (dx (+)= dy·W), every matrix at its default stride;
+// where bf16_backward_applies, dy is rounded once (a Bf16Grad of this thread's) for both GEMMs
+// instead of packed by each: the same bits. dx may be x's storage (the weight gradient reads x
+// first).
 void linear_bwd(const Linear& w, Linear& dw, const float* dy, const float* x, int64_t N, float* dx,
                 bool accumulate, ThreadPool& pool);
 
