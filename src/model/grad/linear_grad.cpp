@@ -270,12 +270,16 @@ void linear_bwd(const Linear& w, Linear& dw, const float* dy, const float* x, in
   }
   const int64_t rows = w.view.rows;
   const Bf16Grad rounded(N, rows);
-  pool.parallel_for((N + kBf16GradBlock - 1) / kBf16GradBlock, 1, [&](int64_t b, int64_t e, int) {
-    for (int64_t blk = b; blk < e; ++blk) {
-      const int64_t n0 = blk * kBf16GradBlock;
-      rounded.round(dy + n0 * rows, rows, n0, std::min(N, n0 + kBf16GradBlock));
-    }
-  });
+  {
+    // Timed as input-gradient work (--profile): it replaces the packing both GEMMs did.
+    const phase::Scope timer(phase::linear_input_grad);
+    pool.parallel_for((N + kBf16GradBlock - 1) / kBf16GradBlock, 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t blk = b; blk < e; ++blk) {
+        const int64_t n0 = blk * kBf16GradBlock;
+        rounded.round(dy + n0 * rows, rows, n0, std::min(N, n0 + kBf16GradBlock));
+      }
+    });
+  }
   linear_bwd_bf16(w, dw, rounded, x, N, dx, accumulate, pool);
 }
 
