@@ -500,6 +500,12 @@ void gemm_lowp_row_blocks(const GemmParams& p, const LowpSpec& spec, int64_t blo
   row_blocks(p, spec, block_rows, done, pool, micro, nullptr);
 }
 
+bool lowp_row_blocks_pack_fits(const GemmParams& p, const LowpMicroKernel* micro) {
+  const LowpMicroKernel& mk = micro ? *micro : lowp_micro_active();
+  const int64_t nr = mk.nr;
+  return (p.N + nr - 1) / nr * nr * ((p.K + 1) / 2) * mk.pair_words * 4 <= kRowBlocksMaxPackBytes;
+}
+
 void gemm_lowp_rows_a(const GemmParams& p, const LowpRowsA& a, const LowpSpec& spec,
                       ThreadPool* pool, const LowpMicroKernel* micro) {
   // Row blocks: B packed once over all of K, then each task takes a block of C's rows through
@@ -511,9 +517,8 @@ void gemm_lowp_rows_a(const GemmParams& p, const LowpRowsA& a, const LowpSpec& s
   // bf16_rounded_dy_*: M 4096 and 2048 +7-24%, M 768 about even, M 128 4-18% slower).
   if (!pool) pool = &ThreadPool::global();
   const LowpMicroKernel& mk = micro ? *micro : lowp_micro_active();
-  const int64_t threads = pool->size(), mr = mk.mr, nr = mk.nr;
-  const int64_t b_bytes = (p.N + nr - 1) / nr * nr * ((p.K + 1) / 2) * mk.pair_words * 4;
-  if (p.M < std::max<int64_t>(512, 256 * threads) || b_bytes > kRowBlocksMaxPackBytes)
+  const int64_t threads = pool->size(), mr = mk.mr;
+  if (p.M < std::max<int64_t>(512, 256 * threads) || !lowp_row_blocks_pack_fits(p, &mk))
     return run_gemm(p, spec, pool, micro, &a);
   const int64_t per_task = (p.M + 4 * threads - 1) / (4 * threads);
   const int64_t block_rows = std::clamp<int64_t>((per_task + mr - 1) / mr * mr, mr, 64);

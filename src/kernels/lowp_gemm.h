@@ -187,6 +187,11 @@ void gemm_lowp_row_blocks(const GemmParams& p, const LowpSpec& spec, int64_t blo
                           FunctionRef<void(int64_t r0, int64_t r1, float* rows)> done,
                           ThreadPool* pool = nullptr, const LowpMicroKernel* micro = nullptr);
 
+// Whether all of p's B, packed over all of K for the row-block driver on the micro-kernel (the
+// active one when null), stays within the 64 MB that driver allows itself; callers choosing it
+// for their products keep to this bound.
+bool lowp_row_blocks_pack_fits(const GemmParams& p, const LowpMicroKernel* micro = nullptr);
+
 // Whether gemm_lowp_rows_a runs for `spec` on the micro-kernel (the active one when null):
 // bf16 inputs on a kernel that reads A as rows of bf16 pairs.
 bool lowp_rows_a_supported(const LowpSpec& spec, const LowpMicroKernel* micro = nullptr);

@@ -34,8 +34,8 @@ void train_gemm(const Linear& w, const kernels::GemmParams& p, kernels::LowpPass
   // B packed once over all of K (up to 64 MB of it), then each thread packs a block of A's rows
   // and multiplies it at once, while it is in its caches: one fork-join per phase instead of
   // two per K block, the same sums as gemm_lowp.
-  const bool row_blocked = !p.trans_a && p.M >= 2 * kRowBlock * pool.size() &&
-                           p.N * p.K * int64_t(sizeof(uint16_t)) <= (int64_t(64) << 20);
+  const bool row_blocked =
+      !p.trans_a && p.M >= 2 * kRowBlock * pool.size() && kernels::lowp_row_blocks_pack_fits(p);
   if (!row_blocked) return kernels::gemm_lowp(p, s, &pool);
   kernels::gemm_lowp_row_blocks(
       p, s, kRowBlock, [](int64_t, int64_t, float*) {}, &pool);
